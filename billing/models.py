@@ -1,0 +1,1 @@
+"""Reserved for the billing app; its models arrive with its issue."""

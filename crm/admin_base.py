@@ -1,0 +1,86 @@
+"""What every admin of a scoped model shares: the scope, a paginator that never counts a big table, and
+a unit filter that lists only the units the staff member may see."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin
+from django.core.paginator import Paginator
+from django.utils.functional import cached_property
+from django.utils.translation import gettext_lazy as _
+
+from crm import db
+from crm.models import Unit
+
+
+class EstimatedCountPaginator(Paginator):
+    """Counts exactly only what is cheap to count.
+
+    On PostgreSQL an unfiltered table is counted from ``pg_class.reltuples`` and a filtered one from the
+    planner's estimate; only when the estimate is small (under ``TONGDAI_EXACT_COUNT_LIMIT``) is a real
+    ``COUNT(*)`` run. On SQLite (small, embedded) it counts exactly.
+    """
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        if not hasattr(queryset, "query") or not db.is_postgres():
+            return super().count
+        limit = settings.TONGDAI_EXACT_COUNT_LIMIT
+        if not queryset.query.where:
+            estimate = db.estimated_row_count(queryset.model._meta.db_table)
+        else:
+            estimate = db.estimated_query_count(queryset)
+        if estimate is None or estimate < limit:
+            return super().count
+        self.estimated = True
+        return estimate
+
+
+class ScopedUnitFilter(admin.SimpleListFilter):
+    """Filter by unit, offering only the units the user may see."""
+
+    title = _("unit")
+    parameter_name = "unit"
+    unit_path = "unit"
+
+    def lookups(self, request, model_admin):
+        units = Unit.objects.for_user(request.user).only("id", "code", "name").order_by("code")
+        return [(str(u.pk), f"{u.code} – {u.name}") for u in units]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value and value.isdigit():
+            return queryset.filter(**{self.unit_path: int(value)})
+        return queryset
+
+
+class ScopedAdmin(admin.ModelAdmin):
+    """Admin of a model whose manager is a ``ScopedQuerySet``: every list, form and lookup is scoped."""
+
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    list_per_page = 50
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).for_user(request.user)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        related = db_field.remote_field.model
+        manager = related._default_manager
+        if hasattr(manager, "for_user") and "queryset" not in kwargs:
+            kwargs["queryset"] = manager.for_user(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class ReadOnlyAdmin(ScopedAdmin):
+    """Records nobody edits by hand (events, history): list and view only."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,58 @@
+"""The seam between PostgreSQL-only speed-ups and the portable code.
+
+Everything that differs between PostgreSQL (production, CI first) and SQLite (the embedded default) is
+decided here, so callers never test the vendor themselves.
+"""
+
+from __future__ import annotations
+
+from django.db import connection as default_connection
+from django.db.backends.signals import connection_created
+
+
+def is_postgres(connection=None) -> bool:
+    return (connection or default_connection).vendor == "postgresql"
+
+
+def _register_sqlite_functions(sender, connection, **kwargs) -> None:
+    if connection.vendor != "sqlite":
+        return
+    # SQLite's LOWER() folds ASCII only; this one folds Vietnamese capitals too, like PostgreSQL's.
+    connection.connection.create_function("tongdai_lower", 1, _unicode_lower, deterministic=True)
+
+
+def _unicode_lower(value):
+    return value.lower() if isinstance(value, str) else value
+
+
+def install_sqlite_functions() -> None:
+    connection_created.connect(_register_sqlite_functions, dispatch_uid="tongdai_sqlite_functions")
+
+
+def estimated_row_count(table: str, connection=None) -> int | None:
+    """The planner's row estimate for a whole table (PostgreSQL), or None where there is none."""
+    conn = connection or default_connection
+    if not is_postgres(conn):
+        return None
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [table])
+        row = cursor.fetchone()
+    if row is None or row[0] is None or row[0] < 0:
+        return None
+    return int(row[0])
+
+
+def estimated_query_count(queryset) -> int | None:
+    """The planner's estimate of the rows a queryset returns (PostgreSQL), from EXPLAIN, or None."""
+    conn = default_connection
+    if not is_postgres(conn):
+        return None
+    import json
+
+    sql, params = queryset.query.sql_with_params()
+    with conn.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])

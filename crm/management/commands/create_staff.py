@@ -1,0 +1,42 @@
+import getpass
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from crm.models import Role, Unit
+from crm.services import staff_create
+
+
+class Command(BaseCommand):
+    help = "Create a staff member with a role, a badge number and the units they serve."
+
+    def add_arguments(self, parser):
+        parser.add_argument("username")
+        parser.add_argument("--role", required=True, choices=Role.values)
+        parser.add_argument("--badge", required=True)
+        parser.add_argument("--units", default="", help="Comma-separated unit codes, e.g. PE0101,PE0102")
+        parser.add_argument("--name", default="", help="Full name")
+        parser.add_argument("--email", default="")
+
+    def handle(self, *args, username, role, badge, units, name, email, **options):
+        codes = [c.strip().upper() for c in units.split(",") if c.strip()]
+        found = list(Unit.objects.filter(code__in=codes))
+        missing = sorted(set(codes) - {u.code for u in found})
+        if missing:
+            raise CommandError(f"Unknown unit codes: {', '.join(missing)}")
+        password = getpass.getpass("Password: ")
+        first, _, last = name.rpartition(" ")
+        try:
+            staff_create(
+                username=username,
+                password=password,
+                role=role,
+                badge_number=badge,
+                units=found,
+                first_name=first,
+                last_name=last,
+                email=email,
+            )
+        except ValidationError as exc:
+            raise CommandError("; ".join(exc.messages)) from None
+        self.stdout.write(f"Created {username} ({role}) serving {', '.join(codes) or 'no unit'}.")

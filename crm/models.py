@@ -1,0 +1,197 @@
+"""The organisation (corporation → company → unit) and the staff who work in it.
+
+Units are the district power offices (*Điện lực*) that own customers, meters and, later, tickets. Units are
+dated: when two units merge, both old ones get a ``valid_to`` and point at their ``successor``; records keep
+the unit of their time, and the successor's staff still see them (see ``crm.scoping``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from crm.scoping import ScopedQuerySet
+
+UNIT_CODE_VALIDATOR = RegexValidator(
+    r"^[A-Z]{2}[0-9]{4}$", _("A unit code is two capital letters and four digits, e.g. PE0101.")
+)
+COMPANY_CODE_VALIDATOR = RegexValidator(
+    r"^[A-Z]{2}[0-9]{2}$", _("A company code is two capital letters and two digits, e.g. PE01.")
+)
+PREFIX_VALIDATOR = RegexValidator(r"^[A-Z]{2}$", _("A code prefix is two capital letters, e.g. PE."))
+
+
+class DatedQuerySet(ScopedQuerySet):
+    def active_on(self, day: dt.date):
+        return self.filter(Q(valid_from__lte=day), Q(valid_to__isnull=True) | Q(valid_to__gte=day))
+
+    def active(self):
+        from django.utils import timezone
+
+        return self.active_on(timezone.localdate())
+
+
+class Dated(models.Model):
+    valid_from = models.DateField(_("valid from"), default=dt.date(2010, 1, 1))
+    valid_to = models.DateField(_("valid to"), null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(valid_to__isnull=True) | Q(valid_to__gte=models.F("valid_from")),
+                name="%(app_label)s_%(class)s_valid_range",
+            )
+        ]
+
+    def is_active_on(self, day: dt.date) -> bool:
+        return self.valid_from <= day and (self.valid_to is None or day <= self.valid_to)
+
+
+class CorporationQuerySet(DatedQuerySet):
+    scope_path = "companies__units"
+    scope_through_many = True
+
+
+class Corporation(Dated):
+    """One of EVN's five power corporations (EVNNPC, EVNCPC, EVNSPC, EVNHANOI, EVNHCMC)."""
+
+    code = models.CharField(_("code"), max_length=16, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    code_prefix = models.CharField(
+        _("code prefix"),
+        max_length=2,
+        unique=True,
+        validators=[PREFIX_VALIDATOR],
+        help_text=_("First two letters of the codes of its companies, units and customers."),
+    )
+
+    objects = CorporationQuerySet.as_manager()
+
+    class Meta(Dated.Meta):
+        verbose_name = _("power corporation")
+        verbose_name_plural = _("power corporations")
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} – {self.name}"
+
+
+class CompanyQuerySet(DatedQuerySet):
+    scope_path = "units"
+    scope_through_many = True
+
+
+class Company(Dated):
+    """A provincial or city power company (*Công ty Điện lực*), owned by a corporation."""
+
+    corporation = models.ForeignKey(
+        Corporation, on_delete=models.PROTECT, related_name="companies", verbose_name=_("corporation")
+    )
+    code = models.CharField(_("code"), max_length=4, unique=True, validators=[COMPANY_CODE_VALIDATOR])
+    name = models.CharField(_("name"), max_length=200)
+    province = models.CharField(_("province or city"), max_length=100)
+
+    objects = CompanyQuerySet.as_manager()
+
+    class Meta(Dated.Meta):
+        verbose_name = _("power company")
+        verbose_name_plural = _("power companies")
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} – {self.name}"
+
+
+class UnitQuerySet(DatedQuerySet):
+    scope_path = "pk"
+
+
+class Unit(Dated):
+    """A district power office (*Điện lực*): the owner of customers, meters and the work in its area."""
+
+    company = models.ForeignKey(
+        Company, on_delete=models.PROTECT, related_name="units", verbose_name=_("company")
+    )
+    code = models.CharField(_("code"), max_length=6, unique=True, validators=[UNIT_CODE_VALIDATOR])
+    name = models.CharField(_("name"), max_length=200)
+    district = models.CharField(_("district"), max_length=100, help_text=_("As written in addresses."))
+    successor = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="predecessors",
+        verbose_name=_("merged into"),
+    )
+
+    objects = UnitQuerySet.as_manager()
+
+    class Meta(Dated.Meta):
+        verbose_name = _("unit")
+        verbose_name_plural = _("units")
+        ordering = ["code"]
+        constraints = [
+            *Dated.Meta.constraints,
+            models.CheckConstraint(
+                condition=Q(successor__isnull=True) | Q(valid_to__isnull=False),
+                name="crm_unit_successor_needs_end",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} – {self.name}"
+
+
+class Role(models.TextChoices):
+    AGENT = "agent", _("Call-centre agent")
+    SUPERVISOR = "supervisor", _("Supervisor")
+    DISPATCHER = "dispatcher", _("Unit dispatcher")
+    FIELD_CREW = "field_crew", _("Field crew")
+    BILLING_CLERK = "billing_clerk", _("Billing clerk")
+    MANAGER = "manager", _("Manager")
+    ADMINISTRATOR = "administrator", _("Administrator")
+
+
+class StaffProfileQuerySet(ScopedQuerySet):
+    scope_path = "units"
+    scope_through_many = True
+
+
+class StaffProfile(models.Model):
+    """What the centre knows of a staff member: badge, role and the units they serve."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="staff_profile",
+        verbose_name=_("user"),
+    )
+    badge_number = models.CharField(
+        _("badge number"),
+        max_length=16,
+        validators=[RegexValidator(r"^[0-9A-Za-z-]+$", _("Letters, digits and dashes only."))],
+        help_text=_("The number an agent gives callers (danh số)."),
+    )
+    role = models.CharField(_("role"), max_length=20, choices=Role.choices)
+    units = models.ManyToManyField(Unit, blank=True, related_name="staff", verbose_name=_("units served"))
+    phone = models.CharField(_("work phone"), max_length=16, blank=True)
+
+    objects = StaffProfileQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("staff profile")
+        verbose_name_plural = _("staff profiles")
+        constraints = [
+            models.UniqueConstraint(fields=["badge_number"], name="crm_staffprofile_badge_unique"),
+            models.CheckConstraint(condition=~Q(badge_number=""), name="crm_staffprofile_badge_present"),
+            models.CheckConstraint(condition=Q(role__in=Role.values), name="crm_staffprofile_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.badge_number} – {self.user.get_full_name() or self.user.get_username()}"

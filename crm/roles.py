@@ -1,0 +1,112 @@
+"""One Django group per role, with the model permissions that role needs; created idempotently.
+
+The groups grant *what* a role may do; ``crm.scoping`` decides *which rows* it may do it to. Later apps
+add their permissions to ``ROLE_PERMISSIONS`` in the same form ("app_label.codename").
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils.translation import gettext_lazy as _
+
+from crm.models import Role
+
+_VIEW_CUSTOMERS = [
+    "customers.view_customer",
+    "customers.view_customerphone",
+    "customers.view_contract",
+    "customers.view_meter",
+    "customers.view_meterassignment",
+    "customers.view_customerevent",
+]
+_VIEW_ORGANISATION = ["crm.view_corporation", "crm.view_company", "crm.view_unit"]
+
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    Role.AGENT: [*_VIEW_ORGANISATION, *_VIEW_CUSTOMERS, "customers.flag_nuisance"],
+    Role.SUPERVISOR: [
+        *_VIEW_ORGANISATION,
+        *_VIEW_CUSTOMERS,
+        "customers.flag_nuisance",
+        "customers.change_customer",
+        "customers.add_customerphone",
+        "customers.change_customerphone",
+        "customers.delete_customerphone",
+        "crm.view_staffprofile",
+    ],
+    Role.DISPATCHER: [*_VIEW_ORGANISATION, *_VIEW_CUSTOMERS],
+    Role.FIELD_CREW: [*_VIEW_ORGANISATION, *_VIEW_CUSTOMERS],
+    Role.BILLING_CLERK: [
+        *_VIEW_ORGANISATION,
+        *_VIEW_CUSTOMERS,
+        "customers.add_customer",
+        "customers.change_customer",
+        "customers.add_customerphone",
+        "customers.change_customerphone",
+        "customers.delete_customerphone",
+        "customers.add_contract",
+        "customers.change_contract",
+        "customers.add_meter",
+        "customers.change_meter",
+    ],
+    Role.MANAGER: [*_VIEW_ORGANISATION, *_VIEW_CUSTOMERS, "crm.view_staffprofile"],
+    Role.ADMINISTRATOR: [
+        "crm.*",
+        "customers.*",
+        "auth.view_user",
+        "auth.add_user",
+        "auth.change_user",
+        "auth.view_group",
+        "authtoken.view_tokenproxy",
+        "authtoken.add_tokenproxy",
+        "authtoken.delete_tokenproxy",
+    ],
+}
+
+ROLE_GROUP_NAMES: dict[str, str] = {role.value: f"tongdai: {role.value}" for role in Role}
+
+GROUP_DESCRIPTIONS = {role.value: _(role.label) for role in Role}
+
+
+def group_name(role: str) -> str:
+    return ROLE_GROUP_NAMES[role]
+
+
+def _resolve(specs: list[str]):
+    from django.contrib.auth.models import Permission
+
+    permissions = []
+    for spec in specs:
+        app_label, codename = spec.split(".", 1)
+        qs = Permission.objects.filter(content_type__app_label=app_label)
+        if codename != "*":
+            qs = qs.filter(codename=codename)
+        found = list(qs)
+        if not found:
+            raise LookupError(f"Permission {spec} does not exist")
+        permissions.extend(found)
+    return permissions
+
+
+@transaction.atomic
+def sync_role_groups() -> dict[str, int]:
+    """Create or update one group per role so it holds exactly its permissions. Safe to run any time."""
+    from django.contrib.auth.models import Group
+
+    counts = {}
+    for role, specs in ROLE_PERMISSIONS.items():
+        group, _created = Group.objects.get_or_create(name=group_name(role))
+        permissions = _resolve(specs)
+        group.permissions.set(permissions)
+        counts[role] = len(permissions)
+    return counts
+
+
+def sync_role_groups_after_migrate(sender, app_config=None, using="default", **kwargs) -> None:
+    """post_migrate hook: the permissions exist once every app has migrated, so sync then."""
+    from django.apps import apps
+    from django.contrib.auth.management import create_permissions
+
+    # Permissions are created by another post_migrate receiver whose order is not guaranteed: make sure.
+    for config in apps.get_app_configs():
+        create_permissions(config, verbosity=0, using=using)
+    sync_role_groups()

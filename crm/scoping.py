@@ -1,0 +1,100 @@
+"""The one row-level scoping rule: which units' data a staff member may see.
+
+- unit staff (agent, dispatcher, field crew, billing clerk) see the units they serve;
+- a supervisor sees every unit of the companies of the units they serve;
+- a manager sees every unit of those units' corporations;
+- an administrator (or a superuser) sees everything;
+- anyone else (no profile, inactive, anonymous) sees nothing.
+
+Units merged into one of the visible units stay visible, so old records keep their unit and remain
+reachable. Every scoped model's queryset inherits ``ScopedQuerySet`` and names the path from the model to
+its unit in ``scope_path``; admin and API both call ``for_user(user)``, and nothing else decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import models
+
+
+@dataclass(frozen=True)
+class Scope:
+    everything: bool
+    unit_ids: frozenset[int]
+
+    def allows_unit(self, unit_id: int | None) -> bool:
+        return self.everything or (unit_id is not None and unit_id in self.unit_ids)
+
+
+NOTHING = Scope(everything=False, unit_ids=frozenset())
+EVERYTHING = Scope(everything=True, unit_ids=frozenset())
+
+_CACHE_ATTR = "_tongdai_scope"
+
+
+def scope_for(user) -> Scope:
+    """The scope of ``user``, computed once per user object (so once per request)."""
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return NOTHING
+    cached = getattr(user, _CACHE_ATTR, None)
+    if cached is not None:
+        return cached
+    scope = _compute_scope(user)
+    setattr(user, _CACHE_ATTR, scope)
+    return scope
+
+
+def forget_scope(user) -> None:
+    """Drop the cached scope (after the user's role or units changed)."""
+    if hasattr(user, _CACHE_ATTR):
+        delattr(user, _CACHE_ATTR)
+
+
+def _compute_scope(user) -> Scope:
+    from crm.models import Role, StaffProfile, Unit
+
+    if user.is_superuser:
+        return EVERYTHING
+    profile = StaffProfile.objects.filter(user=user).only("id", "role").first()
+    if profile is None:
+        return NOTHING
+    if profile.role == Role.ADMINISTRATOR:
+        return EVERYTHING
+    served = Unit.objects.filter(staff=profile)
+    if profile.role == Role.SUPERVISOR:
+        units = Unit.objects.filter(company__in=served.values("company_id"))
+    elif profile.role == Role.MANAGER:
+        units = Unit.objects.filter(company__corporation__in=served.values("company__corporation_id"))
+    else:
+        units = served
+    ids = set(units.values_list("id", flat=True))
+    # Follow merges backwards: the staff of a successor unit see its predecessors' records.
+    frontier = ids
+    while frontier:
+        older = set(Unit.objects.filter(successor_id__in=frontier).values_list("id", flat=True)) - ids
+        ids |= older
+        frontier = older
+    return Scope(everything=False, unit_ids=frozenset(ids))
+
+
+class ScopedQuerySet(models.QuerySet):
+    """A queryset that knows the path from its model to ``crm.Unit``."""
+
+    scope_path: str = "unit"
+    # True where the path crosses a to-many relation: filter through a subquery so rows are not repeated.
+    scope_through_many: bool = False
+
+    def for_user(self, user):
+        scope = scope_for(user)
+        if scope.everything:
+            return self
+        if not scope.unit_ids:
+            return self.none()
+        condition = {f"{self.scope_path}__in": sorted(scope.unit_ids)}
+        if self.scope_through_many:
+            return self.filter(pk__in=self.model._base_manager.filter(**condition).values("pk"))
+        return self.filter(**condition)
+
+    def in_units(self, unit_ids):
+        return self.filter(**{f"{self.scope_path}__in": list(unit_ids)})

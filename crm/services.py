@@ -1,0 +1,114 @@
+"""State changes of the organisation and the staff: each one a keyword-only function in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from crm import reference_data
+from crm.models import Company, Corporation, Role, StaffProfile, Unit
+from crm.roles import group_name
+from crm.scoping import forget_scope
+
+
+@transaction.atomic
+def organisation_load_reference() -> dict[str, int]:
+    """Create or update the five corporations, their companies and units from ``crm.reference_data``.
+
+    Idempotent: a second run changes nothing. Rows are matched by code; nothing is deleted.
+    """
+    created = {"corporations": 0, "companies": 0, "units": 0}
+    corporations = {}
+    for code, name, prefix in reference_data.CORPORATIONS:
+        corporations[code], was_created = Corporation.objects.update_or_create(
+            code=code, defaults={"name": name, "code_prefix": prefix}
+        )
+        created["corporations"] += was_created
+    companies = {}
+    for corporation_code, code, name, province in reference_data.COMPANIES:
+        companies[code], was_created = Company.objects.update_or_create(
+            code=code,
+            defaults={"corporation": corporations[corporation_code], "name": name, "province": province},
+        )
+        created["companies"] += was_created
+    units = {}
+    for company_code, code, name, district, valid_from, valid_to, _successor in reference_data.UNITS:
+        units[code], was_created = Unit.objects.update_or_create(
+            code=code,
+            defaults={
+                "company": companies[company_code],
+                "name": name,
+                "district": district,
+                "valid_from": valid_from,
+                "valid_to": valid_to,
+            },
+        )
+        created["units"] += was_created
+    for _company, code, _name, _district, _from, _to, successor in reference_data.UNITS:
+        successor_id = units[successor].pk if successor else None
+        Unit.objects.filter(code=code).exclude(successor_id=successor_id).update(successor_id=successor_id)
+    return created
+
+
+@transaction.atomic
+def staff_create(
+    *,
+    username: str,
+    password: str,
+    role: str,
+    badge_number: str,
+    units: Iterable[Unit] = (),
+    first_name: str = "",
+    last_name: str = "",
+    email: str = "",
+    phone: str = "",
+):
+    """Create a staff user with a profile, the group of their role and the units they serve."""
+    if role not in Role.values:
+        raise ValidationError({"role": _("Unknown role: %(role)s") % {"role": role}})
+    user_model = get_user_model()
+    if user_model.objects.filter(username=username).exists():
+        raise ValidationError({"username": _("A user with this username already exists.")})
+    if StaffProfile.objects.filter(badge_number=badge_number).exists():
+        raise ValidationError({"badge_number": _("This badge number is already in use.")})
+    user = user_model.objects.create_user(
+        username=username,
+        password=password,
+        first_name=first_name,
+        last_name=last_name,
+        email=email,
+        is_staff=True,
+    )
+    profile = StaffProfile(user=user, role=role, badge_number=badge_number, phone=phone)
+    profile.full_clean(exclude=["user"])
+    profile.save()
+    profile.units.set(list(units))
+    user.groups.add(Group.objects.get(name=group_name(role)))
+    return user
+
+
+@transaction.atomic
+def staff_update(
+    *, user, role: str, units: Iterable[Unit] | None = None, phone: str | None = None
+) -> StaffProfile:
+    """Change a staff member's role (and, optionally, units and phone); their group follows the role."""
+    if role not in Role.values:
+        raise ValidationError({"role": _("Unknown role: %(role)s") % {"role": role}})
+    profile = StaffProfile.objects.select_for_update().get(user=user)
+    old_group = Group.objects.filter(name=group_name(profile.role)).first()
+    profile.role = role
+    if phone is not None:
+        profile.phone = phone.strip()
+    profile.save(update_fields=["role", "phone"])
+    if units is not None:
+        profile.units.set(list(units))
+    if old_group is not None:
+        user.groups.remove(old_group)
+    user.groups.add(Group.objects.get(name=group_name(role)))
+    forget_scope(user)
+    return profile

@@ -1,0 +1,26 @@
+"""URLs: the admin (staff), the API under /api/v1/, its OpenAPI schema and docs."""
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from crm.api.views import UnitViewSet
+from customers.api.views import ContractViewSet, CustomerViewSet, MeterViewSet
+
+router = DefaultRouter()
+router.trailing_slash = "/?"  # /api/v1/customers/lookup?q=… and …/lookup/?q=… both work
+router.register("units", UnitViewSet, basename="unit")
+router.register("customers", CustomerViewSet, basename="customer")
+router.register("contracts", ContractViewSet, basename="contract")
+router.register("meters", MeterViewSet, basename="meter")
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("i18n/", include("django.conf.urls.i18n")),
+]

@@ -1,0 +1,425 @@
+"""Admin for customers, contracts and meters, with the agent's caller lookup and the customer card."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter
+from customers import selectors, services
+from customers.models import (
+    Contract,
+    ContractStatus,
+    Customer,
+    CustomerEvent,
+    CustomerPhone,
+    Meter,
+    MeterAssignment,
+)
+from customers.normalise import display_phone
+
+
+def _report(request, exc: ValidationError) -> None:
+    for message in exc.messages:
+        messages.error(request, message)
+
+
+class CustomerSearchMixin:
+    """The admin search box goes through the caller lookup (indexed, ranked, bounded), never a scan."""
+
+    search_fields = ["code"]  # shows the box; get_search_results below does the work
+
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term.strip():
+            return queryset, False
+        try:
+            found = selectors.lookup_customers(user=request.user, query=search_term)
+        except selectors.InvalidQuery as exc:
+            messages.warning(request, str(exc))
+            return queryset.none(), False
+        if found.truncated:
+            messages.info(
+                request,
+                _("More customers match; showing the best %(n)d. Add a word to narrow the search.")
+                % {"n": len(found.customers)},
+            )
+        return queryset.filter(pk__in=[c.pk for c in found.customers]), False
+
+
+class CustomerPhoneInline(admin.TabularInline):
+    model = CustomerPhone
+    fields = ["number", "is_primary", "label"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class CustomerForm(forms.ModelForm):
+    phones_text = forms.CharField(
+        label=gettext_lazy("phone numbers"),
+        required=False,
+        help_text=gettext_lazy(
+            "One or more, separated by commas; any spelling (0903 123 456, +84903123456)."
+        ),
+    )
+
+    class Meta:
+        model = Customer
+        fields = [
+            "unit", "code", "full_name", "national_id", "email", "street", "ward", "district", "province",
+            "customer_type", "households",
+        ]  # fmt: skip
+
+
+@admin.register(Customer)
+class CustomerAdmin(CustomerSearchMixin, ScopedAdmin):
+    form = CustomerForm
+    list_display = [
+        "code",
+        "full_name",
+        "street",
+        "ward",
+        "district",
+        "unit_code",
+        "customer_type",
+        "is_nuisance",
+    ]
+    list_display_links = ["code", "full_name"]
+    list_select_related = ["unit"]
+    list_filter = [ScopedUnitFilter, "customer_type", "is_nuisance"]
+    autocomplete_fields = ["unit"]
+    inlines = [CustomerPhoneInline]
+    readonly_fields = ["is_nuisance", "nuisance_reason", "nuisance_set_by", "nuisance_set_at", "created_at"]
+    ordering = ["-id"]
+
+    @admin.display(description=gettext_lazy("unit"), ordering="unit__code")
+    def unit_code(self, obj):
+        return obj.unit.code
+
+    def get_fields(self, request, obj=None):
+        fields = list(CustomerForm.Meta.fields)
+        if obj is None:
+            fields.append("phones_text")
+        else:
+            fields += self.readonly_fields
+        return fields
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return [*self.readonly_fields, "unit", "code"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is None:
+            form.base_fields["code"].required = False
+            form.base_fields["code"].help_text = _("Leave empty to take the unit's next code.")
+            form.base_fields["district"].required = False
+            form.base_fields["province"].required = False
+        return form
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        try:
+            if change:
+                changes = {f: data[f] for f in form.changed_data if f in services.EDITABLE_FIELDS}
+                saved = services.customer_update(actor=request.user, customer=obj, changes=changes)
+            else:
+                phones = [p for p in (data.get("phones_text") or "").split(",") if p.strip()]
+                saved = services.customer_create(
+                    actor=request.user,
+                    unit=data["unit"],
+                    code=data.get("code") or None,
+                    full_name=data["full_name"],
+                    national_id=data.get("national_id", ""),
+                    email=data.get("email", ""),
+                    street=data["street"],
+                    ward=data["ward"],
+                    district=data.get("district", ""),
+                    province=data.get("province", ""),
+                    customer_type=data["customer_type"],
+                    households=data["households"],
+                    phones=phones,
+                )
+        except ValidationError as exc:
+            # The form already validated the fields; what is left is a rule of the service (code, phones).
+            raise ValidationError(exc.messages) from exc
+        obj.pk = saved.pk
+        obj.code = saved.code
+
+    def save_related(self, request, form, formsets, change):
+        pass  # phones are written by customer_create; the inline is read-only
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ValidationError as exc:
+            _report(request, exc)
+            return HttpResponseRedirect(request.get_full_path())
+
+    # Custom views: the caller lookup and the customer card ------------------------------------------
+
+    def get_urls(self):
+        urls = super().get_urls()
+        view = self.admin_site.admin_view
+        return [
+            path("lookup/", view(self.lookup_view), name="customers_customer_lookup"),
+            path("<int:pk>/card/", view(self.card_view), name="customers_customer_card"),
+            *urls,
+        ]
+
+    def lookup_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        query = request.GET.get("q", "")
+        found, error = None, None
+        if query.strip():
+            try:
+                found = selectors.lookup_customers(user=request.user, query=query)
+            except selectors.InvalidQuery as exc:
+                error = str(exc)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Caller lookup"),
+            "opts": self.model._meta,
+            "query": query,
+            "found": found,
+            "error": error,
+        }
+        return TemplateResponse(request, "admin/customers/lookup.html", context, status=400 if error else 200)
+
+    def card_view(self, request, pk: int):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        card = selectors.customer_card(user=request.user, customer_id=pk)
+        if card is None:
+            raise Http404(_("No such customer in your units."))
+        can_flag = request.user.has_perm("customers.flag_nuisance")
+        if request.method == "POST":
+            if not can_flag:
+                raise PermissionDenied
+            reason = request.POST.get("reason", "")
+            try:
+                if request.POST.get("action") == "flag":
+                    services.customer_flag_nuisance(actor=request.user, customer=card.customer, reason=reason)
+                    messages.success(request, _("The caller is flagged as a nuisance."))
+                elif request.POST.get("action") == "clear":
+                    services.customer_clear_nuisance(
+                        actor=request.user, customer=card.customer, reason=reason
+                    )
+                    messages.success(request, _("The nuisance flag is cleared."))
+            except ValidationError as exc:
+                _report(request, exc)
+            return HttpResponseRedirect(reverse("admin:customers_customer_card", args=[pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": card.customer.full_name,
+            "opts": self.model._meta,
+            "card": card,
+            "phones": [(p, display_phone(p.number)) for p in card.phones],
+            "can_flag": can_flag,
+            "can_change": self.has_change_permission(request, card.customer),
+        }
+        return TemplateResponse(request, "admin/customers/card.html", context)
+
+
+@admin.register(CustomerPhone)
+class CustomerPhoneAdmin(ScopedAdmin):
+    list_display = ["number", "customer", "is_primary", "label"]
+    list_select_related = ["customer"]
+    autocomplete_fields = ["customer"]
+    search_fields = ["number__exact"]
+    fields = ["customer", "number", "is_primary", "label"]
+
+    def get_search_results(self, request, queryset, search_term):
+        from customers.normalise import InvalidPhone, normalise_phone
+
+        if not search_term.strip():
+            return queryset, False
+        try:
+            return queryset.filter(number=normalise_phone(search_term)), False
+        except InvalidPhone as exc:
+            messages.warning(request, str(exc))
+            return queryset.none(), False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # a wrong number is removed and the right one added, so the history says so
+
+    def save_model(self, request, obj, form, change):
+        try:
+            phone = services.customer_add_phone(
+                actor=request.user,
+                customer=obj.customer,
+                number=form.cleaned_data["number"],
+                primary=form.cleaned_data["is_primary"],
+                label=form.cleaned_data["label"],
+            )
+        except ValidationError as exc:
+            raise ValidationError(exc.messages) from exc
+        obj.pk = phone.pk
+
+    def delete_model(self, request, obj):
+        services.customer_remove_phone(actor=request.user, phone=obj, reason=_("Removed in admin"))
+
+    def delete_queryset(self, request, queryset):
+        for phone in queryset:
+            self.delete_model(request, phone)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        # The number is normalised by the service; accept any spelling here.
+        if "number" in form.base_fields:
+            form.base_fields["number"].validators = []
+        return form
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ValidationError as exc:
+            _report(request, exc)
+            return HttpResponseRedirect(request.get_full_path())
+
+
+class CustomerUnitFilter(ScopedUnitFilter):
+    unit_path = "customer__unit"
+
+
+@admin.register(Contract)
+class ContractAdmin(ScopedAdmin):
+    list_display = ["number", "customer", "tariff_category", "purpose", "start_date", "end_date", "status"]
+    list_select_related = ["customer"]
+    list_filter = [CustomerUnitFilter, "status", "tariff_category"]
+    autocomplete_fields = ["customer"]
+    search_fields = ["number__exact", "customer__code__exact"]
+    fields = ["customer", "number", "tariff_category", "purpose", "start_date", "end_date", "status"]
+    actions = ["activate", "suspend", "terminate"]
+    ordering = ["-id"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ["end_date", "status"]
+        return self.fields  # changed only through the actions below, which call the services
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is None and "number" in form.base_fields:
+            form.base_fields["number"].required = False
+            form.base_fields["number"].help_text = _("Leave empty to number it after the customer code.")
+        return form
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        contract = services.contract_create(
+            actor=request.user,
+            customer=data["customer"],
+            number=data.get("number") or None,
+            tariff_category=data["tariff_category"],
+            purpose=data["purpose"],
+            start_date=data["start_date"],
+        )
+        obj.pk = contract.pk
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ValidationError as exc:
+            _report(request, exc)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def _move(self, request, queryset, status):
+        done = 0
+        for contract in queryset.select_related("customer"):
+            try:
+                services.contract_set_status(actor=request.user, contract=contract, status=status)
+                done += 1
+            except ValidationError as exc:
+                messages.error(request, f"{contract.number}: {'; '.join(exc.messages)}")
+        if done:
+            messages.success(request, _("%(n)d contract(s) updated.") % {"n": done})
+
+    @admin.action(description=gettext_lazy("Activate"), permissions=["change"])
+    def activate(self, request, queryset):
+        self._move(request, queryset, ContractStatus.ACTIVE)
+
+    @admin.action(description=gettext_lazy("Suspend"), permissions=["change"])
+    def suspend(self, request, queryset):
+        self._move(request, queryset, ContractStatus.SUSPENDED)
+
+    @admin.action(description=gettext_lazy("Terminate"), permissions=["change"])
+    def terminate(self, request, queryset):
+        self._move(request, queryset, ContractStatus.TERMINATED)
+
+
+@admin.register(Meter)
+class MeterAdmin(ScopedAdmin):
+    list_display = ["serial", "kind", "phases", "status", "unit", "manufacturer"]
+    list_select_related = ["unit"]
+    list_filter = [ScopedUnitFilter, "kind", "status", "phases"]
+    autocomplete_fields = ["unit"]
+    search_fields = ["serial__exact"]
+    fields = ["serial", "unit", "kind", "phases", "manufacturer", "status"]
+    ordering = ["-id"]
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip().upper()
+        return (queryset.filter(serial=term), False) if term else (queryset, False)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["status"] if obj is None else self.fields
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        meter = services.meter_register(
+            actor=request.user,
+            unit=data["unit"],
+            serial=data["serial"],
+            kind=data["kind"],
+            phases=data["phases"],
+            manufacturer=data.get("manufacturer", ""),
+        )
+        obj.pk = meter.pk
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ValidationError as exc:
+            _report(request, exc)
+            return HttpResponseRedirect(request.get_full_path())
+
+
+class AssignmentUnitFilter(ScopedUnitFilter):
+    unit_path = "contract__customer__unit"
+
+
+@admin.register(MeterAssignment)
+class MeterAssignmentAdmin(ReadOnlyAdmin):
+    list_display = [
+        "meter",
+        "contract",
+        "installed_at",
+        "reading_at_install",
+        "removed_at",
+        "reading_at_removal",
+    ]
+    list_select_related = ["meter", "contract"]
+    list_filter = [AssignmentUnitFilter]
+    search_fields = ["meter__serial__exact", "contract__number__exact"]
+    ordering = ["-id"]
+
+
+@admin.register(CustomerEvent)
+class CustomerEventAdmin(ReadOnlyAdmin):
+    list_display = ["at", "customer", "kind", "actor", "reason"]
+    list_select_related = ["customer", "actor"]
+    list_filter = ["kind"]
+    search_fields = ["customer__code__exact"]
+    ordering = ["-id"]

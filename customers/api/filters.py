@@ -1,0 +1,38 @@
+"""FilterSets of the customers API; the admin's list filters offer the same fields."""
+
+import django_filters
+
+from customers.models import Contract, Customer, Meter
+from customers.normalise import InvalidPhone, normalise_phone
+
+
+class CustomerFilter(django_filters.FilterSet):
+    code = django_filters.CharFilter(field_name="code", lookup_expr="exact")
+    phone = django_filters.CharFilter(method="filter_phone", label="phone (any spelling)")
+
+    class Meta:
+        model = Customer
+        fields = ["unit", "customer_type", "is_nuisance", "code"]
+
+    def filter_phone(self, queryset, name, value):
+        try:
+            return queryset.filter(phones__number=normalise_phone(value))
+        except InvalidPhone:
+            return queryset.none()
+
+
+class ContractFilter(django_filters.FilterSet):
+    class Meta:
+        model = Contract
+        fields = ["customer", "status", "tariff_category", "number"]
+
+
+class MeterFilter(django_filters.FilterSet):
+    serial = django_filters.CharFilter(method="filter_serial")
+
+    class Meta:
+        model = Meter
+        fields = ["unit", "kind", "status", "serial"]
+
+    def filter_serial(self, queryset, name, value):
+        return queryset.filter(serial=value.strip().upper())

@@ -1,0 +1,53 @@
+"""Sections of the customer card that other apps fill, so that ``customers`` never imports them.
+
+``customers`` declares the slots (open tickets, last invoices, outages in the area) in the order the agent
+reads them; an app that owns the data registers a provider for a slot in its ``AppConfig.ready``. A slot
+without a provider is shown empty, with its title, so the card's layout does not move when one arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.utils.translation import gettext_lazy as _
+
+SLOTS: list[tuple[str, Any]] = [
+    ("tickets", _("Open tickets")),
+    ("invoices", _("Last invoices")),
+    ("outages", _("Outages in the area")),
+]
+
+# A provider takes (customer=, user=) and returns a list of rows, each a dict of column → value.
+Provider = Callable[..., dict[str, Any]]
+_providers: dict[str, Provider] = {}
+
+
+@dataclass
+class Section:
+    key: str
+    title: Any
+    columns: list[Any] = field(default_factory=list)
+    rows: list[list[Any]] = field(default_factory=list)
+    provided: bool = False
+
+
+def provide(slot: str, provider: Provider) -> None:
+    if slot not in dict(SLOTS):
+        raise KeyError(f"No card slot named {slot!r}")
+    _providers[slot] = provider
+
+
+def render_all(*, customer, user) -> list[Section]:
+    sections = []
+    for key, title in SLOTS:
+        provider = _providers.get(key)
+        section = Section(key=key, title=title)
+        if provider is not None:
+            data = provider(customer=customer, user=user)
+            section.columns = data.get("columns", [])
+            section.rows = data.get("rows", [])
+            section.provided = True
+        sections.append(section)
+    return sections

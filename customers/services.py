@@ -1,0 +1,428 @@
+"""Every state change of customers, contracts and meters: keyword-only, one transaction, one event row each.
+
+Admin forms, API views, imports and the demo loader call these; nothing else writes these tables, except
+the bulk demo loader, which writes the same columns through COPY for speed (``customers.demo``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from crm.models import Unit
+from customers.models import (
+    Contract,
+    ContractStatus,
+    Customer,
+    CustomerEvent,
+    CustomerEventKind,
+    CustomerPhone,
+    Meter,
+    MeterAssignment,
+    MeterStatus,
+)
+from customers.normalise import InvalidPhone, normalise_phone, search_document
+
+EDITABLE_FIELDS = (
+    "full_name",
+    "national_id",
+    "email",
+    "street",
+    "ward",
+    "district",
+    "province",
+    "customer_type",
+    "households",
+)
+
+
+def customer_search_text(customer: Customer) -> str:
+    return search_document(
+        customer.full_name,
+        customer.street,
+        customer.ward,
+        customer.district,
+        customer.province,
+        customer.code,
+    )
+
+
+def _snapshot(customer: Customer, fields=EDITABLE_FIELDS) -> dict[str, Any]:
+    return {field: getattr(customer, field) for field in fields}
+
+
+def _event(customer, kind, actor, *, before=None, after=None, reason="") -> CustomerEvent:
+    return CustomerEvent.objects.create(
+        customer=customer,
+        kind=kind,
+        actor=actor if getattr(actor, "pk", None) else None,
+        before=before or {},
+        after=after or {},
+        reason=reason,
+    )
+
+
+def customer_next_code(*, unit: Unit) -> str:
+    """The next free code of a unit: its 6-character code and a 7-digit sequence. Call inside a lock."""
+    last = (
+        Customer.objects.filter(code__gte=unit.code + "0000000", code__lte=unit.code + "9999999")
+        .order_by("-code")
+        .values_list("code", flat=True)
+        .first()
+    )
+    number = int(last[6:]) + 1 if last else 1
+    if number > 9_999_999:
+        raise ValidationError(_("Unit %(unit)s has no customer codes left.") % {"unit": unit.code})
+    return f"{unit.code}{number:07d}"
+
+
+def _check_code_belongs_to_unit(code: str, unit: Unit) -> None:
+    allowed = {unit.code, *unit.predecessors.values_list("code", flat=True)}
+    if code[:6] not in allowed:
+        raise ValidationError(
+            {"code": _("A customer code of unit %(unit)s starts with %(unit)s.") % {"unit": unit.code}}
+        )
+
+
+@transaction.atomic
+def customer_create(
+    *,
+    actor,
+    unit: Unit,
+    full_name: str,
+    street: str,
+    ward: str,
+    district: str = "",
+    province: str = "",
+    code: str | None = None,
+    national_id: str = "",
+    email: str = "",
+    customer_type: str = "residential",
+    households: int = 1,
+    phones: list[str] | tuple[str, ...] = (),
+) -> Customer:
+    """Register a customer in a unit; the code is the unit's next one unless given. Phones in any spelling."""
+    unit = Unit.objects.select_for_update().get(pk=unit.pk)  # serialises code allocation per unit
+    normalised = []
+    errors = []
+    for raw in phones:
+        try:
+            number = normalise_phone(raw)
+        except InvalidPhone as exc:
+            errors.append(f"{raw}: {exc}")
+            continue
+        if number not in normalised:
+            normalised.append(number)
+    if errors:
+        raise ValidationError({"phones": errors})
+    code = customer_next_code(unit=unit) if code is None else code.strip().upper()
+    customer = Customer(
+        code=code,
+        unit=unit,
+        full_name=full_name.strip(),
+        national_id=national_id.strip(),
+        email=email.strip(),
+        street=street.strip(),
+        ward=ward.strip(),
+        district=(district or unit.district).strip(),
+        province=(province or unit.company.province).strip(),
+        customer_type=customer_type,
+        households=households,
+    )
+    customer.full_clean(exclude=["search_text"], validate_constraints=False)
+    _check_code_belongs_to_unit(customer.code, unit)
+    if Customer.objects.filter(code=customer.code).exists():
+        raise ValidationError(
+            {"code": _("Customer code %(code)s is already in use.") % {"code": customer.code}}
+        )
+    customer.search_text = customer_search_text(customer)
+    customer.save()
+    CustomerPhone.objects.bulk_create(
+        CustomerPhone(customer=customer, number=number, is_primary=(i == 0))
+        for i, number in enumerate(normalised)
+    )
+    _event(
+        customer,
+        CustomerEventKind.CREATED,
+        actor,
+        after={**_snapshot(customer), "code": customer.code, "phones": normalised},
+    )
+    return customer
+
+
+@transaction.atomic
+def customer_update(*, actor, customer: Customer, changes: dict[str, Any], reason: str = "") -> Customer:
+    """Change a customer's details; only ``EDITABLE_FIELDS``, validated, with before/after recorded."""
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationError(
+            _("These fields cannot be changed here: %(fields)s") % {"fields": ", ".join(sorted(unknown))}
+        )
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    before = _snapshot(customer, changes.keys())
+    for field, value in changes.items():
+        setattr(customer, field, value.strip() if isinstance(value, str) else value)
+    after = _snapshot(customer, changes.keys())
+    if before == after:
+        return customer
+    customer.full_clean(exclude=["search_text"], validate_constraints=False)
+    customer.search_text = customer_search_text(customer)
+    customer.save()
+    changed = [f for f in changes if before[f] != after[f]]
+    _event(
+        customer,
+        CustomerEventKind.UPDATED,
+        actor,
+        before={f: before[f] for f in changed},
+        after={f: after[f] for f in changed},
+        reason=reason,
+    )
+    return customer
+
+
+@transaction.atomic
+def customer_flag_nuisance(*, actor, customer: Customer, reason: str) -> Customer:
+    """Mark a customer as a nuisance caller; the record and its history stay."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"nuisance_reason": _("Say why the caller is flagged.")})
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    if customer.is_nuisance:
+        raise ValidationError(_("This customer is already flagged as a nuisance caller."))
+    customer.is_nuisance = True
+    customer.nuisance_reason = reason
+    customer.nuisance_set_by = actor
+    customer.nuisance_set_at = timezone.now()
+    customer.save(
+        update_fields=["is_nuisance", "nuisance_reason", "nuisance_set_by", "nuisance_set_at", "updated_at"]
+    )
+    _event(customer, CustomerEventKind.NUISANCE_FLAGGED, actor, after={"is_nuisance": True}, reason=reason)
+    return customer
+
+
+@transaction.atomic
+def customer_clear_nuisance(*, actor, customer: Customer, reason: str) -> Customer:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": _("Say why the flag is cleared.")})
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    if not customer.is_nuisance:
+        raise ValidationError(_("This customer is not flagged."))
+    before = {
+        "is_nuisance": True,
+        "nuisance_reason": customer.nuisance_reason,
+        "nuisance_set_by": customer.nuisance_set_by_id,
+        "nuisance_set_at": customer.nuisance_set_at.isoformat(),
+    }
+    customer.is_nuisance = False
+    customer.nuisance_reason = ""
+    customer.nuisance_set_by = None
+    customer.nuisance_set_at = None
+    customer.save(
+        update_fields=["is_nuisance", "nuisance_reason", "nuisance_set_by", "nuisance_set_at", "updated_at"]
+    )
+    _event(
+        customer,
+        CustomerEventKind.NUISANCE_CLEARED,
+        actor,
+        before=before,
+        after={"is_nuisance": False},
+        reason=reason,
+    )
+    return customer
+
+
+@transaction.atomic
+def customer_add_phone(
+    *, actor, customer: Customer, number: str, primary: bool = False, label: str = ""
+) -> CustomerPhone:
+    try:
+        normalised = normalise_phone(number)
+    except InvalidPhone as exc:
+        raise ValidationError({"number": str(exc)}) from None
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    if customer.phones.filter(number=normalised).exists():
+        raise ValidationError({"number": _("The customer already has this number.")})
+    has_primary = customer.phones.filter(is_primary=True).exists()
+    if primary and has_primary:
+        customer.phones.filter(is_primary=True).update(is_primary=False)
+    phone = CustomerPhone.objects.create(
+        customer=customer, number=normalised, is_primary=primary or not has_primary, label=label.strip()
+    )
+    _event(
+        customer,
+        CustomerEventKind.PHONE_ADDED,
+        actor,
+        after={"number": normalised, "primary": phone.is_primary},
+    )
+    return phone
+
+
+@transaction.atomic
+def customer_remove_phone(*, actor, phone: CustomerPhone, reason: str = "") -> None:
+    customer = Customer.objects.select_for_update().get(pk=phone.customer_id)
+    phone = CustomerPhone.objects.get(pk=phone.pk)
+    was_primary = phone.is_primary
+    phone.delete()
+    if was_primary:
+        successor = customer.phones.order_by("id").first()
+        if successor is not None:
+            CustomerPhone.objects.filter(pk=successor.pk).update(is_primary=True)
+    _event(customer, CustomerEventKind.PHONE_REMOVED, actor, before={"number": phone.number}, reason=reason)
+
+
+# Contracts --------------------------------------------------------------------------------------------
+
+CONTRACT_TRANSITIONS: dict[str, set[str]] = {
+    ContractStatus.PENDING: {ContractStatus.ACTIVE, ContractStatus.TERMINATED},
+    ContractStatus.ACTIVE: {ContractStatus.SUSPENDED, ContractStatus.TERMINATED},
+    ContractStatus.SUSPENDED: {ContractStatus.ACTIVE, ContractStatus.TERMINATED},
+    ContractStatus.TERMINATED: set(),
+}
+
+
+@transaction.atomic
+def contract_create(
+    *,
+    actor,
+    customer: Customer,
+    purpose: str,
+    start_date: dt.date,
+    tariff_category: str = "residential",
+    number: str | None = None,
+    status: str = ContractStatus.PENDING,
+) -> Contract:
+    """Sign a service agreement; its number is the customer code and a 2-digit sequence unless given."""
+    if status not in (ContractStatus.PENDING, ContractStatus.ACTIVE):
+        raise ValidationError({"status": _("A new contract is pending or active.")})
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    if number is None:
+        number = f"{customer.code}-{customer.contracts.count() + 1:02d}"
+    contract = Contract(
+        number=number,
+        customer=customer,
+        tariff_category=tariff_category,
+        purpose=purpose.strip(),
+        start_date=start_date,
+        status=status,
+    )
+    contract.full_clean(validate_constraints=False)
+    try:
+        with transaction.atomic():
+            contract.save()
+    except IntegrityError:
+        raise ValidationError(
+            {"number": _("Contract number %(n)s is already in use.") % {"n": number}}
+        ) from None
+    _event(customer, CustomerEventKind.CONTRACT_CREATED, actor, after={"contract": number, "status": status})
+    return contract
+
+
+@transaction.atomic
+def contract_set_status(
+    *, actor, contract: Contract, status: str, on: dt.date | None = None, reason: str = ""
+) -> Contract:
+    """Move a contract along pending → active ⇄ suspended → terminated; terminating sets its end date."""
+    contract = Contract.objects.select_for_update().get(pk=contract.pk)
+    if status not in CONTRACT_TRANSITIONS.get(contract.status, set()):
+        raise ValidationError(
+            _("A %(old)s contract cannot become %(new)s.") % {"old": contract.status, "new": status}
+        )
+    before = {"status": contract.status}
+    contract.status = status
+    if status == ContractStatus.TERMINATED:
+        contract.end_date = on or timezone.localdate()
+        if contract.end_date < contract.start_date:
+            raise ValidationError({"end_date": _("A contract cannot end before it starts.")})
+    contract.save(update_fields=["status", "end_date"])
+    _event(
+        contract.customer,
+        CustomerEventKind.CONTRACT_STATUS,
+        actor,
+        before={**before, "contract": contract.number},
+        after={"status": status, "contract": contract.number},
+        reason=reason,
+    )
+    return contract
+
+
+# Meters -----------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def meter_register(
+    *, actor, unit: Unit, serial: str, kind: str, phases: int = 1, manufacturer: str = ""
+) -> Meter:
+    """Take a meter into a unit's stock."""
+    meter = Meter(
+        serial=serial.strip().upper(), unit=unit, kind=kind, phases=phases, manufacturer=manufacturer
+    )
+    meter.full_clean(validate_constraints=False)
+    if Meter.objects.filter(serial=meter.serial).exists():
+        raise ValidationError({"serial": _("A meter with serial %(s)s exists.") % {"s": meter.serial}})
+    meter.save()
+    return meter
+
+
+@transaction.atomic
+def meter_install(
+    *, actor, meter: Meter, contract: Contract, at: dt.datetime, reading: int
+) -> MeterAssignment:
+    """Hang a meter on a contract from ``at``, with its reading then."""
+    meter = Meter.objects.select_for_update().get(pk=meter.pk)
+    if meter.status != MeterStatus.IN_STOCK:
+        raise ValidationError(
+            _("Meter %(s)s is not in stock (it is %(st)s).") % {"s": meter.serial, "st": meter.status}
+        )
+    if reading < 0:
+        raise ValidationError({"reading": _("A reading cannot be negative.")})
+    if contract.status == ContractStatus.TERMINATED:
+        raise ValidationError(_("A meter cannot be installed on a terminated contract."))
+    assignment = MeterAssignment.objects.create(
+        meter=meter, contract=contract, installed_at=at, reading_at_install=reading
+    )
+    meter.status = MeterStatus.INSTALLED
+    meter.save(update_fields=["status"])
+    _event(
+        contract.customer,
+        CustomerEventKind.METER_INSTALLED,
+        actor,
+        after={"meter": meter.serial, "contract": contract.number, "reading": reading, "at": at.isoformat()},
+    )
+    return assignment
+
+
+@transaction.atomic
+def meter_remove(
+    *, actor, meter: Meter, at: dt.datetime, reading: int, reason: str, faulty: bool = False
+) -> MeterAssignment:
+    """Take a meter off its contract at ``at`` with its last reading; back to stock, or faulty."""
+    meter = Meter.objects.select_for_update().get(pk=meter.pk)
+    assignment = (
+        MeterAssignment.objects.select_for_update().filter(meter=meter, removed_at__isnull=True).first()
+    )
+    if assignment is None:
+        raise ValidationError(_("Meter %(s)s is not installed.") % {"s": meter.serial})
+    if at < assignment.installed_at:
+        raise ValidationError({"at": _("A meter cannot be removed before it was installed.")})
+    if reading < assignment.reading_at_install and not faulty:
+        raise ValidationError({"reading": _("The removal reading is below the reading at install.")})
+    assignment.removed_at = at
+    assignment.reading_at_removal = reading
+    assignment.removal_reason = reason.strip()
+    assignment.save(update_fields=["removed_at", "reading_at_removal", "removal_reason"])
+    meter.status = MeterStatus.FAULTY if faulty else MeterStatus.IN_STOCK
+    meter.save(update_fields=["status"])
+    _event(
+        assignment.contract.customer,
+        CustomerEventKind.METER_REMOVED,
+        actor,
+        after={"meter": meter.serial, "reading": reading, "at": at.isoformat()},
+        reason=reason,
+    )
+    return assignment

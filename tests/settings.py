@@ -1,0 +1,19 @@
+"""Test settings: the product's settings with a fast hasher, in-memory email and tasks run inline."""
+
+import os
+
+os.environ.setdefault("DEBUG", "1")
+os.environ.setdefault("LANGUAGE_CODE", "en")
+
+from crm.settings import *  # noqa: F403
+from crm.settings import Q_CLUSTER
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+Q_CLUSTER = {**Q_CLUSTER, "sync": True}
+LANGUAGE_CODE = "en"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}

@@ -1,0 +1,1 @@
+"""Reserved for the tickets app; its models arrive with its issue."""

@@ -132,7 +132,7 @@ class Generator:
         self.biz_prefix = _with_folds(demo_names.BUSINESS_PREFIXES)
         self.biz_words = _with_folds(demo_names.BUSINESS_WORDS)
         self.admin_names = _with_folds(demo_names.ADMINISTRATIVE_NAMES)
-        self.unit_folds = {u.id: (fold(u.district), fold(u.province)) for u in units}
+        self.unit_folds = {u.id: fold(u.district) for u in units}
         self.epoch = dt.datetime(1996, 1, 1, tzinfo=dt.UTC)
         self.span_days = (now - self.epoch).days - 30
 
@@ -220,9 +220,9 @@ class Generator:
         unit.next_number += 1
         code = f"{unit.code}{number:07d}"
         customer_id = self._next_id("customer")
-        district_f, province_f = self.unit_folds[unit.id]
+        district_f = self.unit_folds[unit.id]
         street_text = f"{number_text} {street}"
-        search_text = f" {name_f} {number_fold} {street_f} {ward_f} {district_f} {province_f} {code.lower()} "
+        search_text = f" {name_f} {number_fold} {street_f} {ward_f} {district_f} "
         email = (
             f"{name_f.replace(' ', '.')}{number % 1000}@gmail.com"
             if has_email and kind == "residential"

@@ -75,7 +75,7 @@ class Customer(models.Model):
         verbose_name=_("flagged by"),
     )
     nuisance_set_at = models.DateTimeField(_("flagged at"), null=True, blank=True)
-    # Folded (lower-case, accent-free) name, address and code, padded with spaces; written by the services.
+    # Folded (lower-case, accent-free) name and address, padded with spaces; written by the services.
     search_text = models.TextField(_("search text"), editable=False, default="")
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)

@@ -42,14 +42,8 @@ EDITABLE_FIELDS = (
 
 
 def customer_search_text(customer: Customer) -> str:
-    return search_document(
-        customer.full_name,
-        customer.street,
-        customer.ward,
-        customer.district,
-        customer.province,
-        customer.code,
-    )
+    """Name and address without the province: a word every row of a company shares narrows nothing."""
+    return search_document(customer.full_name, customer.street, customer.ward, customer.district)
 
 
 def _snapshot(customer: Customer, fields=EDITABLE_FIELDS) -> dict[str, Any]:

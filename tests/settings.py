@@ -9,7 +9,7 @@ from crm.settings import *  # noqa: F403
 from crm.settings import Q_CLUSTER
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}
 LANGUAGE_CODE = "en"
 STORAGES = {
@@ -17,3 +17,4 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
+WHITENOISE_AUTOREFRESH = True  # tests run without collectstatic

@@ -1,0 +1,101 @@
+"""Shared fixtures: the reference organisation, one staff member per role, customers in two units."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from django.utils import timezone
+
+from crm.models import Role, Unit
+from crm.services import organisation_load_reference, staff_create
+from customers import services
+from customers.models import MeterKind
+
+_badges = itertools.count(1000)
+
+
+@pytest.fixture
+def org(db):
+    organisation_load_reference()
+    return {
+        "home": Unit.objects.get(code="PE0100"),  # EVNHCMC, Công ty Điện lực Sài Gòn
+        "sibling": Unit.objects.filter(company__code="PE01").exclude(code="PE0100").order_by("code").first(),
+        "other_company": Unit.objects.filter(company__code="PE02")
+        .order_by("code")
+        .first(),  # same corporation
+        "other_corporation": Unit.objects.get(name="Điện lực Sơn Hòa").successor,  # EVNCPC, Phú Yên
+    }
+
+
+@pytest.fixture
+def make_staff(db):
+    def make(role: str, units=(), username: str | None = None):
+        username = username or f"{role}-{next(_badges)}"
+        return staff_create(
+            username=username,
+            password="s3cret-pass-word",
+            role=role,
+            badge_number=str(next(_badges)),
+            units=list(units),
+            first_name="Test",
+            last_name=role,
+        )
+
+    return make
+
+
+@pytest.fixture
+def staff(org, make_staff):
+    """One user per role, all serving the home unit (the administrator serves none: sees everything)."""
+    home = [org["home"]]
+    return {
+        Role.AGENT: make_staff(Role.AGENT, home),
+        Role.SUPERVISOR: make_staff(Role.SUPERVISOR, home),
+        Role.DISPATCHER: make_staff(Role.DISPATCHER, home),
+        Role.FIELD_CREW: make_staff(Role.FIELD_CREW, home),
+        Role.BILLING_CLERK: make_staff(Role.BILLING_CLERK, home),
+        Role.MANAGER: make_staff(Role.MANAGER, home),
+        Role.ADMINISTRATOR: make_staff(Role.ADMINISTRATOR, []),
+    }
+
+
+@pytest.fixture
+def make_customer(org):
+    counter = itertools.count(1)
+
+    def make(
+        unit=None,
+        name="Nguyễn Văn An",
+        street="12 Lê Lợi",
+        ward="Phường Bến Nghé",
+        phones=("0903 123 456",),
+        **kw,
+    ):
+        unit = unit or org["home"]
+        customer = services.customer_create(
+            actor=None, unit=unit, full_name=name, street=street, ward=ward, phones=list(phones), **kw
+        )
+        n = next(counter)
+        contract = services.contract_create(
+            actor=None,
+            customer=customer,
+            purpose="Sinh hoạt",
+            start_date=timezone.localdate().replace(year=2020),
+            status="active",
+        )
+        meter = services.meter_register(
+            actor=None, unit=unit, serial=f"T{customer.pk:05d}{n:04d}", kind=MeterKind.REMOTE_READ
+        )
+        services.meter_install(actor=None, meter=meter, contract=contract, at=timezone.now(), reading=0)
+        return customer
+
+    return make
+
+
+@pytest.fixture
+def two_customers(org, make_customer):
+    """A customer in the home unit and one in another corporation, with different phones and serials."""
+    mine = make_customer(org["home"], name="Trần Thị Hân", phones=["0903 111 222"])
+    theirs = make_customer(org["other_corporation"], name="Trần Thị Hân", phones=["0903 333 444"])
+    return mine, theirs

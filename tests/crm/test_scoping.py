@@ -1,0 +1,66 @@
+from django.contrib.auth.models import AnonymousUser
+
+from crm.models import Role, Unit
+from crm.scoping import scope_for
+from crm.services import staff_update
+from customers.models import Customer
+
+
+def test_unit_staff_see_only_their_units(org, staff):
+    for role in (Role.AGENT, Role.DISPATCHER, Role.FIELD_CREW, Role.BILLING_CLERK):
+        assert set(Unit.objects.for_user(staff[role])) == {org["home"]}, role
+
+
+def test_supervisor_sees_every_unit_of_their_company(org, staff):
+    seen = set(Unit.objects.for_user(staff[Role.SUPERVISOR]).values_list("code", flat=True))
+    assert seen == set(Unit.objects.filter(company__code="PE01").values_list("code", flat=True))
+    assert org["sibling"].code in seen
+    assert org["other_company"].code not in seen
+
+
+def test_manager_sees_their_corporation(org, staff):
+    seen = Unit.objects.for_user(staff[Role.MANAGER])
+    assert set(seen) == set(Unit.objects.filter(company__corporation__code="EVNHCMC"))
+    assert org["other_company"] in seen
+    assert org["other_corporation"] not in seen
+
+
+def test_administrator_and_superuser_see_everything(org, staff, django_user_model):
+    superuser = django_user_model.objects.create_superuser("root", "r@example.com", "pw")
+    for user in (staff[Role.ADMINISTRATOR], superuser):
+        assert Unit.objects.for_user(user).count() == Unit.objects.count()
+
+
+def test_no_profile_inactive_or_anonymous_see_nothing(org, staff, django_user_model):
+    plain = django_user_model.objects.create_user("plain", password="pw", is_staff=True)
+    inactive = staff[Role.AGENT]
+    inactive.is_active = False
+    for user in (plain, inactive, AnonymousUser()):
+        assert Unit.objects.for_user(user).count() == 0
+
+
+def test_staff_of_a_merged_unit_see_the_predecessors_records(org, make_staff, make_customer):
+    successor = org["other_corporation"]
+    predecessor = successor.predecessors.first()
+    old = make_customer(predecessor, name="Hồ Văn Tư", phones=["0905 000 001"])
+    agent = make_staff(Role.AGENT, [successor])
+    assert old in Customer.objects.for_user(agent)
+    assert scope_for(agent).allows_unit(predecessor.pk)
+
+
+def test_scope_follows_a_role_change(org, staff):
+    agent = staff[Role.AGENT]
+    assert Unit.objects.for_user(agent).count() == 1
+    staff_update(user=agent, role=Role.SUPERVISOR)
+    assert Unit.objects.for_user(agent).count() == Unit.objects.filter(company__code="PE01").count()
+    assert agent.groups.get().name == "tongdai: supervisor"
+
+
+def test_companies_and_corporations_are_scoped_without_duplicates(org, staff):
+    from crm.models import Company, Corporation
+
+    supervisor = staff[Role.SUPERVISOR]
+    assert list(Company.objects.for_user(supervisor).values_list("code", flat=True)) == ["PE01"]
+    assert list(Corporation.objects.for_user(staff[Role.MANAGER]).values_list("code", flat=True)) == [
+        "EVNHCMC"
+    ]

@@ -1,0 +1,136 @@
+import pytest
+from django.db import connection
+
+from crm.models import Role
+from customers.models import Customer, MeterAssignment
+from customers.selectors import InvalidQuery, lookup_customers
+
+
+@pytest.fixture
+def people(org, make_customer):
+    home = org["home"]
+    return {
+        "an": make_customer(
+            home, name="Nguyễn Văn An", street="12 Lê Lợi", ward="Phường Bến Nghé", phones=["0903 123 456"]
+        ),
+        "an_q3": make_customer(
+            home,
+            name="Nguyễn Văn An",
+            street="5 Lý Chính Thắng",
+            ward="Phường 8",
+            district="Quận 3",
+            phones=["0909 000 001"],
+        ),
+        "han": make_customer(
+            home, name="Lê Ngọc Hân", street="3 Pasteur", ward="Phường Bến Nghé", phones=["0909 000 002"]
+        ),
+        "hang": make_customer(
+            home, name="Lê Ngọc Hằng", street="4 Pasteur", ward="Phường Bến Nghé", phones=["0909 000 003"]
+        ),
+        "dat": make_customer(
+            home, name="Đặng Văn Đạt", street="9 Hai Bà Trưng", ward="Phường Đa Kao", phones=["0909 000 004"]
+        ),
+    }
+
+
+def codes(result):
+    return [c.code for c in result.customers]
+
+
+def test_words_across_name_and_address_without_accents_find_the_customer(people, staff):
+    home_district = people["an"].district  # "Quận 1"
+    found = lookup_customers(user=staff[Role.AGENT], query=f"nguyen van an {home_district}")
+    assert codes(found) == [people["an"].code]
+    assert found.customers[0].match == "text"
+
+
+def test_d_stroke_folds_to_d(people, staff):
+    assert codes(lookup_customers(user=staff[Role.AGENT], query="dang van dat")) == [people["dat"].code]
+    assert codes(lookup_customers(user=staff[Role.AGENT], query="ĐẶNG")) == [people["dat"].code]
+
+
+def test_accents_as_typed_rank_first(people, staff):
+    found = lookup_customers(user=staff[Role.AGENT], query="Ngọc Hân")
+    assert codes(found) == [people["han"].code, people["hang"].code]
+    assert [c.match for c in found.customers] == ["accents", "text"]
+    found = lookup_customers(user=staff[Role.AGENT], query="ngọc hằng")
+    assert codes(found) == [people["hang"].code]  # "hang" is not a prefix of "han"
+
+
+def test_accent_free_query_finds_both_without_preference(people, staff):
+    found = lookup_customers(user=staff[Role.AGENT], query="ngoc han")
+    assert set(codes(found)) == {people["han"].code, people["hang"].code}
+    assert {c.match for c in found.customers} == {"text"}
+
+
+@pytest.mark.parametrize("spelling", ["0903 123 456", "+84903123456", "84-903-123-456", "0903.123.456"])
+def test_phone_in_any_spelling_is_an_exact_match(people, staff, spelling):
+    found = lookup_customers(user=staff[Role.AGENT], query=spelling)
+    assert codes(found) == [people["an"].code]
+    assert found.customers[0].match == "phone"
+
+
+def test_code_and_meter_serial_are_exact_matches(people, staff):
+    agent = staff[Role.AGENT]
+    found = lookup_customers(user=agent, query=people["dat"].code.lower())
+    assert codes(found) == [people["dat"].code]
+    assert found.customers[0].match == "code"
+    serial = MeterAssignment.objects.get(contract__customer=people["han"]).meter.serial
+    found = lookup_customers(user=agent, query=serial.lower())
+    assert codes(found) == [people["han"].code]
+    assert found.customers[0].match == "serial"
+
+
+def test_numbers_match_whole_words(people, staff):
+    # "Phường 8" must not match "Phường 18" and "Quận 1" not "Quận 10"
+    found = lookup_customers(user=staff[Role.AGENT], query="nguyen van an 3")
+    assert codes(found) == [people["an_q3"].code]
+
+
+def test_lookup_never_leaves_the_users_scope(two_customers, staff):
+    mine, theirs = two_customers
+    agent = staff[Role.AGENT]
+    assert codes(lookup_customers(user=agent, query="Trần Thị Hân")) == [mine.code]
+    assert codes(lookup_customers(user=agent, query=theirs.code)) == []
+    assert codes(lookup_customers(user=agent, query="0903 333 444")) == []
+    assert set(codes(lookup_customers(user=staff[Role.ADMINISTRATOR], query="tran thi han"))) == {
+        mine.code,
+        theirs.code,
+    }
+
+
+def test_no_match_is_an_empty_list(people, staff):
+    found = lookup_customers(user=staff[Role.AGENT], query="khong co ai ten nay")
+    assert found.customers == []
+    assert found.truncated is False
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "!!!", "x" * 121, "abc\x00def", "a b c d e f g h i"])
+def test_unusable_input_is_refused_with_a_message(org, staff, bad):
+    with pytest.raises(InvalidQuery) as exc:
+        lookup_customers(user=staff[Role.AGENT], query=bad)
+    assert str(exc.value)
+
+
+def test_a_broad_query_is_bounded_and_says_so(org, make_customer, staff):
+    for i in range(6):
+        make_customer(org["home"], name=f"Nguyễn Thị Mai {i}", phones=[f"0912 000 00{i}"])
+    found = lookup_customers(user=staff[Role.AGENT], query="nguyen", limit=4)
+    assert len(found.customers) == 4
+    assert found.truncated is True
+
+
+@pytest.mark.postgres
+def test_word_search_uses_the_trigram_index_on_postgresql(people, staff):
+    if connection.vendor != "postgresql":
+        pytest.skip("the trigram index exists on PostgreSQL only")
+    from customers.selectors import _text_filter
+
+    queryset = _text_filter(Customer.objects.for_user(staff[Role.AGENT]), ["nguyen", "van", "an", "1"])[:50]
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "customers_search_trgm" in plan, plan
+    assert "UPPER" not in plan

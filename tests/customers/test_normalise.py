@@ -1,0 +1,63 @@
+import pytest
+
+from customers.normalise import (
+    InvalidPhone,
+    display_phone,
+    fold,
+    has_diacritics,
+    normalise_phone,
+    search_document,
+)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "0903 123 456",
+        "+84903123456",
+        "84-903-123-456",
+        "0903.123.456",
+        "(090) 312-3456",
+        "0084 903 123 456",
+        "903123456",
+    ],
+)
+def test_every_common_spelling_of_a_mobile_normalises_to_one_form(raw):
+    assert normalise_phone(raw) == "+84903123456"
+
+
+def test_landline_keeps_its_area_code():
+    assert normalise_phone("(028) 3822 1234") == "+842838221234"
+
+
+def test_old_eleven_digit_mobile_is_renumbered():
+    # 0168 became 038 in 2018
+    assert normalise_phone("0168 123 4567") == "+84381234567"
+
+
+@pytest.mark.parametrize(
+    "raw", ["", "abc", "19001909", "+1 202 555 0100", "0903+123", "09031234", "0012345678"]
+)
+def test_what_is_not_a_vietnamese_phone_is_refused(raw):
+    with pytest.raises(InvalidPhone):
+        normalise_phone(raw)
+
+
+def test_display_phone_groups_digits_as_agents_read_them():
+    assert display_phone("+84903123456") == "0903 123 456"
+    assert display_phone("+842838221234") == "028 3822 1234"
+
+
+def test_fold_removes_case_accents_and_d_stroke():
+    assert fold("Nguyễn Văn Đạt, Quận 1") == "nguyen van dat quan 1"
+    assert fold("ĐẶNG THỊ HẰNG") == "dang thi hang"
+
+
+def test_search_document_is_padded_for_word_prefix_matching():
+    assert search_document("Lê Văn Ân", "45/3 Hùng Vương") == " le van an 45 3 hung vuong "
+
+
+def test_has_diacritics():
+    assert has_diacritics("Ngọc Hân")
+    assert has_diacritics("đi")
+    assert not has_diacritics("Ngoc Han")

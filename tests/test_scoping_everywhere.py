@@ -1,0 +1,133 @@
+"""Walks every registered admin page and API endpoint as every role: another unit's data is never listed,
+never reachable by id and never changeable."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib import admin
+from django.forms.models import model_to_dict
+from django.urls import reverse
+
+from crm.models import Role
+from crm.urls import router
+
+ROLES = list(Role.values)
+
+
+def scoped_admins():
+    return [
+        (model, model_admin)
+        for model, model_admin in admin.site._registry.items()
+        if hasattr(model._default_manager, "for_user")
+    ]
+
+
+def test_every_model_of_our_apps_in_admin_is_scoped():
+    ours = {"crm", "customers", "tickets", "billing"}
+    registered = {m for m in admin.site._registry if m._meta.app_label in ours}
+    assert registered, "no admin registered"
+    assert registered == {m for m, _a in scoped_admins() if m._meta.app_label in ours}
+
+
+def foreign_rows(model, other_unit):
+    """Rows of ``model`` that belong to ``other_unit`` (and to no unit the home staff serve)."""
+    return list(model._default_manager.in_units([other_unit.pk]))
+
+
+def snapshot(rows):
+    return sorted((model_to_dict(r) for r in rows), key=lambda d: d["id"])
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_admin_never_shows_or_changes_another_units_rows(client, role, staff, two_customers, make_staff):
+    mine, theirs = two_customers
+    make_staff(Role.AGENT, [theirs.unit])  # a staff profile of the other unit
+    user = staff[role]
+    client.force_login(user)
+    for model, model_admin in scoped_admins():
+        opts = model._meta
+        rows = foreign_rows(model, theirs.unit)
+        if role == Role.ADMINISTRATOR:
+            continue  # sees everything by design; the positive control is below
+        assert rows, f"fixture has no {opts.model_name} of the other unit"
+        before = snapshot(rows)
+        changelist = client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+        if user.has_perm(f"{opts.app_label}.view_{opts.model_name}"):
+            assert changelist.status_code == 200, (opts.model_name, changelist.status_code)
+            listed = {obj.pk for obj in changelist.context["cl"].result_list}
+            assert listed.isdisjoint({r.pk for r in rows}), (role, opts.model_name)
+        else:
+            assert changelist.status_code == 403
+        for row in rows:
+            change_url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[row.pk])
+            page = client.get(change_url)
+            assert page.status_code in (302, 403, 404), (role, opts.model_name, page.status_code)
+            if page.status_code == 302:
+                assert page["Location"] == reverse("admin:index")
+            posted = client.post(change_url, {"full_name": "Hacked", "name": "Hacked", "purpose": "Hacked"})
+            assert posted.status_code in (302, 403, 404)
+            if posted.status_code == 302:
+                assert posted["Location"] == reverse("admin:index")
+            delete_url = reverse(f"admin:{opts.app_label}_{opts.model_name}_delete", args=[row.pk])
+            deleted = client.post(delete_url, {"post": "yes"})
+            assert deleted.status_code in (302, 403, 404)
+        assert snapshot(model._default_manager.filter(pk__in=[r.pk for r in rows])) == before, opts.model_name
+    card = client.get(reverse("admin:customers_customer_card", args=[theirs.pk]))
+    assert card.status_code == (404 if role != Role.ADMINISTRATOR else 200)
+    lookup = client.get(reverse("admin:customers_customer_lookup"), {"q": theirs.code})
+    assert lookup.status_code == 200
+    found = [c.code for c in lookup.context["found"].customers]
+    assert found == ([theirs.code] if role == Role.ADMINISTRATOR else [])
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_admin_lists_the_users_own_customer(client, role, staff, two_customers):
+    mine, _theirs = two_customers
+    client.force_login(staff[role])
+    response = client.get(reverse("admin:customers_customer_changelist"))
+    assert response.status_code == 200
+    assert mine.pk in {c.pk for c in response.context["cl"].result_list}
+
+
+def api_routes():
+    return [(prefix, viewset) for prefix, viewset, _basename in router.registry]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_api_never_shows_or_changes_another_units_rows(client, role, staff, two_customers, make_staff):
+    mine, theirs = two_customers
+    make_staff(Role.AGENT, [theirs.unit])
+    client.force_login(staff[role])
+    for prefix, viewset in api_routes():
+        model = viewset.queryset.model
+        rows = foreign_rows(model, theirs.unit)
+        assert rows
+        listing = client.get(f"/api/v1/{prefix}/", {"page_size": 200})
+        assert listing.status_code == 200, (prefix, listing.status_code)
+        ids = {item["id"] for item in listing.json()["results"]}
+        foreign = {r.pk for r in rows}
+        if role == Role.ADMINISTRATOR:
+            assert foreign <= ids
+            continue
+        assert ids.isdisjoint(foreign), (role, prefix)
+        before = snapshot(rows)
+        for row in rows:
+            assert client.get(f"/api/v1/{prefix}/{row.pk}/").status_code == 404
+            assert client.patch(
+                f"/api/v1/{prefix}/{row.pk}/", {"name": "x"}, content_type="application/json"
+            ).status_code in (403, 404, 405)
+            assert client.delete(f"/api/v1/{prefix}/{row.pk}/").status_code in (403, 404, 405)
+        assert snapshot(model._default_manager.filter(pk__in=foreign)) == before
+    assert client.get(f"/api/v1/customers/{theirs.pk}/card/").status_code == (
+        200 if role == Role.ADMINISTRATOR else 404
+    )
+    found = client.get("/api/v1/customers/lookup", {"q": theirs.code}).json()["results"]
+    assert [c["code"] for c in found] == ([theirs.code] if role == Role.ADMINISTRATOR else [])
+    own = client.get("/api/v1/customers/lookup", {"q": mine.code}).json()["results"]
+    assert [c["code"] for c in own] == [mine.code]
+
+
+def test_anonymous_gets_nothing_from_the_api(client, two_customers):
+    for prefix, _viewset in api_routes():
+        assert client.get(f"/api/v1/{prefix}/").status_code in (401, 403)
+    assert client.get("/api/v1/customers/lookup", {"q": "tran"}).status_code in (401, 403)

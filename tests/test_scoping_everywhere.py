@@ -40,11 +40,11 @@ def snapshot(rows):
 
 @pytest.mark.parametrize("role", ROLES)
 def test_admin_never_shows_or_changes_another_units_rows(client, role, staff, two_customers, make_staff):
-    mine, theirs = two_customers
+    _mine, theirs = two_customers
     make_staff(Role.AGENT, [theirs.unit])  # a staff profile of the other unit
     user = staff[role]
     client.force_login(user)
-    for model, model_admin in scoped_admins():
+    for model, _model_admin in scoped_admins():
         opts = model._meta
         rows = foreign_rows(model, theirs.unit)
         if role == Role.ADMINISTRATOR:

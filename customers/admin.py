@@ -159,6 +159,12 @@ class CustomerAdmin(CustomerSearchMixin, ScopedAdmin):
     def save_related(self, request, form, formsets, change):
         pass  # phones are written by customer_create; the inline is read-only
 
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        return super().construct_change_message(request, form, [], add)  # the inline saves nothing
+
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)

@@ -110,25 +110,22 @@ def lookup_customers(*, user, query: str, limit: int | None = None) -> Lookup:
                 seen.add(customer.pk)
                 result.customers.append(customer)
 
-    # 1. Exact identifiers.
+    # 1. Exact identifiers, tried in order until one matches (each a single indexed lookup).
     compact = text.replace(" ", "")
     if CODE_QUERY.match(compact):
         take(visible.filter(code=compact.upper()), MatchKind.CODE, limit)
-    try:
-        phone = normalise_phone(text)
-    except InvalidPhone:
-        phone = None
-    if phone:
-        take(
-            visible.filter(phones__number=phone).order_by("id")[: limit + 1],
-            MatchKind.PHONE,
-            limit - len(seen),
-        )
-    if SERIAL_QUERY.match(compact):
+    if not seen:
+        try:
+            phone = normalise_phone(text)
+        except InvalidPhone:
+            phone = None
+        if phone:
+            take(visible.filter(phones__number=phone).order_by("id")[: limit + 1], MatchKind.PHONE, limit)
+    if not seen and SERIAL_QUERY.match(compact):
         serial_customers = MeterAssignment.objects.filter(meter__serial=compact.upper()).values(
             "contract__customer_id"
         )
-        take(visible.filter(pk__in=serial_customers)[: limit + 1], MatchKind.SERIAL, limit - len(seen))
+        take(visible.filter(pk__in=serial_customers)[: limit + 1], MatchKind.SERIAL, limit)
     if seen:
         return result  # an identifier that matched is the answer: its digits are not part of a name
     room = limit - len(result.customers)
@@ -178,9 +175,9 @@ def customer_card(*, user, customer_id: int) -> CustomerCard | None:
     customer = (
         Customer.objects.for_user(user)
         .select_related("unit__company__corporation", "nuisance_set_by")
-        .filter(pk=customer_id)
-        .first()
+        .filter(pk=customer_id)[:1]
     )
+    customer = next(iter(customer), None)
     if customer is None:
         return None
     phones = list(customer.phones.order_by("-is_primary", "id"))

@@ -1,0 +1,270 @@
+"""Benchmark of the agent's reads on PostgreSQL, each beside raw SQL doing the same reads.
+
+    python -m bench [--customers N] [--seed S] [--iterations K]
+
+Uses DATABASE_URL when set, else the local database ``tongdai_bench`` (created if missing). It migrates,
+loads the organisation and seeds N demo customers (idempotent: a second run reuses them), then prints
+p50/p95 in milliseconds for: lookup by phone, by customer code, by meter serial, a fragment search, the
+whole customer card, the customer changelist filtered by unit as an agent, and the admin search box;
+each beside the same reads in raw SQL and the ratio of the p95s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import time
+
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/tongdai_bench"
+
+TARGETS_MS = {  # p95 targets at 2.6M customers
+    "card by phone": 15,
+    "card by code": 15,
+    "fragment search": 60,
+    "changelist by unit": 100,
+    "admin search box": 150,
+}
+
+
+def _ensure_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[-1].split("?")[0]
+    admin_url = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _setup(args) -> None:
+    os.environ.setdefault("DATABASE_URL", DEFAULT_URL)
+    os.environ.setdefault("DEBUG", "1")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
+    os.environ["ALLOWED_HOSTS"] = "testserver,127.0.0.1,localhost"
+    if not os.environ["DATABASE_URL"].startswith("postgres"):
+        sys.exit("The benchmark runs on PostgreSQL: set DATABASE_URL=postgres://…")
+    _ensure_database(os.environ["DATABASE_URL"])
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    call_command("load_organisation", verbosity=0)
+    started = time.monotonic()
+    call_command("seed_demo", customers=args.customers, seed=args.seed, units="PE", verbosity=1)
+    print(f"(seed step {time.monotonic() - started:.1f}s)")
+
+
+def _timed(fn, iterations: int, warmup: int = 5) -> list[float]:
+    for _ in range(warmup):
+        fn(0)
+    samples = []
+    for i in range(iterations):
+        started = time.perf_counter()
+        fn(i)
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def _p(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument("--explain", action="store_true", help="print the plan of the fragment search")
+    args = parser.parse_args()
+    _setup(args)
+
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import override_settings
+
+    from crm.models import Role, Unit
+    from crm.scoping import scope_for
+    from crm.services import staff_create
+    from customers.normalise import display_phone
+    from customers.selectors import _text_filter, customer_card, lookup_customers
+    from customers.models import Customer
+
+    rng = random.Random(7)
+    user_model = __import__("django.contrib.auth", fromlist=["get_user_model"]).get_user_model()
+    agent = user_model.objects.filter(username="bench-agent").first()
+    if agent is None:
+        agent = staff_create(
+            username="bench-agent",
+            password="bench-agent-pass",
+            role=Role.AGENT,
+            badge_number="BENCH-22",
+            units=list(Unit.objects.filter(company__corporation__code="EVNHCMC")),
+        )
+    unit_ids = sorted(scope_for(agent).unit_ids)
+    total = Customer.objects.count()
+    print(f"\n{total:,} customers in the database; agent serves {len(unit_ids)} units.\n")
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.id, c.code, p.number FROM customers_customer c TABLESAMPLE SYSTEM (1) "
+            "JOIN customers_customerphone p ON p.customer_id = c.id LIMIT 2000"
+        )
+        sample = cursor.fetchall()
+        cursor.execute(
+            "SELECT m.serial FROM customers_meter m TABLESAMPLE SYSTEM (1) "
+            "JOIN customers_meterassignment a ON a.meter_id = m.id AND a.removed_at IS NULL LIMIT 2000"
+        )
+        serials = [r[0] for r in cursor.fetchall()]
+        cursor.execute(
+            "SELECT full_name, ward, district FROM customers_customer TABLESAMPLE SYSTEM (1) "
+            "WHERE customer_type = 'residential' LIMIT 2000"
+        )
+        people = cursor.fetchall()
+    rng.shuffle(sample)
+    rng.shuffle(serials)
+    from customers.normalise import fold
+
+    # Fragments an agent types: given name + middle + family initial part + ward/district word, no accents.
+    fragments = []
+    for full_name, ward, district in people:
+        parts = fold(full_name).split()
+        place = fold(ward).split()[-1]
+        fragments.append(f"{parts[-1]} {parts[0]} {parts[1]} {place}")
+    n = args.iterations
+    in_units = ", ".join(str(u) for u in unit_ids)
+    rows = []
+
+    def raw(sql, params):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+    def measure(name, orm_fn, raw_fn, iterations=n):
+        orm = _timed(orm_fn, iterations)
+        sql = _timed(raw_fn, iterations)
+        rows.append((name, _p(orm, 0.5), _p(orm, 0.95), _p(sql, 0.5), _p(sql, 0.95)))
+
+    customer_cols = "c.id, c.code, c.unit_id, c.full_name, c.street, c.ward, c.district, c.province, c.customer_type, c.is_nuisance, u.code"
+    join_unit = "FROM customers_customer c JOIN crm_unit u ON u.id = c.unit_id"
+
+    measure(
+        "lookup by phone",
+        lambda i: lookup_customers(user=agent, query=display_phone(sample[i % len(sample)][2])),
+        lambda i: raw(
+            f"SELECT {customer_cols} {join_unit} JOIN customers_customerphone p ON p.customer_id = c.id "
+            f"WHERE p.number = %s AND c.unit_id IN ({in_units}) ORDER BY c.id LIMIT 51",
+            [sample[i % len(sample)][2]],
+        ),
+    )
+    measure(
+        "lookup by code",
+        lambda i: lookup_customers(user=agent, query=sample[i % len(sample)][1]),
+        lambda i: raw(
+            f"SELECT {customer_cols} {join_unit} WHERE c.code = %s AND c.unit_id IN ({in_units})",
+            [sample[i % len(sample)][1]],
+        ),
+    )
+    measure(
+        "lookup by meter serial",
+        lambda i: lookup_customers(user=agent, query=serials[i % len(serials)]),
+        lambda i: raw(
+            f"SELECT {customer_cols} {join_unit} WHERE c.id IN (SELECT k.customer_id FROM customers_meterassignment a "
+            "JOIN customers_meter m ON m.id = a.meter_id JOIN customers_contract k ON k.id = a.contract_id "
+            f"WHERE m.serial = %s) AND c.unit_id IN ({in_units}) LIMIT 51",
+            [serials[i % len(serials)]],
+        ),
+    )
+
+    def fragment_sql(i):
+        words = fold(fragments[i % len(fragments)]).split()
+        conditions = " AND ".join(["c.search_text LIKE %s"] * len(words))
+        params = [f"% {w} %" if w.isdigit() else f"% {w}%" for w in words]
+        return raw(f"SELECT {customer_cols} {join_unit} WHERE {conditions} AND c.unit_id IN ({in_units}) LIMIT 51", params)
+
+    measure("fragment search", lambda i: lookup_customers(user=agent, query=fragments[i % len(fragments)]), fragment_sql)
+
+    def card_by(kind):
+        def orm(i):
+            found = lookup_customers(user=agent, query=display_phone(sample[i % len(sample)][2]) if kind == "phone" else sample[i % len(sample)][1])
+            return customer_card(user=agent, customer_id=found.customers[0].pk)
+
+        def sql(i):
+            if kind == "phone":
+                ids = raw(
+                    f"SELECT c.id FROM customers_customer c JOIN customers_customerphone p ON p.customer_id = c.id "
+                    f"WHERE p.number = %s AND c.unit_id IN ({in_units}) LIMIT 51",
+                    [sample[i % len(sample)][2]],
+                )
+            else:
+                ids = raw(f"SELECT c.id FROM customers_customer c WHERE c.code = %s AND c.unit_id IN ({in_units})", [sample[i % len(sample)][1]])
+            cid = ids[0][0]
+            raw(
+                "SELECT c.*, u.*, co.*, k.* FROM customers_customer c JOIN crm_unit u ON u.id = c.unit_id "
+                "JOIN crm_company co ON co.id = u.company_id JOIN crm_corporation k ON k.id = co.corporation_id "
+                f"WHERE c.id = %s AND c.unit_id IN ({in_units})",
+                [cid],
+            )
+            raw("SELECT * FROM customers_customerphone WHERE customer_id = %s ORDER BY is_primary DESC, id", [cid])
+            contracts = raw("SELECT id FROM customers_contract WHERE customer_id = %s ORDER BY start_date DESC, id", [cid])
+            raw(
+                "SELECT a.*, m.* FROM customers_meterassignment a JOIN customers_meter m ON m.id = a.meter_id "
+                "WHERE a.contract_id = ANY(%s) ORDER BY a.installed_at DESC",
+                [[c[0] for c in contracts]],
+            )
+
+        return orm, sql
+
+    measure("card by phone", *card_by("phone"))
+    measure("card by code", *card_by("code"))
+
+    client = Client()
+    client.force_login(agent)
+    hcmc_units = unit_ids
+    page_iterations = max(20, n // 4)
+
+    with override_settings(DEBUG=False):
+        def changelist(i):
+            response = client.get("/admin/customers/customer/", {"unit": hcmc_units[i % len(hcmc_units)]})
+            assert response.status_code == 200, response.status_code
+
+        def changelist_sql(i):
+            unit = hcmc_units[i % len(hcmc_units)]
+            raw(
+                f"SELECT {customer_cols} {join_unit} WHERE c.unit_id IN ({in_units}) AND c.unit_id = %s "
+                "ORDER BY c.id DESC LIMIT 51",
+                [unit],
+            )
+            raw(f"EXPLAIN SELECT 1 FROM customers_customer c WHERE c.unit_id IN ({in_units}) AND c.unit_id = %s", [unit])
+
+        measure("changelist by unit", changelist, changelist_sql, page_iterations)
+
+        def search_box(i):
+            response = client.get("/admin/customers/customer/", {"q": fragments[i % len(fragments)]})
+            assert response.status_code == 200, response.status_code
+
+        measure("admin search box", search_box, fragment_sql, page_iterations)
+
+    print(f"{'measure':<24} {'p50 ms':>8} {'p95 ms':>8} {'raw p50':>8} {'raw p95':>8} {'ratio':>6} {'target':>8}")
+    for name, p50, p95, r50, r95 in rows:
+        target = TARGETS_MS.get(name)
+        verdict = "" if target is None else (f"≤{target} {'ok' if p95 <= target else 'MISS'}")
+        print(f"{name:<24} {p50:8.2f} {p95:8.2f} {r50:8.2f} {r95:8.2f} {p95 / max(r95, 1e-6):6.1f} {verdict:>8}")
+
+    if args.explain:
+        queryset = _text_filter(Customer.objects.for_user(agent), fold(fragments[0]).split())[:51]
+        sql, params = queryset.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+            print("\nPlan of the fragment search (" + fragments[0] + "):")
+            for (line,) in cursor.fetchall():
+                print("  " + line)
+
+
+if __name__ == "__main__":
+    main()

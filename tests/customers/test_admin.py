@@ -1,0 +1,166 @@
+import pytest
+from django.contrib import admin
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from crm.models import Role
+from customers.models import Customer, CustomerEventKind
+
+
+@pytest.fixture
+def agent_client(client, staff):
+    client.force_login(staff[Role.AGENT])
+    return client
+
+
+def test_admin_index_links_the_caller_lookup(agent_client):
+    response = agent_client.get(reverse("admin:index"))
+    assert response.status_code == 200
+    assert reverse("admin:customers_customer_lookup") in response.content.decode()
+
+
+def test_lookup_page_lists_candidates_linking_to_the_card(agent_client, make_customer):
+    customer = make_customer(name="Nguyễn Văn An", phones=["0903 123 456"])
+    response = agent_client.get(reverse("admin:customers_customer_lookup"), {"q": "84-903-123-456"})
+    assert response.status_code == 200
+    assert [c.pk for c in response.context["found"].customers] == [customer.pk]
+    assert reverse("admin:customers_customer_card", args=[customer.pk]) in response.content.decode()
+
+
+def test_lookup_page_answers_bad_input_with_a_message_not_a_500(agent_client, org):
+    response = agent_client.get(reverse("admin:customers_customer_lookup"), {"q": "!!!"})
+    assert response.status_code == 400
+    assert response.context["error"] == "The search text has no letters or digits."
+
+
+def test_card_shows_identity_contracts_meters_and_the_empty_sections(agent_client, make_customer):
+    customer = make_customer(name="Lê Thị Bé", phones=["0903 123 456", "028 3822 1234"])
+    response = agent_client.get(reverse("admin:customers_customer_card", args=[customer.pk]))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert customer.code in html
+    assert "0903 123 456" in html
+    assert "028 3822 1234" in html
+    assert "remote-read" in html
+    card = response.context["card"]
+    assert [s.key for s in card.sections] == ["tickets", "invoices", "outages"]
+    assert all(not s.rows for s in card.sections)
+    assert [c.number for c in card.contracts] == [f"{customer.code}-01"]
+
+
+def test_card_takes_a_constant_number_of_queries(agent_client, make_customer, org):
+    one = make_customer(name="Một", phones=["0903 000 001"])
+    many = make_customer(name="Nhiều", phones=["0903 000 002", "0903 000 003"])
+    from customers import services
+
+    for _ in range(3):
+        services.contract_create(actor=None, customer=many, purpose="Kinh doanh", start_date=many.created_at.date())
+    counts = []
+    for customer in (one, many):
+        with CaptureQueriesContext(connection) as ctx:
+            assert agent_client.get(reverse("admin:customers_customer_card", args=[customer.pk])).status_code == 200
+        counts.append(len(ctx))
+    assert counts[0] == counts[1]
+
+
+def test_agent_flags_a_nuisance_caller_from_the_card(agent_client, make_customer, staff):
+    customer = make_customer()
+    url = reverse("admin:customers_customer_card", args=[customer.pk])
+    response = agent_client.post(url, {"action": "flag", "reason": "Chửi bới nhân viên"})
+    assert response.status_code == 302
+    customer.refresh_from_db()
+    assert customer.is_nuisance
+    assert customer.nuisance_set_by == staff[Role.AGENT]
+    assert customer.events.filter(kind=CustomerEventKind.NUISANCE_FLAGGED).count() == 1
+
+
+def test_a_role_without_the_permission_cannot_flag(client, staff, make_customer):
+    customer = make_customer()
+    client.force_login(staff[Role.DISPATCHER])
+    response = client.post(
+        reverse("admin:customers_customer_card", args=[customer.pk]), {"action": "flag", "reason": "x"}
+    )
+    assert response.status_code == 403
+    customer.refresh_from_db()
+    assert not customer.is_nuisance
+    assert not customer.events.filter(kind=CustomerEventKind.NUISANCE_FLAGGED).exists()
+
+
+def test_admin_search_box_goes_through_the_lookup(agent_client, make_customer):
+    wanted = make_customer(name="Đặng Văn Đạt", phones=["0903 000 009"])
+    make_customer(name="Lê Văn Tám", phones=["0903 000 010"])
+    response = agent_client.get(reverse("admin:customers_customer_changelist"), {"q": "dang van dat"})
+    assert [c.pk for c in response.context["cl"].result_list] == [wanted.pk]
+
+
+def test_billing_clerk_creates_a_customer_through_the_admin_form(client, staff, org):
+    client.force_login(staff[Role.BILLING_CLERK])
+    response = client.post(
+        reverse("admin:customers_customer_add"),
+        {
+            "unit": org["home"].pk, "code": "", "full_name": "Võ Thị Sáu", "national_id": "", "email": "",
+            "street": "7 Nguyễn Trãi", "ward": "Phường Bến Thành", "district": "", "province": "",
+            "customer_type": "residential", "households": "1", "phones_text": "0903 555 666, +84 28 3822 1234",
+            "phones-TOTAL_FORMS": "0", "phones-INITIAL_FORMS": "0",
+        },
+    )  # fmt: skip
+    assert response.status_code == 302, response.content.decode()[:2000]
+    customer = Customer.objects.get(full_name="Võ Thị Sáu")
+    assert customer.code == "PE01000000001"
+    assert sorted(customer.phones.values_list("number", flat=True)) == ["+842838221234", "+84903555666"]
+    assert customer.events.get().kind == CustomerEventKind.CREATED
+
+
+def test_customer_form_refuses_a_unit_outside_the_scope(client, staff, org):
+    client.force_login(staff[Role.BILLING_CLERK])
+    response = client.post(
+        reverse("admin:customers_customer_add"),
+        {
+            "unit": org["other_corporation"].pk, "full_name": "X", "street": "1", "ward": "W",
+            "customer_type": "residential", "households": "1",
+            "phones-TOTAL_FORMS": "0", "phones-INITIAL_FORMS": "0",
+        },
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert "unit" in response.context["adminform"].form.errors
+    assert Customer.objects.count() == 0
+
+
+def changelist_urls():
+    return [
+        (model, reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist"))
+        for model in admin.site._registry
+        if model._meta.app_label in ("crm", "customers")
+    ]
+
+
+def test_every_changelist_takes_the_same_number_of_queries_for_few_and_many_rows(client, staff, org, make_customer):
+    admin_user = staff[Role.ADMINISTRATOR]
+    client.force_login(admin_user)
+    make_customer(name="Một", phones=["0903 000 001"])
+    few = {}
+    for model, url in changelist_urls():
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(url).status_code == 200, url
+        few[url] = len(ctx)
+    for i in range(6):
+        make_customer(name=f"Người {i}", phones=[f"0903 100 00{i}"], unit=org["sibling"])
+    for model, url in changelist_urls():
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(url).status_code == 200
+        assert len(ctx) == few[url], (url, few[url], len(ctx), [q["sql"][:120] for q in ctx.captured_queries])
+        assert len(ctx) <= 12, (url, len(ctx))
+
+
+def test_customer_changelist_query_count_as_an_agent(agent_client, make_customer):
+    for i in range(5):
+        make_customer(name=f"Người {i}", phones=[f"0903 200 00{i}"])
+    with CaptureQueriesContext(connection) as ctx:
+        response = agent_client.get(reverse("admin:customers_customer_changelist"), {"unit": "", "customer_type": "residential"})
+    assert response.status_code == 200
+    # session, user, 2 permission reads, scope (profile, units, merged units), unit filter choices,
+    # the count (an EXPLAIN estimate on PostgreSQL) and the rows with their unit: nothing per row
+    assert len(ctx) == 10, "\n".join(q["sql"][:300] for q in ctx.captured_queries)
+    sqls = " ".join(q["sql"] for q in ctx.captured_queries)
+    assert ("COUNT(*)" in sqls) is (connection.vendor == "sqlite")

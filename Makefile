@@ -45,7 +45,7 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 messages: install
-	$(PY) manage.py compilemessages --ignore '$(VENV)/*' -v 0
+	$(VENV)/bin/pybabel compile -q -d locale -D django
 
 migrate: install messages
 	$(PY) manage.py migrate --no-input -v 1

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import sys
 import time
 
@@ -91,9 +90,9 @@ def main() -> None:
     from crm.models import Role, Unit
     from crm.scoping import scope_for
     from crm.services import staff_create
+    from customers.models import Customer
     from customers.normalise import display_phone
     from customers.selectors import _text_filter, customer_card, lookup_customers
-    from customers.models import Customer
 
     rng = random.Random(7)
     user_model = __import__("django.contrib.auth", fromlist=["get_user_model"]).get_user_model()
@@ -185,13 +184,25 @@ def main() -> None:
         words = fold(fragments[i % len(fragments)]).split()
         conditions = " AND ".join(["c.search_text LIKE %s"] * len(words))
         params = [f"% {w} %" if w.isdigit() else f"% {w}%" for w in words]
-        return raw(f"SELECT {customer_cols} {join_unit} WHERE {conditions} AND c.unit_id IN ({in_units}) LIMIT 51", params)
+        return raw(
+            f"SELECT {customer_cols} {join_unit} WHERE {conditions} AND c.unit_id IN ({in_units}) LIMIT 51",
+            params,
+        )
 
-    measure("fragment search", lambda i: lookup_customers(user=agent, query=fragments[i % len(fragments)]), fragment_sql)
+    measure(
+        "fragment search",
+        lambda i: lookup_customers(user=agent, query=fragments[i % len(fragments)]),
+        fragment_sql,
+    )
 
     def card_by(kind):
         def orm(i):
-            found = lookup_customers(user=agent, query=display_phone(sample[i % len(sample)][2]) if kind == "phone" else sample[i % len(sample)][1])
+            found = lookup_customers(
+                user=agent,
+                query=display_phone(sample[i % len(sample)][2])
+                if kind == "phone"
+                else sample[i % len(sample)][1],
+            )
             return customer_card(user=agent, customer_id=found.customers[0].pk)
 
         def sql(i):
@@ -202,7 +213,10 @@ def main() -> None:
                     [sample[i % len(sample)][2]],
                 )
             else:
-                ids = raw(f"SELECT c.id FROM customers_customer c WHERE c.code = %s AND c.unit_id IN ({in_units})", [sample[i % len(sample)][1]])
+                ids = raw(
+                    f"SELECT c.id FROM customers_customer c WHERE c.code = %s AND c.unit_id IN ({in_units})",
+                    [sample[i % len(sample)][1]],
+                )
             cid = ids[0][0]
             raw(
                 "SELECT c.*, u.*, co.*, k.* FROM customers_customer c JOIN crm_unit u ON u.id = c.unit_id "
@@ -210,8 +224,13 @@ def main() -> None:
                 f"WHERE c.id = %s AND c.unit_id IN ({in_units})",
                 [cid],
             )
-            raw("SELECT * FROM customers_customerphone WHERE customer_id = %s ORDER BY is_primary DESC, id", [cid])
-            contracts = raw("SELECT id FROM customers_contract WHERE customer_id = %s ORDER BY start_date DESC, id", [cid])
+            raw(
+                "SELECT * FROM customers_customerphone WHERE customer_id = %s ORDER BY is_primary DESC, id",
+                [cid],
+            )
+            contracts = raw(
+                "SELECT id FROM customers_contract WHERE customer_id = %s ORDER BY start_date DESC, id", [cid]
+            )
             raw(
                 "SELECT a.*, m.* FROM customers_meterassignment a JOIN customers_meter m ON m.id = a.meter_id "
                 "WHERE a.contract_id = ANY(%s) ORDER BY a.installed_at DESC",
@@ -229,6 +248,7 @@ def main() -> None:
     page_iterations = max(20, n // 4)
 
     with override_settings(DEBUG=False):
+
         def changelist(i):
             response = client.get("/admin/customers/customer/", {"unit": hcmc_units[i % len(hcmc_units)]})
             assert response.status_code == 200, response.status_code
@@ -240,7 +260,10 @@ def main() -> None:
                 "ORDER BY c.id DESC LIMIT 51",
                 [unit],
             )
-            raw(f"EXPLAIN SELECT 1 FROM customers_customer c WHERE c.unit_id IN ({in_units}) AND c.unit_id = %s", [unit])
+            raw(
+                f"EXPLAIN SELECT 1 FROM customers_customer c WHERE c.unit_id IN ({in_units}) AND c.unit_id = %s",
+                [unit],
+            )
 
         measure("changelist by unit", changelist, changelist_sql, page_iterations)
 
@@ -250,11 +273,15 @@ def main() -> None:
 
         measure("admin search box", search_box, fragment_sql, page_iterations)
 
-    print(f"{'measure':<24} {'p50 ms':>8} {'p95 ms':>8} {'raw p50':>8} {'raw p95':>8} {'ratio':>6} {'target':>8}")
+    print(
+        f"{'measure':<24} {'p50 ms':>8} {'p95 ms':>8} {'raw p50':>8} {'raw p95':>8} {'ratio':>6} {'target':>8}"
+    )
     for name, p50, p95, r50, r95 in rows:
         target = TARGETS_MS.get(name)
         verdict = "" if target is None else (f"≤{target} {'ok' if p95 <= target else 'MISS'}")
-        print(f"{name:<24} {p50:8.2f} {p95:8.2f} {r50:8.2f} {r95:8.2f} {p95 / max(r95, 1e-6):6.1f} {verdict:>8}")
+        print(
+            f"{name:<24} {p50:8.2f} {p95:8.2f} {r50:8.2f} {r95:8.2f} {p95 / max(r95, 1e-6):6.1f} {verdict:>8}"
+        )
 
     if args.explain:
         queryset = _text_filter(Customer.objects.for_user(agent), fold(fragments[0]).split())[:51]

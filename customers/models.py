@@ -48,7 +48,10 @@ class Customer(models.Model):
     """A customer of the utility: who pays for the electricity at one address."""
 
     code = models.CharField(_("customer code"), max_length=13, validators=[CUSTOMER_CODE_VALIDATOR])
-    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="customers", verbose_name=_("unit"))
+    # Indexed by customers_unit_id_idx (unit, -id), whose leading column serves every lookup by unit.
+    unit = models.ForeignKey(
+        Unit, on_delete=models.PROTECT, related_name="customers", verbose_name=_("unit"), db_index=False
+    )
     full_name = models.CharField(_("full name"), max_length=200)
     national_id = models.CharField(
         _("national ID"), max_length=12, blank=True, validators=[NATIONAL_ID_VALIDATOR]
@@ -246,7 +249,9 @@ class Meter(models.Model):
     """An electricity meter, owned by a unit whether installed or in stock."""
 
     serial = models.CharField(_("serial number"), max_length=20, validators=[METER_SERIAL_VALIDATOR])
-    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="meters", verbose_name=_("unit"))
+    unit = models.ForeignKey(
+        Unit, on_delete=models.PROTECT, related_name="meters", verbose_name=_("unit"), db_index=False
+    )  # indexed by customers_meter_unit_id_idx
     kind = models.CharField(_("kind"), max_length=12, choices=MeterKind.choices)
     phases = models.PositiveSmallIntegerField(
         _("phases"), choices=[(1, _("Single-phase")), (3, _("Three-phase"))]
@@ -293,7 +298,11 @@ class MeterAssignment(models.Model):
         Meter, on_delete=models.PROTECT, related_name="assignments", verbose_name=_("meter")
     )
     contract = models.ForeignKey(
-        Contract, on_delete=models.PROTECT, related_name="meter_assignments", verbose_name=_("contract")
+        Contract,
+        on_delete=models.PROTECT,
+        related_name="meter_assignments",
+        verbose_name=_("contract"),
+        db_index=False,  # indexed by customers_assign_contract_idx (contract, -installed_at)
     )
     installed_at = models.DateTimeField(_("installed at"))
     reading_at_install = models.PositiveIntegerField(_("reading at install (kWh)"))
@@ -348,7 +357,11 @@ class CustomerEvent(models.Model):
     """One change to a customer's record: who, when, what before and after, and why. Never edited."""
 
     customer = models.ForeignKey(
-        Customer, on_delete=models.CASCADE, related_name="events", verbose_name=_("customer")
+        Customer,
+        on_delete=models.CASCADE,
+        related_name="events",
+        verbose_name=_("customer"),
+        db_index=False,  # indexed by customers_event_customer_idx (customer, -at)
     )
     kind = models.CharField(_("kind"), max_length=20, choices=CustomerEventKind.choices)
     actor = models.ForeignKey(

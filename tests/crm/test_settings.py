@@ -1,0 +1,70 @@
+"""The settings refuse unsafe production starts and pass Django's deployment checks."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_manage(*args, env):
+    clean = {
+        k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE")
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "crm.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_refuses_to_start_with_debug_off_and_no_secret_key():
+    result = run_manage("check", env={"DEBUG": "0"})
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_a_misspelt_boolean_is_an_error_not_false():
+    result = run_manage("check", env={"DEBUG": "maybe"})
+    assert result.returncode != 0
+    assert "DEBUG must be a boolean" in result.stderr
+
+
+def test_check_deploy_is_clean_under_production_settings():
+    result = run_manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        env={
+            "DEBUG": "0",
+            "SECRET_KEY": "k" * 20 + "-production-secret-from-the-environment-0123456789",
+            "ALLOWED_HOSTS": "cskh.example.vn",
+        },
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_vietnamese_by_default_english_available_times_in_vietnam():
+    assert settings.TIME_ZONE == "Asia/Ho_Chi_Minh"
+    assert settings.USE_TZ is True
+    assert [code for code, _name in settings.LANGUAGES] == ["vi", "en"]
+    assert (ROOT / "locale" / "vi" / "LC_MESSAGES" / "django.po").exists()
+
+
+def test_the_interface_speaks_vietnamese(client, staff):
+    from django.utils import translation
+
+    with translation.override("vi"):
+        assert str(translation.gettext("Caller lookup")) != "Caller lookup"
+    client.force_login(staff["agent"])
+    response = client.get("/admin/customers/customer/lookup/", HTTP_ACCEPT_LANGUAGE="vi")
+    assert response.status_code == 200
+    assert 'lang="vi"' in response.content.decode()

@@ -71,7 +71,7 @@ def _timed(fn, iterations: int, warmup: int = 5) -> list[float]:
 
 def _p(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -131,7 +131,7 @@ def main() -> None:
 
     # Fragments an agent types: given name + middle + family initial part + ward/district word, no accents.
     fragments = []
-    for full_name, ward, district in people:
+    for full_name, ward, _district in people:
         parts = fold(full_name).split()
         place = fold(ward).split()[-1]
         fragments.append(f"{parts[-1]} {parts[0]} {parts[1]} {place}")

@@ -148,13 +148,13 @@ def test_every_changelist_takes_the_same_number_of_queries_for_few_and_many_rows
     client.force_login(admin_user)
     make_customer(name="Một", phones=["0903 000 001"])
     few = {}
-    for model, url in changelist_urls():
+    for _model, url in changelist_urls():
         with CaptureQueriesContext(connection) as ctx:
             assert client.get(url).status_code == 200, url
         few[url] = len(ctx)
     for i in range(6):
         make_customer(name=f"Người {i}", phones=[f"0903 100 00{i}"], unit=org["sibling"])
-    for model, url in changelist_urls():
+    for _model, url in changelist_urls():
         with CaptureQueriesContext(connection) as ctx:
             assert client.get(url).status_code == 200
         assert len(ctx) == few[url], (url, few[url], len(ctx), [q["sql"][:120] for q in ctx.captured_queries])

@@ -129,12 +129,17 @@ def main() -> None:
     rng.shuffle(serials)
     from customers.normalise import fold
 
-    # Fragments an agent types: given name + middle + family initial part + ward/district word, no accents.
+    # Fragments an agent types, without accents: the full name, or part of it with a word of the address.
     fragments = []
-    for full_name, ward, _district in people:
+    for k, (full_name, ward, district) in enumerate(people):
         parts = fold(full_name).split()
-        place = fold(ward).split()[-1]
-        fragments.append(f"{parts[-1]} {parts[0]} {parts[1]} {place}")
+        shapes = [
+            parts,  # "tran minh thuy"
+            [*parts, fold(ward).split()[-1]],  # "tran minh thuy 9" / "… ben nghe"
+            [*parts, *fold(district).split()],  # "nguyen van an quan 1"
+            [*parts[1:], fold(ward).split()[-1]],  # "minh thuy 9"
+        ]
+        fragments.append(" ".join(shapes[k % len(shapes)]))
     n = args.iterations
     in_units = ", ".join(str(u) for u in unit_ids)
     rows = []

@@ -222,7 +222,8 @@ class Generator:
         customer_id = self._next_id("customer")
         district_f = self.unit_folds[unit.id]
         street_text = f"{number_text} {street}"
-        search_text = f" {name_f} {number_fold} {street_f} {ward_f} {district_f} "
+        joined = f"{name_f.replace(' ', '')} " if " " in name_f else ""
+        search_text = f" {name_f} {number_fold} {street_f} {ward_f} {district_f} {joined}"
         email = (
             f"{name_f.replace(' ', '.')}{number % 1000}@gmail.com"
             if has_email and kind == "residential"

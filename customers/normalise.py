@@ -24,9 +24,18 @@ def fold(text: str) -> str:
     return _NON_WORD.sub(" ", stripped).strip()
 
 
-def search_document(*parts: str) -> str:
-    """The stored search column: the folded parts, padded with spaces so every word has a left edge."""
-    return " " + " ".join(p for p in (fold(part) for part in parts) if p) + " "
+def search_document(name: str, *address: str) -> str:
+    """The stored search column: the folded name and address, padded with spaces so every word has a left
+    edge, then the name's words joined into one token ("nguyenvanan").
+
+    The joined token gives the trigram index trigrams that span two words of a name ("nva", "vaa"), which
+    are rare even when the words are common: a query that types a name in order finds it through them
+    (see ``customers.selectors``).
+    """
+    folded_name = fold(name)
+    words = " ".join(p for p in (folded_name, *(fold(part) for part in address)) if p)
+    joined = folded_name.replace(" ", "")
+    return f" {words} {joined} " if joined and joined != folded_name else f" {words} "
 
 
 def has_diacritics(text: str) -> bool:

@@ -5,17 +5,26 @@ The lookup answers in tiers, each a bounded query that stops at the limit:
 2. name or address matching with the accents as typed ("Ngọc Hân" before "Ngọc Hằng");
 3. accent-free matches of every word (the folded ``search_text`` column; a pg_trgm GIN index on PostgreSQL).
 Rows inside a tier are sorted by name for display; the tiers never mix.
+
+Every word must start a word of the name or address (numbers match whole). How the trigram index is asked:
+Vietnamese names are made of a few very common words, and every trigram of "nguyen", "van" or "thi" is in
+half the table, so asking the index for all of them costs a read of most of it. Agents type names in order,
+so the lookup first assumes the leading words are consecutive words of the name: ``search_text`` ends with
+the name's words joined ("nguyenvanan"), and the index is asked only for the trigrams that span two typed
+words ("enva", "vaan"), which are rare; the exact conditions are then checked on those few rows. Only when
+no name matches in order (fewer leading words are tried first) does the lookup ask for every word anywhere.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db.models import Func, Prefetch, TextField, Value
-from django.db.models.functions import Concat
+from django.db.models.functions import Concat, StrIndex
 from django.utils.translation import gettext as _
 
 from customers import card_sections
@@ -74,10 +83,45 @@ def _clean_query(raw: str | None) -> str:
     return text
 
 
+def _word_pattern(word: str) -> str:
+    """How a folded word must appear in ``search_text``: a whole number, or the start of a word."""
+    return f" {word} " if word.isdigit() else f" {word}"
+
+
 def _text_filter(queryset, words: list[str]):
+    """Every word anywhere: one LIKE per word, each served by the trigram index."""
     for word in words:
-        queryset = queryset.filter(search_text__contains=(f" {word} " if word.isdigit() else f" {word}"))
+        queryset = queryset.filter(search_text__contains=_word_pattern(word))
     return queryset
+
+
+def _junctions(run: list[str]) -> list[str]:
+    """For each pair of adjacent words, the last two letters of one and the first two of the next."""
+    return [j for a, b in itertools.pairwise(run) if len(j := a[-2:] + b[:2]) >= 3]
+
+
+def _in_order_filter(queryset, words: list[str], k: int):
+    """The first ``k`` words are consecutive words of the name, as typed; the others appear anywhere.
+
+    The index is asked only for the junctions (trigrams across word boundaries in the joined name). The
+    exact checks are STRPOS, which the index cannot serve, so the planner applies them to the few rows the
+    junctions leave instead of reading the posting lists of every common trigram.
+    """
+    for junction in _junctions(words[:k]):
+        queryset = queryset.filter(search_text__contains=junction)
+    checks = ["".join(words[:k]), *(_word_pattern(w) for w in words)]
+    aliases = {f"_at{i}": StrIndex("search_text", Value(pattern)) for i, pattern in enumerate(checks)}
+    return queryset.alias(**aliases).filter(**{f"{name}__gt": 0 for name in aliases})
+
+
+def _name_run(words: list[str]) -> int:
+    """How many leading words could be a name typed in order (letters only)."""
+    n = 0
+    for word in words:
+        if word.isdigit():
+            break
+        n += 1
+    return n
 
 
 def _accented_words(text: str) -> list[str]:
@@ -128,36 +172,37 @@ def lookup_customers(*, user, query: str, limit: int | None = None) -> Lookup:
         take(visible.filter(pk__in=serial_customers)[: limit + 1], MatchKind.SERIAL, limit)
     if seen:
         return result  # an identifier that matched is the answer: its digits are not part of a name
-    room = limit - len(result.customers)
-    if room <= 0:
-        return result
-
-    # 2. and 3. Words, with accents as typed first, then accent-free.
-    candidates = _text_filter(visible, words).exclude(pk__in=seen) if seen else _text_filter(visible, words)
-    if has_diacritics(text):
-        accented = candidates.annotate(
-            _accented=UnicodeLower(
-                Concat(
-                    "full_name",
-                    Value(" "),
-                    "street",
-                    Value(" "),
-                    "ward",
-                    Value(" "),
-                    "district",
-                    output_field=TextField(),
-                )
-            )
-        )
-        for word in _accented_words(text):
-            accented = accented.filter(_accented__contains=word)
-        take(accented[: room + 1], MatchKind.ACCENTS, room)
-        room = limit - len(result.customers)
-        if room <= 0:
-            return result
-    rest = candidates.exclude(pk__in=seen) if seen else candidates
-    take(rest[: room + 1], MatchKind.TEXT, room)
+    # 2. and 3. Words: names typed in order first (longest run of leading words down to two), then anywhere.
+    accented_words = _accented_words(text) if has_diacritics(text) else []
+    strategies = [lambda qs, k=k: _in_order_filter(qs, words, k) for k in range(_name_run(words), 1, -1)]
+    strategies.append(lambda qs: _text_filter(qs, words))
+    for narrow in strategies:
+        _text_tiers(take, narrow(visible), accented_words, limit - len(result.customers))
+        if result.customers:
+            break
     return result
+
+
+def _text_tiers(take, candidates, accented_words: list[str], room: int) -> None:
+    """Tier 2 (accents as typed) then tier 3 (accent-free) from the same candidates."""
+    found: list[int] = []
+    if accented_words:
+        accented = candidates.alias(
+            _accented=UnicodeLower(
+                Concat("full_name", Value(" "), "street", Value(" "), "ward", Value(" "), "district",
+                       output_field=TextField())
+            )
+        )  # fmt: skip
+        for word in accented_words:
+            accented = accented.filter(_accented__contains=word)
+        rows = list(accented[: room + 1])
+        take(rows, MatchKind.ACCENTS, room)
+        found = [c.pk for c in rows[:room]]
+        room -= len(found)
+        if room <= 0:
+            return
+    rest = candidates.exclude(pk__in=found) if found else candidates
+    take(rest[: room + 1], MatchKind.TEXT, room)
 
 
 @dataclass

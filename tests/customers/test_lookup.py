@@ -99,6 +99,24 @@ def test_lookup_never_leaves_the_users_scope(two_customers, staff):
     }
 
 
+def test_a_name_typed_in_order_is_found_through_its_junctions(people, staff, make_customer, org):
+    reversed_name = make_customer(org["home"], name="Phạm An Văn", phones=["0909 000 005"])
+    found = lookup_customers(user=staff[Role.AGENT], query="van an")
+    # "Văn An" in order, in two customers' names; "An Văn" has the words but not in that order
+    assert set(codes(found)) == {people["an"].code, people["an_q3"].code}
+    assert reversed_name.code not in codes(found)
+
+
+def test_words_in_another_order_are_still_found_when_no_name_matches_in_order(people, staff):
+    found = lookup_customers(user=staff[Role.AGENT], query="an nguyen")
+    assert set(codes(found)) == {people["an"].code, people["an_q3"].code}
+
+
+def test_name_and_address_words_together(people, staff):
+    found = lookup_customers(user=staff[Role.AGENT], query="le ngoc han 3 pasteur")
+    assert codes(found) == [people["han"].code]
+
+
 def test_no_match_is_an_empty_list(people, staff):
     found = lookup_customers(user=staff[Role.AGENT], query="khong co ai ten nay")
     assert found.customers == []
@@ -136,3 +154,24 @@ def test_word_search_uses_the_trigram_index_on_postgresql(people, staff):
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "customers_search_trgm" in plan, plan
     assert "UPPER" not in plan
+
+
+@pytest.mark.postgres
+def test_a_name_in_order_asks_the_index_only_for_the_junctions(people, staff):
+    if connection.vendor != "postgresql":
+        pytest.skip("the trigram index exists on PostgreSQL only")
+    from customers.selectors import _in_order_filter
+
+    queryset = _in_order_filter(
+        Customer.objects.for_user(staff[Role.ADMINISTRATOR]), ["nguyen", "van", "an", "1"], 3
+    )
+    sql, params = queryset[:50].query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    index_lines = [line for line in plan.splitlines() if "Index Cond" in line]
+    assert "customers_search_trgm" in plan, plan
+    assert index_lines and all("strpos" not in line for line in index_lines), plan
+    assert "'%enva%'" in plan and "'%anan%'" in plan, plan  # nguyen|van, van|an
+    assert "strpos" in plan.lower(), plan

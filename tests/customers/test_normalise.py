@@ -54,7 +54,8 @@ def test_fold_removes_case_accents_and_d_stroke():
 
 
 def test_search_document_is_padded_for_word_prefix_matching():
-    assert search_document("Lê Văn Ân", "45/3 Hùng Vương") == " le van an 45 3 hung vuong "
+    assert search_document("Lê Văn Ân", "45/3 Hùng Vương") == " le van an 45 3 hung vuong levanan "
+    assert search_document("An", "1 Lê Lợi") == " an 1 le loi "
 
 
 def test_has_diacritics():

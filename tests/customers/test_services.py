@@ -45,7 +45,7 @@ def test_create_takes_the_units_next_code_and_normalises_phones(org, staff):
     ]
     assert first.district == unit.district
     assert first.province == unit.company.province
-    assert first.search_text == f" nguyen van an 12 le loi phuong ben nghe {fold(unit.district)} "
+    assert first.search_text == f" nguyen van an 12 le loi phuong ben nghe {fold(unit.district)} nguyenvanan "
     event = CustomerEvent.objects.get(customer=first)
     assert event.kind == CustomerEventKind.CREATED
     assert event.actor == agent

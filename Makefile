@@ -45,7 +45,7 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 messages: install
-	$(VENV)/bin/pybabel compile -q -d locale -D django
+	$(VENV)/bin/pybabel -q compile -d locale -D django
 
 migrate: install messages
 	$(PY) manage.py migrate --no-input -v 1

@@ -19,7 +19,7 @@ SLOTS: list[tuple[str, Any]] = [
     ("outages", _("Outages in the area")),
 ]
 
-# A provider takes (customer=, user=) and returns a list of rows, each a dict of column → value.
+# A provider takes (customer=, user=) and returns {"columns": [...], "rows": [[...], ...]}.
 Provider = Callable[..., dict[str, Any]]
 _providers: dict[str, Provider] = {}
 

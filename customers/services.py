@@ -325,7 +325,8 @@ def contract_set_status(
     contract = Contract.objects.select_for_update().get(pk=contract.pk)
     if status not in CONTRACT_TRANSITIONS.get(contract.status, set()):
         raise ValidationError(
-            _("A %(old)s contract cannot become %(new)s.") % {"old": contract.status, "new": status}
+            _("A contract that is %(old)s cannot become %(new)s.")
+            % {"old": ContractStatus(contract.status).label, "new": ContractStatus(status).label}
         )
     before = {"status": contract.status}
     contract.status = status
@@ -371,7 +372,8 @@ def meter_install(
     meter = Meter.objects.select_for_update().get(pk=meter.pk)
     if meter.status != MeterStatus.IN_STOCK:
         raise ValidationError(
-            _("Meter %(s)s is not in stock (it is %(st)s).") % {"s": meter.serial, "st": meter.status}
+            _("Meter %(s)s is not in stock (it is %(st)s).")
+            % {"s": meter.serial, "st": MeterStatus(meter.status).label}
         )
     if reading < 0:
         raise ValidationError({"reading": _("A reading cannot be negative.")})

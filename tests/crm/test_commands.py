@@ -1,0 +1,49 @@
+import io
+import json
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django_q.models import Schedule
+
+from crm.models import Role, StaffProfile
+from customers import card_sections, demo
+
+
+def test_setup_schedules_is_idempotent(db):
+    call_command("setup_schedules", stdout=io.StringIO())
+    first = list(Schedule.objects.values_list("name", "func", "schedule_type"))
+    call_command("setup_schedules", stdout=io.StringIO())
+    assert list(Schedule.objects.values_list("name", "func", "schedule_type")) == first
+    assert ("tongdai: clear expired sessions", "django.core.management.call_command", "D") in first
+
+
+def test_demo_users_one_per_role_with_printed_passwords(org, tmp_path, settings):
+    settings.BASE_DIR = tmp_path
+    demo.seed(customers=50, seed=1, units=org["home"].company.units.active())
+    out = io.StringIO()
+    call_command("create_demo_users", stdout=out)
+    stored = json.loads((tmp_path / "var" / "demo-credentials.json").read_text())
+    assert set(StaffProfile.objects.values_list("role", flat=True)) == set(Role.values)
+    for username, password in stored.items():
+        user = get_user_model().objects.get(username=username)
+        assert user.check_password(password)
+        assert password in out.getvalue()
+    again = io.StringIO()
+    call_command("create_demo_users", stdout=again)
+    assert get_user_model().objects.count() == len(Role.values)
+    assert stored["agent"] in again.getvalue()
+    agent = StaffProfile.objects.get(user__username="agent")
+    assert {u.company.code for u in agent.units.all()} == {"PE01"}
+
+
+def test_card_sections_show_what_a_provider_gives(org, make_customer, staff):
+    from customers.selectors import customer_card
+
+    customer = make_customer()
+    card_sections.provide("tickets", lambda customer, user: {"columns": ["number"], "rows": [[customer.code]]})
+    try:
+        card = customer_card(user=staff[Role.AGENT], customer_id=customer.pk)
+        tickets = next(s for s in card.sections if s.key == "tickets")
+        assert tickets.provided and tickets.rows == [[customer.code]]
+    finally:
+        card_sections._providers.pop("tickets", None)

@@ -56,6 +56,7 @@ def _setup(args) -> None:
     started = time.monotonic()
     call_command("seed_demo", customers=args.customers, seed=args.seed, units="PE", verbosity=1)
     print(f"(seed step {time.monotonic() - started:.1f}s)")
+    call_command("refresh_search_statistics", verbosity=1)
 
 
 def _timed(fn, iterations: int, warmup: int = 5) -> list[float]:
@@ -92,7 +93,7 @@ def main() -> None:
     from crm.services import staff_create
     from customers.models import Customer
     from customers.normalise import display_phone
-    from customers.selectors import _text_filter, customer_card, lookup_customers
+    from customers.selectors import _in_order_filter, _junctions, _name_run, customer_card, lookup_customers
 
     rng = random.Random(7)
     user_model = __import__("django.contrib.auth", fromlist=["get_user_model"]).get_user_model()
@@ -186,12 +187,25 @@ def main() -> None:
     )
 
     def fragment_sql(i):
+        """The lookup's word search in plain SQL: names in order through junctions, else every word."""
         words = fold(fragments[i % len(fragments)]).split()
+        starts = [f" {w} " if w.isdigit() else f" {w}" for w in words]  # as strpos needs them
+        for k in range(_name_run(words), 1, -1):
+            junctions = _junctions(words[:k])
+            checks = ["".join(words[:k]), *starts]
+            where = " AND ".join(
+                ["c.search_text LIKE %s"] * len(junctions) + ["strpos(c.search_text, %s) > 0"] * len(checks)
+            )
+            found = raw(
+                f"SELECT {customer_cols} {join_unit} WHERE {where} AND c.unit_id IN ({in_units}) LIMIT 51",
+                [f"%{j}%" for j in junctions] + checks,
+            )
+            if found:
+                return found
         conditions = " AND ".join(["c.search_text LIKE %s"] * len(words))
-        params = [f"% {w} %" if w.isdigit() else f"% {w}%" for w in words]
         return raw(
             f"SELECT {customer_cols} {join_unit} WHERE {conditions} AND c.unit_id IN ({in_units}) LIMIT 51",
-            params,
+            [f"%{p}%" for p in starts],
         )
 
     measure(
@@ -252,7 +266,7 @@ def main() -> None:
     hcmc_units = unit_ids
     page_iterations = max(20, n // 4)
 
-    with override_settings(DEBUG=False):
+    with override_settings(DEBUG=False, WHITENOISE_AUTOREFRESH=True):
 
         def changelist(i):
             response = client.get("/admin/customers/customer/", {"unit": hcmc_units[i % len(hcmc_units)]})
@@ -289,7 +303,8 @@ def main() -> None:
         )
 
     if args.explain:
-        queryset = _text_filter(Customer.objects.for_user(agent), fold(fragments[0]).split())[:51]
+        words = fold(fragments[0]).split()
+        queryset = _in_order_filter(Customer.objects.for_user(agent), words, len(words))[:51]
         sql, params = queryset.query.sql_with_params()
         with connection.cursor() as cursor:
             cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)

@@ -4,7 +4,7 @@ Each entry: (name, dotted function, schedule type, minutes for MINUTES schedules
 (the SLA sweep, callbacks) in their own ``schedules.py`` listed in ``SCHEDULE_MODULES``.
 """
 
-SCHEDULE_MODULES = ["crm.schedules"]
+SCHEDULE_MODULES = ["crm.schedules", "customers.schedules"]
 
 SCHEDULES = [
     ("tongdai: clear expired sessions", "django.core.management.call_command", "D", None, ("clearsessions",)),

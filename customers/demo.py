@@ -492,6 +492,9 @@ def seed(*, customers: int, seed: int = 1, units=None, progress=None) -> dict[st
         with connection.cursor() as cursor:
             for table in tables:
                 cursor.execute(f"ANALYZE {table}")
+        from customers.services import search_statistics_refresh
+
+        search_statistics_refresh()
     return {"loaded": counts["customers"], "total": customers, **counts}
 
 

@@ -401,3 +401,22 @@ class DemoDataset(models.Model):
 
     def __str__(self) -> str:
         return f"seed {self.seed}: {self.customers}"
+
+
+class SearchTrigram(models.Model):
+    """How common a trigram is in ``Customer.search_text`` (share of rows, from a sample).
+
+    The lookup asks the trigram index for the rarest trigrams of what was typed and checks the rest on the
+    rows they leave; these shares tell it which are rare. Refreshed by ``search_statistics_refresh``
+    (after a bulk load and daily). PostgreSQL only; empty elsewhere.
+    """
+
+    trigram = models.CharField(_("trigram"), max_length=3, primary_key=True)
+    share = models.FloatField(_("share of customers"))
+
+    class Meta:
+        verbose_name = _("search trigram")
+        verbose_name_plural = _("search trigrams")
+
+    def __str__(self) -> str:
+        return f"{self.trigram!r}: {self.share:.4f}"

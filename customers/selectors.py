@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 import unicodedata
 from dataclasses import dataclass, field
 
@@ -28,7 +29,7 @@ from django.db.models.functions import Concat, StrIndex
 from django.utils.translation import gettext as _
 
 from customers import card_sections
-from customers.models import Contract, Customer, MeterAssignment
+from customers.models import Contract, Customer, MeterAssignment, SearchTrigram
 from customers.normalise import InvalidPhone, fold, has_diacritics, normalise_phone
 
 CODE_QUERY = re.compile(r"^[A-Za-z]{2}[0-9]{11}$")
@@ -100,15 +101,61 @@ def _junctions(run: list[str]) -> list[str]:
     return [j for a, b in itertools.pairwise(run) if len(j := a[-2:] + b[:2]) >= 3]
 
 
+_STATS_TTL_SECONDS = 600
+_stats: dict = {"loaded_at": None, "shares": {}, "rows": 0}
+MAX_INDEX_SHARE = 0.25
+MAX_INDEX_TRIGRAMS = 8
+MIN_INDEX_TRIGRAMS = 2
+
+
+def _trigram_shares() -> tuple[dict[str, float], int]:
+    """How common each trigram is (``SearchTrigram``, refreshed daily), cached in the process for 10 minutes."""
+    now = time.monotonic()
+    if _stats["loaded_at"] is None or now - _stats["loaded_at"] > _STATS_TTL_SECONDS:
+        from crm import db
+
+        _stats["shares"] = dict(SearchTrigram.objects.values_list("trigram", "share"))
+        _stats["rows"] = db.estimated_row_count(Customer._meta.db_table) or 0
+        _stats["loaded_at"] = now
+    return _stats["shares"], _stats["rows"]
+
+
+def index_trigrams(words: list[str], k: int, shares: dict[str, float], rows: int) -> list[str]:
+    """The trigrams to ask the index for when the first ``k`` words are a name typed in order.
+
+    Candidates are the trigrams that span two typed words in the joined name, and those inside each word.
+    Reading a posting list costs little next to fetching a row the index could have ruled out, so every
+    candidate rarer than ``MAX_INDEX_SHARE`` is taken (the rarest ``MAX_INDEX_TRIGRAMS`` of them), and at
+    least ``MIN_INDEX_TRIGRAMS``. Without statistics, the junctions alone.
+    """
+    run = words[:k]
+    if not shares:
+        return _junctions(run)
+    candidates = {
+        t for a, b in itertools.pairwise(run) for t in (a[-2:] + b[:1], a[-1:] + b[:2]) if len(t) == 3
+    }
+    for word in words:
+        if word.isdigit():
+            if len(word) >= 2:
+                candidates.add(word[-2:] + " ")  # LIKE '%16 %': a number's end, e.g. "Phường 16"
+        elif len(word) >= 3:
+            candidates.update(word[i : i + 3] for i in range(len(word) - 2))
+    ranked = sorted(candidates, key=lambda t: (shares.get(t, 0.0), t))
+    rare = [t for t in ranked if shares.get(t, 0.0) <= MAX_INDEX_SHARE][:MAX_INDEX_TRIGRAMS]
+    return rare if len(rare) >= MIN_INDEX_TRIGRAMS else ranked[:MIN_INDEX_TRIGRAMS]
+
+
 def _in_order_filter(queryset, words: list[str], k: int):
     """The first ``k`` words are consecutive words of the name, as typed; the others appear anywhere.
 
-    The index is asked only for the junctions (trigrams across word boundaries in the joined name). The
-    exact checks are STRPOS, which the index cannot serve, so the planner applies them to the few rows the
-    junctions leave instead of reading the posting lists of every common trigram.
+    The index is asked only for a few rare trigrams (``index_trigrams``): across the typed words' junctions
+    in the joined name, or inside a rare word. The exact checks are STRPOS, which the index cannot serve, so
+    the planner applies them to the few rows those trigrams leave, instead of reading the posting lists of
+    every common trigram.
     """
-    for junction in _junctions(words[:k]):
-        queryset = queryset.filter(search_text__contains=junction)
+    shares, rows = _trigram_shares()
+    for trigram in index_trigrams(words, k, shares, rows):
+        queryset = queryset.filter(search_text__contains=trigram)
     checks = ["".join(words[:k]), *(_word_pattern(w) for w in words)]
     aliases = {f"_at{i}": StrIndex("search_text", Value(pattern)) for i, pattern in enumerate(checks)}
     return queryset.alias(**aliases).filter(**{f"{name}__gt": 0 for name in aliases})
@@ -165,7 +212,7 @@ def lookup_customers(*, user, query: str, limit: int | None = None) -> Lookup:
             phone = None
         if phone:
             take(visible.filter(phones__number=phone).order_by("id")[: limit + 1], MatchKind.PHONE, limit)
-    if not seen and SERIAL_QUERY.match(compact):
+    if not seen and SERIAL_QUERY.match(text):
         serial_customers = MeterAssignment.objects.filter(meter__serial=compact.upper()).values(
             "contract__customer_id"
         )

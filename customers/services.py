@@ -422,3 +422,39 @@ def meter_remove(
         reason=reason,
     )
     return assignment
+
+
+# Search statistics ------------------------------------------------------------------------------------
+
+SEARCH_SAMPLE_ROWS = 30_000
+
+
+def search_statistics_refresh(*, sample_rows: int = SEARCH_SAMPLE_ROWS) -> int:
+    """Recount how common each trigram of ``search_text`` is, from a sample of about ``sample_rows`` rows.
+
+    PostgreSQL only (the statistics steer the trigram index, which SQLite does not have); returns the
+    number of trigrams stored. Idempotent: it replaces the previous counts in one transaction.
+    """
+    from django.db import connection
+
+    from crm import db
+    from customers.models import SearchTrigram
+
+    if not db.is_postgres():
+        return 0
+    total = db.estimated_row_count(Customer._meta.db_table) or Customer.objects.count()
+    if total == 0:
+        SearchTrigram.objects.all().delete()
+        return 0
+    percent = min(100.0, 100.0 * sample_rows / total)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM customers_searchtrigram")
+        cursor.execute(
+            "WITH sample AS (SELECT search_text FROM customers_customer TABLESAMPLE SYSTEM (%s) REPEATABLE (1)), "
+            "n AS (SELECT GREATEST(count(*), 1)::float AS rows FROM sample) "
+            "INSERT INTO customers_searchtrigram (trigram, share) "
+            "SELECT t, count(*) / (SELECT rows FROM n) FROM sample, unnest(show_trgm(search_text)) AS t "
+            "WHERE length(t) = 3 GROUP BY t",
+            [percent],
+        )
+        return cursor.rowcount

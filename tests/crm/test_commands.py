@@ -40,7 +40,9 @@ def test_card_sections_show_what_a_provider_gives(org, make_customer, staff):
     from customers.selectors import customer_card
 
     customer = make_customer()
-    card_sections.provide("tickets", lambda customer, user: {"columns": ["number"], "rows": [[customer.code]]})
+    card_sections.provide(
+        "tickets", lambda customer, user: {"columns": ["number"], "rows": [[customer.code]]}
+    )
     try:
         card = customer_card(user=staff[Role.AGENT], customer_id=customer.pk)
         tickets = next(s for s in card.sections if s.key == "tickets")

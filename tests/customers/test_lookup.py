@@ -175,3 +175,43 @@ def test_a_name_in_order_asks_the_index_only_for_the_junctions(people, staff):
     assert index_lines and all("strpos" not in line for line in index_lines), plan
     assert "'%enva%'" in plan and "'%anan%'" in plan, plan  # nguyen|van, van|an
     assert "strpos" in plan.lower(), plan
+
+
+def test_index_trigrams_take_the_rare_ones_across_and_inside_words():
+    from customers.selectors import index_trigrams
+
+    shares = {
+        "ngu": 0.4,
+        "guy": 0.4,
+        "uye": 0.4,
+        "yen": 0.4,
+        "env": 0.2,
+        "nva": 0.05,
+        "van": 0.3,
+        "16 ": 0.02,
+    }
+    picked = index_trigrams(["nguyen", "van", "16"], 2, shares, 2_600_000)
+    assert picked == ["16 ", "nva", "env"]  # rarest first; every one at most MAX_INDEX_SHARE
+
+
+def test_index_trigrams_keep_at_least_two_and_use_junctions_without_statistics():
+    from customers.selectors import index_trigrams
+
+    common = {t: 0.9 for t in ("tha", "han", "anh", "nhh", "hho", "hoa")}
+    assert index_trigrams(["thanh", "hoa"], 2, common, 1000) == ["anh", "han"]
+    assert index_trigrams(["thanh", "hoa"], 2, {}, 0) == ["nhho"]
+
+
+@pytest.mark.postgres
+def test_statistics_refresh_counts_trigram_shares(people):
+    from customers.models import SearchTrigram
+    from customers.services import search_statistics_refresh
+
+    stored = search_statistics_refresh()
+    if connection.vendor != "postgresql":
+        assert stored == 0
+        assert not SearchTrigram.objects.exists()
+        return
+    assert stored == SearchTrigram.objects.count() > 0
+    # "ngu" is in the two Nguyễn of the five customers; the sample is the whole (small) table
+    assert SearchTrigram.objects.get(trigram="ngu").share == pytest.approx(2 / 5)

@@ -197,7 +197,7 @@ def test_index_trigrams_take_the_rare_ones_across_and_inside_words():
 def test_index_trigrams_keep_at_least_two_and_use_junctions_without_statistics():
     from customers.selectors import index_trigrams
 
-    common = {t: 0.9 for t in ("tha", "han", "anh", "nhh", "hho", "hoa")}
+    common = dict.fromkeys(("tha", "han", "anh", "nhh", "hho", "hoa"), 0.9)
     assert index_trigrams(["thanh", "hoa"], 2, common, 1000) == ["anh", "han"]
     assert index_trigrams(["thanh", "hoa"], 2, {}, 0) == ["nhho"]
 

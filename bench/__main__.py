@@ -93,7 +93,14 @@ def main() -> None:
     from crm.services import staff_create
     from customers.models import Customer
     from customers.normalise import display_phone
-    from customers.selectors import _in_order_filter, _junctions, _name_run, customer_card, lookup_customers
+    from customers.selectors import (
+        _in_order_filter,
+        _name_run,
+        _trigram_shares,
+        customer_card,
+        index_trigrams,
+        lookup_customers,
+    )
 
     rng = random.Random(7)
     user_model = __import__("django.contrib.auth", fromlist=["get_user_model"]).get_user_model()
@@ -191,7 +198,7 @@ def main() -> None:
         words = fold(fragments[i % len(fragments)]).split()
         starts = [f" {w} " if w.isdigit() else f" {w}" for w in words]  # as strpos needs them
         for k in range(_name_run(words), 1, -1):
-            junctions = _junctions(words[:k])
+            junctions = index_trigrams(words, k, *_trigram_shares())
             checks = ["".join(words[:k]), *starts]
             where = " AND ".join(
                 ["c.search_text LIKE %s"] * len(junctions) + ["strpos(c.search_text, %s) > 0"] * len(checks)

@@ -131,3 +131,19 @@ def test_anonymous_gets_nothing_from_the_api(client, two_customers):
     for prefix, _viewset in api_routes():
         assert client.get(f"/api/v1/{prefix}/").status_code in (401, 403)
     assert client.get("/api/v1/customers/lookup", {"q": "tran"}).status_code in (401, 403)
+
+
+def test_autocomplete_offers_only_customers_in_scope(client, staff, two_customers):
+    mine, theirs = two_customers
+    client.force_login(staff[Role.BILLING_CLERK])
+    response = client.get(
+        "/admin/autocomplete/",
+        {
+            "app_label": "customers",
+            "model_name": "contract",
+            "field_name": "customer",
+            "term": "tran thi han",
+        },
+    )
+    assert response.status_code == 200
+    assert [int(r["id"]) for r in response.json()["results"]] == [mine.pk]

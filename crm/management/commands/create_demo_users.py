@@ -69,9 +69,9 @@ class Command(BaseCommand):
         self.stdout.write(
             f"\nDemo users (log in at /admin/; credentials kept in {store.relative_to(settings.BASE_DIR)}):"
         )
-        self.stdout.write(f"  {'username':<11} {'role':<22} {'units':<28} password")
+        self.stdout.write(f"  {'username':<11} {'role':<26} {'units':<28} password")
         for username, label, served, password, _state in rows:
-            self.stdout.write(f"  {username:<11} {label:<22} {served[:28]:<28} {password}")
+            self.stdout.write(f"  {username:<11} {label:<26} {served[:28]:<28} {password}")
         self.stdout.write("")
 
     def _home_company(self, code):

@@ -134,7 +134,7 @@ def test_anonymous_gets_nothing_from_the_api(client, two_customers):
 
 
 def test_autocomplete_offers_only_customers_in_scope(client, staff, two_customers):
-    mine, theirs = two_customers
+    mine, _theirs = two_customers
     client.force_login(staff[Role.BILLING_CLERK])
     response = client.get(
         "/admin/autocomplete/",

@@ -30,6 +30,18 @@ def _report(request, exc: ValidationError) -> None:
         messages.error(request, message)
 
 
+class ServiceErrorsMixin:
+    """A rule of a service that the form could not check (a taken code, a bad phone) comes back as a message;
+    the service's transaction has rolled back, so nothing was written."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ValidationError as exc:
+            _report(request, exc)
+            return HttpResponseRedirect(request.get_full_path())
+
+
 class CustomerSearchMixin:
     """The admin search box goes through the caller lookup (indexed, ranked, bounded), never a scan."""
 
@@ -81,7 +93,7 @@ class CustomerForm(forms.ModelForm):
 
 
 @admin.register(Customer)
-class CustomerAdmin(CustomerSearchMixin, ScopedAdmin):
+class CustomerAdmin(ServiceErrorsMixin, CustomerSearchMixin, ScopedAdmin):
     form = CustomerForm
     list_display = [
         "code",
@@ -165,13 +177,6 @@ class CustomerAdmin(CustomerSearchMixin, ScopedAdmin):
     def construct_change_message(self, request, form, formsets, add=False):
         return super().construct_change_message(request, form, [], add)  # the inline saves nothing
 
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except ValidationError as exc:
-            _report(request, exc)
-            return HttpResponseRedirect(request.get_full_path())
-
     # Custom views: the caller lookup and the customer card ------------------------------------------
 
     def get_urls(self):
@@ -239,7 +244,7 @@ class CustomerAdmin(CustomerSearchMixin, ScopedAdmin):
 
 
 @admin.register(CustomerPhone)
-class CustomerPhoneAdmin(ScopedAdmin):
+class CustomerPhoneAdmin(ServiceErrorsMixin, ScopedAdmin):
     list_display = ["number", "customer", "is_primary", "label"]
     list_select_related = ["customer"]
     autocomplete_fields = ["customer"]
@@ -287,20 +292,13 @@ class CustomerPhoneAdmin(ScopedAdmin):
             form.base_fields["number"].validators = []
         return form
 
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except ValidationError as exc:
-            _report(request, exc)
-            return HttpResponseRedirect(request.get_full_path())
-
 
 class CustomerUnitFilter(ScopedUnitFilter):
     unit_path = "customer__unit"
 
 
 @admin.register(Contract)
-class ContractAdmin(ScopedAdmin):
+class ContractAdmin(ServiceErrorsMixin, ScopedAdmin):
     list_display = ["number", "customer", "tariff_category", "purpose", "start_date", "end_date", "status"]
     list_select_related = ["customer"]
     list_filter = [CustomerUnitFilter, "status", "tariff_category"]
@@ -334,13 +332,6 @@ class ContractAdmin(ScopedAdmin):
         )
         obj.pk = contract.pk
 
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except ValidationError as exc:
-            _report(request, exc)
-            return HttpResponseRedirect(request.get_full_path())
-
     def _move(self, request, queryset, status):
         done = 0
         for contract in queryset.select_related("customer"):
@@ -366,7 +357,7 @@ class ContractAdmin(ScopedAdmin):
 
 
 @admin.register(Meter)
-class MeterAdmin(ScopedAdmin):
+class MeterAdmin(ServiceErrorsMixin, ScopedAdmin):
     list_display = ["serial", "kind", "phases", "status", "unit", "manufacturer"]
     list_select_related = ["unit"]
     list_filter = [ScopedUnitFilter, "kind", "status", "phases"]
@@ -393,13 +384,6 @@ class MeterAdmin(ScopedAdmin):
             manufacturer=data.get("manufacturer", ""),
         )
         obj.pk = meter.pk
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except ValidationError as exc:
-            _report(request, exc)
-            return HttpResponseRedirect(request.get_full_path())
 
 
 class AssignmentUnitFilter(ScopedUnitFilter):

@@ -179,3 +179,19 @@ def test_customer_changelist_query_count_as_an_agent(agent_client, make_customer
     assert response.context["cl"].result_count == (
         5 if connection.vendor == "sqlite" else response.context["cl"].result_count
     )
+
+
+def test_a_service_rule_broken_in_the_admin_form_is_a_message_and_writes_nothing(client, staff, org):
+    client.force_login(staff[Role.BILLING_CLERK])
+    response = client.post(
+        reverse("admin:customers_customer_add"),
+        {
+            "unit": org["home"].pk, "code": "PE02010000001", "full_name": "Võ Thị Sáu", "street": "7 Nguyễn Trãi",
+            "ward": "Phường Bến Thành", "customer_type": "residential", "households": "1", "phones_text": "12ab",
+        },
+        follow=True,
+    )  # fmt: skip
+    assert response.status_code == 200
+    shown = [str(m) for m in response.context["messages"]]
+    assert any("12ab" in m for m in shown), shown
+    assert Customer.objects.count() == 0

@@ -195,3 +195,58 @@ class StaffProfile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.badge_number} – {self.user.get_full_name() or self.user.get_username()}"
+
+
+class OutboxStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+
+
+class OutboxChannel(models.TextChoices):
+    SMS = "sms", _("SMS")
+    EMAIL = "email", _("Email")
+    LOG = "log", _("Log only")
+
+
+class OutboxMessage(models.Model):
+    """A message to a person (a unit's dispatcher, a supervisor, a customer), written in the same transaction
+    as the change it announces and delivered afterwards by a task, with retries (``crm.outbox``)."""
+
+    channel = models.CharField(_("channel"), max_length=8, choices=OutboxChannel.choices)
+    recipient = models.CharField(_("recipient"), max_length=254)
+    subject = models.CharField(_("subject"), max_length=200, blank=True)
+    body = models.TextField(_("body"))
+    # What the message is about, so a retried change never sends twice (e.g. "ticket:12:escalation:2:user:5").
+    dedupe_key = models.CharField(_("deduplication key"), max_length=120, null=True, blank=True)
+    status = models.CharField(
+        _("status"), max_length=8, choices=OutboxStatus.choices, default=OutboxStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("outbox message")
+        verbose_name_plural = _("outbox messages")
+        constraints = [
+            models.UniqueConstraint(fields=["dedupe_key"], name="crm_outbox_dedupe_unique"),
+            models.CheckConstraint(
+                condition=Q(status__in=OutboxStatus.values), name="crm_outbox_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=OutboxStatus.SENT) | Q(sent_at__isnull=False), name="crm_outbox_sent_at"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="pending"),
+                name="crm_outbox_due_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} → {self.recipient}: {self.subject or self.body[:40]}"

@@ -262,3 +262,13 @@ LOGGING = {
 TONGDAI_EXACT_COUNT_LIMIT = env_int("TONGDAI_EXACT_COUNT_LIMIT", 10_000)
 # The caller lookup returns at most this many candidates.
 TONGDAI_LOOKUP_LIMIT = env_int("TONGDAI_LOOKUP_LIMIT", 50)
+
+# Notifications: one backend per outbox channel (logging by default, so nothing leaves by accident).
+TONGDAI_NOTIFY_BACKENDS = {
+    "sms": os.environ.get("TONGDAI_SMS_BACKEND", "crm.outbox.LoggingBackend"),
+    "email": os.environ.get("TONGDAI_EMAIL_BACKEND", "crm.outbox.LoggingBackend"),
+    "log": "crm.outbox.LoggingBackend",
+}
+TONGDAI_SMS_URL = os.environ.get("TONGDAI_SMS_URL", "")
+TONGDAI_SMS_TOKEN = os.environ.get("TONGDAI_SMS_TOKEN", "")
+TONGDAI_OUTBOX_MAX_ATTEMPTS = env_int("TONGDAI_OUTBOX_MAX_ATTEMPTS", 8)

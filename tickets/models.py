@@ -1,1 +1,370 @@
-"""Reserved for the tickets app; its models arrive with its issue."""
+"""Tickets: every request of every channel, the service catalogue with its time limits, and the clocks.
+
+Every deadline is a stored timestamp computed at intake from the policy in force then (policies are dated,
+so a change never rewrites open tickets); the SLA sweep (``tickets.sla``) acts on what is due, using
+``next_check_at``, which always holds the earliest moment the sweep has something to do for a ticket.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from crm.models import Unit
+from crm.scoping import ScopedQuerySet
+from customers.models import Contract, Customer
+
+
+class Holiday(models.Model):
+    """A Vietnamese public holiday (a day off for working-day targets). Kept as data: Tết moves every year."""
+
+    day = models.DateField(_("day"), unique=True)
+    name = models.CharField(_("name"), max_length=100)
+
+    class Meta:
+        verbose_name = _("public holiday")
+        verbose_name_plural = _("public holidays")
+        ordering = ["day"]
+
+    def __str__(self) -> str:
+        return f"{self.day:%Y-%m-%d} {self.name}"
+
+
+class Category(models.Model):
+    """A kind of request in the service catalogue (outage, new connection, bill complaint…)."""
+
+    code = models.SlugField(_("code"), max_length=40, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    is_outage = models.BooleanField(
+        _("outage or fault"), default=False, help_text=_("Outage reports are never suspended.")
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("request category")
+        verbose_name_plural = _("request categories")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SlaPolicy(models.Model):
+    """The time limits of a category from a moment on. A new policy applies to tickets taken after it starts."""
+
+    category = models.ForeignKey(
+        Category, on_delete=models.PROTECT, related_name="policies", verbose_name=_("category")
+    )
+    valid_from = models.DateTimeField(_("valid from"))
+    acknowledge_minutes = models.PositiveIntegerField(_("acknowledge within (minutes)"), default=3)
+    contact_minutes = models.PositiveIntegerField(_("unit calls the customer within (minutes)"), default=4)
+    resolve_minutes = models.PositiveIntegerField(_("resolve within (minutes)"), null=True, blank=True)
+    resolve_working_days = models.PositiveSmallIntegerField(
+        _("resolve within (working days)"), null=True, blank=True
+    )
+    callback_hours = models.PositiveSmallIntegerField(
+        _("call back within (hours after resolution)"), default=24
+    )
+    escalate_level2_minutes = models.PositiveIntegerField(
+        _("escalate to the supervisor (minutes after the first breach)"), default=30
+    )
+    escalate_level3_minutes = models.PositiveIntegerField(
+        _("escalate to the company manager (minutes after the first breach)"), default=120
+    )
+
+    class Meta:
+        verbose_name = _("SLA policy")
+        verbose_name_plural = _("SLA policies")
+        ordering = ["category", "-valid_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["category", "valid_from"], name="tickets_policy_unique_start"),
+            models.CheckConstraint(
+                condition=Q(resolve_minutes__isnull=False, resolve_working_days__isnull=True)
+                | Q(resolve_minutes__isnull=True, resolve_working_days__isnull=False),
+                name="tickets_policy_one_resolve_target",
+            ),
+            models.CheckConstraint(
+                condition=Q(escalate_level3_minutes__gte=models.F("escalate_level2_minutes")),
+                name="tickets_policy_levels_in_order",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.category} @ {self.valid_from:%Y-%m-%d}"
+
+
+class Suspension(models.Model):
+    """A category suspended for a period in some units (as new connections were during the 2021 lockdowns)."""
+
+    category = models.ForeignKey(
+        Category, on_delete=models.PROTECT, related_name="suspensions", verbose_name=_("category")
+    )
+    units = models.ManyToManyField(Unit, related_name="suspensions", verbose_name=_("units"))
+    starts_at = models.DateTimeField(_("starts at"))
+    ends_at = models.DateTimeField(_("ends at"))
+    reason = models.TextField(_("reason"))
+
+    class Meta:
+        verbose_name = _("service suspension")
+        verbose_name_plural = _("service suspensions")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=models.F("starts_at")), name="tickets_suspension_period"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.category}: {self.starts_at:%Y-%m-%d} – {self.ends_at:%Y-%m-%d}"
+
+
+class Channel(models.TextChoices):
+    PHONE = "phone", _("Phone")
+    EMAIL = "email", _("Email")
+    CHAT = "chat", _("Web chat")
+    SMS = "sms", _("SMS")
+    APP = "app", _("Mobile app")
+    WEBSITE = "website", _("Website")
+    ZALO = "zalo", _("Zalo")
+    PORTAL = "portal", _("Public-service portal")
+    ASSISTANT = "assistant", _("Virtual assistant")
+
+
+class Priority(models.TextChoices):
+    NORMAL = "normal", _("Normal")
+    HIGH = "high", _("High")
+    URGENT = "urgent", _("Urgent")
+
+
+class Status(models.TextChoices):
+    NEW = "new", _("New")
+    ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+    DISPATCHED = "dispatched", _("Dispatched")
+    IN_PROGRESS = "in_progress", _("In progress")
+    PENDING_CUSTOMER = "pending_customer", _("Pending the customer")
+    RESOLVED = "resolved", _("Resolved")
+    REOPENED = "reopened", _("Reopened")
+    CLOSED = "closed", _("Closed")
+    CANCELLED = "cancelled", _("Cancelled")
+    DUPLICATE = "duplicate", _("Duplicate")
+
+
+OPEN_STATUSES = [
+    Status.NEW,
+    Status.ACKNOWLEDGED,
+    Status.DISPATCHED,
+    Status.IN_PROGRESS,
+    Status.PENDING_CUSTOMER,
+    Status.REOPENED,
+]
+
+
+class TicketQuerySet(ScopedQuerySet):
+    scope_path = "unit"
+
+    def open(self):
+        return self.filter(status__in=OPEN_STATUSES)
+
+
+class Ticket(models.Model):
+    """One request of a customer (or an unknown caller), routed to the unit responsible for the address."""
+
+    number = models.CharField(_("number"), max_length=12, editable=False)
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="tickets",
+        verbose_name=_("customer"),
+    )
+    contract = models.ForeignKey(
+        Contract,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="tickets",
+        verbose_name=_("contract"),
+    )
+    caller_name = models.CharField(_("caller's name"), max_length=200, blank=True)
+    caller_phone = models.CharField(_("caller's phone"), max_length=13, blank=True)
+    caller_address = models.CharField(_("caller's address"), max_length=300, blank=True)
+    category = models.ForeignKey(
+        Category, on_delete=models.PROTECT, related_name="tickets", verbose_name=_("category")
+    )
+    policy = models.ForeignKey(
+        SlaPolicy, on_delete=models.PROTECT, related_name="tickets", verbose_name=_("SLA policy")
+    )
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    priority = models.CharField(
+        _("priority"), max_length=8, choices=Priority.choices, default=Priority.NORMAL
+    )
+    description = models.TextField(_("description"))
+    unit = models.ForeignKey(
+        Unit,
+        on_delete=models.PROTECT,
+        related_name="tickets",
+        verbose_name=_("responsible unit"),
+        db_index=False,
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="assigned_tickets",
+        verbose_name=_("assignee"),
+    )
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.NEW)
+    duplicate_of = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="duplicates",
+        verbose_name=_("duplicate of"),
+    )
+    created_at = models.DateTimeField(_("received at"))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("taken by"),
+    )
+    idempotency_key = models.CharField(
+        _("idempotency key"), max_length=100, null=True, blank=True, editable=False
+    )
+    # The clocks: stored deadlines, breach flags, and the moment the sweep next has something to do.
+    acknowledge_due = models.DateTimeField(_("acknowledge by"))
+    contact_due = models.DateTimeField(_("contact the customer by"))
+    resolve_due = models.DateTimeField(_("resolve by"))
+    callback_due = models.DateTimeField(_("call back by"), null=True, blank=True)
+    acknowledged_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
+    contacted_at = models.DateTimeField(_("customer contacted at"), null=True, blank=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    paused_at = models.DateTimeField(_("waiting for the customer since"), null=True, blank=True)
+    acknowledge_breached = models.BooleanField(_("acknowledge breached"), default=False)
+    contact_breached = models.BooleanField(_("contact breached"), default=False)
+    resolve_breached = models.BooleanField(_("resolve breached"), default=False)
+    first_breach_at = models.DateTimeField(_("first breached at"), null=True, blank=True)
+    escalation_level = models.PositiveSmallIntegerField(
+        _("escalation level"), default=0, validators=[MaxValueValidator(3), MinValueValidator(0)]
+    )
+    next_check_at = models.DateTimeField(_("next SLA check"), null=True, blank=True)
+
+    objects = TicketQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("ticket")
+        verbose_name_plural = _("tickets")
+        constraints = [
+            models.UniqueConstraint(fields=["number"], name="tickets_ticket_number_unique"),
+            models.UniqueConstraint(fields=["idempotency_key"], name="tickets_ticket_idempotency_unique"),
+            models.CheckConstraint(condition=Q(status__in=Status.values), name="tickets_ticket_status_valid"),
+            models.CheckConstraint(
+                condition=Q(channel__in=Channel.values), name="tickets_ticket_channel_valid"
+            ),
+            models.CheckConstraint(condition=Q(escalation_level__lte=3), name="tickets_ticket_level_max"),
+            models.CheckConstraint(
+                condition=Q(customer__isnull=False) | ~Q(caller_phone="") | ~Q(caller_name=""),
+                name="tickets_ticket_who_called",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=Status.DUPLICATE) | Q(duplicate_of__isnull=False),
+                name="tickets_ticket_duplicate_of",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=[Status.RESOLVED, Status.CLOSED]) | Q(resolved_at__isnull=False),
+                name="tickets_ticket_resolved_at",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["unit", "status", "-id"], name="tickets_unit_status_idx"),
+            models.Index(fields=["customer", "-id"], name="tickets_customer_idx"),
+            # The sweep reads only tickets with something due: its cost follows the due items, not the table.
+            models.Index(
+                fields=["next_check_at"],
+                condition=Q(next_check_at__isnull=False),
+                name="tickets_next_check_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+class TicketCounter(models.Model):
+    """The last ticket number given in a year; incremented in the database, so two intakes never share one."""
+
+    year = models.PositiveSmallIntegerField(primary_key=True)
+    last = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("ticket counter")
+        verbose_name_plural = _("ticket counters")
+
+    def __str__(self) -> str:
+        return f"{self.year}: {self.last}"
+
+
+class EventKind(models.TextChoices):
+    CREATED = "created", _("Created")
+    STATUS = "status", _("Status changed")
+    ROUTED = "routed", _("Re-routed")
+    ASSIGNED = "assigned", _("Assigned")
+    CONTACTED = "contacted", _("Customer contacted")
+    BREACH = "breach", _("Deadline breached")
+    ESCALATED = "escalated", _("Escalated")
+    NOTE = "note", _("Note")
+
+
+class TicketEventQuerySet(ScopedQuerySet):
+    scope_path = "ticket__unit"
+
+
+class TicketEvent(models.Model):
+    """One change to a ticket: who, when, before and after. Never edited."""
+
+    ticket = models.ForeignKey(
+        Ticket, on_delete=models.CASCADE, related_name="events", verbose_name=_("ticket")
+    )
+    kind = models.CharField(_("kind"), max_length=12, choices=EventKind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    at = models.DateTimeField(_("at"))
+    before = models.JSONField(_("before"), default=dict, blank=True)
+    after = models.JSONField(_("after"), default=dict, blank=True)
+    note = models.TextField(_("note"), blank=True)
+    level = models.PositiveSmallIntegerField(_("escalation level"), null=True, blank=True)
+
+    objects = TicketEventQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("ticket event")
+        verbose_name_plural = _("ticket events")
+        constraints = [
+            # One escalation event per level and ticket, whatever sweeps run at once.
+            models.UniqueConstraint(
+                fields=["ticket", "level"],
+                condition=Q(kind="escalated"),
+                name="tickets_event_one_escalation_per_level",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ticket} {self.get_kind_display()} @ {self.at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,141 @@
+"""The outbox: side effects leave the system as rows written with the change, delivered by a task.
+
+``outbox_enqueue`` is called inside the service's transaction; after commit a django-q2 task delivers the
+message through the backend configured for its channel. A failed delivery is retried with a growing delay
+(the delay is a stored ``next_attempt_at`` that the periodic ``outbox_deliver_due`` sweep picks up, so a
+lost task loses nothing); after ``TONGDAI_OUTBOX_MAX_ATTEMPTS`` the message is marked failed.
+
+Backends (``TONGDAI_NOTIFY_BACKENDS``, one per channel): ``LoggingBackend`` (the default), ``EmailBackend``
+(Django's mail) and ``HttpSmsBackend`` (POSTs JSON to ``TONGDAI_SMS_URL`` with ``TONGDAI_SMS_TOKEN``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import urllib.request
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from crm.models import OutboxChannel, OutboxMessage, OutboxStatus
+
+logger = logging.getLogger("tongdai.outbox")
+
+
+class LoggingBackend:
+    """Writes the message to the log: the default, so nothing leaves a machine by accident."""
+
+    def send(self, message: OutboxMessage) -> None:
+        logger.info(
+            "outbox %s to %s: %s %s", message.channel, message.recipient, message.subject, message.body
+        )
+
+
+class EmailBackend:
+    def send(self, message: OutboxMessage) -> None:
+        send_mail(message.subject or message.body[:60], message.body, None, [message.recipient])
+
+
+class HttpSmsBackend:
+    """An SMS gateway that takes ``{"to": …, "text": …}`` as JSON with a bearer token."""
+
+    def send(self, message: OutboxMessage) -> None:
+        url = getattr(settings, "TONGDAI_SMS_URL", "")
+        if not url:
+            raise RuntimeError("TONGDAI_SMS_URL is not set")
+        request = urllib.request.Request(
+            url,
+            data=json.dumps({"to": message.recipient, "text": message.body}).encode(),
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {getattr(settings, 'TONGDAI_SMS_TOKEN', '')}",
+            },
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            if response.status >= 300:
+                raise RuntimeError(f"SMS gateway answered {response.status}")
+
+
+def _backend(channel: str):
+    path = settings.TONGDAI_NOTIFY_BACKENDS.get(channel, "crm.outbox.LoggingBackend")
+    return import_string(path)()
+
+
+def outbox_enqueue(
+    *, channel: str, recipient: str, body: str, subject: str = "", dedupe_key: str | None = None
+) -> OutboxMessage | None:
+    """Write a message in the caller's transaction; deliver it after commit. A repeated ``dedupe_key`` is
+    ignored (returns None), so a retried change never sends twice."""
+    if channel not in OutboxChannel.values:
+        raise ValueError(f"Unknown channel {channel}")
+    if not recipient:
+        return None
+    try:
+        with transaction.atomic():
+            message = OutboxMessage.objects.create(
+                channel=channel, recipient=recipient, subject=subject[:200], body=body, dedupe_key=dedupe_key
+            )
+    except IntegrityError:
+        if dedupe_key and OutboxMessage.objects.filter(dedupe_key=dedupe_key).exists():
+            return None
+        raise
+    transaction.on_commit(lambda: _enqueue_delivery(message.pk))
+    return message
+
+
+def _enqueue_delivery(message_id: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task("crm.outbox.outbox_deliver", message_id=message_id)
+
+
+def _retry_delay(attempts: int) -> dt.timedelta:
+    return dt.timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
+
+
+def outbox_deliver(*, message_id: int) -> bool:
+    """Deliver one message if it is still pending and due. Safe to run twice, and from two workers at once:
+    the claim is a conditional update that only one can win."""
+    now = timezone.now()
+    lease = now + _retry_delay(1)
+    claimed = OutboxMessage.objects.filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
+        pk=message_id,
+        status=OutboxStatus.PENDING,
+    ).update(attempts=F("attempts") + 1, next_attempt_at=lease)
+    if not claimed:
+        return False
+    message = OutboxMessage.objects.get(pk=message_id)
+    try:
+        _backend(message.channel).send(message)
+    except Exception as exc:  # a backend may fail in any way; the message keeps the reason
+        failed = message.attempts >= settings.TONGDAI_OUTBOX_MAX_ATTEMPTS
+        OutboxMessage.objects.filter(pk=message_id).update(
+            last_error=f"{type(exc).__name__}: {exc}"[:2000],
+            status=OutboxStatus.FAILED if failed else OutboxStatus.PENDING,
+            next_attempt_at=None if failed else timezone.now() + _retry_delay(message.attempts),
+        )
+        logger.warning("outbox message %s failed (attempt %s): %s", message_id, message.attempts, exc)
+        return False
+    OutboxMessage.objects.filter(pk=message_id).update(status=OutboxStatus.SENT, sent_at=timezone.now())
+    return True
+
+
+def outbox_deliver_due(*, limit: int = 500) -> int:
+    """The periodic sweep: deliver what is pending and due (new messages whose task was lost, retries)."""
+    now = timezone.now()
+    due = list(
+        OutboxMessage.objects.filter(
+            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now), status=OutboxStatus.PENDING
+        )
+        .order_by("id")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return sum(outbox_deliver(message_id=pk) for pk in due)

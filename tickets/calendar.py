@@ -1,0 +1,40 @@
+"""Working days: Monday to Friday, except the public holidays kept as data (``Holiday``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.utils import timezone
+
+from tickets.models import Holiday
+
+
+def holidays_between(start: dt.date, end: dt.date) -> set[dt.date]:
+    return set(Holiday.objects.filter(day__gte=start, day__lte=end).values_list("day", flat=True))
+
+
+def is_working_day(day: dt.date, holidays: set[dt.date]) -> bool:
+    return day.weekday() < 5 and day not in holidays
+
+
+def add_working_days(start: dt.datetime, days: int) -> dt.datetime:
+    """The moment ``days`` working days after ``start``, at the same local time of day.
+
+    A request taken on a day off starts counting from the next working day's morning.
+    """
+    local = timezone.localtime(start)
+    day = local.date()
+    holidays = holidays_between(day, day + dt.timedelta(days=days * 2 + 40))
+    if not is_working_day(day, holidays):
+        while not is_working_day(day, holidays):
+            day += dt.timedelta(days=1)
+        local = local.replace(
+            year=day.year, month=day.month, day=day.day, hour=7, minute=30, second=0, microsecond=0
+        )
+    counted = 0
+    while counted < days:
+        day += dt.timedelta(days=1)
+        if is_working_day(day, holidays):
+            counted += 1
+    result = dt.datetime.combine(day, local.timetz().replace(tzinfo=None))
+    return timezone.make_aware(result, timezone.get_current_timezone())

@@ -1,0 +1,5 @@
+"""Periodic jobs of the tickets app (created by ``manage.py setup_schedules``)."""
+
+SCHEDULES = [
+    ("tongdai: SLA sweep", "tickets.tasks.sweep_sla", "I", 1, ()),
+]

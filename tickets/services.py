@@ -1,0 +1,456 @@
+"""Every state change of tickets and of the service catalogue: keyword-only, one transaction, one event each."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from crm.models import OutboxChannel, Role, StaffProfile, Unit
+from crm.outbox import outbox_enqueue
+from customers.models import Contract, Customer
+from customers.normalise import InvalidPhone, display_phone, normalise_phone
+from tickets import reference
+from tickets.calendar import add_working_days
+from tickets.models import (
+    OPEN_STATUSES,
+    Category,
+    Channel,
+    EventKind,
+    Holiday,
+    Priority,
+    SlaPolicy,
+    Status,
+    Suspension,
+    Ticket,
+    TicketEvent,
+)
+
+# Reference data -----------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def catalogue_load_reference() -> dict[str, int]:
+    """Create the categories, their first policies and the public holidays if missing. Idempotent: it never
+    overwrites what an administrator changed."""
+    created = {"categories": 0, "policies": 0, "holidays": 0}
+    for code, name, is_outage, minutes, days in reference.CATEGORIES:
+        category, was_created = Category.objects.get_or_create(
+            code=code, defaults={"name": name, "is_outage": is_outage}
+        )
+        created["categories"] += was_created
+        if not category.policies.exists():
+            SlaPolicy.objects.create(
+                category=category,
+                valid_from=reference.POLICIES_FROM,
+                resolve_minutes=minutes,
+                resolve_working_days=days,
+            )
+            created["policies"] += 1
+    for day, name in reference.HOLIDAYS:
+        _holiday, was_created = Holiday.objects.get_or_create(day=day, defaults={"name": name})
+        created["holidays"] += was_created
+    return created
+
+
+def policy_in_force(*, category: Category, at: dt.datetime) -> SlaPolicy:
+    policy = category.policies.filter(valid_from__lte=at).order_by("-valid_from").first()
+    if policy is None:
+        raise ValidationError(_("The category %(c)s has no time limits in force.") % {"c": category.name})
+    return policy
+
+
+def active_suspension(*, category: Category, unit: Unit, at: dt.datetime) -> Suspension | None:
+    if category.is_outage:
+        return None  # outage reports are never suspended
+    return category.suspensions.filter(units=unit, starts_at__lte=at, ends_at__gt=at).first()
+
+
+@transaction.atomic
+def suspension_create(
+    *, actor, category: Category, units: list[Unit], starts_at: dt.datetime, ends_at: dt.datetime, reason: str
+) -> Suspension:
+    """Suspend a category in some units for a period. Outage reports cannot be suspended."""
+    if category.is_outage:
+        raise ValidationError(_("Outage reports are never suspended."))
+    if not reason.strip():
+        raise ValidationError({"reason": _("Say why the service is suspended.")})
+    if ends_at <= starts_at:
+        raise ValidationError({"ends_at": _("A suspension ends after it starts.")})
+    if not units:
+        raise ValidationError({"units": _("Choose the units where the service is suspended.")})
+    suspension = Suspension.objects.create(
+        category=category, starts_at=starts_at, ends_at=ends_at, reason=reason.strip()
+    )
+    suspension.units.set(units)
+    return suspension
+
+
+# Intake -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Intake:
+    ticket: Ticket
+    created: bool
+    warnings: list[str] = field(default_factory=list)
+
+
+def _next_number(year: int) -> str:
+    """Take the next number of ``year`` in one statement, so concurrent intakes never share one."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO tickets_ticketcounter (year, last) VALUES (%s, 1) "
+            "ON CONFLICT (year) DO UPDATE SET last = tickets_ticketcounter.last + 1 RETURNING last",
+            [year],
+        )
+        (last,) = cursor.fetchone()
+    return f"{year}-{last:07d}"
+
+
+def current_unit(unit: Unit) -> Unit:
+    """Follow merges: work for a merged unit goes to its successor."""
+    seen = set()
+    while (
+        unit.successor_id and unit.valid_to and unit.valid_to < timezone.localdate() and unit.pk not in seen
+    ):
+        seen.add(unit.pk)
+        unit = unit.successor
+    return unit
+
+
+def _event(ticket, kind, actor, *, before=None, after=None, note="", level=None, at=None) -> TicketEvent:
+    return TicketEvent.objects.create(
+        ticket=ticket,
+        kind=kind,
+        actor=actor if getattr(actor, "pk", None) else None,
+        at=at or timezone.now(),
+        before=before or {},
+        after=after or {},
+        note=note,
+        level=level,
+    )
+
+
+def staff_of_unit(unit: Unit, role: str):
+    return StaffProfile.objects.filter(role=role, units=unit).select_related("user")
+
+
+def _notify(profile: StaffProfile, *, subject: str, body: str, dedupe_key: str) -> None:
+    if profile.phone:
+        outbox_enqueue(
+            channel=OutboxChannel.SMS,
+            recipient=profile.phone,
+            subject=subject,
+            body=body,
+            dedupe_key=dedupe_key,
+        )
+    elif profile.user.email:
+        outbox_enqueue(
+            channel=OutboxChannel.EMAIL,
+            recipient=profile.user.email,
+            subject=subject,
+            body=body,
+            dedupe_key=dedupe_key,
+        )
+    else:
+        outbox_enqueue(
+            channel=OutboxChannel.LOG,
+            recipient=profile.user.get_username(),
+            subject=subject,
+            body=body,
+            dedupe_key=dedupe_key,
+        )
+
+
+def _summary(ticket: Ticket) -> str:
+    """What the unit's phone receives: number, category, the customer's phone and address, a short description."""
+    customer = ticket.customer
+    phone = ticket.caller_phone or (
+        customer.phones.filter(is_primary=True).values_list("number", flat=True).first() if customer else ""
+    )
+    address = customer.address if customer else ticket.caller_address
+    who = f"{customer.code} {customer.full_name}" if customer else ticket.caller_name
+    return (
+        f"{ticket.number} [{ticket.category.name}] {who}; "
+        f"{_('phone')}: {display_phone(phone) if phone else '—'}; {_('address')}: {address or '—'}; "
+        f"{ticket.description[:120]}"
+    )
+
+
+def _deadlines(policy: SlaPolicy, at: dt.datetime) -> dict[str, dt.datetime]:
+    if policy.resolve_minutes is not None:
+        resolve = at + dt.timedelta(minutes=policy.resolve_minutes)
+    else:
+        resolve = add_working_days(at, policy.resolve_working_days)
+    return {
+        "acknowledge_due": at + dt.timedelta(minutes=policy.acknowledge_minutes),
+        "contact_due": at + dt.timedelta(minutes=policy.contact_minutes),
+        "resolve_due": resolve,
+    }
+
+
+def next_check(ticket: Ticket) -> dt.datetime | None:
+    """The earliest moment the SLA sweep has something to do for this ticket (None: nothing, or paused)."""
+    if ticket.status not in OPEN_STATUSES or ticket.status == Status.PENDING_CUSTOMER:
+        return None
+    moments = []
+    if ticket.acknowledged_at is None and not ticket.acknowledge_breached:
+        moments.append(ticket.acknowledge_due)
+    if ticket.contacted_at is None and not ticket.contact_breached:
+        moments.append(ticket.contact_due)
+    if ticket.resolved_at is None and not ticket.resolve_breached:
+        moments.append(ticket.resolve_due)
+    if ticket.first_breach_at is not None:
+        policy = ticket.policy
+        if ticket.escalation_level < 2:
+            moments.append(ticket.first_breach_at + dt.timedelta(minutes=policy.escalate_level2_minutes))
+        elif ticket.escalation_level < 3:
+            moments.append(ticket.first_breach_at + dt.timedelta(minutes=policy.escalate_level3_minutes))
+    return min(moments) if moments else None
+
+
+@transaction.atomic
+def ticket_open(
+    *,
+    actor,
+    category: Category,
+    channel: str,
+    description: str,
+    customer: Customer | None = None,
+    contract: Contract | None = None,
+    caller_name: str = "",
+    caller_phone: str = "",
+    caller_address: str = "",
+    unit: Unit | None = None,
+    priority: str = Priority.NORMAL,
+    idempotency_key: str | None = None,
+    at: dt.datetime | None = None,
+) -> Intake:
+    """Take a request: route it to the responsible unit, stamp its deadlines and tell the unit's dispatcher.
+
+    A repeated ``idempotency_key`` returns the first ticket (``created`` False) and changes nothing.
+    """
+    if idempotency_key:
+        existing = Ticket.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return Intake(ticket=existing, created=False)
+    at = at or timezone.now()
+    errors = {}
+    if channel not in Channel.values:
+        errors["channel"] = _("Unknown channel.")
+    if priority not in Priority.values:
+        errors["priority"] = _("Unknown priority.")
+    if not description.strip():
+        errors["description"] = _("Describe the request.")
+    if not category.is_active:
+        errors["category"] = _("This category is no longer taken.")
+    if contract is not None and (customer is None or contract.customer_id != customer.pk):
+        errors["contract"] = _("The contract is not the customer's.")
+    phone = ""
+    if caller_phone:
+        try:
+            phone = normalise_phone(caller_phone)
+        except InvalidPhone as exc:
+            errors["caller_phone"] = str(exc)
+    if customer is None and not (phone or caller_name.strip()):
+        errors["caller_phone"] = _("For an unknown caller, take at least a phone number or a name.")
+    if customer is None and unit is None:
+        errors["unit"] = _("For an unknown caller, choose the unit responsible for the address.")
+    if errors:
+        raise ValidationError(errors)
+    responsible = current_unit(customer.unit if customer is not None and unit is None else unit)
+    suspension = active_suspension(category=category, unit=responsible, at=at)
+    if suspension is not None:
+        raise ValidationError(
+            _("%(c)s is suspended in %(u)s until %(end)s: %(reason)s")
+            % {
+                "c": category.name,
+                "u": responsible.name,
+                "end": timezone.localtime(suspension.ends_at).strftime("%d/%m/%Y %H:%M"),
+                "reason": suspension.reason,
+            }
+        )
+    policy = policy_in_force(category=category, at=at)
+    ticket = Ticket(
+        number=_next_number(timezone.localtime(at).year),
+        customer=customer,
+        contract=contract,
+        caller_name=caller_name.strip(),
+        caller_phone=phone,
+        caller_address=caller_address.strip(),
+        category=category,
+        policy=policy,
+        channel=channel,
+        priority=priority,
+        description=description.strip(),
+        unit=responsible,
+        created_at=at,
+        created_by=actor if getattr(actor, "pk", None) else None,
+        idempotency_key=idempotency_key or None,
+        **_deadlines(policy, at),
+    )
+    ticket.next_check_at = next_check(ticket)
+    try:
+        with transaction.atomic():
+            ticket.save()
+    except IntegrityError:
+        if idempotency_key:  # a concurrent retry with the same key won: answer with its ticket
+            existing = Ticket.objects.filter(idempotency_key=idempotency_key).first()
+            if existing is not None:
+                return Intake(ticket=existing, created=False)
+        raise
+    _event(
+        ticket, EventKind.CREATED, actor, after={"unit": responsible.code, "category": category.code}, at=at
+    )
+    warnings = []
+    if customer is not None:
+        same = Ticket.objects.open().filter(customer=customer, category=category).exclude(pk=ticket.pk)
+        numbers = list(same.values_list("number", flat=True)[:5])
+        if numbers:
+            warnings.append(
+                _("The customer already has an open ticket of this category: %(n)s")
+                % {"n": ", ".join(numbers)}
+            )
+    body = _summary(ticket)
+    for profile in staff_of_unit(responsible, Role.DISPATCHER):
+        _notify(
+            profile, subject=ticket.number, body=body, dedupe_key=f"ticket:{ticket.pk}:routed:{profile.pk}"
+        )
+    return Intake(ticket=ticket, created=True, warnings=warnings)
+
+
+# Status -------------------------------------------------------------------------------------------------
+
+TRANSITIONS: dict[str, set[str]] = {
+    Status.NEW: {Status.ACKNOWLEDGED, Status.CANCELLED, Status.DUPLICATE},
+    Status.ACKNOWLEDGED: {Status.DISPATCHED, Status.IN_PROGRESS, Status.PENDING_CUSTOMER, Status.RESOLVED,
+                          Status.CANCELLED, Status.DUPLICATE},
+    Status.DISPATCHED: {Status.IN_PROGRESS, Status.PENDING_CUSTOMER, Status.RESOLVED, Status.CANCELLED},
+    Status.IN_PROGRESS: {Status.PENDING_CUSTOMER, Status.RESOLVED, Status.CANCELLED},
+    Status.PENDING_CUSTOMER: {Status.IN_PROGRESS, Status.RESOLVED, Status.CANCELLED},
+    Status.RESOLVED: {Status.CLOSED, Status.REOPENED},
+    Status.REOPENED: {Status.IN_PROGRESS, Status.PENDING_CUSTOMER, Status.RESOLVED, Status.CANCELLED},
+    Status.CLOSED: {Status.REOPENED},
+    Status.CANCELLED: set(),
+    Status.DUPLICATE: set(),
+}  # fmt: skip
+
+
+@transaction.atomic
+def ticket_change_status(
+    *,
+    actor,
+    ticket: Ticket,
+    to: str,
+    note: str = "",
+    duplicate_of: Ticket | None = None,
+    at: dt.datetime | None = None,
+) -> Ticket:
+    """Move a ticket along its life; the clocks follow (pending the customer stops them, resolving stamps the
+    callback). Refused moves raise and change nothing."""
+    at = at or timezone.now()
+    ticket = Ticket.objects.select_for_update().select_related("policy").get(pk=ticket.pk)
+    if to not in TRANSITIONS.get(ticket.status, set()):
+        raise ValidationError(
+            _("A ticket that is %(old)s cannot become %(new)s.")
+            % {"old": Status(ticket.status).label, "new": Status(to).label if to in Status.values else to}
+        )
+    if to in (Status.CANCELLED, Status.REOPENED) and not note.strip():
+        raise ValidationError({"note": _("Say why.")})
+    before = {"status": ticket.status}
+    if ticket.status == Status.PENDING_CUSTOMER and ticket.paused_at is not None:
+        waited = at - ticket.paused_at  # the clock waited with the customer: push the open deadline back
+        if ticket.resolved_at is None and not ticket.resolve_breached:
+            ticket.resolve_due += waited
+        ticket.paused_at = None
+    if to == Status.DUPLICATE:
+        if duplicate_of is None or duplicate_of.pk == ticket.pk:
+            raise ValidationError({"duplicate_of": _("Name the ticket this one repeats.")})
+        ticket.duplicate_of = duplicate_of
+    if to == Status.ACKNOWLEDGED:
+        ticket.acknowledged_at = at
+    elif to == Status.PENDING_CUSTOMER:
+        ticket.paused_at = at
+    elif to == Status.RESOLVED:
+        ticket.resolved_at = at
+        ticket.callback_due = at + dt.timedelta(hours=ticket.policy.callback_hours)
+    elif to == Status.CLOSED:
+        ticket.closed_at = at
+    elif to == Status.REOPENED:
+        ticket.resolved_at = None
+        ticket.closed_at = None
+        ticket.callback_due = None
+    if ticket.acknowledged_at is None and to not in (Status.NEW, Status.CANCELLED, Status.DUPLICATE):
+        ticket.acknowledged_at = at
+    ticket.status = to
+    ticket.next_check_at = next_check(ticket)
+    ticket.save()
+    _event(ticket, EventKind.STATUS, actor, before=before, after={"status": to}, note=note.strip(), at=at)
+    return ticket
+
+
+@transaction.atomic
+def ticket_record_contact(*, actor, ticket: Ticket, at: dt.datetime | None = None) -> Ticket:
+    """The unit called the customer (measured against the 4-minute target)."""
+    at = at or timezone.now()
+    ticket = Ticket.objects.select_for_update().select_related("policy").get(pk=ticket.pk)
+    if not ticket.is_open:
+        raise ValidationError(_("The ticket is no longer open."))
+    if ticket.contacted_at is not None:
+        raise ValidationError(_("The customer contact is already recorded."))
+    ticket.contacted_at = at
+    ticket.next_check_at = next_check(ticket)
+    ticket.save(update_fields=["contacted_at", "next_check_at"])
+    _event(ticket, EventKind.CONTACTED, actor, after={"contacted_at": at.isoformat()}, at=at)
+    return ticket
+
+
+@transaction.atomic
+def ticket_reroute(*, actor, ticket: Ticket, unit: Unit, reason: str) -> Ticket:
+    """A supervisor sends a ticket to another unit, with a reason; the new unit's dispatcher is told."""
+    if not reason.strip():
+        raise ValidationError({"reason": _("Say why the ticket goes to another unit.")})
+    ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+    if not ticket.is_open:
+        raise ValidationError(_("The ticket is no longer open."))
+    if unit.pk == ticket.unit_id:
+        raise ValidationError({"unit": _("The ticket is already with this unit.")})
+    before = {"unit": ticket.unit.code}
+    ticket.unit = unit
+    ticket.save(update_fields=["unit"])
+    event = _event(
+        ticket, EventKind.ROUTED, actor, before=before, after={"unit": unit.code}, note=reason.strip()
+    )
+    body = _summary(ticket)
+    for profile in staff_of_unit(unit, Role.DISPATCHER):
+        _notify(
+            profile,
+            subject=ticket.number,
+            body=body,
+            dedupe_key=f"ticket:{ticket.pk}:routed:{event.pk}:{profile.pk}",
+        )
+    return ticket
+
+
+@transaction.atomic
+def ticket_assign(*, actor, ticket: Ticket, assignee) -> Ticket:
+    ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+    if not ticket.is_open:
+        raise ValidationError(_("The ticket is no longer open."))
+    profile = StaffProfile.objects.filter(user=assignee).first()
+    if profile is None or not profile.units.filter(pk=ticket.unit_id).exists():
+        raise ValidationError({"assignee": _("The assignee does not serve the ticket's unit.")})
+    before = {"assignee": ticket.assignee_id}
+    ticket.assignee = assignee
+    ticket.save(update_fields=["assignee"])
+    _event(ticket, EventKind.ASSIGNED, actor, before=before, after={"assignee": assignee.pk})
+    return ticket
+
+
+def customers_open_tickets(customer: Customer):
+    return Ticket.objects.open().filter(customer=customer).select_related("category").order_by("-id")

@@ -1,0 +1,7 @@
+"""django-q2 entry points of the tickets app: each calls a service and is safe to run twice."""
+
+from tickets.sla import sla_sweep
+
+
+def sweep_sla() -> dict[str, int]:
+    return sla_sweep()

@@ -4,8 +4,10 @@ a unit filter that lists only the units the staff member may see."""
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.http import HttpResponseRedirect
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
@@ -84,3 +86,20 @@ class ReadOnlyAdmin(ScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+def report_errors(request, exc: ValidationError) -> None:
+    for message in exc.messages:
+        messages.error(request, message)
+
+
+class ServiceErrorsMixin:
+    """A rule of a service that the form could not check (a taken code, a bad phone) comes back as a message;
+    the service's transaction has rolled back, so nothing was written."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ValidationError as exc:
+            report_errors(request, exc)
+            return HttpResponseRedirect(request.get_full_path())

@@ -20,9 +20,18 @@ _VIEW_CUSTOMERS = [
     "customers.view_customerevent",
 ]
 _VIEW_ORGANISATION = ["crm.view_corporation", "crm.view_company", "crm.view_unit"]
+_VIEW_TICKETS = [
+    "tickets.view_ticket",
+    "tickets.view_ticketevent",
+    "tickets.view_category",
+    "tickets.view_slapolicy",
+    "tickets.view_suspension",
+    "tickets.view_holiday",
+]
+_WORK_TICKETS = [*_VIEW_TICKETS, "tickets.add_ticket", "tickets.change_ticket"]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
-    Role.AGENT: [*_VIEW_ORGANISATION, *_VIEW_CUSTOMERS, "customers.flag_nuisance"],
+    Role.AGENT: [*_VIEW_ORGANISATION, *_VIEW_CUSTOMERS, "customers.flag_nuisance", *_WORK_TICKETS],
     Role.SUPERVISOR: [
         *_VIEW_ORGANISATION,
         *_VIEW_CUSTOMERS,
@@ -32,9 +41,11 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "customers.change_customerphone",
         "customers.delete_customerphone",
         "crm.view_staffprofile",
+        *_WORK_TICKETS,
+        "tickets.reroute_ticket",
     ],
-    Role.DISPATCHER: [*_VIEW_ORGANISATION, *_VIEW_CUSTOMERS],
-    Role.FIELD_CREW: [*_VIEW_ORGANISATION, *_VIEW_CUSTOMERS],
+    Role.DISPATCHER: [*_VIEW_ORGANISATION, *_VIEW_CUSTOMERS, *_VIEW_TICKETS, "tickets.change_ticket"],
+    Role.FIELD_CREW: [*_VIEW_ORGANISATION, *_VIEW_CUSTOMERS, *_VIEW_TICKETS, "tickets.change_ticket"],
     Role.BILLING_CLERK: [
         *_VIEW_ORGANISATION,
         *_VIEW_CUSTOMERS,
@@ -47,11 +58,14 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "customers.change_contract",
         "customers.add_meter",
         "customers.change_meter",
+        *_VIEW_TICKETS,
+        "tickets.add_ticket",
     ],
-    Role.MANAGER: [*_VIEW_ORGANISATION, *_VIEW_CUSTOMERS, "crm.view_staffprofile"],
+    Role.MANAGER: [*_VIEW_ORGANISATION, *_VIEW_CUSTOMERS, "crm.view_staffprofile", *_VIEW_TICKETS],
     Role.ADMINISTRATOR: [
         "crm.*",
         "customers.*",
+        "tickets.*",
         "auth.view_user",
         "auth.add_user",
         "auth.change_user",

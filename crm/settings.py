@@ -231,6 +231,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ContractStatusEnum": "customers.models.ContractStatus",
         "MeterStatusEnum": "customers.models.MeterStatus",
+        "TicketStatusEnum": "tickets.models.Status",
+        "TicketChannelEnum": "tickets.models.Channel",
     },
 }
 

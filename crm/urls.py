@@ -8,6 +8,7 @@ from rest_framework.routers import DefaultRouter
 
 from crm.api.views import UnitViewSet
 from customers.api.views import ContractViewSet, CustomerViewSet, MeterViewSet
+from tickets.api.views import TicketViewSet
 
 router = DefaultRouter()
 router.trailing_slash = "/?"  # /api/v1/customers/lookup?q=… and …/lookup/?q=… both work
@@ -15,6 +16,7 @@ router.register("units", UnitViewSet, basename="unit")
 router.register("customers", CustomerViewSet, basename="customer")
 router.register("contracts", ContractViewSet, basename="contract")
 router.register("meters", MeterViewSet, basename="meter")
+router.register("tickets", TicketViewSet, basename="ticket")
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),

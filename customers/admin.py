@@ -11,7 +11,7 @@ from django.urls import path, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter
+from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
 from customers import selectors, services
 from customers.models import (
     Contract,
@@ -23,23 +23,6 @@ from customers.models import (
     MeterAssignment,
 )
 from customers.normalise import display_phone
-
-
-def _report(request, exc: ValidationError) -> None:
-    for message in exc.messages:
-        messages.error(request, message)
-
-
-class ServiceErrorsMixin:
-    """A rule of a service that the form could not check (a taken code, a bad phone) comes back as a message;
-    the service's transaction has rolled back, so nothing was written."""
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except ValidationError as exc:
-            _report(request, exc)
-            return HttpResponseRedirect(request.get_full_path())
 
 
 class CustomerSearchMixin:
@@ -229,7 +212,7 @@ class CustomerAdmin(ServiceErrorsMixin, CustomerSearchMixin, ScopedAdmin):
                     )
                     messages.success(request, _("The nuisance flag is cleared."))
             except ValidationError as exc:
-                _report(request, exc)
+                report_errors(request, exc)
             return HttpResponseRedirect(reverse("admin:customers_customer_card", args=[pk]))
         context = {
             **self.admin_site.each_context(request),

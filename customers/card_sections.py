@@ -19,7 +19,7 @@ SLOTS: list[tuple[str, Any]] = [
     ("outages", _("Outages in the area")),
 ]
 
-# A provider takes (customer=, user=) and returns {"columns": [...], "rows": [[...], ...]}.
+# A provider takes (customer=, user=) and returns {"columns": [...], "rows": [[...], ...], "actions": [(label, url)]}.
 Provider = Callable[..., dict[str, Any]]
 _providers: dict[str, Provider] = {}
 
@@ -30,6 +30,7 @@ class Section:
     title: Any
     columns: list[Any] = field(default_factory=list)
     rows: list[list[Any]] = field(default_factory=list)
+    actions: list[tuple[Any, str]] = field(default_factory=list)  # (label, url)
     provided: bool = False
 
 
@@ -48,6 +49,7 @@ def render_all(*, customer, user) -> list[Section]:
             data = provider(customer=customer, user=user)
             section.columns = data.get("columns", [])
             section.rows = data.get("rows", [])
+            section.actions = data.get("actions", [])
             section.provided = True
         sections.append(section)
     return sections

@@ -11,6 +11,8 @@ from crm.models import Role, Unit
 from crm.services import organisation_load_reference, staff_create
 from customers import services
 from customers.models import MeterKind
+from tickets.models import Category
+from tickets.services import catalogue_load_reference, ticket_open
 
 _badges = itertools.count(1000)
 
@@ -94,8 +96,23 @@ def make_customer(org):
 
 
 @pytest.fixture
-def two_customers(org, make_customer):
-    """A customer in the home unit and one in another corporation, with different phones and serials."""
+def catalogue(db):
+    catalogue_load_reference()
+    return {c.code: c for c in Category.objects.all()}
+
+
+@pytest.fixture
+def two_customers(org, make_customer, catalogue):
+    """A customer in the home unit and one in another corporation, with different phones and serials, each
+    with an open ticket."""
     mine = make_customer(org["home"], name="Trần Thị Hân", phones=["0903 111 222"])
     theirs = make_customer(org["other_corporation"], name="Trần Thị Hân", phones=["0903 333 444"])
+    for customer in (mine, theirs):
+        ticket_open(
+            actor=None,
+            category=catalogue["outage"],
+            channel="phone",
+            description="Mất điện",
+            customer=customer,
+        )
     return mine, theirs

@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from crm.models import Role
 from crm.urls import router
+from tickets.models import Category, Holiday, SlaPolicy, Suspension
 
 ROLES = list(Role.values)
 
@@ -22,11 +23,19 @@ def scoped_admins():
     ]
 
 
-def test_every_model_of_our_apps_in_admin_is_scoped():
+# The service catalogue belongs to no unit: every role may read it, only administrators change it.
+REFERENCE_DATA = {Category, SlaPolicy, Holiday, Suspension}
+
+
+def test_every_model_of_our_apps_in_admin_is_scoped_or_reference_data(staff):
     ours = {"crm", "customers", "tickets", "billing"}
     registered = {m for m in admin.site._registry if m._meta.app_label in ours}
     assert registered, "no admin registered"
-    assert registered == {m for m, _a in scoped_admins() if m._meta.app_label in ours}
+    assert registered - REFERENCE_DATA == {m for m, _a in scoped_admins() if m._meta.app_label in ours}
+    for role, user in staff.items():
+        for model in REFERENCE_DATA:
+            can_change = user.has_perm(f"{model._meta.app_label}.change_{model._meta.model_name}")
+            assert can_change is (role == Role.ADMINISTRATOR), (role, model)
 
 
 def foreign_rows(model, other_unit):

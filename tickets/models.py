@@ -262,6 +262,7 @@ class Ticket(models.Model):
     class Meta:
         verbose_name = _("ticket")
         verbose_name_plural = _("tickets")
+        permissions = [("reroute_ticket", _("Can send a ticket to another unit"))]
         constraints = [
             models.UniqueConstraint(fields=["number"], name="tickets_ticket_number_unique"),
             models.UniqueConstraint(fields=["idempotency_key"], name="tickets_ticket_idempotency_unique"),

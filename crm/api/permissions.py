@@ -13,3 +13,15 @@ class ScopedModelPermissions(DjangoModelPermissions):
         "PATCH": ["%(app_label)s.change_%(model_name)s"],
         "DELETE": ["%(app_label)s.delete_%(model_name)s"],
     }
+
+
+class CanChangeModel(ScopedModelPermissions):
+    """For POST actions that move an existing object: they need the change permission, not add."""
+
+    def has_permission(self, request, view):
+        model = view.get_queryset().model
+        return bool(
+            request.user
+            and request.user.is_authenticated
+            and request.user.has_perm(f"{model._meta.app_label}.change_{model._meta.model_name}")
+        )

@@ -1,14 +1,6 @@
 import pytest
 
 from crm.models import Role
-from tickets.models import Category
-from tickets.services import catalogue_load_reference
-
-
-@pytest.fixture
-def catalogue(db):
-    catalogue_load_reference()
-    return {c.code: c for c in Category.objects.all()}
 
 
 @pytest.fixture

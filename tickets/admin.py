@@ -1,0 +1,214 @@
+"""Admin for tickets (queues for agents and supervisors, actions that call the services) and the catalogue."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin
+from tickets import services
+from tickets.models import Category, Holiday, SlaPolicy, Status, Suspension, Ticket, TicketEvent
+
+
+class QueueFilter(admin.SimpleListFilter):
+    """The queues an agent or supervisor works from."""
+
+    title = gettext_lazy("queue")
+    parameter_name = "queue"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("mine", _("My open tickets")),
+            ("open", _("Open tickets of my units")),
+            ("breaching", _("Breaching within 30 minutes")),
+            ("breached", _("Breached and open")),
+            ("callback", _("Callbacks due")),
+        ]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        value = self.value()
+        if value == "mine":
+            return queryset.open().filter(assignee=request.user)
+        if value == "open":
+            return queryset.open()
+        if value == "breaching":
+            return queryset.open().filter(
+                next_check_at__lte=now + dt.timedelta(minutes=30), escalation_level=0
+            )
+        if value == "breached":
+            return queryset.open().filter(escalation_level__gt=0)
+        if value == "callback":
+            return queryset.filter(status=Status.RESOLVED, callback_due__lte=now)
+        return queryset
+
+
+class TicketIntakeForm(forms.ModelForm):
+    class Meta:
+        model = Ticket
+        fields = [
+            "customer", "contract", "caller_name", "caller_phone", "caller_address", "category", "channel",
+            "priority", "description", "unit",
+        ]  # fmt: skip
+
+
+@admin.register(Ticket)
+class TicketAdmin(ServiceErrorsMixin, ScopedAdmin):
+    form = TicketIntakeForm
+    list_display = [
+        "number", "status", "category", "customer", "unit", "channel", "created_at", "resolve_due",
+        "escalation_level", "assignee",
+    ]  # fmt: skip
+    list_select_related = ["category", "customer", "unit", "assignee"]
+    list_filter = [QueueFilter, ScopedUnitFilter, "status", "category", "channel", "escalation_level"]
+    search_fields = ["number__exact", "customer__code__exact"]
+    autocomplete_fields = ["customer", "contract", "unit"]
+    actions = ["acknowledge", "record_contact", "start_work", "resolve", "close"]
+    ordering = ["-id"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return TicketIntakeForm.Meta.fields
+        return [
+            "number", "status", "category", "customer", "contract", "caller_name", "caller_phone",
+            "caller_address", "channel", "priority", "description", "unit", "assignee", "created_at",
+            "acknowledge_due", "contact_due", "resolve_due", "callback_due", "acknowledged_at", "contacted_at",
+            "resolved_at", "acknowledge_breached", "contact_breached", "resolve_breached", "escalation_level",
+        ]  # fmt: skip
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.get_fields(request, obj)
+
+    def get_changeform_initial_data(self, request):
+        """ "New ticket" from the customer card comes with ?customer=<id>: the unit follows the customer."""
+        initial = super().get_changeform_initial_data(request)
+        initial.setdefault("channel", "phone")
+        return initial
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        intake = services.ticket_open(
+            actor=request.user,
+            category=data["category"],
+            channel=data["channel"],
+            priority=data["priority"],
+            description=data["description"],
+            customer=data.get("customer"),
+            contract=data.get("contract"),
+            caller_name=data.get("caller_name", ""),
+            caller_phone=data.get("caller_phone", ""),
+            caller_address=data.get("caller_address", ""),
+            unit=data.get("unit") if not data.get("customer") else None,
+        )
+        for warning in intake.warnings:
+            messages.warning(request, warning)
+        obj.pk = intake.ticket.pk
+
+    def save_related(self, request, form, formsets, change):
+        pass
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is None and "unit" in form.base_fields:
+            form.base_fields["unit"].required = False
+            form.base_fields["unit"].help_text = _(
+                "Only for an unknown caller: a customer's ticket goes to their unit."
+            )
+        return form
+
+    def _move(self, request, queryset, to):
+        done = 0
+        for ticket in queryset:
+            try:
+                services.ticket_change_status(actor=request.user, ticket=ticket, to=to)
+                done += 1
+            except ValidationError as exc:
+                messages.error(request, f"{ticket.number}: {'; '.join(exc.messages)}")
+        if done:
+            messages.success(request, _("%(n)d ticket(s) updated.") % {"n": done})
+
+    @admin.action(description=gettext_lazy("Acknowledge"), permissions=["change"])
+    def acknowledge(self, request, queryset):
+        self._move(request, queryset, Status.ACKNOWLEDGED)
+
+    @admin.action(description=gettext_lazy("Start work"), permissions=["change"])
+    def start_work(self, request, queryset):
+        self._move(request, queryset, Status.IN_PROGRESS)
+
+    @admin.action(description=gettext_lazy("Resolve"), permissions=["change"])
+    def resolve(self, request, queryset):
+        self._move(request, queryset, Status.RESOLVED)
+
+    @admin.action(description=gettext_lazy("Close"), permissions=["change"])
+    def close(self, request, queryset):
+        self._move(request, queryset, Status.CLOSED)
+
+    @admin.action(description=gettext_lazy("The unit has called the customer"), permissions=["change"])
+    def record_contact(self, request, queryset):
+        for ticket in queryset:
+            try:
+                services.ticket_record_contact(actor=request.user, ticket=ticket)
+            except ValidationError as exc:
+                messages.error(request, f"{ticket.number}: {'; '.join(exc.messages)}")
+
+
+@admin.register(TicketEvent)
+class TicketEventAdmin(ReadOnlyAdmin):
+    list_display = ["at", "ticket", "kind", "level", "actor", "note"]
+    list_select_related = ["ticket", "actor"]
+    list_filter = ["kind"]
+    search_fields = ["ticket__number__exact"]
+    ordering = ["-id"]
+
+
+@admin.register(Category)
+class CategoryAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "is_outage", "is_active"]
+    search_fields = ["code", "name"]
+
+
+@admin.register(SlaPolicy)
+class SlaPolicyAdmin(admin.ModelAdmin):
+    list_display = [
+        "category", "valid_from", "acknowledge_minutes", "contact_minutes", "resolve_minutes",
+        "resolve_working_days", "callback_hours",
+    ]  # fmt: skip
+    list_select_related = ["category"]
+    list_filter = ["category"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A policy in use is history: a change is a new policy from a later moment.
+        return [f.name for f in SlaPolicy._meta.fields] if obj is not None else []
+
+
+@admin.register(Holiday)
+class HolidayAdmin(admin.ModelAdmin):
+    list_display = ["day", "name"]
+    date_hierarchy = "day"
+
+
+@admin.register(Suspension)
+class SuspensionAdmin(ServiceErrorsMixin, admin.ModelAdmin):
+    list_display = ["category", "starts_at", "ends_at", "reason"]
+    list_select_related = ["category"]
+    filter_horizontal = ["units"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        suspension = services.suspension_create(
+            actor=request.user, category=data["category"], units=list(data["units"]), starts_at=data["starts_at"],
+            ends_at=data["ends_at"], reason=data["reason"],
+        )  # fmt: skip
+        obj.pk = suspension.pk
+
+    def save_related(self, request, form, formsets, change):
+        pass

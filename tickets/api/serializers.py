@@ -1,0 +1,64 @@
+"""Ticket API shapes: an input serializer for intake (validated, then handed to the service) and the output."""
+
+from rest_framework import serializers
+
+from crm.models import Unit
+from customers.models import Contract, Customer
+from tickets.models import Category, Channel, Priority, Status, Ticket
+
+
+class TicketInSerializer(serializers.Serializer):
+    category = serializers.SlugRelatedField(
+        slug_field="code", queryset=Category.objects.filter(is_active=True)
+    )
+    channel = serializers.ChoiceField(choices=Channel.choices)
+    priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)
+    description = serializers.CharField(max_length=4000)
+    customer_code = serializers.CharField(required=False, allow_blank=True)
+    contract_number = serializers.CharField(required=False, allow_blank=True)
+    caller_name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    caller_phone = serializers.CharField(required=False, allow_blank=True, max_length=30)
+    caller_address = serializers.CharField(required=False, allow_blank=True, max_length=300)
+    unit_code = serializers.CharField(required=False, allow_blank=True)
+
+    def validate(self, data):
+        user = self.context["request"].user
+        code = data.pop("customer_code", "") or ""
+        data["customer"] = None
+        if code:
+            data["customer"] = Customer.objects.for_user(user).filter(code=code.strip().upper()).first()
+            if data["customer"] is None:
+                raise serializers.ValidationError({"customer_code": "No such customer in your units."})
+        number = data.pop("contract_number", "") or ""
+        data["contract"] = None
+        if number:
+            data["contract"] = Contract.objects.for_user(user).filter(number=number.strip()).first()
+            if data["contract"] is None:
+                raise serializers.ValidationError({"contract_number": "No such contract in your units."})
+        unit_code = data.pop("unit_code", "") or ""
+        data["unit"] = None
+        if unit_code:
+            data["unit"] = Unit.objects.for_user(user).filter(code=unit_code.strip().upper()).first()
+            if data["unit"] is None:
+                raise serializers.ValidationError({"unit_code": "No such unit among yours."})
+        return data
+
+
+class TicketSerializer(serializers.ModelSerializer):
+    category = serializers.CharField(source="category.code")
+    unit_code = serializers.CharField(source="unit.code")
+    customer_code = serializers.CharField(source="customer.code", default=None)
+
+    class Meta:
+        model = Ticket
+        fields = [
+            "id", "number", "status", "category", "channel", "priority", "description", "customer_code",
+            "caller_name", "caller_phone", "caller_address", "unit_code", "created_at", "acknowledge_due",
+            "contact_due", "resolve_due", "callback_due", "acknowledged_at", "contacted_at", "resolved_at",
+            "acknowledge_breached", "contact_breached", "resolve_breached", "escalation_level",
+        ]  # fmt: skip
+
+
+class TicketStatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Status.choices)
+    note = serializers.CharField(required=False, allow_blank=True, default="")

@@ -1,0 +1,39 @@
+"""Reads of the tickets app: what the customer card shows."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from tickets.models import Ticket
+
+
+def card_open_tickets(*, customer, user) -> dict:
+    """The customer's open tickets (within the user's scope), and the link to take a new one, prefilled."""
+    tickets = (
+        Ticket.objects.for_user(user)
+        .open()
+        .filter(customer=customer)
+        .select_related("category", "unit")
+        .order_by("-id")[:20]
+    )
+    rows = [
+        [
+            t.number,
+            t.category.name,
+            t.get_status_display(),
+            t.unit.code,
+            timezone.localtime(t.created_at).strftime("%d/%m/%Y %H:%M"),
+            timezone.localtime(t.resolve_due).strftime("%d/%m/%Y %H:%M"),
+        ]
+        for t in tickets
+    ]
+    actions = []
+    if user.has_perm("tickets.add_ticket"):
+        actions.append((_("New ticket"), f"{reverse('admin:tickets_ticket_add')}?customer={customer.pk}"))
+    return {
+        "columns": [_("number"), _("category"), _("status"), _("unit"), _("received at"), _("resolve by")],
+        "rows": rows,
+        "actions": actions,
+    }

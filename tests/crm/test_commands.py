@@ -40,6 +40,7 @@ def test_card_sections_show_what_a_provider_gives(org, make_customer, staff):
     from customers.selectors import customer_card
 
     customer = make_customer()
+    previous = card_sections._providers["tickets"]
     card_sections.provide(
         "tickets", lambda customer, user: {"columns": ["number"], "rows": [[customer.code]]}
     )

@@ -86,7 +86,8 @@ def outbox_enqueue(
         if dedupe_key and OutboxMessage.objects.filter(dedupe_key=dedupe_key).exists():
             return None
         raise
-    transaction.on_commit(lambda: _enqueue_delivery(message.pk))
+    if settings.TONGDAI_OUTBOX_DELIVER_ON_COMMIT:
+        transaction.on_commit(lambda: _enqueue_delivery(message.pk))
     return message
 
 

@@ -27,8 +27,13 @@ _VIEW_TICKETS = [
     "tickets.view_slapolicy",
     "tickets.view_suspension",
     "tickets.view_holiday",
+    "tickets.view_incident",
+    "tickets.view_callback",
+    "tickets.view_interaction",
 ]
-_WORK_TICKETS = [*_VIEW_TICKETS, "tickets.add_ticket", "tickets.change_ticket"]
+_WORK_TICKETS = [*_VIEW_TICKETS, "tickets.add_ticket", "tickets.change_ticket", "tickets.add_callback",
+                 "tickets.add_interaction"]  # fmt: skip
+_RUN_INCIDENTS = ["tickets.add_incident", "tickets.change_incident"]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     Role.AGENT: [*_VIEW_ORGANISATION, *_VIEW_CUSTOMERS, "customers.flag_nuisance", *_WORK_TICKETS],
@@ -42,9 +47,16 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "customers.delete_customerphone",
         "crm.view_staffprofile",
         *_WORK_TICKETS,
+        *_RUN_INCIDENTS,
         "tickets.reroute_ticket",
     ],
-    Role.DISPATCHER: [*_VIEW_ORGANISATION, *_VIEW_CUSTOMERS, *_VIEW_TICKETS, "tickets.change_ticket"],
+    Role.DISPATCHER: [
+        *_VIEW_ORGANISATION,
+        *_VIEW_CUSTOMERS,
+        *_VIEW_TICKETS,
+        "tickets.change_ticket",
+        *_RUN_INCIDENTS,
+    ],
     Role.FIELD_CREW: [*_VIEW_ORGANISATION, *_VIEW_CUSTOMERS, *_VIEW_TICKETS, "tickets.change_ticket"],
     Role.BILLING_CLERK: [
         *_VIEW_ORGANISATION,

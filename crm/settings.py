@@ -274,3 +274,5 @@ TONGDAI_NOTIFY_BACKENDS = {
 TONGDAI_SMS_URL = os.environ.get("TONGDAI_SMS_URL", "")
 TONGDAI_SMS_TOKEN = os.environ.get("TONGDAI_SMS_TOKEN", "")
 TONGDAI_OUTBOX_MAX_ATTEMPTS = env_int("TONGDAI_OUTBOX_MAX_ATTEMPTS", 8)
+# Deliver each message by a task as soon as its transaction commits (else only the minutely outbox sweep).
+TONGDAI_OUTBOX_DELIVER_ON_COMMIT = env_bool("TONGDAI_OUTBOX_DELIVER_ON_COMMIT", True)

@@ -1,14 +1,14 @@
 """URLs: the admin (staff), the API under /api/v1/, its OpenAPI schema and docs."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from crm.api.views import UnitViewSet
 from customers.api.views import ContractViewSet, CustomerViewSet, MeterViewSet
-from tickets.api.views import TicketViewSet
+from tickets.api.views import OutageStatusView, TicketViewSet
 
 router = DefaultRouter()
 router.trailing_slash = "/?"  # /api/v1/customers/lookup?q=… and …/lookup/?q=… both work
@@ -21,6 +21,7 @@ router.register("tickets", TicketViewSet, basename="ticket")
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
+    re_path(r"^api/v1/outages/status/?$", OutageStatusView.as_view(), name="outage-status"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

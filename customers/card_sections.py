@@ -19,7 +19,7 @@ SLOTS: list[tuple[str, Any]] = [
     ("outages", _("Outages in the area")),
 ]
 
-# A provider takes (customer=, user=) and returns {"columns": [...], "rows": [[...], ...], "actions": [(label, url)]}.
+# A provider takes (customer=, user=) and returns {"columns": [...], "rows": [[...], ...], "actions": [(label, url, method)]}.
 Provider = Callable[..., dict[str, Any]]
 _providers: dict[str, Provider] = {}
 
@@ -30,7 +30,7 @@ class Section:
     title: Any
     columns: list[Any] = field(default_factory=list)
     rows: list[list[Any]] = field(default_factory=list)
-    actions: list[tuple[Any, str]] = field(default_factory=list)  # (label, url)
+    actions: list[tuple[Any, str, str]] = field(default_factory=list)  # (label, url, "get" or "post")
     provided: bool = False
 
 

@@ -11,6 +11,7 @@ from crm.models import Role, Unit
 from crm.services import organisation_load_reference, staff_create
 from customers import services
 from customers.models import MeterKind
+from tickets import services as services_t
 from tickets.models import Category
 from tickets.services import catalogue_load_reference, ticket_open
 
@@ -108,11 +109,29 @@ def two_customers(org, make_customer, catalogue):
     mine = make_customer(org["home"], name="Trần Thị Hân", phones=["0903 111 222"])
     theirs = make_customer(org["other_corporation"], name="Trần Thị Hân", phones=["0903 333 444"])
     for customer in (mine, theirs):
+        incident = services_t.incident_open(
+            actor=None, unit=customer.unit, cause="Sự cố", started_at=timezone.now()
+        )
+        ticket = ticket_open(
+            actor=None, category=catalogue["outage"], channel="phone", description="Mất điện", customer=customer,
+            incident=incident,
+        ).ticket  # fmt: skip
+        services_t.ticket_change_status(actor=None, ticket=ticket, to="acknowledged")
+        services_t.ticket_change_status(actor=None, ticket=ticket, to="resolved")
+        services_t.callback_record(actor=None, ticket=ticket, reached=False)
+        now = timezone.now()
+        services_t.interaction_log(
+            actor=_log_agent(), channel="phone", started_at=now, ended_at=now, disposition="ticket",
+            unit=customer.unit, customer=customer, ticket=ticket,
+        )  # fmt: skip
         ticket_open(
-            actor=None,
-            category=catalogue["outage"],
-            channel="phone",
-            description="Mất điện",
-            customer=customer,
+            actor=None, category=catalogue["billing"], channel="app", description="Hóa đơn", customer=customer
         )
     return mine, theirs
+
+
+def _log_agent():
+    from django.contrib.auth import get_user_model
+
+    user, _created = get_user_model().objects.get_or_create(username="log-agent")
+    return user

@@ -6,14 +6,28 @@ import datetime as dt
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin
+from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
+from customers.models import Customer
 from tickets import services
-from tickets.models import Category, Holiday, SlaPolicy, Status, Suspension, Ticket, TicketEvent
+from tickets.models import (
+    Callback,
+    Category,
+    Holiday,
+    Incident,
+    Interaction,
+    SlaPolicy,
+    Status,
+    Suspension,
+    Ticket,
+    TicketEvent,
+)
 
 
 class QueueFilter(admin.SimpleListFilter):
@@ -84,6 +98,40 @@ class TicketAdmin(ServiceErrorsMixin, ScopedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [] if obj is None else self.get_fields(request, obj)
+
+    def get_urls(self):
+        return [
+            path(
+                "report-outage/<int:incident_id>/<int:customer_id>/",
+                self.admin_site.admin_view(self.report_outage_view),
+                name="tickets_ticket_report_outage",
+            ),
+            *super().get_urls(),
+        ]
+
+    def report_outage_view(self, request, incident_id: int, customer_id: int):
+        """One click from the customer card: the call becomes an outage ticket linked to the incident."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        incident = Incident.objects.for_user(request.user).filter(pk=incident_id).first()
+        customer = Customer.objects.for_user(request.user).filter(pk=customer_id).first()
+        card = reverse("admin:customers_customer_card", args=[customer_id])
+        if incident is None or customer is None:
+            raise Http404
+        try:
+            intake = services.ticket_open(
+                actor=request.user, category=Category.objects.get(code="outage"), channel="phone",
+                description=incident.cause, customer=customer, incident=incident,
+            )  # fmt: skip
+        except ValidationError as exc:
+            report_errors(request, exc)
+            return HttpResponseRedirect(card)
+        messages.success(
+            request, _("Ticket %(n)s taken and linked to the outage.") % {"n": intake.ticket.number}
+        )
+        return HttpResponseRedirect(card)
 
     def get_changeform_initial_data(self, request):
         """ "New ticket" from the customer card comes with ?customer=<id>: the unit follows the customer."""
@@ -212,3 +260,66 @@ class SuspensionAdmin(ServiceErrorsMixin, admin.ModelAdmin):
 
     def save_related(self, request, form, formsets, change):
         pass
+
+
+@admin.register(Incident)
+class IncidentAdmin(ServiceErrorsMixin, ScopedAdmin):
+    list_display = ["unit", "cause", "started_at", "estimated_restore_at", "restored_at", "restore_minutes"]
+    list_select_related = ["unit"]
+    list_filter = [ScopedUnitFilter]
+    autocomplete_fields = ["unit"]
+    fields = [
+        "unit",
+        "wards",
+        "feeder_code",
+        "transformer_code",
+        "cause",
+        "started_at",
+        "estimated_restore_at",
+    ]
+    actions = ["restore_now"]
+    ordering = ["-id"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        incident = services.incident_open(
+            actor=request.user, unit=data["unit"], cause=data["cause"], started_at=data["started_at"],
+            wards=data.get("wards") or [], estimated_restore_at=data.get("estimated_restore_at"),
+            feeder_code=data.get("feeder_code", ""), transformer_code=data.get("transformer_code", ""),
+        )  # fmt: skip
+        obj.pk = incident.pk
+
+    @admin.action(
+        description=gettext_lazy("Power restored now: resolve and notify its tickets"), permissions=["view"]
+    )
+    def restore_now(self, request, queryset):
+        if not request.user.has_perm("tickets.change_incident"):
+            raise PermissionDenied
+        for incident in queryset:
+            try:
+                result = services.incident_restore(actor=request.user, incident=incident)
+                messages.success(
+                    request,
+                    _("%(n)d ticket(s) resolved and their customers told.") % {"n": result["resolved"]},
+                )
+            except ValidationError as exc:
+                report_errors(request, exc)
+
+
+@admin.register(Callback)
+class CallbackAdmin(ReadOnlyAdmin):
+    list_display = ["ticket", "outcome", "fix_score", "attitude_score", "attempts", "agent", "completed_at"]
+    list_select_related = ["ticket", "agent"]
+    list_filter = ["outcome"]
+    ordering = ["-id"]
+
+
+@admin.register(Interaction)
+class InteractionAdmin(ReadOnlyAdmin):
+    list_display = ["started_at", "channel", "disposition", "customer", "ticket", "agent", "handling_seconds"]
+    list_select_related = ["customer", "ticket", "agent"]
+    list_filter = [ScopedUnitFilter, "channel", "disposition"]
+    ordering = ["-id"]

@@ -8,6 +8,7 @@ class TicketsConfig(AppConfig):
 
     def ready(self) -> None:
         from customers import card_sections
-        from tickets.selectors import card_open_tickets
+        from tickets.selectors import card_open_tickets, card_outages
 
         card_sections.provide("tickets", card_open_tickets)
+        card_sections.provide("outages", card_outages)

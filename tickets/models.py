@@ -120,6 +120,64 @@ class Suspension(models.Model):
         return f"{self.category}: {self.starts_at:%Y-%m-%d} – {self.ends_at:%Y-%m-%d}"
 
 
+class IncidentQuerySet(ScopedQuerySet):
+    scope_path = "unit"
+
+    def open(self):
+        return self.filter(restored_at__isnull=True)
+
+
+class Incident(models.Model):
+    """An outage in an area (a unit, some wards, optionally a feeder or transformer): calls about it are linked
+    to it, and restoring it resolves them and tells their customers."""
+
+    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="incidents", verbose_name=_("unit"))
+    wards = models.JSONField(_("wards"), default=list, blank=True, help_text=_("Empty: the whole unit."))
+    feeder_code = models.CharField(_("feeder"), max_length=40, blank=True)
+    transformer_code = models.CharField(_("transformer station"), max_length=40, blank=True)
+    cause = models.CharField(_("cause"), max_length=300)
+    started_at = models.DateTimeField(_("started at"))
+    estimated_restore_at = models.DateTimeField(_("estimated restore at"), null=True, blank=True)
+    restored_at = models.DateTimeField(_("restored at"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+
+    objects = IncidentQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("outage incident")
+        verbose_name_plural = _("outage incidents")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(restored_at__isnull=True) | Q(restored_at__gte=models.F("started_at")),
+                name="tickets_incident_restored_after_start",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["unit"], condition=Q(restored_at__isnull=True), name="tickets_incident_open_idx"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.unit.code} {self.started_at:%Y-%m-%d %H:%M} {self.cause}"
+
+    @property
+    def restore_minutes(self) -> int | None:
+        if self.restored_at is None:
+            return None
+        return int((self.restored_at - self.started_at).total_seconds() // 60)
+
+    def covers(self, *, unit_id: int, ward: str) -> bool:
+        return self.unit_id == unit_id and (not self.wards or ward in self.wards)
+
+
 class Channel(models.TextChoices):
     PHONE = "phone", _("Phone")
     EMAIL = "email", _("Email")
@@ -218,6 +276,14 @@ class Ticket(models.Model):
         verbose_name=_("assignee"),
     )
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.NEW)
+    incident = models.ForeignKey(
+        Incident,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="tickets",
+        verbose_name=_("outage incident"),
+    )
     duplicate_of = models.ForeignKey(
         "self",
         on_delete=models.PROTECT,
@@ -326,6 +392,8 @@ class EventKind(models.TextChoices):
     BREACH = "breach", _("Deadline breached")
     ESCALATED = "escalated", _("Escalated")
     NOTE = "note", _("Note")
+    LINKED = "linked", _("Linked to an outage incident")
+    CALLBACK = "callback", _("Callback")
 
 
 class TicketEventQuerySet(ScopedQuerySet):
@@ -369,3 +437,131 @@ class TicketEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.ticket} {self.get_kind_display()} @ {self.at:%Y-%m-%d %H:%M}"
+
+
+class CallbackOutcome(models.TextChoices):
+    SURVEYED = "surveyed", _("Customer answered the survey")
+    UNREACHABLE = "unreachable", _("Unreachable")
+
+
+class CallbackQuerySet(ScopedQuerySet):
+    scope_path = "ticket__unit"
+
+
+class Callback(models.Model):
+    """The centre's call after resolution: satisfaction with the fix and with the staff, or unreachable."""
+
+    ticket = models.OneToOneField(
+        Ticket, on_delete=models.CASCADE, related_name="callback", verbose_name=_("ticket")
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    outcome = models.CharField(_("outcome"), max_length=12, choices=CallbackOutcome.choices, blank=True)
+    fix_score = models.PositiveSmallIntegerField(
+        _("satisfaction with the fix (1–5)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(5)],
+    )
+    attitude_score = models.PositiveSmallIntegerField(
+        _("satisfaction with the staff (1–5)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(5)],
+    )
+    comment = models.TextField(_("comment"), blank=True)
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("agent"),
+    )
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+
+    objects = CallbackQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("callback")
+        verbose_name_plural = _("callbacks")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(fix_score__isnull=True) | Q(fix_score__gte=1, fix_score__lte=5),
+                name="tickets_callback_fix_1_5",
+            ),
+            models.CheckConstraint(
+                condition=Q(attitude_score__isnull=True) | Q(attitude_score__gte=1, attitude_score__lte=5),
+                name="tickets_callback_attitude_1_5",
+            ),
+            models.CheckConstraint(
+                condition=~Q(outcome="surveyed") | Q(fix_score__isnull=False, attitude_score__isnull=False),
+                name="tickets_callback_survey_complete",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ticket} {self.outcome or '…'}"
+
+
+class Disposition(models.TextChoices):
+    TICKET = "ticket", _("Request taken")
+    INFORMATION = "information", _("Information given")
+    TRANSFERRED = "transferred", _("Transferred")
+    DROPPED = "dropped", _("Dropped")
+    NUISANCE = "nuisance", _("Nuisance call")
+
+
+class InteractionQuerySet(ScopedQuerySet):
+    scope_path = "unit"
+
+
+class Interaction(models.Model):
+    """One call or message handled by an agent: handling time, channel and what came of it."""
+
+    unit = models.ForeignKey(
+        Unit, on_delete=models.PROTECT, related_name="interactions", verbose_name=_("unit")
+    )
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="interactions",
+        verbose_name=_("customer"),
+    )
+    ticket = models.ForeignKey(
+        Ticket,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="interactions",
+        verbose_name=_("ticket"),
+    )
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("agent")
+    )
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    caller_phone = models.CharField(_("caller's phone"), max_length=13, blank=True)
+    started_at = models.DateTimeField(_("started at"))
+    ended_at = models.DateTimeField(_("ended at"))
+    disposition = models.CharField(_("disposition"), max_length=12, choices=Disposition.choices)
+    note = models.TextField(_("note"), blank=True)
+
+    objects = InteractionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("interaction")
+        verbose_name_plural = _("interactions")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ended_at__gte=models.F("started_at")), name="tickets_interaction_times"
+            )
+        ]
+        indexes = [models.Index(fields=["unit", "-started_at"], name="tickets_interaction_unit_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} {self.started_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def handling_seconds(self) -> int:
+        return int((self.ended_at - self.started_at).total_seconds())

@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from tickets.models import Ticket
+from tickets.models import Incident, Ticket
 
 
 def card_open_tickets(*, customer, user) -> dict:
@@ -31,9 +31,48 @@ def card_open_tickets(*, customer, user) -> dict:
     ]
     actions = []
     if user.has_perm("tickets.add_ticket"):
-        actions.append((_("New ticket"), f"{reverse('admin:tickets_ticket_add')}?customer={customer.pk}"))
+        actions.append(
+            (_("New ticket"), f"{reverse('admin:tickets_ticket_add')}?customer={customer.pk}", "get")
+        )
     return {
         "columns": [_("number"), _("category"), _("status"), _("unit"), _("received at"), _("resolve by")],
+        "rows": rows,
+        "actions": actions,
+    }
+
+
+def card_outages(*, customer, user) -> dict:
+    """Open outages covering the customer's address, with a one-click "this call is about it"."""
+    from tickets.services import incidents_for_customer
+
+    incidents = [
+        i
+        for i in incidents_for_customer(customer)
+        if Incident.objects.for_user(user).filter(pk=i.pk).exists()
+    ]
+    rows = [
+        [
+            i.cause,
+            ", ".join(i.wards) or _("whole unit"),
+            timezone.localtime(i.started_at).strftime("%d/%m/%Y %H:%M"),
+            timezone.localtime(i.estimated_restore_at).strftime("%d/%m/%Y %H:%M")
+            if i.estimated_restore_at
+            else "—",
+        ]
+        for i in incidents
+    ]
+    actions = []
+    if user.has_perm("tickets.add_ticket"):
+        actions = [
+            (
+                _("Take the call as part of this outage: %(cause)s") % {"cause": i.cause},
+                reverse("admin:tickets_ticket_report_outage", args=[i.pk, customer.pk]),
+                "post",
+            )
+            for i in incidents
+        ]
+    return {
+        "columns": [_("cause"), _("wards"), _("started at"), _("estimated restore at")],
         "rows": rows,
         "actions": actions,
     }

@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm.models import OutboxChannel, Role, StaffProfile, Unit
+from crm.models import OutboxChannel, OutboxMessage, Role, StaffProfile, Unit
 from crm.outbox import outbox_enqueue
 from customers.models import Contract, Customer
 from customers.normalise import InvalidPhone, display_phone, normalise_phone
@@ -18,10 +19,15 @@ from tickets import reference
 from tickets.calendar import add_working_days
 from tickets.models import (
     OPEN_STATUSES,
+    Callback,
+    CallbackOutcome,
     Category,
     Channel,
+    Disposition,
     EventKind,
     Holiday,
+    Incident,
+    Interaction,
     Priority,
     SlaPolicy,
     Status,
@@ -229,6 +235,7 @@ def ticket_open(
     unit: Unit | None = None,
     priority: str = Priority.NORMAL,
     idempotency_key: str | None = None,
+    incident: Incident | None = None,
     at: dt.datetime | None = None,
 ) -> Intake:
     """Take a request: route it to the responsible unit, stamp its deadlines and tell the unit's dispatcher.
@@ -261,6 +268,8 @@ def ticket_open(
         errors["caller_phone"] = _("For an unknown caller, take at least a phone number or a name.")
     if customer is None and unit is None:
         errors["unit"] = _("For an unknown caller, choose the unit responsible for the address.")
+    if incident is not None and incident.restored_at is not None:
+        errors["incident"] = _("This outage is already restored.")
     if errors:
         raise ValidationError(errors)
     responsible = current_unit(customer.unit if customer is not None and unit is None else unit)
@@ -292,6 +301,7 @@ def ticket_open(
         created_at=at,
         created_by=actor if getattr(actor, "pk", None) else None,
         idempotency_key=idempotency_key or None,
+        incident=incident,
         **_deadlines(policy, at),
     )
     ticket.next_check_at = next_check(ticket)
@@ -454,3 +464,205 @@ def ticket_assign(*, actor, ticket: Ticket, assignee) -> Ticket:
 
 def customers_open_tickets(customer: Customer):
     return Ticket.objects.open().filter(customer=customer).select_related("category").order_by("-id")
+
+
+# Outage incidents --------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def incident_open(
+    *,
+    actor,
+    unit: Unit,
+    cause: str,
+    started_at: dt.datetime,
+    wards: list[str] | None = None,
+    estimated_restore_at: dt.datetime | None = None,
+    feeder_code: str = "",
+    transformer_code: str = "",
+) -> Incident:
+    if not cause.strip():
+        raise ValidationError({"cause": _("Say what happened.")})
+    if estimated_restore_at is not None and estimated_restore_at < started_at:
+        raise ValidationError({"estimated_restore_at": _("The estimate is before the start.")})
+    return Incident.objects.create(
+        unit=unit,
+        cause=cause.strip(),
+        started_at=started_at,
+        wards=sorted({w.strip() for w in wards or [] if w.strip()}),
+        estimated_restore_at=estimated_restore_at,
+        feeder_code=feeder_code.strip(),
+        transformer_code=transformer_code.strip(),
+        created_by=actor if getattr(actor, "pk", None) else None,
+    )
+
+
+def incidents_for_customer(customer: Customer) -> list[Incident]:
+    """Open incidents covering the customer's address (their unit, and their ward when the incident names wards)."""
+    unit = current_unit(customer.unit)
+    return [
+        i
+        for i in Incident.objects.open().filter(unit=unit).order_by("-started_at")
+        if i.covers(unit_id=unit.pk, ward=customer.ward)
+    ]
+
+
+@transaction.atomic
+def ticket_link_incident(*, actor, ticket: Ticket, incident: Incident) -> Ticket:
+    ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+    if incident.restored_at is not None:
+        raise ValidationError(_("This outage is already restored."))
+    if not ticket.is_open:
+        raise ValidationError(_("The ticket is no longer open."))
+    if ticket.incident_id == incident.pk:
+        return ticket
+    before = {"incident": ticket.incident_id}
+    ticket.incident = incident
+    ticket.save(update_fields=["incident"])
+    _event(ticket, EventKind.LINKED, actor, before=before, after={"incident": incident.pk})
+    return ticket
+
+
+@transaction.atomic
+def incident_restore(
+    *, actor, incident: Incident, at: dt.datetime | None = None, note: str = ""
+) -> dict[str, int]:
+    """Power is back: resolve every open ticket of the incident and tell their customers, set-based."""
+    at = at or timezone.now()
+    incident = Incident.objects.select_for_update().get(pk=incident.pk)
+    if incident.restored_at is not None:
+        raise ValidationError(_("This outage is already restored."))
+    if at < incident.started_at:
+        raise ValidationError({"at": _("Power cannot come back before it went.")})
+    incident.restored_at = at
+    incident.save(update_fields=["restored_at"])
+    tickets = list(
+        Ticket.objects.select_for_update(of=("self",))
+        .filter(incident=incident, status__in=OPEN_STATUSES)
+        .select_related("policy", "customer")
+    )
+    actor_ref = actor if getattr(actor, "pk", None) else None
+    events, outbox = [], []
+    for ticket in tickets:
+        before = ticket.status
+        if ticket.acknowledged_at is None:
+            ticket.acknowledged_at = at
+        ticket.status = Status.RESOLVED
+        ticket.resolved_at = at
+        ticket.paused_at = None
+        ticket.callback_due = at + dt.timedelta(hours=ticket.policy.callback_hours)
+        ticket.next_check_at = None
+        events.append(TicketEvent(ticket=ticket, kind=EventKind.STATUS, actor=actor_ref, at=at, before={"status": before},
+                                  after={"status": Status.RESOLVED}, note=note or _("Power restored")))  # fmt: skip
+        phone = ticket.caller_phone or (
+            ticket.customer.phones.filter(is_primary=True).values_list("number", flat=True).first()
+            if ticket.customer
+            else ""
+        )
+        if phone:
+            outbox.append(
+                OutboxMessage(
+                    channel=OutboxChannel.SMS,
+                    recipient=phone,
+                    subject=ticket.number,
+                    body=_("Power is restored in your area (%(n)s). Thank you for your patience.")
+                    % {"n": ticket.number},
+                    dedupe_key=f"ticket:{ticket.pk}:restored",
+                )
+            )
+    Ticket.objects.bulk_update(
+        tickets,
+        ["status", "acknowledged_at", "resolved_at", "paused_at", "callback_due", "next_check_at"],
+        batch_size=500,
+    )
+    TicketEvent.objects.bulk_create(events, batch_size=500)
+    OutboxMessage.objects.bulk_create(outbox, batch_size=500, ignore_conflicts=True)
+    if settings.TONGDAI_OUTBOX_DELIVER_ON_COMMIT:
+        transaction.on_commit(_deliver_outbox_soon)
+    return {"resolved": len(tickets), "notified": len(outbox)}
+
+
+def _deliver_outbox_soon() -> None:
+    from django_q.tasks import async_task
+
+    async_task("crm.tasks.deliver_outbox")
+
+
+# Callbacks and interactions -----------------------------------------------------------------------------
+
+CALLBACK_MAX_ATTEMPTS = 3
+
+
+@transaction.atomic
+def callback_record(
+    *,
+    actor,
+    ticket: Ticket,
+    reached: bool,
+    fix_score: int | None = None,
+    attitude_score: int | None = None,
+    comment: str = "",
+) -> Callback:
+    """Record one callback attempt: the survey when the customer answers; after ``CALLBACK_MAX_ATTEMPTS``
+    unanswered calls, "unreachable". A finished callback closes the ticket."""
+    ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+    if ticket.status != Status.RESOLVED:
+        raise ValidationError(_("Only a resolved ticket gets a callback."))
+    callback, _created = Callback.objects.select_for_update().get_or_create(ticket=ticket)
+    if callback.outcome:
+        raise ValidationError(_("The callback is already done."))
+    callback.attempts += 1
+    callback.agent = actor
+    if reached:
+        errors = {}
+        for name, value in (("fix_score", fix_score), ("attitude_score", attitude_score)):
+            if value is None or not 1 <= int(value) <= 5:
+                errors[name] = _("A score from 1 to 5.")
+        if errors:
+            raise ValidationError(errors)
+        callback.outcome = CallbackOutcome.SURVEYED
+        callback.fix_score, callback.attitude_score, callback.comment = (
+            int(fix_score),
+            int(attitude_score),
+            comment.strip(),
+        )
+    elif callback.attempts >= CALLBACK_MAX_ATTEMPTS:
+        callback.outcome = CallbackOutcome.UNREACHABLE
+    if callback.outcome:
+        callback.completed_at = timezone.now()
+    callback.save()
+    _event(
+        ticket, EventKind.CALLBACK, actor, after={"attempt": callback.attempts, "outcome": callback.outcome}
+    )
+    if callback.outcome:
+        ticket_change_status(actor=actor, ticket=ticket, to=Status.CLOSED)
+    return callback
+
+
+def interaction_log(
+    *,
+    actor,
+    channel: str,
+    started_at: dt.datetime,
+    ended_at: dt.datetime,
+    disposition: str,
+    unit: Unit,
+    customer: Customer | None = None,
+    ticket: Ticket | None = None,
+    caller_phone: str = "",
+    note: str = "",
+) -> Interaction:
+    if ended_at < started_at:
+        raise ValidationError({"ended_at": _("A call ends after it starts.")})
+    if disposition not in Disposition.values or channel not in Channel.values:
+        raise ValidationError(_("Unknown channel or disposition."))
+    phone = ""
+    if caller_phone:
+        try:
+            phone = normalise_phone(caller_phone)
+        except InvalidPhone as exc:
+            raise ValidationError({"caller_phone": str(exc)}) from None
+    return Interaction.objects.create(
+        unit=unit, customer=customer, ticket=ticket, agent=actor, channel=channel, caller_phone=phone,
+        started_at=started_at, ended_at=ended_at, disposition=disposition, note=note.strip(),
+    )  # fmt: skip

@@ -275,3 +275,21 @@ def test_outbox_delivers_once_and_retries_a_failing_backend(catalogue, make_cust
 class Broken:
     def send(self, message):
         raise ConnectionError("gateway down")
+
+
+def test_a_committed_message_is_handed_to_the_task_queue(
+    catalogue, make_customer, dispatcher, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    settings.TONGDAI_OUTBOX_DELIVER_ON_COMMIT = True
+    queued = []
+    monkeypatch.setattr("django_q.tasks.async_task", lambda func, **kw: queued.append((func, kw)))
+    with django_capture_on_commit_callbacks(execute=True):
+        ticket_open(
+            actor=None,
+            category=catalogue["outage"],
+            channel="phone",
+            description="x",
+            customer=make_customer(),
+        )
+    sms = OutboxMessage.objects.get(channel="sms")
+    assert ("crm.outbox.outbox_deliver", {"message_id": sms.pk}) in queued

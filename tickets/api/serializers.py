@@ -62,3 +62,16 @@ class TicketSerializer(serializers.ModelSerializer):
 class TicketStatusSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Status.choices)
     note = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class IncidentSerializer(serializers.Serializer):
+    cause = serializers.CharField()
+    wards = serializers.ListField(child=serializers.CharField())
+    started_at = serializers.DateTimeField()
+    estimated_restore_at = serializers.DateTimeField(allow_null=True)
+
+
+class OutageStatusSerializer(serializers.Serializer):
+    customers = serializers.ListField(child=serializers.CharField())
+    outage = serializers.BooleanField()
+    incidents = IncidentSerializer(many=True)

@@ -5,12 +5,21 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status as http
 from rest_framework.decorators import action
 from rest_framework.mixins import CreateModelMixin
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from crm.api.permissions import CanChangeModel
 from crm.api.scoped import ScopedReadOnlyViewSet
+from customers.models import Customer
+from customers.normalise import InvalidPhone, normalise_phone
 from tickets import services
-from tickets.api.serializers import TicketInSerializer, TicketSerializer, TicketStatusSerializer
+from tickets.api.serializers import (
+    OutageStatusSerializer,
+    TicketInSerializer,
+    TicketSerializer,
+    TicketStatusSerializer,
+)
 from tickets.models import Ticket
 
 
@@ -62,3 +71,43 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
         """The unit has called the customer."""
         ticket = services.ticket_record_contact(actor=request.user, ticket=self.get_object())
         return Response(TicketSerializer(ticket).data)
+
+
+class OutageStatusView(APIView):
+    """For the virtual assistant: is there an outage affecting this customer code or phone?"""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("customer_code", OpenApiTypes.STR, required=False),
+            OpenApiParameter("phone", OpenApiTypes.STR, required=False, description="Any spelling."),
+        ],
+        responses={200: OutageStatusSerializer},
+    )
+    def get(self, request):
+        if not request.user.has_perm("tickets.view_incident"):
+            return Response({"detail": "Not allowed."}, status=http.HTTP_403_FORBIDDEN)
+        code = request.query_params.get("customer_code", "").strip().upper()
+        phone = request.query_params.get("phone", "").strip()
+        customers = Customer.objects.for_user(request.user).select_related("unit")
+        if code:
+            customers = customers.filter(code=code)
+        elif phone:
+            try:
+                customers = customers.filter(phones__number=normalise_phone(phone))
+            except InvalidPhone as exc:
+                return Response({"phone": [str(exc)]}, status=http.HTTP_400_BAD_REQUEST)
+        else:
+            return Response({"detail": "Give customer_code or phone."}, status=http.HTTP_400_BAD_REQUEST)
+        incidents = {}
+        found = list(customers[:10])
+        for customer in found:
+            for incident in services.incidents_for_customer(customer):
+                incidents[incident.pk] = incident
+        payload = {
+            "customers": [c.code for c in found],
+            "outage": bool(incidents),
+            "incidents": list(incidents.values()),
+        }
+        return Response(OutageStatusSerializer(payload).data)

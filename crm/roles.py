@@ -30,10 +30,16 @@ _VIEW_TICKETS = [
     "tickets.view_incident",
     "tickets.view_callback",
     "tickets.view_interaction",
+    "tickets.view_workorder",
 ]
 _WORK_TICKETS = [*_VIEW_TICKETS, "tickets.add_ticket", "tickets.change_ticket", "tickets.add_callback",
                  "tickets.add_interaction"]  # fmt: skip
-_RUN_INCIDENTS = ["tickets.add_incident", "tickets.change_incident"]
+_RUN_INCIDENTS = [
+    "tickets.add_incident",
+    "tickets.change_incident",
+    "tickets.add_workorder",
+    "tickets.change_workorder",
+]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     Role.AGENT: [*_VIEW_ORGANISATION, *_VIEW_CUSTOMERS, "customers.flag_nuisance", *_WORK_TICKETS],
@@ -57,7 +63,13 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "tickets.change_ticket",
         *_RUN_INCIDENTS,
     ],
-    Role.FIELD_CREW: [*_VIEW_ORGANISATION, *_VIEW_CUSTOMERS, *_VIEW_TICKETS, "tickets.change_ticket"],
+    Role.FIELD_CREW: [
+        *_VIEW_ORGANISATION,
+        *_VIEW_CUSTOMERS,
+        *_VIEW_TICKETS,
+        "tickets.change_ticket",
+        "tickets.change_workorder",
+    ],
     Role.BILLING_CLERK: [
         *_VIEW_ORGANISATION,
         *_VIEW_CUSTOMERS,

@@ -233,6 +233,7 @@ SPECTACULAR_SETTINGS = {
         "MeterStatusEnum": "customers.models.MeterStatus",
         "TicketStatusEnum": "tickets.models.Status",
         "TicketChannelEnum": "tickets.models.Channel",
+        "WorkOrderStatusEnum": "tickets.models.WorkOrderStatus",
     },
 }
 

@@ -8,7 +8,8 @@ from rest_framework.routers import DefaultRouter
 
 from crm.api.views import UnitViewSet
 from customers.api.views import ContractViewSet, CustomerViewSet, MeterViewSet
-from tickets.api.views import OutageStatusView, TicketViewSet
+from tickets import views as field_views
+from tickets.api.views import OutageStatusView, TicketViewSet, WorkOrderViewSet
 
 router = DefaultRouter()
 router.trailing_slash = "/?"  # /api/v1/customers/lookup?q=… and …/lookup/?q=… both work
@@ -17,6 +18,7 @@ router.register("customers", CustomerViewSet, basename="customer")
 router.register("contracts", ContractViewSet, basename="contract")
 router.register("meters", MeterViewSet, basename="meter")
 router.register("tickets", TicketViewSet, basename="ticket")
+router.register("work-orders", WorkOrderViewSet, basename="workorder")
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
@@ -26,4 +28,5 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("field/", field_views.work_orders, name="field-work-orders"),
 ]

@@ -124,9 +124,10 @@ def two_customers(org, make_customer, catalogue):
             actor=_log_agent(), channel="phone", started_at=now, ended_at=now, disposition="ticket",
             unit=customer.unit, customer=customer, ticket=ticket,
         )  # fmt: skip
-        ticket_open(
+        billing = ticket_open(
             actor=None, category=catalogue["billing"], channel="app", description="Hóa đơn", customer=customer
-        )
+        ).ticket
+        services_t.work_order_create(actor=None, ticket=billing)
     return mine, theirs
 
 

@@ -27,6 +27,7 @@ from tickets.models import (
     Suspension,
     Ticket,
     TicketEvent,
+    WorkOrder,
 )
 
 
@@ -83,7 +84,7 @@ class TicketAdmin(ServiceErrorsMixin, ScopedAdmin):
     list_filter = [QueueFilter, ScopedUnitFilter, "status", "category", "channel", "escalation_level"]
     search_fields = ["number__exact", "customer__code__exact"]
     autocomplete_fields = ["customer", "contract", "unit"]
-    actions = ["acknowledge", "record_contact", "start_work", "resolve", "close"]
+    actions = ["acknowledge", "send_crew", "record_contact", "start_work", "resolve", "close"]
     ordering = ["-id"]
 
     def get_fields(self, request, obj=None):
@@ -184,6 +185,15 @@ class TicketAdmin(ServiceErrorsMixin, ScopedAdmin):
     @admin.action(description=gettext_lazy("Acknowledge"), permissions=["change"])
     def acknowledge(self, request, queryset):
         self._move(request, queryset, Status.ACKNOWLEDGED)
+
+    @admin.action(description=gettext_lazy("Send a crew (work order)"), permissions=["change"])
+    def send_crew(self, request, queryset):
+        for ticket in queryset:
+            try:
+                order = services.work_order_create(actor=request.user, ticket=ticket)
+                messages.success(request, _("Work order %(o)s issued.") % {"o": order})
+            except ValidationError as exc:
+                messages.error(request, f"{ticket.number}: {'; '.join(exc.messages)}")
 
     @admin.action(description=gettext_lazy("Start work"), permissions=["change"])
     def start_work(self, request, queryset):
@@ -322,4 +332,22 @@ class InteractionAdmin(ReadOnlyAdmin):
     list_display = ["started_at", "channel", "disposition", "customer", "ticket", "agent", "handling_seconds"]
     list_select_related = ["customer", "ticket", "agent"]
     list_filter = [ScopedUnitFilter, "channel", "disposition"]
+    ordering = ["-id"]
+
+
+@admin.register(WorkOrder)
+class WorkOrderAdmin(ReadOnlyAdmin):
+    list_display = [
+        "ticket",
+        "unit",
+        "crew",
+        "status",
+        "issued_at",
+        "contact_minutes",
+        "done_at",
+        "resolution_code",
+    ]
+    list_select_related = ["ticket", "unit", "crew"]
+    list_filter = [ScopedUnitFilter, "status", "resolution_code"]
+    search_fields = ["ticket__number__exact"]
     ordering = ["-id"]

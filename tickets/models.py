@@ -565,3 +565,81 @@ class Interaction(models.Model):
     @property
     def handling_seconds(self) -> int:
         return int((self.ended_at - self.started_at).total_seconds())
+
+
+class WorkOrderStatus(models.TextChoices):
+    ISSUED = "issued", _("Issued")
+    ACKNOWLEDGED = "acknowledged", _("Acknowledged by the crew")
+    CONTACTED = "contacted", _("Customer contacted")
+    ON_SITE = "on_site", _("On site")
+    DONE = "done", _("Done")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class ResolutionCode(models.TextChoices):
+    FIXED = "fixed", _("Fault fixed")
+    RESTORED_BY_NETWORK = "network", _("Restored with the network")
+    CUSTOMER_SIDE = "customer_side", _("Fault on the customer's side")
+    METER_REPLACED = "meter_replaced", _("Meter replaced")
+    NO_FAULT = "no_fault", _("No fault found")
+    CONNECTED = "connected", _("Connected")
+
+
+class WorkOrderQuerySet(ScopedQuerySet):
+    scope_path = "unit"
+
+    def open(self):
+        return self.exclude(status__in=[WorkOrderStatus.DONE, WorkOrderStatus.CANCELLED])
+
+
+class WorkOrder(models.Model):
+    """A job for a unit's field crew (*phiếu lệnh*), made from a ticket and followed step by step."""
+
+    ticket = models.ForeignKey(
+        Ticket, on_delete=models.PROTECT, related_name="work_orders", verbose_name=_("ticket")
+    )
+    unit = models.ForeignKey(
+        Unit, on_delete=models.PROTECT, related_name="work_orders", verbose_name=_("unit"), db_index=False
+    )
+    crew = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="work_orders",
+        verbose_name=_("crew member"),
+    )  # fmt: skip
+    status = models.CharField(
+        _("status"), max_length=12, choices=WorkOrderStatus.choices, default=WorkOrderStatus.ISSUED
+    )
+    issued_at = models.DateTimeField(_("issued at"))
+    acknowledged_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
+    contacted_at = models.DateTimeField(_("customer contacted at"), null=True, blank=True)
+    on_site_at = models.DateTimeField(_("on site at"), null=True, blank=True)
+    done_at = models.DateTimeField(_("done at"), null=True, blank=True)
+    resolution_code = models.CharField(
+        _("resolution"), max_length=16, choices=ResolutionCode.choices, blank=True
+    )
+    note = models.TextField(_("note"), blank=True)
+
+    objects = WorkOrderQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("work order")
+        verbose_name_plural = _("work orders")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=WorkOrderStatus.values), name="tickets_workorder_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="done") | (Q(done_at__isnull=False) & ~Q(resolution_code="")),
+                name="tickets_workorder_done_has_resolution",
+            ),
+        ]
+        indexes = [models.Index(fields=["unit", "status", "-id"], name="tickets_workorder_unit_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.ticket.number}/{self.pk}"
+
+    @property
+    def contact_minutes(self) -> float | None:
+        """Minutes from issue to the customer call (the unit's target is 4)."""
+        if self.contacted_at is None:
+            return None
+        return round((self.contacted_at - self.issued_at).total_seconds() / 60, 1)

@@ -29,11 +29,14 @@ from tickets.models import (
     Incident,
     Interaction,
     Priority,
+    ResolutionCode,
     SlaPolicy,
     Status,
     Suspension,
     Ticket,
     TicketEvent,
+    WorkOrder,
+    WorkOrderStatus,
 )
 
 # Reference data -----------------------------------------------------------------------------------------
@@ -666,3 +669,90 @@ def interaction_log(
         unit=unit, customer=customer, ticket=ticket, agent=actor, channel=channel, caller_phone=phone,
         started_at=started_at, ended_at=ended_at, disposition=disposition, note=note.strip(),
     )  # fmt: skip
+
+
+# Work orders --------------------------------------------------------------------------------------------
+
+WORK_ORDER_STEPS = {
+    WorkOrderStatus.ISSUED: {WorkOrderStatus.ACKNOWLEDGED, WorkOrderStatus.CANCELLED},
+    WorkOrderStatus.ACKNOWLEDGED: {WorkOrderStatus.CONTACTED, WorkOrderStatus.CANCELLED},
+    WorkOrderStatus.CONTACTED: {WorkOrderStatus.ON_SITE, WorkOrderStatus.DONE, WorkOrderStatus.CANCELLED},
+    WorkOrderStatus.ON_SITE: {WorkOrderStatus.DONE, WorkOrderStatus.CANCELLED},
+    WorkOrderStatus.DONE: set(),
+    WorkOrderStatus.CANCELLED: set(),
+}
+_STEP_STAMP = {
+    WorkOrderStatus.ACKNOWLEDGED: "acknowledged_at",
+    WorkOrderStatus.CONTACTED: "contacted_at",
+    WorkOrderStatus.ON_SITE: "on_site_at",
+    WorkOrderStatus.DONE: "done_at",
+}
+
+
+@transaction.atomic
+def work_order_create(*, actor, ticket: Ticket, crew=None, note: str = "") -> WorkOrder:
+    """Send a crew: the ticket becomes dispatched and the crew member (or the unit's dispatchers) is told."""
+    ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+    if not ticket.is_open:
+        raise ValidationError(_("The ticket is no longer open."))
+    if crew is not None and not StaffProfile.objects.filter(user=crew, units=ticket.unit_id).exists():
+        raise ValidationError({"crew": _("The crew member does not serve the ticket's unit.")})
+    order = WorkOrder.objects.create(
+        ticket=ticket, unit_id=ticket.unit_id, crew=crew, issued_at=timezone.now(), note=note.strip()
+    )
+    if ticket.status in (Status.NEW, Status.ACKNOWLEDGED, Status.REOPENED):
+        if ticket.status == Status.NEW:
+            ticket = ticket_change_status(actor=actor, ticket=ticket, to=Status.ACKNOWLEDGED)
+        if ticket.status == Status.ACKNOWLEDGED:
+            ticket_change_status(actor=actor, ticket=ticket, to=Status.DISPATCHED)
+    people = StaffProfile.objects.filter(user=crew) if crew else staff_of_unit(ticket.unit, Role.DISPATCHER)
+    body = _summary(ticket)
+    for profile in people.select_related("user"):
+        _notify(profile, subject=ticket.number, body=body, dedupe_key=f"workorder:{order.pk}:{profile.pk}")
+    return order
+
+
+@transaction.atomic
+def work_order_advance(
+    *, actor, order: WorkOrder, to: str, resolution_code: str = "", note: str = ""
+) -> WorkOrder:
+    """The crew's next step; calling the customer counts for the ticket's 4-minute contact target, and "done"
+    (with a resolution code) resolves the ticket when no other order is open."""
+    order = WorkOrder.objects.select_for_update().get(pk=order.pk)
+    if to not in WORK_ORDER_STEPS.get(order.status, set()):
+        raise ValidationError(
+            _("A work order that is %(old)s cannot become %(new)s.")
+            % {
+                "old": WorkOrderStatus(order.status).label,
+                "new": WorkOrderStatus(to).label if to in WorkOrderStatus.values else to,
+            }
+        )
+    now = timezone.now()
+    if to == WorkOrderStatus.DONE:
+        if resolution_code not in ResolutionCode.values:
+            raise ValidationError({"resolution_code": _("Choose how the job ended.")})
+        order.resolution_code = resolution_code
+    if to == WorkOrderStatus.CANCELLED and not note.strip():
+        raise ValidationError({"note": _("Say why.")})
+    if to in _STEP_STAMP:
+        setattr(order, _STEP_STAMP[to], now)
+    if to == WorkOrderStatus.DONE and order.contacted_at is None:
+        order.contacted_at = now
+    order.status = to
+    if note.strip():
+        order.note = f"{order.note}\n{note.strip()}".strip()
+    order.save()
+    ticket = Ticket.objects.get(pk=order.ticket_id)
+    if to == WorkOrderStatus.CONTACTED and ticket.contacted_at is None and ticket.is_open:
+        ticket_record_contact(actor=actor, ticket=ticket, at=now)
+    if (
+        to == WorkOrderStatus.DONE
+        and ticket.is_open
+        and not WorkOrder.objects.open().filter(ticket=ticket).exists()
+    ):
+        if ticket.status in (Status.NEW,):
+            ticket = ticket_change_status(actor=actor, ticket=ticket, to=Status.ACKNOWLEDGED)
+        ticket_change_status(
+            actor=actor, ticket=ticket, to=Status.RESOLVED, note=ResolutionCode(resolution_code).label
+        )
+    return order

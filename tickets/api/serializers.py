@@ -4,7 +4,16 @@ from rest_framework import serializers
 
 from crm.models import Unit
 from customers.models import Contract, Customer
-from tickets.models import Category, Channel, Priority, Status, Ticket
+from tickets.models import (
+    Category,
+    Channel,
+    Priority,
+    ResolutionCode,
+    Status,
+    Ticket,
+    WorkOrder,
+    WorkOrderStatus,
+)
 
 
 class TicketInSerializer(serializers.Serializer):
@@ -75,3 +84,21 @@ class OutageStatusSerializer(serializers.Serializer):
     customers = serializers.ListField(child=serializers.CharField())
     outage = serializers.BooleanField()
     incidents = IncidentSerializer(many=True)
+
+
+class WorkOrderSerializer(serializers.ModelSerializer):
+    ticket = serializers.CharField(source="ticket.number")
+    unit_code = serializers.CharField(source="unit.code")
+
+    class Meta:
+        model = WorkOrder
+        fields = [
+            "id", "ticket", "unit_code", "crew", "status", "issued_at", "acknowledged_at", "contacted_at",
+            "on_site_at", "done_at", "resolution_code", "note", "contact_minutes",
+        ]  # fmt: skip
+
+
+class WorkOrderStepSerializer(serializers.Serializer):
+    to = serializers.ChoiceField(choices=WorkOrderStatus.choices)
+    resolution_code = serializers.ChoiceField(choices=ResolutionCode.choices, required=False, default="")
+    note = serializers.CharField(required=False, allow_blank=True, default="")

@@ -19,8 +19,10 @@ from tickets.api.serializers import (
     TicketInSerializer,
     TicketSerializer,
     TicketStatusSerializer,
+    WorkOrderSerializer,
+    WorkOrderStepSerializer,
 )
-from tickets.models import Ticket
+from tickets.models import Ticket, WorkOrder
 
 
 class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
@@ -111,3 +113,21 @@ class OutageStatusView(APIView):
             "incidents": list(incidents.values()),
         }
         return Response(OutageStatusSerializer(payload).data)
+
+
+class WorkOrderViewSet(ScopedReadOnlyViewSet):
+    """The unit's work orders; the crew moves them step by step (``POST …/advance/``)."""
+
+    queryset = WorkOrder.objects.select_related("ticket", "unit")
+    serializer_class = WorkOrderSerializer
+    filterset_fields = ["status", "unit", "crew"]
+
+    @extend_schema(request=WorkOrderStepSerializer, responses={200: WorkOrderSerializer})
+    @action(detail=True, methods=["post"], url_path="advance", permission_classes=[CanChangeModel])
+    def advance(self, request, pk=None):
+        incoming = WorkOrderStepSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        order = services.work_order_advance(
+            actor=request.user, order=self.get_object(), **incoming.validated_data
+        )
+        return Response(WorkOrderSerializer(order).data)

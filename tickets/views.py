@@ -1,0 +1,46 @@
+"""The field crew's page: a phone-sized list of the unit's open work orders with the next step as a button."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+
+from tickets import services
+from tickets.models import ResolutionCode, WorkOrder, WorkOrderStatus
+
+NEXT_STEPS = {
+    WorkOrderStatus.ISSUED: [WorkOrderStatus.ACKNOWLEDGED],
+    WorkOrderStatus.ACKNOWLEDGED: [WorkOrderStatus.CONTACTED],
+    WorkOrderStatus.CONTACTED: [WorkOrderStatus.ON_SITE, WorkOrderStatus.DONE],
+    WorkOrderStatus.ON_SITE: [WorkOrderStatus.DONE],
+}
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def work_orders(request):
+    if not request.user.has_perm("tickets.change_workorder"):
+        raise PermissionDenied  # the page is for the people who do the work
+    visible = WorkOrder.objects.for_user(request.user)
+    if request.method == "POST":
+        order = get_object_or_404(visible, pk=request.POST.get("order"))
+        try:
+            services.work_order_advance(
+                actor=request.user, order=order, to=request.POST.get("to", ""),
+                resolution_code=request.POST.get("resolution_code", ""), note=request.POST.get("note", ""),
+            )  # fmt: skip
+        except ValidationError as exc:
+            for message in exc.messages:
+                messages.error(request, f"{order}: {message}")
+        return HttpResponseRedirect(reverse("field-work-orders"))
+    orders = list(
+        visible.open().select_related("ticket__customer", "ticket__category").order_by("issued_at")[:100]
+    )
+    for order in orders:
+        order.next_steps = [(step, WorkOrderStatus(step).label) for step in NEXT_STEPS.get(order.status, [])]
+    return render(
+        request, "field/work_orders.html", {"orders": orders, "resolutions": ResolutionCode.choices}
+    )

@@ -179,9 +179,10 @@ def _notify(profile: StaffProfile, *, subject: str, body: str, dedupe_key: str) 
 def _summary(ticket: Ticket) -> str:
     """What the unit's phone receives: number, category, the customer's phone and address, a short description."""
     customer = ticket.customer
-    phone = ticket.caller_phone or (
-        customer.phones.filter(is_primary=True).values_list("number", flat=True).first() if customer else ""
-    )
+    primary = (
+        [p.number for p in customer.phones.all() if p.is_primary] if customer else []
+    )  # prefetch-friendly
+    phone = ticket.caller_phone or (primary[0] if primary else "")
     address = customer.address if customer else ticket.caller_address
     who = f"{customer.code} {customer.full_name}" if customer else ticket.caller_name
     return (

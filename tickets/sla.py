@@ -14,42 +14,60 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm.models import Role, StaffProfile
-from tickets.models import EventKind, Ticket
-from tickets.services import _event, _notify, _summary, next_check
+from crm import db
+from crm.models import OutboxChannel, OutboxMessage, Role, StaffProfile
+from tickets.models import EventKind, Ticket, TicketEvent
+from tickets.services import _deliver_outbox_soon, _summary, next_check
 
 BATCH = 200
 
 
-def _recipients(ticket: Ticket, level: int):
-    if level == 1:
-        people = list(
-            StaffProfile.objects.filter(role=Role.DISPATCHER, units=ticket.unit_id).select_related("user")
-        )
-        if ticket.assignee_id:
+class _Recipients:
+    """Who hears of each level, looked up once per unit and level within a sweep."""
+
+    def __init__(self):
+        self._cache: dict[tuple[int, int], list[StaffProfile]] = {}
+
+    def __call__(self, ticket: Ticket, level: int) -> list[StaffProfile]:
+        key = (ticket.unit_id, level)
+        if key not in self._cache:
+            if level == 1:
+                people = StaffProfile.objects.filter(role=Role.DISPATCHER, units=ticket.unit_id)
+            elif level == 2:
+                people = StaffProfile.objects.filter(
+                    role=Role.SUPERVISOR, units__company_id=ticket.unit.company_id
+                )
+            else:
+                people = StaffProfile.objects.filter(
+                    role=Role.MANAGER, units__company__corporation_id=ticket.unit.company.corporation_id
+                )
+            self._cache[key] = list(people.select_related("user").distinct())
+        people = list(self._cache[key])
+        if level == 1 and ticket.assignee_id:
             people += list(StaffProfile.objects.filter(user_id=ticket.assignee_id).select_related("user"))
         return people
-    if level == 2:
-        return (
-            StaffProfile.objects.filter(role=Role.SUPERVISOR, units__company_id=ticket.unit.company_id)
-            .select_related("user")
-            .distinct()
-        )
-    return (
-        StaffProfile.objects.filter(
-            role=Role.MANAGER, units__company__corporation_id=ticket.unit.company.corporation_id
-        )
-        .select_related("user")
-        .distinct()
+
+
+def _message(profile: StaffProfile, *, subject: str, body: str, dedupe_key: str) -> OutboxMessage:
+    if profile.phone:
+        channel, recipient = OutboxChannel.SMS, profile.phone
+    elif profile.user.email:
+        channel, recipient = OutboxChannel.EMAIL, profile.user.email
+    else:
+        channel, recipient = OutboxChannel.LOG, profile.user.get_username()
+    return OutboxMessage(
+        channel=channel, recipient=recipient, subject=subject[:200], body=body, dedupe_key=dedupe_key
     )
 
 
-def _process(ticket: Ticket, now: dt.datetime) -> int:
-    """Mark what is breached and raise the level as far as the clock says; returns escalations made."""
+def _process(ticket: Ticket, now: dt.datetime, recipients: _Recipients, events: list, messages: list) -> int:
+    """Mark what is breached and raise the level as far as the clock says (rows are collected, not written);
+    returns the escalations made."""
     breached = []
     for target, done, flag in (
         ("acknowledge_due", "acknowledged_at", "acknowledge_breached"),
@@ -63,54 +81,97 @@ def _process(ticket: Ticket, now: dt.datetime) -> int:
     for target, due in breached:
         if ticket.first_breach_at is None or due < ticket.first_breach_at:
             ticket.first_breach_at = due
-        _event(ticket, EventKind.BREACH, None, after={"deadline": target, "due": due.isoformat()}, at=now)
+        events.append(
+            TicketEvent(
+                ticket=ticket,
+                kind=EventKind.BREACH,
+                at=now,
+                after={"deadline": target, "due": due.isoformat()},
+            )
+        )
     level = ticket.escalation_level
     target_level = level
     if ticket.first_breach_at is not None:
-        target_level = 1
+        target_level = max(level, 1)
         policy = ticket.policy
         if now >= ticket.first_breach_at + dt.timedelta(minutes=policy.escalate_level2_minutes):
-            target_level = 2
+            target_level = max(target_level, 2)
         if now >= ticket.first_breach_at + dt.timedelta(minutes=policy.escalate_level3_minutes):
             target_level = 3
-    made = 0
     body = None
-    for new_level in range(level + 1, max(target_level, level) + 1):
-        _event(ticket, EventKind.ESCALATED, None, after={"level": new_level}, level=new_level, at=now)
-        body = body or _summary(ticket)
-        for profile in _recipients(ticket, new_level):
-            _notify(
-                profile,
-                subject=_("Escalation %(level)d: %(number)s") % {"level": new_level, "number": ticket.number},
-                body=body,
-                dedupe_key=f"ticket:{ticket.pk}:escalation:{new_level}:{profile.pk}",
+    for new_level in range(level + 1, target_level + 1):
+        events.append(
+            TicketEvent(
+                ticket=ticket, kind=EventKind.ESCALATED, at=now, after={"level": new_level}, level=new_level
             )
-        made += 1
-    ticket.escalation_level = max(target_level, level)
+        )
+        body = body or _summary(ticket)
+        subject = _("Escalation %(level)d: %(number)s") % {"level": new_level, "number": ticket.number}
+        for profile in recipients(ticket, new_level):
+            messages.append(
+                _message(profile, subject=subject, body=body,
+                         dedupe_key=f"ticket:{ticket.pk}:escalation:{new_level}:{profile.pk}")
+            )  # fmt: skip
+    ticket.escalation_level = target_level
     ticket.next_check_at = next_check(ticket)
-    ticket.save(
-        update_fields=[
-            "acknowledge_breached", "contact_breached", "resolve_breached", "first_breach_at", "escalation_level",
-            "next_check_at",
-        ]
-    )  # fmt: skip
-    return made
+    return target_level - level
 
 
 def sla_sweep(*, now: dt.datetime | None = None, batch: int = BATCH) -> dict[str, int]:
-    """Handle every ticket whose next check has come. Idempotent; safe with several sweeps at once."""
+    """Handle every ticket whose next check has come. Idempotent; safe with several sweeps at once.
+
+    Each batch is one transaction: lock the due rows (skipping rows another sweep holds), work out breaches
+    and levels in memory, then write the tickets, events and outbox messages in a few bulk statements.
+    """
     now = now or timezone.now()
     handled = escalations = 0
+    recipients = _Recipients()
     while True:
         with transaction.atomic():
             due = list(
                 Ticket.objects.filter(next_check_at__lte=now)
-                .select_related("policy", "unit__company")
+                .select_related("policy", "unit__company", "customer", "category")
+                .prefetch_related("customer__phones")
                 .order_by("next_check_at", "id")
                 .select_for_update(skip_locked=True, of=("self",))[:batch]
             )
+            events, messages = [], []
             for ticket in due:
-                escalations += _process(ticket, now)
+                escalations += _process(ticket, now, recipients, events, messages)
+            if due:
+                _write_clocks(due)
+                TicketEvent.objects.bulk_create(events)
+                OutboxMessage.objects.bulk_create(messages, ignore_conflicts=True)
+                if messages and settings.TONGDAI_OUTBOX_DELIVER_ON_COMMIT:
+                    transaction.on_commit(_deliver_outbox_soon)
             handled += len(due)
         if len(due) < batch:
             return {"handled": handled, "escalations": escalations}
+
+
+def _write_clocks(tickets: list[Ticket]) -> None:
+    """Write the swept clocks back. PostgreSQL: one UPDATE … FROM (VALUES …) (Django's bulk_update builds a
+    CASE per row and field, which costs more than the sweep itself); elsewhere bulk_update."""
+    if not db.is_postgres():
+        Ticket.objects.bulk_update(tickets, UPDATED_FIELDS)
+        return
+    row = (
+        "(%s::bigint, %s::boolean, %s::boolean, %s::boolean, %s::timestamptz, %s::smallint, %s::timestamptz)"
+    )
+    params = []
+    for t in tickets:
+        params += [t.pk, t.acknowledge_breached, t.contact_breached, t.resolve_breached, t.first_breach_at,
+                   t.escalation_level, t.next_check_at]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE tickets_ticket AS t SET acknowledge_breached = v.ab, contact_breached = v.cb, "
+            "resolve_breached = v.rb, first_breach_at = v.fb, escalation_level = v.lvl, next_check_at = v.nc "
+            f"FROM (VALUES {', '.join([row] * len(tickets))}) AS v(id, ab, cb, rb, fb, lvl, nc) WHERE t.id = v.id",
+            params,
+        )
+
+
+UPDATED_FIELDS = [
+    "acknowledge_breached", "contact_breached", "resolve_breached", "first_breach_at", "escalation_level",
+    "next_check_at",
+]  # fmt: skip

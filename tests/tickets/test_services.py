@@ -9,7 +9,14 @@ from django.utils import timezone
 from crm.models import OutboxMessage, OutboxStatus, Role
 from crm.outbox import outbox_deliver, outbox_deliver_due
 from tickets.models import EventKind, SlaPolicy, Status, Ticket, TicketEvent
-from tickets.services import suspension_create, ticket_change_status, ticket_open, ticket_record_contact
+from tickets.services import (
+    suspension_create,
+    ticket_assign,
+    ticket_change_status,
+    ticket_open,
+    ticket_record_contact,
+    ticket_reroute,
+)
 from tickets.sla import sla_sweep
 
 VN = dt.timezone(dt.timedelta(hours=7))
@@ -293,3 +300,34 @@ def test_a_committed_message_is_handed_to_the_task_queue(
         )
     sms = OutboxMessage.objects.get(channel="sms")
     assert ("crm.outbox.outbox_deliver", {"message_id": sms.pk}) in queued
+
+
+def test_a_supervisor_reroutes_with_a_reason_and_the_new_units_dispatcher_is_told(
+    catalogue, make_customer, make_staff, org, staff
+):
+    other_dispatcher = make_staff(Role.DISPATCHER, [org["sibling"]])
+    ticket = ticket_open(actor=None, category=catalogue["outage"], channel="phone", description="x",
+                         customer=make_customer()).ticket  # fmt: skip
+    with pytest.raises(ValidationError):
+        ticket_reroute(actor=staff[Role.SUPERVISOR], ticket=ticket, unit=org["sibling"], reason=" ")
+    assert Ticket.objects.get(pk=ticket.pk).unit == org["home"]
+    ticket_reroute(
+        actor=staff[Role.SUPERVISOR], ticket=ticket, unit=org["sibling"], reason="Địa chỉ thuộc Quận 3"
+    )
+    ticket.refresh_from_db()
+    assert ticket.unit == org["sibling"]
+    routed = ticket.events.get(kind=EventKind.ROUTED)
+    assert (routed.before, routed.after, routed.note) == (
+        {"unit": org["home"].code}, {"unit": org["sibling"].code}, "Địa chỉ thuộc Quận 3",
+    )  # fmt: skip
+    assert OutboxMessage.objects.filter(recipient=other_dispatcher.username).count() == 1
+
+
+def test_an_assignee_must_serve_the_tickets_unit(catalogue, make_customer, make_staff, org, staff):
+    ticket = ticket_open(actor=None, category=catalogue["outage"], channel="phone", description="x",
+                         customer=make_customer()).ticket  # fmt: skip
+    with pytest.raises(ValidationError):
+        ticket_assign(actor=None, ticket=ticket, assignee=make_staff(Role.FIELD_CREW, [org["other_company"]]))
+    assert Ticket.objects.get(pk=ticket.pk).assignee is None
+    ticket_assign(actor=None, ticket=ticket, assignee=staff[Role.FIELD_CREW])
+    assert Ticket.objects.get(pk=ticket.pk).assignee == staff[Role.FIELD_CREW]

@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -15,7 +16,7 @@ from django.utils.translation import gettext_lazy
 
 from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
 from customers.models import Customer
-from tickets import services
+from tickets import selectors, services
 from tickets.models import (
     Callback,
     Category,
@@ -102,6 +103,7 @@ class TicketAdmin(ServiceErrorsMixin, ScopedAdmin):
 
     def get_urls(self):
         return [
+            path("breaches/", self.admin_site.admin_view(self.breaches_view), name="tickets_ticket_breaches"),
             path(
                 "report-outage/<int:incident_id>/<int:customer_id>/",
                 self.admin_site.admin_view(self.report_outage_view),
@@ -109,6 +111,18 @@ class TicketAdmin(ServiceErrorsMixin, ScopedAdmin):
             ),
             *super().get_urls(),
         ]
+
+    def breaches_view(self, request):
+        """Breaches by unit: what a supervisor watches (one grouped query over the open tickets in scope)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Breaches by unit"),
+            "opts": self.model._meta,
+            "rows": selectors.breaches_by_unit(user=request.user),
+        }
+        return TemplateResponse(request, "admin/tickets/breaches.html", context)
 
     def report_outage_view(self, request, incident_id: int, customer_id: int):
         """One click from the customer card: the call becomes an outage ticket linked to the incident."""

@@ -76,3 +76,26 @@ def card_outages(*, customer, user) -> dict:
         "rows": rows,
         "actions": actions,
     }
+
+
+def breaches_by_unit(*, user, now=None) -> list[dict]:
+    """Per unit in the user's scope: open tickets, breached ones by level, and those due within 30 minutes."""
+    import datetime as dt
+
+    from django.db.models import Count, Q
+
+    now = now or timezone.now()
+    soon = now + dt.timedelta(minutes=30)
+    return list(
+        Ticket.objects.for_user(user)
+        .open()
+        .values("unit__code", "unit__name")
+        .annotate(
+            open=Count("id"),
+            breached=Count("id", filter=Q(escalation_level__gt=0)),
+            level2=Count("id", filter=Q(escalation_level=2)),
+            level3=Count("id", filter=Q(escalation_level=3)),
+            due_soon=Count("id", filter=Q(escalation_level=0, next_check_at__lte=soon)),
+        )
+        .order_by("-breached", "-due_soon", "unit__code")
+    )

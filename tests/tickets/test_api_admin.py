@@ -111,3 +111,27 @@ def test_ticket_changelist_queries_do_not_grow_with_rows(client, staff, make_cus
     with CaptureQueriesContext(connection) as many:
         assert client.get(url, {"queue": "open"}).status_code == 200
     assert len(few) == len(many)
+
+
+def test_breaches_by_unit_counts_the_supervisors_scope(
+    client, staff, make_customer, catalogue, org, two_customers
+):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from tickets.sla import sla_sweep
+
+    received = timezone.now() - dt.timedelta(hours=1)
+    home = make_customer(name="Một", phones=["0912 000 201"])
+    sibling = make_customer(org["sibling"], name="Hai", phones=["0912 000 202"])
+    for customer in (home, home, sibling):
+        ticket_open(actor=None, category=catalogue["outage"], channel="phone", description="x", customer=customer,
+                    at=received)  # fmt: skip
+    sla_sweep()
+    client.force_login(staff[Role.SUPERVISOR])
+    page = client.get(reverse("admin:tickets_ticket_breaches"))
+    assert page.status_code == 200
+    rows = {r["unit__code"]: (r["open"], r["breached"], r["level2"]) for r in page.context["rows"]}
+    # the home unit also has the fixture's open billing ticket (not breached); another corporation is not shown
+    assert rows == {org["home"].code: (3, 2, 2), org["sibling"].code: (1, 1, 1)}

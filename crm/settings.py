@@ -8,6 +8,7 @@ to start without a SECRET_KEY, and the security settings default to what ``manag
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -53,12 +54,14 @@ def env_list(name: str, default: list[str]) -> list[str]:
 DEBUG = env_bool("DEBUG", False)
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
+# Writing or checking migrations signs nothing and serves nothing: it may run without a key.
+_SCHEMA_ONLY = sys.argv[1:2] == ["makemigrations"]
 if not SECRET_KEY:
-    if not DEBUG:
+    if not DEBUG and not _SCHEMA_ONLY:
         raise ImproperlyConfigured(
             "SECRET_KEY is not set. Set SECRET_KEY in the environment, or DEBUG=1 for local development."
         )
-    # Development only: a fixed key is fine while DEBUG is on and nothing is public.
+    # Development (or makemigrations) only: a fixed key is fine while nothing is public.
     SECRET_KEY = "dev-only-insecure-key-tongdai-do-not-use-in-production"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])

@@ -68,3 +68,8 @@ def test_the_interface_speaks_vietnamese(client, staff):
     response = client.get("/admin/customers/customer/lookup/", HTTP_ACCEPT_LANGUAGE="vi")
     assert response.status_code == 200
     assert 'lang="vi"' in response.content.decode()
+
+
+def test_migrations_can_be_checked_without_a_key_but_nothing_else_runs():
+    assert run_manage("makemigrations", "--check", "--dry-run", env={"DEBUG": "0"}).returncode == 0
+    assert run_manage("migrate", "--plan", env={"DEBUG": "0"}).returncode != 0

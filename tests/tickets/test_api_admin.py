@@ -135,3 +135,17 @@ def test_breaches_by_unit_counts_the_supervisors_scope(
     rows = {r["unit__code"]: (r["open"], r["breached"], r["level2"]) for r in page.context["rows"]}
     # the home unit also has the fixture's open billing ticket (not breached); another corporation is not shown
     assert rows == {org["home"].code: (3, 2, 2), org["sibling"].code: (1, 1, 1)}
+
+
+def test_only_a_supervisor_reroutes_through_the_api(client, staff, make_customer, catalogue, org):
+    ticket = ticket_open(actor=None, category=catalogue["outage"], channel="phone", description="x",
+                         customer=make_customer()).ticket  # fmt: skip
+    url = f"/api/v1/tickets/{ticket.pk}/reroute/"
+    client.force_login(staff[Role.AGENT])
+    assert client.post(url, {"unit_code": org["sibling"].code, "reason": "Sai địa bàn"}).status_code == 403
+    client.force_login(staff[Role.SUPERVISOR])
+    assert client.post(url, {"unit_code": org["other_corporation"].code, "reason": "x"}).status_code == 400
+    assert client.post(url, {"unit_code": org["sibling"].code, "reason": " "}).status_code == 400
+    assert Ticket.objects.get(pk=ticket.pk).unit == org["home"]
+    moved = client.post(url, {"unit_code": org["sibling"].code, "reason": "Sai địa bàn"})
+    assert moved.status_code == 200 and moved.json()["unit_code"] == org["sibling"].code

@@ -102,3 +102,16 @@ class WorkOrderStepSerializer(serializers.Serializer):
     to = serializers.ChoiceField(choices=WorkOrderStatus.choices)
     resolution_code = serializers.ChoiceField(choices=ResolutionCode.choices, required=False, default="")
     note = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class TicketRerouteSerializer(serializers.Serializer):
+    unit_code = serializers.CharField()
+    reason = serializers.CharField(max_length=1000)
+
+    def validate(self, data):
+        user = self.context["request"].user
+        unit = Unit.objects.for_user(user).active().filter(code=data.pop("unit_code").strip().upper()).first()
+        if unit is None:
+            raise serializers.ValidationError({"unit_code": "No such active unit among yours."})
+        data["unit"] = unit
+        return data

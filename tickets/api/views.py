@@ -17,6 +17,7 @@ from tickets import services
 from tickets.api.serializers import (
     OutageStatusSerializer,
     TicketInSerializer,
+    TicketRerouteSerializer,
     TicketSerializer,
     TicketStatusSerializer,
     WorkOrderSerializer,
@@ -65,6 +66,18 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
         incoming.is_valid(raise_exception=True)
         ticket = services.ticket_change_status(actor=request.user, ticket=ticket, to=incoming.validated_data["status"],
                                                note=incoming.validated_data["note"])  # fmt: skip
+        return Response(TicketSerializer(ticket).data)
+
+    @extend_schema(request=TicketRerouteSerializer, responses={200: TicketSerializer})
+    @action(detail=True, methods=["post"], url_path="reroute", permission_classes=[CanChangeModel])
+    def reroute(self, request, pk=None):
+        """A supervisor sends the ticket to another unit, with a reason."""
+        if not request.user.has_perm("tickets.reroute_ticket"):
+            return Response({"detail": "Only a supervisor may re-route."}, status=http.HTTP_403_FORBIDDEN)
+        ticket = self.get_object()
+        incoming = TicketRerouteSerializer(data=request.data, context={"request": request})
+        incoming.is_valid(raise_exception=True)
+        ticket = services.ticket_reroute(actor=request.user, ticket=ticket, **incoming.validated_data)
         return Response(TicketSerializer(ticket).data)
 
     @extend_schema(request=None, responses={200: TicketSerializer})

@@ -35,7 +35,6 @@ class EstimatedCountPaginator(Paginator):
             estimate = db.estimated_query_count(queryset)
         if estimate is None or estimate < limit:
             return super().count
-        self.estimated = True
         return estimate
 
 

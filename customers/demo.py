@@ -10,6 +10,7 @@ would write, ``search_text`` included; a test holds the two to the same result.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import datetime as dt
 import itertools
 import random
@@ -478,7 +479,7 @@ def seed(*, customers: int, seed: int = 1, units=None, progress=None) -> dict[st
         bulk = db.is_postgres() and customers - start >= BULK_THRESHOLD
         writer = _copy if db.is_postgres() else _insert
         tables = [model._meta.db_table for model, _c, _n in TABLES]
-        with _IndexesOff(tables) if bulk else _nullcontext():
+        with _IndexesOff(tables) if bulk else contextlib.nullcontext():
             for batch in generator.chunks(start, customers):
                 writer(batch)
                 for _m, _c, name in TABLES:
@@ -496,11 +497,3 @@ def seed(*, customers: int, seed: int = 1, units=None, progress=None) -> dict[st
 
         search_statistics_refresh()
     return {"loaded": counts["customers"], "total": customers, **counts}
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

@@ -6,7 +6,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from tickets.models import Incident, Ticket
+from crm.scoping import scope_for
+from tickets.models import Ticket
 
 
 def card_open_tickets(*, customer, user) -> dict:
@@ -45,11 +46,8 @@ def card_outages(*, customer, user) -> dict:
     """Open outages covering the customer's address, with a one-click "this call is about it"."""
     from tickets.services import incidents_for_customer
 
-    incidents = [
-        i
-        for i in incidents_for_customer(customer)
-        if Incident.objects.for_user(user).filter(pk=i.pk).exists()
-    ]
+    scope = scope_for(user)
+    incidents = [i for i in incidents_for_customer(customer) if scope.allows_unit(i.unit_id)]
     rows = [
         [
             i.cause,

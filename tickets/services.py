@@ -176,13 +176,17 @@ def _notify(profile: StaffProfile, *, subject: str, body: str, dedupe_key: str) 
         )
 
 
+def _primary_phone(customer: Customer | None) -> str:
+    """The customer's primary number; reads prefetched phones when the caller prefetched them."""
+    if customer is None:
+        return ""
+    return next((p.number for p in customer.phones.all() if p.is_primary), "")
+
+
 def _summary(ticket: Ticket) -> str:
     """What the unit's phone receives: number, category, the customer's phone and address, a short description."""
     customer = ticket.customer
-    primary = (
-        [p.number for p in customer.phones.all() if p.is_primary] if customer else []
-    )  # prefetch-friendly
-    phone = ticket.caller_phone or (primary[0] if primary else "")
+    phone = ticket.caller_phone or _primary_phone(customer)
     address = customer.address if customer else ticket.caller_address
     who = f"{customer.code} {customer.full_name}" if customer else ticket.caller_name
     return (
@@ -544,6 +548,7 @@ def incident_restore(
         Ticket.objects.select_for_update(of=("self",))
         .filter(incident=incident, status__in=OPEN_STATUSES)
         .select_related("policy", "customer")
+        .prefetch_related("customer__phones")
     )
     actor_ref = actor if getattr(actor, "pk", None) else None
     events, outbox = [], []
@@ -558,11 +563,7 @@ def incident_restore(
         ticket.next_check_at = None
         events.append(TicketEvent(ticket=ticket, kind=EventKind.STATUS, actor=actor_ref, at=at, before={"status": before},
                                   after={"status": Status.RESOLVED}, note=note or _("Power restored")))  # fmt: skip
-        phone = ticket.caller_phone or (
-            ticket.customer.phones.filter(is_primary=True).values_list("number", flat=True).first()
-            if ticket.customer
-            else ""
-        )
+        phone = ticket.caller_phone or _primary_phone(ticket.customer)
         if phone:
             outbox.append(
                 OutboxMessage(

@@ -95,7 +95,8 @@ def test_schema_and_docs_are_served_without_internet(client, staff):
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/json")
     assert schema.status_code == 200
     paths = schema.json()["paths"]
-    assert "/api/v1/customers/lookup" in {p.rstrip("/") for p in paths} or any("lookup" in p for p in paths)
+    assert any(p.startswith("/api/v1/customers/lookup") for p in paths), sorted(paths)
+    assert any(p.startswith("/api/v1/tickets") for p in paths)
     docs = client.get("/api/docs/")
     assert docs.status_code == 200
     html = docs.content.decode()

@@ -141,3 +141,19 @@ def test_interactions_keep_handling_time_and_refuse_bad_times(make_customer, sta
     with pytest.raises(ValidationError):
         interaction_log(actor=staff[Role.AGENT], channel="phone", started_at=start, ended_at=start - dt.timedelta(seconds=1),
                         disposition=Disposition.DROPPED, unit=org["home"])  # fmt: skip
+
+
+def test_restoring_takes_the_same_queries_for_few_and_many_tickets(org, make_customer, catalogue):
+    from django.test.utils import CaptureQueriesContext
+
+    counts = []
+    for n in (1, 4):
+        incident = incident_open(actor=None, unit=org["home"], cause=f"Sự cố {n}", started_at=timezone.now())
+        for i in range(n):
+            customer = make_customer(name=f"Khách {n}-{i}", phones=[f"0913 {n}00 00{i}"])
+            ticket_open(actor=None, category=catalogue["outage"], channel="phone", description="x", customer=customer,
+                        incident=incident)  # fmt: skip
+        with CaptureQueriesContext(connection) as ctx:
+            assert incident_restore(actor=None, incident=incident)["notified"] == n
+        counts.append(len(ctx))
+    assert counts[0] == counts[1]

@@ -31,9 +31,12 @@ _VIEW_TICKETS = [
     "tickets.view_callback",
     "tickets.view_interaction",
     "tickets.view_workorder",
+    "tickets.view_ticketnote",
+    "tickets.view_ticketattachment",
 ]
+_WRITE_ON_TICKETS = ["tickets.add_ticketnote", "tickets.add_ticketattachment"]
 _WORK_TICKETS = [*_VIEW_TICKETS, "tickets.add_ticket", "tickets.change_ticket", "tickets.add_callback",
-                 "tickets.add_interaction"]  # fmt: skip
+                 "tickets.add_interaction", *_WRITE_ON_TICKETS]  # fmt: skip
 _RUN_INCIDENTS = [
     "tickets.add_incident",
     "tickets.change_incident",
@@ -55,12 +58,15 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_WORK_TICKETS,
         *_RUN_INCIDENTS,
         "tickets.reroute_ticket",
+        "tickets.assign_ticket",
     ],
     Role.DISPATCHER: [
         *_VIEW_ORGANISATION,
         *_VIEW_CUSTOMERS,
         *_VIEW_TICKETS,
         "tickets.change_ticket",
+        "tickets.assign_ticket",
+        *_WRITE_ON_TICKETS,
         *_RUN_INCIDENTS,
     ],
     Role.FIELD_CREW: [
@@ -69,6 +75,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_VIEW_TICKETS,
         "tickets.change_ticket",
         "tickets.change_workorder",
+        *_WRITE_ON_TICKETS,
     ],
     Role.BILLING_CLERK: [
         *_VIEW_ORGANISATION,

@@ -277,6 +277,12 @@ TONGDAI_NOTIFY_BACKENDS = {
 }
 TONGDAI_SMS_URL = os.environ.get("TONGDAI_SMS_URL", "")
 TONGDAI_SMS_TOKEN = os.environ.get("TONGDAI_SMS_TOKEN", "")
+# Files on tickets: largest size and the extensions taken.
+TONGDAI_ATTACHMENT_MAX_BYTES = env_int("TONGDAI_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024)
+TONGDAI_ATTACHMENT_TYPES = env_list(
+    "TONGDAI_ATTACHMENT_TYPES",
+    ["pdf", "jpg", "jpeg", "png", "heic", "webp", "txt", "csv", "xlsx", "docx", "eml"],
+)
 TONGDAI_OUTBOX_MAX_ATTEMPTS = env_int("TONGDAI_OUTBOX_MAX_ATTEMPTS", 8)
 # Deliver each message by a task as soon as its transaction commits (else only the minutely outbox sweep).
 TONGDAI_OUTBOX_DELIVER_ON_COMMIT = env_bool("TONGDAI_OUTBOX_DELIVER_ON_COMMIT", True)

@@ -29,4 +29,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("field/", field_views.work_orders, name="field-work-orders"),
+    path("tickets/attachments/<int:pk>/", field_views.attachment_download, name="ticket-attachment"),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from crm.models import Role, Unit
@@ -128,6 +129,11 @@ def two_customers(org, make_customer, catalogue):
             actor=None, category=catalogue["billing"], channel="app", description="Hóa đơn", customer=customer
         ).ticket
         services_t.work_order_create(actor=None, ticket=billing)
+        services_t.ticket_add_note(actor=None, ticket=billing, body="Khách hẹn chiều", to_customer=False)
+        services_t.ticket_attach(
+            actor=None, ticket=billing,
+            upload=SimpleUploadedFile("meter.jpg", b"\xff\xd8\xff photo", content_type="image/jpeg"),
+        )  # fmt: skip
     return mine, theirs
 
 

@@ -11,6 +11,7 @@ from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -27,7 +28,9 @@ from tickets.models import (
     Status,
     Suspension,
     Ticket,
+    TicketAttachment,
     TicketEvent,
+    TicketNote,
     WorkOrder,
 )
 
@@ -74,6 +77,104 @@ class TicketIntakeForm(forms.ModelForm):
         ]  # fmt: skip
 
 
+class NoteHistoryInline(admin.TabularInline):
+    """What was written on the ticket, internal notes and messages to the customer apart by their kind."""
+
+    model = TicketNote
+    verbose_name_plural = gettext_lazy("notes and messages")
+    fields = ["created_at", "author", "kind", "recipient", "body"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["created_at"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("author")
+
+    @admin.display(description=gettext_lazy("kind"))
+    def kind(self, note):
+        return _("Message to the customer") if note.to_customer else _("Internal note")
+
+
+class NoteAddInline(admin.StackedInline):
+    """One new note or message per save, written through ``ticket_add_note``."""
+
+    model = TicketNote
+    verbose_name = gettext_lazy("new note or message to the customer")
+    verbose_name_plural = gettext_lazy("write")
+    fields = ["body", "to_customer"]
+    extra = 1
+    max_num = 1
+    can_delete = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).none()
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class AttachmentHistoryInline(admin.TabularInline):
+    model = TicketAttachment
+    fields = ["uploaded_at", "uploaded_by", "download", "content_type", "size"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["uploaded_at"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("uploaded_by")
+
+    @admin.display(description=gettext_lazy("file"))
+    def download(self, attachment):
+        return format_html(
+            '<a href="{}">{}</a>', reverse("ticket-attachment", args=[attachment.pk]), attachment.name
+        )
+
+
+class AttachmentAddInline(admin.TabularInline):
+    model = TicketAttachment
+    verbose_name = gettext_lazy("new attachment")
+    verbose_name_plural = gettext_lazy("attach a file")
+    fields = ["file"]
+    extra = 1
+    max_num = 1
+    can_delete = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).none()
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class AssignForm(forms.Form):
+    assignee = forms.ModelChoiceField(queryset=None, label=gettext_lazy("assignee"))
+
+    def __init__(self, *args, units=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        from django.contrib.auth import get_user_model
+
+        self.fields["assignee"].queryset = (
+            get_user_model()
+            .objects.filter(is_active=True, staff_profile__units__in=units)
+            .distinct()
+            .order_by("username")
+        )
+
+
 @admin.register(Ticket)
 class TicketAdmin(ServiceErrorsMixin, ScopedAdmin):
     form = TicketIntakeForm
@@ -85,8 +186,33 @@ class TicketAdmin(ServiceErrorsMixin, ScopedAdmin):
     list_filter = [QueueFilter, ScopedUnitFilter, "status", "category", "channel", "escalation_level"]
     search_fields = ["number__exact", "customer__code__exact"]
     autocomplete_fields = ["customer", "contract", "unit"]
-    actions = ["acknowledge", "send_crew", "record_contact", "start_work", "resolve", "close"]
+    actions = [
+        "take", "assign", "acknowledge", "send_crew", "record_contact", "start_work", "resolve", "close",
+    ]  # fmt: skip
     ordering = ["-id"]
+
+    def get_inlines(self, request, obj):
+        if obj is None:
+            return []
+        return [NoteHistoryInline, NoteAddInline, AttachmentHistoryInline, AttachmentAddInline]
+
+    def save_formset(self, request, form, formset, change):
+        """New notes and files go through their services; nothing else in the inlines is writable."""
+        ticket = form.instance
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for inline_form in formset.forms:
+            if not inline_form.has_changed() or inline_form.instance.pk:
+                continue
+            data = inline_form.cleaned_data
+            if formset.model is TicketNote:
+                note = services.ticket_add_note(
+                    actor=request.user, ticket=ticket, body=data.get("body", ""),
+                    to_customer=data.get("to_customer", False),
+                )  # fmt: skip
+                if note.to_customer:
+                    messages.success(request, _("Message sent to %(to)s.") % {"to": note.recipient})
+            elif formset.model is TicketAttachment and data.get("file"):
+                services.ticket_attach(actor=request.user, ticket=ticket, upload=data["file"])
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -155,6 +281,8 @@ class TicketAdmin(ServiceErrorsMixin, ScopedAdmin):
         return initial
 
     def save_model(self, request, obj, form, change):
+        if change:
+            return  # a ticket changes only through its actions and services; the inlines save themselves
         data = form.cleaned_data
         intake = services.ticket_open(
             actor=request.user,
@@ -174,7 +302,8 @@ class TicketAdmin(ServiceErrorsMixin, ScopedAdmin):
         obj.pk = intake.ticket.pk
 
     def save_related(self, request, form, formsets, change):
-        pass
+        for formset in formsets:
+            self.save_formset(request, form, formset, change)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -195,6 +324,46 @@ class TicketAdmin(ServiceErrorsMixin, ScopedAdmin):
                 messages.error(request, f"{ticket.number}: {'; '.join(exc.messages)}")
         if done:
             messages.success(request, _("%(n)d ticket(s) updated.") % {"n": done})
+
+    @admin.action(description=gettext_lazy("Take (assign to me)"), permissions=["change"])
+    def take(self, request, queryset):
+        self._assign(request, queryset, request.user)
+
+    @admin.action(description=gettext_lazy("Assign to…"), permissions=["assign"])
+    def assign(self, request, queryset):
+        """An intermediate page: pick one member of staff serving the tickets' units."""
+        tickets = list(queryset.select_related("unit"))
+        units = {t.unit_id for t in tickets}
+        form = AssignForm(request.POST if "assignee" in request.POST else None, units=units)
+        if form.is_bound and form.is_valid():
+            self._assign(request, tickets, form.cleaned_data["assignee"])
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Assign tickets"),
+            "opts": self.model._meta,
+            "tickets": tickets,
+            "form": form,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/tickets/assign.html", context)
+
+    def has_assign_permission(self, request):
+        return request.user.has_perm("tickets.assign_ticket")
+
+    def _assign(self, request, tickets, assignee):
+        done = 0
+        for ticket in tickets:
+            try:
+                services.ticket_assign(actor=request.user, ticket=ticket, assignee=assignee)
+                done += 1
+            except ValidationError as exc:
+                messages.error(request, f"{ticket.number}: {'; '.join(exc.messages)}")
+        if done:
+            messages.success(
+                request,
+                _("%(n)d ticket(s) assigned to %(who)s.") % {"n": done, "who": assignee.get_username()},
+            )
 
     @admin.action(description=gettext_lazy("Acknowledge"), permissions=["change"])
     def acknowledge(self, request, queryset):

@@ -7,6 +7,8 @@ so a change never rewrites open tickets); the SLA sweep (``tickets.sla``) acts o
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -328,7 +330,10 @@ class Ticket(models.Model):
     class Meta:
         verbose_name = _("ticket")
         verbose_name_plural = _("tickets")
-        permissions = [("reroute_ticket", _("Can send a ticket to another unit"))]
+        permissions = [
+            ("reroute_ticket", _("Can send a ticket to another unit")),
+            ("assign_ticket", _("Can assign a ticket to another member of staff")),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["number"], name="tickets_ticket_number_unique"),
             models.UniqueConstraint(fields=["idempotency_key"], name="tickets_ticket_idempotency_unique"),
@@ -394,6 +399,8 @@ class EventKind(models.TextChoices):
     NOTE = "note", _("Note")
     LINKED = "linked", _("Linked to an outage incident")
     CALLBACK = "callback", _("Callback")
+    MESSAGE = "message", _("Message to the customer")
+    ATTACHMENT = "attachment", _("Attachment")
 
 
 class TicketEventQuerySet(ScopedQuerySet):
@@ -643,3 +650,81 @@ class WorkOrder(models.Model):
         if self.contacted_at is None:
             return None
         return round((self.contacted_at - self.issued_at).total_seconds() / 60, 1)
+
+
+class NoteQuerySet(ScopedQuerySet):
+    scope_path = "ticket__unit"
+
+
+class TicketNote(models.Model):
+    """Something written on a ticket: an internal note for staff, or a message sent to the customer.
+
+    The two never mix: internal notes are never sent, and a message to the customer is written once, sent
+    through the outbox and kept as it was sent.
+    """
+
+    ticket = models.ForeignKey(
+        Ticket, on_delete=models.CASCADE, related_name="notes", verbose_name=_("ticket")
+    )
+    to_customer = models.BooleanField(
+        _("message to the customer"),
+        default=False,
+        help_text=_(
+            "Sent to the customer's phone (or e-mail); otherwise an internal note seen only by staff."
+        ),
+    )
+    body = models.TextField(_("text"))
+    recipient = models.CharField(_("sent to"), max_length=254, blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("by"),
+    )  # fmt: skip
+    created_at = models.DateTimeField(_("at"))
+
+    objects = NoteQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("ticket note")
+        verbose_name_plural = _("ticket notes")
+        indexes = [models.Index(fields=["ticket", "created_at"], name="tickets_note_ticket_idx")]
+        constraints = [
+            models.CheckConstraint(condition=~Q(body=""), name="tickets_note_body_not_empty"),
+            models.CheckConstraint(
+                condition=Q(to_customer=False) | ~Q(recipient=""), name="tickets_note_message_has_recipient"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        kind = _("message") if self.to_customer else _("internal note")
+        return f"{self.ticket.number} {kind} @ {self.created_at:%Y-%m-%d %H:%M}"
+
+
+def attachment_path(instance: TicketAttachment, filename: str) -> str:
+    # The stored name never uses the uploaded one (which is kept in ``name``): no collisions, no odd characters.
+    return f"tickets/{instance.ticket.created_at:%Y/%m}/{uuid.uuid4().hex}"
+
+
+class TicketAttachment(models.Model):
+    """A file on a ticket (a photo of the meter, a scanned request form). Served only to staff who see it."""
+
+    ticket = models.ForeignKey(
+        Ticket, on_delete=models.CASCADE, related_name="attachments", verbose_name=_("ticket")
+    )
+    file = models.FileField(_("file"), upload_to=attachment_path, max_length=200)
+    name = models.CharField(_("file name"), max_length=200)
+    content_type = models.CharField(_("type"), max_length=100)
+    size = models.PositiveIntegerField(_("size (bytes)"))
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("by"),
+    )  # fmt: skip
+    uploaded_at = models.DateTimeField(_("at"))
+
+    objects = NoteQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("attachment")
+        verbose_name_plural = _("attachments")
+
+    def __str__(self) -> str:
+        return f"{self.ticket.number}: {self.name}"

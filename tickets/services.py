@@ -34,7 +34,9 @@ from tickets.models import (
     Status,
     Suspension,
     Ticket,
+    TicketAttachment,
     TicketEvent,
+    TicketNote,
     WorkOrder,
     WorkOrderStatus,
 )
@@ -457,9 +459,15 @@ def ticket_reroute(*, actor, ticket: Ticket, unit: Unit, reason: str) -> Ticket:
 
 @transaction.atomic
 def ticket_assign(*, actor, ticket: Ticket, assignee) -> Ticket:
+    """Give the ticket to a member of staff of its unit. Taking it oneself needs only the right to change
+    tickets; giving it to somebody else is a supervisor's or dispatcher's (``tickets.assign_ticket``)."""
+    if getattr(actor, "pk", None) and assignee.pk != actor.pk and not actor.has_perm("tickets.assign_ticket"):
+        raise ValidationError(_("Only a supervisor or a dispatcher may give a ticket to somebody else."))
     ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
     if not ticket.is_open:
         raise ValidationError(_("The ticket is no longer open."))
+    if ticket.assignee_id == assignee.pk:
+        return ticket
     profile = StaffProfile.objects.filter(user=assignee).first()
     if profile is None or not profile.units.filter(pk=ticket.unit_id).exists():
         raise ValidationError({"assignee": _("The assignee does not serve the ticket's unit.")})
@@ -468,6 +476,107 @@ def ticket_assign(*, actor, ticket: Ticket, assignee) -> Ticket:
     ticket.save(update_fields=["assignee"])
     _event(ticket, EventKind.ASSIGNED, actor, before=before, after={"assignee": assignee.pk})
     return ticket
+
+
+# Notes, messages to the customer and attachments -------------------------------------------------------
+
+
+@transaction.atomic
+def ticket_add_note(*, actor, ticket: Ticket, body: str, to_customer: bool = False) -> TicketNote:
+    """Write an internal note, or a message to the customer that the outbox sends by SMS (or e-mail)."""
+    body = (body or "").strip()
+    if not body:
+        raise ValidationError({"body": _("Write something.")})
+    if to_customer and len(body) > MESSAGE_MAX_CHARS:
+        raise ValidationError(
+            {"body": _("A message to the customer is at most %(n)d characters.") % {"n": MESSAGE_MAX_CHARS}}
+        )
+    ticket = Ticket.objects.select_related("customer").get(pk=ticket.pk)
+    recipient, channel = "", None
+    if to_customer:
+        phone = ticket.caller_phone or _primary_phone(ticket.customer)
+        email = ticket.customer.email if ticket.customer else ""
+        if phone:
+            recipient, channel = phone, OutboxChannel.SMS
+        elif email:
+            recipient, channel = email, OutboxChannel.EMAIL
+        else:
+            raise ValidationError(_("The customer has no phone or e-mail to send a message to."))
+    now = timezone.now()
+    note = TicketNote.objects.create(
+        ticket=ticket,
+        to_customer=to_customer,
+        body=body,
+        recipient=recipient,
+        author=actor if getattr(actor, "pk", None) else None,
+        created_at=now,
+    )
+    if to_customer:
+        outbox_enqueue(
+            channel=channel,
+            recipient=recipient,
+            subject=f"{ticket.number}",
+            body=f"{ticket.number}: {body}",
+            dedupe_key=f"ticket-note:{note.pk}",
+        )
+    _event(
+        ticket,
+        EventKind.MESSAGE if to_customer else EventKind.NOTE,
+        actor,
+        after={"note": note.pk, "to": recipient} if to_customer else {"note": note.pk},
+        note=body[:500],
+        at=now,
+    )
+    return note
+
+
+MESSAGE_MAX_CHARS = 480
+
+
+def _attachment_rules() -> tuple[int, set[str]]:
+    return settings.TONGDAI_ATTACHMENT_MAX_BYTES, {t.lower() for t in settings.TONGDAI_ATTACHMENT_TYPES}
+
+
+@transaction.atomic
+def ticket_attach(*, actor, ticket: Ticket, upload) -> TicketAttachment:
+    """Keep a file on the ticket. Only the configured types and sizes are taken; the name is the uploader's."""
+    max_bytes, allowed = _attachment_rules()
+    name = (getattr(upload, "name", "") or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1].strip()
+    if not name:
+        raise ValidationError({"file": _("The file has no name.")})
+    extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    if extension not in allowed:
+        raise ValidationError(
+            {"file": _("Files of type “%(ext)s” are not taken; allowed: %(allowed)s.")
+                     % {"ext": extension or "?", "allowed": ", ".join(sorted(allowed))}}
+        )  # fmt: skip
+    if upload.size == 0:
+        raise ValidationError({"file": _("The file is empty.")})
+    if upload.size > max_bytes:
+        raise ValidationError(
+            {"file": _("The file is larger than %(mb)s MB.") % {"mb": round(max_bytes / 1_048_576, 1)}}
+        )
+    ticket = Ticket.objects.get(pk=ticket.pk)
+    now = timezone.now()
+    attachment = TicketAttachment(
+        ticket=ticket,
+        name=name[:200],
+        content_type=(getattr(upload, "content_type", "") or "application/octet-stream")[:100],
+        size=upload.size,
+        uploaded_by=actor if getattr(actor, "pk", None) else None,
+        uploaded_at=now,
+    )
+    attachment.file.save(name, upload, save=False)
+    try:
+        with transaction.atomic():
+            attachment.save()
+            _event(ticket, EventKind.ATTACHMENT, actor,
+                   after={"attachment": attachment.pk, "name": attachment.name}, at=now)  # fmt: skip
+    except Exception:
+        # The row is not written: do not keep its file either.
+        attachment.file.storage.delete(attachment.file.name)
+        raise
+    return attachment
 
 
 def customers_open_tickets(customer: Customer):

@@ -1,15 +1,16 @@
-"""The field crew's page: a phone-sized list of the unit's open work orders with the next step as a button."""
+"""Staff pages outside the admin: the field crew's phone-sized list of work orders with the next step as a
+button, and the download of a ticket's attachment (only for staff who see the ticket)."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from tickets import services
-from tickets.models import ResolutionCode, WorkOrder, WorkOrderStatus
+from tickets.models import ResolutionCode, TicketAttachment, WorkOrder, WorkOrderStatus
 
 NEXT_STEPS = {
     WorkOrderStatus.ISSUED: [WorkOrderStatus.ACKNOWLEDGED],
@@ -44,3 +45,19 @@ def work_orders(request):
     return render(
         request, "field/work_orders.html", {"orders": orders, "resolutions": ResolutionCode.choices}
     )
+
+
+@login_required
+def attachment_download(request, pk: int):
+    """Files are never served from a public folder: this checks the ticket's scope on every download."""
+    if not request.user.has_perm("tickets.view_ticketattachment"):
+        raise PermissionDenied
+    attachment = get_object_or_404(TicketAttachment.objects.for_user(request.user), pk=pk)
+    try:
+        handle = attachment.file.open("rb")
+    except FileNotFoundError as exc:
+        raise Http404 from exc
+    response = FileResponse(handle, as_attachment=True, filename=attachment.name)
+    response["Content-Type"] = attachment.content_type or "application/octet-stream"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -25,3 +25,15 @@ class CanChangeModel(ScopedModelPermissions):
             and request.user.is_authenticated
             and request.user.has_perm(f"{model._meta.app_label}.change_{model._meta.model_name}")
         )
+
+
+def needs(*perms: str):
+    """A permission class for one action: the user must hold every named permission (reads included)."""
+
+    class Needs(DjangoModelPermissions):
+        def has_permission(self, request, view):
+            user = request.user
+            return bool(user and user.is_authenticated and user.has_perms(perms))
+
+    Needs.__name__ = f"Needs({', '.join(perms)})"
+    return Needs

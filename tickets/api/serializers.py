@@ -11,6 +11,8 @@ from tickets.models import (
     ResolutionCode,
     Status,
     Ticket,
+    TicketAttachment,
+    TicketNote,
     WorkOrder,
     WorkOrderStatus,
 )
@@ -57,12 +59,13 @@ class TicketSerializer(serializers.ModelSerializer):
     category = serializers.CharField(source="category.code")
     unit_code = serializers.CharField(source="unit.code")
     customer_code = serializers.CharField(source="customer.code", default=None)
+    assignee = serializers.PrimaryKeyRelatedField(read_only=True)
 
     class Meta:
         model = Ticket
         fields = [
             "id", "number", "status", "category", "channel", "priority", "description", "customer_code",
-            "caller_name", "caller_phone", "caller_address", "unit_code", "created_at", "acknowledge_due",
+            "caller_name", "caller_phone", "caller_address", "unit_code", "assignee", "created_at", "acknowledge_due",
             "contact_due", "resolve_due", "callback_due", "acknowledged_at", "contacted_at", "resolved_at",
             "acknowledge_breached", "contact_breached", "resolve_breached", "escalation_level",
         ]  # fmt: skip
@@ -115,3 +118,41 @@ class TicketRerouteSerializer(serializers.Serializer):
             raise serializers.ValidationError({"unit_code": "No such active unit among yours."})
         data["unit"] = unit
         return data
+
+
+class TicketAssignSerializer(serializers.Serializer):
+    assignee = serializers.CharField(help_text="The username of a member of staff serving the ticket's unit.")
+
+    def validate_assignee(self, value):
+        from django.contrib.auth import get_user_model
+
+        user = get_user_model().objects.filter(username=value.strip(), is_active=True).first()
+        if user is None:
+            raise serializers.ValidationError("No such active user.")
+        return user
+
+
+class TicketNoteSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.username", default=None, read_only=True)
+
+    class Meta:
+        model = TicketNote
+        fields = ["id", "to_customer", "body", "recipient", "author", "created_at"]
+        read_only_fields = ["recipient", "author", "created_at"]
+        extra_kwargs = {"body": {"max_length": 4000}}
+
+
+class TicketAttachmentSerializer(serializers.ModelSerializer):
+    uploaded_by = serializers.CharField(source="uploaded_by.username", default=None, read_only=True)
+    download = serializers.SerializerMethodField()
+    file = serializers.FileField(write_only=True)
+
+    class Meta:
+        model = TicketAttachment
+        fields = ["id", "name", "content_type", "size", "uploaded_by", "uploaded_at", "download", "file"]
+        read_only_fields = ["name", "content_type", "size", "uploaded_by", "uploaded_at"]
+
+    def get_download(self, attachment) -> str:
+        from django.urls import reverse
+
+        return reverse("ticket-attachment", args=[attachment.pk])

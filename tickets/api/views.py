@@ -5,18 +5,22 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status as http
 from rest_framework.decorators import action
 from rest_framework.mixins import CreateModelMixin
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm.api.permissions import CanChangeModel
+from crm.api.permissions import CanChangeModel, needs
 from crm.api.scoped import ScopedReadOnlyViewSet
 from customers.models import Customer
 from customers.normalise import InvalidPhone, normalise_phone
 from tickets import services
 from tickets.api.serializers import (
     OutageStatusSerializer,
+    TicketAssignSerializer,
+    TicketAttachmentSerializer,
     TicketInSerializer,
+    TicketNoteSerializer,
     TicketRerouteSerializer,
     TicketSerializer,
     TicketStatusSerializer,
@@ -86,6 +90,54 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
         """The unit has called the customer."""
         ticket = services.ticket_record_contact(actor=request.user, ticket=self.get_object())
         return Response(TicketSerializer(ticket).data)
+
+    @extend_schema(request=TicketAssignSerializer, responses={200: TicketSerializer})
+    @action(detail=True, methods=["post"], url_path="assign", permission_classes=[CanChangeModel])
+    def assign(self, request, pk=None):
+        """Give the ticket to a member of staff of its unit (oneself, or anyone with ``assign_ticket``)."""
+        ticket = self.get_object()
+        incoming = TicketAssignSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        ticket = services.ticket_assign(actor=request.user, ticket=ticket, **incoming.validated_data)
+        return Response(TicketSerializer(ticket).data)
+
+    @extend_schema(methods=["GET"], responses={200: TicketNoteSerializer(many=True)})
+    @extend_schema(methods=["POST"], request=TicketNoteSerializer, responses={201: TicketNoteSerializer})
+    @action(detail=True, methods=["get", "post"], url_path="notes", pagination_class=None,
+            permission_classes=[needs("tickets.view_ticket", "tickets.view_ticketnote")])  # fmt: skip
+    def notes(self, request, pk=None):
+        """Internal notes and messages to the customer (``to_customer: true`` sends it by SMS or e-mail)."""
+        ticket = self.get_object()
+        if request.method == "GET":
+            rows = ticket.notes.select_related("author").order_by("created_at")
+            return Response(TicketNoteSerializer(rows, many=True).data)
+        if not request.user.has_perm("tickets.add_ticketnote"):
+            return Response({"detail": "Not allowed to write on tickets."}, status=http.HTTP_403_FORBIDDEN)
+        incoming = TicketNoteSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        note = services.ticket_add_note(actor=request.user, ticket=ticket, **incoming.validated_data)
+        return Response(TicketNoteSerializer(note).data, status=http.HTTP_201_CREATED)
+
+    @extend_schema(methods=["GET"], responses={200: TicketAttachmentSerializer(many=True)})
+    @extend_schema(methods=["POST"], request={"multipart/form-data": TicketAttachmentSerializer},
+                   responses={201: TicketAttachmentSerializer})  # fmt: skip
+    @action(detail=True, methods=["get", "post"], url_path="attachments", pagination_class=None,
+            parser_classes=[MultiPartParser, FormParser, JSONParser],
+            permission_classes=[needs("tickets.view_ticket", "tickets.view_ticketattachment")])  # fmt: skip
+    def attachments(self, request, pk=None):
+        """The ticket's files; POST a ``file`` as multipart/form-data to add one."""
+        ticket = self.get_object()
+        if request.method == "GET":
+            rows = ticket.attachments.select_related("uploaded_by").order_by("uploaded_at")
+            return Response(TicketAttachmentSerializer(rows, many=True).data)
+        if not request.user.has_perm("tickets.add_ticketattachment"):
+            return Response({"detail": "Not allowed to attach files."}, status=http.HTTP_403_FORBIDDEN)
+        incoming = TicketAttachmentSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        attachment = services.ticket_attach(
+            actor=request.user, ticket=ticket, upload=incoming.validated_data["file"]
+        )
+        return Response(TicketAttachmentSerializer(attachment).data, status=http.HTTP_201_CREATED)
 
 
 class OutageStatusView(APIView):

@@ -55,6 +55,7 @@ demo: migrate
 	$(PY) manage.py load_catalogue
 	$(PY) manage.py seed_demo --customers $(DEMO_CUSTOMERS) --units PE,PC08
 	$(PY) manage.py create_demo_users
+	$(PY) manage.py seed_demo_tickets
 
 run: demo
 	$(PY) manage.py setup_schedules

@@ -56,3 +56,27 @@ def estimated_query_count(queryset) -> int | None:
     if isinstance(plan, str):
         plan = json.loads(plan)
     return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def insert_parts(instance, *, expressions: dict[str, str] | None = None, connection=None):
+    """The pieces of one ``INSERT`` of ``instance`` (its primary key left to the database): the quoted table,
+    the quoted columns, the placeholders and the parameters. ``expressions`` maps a field's attname to raw SQL
+    used instead of a parameter (e.g. the id returned by an earlier part of the same statement).
+
+    For hot paths that write several rows in one round trip; the values are the model's own (defaults,
+    ``auto_now_add`` and field preparation apply as in ``save``).
+    """
+    conn = connection or default_connection
+    expressions = expressions or {}
+    quote = conn.ops.quote_name
+    columns, placeholders, params = [], [], []
+    for field in instance._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        columns.append(quote(field.column))
+        if field.attname in expressions:
+            placeholders.append(expressions[field.attname])
+        else:
+            placeholders.append("%s")
+            params.append(field.get_db_prep_save(field.pre_save(instance, add=True), conn))
+    return quote(instance._meta.db_table), ", ".join(columns), ", ".join(placeholders), params

@@ -18,11 +18,12 @@ import urllib.request
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from crm.db import insert_parts
 from crm.models import OutboxChannel, OutboxMessage, OutboxStatus
 
 logger = logging.getLogger("tongdai.outbox")
@@ -77,24 +78,60 @@ def outbox_enqueue(
         raise ValueError(f"Unknown channel {channel}")
     if not recipient:
         return None
-    try:
-        with transaction.atomic():
-            message = OutboxMessage.objects.create(
-                channel=channel, recipient=recipient, subject=subject[:200], body=body, dedupe_key=dedupe_key
-            )
-    except IntegrityError:
-        if dedupe_key and OutboxMessage.objects.filter(dedupe_key=dedupe_key).exists():
+    message = OutboxMessage(
+        channel=channel, recipient=recipient, subject=subject[:200], body=body, dedupe_key=dedupe_key
+    )
+    if dedupe_key:
+        # One statement, no savepoint: a repeated key is skipped by the database itself.
+        message.pk = _insert_unless_duplicate(message)
+        if message.pk is None:
             return None
-        raise
+    else:
+        message.save(force_insert=True)
     if settings.TONGDAI_OUTBOX_DELIVER_ON_COMMIT:
         transaction.on_commit(lambda: _enqueue_delivery(message.pk))
     return message
 
 
+def _insert_unless_duplicate(message: OutboxMessage) -> int | None:
+    """INSERT … ON CONFLICT (dedupe_key) DO NOTHING RETURNING id (PostgreSQL, and SQLite since 3.35)."""
+    table, columns, placeholders, params = insert_parts(message)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "
+            f"ON CONFLICT ({connection.ops.quote_name('dedupe_key')}) DO NOTHING RETURNING id",
+            params,
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def deliver_after_commit(message_ids) -> None:
+    """Hand messages written by a caller's own SQL to the delivery task once the transaction commits."""
+    if not settings.TONGDAI_OUTBOX_DELIVER_ON_COMMIT:
+        return
+    for message_id in message_ids:
+        if message_id is not None:
+            transaction.on_commit(lambda pk=message_id: _enqueue_delivery(pk))
+
+
+_BROKER = None
+
+
+def task_broker():
+    """One django-q broker per process (its connection pool is reused; making one per task costs a connect)."""
+    global _BROKER
+    if _BROKER is None:
+        from django_q.brokers import get_broker
+
+        _BROKER = get_broker()
+    return _BROKER
+
+
 def _enqueue_delivery(message_id: int) -> None:
     from django_q.tasks import async_task
 
-    async_task("crm.outbox.outbox_deliver", message_id=message_id)
+    async_task("crm.outbox.outbox_deliver", message_id=message_id, broker=task_broker())
 
 
 def _retry_delay(attempts: int) -> dt.timedelta:

@@ -20,3 +20,4 @@ STORAGES = {
 }
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
 WHITENOISE_AUTOREFRESH = True  # tests run without collectstatic
+TONGDAI_AUTH_CACHE_SECONDS = 0  # tests change roles and units between requests

@@ -1,9 +1,12 @@
 """Ticket API shapes: an input serializer for intake (validated, then handed to the service) and the output."""
 
+from django.db.models import OuterRef, Subquery
 from rest_framework import serializers
 
+from crm.api.serializers import CachedFieldsMixin
 from crm.models import Unit
-from customers.models import Contract, Customer
+from crm.scoping import process_cache, scope_for
+from customers.models import Contract, Customer, CustomerPhone
 from tickets.models import (
     Category,
     Channel,
@@ -18,10 +21,25 @@ from tickets.models import (
 )
 
 
+class CategoryField(serializers.SlugRelatedField):
+    """A category by its code, from the process's short-lived copy of the catalogue (intake asks every time)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(slug_field="code", queryset=Category.objects.filter(is_active=True), **kwargs)
+
+    def to_internal_value(self, data):
+        catalogue = process_cache.get(("categories",))
+        if catalogue is None:
+            catalogue = {c.code: c for c in self.get_queryset()}
+            process_cache.put(("categories",), catalogue)
+        category = catalogue.get(str(data).strip()) if isinstance(data, str) else None
+        if category is None:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=str(data))
+        return category
+
+
 class TicketInSerializer(serializers.Serializer):
-    category = serializers.SlugRelatedField(
-        slug_field="code", queryset=Category.objects.filter(is_active=True)
-    )
+    category = CategoryField()
     channel = serializers.ChoiceField(choices=Channel.choices)
     priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)
     description = serializers.CharField(max_length=4000)
@@ -37,7 +55,19 @@ class TicketInSerializer(serializers.Serializer):
         code = data.pop("customer_code", "") or ""
         data["customer"] = None
         if code:
-            data["customer"] = Customer.objects.for_user(user).filter(code=code.strip().upper()).first()
+            primary = CustomerPhone.objects.filter(customer=OuterRef("pk"), is_primary=True).values("number")[
+                :1
+            ]
+            # By its unique code, then the scope checked on the row (cheaper than the scope's unit list in SQL).
+            customer = (
+                Customer.objects.select_related("unit")
+                .annotate(primary_phone=Subquery(primary))
+                .filter(code=code.strip().upper())
+                .first()
+            )
+            data["customer"] = (
+                customer if customer and scope_for(user).allows_unit(customer.unit_id) else None
+            )
             if data["customer"] is None:
                 raise serializers.ValidationError({"customer_code": "No such customer in your units."})
         number = data.pop("contract_number", "") or ""
@@ -55,7 +85,7 @@ class TicketInSerializer(serializers.Serializer):
         return data
 
 
-class TicketSerializer(serializers.ModelSerializer):
+class TicketSerializer(CachedFieldsMixin, serializers.ModelSerializer):
     category = serializers.CharField(source="category.code")
     unit_code = serializers.CharField(source="unit.code")
     customer_code = serializers.CharField(source="customer.code", default=None)

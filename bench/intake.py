@@ -1,0 +1,297 @@
+"""Benchmark of ticket intake through the API under gunicorn, beside a bare Django view inserting the same row.
+
+    python -m bench.intake [--clients 120] [--seconds 60] [--workers 3] [--threads 8] [--rate 0]
+
+Uses DATABASE_URL when set, else the local ``tongdai_bench`` (it needs customers: ``python -m bench`` or
+``seed_demo`` first). gunicorn serves ``bench.intake_settings`` on loopback; ``--clients`` connections (HTTP/1.1
+keep-alive, one request in flight each) post for ``--seconds`` against the bare view, then against
+``POST /api/v1/tickets/`` with a token, an Idempotency-Key per request and a random customer. With ``--rate``
+> 0 the clients are paced to that many requests a second in all (an offered load) instead of sending back to
+back. Afterwards it checks that every 201 is a ticket in the database, exactly once, with its event and the
+dispatcher's outbox message, then deletes what the run created.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from bench.__main__ import _ensure_database, _p
+
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/tongdai_bench"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _client(port, deadline, make, interval, latencies, errors, statuses):
+    reader = writer = None
+    next_at = time.monotonic() + (random.random() * interval if interval else 0)
+    while True:
+        if interval:
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            next_at += interval
+        if time.monotonic() >= deadline:
+            break
+        payload = make()
+        started = time.perf_counter()
+        try:
+            if writer is None:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(payload)
+            await writer.drain()
+            status_line = await reader.readline()
+            if not status_line:
+                raise ConnectionError("closed")
+            status = int(status_line.split()[1])
+            length, close = 0, False
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                name, _sep, value = line.decode("latin-1").partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+                elif name.lower() == "connection" and value.strip().lower() == "close":
+                    close = True
+            body = await reader.readexactly(length) if length else b""
+            latencies.append(time.perf_counter() - started)
+            statuses[status] = statuses.get(status, 0) + 1
+            if status >= 400:
+                errors.append(f"{status} {body[:200]!r}")
+            elif status == 201:
+                make.created.append(json.loads(body)["id"])
+            if close:
+                writer.close()
+                writer = None
+        except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
+            errors.append(repr(exc))
+            if writer is not None:
+                writer.close()
+            writer = None
+    if writer is not None:
+        writer.close()
+
+
+class Maker:
+    """Builds one raw HTTP request per call: a random customer, a fresh Idempotency-Key."""
+
+    def __init__(self, path, token, codes, prefix):
+        self.path, self.token, self.codes, self.prefix = path, token, codes, prefix
+        self.created: list[int] = []
+
+    def __call__(self) -> bytes:
+        body = json.dumps(
+            {"category": "outage", "channel": random.choice(["app", "website", "zalo", "sms"]),
+             "description": "Mất điện cả khu phố từ 14h", "customer_code": random.choice(self.codes)}
+        ).encode()  # fmt: skip
+        headers = [
+            f"POST {self.path} HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json",
+            f"Content-Length: {len(body)}", f"Idempotency-Key: {self.prefix}{uuid.uuid4().hex}",
+        ]  # fmt: skip
+        if self.token:
+            headers.append(f"Authorization: Token {self.token}")
+        return ("\r\n".join(headers) + "\r\n\r\n").encode() + body
+
+
+def _load(port, maker, clients, seconds, rate):
+    latencies, errors, statuses = [], [], {}
+    interval = clients / rate if rate else 0
+    deadline = time.monotonic() + seconds
+
+    async def run():
+        await asyncio.gather(
+            *(_client(port, deadline, maker, interval, latencies, errors, statuses) for _ in range(clients))
+        )
+
+    started = time.monotonic()
+    asyncio.run(run())
+    elapsed = time.monotonic() - started
+    return latencies, errors, statuses, elapsed
+
+
+def _wait_ready(port, proc, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit("gunicorn stopped before serving")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    sys.exit("gunicorn did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.intake", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=120)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--worker-class", default="gthread", choices=["gthread", "sync"])
+    parser.add_argument("--rate", type=float, default=0, help="offered requests/s in all (0: back to back)")
+    parser.add_argument("--only", choices=["bare", "api"], default=None)
+    args = parser.parse_args()
+    os.environ.setdefault("DATABASE_URL", DEFAULT_URL)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.intake_settings")
+    os.environ.setdefault("SECRET_KEY", "bench-" + uuid.uuid4().hex)
+    os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1")
+    if not os.environ["DATABASE_URL"].startswith("postgres"):
+        sys.exit("The benchmark runs on PostgreSQL: set DATABASE_URL=postgres://…")
+    _ensure_database(os.environ["DATABASE_URL"])
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import connection
+    from rest_framework.authtoken.models import Token
+
+    from crm.models import OutboxMessage, Role, Unit
+    from crm.services import staff_create
+    from customers.models import Customer
+    from tickets.models import Category, Ticket, TicketEvent
+
+    call_command("migrate", verbosity=0)
+    call_command("load_organisation", verbosity=0)
+    call_command("load_catalogue", verbosity=0)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT code, unit_id FROM customers_customer TABLESAMPLE SYSTEM (1) LIMIT 20000")
+        rows = cursor.fetchall()
+    if not rows:
+        rows = list(Customer.objects.values_list("code", "unit_id")[:20000])
+    if not rows:
+        sys.exit("No customers: run `python -m bench` (or manage.py seed_demo) first.")
+    codes = [code for code, _unit in rows]
+    units = list(Unit.objects.filter(pk__in={unit for _c, unit in rows}))
+    User = get_user_model()
+    agent = User.objects.filter(username="bench-agent").first()
+    if agent is None:
+        agent = staff_create(username="bench-agent", password=uuid.uuid4().hex, role=Role.AGENT,
+                             units=units, badge_number="BENCH-A")  # fmt: skip
+    if not User.objects.filter(username="bench-dispatcher").exists():
+        staff_create(username="bench-dispatcher", password=uuid.uuid4().hex, role=Role.DISPATCHER,
+                     units=units, badge_number="BENCH-D", phone="0903000999")  # fmt: skip
+    agent.staff_profile.units.add(*units)
+    token, _created = Token.objects.get_or_create(user=agent)
+    category = Category.objects.get(code="outage")
+    os.environ["BENCH_CATEGORY"] = str(category.pk)
+    os.environ["BENCH_POLICY"] = str(category.policies.order_by("-valid_from").first().pk)
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE SEQUENCE IF NOT EXISTS bench_bare_number")
+    connection.close()
+
+    port = _free_port()
+    gunicorn = [
+        str(Path(sys.executable).with_name("gunicorn")), "crm.wsgi:application", "--bind",
+        f"127.0.0.1:{port}", "--workers", str(args.workers), "--worker-class", args.worker_class, "--threads",
+        str(args.threads), "--backlog", "2048", "--keep-alive", "5", "--log-level", "warning",
+    ]  # fmt: skip
+    print(
+        f"gunicorn: {args.workers} workers × {args.threads} threads; {args.clients} clients for {args.seconds:g} s"
+        + (f", paced to {args.rate:g} req/s" if args.rate else ", back to back")
+        + f"; {len(codes):,} customers sampled"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen(gunicorn, cwd=ROOT, env=env)
+    results = {}
+    prefix = f"bench-{uuid.uuid4().hex[:8]}-"
+    try:
+        _wait_ready(port, server)
+        phases = [("bare", "/bench/bare-ticket/", ""), ("api", "/api/v1/tickets/", token.key)]
+        for name, path, key in phases:
+            if args.only and name != args.only:
+                continue
+            _load(port, Maker(path, key, codes, prefix + "warm-"), min(args.clients, 8), 2, 0)  # warm up
+            maker = Maker(path, key, codes, prefix + name + "-")
+            latencies, errors, statuses, elapsed = _load(port, maker, args.clients, args.seconds, args.rate)
+            results[name] = (latencies, errors, statuses, elapsed, maker)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+    print(f"{'':28}{'requests':>10}{'tickets/s':>11}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    for name, (latencies, errors, statuses, elapsed, maker) in results.items():
+        label = {"bare": "bare Django view (1 INSERT)", "api": "API intake (full service)"}[name]
+        ms = sorted(x * 1000 for x in latencies)
+        print(f"{label:28}{len(ms):>10,}{len(maker.created) / elapsed:>11.1f}{_p(ms, 0.50):>9.1f}"
+              f"{_p(ms, 0.95):>9.1f}{_p(ms, 0.99):>9.1f}{len(errors):>8}")  # fmt: skip
+        if errors:
+            print("   first errors:", errors[:3], "statuses:", statuses)
+    if len(results) == 2:
+        bare, api = (len(results[n][4].created) / results[n][3] for n in ("bare", "api"))
+        print(f"throughput ratio API/bare: {api / bare:.2f}")
+
+    # Nothing lost, nothing doubled: every 201 is exactly one ticket with its event and the dispatcher's message.
+    if "api" in results:
+        created = results["api"][4].created
+        tickets = Ticket.objects.filter(idempotency_key__startswith=prefix + "api-")
+        in_db = set(tickets.values_list("id", flat=True))
+        events = TicketEvent.objects.filter(ticket__in=in_db, kind="created").count()
+        dispatchers = _dispatcher_profiles(units)
+        keys = [f"ticket:{pk}:routed:{p}" for pk in in_db for p in dispatchers]
+        messages = sum(
+            OutboxMessage.objects.filter(dedupe_key__in=keys[i : i + 5000]).count()
+            for i in range(0, len(keys), 5000)
+        )
+        print(
+            f"check: {len(created):,} answered 201, {len(in_db):,} tickets in the database, "
+            f"{len(set(created)):,} distinct, {events:,} creation events, {messages:,} dispatcher messages"
+        )
+        if (
+            set(created) != in_db
+            or len(created) != len(set(created))
+            or events != len(in_db)
+            or messages != len(keys)
+        ):
+            print("MISMATCH: a ticket was lost or doubled")
+    _cleanup(prefix)
+
+
+def _dispatcher_profiles(units):
+    from crm.models import Role, StaffProfile
+
+    return list(
+        StaffProfile.objects.filter(role=Role.DISPATCHER, units__in=units)
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+
+
+def _cleanup(prefix: str) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE bench_gone AS SELECT id FROM tickets_ticket WHERE idempotency_key LIKE %s",
+            [prefix + "%"],
+        )
+        cursor.execute("DELETE FROM tickets_ticketevent WHERE ticket_id IN (SELECT id FROM bench_gone)")
+        cursor.execute(
+            "DELETE FROM crm_outboxmessage WHERE dedupe_key LIKE 'ticket:%%' AND "
+            "split_part(dedupe_key, ':', 2)::bigint IN (SELECT id FROM bench_gone)"
+        )
+        cursor.execute("DELETE FROM tickets_ticket WHERE id IN (SELECT id FROM bench_gone)")
+        cursor.execute("DELETE FROM django_q_ormq")
+        cursor.execute("DROP TABLE bench_gone")
+
+
+if __name__ == "__main__":
+    main()

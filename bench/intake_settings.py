@@ -1,0 +1,18 @@
+"""Settings of the site the intake benchmark serves under gunicorn: the product's, on loopback plain HTTP.
+
+The bare view is the floor to compare with: Django receives the same JSON and inserts the same ticket row
+with one SQL statement (no authentication, routing, deadlines, events or outbox). It exists only here.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")  # loopback plain HTTP
+os.environ.setdefault("SECURE_HSTS_SECONDS", "0")
+
+from crm.settings import *  # noqa: F403
+
+ROOT_URLCONF = "bench.intake_urls"
+LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
+Q_CLUSTER = {**Q_CLUSTER, "log_level": "WARNING"}  # noqa: F405

@@ -1,1 +1,789 @@
-"""Reserved for the billing app; its models arrive with its issue."""
+"""Billing: dated tariffs, meter readings, invoices and their corrections, disputes, rebates and the audit.
+
+What must never be wrong is kept by the database: an issued invoice cannot be changed or deleted (a trigger on
+PostgreSQL and on SQLite, see migration 0002, and the model layer besides); an adjustment is approved by
+somebody other than its proposer (a check constraint); a contract has one regular invoice per period and a
+meter one current reading per period (unique constraints); audit records cannot be edited (a trigger).
+Amounts are whole đồng in 64-bit integers.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+from crm.models import Unit
+from crm.scoping import ScopedQuerySet
+from customers.models import Contract, Customer, CustomerType, Meter, TariffCategory
+
+# Tariffs ------------------------------------------------------------------------------------------------
+
+
+class TableKind(models.TextChoices):
+    TIERED = "tiered", _("Tiered by monthly kWh")
+    FLAT = "flat", _("Flat price")
+    TOU = "tou", _("Time of use")
+
+
+class PriceTable(models.Model):
+    """The prices of one tariff category from a date on. A new price is a new table: old bills keep theirs."""
+
+    tariff_category = models.CharField(_("tariff category"), max_length=16, choices=TariffCategory.choices)
+    kind = models.CharField(_("kind"), max_length=8, choices=TableKind.choices)
+    valid_from = models.DateField(_("valid from"))
+    legal_basis = models.CharField(_("legal basis"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("price table")
+        verbose_name_plural = _("price tables")
+        ordering = ["tariff_category", "valid_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["tariff_category", "valid_from"], name="billing_pricetable_once"),
+            models.CheckConstraint(condition=Q(kind__in=TableKind.values), name="billing_pricetable_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_tariff_category_display()} {self.valid_from:%d/%m/%Y}"
+
+
+class PriceStep(models.Model):
+    """One price of a table: a tier (its cumulative upper kWh, none for the last) or a time-of-use register."""
+
+    table = models.ForeignKey(PriceTable, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField(_("position"))
+    upper_kwh = models.PositiveIntegerField(_("up to kWh"), null=True, blank=True)
+    register = models.CharField(_("register"), max_length=8, blank=True)
+    price = models.PositiveIntegerField(_("VND/kWh before VAT"), validators=[MinValueValidator(1)])
+
+    class Meta:
+        verbose_name = _("price")
+        verbose_name_plural = _("prices")
+        ordering = ["table", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["table", "position"], name="billing_pricestep_position"),
+            models.CheckConstraint(condition=Q(price__gt=0), name="billing_pricestep_price_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.table} #{self.position}: {self.price}"
+
+
+class VatRate(models.Model):
+    valid_from = models.DateField(_("valid from"), unique=True)
+    percent = models.PositiveSmallIntegerField(_("VAT %"))
+    legal_basis = models.CharField(_("legal basis"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("VAT rate")
+        verbose_name_plural = _("VAT rates")
+        ordering = ["valid_from"]
+        constraints = [models.CheckConstraint(condition=Q(percent__lte=100), name="billing_vat_percent")]
+
+    def __str__(self) -> str:
+        return f"{self.percent}% {self.valid_from:%d/%m/%Y}"
+
+
+# Readings -----------------------------------------------------------------------------------------------
+
+
+class ReadingSource(models.TextChoices):
+    REMOTE = "remote", _("Remote-read")
+    HANDHELD = "handheld", _("Handheld (tablet)")
+    PHOTO = "photo", _("Photo")
+    ESTIMATED = "estimated", _("Estimated")
+    REINSPECTION = "reinspection", _("Re-inspection")
+
+
+class ReadingStatus(models.TextChoices):
+    VALID = "valid", _("Valid")
+    FLAGGED = "flagged", _("Flagged (implausible jump)")
+    SUPERSEDED = "superseded", _("Superseded by a correction")
+
+
+class ReadingQuerySet(ScopedQuerySet):
+    scope_path = "unit"
+
+    def current(self):
+        return self.exclude(status=ReadingStatus.SUPERSEDED)
+
+
+class MeterReading(models.Model):
+    """The register of a contract's meter at the end of a billing period, and the kWh it gives for the period.
+
+    ``kwh`` is computed by the service when the reading is taken: the advance over the previous reading, with
+    a meter replacement or a roll-over accounted for. A correction is a new reading; the old one is kept,
+    superseded.
+    """
+
+    # Both looked up through the unique (contract, period) index or by the reading itself.
+    contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="readings", db_index=False)
+    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="readings", db_index=False)
+    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="+", db_index=False)
+    period = models.DateField(_("period"), help_text=_("The first day of the billed month."))
+    value = models.PositiveBigIntegerField(_("register (kWh)"))
+    previous_value = models.PositiveBigIntegerField(_("previous register (kWh)"), null=True, blank=True)
+    kwh = models.PositiveIntegerField(_("consumption (kWh)"))
+    source = models.CharField(_("source"), max_length=12, choices=ReadingSource.choices)
+    status = models.CharField(_("status"), max_length=10, choices=ReadingStatus.choices, default="valid")
+    flag_reason = models.CharField(_("why flagged"), max_length=200, blank=True)
+    reader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("read by"),
+    )  # fmt: skip
+    taken_at = models.DateTimeField(_("taken at"))
+    corrects = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="corrected_by",
+        verbose_name=_("corrects"),
+    )  # fmt: skip
+
+    objects = ReadingQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("meter reading")
+        verbose_name_plural = _("meter readings")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contract", "period"],
+                condition=~Q(status="superseded"),
+                name="billing_reading_one_current_per_period",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=ReadingStatus.values), name="billing_reading_status"
+            ),
+            models.CheckConstraint(
+                condition=Q(source__in=ReadingSource.values), name="billing_reading_source"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["period", "unit"], name="billing_reading_period_idx"),
+            models.Index(fields=["unit", "-id"], name="billing_reading_unit_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contract_id} {self.period:%m/%Y}: {self.value}"
+
+
+# Invoices -----------------------------------------------------------------------------------------------
+
+
+class InvoiceStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    HELD = "held", _("Held for review")
+    ISSUED = "issued", _("Issued")
+    PAID = "paid", _("Paid")
+
+
+class InvoiceKind(models.TextChoices):
+    REGULAR = "regular", _("Regular")
+    ADJUSTMENT = "adjustment", _("Adjustment")
+
+
+# Once issued, an invoice only moves to paid; these columns are the only ones that may change then.
+ISSUED_STATUSES = (InvoiceStatus.ISSUED, InvoiceStatus.PAID)
+
+
+class InvoiceQuerySet(ScopedQuerySet):
+    scope_path = "unit"
+
+    def update(self, **kwargs):
+        if set(kwargs) - {"status", "paid_at"} and self.filter(status__in=ISSUED_STATUSES).exists():
+            raise ValidationError(_("An issued invoice cannot be changed."))
+        return super().update(**kwargs)
+
+    def delete(self):
+        if self.filter(status__in=ISSUED_STATUSES).exists():
+            raise ValidationError(_("An issued invoice cannot be deleted."))
+        return super().delete()
+
+
+class BillingRun(models.Model):
+    """One billing run: a period for one unit or all, what it made and what it skipped."""
+
+    period = models.DateField(_("period"))
+    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    started_at = models.DateTimeField(_("started at"))
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    invoices = models.PositiveIntegerField(_("invoices made"), default=0)
+    without_reading = models.PositiveIntegerField(_("active contracts without a reading"), default=0)
+    held = models.PositiveIntegerField(_("held"), default=0)
+
+    class Meta:
+        verbose_name = _("billing run")
+        verbose_name_plural = _("billing runs")
+
+    def __str__(self) -> str:
+        return f"{self.period:%m/%Y} {self.unit or _('all units')}"
+
+
+class Invoice(models.Model):
+    """A bill for one contract and period (or an adjustment of an earlier bill). Immutable once issued."""
+
+    number = models.CharField(_("number"), max_length=20)
+    kind = models.CharField(
+        _("kind"), max_length=10, choices=InvoiceKind.choices, default=InvoiceKind.REGULAR
+    )
+    contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="invoices", db_index=False)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices", db_index=False)
+    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="+", db_index=False)
+    period = models.DateField(_("period"))
+    period_start = models.DateField(_("from"))
+    period_end = models.DateField(_("to (exclusive)"))
+    reading = models.ForeignKey(
+        MeterReading, on_delete=models.PROTECT, null=True, blank=True, related_name="invoices", db_index=False
+    )
+    kwh = models.IntegerField(_("kWh"))
+    households = models.PositiveSmallIntegerField(_("households"), default=1)
+    subtotal = models.BigIntegerField(_("amount before VAT"))
+    vat = models.BigIntegerField(_("VAT"))
+    total = models.BigIntegerField(_("total"))
+    status = models.CharField(_("status"), max_length=8, choices=InvoiceStatus.choices, default="draft")
+    hold_reason = models.CharField(_("why held"), max_length=200, blank=True)
+    adjusts = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="adjustments",
+        verbose_name=_("adjusts"),
+    )  # fmt: skip
+    run = models.ForeignKey(
+        BillingRun, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
+    created_at = models.DateTimeField(_("created at"))
+    issued_at = models.DateTimeField(_("issued at"), null=True, blank=True)
+    paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
+
+    objects = InvoiceQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("invoice")
+        verbose_name_plural = _("invoices")
+        permissions = [
+            ("issue_invoice", _("Can issue invoices")),
+            ("propose_adjustment", _("Can propose an adjustment invoice")),
+            ("approve_adjustment", _("Can approve an adjustment invoice")),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["number"], name="billing_invoice_number_unique"),
+            models.UniqueConstraint(
+                fields=["contract", "period"],
+                condition=Q(kind="regular"),
+                name="billing_invoice_one_per_period",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=InvoiceStatus.values), name="billing_invoice_status"
+            ),
+            models.CheckConstraint(condition=Q(kind__in=InvoiceKind.values), name="billing_invoice_kind"),
+            models.CheckConstraint(
+                condition=Q(total=F("subtotal") + F("vat")), name="billing_invoice_total_adds_up"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="regular", adjusts__isnull=True, kwh__gte=0, subtotal__gte=0)
+                | Q(kind="adjustment", adjusts__isnull=False),
+                name="billing_invoice_adjustment_points_at_original",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=["issued", "paid"]) | Q(issued_at__isnull=False),
+                name="billing_invoice_issued_has_time",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="held") | ~Q(hold_reason=""), name="billing_invoice_held_has_reason"
+            ),
+            models.CheckConstraint(
+                condition=Q(period_end__gt=F("period_start")), name="billing_invoice_period_dates"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["unit", "-id"], name="billing_invoice_unit_idx"),
+            models.Index(fields=["customer", "-period"], name="billing_invoice_customer_idx"),
+            models.Index(fields=["period", "status"], name="billing_invoice_period_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            stored = Invoice.objects.filter(pk=self.pk).values("status").first()
+            if stored and stored["status"] in ISSUED_STATUSES:
+                fields = kwargs.get("update_fields")
+                if fields is None or set(fields) - {"status", "paid_at"}:
+                    raise ValidationError(_("An issued invoice cannot be changed."))
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        if Invoice.objects.filter(pk=self.pk, status__in=ISSUED_STATUSES).exists():
+            raise ValidationError(_("An issued invoice cannot be deleted."))
+        return super().delete(*args, **kwargs)
+
+
+class InvoiceLineQuerySet(ScopedQuerySet):
+    scope_path = "invoice__unit"
+
+
+class InvoiceLine(models.Model):
+    """One priced line: a tier, a register, a flat price, a rebate or an adjustment difference."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines", db_index=False)
+    position = models.PositiveSmallIntegerField(_("position"))
+    label = models.CharField(_("label"), max_length=100)
+    segment_start = models.DateField(_("from"))
+    tier = models.PositiveSmallIntegerField(_("tier"), null=True, blank=True)
+    kwh = models.IntegerField(_("kWh"))
+    price = models.IntegerField(_("price"))
+    amount = models.BigIntegerField(_("amount"))
+    vat_percent = models.PositiveSmallIntegerField(_("VAT %"))
+
+    objects = InvoiceLineQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("invoice line")
+        verbose_name_plural = _("invoice lines")
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "position"], name="billing_line_position"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.amount}"
+
+
+class InvoiceCounter(models.Model):
+    year = models.PositiveSmallIntegerField(primary_key=True)
+    last = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("invoice counter")
+        verbose_name_plural = _("invoice counters")
+
+    def __str__(self) -> str:
+        return f"{self.year}: {self.last}"
+
+
+# Disputes, re-inspections, corrections ---------------------------------------------------------------
+
+
+class DisputeStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    RESOLVED = "resolved", _("Resolved")
+
+
+class DisputeOutcome(models.TextChoices):
+    CONFIRMED = "confirmed", _("Reading confirmed")
+    CORRECTED = "corrected", _("Reading corrected")
+    METER_FAULT = "meter_fault", _("Meter fault: meter test ordered")
+    WITHDRAWN = "withdrawn", _("Withdrawn by the customer")
+
+
+class DisputeQuerySet(ScopedQuerySet):
+    scope_path = "unit"
+
+    def open(self):
+        return self.filter(status=DisputeStatus.OPEN)
+
+
+class Dispute(models.Model):
+    """A customer contests an invoice or a reading (from a billing complaint ticket). Supply is not cut meanwhile."""
+
+    ticket = models.ForeignKey(
+        "tickets.Ticket", on_delete=models.PROTECT, null=True, blank=True, related_name="disputes"
+    )
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="disputes")
+    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="+", db_index=False)
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="disputes"
+    )
+    reading = models.ForeignKey(
+        MeterReading, on_delete=models.PROTECT, null=True, blank=True, related_name="disputes"
+    )
+    claim = models.TextField(_("what the customer says"))
+    status = models.CharField(_("status"), max_length=10, choices=DisputeStatus.choices, default="open")
+    outcome = models.CharField(_("outcome"), max_length=12, choices=DisputeOutcome.choices, blank=True)
+    opened_at = models.DateTimeField(_("opened at"))
+    opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+
+    objects = DisputeQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("dispute")
+        verbose_name_plural = _("disputes")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(invoice__isnull=False) | Q(reading__isnull=False),
+                name="billing_dispute_has_subject",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="open", outcome="", resolved_at__isnull=True)
+                | Q(status="resolved", resolved_at__isnull=False) & ~Q(outcome=""),
+                name="billing_dispute_outcome_when_resolved",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["unit", "status", "-id"], name="billing_dispute_unit_idx"),
+            models.Index(fields=["customer"], condition=Q(status="open"), name="billing_dispute_open_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.customer_id} {self.get_status_display()}"
+
+
+class ReinspectionReason(models.TextChoices):
+    DISPUTE = "dispute", _("Customer dispute")
+    ANOMALY = "anomaly", _("Consumption rise")
+
+
+class ReinspectionQuerySet(ScopedQuerySet):
+    scope_path = "unit"
+
+    def open(self):
+        return self.filter(done_at__isnull=True)
+
+
+class Reinspection(models.Model):
+    """A re-inspection (*phúc tra*) of a reading for the unit: re-read, evidence, outcome."""
+
+    reading = models.ForeignKey(MeterReading, on_delete=models.PROTECT, related_name="reinspections")
+    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="+", db_index=False)
+    dispute = models.ForeignKey(
+        Dispute, on_delete=models.PROTECT, null=True, blank=True, related_name="reinspections"
+    )
+    reason = models.CharField(_("reason"), max_length=8, choices=ReinspectionReason.choices)
+    rise_percent = models.IntegerField(_("rise over the previous period (%)"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"))
+    reread_value = models.PositiveBigIntegerField(_("re-read register (kWh)"), null=True, blank=True)
+    evidence = models.TextField(_("evidence"), blank=True)
+    evidence_file = models.FileField(_("photo or record"), upload_to="reinspections/%Y/%m", blank=True)
+    outcome = models.CharField(_("outcome"), max_length=12, choices=DisputeOutcome.choices, blank=True)
+    inspector = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    done_at = models.DateTimeField(_("done at"), null=True, blank=True)
+
+    objects = ReinspectionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("re-inspection")
+        verbose_name_plural = _("re-inspections")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(done_at__isnull=True, outcome="") | Q(done_at__isnull=False) & ~Q(outcome=""),
+                name="billing_reinspection_outcome_when_done",
+            ),
+            models.UniqueConstraint(
+                fields=["reading"], condition=Q(reason="anomaly"), name="billing_reinspection_one_anomaly"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["unit", "-id"], condition=Q(done_at__isnull=True), name="billing_reinsp_open_idx"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.get_reason_display()}"
+
+
+class AdjustmentStatus(models.TextChoices):
+    PROPOSED = "proposed", _("Awaiting approval")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+
+
+class AdjustmentQuerySet(ScopedQuerySet):
+    scope_path = "unit"
+
+
+class Adjustment(models.Model):
+    """The correction record (*biên bản*) of an issued invoice and the adjustment invoice it asks for.
+
+    Proposed by one billing clerk, approved by another: the database refuses the same person in both roles.
+    """
+
+    original = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="corrections")
+    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="+", db_index=False)
+    dispute = models.ForeignKey(Dispute, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    corrected_reading = models.ForeignKey(
+        MeterReading, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    record = models.TextField(_("correction record"))
+    kwh = models.IntegerField(_("corrected kWh"))
+    delta_subtotal = models.BigIntegerField(_("difference before VAT"))
+    delta_vat = models.BigIntegerField(_("difference in VAT"))
+    delta_total = models.BigIntegerField(_("difference"))
+    status = models.CharField(_("status"), max_length=8, choices=AdjustmentStatus.choices, default="proposed")
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    proposed_at = models.DateTimeField(_("proposed at"))
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    decision_note = models.TextField(_("decision note"), blank=True)
+    invoice = models.OneToOneField(
+        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="adjustment_record",
+        verbose_name=_("adjustment invoice"),
+    )  # fmt: skip
+
+    objects = AdjustmentQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("adjustment")
+        verbose_name_plural = _("adjustments")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(decided_by__isnull=True) | ~Q(decided_by=F("proposed_by")),
+                name="billing_adjustment_four_eyes",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="proposed", decided_by__isnull=True, invoice__isnull=True)
+                | Q(status="approved", decided_by__isnull=False, invoice__isnull=False)
+                | Q(status="rejected", decided_by__isnull=False, invoice__isnull=True),
+                name="billing_adjustment_decision_complete",
+            ),
+            models.CheckConstraint(
+                condition=Q(delta_total=F("delta_subtotal") + F("delta_vat")),
+                name="billing_adjustment_adds_up",
+            ),
+            models.UniqueConstraint(
+                fields=["original"], condition=Q(status="proposed"), name="billing_adjustment_one_pending"
+            ),
+        ]
+        indexes = [models.Index(fields=["unit", "status", "-id"], name="billing_adjustment_unit_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.original.number} {self.delta_total:+,}"
+
+
+class RefundMethod(models.TextChoices):
+    REFUND = "refund", _("Paid back to the customer")
+    OFFSET = "offset", _("Offset on the next bill")
+
+
+class RefundQuerySet(ScopedQuerySet):
+    scope_path = "unit"
+
+
+class Refund(models.Model):
+    """Money owed back to a customer after a negative adjustment (*thoái hoàn*), and how it was settled."""
+
+    adjustment = models.OneToOneField(Adjustment, on_delete=models.PROTECT, related_name="refund")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="refunds")
+    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="+", db_index=False)
+    amount = models.BigIntegerField(_("amount"))
+    method = models.CharField(_("settled by"), max_length=8, choices=RefundMethod.choices, blank=True)
+    offset_invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="offsets",
+        verbose_name=_("offset on invoice"),
+    )  # fmt: skip
+    settled_at = models.DateTimeField(_("settled at"), null=True, blank=True)
+    settled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reference = models.CharField(_("payment reference"), max_length=100, blank=True)
+    created_at = models.DateTimeField(_("created at"))
+
+    objects = RefundQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("refund")
+        verbose_name_plural = _("refunds")
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="billing_refund_positive"),
+            models.CheckConstraint(
+                condition=Q(method="", settled_at__isnull=True)
+                | Q(method="refund", settled_at__isnull=False)
+                | Q(method="offset", settled_at__isnull=False, offset_invoice__isnull=False),
+                name="billing_refund_settlement_complete",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.amount:,}"
+
+
+# Rebate rounds ------------------------------------------------------------------------------------------
+
+
+class RebateStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    APPLIED = "applied", _("Applied")
+    REVERSED = "reversed", _("Reversed")
+
+
+class RebateProgramme(models.Model):
+    """A government-ordered bill reduction (*giảm tiền điện*): who is eligible, for which bills, how much."""
+
+    name = models.CharField(_("name"), max_length=200)
+    legal_basis = models.CharField(_("legal basis"), max_length=300)
+    customer_types = models.JSONField(
+        _("customer types"), default=list, help_text=_('Empty: every type. E.g. ["residential"].')
+    )
+    units = models.ManyToManyField(Unit, blank=True, related_name="+", help_text=_("Empty: every unit."))
+    period_from = models.DateField(_("first billed month"))
+    period_to = models.DateField(_("last billed month"))
+    min_kwh = models.PositiveIntegerField(_("from kWh"), default=0)
+    max_kwh = models.PositiveIntegerField(_("up to kWh"), null=True, blank=True)
+    status = models.CharField(_("status"), max_length=8, choices=RebateStatus.choices, default="draft")
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("rebate programme")
+        verbose_name_plural = _("rebate programmes")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(period_to__gte=F("period_from")), name="billing_rebate_periods"
+            ),
+            models.CheckConstraint(condition=Q(status__in=RebateStatus.values), name="billing_rebate_status"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self):
+        unknown = set(self.customer_types or []) - set(CustomerType.values)
+        if unknown:
+            raise ValidationError(
+                {"customer_types": _("Unknown customer types: %s") % ", ".join(sorted(unknown))}
+            )
+
+
+class RebateBand(models.Model):
+    """The benefit for bills whose kWh falls from ``from_kwh`` up to (not including) ``to_kwh``."""
+
+    programme = models.ForeignKey(RebateProgramme, on_delete=models.CASCADE, related_name="bands")
+    from_kwh = models.PositiveIntegerField(_("from kWh"), default=0)
+    to_kwh = models.PositiveIntegerField(_("below kWh"), null=True, blank=True)
+    percent = models.DecimalField(_("reduction %"), max_digits=5, decimal_places=2)
+
+    class Meta:
+        verbose_name = _("rebate band")
+        verbose_name_plural = _("rebate bands")
+        ordering = ["programme", "from_kwh"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(percent__gt=0, percent__lte=100), name="billing_rebateband_percent"
+            ),
+            models.CheckConstraint(
+                condition=Q(to_kwh__isnull=True) | Q(to_kwh__gt=F("from_kwh")),
+                name="billing_rebateband_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.from_kwh}–{self.to_kwh or '…'}: {self.percent}%"
+
+
+class RebateApplicationQuerySet(ScopedQuerySet):
+    scope_path = "invoice__unit"
+
+
+class RebateApplication(models.Model):
+    """What one programme took off one invoice. One per programme and invoice: applying twice changes nothing."""
+
+    programme = models.ForeignKey(RebateProgramme, on_delete=models.PROTECT, related_name="applications")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="rebates")
+    percent = models.DecimalField(_("reduction %"), max_digits=5, decimal_places=2)
+    base = models.BigIntegerField(_("amount before VAT"))
+    amount = models.BigIntegerField(_("reduction before VAT"))
+    vat = models.BigIntegerField(_("VAT on the reduction"))
+    applied_at = models.DateTimeField(_("applied at"))
+
+    objects = RebateApplicationQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("rebate application")
+        verbose_name_plural = _("rebate applications")
+        constraints = [
+            models.UniqueConstraint(fields=["programme", "invoice"], name="billing_rebate_once_per_invoice"),
+            models.CheckConstraint(
+                condition=Q(amount__gte=0, vat__gte=0), name="billing_rebate_amount_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.programme_id} → {self.invoice_id}: {self.amount}"
+
+
+# Anomalies ---------------------------------------------------------------------------------------------
+
+
+class AnomalyBandCount(models.Model):
+    """The consumption-rise bands of one period for one unit, as counted by the anomaly job."""
+
+    period = models.DateField(_("period"))
+    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="+")
+    compared = models.PositiveIntegerField(_("customers compared"))
+    below_30 = models.PositiveIntegerField(_("< 30%"))
+    from_30 = models.PositiveIntegerField(_("30–50%"))
+    from_50 = models.PositiveIntegerField(_("50–100%"))
+    from_100 = models.PositiveIntegerField(_("100–300%"))
+    from_300 = models.PositiveIntegerField(_("≥ 300%"))
+    held = models.PositiveIntegerField(_("invoices held"))
+    threshold = models.DecimalField(_("hold threshold (×)"), max_digits=4, decimal_places=2)
+    computed_at = models.DateTimeField(_("computed at"))
+
+    objects = ScopedQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("consumption rise by band")
+        verbose_name_plural = _("consumption rises by band")
+        constraints = [models.UniqueConstraint(fields=["period", "unit"], name="billing_anomaly_once")]
+
+    def __str__(self) -> str:
+        return f"{self.period:%m/%Y} {self.unit_id}"
+
+
+# Audit --------------------------------------------------------------------------------------------------
+
+
+class AuditQuerySet(ScopedQuerySet):
+    scope_path = "unit"
+
+    def update(self, **kwargs):
+        raise ValidationError(_("Audit records cannot be changed."))
+
+    def delete(self):
+        raise ValidationError(_("Audit records cannot be deleted."))
+
+
+class AuditRecord(models.Model):
+    """Who changed what in billing, when, before and after, and why. Written by the services; never edited."""
+
+    at = models.DateTimeField(_("at"))
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("by"),
+    )  # fmt: skip
+    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    action = models.CharField(_("action"), max_length=40)
+    object_type = models.CharField(_("record type"), max_length=40)
+    object_id = models.BigIntegerField(_("record id"), null=True, blank=True)
+    rows = models.PositiveIntegerField(_("rows affected"), default=1)
+    before = models.JSONField(_("before"), default=dict, blank=True)
+    after = models.JSONField(_("after"), default=dict, blank=True)
+    reason = models.TextField(_("reason"), blank=True)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("audit record")
+        verbose_name_plural = _("audit records")
+        indexes = [
+            models.Index(fields=["object_type", "object_id"], name="billing_audit_object_idx"),
+            models.Index(fields=["unit", "-id"], name="billing_audit_unit_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.action} {self.object_type}#{self.object_id}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValidationError(_("Audit records cannot be changed."))
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError(_("Audit records cannot be deleted."))

@@ -50,3 +50,25 @@ BUSINESS_TOU_TABLES: tuple[PriceTable, ...] = (
         tou_prices=(("normal", 3152), ("peak", 5422), ("offpeak", 2015)),
     ),
 )
+
+# Illustrative single-rate prices for the other tariff categories (readings carry one register, so the
+# time-of-use tables above are for examples until three-register readings are taken).
+PRODUCTION_FLAT_TABLES: tuple[PriceTable, ...] = (
+    PriceTable(kind="flat", valid_from=date(2025, 5, 10), tiers=(Tier(None, 1950),)),
+)
+ADMINISTRATIVE_FLAT_TABLES: tuple[PriceTable, ...] = (
+    PriceTable(kind="flat", valid_from=date(2025, 5, 10), tiers=(Tier(None, 2071),)),
+)
+
+TABLES_BY_CATEGORY: dict[str, tuple[PriceTable, ...]] = {
+    "residential": RESIDENTIAL_TABLES,
+    "business": BUSINESS_FLAT_TABLES,
+    "production": PRODUCTION_FLAT_TABLES,
+    "administrative": ADMINISTRATIVE_FLAT_TABLES,
+}
+
+LEGAL_BASIS: dict[date, str] = {
+    date(2023, 11, 9): "Quyết định 2941/QĐ-BCT (08/11/2023)",
+    date(2024, 10, 11): "Quyết định 2699/QĐ-BCT (11/10/2024)",
+    date(2025, 5, 10): "Quyết định 1279/QĐ-BCT (09/05/2025)",
+}

@@ -212,7 +212,7 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "cskh@localhost")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "crm.auth.CachedTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["crm.api.permissions.ScopedModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -265,6 +265,16 @@ LOGGING = {
 }
 
 # Changelists on tables above this many (estimated) rows never run an exact COUNT(*).
+# Seconds a process keeps a user's token, permissions and units (0: re-read on every request).
+TONGDAI_AUTH_CACHE_SECONDS = env_int("TONGDAI_AUTH_CACHE_SECONDS", 30)
+AUTHENTICATION_BACKENDS = ["crm.auth.CachedModelBackend"]
+
+# Billing: a reading above this many times the recent daily average is flagged; a rise of this many times
+# the previous period opens a re-inspection and holds the bill; the ticket categories a dispute comes from.
+TONGDAI_READING_JUMP_FACTOR = float(os.environ.get("TONGDAI_READING_JUMP_FACTOR", "3"))
+TONGDAI_ANOMALY_THRESHOLD = os.environ.get("TONGDAI_ANOMALY_THRESHOLD", "1.3")
+TONGDAI_DISPUTE_CATEGORIES = env_list("TONGDAI_DISPUTE_CATEGORIES", ["billing", "meter"])
+
 TONGDAI_EXACT_COUNT_LIMIT = env_int("TONGDAI_EXACT_COUNT_LIMIT", 10_000)
 # The caller lookup returns at most this many candidates.
 TONGDAI_LOOKUP_LIMIT = env_int("TONGDAI_LOOKUP_LIMIT", 50)

@@ -1,0 +1,1173 @@
+"""Every state change of billing: keyword-only, one transaction, an audit record each.
+
+Runs over a whole city (the billing run, the anomaly scan, rebate rounds) are set-based: the charge of each
+distinct (tariff category, households, kWh) is computed once by the pure function in ``billing.tariff``, and
+the database joins those results to every contract in a few statements.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import Max, Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from billing import reference, tariff
+from billing.models import (
+    ISSUED_STATUSES,
+    Adjustment,
+    AdjustmentStatus,
+    AnomalyBandCount,
+    AuditRecord,
+    BillingRun,
+    Dispute,
+    DisputeOutcome,
+    DisputeStatus,
+    Invoice,
+    InvoiceKind,
+    InvoiceLine,
+    InvoiceStatus,
+    MeterReading,
+    PriceStep,
+    PriceTable,
+    ReadingSource,
+    ReadingStatus,
+    RebateApplication,
+    RebateProgramme,
+    RebateStatus,
+    Refund,
+    RefundMethod,
+    Reinspection,
+    ReinspectionReason,
+    VatRate,
+)
+from crm.models import Unit
+from customers.models import Contract, ContractStatus, MeterAssignment
+
+# Audit --------------------------------------------------------------------------------------------------
+
+
+def audit(*, actor, action: str, obj=None, object_type: str = "", unit_id=None, before=None, after=None,
+          reason: str = "", rows: int = 1) -> AuditRecord:  # fmt: skip
+    return AuditRecord.objects.create(
+        at=timezone.now(),
+        actor=actor if getattr(actor, "pk", None) else None,
+        unit_id=unit_id if unit_id is not None else getattr(obj, "unit_id", None),
+        action=action,
+        object_type=object_type or (obj._meta.model_name if obj is not None else ""),
+        object_id=getattr(obj, "pk", None),
+        rows=rows,
+        before=before or {},
+        after=after or {},
+        reason=reason,
+    )
+
+
+def _actor(actor):
+    return actor if getattr(actor, "pk", None) else None
+
+
+# Tariffs ------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def tariffs_load_reference() -> dict[str, int]:
+    """Load the public price tables and VAT rates (idempotent: existing dates are left as they are)."""
+    created = {"tables": 0, "vat": 0}
+    for category, tables in reference.TABLES_BY_CATEGORY.items():
+        for table in tables:
+            row, was_created = PriceTable.objects.get_or_create(
+                tariff_category=category,
+                valid_from=table.valid_from,
+                defaults={"kind": table.kind, "legal_basis": reference.LEGAL_BASIS.get(table.valid_from, "")},
+            )
+            if was_created:
+                _store_steps(row, table)
+                created["tables"] += 1
+    for rate in reference.VAT_RATES:
+        _row, was_created = VatRate.objects.get_or_create(
+            valid_from=rate.valid_from, defaults={"percent": rate.percent}
+        )
+        created["vat"] += was_created
+    return created
+
+
+def _store_steps(row: PriceTable, table: tariff.PriceTable) -> None:
+    steps = [
+        PriceStep(table=row, position=i, upper_kwh=t.upper_kwh, price=t.price)
+        for i, t in enumerate(table.tiers, 1)
+    ] + [
+        PriceStep(table=row, position=len(table.tiers) + i, register=name, price=price)
+        for i, (name, price) in enumerate(table.tou_prices, 1)
+    ]
+    PriceStep.objects.bulk_create(steps)
+
+
+@transaction.atomic
+def price_table_create(*, actor, tariff_category: str, kind: str, valid_from: dt.date, tiers=(), tou_prices=(),
+                       legal_basis: str = "") -> PriceTable:  # fmt: skip
+    """A new price from a date: checked by the pure model (any number of tiers), stored, audited."""
+    try:
+        shape = tariff.PriceTable(
+            kind=kind, valid_from=valid_from, tiers=tuple(tariff.Tier(u, p) for u, p in tiers),
+            tou_prices=tuple(tou_prices),
+        )  # fmt: skip
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from exc
+    if PriceTable.objects.filter(tariff_category=tariff_category, valid_from=valid_from).exists():
+        raise ValidationError({"valid_from": _("A price table of this category already starts on that day.")})
+    if Invoice.objects.filter(period_end__gt=valid_from, status__in=ISSUED_STATUSES).exists() and (
+        valid_from < timezone.localdate()
+    ):
+        raise ValidationError(
+            {"valid_from": _("Issued bills already cover that day: a new price starts later.")}
+        )
+    row = PriceTable.objects.create(
+        tariff_category=tariff_category, kind=kind, valid_from=valid_from, legal_basis=legal_basis
+    )
+    _store_steps(row, shape)
+    audit(actor=actor, action="price_table.create", obj=row, after={"kind": kind, "valid_from": str(valid_from),
+          "tiers": list(tiers), "tou": list(tou_prices)})  # fmt: skip
+    return row
+
+
+def tables_for(category: str) -> list[tariff.PriceTable]:
+    tables = []
+    for row in PriceTable.objects.filter(tariff_category=category).prefetch_related("steps"):
+        steps = sorted(row.steps.all(), key=lambda s: s.position)
+        tables.append(
+            tariff.PriceTable(
+                kind=row.kind,
+                valid_from=row.valid_from,
+                tiers=tuple(tariff.Tier(s.upper_kwh, s.price) for s in steps if not s.register),
+                tou_prices=tuple((s.register, s.price) for s in steps if s.register),
+            )
+        )
+    if not tables:
+        raise ValidationError(_("No price table for the tariff category %(c)s.") % {"c": category})
+    return tables
+
+
+def vat_rates() -> list[tariff.VatRate]:
+    rates = [tariff.VatRate(valid_from=r.valid_from, percent=r.percent) for r in VatRate.objects.all()]
+    if not rates:
+        raise ValidationError(_("No VAT rate is loaded."))
+    return rates
+
+
+def period_bounds(period: dt.date) -> tuple[dt.date, dt.date]:
+    """A billing period is a calendar month: [first day, first day of the next month)."""
+    if period.day != 1:
+        raise ValidationError({"period": _("A billing period starts on the first day of a month.")})
+    end = (period.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return period, end
+
+
+def charge_for(*, category: str, period: dt.date, kwh: int, households: int = 1) -> tariff.Charge:
+    start, end = period_bounds(period)
+    try:
+        return tariff.compute_charge(
+            start=start, end=end, consumption=kwh, tables=tables_for(category), vat_rates=vat_rates(),
+            households=households,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from exc
+
+
+# Readings -----------------------------------------------------------------------------------------------
+
+
+def _current_assignment(contract: Contract) -> MeterAssignment:
+    assignment = (
+        MeterAssignment.objects.filter(contract=contract, removed_at__isnull=True)
+        .select_related("meter")
+        .first()
+    )
+    if assignment is None:
+        raise ValidationError(_("The contract has no meter installed."))
+    return assignment
+
+
+def _previous_reading(contract: Contract, period: dt.date) -> MeterReading | None:
+    return (
+        MeterReading.objects.current()
+        .filter(contract=contract, period__lt=period)
+        .order_by("-period")
+        .first()
+    )
+
+
+def _average_daily(contract: Contract, period: dt.date, cycles: int = 3) -> Decimal | None:
+    """Average daily kWh of the last ``cycles`` readings before ``period`` (None without history)."""
+    rows = list(
+        MeterReading.objects.current()
+        .filter(contract=contract, period__lt=period)
+        .exclude(source=ReadingSource.ESTIMATED)
+        .order_by("-period")
+        .values_list("period", "kwh")[:cycles]
+    )
+    if not rows:
+        return None
+    days = sum((period_bounds(p)[1] - p).days for p, _kwh in rows)
+    return Decimal(sum(k for _p, k in rows)) / days
+
+
+def _consumption(*, contract, assignment, previous, value: int, rolled_over: bool) -> tuple[int | None, int]:
+    """(previous register, kWh) for a new register ``value``, across a meter replacement or a roll-over."""
+    if previous is None:
+        start = assignment.reading_at_install
+        if value < start:
+            raise ValidationError(
+                {"value": _("The register is below the reading at install (%(v)s).") % {"v": start}}
+            )
+        return start, value - start
+    if previous.meter_id != assignment.meter_id:
+        # The meter was replaced during the period: the old meter's last advance plus the new one's.
+        old = (
+            MeterAssignment.objects.filter(contract=contract, meter_id=previous.meter_id)
+            .order_by("-id")
+            .first()
+        )
+        old_end = old.reading_at_removal if old and old.reading_at_removal is not None else previous.value
+        if value < assignment.reading_at_install:
+            raise ValidationError({"value": _("The register is below the new meter's reading at install.")})
+        return assignment.reading_at_install, max(
+            old_end - previous.value, 0
+        ) + value - assignment.reading_at_install
+    if value >= previous.value:
+        return previous.value, value - previous.value
+    if not rolled_over:
+        raise ValidationError(
+            {"value": _("The register (%(v)s) is below the previous reading (%(p)s). If the meter rolled over, "
+                        "say so.") % {"v": value, "p": previous.value}}
+        )  # fmt: skip
+    digits = max(len(str(previous.value)), 5)
+    return previous.value, value + 10**digits - previous.value
+
+
+def _jump_reason(contract: Contract, period: dt.date, kwh: int) -> str:
+    daily = _average_daily(contract, period)
+    if daily is None or daily == 0:
+        return ""
+    start, end = period_bounds(period)
+    expected = daily * (end - start).days
+    factor = Decimal(str(settings.TONGDAI_READING_JUMP_FACTOR))
+    if kwh > expected * factor and kwh - expected > 50:
+        return _("%(k)s kWh against about %(e)s expected from the last cycles") % {
+            "k": kwh,
+            "e": round(expected),
+        }
+    return ""
+
+
+@transaction.atomic
+def reading_record(*, actor, contract: Contract, period: dt.date, value: int, source: str,
+                   taken_at: dt.datetime | None = None, rolled_over: bool = False) -> MeterReading:  # fmt: skip
+    """Take a period's reading: validated against the previous one, implausible jumps flagged."""
+    period_bounds(period)
+    if source not in ReadingSource.values or source == ReadingSource.REINSPECTION:
+        raise ValidationError({"source": _("Unknown reading source.")})
+    if value is None or int(value) < 0:
+        raise ValidationError({"value": _("A register is a whole number of kWh, not negative.")})
+    contract = Contract.objects.select_related("customer").get(pk=contract.pk)
+    if MeterReading.objects.current().filter(contract=contract, period=period).exists():
+        raise ValidationError(
+            _("This period is already read for the contract: correct that reading instead.")
+        )
+    assignment = _current_assignment(contract)
+    previous = _previous_reading(contract, period)
+    previous_value, kwh = _consumption(
+        contract=contract, assignment=assignment, previous=previous, value=int(value), rolled_over=rolled_over
+    )
+    reason = _jump_reason(contract, period, kwh)
+    reading = MeterReading.objects.create(
+        contract=contract, meter=assignment.meter, unit_id=contract.customer.unit_id, period=period, value=value,
+        previous_value=previous_value, kwh=kwh, source=source,
+        status=ReadingStatus.FLAGGED if reason else ReadingStatus.VALID, flag_reason=reason[:200],
+        reader=_actor(actor), taken_at=taken_at or timezone.now(),
+    )  # fmt: skip
+    audit(actor=actor, action="reading.record", obj=reading,
+          after={"period": str(period), "value": value, "kwh": kwh, "source": source, "flag": reason})  # fmt: skip
+    return reading
+
+
+@transaction.atomic
+def reading_estimate(*, actor, contract: Contract, period: dt.date) -> MeterReading:
+    """A stopped meter: the period is estimated from the average daily use of the previous 3 cycles."""
+    start, end = period_bounds(period)
+    contract = Contract.objects.select_related("customer").get(pk=contract.pk)
+    if MeterReading.objects.current().filter(contract=contract, period=period).exists():
+        raise ValidationError(
+            _("This period is already read for the contract: correct that reading instead.")
+        )
+    daily = _average_daily(contract, period)
+    if daily is None:
+        raise ValidationError(_("No earlier readings to estimate from."))
+    kwh = int((daily * (end - start).days).quantize(Decimal(1), rounding="ROUND_HALF_UP"))
+    assignment = _current_assignment(contract)
+    previous = _previous_reading(contract, period)
+    base = (
+        previous.value
+        if previous and previous.meter_id == assignment.meter_id
+        else assignment.reading_at_install
+    )
+    reading = MeterReading.objects.create(
+        contract=contract, meter=assignment.meter, unit_id=contract.customer.unit_id, period=period,
+        value=base + kwh, previous_value=base, kwh=kwh, source=ReadingSource.ESTIMATED, reader=_actor(actor),
+        taken_at=timezone.now(),
+    )  # fmt: skip
+    audit(actor=actor, action="reading.estimate", obj=reading, after={"period": str(period), "kwh": kwh,
+          "daily": str(daily.quantize(Decimal("0.01")))})  # fmt: skip
+    return reading
+
+
+@transaction.atomic
+def reading_correct(*, actor, reading: MeterReading, value: int, reason: str,
+                    source: str = ReadingSource.REINSPECTION) -> MeterReading:  # fmt: skip
+    """Replace a reading by a corrected one (the old one is kept, superseded). A bill not yet issued is
+    recomputed from it; an issued bill is corrected only by an adjustment invoice."""
+    if not reason.strip():
+        raise ValidationError({"reason": _("Say why the reading is corrected.")})
+    old = MeterReading.objects.select_for_update().get(pk=reading.pk)
+    if old.status == ReadingStatus.SUPERSEDED:
+        raise ValidationError(_("This reading was already corrected."))
+    if value is None or int(value) < (old.previous_value or 0):
+        raise ValidationError({"value": _("The corrected register is below the previous reading.")})
+    kwh = old.kwh + int(value) - old.value
+    if kwh < 0:
+        raise ValidationError({"value": _("The corrected register gives a negative consumption.")})
+    old.status = ReadingStatus.SUPERSEDED
+    old.save(update_fields=["status"])
+    new = MeterReading.objects.create(
+        contract_id=old.contract_id, meter_id=old.meter_id, unit_id=old.unit_id, period=old.period, value=value,
+        previous_value=old.previous_value, kwh=kwh, source=source, reader=_actor(actor), taken_at=timezone.now(),
+        corrects=old,
+    )  # fmt: skip
+    audit(actor=actor, action="reading.correct", obj=new, before={"reading": old.pk, "value": old.value,
+          "kwh": old.kwh}, after={"value": value, "kwh": kwh}, reason=reason)  # fmt: skip
+    for invoice in Invoice.objects.filter(reading=old, status__in=[InvoiceStatus.DRAFT, InvoiceStatus.HELD]):
+        invoice_recompute(actor=actor, invoice=invoice, reading=new, reason=reason)
+    return new
+
+
+# Invoices -----------------------------------------------------------------------------------------------
+
+
+def _take_numbers(year: int, count: int) -> int:
+    """Reserve ``count`` invoice numbers of ``year`` in one statement; returns the first."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO billing_invoicecounter (year, last) VALUES (%s, %s) "
+            "ON CONFLICT (year) DO UPDATE SET last = billing_invoicecounter.last + EXCLUDED.last RETURNING last",
+            [year, count],
+        )
+        (last,) = cursor.fetchone()
+    return last - count + 1
+
+
+def invoice_number(year: int, n: int) -> str:
+    return f"HD{year}-{n:08d}"
+
+
+def _lines(
+    invoice_id: int, charge: tariff.Charge, *, sign: int = 1, start_position: int = 1
+) -> list[InvoiceLine]:
+    return [
+        InvoiceLine(
+            invoice_id=invoice_id,
+            position=start_position + i,
+            label=line.label[:100],
+            segment_start=line.valid_from,
+            tier=line.tier,
+            kwh=sign * line.kwh,
+            price=line.price,
+            amount=sign * line.amount,
+            vat_percent=line.vat_percent,
+        )
+        for i, line in enumerate(charge.lines)
+    ]
+
+
+@dataclass
+class RunResult:
+    run: BillingRun
+    invoices: int
+    without_reading: int
+    held: int
+
+
+def billing_run(*, actor, period: dt.date, unit: Unit | None = None) -> RunResult:
+    """Bill a period for one unit or all: one invoice (with its lines) per active contract that has a
+    current reading and no invoice yet for the period. Set-based; safe to run again (makes the missing ones).
+    """
+    start, end = period_bounds(period)
+    now = timezone.now()
+    with transaction.atomic():
+        run = BillingRun.objects.create(period=period, unit=unit, started_at=now, started_by=_actor(actor))
+        where_unit = "AND r.unit_id = %(unit)s" if unit is not None else ""
+        params = {"period": period, "unit": unit.pk if unit else None, "active": ContractStatus.ACTIVE}
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS billing_run_todo")
+            cursor.execute(
+                f"""
+                CREATE TEMP TABLE billing_run_todo AS
+                SELECT r.id AS reading_id, r.contract_id, c.customer_id, r.unit_id, r.kwh, cu.households,
+                       c.tariff_category, r.status AS reading_status, r.flag_reason
+                FROM billing_meterreading r
+                JOIN customers_contract c ON c.id = r.contract_id
+                JOIN customers_customer cu ON cu.id = c.customer_id
+                WHERE r.period = %(period)s AND r.status <> 'superseded' AND c.status = %(active)s {where_unit}
+                  AND NOT EXISTS (SELECT 1 FROM billing_invoice i WHERE i.contract_id = r.contract_id
+                                  AND i.period = %(period)s AND i.kind = 'regular')
+                """,
+                params,
+            )
+            cursor.execute("SELECT DISTINCT tariff_category, households, kwh FROM billing_run_todo")
+            combos = cursor.fetchall()
+            charges = {}
+            tables = {category: tables_for(category) for category in {c[0] for c in combos}}
+            rates = vat_rates() if combos else []
+            for category, households, kwh in combos:
+                try:
+                    charges[(category, households, kwh)] = tariff.compute_charge(
+                        start=start, end=end, consumption=kwh, tables=tables[category], vat_rates=rates,
+                        households=households,
+                    )  # fmt: skip
+                except ValueError as exc:
+                    raise ValidationError(str(exc)) from exc
+            cursor.execute("DROP TABLE IF EXISTS billing_run_charge")
+            cursor.execute("DROP TABLE IF EXISTS billing_run_line")
+            cursor.execute(
+                "CREATE TEMP TABLE billing_run_charge (tariff_category varchar(16), households integer, "
+                "kwh integer, subtotal bigint, vat bigint, total bigint)"
+            )
+            cursor.execute(
+                "CREATE TEMP TABLE billing_run_line (tariff_category varchar(16), households integer, kwh integer, "
+                "position integer, label varchar(100), segment_start date, tier integer, line_kwh integer, "
+                "price integer, amount bigint, vat_percent integer)"
+            )
+            _insert_rows(cursor, "billing_run_charge", [
+                (cat, hh, kwh, ch.subtotal, ch.vat, ch.total) for (cat, hh, kwh), ch in charges.items()
+            ])  # fmt: skip
+            _insert_rows(cursor, "billing_run_line", [
+                (cat, hh, kwh, i, line.label[:100], line.valid_from, line.tier, line.kwh, line.price, line.amount,
+                 line.vat_percent)
+                for (cat, hh, kwh), ch in charges.items() for i, line in enumerate(ch.lines, 1)
+            ])  # fmt: skip
+            cursor.execute("SELECT COUNT(*) FROM billing_run_todo")
+            (count,) = cursor.fetchone()
+            first = _take_numbers(period.year, count) if count else 0
+            cursor.execute(
+                f"""
+                INSERT INTO billing_invoice (number, kind, contract_id, customer_id, unit_id, period, period_start,
+                    period_end, reading_id, kwh, households, subtotal, vat, total, status, hold_reason, adjusts_id,
+                    run_id, created_at, issued_at, paid_at)
+                SELECT 'HD' || %(year)s || '-' || {_pad8("(%(first)s - 1 + ROW_NUMBER() OVER (ORDER BY t.contract_id))")},
+                       'regular', t.contract_id, t.customer_id, t.unit_id, %(period)s, %(start)s, %(end)s,
+                       t.reading_id, t.kwh, t.households, ch.subtotal, ch.vat, ch.total,
+                       CASE WHEN t.reading_status = 'flagged' THEN 'held' ELSE 'draft' END,
+                       CASE WHEN t.reading_status = 'flagged' THEN substr('Reading flagged: ' || t.flag_reason, 1, 200)
+                            ELSE '' END,
+                       NULL, %(run)s, %(now)s, NULL, NULL
+                FROM billing_run_todo t
+                JOIN billing_run_charge ch ON ch.tariff_category = t.tariff_category
+                     AND ch.households = t.households AND ch.kwh = t.kwh
+                """,
+                {**params, "year": str(period.year), "first": first, "start": start, "end": end, "run": run.pk,
+                 "now": now},
+            )  # fmt: skip
+            cursor.execute(
+                """
+                INSERT INTO billing_invoiceline (invoice_id, position, label, segment_start, tier, kwh, price, amount,
+                    vat_percent)
+                SELECT i.id, l.position, l.label, l.segment_start, l.tier, l.line_kwh, l.price, l.amount, l.vat_percent
+                FROM billing_invoice i
+                JOIN billing_run_todo t ON t.contract_id = i.contract_id
+                JOIN billing_run_line l ON l.tariff_category = t.tariff_category AND l.households = t.households
+                     AND l.kwh = t.kwh
+                WHERE i.run_id = %(run)s
+                """,
+                {"run": run.pk},
+            )
+            cursor.execute(
+                f"""
+                SELECT COUNT(*) FROM customers_contract c JOIN customers_customer cu ON cu.id = c.customer_id
+                WHERE c.status = %(active)s {"AND cu.unit_id = %(unit)s" if unit is not None else ""}
+                  AND NOT EXISTS (SELECT 1 FROM billing_meterreading r WHERE r.contract_id = c.id
+                                  AND r.period = %(period)s AND r.status <> 'superseded')
+                """,
+                params,
+            )
+            (without_reading,) = cursor.fetchone()
+            cursor.execute("SELECT COUNT(*) FROM billing_run_todo WHERE reading_status = 'flagged'")
+            (held,) = cursor.fetchone()
+            for table in ("billing_run_todo", "billing_run_charge", "billing_run_line"):
+                cursor.execute(f"DROP TABLE {table}")
+        run.invoices, run.without_reading, run.held = count, without_reading, held
+        run.finished_at = timezone.now()
+        run.save(update_fields=["invoices", "without_reading", "held", "finished_at"])
+        audit(actor=actor, action="billing.run", obj=run, unit_id=unit.pk if unit else None, rows=count,
+              after={"period": str(period), "invoices": count, "held": held, "without_reading": without_reading})  # fmt: skip
+    return RunResult(run=run, invoices=count, without_reading=without_reading, held=held)
+
+
+def _pad8(expr: str) -> str:
+    """SQL for ``expr`` as eight digits with leading zeros, on PostgreSQL and SQLite."""
+    if connection.vendor == "postgresql":
+        return f"lpad(CAST({expr} AS text), 8, '0')"
+    return f"substr('00000000' || {expr}, -8, 8)"
+
+
+def _insert_rows(cursor, table: str, rows: list[tuple], batch: int = 1000) -> None:
+    if not rows:
+        return
+    width = len(rows[0])
+    for i in range(0, len(rows), batch):
+        chunk = rows[i : i + batch]
+        placeholders = ", ".join("(" + ", ".join(["%s"] * width) + ")" for _row in chunk)
+        cursor.execute(f"INSERT INTO {table} VALUES {placeholders}", [v for row in chunk for v in row])
+
+
+@transaction.atomic
+def invoices_issue(*, actor, period: dt.date, unit: Unit | None = None) -> int:
+    """Issue the period's draft invoices (held ones wait). From here on they cannot change."""
+    invoices = Invoice.objects.filter(period=period, status=InvoiceStatus.DRAFT, kind=InvoiceKind.REGULAR)
+    if unit is not None:
+        invoices = invoices.filter(unit=unit)
+    count = invoices.update(status=InvoiceStatus.ISSUED, issued_at=timezone.now())
+    audit(actor=actor, action="invoice.issue", object_type="invoice", unit_id=unit.pk if unit else None,
+          rows=count, after={"period": str(period)})  # fmt: skip
+    return count
+
+
+@transaction.atomic
+def invoice_issue(*, actor, invoice: Invoice) -> Invoice:
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.status != InvoiceStatus.DRAFT:
+        raise ValidationError(
+            _("Only a draft invoice can be issued (this one is %(s)s).") % {"s": invoice.get_status_display()}
+        )
+    invoice.status, invoice.issued_at = InvoiceStatus.ISSUED, timezone.now()
+    invoice.save(update_fields=["status", "issued_at"])
+    audit(
+        actor=actor,
+        action="invoice.issue",
+        obj=invoice,
+        before={"status": "draft"},
+        after={"status": "issued"},
+    )
+    return invoice
+
+
+@transaction.atomic
+def invoice_hold(*, actor, invoice: Invoice, reason: str) -> Invoice:
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.status != InvoiceStatus.DRAFT:
+        raise ValidationError(_("Only a draft invoice can be held."))
+    if not reason.strip():
+        raise ValidationError({"reason": _("Say why the invoice is held.")})
+    invoice.status, invoice.hold_reason = InvoiceStatus.HELD, reason.strip()[:200]
+    invoice.save(update_fields=["status", "hold_reason"])
+    audit(actor=actor, action="invoice.hold", obj=invoice, before={"status": "draft"}, after={"status": "held"},
+          reason=reason)  # fmt: skip
+    return invoice
+
+
+@transaction.atomic
+def invoice_release(*, actor, invoice: Invoice, reason: str = "") -> Invoice:
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.status != InvoiceStatus.HELD:
+        raise ValidationError(_("Only a held invoice can be released."))
+    if invoice.disputes.filter(status=DisputeStatus.OPEN).exists():
+        raise ValidationError(_("A dispute on this invoice is still open."))
+    if Reinspection.objects.open().filter(reading_id=invoice.reading_id).exists():
+        raise ValidationError(_("A re-inspection of its reading is still open."))
+    before = {"status": "held", "hold_reason": invoice.hold_reason}
+    invoice.status, invoice.hold_reason = InvoiceStatus.DRAFT, ""
+    invoice.save(update_fields=["status", "hold_reason"])
+    audit(
+        actor=actor,
+        action="invoice.release",
+        obj=invoice,
+        before=before,
+        after={"status": "draft"},
+        reason=reason,
+    )
+    return invoice
+
+
+@transaction.atomic
+def invoice_mark_paid(*, actor, invoice: Invoice, at: dt.datetime | None = None) -> Invoice:
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.status != InvoiceStatus.ISSUED:
+        raise ValidationError(_("Only an issued invoice can be paid."))
+    invoice.status, invoice.paid_at = InvoiceStatus.PAID, at or timezone.now()
+    invoice.save(update_fields=["status", "paid_at"])
+    audit(actor=actor, action="invoice.paid", obj=invoice, after={"paid_at": invoice.paid_at.isoformat()})
+    return invoice
+
+
+@transaction.atomic
+def invoice_recompute(*, actor, invoice: Invoice, reading: MeterReading, reason: str) -> Invoice:
+    """Before issue: the bill is computed again from a corrected reading (lines replaced, totals updated)."""
+    invoice = Invoice.objects.select_for_update().select_related("contract").get(pk=invoice.pk)
+    if invoice.status in ISSUED_STATUSES:
+        raise ValidationError(_("An issued invoice cannot be changed: propose an adjustment."))
+    charge = charge_for(category=invoice.contract.tariff_category, period=invoice.period, kwh=reading.kwh,
+                        households=invoice.households)  # fmt: skip
+    before = {"kwh": invoice.kwh, "subtotal": invoice.subtotal, "vat": invoice.vat, "total": invoice.total}
+    rebates = list(invoice.rebates.select_related("programme"))
+    InvoiceLine.objects.filter(invoice=invoice).delete()
+    InvoiceLine.objects.bulk_create(_lines(invoice.pk, charge))
+    invoice.reading, invoice.kwh = reading, reading.kwh
+    invoice.subtotal, invoice.vat, invoice.total = charge.subtotal, charge.vat, charge.total
+    invoice.save(update_fields=["reading", "kwh", "subtotal", "vat", "total"])
+    for application in rebates:  # the reduction follows the corrected amount
+        _apply_rebate_line(invoice, application, recompute=True)
+    audit(actor=actor, action="invoice.recompute", obj=invoice, before=before,
+          after={"kwh": invoice.kwh, "subtotal": invoice.subtotal, "vat": invoice.vat, "total": invoice.total},
+          reason=reason)  # fmt: skip
+    return invoice
+
+
+# Disputes and re-inspections ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def dispute_open(*, actor, ticket, claim: str, invoice: Invoice | None = None,
+                 reading: MeterReading | None = None) -> Dispute:  # fmt: skip
+    """A billing complaint becomes a dispute and a re-inspection item for the unit. A bill not yet issued is
+    held; while the dispute is open the customer's supply must not be cut (the card says so)."""
+    if invoice is None and reading is None:
+        raise ValidationError(_("A dispute is about an invoice or a reading."))
+    if not claim.strip():
+        raise ValidationError({"claim": _("Write what the customer contests.")})
+    if ticket is None or ticket.customer_id is None:
+        raise ValidationError(_("A dispute comes from a customer's billing complaint ticket."))
+    if ticket.category.code not in settings.TONGDAI_DISPUTE_CATEGORIES:
+        raise ValidationError(_("A dispute comes from a billing or reading complaint ticket."))
+    if invoice is not None:
+        if invoice.customer_id != ticket.customer_id:
+            raise ValidationError({"invoice": _("The invoice is not the ticket's customer's.")})
+        reading = reading or invoice.reading
+    if reading is not None and reading.contract.customer_id != ticket.customer_id:
+        raise ValidationError({"reading": _("The reading is not the ticket's customer's.")})
+    customer = ticket.customer
+    dispute = Dispute.objects.create(
+        ticket=ticket, customer=customer, unit_id=customer.unit_id, invoice=invoice, reading=reading,
+        claim=claim.strip(), opened_at=timezone.now(), opened_by=_actor(actor),
+    )  # fmt: skip
+    if reading is not None:
+        Reinspection.objects.create(
+            reading=reading, unit_id=reading.unit_id, dispute=dispute, reason=ReinspectionReason.DISPUTE,
+            created_at=timezone.now(),
+        )  # fmt: skip
+    if invoice is not None and invoice.status == InvoiceStatus.DRAFT:
+        invoice_hold(actor=actor, invoice=invoice, reason=_("Disputed by the customer"))
+    audit(actor=actor, action="dispute.open", obj=dispute, after={"invoice": getattr(invoice, "pk", None),
+          "reading": getattr(reading, "pk", None), "ticket": ticket.number}, reason=claim)  # fmt: skip
+    return dispute
+
+
+@transaction.atomic
+def reinspection_record(*, actor, item: Reinspection, outcome: str, reread_value: int | None = None,
+                        evidence: str = "") -> Reinspection:  # fmt: skip
+    """The unit's re-inspection result. Corrected: the reading is replaced (and a bill not yet issued recomputed).
+    Meter fault: a meter test ticket is opened for the unit."""
+    item = Reinspection.objects.select_for_update().select_related("reading", "dispute").get(pk=item.pk)
+    if item.done_at is not None:
+        raise ValidationError(_("This re-inspection is already recorded."))
+    if outcome not in {DisputeOutcome.CONFIRMED, DisputeOutcome.CORRECTED, DisputeOutcome.METER_FAULT}:
+        raise ValidationError({"outcome": _("Choose: confirmed, corrected or meter fault.")})
+    if reread_value is None and outcome != DisputeOutcome.METER_FAULT:
+        raise ValidationError({"reread_value": _("Write the register read on site.")})
+    if (
+        outcome == DisputeOutcome.CONFIRMED
+        and reread_value is not None
+        and reread_value != item.reading.value
+    ):
+        raise ValidationError(
+            {"reread_value": _("The register differs from the reading: the outcome is corrected.")}
+        )
+    if not evidence.strip():
+        raise ValidationError({"evidence": _("Describe the evidence (photo, seal, witness).")})
+    item.outcome, item.reread_value, item.evidence = outcome, reread_value, evidence.strip()
+    item.inspector, item.done_at = _actor(actor), timezone.now()
+    item.save(update_fields=["outcome", "reread_value", "evidence", "inspector", "done_at"])
+    audit(actor=actor, action="reinspection.record", obj=item, after={"outcome": outcome, "reread": reread_value},
+          reason=evidence)  # fmt: skip
+    corrected = None
+    if outcome == DisputeOutcome.CORRECTED:
+        corrected = reading_correct(actor=actor, reading=item.reading, value=reread_value,
+                                    reason=_("Re-inspection #%(n)s") % {"n": item.pk})  # fmt: skip
+    elif outcome == DisputeOutcome.METER_FAULT:
+        _open_meter_test(actor=actor, item=item)
+    dispute = item.dispute
+    if dispute is not None and dispute.status == DisputeStatus.OPEN:
+        issued = dispute.invoice is not None and dispute.invoice.status in ISSUED_STATUSES
+        if outcome == DisputeOutcome.CONFIRMED or (outcome == DisputeOutcome.CORRECTED and not issued):
+            dispute_resolve(actor=actor, dispute=dispute, outcome=outcome)
+        # An issued bill with a corrected reading stays disputed until its adjustment is approved.
+    elif (
+        corrected is None
+        and item.reason == ReinspectionReason.ANOMALY
+        and outcome == DisputeOutcome.CONFIRMED
+    ):
+        for invoice in Invoice.objects.filter(reading=item.reading, status=InvoiceStatus.HELD):
+            invoice_release(actor=actor, invoice=invoice, reason=_("Rise confirmed on site"))
+    if corrected is not None and item.reason == ReinspectionReason.ANOMALY:
+        for invoice in Invoice.objects.filter(reading=corrected, status=InvoiceStatus.HELD):
+            invoice_release(actor=actor, invoice=invoice, reason=_("Reading corrected on site"))
+    return item
+
+
+def _open_meter_test(*, actor, item: Reinspection) -> None:
+    from tickets.models import Category
+    from tickets.services import ticket_open
+
+    category = Category.objects.filter(code="meter", is_active=True).first()
+    reading = item.reading
+    if category is None:
+        return
+    ticket_open(
+        actor=actor, category=category, channel="portal", customer=reading.contract.customer,
+        contract=reading.contract,
+        description=_("Meter test after re-inspection #%(n)s (meter %(m)s)") % {"n": item.pk, "m": reading.meter.serial},
+    )  # fmt: skip
+
+
+@transaction.atomic
+def dispute_resolve(*, actor, dispute: Dispute, outcome: str) -> Dispute:
+    dispute = Dispute.objects.select_for_update().get(pk=dispute.pk)
+    if dispute.status != DisputeStatus.OPEN:
+        raise ValidationError(_("This dispute is already resolved."))
+    if outcome not in DisputeOutcome.values:
+        raise ValidationError({"outcome": _("Unknown outcome.")})
+    dispute.status, dispute.outcome, dispute.resolved_at = DisputeStatus.RESOLVED, outcome, timezone.now()
+    dispute.save(update_fields=["status", "outcome", "resolved_at"])
+    invoice = dispute.invoice
+    if (
+        invoice is not None
+        and invoice.status == InvoiceStatus.HELD
+        and not Reinspection.objects.open().filter(reading_id=invoice.reading_id).exists()
+    ):
+        invoice_release(actor=actor, invoice=invoice, reason=_("Dispute resolved"))
+    audit(actor=actor, action="dispute.resolve", obj=dispute, before={"status": "open"},
+          after={"status": "resolved", "outcome": outcome})  # fmt: skip
+    return dispute
+
+
+# Adjustments and refunds --------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def adjustment_propose(*, actor, invoice: Invoice, record: str, reading: MeterReading | None = None,
+                       kwh: int | None = None, dispute: Dispute | None = None) -> Adjustment:  # fmt: skip
+    """After issue, a correction record (*biên bản*) proposes an adjustment invoice for the difference."""
+    invoice = Invoice.objects.select_related("contract").get(pk=invoice.pk)
+    if invoice.kind != InvoiceKind.REGULAR or invoice.status not in ISSUED_STATUSES:
+        raise ValidationError(_("Only an issued bill is adjusted; a draft one is recomputed."))
+    if not record.strip():
+        raise ValidationError({"record": _("Write the correction record.")})
+    if reading is not None:
+        kwh = reading.kwh
+    if kwh is None or kwh < 0:
+        raise ValidationError({"kwh": _("Give the corrected consumption.")})
+    if Adjustment.objects.filter(original=invoice, status=AdjustmentStatus.PROPOSED).exists():
+        raise ValidationError(_("An adjustment of this invoice is already awaiting approval."))
+    charge = charge_for(category=invoice.contract.tariff_category, period=invoice.period, kwh=kwh,
+                        households=invoice.households)  # fmt: skip
+    current = _current_total(invoice)
+    new_subtotal, new_vat = charge.subtotal, charge.vat
+    for application in invoice.rebates.all():  # the reduction applies to the corrected bill as it did before
+        amount = _rebate_amount(new_subtotal, application.percent)
+        new_subtotal -= amount
+        new_vat -= _vat_of(amount, invoice)
+    delta_subtotal, delta_vat = new_subtotal - current["subtotal"], new_vat - current["vat"]
+    if delta_subtotal == 0 and delta_vat == 0:
+        raise ValidationError(_("The corrected consumption gives the same amount: nothing to adjust."))
+    adjustment = Adjustment.objects.create(
+        original=invoice, unit_id=invoice.unit_id, dispute=dispute, corrected_reading=reading, record=record.strip(),
+        kwh=kwh, delta_subtotal=delta_subtotal, delta_vat=delta_vat, delta_total=delta_subtotal + delta_vat,
+        proposed_by=actor, proposed_at=timezone.now(),
+    )  # fmt: skip
+    audit(actor=actor, action="adjustment.propose", obj=adjustment, before=current,
+          after={"kwh": kwh, "delta_total": adjustment.delta_total}, reason=record)  # fmt: skip
+    return adjustment
+
+
+def _current_total(invoice: Invoice) -> dict:
+    """The original's amounts with every approved adjustment so far."""
+    totals = {"subtotal": invoice.subtotal, "vat": invoice.vat}
+    for adj in invoice.adjustments.filter(kind=InvoiceKind.ADJUSTMENT):
+        totals["subtotal"] += adj.subtotal
+        totals["vat"] += adj.vat
+    return totals
+
+
+@transaction.atomic
+def adjustment_decide(*, actor, adjustment: Adjustment, approve: bool, note: str = "") -> Adjustment:
+    """A second billing clerk approves (the adjustment invoice is issued, a refund opened when negative) or
+    rejects. The proposer can never decide their own adjustment, and the database refuses it too."""
+    adjustment = Adjustment.objects.select_for_update().select_related("original").get(pk=adjustment.pk)
+    if adjustment.status != AdjustmentStatus.PROPOSED:
+        raise ValidationError(_("This adjustment is already decided."))
+    if getattr(actor, "pk", None) is None or actor.pk == adjustment.proposed_by_id:
+        raise ValidationError(
+            _("An adjustment is approved by another billing clerk than the one who proposed it.")
+        )
+    if not approve and not note.strip():
+        raise ValidationError({"note": _("Say why the adjustment is rejected.")})
+    now = timezone.now()
+    adjustment.decided_by, adjustment.decided_at, adjustment.decision_note = actor, now, note.strip()
+    if not approve:
+        adjustment.status = AdjustmentStatus.REJECTED
+        adjustment.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+        audit(actor=actor, action="adjustment.reject", obj=adjustment, reason=note)
+        return adjustment
+    original = adjustment.original
+    first = _take_numbers(now.year, 1)
+    invoice = Invoice.objects.create(
+        number=invoice_number(now.year, first), kind=InvoiceKind.ADJUSTMENT, contract_id=original.contract_id,
+        customer_id=original.customer_id, unit_id=original.unit_id, period=original.period,
+        period_start=original.period_start, period_end=original.period_end,
+        reading=adjustment.corrected_reading, kwh=adjustment.kwh - original.kwh, households=original.households,
+        subtotal=adjustment.delta_subtotal, vat=adjustment.delta_vat, total=adjustment.delta_total,
+        status=InvoiceStatus.DRAFT, adjusts=original, created_at=now,
+    )  # fmt: skip
+    InvoiceLine.objects.create(
+        invoice=invoice, position=1, label=_("Adjustment of %(n)s") % {"n": original.number},
+        segment_start=original.period_start, tier=None, kwh=invoice.kwh, price=0, amount=adjustment.delta_subtotal,
+        vat_percent=_vat_percent(original),
+    )  # fmt: skip
+    invoice.status, invoice.issued_at = InvoiceStatus.ISSUED, now
+    invoice.save(update_fields=["status", "issued_at"])
+    adjustment.status, adjustment.invoice = AdjustmentStatus.APPROVED, invoice
+    adjustment.save(update_fields=["status", "decided_by", "decided_at", "decision_note", "invoice"])
+    if adjustment.delta_total < 0:
+        Refund.objects.create(
+            adjustment=adjustment, customer_id=original.customer_id, unit_id=original.unit_id,
+            amount=-adjustment.delta_total, created_at=now,
+        )  # fmt: skip
+    audit(actor=actor, action="adjustment.approve", obj=adjustment, after={"invoice": invoice.number,
+          "delta_total": adjustment.delta_total}, reason=note)  # fmt: skip
+    if adjustment.dispute_id and adjustment.dispute.status == DisputeStatus.OPEN:
+        dispute_resolve(actor=actor, dispute=adjustment.dispute, outcome=DisputeOutcome.CORRECTED)
+    return adjustment
+
+
+@transaction.atomic
+def refund_settle(*, actor, refund: Refund, method: str, reference: str = "",
+                  offset_invoice: Invoice | None = None) -> Refund:  # fmt: skip
+    """Money back (with the payment reference) or an offset on the customer's next bill, recorded which."""
+    refund = Refund.objects.select_for_update().get(pk=refund.pk)
+    if refund.method:
+        raise ValidationError(_("This refund is already settled."))
+    if method == RefundMethod.REFUND:
+        if not reference.strip():
+            raise ValidationError({"reference": _("Give the payment reference.")})
+    elif method == RefundMethod.OFFSET:
+        if offset_invoice is None:
+            raise ValidationError({"offset_invoice": _("Choose the next bill to offset.")})
+        offset_invoice = Invoice.objects.select_for_update().get(pk=offset_invoice.pk)
+        if offset_invoice.customer_id != refund.customer_id or offset_invoice.kind != InvoiceKind.REGULAR:
+            raise ValidationError({"offset_invoice": _("The bill is not the customer's.")})
+        if offset_invoice.status not in (InvoiceStatus.DRAFT, InvoiceStatus.HELD):
+            raise ValidationError({"offset_invoice": _("Only a bill not yet issued can take an offset.")})
+        if refund.amount > offset_invoice.total:
+            raise ValidationError({"offset_invoice": _("The refund is larger than that bill.")})
+        position = (offset_invoice.lines.aggregate(m=Max("position"))["m"] or 0) + 1
+        InvoiceLine.objects.create(
+            invoice=offset_invoice, position=position, label=_("Refund offset (adjustment %(n)s)") % {"n": refund.adjustment_id},
+            segment_start=offset_invoice.period_start, tier=None, kwh=0, price=0, amount=-refund.amount,
+            vat_percent=0,
+        )  # fmt: skip
+        offset_invoice.subtotal -= refund.amount
+        offset_invoice.total -= refund.amount
+        offset_invoice.save(update_fields=["subtotal", "total"])
+    else:
+        raise ValidationError({"method": _("Choose a refund or an offset.")})
+    refund.method, refund.reference, refund.offset_invoice = method, reference.strip(), offset_invoice
+    refund.settled_at, refund.settled_by = timezone.now(), _actor(actor)
+    refund.save(update_fields=["method", "reference", "offset_invoice", "settled_at", "settled_by"])
+    audit(actor=actor, action="refund.settle", obj=refund, after={"method": method, "amount": refund.amount,
+          "offset_invoice": getattr(offset_invoice, "number", None), "reference": reference})  # fmt: skip
+    return refund
+
+
+# Rebate rounds ------------------------------------------------------------------------------------------
+
+
+def _vat_percent(invoice: Invoice) -> int:
+    return invoice.lines.aggregate(m=Max("vat_percent"))["m"] or 0
+
+
+def _vat_of(amount: int, invoice: Invoice) -> int:
+    return tariff.round_half_up(Decimal(amount) * _vat_percent(invoice) / 100)
+
+
+def _rebate_amount(subtotal: int, percent: Decimal) -> int:
+    return tariff.round_half_up(Decimal(subtotal) * Decimal(percent) / 100)
+
+
+def _eligible_sql(programme: RebateProgramme) -> tuple[str, list]:
+    """FROM … WHERE over the invoices a programme applies to (not yet issued, in its months, types, units,
+    kWh), with the band's percent as ``pct``."""
+    bands = list(programme.bands.order_by("from_kwh"))
+    if not bands:
+        raise ValidationError(_("The programme has no benefit bands."))
+    case = " ".join(
+        "WHEN i.kwh >= %s" + (" AND i.kwh < %s" if b.to_kwh is not None else "") + " THEN %s" for b in bands
+    )
+    params: list = []
+    for b in bands:
+        params += [b.from_kwh] + ([b.to_kwh] if b.to_kwh is not None else []) + [b.percent]
+    where = [
+        "i.kind = 'regular'",
+        "i.status IN ('draft', 'held')",
+        "i.period >= %s",
+        "i.period <= %s",
+        "i.kwh >= %s",
+    ]
+    where_params: list = [programme.period_from, programme.period_to, programme.min_kwh]
+    if programme.max_kwh is not None:
+        where.append("i.kwh <= %s")
+        where_params.append(programme.max_kwh)
+    types = list(programme.customer_types or [])
+    if types:
+        where.append(f"cu.customer_type IN ({', '.join(['%s'] * len(types))})")
+        where_params += types
+    units = list(programme.units.values_list("pk", flat=True))
+    if units:
+        where.append(f"i.unit_id IN ({', '.join(['%s'] * len(units))})")
+        where_params += units
+    where.append(
+        "NOT EXISTS (SELECT 1 FROM billing_rebateapplication a WHERE a.invoice_id = i.id AND a.programme_id = %s)"
+    )
+    where_params.append(programme.pk)
+    sql = (
+        f"FROM (SELECT i.id, i.unit_id, i.subtotal, i.kwh, CASE {case} END AS pct FROM billing_invoice i "
+        f"JOIN customers_customer cu ON cu.id = i.customer_id WHERE {' AND '.join(where)}) e WHERE e.pct IS NOT NULL"
+    )
+    return sql, params + where_params
+
+
+def _round_sql(expr: str) -> str:
+    """Round half up to a whole number, the same on PostgreSQL and SQLite (amounts are never negative here)."""
+    return (
+        f"CAST(({expr}) + 0.5 AS BIGINT)"
+        if connection.vendor == "sqlite"
+        else f"FLOOR(({expr}) + 0.5)::bigint"
+    )
+
+
+def rebate_dry_run(*, programme: RebateProgramme) -> dict:
+    """Who would get how much: counts and totals by unit and band, without writing anything."""
+    sql, params = _eligible_sql(programme)
+    amount = _round_sql("e.subtotal * e.pct / 100.0")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT e.unit_id, e.pct, COUNT(*), SUM({amount}), SUM(e.subtotal) {sql} GROUP BY e.unit_id, e.pct "
+            "ORDER BY e.unit_id, e.pct",
+            params,
+        )
+        rows = cursor.fetchall()
+    units = dict(Unit.objects.filter(pk__in={r[0] for r in rows}).values_list("pk", "code"))
+    by_unit: dict = defaultdict(lambda: {"invoices": 0, "amount": 0})
+    lines = []
+    for unit_id, pct, count, total, base in rows:
+        lines.append({"unit": units.get(unit_id, unit_id), "percent": Decimal(pct), "invoices": count,
+                      "amount": int(total), "base": int(base)})  # fmt: skip
+        by_unit[units.get(unit_id, unit_id)]["invoices"] += count
+        by_unit[units.get(unit_id, unit_id)]["amount"] += int(total)
+    return {
+        "lines": lines,
+        "by_unit": dict(by_unit),
+        "invoices": sum(line["invoices"] for line in lines),
+        "amount": sum(line["amount"] for line in lines),
+    }
+
+
+@transaction.atomic
+def rebate_apply(*, actor, programme: RebateProgramme) -> dict:
+    """Apply a programme to every eligible bill not yet issued, set-based. Running it again changes nothing
+    (one application per programme and invoice); ``rebate_reverse`` undoes it on bills still not issued."""
+    programme = RebateProgramme.objects.select_for_update().get(pk=programme.pk)
+    if programme.status == RebateStatus.REVERSED:
+        raise ValidationError(_("A reversed programme is not applied again: create a new one."))
+    sql, params = _eligible_sql(programme)
+    now = timezone.now()
+    amount = _round_sql("e.subtotal * e.pct / 100.0")
+    vat_pct = "(SELECT MAX(l.vat_percent) FROM billing_invoiceline l WHERE l.invoice_id = e.id)"
+    vat = _round_sql(f"{amount} * COALESCE({vat_pct}, 0) / 100.0")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO billing_rebateapplication (programme_id, invoice_id, percent, base, amount, vat, applied_at) "
+            f"SELECT %s, e.id, e.pct, e.subtotal, {amount}, {vat}, %s {sql}",
+            [programme.pk, now, *params],
+        )
+        count = cursor.rowcount
+        cursor.execute(
+            "INSERT INTO billing_invoiceline (invoice_id, position, label, segment_start, tier, kwh, price, amount, "
+            "vat_percent) "
+            "SELECT a.invoice_id, (SELECT MAX(l.position) FROM billing_invoiceline l WHERE l.invoice_id = a.invoice_id) + 1, "
+            "%s, i.period_start, NULL, 0, 0, -a.amount, "
+            "COALESCE((SELECT MAX(l.vat_percent) FROM billing_invoiceline l WHERE l.invoice_id = a.invoice_id), 0) "
+            "FROM billing_rebateapplication a JOIN billing_invoice i ON i.id = a.invoice_id "
+            "WHERE a.programme_id = %s AND a.applied_at = %s",
+            [f"Rebate: {programme.name}"[:100], programme.pk, now],
+        )
+        cursor.execute(
+            "UPDATE billing_invoice SET subtotal = subtotal - a.amount, vat = vat - a.vat, total = total - a.amount - a.vat "
+            "FROM billing_rebateapplication a WHERE a.invoice_id = billing_invoice.id AND a.programme_id = %s "
+            "AND a.applied_at = %s",
+            [programme.pk, now],
+        )
+    totals = RebateApplication.objects.filter(programme=programme, applied_at=now).aggregate(
+        amount=Sum("amount"), vat=Sum("vat")
+    )
+    if programme.status != RebateStatus.APPLIED:
+        programme.status = RebateStatus.APPLIED
+        programme.save(update_fields=["status"])
+    audit(actor=actor, action="rebate.apply", obj=programme, object_type="rebateprogramme", rows=count,
+          after={"invoices": count, "amount": totals["amount"] or 0, "vat": totals["vat"] or 0})  # fmt: skip
+    return {"invoices": count, "amount": totals["amount"] or 0, "vat": totals["vat"] or 0}
+
+
+def _apply_rebate_line(invoice: Invoice, application: RebateApplication, *, recompute: bool) -> None:
+    """After a recompute: the programme's reduction again, on the new amount."""
+    amount = _rebate_amount(invoice.subtotal, application.percent)
+    vat = _vat_of(amount, invoice)
+    position = (invoice.lines.aggregate(m=Max("position"))["m"] or 0) + 1
+    InvoiceLine.objects.create(
+        invoice=invoice, position=position, label=f"Rebate: {application.programme.name}"[:100],
+        segment_start=invoice.period_start, tier=None, kwh=0, price=0, amount=-amount, vat_percent=_vat_percent(invoice),
+    )  # fmt: skip
+    application.base, application.amount, application.vat = invoice.subtotal, amount, vat
+    application.save(update_fields=["base", "amount", "vat"])
+    invoice.subtotal -= amount
+    invoice.vat -= vat
+    invoice.total = invoice.subtotal + invoice.vat
+    invoice.save(update_fields=["subtotal", "vat", "total"])
+
+
+@transaction.atomic
+def rebate_reverse(*, actor, programme: RebateProgramme) -> dict:
+    """Take a programme back off every bill not yet issued. Bills already issued keep it (an adjustment would
+    be needed); they are counted and reported."""
+    programme = RebateProgramme.objects.select_for_update().get(pk=programme.pk)
+    if programme.status != RebateStatus.APPLIED:
+        raise ValidationError(_("Only an applied programme can be reversed."))
+    label = f"Rebate: {programme.name}"[:100]
+    open_ = RebateApplication.objects.filter(programme=programme, invoice__status__in=["draft", "held"])
+    issued = RebateApplication.objects.filter(
+        programme=programme, invoice__status__in=ISSUED_STATUSES
+    ).count()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE billing_invoice SET subtotal = subtotal + a.amount, vat = vat + a.vat, total = total + a.amount + a.vat "
+            "FROM billing_rebateapplication a WHERE a.invoice_id = billing_invoice.id AND a.programme_id = %s "
+            "AND billing_invoice.status IN ('draft', 'held')",
+            [programme.pk],
+        )
+        reversed_count = cursor.rowcount
+        cursor.execute(
+            "DELETE FROM billing_invoiceline WHERE label = %s AND invoice_id IN (SELECT a.invoice_id FROM "
+            "billing_rebateapplication a JOIN billing_invoice i ON i.id = a.invoice_id WHERE a.programme_id = %s "
+            "AND i.status IN ('draft', 'held'))",
+            [label, programme.pk],
+        )
+    open_.delete()
+    programme.status = RebateStatus.REVERSED if not issued else RebateStatus.APPLIED
+    programme.save(update_fields=["status"])
+    audit(actor=actor, action="rebate.reverse", obj=programme, object_type="rebateprogramme", rows=reversed_count,
+          after={"reversed": reversed_count, "kept_on_issued": issued})  # fmt: skip
+    return {"reversed": reversed_count, "kept_on_issued": issued}
+
+
+# Consumption anomalies ----------------------------------------------------------------------------------
+
+BANDS = (("below_30", None, 30), ("from_30", 30, 50), ("from_50", 50, 100), ("from_100", 100, 300),
+         ("from_300", 300, None))  # fmt: skip
+
+
+def anomaly_scan(
+    *, actor, period: dt.date, unit: Unit | None = None, threshold: Decimal | None = None
+) -> dict:
+    """Compare each contract's consumption with the previous period: count the rises per unit in bands, open a
+    re-inspection and hold the bill of every customer at ``threshold``× or more. Safe to run again."""
+    threshold = Decimal(str(threshold or settings.TONGDAI_ANOMALY_THRESHOLD))
+    if threshold <= 1:
+        raise ValidationError({"threshold": _("The threshold is a rise: more than 1×.")})
+    start, _end = period_bounds(period)
+    previous = (start - dt.timedelta(days=1)).replace(day=1)
+    now = timezone.now()
+    where_unit = "AND c.unit_id = %(unit)s" if unit is not None else ""
+    params = {"period": period, "previous": previous, "unit": unit.pk if unit else None,
+              "threshold": threshold, "now": now}  # fmt: skip
+    rise = "(c.kwh - p.kwh) * 100.0 / p.kwh"
+    band_sums = ", ".join(
+        f"SUM(CASE WHEN {rise} {'>= ' + str(lo) if lo is not None else '>= -1e18'}"
+        f"{' AND ' + rise + ' < ' + str(hi) if hi is not None else ''} THEN 1 ELSE 0 END)"
+        for _name, lo, hi in BANDS
+    )
+    pairs = f"""
+        FROM billing_meterreading c
+        JOIN billing_meterreading p ON p.contract_id = c.contract_id AND p.period = %(previous)s
+             AND p.status <> 'superseded'
+        WHERE c.period = %(period)s AND c.status <> 'superseded' AND p.kwh > 0 {where_unit}
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SELECT c.unit_id, COUNT(*), {band_sums} {pairs} GROUP BY c.unit_id", params)
+        counts = cursor.fetchall()
+        cursor.execute(
+            "INSERT INTO billing_reinspection (reading_id, unit_id, dispute_id, reason, rise_percent, created_at, "
+            "reread_value, evidence, evidence_file, outcome, inspector_id, done_at) "
+            f"SELECT c.id, c.unit_id, NULL, 'anomaly', CAST({rise} AS INTEGER), %(now)s, NULL, '', '', '', NULL, NULL "
+            f"{pairs} AND c.kwh >= p.kwh * %(threshold)s "
+            "AND NOT EXISTS (SELECT 1 FROM billing_reinspection x WHERE x.reading_id = c.id AND x.reason = 'anomaly')",
+            params,
+        )
+        opened = cursor.rowcount
+        cursor.execute(
+            "UPDATE billing_invoice SET status = 'held', hold_reason = %(reason)s "
+            "WHERE status = 'draft' AND kind = 'regular' AND period = %(period)s AND reading_id IN ("
+            f"SELECT c.id {pairs} AND c.kwh >= p.kwh * %(threshold)s)",
+            {
+                **params,
+                "reason": (_("Consumption rose %(t)s× or more: re-inspection") % {"t": threshold})[:200],
+            },
+        )
+        held_now = cursor.rowcount
+        cursor.execute(
+            "SELECT i.unit_id, COUNT(*) FROM billing_invoice i JOIN billing_reinspection x ON x.reading_id = i.reading_id "
+            "AND x.reason = 'anomaly' WHERE i.period = %(period)s AND i.status = 'held' AND i.kind = 'regular' "
+            + ("AND i.unit_id = %(unit)s " if unit is not None else "")
+            + "GROUP BY i.unit_id",
+            params,
+        )
+        held_by_unit = dict(cursor.fetchall())
+        for row in counts:
+            unit_id, compared, *bands = row
+            AnomalyBandCount.objects.update_or_create(
+                period=period, unit_id=unit_id,
+                defaults={"compared": compared, **{name: int(n or 0) for (name, _lo, _hi), n in zip(BANDS, bands, strict=True)},
+                          "held": held_by_unit.get(unit_id, 0), "threshold": threshold, "computed_at": now},
+            )  # fmt: skip
+        audit(actor=actor, action="anomaly.scan", object_type="meterreading", unit_id=unit.pk if unit else None,
+              rows=opened, after={"period": str(period), "threshold": str(threshold), "reinspections": opened,
+                                  "held": held_now})  # fmt: skip
+    return {
+        "units": len(counts),
+        "compared": sum(r[1] for r in counts),
+        "reinspections": opened,
+        "held": held_now,
+        "bands": {name: sum(int(r[2 + i] or 0) for r in counts) for i, (name, _lo, _hi) in enumerate(BANDS)},
+    }

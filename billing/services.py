@@ -15,7 +15,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Max, Sum
+from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -681,7 +681,11 @@ def reinspection_record(*, actor, item: Reinspection, outcome: str, reread_value
                         evidence: str = "") -> Reinspection:  # fmt: skip
     """The unit's re-inspection result. Corrected: the reading is replaced (and a bill not yet issued recomputed).
     Meter fault: a meter test ticket is opened for the unit."""
-    item = Reinspection.objects.select_for_update().select_related("reading", "dispute").get(pk=item.pk)
+    item = (
+        Reinspection.objects.select_for_update(of=("self",))
+        .select_related("reading", "dispute")
+        .get(pk=item.pk)
+    )
     if item.done_at is not None:
         raise ValidationError(_("This re-inspection is already recorded."))
     if outcome not in {DisputeOutcome.CONFIRMED, DisputeOutcome.CORRECTED, DisputeOutcome.METER_FAULT}:
@@ -1025,14 +1029,19 @@ def rebate_apply(*, actor, programme: RebateProgramme) -> dict:
             [f"Rebate: {programme.name}"[:100], programme.pk, now],
         )
         cursor.execute(
-            "UPDATE billing_invoice SET subtotal = subtotal - a.amount, vat = vat - a.vat, total = total - a.amount - a.vat "
+            "UPDATE billing_invoice SET subtotal = billing_invoice.subtotal - a.amount, vat = billing_invoice.vat - a.vat, "
+            "total = billing_invoice.total - a.amount - a.vat "
             "FROM billing_rebateapplication a WHERE a.invoice_id = billing_invoice.id AND a.programme_id = %s "
             "AND a.applied_at = %s",
             [programme.pk, now],
         )
-    totals = RebateApplication.objects.filter(programme=programme, applied_at=now).aggregate(
-        amount=Sum("amount"), vat=Sum("vat")
-    )
+        cursor.execute(
+            "SELECT COALESCE(SUM(amount), 0), COALESCE(SUM(vat), 0) FROM billing_rebateapplication "
+            "WHERE programme_id = %s AND applied_at = %s",
+            [programme.pk, now],
+        )
+        amount_total, vat_total = cursor.fetchone()
+    totals = {"amount": int(amount_total), "vat": int(vat_total)}
     if programme.status != RebateStatus.APPLIED:
         programme.status = RebateStatus.APPLIED
         programme.save(update_fields=["status"])
@@ -1072,7 +1081,8 @@ def rebate_reverse(*, actor, programme: RebateProgramme) -> dict:
     ).count()
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE billing_invoice SET subtotal = subtotal + a.amount, vat = vat + a.vat, total = total + a.amount + a.vat "
+            "UPDATE billing_invoice SET subtotal = billing_invoice.subtotal + a.amount, vat = billing_invoice.vat + a.vat, "
+            "total = billing_invoice.total + a.amount + a.vat "
             "FROM billing_rebateapplication a WHERE a.invoice_id = billing_invoice.id AND a.programme_id = %s "
             "AND billing_invoice.status IN ('draft', 'held')",
             [programme.pk],

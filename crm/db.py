@@ -75,7 +75,12 @@ def insert_parts(instance, *, expressions: dict[str, str] | None = None, connect
             continue
         columns.append(quote(field.column))
         if field.attname in expressions:
-            placeholders.append(expressions[field.attname])
+            expression = expressions[field.attname]
+            if isinstance(expression, tuple):  # (SQL with placeholders, their parameters)
+                placeholders.append(expression[0])
+                params.extend(expression[1])
+            else:
+                placeholders.append(expression)
         else:
             placeholders.append("%s")
             params.append(field.get_db_prep_save(field.pre_save(instance, add=True), conn))

@@ -239,6 +239,7 @@ class Ticket(models.Model):
         blank=True,
         related_name="tickets",
         verbose_name=_("customer"),
+        db_index=False,
     )
     contract = models.ForeignKey(
         Contract,
@@ -247,15 +248,20 @@ class Ticket(models.Model):
         blank=True,
         related_name="tickets",
         verbose_name=_("contract"),
+        db_index=False,
     )
     caller_name = models.CharField(_("caller's name"), max_length=200, blank=True)
     caller_phone = models.CharField(_("caller's phone"), max_length=13, blank=True)
     caller_address = models.CharField(_("caller's address"), max_length=300, blank=True)
     category = models.ForeignKey(
-        Category, on_delete=models.PROTECT, related_name="tickets", verbose_name=_("category")
+        Category, on_delete=models.PROTECT, related_name="tickets", verbose_name=_("category"), db_index=False
     )
     policy = models.ForeignKey(
-        SlaPolicy, on_delete=models.PROTECT, related_name="tickets", verbose_name=_("SLA policy")
+        SlaPolicy,
+        on_delete=models.PROTECT,
+        related_name="tickets",
+        verbose_name=_("SLA policy"),
+        db_index=False,
     )
     channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
     priority = models.CharField(
@@ -276,6 +282,7 @@ class Ticket(models.Model):
         blank=True,
         related_name="assigned_tickets",
         verbose_name=_("assignee"),
+        db_index=False,
     )
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.NEW)
     incident = models.ForeignKey(
@@ -285,6 +292,7 @@ class Ticket(models.Model):
         blank=True,
         related_name="tickets",
         verbose_name=_("outage incident"),
+        db_index=False,
     )
     duplicate_of = models.ForeignKey(
         "self",
@@ -293,6 +301,7 @@ class Ticket(models.Model):
         blank=True,
         related_name="duplicates",
         verbose_name=_("duplicate of"),
+        db_index=False,
     )
     created_at = models.DateTimeField(_("received at"))
     created_by = models.ForeignKey(
@@ -302,6 +311,7 @@ class Ticket(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("taken by"),
+        db_index=False,
     )
     idempotency_key = models.CharField(
         _("idempotency key"), max_length=100, null=True, blank=True, editable=False
@@ -356,6 +366,23 @@ class Ticket(models.Model):
             ),
         ]
         indexes = [
+            # Only the rows that have them: most tickets have no contract, assignee, incident or duplicate.
+            models.Index(
+                fields=["contract"], condition=Q(contract__isnull=False), name="tickets_contract_idx"
+            ),
+            models.Index(
+                fields=["assignee", "status"],
+                condition=Q(assignee__isnull=False),
+                name="tickets_assignee_idx",
+            ),
+            models.Index(
+                fields=["incident"], condition=Q(incident__isnull=False), name="tickets_incident_idx"
+            ),
+            models.Index(
+                fields=["duplicate_of"],
+                condition=Q(duplicate_of__isnull=False),
+                name="tickets_duplicate_of_idx",
+            ),
             models.Index(fields=["unit", "status", "-id"], name="tickets_unit_status_idx"),
             models.Index(fields=["customer", "-id"], name="tickets_customer_idx"),
             # The sweep reads only tickets with something due: its cost follows the due items, not the table.
@@ -421,6 +448,7 @@ class TicketEvent(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("by"),
+        db_index=False,
     )
     at = models.DateTimeField(_("at"))
     before = models.JSONField(_("before"), default=dict, blank=True)

@@ -156,17 +156,22 @@ def ensure_number_sequence(year: int) -> str:
     return name
 
 
-def _sequence_next(year: int) -> int:
+def _ensure_sequence(year: int) -> str:
     name = f"tickets_number_{int(year)}"
+    if name not in _SEQUENCES_SEEN:
+        try:
+            with transaction.atomic():
+                ensure_number_sequence(year)
+        except (IntegrityError, DatabaseError):
+            pass  # created at this moment by a concurrent intake
+        # Trusted once committed: a rolled-back creation must be made again.
+        transaction.on_commit(lambda: _SEQUENCES_SEEN.add(name))
+    return name
+
+
+def _sequence_next(year: int) -> int:
+    name = _ensure_sequence(year)
     with connection.cursor() as cursor:
-        if name not in _SEQUENCES_SEEN:
-            try:
-                with transaction.atomic():
-                    ensure_number_sequence(year)
-            except (IntegrityError, DatabaseError):
-                pass  # created at this moment by a concurrent intake
-            # Trusted once committed: a rolled-back creation must be made again.
-            transaction.on_commit(lambda: _SEQUENCES_SEEN.add(name))
         cursor.execute("SELECT nextval(%s)", [name])
         return cursor.fetchone()[0]
 
@@ -287,8 +292,14 @@ def ticket_open(**kwargs) -> Intake:
     try:
         if connection.vendor == "postgresql":
             # Every write of an intake is one statement there (see _write_intake_in_one_statement), atomic by
-            # itself: no transaction to open and commit.
-            return _ticket_open(**kwargs, _savepoint=False)
+            # itself: no transaction to open and commit, and the idempotency key is checked by that statement.
+            try:
+                return _ticket_open(**kwargs, _savepoint=False, _key_checked_on_insert=True)
+            except ValidationError:
+                existing = Ticket.objects.filter(idempotency_key=key).first() if key else None
+                if existing is None:
+                    raise
+                return Intake(ticket=existing, created=False)  # a retry answers as the first request did
         with transaction.atomic():
             return _ticket_open(**kwargs, _savepoint=False)
     except IntegrityError:
@@ -301,6 +312,7 @@ def ticket_open(**kwargs) -> Intake:
 def _ticket_open(
     *,
     _savepoint: bool,
+    _key_checked_on_insert: bool = False,
     actor,
     category: Category,
     channel: str,
@@ -316,11 +328,12 @@ def _ticket_open(
     incident: Incident | None = None,
     at: dt.datetime | None = None,
 ) -> Intake:
-    if idempotency_key:
+    if idempotency_key and not _key_checked_on_insert:
         existing = Ticket.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
             return Intake(ticket=existing, created=False)
     at = at or timezone.now()
+    fast = connection.vendor == "postgresql"
     errors = {}
     if channel not in Channel.values:
         errors["channel"] = _("Unknown channel.")
@@ -360,7 +373,7 @@ def _ticket_open(
         )
     policy = policy_in_force(category=category, at=at)
     ticket = Ticket(
-        number=_next_number(timezone.localtime(at).year),
+        number="" if fast else _next_number(timezone.localtime(at).year),  # PostgreSQL: numbered on insert
         customer=customer,
         contract=contract,
         caller_name=caller_name.strip(),
@@ -379,7 +392,7 @@ def _ticket_open(
         **_deadlines(policy, at),
     )
     ticket.next_check_at = next_check(ticket)
-    if connection.vendor == "postgresql":
+    if fast:
         return _write_intake_in_one_statement(ticket, actor=actor, savepoint=_savepoint)
     if _savepoint:
         try:
@@ -417,53 +430,59 @@ def _ticket_open(
 
 
 def _write_intake_in_one_statement(ticket: Ticket, *, actor, savepoint: bool) -> Intake:
-    """PostgreSQL: the ticket, its creation event, the dispatchers' messages and the open-ticket warning in one
-    statement (one round trip instead of six). The rows are the same model instances the portable path saves;
-    only their writing differs."""
+    """PostgreSQL: the ticket (numbered from the year's sequence), its creation event, the dispatchers' messages
+    and the open-ticket warning in one statement, one round trip. A repeated idempotency key inserts nothing
+    and the first ticket is returned. The rows are the same model instances the portable path saves; only
+    their writing differs."""
+    year = timezone.localtime(ticket.created_at).year
+    sequence = _ensure_sequence(year)
     profiles = staff_of_unit(ticket.unit, Role.DISPATCHER)
-    body = _summary(ticket)
-    table, columns, values, params = insert_parts(ticket)
-    sql = [f"WITH t AS (INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING id)"]
+    rest_of_summary = _summary(ticket)  # the number is still empty: the statement puts it in front
+    number = f"'{int(year)}-' || lpad(nextval('{sequence}')::text, 7, '0')"
+    table, columns, values, params = insert_parts(ticket, expressions={"number": number})
+    sql = [
+        f"WITH t AS (INSERT INTO {table} ({columns}) VALUES ({values}) "
+        "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, number)"
+    ]
     event = TicketEvent(
         kind=EventKind.CREATED, actor=actor if getattr(actor, "pk", None) else None, at=ticket.created_at,
         before={}, after={"unit": ticket.unit.code, "category": ticket.category.code}, note="", level=None,
     )  # fmt: skip
-    table, columns, values, more = insert_parts(event, expressions={"ticket_id": "(SELECT id FROM t)"})
-    sql.append(f", e AS (INSERT INTO {table} ({columns}) VALUES ({values}))")
+    table, columns, values, more = insert_parts(event, expressions={"ticket_id": "t.id"})
+    sql.append(f", e AS (INSERT INTO {table} ({columns}) SELECT {values} FROM t)")
     params += more
     for i, profile in enumerate(profiles):
         channel, recipient = _address_of(profile)
-        message = OutboxMessage(channel=channel, recipient=recipient, subject=ticket.number, body=body)
-        key = f"'ticket:' || (SELECT id FROM t) || ':routed:{int(profile.pk)}'"
-        table, columns, values, more = insert_parts(message, expressions={"dedupe_key": key})
-        sql.append(f", o{i} AS (INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id)")  # fmt: skip
+        message = OutboxMessage(channel=channel, recipient=recipient)
+        table, columns, values, more = insert_parts(message, expressions={
+            "subject": "t.number", "body": ("t.number || %s", [rest_of_summary]),
+            "dedupe_key": f"'ticket:' || t.id || ':routed:{int(profile.pk)}'",
+        })  # fmt: skip
+        sql.append(f", o{i} AS (INSERT INTO {table} ({columns}) SELECT {values} FROM t ON CONFLICT (dedupe_key) DO NOTHING RETURNING id)")  # fmt: skip
         params += more
-    select = ["(SELECT id FROM t)", *(f"(SELECT id FROM o{i})" for i in range(len(profiles)))]
+    select = ["t.id", "t.number", *(f"(SELECT id FROM o{i})" for i in range(len(profiles)))]
     if ticket.customer_id:
         # The statement's snapshot does not see the new ticket: only the earlier ones are listed.
         open_ = ", ".join(["%s"] * len(OPEN_STATUSES))
         select.append(
             "ARRAY(SELECT number FROM tickets_ticket WHERE customer_id = %s AND category_id = %s "
-            f"AND status IN ({open_}) LIMIT 5)"
+            f"AND status IN ({open_}) ORDER BY id DESC LIMIT 5)"
         )
         params += [ticket.customer_id, ticket.category_id, *OPEN_STATUSES]
-    statement = " ".join(sql) + " SELECT " + ", ".join(select)
-    try:
-        with transaction.atomic() if savepoint else nullcontext(), connection.cursor() as cursor:
-            cursor.execute(statement, params)
-            row = cursor.fetchone()
-    except IntegrityError:
-        existing = (
-            Ticket.objects.filter(idempotency_key=ticket.idempotency_key).first() if savepoint else None
-        )
-        if existing is None or not ticket.idempotency_key:
-            raise
+    statement = " ".join(sql) + " SELECT " + ", ".join(select) + " FROM t"
+    with transaction.atomic() if savepoint else nullcontext(), connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        row = cursor.fetchone()
+    if row is None:  # the key was taken, by an earlier request or one running at the same moment
+        existing = Ticket.objects.filter(idempotency_key=ticket.idempotency_key).first()
+        if existing is None:
+            raise IntegrityError("The idempotency key is taken by a ticket that cannot be read.")
         return Intake(ticket=existing, created=False)
-    ticket.pk = row[0]
+    ticket.pk, ticket.number = row[0], row[1]
     ticket._state.adding, ticket._state.db = False, connection.alias
-    deliver_after_commit(row[1 : 1 + len(profiles)])
+    deliver_after_commit(row[2 : 2 + len(profiles)])
     warnings = []
-    numbers = row[1 + len(profiles)] if ticket.customer_id else []
+    numbers = row[2 + len(profiles)] if ticket.customer_id else []
     if numbers:
         warnings.append(
             _("The customer already has an open ticket of this category: %(n)s") % {"n": ", ".join(numbers)}

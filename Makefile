@@ -53,6 +53,7 @@ migrate: install messages
 demo: migrate
 	$(PY) manage.py load_organisation
 	$(PY) manage.py load_catalogue
+	$(PY) manage.py load_tariffs
 	$(PY) manage.py seed_demo --customers $(DEMO_CUSTOMERS) --units PE,PC08
 	$(PY) manage.py create_demo_users
 	$(PY) manage.py seed_demo_tickets

@@ -5,3 +5,9 @@ from django.utils.translation import gettext_lazy as _
 class BillingConfig(AppConfig):
     name = "billing"
     verbose_name = _("Billing")
+
+    def ready(self) -> None:
+        from billing.selectors import card_invoices
+        from customers import card_sections
+
+        card_sections.provide("invoices", card_invoices)

@@ -214,6 +214,8 @@ class BillingRun(models.Model):
     without_reading = models.PositiveIntegerField(_("active contracts without a reading"), default=0)
     held = models.PositiveIntegerField(_("held"), default=0)
 
+    objects = ScopedQuerySet.as_manager()  # a run over every unit (no unit) is seen by those who see all
+
     class Meta:
         verbose_name = _("billing run")
         verbose_name_plural = _("billing runs")

@@ -49,6 +49,7 @@ from billing.models import (
     VatRate,
 )
 from crm.models import Unit
+from crm.scoping import scope_for
 from customers.models import Contract, ContractStatus, MeterAssignment
 
 # Audit --------------------------------------------------------------------------------------------------
@@ -403,11 +404,23 @@ class RunResult:
     held: int
 
 
+def _check_reach(actor, unit: Unit | None) -> None:
+    """Work over every unit is for those who see every unit; anyone else names one of theirs."""
+    if actor is None:
+        return  # the system itself (tasks, commands)
+    scope = scope_for(actor)
+    if unit is None and not scope.everything:
+        raise ValidationError({"unit": _("Choose one of your units.")})
+    if unit is not None and not scope.allows_unit(unit.pk):
+        raise ValidationError({"unit": _("This unit is not one of yours.")})
+
+
 def billing_run(*, actor, period: dt.date, unit: Unit | None = None) -> RunResult:
     """Bill a period for one unit or all: one invoice (with its lines) per active contract that has a
     current reading and no invoice yet for the period. Set-based; safe to run again (makes the missing ones).
     """
     start, end = period_bounds(period)
+    _check_reach(actor, unit)
     now = timezone.now()
     with transaction.atomic():
         run = BillingRun.objects.create(period=period, unit=unit, started_at=now, started_by=_actor(actor))
@@ -538,6 +551,7 @@ def _insert_rows(cursor, table: str, rows: list[tuple], batch: int = 1000) -> No
 @transaction.atomic
 def invoices_issue(*, actor, period: dt.date, unit: Unit | None = None) -> int:
     """Issue the period's draft invoices (held ones wait). From here on they cannot change."""
+    _check_reach(actor, unit)
     invoices = Invoice.objects.filter(period=period, status=InvoiceStatus.DRAFT, kind=InvoiceKind.REGULAR)
     if unit is not None:
         invoices = invoices.filter(unit=unit)
@@ -631,6 +645,8 @@ def invoice_recompute(*, actor, invoice: Invoice, reading: MeterReading, reason:
     invoice.save(update_fields=["reading", "kwh", "subtotal", "vat", "total"])
     for application in rebates:  # the reduction follows the corrected amount
         _apply_rebate_line(invoice, application, recompute=True)
+    for refund in Refund.objects.filter(offset_invoice=invoice):  # offsets already granted stay on the bill
+        _add_offset_line(invoice, refund)
     audit(actor=actor, action="invoice.recompute", obj=invoice, before=before,
           after={"kwh": invoice.kwh, "subtotal": invoice.subtotal, "vat": invoice.vat, "total": invoice.total},
           reason=reason)  # fmt: skip
@@ -724,12 +740,26 @@ def reinspection_record(*, actor, item: Reinspection, outcome: str, reread_value
         and item.reason == ReinspectionReason.ANOMALY
         and outcome == DisputeOutcome.CONFIRMED
     ):
-        for invoice in Invoice.objects.filter(reading=item.reading, status=InvoiceStatus.HELD):
-            invoice_release(actor=actor, invoice=invoice, reason=_("Rise confirmed on site"))
+        _release_if_free(actor, Invoice.objects.filter(reading=item.reading, status=InvoiceStatus.HELD),
+                         _("Rise confirmed on site"))  # fmt: skip
     if corrected is not None and item.reason == ReinspectionReason.ANOMALY:
-        for invoice in Invoice.objects.filter(reading=corrected, status=InvoiceStatus.HELD):
-            invoice_release(actor=actor, invoice=invoice, reason=_("Reading corrected on site"))
+        _release_if_free(actor, Invoice.objects.filter(reading=corrected, status=InvoiceStatus.HELD),
+                         _("Reading corrected on site"))  # fmt: skip
     return item
+
+
+def _release_if_free(actor, invoices, reason: str) -> None:
+    """Release held bills that nothing else keeps held (an open dispute or another open re-inspection)."""
+    for invoice in invoices:
+        if invoice.disputes.filter(status=DisputeStatus.OPEN).exists():
+            continue
+        if (
+            Reinspection.objects.open()
+            .filter(reading__contract_id=invoice.contract_id, reading__period=invoice.period)
+            .exists()
+        ):
+            continue
+        invoice_release(actor=actor, invoice=invoice, reason=reason)
 
 
 def _open_meter_test(*, actor, item: Reinspection) -> None:
@@ -781,7 +811,16 @@ def adjustment_propose(*, actor, invoice: Invoice, record: str, reading: MeterRe
     if not record.strip():
         raise ValidationError({"record": _("Write the correction record.")})
     if reading is not None:
+        if reading.contract_id != invoice.contract_id or reading.period != invoice.period:
+            raise ValidationError(
+                {"reading": _("The reading is not the one of this bill's contract and period.")}
+            )
         kwh = reading.kwh
+    if dispute is not None and (
+        dispute.customer_id != invoice.customer_id
+        or (dispute.invoice_id and dispute.invoice_id != invoice.pk)
+    ):
+        raise ValidationError({"dispute": _("The dispute is not about this bill.")})
     if kwh is None or kwh < 0:
         raise ValidationError({"kwh": _("Give the corrected consumption.")})
     if Adjustment.objects.filter(original=invoice, status=AdjustmentStatus.PROPOSED).exists():
@@ -887,15 +926,7 @@ def refund_settle(*, actor, refund: Refund, method: str, reference: str = "",
             raise ValidationError({"offset_invoice": _("Only a bill not yet issued can take an offset.")})
         if refund.amount > offset_invoice.total:
             raise ValidationError({"offset_invoice": _("The refund is larger than that bill.")})
-        position = (offset_invoice.lines.aggregate(m=Max("position"))["m"] or 0) + 1
-        InvoiceLine.objects.create(
-            invoice=offset_invoice, position=position, label=_("Refund offset (adjustment %(n)s)") % {"n": refund.adjustment_id},
-            segment_start=offset_invoice.period_start, tier=None, kwh=0, price=0, amount=-refund.amount,
-            vat_percent=0,
-        )  # fmt: skip
-        offset_invoice.subtotal -= refund.amount
-        offset_invoice.total -= refund.amount
-        offset_invoice.save(update_fields=["subtotal", "total"])
+        _add_offset_line(offset_invoice, refund)
     else:
         raise ValidationError({"method": _("Choose a refund or an offset.")})
     refund.method, refund.reference, refund.offset_invoice = method, reference.strip(), offset_invoice
@@ -906,7 +937,24 @@ def refund_settle(*, actor, refund: Refund, method: str, reference: str = "",
     return refund
 
 
+def _add_offset_line(invoice: Invoice, refund: Refund) -> None:
+    position = (invoice.lines.aggregate(m=Max("position"))["m"] or 0) + 1
+    InvoiceLine.objects.create(
+        invoice=invoice, position=position,
+        label=(_("Refund offset (adjustment %(n)s)") % {"n": refund.adjustment_id})[:100],
+        segment_start=invoice.period_start, tier=None, kwh=0, price=0, amount=-refund.amount, vat_percent=0,
+    )  # fmt: skip
+    invoice.subtotal -= refund.amount
+    invoice.total -= refund.amount
+    invoice.save(update_fields=["subtotal", "total"])
+
+
 # Rebate rounds ------------------------------------------------------------------------------------------
+
+
+def rebate_label(programme: RebateProgramme) -> str:
+    """The line a programme puts on a bill; its number tells two programmes of the same name apart."""
+    return f"Rebate #{programme.pk}: {programme.name}"[:100]
 
 
 def _vat_percent(invoice: Invoice) -> int:
@@ -972,9 +1020,15 @@ def _round_sql(expr: str) -> str:
     )
 
 
-def rebate_dry_run(*, programme: RebateProgramme) -> dict:
-    """Who would get how much: counts and totals by unit and band, without writing anything."""
+def rebate_dry_run(*, programme: RebateProgramme, user=None) -> dict:
+    """Who would get how much: counts and totals by unit and band, without writing anything (limited to
+    ``user``'s units when given)."""
     sql, params = _eligible_sql(programme)
+    scope = scope_for(user) if user is not None else None
+    if scope is not None and not scope.everything:
+        ids = sorted(scope.unit_ids) or [0]
+        sql += f" AND e.unit_id IN ({', '.join(['%s'] * len(ids))})"
+        params = [*params, *ids]
     amount = _round_sql("e.subtotal * e.pct / 100.0")
     with connection.cursor() as cursor:
         cursor.execute(
@@ -1026,7 +1080,7 @@ def rebate_apply(*, actor, programme: RebateProgramme) -> dict:
             "COALESCE((SELECT MAX(l.vat_percent) FROM billing_invoiceline l WHERE l.invoice_id = a.invoice_id), 0) "
             "FROM billing_rebateapplication a JOIN billing_invoice i ON i.id = a.invoice_id "
             "WHERE a.programme_id = %s AND a.applied_at = %s",
-            [f"Rebate: {programme.name}"[:100], programme.pk, now],
+            [rebate_label(programme), programme.pk, now],
         )
         cursor.execute(
             "UPDATE billing_invoice SET subtotal = billing_invoice.subtotal - a.amount, vat = billing_invoice.vat - a.vat, "
@@ -1056,7 +1110,7 @@ def _apply_rebate_line(invoice: Invoice, application: RebateApplication, *, reco
     vat = _vat_of(amount, invoice)
     position = (invoice.lines.aggregate(m=Max("position"))["m"] or 0) + 1
     InvoiceLine.objects.create(
-        invoice=invoice, position=position, label=f"Rebate: {application.programme.name}"[:100],
+        invoice=invoice, position=position, label=rebate_label(application.programme),
         segment_start=invoice.period_start, tier=None, kwh=0, price=0, amount=-amount, vat_percent=_vat_percent(invoice),
     )  # fmt: skip
     application.base, application.amount, application.vat = invoice.subtotal, amount, vat
@@ -1074,7 +1128,7 @@ def rebate_reverse(*, actor, programme: RebateProgramme) -> dict:
     programme = RebateProgramme.objects.select_for_update().get(pk=programme.pk)
     if programme.status != RebateStatus.APPLIED:
         raise ValidationError(_("Only an applied programme can be reversed."))
-    label = f"Rebate: {programme.name}"[:100]
+    label = rebate_label(programme)
     open_ = RebateApplication.objects.filter(programme=programme, invoice__status__in=["draft", "held"])
     issued = RebateApplication.objects.filter(
         programme=programme, invoice__status__in=ISSUED_STATUSES
@@ -1113,6 +1167,7 @@ def anomaly_scan(
 ) -> dict:
     """Compare each contract's consumption with the previous period: count the rises per unit in bands, open a
     re-inspection and hold the bill of every customer at ``threshold``× or more. Safe to run again."""
+    _check_reach(actor, unit)
     threshold = Decimal(str(threshold or settings.TONGDAI_ANOMALY_THRESHOLD))
     if threshold <= 1:
         raise ValidationError({"threshold": _("The threshold is a rise: more than 1×.")})

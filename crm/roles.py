@@ -37,6 +37,21 @@ _VIEW_TICKETS = [
 _WRITE_ON_TICKETS = ["tickets.add_ticketnote", "tickets.add_ticketattachment"]
 _WORK_TICKETS = [*_VIEW_TICKETS, "tickets.add_ticket", "tickets.change_ticket", "tickets.add_callback",
                  "tickets.add_interaction", *_WRITE_ON_TICKETS]  # fmt: skip
+# Billing: reference data (prices, VAT, rebate programmes) is read by the billing roles and changed by
+# administrators only; the records of a unit's billing are worked by its billing clerks through the services.
+_BILLING_REFERENCE = ["pricetable", "pricestep", "vatrate", "rebateprogramme", "rebateband"]
+_BILLING_RECORDS = [
+    "meterreading", "invoice", "invoiceline", "billingrun", "dispute", "reinspection", "adjustment", "refund",
+    "rebateapplication", "anomalybandcount",
+]  # fmt: skip
+_VIEW_BILLING = [f"billing.view_{m}" for m in [*_BILLING_REFERENCE, *_BILLING_RECORDS, "auditrecord"]]
+_WORK_BILLING = [
+    *_VIEW_BILLING,
+    *(f"billing.{verb}_{m}" for m in _BILLING_RECORDS for verb in ("add", "change")),
+    "billing.issue_invoice",
+    "billing.propose_adjustment",
+    "billing.approve_adjustment",
+]
 _RUN_INCIDENTS = [
     "tickets.add_incident",
     "tickets.change_incident",
@@ -59,6 +74,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_RUN_INCIDENTS,
         "tickets.reroute_ticket",
         "tickets.assign_ticket",
+        *_VIEW_BILLING,
     ],
     Role.DISPATCHER: [
         *_VIEW_ORGANISATION,
@@ -91,12 +107,20 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "customers.change_meter",
         *_VIEW_TICKETS,
         "tickets.add_ticket",
+        *_WORK_BILLING,
     ],
-    Role.MANAGER: [*_VIEW_ORGANISATION, *_VIEW_CUSTOMERS, "crm.view_staffprofile", *_VIEW_TICKETS],
+    Role.MANAGER: [
+        *_VIEW_ORGANISATION,
+        *_VIEW_CUSTOMERS,
+        "crm.view_staffprofile",
+        *_VIEW_TICKETS,
+        *_VIEW_BILLING,
+    ],
     Role.ADMINISTRATOR: [
         "crm.*",
         "customers.*",
         "tickets.*",
+        "billing.*",
         "auth.view_user",
         "auth.add_user",
         "auth.change_user",

@@ -237,6 +237,13 @@ SPECTACULAR_SETTINGS = {
         "TicketStatusEnum": "tickets.models.Status",
         "TicketChannelEnum": "tickets.models.Channel",
         "WorkOrderStatusEnum": "tickets.models.WorkOrderStatus",
+        "InvoiceStatusEnum": "billing.models.InvoiceStatus",
+        "InvoiceKindEnum": "billing.models.InvoiceKind",
+        "ReadingStatusEnum": "billing.models.ReadingStatus",
+        "ReadingSourceEnum": "billing.models.ReadingSource",
+        "DisputeStatusEnum": "billing.models.DisputeStatus",
+        "DisputeOutcomeEnum": "billing.models.DisputeOutcome",
+        "MeterKindEnum": "customers.models.MeterKind",
     },
 }
 

@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from billing.api.views import DisputeViewSet, InvoiceViewSet, ReadingViewSet
 from crm.api.views import UnitViewSet
 from customers.api.views import ContractViewSet, CustomerViewSet, MeterViewSet
 from tickets import views as field_views
@@ -19,6 +20,9 @@ router.register("contracts", ContractViewSet, basename="contract")
 router.register("meters", MeterViewSet, basename="meter")
 router.register("tickets", TicketViewSet, basename="ticket")
 router.register("work-orders", WorkOrderViewSet, basename="workorder")
+router.register("invoices", InvoiceViewSet, basename="invoice")
+router.register("readings", ReadingViewSet, basename="reading")
+router.register("disputes", DisputeViewSet, basename="dispute")
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),

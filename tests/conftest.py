@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
+from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from billing import services as billing_services
+from billing.models import Invoice, RebateBand, RebateProgramme
 from crm.models import Role, Unit
 from crm.services import organisation_load_reference, staff_create
 from customers import services
@@ -104,11 +108,12 @@ def catalogue(db):
 
 
 @pytest.fixture
-def two_customers(org, make_customer, catalogue):
+def two_customers(org, make_customer, catalogue, make_staff):
     """A customer in the home unit and one in another corporation, with different phones and serials, each
-    with an open ticket."""
+    with an open ticket and a billing history touching every scoped billing model (see ``_bill``)."""
     mine = make_customer(org["home"], name="Trần Thị Hân", phones=["0903 111 222"])
     theirs = make_customer(org["other_corporation"], name="Trần Thị Hân", phones=["0903 333 444"])
+    billing_tickets = {}
     for customer in (mine, theirs):
         incident = services_t.incident_open(
             actor=None, unit=customer.unit, cause="Sự cố", started_at=timezone.now()
@@ -134,7 +139,45 @@ def two_customers(org, make_customer, catalogue):
             actor=None, ticket=billing,
             upload=SimpleUploadedFile("meter.jpg", b"\xff\xd8\xff photo", content_type="image/jpeg"),
         )  # fmt: skip
+        billing_tickets[customer.pk] = billing
+    _bill([mine, theirs], billing_tickets, make_staff)
     return mine, theirs
+
+
+BILLED, RISEN = dt.date(2025, 10, 1), dt.date(2025, 11, 1)
+
+
+def _bill(customers, billing_tickets, make_staff):
+    """Through the billing services only, for each customer's unit: two readings with a big rise (a flagged
+    reading and an anomaly re-inspection with its band counts), two billing runs, the first month issued,
+    a dispute from the billing ticket, an adjustment proposed and approved by two clerks of the unit (a
+    refund, as it lowers the bill), then a rebate programme applied to the later, held bills."""
+    billing_services.tariffs_load_reference()
+    for customer in customers:
+        unit, contract = customer.unit, customer.contracts.get()
+        proposer = make_staff(Role.BILLING_CLERK, [unit])
+        approver = make_staff(Role.BILLING_CLERK, [unit])
+        for period, value in ((BILLED, 150), (RISEN, 150 + 600)):
+            billing_services.reading_record(
+                actor=proposer, contract=contract, period=period, value=value, source="handheld"
+            )
+        billing_services.billing_run(actor=proposer, period=BILLED, unit=unit)
+        billing_services.invoices_issue(actor=proposer, period=BILLED, unit=unit)
+        billing_services.billing_run(actor=proposer, period=RISEN, unit=unit)
+        billing_services.anomaly_scan(actor=proposer, period=RISEN, unit=unit)
+        issued = Invoice.objects.get(customer=customer, period=BILLED)
+        dispute = billing_services.dispute_open(
+            actor=proposer, ticket=billing_tickets[customer.pk], invoice=issued, claim="Chỉ số đọc sai"
+        )
+        adjustment = billing_services.adjustment_propose(
+            actor=proposer, invoice=issued, record="Biên bản phúc tra", kwh=issued.kwh - 50, dispute=dispute
+        )
+        billing_services.adjustment_decide(actor=approver, adjustment=adjustment, approve=True)
+    programme = RebateProgramme.objects.create(
+        name="Giảm giá điện", legal_basis="Nghị quyết (test)", period_from=RISEN, period_to=RISEN
+    )
+    RebateBand.objects.create(programme=programme, from_kwh=0, percent=Decimal("10"))
+    billing_services.rebate_apply(actor=None, programme=programme)
 
 
 def _log_agent():

@@ -1,0 +1,1146 @@
+"""Admin for billing: the reference data (prices, VAT, rebate programmes) for administrators; a unit's readings,
+bills, disputes, re-inspections and corrections for its billing clerks, with queues and actions.
+
+Nothing here saves a billing record itself: every change is a call to ``billing.services`` (which checks the
+rules, writes the audit and keeps issued bills immutable). A rule a service refuses comes back as a message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import ActionLocation
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from billing import services
+from billing.models import (
+    Adjustment,
+    AdjustmentStatus,
+    AnomalyBandCount,
+    AuditRecord,
+    BillingRun,
+    Dispute,
+    DisputeOutcome,
+    DisputeStatus,
+    Invoice,
+    InvoiceCounter,
+    InvoiceLine,
+    MeterReading,
+    PriceStep,
+    PriceTable,
+    RebateApplication,
+    RebateBand,
+    RebateProgramme,
+    RebateStatus,
+    Refund,
+    RefundMethod,
+    Reinspection,
+    VatRate,
+)
+from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
+from crm.models import Unit
+from crm.scoping import scope_for
+
+BOTH = [ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM]  # in the list and on the record's page
+
+
+def _adopt(obj, saved) -> None:
+    """The admin's unsaved instance becomes the row a service created (for the log entry and the redirect)."""
+    for field in saved._meta.concrete_fields:
+        setattr(obj, field.attname, getattr(saved, field.attname))
+    obj._state.adding = False
+    obj._state.db = saved._state.db
+
+
+def _for_each(request, items, call, label=str) -> int:
+    """Call a service for each item; a refusal is a message naming the item and the others go on."""
+    done = 0
+    for item in items:
+        try:
+            call(item)
+            done += 1
+        except ValidationError as exc:
+            messages.error(request, f"{label(item)}: {'; '.join(exc.messages)}")
+    return done
+
+
+def _months_back(count: int) -> list[dt.date]:
+    month = timezone.localdate().replace(day=1)
+    months = []
+    for _i in range(count):
+        months.append(month)
+        month = (month - dt.timedelta(days=1)).replace(day=1)
+    return months
+
+
+class BillingAdminMixin(ServiceErrorsMixin):
+    """What the billing admins share: permission checks for their actions and the intermediate action page."""
+
+    def _has(self, request, codename: str) -> bool:
+        return request.user.has_perm(f"billing.{codename}")
+
+    def _action_page(self, request, *, action: str, title, objects, form, submit):
+        """A small form between choosing an action and running it (the reason, the outcome, a reference)."""
+        opts = self.model._meta
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": opts,
+            "objects": objects,
+            "form": form,
+            "action": action,
+            "submit_label": submit,
+            "changelist_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/billing/action_form.html", context)
+
+
+# Filters ------------------------------------------------------------------------------------------------
+
+
+class PeriodFilter(admin.SimpleListFilter):
+    """The billed month: the last 18 offered (no query); any first-of-month date works in the URL."""
+
+    title = gettext_lazy("period")
+    parameter_name = "period"
+
+    def lookups(self, request, model_admin):
+        return [(m.isoformat(), m.strftime("%m/%Y")) for m in _months_back(18)]
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        try:
+            return queryset.filter(period=dt.date.fromisoformat(self.value()))
+        except ValueError:
+            return queryset.none()
+
+
+class InvoiceUnitFilter(ScopedUnitFilter):
+    unit_path = "invoice__unit"
+
+
+class DisputeQueueFilter(admin.SimpleListFilter):
+    title = gettext_lazy("queue")
+    parameter_name = "queue"
+
+    def lookups(self, request, model_admin):
+        return [("open", _("Open disputes")), ("resolved", _("Resolved disputes"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "open":
+            return queryset.filter(status=DisputeStatus.OPEN)
+        if self.value() == "resolved":
+            return queryset.filter(status=DisputeStatus.RESOLVED)
+        return queryset
+
+
+class ReinspectionQueueFilter(admin.SimpleListFilter):
+    title = gettext_lazy("queue")
+    parameter_name = "queue"
+
+    def lookups(self, request, model_admin):
+        return [("open", _("To re-inspect")), ("done", _("Recorded"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "open":
+            return queryset.filter(done_at__isnull=True)
+        if self.value() == "done":
+            return queryset.filter(done_at__isnull=False)
+        return queryset
+
+
+class AdjustmentQueueFilter(admin.SimpleListFilter):
+    title = gettext_lazy("queue")
+    parameter_name = "queue"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("awaiting", _("Awaiting approval")),
+            ("for_me", _("Awaiting my decision (proposed by others)")),
+            ("decided", _("Decided")),
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value() == "awaiting":
+            return queryset.filter(status=AdjustmentStatus.PROPOSED)
+        if self.value() == "for_me":
+            return queryset.filter(status=AdjustmentStatus.PROPOSED).exclude(proposed_by=request.user)
+        if self.value() == "decided":
+            return queryset.exclude(status=AdjustmentStatus.PROPOSED)
+        return queryset
+
+
+class RefundQueueFilter(admin.SimpleListFilter):
+    title = gettext_lazy("queue")
+    parameter_name = "queue"
+
+    def lookups(self, request, model_admin):
+        return [("open", _("To settle")), ("settled", _("Settled"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "open":
+            return queryset.filter(method="")
+        if self.value() == "settled":
+            return queryset.exclude(method="")
+        return queryset
+
+
+class AuditObjectFilter(admin.SimpleListFilter):
+    """The kinds of record the services audit (a fixed list: no DISTINCT over the audit table)."""
+
+    title = gettext_lazy("record type")
+    parameter_name = "object_type"
+    TYPES = [
+        "meterreading", "invoice", "billingrun", "dispute", "reinspection", "adjustment", "refund",
+        "rebateprogramme", "pricetable",
+    ]  # fmt: skip
+
+    def lookups(self, request, model_admin):
+        from django.apps import apps
+
+        return [(t, apps.get_model("billing", t)._meta.verbose_name) for t in self.TYPES]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(object_type=self.value()) if self.value() else queryset
+
+
+# Read-only inlines ---------------------------------------------------------------------------------------
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class InvoiceLineInline(ReadOnlyInline):
+    model = InvoiceLine
+    fields = ["position", "label", "segment_start", "tier", "kwh", "price", "amount", "vat_percent"]
+    readonly_fields = fields
+    ordering = ["position"]
+
+
+class RebateApplicationInline(ReadOnlyInline):
+    model = RebateApplication
+    fields = ["programme", "percent", "base", "amount", "vat", "applied_at"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("programme")
+
+
+class AdjustmentInvoiceInline(ReadOnlyInline):
+    """The adjustment invoices issued against this bill (the chain of what it finally came to)."""
+
+    model = Invoice
+    fk_name = "adjusts"
+    verbose_name = gettext_lazy("adjustment invoice")
+    verbose_name_plural = gettext_lazy("adjustment invoices")
+    fields = ["number", "status", "kwh", "subtotal", "vat", "total", "issued_at"]
+    readonly_fields = fields
+    show_change_link = True
+    ordering = ["id"]
+
+
+class CorrectionInline(ReadOnlyInline):
+    """The correction records (proposed, approved or rejected) of this bill."""
+
+    model = Adjustment
+    fk_name = "original"
+    verbose_name = gettext_lazy("correction record")
+    verbose_name_plural = gettext_lazy("correction records")
+    fields = [
+        "status", "kwh", "delta_total", "proposed_by", "proposed_at", "decided_by", "decided_at",
+        "decision_note", "invoice",
+    ]  # fmt: skip
+    readonly_fields = fields
+    show_change_link = True
+    ordering = ["id"]
+
+    def get_queryset(self, request):
+        return (
+            super().get_queryset(request).select_related("proposed_by", "decided_by", "invoice", "original")
+        )
+
+
+# Readings and invoices -----------------------------------------------------------------------------------
+
+
+@admin.register(MeterReading)
+class MeterReadingAdmin(ReadOnlyAdmin):
+    list_display = [
+        "contract", "period_month", "value", "previous_value", "kwh", "source", "status", "flag_reason", "unit",
+        "taken_at",
+    ]  # fmt: skip
+    list_select_related = ["contract", "unit"]
+    list_filter = [PeriodFilter, ScopedUnitFilter, "status", "source"]
+    search_fields = ["contract__number__exact"]
+    ordering = ["-id"]
+
+    @admin.display(description=gettext_lazy("period"), ordering="period")
+    def period_month(self, obj):
+        return obj.period.strftime("%m/%Y")
+
+
+class BillingRunForm(forms.Form):
+    period = forms.DateField(
+        label=gettext_lazy("period"),
+        input_formats=["%Y-%m", "%m/%Y", "%Y-%m-%d", "%d/%m/%Y"],
+        widget=forms.DateInput(attrs={"type": "month"}, format="%Y-%m"),
+        help_text=gettext_lazy("The billed month."),
+    )
+    unit = forms.ModelChoiceField(queryset=Unit.objects.none(), required=False, label=gettext_lazy("unit"))
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["unit"].queryset = Unit.objects.for_user(user).order_by("code")
+        self.fields["unit"].empty_label = _("All my units")
+
+    def clean_period(self):
+        return self.cleaned_data["period"].replace(day=1)
+
+
+class AnomalyScanForm(BillingRunForm):
+    threshold = forms.DecimalField(
+        label=gettext_lazy("hold threshold (×)"),
+        required=False,
+        max_digits=4,
+        decimal_places=2,
+        help_text=gettext_lazy("Empty: the configured threshold."),
+    )
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(BillingAdminMixin, ReadOnlyAdmin):
+    list_display = [
+        "number", "kind", "customer", "contract", "unit", "period_month", "kwh", "total", "status", "issued_at",
+    ]  # fmt: skip
+    list_select_related = ["customer", "contract", "unit"]
+    list_filter = [PeriodFilter, "status", "kind", ScopedUnitFilter]
+    search_fields = ["number__exact", "customer__code__exact"]
+    fields = [
+        "number", "kind", "status", "hold_reason", "customer", "contract", "unit", "period", "period_start",
+        "period_end", "reading", "kwh", "households", "subtotal", "vat", "total", "adjusts", "run", "created_at",
+        "issued_at", "paid_at",
+    ]  # fmt: skip
+    inlines = [InvoiceLineInline, RebateApplicationInline, AdjustmentInvoiceInline, CorrectionInline]
+    actions = ["issue", "hold", "release"]
+    ordering = ["-id"]
+
+    @admin.display(description=gettext_lazy("period"), ordering="period")
+    def period_month(self, obj):
+        return obj.period.strftime("%m/%Y")
+
+    # Actions ------------------------------------------------------------------------------------------
+
+    def has_issue_permission(self, request):
+        return self._has(request, "issue_invoice")
+
+    def has_hold_permission(self, request):
+        return self._has(request, "change_invoice")
+
+    @admin.action(description=gettext_lazy("Issue"), permissions=["issue"], location=BOTH)
+    def issue(self, request, queryset):
+        done = _for_each(
+            request, queryset.order_by("pk"), lambda i: services.invoice_issue(actor=request.user, invoice=i)
+        )
+        if done:
+            messages.success(request, _("%(n)d invoice(s) issued.") % {"n": done})
+
+    @admin.action(description=gettext_lazy("Hold for review"), permissions=["hold"], location=BOTH)
+    def hold(self, request, queryset):
+        reason = _("Held by a billing clerk")
+        done = _for_each(
+            request,
+            queryset.order_by("pk"),
+            lambda i: services.invoice_hold(actor=request.user, invoice=i, reason=reason),
+        )
+        if done:
+            messages.success(request, _("%(n)d invoice(s) held.") % {"n": done})
+
+    @admin.action(description=gettext_lazy("Release (back to draft)"), permissions=["hold"], location=BOTH)
+    def release(self, request, queryset):
+        done = _for_each(
+            request,
+            queryset.order_by("pk"),
+            lambda i: services.invoice_release(actor=request.user, invoice=i),
+        )
+        if done:
+            messages.success(request, _("%(n)d invoice(s) released.") % {"n": done})
+
+    # The billing run and the anomaly scan -------------------------------------------------------------
+
+    def has_run_permission(self, request):
+        return self._has(request, "add_billingrun")
+
+    def has_scan_permission(self, request):
+        return self._has(request, "add_anomalybandcount")
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("run/", view(self.run_view), name="billing_invoice_run"),
+            path("anomaly-scan/", view(self.anomaly_scan_view), name="billing_invoice_anomaly_scan"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_run": self.has_run_permission(request),
+            "can_scan": self.has_scan_permission(request),
+        }
+        return super().changelist_view(request, extra_context)
+
+    @staticmethod
+    def _units(request, unit) -> list:
+        """The units a run covers: the one chosen, else every unit of the user's (one run over the whole
+        country only for those who see everything)."""
+        if unit is not None:
+            return [unit]
+        if scope_for(request.user).everything:
+            return [None]
+        return list(Unit.objects.for_user(request.user).order_by("code"))
+
+    def _run_page(self, request, *, title, form, results, totals, mode):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.model._meta,
+            "form": form,
+            "results": results,
+            "totals": totals,
+            "mode": mode,
+        }
+        return TemplateResponse(request, "admin/billing/invoice/run.html", context)
+
+    def run_view(self, request):
+        """Bill a month: one invoice per active contract with a reading and no bill yet (safe to run again)."""
+        if not self.has_run_permission(request):
+            raise PermissionDenied
+        form = BillingRunForm(request.POST or None, user=request.user)
+        results, totals = None, None
+        if request.method == "POST" and form.is_valid():
+            period = form.cleaned_data["period"]
+            try:
+                with transaction.atomic():
+                    results = [
+                        {
+                            "unit": unit,
+                            "result": services.billing_run(actor=request.user, period=period, unit=unit),
+                        }
+                        for unit in self._units(request, form.cleaned_data["unit"])
+                    ]
+            except ValidationError as exc:
+                report_errors(request, exc)
+                results = None
+            else:
+                totals = {
+                    key: sum(getattr(r["result"], key) for r in results)
+                    for key in ("invoices", "without_reading", "held")
+                }
+                messages.success(
+                    request,
+                    _("Billing run of %(p)s: %(n)d invoice(s) made, %(h)d held.")
+                    % {"p": period.strftime("%m/%Y"), "n": totals["invoices"], "h": totals["held"]},
+                )
+        return self._run_page(
+            request, title=_("Billing run"), form=form, results=results, totals=totals, mode="run"
+        )
+
+    def anomaly_scan_view(self, request):
+        """Compare a month's consumption with the previous one: band counts, re-inspections, bills held."""
+        if not self.has_scan_permission(request):
+            raise PermissionDenied
+        form = AnomalyScanForm(request.POST or None, user=request.user)
+        results, totals = None, None
+        if request.method == "POST" and form.is_valid():
+            period, threshold = form.cleaned_data["period"], form.cleaned_data.get("threshold")
+            try:
+                with transaction.atomic():
+                    results = [
+                        {
+                            "unit": unit,
+                            "result": services.anomaly_scan(
+                                actor=request.user, period=period, unit=unit, threshold=threshold
+                            ),
+                        }
+                        for unit in self._units(request, form.cleaned_data["unit"])
+                    ]
+            except ValidationError as exc:
+                report_errors(request, exc)
+                results = None
+            else:
+                totals = {
+                    key: sum(r["result"][key] for r in results)
+                    for key in ("compared", "reinspections", "held")
+                }
+                messages.success(
+                    request,
+                    _(
+                        "Anomaly scan of %(p)s: %(c)d compared, %(r)d re-inspection(s) opened, %(h)d bill(s) held."
+                    )
+                    % {
+                        "p": period.strftime("%m/%Y"),
+                        "c": totals["compared"],
+                        "r": totals["reinspections"],
+                        "h": totals["held"],
+                    },
+                )
+        return self._run_page(
+            request, title=_("Anomaly scan"), form=form, results=results, totals=totals, mode="scan"
+        )
+
+
+@admin.register(InvoiceLine)
+class InvoiceLineAdmin(ReadOnlyAdmin):
+    list_display = ["invoice", "position", "label", "segment_start", "kwh", "price", "amount", "vat_percent"]
+    list_select_related = ["invoice"]
+    list_filter = [InvoiceUnitFilter]
+    search_fields = ["invoice__number__exact"]
+    ordering = ["-id"]
+
+
+@admin.register(BillingRun)
+class BillingRunAdmin(ReadOnlyAdmin):
+    """A run has no scoped manager: scoped here by its unit. A run over every unit is the administrators'."""
+
+    list_display = ["period_month", "unit", "started_at", "finished_at", "started_by", "invoices", "held",
+                    "without_reading"]  # fmt: skip
+    list_select_related = ["unit", "started_by"]
+    list_filter = [PeriodFilter, ScopedUnitFilter]
+    ordering = ["-id"]
+
+    def get_queryset(self, request):
+        queryset = admin.ModelAdmin.get_queryset(self, request)
+        scope = scope_for(request.user)
+        if scope.everything:
+            return queryset
+        return queryset.filter(unit_id__in=sorted(scope.unit_ids))
+
+    @admin.display(description=gettext_lazy("period"), ordering="period")
+    def period_month(self, obj):
+        return obj.period.strftime("%m/%Y")
+
+
+# Disputes, re-inspections, adjustments, refunds ----------------------------------------------------------
+
+
+class DisputeForm(forms.ModelForm):
+    class Meta:
+        model = Dispute
+        fields = ["ticket", "invoice", "reading", "claim"]
+
+
+@admin.register(Dispute)
+class DisputeAdmin(BillingAdminMixin, ScopedAdmin):
+    """A dispute is opened from the customer's billing complaint ticket (``dispute_open``), then resolved by
+    its re-inspection or its adjustment; a withdrawal is recorded by an action."""
+
+    form = DisputeForm
+    list_display = [
+        "id",
+        "customer",
+        "unit",
+        "invoice",
+        "reading",
+        "status",
+        "outcome",
+        "opened_at",
+        "ticket",
+    ]
+    list_select_related = ["customer", "unit", "invoice", "reading", "ticket"]
+    list_filter = [DisputeQueueFilter, ScopedUnitFilter, "outcome"]
+    search_fields = ["customer__code__exact", "invoice__number__exact", "ticket__number__exact"]
+    raw_id_fields = ["ticket", "invoice", "reading"]
+    actions = ["withdraw"]
+    ordering = ["-id"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return DisputeForm.Meta.fields
+        return [
+            "ticket", "customer", "unit", "invoice", "reading", "claim", "status", "outcome", "opened_at",
+            "opened_by", "resolved_at",
+        ]  # fmt: skip
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.get_fields(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return False  # moved only by the services (re-inspection, adjustment, the action below)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        dispute = services.dispute_open(
+            actor=request.user, ticket=data.get("ticket"), claim=data.get("claim", ""),
+            invoice=data.get("invoice"), reading=data.get("reading"),
+        )  # fmt: skip
+        _adopt(obj, dispute)
+
+    def save_related(self, request, form, formsets, change):
+        pass
+
+    def has_resolve_permission(self, request):
+        return self._has(request, "change_dispute")
+
+    @admin.action(
+        description=gettext_lazy("Withdrawn by the customer"), permissions=["resolve"], location=BOTH
+    )
+    def withdraw(self, request, queryset):
+        done = _for_each(
+            request,
+            queryset.order_by("pk"),
+            lambda d: services.dispute_resolve(
+                actor=request.user, dispute=d, outcome=DisputeOutcome.WITHDRAWN
+            ),
+            label=lambda d: f"#{d.pk}",
+        )
+        if done:
+            messages.success(request, _("%(n)d dispute(s) closed as withdrawn.") % {"n": done})
+
+
+class ReinspectionForm(forms.Form):
+    outcome = forms.ChoiceField(
+        label=gettext_lazy("outcome"),
+        choices=[
+            (c.value, c.label)
+            for c in (DisputeOutcome.CONFIRMED, DisputeOutcome.CORRECTED, DisputeOutcome.METER_FAULT)
+        ],
+    )
+    reread_value = forms.IntegerField(
+        label=gettext_lazy("re-read register (kWh)"),
+        required=False,
+        min_value=0,
+        help_text=gettext_lazy("The register read on site (not needed for a meter fault)."),
+    )
+    evidence = forms.CharField(
+        label=gettext_lazy("evidence"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=gettext_lazy("Photo, seal, witness."),
+    )
+
+
+@admin.register(Reinspection)
+class ReinspectionAdmin(BillingAdminMixin, ReadOnlyAdmin):
+    list_display = [
+        "id", "reading", "unit", "reason", "rise_percent", "created_at", "outcome", "reread_value", "done_at",
+        "inspector",
+    ]  # fmt: skip
+    list_select_related = ["reading", "unit", "inspector"]
+    list_filter = [ReinspectionQueueFilter, ScopedUnitFilter, "reason", "outcome"]
+    search_fields = ["reading__contract__number__exact"]
+    actions = ["record_outcome"]
+    ordering = ["-id"]
+
+    def has_record_permission(self, request):
+        return self._has(request, "change_reinspection")
+
+    @admin.action(description=gettext_lazy("Record the outcome…"), permissions=["record"], location=BOTH)
+    def record_outcome(self, request, queryset):
+        """One re-inspection at a time: the register read on site belongs to one meter."""
+        items = list(queryset.select_related("reading")[:2])
+        if len(items) != 1:
+            messages.warning(request, _("Record one re-inspection at a time."))
+            return None
+        item = items[0]
+        form = ReinspectionForm(request.POST if "_confirmed" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            data = form.cleaned_data
+            try:
+                services.reinspection_record(
+                    actor=request.user, item=item, outcome=data["outcome"], reread_value=data["reread_value"],
+                    evidence=data["evidence"],
+                )  # fmt: skip
+            except ValidationError as exc:
+                report_errors(request, exc)
+            else:
+                messages.success(request, _("Re-inspection #%(n)d recorded.") % {"n": item.pk})
+            return None
+        return self._action_page(
+            request, action="record_outcome", title=_("Record the re-inspection outcome"), objects=items,
+            form=form, submit=_("Record"),
+        )  # fmt: skip
+
+
+class RejectForm(forms.Form):
+    note = forms.CharField(label=gettext_lazy("why rejected"), widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class AdjustmentForm(forms.ModelForm):
+    class Meta:
+        model = Adjustment
+        fields = ["original", "dispute", "corrected_reading", "kwh", "record"]
+
+    def clean(self):
+        """What ``adjustment_propose`` does not check: the dispute and the reading belong to the bill."""
+        data = super().clean()
+        original, dispute, reading = data.get("original"), data.get("dispute"), data.get("corrected_reading")
+        if original is not None and dispute is not None and dispute.customer_id != original.customer_id:
+            self.add_error("dispute", _("The dispute is not about this invoice's customer."))
+        if (
+            original is not None
+            and reading is not None
+            and (reading.contract_id != original.contract_id or reading.period != original.period)
+        ):
+            self.add_error(
+                "corrected_reading", _("The reading is not of this invoice's contract and period.")
+            )
+        return data
+
+
+@admin.register(Adjustment)
+class AdjustmentAdmin(BillingAdminMixin, ScopedAdmin):
+    """Proposed by one billing clerk (``adjustment_propose``), approved or rejected by another
+    (``adjustment_decide``): the proposer's own decision is refused with a message."""
+
+    form = AdjustmentForm
+    list_display = [
+        "id", "original", "unit", "kwh", "delta_total", "status", "proposed_by", "proposed_at", "decided_by",
+        "invoice",
+    ]  # fmt: skip
+    list_select_related = ["original", "unit", "proposed_by", "decided_by", "invoice"]
+    list_filter = [AdjustmentQueueFilter, ScopedUnitFilter, "status"]
+    search_fields = ["original__number__exact"]
+    raw_id_fields = ["original", "dispute", "corrected_reading"]
+    actions = ["approve", "reject"]
+    ordering = ["-id"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return AdjustmentForm.Meta.fields
+        return [
+            "original", "unit", "dispute", "corrected_reading", "record", "kwh", "delta_subtotal", "delta_vat",
+            "delta_total", "status", "proposed_by", "proposed_at", "decided_by", "decided_at", "decision_note",
+            "invoice",
+        ]  # fmt: skip
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.get_fields(request, obj)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is None and "kwh" in form.base_fields:
+            form.base_fields["kwh"].required = False
+            form.base_fields["kwh"].help_text = _("Or choose the corrected reading: its kWh is used.")
+        return form
+
+    def has_add_permission(self, request):
+        return self._has(request, "propose_adjustment")
+
+    def has_change_permission(self, request, obj=None):
+        return False  # decided only through the actions below
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        adjustment = services.adjustment_propose(
+            actor=request.user, invoice=data["original"], record=data.get("record", ""),
+            reading=data.get("corrected_reading"), kwh=data.get("kwh"), dispute=data.get("dispute"),
+        )  # fmt: skip
+        _adopt(obj, adjustment)
+
+    def save_related(self, request, form, formsets, change):
+        pass
+
+    def has_approve_permission(self, request):
+        return self._has(request, "approve_adjustment")
+
+    @admin.action(description=gettext_lazy("Approve (issue the adjustment invoice)"), permissions=["approve"],
+                  location=BOTH)  # fmt: skip
+    def approve(self, request, queryset):
+        done = _for_each(
+            request,
+            queryset.order_by("pk"),
+            lambda a: services.adjustment_decide(actor=request.user, adjustment=a, approve=True),
+            label=lambda a: f"#{a.pk} {a.original.number}",
+        )
+        if done:
+            messages.success(request, _("%(n)d adjustment(s) approved and invoiced.") % {"n": done})
+
+    @admin.action(description=gettext_lazy("Reject…"), permissions=["approve"], location=BOTH)
+    def reject(self, request, queryset):
+        items = list(queryset.select_related("original").order_by("pk"))
+        form = RejectForm(request.POST if "_confirmed" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            note = form.cleaned_data["note"]
+            done = _for_each(
+                request,
+                items,
+                lambda a: services.adjustment_decide(
+                    actor=request.user, adjustment=a, approve=False, note=note
+                ),
+                label=lambda a: f"#{a.pk} {a.original.number}",
+            )
+            if done:
+                messages.success(request, _("%(n)d adjustment(s) rejected.") % {"n": done})
+            return None
+        return self._action_page(
+            request, action="reject", title=_("Reject adjustments"), objects=items, form=form,
+            submit=_("Reject"),
+        )  # fmt: skip
+
+
+class RefundForm(forms.Form):
+    reference = forms.CharField(label=gettext_lazy("payment reference"), max_length=100)
+
+
+@admin.register(Refund)
+class RefundAdmin(BillingAdminMixin, ReadOnlyAdmin):
+    list_display = ["id", "customer", "unit", "amount", "method", "reference", "settled_at", "adjustment"]
+    list_select_related = ["customer", "unit", "adjustment__original"]
+    list_filter = [RefundQueueFilter, ScopedUnitFilter, "method"]
+    search_fields = ["customer__code__exact"]
+    actions = ["settle_by_refund"]
+    ordering = ["-id"]
+
+    def has_settle_permission(self, request):
+        return self._has(request, "change_refund")
+
+    @admin.action(
+        description=gettext_lazy("Paid back to the customer…"), permissions=["settle"], location=BOTH
+    )
+    def settle_by_refund(self, request, queryset):
+        items = list(queryset.select_related("customer").order_by("pk"))
+        form = RefundForm(request.POST if "_confirmed" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            reference = form.cleaned_data["reference"]
+            done = _for_each(
+                request,
+                items,
+                lambda r: services.refund_settle(
+                    actor=request.user, refund=r, method=RefundMethod.REFUND, reference=reference
+                ),
+                label=lambda r: f"#{r.pk}",
+            )
+            if done:
+                messages.success(request, _("%(n)d refund(s) settled.") % {"n": done})
+            return None
+        return self._action_page(
+            request, action="settle_by_refund", title=_("Settle refunds: paid back"), objects=items, form=form,
+            submit=_("Record the payment"),
+        )  # fmt: skip
+
+
+# Rebates, anomalies, audit -------------------------------------------------------------------------------
+
+
+@admin.register(RebateApplication)
+class RebateApplicationAdmin(ReadOnlyAdmin):
+    list_display = ["programme", "invoice", "percent", "base", "amount", "vat", "applied_at"]
+    list_select_related = ["programme", "invoice"]
+    list_filter = [InvoiceUnitFilter, "programme"]
+    search_fields = ["invoice__number__exact"]
+    ordering = ["-id"]
+
+
+@admin.register(AnomalyBandCount)
+class AnomalyBandCountAdmin(ReadOnlyAdmin):
+    list_display = [
+        "period_month", "unit", "compared", "below_30", "from_30", "from_50", "from_100", "from_300", "held",
+        "threshold", "computed_at",
+    ]  # fmt: skip
+    list_select_related = ["unit"]
+    list_filter = [PeriodFilter, ScopedUnitFilter]
+    ordering = ["-id"]
+
+    @admin.display(description=gettext_lazy("period"), ordering="period")
+    def period_month(self, obj):
+        return obj.period.strftime("%m/%Y")
+
+
+@admin.register(AuditRecord)
+class AuditRecordAdmin(ReadOnlyAdmin):
+    list_display = ["at", "actor", "unit", "action", "object_type", "object_id", "rows", "reason"]
+    list_select_related = ["actor", "unit"]
+    list_filter = [AuditObjectFilter, ScopedUnitFilter]
+    search_fields = ["action"]
+    ordering = ["-id"]
+
+    def get_search_results(self, request, queryset, search_term):
+        """A number is a record id; anything else an action name (e.g. invoice.issue). Both exact."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if term.isdigit():
+            return queryset.filter(object_id=int(term)), False
+        return queryset.filter(action=term), False
+
+
+# Reference data (administrators) -------------------------------------------------------------------------
+
+
+class PriceStepInline(ReadOnlyInline):
+    model = PriceStep
+    fields = ["position", "upper_kwh", "register", "price"]
+    readonly_fields = fields
+    ordering = ["position"]
+
+
+def _whole(text: str, line: str) -> int:
+    try:
+        value = int(text.replace(".", "").replace(",", "").replace(" ", ""))
+    except ValueError:
+        raise forms.ValidationError(_("Not a whole number in the line “%(l)s”.") % {"l": line}) from None
+    if value <= 0:
+        raise forms.ValidationError(_("Numbers must be positive in the line “%(l)s”.") % {"l": line})
+    return value
+
+
+class PriceTableForm(forms.ModelForm):
+    """A new table: its tiers (or flat price) and time-of-use registers as lines of text."""
+
+    tiers = forms.CharField(
+        label=gettext_lazy("tiers"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 7, "cols": 30}),
+        help_text=gettext_lazy(
+            "One tier a line: its upper kWh and its price, e.g. “50 1984”; the last tier only its price "
+            "(“3460”). A flat price is one line with the price."
+        ),
+    )
+    tou_prices = forms.CharField(
+        label=gettext_lazy("time-of-use prices"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 30}),
+        help_text=gettext_lazy("One register a line: its name and price, e.g. “peak 5422”."),
+    )
+
+    class Meta:
+        model = PriceTable
+        fields = ["tariff_category", "kind", "valid_from", "legal_basis"]
+
+    def clean_tiers(self):
+        tiers = []
+        for line in (self.cleaned_data.get("tiers") or "").splitlines():
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) == 1:
+                tiers.append((None, _whole(parts[0], line)))
+            elif len(parts) == 2:
+                upper = None if parts[0] in {"-", "…", "..."} else _whole(parts[0], line)
+                tiers.append((upper, _whole(parts[1], line)))
+            else:
+                raise forms.ValidationError(_("Two numbers a line at most: “%(l)s”.") % {"l": line})
+        return tiers
+
+    def clean_tou_prices(self):
+        registers = []
+        for line in (self.cleaned_data.get("tou_prices") or "").splitlines():
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 2:
+                raise forms.ValidationError(_("A register name and a price: “%(l)s”.") % {"l": line})
+            registers.append((parts[0], _whole(parts[1], line)))
+        return registers
+
+
+@admin.register(PriceTable)
+class PriceTableAdmin(ServiceErrorsMixin, admin.ModelAdmin):
+    """Prices are history: a table once stored is never changed, a new price is a new table from a date."""
+
+    form = PriceTableForm
+    list_display = ["tariff_category", "kind", "valid_from", "legal_basis"]
+    list_filter = ["tariff_category", "kind"]
+    ordering = ["tariff_category", "-valid_from"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return [*PriceTableForm.Meta.fields, "tiers", "tou_prices"]
+        return PriceTableForm.Meta.fields
+
+    def get_inlines(self, request, obj):
+        return [PriceStepInline] if obj is not None else []
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        table = services.price_table_create(
+            actor=request.user, tariff_category=data["tariff_category"], kind=data["kind"],
+            valid_from=data["valid_from"], tiers=data["tiers"], tou_prices=data["tou_prices"],
+            legal_basis=data.get("legal_basis", ""),
+        )  # fmt: skip
+        _adopt(obj, table)
+
+    def save_related(self, request, form, formsets, change):
+        pass
+
+
+@admin.register(VatRate)
+class VatRateAdmin(admin.ModelAdmin):
+    list_display = ["valid_from", "percent", "legal_basis"]
+    ordering = ["-valid_from"]
+
+
+@admin.register(InvoiceCounter)
+class InvoiceCounterAdmin(admin.ModelAdmin):
+    """The last invoice number of each year, advanced by the services only: shown, never edited."""
+
+    list_display = ["year", "last"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class RebateBandInline(admin.TabularInline):
+    model = RebateBand
+    fields = ["from_kwh", "to_kwh", "percent"]
+    extra = 1
+
+    def _editable(self, obj) -> bool:
+        return obj is None or obj.status == RebateStatus.DRAFT
+
+    def has_add_permission(self, request, obj=None):
+        return self._editable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._editable(obj) and super().has_delete_permission(request, obj)
+
+
+@admin.register(RebateProgramme)
+class RebateProgrammeAdmin(BillingAdminMixin, admin.ModelAdmin):
+    """A programme is edited while a draft; once applied it is what the bills say, changed only by reversing."""
+
+    list_display = ["name", "period_from", "period_to", "min_kwh", "max_kwh", "status", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["name"]
+    filter_horizontal = ["units"]
+    inlines = [RebateBandInline]
+    fields = [
+        "name", "legal_basis", "customer_types", "units", "period_from", "period_to", "min_kwh", "max_kwh",
+        "status", "created_at",
+    ]  # fmt: skip
+    actions = ["dry_run", "apply_programme", "reverse_programme"]
+    ordering = ["-id"]
+
+    readonly_fields = ["status", "created_at"]
+
+    def has_change_permission(self, request, obj=None):
+        return (obj is None or obj.status == RebateStatus.DRAFT) and super().has_change_permission(
+            request, obj
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        return (obj is None or obj.status == RebateStatus.DRAFT) and super().has_delete_permission(
+            request, obj
+        )
+
+    @admin.action(description=gettext_lazy("Dry run: who would get how much"), permissions=["view"],
+                  location=BOTH)  # fmt: skip
+    def dry_run(self, request, queryset):
+        scope = scope_for(request.user)
+        visible = (
+            None
+            if scope.everything
+            else set(Unit.objects.for_user(request.user).values_list("code", flat=True))
+        )
+        results = []
+        for programme in queryset.order_by("pk"):
+            try:
+                outcome = services.rebate_dry_run(programme=programme, user=request.user)
+            except ValidationError as exc:
+                messages.error(request, f"{programme}: {'; '.join(exc.messages)}")
+                continue
+            lines = [line for line in outcome["lines"] if visible is None or line["unit"] in visible]
+            by_unit: dict = {}
+            for line in lines:
+                row = by_unit.setdefault(
+                    line["unit"], {"unit": line["unit"], "invoices": 0, "amount": 0, "base": 0}
+                )
+                row["invoices"] += line["invoices"]
+                row["amount"] += line["amount"]
+                row["base"] += line["base"]
+            results.append(
+                {
+                    "programme": programme,
+                    "lines": lines,
+                    "by_unit": list(by_unit.values()),
+                    "invoices": sum(line["invoices"] for line in lines),
+                    "amount": sum(line["amount"] for line in lines),
+                    "base": sum(line["base"] for line in lines),
+                }
+            )
+        if not results:
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Rebate dry run"),
+            "opts": self.model._meta,
+            "results": results,
+            "partial": visible is not None,
+        }
+        return TemplateResponse(request, "admin/billing/rebateprogramme/dry_run.html", context)
+
+    @admin.action(description=gettext_lazy("Apply to the bills not yet issued"), permissions=["change"],
+                  location=BOTH)  # fmt: skip
+    def apply_programme(self, request, queryset):
+        for programme in queryset.order_by("pk"):
+            try:
+                outcome = services.rebate_apply(actor=request.user, programme=programme)
+            except ValidationError as exc:
+                messages.error(request, f"{programme}: {'; '.join(exc.messages)}")
+                continue
+            messages.success(
+                request,
+                _("%(p)s: %(n)d invoice(s) reduced by %(a)s VND before VAT (VAT %(v)s VND).")
+                % {
+                    "p": programme,
+                    "n": outcome["invoices"],
+                    "a": f"{outcome['amount']:,}",
+                    "v": f"{outcome['vat']:,}",
+                },
+            )
+
+    @admin.action(description=gettext_lazy("Reverse on the bills not yet issued"), permissions=["change"],
+                  location=BOTH)  # fmt: skip
+    def reverse_programme(self, request, queryset):
+        for programme in queryset.order_by("pk"):
+            try:
+                outcome = services.rebate_reverse(actor=request.user, programme=programme)
+            except ValidationError as exc:
+                messages.error(request, f"{programme}: {'; '.join(exc.messages)}")
+                continue
+            messages.success(
+                request,
+                _("%(p)s: taken off %(n)d invoice(s); %(k)d issued invoice(s) keep it.")
+                % {"p": programme, "n": outcome["reversed"], "k": outcome["kept_on_issued"]},
+            )

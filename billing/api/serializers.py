@@ -1,0 +1,120 @@
+"""Billing API shapes: invoices with their lines, readings taken by the channels' systems, disputes."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from billing.models import Dispute, Invoice, InvoiceLine, MeterReading, ReadingSource
+from crm.api.serializers import CachedFieldsMixin
+from customers.models import Contract
+
+
+class InvoiceLineSerializer(CachedFieldsMixin, serializers.ModelSerializer):
+    class Meta:
+        model = InvoiceLine
+        fields = ["position", "label", "segment_start", "tier", "kwh", "price", "amount", "vat_percent"]
+
+
+class InvoiceSerializer(CachedFieldsMixin, serializers.ModelSerializer):
+    customer_code = serializers.CharField(source="customer.code")
+    unit_code = serializers.CharField(source="unit.code")
+    adjusts = serializers.SlugRelatedField(slug_field="number", read_only=True)
+
+    class Meta:
+        model = Invoice
+        fields = [
+            "id", "number", "kind", "customer_code", "unit_code", "period", "period_start", "period_end", "kwh",
+            "households", "subtotal", "vat", "total", "status", "hold_reason", "adjusts", "issued_at", "paid_at",
+        ]  # fmt: skip
+
+
+class InvoiceDetailSerializer(InvoiceSerializer):
+    lines = InvoiceLineSerializer(many=True, read_only=True)
+
+    class Meta(InvoiceSerializer.Meta):
+        fields = [*InvoiceSerializer.Meta.fields, "lines"]
+
+
+class MonthField(serializers.DateField):
+    def to_internal_value(self, value):
+        day = super().to_internal_value(value)
+        if day.day != 1:
+            raise serializers.ValidationError("A billing period is the first day of a month (YYYY-MM-01).")
+        return day
+
+
+class ReadingSerializer(CachedFieldsMixin, serializers.ModelSerializer):
+    contract_number = serializers.CharField(source="contract.number", read_only=True)
+    meter_serial = serializers.CharField(source="meter.serial", read_only=True)
+
+    class Meta:
+        model = MeterReading
+        fields = [
+            "id", "contract_number", "meter_serial", "period", "value", "previous_value", "kwh", "source", "status",
+            "flag_reason", "taken_at",
+        ]  # fmt: skip
+
+
+class ReadingInSerializer(serializers.Serializer):
+    contract_number = serializers.CharField()
+    period = MonthField()
+    value = serializers.IntegerField(min_value=0, max_value=10**12)
+    source = serializers.ChoiceField(choices=[c for c in ReadingSource.choices if c[0] != "reinspection"])
+    taken_at = serializers.DateTimeField(required=False)
+    rolled_over = serializers.BooleanField(required=False, default=False)
+
+    def validate(self, data):
+        contract = (
+            Contract.objects.for_user(self.context["request"].user)
+            .filter(number=data.pop("contract_number"))
+            .first()
+        )
+        if contract is None:
+            raise serializers.ValidationError({"contract_number": "No such contract in your units."})
+        if data["period"] > timezone.localdate().replace(day=1):
+            raise serializers.ValidationError({"period": "A period in the future cannot be read."})
+        data["contract"] = contract
+        return data
+
+
+class DisputeSerializer(CachedFieldsMixin, serializers.ModelSerializer):
+    customer_code = serializers.CharField(source="customer.code", read_only=True)
+    ticket_number = serializers.CharField(source="ticket.number", read_only=True, default=None)
+    invoice_number = serializers.CharField(source="invoice.number", read_only=True, default=None)
+
+    class Meta:
+        model = Dispute
+        fields = [
+            "id", "customer_code", "ticket_number", "invoice_number", "reading", "claim", "status", "outcome",
+            "opened_at", "resolved_at",
+        ]  # fmt: skip
+
+
+class DisputeInSerializer(serializers.Serializer):
+    ticket_number = serializers.CharField()
+    invoice_number = serializers.CharField()
+    claim = serializers.CharField(max_length=4000)
+
+    def validate(self, data):
+        from tickets.models import Ticket
+
+        user = self.context["request"].user
+        ticket = (
+            Ticket.objects.for_user(user)
+            .select_related("category", "customer")
+            .filter(number=data.pop("ticket_number"))
+            .first()
+        )
+        if ticket is None:
+            raise serializers.ValidationError({"ticket_number": "No such ticket in your units."})
+        invoice = (
+            Invoice.objects.for_user(user)
+            .filter(number=data.pop("invoice_number"))
+            .select_related("reading")
+            .first()
+        )
+        if invoice is None:
+            raise serializers.ValidationError({"invoice_number": "No such invoice in your units."})
+        data.update(ticket=ticket, invoice=invoice)
+        return data

@@ -1,0 +1,84 @@
+"""The billing API: scoped invoices with their lines, readings from the metering systems, disputes."""
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from billing import services as billing
+from billing.models import AuditRecord, Dispute, Invoice, MeterReading
+from crm.models import Role
+from tests.billing.conftest import NOV, OCT
+from tickets.services import ticket_open
+
+
+def test_invoices_are_listed_in_scope_with_a_bounded_number_of_queries(
+    client, staff, make_customer, read, org
+):
+    for _ in range(3):
+        read(make_customer(), OCT, 120)
+    read(make_customer(org["other_corporation"]), OCT, 120)
+    billing.billing_run(actor=None, period=OCT)
+    client.force_login(staff[Role.BILLING_CLERK])
+    client.get("/api/v1/invoices/")
+    with CaptureQueriesContext(connection) as few:
+        listed = client.get("/api/v1/invoices/")
+    assert listed.status_code == 200
+    assert {row["unit_code"] for row in listed.json()["results"]} == {org["home"].code}
+    assert len(listed.json()["results"]) == 3
+    for _ in range(5):
+        read(make_customer(), OCT, 80)
+    billing.billing_run(actor=None, period=OCT)
+    with CaptureQueriesContext(connection) as more:
+        assert len(client.get("/api/v1/invoices/").json()["results"]) == 8
+    assert len(more) == len(few)
+    one = Invoice.objects.filter(unit=org["home"]).first()
+    detail = client.get(f"/api/v1/invoices/{one.pk}/").json()
+    assert sum(line["amount"] for line in detail["lines"]) == one.subtotal
+    foreign = Invoice.objects.exclude(unit=org["home"]).get()
+    assert client.get(f"/api/v1/invoices/{foreign.pk}/").status_code == 404
+
+
+def test_a_reading_is_taken_through_the_api_and_bad_input_writes_nothing(
+    client, staff, make_customer, tariffs
+):
+    customer = make_customer()
+    contract = customer.contracts.get()
+    client.force_login(staff[Role.BILLING_CLERK])
+    payload = {"contract_number": contract.number, "period": "2025-10-01", "value": 250, "source": "handheld"}
+    taken = client.post("/api/v1/readings/", payload, content_type="application/json")
+    assert taken.status_code == 201, taken.content
+    assert (taken.json()["kwh"], taken.json()["status"]) == (250, "valid")
+    before = (MeterReading.objects.count(), AuditRecord.objects.count())
+    for bad, field in [
+        ({**payload, "period": "2025-11-01", "value": 100}, "value"),  # below the previous register
+        ({**payload, "period": "2025-11-15"}, "period"),
+        ({**payload, "contract_number": "nope"}, "contract_number"),
+        ({**payload, "period": "2025-11-01", "source": "reinspection"}, "source"),
+        ({**payload, "period": "2025-11-01", "value": -3}, "value"),
+    ]:
+        response = client.post("/api/v1/readings/", bad, content_type="application/json")
+        assert response.status_code == 400, (bad, response.content)
+        assert field in str(response.json())
+    assert (MeterReading.objects.count(), AuditRecord.objects.count()) == before
+    client.force_login(staff[Role.AGENT])
+    assert client.post("/api/v1/readings/", {**payload, "period": "2025-11-01", "value": 400},
+                       content_type="application/json").status_code == 403  # fmt: skip
+    assert MeterReading.objects.count() == before[0]
+
+
+def test_a_dispute_is_opened_from_a_billing_ticket(client, staff, make_customer, read, catalogue):
+    customer = make_customer()
+    read(customer, NOV, 300)
+    billing.billing_run(actor=None, period=NOV)
+    invoice = Invoice.objects.get()
+    ticket = ticket_open(actor=None, category=catalogue["billing"], channel="zalo", description="Hóa đơn cao",
+                         customer=customer).ticket  # fmt: skip
+    client.force_login(staff[Role.BILLING_CLERK])
+    opened = client.post("/api/v1/disputes/", {"ticket_number": ticket.number, "invoice_number": invoice.number,
+                         "claim": "Chỉ số không đúng"}, content_type="application/json")  # fmt: skip
+    assert opened.status_code == 201, opened.content
+    assert opened.json()["status"] == "open"
+    invoice.refresh_from_db()
+    assert invoice.status == "held"
+    again = client.post("/api/v1/disputes/", {"ticket_number": "2099-0000000", "invoice_number": invoice.number,
+                        "claim": "x"}, content_type="application/json")  # fmt: skip
+    assert again.status_code == 400 and Dispute.objects.count() == 1

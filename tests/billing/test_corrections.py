@@ -235,3 +235,50 @@ def test_a_dispute_needs_a_billing_complaint_of_the_same_customer(make_customer,
     with pytest.raises(ValidationError):
         billing.dispute_open(actor=None, ticket=outage, invoice=invoice, claim="x")
     assert Dispute.objects.count() == 0 and Reinspection.objects.count() == 0
+
+
+def test_an_offset_stays_on_a_bill_recomputed_after_a_correction(make_customer, read, clerks):
+    proposer, approver = clerks
+    customer, invoice = _billed(make_customer, read, 350, issue=True)
+    adjustment = billing.adjustment_propose(actor=proposer, invoice=invoice, kwh=300, record="Biên bản")
+    billing.adjustment_decide(actor=approver, adjustment=adjustment, approve=True)
+    refund = Refund.objects.get()
+    nov = read(customer, NOV, 350 + 200)
+    billing.billing_run(actor=None, period=NOV)
+    nxt = Invoice.objects.get(period=NOV)
+    billing.refund_settle(actor=approver, refund=refund, method="offset", offset_invoice=nxt)
+    billing.reading_correct(actor=approver, reading=nov, value=350 + 150, reason="Đọc sai")
+    nxt.refresh_from_db()
+    # 150 kWh: 320,700 + 25,656 VAT, less the offset.
+    assert nxt.total == 320_700 + 25_656 - refund.amount
+    assert sum(nxt.lines.values_list("amount", flat=True)) == nxt.subtotal
+
+
+def test_two_programmes_of_the_same_name_reverse_one_at_a_time(make_customer, read):
+    customer = make_customer()
+    read(customer, OCT, 150)
+    billing.billing_run(actor=None, period=OCT)
+    invoice = Invoice.objects.get()
+    original = (invoice.subtotal, invoice.total)
+    programmes = []
+    for pct in ("10", "5"):
+        p = RebateProgramme.objects.create(name="Giảm giá", legal_basis="NQ", period_from=OCT, period_to=OCT)
+        RebateBand.objects.create(programme=p, from_kwh=0, percent=Decimal(pct))
+        billing.rebate_apply(actor=None, programme=p)
+        programmes.append(p)
+    billing.rebate_reverse(actor=None, programme=programmes[0])
+    invoice.refresh_from_db()
+    assert invoice.subtotal == original[0] - RebateApplication.objects.get(programme=programmes[1]).amount
+    assert sum(invoice.lines.values_list("amount", flat=True)) == invoice.subtotal
+
+
+def test_whole_city_runs_need_a_whole_city_scope(make_customer, read, staff, org):
+    read(make_customer(), OCT, 100)
+    clerk = staff[Role.BILLING_CLERK]
+    with pytest.raises(ValidationError, match="Choose one of your units"):
+        billing.billing_run(actor=clerk, period=OCT)
+    with pytest.raises(ValidationError, match="not one of yours"):
+        billing.billing_run(actor=clerk, period=OCT, unit=org["other_corporation"])
+    assert Invoice.objects.count() == 0
+    assert billing.billing_run(actor=clerk, period=OCT, unit=org["home"]).invoices == 1
+    assert billing.billing_run(actor=staff[Role.ADMINISTRATOR], period=OCT).invoices == 0

@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
+from crm.exports import ServiceImportMixin, StreamingExportMixin
 from customers import selectors, services
 from customers.models import (
     Contract,
@@ -23,6 +24,7 @@ from customers.models import (
     MeterAssignment,
 )
 from customers.normalise import display_phone
+from customers.resources import ContractResource, CustomerResource, MeterResource
 
 
 class CustomerSearchMixin:
@@ -76,8 +78,13 @@ class CustomerForm(forms.ModelForm):
 
 
 @admin.register(Customer)
-class CustomerAdmin(ServiceErrorsMixin, CustomerSearchMixin, ScopedAdmin):
+class CustomerAdmin(
+    ServiceImportMixin, StreamingExportMixin, ServiceErrorsMixin, CustomerSearchMixin, ScopedAdmin
+):
     form = CustomerForm
+    resource_classes = [CustomerResource]  # imports, through the services
+    export_resource_class = CustomerResource  # streamed exports of the changelist
+    actions = ["export_selected_csv", "export_selected_xlsx"]
     list_display = [
         "code",
         "full_name",
@@ -281,7 +288,8 @@ class CustomerUnitFilter(ScopedUnitFilter):
 
 
 @admin.register(Contract)
-class ContractAdmin(ServiceErrorsMixin, ScopedAdmin):
+class ContractAdmin(ServiceImportMixin, ServiceErrorsMixin, ScopedAdmin):
+    resource_classes = [ContractResource]
     list_display = ["number", "customer", "tariff_category", "purpose", "start_date", "end_date", "status"]
     list_select_related = ["customer"]
     list_filter = [CustomerUnitFilter, "status", "tariff_category"]
@@ -340,7 +348,8 @@ class ContractAdmin(ServiceErrorsMixin, ScopedAdmin):
 
 
 @admin.register(Meter)
-class MeterAdmin(ServiceErrorsMixin, ScopedAdmin):
+class MeterAdmin(ServiceImportMixin, ServiceErrorsMixin, ScopedAdmin):
+    resource_classes = [MeterResource]
     list_display = ["serial", "kind", "phases", "status", "unit", "manufacturer"]
     list_select_related = ["unit"]
     list_filter = [ScopedUnitFilter, "kind", "status", "phases"]

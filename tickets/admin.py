@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
+from crm.exports import StreamingExportMixin
 from customers.models import Customer
 from tickets import selectors, services
 from tickets.models import (
@@ -33,6 +34,7 @@ from tickets.models import (
     TicketNote,
     WorkOrder,
 )
+from tickets.resources import TicketResource
 
 
 class QueueFilter(admin.SimpleListFilter):
@@ -176,7 +178,7 @@ class AssignForm(forms.Form):
 
 
 @admin.register(Ticket)
-class TicketAdmin(ServiceErrorsMixin, ScopedAdmin):
+class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
     form = TicketIntakeForm
     list_display = [
         "number", "status", "category", "customer", "unit", "channel", "created_at", "resolve_due",
@@ -188,8 +190,10 @@ class TicketAdmin(ServiceErrorsMixin, ScopedAdmin):
     autocomplete_fields = ["customer", "contract", "unit"]
     actions = [
         "take", "assign", "acknowledge", "send_crew", "record_contact", "start_work", "resolve", "close",
+        "export_selected_csv", "export_selected_xlsx",
     ]  # fmt: skip
     ordering = ["-id"]
+    export_resource_class = TicketResource  # streamed exports of the changelist
 
     def get_inlines(self, request, obj):
         if obj is None:

@@ -1,0 +1,350 @@
+"""Import and export columns of customers, contracts and meters: natural keys only, rows written through
+``customers.services`` (see ``crm.exports.ServiceResource``)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from import_export import fields, widgets
+
+from crm.exports import (
+    DayWidget,
+    MomentWidget,
+    ScopedNaturalKeyWidget,
+    ServiceResource,
+    UpperCodeWidget,
+    text,
+)
+from crm.models import Unit
+from customers import services
+from customers.models import (
+    Contract,
+    ContractStatus,
+    Customer,
+    CustomerPhone,
+    Meter,
+    MeterAssignment,
+    MeterStatus,
+)
+from customers.normalise import InvalidPhone, normalise_phone
+
+PHONE_SEPARATORS = (";", "\n", "|")
+
+
+def unit_field() -> fields.Field:
+    return fields.Field(
+        attribute="unit",
+        column_name="unit",
+        widget=ScopedNaturalKeyWidget(Unit, "code", label=gettext_lazy("unit")),
+    )
+
+
+def split_phones(value) -> list[str]:
+    """The phones of a cell, separated by commas or semicolons (any spelling of each number)."""
+    raw = text(value)
+    for separator in PHONE_SEPARATORS:
+        raw = raw.replace(separator, ",")
+    return [p.strip() for p in raw.split(",") if p.strip()]
+
+
+class CustomerResource(ServiceResource):
+    """Customers by code. A new row is registered by ``customer_create`` (a blank code takes the unit's
+    next one), an existing one changed by ``customer_update``; phones are added, never removed. The nuisance
+    flag is set on the customer card only."""
+
+    code = fields.Field(attribute="code", column_name="code", widget=UpperCodeWidget())
+    unit = unit_field()
+    phones = fields.Field(column_name="phones", readonly=True)
+    is_nuisance = fields.Field(
+        attribute="is_nuisance", column_name="is_nuisance", widget=widgets.BooleanWidget(), readonly=True
+    )
+    created_at = fields.Field(
+        attribute="created_at", column_name="created_at", widget=MomentWidget(), readonly=True
+    )
+
+    optional_key_columns = ("code",)
+    export_select_related = ("unit",)
+
+    class Meta(ServiceResource.Meta):
+        model = Customer
+        fields = (
+            "code", "unit", "full_name", "national_id", "email", "street", "ward", "district", "province",
+            "customer_type", "households", "phones", "is_nuisance", "created_at",
+        )  # fmt: skip
+        import_id_fields = ("code",)
+
+    def load_chunk(self, objects):
+        numbers = defaultdict(list)
+        phones = CustomerPhone.objects.filter(customer_id__in=[c.pk for c in objects])
+        for customer_id, number in phones.order_by("customer_id", "-is_primary", "id").values_list(
+            "customer_id", "number"
+        ):
+            numbers[customer_id].append(number)
+        for customer in objects:
+            customer.phone_numbers = numbers[customer.pk]
+
+    def dehydrate_phones(self, customer) -> str:
+        if customer.pk is None:
+            return ""
+        if hasattr(customer, "phone_numbers"):
+            return ", ".join(customer.phone_numbers)
+        return ", ".join(customer.phones.order_by("-is_primary", "id").values_list("number", flat=True))
+
+    def check_row(self, instance, row, *, new, before):
+        errors = {}
+        if new and instance.unit_id is None:
+            errors["unit"] = [_("Give the code of the customer's unit.")]
+        if not new and instance.unit_id != before["unit"].pk:
+            errors["unit"] = [_("A customer cannot move to another unit by an import.")]
+        nuisance = self.cell(row, "is_nuisance")
+        if nuisance is not None and nuisance != instance.is_nuisance:
+            errors["is_nuisance"] = [
+                _("The nuisance flag is set and cleared on the customer card, not by an import.")
+            ]
+        phones = []
+        for raw in split_phones(row.get("phones")):
+            try:
+                number = normalise_phone(raw)
+            except InvalidPhone as exc:
+                errors.setdefault("phones", []).append(f"{raw}: {exc}")
+                continue
+            if number not in phones:
+                phones.append(number)
+        if errors:
+            raise ValidationError(errors)
+        if new:
+            return {"phones": phones}
+        have = set(instance.phones.values_list("number", flat=True))
+        added = [p for p in phones if p not in have]
+        return {"phones": added, "extra": bool(added)}
+
+    def create_object(self, instance, row, plan):
+        return services.customer_create(
+            actor=self.user,
+            unit=instance.unit,
+            code=instance.code or None,
+            full_name=text(instance.full_name),
+            national_id=text(instance.national_id),
+            email=text(instance.email),
+            street=text(instance.street),
+            ward=text(instance.ward),
+            district=text(instance.district),
+            province=text(instance.province),
+            customer_type=text(instance.customer_type) or "residential",
+            households=1 if instance.households is None else instance.households,
+            phones=plan["phones"],
+        )
+
+    def update_object(self, instance, row, plan):
+        changes = {name: getattr(instance, name) for name in services.EDITABLE_FIELDS}
+        customer = services.customer_update(
+            actor=self.user, customer=instance, changes=changes, reason=_("Import")
+        )
+        for number in plan["phones"]:
+            services.customer_add_phone(actor=self.user, customer=customer, number=number)
+        return customer
+
+
+class ContractResource(ServiceResource):
+    """Contracts by number, signed by ``contract_create`` (a blank number takes the customer's next one).
+    A contract is new (pending or active) or left as it is: its status moves only through its actions."""
+
+    number = fields.Field(attribute="number", column_name="number", widget=UpperCodeWidget())
+    customer = fields.Field(
+        attribute="customer",
+        column_name="customer",
+        widget=ScopedNaturalKeyWidget(Customer, "code", label=gettext_lazy("customer")),
+    )
+    status = fields.Field(attribute="status", column_name="status", widget=widgets.CharWidget())
+    start_date = fields.Field(attribute="start_date", column_name="start_date", widget=DayWidget())
+    end_date = fields.Field(attribute="end_date", column_name="end_date", widget=DayWidget(), readonly=True)
+
+    optional_key_columns = ("number",)
+    export_select_related = ("customer",)
+
+    class Meta(ServiceResource.Meta):
+        model = Contract
+        fields = ("number", "customer", "tariff_category", "purpose", "start_date", "end_date", "status")
+        import_id_fields = ("number",)
+
+    def check_row(self, instance, row, *, new, before):
+        errors = {}
+        end_date = self.cell(row, "end_date")
+        if new:
+            if instance.customer_id is None:
+                errors["customer"] = [_("Give the customer code.")]
+            if instance.status and instance.status not in (ContractStatus.PENDING, ContractStatus.ACTIVE):
+                errors["status"] = [
+                    _(
+                        "A new contract is pending or active; suspend or terminate it with the contract actions."
+                    )
+                ]
+            if end_date is not None:
+                errors["end_date"] = [_("The end date is set when the contract is terminated.")]
+        else:
+            errors.update(
+                self.unchangeable(
+                    instance,
+                    before,
+                    ["customer", "tariff_category", "purpose", "start_date"],
+                    _("A signed contract cannot be changed by an import."),
+                )
+            )
+            if instance.status != before["status"]:
+                errors["status"] = [
+                    _("A contract's status changes through the contract actions, not by an import.")
+                ]
+            if end_date is not None and end_date != before["end_date"]:
+                errors["end_date"] = [_("The end date is set when the contract is terminated.")]
+        if errors:
+            raise ValidationError(errors)
+        return {}
+
+    def create_object(self, instance, row, plan):
+        return services.contract_create(
+            actor=self.user,
+            customer=instance.customer,
+            number=instance.number or None,
+            tariff_category=text(instance.tariff_category) or "residential",
+            purpose=text(instance.purpose),
+            start_date=instance.start_date,
+            status=instance.status or ContractStatus.PENDING,
+        )
+
+
+class MeterResource(ServiceResource):
+    """Meters by serial, taken into stock by ``meter_register`` and, when the row names a contract with the
+    install time and reading, hung on it by ``meter_install``. A meter's status follows those services."""
+
+    serial = fields.Field(attribute="serial", column_name="serial", widget=UpperCodeWidget())
+    unit = unit_field()
+    status = fields.Field(
+        attribute="status", column_name="status", widget=widgets.CharWidget(), readonly=True
+    )
+    contract = fields.Field(
+        column_name="contract",
+        readonly=True,
+        widget=ScopedNaturalKeyWidget(Contract, "number", label=gettext_lazy("contract")),
+    )
+    installed_at = fields.Field(column_name="installed_at", readonly=True, widget=MomentWidget())
+    reading_at_install = fields.Field(
+        column_name="reading_at_install", readonly=True, widget=widgets.IntegerWidget()
+    )
+
+    export_select_related = ("unit",)
+
+    class Meta(ServiceResource.Meta):
+        model = Meter
+        fields = (
+            "serial", "unit", "kind", "phases", "manufacturer", "status", "contract", "installed_at",
+            "reading_at_install",
+        )  # fmt: skip
+        import_id_fields = ("serial",)
+
+    def load_chunk(self, objects):
+        current = {
+            a.meter_id: a
+            for a in MeterAssignment.objects.filter(
+                meter_id__in=[m.pk for m in objects], removed_at__isnull=True
+            ).select_related("contract")
+        }
+        for meter in objects:
+            meter.open_assignment = current.get(meter.pk)
+
+    def _open_assignment(self, meter):
+        if meter.pk is None:
+            return None
+        if hasattr(meter, "open_assignment"):
+            return meter.open_assignment
+        return meter.assignments.filter(removed_at__isnull=True).select_related("contract").first()
+
+    def dehydrate_contract(self, meter):
+        assignment = self._open_assignment(meter)
+        return assignment.contract.number if assignment else ""
+
+    def dehydrate_installed_at(self, meter):
+        assignment = self._open_assignment(meter)
+        return self.fields["installed_at"].widget.render(assignment.installed_at) if assignment else ""
+
+    def dehydrate_reading_at_install(self, meter):
+        assignment = self._open_assignment(meter)
+        return assignment.reading_at_install if assignment else ""
+
+    def check_row(self, instance, row, *, new, before):
+        errors = {}
+        try:
+            contract = self.cell(row, "contract")
+            installed_at = self.cell(row, "installed_at")
+            reading = self.cell(row, "reading_at_install")
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict) from exc
+        install = None
+        if new and instance.unit_id is None:
+            errors["unit"] = [_("Give the code of the meter's unit.")]
+        if not new:
+            errors.update(
+                self.unchangeable(
+                    instance,
+                    before,
+                    ["unit", "kind", "phases", "manufacturer"],
+                    _("A registered meter cannot be changed by an import."),
+                )
+            )
+        current = None if new else self._open_assignment(instance)
+        if contract is not None:
+            if current is not None and current.contract_id == contract.pk:
+                pass  # already hung on that contract: nothing to do
+            elif current is not None:
+                errors["contract"] = [
+                    _("Meter %(s)s is installed on contract %(c)s; remove it first.")
+                    % {"s": instance.serial, "c": current.contract.number}
+                ]
+            else:
+                if installed_at is None:
+                    errors["installed_at"] = [_("Give the time the meter was installed.")]
+                if reading is None:
+                    errors["reading_at_install"] = [_("Give the meter's reading at install.")]
+                install = {"contract": contract, "at": installed_at, "reading": reading}
+        elif installed_at is not None or reading is not None:
+            errors["contract"] = [_("Give the contract the meter is installed on.")]
+        status = text(row.get("status")) if "status" in row else ""
+        expected = MeterStatus.INSTALLED if install else (MeterStatus.IN_STOCK if new else before["status"])
+        if status and status != expected:
+            errors["status"] = [
+                _("A meter's status follows its installation and removal; an import cannot set it.")
+            ]
+        if errors:
+            raise ValidationError(errors)
+        return {"install": install, "extra": install is not None}
+
+    def create_object(self, instance, row, plan):
+        kwargs = {} if instance.phases is None else {"phases": instance.phases}
+        meter = services.meter_register(
+            actor=self.user,
+            unit=instance.unit,
+            serial=instance.serial,
+            kind=text(instance.kind),
+            manufacturer=text(instance.manufacturer),
+            **kwargs,
+        )
+        self._install(meter, plan)
+        meter.refresh_from_db(fields=["status"])
+        return meter
+
+    def update_object(self, instance, row, plan):
+        self._install(instance, plan)
+        return type(instance).objects.get(pk=instance.pk)
+
+    def _install(self, meter, plan):
+        install = plan.get("install")
+        if install:
+            services.meter_install(
+                actor=self.user,
+                meter=meter,
+                contract=install["contract"],
+                at=install["at"],
+                reading=install["reading"],
+            )

@@ -187,6 +187,8 @@ class StaffProfile(models.Model):
     class Meta:
         verbose_name = _("staff profile")
         verbose_name_plural = _("staff profiles")
+        # Not tied to a model of its own: the managers' dashboard (crm.admin_views) and its exports.
+        permissions = [("view_dashboard", _("Can view the dashboard and export its tables"))]
         constraints = [
             models.UniqueConstraint(fields=["badge_number"], name="crm_staffprofile_badge_unique"),
             models.CheckConstraint(condition=~Q(badge_number=""), name="crm_staffprofile_badge_present"),
@@ -227,6 +229,10 @@ class OutboxMessage(models.Model):
     last_error = models.TextField(_("last error"), blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    # A file sent with an email (the managers' monthly report); stored under a generated name, sent as
+    # ``attachment_name``.
+    attachment = models.FileField(_("attachment"), upload_to="outbox/%Y/%m", null=True, blank=True)
+    attachment_name = models.CharField(_("attachment name"), max_length=200, blank=True)
 
     class Meta:
         verbose_name = _("outbox message")

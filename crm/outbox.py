@@ -14,10 +14,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import mimetypes
 import urllib.request
+import uuid
+from pathlib import PurePath
 
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.files.base import ContentFile
+from django.core.mail import EmailMessage
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -39,8 +43,17 @@ class LoggingBackend:
 
 
 class EmailBackend:
+    """Django's mail (the default mailer of ``MAILERS``), with the message's attachment when it has one."""
+
     def send(self, message: OutboxMessage) -> None:
-        send_mail(message.subject or message.body[:60], message.body, None, [message.recipient])
+        email = EmailMessage(message.subject or message.body[:60], message.body, None, [message.recipient])
+        if message.attachment:
+            with message.attachment.open("rb") as stored:
+                content = stored.read()
+            name = message.attachment_name or PurePath(message.attachment.name).name
+            mimetype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+            email.attach(name, content, mimetype)
+        email.send()
 
 
 class HttpSmsBackend:
@@ -70,10 +83,20 @@ def _backend(channel: str):
 
 
 def outbox_enqueue(
-    *, channel: str, recipient: str, body: str, subject: str = "", dedupe_key: str | None = None
+    *,
+    channel: str,
+    recipient: str,
+    body: str,
+    subject: str = "",
+    dedupe_key: str | None = None,
+    attachment_name: str | None = None,
+    attachment_content: bytes | None = None,
 ) -> OutboxMessage | None:
     """Write a message in the caller's transaction; deliver it after commit. A repeated ``dedupe_key`` is
-    ignored (returns None), so a retried change never sends twice."""
+    ignored (returns None), so a retried change never sends twice.
+
+    ``attachment_content`` (with its ``attachment_name``) is stored in the default storage as the row is
+    written, and sent with the message by backends that can (``EmailBackend``)."""
     if channel not in OutboxChannel.values:
         raise ValueError(f"Unknown channel {channel}")
     if not recipient:
@@ -81,10 +104,18 @@ def outbox_enqueue(
     message = OutboxMessage(
         channel=channel, recipient=recipient, subject=subject[:200], body=body, dedupe_key=dedupe_key
     )
+    if attachment_content is not None:
+        name = (attachment_name or "attachment").strip()[:200]
+        message.attachment_name = name
+        # The stored name is never the given one (no collisions, no odd characters); the file is written by
+        # the field's pre_save, in save() and in insert_parts() alike.
+        message.attachment = ContentFile(attachment_content, name=uuid.uuid4().hex + PurePath(name).suffix)
     if dedupe_key:
         # One statement, no savepoint: a repeated key is skipped by the database itself.
         message.pk = _insert_unless_duplicate(message)
         if message.pk is None:
+            if message.attachment:
+                message.attachment.delete(save=False)  # stored for nothing: the first message has its own
             return None
     else:
         message.save(force_insert=True)

@@ -74,6 +74,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_RUN_INCIDENTS,
         "tickets.reroute_ticket",
         "tickets.assign_ticket",
+        "crm.view_dashboard",
         *_VIEW_BILLING,
     ],
     Role.DISPATCHER: [
@@ -113,6 +114,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_VIEW_ORGANISATION,
         *_VIEW_CUSTOMERS,
         "crm.view_staffprofile",
+        "crm.view_dashboard",
         *_VIEW_TICKETS,
         *_VIEW_BILLING,
     ],

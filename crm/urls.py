@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from billing.api.views import DisputeViewSet, InvoiceViewSet, ReadingViewSet
+from crm.admin_views import dashboard_view
 from crm.api.views import UnitViewSet
 from customers.api.views import ContractViewSet, CustomerViewSet, MeterViewSet
 from tickets import views as field_views
@@ -26,6 +27,7 @@ router.register("disputes", DisputeViewSet, basename="dispute")
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="dashboard"),
     path("admin/", admin.site.urls),
     re_path(r"^api/v1/outages/status/?$", OutageStatusView.as_view(), name="outage-status"),
     path("api/v1/", include(router.urls)),

@@ -385,6 +385,8 @@ class Ticket(models.Model):
             ),
             models.Index(fields=["unit", "status", "-id"], name="tickets_unit_status_idx"),
             models.Index(fields=["customer", "-id"], name="tickets_customer_idx"),
+            # The dashboard: a unit's tickets over a period.
+            models.Index(fields=["unit", "created_at"], name="tickets_unit_created_idx"),
             # The sweep reads only tickets with something due: its cost follows the due items, not the table.
             models.Index(
                 fields=["next_check_at"],

@@ -1,0 +1,138 @@
+"""The managers' dashboard page in the admin (``/admin/dashboard/``), and its CSV exports.
+
+Staff with ``crm.view_dashboard`` choose a period and one of their units; every widget is one aggregate query
+over their scope (``crm.dashboard``), shown as an SVG chart above its table. ``?export=<widget>`` streams that
+widget's table as CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseBadRequest, QueryDict, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from crm import dashboard
+from crm.models import Unit
+
+PERMISSION = "crm.view_dashboard"
+MAX_DAYS = 366
+
+
+class DashboardForm(forms.Form):
+    start = forms.DateField(label=gettext_lazy("From"), widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label=gettext_lazy("To"), widget=forms.DateInput(attrs={"type": "date"}))
+    unit = forms.ModelChoiceField(
+        label=gettext_lazy("Unit"),
+        queryset=Unit.objects.none(),
+        required=False,
+        empty_label=gettext_lazy("All my units"),
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["unit"].queryset = Unit.objects.for_user(user).only("id", "code", "name").order_by("code")
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("start"), data.get("end")
+        if start and end:
+            if end < start:
+                raise forms.ValidationError(_("The period ends before it starts."))
+            if (end - start).days >= MAX_DAYS:
+                raise forms.ValidationError(_("Choose a period of at most a year."))
+        return data
+
+
+def _default_period() -> dict[str, str]:
+    first, last = dashboard.month_bounds(timezone.localdate())
+    return {"start": first.isoformat(), "end": last.isoformat()}
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def _cell(value):
+    """A CSV cell; text that a spreadsheet would run as a formula (a unit or programme name typed with a
+    leading =, +, - or @) gets a leading quote."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value
+
+
+def _csv_response(table: dashboard.Table, start: dt.date, end: dt.date) -> StreamingHttpResponse:
+    writer = csv.writer(_Echo())
+
+    def lines():
+        yield "\ufeff"  # so that spreadsheet programs read the Vietnamese text as UTF-8
+        yield writer.writerow(table.columns)
+        for row in table.rows:
+            yield writer.writerow([_cell(v) for v in row])
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="dashboard-{table.key}-{start:%Y%m%d}-{end:%Y%m%d}.csv"'
+    )
+    return response
+
+
+def dashboard_view(request):
+    """The dashboard: a period and unit form, then each widget's chart and table (and its CSV export)."""
+    if not request.user.has_perm(PERMISSION):
+        raise PermissionDenied
+    params = (
+        request.GET if {"start", "end"} & set(request.GET) else {**_default_period(), **request.GET.dict()}
+    )
+    form = DashboardForm(params, user=request.user)
+    export = request.GET.get("export")
+    if export is not None and export not in dashboard.WIDGETS_BY_KEY:
+        raise Http404
+    widgets = []
+    if form.is_valid():
+        start, end, unit = form.cleaned_data["start"], form.cleaned_data["end"], form.cleaned_data["unit"]
+        board = dashboard.Dashboard(request.user, start, end, unit)
+        if export:
+            return _csv_response(dashboard.widget_table(board, dashboard.WIDGETS_BY_KEY[export]), start, end)
+        query = QueryDict(mutable=True)
+        query.update(
+            {"start": start.isoformat(), "end": end.isoformat(), **({"unit": unit.pk} if unit else {})}
+        )
+        for widget in dashboard.WIDGETS:
+            data = getattr(board, widget.method)()
+            columns, rows = widget.table(data)
+            query["export"] = widget.key
+            widgets.append(
+                {
+                    "key": widget.key,
+                    "title": widget.title,
+                    "note": widget.note,
+                    "chart": widget.chart(data, str(widget.title)) if widget.chart else "",
+                    "columns": columns,
+                    "rows": [
+                        [{"value": dashboard.display(v), "label": isinstance(v, str)} for v in row]
+                        for row in rows
+                    ],
+                    "data": data,
+                    "export_url": f"?{query.urlencode()}",
+                }
+            )
+    elif export:
+        return HttpResponseBadRequest(_("Choose a valid period first."))
+    context = {
+        **admin.site.each_context(request),
+        "title": _("Dashboard"),
+        "form": form,
+        "widgets": widgets,
+    }
+    return TemplateResponse(request, "admin/dashboard/index.html", context)

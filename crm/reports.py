@@ -1,0 +1,142 @@
+"""The managers' monthly report: the dashboard's tables for a month as an XLSX workbook, mailed through the outbox.
+
+``monthly_reports_send`` runs on the 1st of each month (``crm.tasks.send_monthly_reports``): for every active
+manager it builds the workbook of the previous month over the manager's scope and writes an email with the
+workbook attached to the outbox. The deduplication key ``monthly-report:<user id>:<YYYY-MM>`` makes a rerun
+(or two clusters running it at once) send nothing twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+import re
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from crm import dashboard
+from crm.models import OutboxChannel, OutboxMessage, Role, StaffProfile
+from crm.outbox import outbox_enqueue
+from crm.scoping import scope_for
+
+logger = logging.getLogger("tongdai.reports")
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+RELEASE_HOUR = 7  # local time on the 1st
+
+
+def _sheet_title(title: str, taken: set[str]) -> str:
+    """An Excel sheet name: at most 31 characters, none of []:*?/\\, unique in the workbook."""
+    base = re.sub(r"[\[\]:*?/\\]", "-", title).strip("'")[:31] or "Sheet"
+    name, n = base, 2
+    while name.lower() in taken:
+        suffix = f" ({n})"
+        name, n = base[: 31 - len(suffix)] + suffix, n + 1
+    taken.add(name.lower())
+    return name
+
+
+def monthly_report_xlsx(user, month: dt.date) -> bytes:
+    """The workbook of ``month`` (any day of it) for ``user``'s scope: one sheet per dashboard table, the
+    column titles in the first row, the numbers as numbers."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    start, end = dashboard.month_bounds(month)
+    workbook = Workbook()
+    workbook.remove(workbook.active)
+    workbook.properties.title = _("Monthly report %(month)s") % {"month": f"{start:%m/%Y}"}
+    taken: set[str] = set()
+    for table in dashboard.tables(user, start, end):
+        sheet = workbook.create_sheet(_sheet_title(table.title, taken))
+        sheet.append(table.columns)
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+        for row in table.rows:
+            sheet.append(row)
+            for cell in sheet[sheet.max_row]:
+                if cell.data_type == "f":  # a name typed with a leading "=" is text, never a formula
+                    cell.data_type = "s"
+        for i, column in enumerate(table.columns, start=1):
+            widest = max(
+                [len(str(column)), *(len(str(r[i - 1])) for r in table.rows if r[i - 1] is not None)]
+            )
+            sheet.column_dimensions[sheet.cell(row=1, column=i).column_letter].width = min(
+                max(widest + 2, 10), 60
+            )
+        sheet.freeze_panes = "B2"
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def previous_month(today: dt.date | None = None) -> dt.date:
+    today = today or timezone.localdate()
+    return (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+
+
+def dedupe_key(user_id: int, month: dt.date) -> str:
+    return f"monthly-report:{user_id}:{month:%Y-%m}"
+
+
+def monthly_reports_send(*, month: dt.date | None = None) -> int:
+    """Write one email per active manager with the workbook of ``month`` (default: the previous month) to the
+    outbox; returns how many were written. Managers who already have theirs are skipped before any workbook
+    is built; the outbox's unique key settles a race. Managers without an email address are logged."""
+    month = (month or previous_month()).replace(day=1)
+    managers = list(
+        StaffProfile.objects.filter(role=Role.MANAGER, user__is_active=True)
+        .select_related("user")
+        .order_by("pk")
+    )
+    done = set(
+        OutboxMessage.objects.filter(
+            dedupe_key__in=[dedupe_key(p.user_id, month) for p in managers]
+        ).values_list("dedupe_key", flat=True)
+    )
+    written = 0
+    for profile in managers:
+        user, key = profile.user, dedupe_key(profile.user_id, month)
+        if key in done:
+            continue
+        if not user.email:
+            logger.warning("monthly report %s: manager %s has no email address", f"{month:%Y-%m}", user.pk)
+            continue
+        scope = scope_for(user)
+        content = monthly_report_xlsx(user, month)
+        label = f"{month:%m/%Y}"
+        with transaction.atomic():
+            message = outbox_enqueue(
+                channel=OutboxChannel.EMAIL,
+                recipient=user.email,
+                subject=_("Monthly report %(month)s") % {"month": label},
+                body=_(
+                    "Dear %(name)s,\n\nattached is the customer-care report for %(month)s over %(scope)s: "
+                    "requests by channel, category and unit, SLA compliance, handling time, callback "
+                    "satisfaction, outage restore times, consumption rises, refunds and bill reductions.\n"
+                )
+                % {
+                    "name": user.get_full_name() or user.get_username(),
+                    "month": label,
+                    "scope": _("every unit")
+                    if scope.everything
+                    else _("%(n)d units") % {"n": len(scope.unit_ids)},
+                },
+                dedupe_key=key,
+                attachment_name=f"tongdai-report-{month:%Y-%m}.xlsx",
+                attachment_content=content,
+            )
+        written += message is not None
+    return written
+
+
+def monthly_reports_due(now: dt.datetime | None = None) -> dt.date | None:
+    """The month whose reports are due at ``now``: the previous month from 07:00 local on the 1st, with the
+    2nd and 3rd as catch-up days if the task queue was down; otherwise None."""
+    local = timezone.localtime(now)
+    if (local.day == 1 and local.hour >= RELEASE_HOUR) or local.day in (2, 3):
+        return previous_month(local.date())
+    return None

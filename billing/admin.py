@@ -14,14 +14,17 @@ from django.contrib import admin, messages
 from django.contrib.admin import ActionLocation
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.http import FileResponse
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from billing import services
+from billing import imports, services
 from billing.models import (
+    IMPORTABLE_SOURCES,
     Adjustment,
     AdjustmentStatus,
     AnomalyBandCount,
@@ -36,6 +39,8 @@ from billing.models import (
     MeterReading,
     PriceStep,
     PriceTable,
+    ReadingImport,
+    ReadingImportStatus,
     RebateApplication,
     RebateBand,
     RebateProgramme,
@@ -294,6 +299,7 @@ class MeterReadingAdmin(ReadOnlyAdmin):
     list_filter = [PeriodFilter, ScopedUnitFilter, "status", "source"]
     search_fields = ["contract__number__exact"]
     ordering = ["-id"]
+    change_list_template = "admin/billing/readingimport/meterreading_change_list.html"  # + "Import a file"
 
     @admin.display(description=gettext_lazy("period"), ordering="period")
     def period_month(self, obj):
@@ -1144,3 +1150,202 @@ class RebateProgrammeAdmin(BillingAdminMixin, admin.ModelAdmin):
                 _("%(p)s: taken off %(n)d invoice(s); %(k)d issued invoice(s) keep it.")
                 % {"p": programme, "n": outcome["reversed"], "k": outcome["kept_on_issued"]},
             )
+
+
+# Reading imports (the fast path for big files) ------------------------------------------------------------
+
+
+def _can_import(request) -> bool:
+    """Billing clerks import readings: whoever may add readings (or reading imports)."""
+    return request.user.has_perm("billing.add_readingimport") or request.user.has_perm(
+        "billing.add_meterreading"
+    )
+
+
+def _can_follow_imports(request) -> bool:
+    return (
+        _can_import(request)
+        or request.user.has_perm("billing.view_readingimport")
+        or request.user.has_perm("billing.view_meterreading")
+    )
+
+
+class ReadingImportForm(forms.Form):
+    file = forms.FileField(
+        label=gettext_lazy("CSV file"),
+        help_text=gettext_lazy(
+            "A header line, then one reading a line: meter_serial (or contract_number), period (YYYY-MM), value; "
+            "optionally taken_at (ISO date and time) and source (remote, handheld, photo)."
+        ),
+    )
+    unit = forms.ModelChoiceField(queryset=Unit.objects.none(), required=False, label=gettext_lazy("unit"))
+    period = forms.DateField(
+        label=gettext_lazy("period"),
+        required=False,
+        input_formats=["%Y-%m", "%m/%Y", "%Y-%m-%d", "%d/%m/%Y"],
+        widget=forms.DateInput(attrs={"type": "month"}, format="%Y-%m"),
+        help_text=gettext_lazy("For lines without a period; lines of another month are refused."),
+    )
+    source = forms.ChoiceField(
+        label=gettext_lazy("source"),
+        required=False,
+        choices=[("", gettext_lazy("As each line says, else by the meter's kind")), *IMPORTABLE_SOURCES],
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["unit"].queryset = Unit.objects.for_user(user).order_by("code")
+        if scope_for(user).everything:
+            self.fields["unit"].empty_label = _("Every unit")
+        else:
+            self.fields["unit"].required = True
+
+    def clean_period(self):
+        period = self.cleaned_data.get("period")
+        return period.replace(day=1) if period else None
+
+
+@admin.register(ReadingImport)
+class ReadingImportAdmin(ReadOnlyAdmin):
+    """Uploaded reading files: the upload page, and each import's progress, counts and refused lines.
+
+    The upload and status pages are for whoever may add readings (billing clerks); the list and the record
+    pages follow the model's own permissions. Every page is scoped by the import's unit."""
+
+    list_display = [
+        "id", "file_name", "unit", "period_month", "status", "phase", "rows_total", "rows_inserted",
+        "rows_flagged", "rows_unchanged", "rows_rejected", "uploaded_by", "created_at", "finished_at",
+    ]  # fmt: skip
+    list_display_links = ["id", "file_name"]
+    list_select_related = ["unit", "uploaded_by"]
+    list_filter = ["status", ScopedUnitFilter]
+    ordering = ["-id"]
+    fields = [
+        "file", "unit", "period", "source", "uploaded_by", "created_at", "status", "progress", "rows_total",
+        "rows_inserted", "rows_flagged", "rows_unchanged", "rows_rejected", "rejects_file", "error",
+        "started_at", "finished_at", "status_page",
+    ]  # fmt: skip
+    readonly_fields = ["progress", "status_page"]
+
+    @admin.display(description=gettext_lazy("file"))
+    def file_name(self, obj):
+        return obj.file.name.rsplit("/", 1)[-1] if obj.file else ""
+
+    @admin.display(description=gettext_lazy("period"), ordering="period")
+    def period_month(self, obj):
+        return obj.period.strftime("%m/%Y") if obj.period else ""
+
+    @admin.display(description=gettext_lazy("progress"))
+    def progress(self, obj):
+        return _progress_text(obj)
+
+    @admin.display(description=gettext_lazy("status page"))
+    def status_page(self, obj):
+        from django.utils.html import format_html
+
+        url = reverse("admin:billing_readingimport_status", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, _("Progress and refused lines"))
+
+    def has_add_permission(self, request):
+        return _can_import(request)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        return redirect("admin:billing_readingimport_upload")
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("upload/", view(self.upload_view), name="billing_readingimport_upload"),
+            path("<int:pk>/status/", view(self.status_view), name="billing_readingimport_status"),
+            path("<int:pk>/rejects/", view(self.rejects_view), name="billing_readingimport_rejects"),
+            *super().get_urls(),
+        ]
+
+    def _page(self, request, template, context):
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, **context}
+        return TemplateResponse(request, f"admin/billing/readingimport/{template}", context)
+
+    def upload_view(self, request):
+        """Save the file and hand it to a background task; the next page follows its progress."""
+        if not _can_import(request):
+            raise PermissionDenied
+        form = ReadingImportForm(request.POST or None, request.FILES or None, user=request.user)
+        if request.method == "POST" and form.is_valid():
+            try:
+                with transaction.atomic():
+                    item = imports.reading_import_create(
+                        actor=request.user, upload=form.cleaned_data["file"], unit=form.cleaned_data["unit"],
+                        period=form.cleaned_data["period"], source=form.cleaned_data["source"],
+                    )  # fmt: skip
+                    imports.reading_import_enqueue(item)
+            except ValidationError as exc:
+                report_errors(request, exc)
+            else:
+                messages.success(request, _("The file is queued for import."))
+                return redirect("admin:billing_readingimport_status", pk=item.pk)
+        recent = (
+            ReadingImport.objects.for_user(request.user).select_related("unit", "uploaded_by").order_by("-id")
+        )
+        return self._page(request, "upload.html", {"title": _("Import readings from a file"), "form": form,
+                                                   "recent": recent[:20]})  # fmt: skip
+
+    def _item(self, request, pk) -> ReadingImport:
+        if not _can_follow_imports(request):
+            raise PermissionDenied
+        return get_object_or_404(
+            ReadingImport.objects.for_user(request.user).select_related("unit", "uploaded_by"), pk=pk
+        )
+
+    def status_view(self, request, pk):
+        """Where an import stands: its phase and counts, and its first refused lines."""
+        item = self._item(request, pk)
+        rejects, more = [], False
+        if item.rejects_file:
+            import csv
+            import io
+
+            with item.rejects_file.open("rb") as handle:
+                reader = csv.reader(io.TextIOWrapper(handle, encoding="utf-8", newline=""))
+                next(reader, None)
+                for row in reader:
+                    if len(rejects) >= 50:
+                        more = True
+                        break
+                    rejects.append(row)
+        running = item.status in (ReadingImportStatus.QUEUED, ReadingImportStatus.RUNNING)
+        return self._page(request, "status.html", {
+            "title": _("Reading import #%(n)s") % {"n": item.pk}, "item": item, "progress": _progress_text(item),
+            "running": running, "rejects": rejects, "more_rejects": more,
+            "can_view_list": self.has_view_permission(request),
+        })  # fmt: skip
+
+    def rejects_view(self, request, pk):
+        item = self._item(request, pk)
+        if not item.rejects_file:
+            raise PermissionDenied
+        name = item.rejects_file.name.rsplit("/", 1)[-1]
+        return FileResponse(item.rejects_file.open("rb"), as_attachment=True, filename=name)
+
+
+def _progress_text(item: ReadingImport) -> str:
+    """What can honestly be said of an import's progress. PostgreSQL imports report their phase (reading
+    the file, checking, inserting) from a second connection while they run; on SQLite the import is seen
+    only as queued, running, then done."""
+    if item.status == ReadingImportStatus.QUEUED:
+        return _("Waiting for a worker.")
+    if item.status == ReadingImportStatus.DONE:
+        return _("Done: %(n)s lines read.") % {"n": item.rows_total}
+    if item.status == ReadingImportStatus.FAILED:
+        return _("Failed: nothing was written.")
+    if item.phase == "copy" and item.bytes_total:
+        percent = min(100, round(100 * item.bytes_read / item.bytes_total))
+        return _("Reading the file: %(p)s%% (%(b)s of %(t)s bytes).") % {
+            "p": percent, "b": item.bytes_read, "t": item.bytes_total,
+        }  # fmt: skip
+    if item.phase == "validate":
+        return _("Checking %(n)s lines.") % {"n": item.rows_total}
+    if item.phase == "compute":
+        return _("Computing the consumption of %(n)s lines.") % {"n": item.rows_total}
+    if item.phase == "insert":
+        return _("Inserting the readings (%(n)s lines).") % {"n": item.rows_total}
+    return _("Running (the counts appear when it is done).")

@@ -789,3 +789,79 @@ class AuditRecord(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValidationError(_("Audit records cannot be deleted."))
+
+
+# Reading imports ----------------------------------------------------------------------------------------
+
+
+class ReadingImportStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+# What a file may say a reading is: estimates and re-inspections have their own services.
+IMPORTABLE_SOURCES = [
+    (s.value, s.label) for s in (ReadingSource.REMOTE, ReadingSource.HANDHELD, ReadingSource.PHOTO)
+]
+
+
+class ReadingImportQuerySet(ScopedQuerySet):
+    scope_path = "unit"
+
+
+class ReadingImport(models.Model):
+    """A file of meter readings uploaded by a billing clerk and imported by a background task
+    (``billing.imports``): what it held, what went in, what was refused and why, and how far it has got.
+
+    An import without a unit covers every unit of its importer (for those who see every unit)."""
+
+    file = models.FileField(_("file"), upload_to="reading-imports/%Y/%m")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("uploaded by"),
+    )  # fmt: skip
+    unit = models.ForeignKey(
+        Unit, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False,
+        verbose_name=_("unit"),
+    )  # fmt: skip
+    period = models.DateField(
+        _("period"), null=True, blank=True, help_text=_("When given, lines of another month are refused.")
+    )
+    source = models.CharField(
+        _("source"), max_length=12, choices=IMPORTABLE_SOURCES, blank=True,
+        help_text=_("For lines without one. Empty: remote for remote-read meters, else handheld."),
+    )  # fmt: skip
+    status = models.CharField(
+        _("status"), max_length=8, choices=ReadingImportStatus.choices, default=ReadingImportStatus.QUEUED
+    )
+    phase = models.CharField(_("phase"), max_length=20, blank=True)
+    bytes_total = models.PositiveBigIntegerField(_("file size (bytes)"), default=0)
+    bytes_read = models.PositiveBigIntegerField(_("bytes read"), default=0)
+    rows_total = models.PositiveIntegerField(_("lines"), default=0)
+    rows_inserted = models.PositiveIntegerField(_("readings inserted"), default=0)
+    rows_flagged = models.PositiveIntegerField(_("of which flagged"), default=0)
+    rows_unchanged = models.PositiveIntegerField(_("already read, same value"), default=0)
+    rows_rejected = models.PositiveIntegerField(_("lines rejected"), default=0)
+    rejects_file = models.FileField(_("rejected lines"), upload_to="reading-imports/%Y/%m", blank=True)
+    error = models.TextField(_("error"), blank=True)
+    created_at = models.DateTimeField(_("uploaded at"))
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    progress_at = models.DateTimeField(_("last progress at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    objects = ReadingImportQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("reading import")
+        verbose_name_plural = _("reading imports")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=ReadingImportStatus.values), name="billing_readingimport_status"
+            ),
+        ]
+        indexes = [models.Index(fields=["unit", "-id"], name="billing_readingimport_unit_idx")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.file.name.rsplit('/', 1)[-1] if self.file else ''}"

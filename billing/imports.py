@@ -1,0 +1,912 @@
+"""The fast path for big reading files: a whole file in a few set-based statements, in one transaction.
+
+A file is CSV with a header: ``meter_serial`` (or ``contract_number``, or both), ``value`` (the register),
+``period`` (``YYYY-MM`` or ``YYYY-MM-01``; may be left out when the import names its period), and optionally
+``taken_at`` (ISO date and time; without an offset it is local time) and ``source`` (remote, handheld, photo).
+Other columns are ignored. The pipeline:
+
+1. ``ri_stage``: the file as text, numbered by line (the header is line 1). PostgreSQL: ``COPY … FROM STDIN``
+   fed in 1 MB chunks, the file never whole in memory; SQLite: ``executemany`` in batches from a streaming
+   ``csv.reader``.
+2. ``ri_rows`` (one ``CREATE TABLE … AS SELECT``): each line parsed (period, register checked by a regular
+   expression before any cast, source, time) and resolved (meter serial → its open assignment, or contract
+   number → the contract's first open assignment; → contract → customer → unit), with the first reason to
+   refuse it chosen by one ``CASE`` in a fixed order: missing key, period, register, source, time, unknown
+   serial or contract, meter not installed, the import's unit, the importer's units.
+3. ``UPDATE ri_rows``: lines repeating a (contract, period) of the file (a window over the file); periods
+   already read (an existing current reading: the same register is *unchanged*, another one is refused).
+4. Per period of the file, oldest first (usually there is one): ``ri_calc`` gets the previous current reading
+   of each contract and the kWh and days of its last three non-estimated readings (``LATERAL`` index probes in
+   contract order on PostgreSQL, correlated subqueries on SQLite); previous register and kWh as
+   ``billing.services.reading_record`` computes them (first reading: from the reading at install; a meter
+   replaced since the previous reading: old meter's removal reading − previous + register − new meter's
+   reading at install); a register below the previous one refused (a roll-over cannot be asserted in a file);
+   an implausible jump flagged (kWh > TONGDAI_READING_JUMP_FACTOR × expected and kWh − expected > 50, with
+   expected = the average daily kWh of those readings × the days of the period, compared exactly in integers).
+   Then ONE ``INSERT INTO billing_meterreading … SELECT`` of the good lines, in contract order.
+5. The counts, one audit record for the import, and the refused lines (line, serial, contract, period,
+   register, reason) streamed to a CSV.
+
+Everything runs in one transaction: a failure (a malformed file, a reading recorded meanwhile by someone else
+for the same contract and period) writes nothing. Running the same file again inserts nothing: its lines come
+back as unchanged.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import io
+import logging
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import IO
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from billing.models import ReadingImport, ReadingImportStatus, ReadingSource
+from billing.services import audit, period_bounds
+from crm import db
+from crm.models import Unit
+from crm.scoping import scope_for
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = ("meter_serial", "contract_number", "period", "value", "taken_at", "source")
+SOURCES = (ReadingSource.REMOTE, ReadingSource.HANDHELD, ReadingSource.PHOTO)
+CHUNK = 1 << 20  # bytes per COPY write
+BATCH = 5000  # rows per executemany on SQLite
+PREVIEW = 100  # refused lines kept in memory for display; all of them go to the CSV
+LEASE = dt.timedelta(minutes=10)  # a running import without progress for this long is taken over
+TASK_TIMEOUT = 3600  # seconds a worker may spend on one file
+
+PERIOD_RE = r"^(19|20)[0-9]{2}-(0[1-9]|1[0-2])(-01)?$"
+TIME_RE = (
+    r"^(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)?)?$"
+)
+REJECT_HEADER = ["line", "meter_serial", "contract_number", "period", "value", "reason"]
+
+
+@dataclass(frozen=True)
+class Reject:
+    line: int
+    meter_serial: str
+    contract_number: str
+    period: str
+    value: str
+    reason: str
+
+
+@dataclass
+class ImportResult:
+    total: int = 0
+    inserted: int = 0
+    flagged: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    periods: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
+    rejects: list[Reject] = field(default_factory=list)  # the first PREVIEW of them
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["rejects"] = data["rejects"][:20]
+        return data
+
+
+Progress = Callable[..., None]
+
+
+# SQL helpers --------------------------------------------------------------------------------------------
+
+
+class _Params(dict):
+    """Named parameters of one statement; ``add`` returns the placeholder of a new one."""
+
+    def add(self, value) -> str:
+        name = f"p{len(self)}"
+        self[name] = value
+        return f"%({name})s"
+
+
+def _message(params: _Params, template: str, **exprs: str) -> str:
+    """SQL text of a translated message whose ``%(name)s`` placeholders are filled by SQL expressions."""
+    parts = re.split(r"%\((\w+)\)s", template)
+    sql = []
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            if part:
+                sql.append(params.add(part))
+        else:
+            sql.append(f"CAST({exprs[part]} AS TEXT)")
+    return "(" + " || ".join(sql) + ")" if sql else "''"
+
+
+class _Dialect:
+    """The few places where PostgreSQL and SQLite need different SQL."""
+
+    def __init__(self) -> None:
+        self.postgres = db.is_postgres(connection)
+
+    @property
+    def fence(self) -> str:
+        """Keeps PostgreSQL from pulling a subquery up (and so repeating its expressions, subqueries and all)."""
+        return " OFFSET 0" if self.postgres else ""
+
+    def matches(self, expr: str, params: _Params, pattern: str) -> str:
+        # SQLite: Django registers REGEXP (Python's re) on its connections.
+        return f"({expr} {'~' if self.postgres else 'REGEXP'} {params.add(pattern)})"
+
+    def date(self, text: str) -> str:
+        return f"CAST({text} AS DATE)" if self.postgres else text  # SQLite keeps dates as ISO text
+
+    def month_days(self, date: str) -> str:
+        if self.postgres:
+            return f"((({date}) + INTERVAL '1 month')::date - ({date}))"
+        return f"CAST(julianday(date({date}, '+1 month')) - julianday({date}) AS INTEGER)"
+
+    def digits(self, text: str) -> str:
+        """TRUE for 1 to 15 decimal digits (cheaper than a regular expression on a million lines)."""
+        if self.postgres:
+            return f"(translate({text}, '0123456789', '') = '' AND length({text}) BETWEEN 1 AND 15)"
+        return f"(length({text}) BETWEEN 1 AND 15 AND {text} NOT GLOB '*[^0-9]*')"
+
+    def timestamp(self, text: str, params: _Params) -> str:
+        """The aware time of an ISO text (local time without an offset), NULL if it is not one."""
+        if not self.postgres:
+            return f"tongdai_import_ts({text})"
+        first = self.date(f"substr({text}, 1, 7) || {params.add('-01')}")
+        day_ok = f"substr({text}, 9, 2) <= '28' OR CAST(substr({text}, 9, 2) AS INTEGER) <= {self.month_days(first)}"
+        # TIME_RE has checked the shape: a '+', '-' or 'Z' after the date can only be the offset.
+        offset = f"right({text}, 1) = 'Z' OR strpos(substr({text}, 11), '+') > 0 OR strpos(substr({text}, 11), '-') > 0"
+        cast = (
+            f"CASE WHEN {offset} THEN CAST({text} AS TIMESTAMPTZ) "
+            f"ELSE CAST({text} AS TIMESTAMP) AT TIME ZONE {params.add(settings.TIME_ZONE)} END"
+        )
+        # Nested CASEs: PostgreSQL evaluates a CASE's branches in order, never the casts of a bad text.
+        return (
+            f"(CASE WHEN {self.matches(text, params, TIME_RE)} THEN CASE WHEN {day_ok} THEN {cast} END END)"
+        )
+
+    def prepare(self) -> None:
+        if self.postgres:
+            with connection.cursor() as cursor:
+                # Hash joins and sorts of a million lines in memory rather than in batches on disk.
+                cursor.execute("SET LOCAL work_mem = '256MB'")
+                # Index probes for a small file (the data is in memory: a random read costs about a sequential
+                # one), hash joins for a big one; no JIT, whose compile time the import's joins do not repay.
+                cursor.execute("SET LOCAL random_page_cost = 1.1")
+                cursor.execute("SET LOCAL jit = off")
+            return
+        connection.ensure_connection()
+        connection.connection.create_function("tongdai_import_ts", 1, _sqlite_timestamp, deterministic=True)
+
+    def contract_assignment_join(self) -> str:
+        """The contract's current meter assignment (the first open one, as ``reading_record`` takes it) for
+        lines that name a contract and no meter."""
+        if self.postgres:
+            return (
+                "LEFT JOIN LATERAL (SELECT x.id, x.contract_id, x.meter_id, x.reading_at_install "
+                "FROM customers_meterassignment x WHERE x.contract_id = kc.id AND x.removed_at IS NULL "
+                "AND p.k_serial = '' ORDER BY x.id LIMIT 1) ac ON TRUE"
+            )
+        return (
+            "LEFT JOIN customers_meterassignment ac ON p.k_serial = '' AND ac.id = (SELECT MIN(x.id) "
+            "FROM customers_meterassignment x WHERE x.contract_id = kc.id AND x.removed_at IS NULL)"
+        )
+
+    def history(self, days: str) -> str:
+        """For each line of ``%(period)s`` still in: its previous current reading (value, meter) and the
+        count, kWh and days of its last three non-estimated current readings."""
+        current = "r.contract_id = i.contract_id AND r.period < %(period)s AND NOT (r.status = 'superseded')"
+        latest = f"FROM billing_meterreading r WHERE {current} ORDER BY r.period DESC LIMIT 1"
+        cycles = (
+            f"FROM billing_meterreading r WHERE {current} AND NOT (r.source = 'estimated') "
+            "ORDER BY r.period DESC LIMIT 3"
+        )
+        todo = "i.period = %(period)s AND i.reject_reason IS NULL AND i.unchanged = 0"
+        if self.postgres:
+            # Index probes in contract order (the unique (contract, period) index), two per line.
+            return (
+                "SELECT i.*, pr.value AS last_value, pr.meter_id AS last_meter, h.n AS hist_n, "
+                "h.kwh AS hist_kwh, h.days AS hist_days "
+                f"FROM (SELECT * FROM ri_rows i WHERE {todo} ORDER BY i.contract_id) i "
+                f"LEFT JOIN LATERAL (SELECT r.value, r.meter_id {latest}) pr ON TRUE "
+                "LEFT JOIN LATERAL (SELECT COUNT(*) AS n, SUM(y.kwh) AS kwh, SUM(y.days) AS days FROM "
+                f"(SELECT r.kwh, {days} AS days {cycles}) y) h ON TRUE"
+            )
+        return (
+            f"SELECT i.*, (SELECT r.value {latest}) AS last_value, (SELECT r.meter_id {latest}) AS last_meter, "
+            f"(SELECT COUNT(*) FROM (SELECT 1 {cycles}) y) AS hist_n, "
+            f"(SELECT SUM(y.kwh) FROM (SELECT r.kwh {cycles}) y) AS hist_kwh, "
+            f"(SELECT SUM(y.days) FROM (SELECT {days} AS days {cycles}) y) AS hist_days "
+            f"FROM ri_rows i WHERE {todo}"
+        )
+
+
+_TIME_PATTERN = re.compile(TIME_RE)
+
+
+def _sqlite_timestamp(text):
+    """SQLite's side of ``_Dialect.timestamp``: the UTC text Django stores, or None."""
+    if text is None or not _TIME_PATTERN.match(text):
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value)
+    return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
+
+
+def _execute(sql: str, params=None) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def _fetch(sql: str, params=None) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+# Reading the file ---------------------------------------------------------------------------------------
+
+
+def _header(stream: IO[bytes]) -> tuple[list[str], str, int]:
+    """The columns of the header line, the delimiter and the bytes read."""
+    line = stream.readline()
+    if not line.strip():
+        raise ValidationError(_("The file is empty: it needs a header line."))
+    try:
+        text = line.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(_("The file is not UTF-8 text.")) from exc
+    delimiter = ";" if ";" in text and "," not in text else ","
+    names = [n.strip().lower() for n in next(csv.reader([text], delimiter=delimiter))]
+    known = [n for n in names if n in COLUMNS]
+    if len(known) != len(set(known)):
+        raise ValidationError(_("A column appears twice in the header."))
+    if "value" not in names or not {"meter_serial", "contract_number"} & set(names):
+        raise ValidationError(
+            _(
+                "The header needs a “value” column and a “meter_serial” or “contract_number” column; it has: %(h)s"
+            )
+            % {"h": ", ".join(names)}
+        )
+    return names, delimiter, len(line)
+
+
+def _staging_columns(names: list[str]) -> list[str]:
+    """The staging column of each column of the file (the unknown ones go to x1, x2, …)."""
+    columns, extra = [], 0
+    for name in names:
+        if name in COLUMNS:
+            columns.append(name)
+        else:
+            extra += 1
+            columns.append(f"x{extra}")
+    return columns
+
+
+def _load_postgres(stream, columns, delimiter, progress: Progress, offset: int) -> None:
+    import psycopg
+
+    read = offset
+    with connection.cursor() as cursor:
+        try:
+            with cursor.cursor.copy(
+                f"COPY ri_stage ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, DELIMITER '{delimiter}')"
+            ) as copy:
+                while chunk := stream.read(CHUNK):
+                    copy.write(chunk)
+                    read += len(chunk)
+                    progress("copy", bytes_read=read)
+        except psycopg.Error as exc:
+            diag = exc.diag
+            where = f" ({diag.context.strip()})" if diag.context else ""
+            raise ValidationError(
+                _("The file could not be read: %(e)s") % {"e": f"{diag.message_primary or exc}{where}"}
+            ) from exc
+
+
+def _text_lines(stream, progress: Progress, offset: int) -> Iterator[str]:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    pending, read = "", offset
+    try:
+        while chunk := stream.read(CHUNK):
+            read += len(chunk)
+            lines = (pending + decoder.decode(chunk)).splitlines(keepends=True)
+            pending = lines.pop() if lines and not lines[-1].endswith(("\n", "\r")) else ""
+            yield from lines
+            progress("copy", bytes_read=read)
+        rest = pending + decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise ValidationError(_("The file is not UTF-8 text.")) from exc
+    if rest:
+        yield rest
+
+
+def _load_sqlite(stream, columns, delimiter, progress: Progress, offset: int) -> None:
+    sql = f"INSERT INTO ri_stage (row_no, {', '.join(columns)}) VALUES ({', '.join(['%s'] * (len(columns) + 1))})"
+    batch, line = [], 1
+    with connection.cursor() as cursor:
+        for row in csv.reader(_text_lines(stream, progress, offset), delimiter=delimiter):
+            if not row:
+                continue  # a blank line
+            line += 1
+            if len(row) != len(columns):
+                raise ValidationError(
+                    _("Line %(n)s has %(c)s columns where the header has %(h)s.")
+                    % {"n": line, "c": len(row), "h": len(columns)}
+                )
+            batch.append((line, *row))
+            if len(batch) >= BATCH:
+                cursor.executemany(sql, batch)
+                batch = []
+        if batch:
+            cursor.executemany(sql, batch)
+
+
+# The import ---------------------------------------------------------------------------------------------
+
+
+def _unit_and_predecessors(unit: Unit) -> set[int]:
+    ids, frontier = {unit.pk}, {unit.pk}
+    while frontier:
+        frontier = set(Unit.objects.filter(successor_id__in=frontier).values_list("pk", flat=True)) - ids
+        ids |= frontier
+    return ids
+
+
+def _in(column: str, ids) -> str:
+    return f"{column} IN ({', '.join(str(int(i)) for i in sorted(ids))})" if ids else "1 = 0"
+
+
+def _resolve_sql(d: _Dialect, names: list[str], params: _Params, *, unit, unit_ids, scope_ids, period,
+                 source) -> str:  # fmt: skip
+    """``CREATE TABLE ri_rows AS``: every line parsed, resolved and given its first reason to be refused."""
+    has_serial, has_contract = "meter_serial" in names, "contract_number" in names
+    period_text = (
+        f"COALESCE(NULLIF(TRIM(s.period), ''), {params.add(period.strftime('%Y-%m') if period else None)})"
+    )
+    texts = (
+        "SELECT s.row_no, UPPER(TRIM(COALESCE(s.meter_serial, ''))) AS k_serial, TRIM(COALESCE(s.contract_number, '')) AS k_contract, "
+        f"{period_text} AS p_text, TRIM(COALESCE(s.value, '')) AS v_text, "
+        "LOWER(TRIM(COALESCE(s.source, ''))) AS s_text, TRIM(COALESCE(s.taken_at, '')) AS t_text "
+        "FROM ri_stage s"
+    )
+    period_date = (
+        f"(CASE WHEN {d.matches('q.p_text', params, PERIOD_RE)} "
+        f"THEN {d.date(f'substr(q.p_text, 1, 7) || {params.add("-01")}')} END)"
+    )
+    value = f"(CASE WHEN {d.digits('q.v_text')} THEN CAST(q.v_text AS BIGINT) END)"
+    taken = f"(CASE WHEN q.t_text <> '' THEN {d.timestamp('q.t_text', params)} END)"
+    # Each line's texts parsed once (the fence keeps PostgreSQL from repeating the expressions where used).
+    parsed = (
+        "SELECT q.row_no, q.k_serial, q.k_contract, q.v_text, q.s_text, CASE WHEN q.t_text <> '' THEN 1 ELSE 0 END "
+        f"AS has_taken, {period_date} AS period, {value} AS value, {taken} AS taken FROM ({texts}) q{d.fence}"
+    )
+    negative = f"(substr(p.v_text, 1, 1) = '-' AND {d.digits('substr(p.v_text, 2)')})"
+    sources = ", ".join(params.add(str(s)) for s in SOURCES)
+    joins = []
+    if has_serial:
+        joins += [
+            "LEFT JOIN customers_meter m ON p.k_serial <> '' AND m.serial = p.k_serial",
+            "LEFT JOIN customers_meterassignment am ON am.meter_id = m.id AND am.removed_at IS NULL",
+        ]
+    if has_contract:
+        joins += [
+            "LEFT JOIN customers_contract kc ON p.k_contract <> '' AND kc.number = p.k_contract",
+            d.contract_assignment_join(),
+            "LEFT JOIN customers_meter m2 ON m2.id = ac.meter_id",
+        ]
+
+    def assigned(column: str) -> str:
+        found = [
+            f"{alias}.{column}" for alias, present in (("am", has_serial), ("ac", has_contract)) if present
+        ]
+        return found[0] if len(found) == 1 else f"COALESCE({', '.join(found)})"
+
+    kind = {(True, False): "m.kind", (False, True): "m2.kind"}.get(
+        (has_serial, has_contract), "COALESCE(m.kind, m2.kind)"
+    )
+    joins += [
+        f"LEFT JOIN customers_contract k ON k.id = {assigned('contract_id')}",
+        "LEFT JOIN customers_customer cu ON cu.id = k.customer_id",
+    ]
+    default_source = (
+        params.add(source)
+        if source
+        else f"(CASE WHEN {kind} = {params.add('remote_read')} THEN {params.add('remote')} ELSE {params.add('handheld')} END)"
+    )
+
+    def reason(text: str) -> str:
+        return params.add(text)
+
+    checks = [
+        ("p.k_serial = '' AND p.k_contract = ''", reason(_("No meter serial or contract number."))),
+        ("p.period IS NULL", reason(_("The period is not a month (YYYY-MM or YYYY-MM-01)."))),
+    ]
+    if period is not None:
+        checks.append(
+            (
+                f"p.period <> {params.add(connection.ops.adapt_datefield_value(period))}",
+                reason(
+                    _("The line is for another month than the import's (%(p)s).") % {"p": f"{period:%m/%Y}"}
+                ),
+            )
+        )
+    checks += [
+        (f"p.value IS NULL AND {negative}", reason(_("The register is negative."))),
+        ("p.value IS NULL", reason(_("The register is not a whole number of kWh."))),
+        (
+            f"p.s_text <> '' AND p.s_text NOT IN ({sources})",
+            reason(_("Unknown source: remote, handheld or photo.")),
+        ),
+        ("p.has_taken = 1 AND p.taken IS NULL", reason(_("The time taken is not an ISO date and time."))),
+    ]
+    if has_serial:
+        checks += [
+            ("p.k_serial <> '' AND m.id IS NULL", reason(_("Unknown meter serial."))),
+            ("p.k_serial <> '' AND am.id IS NULL", reason(_("The meter is not installed on any contract."))),
+        ]
+    if has_contract:
+        checks += [
+            ("p.k_contract <> '' AND kc.id IS NULL", reason(_("Unknown contract number."))),
+            (
+                "p.k_contract <> '' AND k.id <> kc.id",
+                reason(_("The meter is not installed on that contract.")),
+            ),
+            ("p.k_serial = '' AND ac.id IS NULL", reason(_("The contract has no meter installed."))),
+        ]
+    if unit_ids is not None:
+        checks.append(
+            (
+                f"NOT ({_in('cu.unit_id', unit_ids)})",
+                reason(_("The contract is not in the import's unit (%(u)s).") % {"u": unit.code}),
+            )
+        )
+    if scope_ids is not None:
+        checks.append(
+            (f"NOT ({_in('cu.unit_id', scope_ids)})", reason(_("The contract is not in one of your units.")))
+        )
+    case = "CASE " + " ".join(f"WHEN {condition} THEN {text}" for condition, text in checks) + " END"
+    return (
+        "CREATE TEMP TABLE ri_rows AS SELECT p.row_no, p.period AS period, p.value AS value, "
+        f"(CASE WHEN p.s_text <> '' THEN p.s_text ELSE {default_source} END) AS source, p.taken AS taken_at, "
+        f"k.id AS contract_id, {assigned('meter_id')} AS meter_id, {assigned('reading_at_install')} "
+        f"AS reading_at_install, cu.unit_id AS unit_id, {case} AS reject_reason, 0 AS unchanged "
+        f"FROM ({parsed}) p {' '.join(joins)}"
+    )
+
+
+def _calc_sql(d: _Dialect, params: _Params) -> str:
+    """``INSERT INTO ri_calc``: previous register and kWh of one period's lines, refusals and jump flags."""
+    r = {
+        "install": _message(params, _("The register is below the reading at install (%(v)s)."), v="c.reading_at_install"),
+        "new_meter": _message(
+            params, _("The register is below the new meter's reading at install (%(v)s)."), v="c.reading_at_install"
+        ),
+        "below": _message(
+            params,
+            _("The register (%(v)s) is below the previous reading (%(p)s). A roll-over cannot be asserted in a "
+              "file: record that reading by hand."),
+            v="c.value", p="c.last_value",
+        ),
+        "big": params.add(_("The consumption is implausibly large.")),
+    }  # fmt: skip
+    old_end = (
+        "CASE WHEN h.last_meter <> h.meter_id THEN COALESCE((SELECT x.reading_at_removal FROM "
+        "customers_meterassignment x WHERE x.contract_id = h.contract_id AND x.meter_id = h.last_meter "
+        "ORDER BY x.id DESC LIMIT 1), h.last_value) END"
+    )
+    base = "CASE WHEN o.last_value IS NULL OR o.last_meter <> o.meter_id THEN o.reading_at_install ELSE o.last_value END"
+    kwh = (
+        "CASE WHEN o.last_value IS NULL THEN o.value - o.reading_at_install "
+        "WHEN o.last_meter <> o.meter_id THEN (CASE WHEN o.old_end > o.last_value THEN o.old_end - o.last_value "
+        "ELSE 0 END) + o.value - o.reading_at_install ELSE o.value - o.last_value END"
+    )
+    flagged = (
+        "CASE WHEN c.hist_kwh > 0 AND c.kwh * c.hist_days > CAST(%(factor)s AS NUMERIC) * c.hist_kwh * %(days)s "
+        "AND c.kwh * c.hist_days - c.hist_kwh * %(days)s > 50 * c.hist_days THEN 1 ELSE 0 END"
+    )
+    return f"""
+        INSERT INTO ri_calc (row_no, contract_id, meter_id, unit_id, period, value, source, taken_at, base, kwh,
+                             reject_reason, hist_kwh, hist_days, flagged)
+        SELECT c.row_no, c.contract_id, c.meter_id, c.unit_id, c.period, c.value, c.source, c.taken_at, c.base,
+               c.kwh,
+               CASE WHEN c.last_value IS NULL AND c.value < c.reading_at_install THEN {r["install"]}
+                    WHEN c.last_meter <> c.meter_id AND c.value < c.reading_at_install THEN {r["new_meter"]}
+                    WHEN c.last_meter = c.meter_id AND c.value < c.last_value THEN {r["below"]}
+                    WHEN c.kwh > 2147483647 THEN {r["big"]} END,
+               c.hist_kwh, c.hist_days, {flagged}
+        FROM (SELECT o.*, {base} AS base, {kwh} AS kwh
+              FROM (SELECT h.*, {old_end} AS old_end FROM ({d.history(d.month_days("r.period"))}) h{d.fence}) o) c
+        ORDER BY c.contract_id
+    """
+
+
+def _insert_sql(params: _Params) -> str:
+    """ONE ``INSERT … SELECT`` of a period's good lines; the flag's reason as ``_jump_reason`` words it."""
+    a, b = "c.hist_kwh * %(days)s", "c.hist_days"
+    q = f"({a}) / {b}"
+    remainder = f"(({a}) - {q} * {b})"
+    # round(expected) half to even, as Python's round() of a Decimal, in integers on both databases.
+    expected = f"({q} + CASE WHEN 2 * {remainder} > {b} OR (2 * {remainder} = {b} AND {q} - ({q} / 2) * 2 = 1) THEN 1 ELSE 0 END)"
+    reason = _message(
+        params, _("%(k)s kWh against about %(e)s expected from the last cycles"), k="c.kwh", e=expected
+    )
+    return f"""
+        INSERT INTO billing_meterreading (contract_id, meter_id, unit_id, period, value, previous_value, kwh, source,
+                                          status, flag_reason, reader_id, taken_at, corrects_id)
+        SELECT c.contract_id, c.meter_id, c.unit_id, c.period, c.value, c.base, c.kwh, c.source,
+               CASE WHEN c.flagged = 1 THEN 'flagged' ELSE 'valid' END,
+               CASE WHEN c.flagged = 1 THEN substr({reason}, 1, 200) ELSE '' END,
+               %(reader)s, COALESCE(c.taken_at, %(now)s), NULL
+        FROM ri_calc c
+        WHERE c.period = %(period)s AND c.reject_reason IS NULL
+        ORDER BY c.contract_id
+    """
+
+
+_TABLES = ("ri_stage", "ri_rows", "ri_calc")
+
+
+def _drop_tables() -> None:
+    for table in _TABLES:
+        _execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def import_readings(
+    *,
+    stream: IO[bytes],
+    actor=None,
+    unit: Unit | None = None,
+    period: dt.date | None = None,
+    source: str | None = None,
+    dry_run: bool = False,
+    rejects_to: IO[str] | None = None,
+    progress: Progress | None = None,
+    record: ReadingImport | None = None,
+) -> ImportResult:
+    """Import a CSV file of readings (a binary stream) in one transaction; see the module's docstring.
+
+    ``actor``: the importer, whose units bound the lines taken (None: the system, every unit) and who is
+    the readings' reader. ``unit``: only lines of that unit's contracts (and of units merged into it).
+    ``period``: the month of lines that give none, and lines of another month are refused. ``source``: for
+    lines without one (else remote for a remote-read meter, handheld otherwise). ``dry_run``: everything is
+    checked and counted, then rolled back. ``rejects_to``: a text stream that receives every refused line as
+    CSV. ``progress(phase, **counts)``: called between phases (and while the file is read). ``record``: the
+    ``ReadingImport`` the audit record points at.
+    """
+    if period is not None:
+        period_bounds(period)
+    if source and source not in SOURCES:
+        raise ValidationError({"source": _("Unknown source: remote, handheld or photo.")})
+    progress = progress or (lambda phase, **counts: None)
+    scope = scope_for(actor) if actor is not None else None
+    scope_ids = None if scope is None or scope.everything else set(scope.unit_ids)
+    if unit is not None and scope is not None and not scope.allows_unit(unit.pk):
+        raise ValidationError({"unit": _("This unit is not one of yours.")})
+    unit_ids = _unit_and_predecessors(unit) if unit is not None else None
+    d = _Dialect()
+    result = ImportResult(dry_run=dry_run)
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        result.seconds[name] = round(now - clock, 3)
+        clock = now
+
+    with transaction.atomic():
+        d.prepare()
+        _drop_tables()
+        names, delimiter, offset = _header(stream)
+        if "period" not in names and period is None:
+            raise ValidationError(_("The file has no “period” column: give the import's period."))
+        columns = _staging_columns(names)
+        extra = [c for c in columns if c not in COLUMNS]
+        if d.postgres:
+            _execute(
+                "CREATE TEMP TABLE ri_stage (row_no BIGINT GENERATED ALWAYS AS IDENTITY (START WITH 2), "
+                + ", ".join(f"{c} TEXT" for c in (*COLUMNS, *extra))
+                + ")"
+            )
+            _load_postgres(stream, columns, delimiter, progress, offset)
+            _execute("ANALYZE ri_stage")
+        else:
+            _execute(
+                "CREATE TEMP TABLE ri_stage (row_no INTEGER PRIMARY KEY, "
+                + ", ".join(f"{c} TEXT" for c in (*COLUMNS, *extra))
+                + ")"
+            )
+            _load_sqlite(stream, columns, delimiter, progress, offset)
+        ((result.total,),) = _fetch("SELECT COUNT(*) FROM ri_stage")
+        progress("validate", rows_total=result.total)
+        lap("load")
+
+        params = _Params()
+        sql = _resolve_sql(d, names, params, unit=unit, unit_ids=unit_ids, scope_ids=scope_ids, period=period,
+                           source=source)  # fmt: skip
+        _execute(sql, params)
+        if d.postgres:
+            _execute("ANALYZE ri_rows")
+        lap("resolve")
+
+        params = _Params()
+        duplicate = _message(params, _("Duplicate of line %(n)s."), n="dup.first_row")
+        conflict = _message(
+            params,
+            _(
+                "Several lines for this contract and period with different registers (the first at line %(n)s)."
+            ),
+            n="dup.first_row",
+        )
+        _execute(
+            f"""
+            UPDATE ri_rows SET reject_reason = CASE WHEN dup.low <> dup.high THEN {conflict} ELSE {duplicate} END
+            FROM (SELECT row_no, MIN(row_no) OVER w AS first_row, MIN(value) OVER w AS low,
+                         MAX(value) OVER w AS high, COUNT(*) OVER w AS n
+                  FROM ri_rows WHERE reject_reason IS NULL
+                  WINDOW w AS (PARTITION BY contract_id, period)) dup
+            WHERE dup.row_no = ri_rows.row_no AND dup.n > 1 AND (dup.low <> dup.high OR dup.row_no > dup.first_row)
+            """,
+            params,
+        )
+        periods = [
+            p if isinstance(p, dt.date) else dt.date.fromisoformat(p)
+            for (p,) in _fetch(
+                "SELECT DISTINCT period FROM ri_rows WHERE reject_reason IS NULL ORDER BY period"
+            )
+        ]
+        if periods:
+            params = _Params()
+            other = _message(
+                params,
+                _("This period is already read for the contract with another register (%(v)s): correct that "
+                  "reading instead."),
+                v="e.value",
+            )  # fmt: skip
+            in_periods = ", ".join(params.add(connection.ops.adapt_datefield_value(p)) for p in periods)
+            _execute(
+                f"""
+                UPDATE ri_rows SET unchanged = CASE WHEN e.value = ri_rows.value THEN 1 ELSE 0 END,
+                                   reject_reason = CASE WHEN e.value = ri_rows.value THEN NULL ELSE {other} END
+                FROM billing_meterreading e
+                WHERE e.contract_id = ri_rows.contract_id AND e.period = ri_rows.period
+                  AND NOT (e.status = 'superseded') AND e.period IN ({in_periods})
+                  AND ri_rows.reject_reason IS NULL
+                """,
+                params,
+            )
+        lap("check")
+        progress("compute")
+
+        _execute(
+            "CREATE TEMP TABLE ri_calc (row_no bigint, contract_id bigint, meter_id bigint, unit_id bigint, "
+            "period date, value bigint, source varchar(12), taken_at timestamptz, base bigint, kwh bigint, "
+            "reject_reason text, hist_kwh bigint, hist_days bigint, flagged integer)"
+        )
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        reader = getattr(actor, "pk", None)
+        factor = str(settings.TONGDAI_READING_JUMP_FACTOR)
+        inserting = 0.0
+        for wave in periods:
+            start, end = period_bounds(wave)
+            calc_params = _Params(period=connection.ops.adapt_datefield_value(wave), days=(end - start).days,
+                                  factor=factor)  # fmt: skip
+            _execute(_calc_sql(d, calc_params), calc_params)
+            _execute(
+                "UPDATE ri_rows SET reject_reason = c.reject_reason FROM ri_calc c WHERE c.row_no = ri_rows.row_no "
+                "AND c.period = %(period)s AND c.reject_reason IS NOT NULL",
+                {"period": calc_params["period"]},
+            )
+            progress("insert", rows_inserted=result.inserted)
+            insert_params = _Params(
+                period=calc_params["period"], days=calc_params["days"], reader=reader, now=now
+            )
+            started = time.perf_counter()
+            try:
+                with transaction.atomic():
+                    result.inserted += _execute(_insert_sql(insert_params), insert_params)
+            except IntegrityError as exc:
+                raise ValidationError(
+                    _("A reading of this file was recorded meanwhile by someone else: nothing was imported. "
+                      "Run the import again.")
+                ) from exc  # fmt: skip
+            inserting += time.perf_counter() - started
+        result.periods = [f"{p:%Y-%m}" for p in periods]
+        lap("compute+insert")
+        result.seconds["insert"] = round(inserting, 3)
+
+        ((rejected, unchanged),) = _fetch(
+            "SELECT COALESCE(SUM(CASE WHEN reject_reason IS NOT NULL THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(unchanged), 0) FROM ri_rows"
+        )
+        ((flagged,),) = _fetch("SELECT COALESCE(SUM(flagged), 0) FROM ri_calc WHERE reject_reason IS NULL")
+        result.rejected, result.unchanged, result.flagged = int(rejected), int(unchanged), int(flagged)
+        _list_rejects(result, rejects_to)
+        _drop_tables()
+        lap("rejects")
+        if not dry_run:
+            audit(
+                actor=actor, action="reading.import", obj=record, object_type="readingimport" if record else "meterreading",
+                unit_id=unit.pk if unit else None, rows=result.inserted,
+                after={"lines": result.total, "inserted": result.inserted, "flagged": result.flagged,
+                       "unchanged": result.unchanged, "rejected": result.rejected, "periods": result.periods},
+            )  # fmt: skip
+        else:
+            transaction.set_rollback(True)
+    progress("done")
+    return result
+
+
+def _list_rejects(result: ImportResult, rejects_to: IO[str] | None) -> None:
+    """Every refused line in file order: the first PREVIEW in ``result.rejects``, all of them to the CSV."""
+    if not result.rejected:
+        return
+    writer = csv.writer(rejects_to) if rejects_to is not None else None
+    if writer is not None:
+        writer.writerow(REJECT_HEADER)
+    with connection.chunked_cursor() as cursor:  # a server-side cursor on PostgreSQL: never all in memory
+        cursor.execute(
+            "SELECT r.row_no, COALESCE(s.meter_serial, ''), COALESCE(s.contract_number, ''), COALESCE(s.period, ''), "
+            "COALESCE(s.value, ''), r.reject_reason FROM ri_rows r JOIN ri_stage s ON s.row_no = r.row_no "
+            "WHERE r.reject_reason IS NOT NULL ORDER BY r.row_no"
+        )
+        while rows := cursor.fetchmany(5000):
+            for row in rows:
+                if len(result.rejects) < PREVIEW:
+                    result.rejects.append(Reject(*row))
+            if writer is not None:
+                writer.writerows(rows)
+            if writer is None and len(result.rejects) >= PREVIEW:
+                break
+
+
+# Imports uploaded in the admin and run by a task ----------------------------------------------------------
+
+
+def reading_import_create(*, actor, upload, unit: Unit | None = None, period: dt.date | None = None,
+                          source: str = "") -> ReadingImport:  # fmt: skip
+    """Store an uploaded file as a queued import. Someone who does not see every unit names one of theirs."""
+    if period is not None:
+        period = period.replace(day=1)
+    if source and source not in SOURCES:
+        raise ValidationError({"source": _("Unknown source: remote, handheld or photo.")})
+    if actor is not None:
+        scope = scope_for(actor)
+        if unit is None and not scope.everything:
+            raise ValidationError({"unit": _("Choose one of your units.")})
+        if unit is not None and not scope.allows_unit(unit.pk):
+            raise ValidationError({"unit": _("This unit is not one of yours.")})
+    return ReadingImport.objects.create(
+        file=upload, uploaded_by=actor if getattr(actor, "pk", None) else None, unit=unit, period=period,
+        source=source or "", bytes_total=getattr(upload, "size", 0) or 0, created_at=timezone.now(),
+    )  # fmt: skip
+
+
+def reading_import_enqueue(item: ReadingImport) -> None:
+    """Hand the import to a django-q2 worker once the upload's transaction commits."""
+
+    def enqueue(pk=item.pk):
+        from django_q.tasks import async_task
+
+        from crm.outbox import task_broker
+
+        async_task("billing.tasks.run_reading_import", pk, task_name=f"reading-import-{pk}",
+                   q_options={"timeout": TASK_TIMEOUT, "broker": task_broker()})  # fmt: skip
+
+    transaction.on_commit(enqueue)
+
+
+class _ProgressWriter:
+    """Writes an import's progress where others can see it while its transaction is still open.
+
+    PostgreSQL: through a second connection in autocommit (at most once a second, and at each phase), so the
+    admin page shows the phase, the bytes read and the lines counted while the import runs. SQLite has one
+    writer at a time: nothing is shown there before the end (the page says *running*)."""
+
+    def __init__(self, import_id: int) -> None:
+        self.import_id = import_id
+        self.conn = None
+        self.last = 0.0
+        self.phase = ""
+        self.enabled = db.is_postgres(connection)
+
+    def __call__(self, phase: str, **counts) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if phase == self.phase and now - self.last < 1.0:
+            return
+        self.phase, self.last = phase, now
+        fields = {"phase": phase, "progress_at": timezone.now(), **counts}
+        try:
+            if self.conn is None:
+                import psycopg
+
+                self.conn = psycopg.connect(**connection.get_connection_params(), autocommit=True)
+            sets = ", ".join(f"{name} = %s" for name in fields)
+            self.conn.execute(
+                f"UPDATE billing_readingimport SET {sets} WHERE id = %s", [*fields.values(), self.import_id]
+            )
+        except Exception:  # progress is a courtesy: never let it fail the import
+            logger.warning("reading import %s: progress not written", self.import_id, exc_info=True)
+            self.enabled = False
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def reading_import_run(*, import_id: int) -> dict | None:
+    """Run a queued import (the task's body). Safe to run twice and from two workers: the claim is a
+    conditional update only one wins; an import left running without progress for LEASE is taken over."""
+    now = timezone.now()
+    stale = now - LEASE
+    claimed = ReadingImport.objects.filter(
+        Q(status=ReadingImportStatus.QUEUED)
+        | Q(status=ReadingImportStatus.RUNNING, progress_at__lt=stale)
+        | Q(status=ReadingImportStatus.RUNNING, progress_at__isnull=True, started_at__lt=stale),
+        pk=import_id,
+    ).update(status=ReadingImportStatus.RUNNING, started_at=now, progress_at=now, phase="copy", error="")
+    if not claimed:
+        return None
+    item = ReadingImport.objects.select_related("unit", "uploaded_by").get(pk=import_id)
+    writer = _ProgressWriter(import_id)
+    try:
+        with transaction.atomic():
+            with tempfile.TemporaryFile("w+b") as raw:
+                rejects = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+                item.file.open("rb")
+                try:
+                    result = import_readings(
+                        stream=item.file, actor=item.uploaded_by, unit=item.unit, period=item.period,
+                        source=item.source or None, rejects_to=rejects, progress=writer, record=item,
+                    )  # fmt: skip
+                finally:
+                    item.file.close()
+                    writer.close()
+                rejects.flush()
+                rejects.detach()
+                name = ""
+                if result.rejected:
+                    raw.seek(0)
+                    stem = item.file.name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+                    item.rejects_file.save(f"{stem}.rejects.csv", File(raw), save=False)
+                    name = item.rejects_file.name
+            ReadingImport.objects.filter(pk=import_id).update(
+                status=ReadingImportStatus.DONE, phase="done", rows_total=result.total,
+                rows_inserted=result.inserted, rows_flagged=result.flagged, rows_unchanged=result.unchanged,
+                rows_rejected=result.rejected, rejects_file=name, bytes_read=item.bytes_total,
+                progress_at=timezone.now(), finished_at=timezone.now(),
+            )  # fmt: skip
+    except Exception as exc:
+        message = (
+            "; ".join(exc.messages) if isinstance(exc, ValidationError) else f"{type(exc).__name__}: {exc}"
+        )
+        if not isinstance(exc, ValidationError):
+            logger.exception("reading import %s failed", import_id)
+        ReadingImport.objects.filter(pk=import_id).update(
+            status=ReadingImportStatus.FAILED, phase="", error=message[:2000], finished_at=timezone.now()
+        )
+        return {"status": "failed", "error": message}
+    return {"status": "done", **result.as_dict()}

@@ -8,8 +8,9 @@ Other columns are ignored. The pipeline:
 1. ``ri_stage``: the file as text, numbered by line (the header is line 1). PostgreSQL: ``COPY … FROM STDIN``
    fed in 1 MB chunks, the file never whole in memory; SQLite: ``executemany`` in batches from a streaming
    ``csv.reader``.
-2. ``ri_rows`` (one ``CREATE TABLE … AS SELECT``): each line parsed (period, register checked by a regular
-   expression before any cast, source, time) and resolved (meter serial → its open assignment, or contract
+2. ``ri_rows`` (one ``CREATE TABLE … AS SELECT``): each line parsed once (period and time checked by a regular
+   expression and the register for digits before any cast, so a bad text is a refusal, never an error; source)
+   and resolved (meter serial → its open assignment, or contract
    number → the contract's first open assignment; → contract → customer → unit), with the first reason to
    refuse it chosen by one ``CASE`` in a fixed order: missing key, period, register, source, time, unknown
    serial or contract, meter not installed, the import's unit, the importer's units.

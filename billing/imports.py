@@ -56,7 +56,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from billing.models import ReadingImport, ReadingImportStatus, ReadingSource
-from billing.services import audit, period_bounds
+from billing.services import audit, check_reach, period_bounds
 from crm import db
 from crm.models import Unit
 from crm.scoping import scope_for
@@ -791,12 +791,7 @@ def reading_import_create(*, actor, upload, unit: Unit | None = None, period: dt
         period = period.replace(day=1)
     if source and source not in SOURCES:
         raise ValidationError({"source": _("Unknown source: remote, handheld or photo.")})
-    if actor is not None:
-        scope = scope_for(actor)
-        if unit is None and not scope.everything:
-            raise ValidationError({"unit": _("Choose one of your units.")})
-        if unit is not None and not scope.allows_unit(unit.pk):
-            raise ValidationError({"unit": _("This unit is not one of yours.")})
+    check_reach(actor, unit)
     return ReadingImport.objects.create(
         file=upload, uploaded_by=actor if getattr(actor, "pk", None) else None, unit=unit, period=period,
         source=source or "", bytes_total=getattr(upload, "size", 0) or 0, created_at=timezone.now(),

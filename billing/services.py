@@ -404,7 +404,7 @@ class RunResult:
     held: int
 
 
-def _check_reach(actor, unit: Unit | None) -> None:
+def check_reach(actor, unit: Unit | None) -> None:
     """Work over every unit is for those who see every unit; anyone else names one of theirs."""
     if actor is None:
         return  # the system itself (tasks, commands)
@@ -420,7 +420,7 @@ def billing_run(*, actor, period: dt.date, unit: Unit | None = None) -> RunResul
     current reading and no invoice yet for the period. Set-based; safe to run again (makes the missing ones).
     """
     start, end = period_bounds(period)
-    _check_reach(actor, unit)
+    check_reach(actor, unit)
     now = timezone.now()
     with transaction.atomic():
         run = BillingRun.objects.create(period=period, unit=unit, started_at=now, started_by=_actor(actor))
@@ -551,7 +551,7 @@ def _insert_rows(cursor, table: str, rows: list[tuple], batch: int = 1000) -> No
 @transaction.atomic
 def invoices_issue(*, actor, period: dt.date, unit: Unit | None = None) -> int:
     """Issue the period's draft invoices (held ones wait). From here on they cannot change."""
-    _check_reach(actor, unit)
+    check_reach(actor, unit)
     invoices = Invoice.objects.filter(period=period, status=InvoiceStatus.DRAFT, kind=InvoiceKind.REGULAR)
     if unit is not None:
         invoices = invoices.filter(unit=unit)
@@ -1167,7 +1167,7 @@ def anomaly_scan(
 ) -> dict:
     """Compare each contract's consumption with the previous period: count the rises per unit in bands, open a
     re-inspection and hold the bill of every customer at ``threshold``× or more. Safe to run again."""
-    _check_reach(actor, unit)
+    check_reach(actor, unit)
     threshold = Decimal(str(threshold or settings.TONGDAI_ANOMALY_THRESHOLD))
     if threshold <= 1:
         raise ValidationError({"threshold": _("The threshold is a rise: more than 1×.")})

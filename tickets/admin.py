@@ -79,16 +79,15 @@ class TicketIntakeForm(forms.ModelForm):
         ]  # fmt: skip
 
 
-class NoteHistoryInline(admin.TabularInline):
-    """What was written on the ticket, internal notes and messages to the customer apart by their kind."""
+class HistoryInline(admin.TabularInline):
+    """What is already on the ticket: shown, never edited here."""
 
-    model = TicketNote
-    verbose_name_plural = gettext_lazy("notes and messages")
-    fields = ["created_at", "author", "kind", "recipient", "body"]
-    readonly_fields = fields
     extra = 0
     can_delete = False
-    ordering = ["created_at"]
+    related = ()
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -97,20 +96,12 @@ class NoteHistoryInline(admin.TabularInline):
         return False
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("author")
-
-    @admin.display(description=gettext_lazy("kind"))
-    def kind(self, note):
-        return _("Message to the customer") if note.to_customer else _("Internal note")
+        return super().get_queryset(request).select_related(*self.related)
 
 
-class NoteAddInline(admin.StackedInline):
-    """One new note or message per save, written through ``ticket_add_note``."""
+class AddOnlyInline:
+    """One empty form for something new; saved by ``TicketAdmin.save_formset`` through a service."""
 
-    model = TicketNote
-    verbose_name = gettext_lazy("new note or message to the customer")
-    verbose_name_plural = gettext_lazy("write")
-    fields = ["body", "to_customer"]
     extra = 1
     max_num = 1
     can_delete = False
@@ -122,22 +113,34 @@ class NoteAddInline(admin.StackedInline):
         return False
 
 
-class AttachmentHistoryInline(admin.TabularInline):
+class NoteHistoryInline(HistoryInline):
+    """What was written on the ticket, internal notes and messages to the customer apart by their kind."""
+
+    model = TicketNote
+    verbose_name_plural = gettext_lazy("notes and messages")
+    fields = ["created_at", "author", "kind", "recipient", "body"]
+    ordering = ["created_at"]
+    related = ("author",)
+
+    @admin.display(description=gettext_lazy("kind"))
+    def kind(self, note):
+        return _("Message to the customer") if note.to_customer else _("Internal note")
+
+
+class NoteAddInline(AddOnlyInline, admin.StackedInline):
+    """One new note or message per save, written through ``ticket_add_note``."""
+
+    model = TicketNote
+    verbose_name = gettext_lazy("new note or message to the customer")
+    verbose_name_plural = gettext_lazy("write")
+    fields = ["body", "to_customer"]
+
+
+class AttachmentHistoryInline(HistoryInline):
     model = TicketAttachment
     fields = ["uploaded_at", "uploaded_by", "download", "content_type", "size"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     ordering = ["uploaded_at"]
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("uploaded_by")
+    related = ("uploaded_by",)
 
     @admin.display(description=gettext_lazy("file"))
     def download(self, attachment):
@@ -146,20 +149,11 @@ class AttachmentHistoryInline(admin.TabularInline):
         )
 
 
-class AttachmentAddInline(admin.TabularInline):
+class AttachmentAddInline(AddOnlyInline, admin.TabularInline):
     model = TicketAttachment
     verbose_name = gettext_lazy("new attachment")
     verbose_name_plural = gettext_lazy("attach a file")
     fields = ["file"]
-    extra = 1
-    max_num = 1
-    can_delete = False
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).none()
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class AssignForm(forms.Form):

@@ -1,15 +1,23 @@
 """The billing admin: queues that do not grow in queries, actions through the services (four eyes included),
-the billing run and anomaly scan views, the customer card's invoices and dispute warning, and the roles."""
+the billing run and anomaly scan views, the customer card's invoices and dispute warning, the roles, and the
+streamed exports of invoices and disputes."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from decimal import Decimal
+from unittest import mock
 
+import openpyxl
 import pytest
 from django.contrib.messages import get_messages
 from django.core.management import call_command
 from django.db import connection
+from django.db.models.query import QuerySet
+from django.http import StreamingHttpResponse
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
@@ -31,7 +39,9 @@ from billing.models import (
     Reinspection,
     VatRate,
 )
+from billing.resources import DisputeResource, InvoiceResource
 from billing.selectors import CARD_INVOICES
+from crm import exports
 from crm.models import Role
 from tests.billing.conftest import NOV, OCT
 from tests.conftest import _bill
@@ -533,3 +543,222 @@ def test_readings_are_searched_by_contract_number(client, clerk, make_customer, 
     number = wanted.contracts.get().number
     found = client.get(changelist(MeterReading), {"q": number}).context["cl"].result_list
     assert [r.contract.number for r in found] == [number]
+
+
+# Exports of invoices and disputes ------------------------------------------------------------------------
+
+
+def export(client, model, query: str = "", file_format: str = "csv"):
+    url = reverse(f"admin:billing_{model._meta.model_name}_export_all")
+    return client.post(url + query, {"file_format": file_format})
+
+
+def read_csv(response) -> list[dict]:
+    assert isinstance(response, StreamingHttpResponse)
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    body = b"".join(response.streaming_content).decode("utf-8")
+    assert body.startswith("\ufeff")
+    return list(csv.DictReader(io.StringIO(body.removeprefix("\ufeff"))))
+
+
+def read_xlsx(response) -> tuple[tuple, list[dict]]:
+    assert isinstance(response, StreamingHttpResponse)
+    assert response["Content-Type"] == exports.XLSX_CONTENT_TYPE
+    rows = list(openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content))).worksheets[0].values)
+    return rows[0], [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+
+
+def numbers(queryset) -> list[str]:
+    """Invoice numbers in the changelist's order (newest first)."""
+    return list(queryset.order_by("-id").values_list("number", flat=True))
+
+
+@pytest.fixture
+def billed(org, make_customer, read):
+    """Two customers of the home unit, one of a sibling unit and one of another corporation, each with an
+    October bill issued and a November bill in draft."""
+    made = {
+        "home": [make_customer(org["home"], phones=[f"0903 730 00{i}"]) for i in range(2)],
+        "sibling": make_customer(org["sibling"], phones=["0903 730 100"]),
+        "foreign": make_customer(org["other_corporation"], phones=["0903 730 200"]),
+    }
+    for n, customer in enumerate([*made["home"], made["sibling"], made["foreign"]]):
+        read(customer, OCT, 100 + 20 * n)
+        read(customer, NOV, 250 + 40 * n)
+    billing.billing_run(actor=None, period=OCT)
+    billing.invoices_issue(actor=None, period=OCT)
+    billing.billing_run(actor=None, period=NOV)
+    return made
+
+
+def test_the_invoice_export_holds_the_clerks_units_with_the_list_filters(client, clerk, billed):
+    client.force_login(clerk)
+    mine = Invoice.objects.for_user(clerk)
+    foreign = Invoice.objects.get(customer=billed["foreign"], period=OCT)
+
+    everything = read_csv(export(client, Invoice))
+    assert [r["number"] for r in everything] == numbers(mine)
+    assert set(numbers(mine)) == set(
+        numbers(Invoice.objects.filter(customer__in=billed["home"]))
+    )  # the home unit's bills only: not the sibling unit's, not the other corporation's
+    assert foreign.number not in {r["number"] for r in everything}
+
+    october = read_csv(export(client, Invoice, f"?period={OCT.isoformat()}"))
+    assert [r["number"] for r in october] == numbers(mine.filter(period=OCT))
+    assert len(october) == len(billed["home"])
+    assert {r["status"] for r in october} == {"issued"}
+    assert {r["customer"] for r in october} == {c.code for c in billed["home"]}
+    by_number = {i.number: i for i in mine}
+    assert all(r["total"] == str(by_number[r["number"]].total) for r in october)
+    assert all(r["period"] == OCT.isoformat() for r in october)
+
+    drafts = read_csv(export(client, Invoice, "?status__exact=draft"))
+    assert (
+        [r["number"] for r in drafts]
+        == numbers(mine.filter(status="draft"))
+        == numbers(mine.filter(period=NOV))
+    )
+    searched = read_csv(export(client, Invoice, f"?q={foreign.number}"))
+    assert searched == []  # another corporation's bill is not found even by its number
+
+
+def test_the_invoice_export_honours_the_unit_filter_within_a_wider_scope(client, org, make_staff, billed):
+    supervisor = make_staff(Role.SUPERVISOR, [org["home"]])  # sees every unit of the company
+    client.force_login(supervisor)
+    company = read_csv(export(client, Invoice))
+    assert [r["number"] for r in company] == numbers(Invoice.objects.for_user(supervisor))
+    assert {r["unit"] for r in company} == {org["home"].code, org["sibling"].code}
+    sibling_october = read_csv(export(client, Invoice, f"?unit={org['sibling'].pk}&period={OCT.isoformat()}"))
+    assert [r["number"] for r in sibling_october] == numbers(
+        Invoice.objects.filter(customer=billed["sibling"], period=OCT)
+    )
+    # a unit outside the scope as a filter gives nothing, not the other unit's bills
+    assert read_csv(export(client, Invoice, f"?unit={org['other_corporation'].pk}")) == []
+
+
+def test_the_invoice_xlsx_export_opens_in_openpyxl_with_the_filtered_rows(client, clerk, billed):
+    client.force_login(clerk)
+    response = export(client, Invoice, f"?period={OCT.isoformat()}", file_format="xlsx")
+    assert response["Content-Disposition"].startswith('attachment; filename="invoices-')
+    headers, rows = read_xlsx(response)
+    assert headers == tuple(InvoiceResource().get_export_headers())
+    expected = {i.number: i for i in Invoice.objects.for_user(clerk).filter(period=OCT)}
+    assert [r["number"] for r in rows] == numbers(Invoice.objects.for_user(clerk).filter(period=OCT))
+    assert {r["number"] for r in rows} == set(expected)
+    assert Invoice.objects.get(customer=billed["foreign"], period=OCT).number not in expected
+    for row in rows:
+        invoice = expected[row["number"]]
+        assert (row["kwh"], row["subtotal"], row["vat"], row["total"]) == (
+            invoice.kwh,
+            invoice.subtotal,
+            invoice.vat,
+            invoice.total,
+        )
+        assert (row["customer"], row["contract"], row["unit"], row["status"]) == (
+            invoice.customer.code,
+            invoice.contract.number,
+            invoice.unit.code,
+            "issued",
+        )
+        assert row["period"] == dt.datetime.combine(invoice.period, dt.time())  # a date cell
+        assert row["adjusts"] is None
+
+
+def test_the_invoice_export_reads_nothing_until_sent_and_then_one_joined_query(client, clerk, billed):
+    client.force_login(clerk)
+    chunk_sizes = []
+    iterator = QuerySet.iterator
+
+    def spy(queryset, chunk_size=None):
+        if queryset.model is Invoice:
+            chunk_sizes.append(chunk_size)
+        return iterator(queryset, chunk_size=chunk_size)
+
+    with override_settings(TONGDAI_EXPORT_CHUNK_SIZE=3), mock.patch.object(QuerySet, "iterator", spy):
+        with CaptureQueriesContext(connection) as asked:
+            response = export(client, Invoice)
+        assert not [q for q in asked if 'FROM "billing_invoice"' in q["sql"]]
+        with CaptureQueriesContext(connection) as sent:
+            rows = read_csv(response)
+    assert [r["number"] for r in rows] == numbers(Invoice.objects.for_user(clerk))
+    assert chunk_sizes == [3]
+    reads = [q["sql"] for q in sent if 'FROM "billing_invoice"' in q["sql"]]
+    assert len(reads) == 1, reads  # every column joined in: no query per row
+    assert all(table in reads[0] for table in ('"customers_contract"', '"customers_customer"', '"crm_unit"'))
+
+
+def test_the_export_selected_actions_export_the_chosen_invoices_of_the_clerks_units(client, clerk, billed):
+    chosen = Invoice.objects.get(customer=billed["home"][0], period=OCT)
+    foreign = Invoice.objects.get(customer=billed["foreign"], period=OCT)
+    client.force_login(clerk)
+    response = client.post(
+        changelist(Invoice), {"action": "export_selected_xlsx", ACTION_CHECKBOX: [chosen.pk, foreign.pk]}
+    )
+    _headers, rows = read_xlsx(response)
+    assert [r["number"] for r in rows] == [chosen.number]  # a foreign id in the post is ignored
+    as_csv = client.post(changelist(Invoice), {"action": "export_selected_csv", ACTION_CHECKBOX: [chosen.pk]})
+    assert [r["number"] for r in read_csv(as_csv)] == [chosen.number]
+
+
+def test_the_invoice_list_links_the_export_with_its_filters_next_to_the_billing_run(client, clerk, billed):
+    client.force_login(clerk)
+    html = client.get(changelist(Invoice) + "?status__exact=draft").content.decode()
+    assert reverse("admin:billing_invoice_export_all") + "?status__exact=draft" in html
+    assert reverse("admin:billing_invoice_run") in html
+    assert reverse("admin:billing_invoice_anomaly_scan") in html
+    page = client.get(reverse("admin:billing_invoice_export_all") + "?status__exact=draft")
+    assert page.status_code == 200
+    assert page.context["columns"] == InvoiceResource().get_export_headers()
+
+
+def test_the_dispute_export_holds_the_clerks_open_disputes_with_the_queue_filter(
+    client, clerk, billed, catalogue
+):
+    def dispute(customer, claim):
+        invoice = Invoice.objects.get(customer=customer, period=OCT)
+        return billing.dispute_open(
+            actor=None, ticket=billing_ticket(customer, catalogue), invoice=invoice, claim=claim
+        )
+
+    open_one = dispute(billed["home"][0], "Chỉ số đọc sai")
+    withdrawn = dispute(billed["home"][1], "Nhà đi vắng")
+    billing.dispute_resolve(actor=None, dispute=withdrawn, outcome="withdrawn")
+    foreign = dispute(billed["foreign"], "Không dùng nhiều vậy")
+    client.force_login(clerk)
+
+    rows = read_csv(export(client, Dispute, "?queue=open"))
+    assert [r["invoice"] for r in rows] == [open_one.invoice.number]
+    (row,) = rows
+    assert (row["ticket"], row["customer"], row["unit"], row["status"], row["claim"]) == (
+        open_one.ticket.number,
+        open_one.customer.code,
+        open_one.unit.code,
+        "open",
+        "Chỉ số đọc sai",
+    )
+    everything = read_csv(export(client, Dispute))
+    expected = Dispute.objects.for_user(clerk).order_by("-id")
+    assert [r["invoice"] for r in everything] == [d.invoice.number for d in expected]
+    assert {r["invoice"] for r in everything} == {open_one.invoice.number, withdrawn.invoice.number}
+    assert foreign.invoice.number not in {r["invoice"] for r in everything}
+    assert foreign.ticket.number not in {r["ticket"] for r in everything}
+
+    headers, from_xlsx = read_xlsx(export(client, Dispute, "?queue=resolved", file_format="xlsx"))
+    assert headers == tuple(DisputeResource().get_export_headers())
+    assert [(r["invoice"], r["status"], r["outcome"]) for r in from_xlsx] == [
+        (withdrawn.invoice.number, "resolved", "withdrawn")
+    ]
+    selected = client.post(
+        changelist(Dispute), {"action": "export_selected_csv", ACTION_CHECKBOX: [open_one.pk, foreign.pk]}
+    )
+    assert [r["ticket"] for r in read_csv(selected)] == [open_one.ticket.number]
+    html = client.get(changelist(Dispute) + "?queue=open").content.decode()
+    assert reverse("admin:billing_dispute_export_all") + "?queue=open" in html
+
+
+def test_the_billing_exports_need_the_view_permission(client, org, make_staff, billed):
+    dispatcher = make_staff(Role.DISPATCHER, [org["home"]])  # no billing permissions
+    client.force_login(dispatcher)
+    for model in (Invoice, Dispute):
+        assert client.get(reverse(f"admin:billing_{model._meta.model_name}_export_all")).status_code == 403
+        assert export(client, model).status_code == 403

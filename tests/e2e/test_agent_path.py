@@ -1,38 +1,13 @@
 """The agent's path in a real browser (Playwright driving the system's Chromium, headless):
 log in, look up a caller by phone, open the card, take a ticket, see it in the queue."""
 
-import os
-import shutil
-
 import pytest
 
 from crm.models import Role
+from tests.e2e.conftest import needs_chromium
 from tickets.models import Ticket
 
-CHROMIUM = os.environ.get("TONGDAI_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-
-pytestmark = [
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM}: install Debian's chromium"
-    ),
-    pytest.mark.django_db(transaction=True),
-]
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test stay synchronous.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
-        )  # fmt: skip
-        yield browser
-        browser.close()
+pytestmark = [needs_chromium, pytest.mark.django_db(transaction=True)]
 
 
 def test_agent_finds_the_caller_takes_a_ticket_and_sees_it_in_the_queue(live_server, browser, org, make_staff,

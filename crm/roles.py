@@ -44,10 +44,13 @@ _BILLING_RECORDS = [
     "meterreading", "invoice", "invoiceline", "billingrun", "dispute", "reinspection", "adjustment", "refund",
     "rebateapplication", "anomalybandcount",
 ]  # fmt: skip
-_VIEW_BILLING = [f"billing.view_{m}" for m in [*_BILLING_REFERENCE, *_BILLING_RECORDS, "auditrecord"]]
+_VIEW_BILLING = [
+    f"billing.view_{m}" for m in [*_BILLING_REFERENCE, *_BILLING_RECORDS, "auditrecord", "readingimport"]
+]
 _WORK_BILLING = [
     *_VIEW_BILLING,
     *(f"billing.{verb}_{m}" for m in _BILLING_RECORDS for verb in ("add", "change")),
+    "billing.add_readingimport",  # the big reading files, imported in the background
     "billing.issue_invoice",
     "billing.propose_adjustment",
     "billing.approve_adjustment",

@@ -23,6 +23,18 @@ from tickets.services import catalogue_load_reference, ticket_open
 _badges = itertools.count(1000)
 
 
+@pytest.fixture(autouse=True)
+def language_of_the_settings():
+    """Each test starts in the settings' language: a request that chose another one (``LocaleMiddleware``)
+    leaves it active in the thread, and texts stored by services would follow it into the next test."""
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
+
+
 @pytest.fixture
 def org(db):
     organisation_load_reference()

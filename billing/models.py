@@ -120,9 +120,15 @@ class MeterReading(models.Model):
     """
 
     # Both looked up through the unique (contract, period) index or by the reading itself.
-    contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="readings", db_index=False)
-    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="readings", db_index=False)
-    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="+", db_index=False)
+    contract = models.ForeignKey(
+        Contract, on_delete=models.PROTECT, related_name="readings", db_index=False, db_constraint=False
+    )
+    meter = models.ForeignKey(
+        Meter, on_delete=models.PROTECT, related_name="readings", db_index=False, db_constraint=False
+    )
+    unit = models.ForeignKey(
+        Unit, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     period = models.DateField(_("period"), help_text=_("The first day of the billed month."))
     value = models.PositiveBigIntegerField(_("register (kWh)"))
     previous_value = models.PositiveBigIntegerField(_("previous register (kWh)"), null=True, blank=True)
@@ -231,15 +237,22 @@ class Invoice(models.Model):
     kind = models.CharField(
         _("kind"), max_length=10, choices=InvoiceKind.choices, default=InvoiceKind.REGULAR
     )
-    contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="invoices", db_index=False)
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices", db_index=False)
-    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="+", db_index=False)
+    contract = models.ForeignKey(
+        Contract, on_delete=models.PROTECT, related_name="invoices", db_index=False, db_constraint=False
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="invoices", db_index=False, db_constraint=False
+    )
+    unit = models.ForeignKey(
+        Unit, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     period = models.DateField(_("period"))
     period_start = models.DateField(_("from"))
     period_end = models.DateField(_("to (exclusive)"))
     reading = models.ForeignKey(
-        MeterReading, on_delete=models.PROTECT, null=True, blank=True, related_name="invoices", db_index=False
-    )
+        MeterReading, on_delete=models.PROTECT, null=True, blank=True, related_name="invoices", db_index=False,
+        db_constraint=False,
+    )  # fmt: skip
     kwh = models.IntegerField(_("kWh"))
     households = models.PositiveSmallIntegerField(_("households"), default=1)
     subtotal = models.BigIntegerField(_("amount before VAT"))
@@ -252,8 +265,9 @@ class Invoice(models.Model):
         verbose_name=_("adjusts"),
     )  # fmt: skip
     run = models.ForeignKey(
-        BillingRun, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
-    )
+        BillingRun, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False,
+        db_constraint=False,
+    )  # fmt: skip
     created_at = models.DateTimeField(_("created at"))
     issued_at = models.DateTimeField(_("issued at"), null=True, blank=True)
     paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
@@ -301,7 +315,7 @@ class Invoice(models.Model):
         indexes = [
             models.Index(fields=["unit", "-id"], name="billing_invoice_unit_idx"),
             models.Index(fields=["customer", "-period"], name="billing_invoice_customer_idx"),
-            models.Index(fields=["period", "status"], name="billing_invoice_period_idx"),
+            models.Index(fields=["period", "unit"], name="billing_invoice_period_unit"),
         ]
 
     def __str__(self) -> str:
@@ -329,7 +343,9 @@ class InvoiceLineQuerySet(ScopedQuerySet):
 class InvoiceLine(models.Model):
     """One priced line: a tier, a register, a flat price, a rebate or an adjustment difference."""
 
-    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines", db_index=False)
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.CASCADE, related_name="lines", db_index=False, db_constraint=False
+    )
     position = models.PositiveSmallIntegerField(_("position"))
     label = models.CharField(_("label"), max_length=100)
     segment_start = models.DateField(_("from"))
@@ -449,8 +465,12 @@ class ReinspectionQuerySet(ScopedQuerySet):
 class Reinspection(models.Model):
     """A re-inspection (*phúc tra*) of a reading for the unit: re-read, evidence, outcome."""
 
-    reading = models.ForeignKey(MeterReading, on_delete=models.PROTECT, related_name="reinspections")
-    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="+", db_index=False)
+    reading = models.ForeignKey(
+        MeterReading, on_delete=models.PROTECT, related_name="reinspections", db_constraint=False
+    )
+    unit = models.ForeignKey(
+        Unit, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     dispute = models.ForeignKey(
         Dispute, on_delete=models.PROTECT, null=True, blank=True, related_name="reinspections"
     )
@@ -686,8 +706,12 @@ class RebateApplicationQuerySet(ScopedQuerySet):
 class RebateApplication(models.Model):
     """What one programme took off one invoice. One per programme and invoice: applying twice changes nothing."""
 
-    programme = models.ForeignKey(RebateProgramme, on_delete=models.PROTECT, related_name="applications")
-    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="rebates")
+    programme = models.ForeignKey(
+        RebateProgramme, on_delete=models.PROTECT, related_name="applications", db_constraint=False
+    )
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, related_name="rebates", db_constraint=False
+    )
     percent = models.DecimalField(_("reduction %"), max_digits=5, decimal_places=2)
     base = models.BigIntegerField(_("amount before VAT"))
     amount = models.BigIntegerField(_("reduction before VAT"))

@@ -458,7 +458,7 @@ RAW_HOLD = f"""
         SELECT c.id, c.unit_id, NULL, 'anomaly', round((c.kwh - p.kwh) * 100.0 / p.kwh)::int, now(), NULL, '', '',
                '', NULL, NULL
         {PAIRS} AND c.kwh::bigint * 10 >= p.kwh::bigint * 13
-          AND NOT EXISTS (SELECT 1 FROM billing_reinspection x WHERE x.reading_id = c.id AND x.reason = 'anomaly')
+        ON CONFLICT (reading_id) WHERE reason = 'anomaly' DO NOTHING
         RETURNING reading_id
     )
     UPDATE billing_invoice i SET status = 'held', hold_reason = 'Consumption rose 1.3× or more: re-inspection'

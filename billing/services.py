@@ -427,12 +427,14 @@ def billing_run(*, actor, period: dt.date, unit: Unit | None = None) -> RunResul
         where_unit = "AND r.unit_id = %(unit)s" if unit is not None else ""
         params = {"period": period, "unit": unit.pk if unit else None, "active": ContractStatus.ACTIVE}
         with connection.cursor() as cursor:
+            _bulk_memory(cursor)
             cursor.execute("DROP TABLE IF EXISTS billing_run_todo")
             cursor.execute(
                 f"""
                 CREATE TEMP TABLE billing_run_todo AS
                 SELECT r.id AS reading_id, r.contract_id, c.customer_id, r.unit_id, r.kwh, cu.households,
-                       c.tariff_category, r.status AS reading_status, r.flag_reason
+                       c.tariff_category, r.status AS reading_status, r.flag_reason,
+                       ROW_NUMBER() OVER (ORDER BY r.contract_id) AS n
                 FROM billing_meterreading r
                 JOIN customers_contract c ON c.id = r.contract_id
                 JOIN customers_customer cu ON cu.id = c.customer_id
@@ -474,15 +476,18 @@ def billing_run(*, actor, period: dt.date, unit: Unit | None = None) -> RunResul
                  line.vat_percent)
                 for (cat, hh, kwh), ch in charges.items() for i, line in enumerate(ch.lines, 1)
             ])  # fmt: skip
+            if connection.vendor == "postgresql":  # temporary tables are never analysed by autovacuum
+                cursor.execute("CREATE INDEX billing_run_todo_n ON billing_run_todo (n)")
+                for table in ("billing_run_todo", "billing_run_charge", "billing_run_line"):
+                    cursor.execute(f"ANALYZE {table}")
             cursor.execute("SELECT COUNT(*) FROM billing_run_todo")
             (count,) = cursor.fetchone()
             first = _take_numbers(period.year, count) if count else 0
-            cursor.execute(
-                f"""
+            invoices_sql = f"""
                 INSERT INTO billing_invoice (number, kind, contract_id, customer_id, unit_id, period, period_start,
                     period_end, reading_id, kwh, households, subtotal, vat, total, status, hold_reason, adjusts_id,
                     run_id, created_at, issued_at, paid_at)
-                SELECT 'HD' || %(year)s || '-' || {_pad8("(%(first)s - 1 + ROW_NUMBER() OVER (ORDER BY t.contract_id))")},
+                SELECT 'HD' || %(year)s || '-' || {_pad8("(%(first)s - 1 + t.n)")},
                        'regular', t.contract_id, t.customer_id, t.unit_id, %(period)s, %(start)s, %(end)s,
                        t.reading_id, t.kwh, t.households, ch.subtotal, ch.vat, ch.total,
                        CASE WHEN t.reading_status = 'flagged' THEN 'held' ELSE 'draft' END,
@@ -492,23 +497,38 @@ def billing_run(*, actor, period: dt.date, unit: Unit | None = None) -> RunResul
                 FROM billing_run_todo t
                 JOIN billing_run_charge ch ON ch.tariff_category = t.tariff_category
                      AND ch.households = t.households AND ch.kwh = t.kwh
-                """,
-                {**params, "year": str(period.year), "first": first, "start": start, "end": end, "run": run.pk,
-                 "now": now},
-            )  # fmt: skip
-            cursor.execute(
-                """
+                WHERE t.n BETWEEN %(low)s AND %(high)s
+                """  # fmt: skip
+            lines_sql = """
                 INSERT INTO billing_invoiceline (invoice_id, position, label, segment_start, tier, kwh, price, amount,
                     vat_percent)
                 SELECT i.id, l.position, l.label, l.segment_start, l.tier, l.line_kwh, l.price, l.amount, l.vat_percent
-                FROM billing_invoice i
-                JOIN billing_run_todo t ON t.contract_id = i.contract_id
+                FROM {invoices} i
+                JOIN billing_run_todo t ON t.contract_id = i.contract_id AND t.n BETWEEN %(low)s AND %(high)s
                 JOIN billing_run_line l ON l.tariff_category = t.tariff_category AND l.households = t.households
                      AND l.kwh = t.kwh
-                WHERE i.run_id = %(run)s
-                """,
-                {"run": run.pk},
-            )
+                {where}
+                """
+            insert_params = {**params, "year": str(period.year), "first": first, "start": start, "end": end,
+                             "run": run.pk, "now": now}  # fmt: skip
+            # In chunks of contracts (one on SQLite): each chunk's rows fit in memory, whatever the run's size.
+            chunk = settings.TONGDAI_BILLING_RUN_CHUNK if connection.vendor == "postgresql" else max(count, 1)
+            for low in range(1, count + 1, chunk):
+                bounds = {"low": low, "high": low + chunk - 1}
+                if connection.vendor == "postgresql":
+                    # One statement: the lines join the invoices as they come out of the INSERT, so the plan
+                    # never rests on statistics of billing_invoice taken before the run's rows arrived.
+                    cursor.execute(
+                        f"WITH ins AS ({invoices_sql} RETURNING id, contract_id) "
+                        + lines_sql.format(invoices="ins", where=""),
+                        {**insert_params, **bounds},
+                    )
+                else:
+                    cursor.execute(invoices_sql, {**insert_params, **bounds})
+                    cursor.execute(
+                        lines_sql.format(invoices="billing_invoice", where="WHERE i.run_id = %(run)s"),
+                        {"run": run.pk, **bounds},
+                    )
             cursor.execute(
                 f"""
                 SELECT COUNT(*) FROM customers_contract c JOIN customers_customer cu ON cu.id = c.customer_id
@@ -529,6 +549,12 @@ def billing_run(*, actor, period: dt.date, unit: Unit | None = None) -> RunResul
         audit(actor=actor, action="billing.run", obj=run, unit_id=unit.pk if unit else None, rows=count,
               after={"period": str(period), "invoices": count, "held": held, "without_reading": without_reading})  # fmt: skip
     return RunResult(run=run, invoices=count, without_reading=without_reading, held=held)
+
+
+def _bulk_memory(cursor) -> None:
+    """A set-based job's hash joins and sorts in memory (PostgreSQL: ``work_mem`` for this transaction)."""
+    if connection.vendor == "postgresql":
+        cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.TONGDAI_BULK_WORK_MEM])
 
 
 def _pad8(expr: str) -> str:
@@ -1005,7 +1031,7 @@ def _eligible_sql(programme: RebateProgramme) -> tuple[str, list]:
     )
     where_params.append(programme.pk)
     sql = (
-        f"FROM (SELECT i.id, i.unit_id, i.subtotal, i.kwh, CASE {case} END AS pct FROM billing_invoice i "
+        f"FROM (SELECT i.id, i.unit_id, i.subtotal, i.kwh, i.period_start, CASE {case} END AS pct FROM billing_invoice i "
         f"JOIN customers_customer cu ON cu.id = i.customer_id WHERE {' AND '.join(where)}) e WHERE e.pct IS NOT NULL"
     )
     return sql, params + where_params
@@ -1063,38 +1089,52 @@ def rebate_apply(*, actor, programme: RebateProgramme) -> dict:
     sql, params = _eligible_sql(programme)
     now = timezone.now()
     amount = _round_sql("e.subtotal * e.pct / 100.0")
-    vat_pct = "(SELECT MAX(l.vat_percent) FROM billing_invoiceline l WHERE l.invoice_id = e.id)"
-    vat = _round_sql(f"{amount} * COALESCE({vat_pct}, 0) / 100.0")
     with connection.cursor() as cursor:
+        # The eligible bills once, with what their rebate line needs (its position after the last line, the
+        # bill's VAT rate); then three set-based statements from that table, each a join the planner can hash.
+        _bulk_memory(cursor)
+        cursor.execute("DROP TABLE IF EXISTS billing_rebate_todo")
+        cursor.execute(
+            "CREATE TEMP TABLE billing_rebate_todo AS "
+            f"SELECT e.id AS invoice_id, e.pct, e.subtotal AS base, {amount} AS amount, e.period_start, "
+            "0 AS last_position, 0 AS vat_percent, CAST(0 AS BIGINT) AS vat "
+            f"{sql}",
+            params,
+        )
+        if connection.vendor == "postgresql":  # temporary tables are never analysed by autovacuum
+            cursor.execute(
+                "CREATE UNIQUE INDEX billing_rebate_todo_invoice ON billing_rebate_todo (invoice_id)"
+            )
+            cursor.execute("ANALYZE billing_rebate_todo")
+        cursor.execute(
+            "UPDATE billing_rebate_todo SET last_position = l.last_position, vat_percent = l.vat_percent "
+            "FROM (SELECT l.invoice_id, MAX(l.position) AS last_position, MAX(l.vat_percent) AS vat_percent "
+            "      FROM billing_invoiceline l JOIN billing_rebate_todo t ON t.invoice_id = l.invoice_id "
+            "      GROUP BY l.invoice_id) l "
+            "WHERE l.invoice_id = billing_rebate_todo.invoice_id"
+        )
+        cursor.execute(f"UPDATE billing_rebate_todo SET vat = {_round_sql('amount * vat_percent / 100.0')}")
         cursor.execute(
             "INSERT INTO billing_rebateapplication (programme_id, invoice_id, percent, base, amount, vat, applied_at) "
-            f"SELECT %s, e.id, e.pct, e.subtotal, {amount}, {vat}, %s {sql}",
-            [programme.pk, now, *params],
+            "SELECT %s, invoice_id, pct, base, amount, vat, %s FROM billing_rebate_todo",
+            [programme.pk, now],
         )
         count = cursor.rowcount
         cursor.execute(
             "INSERT INTO billing_invoiceline (invoice_id, position, label, segment_start, tier, kwh, price, amount, "
             "vat_percent) "
-            "SELECT a.invoice_id, (SELECT MAX(l.position) FROM billing_invoiceline l WHERE l.invoice_id = a.invoice_id) + 1, "
-            "%s, i.period_start, NULL, 0, 0, -a.amount, "
-            "COALESCE((SELECT MAX(l.vat_percent) FROM billing_invoiceline l WHERE l.invoice_id = a.invoice_id), 0) "
-            "FROM billing_rebateapplication a JOIN billing_invoice i ON i.id = a.invoice_id "
-            "WHERE a.programme_id = %s AND a.applied_at = %s",
-            [rebate_label(programme), programme.pk, now],
+            "SELECT invoice_id, last_position + 1, %s, period_start, NULL, 0, 0, -amount, vat_percent "
+            "FROM billing_rebate_todo",
+            [rebate_label(programme)],
         )
         cursor.execute(
-            "UPDATE billing_invoice SET subtotal = billing_invoice.subtotal - a.amount, vat = billing_invoice.vat - a.vat, "
-            "total = billing_invoice.total - a.amount - a.vat "
-            "FROM billing_rebateapplication a WHERE a.invoice_id = billing_invoice.id AND a.programme_id = %s "
-            "AND a.applied_at = %s",
-            [programme.pk, now],
+            "UPDATE billing_invoice SET subtotal = billing_invoice.subtotal - t.amount, "
+            "vat = billing_invoice.vat - t.vat, total = billing_invoice.total - t.amount - t.vat "
+            "FROM billing_rebate_todo t WHERE t.invoice_id = billing_invoice.id"
         )
-        cursor.execute(
-            "SELECT COALESCE(SUM(amount), 0), COALESCE(SUM(vat), 0) FROM billing_rebateapplication "
-            "WHERE programme_id = %s AND applied_at = %s",
-            [programme.pk, now],
-        )
+        cursor.execute("SELECT COALESCE(SUM(amount), 0), COALESCE(SUM(vat), 0) FROM billing_rebate_todo")
         amount_total, vat_total = cursor.fetchone()
+        cursor.execute("DROP TABLE billing_rebate_todo")
     totals = {"amount": int(amount_total), "vat": int(vat_total)}
     if programme.status != RebateStatus.APPLIED:
         programme.status = RebateStatus.APPLIED
@@ -1129,26 +1169,47 @@ def rebate_reverse(*, actor, programme: RebateProgramme) -> dict:
     if programme.status != RebateStatus.APPLIED:
         raise ValidationError(_("Only an applied programme can be reversed."))
     label = rebate_label(programme)
-    open_ = RebateApplication.objects.filter(programme=programme, invoice__status__in=["draft", "held"])
     issued = RebateApplication.objects.filter(
         programme=programme, invoice__status__in=ISSUED_STATUSES
     ).count()
     with connection.cursor() as cursor:
+        _bulk_memory(cursor)
+        cursor.execute("DROP TABLE IF EXISTS billing_rebate_undo")
         cursor.execute(
-            "UPDATE billing_invoice SET subtotal = billing_invoice.subtotal + a.amount, vat = billing_invoice.vat + a.vat, "
-            "total = billing_invoice.total + a.amount + a.vat "
-            "FROM billing_rebateapplication a WHERE a.invoice_id = billing_invoice.id AND a.programme_id = %s "
-            "AND billing_invoice.status IN ('draft', 'held')",
+            "CREATE TEMP TABLE billing_rebate_undo AS SELECT a.id, a.invoice_id, a.amount, a.vat "
+            "FROM billing_rebateapplication a JOIN billing_invoice i ON i.id = a.invoice_id "
+            "WHERE a.programme_id = %s AND i.status IN ('draft', 'held')",
             [programme.pk],
         )
-        reversed_count = cursor.rowcount
+        if connection.vendor == "postgresql":  # temporary tables are never analysed by autovacuum
+            cursor.execute("ANALYZE billing_rebate_undo")
         cursor.execute(
-            "DELETE FROM billing_invoiceline WHERE label = %s AND invoice_id IN (SELECT a.invoice_id FROM "
-            "billing_rebateapplication a JOIN billing_invoice i ON i.id = a.invoice_id WHERE a.programme_id = %s "
-            "AND i.status IN ('draft', 'held'))",
-            [label, programme.pk],
+            "UPDATE billing_invoice SET subtotal = billing_invoice.subtotal + u.amount, "
+            "vat = billing_invoice.vat + u.vat, total = billing_invoice.total + u.amount + u.vat "
+            "FROM billing_rebate_undo u WHERE u.invoice_id = billing_invoice.id"
         )
-    open_.delete()
+        reversed_count = cursor.rowcount
+        # As joins (USING) on PostgreSQL: the statistics of the lines and applications do not know the rows the
+        # programme added, and an IN (…) planned on them can become a scan of the whole set per row.
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "DELETE FROM billing_invoiceline l USING billing_rebate_undo u "
+                "WHERE l.invoice_id = u.invoice_id AND l.label = %s",
+                [label],
+            )
+            cursor.execute(
+                "DELETE FROM billing_rebateapplication a USING billing_rebate_undo u WHERE a.id = u.id"
+            )
+        else:
+            cursor.execute(
+                "DELETE FROM billing_invoiceline WHERE label = %s "
+                "AND invoice_id IN (SELECT invoice_id FROM billing_rebate_undo)",
+                [label],
+            )
+            cursor.execute(
+                "DELETE FROM billing_rebateapplication WHERE id IN (SELECT id FROM billing_rebate_undo)"
+            )
+        cursor.execute("DROP TABLE billing_rebate_undo")
     programme.status = RebateStatus.REVERSED if not issued else RebateStatus.APPLIED
     programme.save(update_fields=["status"])
     audit(actor=actor, action="rebate.reverse", obj=programme, object_type="rebateprogramme", rows=reversed_count,
@@ -1190,6 +1251,7 @@ def anomaly_scan(
         WHERE c.period = %(period)s AND c.status <> 'superseded' AND p.kwh > 0 {where_unit}
     """
     with transaction.atomic(), connection.cursor() as cursor:
+        _bulk_memory(cursor)
         cursor.execute(f"SELECT c.unit_id, COUNT(*), {band_sums} {pairs} GROUP BY c.unit_id", params)
         counts = cursor.fetchall()
         cursor.execute(
@@ -1197,7 +1259,9 @@ def anomaly_scan(
             "reread_value, evidence, evidence_file, outcome, inspector_id, done_at) "
             f"SELECT c.id, c.unit_id, NULL, 'anomaly', CAST({rise} AS INTEGER), %(now)s, NULL, '', '', '', NULL, NULL "
             f"{pairs} AND c.kwh >= p.kwh * %(threshold)s "
-            "AND NOT EXISTS (SELECT 1 FROM billing_reinspection x WHERE x.reading_id = c.id AND x.reason = 'anomaly')",
+            # One anomaly item per reading (a unique index): an earlier scan's are kept. Not a NOT EXISTS, whose
+            # plan would trust the statistics of a table this very statement fills (a scan per row if empty).
+            "ON CONFLICT (reading_id) WHERE reason = 'anomaly' DO NOTHING",
             params,
         )
         opened = cursor.rowcount

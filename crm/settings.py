@@ -279,6 +279,10 @@ AUTHENTICATION_BACKENDS = ["crm.auth.CachedModelBackend"]
 # Billing: a reading above this many times the recent daily average is flagged; a rise of this many times
 # the previous period opens a re-inspection and holds the bill; the ticket categories a dispute comes from.
 TONGDAI_READING_JUMP_FACTOR = float(os.environ.get("TONGDAI_READING_JUMP_FACTOR", "3"))
+# Contracts a billing run writes per statement (invoices with their lines), within the run's one transaction.
+TONGDAI_BILLING_RUN_CHUNK = env_int("TONGDAI_BILLING_RUN_CHUNK", 200_000)
+# PostgreSQL's work_mem for the set-based billing jobs (run, anomaly scan, rebates), for their transaction only.
+TONGDAI_BULK_WORK_MEM = os.environ.get("TONGDAI_BULK_WORK_MEM", "64MB")
 TONGDAI_ANOMALY_THRESHOLD = os.environ.get("TONGDAI_ANOMALY_THRESHOLD", "1.3")
 TONGDAI_DISPUTE_CATEGORIES = env_list("TONGDAI_DISPUTE_CATEGORIES", ["billing", "meter"])
 

@@ -72,6 +72,27 @@ def test_the_billing_run_bills_each_contract_once_with_lines(make_customer, read
     assert billing.billing_run(actor=None, period=OCT).invoices == 1
 
 
+def test_a_run_written_in_chunks_numbers_and_prices_every_contract_as_one_statement_would(
+    make_customer, read, settings
+):
+    customers = [make_customer() for _ in range(5)]
+    for i, customer in enumerate(customers):
+        read(customer, OCT, 40 + 90 * i)  # 40 … 400 kWh: one to five tiers
+    settings.TONGDAI_BILLING_RUN_CHUNK = 2  # chunks of 2, 2 and 1 on PostgreSQL
+    result = billing.billing_run(actor=None, period=OCT)
+    assert result.invoices == 5
+    invoices = list(Invoice.objects.filter(run=result.run).order_by("contract_id"))
+    numbers = [int(i.number.split("-")[1]) for i in invoices]
+    assert numbers == list(range(numbers[0], numbers[0] + 5))  # consecutive, in contract order
+    for invoice in invoices:
+        charge = billing.charge_for(category="residential", period=OCT, kwh=invoice.kwh)
+        assert (invoice.subtotal, invoice.total) == (charge.subtotal, charge.total)
+        assert [(line.kwh, line.amount) for line in invoice.lines.order_by("position")] == [
+            (line.kwh, line.amount) for line in charge.lines
+        ]
+    assert [i.kwh for i in invoices] == [40 + 90 * i for i in range(5)]
+
+
 def test_a_flagged_reading_holds_its_invoice(make_customer, read):
     customer = make_customer()
     read(customer, dt(2025, 9), 100)

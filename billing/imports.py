@@ -617,6 +617,8 @@ def import_readings(
 
     with transaction.atomic():
         d.prepare()
+        if d.postgres:  # the joins over a million lines and the meters, contracts, customers: hashed in memory
+            _execute("SELECT set_config('work_mem', %s, true)", [settings.TONGDAI_BULK_WORK_MEM])
         _drop_tables()
         names, delimiter, offset = _header(stream)
         if "period" not in names and period is None:

@@ -1180,7 +1180,7 @@ def _can_follow_imports(request) -> bool:
 
 class ReadingImportForm(forms.Form):
     file = forms.FileField(
-        label=gettext_lazy("CSV file"),
+        label=gettext_lazy("CSV or XLSX file"),
         help_text=gettext_lazy(
             "A header line, then one reading a line: meter_serial (or contract_number), period (YYYY-MM), value; "
             "optionally taken_at (ISO date and time) and source (remote, handheld, photo)."
@@ -1199,6 +1199,16 @@ class ReadingImportForm(forms.Form):
         required=False,
         choices=[("", gettext_lazy("As each line says, else by the meter's kind")), *IMPORTABLE_SOURCES],
     )
+    dry_run = forms.BooleanField(
+        label=gettext_lazy("Dry run"), required=False,
+        help_text=gettext_lazy("Check every line and count what would be written, without writing anything."),
+    )  # fmt: skip
+    skip_bad_lines = forms.BooleanField(
+        label=gettext_lazy("Skip the bad lines"), required=False,
+        help_text=gettext_lazy(
+            "Import the good lines and list the bad ones. Unticked, a file with one bad line writes nothing."
+        ),
+    )  # fmt: skip
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -1284,6 +1294,7 @@ class ReadingImportAdmin(ReadOnlyAdmin):
                     item = imports.reading_import_create(
                         actor=request.user, upload=form.cleaned_data["file"], unit=form.cleaned_data["unit"],
                         period=form.cleaned_data["period"], source=form.cleaned_data["source"],
+                        dry_run=form.cleaned_data["dry_run"], skip_bad_lines=form.cleaned_data["skip_bad_lines"],
                     )  # fmt: skip
                     imports.reading_import_enqueue(item)
             except ValidationError as exc:

@@ -98,6 +98,7 @@ class ImportResult:
     rejected: int = 0
     periods: list[str] = field(default_factory=list)
     dry_run: bool = False
+    written: bool = True  # False after a dry run, or when bad lines refused a whole file
     seconds: dict[str, float] = field(default_factory=dict)
     rejects: list[Reject] = field(default_factory=list)  # the first PREVIEW of them
 
@@ -581,6 +582,7 @@ def import_readings(
     period: dt.date | None = None,
     source: str | None = None,
     dry_run: bool = False,
+    all_or_nothing: bool = False,
     rejects_to: IO[str] | None = None,
     progress: Progress | None = None,
     record: ReadingImport | None = None,
@@ -591,7 +593,8 @@ def import_readings(
     the readings' reader. ``unit``: only lines of that unit's contracts (and of units merged into it).
     ``period``: the month of lines that give none, and lines of another month are refused. ``source``: for
     lines without one (else remote for a remote-read meter, handheld otherwise). ``dry_run``: everything is
-    checked and counted, then rolled back. ``rejects_to``: a text stream that receives every refused line as
+    checked and counted, then rolled back. ``all_or_nothing``: a file with any refused line writes nothing (its
+    lines are still counted and the refused ones listed). ``rejects_to``: a text stream that receives every refused line as
     CSV. ``progress(phase, **counts)``: called between phases (and while the file is read). ``record``: the
     ``ReadingImport`` the audit record points at.
     """
@@ -617,7 +620,9 @@ def import_readings(
 
     with transaction.atomic():
         d.prepare()
-        if d.postgres:  # the joins over a million lines and the meters, contracts, customers: hashed in memory
+        if (
+            d.postgres
+        ):  # the joins over a million lines and the meters, contracts, customers: hashed in memory
             _execute("SELECT set_config('work_mem', %s, true)", [settings.TONGDAI_BULK_WORK_MEM])
         _drop_tables()
         names, delimiter, offset = _header(stream)
@@ -747,15 +752,18 @@ def import_readings(
         _list_rejects(result, rejects_to)
         _drop_tables()
         lap("rejects")
-        if not dry_run:
+        if dry_run or (all_or_nothing and result.rejected):
+            transaction.set_rollback(True)
+            result.written = False
+            if not dry_run:  # refused: what was counted is not in the database
+                result.inserted = result.flagged = 0
+        else:
             audit(
                 actor=actor, action="reading.import", obj=record, object_type="readingimport" if record else "meterreading",
                 unit_id=unit.pk if unit else None, rows=result.inserted,
                 after={"lines": result.total, "inserted": result.inserted, "flagged": result.flagged,
                        "unchanged": result.unchanged, "rejected": result.rejected, "periods": result.periods},
             )  # fmt: skip
-        else:
-            transaction.set_rollback(True)
     progress("done")
     return result
 
@@ -786,8 +794,43 @@ def _list_rejects(result: ImportResult, rejects_to: IO[str] | None) -> None:
 # Imports uploaded in the admin and run by a task ----------------------------------------------------------
 
 
+def csv_stream(handle: IO[bytes], name: str) -> IO[bytes]:
+    """The file as CSV bytes: itself, or, for an ``.xlsx`` workbook, its first sheet written out as CSV into a
+    temporary file (openpyxl in read-only mode, row by row: memory does not grow with the rows)."""
+    if not name.lower().endswith(".xlsx"):
+        return handle
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(handle, read_only=True, data_only=True)
+    except Exception as exc:  # not a workbook: a clear message, not a crash
+        raise ValidationError(_("The file could not be read as an XLSX workbook.")) from exc
+    out = tempfile.TemporaryFile("w+b")  # noqa: SIM115 (returned open: the caller reads it)
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="")
+    writer = csv.writer(text)
+    for row in book.worksheets[0].iter_rows(values_only=True):
+        writer.writerow(["" if v is None else _cell_text(v) for v in row])
+    book.close()
+    text.flush()
+    text.detach()
+    out.seek(0)
+    return out
+
+
+def _cell_text(value) -> str:
+    """A cell as the CSV's text: whole numbers without ".0", dates as ISO, months as YYYY-MM."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
 def reading_import_create(*, actor, upload, unit: Unit | None = None, period: dt.date | None = None,
-                          source: str = "") -> ReadingImport:  # fmt: skip
+                          source: str = "", dry_run: bool = False,
+                          skip_bad_lines: bool = True) -> ReadingImport:  # fmt: skip
     """Store an uploaded file as a queued import. Someone who does not see every unit names one of theirs."""
     if period is not None:
         period = period.replace(day=1)
@@ -797,6 +840,7 @@ def reading_import_create(*, actor, upload, unit: Unit | None = None, period: dt
     return ReadingImport.objects.create(
         file=upload, uploaded_by=actor if getattr(actor, "pk", None) else None, unit=unit, period=period,
         source=source or "", bytes_total=getattr(upload, "size", 0) or 0, created_at=timezone.now(),
+        dry_run=dry_run, skip_bad_lines=skip_bad_lines,
     )  # fmt: skip
 
 
@@ -876,9 +920,11 @@ def reading_import_run(*, import_id: int) -> dict | None:
                 rejects = io.TextIOWrapper(raw, encoding="utf-8", newline="")
                 item.file.open("rb")
                 try:
+                    stream = csv_stream(item.file, item.file.name)
                     result = import_readings(
-                        stream=item.file, actor=item.uploaded_by, unit=item.unit, period=item.period,
-                        source=item.source or None, rejects_to=rejects, progress=writer, record=item,
+                        stream=stream, actor=item.uploaded_by, unit=item.unit, period=item.period,
+                        source=item.source or None, dry_run=item.dry_run, all_or_nothing=not item.skip_bad_lines,
+                        rejects_to=rejects, progress=writer, record=item,
                     )  # fmt: skip
                 finally:
                     item.file.close()

@@ -869,6 +869,13 @@ class ReadingImport(models.Model):
     rows_unchanged = models.PositiveIntegerField(_("already read, same value"), default=0)
     rows_rejected = models.PositiveIntegerField(_("lines rejected"), default=0)
     rejects_file = models.FileField(_("rejected lines"), upload_to="reading-imports/%Y/%m", blank=True)
+    dry_run = models.BooleanField(
+        _("dry run"), default=False, help_text=_("Check and count only: nothing is written.")
+    )
+    skip_bad_lines = models.BooleanField(
+        _("skip the bad lines"), default=True,
+        help_text=_("Import the good lines and list the bad ones; otherwise one bad line writes nothing."),
+    )  # fmt: skip
     error = models.TextField(_("error"), blank=True)
     created_at = models.DateTimeField(_("uploaded at"))
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)

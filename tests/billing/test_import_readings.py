@@ -396,7 +396,7 @@ def test_the_admin_upload_runs_the_import_and_shows_its_counts(
         response = client.post(
             reverse("admin:billing_readingimport_upload"),
             {"file": SimpleUploadedFile("november.csv", data, content_type="text/csv"), "unit": org["home"].pk,
-             "period": "2025-11", "source": ""},
+             "period": "2025-11", "source": "", "skip_bad_lines": "on"},
         )  # fmt: skip
     item = ReadingImport.objects.get()
     assert response.status_code == 302
@@ -427,6 +427,81 @@ def test_the_admin_upload_runs_the_import_and_shows_its_counts(
     assert client.get(reverse("admin:billing_readingimport_change", args=[item.pk])).status_code == 200
     changelist = client.get(reverse("admin:billing_readingimport_changelist"))
     assert item.pk in {i.pk for i in changelist.context["cl"].result_list}
+
+
+def test_all_or_nothing_a_file_with_bad_lines_writes_nothing_but_lists_them(bad_file):
+    people, data = bad_file
+    before = count_readings()
+    result, rejects = run(data, all_or_nothing=True)
+    assert rejects == EXPECTED_REJECTS  # still listed, with their reasons
+    assert (result.total, result.rejected, result.inserted, result.written) == (20, 16, 0, False)
+    assert count_readings() == before
+    assert not AuditRecord.objects.filter(action="reading.import").exists()
+    # A clean file goes in whole under the same rule.
+    clean, _ = run(
+        csv_bytes([(serial(people["a"]), "", "2025-11", "150", "", "")], header=FULL), all_or_nothing=True
+    )
+    assert (clean.inserted, clean.rejected, clean.written) == (1, 0, True)
+    assert count_readings() == before + 1
+
+
+def test_an_xlsx_workbook_imports_like_the_same_csv(make_customer, read):
+    from openpyxl import Workbook
+
+    customers = [make_customer(name=f"Khách {i}") for i in range(3)]
+    read(customers[0], OCT, 100)
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["meter_serial", "period", "value", "taken_at"])
+    sheet.append([serial(customers[0]), "2025-11", 180, dt.datetime(2025, 11, 30, 8, 15)])
+    sheet.append([serial(customers[1]), "2025-11", 50.0, None])  # a number cell that Excel made a float
+    sheet.append([serial(customers[2]), "2025-11", -3, None])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    buffer.seek(0)
+    rejects = io.StringIO()
+    result = imports.import_readings(stream=imports.csv_stream(buffer, "november.XLSX"), rejects_to=rejects)
+    assert (result.total, result.inserted, result.rejected) == (3, 2, 1)
+    assert (current(customers[0], NOV).kwh, current(customers[1], NOV).kwh) == (80, 50)
+    assert current(customers[0], NOV).taken_at == dt.datetime(2025, 11, 30, 8, 15,
+                                                              tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))  # fmt: skip
+    assert "The register is negative." in rejects.getvalue()
+    with pytest.raises(ValidationError, match="XLSX"):
+        imports.csv_stream(io.BytesIO(b"not a workbook"), "readings.xlsx")
+
+
+def test_the_admin_upload_dry_runs_and_refuses_a_file_with_bad_lines_by_default(
+    client, staff, make_customer, org, django_capture_on_commit_callbacks
+):
+    clerk = staff[Role.BILLING_CLERK]
+    good, bad = make_customer(org["home"]), make_customer(org["home"])
+    data = csv_bytes([(serial(good), "2025-11", 70), (serial(bad), "2025-11", -1)])
+    client.force_login(clerk)
+    before = count_readings()
+    for options in ({"dry_run": "on", "skip_bad_lines": "on"}, {}):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(
+                reverse("admin:billing_readingimport_upload"),
+                {"file": SimpleUploadedFile("r.csv", data, content_type="text/csv"), "unit": org["home"].pk,
+                 "period": "2025-11", "source": "", **options},
+            )  # fmt: skip
+        item = ReadingImport.objects.order_by("-pk").first()
+        assert response.status_code == 302 and item.status == "done"
+        assert count_readings() == before  # nothing written either way
+        page = client.get(response["Location"]).content.decode()
+        assert 'id="import-outcome"' in page and "The register is negative." in page
+        if options:  # the dry run shows what the import would make
+            assert (item.dry_run, item.rows_inserted, item.rows_rejected) == (True, 1, 1)
+            assert "Nothing was written" in page
+        else:  # unticked "skip the bad lines": one bad line refuses the file
+            assert (item.dry_run, item.skip_bad_lines, item.rows_inserted, item.rows_rejected) == (
+                False,
+                False,
+                0,
+                1,
+            )
+            assert "nothing was written" in page
+    assert not AuditRecord.objects.filter(action="reading.import").exists()
 
 
 def test_the_upload_form_offers_only_the_clerks_units(client, staff, org, django_capture_on_commit_callbacks):

@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.imports import SOURCES, import_readings
+from billing.imports import SOURCES, csv_stream, import_readings
 from crm.models import Unit
 
 SHOWN = 20
@@ -39,6 +39,9 @@ class Command(BaseCommand):
         parser.add_argument("--source", choices=[str(s) for s in SOURCES], help="source of lines without one")
         parser.add_argument("--user", help="username of the importer: lines outside their units are refused")
         parser.add_argument("--dry-run", action="store_true", help="check and count, then roll back")
+        parser.add_argument(
+            "--all-or-nothing", action="store_true", help="a file with any refused line writes nothing"
+        )
 
     def handle(self, *args, **options):
         path = Path(options["file"])
@@ -60,8 +63,9 @@ class Command(BaseCommand):
         try:
             with path.open("rb") as stream, rejects_path.open("w", newline="", encoding="utf-8") as rejects:
                 result = import_readings(
-                    stream=stream, actor=actor, unit=unit, period=period, source=options["source"],
-                    dry_run=options["dry_run"], rejects_to=rejects,
+                    stream=csv_stream(stream, path.name), actor=actor, unit=unit, period=period,
+                    source=options["source"], dry_run=options["dry_run"],
+                    all_or_nothing=options["all_or_nothing"], rejects_to=rejects,
                 )  # fmt: skip
         except ValidationError as exc:
             rejects_path.unlink(missing_ok=True)
@@ -79,6 +83,7 @@ class Command(BaseCommand):
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         self.stdout.write(
             ("Dry run (nothing written): " if result.dry_run else "")
+            + ("Refused lines found, nothing written: " if not result.written and not result.dry_run else "")
             + f"{result.total} lines: {result.inserted} inserted ({result.flagged} flagged), "
             f"{result.unchanged} unchanged, {result.rejected} rejected; periods {', '.join(result.periods) or '-'}; "
             f"{elapsed:.1f}s, peak memory {peak:.0f} MB"

@@ -87,8 +87,21 @@ def _csv_response(table: dashboard.Table, start: dt.date, end: dt.date) -> Strea
     return response
 
 
+def _xlsx_response(table: dashboard.Table, start: dt.date, end: dt.date) -> StreamingHttpResponse:
+    from crm.exports import XLSX_CONTENT_TYPE, xlsx_chunks
+
+    rows = ([_cell(v) if isinstance(v, str) else v for v in row] for row in table.rows)
+    response = StreamingHttpResponse(
+        xlsx_chunks(list(table.columns), rows, sheet_name=table.key), content_type=XLSX_CONTENT_TYPE
+    )
+    response["Content-Disposition"] = (
+        f'attachment; filename="dashboard-{table.key}-{start:%Y%m%d}-{end:%Y%m%d}.xlsx"'
+    )
+    return response
+
+
 def dashboard_view(request):
-    """The dashboard: a period and unit form, then each widget's chart and table (and its CSV export)."""
+    """The dashboard: a period and unit form, then each widget's chart and table (and its CSV or XLSX export)."""
     if not request.user.has_perm(PERMISSION):
         raise PermissionDenied
     params = (
@@ -103,7 +116,10 @@ def dashboard_view(request):
         start, end, unit = form.cleaned_data["start"], form.cleaned_data["end"], form.cleaned_data["unit"]
         board = dashboard.Dashboard(request.user, start, end, unit)
         if export:
-            return _csv_response(dashboard.widget_table(board, dashboard.WIDGETS_BY_KEY[export]), start, end)
+            table = dashboard.widget_table(board, dashboard.WIDGETS_BY_KEY[export])
+            if request.GET.get("format") == "xlsx":
+                return _xlsx_response(table, start, end)
+            return _csv_response(table, start, end)
         query = QueryDict(mutable=True)
         query.update(
             {"start": start.isoformat(), "end": end.isoformat(), **({"unit": unit.pk} if unit else {})}
@@ -125,6 +141,7 @@ def dashboard_view(request):
                     ],
                     "data": data,
                     "export_url": f"?{query.urlencode()}",
+                    "export_xlsx_url": f"?{query.urlencode()}&format=xlsx",
                 }
             )
     elif export:

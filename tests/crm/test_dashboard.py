@@ -11,9 +11,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from openpyxl import load_workbook
 
 from billing.models import Invoice, RebateApplication, Refund
 from crm import dashboard
+from crm.exports import XLSX_CONTENT_TYPE
 from crm.models import Role
 from crm.roles import group_name
 from tickets import services
@@ -299,6 +301,11 @@ def test_export_streams_the_widgets_table_as_csv(client, activity, staff, dashbo
         ["Contact the customer (4 min)", "3", "2", "66.7"],
         ["Resolve", "4", "2", "50.0"],
     ]
+    workbook = _page(client, staff[Role.MANAGER], export="sla", format="xlsx")
+    assert workbook["Content-Type"] == XLSX_CONTENT_TYPE
+    assert workbook["Content-Disposition"].endswith('.xlsx"')
+    sheet = load_workbook(io.BytesIO(b"".join(workbook.streaming_content)), read_only=True).worksheets[0]
+    assert [["" if v is None else str(v) for v in row] for row in sheet.iter_rows(values_only=True)] == rows
     assert _page(client, staff[Role.MANAGER], export="nope").status_code == 404
     backwards = client.get(
         reverse("dashboard"), {"start": END.isoformat(), "end": START.isoformat(), "export": "sla"}

@@ -107,7 +107,8 @@ class BillingAdminMixin(ServiceErrorsMixin):
             "form": form,
             "action": action,
             "submit_label": submit,
-            "changelist_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
+            # The list as it was (its queue and filters): the form posts back there, and returns there.
+            "changelist_url": request.get_full_path(),
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/billing/action_form.html", context)

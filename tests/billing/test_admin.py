@@ -288,19 +288,22 @@ def test_the_re_inspection_outcome_is_recorded_on_an_intermediate_page(client, c
     item = Reinspection.objects.get(reading=rise)
     assert Invoice.objects.get(period=NOV).status == "held"
     client.force_login(clerk)
-    asked = client.post(changelist(Reinspection), {"action": "record_outcome", ACTION_CHECKBOX: [item.pk]})
+    queue = changelist(Reinspection) + "?queue=open"
+    asked = client.post(queue, {"action": "record_outcome", ACTION_CHECKBOX: [item.pk]})
     assert asked.status_code == 200 and set(asked.context["form"].fields) == {
         "outcome",
         "reread_value",
         "evidence",
     }
-    client.post(
-        changelist(Reinspection),
+    assert f'action="{queue}"' in asked.content.decode()  # the queue the clerk was working in
+    done = client.post(
+        queue,
         {
             "action": "record_outcome", ACTION_CHECKBOX: [item.pk], "_confirmed": "1", "outcome": "confirmed",
             "reread_value": str(rise.value), "evidence": "Ảnh công tơ, niêm phong còn",
         },
     )  # fmt: skip
+    assert done.status_code == 302 and done["Location"].endswith("?queue=open")  # back to the same queue
     item.refresh_from_db()
     assert (item.outcome, item.reread_value, item.inspector) == ("confirmed", rise.value, clerk)
     assert Invoice.objects.get(period=NOV).status == "draft"  # the rise was real: the bill goes on

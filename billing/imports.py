@@ -56,7 +56,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from billing.models import ReadingImport, ReadingImportStatus, ReadingSource
-from billing.services import audit, check_reach, period_bounds
+from billing.services import audit, bulk_work_memory, check_reach, period_bounds
 from crm import db
 from crm.models import Unit
 from crm.scoping import scope_for
@@ -620,10 +620,8 @@ def import_readings(
 
     with transaction.atomic():
         d.prepare()
-        if (
-            d.postgres
-        ):  # the joins over a million lines and the meters, contracts, customers: hashed in memory
-            _execute("SELECT set_config('work_mem', %s, true)", [settings.TONGDAI_BULK_WORK_MEM])
+        with connection.cursor() as cursor:  # joins of a million lines with the meters, contracts, customers
+            bulk_work_memory(cursor)
         _drop_tables()
         names, delimiter, offset = _header(stream)
         if "period" not in names and period is None:
@@ -818,12 +816,10 @@ def csv_stream(handle: IO[bytes], name: str) -> IO[bytes]:
 
 
 def _cell_text(value) -> str:
-    """A cell as the CSV's text: whole numbers without ".0", dates as ISO, months as YYYY-MM."""
+    """A cell as the CSV's text: whole numbers without ".0", dates and times as ISO."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, dt.date):
+    if isinstance(value, dt.date):  # a datetime too
         return value.isoformat()
     return str(value)
 

@@ -427,7 +427,7 @@ def billing_run(*, actor, period: dt.date, unit: Unit | None = None) -> RunResul
         where_unit = "AND r.unit_id = %(unit)s" if unit is not None else ""
         params = {"period": period, "unit": unit.pk if unit else None, "active": ContractStatus.ACTIVE}
         with connection.cursor() as cursor:
-            _bulk_memory(cursor)
+            bulk_work_memory(cursor)
             cursor.execute("DROP TABLE IF EXISTS billing_run_todo")
             cursor.execute(
                 f"""
@@ -551,7 +551,7 @@ def billing_run(*, actor, period: dt.date, unit: Unit | None = None) -> RunResul
     return RunResult(run=run, invoices=count, without_reading=without_reading, held=held)
 
 
-def _bulk_memory(cursor) -> None:
+def bulk_work_memory(cursor) -> None:
     """A set-based job's hash joins and sorts in memory (PostgreSQL: ``work_mem`` for this transaction)."""
     if connection.vendor == "postgresql":
         cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.TONGDAI_BULK_WORK_MEM])
@@ -1092,7 +1092,7 @@ def rebate_apply(*, actor, programme: RebateProgramme) -> dict:
     with connection.cursor() as cursor:
         # The eligible bills once, with what their rebate line needs (its position after the last line, the
         # bill's VAT rate); then three set-based statements from that table, each a join the planner can hash.
-        _bulk_memory(cursor)
+        bulk_work_memory(cursor)
         cursor.execute("DROP TABLE IF EXISTS billing_rebate_todo")
         cursor.execute(
             "CREATE TEMP TABLE billing_rebate_todo AS "
@@ -1173,7 +1173,7 @@ def rebate_reverse(*, actor, programme: RebateProgramme) -> dict:
         programme=programme, invoice__status__in=ISSUED_STATUSES
     ).count()
     with connection.cursor() as cursor:
-        _bulk_memory(cursor)
+        bulk_work_memory(cursor)
         cursor.execute("DROP TABLE IF EXISTS billing_rebate_undo")
         cursor.execute(
             "CREATE TEMP TABLE billing_rebate_undo AS SELECT a.id, a.invoice_id, a.amount, a.vat "
@@ -1251,7 +1251,7 @@ def anomaly_scan(
         WHERE c.period = %(period)s AND c.status <> 'superseded' AND p.kwh > 0 {where_unit}
     """
     with transaction.atomic(), connection.cursor() as cursor:
-        _bulk_memory(cursor)
+        bulk_work_memory(cursor)
         cursor.execute(f"SELECT c.unit_id, COUNT(*), {band_sums} {pairs} GROUP BY c.unit_id", params)
         counts = cursor.fetchall()
         cursor.execute(

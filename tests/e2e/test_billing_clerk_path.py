@@ -27,8 +27,13 @@ def pick(page, field: str, pk: int) -> None:
         page.click(f"#lookup_id_{field}")
     popup = opened.value
     popup.wait_for_selector("#result_list")
+    # The chosen row's click closes the popup itself, so Playwright's own click may find its page gone before
+    # it returns; the click is queued in the page instead, and the test waits for the close it causes.
     with popup.expect_event("close"):
-        popup.click(f"#result_list a[data-popup-opener='{pk}']")
+        popup.evaluate(
+            "sel => setTimeout(() => document.querySelector(sel).click(), 0)",
+            f"#result_list a[data-popup-opener='{pk}']",
+        )
     assert page.input_value(f"#id_{field}") == str(pk)
 
 

@@ -23,6 +23,23 @@ from tickets.services import catalogue_load_reference, ticket_open
 _badges = itertools.count(1000)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def test_database_left_by_every_session(django_db_setup, django_db_blocker):
+    """On PostgreSQL the test database is dropped at the end, which fails while another session uses it. The
+    browser tests' live server answers in threads of its own, and one of them can still hold an idle
+    connection then; those sessions are ended before the drop, so the run leaves no test database behind."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture(autouse=True)
 def language_of_the_settings():
     """Each test starts in the settings' language: a request that chose another one (``LocaleMiddleware``)

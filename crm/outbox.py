@@ -1,7 +1,9 @@
 """The outbox: side effects leave the system as rows written with the change, delivered by a task.
 
 ``outbox_enqueue`` is called inside the service's transaction; after commit a django-q2 task delivers the
-message through the backend configured for its channel. A failed delivery is retried with a growing delay
+message through the backend configured for its channel. The task is the delivery sweep itself: a busy process
+(hundreds of tickets a second in a storm) queues it at most once per ``TONGDAI_OUTBOX_KICK_MS`` and once more
+at the end of that interval, never one task per message (``outbox_deliver_soon``). A failed delivery is retried with a growing delay
 (the delay is a stored ``next_attempt_at`` that the periodic ``outbox_deliver_due`` sweep picks up, so a
 lost task loses nothing); after ``TONGDAI_OUTBOX_MAX_ATTEMPTS`` the message is marked failed.
 
@@ -15,6 +17,8 @@ import datetime as dt
 import json
 import logging
 import mimetypes
+import threading
+import time
 import urllib.request
 import uuid
 from pathlib import PurePath
@@ -22,7 +26,7 @@ from pathlib import PurePath
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMessage
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -120,7 +124,7 @@ def outbox_enqueue(
     else:
         message.save(force_insert=True)
     if settings.TONGDAI_OUTBOX_DELIVER_ON_COMMIT:
-        transaction.on_commit(lambda: _enqueue_delivery(message.pk))
+        transaction.on_commit(outbox_deliver_soon)
     return message
 
 
@@ -138,12 +142,9 @@ def _insert_unless_duplicate(message: OutboxMessage) -> int | None:
 
 
 def deliver_after_commit(message_ids) -> None:
-    """Hand messages written by a caller's own SQL to the delivery task once the transaction commits."""
-    if not settings.TONGDAI_OUTBOX_DELIVER_ON_COMMIT:
-        return
-    for message_id in message_ids:
-        if message_id is not None:
-            transaction.on_commit(lambda pk=message_id: _enqueue_delivery(pk))
+    """Deliver messages written by a caller's own SQL once the transaction commits (None: a duplicate)."""
+    if settings.TONGDAI_OUTBOX_DELIVER_ON_COMMIT and any(pk is not None for pk in message_ids):
+        transaction.on_commit(outbox_deliver_soon)
 
 
 _BROKER = None
@@ -159,10 +160,58 @@ def task_broker():
     return _BROKER
 
 
-def _enqueue_delivery(message_id: int) -> None:
+class _Kicker:
+    """Queues the delivery sweep after a commit, at most once per interval in this process.
+
+    The first commit of an interval queues it at once. A commit within the interval after that starts a timer
+    for the interval's end (one at a time): the task it queues then runs after that commit too, so every
+    committed message is swept by a task queued after it, without a task per message."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.last = float("-inf")
+        self.timer: threading.Timer | None = None
+
+    def __call__(self) -> None:
+        interval = settings.TONGDAI_OUTBOX_KICK_MS / 1000
+        now = time.monotonic()
+        with self.lock:
+            if self.timer is not None:
+                return  # a task will be queued later than this commit
+            wait = self.last + interval - now
+            if wait > 0:
+                self.timer = threading.Timer(wait, self._at_the_end_of_the_interval)
+                self.timer.daemon = True
+                self.timer.start()
+                return
+            self.last = now
+        _enqueue_sweep()
+
+    def _at_the_end_of_the_interval(self) -> None:
+        with self.lock:
+            self.timer = None
+            self.last = time.monotonic()
+        try:
+            _enqueue_sweep()
+        except Exception:  # the minutely sweep delivers what this task would have
+            logger.exception("could not queue the outbox delivery")
+        finally:
+            connections.close_all()  # this thread's own, when the broker is the database
+
+    def reset(self) -> None:
+        with self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer, self.last = None, float("-inf")
+
+
+outbox_deliver_soon = _Kicker()
+
+
+def _enqueue_sweep() -> None:
     from django_q.tasks import async_task
 
-    async_task("crm.outbox.outbox_deliver", message_id=message_id, broker=task_broker())
+    async_task("crm.tasks.deliver_outbox", broker=task_broker())
 
 
 def _retry_delay(attempts: int) -> dt.timedelta:
@@ -197,14 +246,21 @@ def outbox_deliver(*, message_id: int) -> bool:
     return True
 
 
-def outbox_deliver_due(*, limit: int = 500) -> int:
-    """The periodic sweep: deliver what is pending and due (new messages whose task was lost, retries)."""
-    now = timezone.now()
-    due = list(
-        OutboxMessage.objects.filter(
-            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now), status=OutboxStatus.PENDING
+def outbox_deliver_due(*, limit: int = 500, passes: int = 20) -> int:
+    """The delivery sweep: deliver what is pending and due (new messages, retries), ``limit`` at a time, until
+    a pass finds fewer (at most ``passes``; the next sweep goes on). A message another sweep claimed, or that
+    failed, is no longer due, so the passes end."""
+    sent = 0
+    for _pass in range(passes):
+        now = timezone.now()
+        due = list(
+            OutboxMessage.objects.filter(
+                Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now), status=OutboxStatus.PENDING
+            )
+            .order_by("id")
+            .values_list("pk", flat=True)[:limit]
         )
-        .order_by("id")
-        .values_list("pk", flat=True)[:limit]
-    )
-    return sum(outbox_deliver(message_id=pk) for pk in due)
+        sent += sum(outbox_deliver(message_id=pk) for pk in due)
+        if len(due) < limit:
+            break
+    return sent

@@ -305,5 +305,8 @@ TONGDAI_ATTACHMENT_TYPES = env_list(
     ["pdf", "jpg", "jpeg", "png", "heic", "webp", "txt", "csv", "xlsx", "docx", "eml"],
 )
 TONGDAI_OUTBOX_MAX_ATTEMPTS = env_int("TONGDAI_OUTBOX_MAX_ATTEMPTS", 8)
-# Deliver each message by a task as soon as its transaction commits (else only the minutely outbox sweep).
+# Queue the delivery task as soon as a transaction that wrote messages commits (else only the minutely outbox
+# sweep delivers them); a process queues it at most once per TONGDAI_OUTBOX_KICK_MS, then once more at the end
+# of that interval for what was written meanwhile.
 TONGDAI_OUTBOX_DELIVER_ON_COMMIT = env_bool("TONGDAI_OUTBOX_DELIVER_ON_COMMIT", True)
+TONGDAI_OUTBOX_KICK_MS = env_int("TONGDAI_OUTBOX_KICK_MS", 1000)

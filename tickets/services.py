@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 
 from crm.db import insert_parts
 from crm.models import OutboxChannel, OutboxMessage, Role, StaffProfile, Unit
-from crm.outbox import deliver_after_commit, outbox_enqueue, task_broker
+from crm.outbox import deliver_after_commit, outbox_deliver_soon, outbox_enqueue
 from crm.scoping import process_cache
 from customers.models import Contract, Customer
 from customers.normalise import InvalidPhone, display_phone, normalise_phone
@@ -838,14 +838,8 @@ def incident_restore(
     TicketEvent.objects.bulk_create(events, batch_size=500)
     OutboxMessage.objects.bulk_create(outbox, batch_size=500, ignore_conflicts=True)
     if settings.TONGDAI_OUTBOX_DELIVER_ON_COMMIT:
-        transaction.on_commit(_deliver_outbox_soon)
+        transaction.on_commit(outbox_deliver_soon)
     return {"resolved": len(tickets), "notified": len(outbox)}
-
-
-def _deliver_outbox_soon() -> None:
-    from django_q.tasks import async_task
-
-    async_task("crm.tasks.deliver_outbox", broker=task_broker())
 
 
 # Callbacks and interactions -----------------------------------------------------------------------------

@@ -21,8 +21,9 @@ from django.utils.translation import gettext as _
 
 from crm import db
 from crm.models import OutboxChannel, OutboxMessage, Role, StaffProfile
+from crm.outbox import outbox_deliver_soon
 from tickets.models import EventKind, Ticket, TicketEvent
-from tickets.services import _deliver_outbox_soon, _summary, next_check
+from tickets.services import _summary, next_check
 
 BATCH = 200
 
@@ -143,7 +144,7 @@ def sla_sweep(*, now: dt.datetime | None = None, batch: int = BATCH) -> dict[str
                 TicketEvent.objects.bulk_create(events)
                 OutboxMessage.objects.bulk_create(messages, ignore_conflicts=True)
                 if messages and settings.TONGDAI_OUTBOX_DELIVER_ON_COMMIT:
-                    transaction.on_commit(_deliver_outbox_soon)
+                    transaction.on_commit(outbox_deliver_soon)
             handled += len(due)
         if len(due) < batch:
             return {"handled": handled, "escalations": escalations}

@@ -4,12 +4,30 @@ from __future__ import annotations
 
 import copy
 
+from rest_framework import serializers
+
+
+def _copy_field(field):
+    """A fresh copy of an unbound field for one serializer instance.
+
+    DRF deep-copies every declared field for every serializer it makes, and a field's deep copy runs its
+    ``__init__`` again: on the intake endpoint that was about a tenth of each request. A plain field keeps its
+    per-instance state in attributes that ``bind`` sets, so a shallow copy is enough; fields that hold other
+    fields (nested serializers, lists, ``many=True`` relations) are deep-copied as DRF does."""
+    if (
+        isinstance(field, serializers.BaseSerializer)
+        or hasattr(field, "child")
+        or hasattr(field, "child_relation")
+    ):
+        return copy.deepcopy(field)
+    return copy.copy(field)
+
 
 class CachedFieldsMixin:
-    """Build a ModelSerializer's fields from the model once per class, then copy them for each instance.
+    """Build a serializer's fields once per class, then copy them cheaply for each instance.
 
-    DRF introspects the model for every serializer it makes; on the busiest endpoints (intake, lists) that
-    was a large share of each request.
+    A ModelSerializer introspects its model for every serializer DRF makes, and every serializer deep-copies
+    its declared fields; on the busiest endpoints (intake, lists) both were a large share of each request.
     """
 
     def get_fields(self):
@@ -18,4 +36,4 @@ class CachedFieldsMixin:
         if cached is None:
             cached = super().get_fields()
             cls._tongdai_fields = cached
-        return copy.deepcopy(cached)
+        return {name: _copy_field(field) for name, field in cached.items()}

@@ -8,7 +8,8 @@ from django.db import connection
 from django.utils import timezone
 
 from crm.models import OutboxMessage, OutboxStatus, Role
-from crm.outbox import outbox_deliver, outbox_deliver_due
+from crm.outbox import outbox_deliver, outbox_deliver_due, outbox_deliver_soon, outbox_enqueue
+from crm.tasks import deliver_outbox
 from tickets.models import EventKind, SlaPolicy, Status, Ticket, TicketEvent
 from tickets.services import (
     suspension_create,
@@ -292,8 +293,9 @@ def test_a_committed_message_is_handed_to_the_task_queue(
     catalogue, make_customer, dispatcher, settings, django_capture_on_commit_callbacks, monkeypatch
 ):
     settings.TONGDAI_OUTBOX_DELIVER_ON_COMMIT = True
+    outbox_deliver_soon.reset()
     queued = []
-    monkeypatch.setattr("django_q.tasks.async_task", lambda func, **kw: queued.append((func, kw)))
+    monkeypatch.setattr("django_q.tasks.async_task", lambda func, **kw: queued.append(func))
     with django_capture_on_commit_callbacks(execute=True):
         ticket_open(
             actor=None,
@@ -302,8 +304,86 @@ def test_a_committed_message_is_handed_to_the_task_queue(
             description="x",
             customer=make_customer(),
         )
+        assert queued == []  # nothing before the commit
+    assert queued == ["crm.tasks.deliver_outbox"]
     sms = OutboxMessage.objects.get(channel="sms")
-    assert [(func, kw["message_id"]) for func, kw in queued] == [("crm.outbox.outbox_deliver", sms.pk)]
+    assert deliver_outbox() == 1  # the queued task is the sweep, and it sends the new message
+    sms.refresh_from_db()
+    assert sms.status == OutboxStatus.SENT
+
+
+class FakeTimer:
+    """Stands for ``threading.Timer``: remembers what it was given and runs only when told."""
+
+    made: list = []
+
+    def __init__(self, interval, function):
+        self.interval, self.function, self.daemon, self.started = interval, function, False, False
+        FakeTimer.made.append(self)
+
+    def start(self):
+        self.started = True
+
+    def fire(self):
+        """Run in a thread of its own, as the timer's function does (it closes that thread's connections)."""
+        thread = threading.Thread(target=self.function)
+        thread.start()
+        thread.join()
+
+    def cancel(self):
+        self.started = False
+
+
+def test_a_busy_process_queues_the_delivery_once_per_interval_and_once_more_after_it(db, settings, monkeypatch):
+    settings.TONGDAI_OUTBOX_KICK_MS = 1000
+    outbox_deliver_soon.reset()
+    clock = [100.0]
+    queued = []
+    FakeTimer.made = []
+    monkeypatch.setattr("crm.outbox.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("crm.outbox.threading.Timer", FakeTimer)
+    monkeypatch.setattr("django_q.tasks.async_task", lambda func, **kw: queued.append(func))
+
+    outbox_deliver_soon()  # the first commit: at once
+    assert queued == ["crm.tasks.deliver_outbox"] and FakeTimer.made == []
+    clock[0] = 100.3
+    outbox_deliver_soon()  # within the interval: a timer for its end, nothing queued now
+    clock[0] = 100.6
+    outbox_deliver_soon()  # the timer already pending runs after this commit too: nothing more
+    assert len(queued) == 1 and len(FakeTimer.made) == 1
+    timer = FakeTimer.made[0]
+    assert timer.started and timer.daemon and timer.interval == pytest.approx(0.7)
+    clock[0] = 101.0
+    timer.fire()  # the end of the interval: the second task, for the two later commits
+    assert len(queued) == 2
+    clock[0] = 101.5
+    outbox_deliver_soon()  # within the interval that the timer's task began
+    assert len(queued) == 2 and len(FakeTimer.made) == 2
+    assert FakeTimer.made[1].interval == pytest.approx(0.5)
+    clock[0] = 102.0
+    FakeTimer.made[1].fire()
+    clock[0] = 103.5
+    outbox_deliver_soon()  # a full interval after the last task: at once again
+    assert len(queued) == 4 and len(FakeTimer.made) == 2
+
+
+def test_with_no_interval_every_commit_queues_the_delivery(db, settings, monkeypatch):
+    settings.TONGDAI_OUTBOX_KICK_MS = 0
+    outbox_deliver_soon.reset()
+    queued = []
+    monkeypatch.setattr("django_q.tasks.async_task", lambda func, **kw: queued.append(func))
+    for _ in range(3):
+        outbox_deliver_soon()
+    assert queued == ["crm.tasks.deliver_outbox"] * 3
+
+
+def test_the_delivery_sweep_goes_on_until_nothing_is_due(db):
+    for i in range(7):
+        outbox_enqueue(channel="log", recipient="dispatcher", body=f"m{i}", dedupe_key=f"sweep-test:{i}")
+    assert outbox_deliver_due(limit=3) == 7
+    assert set(
+        OutboxMessage.objects.filter(dedupe_key__startswith="sweep-test:").values_list("status", flat=True)
+    ) == {OutboxStatus.SENT}
 
 
 def test_a_supervisor_reroutes_with_a_reason_and_the_new_units_dispatcher_is_told(

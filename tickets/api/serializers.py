@@ -38,7 +38,7 @@ class CategoryField(serializers.SlugRelatedField):
         return category
 
 
-class TicketInSerializer(serializers.Serializer):
+class TicketInSerializer(CachedFieldsMixin, serializers.Serializer):
     category = CategoryField()
     channel = serializers.ChoiceField(choices=Channel.choices)
     priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)

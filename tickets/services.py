@@ -856,9 +856,11 @@ def callback_record(
     fix_score: int | None = None,
     attitude_score: int | None = None,
     comment: str = "",
+    at: dt.datetime | None = None,
 ) -> Callback:
     """Record one callback attempt: the survey when the customer answers; after ``CALLBACK_MAX_ATTEMPTS``
     unanswered calls, "unreachable". A finished callback closes the ticket."""
+    at = at or timezone.now()
     ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
     if ticket.status != Status.RESOLVED:
         raise ValidationError(_("Only a resolved ticket gets a callback."))
@@ -883,13 +885,17 @@ def callback_record(
     elif callback.attempts >= CALLBACK_MAX_ATTEMPTS:
         callback.outcome = CallbackOutcome.UNREACHABLE
     if callback.outcome:
-        callback.completed_at = timezone.now()
+        callback.completed_at = at
     callback.save()
     _event(
-        ticket, EventKind.CALLBACK, actor, after={"attempt": callback.attempts, "outcome": callback.outcome}
+        ticket,
+        EventKind.CALLBACK,
+        actor,
+        after={"attempt": callback.attempts, "outcome": callback.outcome},
+        at=at,
     )
     if callback.outcome:
-        ticket_change_status(actor=actor, ticket=ticket, to=Status.CLOSED)
+        ticket_change_status(actor=actor, ticket=ticket, to=Status.CLOSED, at=at)
     return callback
 
 

@@ -59,13 +59,15 @@ def activity(org, make_customer, catalogue, staff):
     services.ticket_change_status(actor=None, ticket=t1, to="acknowledged", at=minutes(1))
     services.ticket_record_contact(actor=None, ticket=t1, at=minutes(2))
     services.ticket_change_status(actor=None, ticket=t1, to="resolved", at=minutes(60))
-    services.callback_record(actor=agent, ticket=t1, reached=True, fix_score=4, attitude_score=5)
+    services.callback_record(
+        actor=agent, ticket=t1, reached=True, fix_score=4, attitude_score=5, at=minutes(90)
+    )
 
     t2 = _open(catalogue, home, "billing", "app", T)  # acknowledged late, never contacted, resolved in time
     services.ticket_change_status(actor=None, ticket=t2, to="acknowledged", at=minutes(10))
     services.ticket_change_status(actor=None, ticket=t2, to="resolved", at=minutes(30))
     for _ in range(3):
-        services.callback_record(actor=agent, ticket=t2, reached=False)
+        services.callback_record(actor=agent, ticket=t2, reached=False, at=minutes(40))
 
     _open(catalogue, sibling, "outage", "zalo", T)  # left open: the sweep breaches all three, level 3
     _open(catalogue, home, "information", "email", NOW)  # just in: nothing due yet
@@ -74,12 +76,16 @@ def activity(org, make_customer, catalogue, staff):
     services.ticket_change_status(actor=None, ticket=t6, to="acknowledged", at=minutes(2))
     services.ticket_record_contact(actor=None, ticket=t6, at=minutes(3))
     services.ticket_change_status(actor=None, ticket=t6, to="resolved", at=minutes(200))
-    services.callback_record(actor=agent, ticket=t6, reached=True, fix_score=2, attitude_score=3)
+    services.callback_record(
+        actor=agent, ticket=t6, reached=True, fix_score=2, attitude_score=3, at=minutes(210)
+    )
 
     t5 = _open(catalogue, far, "outage", "phone", T)  # another corporation
     services.ticket_change_status(actor=None, ticket=t5, to="acknowledged", at=minutes(1))
     services.ticket_change_status(actor=None, ticket=t5, to="resolved", at=minutes(20))
-    services.callback_record(actor=agent, ticket=t5, reached=True, fix_score=1, attitude_score=1)
+    services.callback_record(
+        actor=agent, ticket=t5, reached=True, fix_score=1, attitude_score=1, at=minutes(30)
+    )
     sla_sweep(now=NOW)
 
     for unit, channel, seconds in [
@@ -327,7 +333,9 @@ def test_the_page_runs_a_bounded_number_of_queries_whatever_the_rows(
         ticket = _open(catalogue, customer, "billing", channel, T)
         services.ticket_change_status(actor=None, ticket=ticket, to="acknowledged", at=minutes(1))
         services.ticket_change_status(actor=None, ticket=ticket, to="resolved", at=minutes(5))
-        services.callback_record(actor=None, ticket=ticket, reached=True, fix_score=5, attitude_score=5)
+        services.callback_record(
+            actor=None, ticket=ticket, reached=True, fix_score=5, attitude_score=5, at=minutes(10)
+        )
         services.incident_open(actor=None, unit=org["sibling"], cause="x", started_at=T)
         services.interaction_log(actor=manager, channel=channel, started_at=T, ended_at=minutes(3),
                                  disposition="ticket", unit=org["other_company"])  # fmt: skip

@@ -14,12 +14,18 @@ class ScopedModelPermissions(DjangoModelPermissions):
         "DELETE": ["%(app_label)s.delete_%(model_name)s"],
     }
 
+    def _queryset(self, view):
+        """Only the model is needed here: the view's base queryset names it without building the user's scoped
+        one (``get_queryset`` still scopes every row the view reads)."""
+        queryset = getattr(view, "queryset", None)
+        return queryset if queryset is not None else super()._queryset(view)
+
 
 class CanChangeModel(ScopedModelPermissions):
     """For POST actions that move an existing object: they need the change permission, not add."""
 
     def has_permission(self, request, view):
-        model = view.get_queryset().model
+        model = self._queryset(view).model
         return bool(
             request.user
             and request.user.is_authenticated

@@ -30,6 +30,65 @@ def test_api_intake_honours_the_idempotency_key(client, staff, make_customer, ca
     assert first.json()["unit_code"] == customer.unit.code
 
 
+def test_api_intake_tells_the_dispatcher_the_customers_phone_and_address_in_a_fixed_number_of_queries(
+    client, staff, make_customer, catalogue, dispatcher, settings
+):
+    settings.TONGDAI_AUTH_CACHE_SECONDS = 30  # as in production: the token, units and staff are kept a while
+    first = make_customer(name="Lê Thị Hoa", street="8 Hai Bà Trưng", phones=["0903 111 222", "0912 333 444"])
+    second = make_customer(name="Trần Văn Bình", street="9 Pasteur", phones=["0988 555 666"])
+    client.force_login(staff[Role.AGENT])
+    payload = {"category": "outage", "channel": "app", "description": "Mất điện"}
+    client.post("/api/v1/tickets/", {**payload, "customer_code": first.code}, content_type="application/json")
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(
+            "/api/v1/tickets/", {**payload, "customer_code": second.code}, content_type="application/json"
+        )
+    assert response.status_code == 201, response.content
+    ticket = Ticket.objects.get(number=response.json()["number"])
+    assert (ticket.customer, ticket.unit, response.json()["customer_code"]) == (
+        second,
+        second.unit,
+        second.code,
+    )
+    bodies = list(
+        OutboxMessage.objects.filter(dedupe_key__startswith=f"ticket:{ticket.pk}:routed:").values_list(
+            "body", flat=True
+        )
+    )
+    assert bodies and all(
+        "0988 555 666" in b and "9 Pasteur" in b and "Trần Văn Bình" in b for b in bodies
+    ), bodies
+    # Besides the session login of the test client, and the year's number sequence (checked again in a test's
+    # transaction, once per process otherwise): one read of the customer, one statement writing everything.
+    statements = [
+        q["sql"]
+        for q in queries.captured_queries
+        if not q["sql"].startswith(("SAVEPOINT", "RELEASE", "CREATE SEQUENCE", "SELECT setval"))
+        and "django_session" not in q["sql"]
+        and 'FROM "auth_user"' not in q["sql"]
+    ]
+    assert 'FROM "customers_customer" c WHERE c.code' in statements[0]
+    if connection.vendor == "postgresql":  # elsewhere the rows are written one by one
+        assert len(statements) == 2, statements
+        assert statements[1].startswith('WITH t AS (INSERT INTO "tickets_ticket"')
+    assert sum('"customers_customer"' in sql for sql in statements) == 1
+
+
+def test_the_intake_lookup_reads_what_intake_needs_and_the_rest_on_demand(
+    make_customer, django_assert_num_queries
+):
+    from customers.selectors import customer_for_intake
+
+    customer = make_customer(name="Phạm Minh", phones=["0903 777 888"], national_id="079201000123")
+    with django_assert_num_queries(2):  # the customer with their primary phone, and the units once
+        found = customer_for_intake(customer.code)
+        assert (found.pk, found.full_name, found.address) == (customer.pk, "Phạm Minh", customer.address)
+        assert (found.unit, found.primary_phone) == (customer.unit, "+84903777888")
+    with django_assert_num_queries(1):  # a field intake does not read loads when asked for
+        assert found.national_id == "079201000123"
+    assert customer_for_intake("PE0000000000") is None
+
+
 def test_api_intake_bad_input_is_a_400_and_writes_nothing(client, staff, catalogue, two_customers):
     _mine, theirs = two_customers
     client.force_login(staff[Role.AGENT])

@@ -334,7 +334,9 @@ class FakeTimer:
         self.started = False
 
 
-def test_a_busy_process_queues_the_delivery_once_per_interval_and_once_more_after_it(db, settings, monkeypatch):
+def test_a_busy_process_queues_the_delivery_once_per_interval_and_once_more_after_it(
+    db, settings, monkeypatch
+):
     settings.TONGDAI_OUTBOX_KICK_MS = 1000
     outbox_deliver_soon.reset()
     clock = [100.0]

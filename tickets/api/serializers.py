@@ -1,12 +1,12 @@
 """Ticket API shapes: an input serializer for intake (validated, then handed to the service) and the output."""
 
-from django.db.models import OuterRef, Subquery
 from rest_framework import serializers
 
 from crm.api.serializers import CachedFieldsMixin
 from crm.models import Unit
 from crm.scoping import process_cache, scope_for
-from customers.models import Contract, Customer, CustomerPhone
+from customers.models import Contract
+from customers.selectors import customer_for_intake
 from tickets.models import (
     Category,
     Channel,
@@ -55,16 +55,8 @@ class TicketInSerializer(CachedFieldsMixin, serializers.Serializer):
         code = data.pop("customer_code", "") or ""
         data["customer"] = None
         if code:
-            primary = CustomerPhone.objects.filter(customer=OuterRef("pk"), is_primary=True).values("number")[
-                :1
-            ]
             # By its unique code, then the scope checked on the row (cheaper than the scope's unit list in SQL).
-            customer = (
-                Customer.objects.select_related("unit")
-                .annotate(primary_phone=Subquery(primary))
-                .filter(code=code.strip().upper())
-                .first()
-            )
+            customer = customer_for_intake(code.strip().upper())
             data["customer"] = (
                 customer if customer and scope_for(user).allows_unit(customer.unit_id) else None
             )

@@ -1,6 +1,6 @@
 """Benchmark of ticket intake through the API under gunicorn, beside a bare Django view inserting the same row.
 
-    python -m bench.intake [--clients 120] [--seconds 60] [--workers 3] [--threads 8] [--rate 0]
+    python -m bench.intake [--clients 120] [--seconds 60] [--workers 3] [--threads 4] [--rate 0]
 
 Uses DATABASE_URL when set, else the local ``tongdai_bench`` (it needs customers: ``python -m bench`` or
 ``seed_demo`` first). gunicorn serves ``bench.intake_settings`` on loopback; ``--clients`` connections (HTTP/1.1
@@ -144,7 +144,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=120)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--worker-class", default="gthread", choices=["gthread", "sync"])
     parser.add_argument("--rate", type=float, default=0, help="offered requests/s in all (0: back to back)")
     parser.add_argument("--only", choices=["bare", "api"], default=None)

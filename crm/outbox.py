@@ -1,11 +1,11 @@
 """The outbox: side effects leave the system as rows written with the change, delivered by a task.
 
 ``outbox_enqueue`` is called inside the service's transaction; after commit a django-q2 task delivers the
-message through the backend configured for its channel. The task is the delivery sweep itself: a busy process
-(hundreds of tickets a second in a storm) queues it at most once per ``TONGDAI_OUTBOX_KICK_MS`` and once more
-at the end of that interval, never one task per message (``outbox_deliver_soon``). A failed delivery is retried with a growing delay
-(the delay is a stored ``next_attempt_at`` that the periodic ``outbox_deliver_due`` sweep picks up, so a
-lost task loses nothing); after ``TONGDAI_OUTBOX_MAX_ATTEMPTS`` the message is marked failed.
+message through the backend configured for its channel. The task is the delivery sweep itself: a busy
+process (hundreds of tickets a second in a storm) queues it at most once per ``TONGDAI_OUTBOX_KICK_MS`` and
+once more at the end of that interval, never one task per message (``outbox_deliver_soon``). A failed
+delivery is retried with a growing delay (the delay is a stored ``next_attempt_at`` that the periodic
+``outbox_deliver_due`` sweep picks up, so a lost task loses nothing); after ``TONGDAI_OUTBOX_MAX_ATTEMPTS`` the message is marked failed.
 
 Backends (``TONGDAI_NOTIFY_BACKENDS``, one per channel): ``LoggingBackend`` (the default), ``EmailBackend``
 (Django's mail) and ``HttpSmsBackend`` (POSTs JSON to ``TONGDAI_SMS_URL`` with ``TONGDAI_SMS_TOKEN``).
@@ -193,8 +193,6 @@ class _Kicker:
             self.last = time.monotonic()
         try:
             _enqueue_sweep()
-        except Exception:  # the minutely sweep delivers what this task would have
-            logger.exception("could not queue the outbox delivery")
         finally:
             connections.close_all()  # this thread's own, when the broker is the database
 
@@ -209,9 +207,14 @@ outbox_deliver_soon = _Kicker()
 
 
 def _enqueue_sweep() -> None:
+    """Queue the delivery sweep. It runs after a commit, so a broker that is down must not turn a change that
+    is already saved into an error: the minutely outbox sweep delivers what this task would have."""
     from django_q.tasks import async_task
 
-    async_task("crm.tasks.deliver_outbox", broker=task_broker())
+    try:
+        async_task("crm.tasks.deliver_outbox", broker=task_broker())
+    except Exception:
+        logger.exception("could not queue the outbox delivery; the minutely sweep will deliver")
 
 
 def _retry_delay(attempts: int) -> dt.timedelta:

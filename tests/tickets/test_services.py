@@ -379,6 +379,29 @@ def test_with_no_interval_every_commit_queues_the_delivery(db, settings, monkeyp
     assert queued == ["crm.tasks.deliver_outbox"] * 3
 
 
+def test_a_broker_that_is_down_does_not_fail_the_change_already_saved(
+    catalogue, make_customer, dispatcher, settings, django_capture_on_commit_callbacks, monkeypatch, caplog
+):
+    settings.TONGDAI_OUTBOX_DELIVER_ON_COMMIT = True
+    outbox_deliver_soon.reset()
+
+    def down(func, **kw):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr("django_q.tasks.async_task", down)
+    with django_capture_on_commit_callbacks(execute=True):
+        intake = ticket_open(
+            actor=None,
+            category=catalogue["outage"],
+            channel="phone",
+            description="x",
+            customer=make_customer(),
+        )
+    assert Ticket.objects.filter(pk=intake.ticket.pk).exists()
+    assert "could not queue the outbox delivery" in caplog.text
+    assert outbox_deliver_due() == OutboxMessage.objects.filter(status=OutboxStatus.SENT).count() >= 1
+
+
 def test_the_delivery_sweep_goes_on_until_nothing_is_due(db):
     for i in range(7):
         outbox_enqueue(channel="log", recipient="dispatcher", body=f"m{i}", dedupe_key=f"sweep-test:{i}")

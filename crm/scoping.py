@@ -103,15 +103,15 @@ process_cache = ProcessCache()
 
 
 def unit_cached(unit_id: int):
-    """A unit from the process's short-lived copy of the organisation (a few hundred rows), kept like the rest
-    of ``process_cache``: the busiest endpoints ask for a customer's unit on every request."""
+    """A unit, kept by the process like the rest of ``process_cache``: the busiest endpoints ask for a
+    customer's unit on every request."""
     from crm.models import Unit
 
-    units = process_cache.get(("units",))
-    if units is None or unit_id not in units:
-        units = Unit.objects.in_bulk()
-        process_cache.put(("units",), units)
-    return units.get(unit_id) or Unit.objects.get(pk=unit_id)
+    unit = process_cache.get(("unit", unit_id))
+    if unit is None:
+        unit = Unit.objects.get(pk=unit_id)
+        process_cache.put(("unit", unit_id), unit)
+    return unit
 
 
 def _compute_scope(user) -> Scope:

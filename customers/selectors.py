@@ -298,8 +298,8 @@ def customer_card(*, user, customer_id: int) -> CustomerCard | None:
 
 
 def customer_for_intake(code: str) -> Customer | None:
-    """The customer with ``code``, as intake needs them: code, name, address, unit (from the process's copy of
-    the organisation) and the primary phone (``primary_phone``); other fields load if asked for. One indexed
+    """The customer with ``code``, as intake needs them: code, name, address, unit (kept a while by the process,
+    ``unit_cached``) and the primary phone (``primary_phone``); other fields load if asked for. One indexed
     query written out, since the intake API asks on every request."""
     customer_table = connection.ops.quote_name(Customer._meta.db_table)
     phone_table = connection.ops.quote_name(CustomerPhone._meta.db_table)

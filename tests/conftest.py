@@ -24,7 +24,7 @@ _badges = itertools.count(1000)
 
 
 @pytest.fixture(scope="session", autouse=True)
-def test_database_left_by_every_session(django_db_setup, django_db_blocker):
+def no_session_left_on_the_test_database(django_db_setup, django_db_blocker):
     """On PostgreSQL the test database is dropped at the end, which fails while another session uses it. The
     browser tests' live server answers in threads of its own, and one of them can still hold an idle
     connection then; those sessions are ended before the drop, so the run leaves no test database behind."""

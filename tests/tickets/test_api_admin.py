@@ -80,7 +80,7 @@ def test_the_intake_lookup_reads_what_intake_needs_and_the_rest_on_demand(
     from customers.selectors import customer_for_intake
 
     customer = make_customer(name="Phạm Minh", phones=["0903 777 888"], national_id="079201000123")
-    with django_assert_num_queries(2):  # the customer with their primary phone, and the units once
+    with django_assert_num_queries(2):  # the customer with their primary phone, and their unit
         found = customer_for_intake(customer.code)
         assert (found.pk, found.full_name, found.address) == (customer.pk, "Phạm Minh", customer.address)
         assert (found.unit, found.primary_phone) == (customer.unit, "+84903777888")

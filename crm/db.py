@@ -7,7 +7,9 @@ decided here, so callers never test the vendor themselves.
 from __future__ import annotations
 
 import functools
+from contextlib import contextmanager
 
+from django.conf import settings
 from django.db import connection as default_connection
 from django.db import connections
 from django.db.backends.signals import connection_created
@@ -59,6 +61,56 @@ def estimated_query_count(queryset) -> int | None:
     if isinstance(plan, str):
         plan = json.loads(plan)
     return int(plan[0]["Plan"]["Plan Rows"])
+
+
+@contextmanager
+def prepared_cursor(connection=None):
+    """A cursor whose statements PostgreSQL keeps prepared for the connection: parsed and planned on their first
+    execution, then run by name with only their parameters sent. For the few statements a hot endpoint runs on
+    every request (intake); their text must be the same each time, the values passed as parameters.
+
+    Elsewhere (SQLite, or ``TONGDAI_PREPARED_STATEMENTS`` off for a pooler that moves sessions between server
+    connections) it is the connection's usual cursor. Either way it is Django's cursor wrapper: errors are
+    Django's, and the statements are logged and counted like any other.
+    """
+    conn = connection or default_connection
+    if not is_postgres(conn) or not settings.TONGDAI_PREPARED_STATEMENTS:
+        with conn.cursor() as cursor:
+            yield cursor
+        return
+    conn.close_if_health_check_failed()  # what connection.cursor() does before it makes a cursor
+    conn.ensure_connection()
+    with conn.wrap_database_errors:
+        raw = conn.connection
+        if raw.prepare_threshold is None:
+            # Django turns psycopg's automatic preparing off; its own (client-side binding) cursors never prepare,
+            # so this lets only cursors made here prepare, and only the statements they are asked to.
+            raw.prepare_threshold = _NEVER_BY_COUNT
+        cursor = conn._prepare_cursor(_preparing_cursor_class()(raw))
+    with cursor:
+        yield cursor
+
+
+_NEVER_BY_COUNT = 2**31 - 1
+
+
+@functools.cache
+def _preparing_cursor_class():  # built on first use: the PostgreSQL backend imports psycopg
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    class PreparingCursor(ServerBindingCursor):
+        """Server-side binding, and every statement prepared (psycopg keeps up to 100 per connection)."""
+
+        def execute(self, query, params=None, *, prepare=None, binary=None):
+            return super().execute(query, params, prepare=True, binary=binary)
+
+        def _send_query_prepared(self, name, pgq, *, binary=None):
+            # psycopg leaves the executed query unset for a prepared run; Django's query log reads it from there
+            # (the statement as PostgreSQL receives it, with $1, $2… for the parameters).
+            self._query = pgq
+            return super()._send_query_prepared(name, pgq, binary=binary)
+
+    return PreparingCursor
 
 
 def insert_parts(instance, *, expressions: dict[str, str] | None = None, connection=None):

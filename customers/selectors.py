@@ -29,6 +29,7 @@ from django.db.models import Func, Prefetch, TextField, Value
 from django.db.models.functions import Concat, StrIndex
 from django.utils.translation import gettext as _
 
+from crm.db import prepared_cursor
 from crm.scoping import unit_cached
 from customers import card_sections
 from customers.models import Contract, Customer, CustomerPhone, MeterAssignment, SearchTrigram
@@ -305,7 +306,7 @@ def customer_for_intake(code: str) -> Customer | None:
     phone_table = connection.ops.quote_name(CustomerPhone._meta.db_table)
     wanted = {"id", "code", "full_name", "street", "ward", "district", "province", "unit_id"}
     fields = [f.attname for f in Customer._meta.concrete_fields if f.attname in wanted]  # from_db's order
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             f"SELECT {', '.join('c.' + f for f in fields)}, (SELECT p.number FROM {phone_table} p "
             f"WHERE p.customer_id = c.id AND p.is_primary LIMIT 1) FROM {customer_table} c WHERE c.code = %s",

@@ -12,7 +12,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm.db import insert_parts
+from crm.db import insert_parts, prepared_cursor
 from crm.models import OutboxChannel, OutboxMessage, Role, StaffProfile, Unit
 from crm.outbox import deliver_after_commit, outbox_deliver_soon, outbox_enqueue
 from crm.scoping import process_cache
@@ -470,7 +470,7 @@ def _write_intake_in_one_statement(ticket: Ticket, *, actor, savepoint: bool) ->
         )
         params += [ticket.customer_id, ticket.category_id, *OPEN_STATUSES]
     statement = " ".join(sql) + " SELECT " + ", ".join(select) + " FROM t"
-    with transaction.atomic() if savepoint else nullcontext(), connection.cursor() as cursor:
+    with transaction.atomic() if savepoint else nullcontext(), prepared_cursor() as cursor:
         cursor.execute(statement, params)
         row = cursor.fetchone()
     if row is None:  # the key was taken, by an earlier request or one running at the same moment

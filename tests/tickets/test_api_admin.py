@@ -1,3 +1,4 @@
+import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -87,6 +88,53 @@ def test_the_intake_lookup_reads_what_intake_needs_and_the_rest_on_demand(
     with django_assert_num_queries(1):  # a field intake does not read loads when asked for
         assert found.national_id == "079201000123"
     assert customer_for_intake("PE0000000000") is None
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+def test_intake_statements_are_prepared_once_per_connection_and_not_when_turned_off(
+    client, staff, make_customer, catalogue, dispatcher, settings
+):
+    customers = [make_customer() for _ in range(3)]
+    client.force_login(staff[Role.AGENT])
+
+    def intake(customer):
+        payload = {
+            "category": "outage",
+            "channel": "app",
+            "description": "Mất điện",
+            "customer_code": customer.code,
+        }
+        response = client.post("/api/v1/tickets/", payload, content_type="application/json")
+        assert response.status_code == 201, response.content
+        return response.json()["number"]
+
+    def prepared():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements ORDER BY statement")
+            return [row[0] for row in cursor.fetchall()]
+
+    settings.TONGDAI_PREPARED_STATEMENTS = False
+    intake(customers[0])
+    assert prepared() == []
+    settings.TONGDAI_PREPARED_STATEMENTS = True
+    numbers = [intake(customers[1]), intake(customers[2])]
+    statements = prepared()
+    # The customer lookup and the intake statement, each prepared once; the ORM's own queries never are.
+    assert len(statements) == 2, statements
+    assert statements[0].startswith("SELECT c.id, c.code") and "$1" in statements[0]
+    assert statements[1].startswith('WITH t AS (INSERT INTO "tickets_ticket"')
+    # The second run used the prepared statements and wrote what the first did.
+    tickets = Ticket.objects.filter(number__in=numbers).order_by("number")
+    assert [(t.customer_id, t.unit_id, t.events.count()) for t in tickets] == [
+        (c.pk, c.unit_id, 1) for c in customers[1:]
+    ]
+    messages = [
+        sorted(OutboxMessage.objects.filter(dedupe_key__startswith=f"ticket:{t.pk}:routed:").values_list(
+            "recipient", "subject"))
+        for t in tickets
+    ]  # fmt: skip
+    assert messages[0] and [[r for r, _s in m] for m in messages] == [[r for r, _s in messages[0]]] * 2
+    assert [{s for _r, s in m} for m in messages] == [{t.number} for t in tickets]
 
 
 def test_api_intake_bad_input_is_a_400_and_writes_nothing(client, staff, catalogue, two_customers):

@@ -73,3 +73,30 @@ def test_the_interface_speaks_vietnamese(client, staff):
 def test_migrations_can_be_checked_without_a_key_but_nothing_else_runs():
     assert run_manage("makemigrations", "--check", "--dry-run", env={"DEBUG": "0"}).returncode == 0
     assert run_manage("migrate", "--plan", env={"DEBUG": "0"}).returncode != 0
+
+
+def test_the_wsgi_entry_point_serves_and_leaves_the_loaded_application_out_of_garbage_collection():
+    clean = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE",)}
+    probe = (
+        "import gc, io, sys\n"
+        "from crm.wsgi import application\n"
+        "frozen = gc.get_freeze_count()\n"
+        "out = []\n"
+        "environ = {'REQUEST_METHOD': 'GET', 'PATH_INFO': '/admin/login/', 'SERVER_NAME': 'localhost',\n"
+        "           'SERVER_PORT': '80', 'HTTP_HOST': 'localhost', 'wsgi.input': io.BytesIO(),\n"
+        "           'wsgi.url_scheme': 'http', 'wsgi.errors': sys.stderr}\n"
+        "body = b''.join(application(environ, lambda status, headers: out.append(status)))\n"
+        "print(frozen, out[0])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "crm.settings", "DEBUG": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    frozen, status = result.stdout.split(maxsplit=1)
+    assert int(frozen) > 10_000  # the modules, models and settings loaded at start
+    assert status.strip() == "200 OK"

@@ -1,13 +1,14 @@
 """Benchmark of ticket intake through the API under gunicorn, beside a bare Django view inserting the same row.
 
-    python -m bench.intake [--clients 120] [--seconds 60] [--workers 3] [--threads 4] [--rate 0]
+    python -m bench.intake [--clients 120] [--seconds 60] [--workers 3] [--threads 4] [--rate 0] [--warmup 5]
 
 Uses DATABASE_URL when set, else the local ``tongdai_bench`` (it needs customers: ``python -m bench`` or
 ``seed_demo`` first). gunicorn serves ``bench.intake_settings`` on loopback; ``--clients`` connections (HTTP/1.1
 keep-alive, one request in flight each) post for ``--seconds`` against the bare view, then against
 ``POST /api/v1/tickets/`` with a token, an Idempotency-Key per request and a random customer. With ``--rate``
 > 0 the clients are paced to that many requests a second in all (an offered load) instead of sending back to
-back. Afterwards it checks that every 201 is a ticket in the database, exactly once, with its event and the
+back. Each phase starts with a CHECKPOINT and ``--warmup`` seconds of unmeasured load from all the clients, and
+prints its throughput and latency per 10 seconds beside the totals. Afterwards it checks that every 201 is a ticket in the database, exactly once, with its event and the
 dispatcher's outbox message, then deletes what the run created.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import random
@@ -71,7 +73,9 @@ async def _client(port, deadline, make, interval, latencies, errors, statuses):
                 elif name.lower() == "connection" and value.strip().lower() == "close":
                     close = True
             body = await reader.readexactly(length) if length else b""
-            latencies.append(time.perf_counter() - started)
+            finished = time.perf_counter()
+            latencies.append(finished - started)
+            make.finished.append(finished)
             statuses[status] = statuses.get(status, 0) + 1
             if status >= 400:
                 errors.append(f"{status} {body[:200]!r}")
@@ -95,6 +99,7 @@ class Maker:
     def __init__(self, path, token, codes, prefix):
         self.path, self.token, self.codes, self.prefix = path, token, codes, prefix
         self.created: list[int] = []
+        self.finished: list[float] = []  # when each answer arrived, beside ``latencies``
 
     def __call__(self) -> bytes:
         body = json.dumps(
@@ -146,8 +151,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--worker-class", default="gthread", choices=["gthread", "sync"])
+    parser.add_argument("--worker-connections", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=0, help="offered requests/s in all (0: back to back)")
     parser.add_argument("--only", choices=["bare", "api"], default=None)
+    parser.add_argument(
+        "--warmup", type=float, default=5, help="seconds of unmeasured load before each phase"
+    )
     args = parser.parse_args()
     os.environ.setdefault("DATABASE_URL", DEFAULT_URL)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.intake_settings")
@@ -208,10 +217,13 @@ def main() -> None:
     gunicorn = [
         str(Path(sys.executable).with_name("gunicorn")), "crm.wsgi:application", "--bind",
         f"127.0.0.1:{port}", "--workers", str(args.workers), "--worker-class", args.worker_class, "--threads",
-        str(args.threads), "--backlog", "2048", "--keep-alive", "5", "--log-level", "warning",
+        str(args.threads), "--backlog", "2048", "--keep-alive", "5",
+        "--worker-connections", str(args.worker_connections), "--log-level", "warning",
     ]  # fmt: skip
+    parser_name = "C HTTP parser" if importlib.util.find_spec("gunicorn_h1c") else "Python HTTP parser"
     print(
-        f"gunicorn: {args.workers} workers × {args.threads} threads; {args.clients} clients for {args.seconds:g} s"
+        f"gunicorn ({parser_name}): {args.workers} workers × {args.threads} threads; {args.clients} clients for "
+        f"{args.seconds:g} s"
         + (f", paced to {args.rate:g} req/s" if args.rate else ", back to back")
         + f"; {len(codes):,} customers sampled"
     )
@@ -225,7 +237,10 @@ def main() -> None:
         for name, path, key in phases:
             if args.only and name != args.only:
                 continue
-            _load(port, Maker(path, key, codes, prefix + "warm-"), min(args.clients, 8), 2, 0)  # warm up
+            _checkpoint()  # a checkpoint's writes start before the phase, not inside it
+            # Warm-up at full concurrency: every thread's database session prepares its statements and reads
+            # the catalogue it needs before the measured seconds.
+            _load(port, Maker(path, key, codes, prefix + "warm-"), args.clients, args.warmup, 0)
             maker = Maker(path, key, codes, prefix + name + "-")
             latencies, errors, statuses, elapsed = _load(port, maker, args.clients, args.seconds, args.rate)
             results[name] = (latencies, errors, statuses, elapsed, maker)
@@ -241,6 +256,8 @@ def main() -> None:
               f"{_p(ms, 0.95):>9.1f}{_p(ms, 0.99):>9.1f}{len(errors):>8}")  # fmt: skip
         if errors:
             print("   first errors:", errors[:3], "statuses:", statuses)
+    for name, (latencies, _errors, _statuses, _elapsed, maker) in results.items():
+        _timeline(name, latencies, maker.finished, args.seconds)
     if len(results) == 2:
         bare, api = (len(results[n][4].created) / results[n][3] for n in ("bare", "api"))
         print(f"throughput ratio API/bare: {api / bare:.2f}")
@@ -269,6 +286,32 @@ def main() -> None:
         ):
             print("MISMATCH: a ticket was lost or doubled")
     _cleanup(prefix)
+
+
+def _checkpoint() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("CHECKPOINT")
+    connection.close()
+
+
+def _timeline(name, latencies, finished, seconds, step=10.0):
+    """Throughput and latency per ``step`` seconds of a phase: a slow start or a stall shows apart."""
+    if not finished:
+        return
+    start = min(f - lat for f, lat in zip(finished, latencies, strict=True))
+    windows: dict[int, list[float]] = {}
+    last = max(
+        0, int(seconds // step) - 1
+    )  # answers after the end (requests still in flight) join the last window
+    for f, lat in zip(finished, latencies, strict=True):
+        windows.setdefault(min(int((f - start) // step), last), []).append(lat * 1000)
+    cells = [
+        f"{i * step:g}–{(i + 1) * step:g}s {len(ms) / step:.0f}/s p50 {_p(ms, 0.5):.0f} p95 {_p(ms, 0.95):.0f}"
+        for i, ms in sorted(windows.items())
+    ]
+    print(f"   {name} by {step:g} s: " + " · ".join(cells))
 
 
 def _dispatcher_profiles(units):

@@ -8,8 +8,9 @@ keep-alive, one request in flight each) post for ``--seconds`` against the bare 
 ``POST /api/v1/tickets/`` with a token, an Idempotency-Key per request and a random customer. With ``--rate``
 > 0 the clients are paced to that many requests a second in all (an offered load) instead of sending back to
 back. Each phase starts with a CHECKPOINT and ``--warmup`` seconds of unmeasured load from all the clients, and
-prints its throughput and latency per 10 seconds beside the totals. Afterwards it checks that every 201 is a ticket in the database, exactly once, with its event and the
-dispatcher's outbox message, then deletes what the run created.
+prints its throughput and latency per 10 seconds beside the totals. Afterwards it checks that every 201 is a
+ticket in the database, exactly once, with its event and the dispatcher's outbox message, then deletes what the
+run created and vacuums those tables.
 """
 
 from __future__ import annotations
@@ -302,9 +303,8 @@ def _timeline(name, latencies, finished, seconds, step=10.0):
         return
     start = min(f - lat for f, lat in zip(finished, latencies, strict=True))
     windows: dict[int, list[float]] = {}
-    last = max(
-        0, int(seconds // step) - 1
-    )  # answers after the end (requests still in flight) join the last window
+    # Answers after the end (requests still in flight when the phase stopped) join the last window.
+    last = max(0, int(seconds // step) - 1)
     for f, lat in zip(finished, latencies, strict=True):
         windows.setdefault(min(int((f - start) // step), last), []).append(lat * 1000)
     cells = [

@@ -52,6 +52,17 @@ def language_of_the_settings():
     translation.activate(settings.LANGUAGE_CODE)
 
 
+@pytest.fixture(autouse=True)
+def empty_process_cache():
+    """Each test starts with nothing in the process's cache of tokens, scopes and the catalogue: a test that
+    turns the cache on must not read rows an earlier test's rolled-back transaction made."""
+    from crm.scoping import process_cache
+
+    process_cache.clear()
+    yield
+    process_cache.clear()
+
+
 @pytest.fixture
 def org(db):
     organisation_load_reference()

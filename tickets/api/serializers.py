@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from crm.api.serializers import CachedFieldsMixin
+from crm.api.serializers import CachedFieldsMixin, CompiledRepresentationMixin
 from crm.models import Unit
 from crm.scoping import process_cache, scope_for
 from customers.models import Contract
@@ -86,7 +86,7 @@ def resolve_intake_parties(user, data: dict) -> dict:
     return data
 
 
-class TicketSerializer(CachedFieldsMixin, serializers.ModelSerializer):
+class TicketSerializer(CompiledRepresentationMixin, serializers.ModelSerializer):
     category = serializers.CharField(source="category.code")
     unit_code = serializers.CharField(source="unit.code")
     customer_code = serializers.CharField(source="customer.code", default=None)

@@ -4,7 +4,8 @@ DRF's per-request machinery.
 Intake is the busiest endpoint. DRF's request wrapping, authentication and permission classes, content
 negotiation, serializer fields and rendering were about a quarter of each intake's cost. This path takes the
 common request (JSON, a token, every field valid) with the same token cache, the same permission, the same
-validation rules, the same service and the same response body and headers as the DRF view.
+validation rules, the same service and the same response body and headers as the DRF view (but for "Vary:
+Cookie": no session is read).
 
 It never answers an error and never decides anything DRF would decide differently: whatever it does not take
 (another content type, a session, a missing or unknown token, no permission, a field of an unexpected type, an
@@ -100,6 +101,13 @@ def _validated(payload) -> dict | None:
     return data
 
 
+def _content_length(request) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
 def _refuse_constant(name):
     raise ValueError(f"{name} is not JSON")  # NaN and Infinity: DRF's parser refuses them too
 
@@ -116,6 +124,9 @@ def take(request, allow: str) -> HttpResponse | None:
         or api_settings.DEFAULT_THROTTLE_CLASSES  # throttles are DRF's to count
     ):
         return None
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if limit is not None and _content_length(request) > limit:
+        return None  # DRF reads such a body as a stream; Django's request.body would refuse it
     token = header[6:].strip()
     if not token or " " in token:
         return None

@@ -99,9 +99,8 @@ class CompiledRepresentationMixin(CachedFieldsMixin):
         from rest_framework.relations import PrimaryKeyRelatedField
 
         plan = []
-        prototype = type(self)(
-            context={}
-        )  # its fields are kept by the class: no request of this one with them
+        # The plan's fields are kept by the class: they come from a serializer made without this one's request.
+        prototype = type(self)(context={})
         for field in prototype._readable_fields:
             path = _forward_path(self.Meta.model, field.source_attrs)
             if path is None:

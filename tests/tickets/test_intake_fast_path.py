@@ -44,6 +44,16 @@ def _post(client, token, payload, **headers):
     )
 
 
+# An unknown caller's request, routed to the home unit by its code.
+UNKNOWN_CALLER = {
+    "category": "outage",
+    "channel": "phone",
+    "description": "x",
+    "unit_code": "PE0100",
+    "caller_name": "An",
+}
+
+
 def _written():
     return (Ticket.objects.count(), TicketEvent.objects.count(), OutboxMessage.objects.count())
 
@@ -120,13 +130,7 @@ def test_what_the_fast_path_does_not_take_the_drf_view_answers_and_nothing_is_wr
     crew = staff[Role.FIELD_CREW]
     assert not crew.has_perm("tickets.add_ticket")
     crew_token = _token(crew)
-    good = {
-        "category": "outage",
-        "channel": "phone",
-        "description": "x",
-        "unit_code": "PE0100",
-        "caller_name": "An",
-    }
+    good = UNKNOWN_CALLER
     before = _written()
     cases = [
         (_post(client, "not-a-token", good), 403, "detail"),  # DRF: 403, its first scheme being the session
@@ -156,13 +160,7 @@ def test_what_the_fast_path_does_not_take_the_drf_view_answers_and_nothing_is_wr
 
 
 def test_a_session_or_a_form_goes_to_the_drf_view(client, staff, catalogue, taken):
-    good = {
-        "category": "outage",
-        "channel": "phone",
-        "description": "x",
-        "unit_code": "PE0100",
-        "caller_name": "An",
-    }
+    good = UNKNOWN_CALLER
     agent = staff[Role.AGENT]
     token = _token(agent)
     form = client.post(URL, good, HTTP_AUTHORIZATION=f"Token {token}")  # multipart

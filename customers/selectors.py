@@ -17,6 +17,7 @@ no name matches in order (fewer leading words are tried first) does the lookup a
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import time
@@ -24,7 +25,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import Func, Prefetch, TextField, Value
 from django.db.models.functions import Concat, StrIndex
 from django.utils.translation import gettext as _
@@ -302,16 +303,9 @@ def customer_for_intake(code: str) -> Customer | None:
     """The customer with ``code``, as intake needs them: code, name, address, unit (kept a while by the process,
     ``unit_cached``) and the primary phone (``primary_phone``); other fields load if asked for. One indexed
     query written out, since the intake API asks on every request."""
-    customer_table = connection.ops.quote_name(Customer._meta.db_table)
-    phone_table = connection.ops.quote_name(CustomerPhone._meta.db_table)
-    wanted = {"id", "code", "full_name", "street", "ward", "district", "province", "unit_id"}
-    fields = [f.attname for f in Customer._meta.concrete_fields if f.attname in wanted]  # from_db's order
+    fields, sql = _intake_customer_query(connection.alias)
     with prepared_cursor() as cursor:
-        cursor.execute(
-            f"SELECT {', '.join('c.' + f for f in fields)}, (SELECT p.number FROM {phone_table} p "
-            f"WHERE p.customer_id = c.id AND p.is_primary LIMIT 1) FROM {customer_table} c WHERE c.code = %s",
-            [code],
-        )
+        cursor.execute(sql, [code])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -319,3 +313,17 @@ def customer_for_intake(code: str) -> Customer | None:
     customer.primary_phone = row[len(fields)]
     customer.unit = unit_cached(customer.unit_id)
     return customer
+
+
+@functools.cache
+def _intake_customer_query(alias: str) -> tuple[list[str], str]:
+    """The fields ``customer_for_intake`` loads (in ``from_db``'s order) and its query, written once."""
+    quote = connections[alias].ops.quote_name
+    wanted = {"id", "code", "full_name", "street", "ward", "district", "province", "unit_id"}
+    fields = [f.attname for f in Customer._meta.concrete_fields if f.attname in wanted]
+    sql = (
+        f"SELECT {', '.join('c.' + f for f in fields)}, (SELECT p.number FROM "
+        f"{quote(CustomerPhone._meta.db_table)} p WHERE p.customer_id = c.id AND p.is_primary LIMIT 1) "
+        f"FROM {quote(Customer._meta.db_table)} c WHERE c.code = %s"
+    )
+    return fields, sql

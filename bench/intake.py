@@ -9,9 +9,11 @@ keep-alive, one request in flight each) post for ``--seconds`` against the bare 
 ``POST /api/v1/tickets/`` with a token, an Idempotency-Key per request and a random customer. With ``--rate``
 > 0 the clients are paced to that many requests a second in all (an offered load) instead of sending back to
 back. Each phase starts with a CHECKPOINT and ``--warmup`` seconds of unmeasured load from all the clients, and
-prints its throughput and latency per 10 seconds beside the totals. Afterwards it checks that every 201 is a
-ticket in the database, exactly once, with its event and the dispatcher's outbox message, then deletes what the
-run created and vacuums those tables. The tickets table holds ``--history`` closed tickets (made on the first
+prints its throughput and latency per 10 seconds beside the totals, and where its CPU went (Linux): milliseconds
+a ticket in gunicorn, in PostgreSQL's processes on this host and in the load generator, with how busy the
+machine was and how much of its time the hypervisor took. Afterwards it checks that every 201 is a ticket in
+the database, exactly once, with its event and the dispatcher's outbox message, then deletes what the run
+created and vacuums those tables. The tickets table holds ``--history`` closed tickets (made on the first
 run and kept), as a live centre's would, and is analysed before the run.
 """
 
@@ -61,19 +63,17 @@ async def _client(port, deadline, make, interval, latencies, errors, statuses):
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(payload)
             await writer.drain()
-            status_line = await reader.readline()
-            if not status_line:
-                raise ConnectionError("closed")
+            # The status line and headers in one read (the load generator's own CPU is taken from the server's).
+            head = await reader.readuntil(b"\r\n\r\n")
+            status_line, *lines = head.decode("latin-1").split("\r\n")
             status = int(status_line.split()[1])
             length, close = 0, False
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b""):
-                    break
-                name, _sep, value = line.decode("latin-1").partition(":")
-                if name.lower() == "content-length":
+            for line in lines:
+                name, _sep, value = line.partition(":")
+                name = name.lower()
+                if name == "content-length":
                     length = int(value)
-                elif name.lower() == "connection" and value.strip().lower() == "close":
+                elif name == "connection" and value.strip().lower() == "close":
                     close = True
             body = await reader.readexactly(length) if length else b""
             finished = time.perf_counter()
@@ -87,7 +87,8 @@ async def _client(port, deadline, make, interval, latencies, errors, statuses):
             if close:
                 writer.close()
                 writer = None
-        except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
+        except (OSError, ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError,
+                IndexError) as exc:  # fmt: skip
             errors.append(repr(exc))
             if writer is not None:
                 writer.close()
@@ -145,6 +146,51 @@ def _wait_ready(port, proc, timeout=30):
         except OSError:
             time.sleep(0.2)
     sys.exit("gunicorn did not start")
+
+
+_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_snapshot(server_pid: int) -> dict | None:
+    """CPU seconds used so far by gunicorn (master and workers), PostgreSQL's processes on this host and this
+    load generator, and the machine's busy and stolen seconds (Linux /proc). None where /proc is not there."""
+    if not os.path.exists("/proc/stat"):
+        return None
+    snap = {"gunicorn": 0.0, "postgres": 0.0, "client": time.process_time()}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                head, _sep, rest = f.read().rpartition(")")
+            fields = rest.split()
+        except OSError:
+            continue
+        pid, comm, ppid = int(entry.name), head.partition("(")[2], int(fields[1])
+        seconds = (int(fields[11]) + int(fields[12])) / _HZ
+        if pid == server_pid or ppid == server_pid:
+            snap["gunicorn"] += seconds
+        elif comm == "postgres" or comm.startswith("postgres:"):
+            snap["postgres"] += seconds
+    with open("/proc/stat") as f:
+        cpu = [int(x) for x in f.readline().split()[1:]]
+    snap["idle"], snap["steal"], snap["total"] = (cpu[3] + cpu[4]) / _HZ, cpu[7] / _HZ, sum(cpu[:8]) / _HZ
+    return snap
+
+
+def _cpu_line(before: dict | None, after: dict | None, tickets: int, elapsed: float) -> str:
+    """Where the phase's CPU went, per ticket, and how busy the machine was: the figure that tells a slow host
+    (more CPU a ticket, time stolen by the hypervisor) from a slow program."""
+    if before is None or after is None or not tickets:
+        return ""
+    used = {k: after[k] - before[k] for k in after}
+    per = {k: used[k] / tickets * 1000 for k in ("gunicorn", "postgres", "client")}
+    cores = os.cpu_count() or 1
+    busy = (used["total"] - used["idle"]) / elapsed * 100
+    return (
+        f"CPU a ticket: gunicorn {per['gunicorn']:.2f} ms, PostgreSQL {per['postgres']:.2f} ms, load generator "
+        f"{per['client']:.2f} ms; machine busy {busy:.0f}% of {cores * 100}%, stolen {used['steal'] / elapsed * 100:.1f}%"
+    )
 
 
 def main() -> None:
@@ -249,22 +295,26 @@ def main() -> None:
             # the catalogue it needs before the measured seconds.
             _load(port, Maker(path, key, codes, prefix + "warm-"), args.clients, args.warmup, 0)
             maker = Maker(path, key, codes, prefix + name + "-")
+            cpu_before = _cpu_snapshot(server.pid)
             latencies, errors, statuses, elapsed = _load(port, maker, args.clients, args.seconds, args.rate)
-            results[name] = (latencies, errors, statuses, elapsed, maker)
+            cpu = _cpu_line(cpu_before, _cpu_snapshot(server.pid), len(latencies), elapsed)
+            results[name] = (latencies, errors, statuses, elapsed, maker, cpu)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
 
     print(f"{'':28}{'requests':>10}{'tickets/s':>11}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}")
-    for name, (latencies, errors, statuses, elapsed, maker) in results.items():
+    for name, (latencies, errors, statuses, elapsed, maker, _cpu) in results.items():
         label = {"bare": "bare Django view (1 INSERT)", "api": "API intake (full service)"}[name]
         ms = sorted(x * 1000 for x in latencies)
         print(f"{label:28}{len(ms):>10,}{len(maker.created) / elapsed:>11.1f}{_p(ms, 0.50):>9.1f}"
               f"{_p(ms, 0.95):>9.1f}{_p(ms, 0.99):>9.1f}{len(errors):>8}")  # fmt: skip
         if errors:
             print("   first errors:", errors[:3], "statuses:", statuses)
-    for name, (latencies, _errors, _statuses, _elapsed, maker) in results.items():
+    for name, (latencies, _errors, _statuses, _elapsed, maker, cpu) in results.items():
         _timeline(name, latencies, maker.finished, args.seconds)
+        if cpu:
+            print(f"   {name} {cpu}")
     if len(results) == 2:
         bare, api = (len(results[n][4].created) / results[n][3] for n in ("bare", "api"))
         print(f"throughput ratio API/bare: {api / bare:.2f}")

@@ -29,6 +29,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -151,46 +152,113 @@ def _wait_ready(port, proc, timeout=30):
 _HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _cpu_snapshot(server_pid: int) -> dict | None:
-    """CPU seconds used so far by gunicorn (master and workers), PostgreSQL's processes on this host and this
-    load generator, and the machine's busy and stolen seconds (Linux /proc). None where /proc is not there."""
-    if not os.path.exists("/proc/stat"):
-        return None
-    snap = {"gunicorn": 0.0, "postgres": 0.0, "client": time.process_time()}
+def _process_seconds(server_pid: int) -> dict[int, tuple[str, float]]:
+    """Each gunicorn (master and workers) and PostgreSQL process on this host: its kind and CPU seconds so far."""
+    seen = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             with open(f"/proc/{entry.name}/stat") as f:
                 head, _sep, rest = f.read().rpartition(")")
-            fields = rest.split()
         except OSError:
             continue
+        fields = rest.split()
         pid, comm, ppid = int(entry.name), head.partition("(")[2], int(fields[1])
-        seconds = (int(fields[11]) + int(fields[12])) / _HZ
         if pid == server_pid or ppid == server_pid:
-            snap["gunicorn"] += seconds
+            kind = "gunicorn"
         elif comm == "postgres" or comm.startswith("postgres:"):
-            snap["postgres"] += seconds
-    with open("/proc/stat") as f:
-        cpu = [int(x) for x in f.readline().split()[1:]]
-    snap["idle"], snap["steal"], snap["total"] = (cpu[3] + cpu[4]) / _HZ, cpu[7] / _HZ, sum(cpu[:8]) / _HZ
-    return snap
+            kind = "postgres"
+        else:
+            continue
+        seen[pid] = (kind, (int(fields[11]) + int(fields[12])) / _HZ)
+    return seen
 
 
-def _cpu_line(before: dict | None, after: dict | None, tickets: int, elapsed: float) -> str:
-    """Where the phase's CPU went, per ticket, and how busy the machine was: the figure that tells a slow host
-    (more CPU a ticket, time stolen by the hypervisor) from a slow program."""
-    if before is None or after is None or not tickets:
-        return ""
-    used = {k: after[k] - before[k] for k in after}
-    per = {k: used[k] / tickets * 1000 for k in ("gunicorn", "postgres", "client")}
-    cores = os.cpu_count() or 1
-    busy = (used["total"] - used["idle"]) / elapsed * 100
-    return (
-        f"CPU a ticket: gunicorn {per['gunicorn']:.2f} ms, PostgreSQL {per['postgres']:.2f} ms, load generator "
-        f"{per['client']:.2f} ms; machine busy {busy:.0f}% of {cores * 100}%, stolen {used['steal'] / elapsed * 100:.1f}%"
-    )
+class CpuMeter:
+    """CPU seconds a phase used in gunicorn, PostgreSQL's processes on this host and this load generator, and the
+    machine's busy and stolen seconds (Linux /proc). Processes are sampled every second from a thread, so a
+    server connection closed and reopened during the phase (a new PostgreSQL backend) is counted too."""
+
+    def __init__(self, server_pid: int):
+        self.server_pid = server_pid
+        self.enabled = os.path.exists("/proc/stat")
+        self.used = {"gunicorn": 0.0, "postgres": 0.0}
+        self._stop = threading.Event()
+
+    def _sample(self):
+        now = _process_seconds(self.server_pid)
+        for pid, (kind, seconds) in now.items():
+            self.used[kind] += seconds - self._last.get(pid, (kind, 0.0))[1]
+        self._last = now
+
+    def _machine(self):
+        with open("/proc/stat") as f:
+            cpu = [int(x) for x in f.readline().split()[1:]]
+        return (cpu[3] + cpu[4]) / _HZ, cpu[7] / _HZ, sum(cpu[:8]) / _HZ
+
+    def __enter__(self):
+        if self.enabled:
+            self._last = _process_seconds(self.server_pid)
+            self._client, self._start = time.process_time(), self._machine()
+            self.ticks = [self._tick()]  # the counters each second
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(1.0):
+            self._sample()
+            self.ticks.append(self._tick())
+
+    def _tick(self):
+        return (
+            time.perf_counter(),
+            *self._machine(),
+            self.used["gunicorn"],
+            self.used["postgres"],
+            time.process_time(),
+        )
+
+    def between(self, t0: float, t1: float) -> str:
+        """How busy the machine was and how much was stolen from it between two ``perf_counter`` times."""
+        if not self.enabled or len(self.ticks) < 2:
+            return ""
+        a = min(self.ticks, key=lambda tick: abs(tick[0] - t0))
+        b = min(self.ticks, key=lambda tick: abs(tick[0] - t1))
+        wall = b[0] - a[0]
+        if wall <= 0:
+            return ""
+        idle, steal, total, gunicorn, postgres, client = (
+            (y - x) / wall * 100 for x, y in zip(a[1:], b[1:], strict=True)
+        )
+        others = total - idle - gunicorn - postgres - client
+        return (
+            f" · CPU % of a core: gunicorn {gunicorn:.0f}, PostgreSQL {postgres:.0f}, load generator {client:.0f},"
+            f" the rest {others:.0f}, stolen {steal:.0f}"
+        )
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._stop.set()
+            self._thread.join()
+            self._sample()
+            self.used["client"] = time.process_time() - self._client
+            idle, steal, total = (b - a for a, b in zip(self._start, self._machine(), strict=True))
+            self.used.update(busy=total - idle, steal=steal)
+        return False
+
+    def line(self, tickets: int, elapsed: float) -> str:
+        """Where the phase's CPU went, per ticket, and how busy the machine was: the figures that tell a slow
+        host (more CPU a ticket, time stolen by the hypervisor) from a slow program."""
+        if not self.enabled or not tickets or "busy" not in self.used:
+            return ""
+        per = {k: self.used[k] / tickets * 1000 for k in ("gunicorn", "postgres", "client")}
+        return (
+            f"CPU a ticket: gunicorn {per['gunicorn']:.2f} ms, PostgreSQL {per['postgres']:.2f} ms, load "
+            f"generator {per['client']:.2f} ms; machine busy {self.used['busy'] / elapsed * 100:.0f}% of "
+            f"{(os.cpu_count() or 1) * 100}%, stolen {self.used['steal'] / elapsed * 100:.1f}%"
+        )
 
 
 def main() -> None:
@@ -295,25 +363,26 @@ def main() -> None:
             # the catalogue it needs before the measured seconds.
             _load(port, Maker(path, key, codes, prefix + "warm-"), args.clients, args.warmup, 0)
             maker = Maker(path, key, codes, prefix + name + "-")
-            cpu_before = _cpu_snapshot(server.pid)
-            latencies, errors, statuses, elapsed = _load(port, maker, args.clients, args.seconds, args.rate)
-            cpu = _cpu_line(cpu_before, _cpu_snapshot(server.pid), len(latencies), elapsed)
-            results[name] = (latencies, errors, statuses, elapsed, maker, cpu)
+            with CpuMeter(server.pid) as meter:
+                latencies, errors, statuses, elapsed = _load(
+                    port, maker, args.clients, args.seconds, args.rate
+                )
+            results[name] = (latencies, errors, statuses, elapsed, maker, meter)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
 
     print(f"{'':28}{'requests':>10}{'tickets/s':>11}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}")
-    for name, (latencies, errors, statuses, elapsed, maker, _cpu) in results.items():
+    for name, (latencies, errors, statuses, elapsed, maker, _meter) in results.items():
         label = {"bare": "bare Django view (1 INSERT)", "api": "API intake (full service)"}[name]
         ms = sorted(x * 1000 for x in latencies)
         print(f"{label:28}{len(ms):>10,}{len(maker.created) / elapsed:>11.1f}{_p(ms, 0.50):>9.1f}"
               f"{_p(ms, 0.95):>9.1f}{_p(ms, 0.99):>9.1f}{len(errors):>8}")  # fmt: skip
         if errors:
             print("   first errors:", errors[:3], "statuses:", statuses)
-    for name, (latencies, _errors, _statuses, _elapsed, maker, cpu) in results.items():
-        _timeline(name, latencies, maker.finished, args.seconds)
-        if cpu:
+    for name, (latencies, _errors, _statuses, elapsed, maker, meter) in results.items():
+        _timeline(name, latencies, maker.finished, args.seconds, meter)
+        if cpu := meter.line(len(latencies), elapsed):
             print(f"   {name} {cpu}")
     if len(results) == 2:
         bare, api = (len(results[n][4].created) / results[n][3] for n in ("bare", "api"))
@@ -388,8 +457,9 @@ def _checkpoint() -> None:
     connection.close()
 
 
-def _timeline(name, latencies, finished, seconds, step=10.0):
-    """Throughput and latency per ``step`` seconds of a phase: a slow start or a stall shows apart."""
+def _timeline(name, latencies, finished, seconds, meter=None, step=10.0):
+    """Throughput and latency per ``step`` seconds of a phase, with how busy the machine was and the time stolen
+    from it (``meter``): a slow start or a stall shows apart, and whether the host slowed with it."""
     if not finished:
         return
     start = min(f - lat for f, lat in zip(finished, latencies, strict=True))
@@ -400,9 +470,10 @@ def _timeline(name, latencies, finished, seconds, step=10.0):
         windows.setdefault(min(int((f - start) // step), last), []).append(lat * 1000)
     cells = [
         f"{i * step:g}–{(i + 1) * step:g}s {len(ms) / step:.0f}/s p50 {_p(ms, 0.5):.0f} p95 {_p(ms, 0.95):.0f}"
+        + (meter.between(start + i * step, start + (i + 1) * step) if meter else "")
         for i, ms in sorted(windows.items())
     ]
-    print(f"   {name} by {step:g} s: " + " · ".join(cells))
+    print(f"   {name} by {step:g} s:\n      " + "\n      ".join(cells))
 
 
 def _dispatcher_profiles(units):

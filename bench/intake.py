@@ -221,7 +221,8 @@ class CpuMeter:
         )
 
     def between(self, t0: float, t1: float) -> str:
-        """How busy the machine was and how much was stolen from it between two ``perf_counter`` times."""
+        """The CPU that gunicorn, PostgreSQL, the load generator and the rest of the host used between two
+        ``perf_counter`` times, and the time stolen, each in % of one core."""
         if not self.enabled or len(self.ticks) < 2:
             return ""
         a = min(self.ticks, key=lambda tick: abs(tick[0] - t0))

@@ -63,6 +63,13 @@ def estimated_query_count(queryset) -> int | None:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
+def _itself(connection=None):
+    """The connection object itself (default: this thread's default one), not Django's proxy to it: the hot
+    paths below ask it for its backend's operations some 40 times an intake, each through the proxy a
+    thread-local lookup."""
+    return connections[(connection or default_connection).alias]
+
+
 @contextmanager
 def prepared_cursor(connection=None):
     """A cursor whose statements PostgreSQL keeps prepared for the connection: parsed and planned on their first
@@ -73,7 +80,7 @@ def prepared_cursor(connection=None):
     connections) it is the connection's usual cursor. Either way it is Django's cursor wrapper: errors are
     Django's, and the statements are logged and counted like any other.
     """
-    conn = connections[(connection or default_connection).alias]  # the connection, not the proxy to it
+    conn = _itself(connection)
     if not is_postgres(conn) or not settings.TONGDAI_PREPARED_STATEMENTS:
         with conn.cursor() as cursor:
             yield cursor
@@ -121,9 +128,7 @@ def insert_parts(instance, *, expressions: dict[str, str] | None = None, connect
     For hot paths that write several rows in one round trip; the values are the model's own (defaults,
     ``auto_now_add`` and field preparation apply as in ``save``).
     """
-    # The connection itself, not Django's proxy to it: the fields ask it for their adapters some 40 times an
-    # intake, each a thread-local lookup through the proxy.
-    conn = connections[(connection or default_connection).alias]
+    conn = _itself(connection)
     expressions = expressions or {}
     placeholders, params = [], []
     table, fields, columns = _insert_columns(type(instance), conn.alias)

@@ -29,5 +29,7 @@ def exception_handler(exc, context):
                 "n": f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,}"
             }
             return Response({"detail": message}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
-        return Response({"detail": _("The request has too many fields or files.")}, status=400)
+        return Response(
+            {"detail": _("The request has too many fields or files.")}, status=status.HTTP_400_BAD_REQUEST
+        )
     return drf_exception_handler(exc, context)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from crm import admin_accounts, staff_access  # noqa: F401  (admin_accounts registers the user and task admins)
 from crm.admin_base import ScopedAdmin
 from crm.models import Company, Corporation, StaffProfile, Unit
-from crm.services import staff_update
+from crm.services import role_group, staff_update
 
 admin.site.site_header = _("tongdai – customer-care centre")
 admin.site.site_title = _("tongdai")
@@ -57,9 +59,32 @@ class StaffProfileAdmin(ScopedAdmin):
         # Staff are created by the staff_create service (manage.py create_staff), which also sets the group.
         return False
 
+    def has_change_permission(self, request, obj=None):
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or staff_access.may_manage_user(request.user, obj.user))
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        actor = request.user
+
+        class StaffProfileForm(form):
+            def clean_role(self):
+                role = self.cleaned_data["role"]
+                try:
+                    staff_access.check_grant(actor, groups=[role_group(role)])
+                except PermissionDenied as exc:
+                    raise ValidationError(str(exc)) from exc
+                return role
+
+        return StaffProfileForm
+
     def save_model(self, request, obj, form, change):
         staff_update(
-            user=obj.user, role=form.cleaned_data["role"], units=form.cleaned_data["units"], phone=obj.phone
+            actor=request.user,
+            user=obj.user,
+            role=form.cleaned_data["role"],
+            units=form.cleaned_data["units"],
+            phone=obj.phone,
         )
 
     def save_related(self, request, form, formsets, change):

@@ -133,6 +133,11 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "authtoken.view_tokenproxy",
         "authtoken.add_tokenproxy",
         "authtoken.delete_tokenproxy",
+        # The task cluster's records, read-only (only superusers change schedules: crm.admin_accounts).
+        "django_q.view_schedule",
+        "django_q.view_success",
+        "django_q.view_failure",
+        "django_q.view_ormq",
     ],
 }
 

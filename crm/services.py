@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from crm import reference_data
+from crm import reference_data, staff_access
 from crm.models import Company, Corporation, Role, StaffProfile, Unit
 from crm.roles import group_name
 from crm.scoping import forget_scope
@@ -92,13 +92,25 @@ def staff_create(
     return user
 
 
-@transaction.atomic
-def staff_update(
-    *, user, role: str, units: Iterable[Unit] | None = None, phone: str | None = None
-) -> StaffProfile:
-    """Change a staff member's role (and, optionally, units and phone); their group follows the role."""
+def role_group(role: str) -> Group:
+    """The group that grants ``role``'s permissions."""
     if role not in Role.values:
         raise ValidationError({"role": _("Unknown role: %(role)s") % {"role": role}})
+    return Group.objects.get(name=group_name(role))
+
+
+@transaction.atomic
+def staff_update(
+    *, actor, user, role: str, units: Iterable[Unit] | None = None, phone: str | None = None
+) -> StaffProfile:
+    """Change a staff member's role (and, optionally, units and phone); their group follows the role.
+
+    ``actor`` (None for the command line) must be allowed to change ``user``'s account and to grant the
+    role's group (``crm.staff_access``): an administrator cannot make anyone, themselves included, more than
+    they are."""
+    new_group = role_group(role)
+    staff_access.check_manage_user(actor, user)
+    staff_access.check_grant(actor, groups=[new_group])
     profile = StaffProfile.objects.select_for_update().get(user=user)
     old_group = Group.objects.filter(name=group_name(profile.role)).first()
     profile.role = role
@@ -109,6 +121,6 @@ def staff_update(
         profile.units.set(list(units))
     if old_group is not None:
         user.groups.remove(old_group)
-    user.groups.add(Group.objects.get(name=group_name(role)))
+    user.groups.add(new_group)
     forget_scope(user)
     return profile

@@ -2,6 +2,9 @@
 
 import datetime as dt
 
+from django.core.exceptions import PermissionDenied
+from django.core.management import call_command
+
 from crm.outbox import outbox_deliver_due
 
 
@@ -24,3 +27,14 @@ def send_monthly_reports_when_due() -> int:
 
     month = monthly_reports_due()
     return monthly_reports_send(month=month) if month else 0
+
+
+def clear_expired_sessions() -> None:
+    """Delete the sessions that have expired (Django's ``clearsessions``)."""
+    call_command("clearsessions")
+
+
+def refused_task(name: str) -> None:
+    """What the cluster runs instead of a task naming a function tongdai does not register
+    (``crm.task_registry``): it fails, and the failure says why."""
+    raise PermissionDenied(f"{name} is not a registered task function of tongdai; it was not run.")

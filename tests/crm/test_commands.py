@@ -14,7 +14,7 @@ def test_setup_schedules_is_idempotent(db):
     first = list(Schedule.objects.values_list("name", "func", "schedule_type"))
     call_command("setup_schedules", stdout=io.StringIO())
     assert list(Schedule.objects.values_list("name", "func", "schedule_type")) == first
-    assert ("tongdai: clear expired sessions", "django.core.management.call_command", "D") in first
+    assert ("tongdai: clear expired sessions", "crm.tasks.clear_expired_sessions", "D") in first
 
 
 def test_demo_users_one_per_role_with_printed_passwords(org, tmp_path, settings):

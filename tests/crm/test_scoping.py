@@ -51,7 +51,7 @@ def test_staff_of_a_merged_unit_see_the_predecessors_records(org, make_staff, ma
 def test_scope_follows_a_role_change(org, staff):
     agent = staff[Role.AGENT]
     assert Unit.objects.for_user(agent).count() == 1
-    staff_update(user=agent, role=Role.SUPERVISOR)
+    staff_update(actor=None, user=agent, role=Role.SUPERVISOR)
     assert Unit.objects.for_user(agent).count() == Unit.objects.filter(company__code="PE01").count()
     assert agent.groups.get().name == "tongdai: supervisor"
 

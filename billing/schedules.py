@@ -1,0 +1,5 @@
+"""Task functions of the billing app (see ``crm.schedules``): it has no periodic job of its own."""
+
+SCHEDULES = []
+
+TASKS = ["billing.tasks.run_reading_import"]

@@ -1,0 +1,126 @@
+"""Admin of user accounts and of the task cluster, held to ``crm.staff_access`` and ``crm.task_registry``.
+
+- Users: a superuser changes anything. Anyone else with the user permissions changes only accounts that hold
+  nothing beyond their own permissions (never a superuser, never their password), never ticks "superuser
+  status", and is offered only the groups and permissions they hold themselves.
+- The task cluster (schedules, successful and failed tasks, the ORM queue): read-only for everyone but
+  superusers, without the "resubmit" action; a schedule names one of tongdai's registered task functions.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.utils.translation import gettext_lazy as _
+from django_q import admin as q_admin
+from django_q.models import Failure, OrmQ, Schedule, Success
+
+from crm import staff_access, task_registry
+
+User = get_user_model()
+
+
+class StaffUserAdmin(UserAdmin):
+    """Django's user admin, without the ways up: see the module's docstring."""
+
+    def has_change_permission(self, request, obj=None):
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or staff_access.may_manage_user(request.user, obj))
+
+    def has_delete_permission(self, request, obj=None):
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or staff_access.may_manage_user(request.user, obj))
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            readonly.append("is_superuser")
+        return readonly
+
+    def formfield_for_manytomany(self, db_field, request=None, **kwargs):
+        # Only what the person at the keyboard holds can be given; a forged choice is refused by the field.
+        if db_field.name == "groups":
+            kwargs["queryset"] = staff_access.grantable_groups(request.user)
+        elif db_field.name == "user_permissions":
+            kwargs["queryset"] = staff_access.grantable_permissions(request.user)
+        return super().formfield_for_manytomany(db_field, request=request, **kwargs)
+
+
+class SuperuserWritesOnly:
+    """The cluster's records are read-only unless the user is a superuser."""
+
+    def has_add_permission(self, request, *args, **kwargs):
+        return request.user.is_superuser and super().has_add_permission(request, *args, **kwargs)
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_delete_permission(request, obj)
+
+    def get_actions(self, request, action_location=admin.ActionLocation.CHANGE_LIST):
+        # django-q2's "resubmit" action carries no permission of its own: it would queue tasks for viewers.
+        if not request.user.is_superuser:
+            return {}
+        return super().get_actions(request, action_location=action_location)
+
+
+class ScheduleForm(forms.ModelForm):
+    func = forms.CharField(
+        label=_("Function"),
+        max_length=256,
+        widget=forms.Select(),
+        help_text=_("One of tongdai's registered task functions."),
+    )
+
+    class Meta:
+        model = Schedule
+        fields = [
+            "name", "func", "hook", "args", "kwargs", "schedule_type", "minutes", "repeats", "next_run", "cron",
+            "cluster", "intended_date_kwarg",
+        ]  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["func"].widget.choices = [("", "---------")] + [
+            (name, name) for name in sorted(task_registry.registered_functions())
+        ]
+
+    def clean_func(self):
+        func = self.cleaned_data["func"].strip()
+        task_registry.check_task_function(func)
+        return func
+
+    def clean_hook(self):
+        hook = (self.cleaned_data.get("hook") or "").strip()
+        if hook:
+            task_registry.check_task_function(hook)
+        return hook or None
+
+
+class ScheduleAdmin(SuperuserWritesOnly, q_admin.ScheduleAdmin):
+    form = ScheduleForm
+
+
+class SuccessAdmin(SuperuserWritesOnly, q_admin.TaskAdmin):
+    pass
+
+
+class FailureAdmin(SuperuserWritesOnly, q_admin.FailAdmin):
+    pass
+
+
+class QueueAdmin(SuperuserWritesOnly, q_admin.QueueAdmin):
+    pass
+
+
+admin.site.unregister(User)
+admin.site.register(User, StaffUserAdmin)
+for model, model_admin in ((Schedule, ScheduleAdmin), (Success, SuccessAdmin), (Failure, FailureAdmin)):
+    admin.site.unregister(model)
+    admin.site.register(model, model_admin)
+if admin.site.is_registered(OrmQ):
+    admin.site.unregister(OrmQ)
+    admin.site.register(OrmQ, QueueAdmin)

@@ -1,0 +1,101 @@
+"""Who may change whose account, and what they may grant: the one rule behind the user admin, the staff
+profiles and the services that change a staff member's role.
+
+Only a superuser grants superuser status or changes a superuser. Anyone else may grant only what they hold
+themselves: a group whose permissions are all theirs, a permission of their own, staff status (which they
+hold to reach the admin at all). Nobody but a superuser changes an account that holds a permission the actor
+lacks, and that includes its password: otherwise an administrator could reset a superuser's password, log in
+as them and grant themselves everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.utils.translation import gettext as _
+
+
+def _label(permission: Permission) -> str:
+    return f"{permission.content_type.app_label}.{permission.codename}"
+
+
+def permissions_held(user) -> set[str]:
+    """The permissions ``user`` holds ("app_label.codename"), from their groups and their own, whether or not
+    the account is active: an inactive account's grants come back when it is reactivated."""
+    held = Permission.objects.filter(Q(group__user=user) | Q(user=user)).select_related("content_type")
+    return {_label(p) for p in held}
+
+
+def actor_permissions(actor) -> set[str]:
+    """What ``actor`` may grant: what they hold now (nothing when inactive)."""
+    if not actor.is_active:
+        return set()
+    return set(actor.get_all_permissions())
+
+
+def may_manage_user(actor, target) -> bool:
+    """True when ``actor`` may change ``target``'s account (details, password, status, groups)."""
+    if actor is None:  # the command line and migrations: trusted
+        return True
+    if not actor.is_active or not actor.is_authenticated:
+        return False
+    if actor.is_superuser:
+        return True
+    if target.is_superuser:
+        return False
+    if target.pk is None:
+        return True
+    return permissions_held(target) <= actor_permissions(actor)
+
+
+def grantable_permissions(actor) -> QuerySet[Permission]:
+    """The permissions ``actor`` may give to someone (all of them for a superuser)."""
+    queryset = Permission.objects.select_related("content_type")
+    if actor.is_superuser:
+        return queryset
+    held = actor_permissions(actor)
+    ids = [p.pk for p in queryset if _label(p) in held]
+    return queryset.filter(pk__in=ids)
+
+
+def grantable_groups(actor) -> QuerySet[Group]:
+    """The groups ``actor`` may put someone in: those whose every permission the actor holds."""
+    if actor.is_superuser:
+        return Group.objects.all()
+    held = actor_permissions(actor)
+    ids = [
+        group.pk
+        for group in Group.objects.prefetch_related("permissions__content_type")
+        if {_label(p) for p in group.permissions.all()} <= held
+    ]
+    return Group.objects.filter(pk__in=ids)
+
+
+def check_manage_user(actor, target) -> None:
+    """Refuse with a clear message when ``actor`` may not change ``target``."""
+    if may_manage_user(actor, target):
+        return
+    if target.is_superuser:
+        raise PermissionDenied(_("Only a superuser may change a superuser's account."))
+    raise PermissionDenied(
+        _("%(user)s holds permissions you do not have; only a superuser may change this account.")
+        % {"user": target.get_username()}
+    )
+
+
+def check_grant(actor, *, groups: Iterable[Group] = (), is_superuser: bool = False) -> None:
+    """Refuse with a clear message a grant of superuser status or of a group beyond the actor's own."""
+    if actor is None or actor.is_superuser:
+        return
+    if is_superuser:
+        raise PermissionDenied(_("Only a superuser may grant superuser status."))
+    allowed = set(grantable_groups(actor).values_list("pk", flat=True))
+    beyond = [group.name for group in groups if group.pk not in allowed]
+    if beyond:
+        raise PermissionDenied(
+            _("You may not grant %(groups)s: it holds permissions you do not have.")
+            % {"groups": ", ".join(sorted(beyond))}
+        )

@@ -1,14 +1,17 @@
-"""Admin of the organisation and the staff profiles."""
+"""Admin of the organisation, the staff profiles and the outbox."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils.text import Truncator
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from crm import admin_accounts, staff_access  # noqa: F401  (admin_accounts registers the user and task admins)
-from crm.admin_base import ScopedAdmin
-from crm.models import Company, Corporation, StaffProfile, Unit
+from crm.admin_base import EstimatedCountPaginator, ScopedAdmin
+from crm.models import Company, Corporation, OutboxMessage, OutboxRetry, OutboxRetrySource, StaffProfile, Unit
+from crm.outbox import outbox_retry
 from crm.services import role_group, staff_update
 
 admin.site.site_header = _("tongdai – customer-care centre")
@@ -89,3 +92,77 @@ class StaffProfileAdmin(ScopedAdmin):
 
     def save_related(self, request, form, formsets, change):
         pass  # the units were set by staff_update
+
+
+class OutboxRetryInline(admin.TabularInline):
+    """Who gave the message back to the delivery sweep, and what it had failed with."""
+
+    model = OutboxRetry
+    extra = 0
+    can_delete = False
+    fields = ["at", "actor", "source", "previous_attempts", "previous_error"]
+    readonly_fields = fields
+    ordering = ["at"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("actor")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(admin.ModelAdmin):
+    """The messages the system sent or tries to send, for administrators only: they belong to every unit and
+    carry customers' phones and addresses. Read-only; a failed message is given back to the delivery sweep
+    with the "Retry" action (``crm.outbox.outbox_retry``, as ``manage.py outbox_retry`` does)."""
+
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    list_per_page = 50
+    list_display = ["id", "created_at", "channel", "recipient", "subject", "status", "attempts",
+                    "next_attempt_at", "sent_at", "error"]  # fmt: skip
+    list_filter = ["status", "channel"]
+    search_fields = ["recipient__exact", "subject__exact"]
+    ordering = ["-id"]
+    fields = ["channel", "recipient", "subject", "body", "status", "attempts", "next_attempt_at", "last_error",
+              "created_at", "sent_at", "dedupe_key", "attachment_name"]  # fmt: skip
+    readonly_fields = fields
+    inlines = [OutboxRetryInline]
+    actions = ["retry"]
+
+    @admin.display(description=_("last error"))
+    def error(self, message):
+        return Truncator(message.last_error).chars(80)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_retry_permission(self, request):
+        return request.user.has_perm("crm.retry_outboxmessage")
+
+    @admin.action(
+        description=_("Retry (give failed messages back to the delivery sweep)"), permissions=["retry"]
+    )
+    def retry(self, request, queryset):
+        chosen = list(queryset.values_list("pk", flat=True))
+        retried = outbox_retry(actor=request.user, source=OutboxRetrySource.ADMIN, message_ids=chosen)
+        if retried:
+            messages.success(
+                request, gettext("%(n)d message(s) given back to the delivery sweep.") % {"n": len(retried)}
+            )
+        if len(retried) < len(chosen):
+            messages.warning(
+                request,
+                gettext("%(n)d message(s) had not failed and were left alone.")
+                % {"n": len(chosen) - len(retried)},
+            )

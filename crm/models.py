@@ -237,6 +237,7 @@ class OutboxMessage(models.Model):
     class Meta:
         verbose_name = _("outbox message")
         verbose_name_plural = _("outbox messages")
+        permissions = [("retry_outboxmessage", _("Can give failed messages back to the delivery sweep"))]
         constraints = [
             models.UniqueConstraint(fields=["dedupe_key"], name="crm_outbox_dedupe_unique"),
             models.CheckConstraint(
@@ -251,8 +252,44 @@ class OutboxMessage(models.Model):
                 fields=["next_attempt_at"],
                 condition=Q(status="pending"),
                 name="crm_outbox_due_idx",
-            )
+            ),
+            # The failed messages, newest first (the admin's "failed" filter, ``outbox_retry`` of all failed).
+            models.Index(fields=["id"], condition=Q(status="failed"), name="crm_outbox_failed_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.channel} → {self.recipient}: {self.subject or self.body[:40]}"
+
+
+class OutboxRetrySource(models.TextChoices):
+    ADMIN = "admin", _("Admin")
+    COMMAND = "command", _("Command line")
+
+
+class OutboxRetry(models.Model):
+    """A failed message given back to the delivery sweep (``crm.outbox.outbox_retry``): who, when, from where,
+    and the error and attempts it had. Written once, never changed."""
+
+    message = models.ForeignKey(
+        OutboxMessage, on_delete=models.CASCADE, related_name="retries", verbose_name=_("message")
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("by"),
+    )  # fmt: skip
+    source = models.CharField(_("retried from"), max_length=8, choices=OutboxRetrySource.choices)
+    at = models.DateTimeField(_("at"))
+    previous_attempts = models.PositiveSmallIntegerField(_("attempts before"))
+    previous_error = models.TextField(_("error before"), blank=True)
+
+    class Meta:
+        verbose_name = _("outbox retry")
+        verbose_name_plural = _("outbox retries")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(source__in=OutboxRetrySource.values), name="crm_outboxretry_source_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.message_id} @ {self.at:%Y-%m-%d %H:%M}"

@@ -7,8 +7,12 @@ once more at the end of that interval, never one task per message (``outbox_deli
 delivery is retried with a growing delay (the delay is a stored ``next_attempt_at`` that the periodic
 ``outbox_deliver_due`` sweep picks up, so a lost task loses nothing); after ``TONGDAI_OUTBOX_MAX_ATTEMPTS`` the message is marked failed.
 
+A message that failed for good stays in the table with its ``last_error``; ``outbox_retry`` (the admin's
+"Retry" action, ``manage.py outbox_retry``) gives it back to the sweep and records who did it.
+
 Backends (``TONGDAI_NOTIFY_BACKENDS``, one per channel): ``LoggingBackend`` (the default), ``EmailBackend``
-(Django's mail) and ``HttpSmsBackend`` (POSTs JSON to ``TONGDAI_SMS_URL`` with ``TONGDAI_SMS_TOKEN``).
+(Django's mail) and ``HttpSmsBackend`` (POSTs JSON to ``TONGDAI_SMS_URL`` with ``TONGDAI_SMS_TOKEN``, the
+message's id in the body and headers, so that a gateway can drop a delivery it has already taken).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterable
 from pathlib import PurePath
 
 from django.conf import settings
@@ -32,7 +37,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from crm.db import insert_parts
-from crm.models import OutboxChannel, OutboxMessage, OutboxStatus
+from crm.models import OutboxChannel, OutboxMessage, OutboxRetry, OutboxRetrySource, OutboxStatus
 
 logger = logging.getLogger("tongdai.outbox")
 
@@ -42,8 +47,9 @@ class LoggingBackend:
 
     def send(self, message: OutboxMessage) -> None:
         logger.info(
-            "outbox %s to %s: %s %s", message.channel, message.recipient, message.subject, message.body
-        )
+            "outbox %s %s to %s: %s %s",
+            message.pk, message.channel, message.recipient, message.subject, message.body,
+        )  # fmt: skip
 
 
 class EmailBackend:
@@ -60,8 +66,22 @@ class EmailBackend:
         email.send()
 
 
+def sms_text(message: OutboxMessage) -> str:
+    """What an SMS says: the subject on the first line, then the body (a text message has no subject line of
+    its own, and the subject is what tells an escalation from the intake notice with the same body). A body
+    that already begins with its subject is sent as it is."""
+    subject, body = message.subject.strip(), message.body
+    if not subject or body.startswith(subject):
+        return body
+    return f"{subject}\n{body}"
+
+
 class HttpSmsBackend:
-    """An SMS gateway that takes ``{"to": …, "text": …}`` as JSON with a bearer token."""
+    """An SMS gateway that takes ``{"id": …, "to": …, "text": …}`` as JSON with a bearer token.
+
+    Every attempt at a message carries the same id (the outbox row's), in the body and in the
+    ``Idempotency-Key`` and ``X-Message-Id`` headers: a delivery can be repeated (the task was stopped after the
+    gateway took the message but before the row was marked sent), and the gateway drops the repeat."""
 
     def send(self, message: OutboxMessage) -> None:
         url = getattr(settings, "TONGDAI_SMS_URL", "")
@@ -69,10 +89,12 @@ class HttpSmsBackend:
             raise RuntimeError("TONGDAI_SMS_URL is not set")
         request = urllib.request.Request(
             url,
-            data=json.dumps({"to": message.recipient, "text": message.body}).encode(),
+            data=json.dumps({"id": message.pk, "to": message.recipient, "text": sms_text(message)}).encode(),
             headers={
                 "Content-Type": "application/json",
                 "Authorization": f"Bearer {getattr(settings, 'TONGDAI_SMS_TOKEN', '')}",
+                "Idempotency-Key": str(message.pk),
+                "X-Message-Id": str(message.pk),
             },
             method="POST",
         )
@@ -245,7 +267,9 @@ def outbox_deliver(*, message_id: int) -> bool:
         )
         logger.warning("outbox message %s failed (attempt %s): %s", message_id, message.attempts, exc)
         return False
-    OutboxMessage.objects.filter(pk=message_id).update(status=OutboxStatus.SENT, sent_at=timezone.now())
+    OutboxMessage.objects.filter(pk=message_id).update(
+        status=OutboxStatus.SENT, sent_at=timezone.now(), next_attempt_at=None, last_error=""
+    )
     return True
 
 
@@ -267,3 +291,49 @@ def outbox_deliver_due(*, limit: int = 500, passes: int = 20) -> int:
         if len(due) < limit:
             break
     return sent
+
+
+@transaction.atomic
+def outbox_retry(
+    *,
+    actor,
+    source: str,
+    message_ids: Iterable[int] | None = None,
+    since: dt.datetime | None = None,
+) -> list[int]:
+    """Give failed messages back to the delivery sweep: each is due at once, with a fresh round of attempts.
+
+    ``message_ids`` names the messages (any that are not failed are left alone); without it every failed
+    message is retried. ``since`` keeps only the messages written since then. Each message retried gets an
+    ``OutboxRetry`` row (who, from where, when, the attempts and error it had); ``last_error`` stays until a
+    delivery succeeds. Returns the ids retried, in order."""
+    if source not in OutboxRetrySource.values:
+        raise ValueError(f"Unknown source {source}")
+    failed = OutboxMessage.objects.filter(status=OutboxStatus.FAILED)
+    if message_ids is not None:
+        failed = failed.filter(pk__in=list(message_ids))
+    if since is not None:
+        failed = failed.filter(created_at__gte=since)
+    # Locked, so two retries at once (two administrators, the admin and the command) record one retry each.
+    messages = list(failed.select_for_update().order_by("id").only("id", "attempts", "last_error"))
+    if not messages:
+        return []
+    now = timezone.now()
+    ids = [m.pk for m in messages]
+    OutboxMessage.objects.filter(pk__in=ids, status=OutboxStatus.FAILED).update(
+        status=OutboxStatus.PENDING, attempts=0, next_attempt_at=None
+    )
+    OutboxRetry.objects.bulk_create(
+        OutboxRetry(
+            message_id=m.pk, actor=actor if getattr(actor, "pk", None) else None, source=source, at=now,
+            previous_attempts=m.attempts, previous_error=m.last_error,
+        )
+        for m in messages
+    )  # fmt: skip
+    logger.info(
+        "outbox messages %s given back to the delivery sweep by %s (%s)",
+        ", ".join(map(str, ids)), getattr(actor, "username", None) or "-", source,
+    )  # fmt: skip
+    if settings.TONGDAI_OUTBOX_DELIVER_ON_COMMIT:
+        transaction.on_commit(outbox_deliver_soon)
+    return ids

@@ -9,7 +9,7 @@ from django.forms.models import model_to_dict
 from django.urls import reverse
 
 from billing.models import BillingRun, InvoiceCounter, PriceTable, RebateProgramme, VatRate
-from crm.models import Role
+from crm.models import OutboxMessage, Role
 from crm.urls import router
 from tickets.models import Category, Holiday, SlaPolicy, Suspension
 
@@ -42,15 +42,29 @@ REFERENCE_DATA = {
 }
 
 
-def test_every_model_of_our_apps_in_admin_is_scoped_or_reference_data(staff):
+# Rows of every unit with no unit of their own (the outbox: messages to staff and customers of all units): only
+# administrators, who see everything, may read them.
+ADMINISTRATORS_ONLY = {OutboxMessage}
+
+
+def test_every_model_of_our_apps_in_admin_is_scoped_or_reference_data(client, staff):
     ours = {"crm", "customers", "tickets", "billing"}
     registered = {m for m in admin.site._registry if m._meta.app_label in ours}
     assert registered, "no admin registered"
-    assert registered - REFERENCE_DATA == {m for m, _a in scoped_admins() if m._meta.app_label in ours}
+    assert registered - REFERENCE_DATA - ADMINISTRATORS_ONLY == {
+        m for m, _a in scoped_admins() if m._meta.app_label in ours
+    }
     for role, user in staff.items():
         for model in REFERENCE_DATA:
             can_change = user.has_perm(f"{model._meta.app_label}.change_{model._meta.model_name}")
             assert can_change is (role == Role.ADMINISTRATOR), (role, model)
+        client.force_login(user)
+        for model in ADMINISTRATORS_ONLY:
+            opts = model._meta
+            can_view = user.has_perm(f"{opts.app_label}.view_{opts.model_name}")
+            assert can_view is (role == Role.ADMINISTRATOR), (role, model)
+            changelist = client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+            assert changelist.status_code == (200 if role == Role.ADMINISTRATOR else 403), (role, model)
 
 
 def foreign_rows(model, other_unit):

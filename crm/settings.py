@@ -92,6 +92,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "crm.middleware.private_no_store",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -193,7 +194,7 @@ X_FRAME_OPTIONS = "DENY"
 # Content-Security-Policy: scripts, styles, images, fonts and requests from this site only; an inline <script>
 # or <style> only with the response's nonce (the admin's few inline blocks carry it); no inline style
 # attributes or event handlers; no plugins, no <base>, no framing; forms post to this site only. The API docs
-# page adds data: images (its stylesheet's icons), crm/urls.py.
+# page adds data: images (its stylesheet's icons), crm/urls.py; a file on a ticket is served sandboxed.
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, CSP.NONCE],

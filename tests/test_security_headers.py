@@ -1,15 +1,20 @@
 """The headers every answer carries: the Content-Security-Policy (strict: this site's scripts and styles only,
-inline ones only with the response's nonce); and no template of ours needs an inline script, style attribute
-or event handler that the policy would block."""
+inline ones only with the response's nonce) and ``Cache-Control: private, no-store`` on everything that shows
+people's data (the admin, the field page, the API, files); and no template of ours needs an inline script,
+style attribute or event handler that the policy would block."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
 from django.conf import settings
+from django.urls import reverse
+from rest_framework.authtoken.models import Token
 
 from crm.models import Role
+from tickets.services import ticket_open, work_order_create
 
 POLICY = re.compile(
     r"default-src 'self'; script-src 'self' 'nonce-(?P<nonce>[\w-]{20,})'; style-src 'self' 'nonce-(?P=nonce)'; "
@@ -63,3 +68,63 @@ def test_no_template_of_ours_needs_what_the_policy_blocks():
         if pattern.search(path.read_text())
     ]
     assert found == []
+
+
+@pytest.fixture
+def pages(client, staff, make_customer, catalogue):
+    """Staff pages that show customers, and the API, as an administrator sees them (the field page as a crew)."""
+    customer = make_customer()
+    ticket = ticket_open(actor=None, category=catalogue["outage"], channel="phone", description="Mất điện",
+                         customer=customer).ticket  # fmt: skip
+    work_order_create(actor=None, ticket=ticket, crew=staff[Role.FIELD_CREW])
+    return {
+        "card": reverse("admin:customers_customer_card", args=[customer.pk]),
+        "lookup": reverse("admin:customers_customer_lookup") + "?q=" + customer.code,
+        "customers": reverse("admin:customers_customer_changelist"),
+        "ticket": reverse("admin:tickets_ticket_change", args=[ticket.pk]),
+        "api list": "/api/v1/customers/",
+        "api card": f"/api/v1/customers/{customer.pk}/card/",
+        "api lookup": f"/api/v1/customers/lookup?q={customer.code}",
+        "api outages": f"/api/v1/outages/status?customer_code={customer.code}",
+        "api not found": "/api/v1/customers/999999999/",
+    }
+
+
+def test_pages_and_api_answers_with_personal_data_are_never_stored(client, staff, pages):
+    # given an administrator, who sees every customer
+    client.force_login(staff[Role.ADMINISTRATOR])
+    # when each page and API answer is asked for / then none may be kept by a cache
+    for name, url in pages.items():
+        response = client.get(url)
+        assert response.status_code == (404 if name == "api not found" else 200), name
+        directives = {d.strip() for d in response["Cache-Control"].split(",")}
+        assert {"private", "no-store"} <= directives, (name, response["Cache-Control"])
+    # and the field page, as a crew member
+    client.force_login(staff[Role.FIELD_CREW])
+    field = client.get("/field/")
+    assert (field.status_code, field["Cache-Control"]) == (200, "private, no-store")
+
+
+def test_refusals_and_the_integrations_intake_are_never_stored(client, staff, make_customer, catalogue):
+    # given a token of an agent and a customer
+    token = Token.objects.create(user=staff[Role.AGENT]).key
+    customer = make_customer()
+    # when the intake is posted with the token (the fast path), and the API is asked without credentials
+    taken = client.post(
+        "/api/v1/tickets/",
+        {"category": "outage", "channel": "app", "description": "x", "customer_code": customer.code},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Token {token}",
+    )
+    anonymous = client.get("/api/v1/customers/")
+    # then neither answer may be kept
+    assert (taken.status_code, taken["Cache-Control"]) == (201, "private, no-store")
+    assert anonymous.status_code in (401, 403)
+    assert anonymous["Cache-Control"] == "private, no-store"
+
+
+def test_static_files_keep_their_own_caching(client, settings):
+    settings.WHITENOISE_USE_FINDERS = True  # read when the client's handler loads the middleware
+    response = client.get(f"{settings.STATIC_URL}crm/admin.css")
+    assert response.status_code == 200
+    assert "no-store" not in response.get("Cache-Control", "")

@@ -729,6 +729,35 @@ class TicketNote(models.Model):
         return f"{self.ticket.number} {kind} @ {self.created_at:%Y-%m-%d %H:%M}"
 
 
+# The type a file on a ticket is stored and served as follows from its extension (one of
+# TONGDAI_ATTACHMENT_TYPES), never from the type the uploader's browser claimed: a ".txt" claimed as text/html
+# is served as text/plain. An extension not listed here is served as application/octet-stream.
+ATTACHMENT_CONTENT_TYPES = {
+    "pdf": "application/pdf",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+    "heic": "image/heic",
+    "webp": "image/webp",
+    "tif": "image/tiff",
+    "tiff": "image/tiff",
+    "txt": "text/plain",
+    "csv": "text/csv",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "odt": "application/vnd.oasis.opendocument.text",
+    "ods": "application/vnd.oasis.opendocument.spreadsheet",
+    "eml": "message/rfc822",
+}
+
+
+def attachment_content_type(name: str) -> str:
+    """The type a file named ``name`` is served as (its extension's, case-insensitively)."""
+    extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    return ATTACHMENT_CONTENT_TYPES.get(extension, "application/octet-stream")
+
+
 def attachment_path(instance: TicketAttachment, filename: str) -> str:
     # The stored name never uses the uploaded one (which is kept in ``name``): no collisions, no odd characters.
     return f"tickets/{instance.ticket.created_at:%Y/%m}/{uuid.uuid4().hex}"
@@ -742,7 +771,7 @@ class TicketAttachment(models.Model):
     )
     file = models.FileField(_("file"), upload_to=attachment_path, max_length=200)
     name = models.CharField(_("file name"), max_length=200)
-    content_type = models.CharField(_("type"), max_length=100)
+    content_type = models.CharField(_("type"), max_length=100)  # attachment_content_type(name)
     size = models.PositiveIntegerField(_("size (bytes)"))
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",

@@ -42,6 +42,7 @@ from tickets.models import (
     TicketNote,
     WorkOrder,
     WorkOrderStatus,
+    attachment_content_type,
 )
 
 # Reference data -----------------------------------------------------------------------------------------
@@ -707,7 +708,7 @@ def ticket_attach(*, actor, ticket: Ticket, upload) -> TicketAttachment:
     attachment = TicketAttachment(
         ticket=ticket,
         name=name[:200],
-        content_type=(getattr(upload, "content_type", "") or "application/octet-stream")[:100],
+        content_type=attachment_content_type(name),  # from the extension, never the uploader's claim
         size=upload.size,
         uploaded_by=actor if getattr(actor, "pk", None) else None,
         uploaded_at=now,

@@ -7,10 +7,18 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils.csp import CSP
+from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_http_methods
 
 from tickets import services
-from tickets.models import ResolutionCode, TicketAttachment, WorkOrder, WorkOrderStatus
+from tickets.models import (
+    ResolutionCode,
+    TicketAttachment,
+    WorkOrder,
+    WorkOrderStatus,
+    attachment_content_type,
+)
 
 NEXT_STEPS = {
     WorkOrderStatus.ISSUED: [WorkOrderStatus.ACKNOWLEDGED],
@@ -48,8 +56,10 @@ def work_orders(request):
 
 
 @login_required
+@csp_override({"default-src": [CSP.NONE], "sandbox": True})  # should a browser ever render one
 def attachment_download(request, pk: int):
-    """Files are never served from a public folder: this checks the ticket's scope on every download."""
+    """Files are never served from a public folder: this checks the ticket's scope on every download. A file
+    is always a download, of the type its extension implies (not the type its uploader claimed)."""
     if not request.user.has_perm("tickets.view_ticketattachment"):
         raise PermissionDenied
     attachment = get_object_or_404(TicketAttachment.objects.for_user(request.user), pk=pk)
@@ -57,7 +67,11 @@ def attachment_download(request, pk: int):
         handle = attachment.file.open("rb")
     except FileNotFoundError as exc:
         raise Http404 from exc
-    response = FileResponse(handle, as_attachment=True, filename=attachment.name)
-    response["Content-Type"] = attachment.content_type or "application/octet-stream"
+    response = FileResponse(
+        handle,
+        as_attachment=True,
+        filename=attachment.name,
+        content_type=attachment_content_type(attachment.name),
+    )
     response["X-Content-Type-Options"] = "nosniff"
     return response

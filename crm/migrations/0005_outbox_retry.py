@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('crm', '0003_dashboard_permission_outbox_attachment'),
+        ('crm', '0004_sessions_schedule_task'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -11,7 +11,7 @@ REQUEST = {"category": "outage", "channel": "phone", "unit_code": "PE0100", "cal
 
 def test_a_body_over_the_limit_is_a_413_with_the_limit_and_writes_nothing(client, staff, catalogue, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
-    client.force_login(staff[Role.AGENT])  # the DRF view's path (a session), not the intake fast path
+    client.force_login(staff[Role.AGENT])
     body = json.dumps({**REQUEST, "description": "x" * 20_000})
 
     response = client.post(URL, body, content_type="application/json")

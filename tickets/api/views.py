@@ -1,7 +1,5 @@
 """Ticket API: intake for every channel (idempotent with an Idempotency-Key header), lists and moves."""
 
-import functools
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status as http
@@ -17,7 +15,6 @@ from crm.api.scoped import ScopedReadOnlyViewSet
 from customers.models import Customer
 from customers.normalise import InvalidPhone, normalise_phone
 from tickets import services
-from tickets.api import intake
 from tickets.api.serializers import (
     OutageStatusSerializer,
     TicketAssignSerializer,
@@ -37,29 +34,6 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
     queryset = Ticket.objects.select_related("category", "unit", "customer")
     serializer_class = TicketSerializer
     filterset_fields = ["status", "unit", "category", "channel", "escalation_level"]
-
-    @classmethod
-    def as_view(cls, actions=None, **initkwargs):
-        """The list route (GET list, POST create) first offers a POST to the fast intake path
-        (``tickets.api.intake``), which takes the common well-formed token request and leaves every other
-        request to this viewset."""
-        view = super().as_view(actions, **initkwargs)
-        if not actions or actions.get("post") != "create":
-            return view
-        allow = ", ".join(
-            method.upper() for method in cls.http_method_names
-            if method in actions or method == "options" or (method == "head" and "get" in actions)
-        )  # fmt: skip
-
-        @functools.wraps(view)  # keeps csrf_exempt, cls, initkwargs and actions for URL and schema tools
-        def take_or_hand_over(request, *args, **kwargs):
-            if request.method == "POST":
-                response = intake.take(request, allow)
-                if response is not None:
-                    return response
-            return view(request, *args, **kwargs)
-
-        return take_or_hand_over
 
     @extend_schema(
         request=TicketInSerializer,

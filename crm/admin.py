@@ -8,7 +8,8 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from crm import admin_accounts, staff_access  # noqa: F401  (admin_accounts registers the user and task admins)
+# admin_accounts registers the user and task admins, admin_security the sign-in security and API tokens.
+from crm import admin_accounts, admin_security, staff_access  # noqa: F401
 from crm.admin_base import EstimatedCountPaginator, ScopedAdmin
 from crm.models import (
     Company,

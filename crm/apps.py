@@ -1,3 +1,5 @@
+import axes.apps
+import django.contrib.admin.apps
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
@@ -10,10 +12,25 @@ class CrmConfig(AppConfig):
         from django.db.models.signals import post_migrate
         from django_q.signals import pre_enqueue
 
-        from crm import db, roles, task_registry
+        from crm import db, roles, shared_cache, task_registry
 
         # Role groups are reference data: (re)created idempotently after every migrate.
         post_migrate.connect(roles.sync_role_groups_after_migrate, sender=self)
         db.install_sqlite_functions()
         # The cluster runs only the product's registered task functions, whoever queued the task.
         pre_enqueue.connect(task_registry.refuse_unregistered_task, dispatch_uid="tongdai-task-registry")
+        shared_cache.connect_invalidation()
+
+
+class TongdaiAdminConfig(django.contrib.admin.apps.AdminConfig):
+    """Django's admin, whose site asks administrators and superusers for a one-time code (``crm.admin_site``)."""
+
+    default = False  # named in INSTALLED_APPS; CrmConfig stays this module's default
+    default_site = "crm.admin_site.TongdaiAdminSite"
+
+
+class LoginSecurityConfig(axes.apps.AppConfig):
+    """django-axes (failed logins and lockouts), named for the admin's index in the interface's language."""
+
+    default = False
+    verbose_name = _("Login security")

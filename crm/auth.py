@@ -1,39 +1,66 @@
-"""Authentication with the per-process cache of ``crm.scoping.process_cache``.
+"""Authentication: the permissions kept in the shared cache, and the API's hashed tokens with failures throttled.
 
-A busy API (thousands of requests a minute from the channels' integrations) would otherwise read the token,
-the user, their groups' permissions and their units on every request. Each is kept for
-``TONGDAI_AUTH_CACHE_SECONDS`` (30 by default; 0 turns the cache off): a revoked token, a deactivated user or
-a changed role takes effect within that time, and at once in the process that made the change.
+A busy API (thousands of requests a minute from the channels' integrations) would otherwise read the user's
+groups' permissions on every request: they are kept in the cache every process shares (``crm.shared_cache``),
+and a change of the user, their groups or their role reaches every process at once.
+
+API tokens are django-rest-knox tokens (``crm.ApiToken``): only their SHA-512 digest is stored, each has an
+expiry and a name, and the token and its user are read from the database on every request, so a revoked
+token or a deactivated user is refused at once. A client address that sends too many bad tokens is answered
+429 with Retry-After for a while, whatever token it sends then (``FailedTokenThrottle``).
 """
 
 from __future__ import annotations
 
-import copy
-
 from django.contrib.auth.backends import ModelBackend
-from rest_framework.authentication import TokenAuthentication
+from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
+from knox.auth import TokenAuthentication as KnoxTokenAuthentication
+from rest_framework import exceptions
+from rest_framework.authentication import get_authorization_header
 
-from crm.scoping import process_cache
+from crm import shared_cache
+from crm.api.throttling import FailedTokenThrottle
+
+_PERMISSIONS_ATTR = "tongdai_permissions"
 
 
 class CachedModelBackend(ModelBackend):
-    def _get_permissions(self, user_obj, obj, from_name):
+    """Django's model backend; a user's permissions come from the shared cache (once per request object)."""
+
+    def get_all_permissions(self, user_obj, obj=None):
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
             return set()
-        key = ("perms", user_obj.pk, from_name)
-        cached = process_cache.get(key)
-        if cached is None:
-            cached = frozenset(super()._get_permissions(user_obj, obj, from_name))
-            process_cache.put(key, cached)
-        return set(cached)
+        permissions = getattr(user_obj, _PERMISSIONS_ATTR, None)
+        if permissions is None:
+            permissions = shared_cache.remember(
+                f"permissions:{user_obj.pk}:{user_obj.is_superuser}",
+                (shared_cache.STAFF,),
+                lambda: frozenset(super(CachedModelBackend, self).get_all_permissions(user_obj)),
+            )
+            setattr(user_obj, _PERMISSIONS_ATTR, permissions)
+        return permissions
 
 
-class CachedTokenAuthentication(TokenAuthentication):
-    def authenticate_credentials(self, key):
-        cached = process_cache.get(("token", key))
-        if cached is None:
-            user, token = super().authenticate_credentials(key)
-            process_cache.put(("token", key), user)
-            return user, token
-        # Each request gets its own copy: per-request attributes (the scope, permission caches) stay apart.
-        return copy.copy(cached), key
+class TokenAuthentication(KnoxTokenAuthentication):
+    """``Authorization: Token <secret>``. Bad tokens are counted per client address: past the rate of
+    ``failed_token`` the address gets 429 for every token until the window has passed."""
+
+    def authenticate(self, request):
+        words = get_authorization_header(request).split()
+        if not words or words[0].lower() != self.authenticate_header(request).lower().encode():
+            return None  # no token: another authentication may apply
+        throttle = FailedTokenThrottle()
+        if throttle.blocks(request):
+            raise exceptions.Throttled(wait=throttle.wait())
+        try:
+            return super().authenticate(request)
+        except exceptions.AuthenticationFailed:
+            throttle.record_failure(request)
+            raise
+
+
+class TokenScheme(KnoxTokenScheme):
+    """How the API schema describes the token (``Authorization: Token <secret>``)."""
+
+    target_class = "crm.auth.TokenAuthentication"
+    name = "tokenAuth"

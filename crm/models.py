@@ -14,6 +14,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from knox.models import AbstractAuthToken
 
 from crm.scoping import ScopedQuerySet
 
@@ -293,3 +294,38 @@ class OutboxRetry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.message_id} @ {self.at:%Y-%m-%d %H:%M}"
+
+
+class ApiToken(AbstractAuthToken):
+    """A token an integration (or a member of staff) sends to the API, for one user: django-rest-knox keeps only
+    its SHA-512 digest and the first characters (``token_key``) to find it; the secret is shown once, when it is
+    made (``crm.tokens``). It expires; revoking deletes it."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="auth_token_set",  # the name django-rest-knox reads
+        verbose_name=_("user"),
+    )
+    token_key = models.CharField(_("token starts with"), max_length=25, db_index=True)
+    name = models.CharField(
+        _("name"), max_length=100, help_text=_("What uses the token, e.g. “Zalo gateway” or “website”.")
+    )
+    created = models.DateTimeField(_("created at"), auto_now_add=True)
+    expiry = models.DateTimeField(_("expires at"))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+
+    class Meta:
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+        constraints = [models.CheckConstraint(condition=~Q(name=""), name="crm_apitoken_name_present")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.user.get_username()}, {self.token_key}…)"

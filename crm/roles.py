@@ -19,7 +19,8 @@ _VIEW_CUSTOMERS = [
     "customers.view_meterassignment",
     "customers.view_customerevent",
 ]
-_VIEW_ORGANISATION = ["crm.view_corporation", "crm.view_company", "crm.view_unit"]
+_VIEW_ORGANISATION = ["crm.view_corporation", "crm.view_company", "crm.view_unit",
+                      "crm.view_apitoken"]  # their own API tokens: the admin lists no one else's  # fmt: skip
 _VIEW_TICKETS = [
     "tickets.view_ticket",
     "tickets.view_ticketevent",
@@ -130,14 +131,16 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "auth.add_user",
         "auth.change_user",
         "auth.view_group",
-        "authtoken.view_tokenproxy",
-        "authtoken.add_tokenproxy",
-        "authtoken.delete_tokenproxy",
         # The task cluster's records, read-only (only superusers change schedules: crm.admin_accounts).
         "django_q.view_schedule",
         "django_q.view_success",
         "django_q.view_failure",
         "django_q.view_ormq",
+        # Login security: see failed logins and lockouts, and unlock (delete the failures of) a user or address.
+        "axes.view_accessattempt",
+        "axes.delete_accessattempt",
+        "axes.view_accessfailurelog",
+        "axes.view_accesslog",
     ],
 }
 

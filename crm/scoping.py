@@ -13,10 +13,11 @@ its unit in ``scope_path``; admin and API both call ``for_user(user)``, and noth
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from django.db import models
+
+from crm import shared_cache
 
 
 @dataclass(frozen=True)
@@ -35,83 +36,38 @@ _CACHE_ATTR = "_tongdai_scope"
 
 
 def scope_for(user) -> Scope:
-    """The scope of ``user``: computed once per user object (so once per request) and kept by the process for
-    ``TONGDAI_AUTH_CACHE_SECONDS`` (0: not kept), so a busy API does not recompute it on every request. A
-    change of role or units takes effect at once in the process that made it, within that time elsewhere."""
+    """The scope of ``user``: computed once per user object (so once per request) and kept in the shared cache
+    for ``TONGDAI_AUTH_CACHE_SECONDS`` (0: not kept), so a busy API does not recompute it on every request. A
+    change of role, units or merges reaches every process at once (``crm.shared_cache``)."""
     if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
         return NOTHING
     cached = getattr(user, _CACHE_ATTR, None)
     if cached is not None:
         return cached
-    scope = process_cache.get(("scope", user.pk, user.is_superuser))
-    if scope is None:
-        scope = _compute_scope(user)
-        process_cache.put(("scope", user.pk, user.is_superuser), scope)
+    scope = shared_cache.remember(
+        f"scope:{user.pk}:{user.is_superuser}",
+        (shared_cache.STAFF, shared_cache.ORGANISATION),
+        lambda: _compute_scope(user),
+    )
     setattr(user, _CACHE_ATTR, scope)
     return scope
 
 
 def forget_scope(user) -> None:
-    """Drop the cached scope (after the user's role or units changed)."""
+    """Drop the scope kept on ``user`` and, in every process, the staff's cached scopes and permissions (after
+    the user's role or units changed)."""
     if hasattr(user, _CACHE_ATTR):
         delattr(user, _CACHE_ATTR)
-    process_cache.forget_user(user.pk)
-
-
-class ProcessCache:
-    """A small time-limited cache of who a user is and what they may do, per process (thread-safe enough:
-    a lost race recomputes a value). ``forget_user`` drops one user's entries; ``clear`` all of them."""
-
-    def __init__(self) -> None:
-        self._items: dict = {}
-
-    @staticmethod
-    def _ttl() -> float:
-        from django.conf import settings
-
-        return getattr(settings, "TONGDAI_AUTH_CACHE_SECONDS", 0)
-
-    def get(self, key):
-        ttl = self._ttl()
-        if ttl <= 0:
-            return None
-        item = self._items.get(key)
-        if item is None or item[0] < time.monotonic():
-            return None
-        return item[1]
-
-    def put(self, key, value) -> None:
-        ttl = self._ttl()
-        if ttl <= 0:
-            return
-        if len(self._items) > 10_000:
-            self._items.clear()
-        self._items[key] = (time.monotonic() + ttl, value)
-
-    def forget_user(self, user_id) -> None:
-        for key, (_expires, value) in list(self._items.items()):
-            if (key[0] == "token" and getattr(value, "pk", None) == user_id) or (
-                len(key) > 1 and key[1] == user_id
-            ):
-                self._items.pop(key, None)
-
-    def clear(self) -> None:
-        self._items.clear()
-
-
-process_cache = ProcessCache()
+    shared_cache.changed(shared_cache.STAFF)
 
 
 def unit_cached(unit_id: int):
-    """A unit, kept by the process like the rest of ``process_cache``: the busiest endpoints ask for a
-    customer's unit on every request."""
+    """A unit, from the shared cache: the busiest endpoints ask for a customer's unit on every request."""
     from crm.models import Unit
 
-    unit = process_cache.get(("unit", unit_id))
-    if unit is None:
-        unit = Unit.objects.get(pk=unit_id)
-        process_cache.put(("unit", unit_id), unit)
-    return unit
+    return shared_cache.remember(
+        f"unit:{unit_id}", (shared_cache.ORGANISATION,), lambda: Unit.objects.get(pk=unit_id)
+    )
 
 
 def _compute_scope(user) -> Scope:

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from crm import reference_data, staff_access
+from crm import reference_data, shared_cache, staff_access
 from crm.models import Company, Corporation, Role, StaffProfile, Unit
 from crm.roles import group_name
 from crm.scoping import forget_scope
@@ -52,6 +52,7 @@ def organisation_load_reference() -> dict[str, int]:
     for _company, code, _name, _district, _from, _to, successor in reference_data.UNITS:
         successor_id = units[successor].pk if successor else None
         Unit.objects.filter(code=code).exclude(successor_id=successor_id).update(successor_id=successor_id)
+    shared_cache.changed(shared_cache.ORGANISATION)  # the updates above send no signal
     return created
 
 

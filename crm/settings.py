@@ -7,6 +7,7 @@ to start without a SECRET_KEY, and the security settings default to what ``manag
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from pathlib import Path
@@ -69,14 +70,17 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG el
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "crm.apps.TongdaiAdminConfig",  # Django's admin with the two-factor login of crm.admin_site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # hashed API tokens with an expiry (the model is crm.ApiToken)
+    "crm.apps.LoginSecurityConfig",  # django-axes: failed logins, lockouts
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -98,8 +102,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "crm.urls"
@@ -232,9 +238,16 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "cskh@localhost")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # The token first: a request without credentials is then told how to authenticate (401).
+        "crm.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "crm.auth.CachedTokenAuthentication",
     ],
+    "DEFAULT_THROTTLE_CLASSES": ["crm.api.throttling.UserThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": os.environ.get("TONGDAI_API_RATE", "100/s") or None,
+        "failed_token": os.environ.get("TONGDAI_API_FAILED_TOKEN_RATE", "10/min") or None,
+    },
+    "NUM_PROXIES": env_int("PROXY_COUNT", 1 if env_bool("BEHIND_TLS_PROXY", False) else 0),
     "DEFAULT_PERMISSION_CLASSES": ["crm.api.permissions.ScopedModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "crm.api.pagination.IdCursorPagination",
@@ -292,10 +305,10 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
-# Changelists on tables above this many (estimated) rows never run an exact COUNT(*).
-# Seconds a process keeps a user's token, permissions and units (0: re-read on every request).
+# Seconds the shared cache keeps a user's permissions and units, the units and the catalogue (0: re-read on
+# every request); a change invalidates them at once in every process (crm.shared_cache).
 TONGDAI_AUTH_CACHE_SECONDS = env_int("TONGDAI_AUTH_CACHE_SECONDS", 30)
-AUTHENTICATION_BACKENDS = ["crm.auth.CachedModelBackend"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "crm.auth.CachedModelBackend"]
 
 # Billing: a reading above this many times the recent daily average is flagged; a rise of this many times
 # the previous period opens a re-inspection and holds the bill; the ticket categories a dispute comes from.
@@ -307,6 +320,7 @@ TONGDAI_BULK_WORK_MEM = os.environ.get("TONGDAI_BULK_WORK_MEM", "64MB")
 TONGDAI_ANOMALY_THRESHOLD = os.environ.get("TONGDAI_ANOMALY_THRESHOLD", "1.3")
 TONGDAI_DISPUTE_CATEGORIES = env_list("TONGDAI_DISPUTE_CATEGORIES", ["billing", "meter"])
 
+# Changelists on tables above this many (estimated) rows never run an exact COUNT(*).
 TONGDAI_EXACT_COUNT_LIMIT = env_int("TONGDAI_EXACT_COUNT_LIMIT", 10_000)
 # The caller lookup returns at most this many candidates.
 TONGDAI_LOOKUP_LIMIT = env_int("TONGDAI_LOOKUP_LIMIT", 50)
@@ -331,3 +345,44 @@ TONGDAI_OUTBOX_MAX_ATTEMPTS = env_int("TONGDAI_OUTBOX_MAX_ATTEMPTS", 8)
 # of that interval for what was written meanwhile.
 TONGDAI_OUTBOX_DELIVER_ON_COMMIT = env_bool("TONGDAI_OUTBOX_DELIVER_ON_COMMIT", True)
 TONGDAI_OUTBOX_KICK_MS = env_int("TONGDAI_OUTBOX_KICK_MS", 1000)
+
+# The cache every process shares (throttles, permissions, scopes, units, catalogue): Redis when CACHE_REDIS_URL
+# (or the task broker's Q_REDIS_URL) names one, else the process's memory (one process: the embedded default).
+CACHE_REDIS_URL = os.environ.get("CACHE_REDIS_URL") or os.environ.get("Q_REDIS_URL", "")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_REDIS_URL}
+        if CACHE_REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tongdai"}
+    )
+    | {"KEY_PREFIX": "tongdai"}
+}
+
+# Logins: django-axes locks a username, and a client address, out after so many failures in a row, for so many
+# minutes (0: until an administrator unlocks it in the admin, "Login security").
+AXES_FAILURE_LIMIT = env_int("TONGDAI_LOGIN_FAILURE_LIMIT", 10)
+_LOCKOUT_MINUTES = env_int("TONGDAI_LOGIN_LOCKOUT_MINUTES", 15)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=_LOCKOUT_MINUTES) if _LOCKOUT_MINUTES else None
+# Every agent behind one office address shares its count: turn the per-address lockout off there if needed.
+AXES_LOCKOUT_PARAMETERS = ["username"]
+if env_bool("TONGDAI_LOGIN_LOCKOUT_BY_ADDRESS", True):
+    AXES_LOCKOUT_PARAMETERS.append("ip_address")
+AXES_ENABLE_ADMIN = False  # crm.admin_security registers it, with the unlock
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_LOCKOUT_CALLABLE = "crm.login_security.locked_out"
+AXES_IPWARE_PROXY_COUNT = REST_FRAMEWORK["NUM_PROXIES"] or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if REST_FRAMEWORK["NUM_PROXIES"] else ("REMOTE_ADDR",)
+)
+
+# API tokens (django-rest-knox): stored as a SHA-512 digest, each with an expiry and a name (crm.ApiToken).
+KNOX_TOKEN_MODEL = "crm.ApiToken"
+TONGDAI_API_TOKEN_DAYS = env_int("TONGDAI_API_TOKEN_DAYS", 90)
+REST_KNOX = {"TOKEN_TTL": dt.timedelta(days=TONGDAI_API_TOKEN_DAYS), "TOKEN_PREFIX": "tongdai_"}
+
+# Staff sessions last a shift, not two weeks, and end when the browser closes.
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 10 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", True)
+# Administrators and superusers sign in to the admin with a code from an authenticator app (TOTP, django-otp).
+TONGDAI_ADMIN_2FA = env_bool("TONGDAI_ADMIN_2FA", True)
+OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "tongdai")

@@ -53,14 +53,16 @@ def language_of_the_settings():
 
 
 @pytest.fixture(autouse=True)
-def empty_process_cache():
-    """Each test starts with nothing in the process's cache of tokens, scopes and the catalogue: a test that
-    turns the cache on must not read rows an earlier test's rolled-back transaction made."""
-    from crm.scoping import process_cache
+def empty_shared_cache():
+    """Each test starts with nothing in the shared cache of scopes, the catalogue and the throttles' counts: a
+    test that turns the cache on must not read rows an earlier test's rolled-back transaction made."""
+    from django.core.cache import caches
 
-    process_cache.clear()
+    for cache in caches.all():
+        cache.clear()
     yield
-    process_cache.clear()
+    for cache in caches.all():
+        cache.clear()
 
 
 @pytest.fixture

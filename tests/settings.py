@@ -21,3 +21,6 @@ STORAGES = {
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
 WHITENOISE_AUTOREFRESH = True  # tests run without collectstatic
 TONGDAI_AUTH_CACHE_SECONDS = 0  # tests change roles and units between requests
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tests"}}
+# Two-factor admin login is on in production and in `make run`; its tests turn it on here.
+TONGDAI_ADMIN_2FA = False

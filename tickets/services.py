@@ -12,10 +12,10 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from crm import shared_cache
 from crm.db import insert_parts, prepared_cursor
 from crm.models import OutboxChannel, OutboxMessage, Role, StaffProfile, Unit
 from crm.outbox import deliver_after_commit, outbox_deliver_soon, outbox_enqueue
-from crm.scoping import process_cache
 from customers.models import Contract, Customer
 from customers.normalise import InvalidPhone, display_phone, normalise_phone
 from tickets import reference
@@ -73,12 +73,13 @@ def catalogue_load_reference() -> dict[str, int]:
 
 
 def policy_in_force(*, category: Category, at: dt.datetime) -> SlaPolicy:
-    """The policy of ``category`` in force at ``at``. The dated list is kept by the process for a short while
-    (policies are history: a new one starts later, it never rewrites one in force)."""
-    policies = process_cache.get(("policies", category.pk))
-    if policies is None:
-        policies = list(category.policies.order_by("-valid_from"))
-        process_cache.put(("policies", category.pk), policies)
+    """The policy of ``category`` in force at ``at``. The dated list is kept in the shared cache (policies are
+    history: a new one starts later, it never rewrites one in force)."""
+    policies = shared_cache.remember(
+        f"policies:{category.pk}",
+        (shared_cache.CATALOGUE,),
+        lambda: list(category.policies.order_by("-valid_from")),
+    )
     policy = next((p for p in policies if p.valid_from <= at), None)
     if policy is None:
         raise ValidationError(_("The category %(c)s has no time limits in force.") % {"c": category.name})
@@ -202,13 +203,12 @@ def _event(ticket, kind, actor, *, before=None, after=None, note="", level=None,
 
 
 def staff_of_unit(unit: Unit, role: str) -> list[StaffProfile]:
-    """The unit's staff of a role (kept by the process for a short while: intake asks on every ticket)."""
-    key = ("staff_of_unit", unit.pk, role)
-    staff = process_cache.get(key)
-    if staff is None:
-        staff = list(StaffProfile.objects.filter(role=role, units=unit).select_related("user"))
-        process_cache.put(key, staff)
-    return staff
+    """The unit's staff of a role (kept in the shared cache: intake asks on every ticket)."""
+    return shared_cache.remember(
+        f"staff_of_unit:{unit.pk}:{role}",
+        (shared_cache.STAFF,),
+        lambda: list(StaffProfile.objects.filter(role=role, units=unit).select_related("user")),
+    )
 
 
 def _address_of(profile: StaffProfile) -> tuple[str, str]:

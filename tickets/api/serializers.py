@@ -2,9 +2,10 @@
 
 from rest_framework import serializers
 
+from crm import shared_cache
 from crm.api.serializers import CachedFieldsMixin, CompiledRepresentationMixin
 from crm.models import Unit
-from crm.scoping import process_cache, scope_for
+from crm.scoping import scope_for
 from customers.models import Contract
 from customers.selectors import customer_for_intake
 from tickets.models import (
@@ -22,7 +23,7 @@ from tickets.models import (
 
 
 class CategoryField(serializers.SlugRelatedField):
-    """A category by its code, from the process's short-lived copy of the catalogue (intake asks every time)."""
+    """A category by its code, from the catalogue kept in the shared cache (intake asks every time)."""
 
     def __init__(self, **kwargs):
         super().__init__(slug_field="code", queryset=Category.objects.filter(is_active=True), **kwargs)
@@ -35,11 +36,12 @@ class CategoryField(serializers.SlugRelatedField):
 
 
 def active_category(code) -> Category | None:
-    """The active category with ``code`` (surrounding spaces ignored), from the process's short-lived copy."""
-    catalogue = process_cache.get(("categories",))
-    if catalogue is None:
-        catalogue = {c.code: c for c in Category.objects.filter(is_active=True)}
-        process_cache.put(("categories",), catalogue)
+    """The active category with ``code`` (surrounding spaces ignored), from the shared cache."""
+    catalogue = shared_cache.remember(
+        "categories",
+        (shared_cache.CATALOGUE,),
+        lambda: {c.code: c for c in Category.objects.filter(is_active=True)},
+    )
     return catalogue.get(code.strip()) if isinstance(code, str) else None
 
 
@@ -60,9 +62,8 @@ class TicketInSerializer(CachedFieldsMixin, serializers.Serializer):
 
 
 def resolve_intake_parties(user, data: dict) -> dict:
-    """Turn the codes of an intake request into the customer, contract and unit, each within ``user``'s units
-    (the DRF serializer and the fast path of ``tickets.api.intake`` both use it). Raises a DRF ValidationError
-    naming the field."""
+    """Turn the codes of an intake request into the customer, contract and unit, each within ``user``'s units.
+    Raises a DRF ValidationError naming the field."""
     code = data.pop("customer_code", "") or ""
     data["customer"] = None
     if code:

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count
 
+from crm import two_factor
 from crm.models import Company, Role, Unit
 from crm.services import staff_create
 
@@ -73,6 +74,14 @@ class Command(BaseCommand):
         for username, label, served, password, _state in rows:
             self.stdout.write(f"  {username:<11} {label:<26} {served[:28]:<28} {password}")
         self.stdout.write("")
+        administrator = user_model.objects.get(username="admin")
+        if two_factor.needs_second_factor(administrator):
+            device = two_factor.totp_enroll(actor=None, user=administrator)
+            self.stdout.write(
+                "The administrator signs in with a code from an authenticator app as well: add this secret to "
+                "one (or scan the code below), then type the six digits it shows on the login page.\n"
+                + two_factor.provisioning_text(device)
+            )
 
     def _home_company(self, code):
         if code:

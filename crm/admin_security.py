@@ -1,0 +1,179 @@
+"""The admin of sign-in security: failed sign-ins and lockouts with the administrator's unlock (django-axes), and
+API tokens (made and revoked here by administrators, the secret shown once; every user sees their own)."""
+
+from __future__ import annotations
+
+from axes.admin import AccessAttemptAdmin, AccessFailureLogAdmin, AccessLogAdmin
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+from django import forms
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.admin import ActionLocation
+from django.core.exceptions import ValidationError
+from django.template.response import TemplateResponse
+from django.utils.cache import patch_cache_control
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from crm.login_security import login_unlock
+from crm.models import ApiToken
+from crm.tokens import MAX_DAYS, api_token_check, api_token_create, api_token_revoke
+
+
+@admin.register(AccessAttempt)
+class LoginAttemptAdmin(AccessAttemptAdmin):
+    """Failed sign-ins per username and address; "Unlock" lets them sign in again at once."""
+
+    actions = ["unlock"]
+
+    def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
+        actions = super().get_actions(request, action_location=action_location)
+        actions.pop("delete_selected", None)  # unlocking is what deleting means here
+        return actions
+
+    @admin.action(description=_("Unlock the selected users and addresses"), permissions=["delete"])
+    def unlock(self, request, queryset):
+        removed = login_unlock(actor=request.user, attempts=queryset)
+        self.message_user(
+            request,
+            ngettext(
+                "Unlocked: %(n)d record of failed sign-ins removed.",
+                "Unlocked: %(n)d records of failed sign-ins removed.",
+                removed,
+            )
+            % {"n": removed},
+        )
+
+    def delete_model(self, request, obj):
+        login_unlock(actor=request.user, attempts=[obj])
+
+    def delete_queryset(self, request, queryset):
+        login_unlock(actor=request.user, attempts=queryset)
+
+    def log_deletions(self, request, queryset):
+        pass  # login_unlock writes the history
+
+
+@admin.register(AccessFailureLog)
+class LoginFailureAdmin(AccessFailureLogAdmin):
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AccessLog)
+class LoginLogAdmin(AccessLogAdmin):
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ApiTokenForm(forms.ModelForm):
+    days = forms.IntegerField(
+        label=_("valid for (days)"),
+        min_value=1,
+        max_value=MAX_DAYS,
+        initial=lambda: settings.TONGDAI_API_TOKEN_DAYS,
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = ["user", "name"]
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors:
+            try:
+                api_token_check(user=data["user"], name=data["name"], days=data["days"])
+            except ValidationError as error:
+                self.add_error(None, error)
+        return data
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Administrators make tokens (the secret is shown once, on the page that follows) and revoke them; every
+    other user sees only their own tokens. Tokens are never edited: revoke one and make another."""
+
+    list_display = ["name", "user", "token_key", "created", "expiry", "created_by"]
+    list_select_related = ["user", "created_by"]
+    list_filter = ["expiry"]
+    search_fields = ["name", "user__username"]
+    autocomplete_fields = ["user"]
+    form = ApiTokenForm
+    actions = ["revoke"]
+
+    def manages_tokens(self, request) -> bool:
+        return request.user.has_perm("crm.add_apitoken")
+
+    def get_queryset(self, request):
+        tokens = super().get_queryset(request)
+        return tokens if self.manages_tokens(request) else tokens.filter(user=request.user)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["user", "name", "days"]
+        return ["name", "user", "token_key", "created", "expiry", "created_by"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.get_fields(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
+        actions = super().get_actions(request, action_location=action_location)
+        actions.pop("delete_selected", None)  # "Revoke" says what deleting a token means
+        return actions
+
+    @admin.action(description=_("Revoke the selected tokens"), permissions=["delete"])
+    def revoke(self, request, queryset):
+        tokens = list(queryset.select_related("user"))
+        for token in tokens:
+            api_token_revoke(actor=request.user, token=token)
+        self.message_user(
+            request,
+            ngettext("%(n)d token revoked.", "%(n)d tokens revoked.", len(tokens)) % {"n": len(tokens)},
+        )
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        request.tongdai_new_token = api_token_create(
+            actor=request.user, user=data["user"], name=data["name"], days=data["days"]
+        )
+
+    def save_related(self, request, form, formsets, change):
+        pass  # a token has no related rows
+
+    def log_addition(self, request, obj, message):
+        pass  # api_token_create writes the history
+
+    def delete_model(self, request, obj):
+        api_token_revoke(actor=request.user, token=obj)
+
+    def delete_queryset(self, request, queryset):
+        for token in queryset.select_related("user"):
+            api_token_revoke(actor=request.user, token=token)
+
+    def log_deletions(self, request, queryset):
+        pass  # api_token_revoke writes the history
+
+    def response_add(self, request, obj, post_url_continue=None):
+        token, secret = request.tongdai_new_token
+        response = TemplateResponse(
+            request,
+            "admin/crm/apitoken/created.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": _("API token created"),
+                "token": token,
+                "secret": secret,
+            },
+        )
+        patch_cache_control(response, private=True, no_store=True)
+        return response

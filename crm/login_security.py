@@ -1,0 +1,54 @@
+"""Failed sign-ins (django-axes): what a locked-out person sees, and the administrator's unlock."""
+
+from __future__ import annotations
+
+import logging
+
+from axes.models import AccessAttempt
+from axes.utils import reset
+from django.conf import settings
+from django.contrib.admin.models import DELETION, LogEntry
+from django.db import transaction
+from django.shortcuts import render
+
+log = logging.getLogger("tongdai.security")
+
+
+def locked_out(request, original_response=None, credentials=None):
+    """django-axes' answer to a sign-in from a locked-out username or address: 429 with the admin's look."""
+    cooloff = settings.AXES_COOLOFF_TIME
+    context = {
+        "failure_limit": settings.AXES_FAILURE_LIMIT,
+        "minutes": int(cooloff.total_seconds() // 60) if cooloff else None,
+        "site_header": None,
+    }
+    response = render(request, "admin/locked_out.html", context, status=429)
+    if cooloff:
+        response["Retry-After"] = str(int(cooloff.total_seconds()))
+    return response
+
+
+@transaction.atomic
+def login_unlock(*, actor, attempts) -> int:
+    """Unlock the usernames and client addresses of ``attempts`` (failed sign-ins): every failure counted
+    against them is forgotten, so they may sign in again at once. Returns how many records went."""
+    attempts = list(attempts)
+    usernames = {a.username for a in attempts if a.username}
+    addresses = {a.ip_address for a in attempts if a.ip_address}
+    if getattr(actor, "pk", None) and attempts:
+        LogEntry.objects.log_actions(
+            user_id=actor.pk, queryset=attempts, action_flag=DELETION, change_message="Unlocked"
+        )
+    removed = 0
+    for username in sorted(usernames):
+        removed += reset(username=username)
+    for address in sorted(addresses):
+        removed += reset(ip=address)
+    removed += AccessAttempt.objects.filter(pk__in=[a.pk for a in attempts]).delete()[0]
+    log.warning(
+        "sign-in unlocked for users %s and addresses %s by %s",
+        sorted(usernames),
+        sorted(addresses),
+        actor.get_username() if getattr(actor, "pk", None) else "a command",
+    )
+    return removed

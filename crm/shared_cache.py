@@ -1,0 +1,117 @@
+"""What the processes keep between requests, and how a change reaches every one of them at once.
+
+A busy API would otherwise read a user's permissions and units, a customer's unit, the catalogue and a unit's
+dispatchers on every request. They are kept in Django's cache (``CACHES``: Redis, shared by every web process
+and task worker, when one is configured; the process's memory otherwise) for ``TONGDAI_AUTH_CACHE_SECONDS``
+(0: not kept), each under the *generations* of the groups of rows it was computed from:
+
+- ``STAFF``: users, their groups and permissions, staff profiles and the units they serve;
+- ``ORGANISATION``: the units (a merge changes who sees what);
+- ``CATALOGUE``: the request categories and their time limits.
+
+A value is stored with the generations it was computed under and read in one round trip together with the
+current ones. A change to any row of a group starts a new generation of that group (``changed``, called by the
+receivers that ``invalidate_on_change`` connects and by the services that write with ``update()``), so every
+process computes the value again on its next read. Those receivers only touch the cache, never the database.
+
+API tokens and users are not cached: they are read from the database on every request, so a revoked token or
+a deactivated user is refused at once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.cache import caches
+from django.db import transaction
+from django.db.models.signals import m2m_changed, post_delete, post_save
+
+STAFF = "staff"
+ORGANISATION = "organisation"
+CATALOGUE = "catalogue"
+
+def cache():
+    """The cache every process shares (``CACHES["default"]``)."""
+    return caches["default"]
+
+
+def _generation_key(group: str) -> str:
+    return f"generation:{group}"
+
+
+def remember[T](key: str, groups: tuple[str, ...], compute: Callable[[], T]) -> T:
+    """The value kept under ``key`` if it was computed under the current generations of ``groups``, else
+    ``compute()``, kept for ``TONGDAI_AUTH_CACHE_SECONDS``. Each read gets its own copy of the value."""
+    seconds = settings.TONGDAI_AUTH_CACHE_SECONDS
+    if seconds <= 0:
+        return compute()
+    shared = cache()
+    generation_keys = [_generation_key(group) for group in groups]
+    found = shared.get_many([key, *generation_keys])
+    generations = []
+    for generation_key in generation_keys:
+        generation = found.get(generation_key)
+        if generation is None:  # never set, or evicted: start one (another process may start it first)
+            shared.add(generation_key, uuid.uuid4().hex, timeout=None)
+            generation = shared.get(generation_key) or uuid.uuid4().hex
+        generations.append(generation)
+    item = found.get(key)
+    if item is not None and item[0] == tuple(generations):
+        return item[1]
+    value = compute()
+    shared.set(key, (tuple(generations), value), seconds)
+    return value
+
+
+def _start_generations(groups: tuple[str, ...]) -> None:
+    cache().set_many({_generation_key(group): uuid.uuid4().hex for group in groups}, timeout=None)
+
+
+def changed(*groups: str) -> None:
+    """Every value computed from ``groups`` is stale: start new generations now, and again when the current
+    transaction commits (a process that read the rows before the commit may have kept what it read)."""
+    _start_generations(groups)
+    transaction.on_commit(lambda: _start_generations(groups))
+
+
+def invalidate_on_change(group: str, *models) -> None:
+    """Start a new generation of ``group`` whenever a row of ``models`` is saved or deleted, or one of their
+    many-to-many relations changes."""
+    for model in models:
+        uid = f"shared_cache:{group}:{model._meta.label}"
+        post_save.connect(_on_save(group), sender=model, weak=False, dispatch_uid=f"{uid}:save")
+        post_delete.connect(_on_change(group), sender=model, weak=False, dispatch_uid=f"{uid}:delete")
+        for field in model._meta.local_many_to_many:
+            m2m_changed.connect(
+                _on_change(group), sender=field.remote_field.through, weak=False, dispatch_uid=f"{uid}:{field.name}"
+            )
+
+
+def _on_change(group: str):
+    def receiver(sender, **kwargs) -> None:
+        if kwargs.get("action", "post_").startswith("post_"):
+            changed(group)
+
+    return receiver
+
+
+def _on_save(group: str):
+    def receiver(sender, update_fields=None, **kwargs) -> None:
+        # A login writes the user's last_login: nothing cached depends on it.
+        if update_fields is None or set(update_fields) != {"last_login"}:
+            changed(group)
+
+    return receiver
+
+
+def connect_invalidation() -> None:
+    """The organisation's and the staff's rows (the catalogue's are connected by the tickets app)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from crm.models import StaffProfile, Unit
+
+    invalidate_on_change(STAFF, get_user_model(), Group, StaffProfile)
+    invalidate_on_change(ORGANISATION, Unit)

@@ -1,0 +1,69 @@
+"""API tokens: made by an administrator for a user (a member of staff, or the account of an integration), named
+after what uses them, with an expiry; the secret is returned once and only its digest is stored. Revoking
+deletes the token, and it is refused from the next request on, in every process."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.conf import settings
+from django.contrib.admin.models import ADDITION, DELETION, LogEntry
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from crm.models import ApiToken
+
+log = logging.getLogger("tongdai.security")
+
+MAX_DAYS = 3650
+
+
+def api_token_check(*, user, name: str, days: int) -> None:
+    """Refuse a token that could not be made (a ValidationError naming the field): the service and the admin's
+    form ask the same."""
+    if not (name or "").strip():
+        raise ValidationError({"name": _("Name the token after what will use it.")})
+    if not 1 <= days <= MAX_DAYS:
+        raise ValidationError({"days": _("A token lasts from 1 to %(max)s days.") % {"max": MAX_DAYS}})
+    if not user.is_active:
+        raise ValidationError({"user": _("This user is deactivated: a token of theirs would not work.")})
+
+
+@transaction.atomic
+def api_token_create(*, actor, user, name: str, days: int | None = None) -> tuple[ApiToken, str]:
+    """A new token of ``user`` named ``name`` that expires in ``days`` (``TONGDAI_API_TOKEN_DAYS`` by default).
+    Returns the token and its secret: the secret is stored nowhere, show it once."""
+    days = settings.TONGDAI_API_TOKEN_DAYS if days is None else days
+    api_token_check(user=user, name=name, days=days)
+    name = name.strip()
+    actor = actor if getattr(actor, "pk", None) else None
+    token, secret = ApiToken.objects.create(
+        user=user, expiry=dt.timedelta(days=days), name=name, created_by=actor
+    )
+    _audit(actor, token, ADDITION, f"API token created for {user.get_username()}, expires {token.expiry:%Y-%m-%d}")
+    return token, secret
+
+
+@transaction.atomic
+def api_token_revoke(*, actor, token: ApiToken) -> None:
+    """Revoke ``token``: it is deleted, so the next request that sends it is refused."""
+    actor = actor if getattr(actor, "pk", None) else None
+    _audit(actor, token, DELETION, f"API token revoked ({token.user.get_username()})")
+    token.delete()
+
+
+def _audit(actor, token: ApiToken, flag: int, message: str) -> None:
+    """The admin's history (who, when, which token) when a person acted, and the security log always."""
+    if actor is not None:
+        LogEntry.objects.log_actions(
+            user_id=actor.pk, queryset=[token], action_flag=flag, change_message=message, single_object=True
+        )
+    log.info(
+        "%s: token %s… %r by %s",
+        message,
+        token.token_key,
+        token.name,
+        actor.get_username() if actor else "a command",
+    )

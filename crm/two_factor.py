@@ -1,0 +1,88 @@
+"""Two-factor sign-in to the admin for administrators and superusers (django-otp, TOTP).
+
+Who needs it: superusers and staff of the administrator role, while ``TONGDAI_ADMIN_2FA`` is on (the default).
+They type the code their authenticator app shows on the admin's login form (``crm.admin_site``). Someone who
+needs it and has no authenticator cannot sign in until a superuser enrols one for them: ``manage.py
+otp_enroll USERNAME`` prints the secret, the provisioning URI and its QR code as text, to scan or type into
+the app (a superuser can also add a TOTP device in the admin, which shows its QR code).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+
+import segno
+from django.conf import settings
+from django.db import transaction
+from django_otp import devices_for_user, verify_token
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from crm import shared_cache
+from crm.models import Role, StaffProfile
+
+log = logging.getLogger("tongdai.security")
+
+
+def needs_second_factor(user) -> bool:
+    """True for a superuser or an administrator while two-factor sign-in is on."""
+    if not settings.TONGDAI_ADMIN_2FA or not getattr(user, "is_authenticated", False):
+        return False
+    if user.is_superuser:
+        return True
+    return shared_cache.remember(
+        f"administrator:{user.pk}",
+        (shared_cache.STAFF,),
+        lambda: StaffProfile.objects.filter(user_id=user.pk, role=Role.ADMINISTRATOR).exists(),
+    )
+
+
+def has_authenticator(user) -> bool:
+    return any(True for _device in devices_for_user(user, confirmed=True))
+
+
+def verified_device(user, code: str):
+    """The user's authenticator that accepts ``code`` (each device counts its failures and slows down
+    guessing), or None."""
+    code = "".join(code.split())
+    if not code:
+        return None
+    for device in devices_for_user(user, confirmed=True):
+        verified = verify_token(user, device.persistent_id, code)
+        if verified is not None:
+            return verified
+    return None
+
+
+@transaction.atomic
+def totp_enroll(*, actor, user, replace: bool = False) -> TOTPDevice:
+    """Give ``user`` an authenticator (a TOTP secret), confirmed: the person scans or types it into their app.
+    With ``replace`` their other authenticators are removed (a lost phone); otherwise an existing one is kept
+    and returned."""
+    existing = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk").first()
+    if existing is not None and not replace:
+        return existing
+    TOTPDevice.objects.filter(user=user).delete()
+    device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=True)
+    log.info(
+        "authenticator enrolled for %s by %s",
+        user.get_username(),
+        actor.get_username() if getattr(actor, "pk", None) else "a command",
+    )
+    return device
+
+
+def secret_base32(device: TOTPDevice) -> str:
+    """The secret as authenticator apps take it when typed in."""
+    return base64.b32encode(device.bin_key).decode()
+
+
+def provisioning_text(device: TOTPDevice) -> str:
+    """The secret, the otpauth:// URI and its QR code drawn with text, for a terminal."""
+    qr = io.StringIO()
+    segno.make(device.config_url, error="m").terminal(out=qr, compact=True)
+    return (
+        f"Secret (type it into the authenticator app): {secret_base32(device)}\n"
+        f"Provisioning URI: {device.config_url}\n{qr.getvalue()}"
+    )

@@ -1,0 +1,88 @@
+"""Sign-in throttling (django-axes): a username, and a client address, are locked out after so many failures in a
+row, the failures are logged, and an administrator unlocks them in the admin."""
+
+from __future__ import annotations
+
+from axes.models import AccessAttempt, AccessFailureLog
+from django.urls import reverse
+
+from crm.models import Role
+
+LOGIN = "/admin/login/"
+PASSWORD = "s3cret-pass-word"  # the conftest's staff password
+
+
+def _sign_in(client, username, password, address="10.0.0.1"):
+    return client.post(LOGIN, {"username": username, "password": password}, REMOTE_ADDR=address)
+
+
+def _signed_in(client) -> bool:
+    return "_auth_user_id" in client.session
+
+
+def test_a_username_is_locked_out_after_the_failure_limit_even_with_the_right_password(client, staff, settings):
+    # given
+    agent = staff[Role.AGENT].username
+    # when
+    failures = [_sign_in(client, agent, f"guess-{n}", address=f"10.0.1.{n}").status_code for n in range(10)]
+    right = _sign_in(client, agent, PASSWORD, address="10.0.2.1")
+    # then
+    assert failures == [200] * 9 + [429]
+    assert right.status_code == 429
+    assert "locked" in right.content.decode()
+    assert right["Retry-After"] == str(15 * 60)
+    assert not _signed_in(client)
+    logged = AccessFailureLog.objects.filter(username=agent)
+    assert (logged.count(), logged.filter(locked_out=True).count()) == (11, 2)
+
+
+def test_an_address_is_locked_out_after_the_failure_limit_whatever_the_username(client, staff):
+    # given: ten different usernames guessed from one address
+    for n in range(10):
+        _sign_in(client, f"nobody-{n}", "guess")
+    # when
+    from_there = _sign_in(client, staff[Role.MANAGER].username, PASSWORD)
+    from_elsewhere = _sign_in(client, staff[Role.MANAGER].username, PASSWORD, address="10.9.9.9")
+    # then
+    assert from_there.status_code == 429
+    assert from_elsewhere.status_code == 302 and _signed_in(client)
+
+
+def test_an_administrator_unlocks_in_the_admin_in_vietnamese_and_the_user_signs_in_again(client, staff):
+    # given
+    agent = staff[Role.AGENT].username
+    for n in range(10):
+        _sign_in(client, agent, f"guess-{n}")
+    assert _sign_in(client, agent, PASSWORD).status_code == 429
+    client.force_login(staff[Role.ADMINISTRATOR])
+    changelist = reverse("admin:axes_accessattempt_changelist")
+    # when
+    page = client.get(changelist, HTTP_ACCEPT_LANGUAGE="vi")
+    unlocked = client.post(
+        changelist,
+        {"action": "unlock", "_selected_action": list(AccessAttempt.objects.values_list("pk", flat=True))},
+    )
+    client.logout()
+    again = _sign_in(client, agent, PASSWORD)
+    # then
+    assert page.status_code == 200
+    assert "Mở khóa người dùng và địa chỉ đã chọn" in page.content.decode()
+    assert unlocked.status_code == 302
+    assert not AccessAttempt.objects.exists()
+    assert again.status_code == 302 and _signed_in(client)
+
+
+def test_only_administrators_see_and_unlock_failed_sign_ins(client, staff):
+    # given
+    _sign_in(client, "someone", "guess")
+    client.force_login(staff[Role.SUPERVISOR])
+    # when
+    page = client.get(reverse("admin:axes_accessattempt_changelist"))
+    refused = client.post(
+        reverse("admin:axes_accessattempt_changelist"),
+        {"action": "unlock", "_selected_action": list(AccessAttempt.objects.values_list("pk", flat=True))},
+    )
+    # then
+    assert page.status_code == 403
+    assert refused.status_code == 403
+    assert AccessAttempt.objects.count() == 1

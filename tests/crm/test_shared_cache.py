@@ -1,0 +1,101 @@
+"""The caches of permissions, scopes, units and the catalogue live in Django's cache, which every process shares:
+a change made in one process is seen by the next read in any other, even one that had the old value."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.cache.backends.redis import RedisCache
+
+from crm import shared_cache
+from crm.models import Role
+from crm.scoping import scope_for, unit_cached
+from crm.services import staff_update
+from tickets.api.serializers import active_category
+
+REDIS_URL = "redis://127.0.0.1:6379/7"
+
+
+def _fresh(user):
+    """The user as the next request of another process loads them."""
+    return get_user_model().objects.get(pk=user.pk)
+
+
+@pytest.fixture
+def kept(settings):
+    settings.TONGDAI_AUTH_CACHE_SECONDS = 300
+
+
+@pytest.mark.postgres
+def test_a_role_change_in_one_process_reaches_another_process_through_redis(settings, staff, org, kept, monkeypatch):
+    # given: two processes, each with its own client of the same Redis
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                    "KEY_PREFIX": "tongdai-test"}
+    }  # fmt: skip
+    other_process = RedisCache(REDIS_URL, {"KEY_PREFIX": "tongdai-test"})
+    try:
+        other_process.get("probe")
+    except Exception as error:  # any failure to reach it
+        pytest.skip(f"no Redis at {REDIS_URL}: {error}")
+    other_process.clear()
+    agent = staff[Role.AGENT]
+    monkeypatch.setattr(shared_cache, "cache", lambda: other_process)
+    assert scope_for(_fresh(agent)).unit_ids == {org["home"].pk}
+    assert _fresh(agent).has_perm("tickets.add_ticket")
+    # when: this process moves the agent to field crew in another unit
+    monkeypatch.undo()
+    staff_update(user=agent, role=Role.FIELD_CREW, units=[org["sibling"]])
+    # then: the other process's next read computes them again
+    monkeypatch.setattr(shared_cache, "cache", lambda: other_process)
+    assert scope_for(_fresh(agent)).unit_ids == {org["sibling"].pk}
+    assert not _fresh(agent).has_perm("tickets.add_ticket")
+    other_process.clear()
+
+
+def test_a_role_change_is_seen_at_once_with_the_cache_on(staff, org, kept):
+    agent = staff[Role.AGENT]
+    assert _fresh(agent).has_perm("tickets.add_ticket")
+    assert scope_for(_fresh(agent)).unit_ids == {org["home"].pk}
+    staff_update(user=agent, role=Role.FIELD_CREW, units=[org["sibling"]])
+    assert not _fresh(agent).has_perm("tickets.add_ticket")
+    assert scope_for(_fresh(agent)).unit_ids == {org["sibling"].pk}
+
+
+def test_a_group_losing_a_permission_is_seen_at_once(staff, kept):
+    from django.contrib.auth.models import Permission
+
+    agent = staff[Role.AGENT]
+    assert _fresh(agent).has_perm("customers.flag_nuisance")
+    group = agent.groups.get()
+    group.permissions.remove(Permission.objects.get(codename="flag_nuisance"))
+    assert not _fresh(agent).has_perm("customers.flag_nuisance")
+
+
+def test_a_merged_unit_is_seen_by_its_successors_staff_at_once(staff, org, make_staff, kept):
+    # given
+    home, sibling = org["home"], org["sibling"]
+    dispatcher = make_staff(Role.DISPATCHER, [home])
+    assert sibling.pk not in scope_for(_fresh(dispatcher)).unit_ids
+    assert unit_cached(sibling.pk).successor_id is None
+    # when: the sibling unit merges into home
+    sibling.valid_to = sibling.valid_from
+    sibling.successor = home
+    sibling.save()
+    # then
+    assert sibling.pk in scope_for(_fresh(dispatcher)).unit_ids
+    assert unit_cached(sibling.pk).successor_id == home.pk
+
+
+def test_a_withdrawn_category_is_refused_at_once(catalogue, kept):
+    billing = catalogue["billing"]
+    assert active_category("billing") == billing
+    billing.is_active = False
+    billing.save()
+    assert active_category("billing") is None
+
+
+def test_nothing_is_kept_when_the_cache_is_off(staff, org, settings):
+    settings.TONGDAI_AUTH_CACHE_SECONDS = 0
+    scope_for(_fresh(staff[Role.AGENT]))
+    assert shared_cache.cache().get(f"scope:{staff[Role.AGENT].pk}:False") is None

@@ -10,8 +10,15 @@ from django.conf import settings
 from django.contrib.admin.models import DELETION, LogEntry
 from django.db import transaction
 from django.shortcuts import render
+from rest_framework.throttling import BaseThrottle
 
 log = logging.getLogger("tongdai.security")
+
+
+def client_address(request) -> str | None:
+    """The client's address, read as the API's throttles read it: ``REMOTE_ADDR``, or behind ``PROXY_COUNT``
+    reverse proxies the address the nearest one saw (the right-most of ``X-Forwarded-For`` they vouch for)."""
+    return BaseThrottle().get_ident(request) or None
 
 
 def locked_out(request, original_response=None, credentials=None):

@@ -370,10 +370,8 @@ if env_bool("TONGDAI_LOGIN_LOCKOUT_BY_ADDRESS", True):
 AXES_ENABLE_ADMIN = False  # crm.admin_security registers it, with the unlock
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
 AXES_LOCKOUT_CALLABLE = "crm.login_security.locked_out"
-AXES_IPWARE_PROXY_COUNT = REST_FRAMEWORK["NUM_PROXIES"] or None
-AXES_IPWARE_META_PRECEDENCE_ORDER = (
-    ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if REST_FRAMEWORK["NUM_PROXIES"] else ("REMOTE_ADDR",)
-)
+# The client's address as the API's throttles read it (REMOTE_ADDR, or X-Forwarded-For behind PROXY_COUNT proxies).
+AXES_CLIENT_IP_CALLABLE = "crm.login_security.client_address"
 
 # API tokens (django-rest-knox): stored as a SHA-512 digest, each with an expiry and a name (crm.ApiToken).
 KNOX_TOKEN_MODEL = "crm.ApiToken"

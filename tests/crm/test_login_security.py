@@ -86,3 +86,21 @@ def test_only_administrators_see_and_unlock_failed_sign_ins(client, staff):
     assert page.status_code == 403
     assert refused.status_code == 403
     assert AccessAttempt.objects.count() == 1
+
+
+def test_behind_a_proxy_the_address_is_the_one_the_proxy_saw(client, staff, settings):
+    # given: one reverse proxy in front (every request comes from its address)
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    for n in range(10):
+        client.post(
+            LOGIN, {"username": f"nobody-{n}", "password": "guess"},
+            REMOTE_ADDR="10.0.0.254", HTTP_X_FORWARDED_FOR="203.0.113.7",
+        )  # fmt: skip
+    # when
+    other_client = client.post(
+        LOGIN, {"username": staff[Role.AGENT].username, "password": PASSWORD},
+        REMOTE_ADDR="10.0.0.254", HTTP_X_FORWARDED_FOR="198.51.100.9",
+    )  # fmt: skip
+    # then
+    assert set(AccessAttempt.objects.values_list("ip_address", flat=True)) == {"203.0.113.7"}
+    assert other_client.status_code == 302

@@ -46,6 +46,17 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from None
 
 
+def env_rate(name: str, default: str) -> str | None:
+    """Read a request rate such as ``100/s`` or ``10/min`` (per second, minute, hour or day); empty: no limit."""
+    raw = os.environ.get(name, default).strip()
+    if not raw:
+        return None
+    count, _slash, period = raw.partition("/")
+    if not count.isdigit() or period not in ("s", "sec", "m", "min", "h", "hour", "d", "day"):
+        raise ImproperlyConfigured(f"{name} must be a rate such as 100/s or 10/min, not {raw!r}")
+    return raw
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None:
@@ -244,8 +255,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_THROTTLE_CLASSES": ["crm.api.throttling.UserThrottle"],
     "DEFAULT_THROTTLE_RATES": {
-        "user": os.environ.get("TONGDAI_API_RATE", "100/s") or None,
-        "failed_token": os.environ.get("TONGDAI_API_FAILED_TOKEN_RATE", "10/min") or None,
+        "user": env_rate("TONGDAI_API_RATE", "100/s"),
+        "failed_token": env_rate("TONGDAI_API_FAILED_TOKEN_RATE", "10/min"),
     },
     "NUM_PROXIES": env_int("PROXY_COUNT", 1 if env_bool("BEHIND_TLS_PROXY", False) else 0),
     "DEFAULT_PERMISSION_CLASSES": ["crm.api.permissions.ScopedModelPermissions"],
@@ -370,7 +381,8 @@ if env_bool("TONGDAI_LOGIN_LOCKOUT_BY_ADDRESS", True):
 AXES_ENABLE_ADMIN = False  # crm.admin_security registers it, with the unlock
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
 AXES_LOCKOUT_CALLABLE = "crm.login_security.locked_out"
-# The client's address as the API's throttles read it (REMOTE_ADDR, or X-Forwarded-For behind PROXY_COUNT proxies).
+# The client's address as the API's throttles read it (REMOTE_ADDR, or X-Forwarded-For behind PROXY_COUNT
+# proxies).
 AXES_CLIENT_IP_CALLABLE = "crm.login_security.client_address"
 
 # API tokens (django-rest-knox): stored as a SHA-512 digest, each with an expiry and a name (crm.ApiToken).

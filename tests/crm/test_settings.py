@@ -36,6 +36,12 @@ def test_a_misspelt_boolean_is_an_error_not_false():
     assert "DEBUG must be a boolean" in result.stderr
 
 
+def test_a_malformed_api_rate_is_an_error_at_start():
+    result = run_manage("check", env={"DEBUG": "1", "TONGDAI_API_RATE": "100"})
+    assert result.returncode != 0
+    assert "TONGDAI_API_RATE must be a rate such as 100/s or 10/min, not '100'" in result.stderr
+
+
 def test_check_deploy_is_clean_under_production_settings():
     result = run_manage(
         "check",

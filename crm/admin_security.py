@@ -88,7 +88,7 @@ class ApiTokenForm(forms.ModelForm):
         data = super().clean()
         if not self.errors:
             try:
-                api_token_check(user=data["user"], name=data["name"], days=data["days"])
+                api_token_check(actor=self.actor, user=data["user"], name=data["name"], days=data["days"])
             except ValidationError as error:
                 self.add_error(None, error)
         return data
@@ -113,6 +113,11 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         tokens = super().get_queryset(request)
         return tokens if self.manages_tokens(request) else tokens.filter(user=request.user)
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        form.actor = request.user  # the form's check asks whether this user may act for the token's user
+        return form
 
     def get_fields(self, request, obj=None):
         if obj is None:

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from crm import staff_access
 from crm.models import ApiToken
 
 log = logging.getLogger("tongdai.security")
@@ -20,9 +21,17 @@ log = logging.getLogger("tongdai.security")
 MAX_DAYS = 3650
 
 
-def api_token_check(*, user, name: str, days: int) -> None:
+def api_token_check(*, actor, user, name: str, days: int) -> None:
     """Refuse a token that could not be made (a ValidationError naming the field): the service and the admin's
-    form ask the same."""
+    form ask the same. A token acts as its user, so ``actor`` (None for the command line) must be allowed to
+    change that user's account (``crm.staff_access``): nobody mints a token for someone who holds more."""
+    if not staff_access.may_manage_user(actor, user):
+        raise ValidationError(
+            {
+                "user": _("You may not make a token for %(user)s: the account holds permissions you do not have.")
+                % {"user": user.get_username()}
+            }
+        )
     if not (name or "").strip():
         raise ValidationError({"name": _("Name the token after what will use it.")})
     if not 1 <= days <= MAX_DAYS:
@@ -36,7 +45,7 @@ def api_token_create(*, actor, user, name: str, days: int | None = None) -> tupl
     """A new token of ``user`` named ``name`` that expires in ``days`` (``TONGDAI_API_TOKEN_DAYS`` by default).
     Returns the token and its secret: the secret is stored nowhere, show it once."""
     days = settings.TONGDAI_API_TOKEN_DAYS if days is None else days
-    api_token_check(user=user, name=name, days=days)
+    api_token_check(actor=actor, user=user, name=name, days=days)
     name = name.strip()
     actor = actor if getattr(actor, "pk", None) else None
     token, secret = ApiToken.objects.create(

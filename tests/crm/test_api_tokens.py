@@ -9,6 +9,7 @@ import types
 
 import pytest
 from django.contrib.admin.models import ADDITION, DELETION, LogEntry
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
@@ -146,6 +147,21 @@ def test_an_administrator_makes_a_token_in_the_admin_and_sees_its_secret_once(cl
     assert secret not in listed.content.decode() + shown.content.decode()
 
 
+def test_an_administrator_cannot_make_a_token_for_an_account_that_holds_more(client, staff, django_user_model):
+    # given: a superuser, whose token would act as a superuser
+    root = django_user_model.objects.create_superuser("root", "root@example.org", "s3cret-root-pass")
+    administrator = staff[Role.ADMINISTRATOR]
+    client.force_login(administrator)
+    # when
+    page = client.post(reverse("admin:crm_apitoken_add"), {"user": root.pk, "name": "mine now", "days": "7"})
+    # then: refused on the form, and by the service for any other caller
+    assert page.status_code == 200
+    assert "holds permissions you do not have" in str(page.context["adminform"].form.errors["user"])
+    with pytest.raises(ValidationError):
+        api_token_create(actor=administrator, user=root, name="mine now")
+    assert not ApiToken.objects.exists()
+
+
 def test_the_admin_refuses_a_token_for_a_deactivated_user_with_a_message(client, staff):
     # given
     agent = staff[Role.AGENT]
@@ -205,7 +221,7 @@ def test_a_user_sees_their_own_tokens_and_no_one_elses(client, staff):
 
 def test_plain_tokens_of_before_become_hashed_tokens_that_keep_working(client, staff):
     # given: DRF's plain token table as it was before tokens were hashed
-    migration = importlib.import_module("crm.migrations.0004_api_tokens")
+    migration = importlib.import_module("crm.migrations.0006_api_tokens")
     agent = staff[Role.AGENT]
     plain = "0123456789abcdef0123456789abcdef01234567"
     with connection.cursor() as cursor:

@@ -44,7 +44,7 @@ def hash_the_plain_tokens(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('crm', '0003_dashboard_permission_outbox_attachment'),
+        ('crm', '0005_outbox_retry'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

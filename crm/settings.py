@@ -253,6 +253,9 @@ REST_FRAMEWORK = {
         "crm.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    # JSON only: the API's reference for people is the docs page (/api/docs/); DRF's browsable pages need inline
+    # styles that the Content-Security-Policy refuses.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_THROTTLE_CLASSES": ["crm.api.throttling.UserThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "user": env_rate("TONGDAI_API_RATE", "100/s"),

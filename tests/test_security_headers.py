@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 
 from crm.models import Role
+from crm.tokens import api_token_create
 from tickets.services import ticket_open, work_order_create
 
 POLICY = re.compile(
@@ -107,9 +107,9 @@ def test_pages_and_api_answers_with_personal_data_are_never_stored(client, staff
 
 def test_refusals_and_the_integrations_intake_are_never_stored(client, staff, make_customer, catalogue):
     # given a token of an agent and a customer
-    token = Token.objects.create(user=staff[Role.AGENT]).key
+    _token, token = api_token_create(actor=None, user=staff[Role.AGENT], name="website")
     customer = make_customer()
-    # when the intake is posted with the token (the fast path), and the API is asked without credentials
+    # when the intake is posted with the token, and the API is asked without credentials
     taken = client.post(
         "/api/v1/tickets/",
         {"category": "outage", "channel": "app", "description": "x", "customer_code": customer.code},
@@ -119,8 +119,18 @@ def test_refusals_and_the_integrations_intake_are_never_stored(client, staff, ma
     anonymous = client.get("/api/v1/customers/")
     # then neither answer may be kept
     assert (taken.status_code, taken["Cache-Control"]) == (201, "private, no-store")
-    assert anonymous.status_code in (401, 403)
+    assert anonymous.status_code == 401
     assert anonymous["Cache-Control"] == "private, no-store"
+
+
+def test_the_api_answers_json_even_to_a_browser(client, staff):
+    # given a member of staff who opens an API address in the browser (which asks for HTML first)
+    client.force_login(staff[Role.AGENT])
+    # when
+    response = client.get("/api/v1/units/", HTTP_ACCEPT="text/html,application/xhtml+xml,*/*;q=0.8")
+    # then JSON, never DRF's browsable page with its inline styles that the policy refuses
+    assert (response.status_code, response["Content-Type"]) == (200, "application/json")
+    assert response.json()["results"] is not None
 
 
 def test_static_files_keep_their_own_caching(client, settings):

@@ -45,7 +45,7 @@ def test_a_role_change_in_one_process_reaches_another_process_through_redis(sett
     assert _fresh(agent).has_perm("tickets.add_ticket")
     # when: this process moves the agent to field crew in another unit
     monkeypatch.undo()
-    staff_update(user=agent, role=Role.FIELD_CREW, units=[org["sibling"]])
+    staff_update(actor=None, user=agent, role=Role.FIELD_CREW, units=[org["sibling"]])
     # then: the other process's next read computes them again
     monkeypatch.setattr(shared_cache, "cache", lambda: other_process)
     assert scope_for(_fresh(agent)).unit_ids == {org["sibling"].pk}
@@ -57,7 +57,7 @@ def test_a_role_change_is_seen_at_once_with_the_cache_on(staff, org, kept):
     agent = staff[Role.AGENT]
     assert _fresh(agent).has_perm("tickets.add_ticket")
     assert scope_for(_fresh(agent)).unit_ids == {org["home"].pk}
-    staff_update(user=agent, role=Role.FIELD_CREW, units=[org["sibling"]])
+    staff_update(actor=None, user=agent, role=Role.FIELD_CREW, units=[org["sibling"]])
     assert not _fresh(agent).has_perm("tickets.add_ticket")
     assert scope_for(_fresh(agent)).unit_ids == {org["sibling"].pk}
 

@@ -1,4 +1,4 @@
-"""Admin of the organisation, the staff profiles and the outbox."""
+"""Admin of the organisation, the staff profiles, the outbox and the export log."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from django.utils.translation import gettext_lazy as _
 
 # admin_accounts registers the user and task admins, admin_security the sign-in security and API tokens.
 from crm import admin_accounts, admin_security, staff_access  # noqa: F401
-from crm.admin_base import EstimatedCountPaginator, ScopedAdmin
+from crm.admin_base import EstimatedCountPaginator, ReadOnlyAdmin, ScopedAdmin
 from crm.models import (
     Company,
     Corporation,
+    ExportLog,
     OutboxMessage,
     OutboxRetry,
     OutboxRetrySource,
@@ -173,3 +174,15 @@ class OutboxMessageAdmin(admin.ModelAdmin):
             )
         if queryset.exclude(pk__in=retried).exists():
             messages.warning(request, gettext("Messages that had not failed were left alone."))
+
+
+@admin.register(ExportLog)
+class ExportLogAdmin(ReadOnlyAdmin):
+    """Who exported what, when, with which filters, and how many rows: read-only for managers (exports by
+    the staff of their units) and administrators (all); the database keeps it append-only."""
+
+    list_display = ["started_at", "user", "kind", "source", "file_format", "row_count", "status", "filters"]
+    list_select_related = ["user"]
+    list_filter = ["kind", "status", "file_format"]
+    search_fields = ["user__username__exact", "source__exact"]
+    ordering = ["-id"]

@@ -2,7 +2,7 @@
 
 Staff with ``crm.view_dashboard`` choose a period and one of their units; every widget is one aggregate query
 over their scope (``crm.dashboard``), shown as an SVG chart above its table. ``?export=<widget>`` streams that
-widget's table as CSV.
+widget's table as CSV (or XLSX with ``&format=xlsx``), recorded in the export log.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from crm import dashboard
-from crm.models import Unit
+from crm.exports import CSV, XLSX, XLSX_CONTENT_TYPE, LoggedExport, xlsx_chunks
+from crm.models import ExportKind, Unit
+from crm.services import export_log_start
 
 PERMISSION = "crm.view_dashboard"
 MAX_DAYS = 366
@@ -71,28 +73,27 @@ def _cell(value):
     return value
 
 
-def _csv_response(table: dashboard.Table, start: dt.date, end: dt.date) -> StreamingHttpResponse:
+def _csv_response(table: dashboard.Table, start: dt.date, end: dt.date, logged) -> StreamingHttpResponse:
     writer = csv.writer(_Echo())
 
     def lines():
         yield "\ufeff"  # so that spreadsheet programs read the Vietnamese text as UTF-8
         yield writer.writerow(table.columns)
-        for row in table.rows:
+        for row in logged.rows(table.rows):
             yield writer.writerow([_cell(v) for v in row])
 
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(logged.chunks(lines()), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = (
         f'attachment; filename="dashboard-{table.key}-{start:%Y%m%d}-{end:%Y%m%d}.csv"'
     )
     return response
 
 
-def _xlsx_response(table: dashboard.Table, start: dt.date, end: dt.date) -> StreamingHttpResponse:
-    from crm.exports import XLSX_CONTENT_TYPE, xlsx_chunks
-
-    rows = ([_cell(v) if isinstance(v, str) else v for v in row] for row in table.rows)
+def _xlsx_response(table: dashboard.Table, start: dt.date, end: dt.date, logged) -> StreamingHttpResponse:
+    rows = ([_cell(v) if isinstance(v, str) else v for v in row] for row in logged.rows(table.rows))
     response = StreamingHttpResponse(
-        xlsx_chunks(list(table.columns), rows, sheet_name=table.key), content_type=XLSX_CONTENT_TYPE
+        logged.chunks(xlsx_chunks(list(table.columns), rows, sheet_name=table.key)),
+        content_type=XLSX_CONTENT_TYPE,
     )
     response["Content-Disposition"] = (
         f'attachment; filename="dashboard-{table.key}-{start:%Y%m%d}-{end:%Y%m%d}.xlsx"'
@@ -117,9 +118,13 @@ def dashboard_view(request):
         board = dashboard.Dashboard(request.user, start, end, unit)
         if export:
             table = dashboard.widget_table(board, dashboard.WIDGETS_BY_KEY[export])
-            if request.GET.get("format") == "xlsx":
-                return _xlsx_response(table, start, end)
-            return _csv_response(table, start, end)
+            file_format = XLSX if request.GET.get("format") == "xlsx" else CSV
+            log = export_log_start(
+                user=request.user, kind=ExportKind.DASHBOARD, source=f"dashboard.{export}",
+                file_format=file_format, filters=request.GET.urlencode(),
+            )  # fmt: skip
+            respond = _xlsx_response if file_format == XLSX else _csv_response
+            return respond(table, start, end, LoggedExport(log))
         query = QueryDict(mutable=True)
         query.update(
             {"start": start.isoformat(), "end": end.isoformat(), **({"unit": unit.pk} if unit else {})}

@@ -6,7 +6,9 @@ not fit; here the columns still come from the app's ``Resource`` (``get_export_h
 come: CSV through ``csv.writer`` on a small buffer, XLSX through a small SpreadsheetML writer that streams
 the zip archive (an ``openpyxl`` workbook, even write-only, only gives its first byte once every row is
 written, which for a million rows is minutes: longer than any proxy waits). Memory stays flat whatever the
-number of rows, and bytes flow from the first chunk on.
+number of rows, and bytes flow from the first chunk on. Every export is recorded in the export log when it
+starts (``crm.services.export_log_start``) and completed with its row count when its stream ends
+(``LoggedExport``).
 
 Imports go through the services, row by row, each row in a savepoint: ``ServiceResource`` turns a row into
 a call of the app's service (never ``.save()``), scoped to the units of the user, with natural keys only;
@@ -33,6 +35,7 @@ from xml.sax.saxutils import escape
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -50,6 +53,9 @@ from import_export.forms import ConfirmImportForm
 from import_export.instance_loaders import CachedInstanceLoader
 from import_export.results import RowResult
 from import_export.signals import post_import
+
+from crm.models import ExportKind
+from crm.services import export_log_finish, export_log_start
 
 # Defaults of the settings read below (``getattr(settings, NAME, default)``): override them in settings.
 EXPORT_CHUNK_SIZE = 2000  # TONGDAI_EXPORT_CHUNK_SIZE: rows fetched per round trip while exporting
@@ -599,19 +605,71 @@ def xlsx_chunks(headers: list[str], rows: Iterable[list], *, sheet_name: str = "
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def export_response(resource: ScopedResource, queryset, file_format: str, basename: str):
+class LoggedExport:
+    """Counts the rows of a streamed export and completes its export-log row when the stream ends: with the
+    count once the last byte has gone, marked interrupted when the stream stops early (the client went away
+    and the server closed the response, also before the first byte) or fails. Rows pass through ``rows`` on
+    their way to the writer; the writer's bytes pass through ``chunks`` on their way out."""
+
+    def __init__(self, log) -> None:
+        self.log = log
+        self.count = 0
+        self.finished = False
+        self.content: Iterator = iter(())
+
+    def rows(self, rows: Iterable[list]) -> Iterator[list]:
+        for row in rows:
+            self.count += 1
+            yield row
+
+    def chunks(self, chunks: Iterable) -> LoggedExport:
+        """The response's content: ``chunks``, with the log completed at their end (or at ``close``)."""
+        self.content = iter(chunks)
+        return self
+
+    def __iter__(self) -> LoggedExport:
+        return self
+
+    def __next__(self):
+        try:
+            return next(self.content)
+        except StopIteration:
+            self.finish(complete=True)
+            raise
+        except BaseException:
+            self.finish(complete=False)
+            raise
+
+    def close(self) -> None:
+        """Called by the server when the response is done with, sent whole or not."""
+        self.finish(complete=False)
+        close = getattr(self.content, "close", None)
+        if close is not None:
+            close()
+
+    def finish(self, *, complete: bool) -> None:
+        if not self.finished:
+            self.finished = True
+            export_log_finish(log=self.log, row_count=self.count, complete=complete)
+
+
+def export_response(resource: ScopedResource, queryset, file_format: str, basename: str, *, log):
     """A streamed download of ``queryset`` with the columns of ``resource``: nothing is read from the
-    database until the response is being sent, and then ``TONGDAI_EXPORT_CHUNK_SIZE`` rows at a time."""
+    database until the response is being sent, and then ``TONGDAI_EXPORT_CHUNK_SIZE`` rows at a time.
+    ``log`` (``crm.services.export_log_start``) is completed with the row count when the stream ends."""
     headers = resource.get_export_headers()
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    logged = LoggedExport(log)
     if file_format == XLSX:
-        content = xlsx_chunks(headers, resource.export_rows(queryset, native=True), sheet_name=basename)
-        response = StreamingHttpResponse(content, content_type=XLSX_CONTENT_TYPE)
+        rows = logged.rows(resource.export_rows(queryset, native=True))
+        content = xlsx_chunks(headers, rows, sheet_name=basename)
+        content_type = XLSX_CONTENT_TYPE
     elif file_format == CSV:
-        content = csv_chunks(headers, resource.export_rows(queryset))
-        response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
+        content = csv_chunks(headers, logged.rows(resource.export_rows(queryset)))
+        content_type = "text/csv; charset=utf-8"
     else:
         raise ValueError(f"unknown export format {file_format!r}")
+    response = StreamingHttpResponse(logged.chunks(content), content_type=content_type)
     response["Content-Disposition"] = content_disposition_header(True, f"{basename}-{stamp}.{file_format}")
     response["X-Accel-Buffering"] = "no"  # let nginx pass the chunks on as they come
     return response
@@ -683,6 +741,10 @@ class StreamingExportMixin:
     def export_basename(self) -> str:
         return str(self.model._meta.verbose_name_plural).replace(" ", "-")
 
+    def export_source(self) -> str:
+        """The list's name in the export log: ``app_label.model_name``."""
+        return self.model._meta.label_lower
+
     def export_all_view(self, request):
         if not self.has_streaming_export_permission(request):
             raise PermissionDenied
@@ -694,11 +756,13 @@ class StreamingExportMixin:
             except IncorrectLookupParameters:
                 changelist = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
                 return HttpResponseRedirect(f"{changelist}?e=1")
+            file_format = form.cleaned_data["file_format"]
+            log = export_log_start(
+                user=request.user, kind=ExportKind.LIST, source=self.export_source(),
+                file_format=file_format, filters=request.GET.urlencode(),
+            )  # fmt: skip
             return export_response(
-                self.get_export_resource(request),
-                queryset,
-                form.cleaned_data["file_format"],
-                self.export_basename(),
+                self.get_export_resource(request), queryset, file_format, self.export_basename(), log=log
             )
         context = {
             **self.admin_site.each_context(request),
@@ -714,8 +778,18 @@ class StreamingExportMixin:
     def _export_selected(self, request, queryset, file_format):
         if not self.has_streaming_export_permission(request):
             raise PermissionDenied
+        # The changelist's filters, and which rows were ticked (or all matching ones).
+        filters = request.GET.copy()
+        if request.POST.get("select_across") == "1":
+            filters["select_across"] = "1"
+        else:
+            filters.setlist("selected", request.POST.getlist(helpers.ACTION_CHECKBOX_NAME))
+        log = export_log_start(
+            user=request.user, kind=ExportKind.SELECTION, source=self.export_source(),
+            file_format=file_format, filters=filters.urlencode(),
+        )  # fmt: skip
         return export_response(
-            self.get_export_resource(request), queryset, file_format, self.export_basename()
+            self.get_export_resource(request), queryset, file_format, self.export_basename(), log=log
         )
 
     @admin.action(

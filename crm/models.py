@@ -329,3 +329,67 @@ class ApiToken(AbstractAuthToken):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.user.get_username()}, {self.token_key}…)"
+
+
+class ExportKind(models.TextChoices):
+    LIST = "list", _("List, all matching rows")
+    SELECTION = "selection", _("List, selected rows")
+    DASHBOARD = "dashboard", _("Dashboard table")
+    REPORT = "report", _("Monthly report by e-mail")
+
+
+class ExportStatus(models.TextChoices):
+    STARTED = "started", _("Being sent")
+    COMPLETE = "complete", _("Complete")
+    INCOMPLETE = "incomplete", _("Interrupted")
+
+
+class ExportLogQuerySet(ScopedQuerySet):
+    # An export is seen by those whose scope covers a unit its author serves (administrators: all of them).
+    scope_path = "user__staff_profile__units"
+    scope_through_many = True
+
+
+class ExportLog(models.Model):
+    """One export of personal or business data: who, when, which list, with which filters, in which format
+    and how many rows. Written when the export starts and completed once, with its row count, when the last
+    byte has gone (or marked interrupted when the download stopped); the database refuses any other change
+    and any delete (``crm/migrations/0004_export_log.py``)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("by"),
+    )  # fmt: skip
+    started_at = models.DateTimeField(_("started at"))
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    kind = models.CharField(_("kind"), max_length=10, choices=ExportKind.choices)
+    source = models.CharField(
+        _("list"), max_length=100, help_text=_("The list or table exported, e.g. customers.customer.")
+    )
+    filters = models.TextField(_("filters"), blank=True, help_text=_("The filters and search applied."))
+    file_format = models.CharField(_("format"), max_length=8)
+    row_count = models.PositiveBigIntegerField(_("rows"), null=True, blank=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=ExportStatus.choices, default=ExportStatus.STARTED
+    )
+
+    objects = ExportLogQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("export")
+        verbose_name_plural = _("export log")
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=ExportKind.values), name="crm_exportlog_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(status=ExportStatus.STARTED, finished_at__isnull=True, row_count__isnull=True)
+                | Q(
+                    status__in=[ExportStatus.COMPLETE, ExportStatus.INCOMPLETE],
+                    finished_at__isnull=False,
+                    row_count__isnull=False,
+                ),
+                name="crm_exportlog_finished_complete",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.started_at:%Y-%m-%d %H:%M} {self.source} ({self.file_format})"

@@ -3,7 +3,8 @@
 ``monthly_reports_send`` runs on the 1st of each month (``crm.tasks.send_monthly_reports``): for every active
 manager it builds the workbook of the previous month over the manager's scope and writes an email with the
 workbook attached to the outbox. The deduplication key ``monthly-report:<user id>:<YYYY-MM>`` makes a rerun
-(or two clusters running it at once) send nothing twice.
+(or two clusters running it at once) send nothing twice. Each workbook sent is recorded in the export log
+under the manager it went to.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm import dashboard
-from crm.models import OutboxChannel, OutboxMessage, Role, StaffProfile
+from crm.models import ExportKind, OutboxChannel, OutboxMessage, Role, StaffProfile
 from crm.outbox import outbox_enqueue
 from crm.scoping import scope_for
+from crm.services import export_log_record
 
 logger = logging.getLogger("tongdai.reports")
 
@@ -42,6 +44,11 @@ def _sheet_title(title: str, taken: set[str]) -> str:
 def monthly_report_xlsx(user, month: dt.date) -> bytes:
     """The workbook of ``month`` (any day of it) for ``user``'s scope: one sheet per dashboard table, the
     column titles in the first row, the numbers as numbers."""
+    return monthly_report_workbook(user, month)[0]
+
+
+def monthly_report_workbook(user, month: dt.date) -> tuple[bytes, int]:
+    """``monthly_report_xlsx`` and the number of data rows in all its sheets (for the export log)."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
@@ -50,7 +57,9 @@ def monthly_report_xlsx(user, month: dt.date) -> bytes:
     workbook.remove(workbook.active)
     workbook.properties.title = _("Monthly report %(month)s") % {"month": f"{start:%m/%Y}"}
     taken: set[str] = set()
+    row_count = 0
     for table in dashboard.tables(user, start, end):
+        row_count += len(table.rows)
         sheet = workbook.create_sheet(_sheet_title(table.title, taken))
         sheet.append(table.columns)
         for cell in sheet[1]:
@@ -70,7 +79,7 @@ def monthly_report_xlsx(user, month: dt.date) -> bytes:
         sheet.freeze_panes = "B2"
     buffer = io.BytesIO()
     workbook.save(buffer)
-    return buffer.getvalue()
+    return buffer.getvalue(), row_count
 
 
 def previous_month(today: dt.date | None = None) -> dt.date:
@@ -106,7 +115,7 @@ def monthly_reports_send(*, month: dt.date | None = None) -> int:
             logger.warning("monthly report %s: manager %s has no email address", f"{month:%Y-%m}", user.pk)
             continue
         scope = scope_for(user)
-        content = monthly_report_xlsx(user, month)
+        content, row_count = monthly_report_workbook(user, month)
         label = f"{month:%m/%Y}"
         with transaction.atomic():
             message = outbox_enqueue(
@@ -129,6 +138,11 @@ def monthly_reports_send(*, month: dt.date | None = None) -> int:
                 attachment_name=f"tongdai-report-{month:%Y-%m}.xlsx",
                 attachment_content=content,
             )
+            if message is not None:  # the workbook leaves the system by e-mail: an export for the manager
+                export_log_record(
+                    user=user, kind=ExportKind.REPORT, source="monthly-report", file_format="xlsx",
+                    row_count=row_count, filters=f"month={month:%Y-%m}",
+                )  # fmt: skip
         written += message is not None
     return written
 

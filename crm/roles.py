@@ -119,6 +119,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_VIEW_CUSTOMERS,
         "crm.view_staffprofile",
         "crm.view_dashboard",
+        "crm.view_exportlog",  # the export log of the staff of their units
         *_VIEW_TICKETS,
         *_VIEW_BILLING,
     ],

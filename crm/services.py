@@ -8,10 +8,20 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm import reference_data, shared_cache, staff_access
-from crm.models import Company, Corporation, Role, StaffProfile, Unit
+from crm.models import (
+    Company,
+    Corporation,
+    ExportKind,
+    ExportLog,
+    ExportStatus,
+    Role,
+    StaffProfile,
+    Unit,
+)
 from crm.roles import group_name
 from crm.scoping import forget_scope
 
@@ -125,3 +135,44 @@ def staff_update(
     user.groups.add(new_group)
     forget_scope(user)
     return profile
+
+
+# The export log ------------------------------------------------------------------------------------------
+
+
+def export_log_start(*, user, kind: str, source: str, file_format: str, filters: str = "") -> ExportLog:
+    """Record that ``user`` starts exporting ``source`` (a list or table) with ``filters``; the row count
+    follows when the last row has been written (``export_log_finish``)."""
+    if kind not in ExportKind.values:
+        raise ValidationError({"kind": _("Unknown export kind: %(kind)s") % {"kind": kind}})
+    return ExportLog.objects.create(
+        user=user if getattr(user, "pk", None) else None,
+        started_at=timezone.now(),
+        kind=kind,
+        source=source[:100],
+        filters=filters,
+        file_format=file_format,
+    )
+
+
+def export_log_finish(*, log: ExportLog, row_count: int, complete: bool = True) -> bool:
+    """Complete a started export with the rows written: once (a conditional update; the database refuses
+    any other change). ``complete`` False marks it interrupted (the download stopped before its end).
+    Returns whether this call completed it."""
+    status = ExportStatus.COMPLETE if complete else ExportStatus.INCOMPLETE
+    done = ExportLog.objects.filter(pk=log.pk, status=ExportStatus.STARTED).update(
+        status=status, row_count=row_count, finished_at=timezone.now()
+    )
+    if done:
+        log.status, log.row_count = status, row_count
+    return bool(done)
+
+
+@transaction.atomic
+def export_log_record(
+    *, user, kind: str, source: str, file_format: str, row_count: int, filters: str = ""
+) -> ExportLog:
+    """Record an export made in one go (a workbook built whole, e.g. the monthly report)."""
+    log = export_log_start(user=user, kind=kind, source=source, file_format=file_format, filters=filters)
+    export_log_finish(log=log, row_count=row_count)
+    return log

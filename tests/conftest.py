@@ -13,7 +13,7 @@ from django.utils import timezone
 from billing import services as billing_services
 from billing.models import Invoice, RebateBand, RebateProgramme
 from crm.models import Role, Unit
-from crm.services import organisation_load_reference, staff_create
+from crm.services import export_log_record, organisation_load_reference, staff_create
 from customers import services
 from customers.models import MeterKind
 from tickets import services as services_t
@@ -152,7 +152,8 @@ def catalogue(db):
 @pytest.fixture
 def two_customers(org, make_customer, catalogue, make_staff):
     """A customer in the home unit and one in another corporation, with different phones and serials, each
-    with an open ticket and a billing history touching every scoped billing model (see ``_bill``)."""
+    with an open ticket, a billing history touching every scoped billing model (see ``_bill``) and an export
+    by a member of staff of its unit."""
     mine = make_customer(org["home"], name="Trần Thị Hân", phones=["0903 111 222"])
     theirs = make_customer(org["other_corporation"], name="Trần Thị Hân", phones=["0903 333 444"])
     billing_tickets = {}
@@ -183,6 +184,11 @@ def two_customers(org, make_customer, catalogue, make_staff):
         )  # fmt: skip
         billing_tickets[customer.pk] = billing
     _bill([mine, theirs], billing_tickets, make_staff)
+    for customer in (mine, theirs):  # an export by a member of staff of each unit, in the export log
+        export_log_record(
+            user=make_staff(Role.AGENT, [customer.unit]), kind="list", source="tickets.ticket",
+            file_format="csv", row_count=2,
+        )  # fmt: skip
     return mine, theirs
 
 

@@ -19,10 +19,11 @@ needs_chromium = pytest.mark.skipif(
 @pytest.fixture(autouse=True)
 def issued_bills_flushable(request):
     """A test with ``django_db(transaction=True)`` is undone by deleting every row (Django's flush). On
-    PostgreSQL that is a TRUNCATE, which the row triggers of ``billing`` do not see; on SQLite it is a DELETE,
-    which the triggers keeping issued invoices and audit records immutable refuse. So on SQLite, before the
-    flush, those rows are made deletable with the triggers lifted for a moment, then the triggers come back
-    exactly as they were (read from ``sqlite_master``)."""
+    PostgreSQL that is a TRUNCATE, which the row triggers of ``billing`` do not see but the export log's
+    statement trigger refuses; on SQLite it is a DELETE, which the triggers keeping issued invoices, audit
+    records and the export log append-only refuse. So before the flush those rows are removed with the
+    triggers lifted for a moment (PostgreSQL: the export log's disabled in the same transaction; SQLite: the
+    triggers dropped, then recreated exactly as they were, read from ``sqlite_master``)."""
     marker = request.node.get_closest_marker("django_db")
     if marker is None or not (marker.kwargs.get("transaction") or (marker.args and marker.args[0])):
         yield
@@ -31,18 +32,25 @@ def issued_bills_flushable(request):
     yield
     from django.db import connection, transaction
 
+    if connection.vendor == "postgresql":
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE crm_exportlog DISABLE TRIGGER USER")
+            cursor.execute("DELETE FROM crm_exportlog")
+            cursor.execute("ALTER TABLE crm_exportlog ENABLE TRIGGER USER")
+        return
     if connection.vendor != "sqlite":
         return
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
-            "AND tbl_name IN ('billing_invoice', 'billing_invoiceline', 'billing_auditrecord')"
+            "AND tbl_name IN ('billing_invoice', 'billing_invoiceline', 'billing_auditrecord', 'crm_exportlog')"
         )
         triggers = cursor.fetchall()
         for name, _sql in triggers:
             cursor.execute(f'DROP TRIGGER "{name}"')
         cursor.execute("UPDATE billing_invoice SET status = 'draft' WHERE status IN ('issued', 'paid')")
         cursor.execute("DELETE FROM billing_auditrecord")
+        cursor.execute("DELETE FROM crm_exportlog")
         for _name, sql in triggers:
             cursor.execute(sql)
 

@@ -301,9 +301,18 @@ class ServiceResource(ScopedResource):
             return result
         return super().import_row(row, instance_loader, **kwargs)
 
+    def keeps_value(self, field, value) -> bool:
+        """Whether a cell leaves an existing record's value as it is: a blank one (an app's resource adds
+        its own, e.g. a masked value)."""
+        return _blank(value)
+
     def import_field(self, field, instance, row, is_m2m=False, **kwargs):
-        if instance.pk is not None and field.column_name in row and _blank(row[field.column_name]):
-            return  # a blank cell leaves an existing record's value as it is
+        if (
+            instance.pk is not None
+            and field.column_name in row
+            and self.keeps_value(field, row[field.column_name])
+        ):
+            return
         super().import_field(field, instance, row, is_m2m, **kwargs)
 
     def import_instance(self, instance, row, **kwargs):

@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy
 
 from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
 from crm.exports import ServiceImportMixin, StreamingExportMixin
-from customers import selectors, services
+from customers import privacy, selectors, services
 from customers.models import (
     Contract,
     ContractStatus,
@@ -58,6 +58,12 @@ class CustomerPhoneInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    def get_fields(self, request, obj=None):
+        return privacy.with_shown_fields(self.fields, CustomerPhone, {"number": privacy.PHONE}, request.user)
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
 
 
 class CustomerForm(forms.ModelForm):
@@ -113,12 +119,22 @@ class CustomerAdmin(
             fields.append("phones_text")
         else:
             fields += self.readonly_fields
+            fields = privacy.with_shown_fields(fields, Customer, self.masked_on_change(request), request.user)
         return fields
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
-        return [*self.readonly_fields, "unit", "code"]
+        masked = self.masked_on_change(request)
+        shown = privacy.with_shown_fields(list(masked), Customer, masked, request.user)
+        return [*self.readonly_fields, "unit", "code", *shown]
+
+    def masked_on_change(self, request) -> dict[str, str]:
+        """A national ID that the user may not see in full is shown masked and read-only, never as an input
+        (and ``customer_update`` refuses its change by such a user)."""
+        if privacy.visibility(request.user).full_national_id:
+            return {}
+        return {"national_id": privacy.NATIONAL_ID}
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -221,12 +237,14 @@ class CustomerAdmin(
             except ValidationError as exc:
                 report_errors(request, exc)
             return HttpResponseRedirect(reverse("admin:customers_customer_card", args=[pk]))
+        seen = privacy.visibility(request.user)
         context = {
             **self.admin_site.each_context(request),
             "title": card.customer.full_name,
             "opts": self.model._meta,
             "card": card,
-            "phones": [(p, display_phone(p.number)) for p in card.phones],
+            "national_id": seen.national_id(card.customer.national_id),
+            "phones": [(p, seen.phone(display_phone(p.number))) for p in card.phones],
             "can_flag": can_flag,
             "can_change": self.has_change_permission(request, card.customer),
         }
@@ -254,6 +272,16 @@ class CustomerPhoneAdmin(ServiceErrorsMixin, ScopedAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False  # a wrong number is removed and the right one added, so the history says so
+
+    def get_list_display(self, request):
+        return privacy.with_shown_fields(
+            self.list_display, CustomerPhone, {"number": privacy.PHONE}, request.user
+        )
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return self.fields  # a new number is typed in full
+        return privacy.with_shown_fields(self.fields, CustomerPhone, {"number": privacy.PHONE}, request.user)
 
     def save_model(self, request, obj, form, change):
         try:
@@ -404,4 +432,10 @@ class CustomerEventAdmin(ReadOnlyAdmin):
     list_select_related = ["customer", "actor"]
     list_filter = ["kind"]
     search_fields = ["customer__code__exact"]
+    fields = ["customer", "kind", "actor", "at", "before", "after", "reason"]
     ordering = ["-id"]
+
+    def get_fields(self, request, obj=None):
+        # The snapshots hold national IDs and phone numbers: shown as the user may see them.
+        masked = {"before": privacy.RECORD, "after": privacy.RECORD}
+        return privacy.with_shown_fields(self.fields, CustomerEvent, masked, request.user)

@@ -14,14 +14,16 @@ from django.utils.translation import gettext_lazy as _
 
 from crm.models import Unit
 from crm.scoping import ScopedQuerySet
+from customers.privacy import mask_phone
 
 CUSTOMER_CODE_RE = r"^[A-Z]{2}[0-9]{11}$"
 CUSTOMER_CODE_VALIDATOR = RegexValidator(
     CUSTOMER_CODE_RE,
     _("A customer code has 13 characters: the 6-character unit code and 7 digits, e.g. PE01000000123."),
 )
+NATIONAL_ID_RE = r"^([0-9]{9}|[0-9]{12})$"
 NATIONAL_ID_VALIDATOR = RegexValidator(
-    r"^([0-9]{9}|[0-9]{12})$", _("A national ID has 12 digits (citizen ID) or 9 digits (old ID card).")
+    NATIONAL_ID_RE, _("A national ID has 12 digits (citizen ID) or 9 digits (old ID card).")
 )
 PHONE_RE = r"^\+84[1-9][0-9]{8,9}$"
 METER_SERIAL_VALIDATOR = RegexValidator(
@@ -88,9 +90,19 @@ class Customer(models.Model):
     class Meta:
         verbose_name = _("customer")
         verbose_name_plural = _("customers")
-        permissions = [("flag_nuisance", _("Can flag or clear a nuisance caller"))]
+        permissions = [
+            ("flag_nuisance", _("Can flag or clear a nuisance caller")),
+            # Who sees these in full, and what the others see: customers.privacy.
+            ("view_full_phone", _("Can see customers' phone numbers in full")),
+            ("view_national_id", _("Can see and change customers' national ID numbers in full")),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["code"], name="customers_customer_code_unique"),
+            # Digits only: a masked value (customers.privacy) can never be stored in its place.
+            models.CheckConstraint(
+                condition=Q(national_id="") | Q(national_id__regex=NATIONAL_ID_RE),
+                name="customers_customer_national_id_form",
+            ),
             models.CheckConstraint(
                 condition=Q(code__regex=CUSTOMER_CODE_RE), name="customers_customer_code_form"
             ),
@@ -154,7 +166,9 @@ class CustomerPhone(models.Model):
         indexes = [models.Index(fields=["number"], name="customers_phone_number_idx")]
 
     def __str__(self) -> str:
-        return self.number
+        # A phone's name (page titles, the admin's log, deletion pages) never shows the whole number: the
+        # pages that show it ask customers.privacy whether the reader may see it.
+        return mask_phone(self.number)
 
 
 class TariffCategory(models.TextChoices):

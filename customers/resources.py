@@ -19,7 +19,7 @@ from crm.exports import (
     text,
 )
 from crm.models import Unit
-from customers import services
+from customers import privacy, services
 from customers.models import (
     Contract,
     ContractStatus,
@@ -76,6 +76,17 @@ class CustomerResource(ServiceResource):
         )  # fmt: skip
         import_id_fields = ("code",)
 
+    def __init__(self, user=None, **kwargs):
+        super().__init__(user=user, **kwargs)
+        self.seen = privacy.visibility(user)
+
+    def keeps_value(self, field, value) -> bool:
+        # A masked national ID (an export of somebody who sees only its last digits) leaves it as it is.
+        return super().keeps_value(field, value) or privacy.is_masked(value)
+
+    def dehydrate_national_id(self, customer) -> str:
+        return self.seen.national_id(customer.national_id)
+
     def load_chunk(self, objects):
         numbers = defaultdict(list)
         phones = CustomerPhone.objects.filter(customer_id__in=[c.pk for c in objects])
@@ -90,8 +101,10 @@ class CustomerResource(ServiceResource):
         if customer.pk is None:
             return ""
         if hasattr(customer, "phone_numbers"):
-            return ", ".join(customer.phone_numbers)
-        return ", ".join(customer.phones.order_by("-is_primary", "id").values_list("number", flat=True))
+            numbers = customer.phone_numbers
+        else:
+            numbers = customer.phones.order_by("-is_primary", "id").values_list("number", flat=True)
+        return ", ".join(self.seen.phone(number) for number in numbers)
 
     def check_row(self, instance, row, *, new, before):
         errors = {}
@@ -106,6 +119,8 @@ class CustomerResource(ServiceResource):
             ]
         phones = []
         for raw in split_phones(row.get("phones")):
+            if privacy.is_masked(raw):
+                continue  # a number as exported to somebody who sees its last digits only: already there
             try:
                 number = normalise_phone(raw)
             except InvalidPhone as exc:

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm.models import Unit
+from customers import privacy
 from customers.models import (
     Contract,
     ContractStatus,
@@ -164,6 +165,15 @@ def customer_update(*, actor, customer: Customer, changes: dict[str, Any], reaso
     after = _snapshot(customer, changes.keys())
     if before == after:
         return customer
+    if (
+        before.get("national_id") != after.get("national_id")
+        and getattr(actor, "pk", None)
+        and not privacy.visibility(actor).full_national_id
+    ):
+        # Who sees only the last digits would overwrite a number they cannot check.
+        raise ValidationError(
+            {"national_id": _("Only staff who may see national IDs in full may change them.")}
+        )
     customer.full_clean(exclude=["search_text"], validate_constraints=False)
     customer.search_text = customer_search_text(customer)
     customer.save()

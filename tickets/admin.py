@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy
 
 from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
 from crm.exports import StreamingExportMixin
+from customers import privacy
 from customers.models import Customer
 from tickets import selectors, services
 from tickets.models import (
@@ -126,6 +127,13 @@ class NoteHistoryInline(HistoryInline):
     def kind(self, note):
         return _("Message to the customer") if note.to_customer else _("Internal note")
 
+    def get_readonly_fields(self, request, obj=None):
+        # A message went to the customer's phone (or e-mail): shown as the user may see it.
+        return privacy.with_shown_fields(self.fields, TicketNote, {"recipient": privacy.RECORD}, request.user)
+
+    def get_fields(self, request, obj=None):
+        return self.get_readonly_fields(request, obj)
+
 
 class NoteAddInline(AddOnlyInline, admin.StackedInline):
     """One new note or message per save, written through ``ticket_add_note``."""
@@ -215,12 +223,13 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return TicketIntakeForm.Meta.fields
-        return [
+        fields = [
             "number", "status", "category", "customer", "contract", "caller_name", "caller_phone",
             "caller_address", "channel", "priority", "description", "unit", "assignee", "created_at",
             "acknowledge_due", "contact_due", "resolve_due", "callback_due", "acknowledged_at", "contacted_at",
             "resolved_at", "acknowledge_breached", "contact_breached", "resolve_breached", "escalation_level",
         ]  # fmt: skip
+        return privacy.with_shown_fields(fields, Ticket, {"caller_phone": privacy.PHONE}, request.user)
 
     def get_readonly_fields(self, request, obj=None):
         return [] if obj is None else self.get_fields(request, obj)
@@ -403,7 +412,13 @@ class TicketEventAdmin(ReadOnlyAdmin):
     list_select_related = ["ticket", "actor"]
     list_filter = ["kind"]
     search_fields = ["ticket__number__exact"]
+    fields = ["ticket", "kind", "level", "actor", "at", "before", "after", "note"]
     ordering = ["-id"]
+
+    def get_fields(self, request, obj=None):
+        # A message's event keeps the phone it went to: shown as the user may see it.
+        masked = {"before": privacy.RECORD, "after": privacy.RECORD}
+        return privacy.with_shown_fields(self.fields, TicketEvent, masked, request.user)
 
 
 @admin.register(Category)
@@ -513,7 +528,16 @@ class InteractionAdmin(ReadOnlyAdmin):
     list_display = ["started_at", "channel", "disposition", "customer", "ticket", "agent", "handling_seconds"]
     list_select_related = ["customer", "ticket", "agent"]
     list_filter = [ScopedUnitFilter, "channel", "disposition"]
+    fields = [
+        "unit", "customer", "ticket", "agent", "channel", "caller_phone", "started_at", "ended_at", "disposition",
+        "note",
+    ]  # fmt: skip
     ordering = ["-id"]
+
+    def get_fields(self, request, obj=None):
+        return privacy.with_shown_fields(
+            self.fields, Interaction, {"caller_phone": privacy.PHONE}, request.user
+        )
 
 
 @admin.register(WorkOrder)

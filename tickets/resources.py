@@ -7,6 +7,7 @@ from __future__ import annotations
 from import_export import fields
 
 from crm.exports import ScopedResource, natural_key_field
+from customers import privacy
 from tickets.models import Ticket
 
 
@@ -20,6 +21,13 @@ class TicketResource(ScopedResource):
     duplicate_of = natural_key_field(Ticket, "duplicate_of", "number")
 
     export_select_related = ("category", "customer", "contract", "unit", "assignee", "duplicate_of")
+
+    def __init__(self, user=None, **kwargs):
+        super().__init__(user=user, **kwargs)
+        self.seen = privacy.visibility(user)
+
+    def dehydrate_caller_phone(self, ticket) -> str:
+        return self.seen.phone(ticket.caller_phone)
 
     class Meta:
         model = Ticket

@@ -11,6 +11,8 @@ from django.utils.csp import CSP
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_http_methods
 
+from customers import privacy
+from customers.normalise import display_phone
 from tickets import services
 from tickets.models import (
     ResolutionCode,
@@ -48,8 +50,11 @@ def work_orders(request):
     orders = list(
         visible.open().select_related("ticket__customer", "ticket__category").order_by("issued_at")[:100]
     )
+    seen = privacy.visibility(request.user)
     for order in orders:
         order.next_steps = [(step, WorkOrderStatus(step).label) for step in NEXT_STEPS.get(order.status, [])]
+        phone = order.ticket.caller_phone
+        order.caller_phone_shown = seen.phone(display_phone(phone)) if phone else ""
     return render(
         request, "field/work_orders.html", {"orders": orders, "resolutions": ResolutionCode.choices}
     )

@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from customers import privacy
 from customers.models import Contract, Customer, CustomerPhone, Meter, MeterAssignment
 
 
@@ -35,7 +36,9 @@ class LookupResponseSerializer(serializers.Serializer):
     results = LookupCandidateSerializer(many=True)
 
 
-class PhoneSerializer(serializers.ModelSerializer):
+class PhoneSerializer(privacy.MaskedRepresentationMixin, serializers.ModelSerializer):
+    masked_fields = {"number": privacy.PHONE}
+
     class Meta:
         model = CustomerPhone
         fields = ["number", "is_primary", "label"]
@@ -88,7 +91,10 @@ class CardSectionSerializer(serializers.Serializer):
     rows = serializers.ListField(child=serializers.ListField())
 
 
-class CustomerCardSerializer(serializers.Serializer):
+class CustomerCardSerializer(privacy.MaskedRepresentationMixin, serializers.Serializer):
+    """The card as the user of the request may see it (phones and national ID: ``customers.privacy``)."""
+
+    masked_fields = {"national_id": privacy.NATIONAL_ID}
     customer = CustomerSerializer()
     national_id = serializers.CharField(source="customer.national_id")
     nuisance_reason = serializers.CharField(source="customer.nuisance_reason")

@@ -67,7 +67,7 @@ class CustomerViewSet(ScopedReadOnlyViewSet):
         card = selectors.customer_card(user=request.user, customer_id=customer_id)
         if card is None:
             raise Http404
-        return Response(serializers.CustomerCardSerializer(card).data)
+        return Response(serializers.CustomerCardSerializer(card, context={"request": request}).data)
 
 
 class ContractViewSet(ScopedReadOnlyViewSet):

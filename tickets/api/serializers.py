@@ -6,6 +6,7 @@ from crm import shared_cache
 from crm.api.serializers import CachedFieldsMixin, CompiledRepresentationMixin
 from crm.models import Unit
 from crm.scoping import scope_for
+from customers import privacy
 from customers.models import Contract
 from customers.selectors import customer_for_intake
 from tickets.models import (
@@ -87,7 +88,10 @@ def resolve_intake_parties(user, data: dict) -> dict:
     return data
 
 
-class TicketSerializer(CompiledRepresentationMixin, serializers.ModelSerializer):
+class TicketSerializer(
+    privacy.MaskedRepresentationMixin, CompiledRepresentationMixin, serializers.ModelSerializer
+):
+    masked_fields = {"caller_phone": privacy.PHONE}
     category = serializers.CharField(source="category.code")
     unit_code = serializers.CharField(source="unit.code")
     customer_code = serializers.CharField(source="customer.code", default=None)
@@ -164,7 +168,8 @@ class TicketAssignSerializer(serializers.Serializer):
         return user
 
 
-class TicketNoteSerializer(serializers.ModelSerializer):
+class TicketNoteSerializer(privacy.MaskedRepresentationMixin, serializers.ModelSerializer):
+    masked_fields = {"recipient": privacy.RECORD}  # the customer's phone (or e-mail) a message went to
     author = serializers.CharField(source="author.username", default=None, read_only=True)
 
     class Meta:

@@ -58,7 +58,10 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
                 {"Idempotency-Key": ["At most 100 characters."]}, status=http.HTTP_400_BAD_REQUEST
             )
         intake = services.ticket_open(actor=request.user, idempotency_key=key, **incoming.validated_data)
-        body = {**TicketSerializer(intake.ticket).data, "warnings": intake.warnings}
+        body = {
+            **TicketSerializer(intake.ticket, context={"request": request}).data,
+            "warnings": intake.warnings,
+        }
         return Response(body, status=http.HTTP_201_CREATED if intake.created else http.HTTP_200_OK)
 
     @extend_schema(request=TicketStatusSerializer, responses={200: TicketSerializer})
@@ -70,7 +73,7 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
         incoming.is_valid(raise_exception=True)
         ticket = services.ticket_change_status(actor=request.user, ticket=ticket, to=incoming.validated_data["status"],
                                                note=incoming.validated_data["note"])  # fmt: skip
-        return Response(TicketSerializer(ticket).data)
+        return Response(TicketSerializer(ticket, context={"request": request}).data)
 
     @extend_schema(request=TicketRerouteSerializer, responses={200: TicketSerializer})
     @action(detail=True, methods=["post"], url_path="reroute", permission_classes=[CanChangeModel])
@@ -82,14 +85,14 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
         incoming = TicketRerouteSerializer(data=request.data, context={"request": request})
         incoming.is_valid(raise_exception=True)
         ticket = services.ticket_reroute(actor=request.user, ticket=ticket, **incoming.validated_data)
-        return Response(TicketSerializer(ticket).data)
+        return Response(TicketSerializer(ticket, context={"request": request}).data)
 
     @extend_schema(request=None, responses={200: TicketSerializer})
     @action(detail=True, methods=["post"], url_path="contact", permission_classes=[CanChangeModel])
     def contact(self, request, pk=None):
         """The unit has called the customer."""
         ticket = services.ticket_record_contact(actor=request.user, ticket=self.get_object())
-        return Response(TicketSerializer(ticket).data)
+        return Response(TicketSerializer(ticket, context={"request": request}).data)
 
     @extend_schema(request=TicketAssignSerializer, responses={200: TicketSerializer})
     @action(detail=True, methods=["post"], url_path="assign", permission_classes=[CanChangeModel])
@@ -99,7 +102,7 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
         incoming = TicketAssignSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         ticket = services.ticket_assign(actor=request.user, ticket=ticket, **incoming.validated_data)
-        return Response(TicketSerializer(ticket).data)
+        return Response(TicketSerializer(ticket, context={"request": request}).data)
 
     @extend_schema(methods=["GET"], responses={200: TicketNoteSerializer(many=True)})
     @extend_schema(methods=["POST"], request=TicketNoteSerializer, responses={201: TicketNoteSerializer})
@@ -110,13 +113,15 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
         ticket = self.get_object()
         if request.method == "GET":
             rows = ticket.notes.select_related("author").order_by("created_at")
-            return Response(TicketNoteSerializer(rows, many=True).data)
+            return Response(TicketNoteSerializer(rows, many=True, context={"request": request}).data)
         if not request.user.has_perm("tickets.add_ticketnote"):
             return Response({"detail": "Not allowed to write on tickets."}, status=http.HTTP_403_FORBIDDEN)
         incoming = TicketNoteSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         note = services.ticket_add_note(actor=request.user, ticket=ticket, **incoming.validated_data)
-        return Response(TicketNoteSerializer(note).data, status=http.HTTP_201_CREATED)
+        return Response(
+            TicketNoteSerializer(note, context={"request": request}).data, status=http.HTTP_201_CREATED
+        )
 
     @extend_schema(methods=["GET"], responses={200: TicketAttachmentSerializer(many=True)})
     @extend_schema(methods=["POST"], request={"multipart/form-data": TicketAttachmentSerializer},

@@ -235,16 +235,40 @@ def _primary_phone(customer: Customer | None) -> str:
 
 
 def _summary(ticket: Ticket) -> str:
-    """What the unit's phone receives: number, category, the customer's phone and address, a short description."""
+    """What the phone of the unit's dispatcher (or the crew sent) receives to call the customer back and go
+    there: number, category, customer code, the phone to call and the address, a short description. Never
+    the customer's name (the code finds the card) or national ID: an SMS is read on a phone, anywhere."""
     customer = ticket.customer
     phone = ticket.caller_phone or _primary_phone(customer)
     address = customer.address if customer else ticket.caller_address
-    who = f"{customer.code} {customer.full_name}" if customer else ticket.caller_name
+    who = f"{customer.code}; " if customer else ""
     return (
-        f"{ticket.number} [{ticket.category.name}] {who}; "
+        f"{ticket.number} [{ticket.category.name}] {who}"
         f"{_('phone')}: {display_phone(phone) if phone else '—'}; {_('address')}: {address or '—'}; "
         f"{ticket.description[:120]}"
     )
+
+
+def escalation_summary(ticket: Ticket) -> str:
+    """What an escalation tells supervisors, managers and dispatchers: the ticket's number, category and unit
+    and which deadlines have passed. No personal data (name, phone, address, the caller's own words): they
+    open the ticket for that."""
+    late = [
+        label
+        for breached, label in (
+            (ticket.acknowledge_breached, _("acknowledge")),
+            (ticket.contact_breached, _("call the customer")),
+            (ticket.resolve_breached, _("resolve")),
+        )
+        if breached
+    ]
+    return _("%(number)s [%(category)s] unit %(unit)s – %(unit_name)s; overdue: %(late)s") % {
+        "number": ticket.number,
+        "category": ticket.category.name,
+        "unit": ticket.unit.code,
+        "unit_name": ticket.unit.name,
+        "late": ", ".join(late) or "—",
+    }
 
 
 def _deadlines(policy: SlaPolicy, at: dt.datetime) -> dict[str, dt.datetime]:

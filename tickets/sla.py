@@ -7,7 +7,8 @@ sweep. A unique constraint on (ticket, level) of escalation events is the databa
 
 Levels: 1 at the first breach (the assignee and the unit's dispatchers), 2 after ``escalate_level2_minutes``
 (the supervisors of the unit's company), 3 after ``escalate_level3_minutes`` (the managers of its
-corporation). Each escalation is an event and an outbox message per person.
+corporation). Each escalation is an event and an outbox message per person, which names the ticket, its
+unit and the deadlines passed, never the customer (``tickets.services.escalation_summary``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from crm import db
 from crm.models import OutboxChannel, OutboxMessage, Role, StaffProfile
 from crm.outbox import outbox_deliver_soon
 from tickets.models import EventKind, Ticket, TicketEvent
-from tickets.services import _summary, next_check
+from tickets.services import escalation_summary, next_check
 
 BATCH = 200
 
@@ -106,7 +107,7 @@ def _process(ticket: Ticket, now: dt.datetime, recipients: _Recipients, events: 
                 ticket=ticket, kind=EventKind.ESCALATED, at=now, after={"level": new_level}, level=new_level
             )
         )
-        body = body or _summary(ticket)
+        body = body or escalation_summary(ticket)
         subject = _("Escalation %(level)d: %(number)s") % {"level": new_level, "number": ticket.number}
         for profile in recipients(ticket, new_level):
             messages.append(
@@ -131,8 +132,7 @@ def sla_sweep(*, now: dt.datetime | None = None, batch: int = BATCH) -> dict[str
         with transaction.atomic():
             due = list(
                 Ticket.objects.filter(next_check_at__lte=now)
-                .select_related("policy", "unit__company", "customer", "category")
-                .prefetch_related("customer__phones")
+                .select_related("policy", "unit__company", "category")
                 .order_by("next_check_at", "id")
                 .select_for_update(skip_locked=True, of=("self",))[:batch]
             )

@@ -42,7 +42,7 @@ def mask_digits(value: str, keep: int) -> str:
     seen = 0
     out = []
     for ch in value:
-        if ch.isdigit():
+        if _DIGIT.match(ch):
             seen += 1
             out.append(ch if seen > total - keep else MASK)
         else:

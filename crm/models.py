@@ -354,7 +354,7 @@ class ExportLog(models.Model):
     """One export of personal or business data: who, when, which list, with which filters, in which format
     and how many rows. Written when the export starts and completed once, with its row count, when the last
     byte has gone (or marked interrupted when the download stopped); the database refuses any other change
-    and any delete (``crm/migrations/0004_export_log.py``)."""
+    and any delete (``crm/migrations/0007_export_log.py``)."""
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",

@@ -126,7 +126,7 @@ def test_an_sms_reads_its_subject_first_so_an_escalation_differs_from_the_intake
     # when the ticket is escalated to level 2 and every message is delivered
     sla_sweep(now=received + dt.timedelta(hours=1))
     assert outbox_deliver_due() == 3
-    # then the intake notice and the level-2 escalation carry the same summary, but the escalation says so
+    # then the escalation's SMS begins with its subject, so it never reads like the intake notice
     texts = {(r["json"]["to"], r["json"]["text"].split("\n")[0]) for r in gateway.requests}
     summary = OutboxMessage.objects.get(dedupe_key__contains=":routed:").body
     assert summary.startswith(ticket.number)
@@ -136,7 +136,9 @@ def test_an_sms_reads_its_subject_first_so_an_escalation_differs_from_the_intake
         ("+84903000002", f"Escalation 2: {ticket.number}"),
     }
     level2 = next(r["json"]["text"] for r in gateway.requests if r["json"]["to"] == "+84903000002")
-    assert level2 == f"Escalation 2: {ticket.number}\n{summary}"
+    escalation = OutboxMessage.objects.get(dedupe_key__contains=":escalation:2:")
+    assert level2 == f"Escalation 2: {ticket.number}\n{escalation.body}"
+    assert level2 != summary and "0903" not in level2 and ticket.customer.full_name not in level2
 
 
 def test_sms_text_joins_subject_and_body():

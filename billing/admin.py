@@ -12,10 +12,12 @@ from __future__ import annotations
 import datetime as dt
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import ActionLocation
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -37,6 +39,7 @@ from billing.models import (
     DisputeStatus,
     Invoice,
     InvoiceCounter,
+    InvoiceKind,
     InvoiceLine,
     MeterReading,
     PriceStep,
@@ -52,11 +55,13 @@ from billing.models import (
     Reinspection,
     VatRate,
 )
+from billing.money import line_label, money
 from billing.resources import DisputeResource, InvoiceResource
 from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
 from crm.exports import StreamingExportMixin
 from crm.models import Unit
 from crm.scoping import scope_for
+from customers.models import Contract, Customer, MeterAssignment
 
 BOTH = [ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM]  # in the list and on the record's page
 
@@ -241,36 +246,80 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
-class InvoiceLineInline(ReadOnlyInline):
+class MoneyDisplays:
+    """Amounts as the interface writes money (``1.369.721 ₫``), invoice lines' labels in its language."""
+
+    @admin.display(description=gettext_lazy("amount before VAT"))
+    def subtotal_vnd(self, obj):
+        return money(obj.subtotal)
+
+    @admin.display(description=gettext_lazy("VAT"))
+    def vat_vnd(self, obj):
+        return money(obj.vat)
+
+    @admin.display(description=gettext_lazy("total"), ordering="total")
+    def total_vnd(self, obj):
+        return money(obj.total)
+
+    @admin.display(description=gettext_lazy("amount"), ordering="amount")
+    def amount_vnd(self, obj):
+        return money(obj.amount)
+
+    @admin.display(description=gettext_lazy("price"))
+    def price_vnd(self, obj):
+        return money(obj.price) if obj.price else ""
+
+    @admin.display(description=gettext_lazy("label"))
+    def label_shown(self, obj):
+        return line_label(obj.label)
+
+    @admin.display(description=gettext_lazy("difference"), ordering="delta_total")
+    def delta_total_vnd(self, obj):
+        return money(obj.delta_total)
+
+    @admin.display(description=gettext_lazy("difference before VAT"))
+    def delta_subtotal_vnd(self, obj):
+        return money(obj.delta_subtotal)
+
+    @admin.display(description=gettext_lazy("difference in VAT"))
+    def delta_vat_vnd(self, obj):
+        return money(obj.delta_vat)
+
+
+class InvoiceLineInline(MoneyDisplays, ReadOnlyInline):
     model = InvoiceLine
-    fields = ["position", "label", "segment_start", "tier", "kwh", "price", "amount", "vat_percent"]
+    fields = ["position", "label_shown", "segment_start", "tier", "kwh", "price_vnd", "amount_vnd", "vat_percent"]
     readonly_fields = fields
     ordering = ["position"]
 
 
-class RebateApplicationInline(ReadOnlyInline):
+class RebateApplicationInline(MoneyDisplays, ReadOnlyInline):
     model = RebateApplication
-    fields = ["programme", "percent", "base", "amount", "vat", "applied_at"]
+    fields = ["programme", "percent", "base_vnd", "amount_vnd", "vat_vnd", "applied_at"]
     readonly_fields = fields
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("programme")
 
+    @admin.display(description=gettext_lazy("amount before VAT"))
+    def base_vnd(self, obj):
+        return money(obj.base)
 
-class AdjustmentInvoiceInline(ReadOnlyInline):
+
+class AdjustmentInvoiceInline(MoneyDisplays, ReadOnlyInline):
     """The adjustment invoices issued against this bill (the chain of what it finally came to)."""
 
     model = Invoice
     fk_name = "adjusts"
     verbose_name = gettext_lazy("adjustment invoice")
     verbose_name_plural = gettext_lazy("adjustment invoices")
-    fields = ["number", "status", "kwh", "subtotal", "vat", "total", "issued_at"]
+    fields = ["number", "status", "kwh", "subtotal_vnd", "vat_vnd", "total_vnd", "issued_at"]
     readonly_fields = fields
     show_change_link = True
     ordering = ["id"]
 
 
-class CorrectionInline(ReadOnlyInline):
+class CorrectionInline(MoneyDisplays, ReadOnlyInline):
     """The correction records (proposed, approved or rejected) of this bill."""
 
     model = Adjustment
@@ -278,7 +327,7 @@ class CorrectionInline(ReadOnlyInline):
     verbose_name = gettext_lazy("correction record")
     verbose_name_plural = gettext_lazy("correction records")
     fields = [
-        "status", "kwh", "delta_total", "proposed_by", "proposed_at", "decided_by", "decided_at",
+        "status", "kwh", "delta_total_vnd", "proposed_by", "proposed_at", "decided_by", "decided_at",
         "decision_note", "invoice",
     ]  # fmt: skip
     readonly_fields = fields
@@ -302,7 +351,7 @@ class MeterReadingAdmin(ReadOnlyAdmin):
     ]  # fmt: skip
     list_select_related = ["contract", "unit"]
     list_filter = [PeriodFilter, ScopedUnitFilter, "status", "source"]
-    search_fields = ["contract__number__exact"]
+    search_fields = ["contract__number__exact", "meter__serial__exact"]
     ordering = ["-id"]
     change_list_template = "admin/billing/readingimport/meterreading_change_list.html"  # + "Import a file"
 
@@ -340,18 +389,24 @@ class AnomalyScanForm(BillingRunForm):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(StreamingExportMixin, BillingAdminMixin, ReadOnlyAdmin):
+class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadOnlyAdmin):
     list_display = [
-        "number", "kind", "customer", "contract", "unit", "period_month", "kwh", "total", "status", "issued_at",
+        "number", "kind", "customer", "contract", "unit", "period_month", "kwh", "total_vnd", "status",
+        "issued_at",
     ]  # fmt: skip
     list_select_related = ["customer", "contract", "unit"]
     list_filter = [PeriodFilter, "status", "kind", ScopedUnitFilter]
-    search_fields = ["number__exact", "customer__code__exact"]
+    # The bill's number, the customer's code, the contract's number or the serial of the meter it was read on.
+    search_fields = [
+        "number__exact", "customer__code__exact", "contract__number__exact", "reading__meter__serial__exact",
+    ]  # fmt: skip
     fields = [
         "number", "kind", "status", "hold_reason", "customer", "contract", "unit", "period", "period_start",
-        "period_end", "reading", "kwh", "households", "subtotal", "vat", "total", "adjusts", "run", "created_at",
-        "issued_at", "paid_at",
+        "period_end", "reading", "kwh", "households", "subtotal_vnd", "vat_vnd", "total_vnd", "adjusts", "run",
+        "created_at", "issued_at", "paid_at",
     ]  # fmt: skip
+    readonly_fields = ["subtotal_vnd", "vat_vnd", "total_vnd"]
+    change_form_template = "admin/billing/invoice/change_form.html"  # "Print" and "Open a dispute"
     inlines = [InvoiceLineInline, RebateApplicationInline, AdjustmentInvoiceInline, CorrectionInline]
     actions = ["issue", "hold", "release", "export_selected_csv", "export_selected_xlsx"]
     ordering = ["-id"]
@@ -362,6 +417,54 @@ class InvoiceAdmin(StreamingExportMixin, BillingAdminMixin, ReadOnlyAdmin):
     @admin.display(description=gettext_lazy("period"), ordering="period")
     def period_month(self, obj):
         return obj.period.strftime("%m/%Y")
+
+    def get_search_results(self, request, queryset, search_term):
+        """One exact term: an invoice number, a customer code, a contract number or a meter serial (the bills
+        of every contract the meter has served). Each is an indexed lookup of its own table."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(
+            Q(number=term)
+            | Q(customer_id__in=Customer.objects.filter(code=term).values("pk"))
+            | Q(contract_id__in=Contract.objects.filter(number=term).values("pk"))
+            | Q(contract_id__in=MeterAssignment.objects.filter(meter__serial=term).values("contract_id"))
+        ), False
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_open_dispute": self._has(request, "add_dispute"),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def print_view(self, request, pk):
+        """The bill as the customer receives it: its lines, VAT by rate, the totals, the customer's code and
+        address. Scoped like the list: an invoice of another unit is not found."""
+        invoice = get_object_or_404(
+            self.get_queryset(request).select_related("customer", "contract", "unit", "adjusts"), pk=pk
+        )
+        if not self.has_view_permission(request, invoice):
+            raise PermissionDenied
+        lines = list(invoice.lines.order_by("position"))
+        by_rate: dict[int, int] = {}
+        for line in lines:
+            by_rate[line.vat_percent] = by_rate.get(line.vat_percent, 0) + line.amount
+        taxed = {rate for rate in by_rate if rate}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Invoice %(n)s") % {"n": invoice.number},
+            "opts": self.model._meta,
+            "invoice": invoice,
+            "lines": [{"line": line, "label": line_label(line.label)} for line in lines],
+            # The VAT of each rate: the bill's VAT when one rate carries it (the usual case); with several rates
+            # (a change of rate within the month) the bases by rate and the bill's VAT below them.
+            "rates": [
+                {"percent": rate, "base": base, "vat": (invoice.vat if len(taxed) == 1 else None) if rate else 0}
+                for rate, base in sorted(by_rate.items())
+            ],
+        }
+        return TemplateResponse(request, "admin/billing/invoice/print.html", context)
 
     # Actions ------------------------------------------------------------------------------------------
 
@@ -413,6 +516,7 @@ class InvoiceAdmin(StreamingExportMixin, BillingAdminMixin, ReadOnlyAdmin):
         return [
             path("run/", view(self.run_view), name="billing_invoice_run"),
             path("anomaly-scan/", view(self.anomaly_scan_view), name="billing_invoice_anomaly_scan"),
+            path("<int:pk>/print/", view(self.print_view), name="billing_invoice_print"),
             *super().get_urls(),
         ]
 
@@ -525,8 +629,10 @@ class InvoiceAdmin(StreamingExportMixin, BillingAdminMixin, ReadOnlyAdmin):
 
 
 @admin.register(InvoiceLine)
-class InvoiceLineAdmin(ReadOnlyAdmin):
-    list_display = ["invoice", "position", "label", "segment_start", "kwh", "price", "amount", "vat_percent"]
+class InvoiceLineAdmin(MoneyDisplays, ReadOnlyAdmin):
+    list_display = [
+        "invoice", "position", "label_shown", "segment_start", "kwh", "price_vnd", "amount_vnd", "vat_percent",
+    ]  # fmt: skip
     list_select_related = ["invoice"]
     list_filter = [InvoiceUnitFilter]
     search_fields = ["invoice__number__exact"]
@@ -558,6 +664,50 @@ class BillingRunAdmin(ReadOnlyAdmin):
 # Disputes, re-inspections, adjustments, refunds ----------------------------------------------------------
 
 
+class RefusalKeepsInputMixin:
+    """An add form whose service refuses what was typed (a rule the form could not check) comes back with
+    the clerk's input and the refusal next to its field, instead of an empty form and a message. The
+    service's transaction has rolled back: nothing was written."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if object_id is not None or request.method != "POST":
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        try:
+            return admin.ModelAdmin.changeform_view(self, request, object_id, form_url, extra_context)
+        except ValidationError as exc:
+            return self._refused(request, exc, form_url, extra_context)
+
+    def _refused(self, request, exc: ValidationError, form_url, extra_context):
+        form = self.get_form(request, None, change=False)(request.POST, request.FILES)
+        form.is_valid()
+        if hasattr(exc, "error_dict"):
+            for field, errors in exc.error_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            form.add_error(None, exc.messages)
+        fieldsets = list(self.get_fieldsets(request, None))
+        admin_form = admin.helpers.AdminForm(
+            form, fieldsets, self.get_prepopulated_fields(request, None), self.get_readonly_fields(request, None),
+            model_admin=self,
+        )  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Add %s") % self.model._meta.verbose_name,
+            "subtitle": None,
+            "adminform": admin_form,
+            "object_id": None,
+            "original": None,
+            "is_popup": False,
+            "to_field": None,
+            "media": self.media + admin_form.media,
+            "inline_admin_formsets": [],
+            "errors": admin.helpers.AdminErrorList(form, []),
+            "preserved_filters": self.get_preserved_filters(request),
+            **(extra_context or {}),
+        }
+        return self.render_change_form(request, context, add=True, change=False, obj=None, form_url=form_url)
+
+
 class DisputeForm(forms.ModelForm):
     class Meta:
         model = Dispute
@@ -565,26 +715,17 @@ class DisputeForm(forms.ModelForm):
 
 
 @admin.register(Dispute)
-class DisputeAdmin(StreamingExportMixin, BillingAdminMixin, ScopedAdmin):
+class DisputeAdmin(RefusalKeepsInputMixin, StreamingExportMixin, BillingAdminMixin, ScopedAdmin):
     """A dispute is opened from the customer's billing complaint ticket (``dispute_open``), then resolved by
     its re-inspection or its adjustment; a withdrawal is recorded by an action."""
 
     form = DisputeForm
-    list_display = [
-        "id",
-        "customer",
-        "unit",
-        "invoice",
-        "reading",
-        "status",
-        "outcome",
-        "opened_at",
-        "ticket",
-    ]
-    list_select_related = ["customer", "unit", "invoice", "reading", "ticket"]
+    list_display = ["ticket", "customer", "unit", "invoice", "reading", "status", "outcome", "opened_at"]
+    list_display_links = ["ticket", "customer"]
+    list_select_related = ["customer", "unit", "invoice", "reading__contract", "ticket"]
     list_filter = [DisputeQueueFilter, ScopedUnitFilter, "outcome"]
     search_fields = ["customer__code__exact", "invoice__number__exact", "ticket__number__exact"]
-    raw_id_fields = ["ticket", "invoice", "reading"]
+    autocomplete_fields = ["ticket", "invoice", "reading"]  # by number or code, never a database id
     actions = ["withdraw", "export_selected_csv", "export_selected_xlsx"]
     ordering = ["-id"]
     export_resource_class = DisputeResource  # streamed exports of the changelist
@@ -599,6 +740,37 @@ class DisputeAdmin(StreamingExportMixin, BillingAdminMixin, ScopedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [] if obj is None else self.get_fields(request, obj)
+
+    def get_changeform_initial_data(self, request):
+        """The add form opened from an invoice (``?invoice=<number>``), a ticket (``?ticket=<number>``) or the
+        customer's card (``?customer=<code>``): the invoice, and the customer's latest open billing or meter
+        complaint ticket, filled in (within the clerk's units; the clerk may change either)."""
+        from tickets.models import Ticket
+
+        user, asked = request.user, request.GET
+        invoice = ticket = customer = None
+        if asked.get("invoice"):
+            invoice = Invoice.objects.for_user(user).filter(number=asked["invoice"]).first()
+        if asked.get("ticket"):
+            ticket = Ticket.objects.for_user(user).filter(number=asked["ticket"]).first()
+        if asked.get("customer"):
+            customer = Customer.objects.for_user(user).filter(code=asked["customer"]).first()
+        customer_id = getattr(customer, "pk", None) or getattr(invoice, "customer_id", None) or getattr(
+            ticket, "customer_id", None
+        )
+        if customer_id and ticket is None:
+            ticket = (
+                Ticket.objects.for_user(user).open()
+                .filter(customer_id=customer_id, category__code__in=settings.TONGDAI_DISPUTE_CATEGORIES)
+                .order_by("-id").first()
+            )  # fmt: skip
+        if customer_id and invoice is None:
+            invoice = (
+                Invoice.objects.for_user(user)
+                .filter(customer_id=customer_id, kind=InvoiceKind.REGULAR).order_by("-period", "-id").first()
+            )  # fmt: skip
+        initial = {"ticket": getattr(ticket, "pk", None), "invoice": getattr(invoice, "pk", None)}
+        return {key: value for key, value in initial.items() if value is not None}
 
     def has_change_permission(self, request, obj=None):
         return False  # moved only by the services (re-inspection, adjustment, the action below)
@@ -630,7 +802,6 @@ class DisputeAdmin(StreamingExportMixin, BillingAdminMixin, ScopedAdmin):
             lambda d: services.dispute_resolve(
                 actor=request.user, dispute=d, outcome=DisputeOutcome.WITHDRAWN
             ),
-            label=lambda d: f"#{d.pk}",
         )
         if done:
             messages.success(request, _("%(n)d dispute(s) closed as withdrawn.") % {"n": done})
@@ -660,10 +831,11 @@ class ReinspectionForm(forms.Form):
 @admin.register(Reinspection)
 class ReinspectionAdmin(BillingAdminMixin, ReadOnlyAdmin):
     list_display = [
-        "id", "reading", "unit", "reason", "rise_percent", "created_at", "outcome", "reread_value", "done_at",
+        "reading", "unit", "reason", "rise_percent", "created_at", "outcome", "reread_value", "done_at",
         "inspector",
     ]  # fmt: skip
-    list_select_related = ["reading", "unit", "inspector"]
+    list_display_links = ["reading"]
+    list_select_related = ["reading__contract", "unit", "inspector"]
     list_filter = [ReinspectionQueueFilter, ScopedUnitFilter, "reason", "outcome"]
     search_fields = ["reading__contract__number__exact"]
     actions = ["record_outcome"]
@@ -675,7 +847,7 @@ class ReinspectionAdmin(BillingAdminMixin, ReadOnlyAdmin):
     @admin.action(description=gettext_lazy("Record the outcome…"), permissions=["record"], location=BOTH)
     def record_outcome(self, request, queryset):
         """One re-inspection at a time: the register read on site belongs to one meter."""
-        items = list(queryset.select_related("reading")[:2])
+        items = list(queryset.select_related("reading__contract")[:2])
         if len(items) != 1:
             messages.warning(request, _("Record one re-inspection at a time."))
             return None
@@ -691,7 +863,7 @@ class ReinspectionAdmin(BillingAdminMixin, ReadOnlyAdmin):
             except ValidationError as exc:
                 report_errors(request, exc)
             else:
-                messages.success(request, _("Re-inspection #%(n)d recorded.") % {"n": item.pk})
+                messages.success(request, _("Re-inspection of %(r)s recorded.") % {"r": item.reading})
             return None
         return self._action_page(
             request, action="record_outcome", title=_("Record the re-inspection outcome"), objects=items,
@@ -726,19 +898,20 @@ class AdjustmentForm(forms.ModelForm):
 
 
 @admin.register(Adjustment)
-class AdjustmentAdmin(BillingAdminMixin, ScopedAdmin):
+class AdjustmentAdmin(RefusalKeepsInputMixin, MoneyDisplays, BillingAdminMixin, ScopedAdmin):
     """Proposed by one billing clerk (``adjustment_propose``), approved or rejected by another
     (``adjustment_decide``): the proposer's own decision is refused with a message."""
 
     form = AdjustmentForm
     list_display = [
-        "id", "original", "unit", "kwh", "delta_total", "status", "proposed_by", "proposed_at", "decided_by",
+        "original", "unit", "kwh", "delta_total_vnd", "status", "proposed_by", "proposed_at", "decided_by",
         "invoice",
     ]  # fmt: skip
+    list_display_links = ["original"]
     list_select_related = ["original", "unit", "proposed_by", "decided_by", "invoice"]
     list_filter = [AdjustmentQueueFilter, ScopedUnitFilter, "status"]
     search_fields = ["original__number__exact"]
-    raw_id_fields = ["original", "dispute", "corrected_reading"]
+    autocomplete_fields = ["original", "dispute", "corrected_reading"]  # by number or code, never an id
     actions = ["approve", "reject"]
     ordering = ["-id"]
 
@@ -746,8 +919,8 @@ class AdjustmentAdmin(BillingAdminMixin, ScopedAdmin):
         if obj is None:
             return AdjustmentForm.Meta.fields
         return [
-            "original", "unit", "dispute", "corrected_reading", "record", "kwh", "delta_subtotal", "delta_vat",
-            "delta_total", "status", "proposed_by", "proposed_at", "decided_by", "decided_at", "decision_note",
+            "original", "unit", "dispute", "corrected_reading", "record", "kwh", "delta_subtotal_vnd",
+            "delta_vat_vnd", "delta_total_vnd", "status", "proposed_by", "proposed_at", "decided_by", "decided_at", "decision_note",
             "invoice",
         ]  # fmt: skip
 
@@ -791,7 +964,7 @@ class AdjustmentAdmin(BillingAdminMixin, ScopedAdmin):
             request,
             queryset.order_by("pk"),
             lambda a: services.adjustment_decide(actor=request.user, adjustment=a, approve=True),
-            label=lambda a: f"#{a.pk} {a.original.number}",
+            label=lambda a: a.original.number,
         )
         if done:
             messages.success(request, _("%(n)d adjustment(s) approved and invoiced.") % {"n": done})
@@ -808,7 +981,7 @@ class AdjustmentAdmin(BillingAdminMixin, ScopedAdmin):
                 lambda a: services.adjustment_decide(
                     actor=request.user, adjustment=a, approve=False, note=note
                 ),
-                label=lambda a: f"#{a.pk} {a.original.number}",
+                label=lambda a: a.original.number,
             )
             if done:
                 messages.success(request, _("%(n)d adjustment(s) rejected.") % {"n": done})
@@ -824,8 +997,9 @@ class RefundForm(forms.Form):
 
 
 @admin.register(Refund)
-class RefundAdmin(BillingAdminMixin, ReadOnlyAdmin):
-    list_display = ["id", "customer", "unit", "amount", "method", "reference", "settled_at", "adjustment"]
+class RefundAdmin(MoneyDisplays, BillingAdminMixin, ReadOnlyAdmin):
+    list_display = ["customer", "unit", "amount_vnd", "method", "reference", "settled_at", "adjustment"]
+    list_display_links = ["customer"]
     list_select_related = ["customer", "unit", "adjustment__original"]
     list_filter = [RefundQueueFilter, ScopedUnitFilter, "method"]
     search_fields = ["customer__code__exact"]
@@ -849,7 +1023,7 @@ class RefundAdmin(BillingAdminMixin, ReadOnlyAdmin):
                 lambda r: services.refund_settle(
                     actor=request.user, refund=r, method=RefundMethod.REFUND, reference=reference
                 ),
-                label=lambda r: f"#{r.pk}",
+                label=lambda r: str(r),
             )
             if done:
                 messages.success(request, _("%(n)d refund(s) settled.") % {"n": done})
@@ -864,12 +1038,16 @@ class RefundAdmin(BillingAdminMixin, ReadOnlyAdmin):
 
 
 @admin.register(RebateApplication)
-class RebateApplicationAdmin(ReadOnlyAdmin):
-    list_display = ["programme", "invoice", "percent", "base", "amount", "vat", "applied_at"]
+class RebateApplicationAdmin(MoneyDisplays, ReadOnlyAdmin):
+    list_display = ["programme", "invoice", "percent", "base_vnd", "amount_vnd", "vat_vnd", "applied_at"]
     list_select_related = ["programme", "invoice"]
     list_filter = [InvoiceUnitFilter, "programme"]
     search_fields = ["invoice__number__exact"]
     ordering = ["-id"]
+
+    @admin.display(description=gettext_lazy("amount before VAT"))
+    def base_vnd(self, obj):
+        return money(obj.base)
 
 
 @admin.register(AnomalyBandCount)

@@ -170,7 +170,7 @@ class MeterReading(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.contract_id} {self.period:%m/%Y}: {self.value}"
+        return f"{self.contract.number} {self.period:%m/%Y}: {self.value}"
 
 
 # Invoices -----------------------------------------------------------------------------------------------
@@ -365,7 +365,9 @@ class InvoiceLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.label}: {self.amount}"
+        from billing.money import line_label, money
+
+        return f"{line_label(self.label)}: {money(self.amount)}"
 
 
 class InvoiceCounter(models.Model):
@@ -447,7 +449,9 @@ class Dispute(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.customer_id} {self.get_status_display()}"
+        # Read by its ticket's number and the customer's code (never a database id).
+        subject = self.ticket.number if self.ticket_id else getattr(self.invoice, "number", "")
+        return f"{subject} {self.customer.code} {self.get_status_display()}".strip()
 
 
 class ReinspectionReason(models.TextChoices):
@@ -507,7 +511,7 @@ class Reinspection(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.get_reason_display()}"
+        return f"{self.get_reason_display()}: {self.reading}"
 
 
 class AdjustmentStatus(models.TextChoices):
@@ -577,7 +581,9 @@ class Adjustment(models.Model):
         indexes = [models.Index(fields=["unit", "status", "-id"], name="billing_adjustment_unit_idx")]
 
     def __str__(self) -> str:
-        return f"{self.original.number} {self.delta_total:+,}"
+        from billing.money import money
+
+        return f"{self.original.number} {'+' if self.delta_total > 0 else ''}{money(self.delta_total)}"
 
 
 class RefundMethod(models.TextChoices):
@@ -624,7 +630,9 @@ class Refund(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.customer_id} {self.amount:,}"
+        from billing.money import money
+
+        return f"{self.customer.code} {money(self.amount)}"
 
 
 # Rebate rounds ------------------------------------------------------------------------------------------
@@ -731,7 +739,7 @@ class RebateApplication(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.programme_id} → {self.invoice_id}: {self.amount}"
+        return f"{self.programme.name} → {self.invoice.number}"
 
 
 # Anomalies ---------------------------------------------------------------------------------------------
@@ -760,7 +768,7 @@ class AnomalyBandCount(models.Model):
         constraints = [models.UniqueConstraint(fields=["period", "unit"], name="billing_anomaly_once")]
 
     def __str__(self) -> str:
-        return f"{self.period:%m/%Y} {self.unit_id}"
+        return f"{self.period:%m/%Y} {self.unit.code}"
 
 
 # Audit --------------------------------------------------------------------------------------------------

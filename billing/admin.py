@@ -26,13 +26,15 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from billing import imports, services
+from billing import imports, jobs, services
 from billing.models import (
     IMPORTABLE_SOURCES,
     Adjustment,
     AdjustmentStatus,
     AnomalyBandCount,
     AuditRecord,
+    BillingJob,
+    BillingJobKind,
     BillingRun,
     Dispute,
     DisputeOutcome,
@@ -551,81 +553,43 @@ class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadO
         return TemplateResponse(request, "admin/billing/invoice/run.html", context)
 
     def run_view(self, request):
-        """Bill a month: one invoice per active contract with a reading and no bill yet (safe to run again)."""
+        """Bill a month: one invoice per active contract with a reading and no bill yet (safe to run again).
+        The run is a background job; the next page follows it."""
         if not self.has_run_permission(request):
             raise PermissionDenied
         form = BillingRunForm(request.POST or None, user=request.user)
-        results, totals = None, None
         if request.method == "POST" and form.is_valid():
-            period = form.cleaned_data["period"]
             try:
-                with transaction.atomic():
-                    results = [
-                        {
-                            "unit": unit,
-                            "result": services.billing_run(actor=request.user, period=period, unit=unit),
-                        }
-                        for unit in self._units(request, form.cleaned_data["unit"])
-                    ]
+                job = jobs.job_start_billing_run(
+                    actor=request.user, period=form.cleaned_data["period"],
+                    units=self._units(request, form.cleaned_data["unit"]),
+                )  # fmt: skip
             except ValidationError as exc:
                 report_errors(request, exc)
-                results = None
             else:
-                totals = {
-                    key: sum(getattr(r["result"], key) for r in results)
-                    for key in ("invoices", "without_reading", "held")
-                }
-                messages.success(
-                    request,
-                    _("Billing run of %(p)s: %(n)d invoice(s) made, %(h)d held.")
-                    % {"p": period.strftime("%m/%Y"), "n": totals["invoices"], "h": totals["held"]},
-                )
-        return self._run_page(
-            request, title=_("Billing run"), form=form, results=results, totals=totals, mode="run"
-        )
+                messages.success(request, _("%(job)s is queued.") % {"job": job})
+                return redirect("admin:billing_billingjob_status", pk=job.pk)
+        return self._run_page(request, title=_("Billing run"), form=form, results=None, totals=None, mode="run")
 
     def anomaly_scan_view(self, request):
-        """Compare a month's consumption with the previous one: band counts, re-inspections, bills held."""
+        """Compare a month's consumption with the previous one: band counts, re-inspections, bills held.
+        The scan is a background job; the next page follows it."""
         if not self.has_scan_permission(request):
             raise PermissionDenied
         form = AnomalyScanForm(request.POST or None, user=request.user)
-        results, totals = None, None
         if request.method == "POST" and form.is_valid():
-            period, threshold = form.cleaned_data["period"], form.cleaned_data.get("threshold")
             try:
-                with transaction.atomic():
-                    results = [
-                        {
-                            "unit": unit,
-                            "result": services.anomaly_scan(
-                                actor=request.user, period=period, unit=unit, threshold=threshold
-                            ),
-                        }
-                        for unit in self._units(request, form.cleaned_data["unit"])
-                    ]
+                job = jobs.job_start_anomaly_scan(
+                    actor=request.user, period=form.cleaned_data["period"],
+                    units=self._units(request, form.cleaned_data["unit"]),
+                    threshold=form.cleaned_data.get("threshold"),
+                )  # fmt: skip
             except ValidationError as exc:
                 report_errors(request, exc)
-                results = None
             else:
-                totals = {
-                    key: sum(r["result"][key] for r in results)
-                    for key in ("compared", "reinspections", "held")
-                }
-                messages.success(
-                    request,
-                    _(
-                        "Anomaly scan of %(p)s: %(c)d compared, %(r)d re-inspection(s) opened, %(h)d bill(s) held."
-                    )
-                    % {
-                        "p": period.strftime("%m/%Y"),
-                        "c": totals["compared"],
-                        "r": totals["reinspections"],
-                        "h": totals["held"],
-                    },
-                )
-        return self._run_page(
-            request, title=_("Anomaly scan"), form=form, results=results, totals=totals, mode="scan"
-        )
+                messages.success(request, _("%(job)s is queued.") % {"job": job})
+                return redirect("admin:billing_billingjob_status", pk=job.pk)
+        return self._run_page(request, title=_("Anomaly scan"), form=form, results=None, totals=None, mode="scan")
 
 
 @admin.register(InvoiceLine)
@@ -1306,37 +1270,26 @@ class RebateProgrammeAdmin(BillingAdminMixin, admin.ModelAdmin):
     @admin.action(description=gettext_lazy("Apply to the bills not yet issued"), permissions=["change"],
                   location=BOTH)  # fmt: skip
     def apply_programme(self, request, queryset):
+        return self._start_jobs(request, queryset, reverse=False)
+
+    def _start_jobs(self, request, queryset, *, reverse: bool):
+        """Each programme's apply (or reverse) becomes a background job; one job is followed on its page."""
+        started = []
         for programme in queryset.order_by("pk"):
             try:
-                outcome = services.rebate_apply(actor=request.user, programme=programme)
+                started.append(jobs.job_start_rebate(actor=request.user, programme=programme, reverse=reverse))
             except ValidationError as exc:
                 messages.error(request, f"{programme}: {'; '.join(exc.messages)}")
-                continue
-            messages.success(
-                request,
-                _("%(p)s: %(n)d invoice(s) reduced by %(a)s VND before VAT (VAT %(v)s VND).")
-                % {
-                    "p": programme,
-                    "n": outcome["invoices"],
-                    "a": f"{outcome['amount']:,}",
-                    "v": f"{outcome['vat']:,}",
-                },
-            )
+        for job in started:
+            messages.success(request, _("%(job)s is queued.") % {"job": job})
+        if len(started) == 1:
+            return redirect("admin:billing_billingjob_status", pk=started[0].pk)
+        return None
 
     @admin.action(description=gettext_lazy("Reverse on the bills not yet issued"), permissions=["change"],
                   location=BOTH)  # fmt: skip
     def reverse_programme(self, request, queryset):
-        for programme in queryset.order_by("pk"):
-            try:
-                outcome = services.rebate_reverse(actor=request.user, programme=programme)
-            except ValidationError as exc:
-                messages.error(request, f"{programme}: {'; '.join(exc.messages)}")
-                continue
-            messages.success(
-                request,
-                _("%(p)s: taken off %(n)d invoice(s); %(k)d issued invoice(s) keep it.")
-                % {"p": programme, "n": outcome["reversed"], "k": outcome["kept_on_issued"]},
-            )
+        return self._start_jobs(request, queryset, reverse=True)
 
 
 # Reading imports (the fast path for big files) ------------------------------------------------------------
@@ -1547,3 +1500,88 @@ def _progress_text(item: ReadingImport) -> str:
     if item.phase == "insert":
         return _("Inserting the readings (%(n)s lines).") % {"n": item.rows_total}
     return _("Running (the counts appear when it is done).")
+
+
+# Long billing jobs (run by background tasks) --------------------------------------------------------------
+
+
+@admin.register(BillingJob)
+class BillingJobAdmin(ReadOnlyAdmin):
+    """The billing runs, anomaly scans and rebate rounds run in the background: each one's progress and
+    result. A member of staff sees the jobs of their units and those they started."""
+
+    list_display = ["__str__", "status", "steps", "started_by", "created_at", "finished_at", "status_page"]
+    list_select_related = ["started_by"]
+    list_filter = ["kind", "status"]
+    ordering = ["-id"]
+    fields = [
+        "kind", "status", "steps", "unit", "started_by", "created_at", "started_at", "finished_at", "error",
+        "status_page",
+    ]  # fmt: skip
+    readonly_fields = ["steps", "status_page"]
+
+    def get_queryset(self, request):
+        return jobs.visible_jobs(request.user).select_related("unit", "started_by")
+
+    @admin.display(description=gettext_lazy("progress"))
+    def steps(self, obj):
+        return _job_progress(obj)
+
+    @admin.display(description=gettext_lazy("status page"))
+    def status_page(self, obj):
+        from django.utils.html import format_html
+
+        url = reverse("admin:billing_billingjob_status", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, _("Progress and result"))
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/status/", view(self.status_view), name="billing_billingjob_status"),
+            *super().get_urls(),
+        ]
+
+    def status_view(self, request, pk):
+        """Where a job stands; the page refreshes itself while it is queued or running."""
+        job = get_object_or_404(self.get_queryset(request), pk=pk)
+        running = job.status in (ReadingImportStatus.QUEUED, ReadingImportStatus.RUNNING)
+        period = job.params.get("period")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": str(job),
+            "job": job,
+            "running": running,
+            "progress": _job_progress(job),
+            "rows": (job.result or {}).get("rows", []),
+            "totals": (job.result or {}).get("totals"),
+            "outcome": _job_outcome(job),
+            "is_run": job.kind == BillingJobKind.BILLING_RUN,
+            "is_scan": job.kind == BillingJobKind.ANOMALY_SCAN,
+            "period": period,
+        }
+        return TemplateResponse(request, "admin/billing/billingjob/status.html", context)
+
+
+def _job_outcome(job: BillingJob) -> list[tuple[str, str, str]]:
+    """A rebate round's counts and amounts, labelled (the runs and scans have their table)."""
+    labels = {
+        "invoices": (_("invoices reduced"), str), "amount": (_("reduction before VAT"), money),
+        "vat": (_("VAT on the reduction"), money), "reversed": (_("invoices taken off"), str),
+        "kept_on_issued": (_("issued invoices that keep it"), str),
+    }  # fmt: skip
+    return [
+        (key, labels[key][0], labels[key][1](value))
+        for key, value in (job.result or {}).items()
+        if key in labels
+    ]
+
+
+def _job_progress(job: BillingJob) -> str:
+    if job.status == ReadingImportStatus.QUEUED:
+        return _("Waiting for a worker.")
+    if job.status == ReadingImportStatus.RUNNING:
+        return _("Running: %(d)s of %(t)s done.") % {"d": job.steps_done, "t": job.steps_total}
+    if job.status == ReadingImportStatus.DONE:
+        return _("Done.")
+    return _("Failed.")

@@ -904,3 +904,71 @@ class ReadingImport(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.file.name.rsplit('/', 1)[-1] if self.file else ''}"
+
+
+# Long billing jobs --------------------------------------------------------------------------------------
+
+
+class BillingJobKind(models.TextChoices):
+    BILLING_RUN = "billing_run", _("Billing run")
+    ANOMALY_SCAN = "anomaly_scan", _("Anomaly scan")
+    REBATE_APPLY = "rebate_apply", _("Rebate apply")
+    REBATE_REVERSE = "rebate_reverse", _("Rebate reverse")
+
+
+class BillingJobQuerySet(ScopedQuerySet):
+    scope_path = "unit"
+
+    def running(self):
+        return self.filter(status__in=[ReadingImportStatus.QUEUED, ReadingImportStatus.RUNNING])
+
+
+class BillingJob(models.Model):
+    """A long billing job (a billing run, an anomaly scan, applying or reversing a rebate) run by a background
+    task (``billing.jobs``): what it was asked, how far it has got, what it made or why it failed.
+
+    ``lock`` names what the job works on (the kind and the month, or the rebate programme): the database
+    refuses a second queued or running job with the same lock. A job without a unit covers every unit of its
+    starter (for the billing run and the scan) or is a rebate programme's (administrators')."""
+
+    kind = models.CharField(_("job"), max_length=16, choices=BillingJobKind.choices)
+    lock = models.CharField(_("works on"), max_length=60)
+    unit = models.ForeignKey(
+        Unit, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False,
+        verbose_name=_("unit"),
+    )  # fmt: skip
+    params = models.JSONField(_("parameters"), default=dict, blank=True)
+    status = models.CharField(
+        _("status"), max_length=8, choices=ReadingImportStatus.choices, default=ReadingImportStatus.QUEUED
+    )
+    steps_total = models.PositiveIntegerField(_("steps"), default=0)
+    steps_done = models.PositiveIntegerField(_("steps done"), default=0)
+    result = models.JSONField(_("result"), default=dict, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("started by"),
+    )  # fmt: skip
+    created_at = models.DateTimeField(_("queued at"))
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    progress_at = models.DateTimeField(_("last progress at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    objects = BillingJobQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("billing job")
+        verbose_name_plural = _("billing jobs")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["lock"], condition=Q(status__in=["queued", "running"]), name="billing_job_one_running"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=ReadingImportStatus.values), name="billing_job_status"
+            ),
+            models.CheckConstraint(condition=Q(kind__in=BillingJobKind.values), name="billing_job_kind"),
+        ]
+        indexes = [models.Index(fields=["unit", "-id"], name="billing_job_unit_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.params.get('label', '')}".strip()

@@ -40,6 +40,7 @@ from billing.models import (
     Reinspection,
     VatRate,
 )
+from billing.money import money
 from billing.resources import DisputeResource, InvoiceResource
 from billing.selectors import CARD_INVOICES
 from crm import exports
@@ -527,6 +528,7 @@ def test_a_rebate_programme_dry_run_apply_and_reverse(
     url = changelist(RebateProgramme)
     dry = client.post(url, {"action": "dry_run", ACTION_CHECKBOX: [programme.pk]})
     assert dry.status_code == 200
+    assert money(preview["amount"]) in dry.content.decode()  # "1.234 ₫"
     (result,) = dry.context["results"]
     assert (
         (result["invoices"], result["amount"])

@@ -8,7 +8,8 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.messages import get_messages
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -203,3 +204,24 @@ def test_a_rebate_apply_is_refused_while_its_reverse_runs(db, staff):
         jobs.job_start_rebate(actor=admin, programme=programme)
     assert refused.value.code == "already_running"
     assert BillingJob.objects.count() == 1
+
+
+def test_the_jobs_list_takes_the_same_few_queries_for_few_and_many_jobs(client, clerk, org, make_staff):
+    def make(n, user):
+        for i in range(n):
+            BillingJob.objects.create(
+                kind="billing_run", lock=f"billing_run:{user.pk}-{BillingJob.objects.count()}-{i}", status="done",
+                unit=org["home"], started_by=user, params={"label": "10/2025"}, created_at=timezone.now(),
+            )  # fmt: skip
+
+    make(1, clerk)
+    client.force_login(clerk)
+    url = reverse("admin:billing_billingjob_changelist")
+    client.get(url)
+    with CaptureQueriesContext(connection) as few:
+        assert client.get(url).status_code == 200
+    make(5, make_staff(Role.BILLING_CLERK, [org["home"]]))
+    with CaptureQueriesContext(connection) as many:
+        response = client.get(url)
+    assert len(response.context["cl"].result_list) == 6
+    assert len(many) == len(few)

@@ -219,7 +219,7 @@ class AuditObjectFilter(admin.SimpleListFilter):
     parameter_name = "object_type"
     TYPES = [
         "meterreading", "invoice", "billingrun", "dispute", "reinspection", "adjustment", "refund",
-        "rebateprogramme", "pricetable",
+        "rebateprogramme", "pricetable", "billingjob",
     ]  # fmt: skip
 
     def lookups(self, request, model_admin):
@@ -440,6 +440,34 @@ class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadO
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
+    def export_job_view(self, request):
+        """Export every matching bill (the list's filters and search) to a file written by a background job:
+        for the big lists, which would take a minute or more to stream."""
+        from crm.exports import ExportFormatForm
+
+        if not self.has_streaming_export_permission(request):
+            raise PermissionDenied
+        form = ExportFormatForm(request.POST if request.method == "POST" else None)
+        if form.is_bound and form.is_valid():
+            try:
+                job = jobs.job_start_export(
+                    actor=request.user, model_admin=self, filters=request.GET.urlencode(),
+                    file_format=form.cleaned_data["file_format"],
+                )  # fmt: skip
+            except ValidationError as exc:
+                report_errors(request, exc)
+            else:
+                messages.success(request, _("%(job)s is queued.") % {"job": job})
+                return redirect("admin:billing_billingjob_status", pk=job.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Export all matching invoices in the background"),
+            "opts": self.model._meta,
+            "form": form,
+            "filters": list(request.GET.items()),
+        }
+        return TemplateResponse(request, "admin/billing/invoice/export_job.html", context)
+
     def print_view(self, request, pk):
         """The bill as the customer receives it: its lines, VAT by rate, the totals, the customer's code and
         address. Scoped like the list: an invoice of another unit is not found."""
@@ -519,6 +547,7 @@ class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadO
             path("run/", view(self.run_view), name="billing_invoice_run"),
             path("anomaly-scan/", view(self.anomaly_scan_view), name="billing_invoice_anomaly_scan"),
             path("<int:pk>/print/", view(self.print_view), name="billing_invoice_print"),
+            path("export-background/", view(self.export_job_view), name="billing_invoice_export_job"),
             *super().get_urls(),
         ]
 
@@ -1538,8 +1567,13 @@ class BillingJobAdmin(ReadOnlyAdmin):
         view = self.admin_site.admin_view
         return [
             path("<int:pk>/status/", view(self.status_view), name="billing_billingjob_status"),
+            path("<int:pk>/download/", view(self.download_view), name="billing_billingjob_download"),
             *super().get_urls(),
         ]
+
+    def download_view(self, request, pk):
+        """The file an export job wrote (its starter's, or a job of the viewer's units)."""
+        return _job_download(self, request, pk)
 
     def status_view(self, request, pk):
         """Where a job stands; the page refreshes itself while it is queued or running."""
@@ -1563,12 +1597,20 @@ class BillingJobAdmin(ReadOnlyAdmin):
         return TemplateResponse(request, "admin/billing/billingjob/status.html", context)
 
 
+def _job_download(model_admin, request, pk):
+    job = get_object_or_404(model_admin.get_queryset(request), pk=pk)
+    if not job.file or job.status != ReadingImportStatus.DONE:
+        raise PermissionDenied
+    name = job.file.name.rsplit("/", 1)[-1]
+    return FileResponse(job.file.open("rb"), as_attachment=True, filename=name)
+
+
 def _job_outcome(job: BillingJob) -> list[tuple[str, str, str]]:
     """A rebate round's counts and amounts, labelled (the runs and scans have their table)."""
     labels = {
         "invoices": (_("invoices reduced"), str), "amount": (_("reduction before VAT"), money),
         "vat": (_("VAT on the reduction"), money), "reversed": (_("invoices taken off"), str),
-        "kept_on_issued": (_("issued invoices that keep it"), str),
+        "kept_on_issued": (_("issued invoices that keep it"), str), "rows": (_("rows exported"), str),
     }  # fmt: skip
     return [
         (key, labels[key][0], labels[key][1](value))

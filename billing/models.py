@@ -914,6 +914,7 @@ class BillingJobKind(models.TextChoices):
     ANOMALY_SCAN = "anomaly_scan", _("Anomaly scan")
     REBATE_APPLY = "rebate_apply", _("Rebate apply")
     REBATE_REVERSE = "rebate_reverse", _("Rebate reverse")
+    EXPORT = "export", _("Export")
 
 
 class BillingJobQuerySet(ScopedQuerySet):
@@ -945,6 +946,7 @@ class BillingJob(models.Model):
     steps_done = models.PositiveIntegerField(_("steps done"), default=0)
     result = models.JSONField(_("result"), default=dict, blank=True)
     error = models.TextField(_("error"), blank=True)
+    file = models.FileField(_("file"), upload_to="billing-jobs/%Y/%m", blank=True)  # what an export wrote
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
         verbose_name=_("started by"),

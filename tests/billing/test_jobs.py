@@ -225,3 +225,51 @@ def test_the_jobs_list_takes_the_same_few_queries_for_few_and_many_jobs(client, 
         response = client.get(url)
     assert len(response.context["cl"].result_list) == 6
     assert len(many) == len(few)
+
+
+def test_a_big_invoice_export_runs_as_a_job_with_the_lists_filters_and_scope(
+    client, clerk, org, make_customer, read, django_capture_on_commit_callbacks
+):
+    import csv
+    import io
+
+    from crm.models import ExportLog
+
+    mine = [make_customer(phones=[f"0903 630 00{i}"]) for i in range(3)]
+    for customer in mine:
+        read(customer, OCT, 150)
+    read(make_customer(org["other_corporation"], phones=["0903 630 100"]), OCT, 150)
+    billing.billing_run(actor=None, period=OCT)
+    billing.invoices_issue(actor=None, period=OCT, unit=org["home"])
+    client.force_login(clerk)
+    listing = client.get(reverse("admin:billing_invoice_changelist"), {"status": "issued"})
+    link = reverse("admin:billing_invoice_export_job") + "?status=issued"
+    assert f'href="{link}"' in listing.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(link, {"file_format": "csv"}, **VI)
+    job = BillingJob.objects.get(kind="export")
+    assert response["Location"] == reverse("admin:billing_billingjob_status", args=[job.pk])
+    assert (job.status, job.result, job.lock) == ("done", {"rows": 3}, f"export:billing.invoice:{clerk.pk}")
+    log = ExportLog.objects.get(pk=job.params["log"])
+    assert (log.user, log.source, log.status, log.row_count, log.filters) == (
+        clerk, "billing.invoice", "complete", 3, "status=issued"
+    )
+    page = client.get(response["Location"], **VI).content.decode()
+    assert "Tải về" in page
+    download = client.get(reverse("admin:billing_billingjob_download", args=[job.pk]))
+    rows = list(csv.DictReader(io.StringIO(b"".join(download.streaming_content).decode("utf-8-sig"))))
+    expected = set(Invoice.objects.filter(customer__in=mine).values_list("number", flat=True))
+    assert len(rows) == 3 and {next(iter(r.values())) for r in rows} == expected
+    stranger = client.__class__()  # a clerk of another unit neither sees the job nor gets its file
+    stranger.force_login(staff_of_other_unit(org))
+    assert stranger.get(reverse("admin:billing_billingjob_status", args=[job.pk])).status_code == 404
+    assert stranger.get(reverse("admin:billing_billingjob_download", args=[job.pk])).status_code == 404
+
+
+def staff_of_other_unit(org):
+    from crm.services import staff_create
+
+    return staff_create(
+        username="clerk-elsewhere", password="s3cret-pass-word", role=Role.BILLING_CLERK, badge_number="99991",
+        units=[org["other_corporation"]], first_name="Test", last_name="Elsewhere",
+    )  # fmt: skip

@@ -88,6 +88,15 @@ def _for_each(request, items, call, label=str) -> int:
     return done
 
 
+def _form_errors(form, exc: ValidationError) -> None:
+    """A service's refusal onto the form that asked for it: each field's reason beside the field."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+
+
 def _months_back(count: int) -> list[dt.date]:
     month = timezone.localdate().replace(day=1)
     months = []
@@ -673,11 +682,7 @@ class RefusalKeepsInputMixin:
     def _refused(self, request, exc: ValidationError, form_url, extra_context):
         form = self.get_form(request, None, change=False)(request.POST, request.FILES)
         form.is_valid()
-        if hasattr(exc, "error_dict"):
-            for field, errors in exc.error_dict.items():
-                form.add_error(field if field in form.fields else None, errors)
-        else:
-            form.add_error(None, exc.messages)
+        _form_errors(form, exc)
         fieldsets = list(self.get_fieldsets(request, None))
         admin_form = admin.helpers.AdminForm(
             form, fieldsets, self.get_prepopulated_fields(request, None), self.get_readonly_fields(request, None),
@@ -854,10 +859,11 @@ class ReinspectionAdmin(BillingAdminMixin, ReadOnlyAdmin):
                     evidence=data["evidence"],
                 )  # fmt: skip
             except ValidationError as exc:
-                report_errors(request, exc)
+                # Back to the form with what the clerk typed and the reason beside its field.
+                _form_errors(form, exc)
             else:
                 messages.success(request, _("Re-inspection of %(r)s recorded.") % {"r": item.reading})
-            return None
+                return None
         return self._action_page(
             request, action="record_outcome", title=_("Record the re-inspection outcome"), objects=items,
             form=form, submit=_("Record"),

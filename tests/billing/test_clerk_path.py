@@ -287,3 +287,28 @@ def test_the_printable_invoice_has_its_lines_vat_by_rate_totals_and_the_customer
     assert reverse("admin:billing_invoice_print", args=[invoice.pk]) in page
     theirs = bill(make_customer(org["other_corporation"], phones=["0903 400 031"]), read)
     assert client.get(reverse("admin:billing_invoice_print", args=[theirs.pk])).status_code == 404
+
+
+def test_a_refused_re_inspection_outcome_keeps_what_the_clerk_typed(client, clerk, make_customer, read):
+    from tests.billing.conftest import NOV
+
+    customer = make_customer()
+    read(customer, OCT, 100)
+    rise = read(customer, NOV, 500)
+    billing.anomaly_scan(actor=None, period=NOV)
+    item = rise.reinspections.get()
+    client.force_login(clerk)
+    evidence = "Ảnh công tơ, niêm phong còn nguyên"
+    response = client.post(
+        reverse("admin:billing_reinspection_changelist"),
+        {"action": "record_outcome", "_selected_action": [item.pk], "_confirmed": "1", "outcome": "confirmed",
+         "reread_value": str(rise.value - 80), "evidence": evidence},
+        **VI,
+    )  # fmt: skip
+    assert response.status_code == 200  # the form again, not the list
+    form = response.context["form"]
+    assert (form["evidence"].value(), form["reread_value"].value()) == (evidence, str(rise.value - 80))
+    assert form.errors["reread_value"] == ["Chỉ số phúc tra khác chỉ số đã ghi: kết quả phải là điều chỉnh chỉ số."]
+    assert evidence in response.content.decode()
+    item.refresh_from_db()
+    assert item.done_at is None and item.outcome == ""

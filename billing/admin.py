@@ -635,6 +635,8 @@ class InvoiceLineAdmin(MoneyDisplays, ReadOnlyAdmin):
     list_display = [
         "invoice", "position", "label_shown", "segment_start", "kwh", "price_vnd", "amount_vnd", "vat_percent",
     ]  # fmt: skip
+    fields = list_display
+    readonly_fields = list_display
     list_select_related = ["invoice"]
     list_filter = [InvoiceUnitFilter]
     search_fields = ["invoice__number__exact"]
@@ -999,6 +1001,11 @@ class RefundForm(forms.Form):
 class RefundAdmin(MoneyDisplays, BillingAdminMixin, ReadOnlyAdmin):
     list_display = ["customer", "unit", "amount_vnd", "method", "reference", "settled_at", "adjustment"]
     list_display_links = ["customer"]
+    fields = [
+        "adjustment", "customer", "unit", "amount_vnd", "method", "offset_invoice", "reference", "settled_at",
+        "settled_by", "created_at",
+    ]  # fmt: skip
+    readonly_fields = fields
     list_select_related = ["customer", "unit", "adjustment__original"]
     list_filter = [RefundQueueFilter, ScopedUnitFilter, "method"]
     search_fields = ["customer__code__exact"]
@@ -1039,6 +1046,8 @@ class RefundAdmin(MoneyDisplays, BillingAdminMixin, ReadOnlyAdmin):
 @admin.register(RebateApplication)
 class RebateApplicationAdmin(MoneyDisplays, ReadOnlyAdmin):
     list_display = ["programme", "invoice", "percent", "base_vnd", "amount_vnd", "vat_vnd", "applied_at"]
+    fields = list_display
+    readonly_fields = list_display
     list_select_related = ["programme", "invoice"]
     list_filter = [InvoiceUnitFilter, "programme"]
     search_fields = ["invoice__number__exact"]

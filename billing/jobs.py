@@ -3,8 +3,8 @@ rebate programme run as django-q2 tasks, each followed by a ``BillingJob`` row (
 failed, the units done out of the units asked, the result or the error) and its status page in the admin.
 
 ``job_start`` checks what the starter may do, writes the queued row and queues the task once the request's
-transaction commits. A second start of the same work (the same kind and month, or the same rebate programme)
-while one is queued or running is refused with a clear message: the partial unique constraint
+transaction commits. A second start of the same work (the same kind, month and units, or the same rebate
+programme) while one is queued or running is refused with a clear message: the partial unique constraint
 ``billing_job_one_running`` decides, so two clerks pressing at once cannot both start it. A job left
 running without progress for ``LEASE`` (a worker that died) is marked failed at the next start.
 
@@ -44,6 +44,18 @@ def visible_jobs(user):
     if user is None:
         return BillingJob.objects.all()
     return BillingJob.objects.filter(Q(pk__in=BillingJob.objects.for_user(user).values("pk")) | Q(started_by=user))
+
+
+def _units_key(units: list) -> str:
+    """What units a job covers, in its lock: one unit's id, ``all``, or a digest of several units' ids."""
+    ids = sorted(u.pk for u in units if u is not None)
+    if not ids:
+        return "all"
+    if len(ids) == 1:
+        return str(ids[0])
+    import hashlib
+
+    return "u" + hashlib.sha1(",".join(map(str, ids)).encode()).hexdigest()[:16]
 
 
 def _units_label(units: list) -> str:
@@ -98,7 +110,7 @@ def job_start_billing_run(*, actor, period: dt.date, units: list) -> BillingJob:
         services.check_reach(actor, unit)
     period = period.replace(day=1)
     return _start(
-        actor=actor, kind=BillingJobKind.BILLING_RUN, lock=f"billing_run:{period:%Y-%m}",
+        actor=actor, kind=BillingJobKind.BILLING_RUN, lock=f"billing_run:{period:%Y-%m}:{_units_key(units)}",
         params={"period": period.isoformat(), "units": [getattr(u, "pk", None) for u in units],
                 "label": f"{period:%m/%Y} – {_units_label(units)}"},
         unit=units[0] if len(units) == 1 else None, steps=len(units),
@@ -112,7 +124,7 @@ def job_start_anomaly_scan(*, actor, period: dt.date, units: list, threshold: De
         raise ValidationError({"threshold": _("The threshold is a rise: more than 1×.")})
     period = period.replace(day=1)
     return _start(
-        actor=actor, kind=BillingJobKind.ANOMALY_SCAN, lock=f"anomaly_scan:{period:%Y-%m}",
+        actor=actor, kind=BillingJobKind.ANOMALY_SCAN, lock=f"anomaly_scan:{period:%Y-%m}:{_units_key(units)}",
         params={"period": period.isoformat(), "units": [getattr(u, "pk", None) for u in units],
                 "threshold": str(threshold) if threshold is not None else None,
                 "label": f"{period:%m/%Y} – {_units_label(units)}"},

@@ -312,3 +312,21 @@ def test_a_refused_re_inspection_outcome_keeps_what_the_clerk_typed(client, cler
     assert evidence in response.content.decode()
     item.refresh_from_db()
     assert item.done_at is None and item.outcome == ""
+
+
+def test_the_line_refund_and_rebate_pages_show_money_as_dong(
+    client, clerk, make_customer, catalogue, make_staff
+):
+    from billing.models import RebateApplication, Refund
+    from tests.conftest import _bill
+
+    customer = make_customer()
+    _bill([customer], {customer.pk: billing_ticket(customer, catalogue)}, make_staff)
+    client.force_login(clerk)
+    line = InvoiceLine.objects.filter(invoice__customer=customer).order_by("pk").first()
+    page = client.get(reverse("admin:billing_invoiceline_change", args=[line.pk]), **VI).content.decode()
+    assert money(line.amount) in page
+    refund, rebate = Refund.objects.get(), RebateApplication.objects.get()
+    for model, obj in (("refund", refund), ("rebateapplication", rebate)):
+        page = client.get(reverse(f"admin:billing_{model}_change", args=[obj.pk]), **VI).content.decode()
+        assert money(obj.amount) in page

@@ -53,7 +53,8 @@ def test_the_billing_run_is_a_job_with_its_status_page(
     job = BillingJob.objects.get()
     assert response.status_code == 302
     assert response["Location"] == reverse("admin:billing_billingjob_status", args=[job.pk])
-    assert (job.kind, job.status, job.started_by, job.lock) == ("billing_run", "done", clerk, "billing_run:2025-10")
+    assert (job.kind, job.status, job.started_by) == ("billing_run", "done", clerk)
+    assert job.lock == f"billing_run:2025-10:{org['home'].pk}"
     assert (job.steps_total, job.steps_done) == (1, 1)
     assert job.result["totals"] == {"invoices": 2, "held": 0, "without_reading": 0}
     assert job.result["rows"] == [{"unit": org["home"].code, "invoices": 2, "held": 0, "without_reading": 0}]
@@ -70,11 +71,11 @@ def test_the_billing_run_is_a_job_with_its_status_page(
 
 
 def test_a_second_start_while_one_runs_is_refused_with_a_message(
-    client, clerk, make_customer, read, django_capture_on_commit_callbacks
+    client, clerk, org, make_customer, read, django_capture_on_commit_callbacks
 ):
     read(make_customer(), OCT, 180)
     running = BillingJob.objects.create(
-        kind="billing_run", lock="billing_run:2025-10", status="running", started_by=clerk,
+        kind="billing_run", lock=f"billing_run:2025-10:{org['home'].pk}", status="running", started_by=clerk,
         params={"label": "10/2025 – PE0100"}, created_at=timezone.now(), progress_at=timezone.now(),
     )  # fmt: skip
     client.force_login(clerk)
@@ -107,7 +108,7 @@ def test_the_database_refuses_two_running_jobs_on_the_same_work(db, clerk):
 def test_a_job_abandoned_by_its_worker_does_not_block_the_next_start(db, clerk, org):
     long_ago = timezone.now() - jobs.LEASE * 2
     stale = BillingJob.objects.create(
-        kind="billing_run", lock="billing_run:2025-10", status="running", created_at=long_ago,
+        kind="billing_run", lock=f"billing_run:2025-10:{org['home'].pk}", status="running", created_at=long_ago,
         progress_at=long_ago,
     )  # fmt: skip
     job = jobs.job_start_billing_run(actor=clerk, period=OCT, units=[org["home"]])
@@ -273,3 +274,14 @@ def staff_of_other_unit(org):
         username="clerk-elsewhere", password="s3cret-pass-word", role=Role.BILLING_CLERK, badge_number="99991",
         units=[org["other_corporation"]], first_name="Test", last_name="Elsewhere",
     )  # fmt: skip
+
+
+def test_two_units_run_the_same_month_at_once_but_not_the_same_unit_twice(db, org, make_staff):
+    home, other = org["home"], org["sibling"]
+    jobs.job_start_billing_run(actor=None, period=OCT, units=[home])
+    jobs.job_start_billing_run(actor=None, period=OCT, units=[other])
+    jobs.job_start_billing_run(actor=None, period=OCT, units=[home, other])  # a clerk serving both
+    with pytest.raises(Exception) as refused:
+        jobs.job_start_billing_run(actor=None, period=OCT, units=[other])
+    assert refused.value.code == "already_running"
+    assert BillingJob.objects.filter(status="queued").count() == 3

@@ -4,7 +4,10 @@ disputes export as CSV or XLSX (``crm.exports.StreamingExportMixin``): the rows 
 list shows with its filters, or the ones selected.
 
 Nothing here saves a billing record itself: every change is a call to ``billing.services`` (which checks the
-rules, writes the audit and keeps issued bills immutable). A rule a service refuses comes back as a message.
+rules, writes the audit and keeps issued bills immutable). A rule a service refuses comes back as a message,
+or on the form that asked for it with what was typed. The billing run, the anomaly scan, a rebate's apply and
+reverse and the big invoice exports are background jobs (``billing.jobs``) followed on their status page.
+Records are chosen by number or code (autocomplete), money is written by ``billing.money``.
 """
 
 from __future__ import annotations
@@ -578,14 +581,12 @@ class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadO
             return [None]
         return list(Unit.objects.for_user(request.user).order_by("code"))
 
-    def _run_page(self, request, *, title, form, results, totals, mode):
+    def _run_page(self, request, *, title, form, mode):
         context = {
             **self.admin_site.each_context(request),
             "title": title,
             "opts": self.model._meta,
             "form": form,
-            "results": results,
-            "totals": totals,
             "mode": mode,
         }
         return TemplateResponse(request, "admin/billing/invoice/run.html", context)
@@ -607,7 +608,7 @@ class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadO
             else:
                 messages.success(request, _("%(job)s is queued.") % {"job": job})
                 return redirect("admin:billing_billingjob_status", pk=job.pk)
-        return self._run_page(request, title=_("Billing run"), form=form, results=None, totals=None, mode="run")
+        return self._run_page(request, title=_("Billing run"), form=form, mode="run")
 
     def anomaly_scan_view(self, request):
         """Compare a month's consumption with the previous one: band counts, re-inspections, bills held.
@@ -627,7 +628,7 @@ class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadO
             else:
                 messages.success(request, _("%(job)s is queued.") % {"job": job})
                 return redirect("admin:billing_billingjob_status", pk=job.pk)
-        return self._run_page(request, title=_("Anomaly scan"), form=form, results=None, totals=None, mode="scan")
+        return self._run_page(request, title=_("Anomaly scan"), form=form, mode="scan")
 
 
 @admin.register(InvoiceLine)

@@ -1408,10 +1408,10 @@ class ReadingImportAdmin(ReadOnlyAdmin):
     pages follow the model's own permissions. Every page is scoped by the import's unit."""
 
     list_display = [
-        "id", "file_name", "unit", "period_month", "status", "phase", "rows_total", "rows_inserted",
+        "file_name", "unit", "period_month", "status", "phase", "rows_total", "rows_inserted",
         "rows_flagged", "rows_unchanged", "rows_rejected", "uploaded_by", "created_at", "finished_at",
     ]  # fmt: skip
-    list_display_links = ["id", "file_name"]
+    list_display_links = ["file_name"]
     list_select_related = ["unit", "uploaded_by"]
     list_filter = ["status", ScopedUnitFilter]
     ordering = ["-id"]
@@ -1510,7 +1510,7 @@ class ReadingImportAdmin(ReadOnlyAdmin):
                     rejects.append(row)
         running = item.status in (ReadingImportStatus.QUEUED, ReadingImportStatus.RUNNING)
         return self._page(request, "status.html", {
-            "title": _("Reading import #%(n)s") % {"n": item.pk}, "item": item, "progress": _progress_text(item),
+            "title": _("Reading import %(f)s") % {"f": item}, "item": item, "progress": _progress_text(item),
             "running": running, "rejects": rejects, "more_rejects": more,
             "can_view_list": self.has_view_permission(request),
         })  # fmt: skip

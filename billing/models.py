@@ -903,7 +903,10 @@ class ReadingImport(models.Model):
         indexes = [models.Index(fields=["unit", "-id"], name="billing_readingimport_unit_idx")]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.file.name.rsplit('/', 1)[-1] if self.file else ''}"
+        from django.utils import timezone
+
+        name = self.file.name.rsplit("/", 1)[-1] if self.file else ""
+        return f"{name} ({timezone.localtime(self.created_at):%d/%m/%Y %H:%M})" if self.created_at else name
 
 
 # Long billing jobs --------------------------------------------------------------------------------------

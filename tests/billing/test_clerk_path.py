@@ -330,3 +330,18 @@ def test_the_line_refund_and_rebate_pages_show_money_as_dong(
     for model, obj in (("refund", refund), ("rebateapplication", rebate)):
         page = client.get(reverse(f"admin:billing_{model}_change", args=[obj.pk]), **VI).content.decode()
         assert money(obj.amount) in page
+
+
+def test_a_reading_import_reads_by_its_file_and_time_not_its_id(client, clerk, org):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from billing.imports import reading_import_create
+
+    item = reading_import_create(
+        actor=clerk, unit=org["home"],
+        upload=SimpleUploadedFile("thang-10.csv", b"meter_serial,period,value\n", content_type="text/csv"),
+    )  # fmt: skip
+    assert str(item).startswith("thang-10") and f"#{item.pk}" not in str(item)
+    client.force_login(clerk)
+    page = client.get(reverse("admin:billing_readingimport_upload")).content.decode()
+    assert f">{item}</a>" in page

@@ -37,7 +37,7 @@ from django.template.loader import render_to_string
 from django.utils import formats, timezone
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 
 from crm.scoping import scope_for
 
@@ -723,7 +723,7 @@ def _sla_unit_chart(data, title):
 
 def _handling_chart(data, title):
     return bar_chart(
-        [(r["label"], r["avg_seconds"]) for r in data["by_channel"]], title=title, suffix=" s", decimals=0
+        [(r["label"], r["avg_seconds"]) for r in data["by_channel"]], title=title, suffix=" " + pgettext("seconds, unit", "s"), decimals=0
     )
 
 
@@ -749,7 +749,7 @@ def _outage_chart(data, title):
         line=RESTORE_TARGET_MINUTES,
         line_label=_("2 hours"),
         bad=lambda v: v > RESTORE_TARGET_MINUTES,
-        suffix=" min",
+        suffix=" " + _("min"),
     )
 
 

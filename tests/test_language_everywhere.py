@@ -33,6 +33,9 @@ ENGLISH = [
     "Ticket", "Reading", "Meter", "Dispute", "Refund", "Adjustment", "Rebate", "Incident", "Work order",
     "Interaction", "Callback", "Note", "Attachment", "Created", "Updated", "Period", "Staff", "User",
     "min", "hours", "days", "Any date", "Past 7 days", "This month", "This year", "Go",
+    # the roles' groups are stored under keys; the interface names them
+    "tongdai: agent", "tongdai: supervisor", "tongdai: dispatcher", "tongdai: field_crew",
+    "tongdai: billing_clerk", "tongdai: manager", "tongdai: administrator",
 ]
 
 

@@ -35,6 +35,9 @@ api_docs = csp_override({**settings.SECURE_CSP, "img-src": [CSP.SELF, "data:"]})
     SpectacularSwaggerSplitView.as_view(url_name="schema", template_name="api/docs.html")
 )
 
+# A database connection error outside a view answers 503 with Retry-After, not the 500 page.
+handler500 = "crm.middleware.server_error"
+
 urlpatterns = [
     path("health/", health, name="health"),
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),

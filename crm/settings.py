@@ -149,6 +149,23 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A server that does not answer (restarting, unreachable) fails a connection attempt within seconds, and a
+    # connection whose server went away is noticed within about a minute (TCP keepalives; unacknowledged data
+    # at most 60 s), instead of a request, a task or the cluster's shutdown waiting on TCP for minutes.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "connect_timeout": env_int("DATABASE_CONNECT_TIMEOUT", 5),
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+            "tcp_user_timeout": 60_000,
+        }
+    )
+    # Behind PgBouncer in transaction pooling mode a cursor cannot outlive its transaction: turn server-side
+    # cursors (QuerySet.iterator()) off there (and DATABASE_PREPARED_STATEMENTS too, below).
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DATABASE_DISABLE_SERVER_SIDE_CURSORS", False)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_POOL", False):
     # dj-database-url does not pass psycopg's pool option; with a pool, connections must not persist.
     DATABASES["default"]["CONN_MAX_AGE"] = 0

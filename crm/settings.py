@@ -46,6 +46,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from None
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
+
+
 def env_rate(name: str, default: str) -> str | None:
     """Read a request rate such as ``100/s`` or ``10/min`` (per second, minute, hour or day); empty: no limit."""
     raw = os.environ.get(name, default).strip()
@@ -358,13 +368,20 @@ AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "crm.auth.Cach
 
 # Billing: a reading above this many times the recent daily average is flagged; a rise of this many times
 # the previous period opens a re-inspection and holds the bill; the ticket categories a dispute comes from.
-TONGDAI_READING_JUMP_FACTOR = float(os.environ.get("TONGDAI_READING_JUMP_FACTOR", "3"))
+TONGDAI_READING_JUMP_FACTOR = env_float("TONGDAI_READING_JUMP_FACTOR", 3)
 # Contracts a billing run writes per statement (invoices with their lines), within the run's one transaction.
 TONGDAI_BILLING_RUN_CHUNK = env_int("TONGDAI_BILLING_RUN_CHUNK", 200_000)
 # PostgreSQL's work_mem for the set-based billing jobs (run, anomaly scan, rebates), for their transaction only.
 TONGDAI_BULK_WORK_MEM = os.environ.get("TONGDAI_BULK_WORK_MEM", "64MB")
 TONGDAI_ANOMALY_THRESHOLD = os.environ.get("TONGDAI_ANOMALY_THRESHOLD", "1.3")
 TONGDAI_DISPUTE_CATEGORIES = env_list("TONGDAI_DISPUTE_CATEGORIES", ["billing", "meter"])
+
+# Exports: rows fetched per round trip, bytes gathered before a piece is sent; admin imports: rows per file.
+TONGDAI_EXPORT_CHUNK_SIZE = env_int("TONGDAI_EXPORT_CHUNK_SIZE", 2000)
+TONGDAI_EXPORT_BUFFER_BYTES = env_int("TONGDAI_EXPORT_BUFFER_BYTES", 64 * 1024)
+TONGDAI_IMPORT_MAX_ROWS = env_int("TONGDAI_IMPORT_MAX_ROWS", 2000)
+# The share (%) of tickets meeting each time limit that the centre aims for: the line on the dashboard's chart.
+TONGDAI_SLA_TARGET_PERCENT = env_float("TONGDAI_SLA_TARGET_PERCENT", 95)
 
 # Changelists on tables above this many (estimated) rows never run an exact COUNT(*).
 TONGDAI_EXACT_COUNT_LIMIT = env_int("TONGDAI_EXACT_COUNT_LIMIT", 10_000)

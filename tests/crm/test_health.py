@@ -111,3 +111,39 @@ def test_a_plain_http_probe_is_not_redirected_to_https(client, beating, settings
     settings.SECURE_SSL_REDIRECT = True
     assert client.get("/health/").status_code == 200
     assert client.get("/admin/login/").status_code == 301
+
+
+def redis_broker(monkeypatch, url):
+    """The broker as a cluster configured with ``Q_REDIS_URL`` builds it."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "ORM", None)
+    monkeypatch.setattr(Conf, "REDIS", url)
+    health.task_broker.cache_clear()
+
+
+@pytest.fixture
+def clear_broker():
+    health.task_broker.cache_clear()
+    yield
+    health.task_broker.cache_clear()
+
+
+def test_with_the_redis_broker_the_check_asks_redis(client, beating, monkeypatch, clear_broker):
+    import redis
+
+    url = "redis://127.0.0.1:6379/15"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    redis_broker(monkeypatch, url)
+    response = client.get("/health/")
+    assert response.status_code == 200
+    assert type(health.task_broker()).__name__ == "Redis"
+    broker = response.json()["checks"]["broker"]
+    assert broker["ok"] is True and isinstance(broker["queued_tasks"], int)
+    # a Redis that does not answer fails the check
+    redis_broker(monkeypatch, "redis://127.0.0.1:1/0")
+    response = client.get("/health/")
+    assert (response.status_code, response.json()["failed"]) == (503, ["broker"])

@@ -55,9 +55,11 @@ def libpq_environment(settings: dict) -> dict[str, str]:
         if settings.get(key):
             env[variable] = str(settings[key])
     env["PGDATABASE"] = settings["NAME"]
-    sslmode = (settings.get("OPTIONS") or {}).get("sslmode")
-    if sslmode:
-        env["PGSSLMODE"] = sslmode
+    options = settings.get("OPTIONS") or {}
+    if options.get("sslmode"):
+        env["PGSSLMODE"] = options["sslmode"]
+    if options.get("connect_timeout"):
+        env["PGCONNECT_TIMEOUT"] = str(options["connect_timeout"])
     return env
 
 

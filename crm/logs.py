@@ -124,7 +124,9 @@ def task_finished(sender, func=None, task=None, **kwargs) -> None:
     started = task.pop(STARTED_KEY, None)
     duration_ms = round((time.perf_counter() - started) * 1000, 1) if started is not None else None
     success = bool(task.get("success", False))
-    func_name = task.get("func") if isinstance(task.get("func"), str) else getattr(func, "__qualname__", "")
+    from crm.task_registry import dotted_name
+
+    func_name = dotted_name(task.get("func") or func)
     task_logger.log(
         logging.INFO if success else logging.WARNING,
         "task %s (%s) %s in %s ms",

@@ -37,7 +37,12 @@ def database_unavailable_response(request, exc):
     """The answer while the database cannot be reached (a restart, a failover, a full connection pool): 503 with
     ``Retry-After``, JSON on the API, a short page elsewhere; it renders nothing that needs the database."""
     logging.getLogger("tongdai.database").error(
-        "database unavailable during %s %s: %s: %s", request.method, request.path, exc.__class__.__name__, exc
+        "database unavailable during %s %s: %s: %s",
+        request.method,
+        request.path,
+        exc.__class__.__name__,
+        exc,
+        exc_info=exc,
     )
     message = _("The system is briefly unavailable (database). Please try again in a few seconds.")
     if request.path.startswith("/api/"):
@@ -51,8 +56,10 @@ def database_unavailable_response(request, exc):
 
 class DatabaseUnavailableMiddleware:
     """A database error of the connection (``OperationalError``, ``InterfaceError``: the server restarting,
-    unreachable, or the connection lost) during a view answers 503 with ``Retry-After`` instead of a 500. An
-    error of the data (``IntegrityError``, ``DataError``…) is not this, and stays an error."""
+    unreachable, or the connection lost) during a view answers 503 with ``Retry-After`` instead of a 500. The
+    drivers raise the same classes for other passing conditions (a statement or lock timeout, a deadlock, SQLite's
+    "database is locked"), for which trying again is right too; the full error is logged. An error of the data
+    (``IntegrityError``, ``DataError``…) is not this, and stays an error."""
 
     def __init__(self, get_response):
         self.get_response = get_response

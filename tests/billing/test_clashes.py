@@ -9,6 +9,7 @@ import pytest
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from billing import services as billing
@@ -100,7 +101,7 @@ def test_the_adjustment_invoice_takes_the_local_year_at_half_past_midnight_on_ne
     # 00:30 on 1 January 2026 in Hồ Chí Minh City is still 31 December 2025 in UTC.
     new_year = timezone.make_aware(dt.datetime(2026, 1, 1, 0, 30))
     assert new_year.astimezone(dt.UTC).year == 2025
-    monkeypatch.setattr(timezone, "now", lambda: new_year)
+    monkeypatch.setattr(timezone, "now", lambda: new_year.astimezone(dt.UTC))  # as Django gives it
     billing.adjustment_decide(actor=approver, adjustment=adjustment, approve=True)
     adjustment.refresh_from_db()
     assert adjustment.invoice.number == "HD2026-00000001"
@@ -116,7 +117,11 @@ def test_the_api_gives_an_invoices_lines_in_position_order(client, staff, make_c
         line.pk = None
         line.save()
     client.force_login(staff[Role.BILLING_CLERK])
-    detail = client.get(f"/api/v1/invoices/{invoice.pk}/").json()
+    with CaptureQueriesContext(connection) as queries:
+        detail = client.get(f"/api/v1/invoices/{invoice.pk}/").json()
+    # Asked in that order, not left to the plan the database happens to choose.
+    (lines_query,) = [q["sql"] for q in queries if 'FROM "billing_invoiceline"' in q["sql"]]
+    assert lines_query.endswith('ORDER BY "billing_invoiceline"."position" ASC')
     assert len(lines) > 2
     assert [line["position"] for line in detail["lines"]] == list(range(1, len(lines) + 1))
     assert [line["label"] for line in detail["lines"]] == [line.label for line in lines]

@@ -24,7 +24,11 @@ Other columns are ignored. The pipeline:
    reading at install); a register below the previous one refused (a roll-over cannot be asserted in a file);
    an implausible jump flagged (kWh > TONGDAI_READING_JUMP_FACTOR × expected and kWh − expected > 50, with
    expected = the average daily kWh of those readings × the days of the period, compared exactly in integers).
-   Then ONE ``INSERT INTO billing_meterreading … SELECT`` of the good lines, in contract order.
+   Then ONE ``INSERT INTO billing_meterreading … SELECT`` of the good lines, in contract order. A month that
+   ended before the meter was installed is refused, as is a suspended contract (step 2), in the words of
+   ``billing.rules``. A line for a month before one already read (rare) is left out of the set-based path and
+   goes through ``billing.services.reading_record`` itself, one savepoint each: placed in register order with
+   the later month re-based, or refused with the service's reason.
 5. The counts, one audit record for the import, and the refused lines (line, serial, contract, period,
    register, reason) streamed to a CSV.
 

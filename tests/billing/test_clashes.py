@@ -7,9 +7,11 @@ import threading
 
 import pytest
 from django.conf import settings
+from django.contrib.messages import get_messages
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
 from billing import services as billing
@@ -125,3 +127,31 @@ def test_the_api_gives_an_invoices_lines_in_position_order(client, staff, make_c
     assert len(lines) > 2
     assert [line["position"] for line in detail["lines"]] == list(range(1, len(lines) + 1))
     assert [line["label"] for line in detail["lines"]] == [line.label for line in lines]
+
+
+def test_the_admin_shows_a_clash_of_two_runs_as_a_message(client, staff, make_customer, read, monkeypatch):
+    read(make_customer(), OCT, 150)
+
+    def clash(**kw):
+        raise IntegrityError('duplicate key value violates unique constraint "billing_invoice_one_per_period"')
+
+    monkeypatch.setattr(billing, "_billing_run", clash)
+    client.force_login(staff[Role.BILLING_CLERK])
+    response = client.post(reverse("admin:billing_invoice_run"), {"period": "2025-10", "unit": ""})
+    assert response.status_code == 200
+    shown = [str(m) for m in get_messages(response.wsgi_request)]
+    assert any(m.startswith("Another billing run of 10/2025 made some of these bills meanwhile") for m in shown)
+    assert not Invoice.objects.exists()
+
+
+def test_the_admin_tells_the_second_clerk_an_adjustment_is_pending(client, issued):
+    invoice, (first, second) = issued
+    billing.adjustment_propose(actor=first, invoice=invoice, kwh=150, record="Biên bản 1")
+    client.force_login(second)
+    response = client.post(
+        reverse("admin:billing_adjustment_add"), {"original": invoice.pk, "kwh": 140, "record": "Biên bản 2"}
+    )
+    assert response.status_code == 302
+    shown = [str(m) for m in get_messages(response.wsgi_request)]
+    assert "An adjustment of this invoice is already awaiting approval." in shown
+    assert Adjustment.objects.count() == 1

@@ -206,7 +206,7 @@ class _Dialect:
         lines that name a contract and no meter."""
         if self.postgres:
             return (
-                "LEFT JOIN LATERAL (SELECT x.id, x.contract_id, x.meter_id, x.reading_at_install "
+                "LEFT JOIN LATERAL (SELECT x.id, x.contract_id, x.meter_id, x.reading_at_install, x.installed_at "
                 "FROM customers_meterassignment x WHERE x.contract_id = kc.id AND x.removed_at IS NULL "
                 "AND p.k_serial = '' ORDER BY x.id LIMIT 1) ac ON TRUE"
             )

@@ -143,6 +143,13 @@ def _import(customer, period, value) -> str:
     return result.rejects[0].reason if result.rejects else ""
 
 
+def _import_by_contract(customer, period, value) -> str:
+    number = Contract.objects.get(customer=customer).number
+    data = f"contract_number,period,value\n{number},{period:%Y-%m},{value}\n".encode()
+    result = imports.import_readings(stream=io.BytesIO(data))
+    return result.rejects[0].reason if result.rejects else ""
+
+
 def _service(customer, period, value) -> str:
     try:
         billing.reading_record(actor=None, contract=Contract.objects.get(customer=customer), period=period,
@@ -182,7 +189,7 @@ def test_a_late_reading_is_placed_among_its_neighbours_or_refused_the_same_way_b
 # 9. Readings refused for suspended contracts and months before the meter --------------------------------
 
 
-@pytest.mark.parametrize("path", [_service, _import], ids=["service", "import"])
+@pytest.mark.parametrize("path", [_service, _import, _import_by_contract], ids=["service", "import", "by-contract"])
 def test_a_suspended_contract_is_not_read(make_customer, read, path):
     customer = make_customer()
     read(customer, SEP, 100)
@@ -192,7 +199,7 @@ def test_a_suspended_contract_is_not_read(make_customer, read, path):
     assert not MeterReading.objects.filter(contract__customer=customer, period=OCT).exists()
 
 
-@pytest.mark.parametrize("path", [_service, _import], ids=["service", "import"])
+@pytest.mark.parametrize("path", [_service, _import, _import_by_contract], ids=["service", "import", "by-contract"])
 def test_a_month_before_the_meter_was_installed_is_not_read_on_it(make_customer, path, org, tariffs):
     customer = make_customer()
     old = Meter.objects.get(assignments__contract__customer=customer)

@@ -134,6 +134,16 @@ def test_a_late_reading_rebases_the_month_after_it(make_customer, read):
     assert bill(customer, NOV).kwh == 150
 
 
+def test_a_late_estimate_is_placed_the_same_way(make_customer, read):
+    customer = make_customer()
+    read(customer, SEP, 90)  # 3 kWh a day over September's 30 days
+    read(customer, NOV, 400)
+    estimate = billing.reading_estimate(actor=None, contract=Contract.objects.get(customer=customer), period=OCT)
+    assert (estimate.previous_value, estimate.kwh, estimate.value) == (90, 93, 183)  # 31 days
+    november = current(customer, NOV)
+    assert (november.previous_value, november.kwh) == (183, 217)
+
+
 def _import(customer, period, value) -> str:
     serial = Meter.objects.get(
         assignments__contract__customer=customer, assignments__removed_at__isnull=True

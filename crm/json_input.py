@@ -16,6 +16,7 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.forms.fields import InvalidJSONInput
 from django.utils.translation import gettext as _
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
@@ -95,6 +96,15 @@ class JSONFormField(forms.JSONField):
             except JsonTooDeep as exc:
                 raise ValidationError(str(exc), code="too_deep") from None
         return super().to_python(value)
+
+    def bound_data(self, data, initial):
+        """The value typed, shown again with the error as it was typed (Django would parse it once more)."""
+        if isinstance(data, str) and not self.disabled:
+            try:
+                check_depth(data)
+            except JsonTooDeep:
+                return InvalidJSONInput(data)
+        return super().bound_data(data, initial)
 
 
 # A ModelAdmin's ``formfield_overrides``: every JSON field of the model's form is a ``JSONFormField``.

@@ -15,6 +15,7 @@ from django.forms.models import model_to_dict
 from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.html import escape
 
 from crm import json_input
 from crm.urls import router
@@ -127,9 +128,11 @@ def test_every_json_field_of_an_admin_form_bounds_the_nesting(django_user_model,
 def test_the_admin_shows_json_nested_too_deep_as_a_form_error_and_writes_nothing(client, staff, org):
     client.force_login(staff["supervisor"])
     now = timezone.localtime()
-    form = {"unit": org["home"].pk, "wards": BODIES["array"], "cause": "Sự cố", "started_at_0": f"{now:%Y-%m-%d}",
-            "started_at_1": f"{now:%H:%M:%S}"}  # fmt: skip
-    response = client.post(reverse("admin:tickets_incident_add"), form, HTTP_ACCEPT_LANGUAGE="vi")
-    assert response.status_code == 200
-    assert response.context["adminform"].form.errors["wards"] == [vietnamese_reason()]
+    for shape, body in BODIES.items():
+        form = {"unit": org["home"].pk, "wards": body, "cause": "Sự cố", "started_at_0": f"{now:%Y-%m-%d}",
+                "started_at_1": f"{now:%H:%M:%S}"}  # fmt: skip
+        response = client.post(reverse("admin:tickets_incident_add"), form, HTTP_ACCEPT_LANGUAGE="vi")
+        assert response.status_code == 200, shape
+        assert response.context["adminform"].form.errors["wards"] == [vietnamese_reason()], shape
+        assert escape(body) in response.content.decode(), shape  # shown again as typed, to correct
     assert not Incident.objects.exists()

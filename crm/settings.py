@@ -287,6 +287,12 @@ REST_FRAMEWORK = {
     # JSON only: the API's reference for people is the docs page (/api/docs/); DRF's browsable pages need inline
     # styles that the Content-Security-Policy refuses.
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON with its nesting bounded (TONGDAI_JSON_MAX_DEPTH), forms and files as DRF reads them.
+    "DEFAULT_PARSER_CLASSES": [
+        "crm.json_input.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_THROTTLE_CLASSES": ["crm.api.throttling.UserThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "user": env_rate("TONGDAI_API_RATE", "100/s"),
@@ -385,6 +391,9 @@ TONGDAI_SLA_TARGET_PERCENT = env_float("TONGDAI_SLA_TARGET_PERCENT", 95)
 
 # Changelists on tables above this many (estimated) rows never run an exact COUNT(*).
 TONGDAI_EXACT_COUNT_LIMIT = env_int("TONGDAI_EXACT_COUNT_LIMIT", 10_000)
+# JSON read from requests (the API's bodies, the admin's JSON fields) nests at most this many arrays and objects;
+# deeper is refused with the reason (crm/json_input.py).
+TONGDAI_JSON_MAX_DEPTH = env_int("TONGDAI_JSON_MAX_DEPTH", 64)
 # The caller lookup returns at most this many candidates.
 TONGDAI_LOOKUP_LIMIT = env_int("TONGDAI_LOOKUP_LIMIT", 50)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -13,9 +12,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm import shared_cache
-from crm.db import insert_parts, prepared_cursor
 from crm.models import OutboxChannel, OutboxMessage, Role, StaffProfile, Unit
-from crm.outbox import deliver_after_commit, outbox_deliver_soon, outbox_enqueue
+from crm.outbox import outbox_deliver_soon, outbox_enqueue
 from customers.models import Contract, Customer
 from customers.normalise import InvalidPhone, display_phone, normalise_phone
 from tickets import reference
@@ -311,22 +309,9 @@ def ticket_open(**kwargs) -> Intake:
     with the winner's ticket).
     """
     key = kwargs.get("idempotency_key")
-    if connection.in_atomic_block:  # inside the caller's transaction: guard the insert with a savepoint
-        with transaction.atomic():
-            return _ticket_open(**kwargs, _savepoint=True)
     try:
-        if connection.vendor == "postgresql":
-            # Every write of an intake is one statement there (see _write_intake_in_one_statement), atomic by
-            # itself: no transaction to open and commit, and the idempotency key is checked by that statement.
-            try:
-                return _ticket_open(**kwargs, _savepoint=False, _key_checked_on_insert=True)
-            except ValidationError:
-                existing = Ticket.objects.filter(idempotency_key=key).first() if key else None
-                if existing is None:
-                    raise
-                return Intake(ticket=existing, created=False)  # a retry answers as the first request did
         with transaction.atomic():
-            return _ticket_open(**kwargs, _savepoint=False)
+            return _ticket_open(**kwargs)
     except IntegrityError:
         existing = Ticket.objects.filter(idempotency_key=key).first() if key else None
         if existing is None:
@@ -336,8 +321,6 @@ def ticket_open(**kwargs) -> Intake:
 
 def _ticket_open(
     *,
-    _savepoint: bool,
-    _key_checked_on_insert: bool = False,
     actor,
     category: Category,
     channel: str,
@@ -353,12 +336,11 @@ def _ticket_open(
     incident: Incident | None = None,
     at: dt.datetime | None = None,
 ) -> Intake:
-    if idempotency_key and not _key_checked_on_insert:
+    if idempotency_key:
         existing = Ticket.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
             return Intake(ticket=existing, created=False)
     at = at or timezone.now()
-    fast = connection.vendor == "postgresql"
     errors = {}
     if channel not in Channel.values:
         errors["channel"] = _("Unknown channel.")
@@ -398,7 +380,7 @@ def _ticket_open(
         )
     policy = policy_in_force(category=category, at=at)
     ticket = Ticket(
-        number="" if fast else _next_number(timezone.localtime(at).year),  # PostgreSQL: numbered on insert
+        number=_next_number(timezone.localtime(at).year),
         customer=customer,
         contract=contract,
         caller_name=caller_name.strip(),
@@ -417,23 +399,7 @@ def _ticket_open(
         **_deadlines(policy, at),
     )
     ticket.next_check_at = next_check(ticket)
-    if fast:
-        return _write_intake_in_one_statement(ticket, actor=actor, savepoint=_savepoint)
-    if _savepoint:
-        try:
-            with transaction.atomic():
-                ticket.save(force_insert=True)
-        except IntegrityError:
-            existing = (
-                Ticket.objects.filter(idempotency_key=idempotency_key).first() if idempotency_key else None
-            )
-            if existing is None:
-                raise
-            return Intake(ticket=existing, created=False)
-    else:
-        ticket.save(
-            force_insert=True
-        )  # a concurrent twin makes this fail: ticket_open answers with the winner
+    ticket.save(force_insert=True)  # a concurrent twin makes this fail: ticket_open answers with the winner
     _event(
         ticket, EventKind.CREATED, actor, after={"unit": responsible.code, "category": category.code}, at=at
     )
@@ -446,73 +412,26 @@ def _ticket_open(
                 _("The customer already has an open ticket of this category: %(n)s")
                 % {"n": ", ".join(numbers)}
             )
-    body = _summary(ticket)
-    for profile in staff_of_unit(responsible, Role.DISPATCHER):
-        _notify(
-            profile, subject=ticket.number, body=body, dedupe_key=f"ticket:{ticket.pk}:routed:{profile.pk}"
-        )
+    _tell_dispatchers_of_new_ticket(ticket)
     return Intake(ticket=ticket, created=True, warnings=warnings)
 
 
-def _write_intake_in_one_statement(ticket: Ticket, *, actor, savepoint: bool) -> Intake:
-    """PostgreSQL: the ticket (numbered from the year's sequence), its creation event, the dispatchers' messages
-    and the open-ticket warning in one statement, one round trip. A repeated idempotency key inserts nothing
-    and the first ticket is returned. The rows are the same model instances the portable path saves; only
-    their writing differs."""
-    year = timezone.localtime(ticket.created_at).year
-    sequence = _ensure_sequence(year)
+def _tell_dispatchers_of_new_ticket(ticket: Ticket) -> None:
+    """One outbox message per dispatcher of the ticket's unit, written in one INSERT (Django's bulk_create)."""
     profiles = staff_of_unit(ticket.unit, Role.DISPATCHER)
-    rest_of_summary = _summary(ticket)  # the number is still empty: the statement puts it in front
-    number = f"'{int(year)}-' || lpad(nextval('{sequence}')::text, 7, '0')"
-    table, columns, values, params = insert_parts(ticket, expressions={"number": number})
-    sql = [
-        f"WITH t AS (INSERT INTO {table} ({columns}) VALUES ({values}) "
-        "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, number)"
-    ]
-    event = TicketEvent(
-        kind=EventKind.CREATED, actor=actor if getattr(actor, "pk", None) else None, at=ticket.created_at,
-        before={}, after={"unit": ticket.unit.code, "category": ticket.category.code}, note="", level=None,
-    )  # fmt: skip
-    table, columns, values, more = insert_parts(event, expressions={"ticket_id": "t.id"})
-    sql.append(f", e AS (INSERT INTO {table} ({columns}) SELECT {values} FROM t)")
-    params += more
-    for i, profile in enumerate(profiles):
+    if not profiles:
+        return
+    body = _summary(ticket)
+    messages = []
+    for profile in profiles:
         channel, recipient = _address_of(profile)
-        message = OutboxMessage(channel=channel, recipient=recipient)
-        table, columns, values, more = insert_parts(message, expressions={
-            "subject": "t.number", "body": ("t.number || %s", [rest_of_summary]),
-            "dedupe_key": f"'ticket:' || t.id || ':routed:{int(profile.pk)}'",
-        })  # fmt: skip
-        sql.append(f", o{i} AS (INSERT INTO {table} ({columns}) SELECT {values} FROM t ON CONFLICT (dedupe_key) DO NOTHING RETURNING id)")  # fmt: skip
-        params += more
-    select = ["t.id", "t.number", *(f"(SELECT id FROM o{i})" for i in range(len(profiles)))]
-    if ticket.customer_id:
-        # The statement's snapshot does not see the new ticket: only the earlier ones are listed.
-        open_ = ", ".join(["%s"] * len(OPEN_STATUSES))
-        select.append(
-            "ARRAY(SELECT number FROM tickets_ticket WHERE customer_id = %s AND category_id = %s "
-            f"AND status IN ({open_}) ORDER BY id DESC LIMIT 5)"
-        )
-        params += [ticket.customer_id, ticket.category_id, *OPEN_STATUSES]
-    statement = " ".join(sql) + " SELECT " + ", ".join(select) + " FROM t"
-    with transaction.atomic() if savepoint else nullcontext(), prepared_cursor() as cursor:
-        cursor.execute(statement, params)
-        row = cursor.fetchone()
-    if row is None:  # the key was taken, by an earlier request or one running at the same moment
-        existing = Ticket.objects.filter(idempotency_key=ticket.idempotency_key).first()
-        if existing is None:
-            raise IntegrityError("The idempotency key is taken by a ticket that cannot be read.")
-        return Intake(ticket=existing, created=False)
-    ticket.pk, ticket.number = row[0], row[1]
-    ticket._state.adding, ticket._state.db = False, connection.alias
-    deliver_after_commit(row[2 : 2 + len(profiles)])
-    warnings = []
-    numbers = row[2 + len(profiles)] if ticket.customer_id else []
-    if numbers:
-        warnings.append(
-            _("The customer already has an open ticket of this category: %(n)s") % {"n": ", ".join(numbers)}
-        )
-    return Intake(ticket=ticket, created=True, warnings=warnings)
+        messages.append(
+            OutboxMessage(channel=channel, recipient=recipient, subject=ticket.number[:200], body=body,
+                          dedupe_key=f"ticket:{ticket.pk}:routed:{profile.pk}")
+        )  # fmt: skip
+    OutboxMessage.objects.bulk_create(messages, ignore_conflicts=True)
+    if settings.TONGDAI_OUTBOX_DELIVER_ON_COMMIT:
+        transaction.on_commit(outbox_deliver_soon)
 
 
 # Status -------------------------------------------------------------------------------------------------

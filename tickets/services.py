@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -28,6 +30,7 @@ from tickets.models import (
     EventKind,
     Holiday,
     Incident,
+    IntakeKey,
     Interaction,
     Priority,
     ResolutionCode,
@@ -301,22 +304,65 @@ def next_check(ticket: Ticket) -> dt.datetime | None:
     return min(moments) if moments else None
 
 
-def ticket_open(**kwargs) -> Intake:
+class IdempotencyKeyReused(Exception):
+    """The sender's Idempotency-Key was first used with another request: nothing is done (the API answers 422)."""
+
+    def __init__(self, *, key: str, ticket: Ticket):
+        self.key, self.ticket = key, ticket
+        super().__init__(
+            _("The Idempotency-Key “%(key)s” was already used for another request (ticket %(number)s). Send a "
+              "new request with a new key; repeat a request only with the same content.")
+            % {"key": key, "number": ticket.number}
+        )  # fmt: skip
+
+
+def request_hash(data) -> str:
+    """The hash of a request's content, whatever the order of its fields (SHA-256 of its canonical JSON)."""
+    return hashlib.sha256(
+        json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    ).hexdigest()
+
+
+def ticket_open(*, actor, idempotency_key: str | None = None, body_hash: str = "", **kwargs) -> Intake:
     """Take a request: route it to the responsible unit, stamp its deadlines and tell the unit's dispatcher.
 
-    A repeated ``idempotency_key`` returns the first ticket (``created`` False) and changes nothing, also
-    when two requests with the same key arrive at once (the database's unique key decides; the loser answers
-    with the winner's ticket).
+    ``idempotency_key`` is the sender's (``actor``'s): claimed first, with ``body_hash`` (the API's hash
+    of the request body; else a hash of the arguments). A repeat with the same content returns the first ticket
+    (``created`` False) and changes nothing, also when two arrive at once (the database's unique key decides,
+    the loser waits for the winner and answers with its ticket, having taken no ticket number); the same key
+    with other content raises ``IdempotencyKeyReused``.
     """
-    key = kwargs.get("idempotency_key")
+    with transaction.atomic():
+        claim = None
+        if idempotency_key:
+            fingerprint = body_hash or request_hash(
+                {k: getattr(v, "pk", v) for k, v in kwargs.items() if k != "at"}
+            )
+            claim = _claim_key(actor=actor, key=idempotency_key, fingerprint=fingerprint)
+            if isinstance(claim, Intake):
+                return claim
+        intake = _ticket_open(actor=actor, **kwargs)
+        if claim is not None:
+            claim.ticket = intake.ticket
+            claim.save(update_fields=["ticket"])
+        return intake
+
+
+def _claim_key(*, actor, key: str, fingerprint: str) -> IntakeKey | Intake:
+    """The sender's key, newly claimed (an IntakeKey), or the answer to a repeat (an Intake)."""
+    owner = actor if getattr(actor, "pk", None) else None
+    claim = IntakeKey(owner=owner, key=key, request_hash=fingerprint, created_at=timezone.now())
     try:
         with transaction.atomic():
-            return _ticket_open(**kwargs)
+            claim.save(force_insert=True)  # waits for a concurrent claim of the same key to end
+        return claim
     except IntegrityError:
-        existing = Ticket.objects.filter(idempotency_key=key).first() if key else None
-        if existing is None:
+        first = IntakeKey.objects.select_related("ticket").filter(owner=owner, key=key).first()
+        if first is None or first.ticket is None:
             raise
-        return Intake(ticket=existing, created=False)
+    if first.request_hash and first.request_hash != fingerprint:
+        raise IdempotencyKeyReused(key=key, ticket=first.ticket)
+    return Intake(ticket=first.ticket, created=False)
 
 
 def _ticket_open(
@@ -332,14 +378,9 @@ def _ticket_open(
     caller_address: str = "",
     unit: Unit | None = None,
     priority: str = Priority.NORMAL,
-    idempotency_key: str | None = None,
     incident: Incident | None = None,
     at: dt.datetime | None = None,
 ) -> Intake:
-    if idempotency_key:
-        existing = Ticket.objects.filter(idempotency_key=idempotency_key).first()
-        if existing is not None:
-            return Intake(ticket=existing, created=False)
     at = at or timezone.now()
     errors = {}
     if channel not in Channel.values:
@@ -394,12 +435,11 @@ def _ticket_open(
         unit=responsible,
         created_at=at,
         created_by=actor if getattr(actor, "pk", None) else None,
-        idempotency_key=idempotency_key or None,
         incident=incident,
         **_deadlines(policy, at),
     )
     ticket.next_check_at = next_check(ticket)
-    ticket.save(force_insert=True)  # a concurrent twin makes this fail: ticket_open answers with the winner
+    ticket.save(force_insert=True)
     _event(
         ticket, EventKind.CREATED, actor, after={"unit": responsible.code, "category": category.code}, at=at
     )

@@ -284,6 +284,28 @@ def _deadlines(policy: SlaPolicy, at: dt.datetime) -> dict[str, dt.datetime]:
     }
 
 
+# Each target of a ticket: its deadline, the moment it was met, its breach flag.
+CLOCKS = (
+    ("acknowledge_due", "acknowledged_at", "acknowledge_breached"),
+    ("contact_due", "contacted_at", "contact_breached"),
+    ("resolve_due", "resolved_at", "resolve_breached"),
+)
+
+
+def resume_clocks(ticket: Ticket, *, at: dt.datetime) -> None:
+    """The customer answered: every clock waited with them. Each deadline still running moves back by the
+    pause, and so does the escalation ladder (it counts from the first breach in running time), so a deadline
+    that fell while the ticket was pending is not breached and nothing escalates for the pause. A deadline
+    already met or breached keeps its moment. Changes ``ticket`` in memory; the caller saves it."""
+    waited = max(at - ticket.paused_at, dt.timedelta(0))
+    for due, done, breached in CLOCKS:
+        if getattr(ticket, done) is None and not getattr(ticket, breached):
+            setattr(ticket, due, getattr(ticket, due) + waited)
+    if ticket.first_breach_at is not None:
+        ticket.first_breach_at += waited
+    ticket.paused_at = None
+
+
 def next_check(ticket: Ticket) -> dt.datetime | None:
     """The earliest moment the SLA sweep has something to do for this ticket (None: nothing, or paused)."""
     if ticket.status not in OPEN_STATUSES or ticket.status == Status.PENDING_CUSTOMER:
@@ -514,10 +536,7 @@ def ticket_change_status(
         raise ValidationError({"note": _("Say why.")})
     before = {"status": ticket.status}
     if ticket.status == Status.PENDING_CUSTOMER and ticket.paused_at is not None:
-        waited = at - ticket.paused_at  # the clock waited with the customer: push the open deadline back
-        if ticket.resolved_at is None and not ticket.resolve_breached:
-            ticket.resolve_due += waited
-        ticket.paused_at = None
+        resume_clocks(ticket, at=at)
     if to == Status.DUPLICATE:
         if duplicate_of is None or duplicate_of.pk == ticket.pk:
             raise ValidationError({"duplicate_of": _("Name the ticket this one repeats.")})

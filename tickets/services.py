@@ -425,11 +425,10 @@ def _ticket_open(
         errors["caller_phone"] = _("For an unknown caller, take at least a phone number or a name.")
     if customer is None and unit is None:
         errors["unit"] = _("For an unknown caller, choose the unit responsible for the address.")
-    if incident is not None and incident.restored_at is not None:
-        errors["incident"] = _("This outage is already restored.")
     if errors:
         raise ValidationError(errors)
     responsible = current_unit(customer.unit if customer is not None and unit is None else unit)
+    incident = _outage_of_the_call(category=category, customer=customer, unit=responsible, named=incident)
     suspension = active_suspension(category=category, unit=responsible, at=at)
     if suspension is not None:
         raise ValidationError(
@@ -462,9 +461,10 @@ def _ticket_open(
     )
     ticket.next_check_at = next_check(ticket)
     ticket.save(force_insert=True)
-    _event(
-        ticket, EventKind.CREATED, actor, after={"unit": responsible.code, "category": category.code}, at=at
-    )
+    created = {"unit": responsible.code, "category": category.code}
+    if incident is not None:
+        created["incident"] = incident.pk
+    _event(ticket, EventKind.CREATED, actor, after=created, at=at)
     warnings = []
     if customer is not None:
         same = Ticket.objects.open().filter(customer=customer, category=category).exclude(pk=ticket.pk)
@@ -476,6 +476,30 @@ def _ticket_open(
             )
     _tell_dispatchers_of_new_ticket(ticket)
     return Intake(ticket=ticket, created=True, warnings=warnings)
+
+
+def _outage_of_the_call(
+    *, category: Category, customer: Customer | None, unit: Unit, named: Incident | None
+) -> Incident | None:
+    """The incident an outage call is linked to, on every intake path: the one named (it must be open and cover
+    the caller's address: the customer's unit and ward, or for an unknown caller the responsible unit), else the
+    open incident covering the customer's address (the latest started). Other categories are never linked."""
+    if named is not None:
+        if not category.is_outage:
+            raise ValidationError({"incident": _("Only an outage report is linked to an outage.")})
+        if named.restored_at is not None:
+            raise ValidationError({"incident": _("This outage is already restored.")})
+        covered = (
+            named.covers(unit_id=current_unit(customer.unit).pk, ward=customer.ward)
+            if customer is not None
+            else named.unit_id == unit.pk
+        )
+        if not covered:
+            raise ValidationError({"incident": _("This outage does not cover the caller's address.")})
+        return named
+    if not category.is_outage or customer is None:
+        return None
+    return next(iter(incidents_for_customer(customer)), None)
 
 
 def _tell_dispatchers_of_new_ticket(ticket: Ticket) -> None:

@@ -360,7 +360,7 @@ def main() -> None:
             if args.only and name != args.only:
                 continue
             _checkpoint()  # a checkpoint's writes start before the phase, not inside it
-            # Warm-up at full concurrency: every thread's database session prepares its statements and reads
+            # Warm-up at full concurrency: every thread opens its database session and reads
             # the catalogue it needs before the measured seconds.
             _load(port, Maker(path, key, codes, prefix + "warm-"), args.clients, args.warmup, 0)
             maker = Maker(path, key, codes, prefix + name + "-")

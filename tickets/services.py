@@ -371,20 +371,23 @@ def ticket_open(*, actor, idempotency_key: str | None = None, body_hash: str = "
 
 
 def _claim_key(*, actor, key: str, fingerprint: str) -> IntakeKey | Intake:
-    """The sender's key, newly claimed (an IntakeKey), or the answer to a repeat (an Intake)."""
+    """The sender's key, newly claimed (an IntakeKey), or the answer to a repeat (an Intake).
+
+    One ``INSERT … ON CONFLICT DO NOTHING`` (Django's ``bulk_create``): a concurrent claim of the same key makes it
+    wait until that transaction ends, then insert nothing. The row read next is ours when it has no ticket yet
+    (a committed claim always has its ticket)."""
     owner = actor if getattr(actor, "pk", None) else None
-    claim = IntakeKey(owner=owner, key=key, request_hash=fingerprint, created_at=timezone.now())
-    try:
-        with transaction.atomic():
-            claim.save(force_insert=True)  # waits for a concurrent claim of the same key to end
+    IntakeKey.objects.bulk_create(
+        [IntakeKey(owner=owner, key=key, request_hash=fingerprint, created_at=timezone.now())], ignore_conflicts=True
+    )
+    claim = IntakeKey.objects.select_related("ticket").filter(owner=owner, key=key).first()
+    if claim is None:
+        raise IntegrityError("The idempotency key could not be claimed.")
+    if claim.ticket is None:
         return claim
-    except IntegrityError:
-        first = IntakeKey.objects.select_related("ticket").filter(owner=owner, key=key).first()
-        if first is None or first.ticket is None:
-            raise
-    if first.request_hash and first.request_hash != fingerprint:
-        raise IdempotencyKeyReused(key=key, ticket=first.ticket)
-    return Intake(ticket=first.ticket, created=False)
+    if claim.request_hash and claim.request_hash != fingerprint:
+        raise IdempotencyKeyReused(key=key, ticket=claim.ticket)
+    return Intake(ticket=claim.ticket, created=False)
 
 
 def _ticket_open(

@@ -20,10 +20,10 @@ from crm.urls import urlpatterns as product_urls
 BARE_INSERT = """
 INSERT INTO tickets_ticket (number, caller_name, caller_phone, caller_address, category_id, policy_id, channel,
     priority, description, unit_id, status, created_at, acknowledge_due, contact_due, resolve_due,
-    acknowledge_breached, contact_breached, resolve_breached, escalation_level, idempotency_key, customer_id)
+    acknowledge_breached, contact_breached, resolve_breached, escalation_level, customer_id)
 SELECT 'X' || lpad(nextval('bench_bare_number')::text, 9, '0'), '', '', '', %(category)s, %(policy)s, %(channel)s,
     'normal', %(description)s, c.unit_id, 'new', %(now)s, %(now)s, %(now)s, %(now)s, false, false, false, 0,
-    %(key)s, c.id
+    c.id
 FROM customers_customer c WHERE c.code = %(code)s
 RETURNING id, number
 """
@@ -44,7 +44,6 @@ def bare_ticket(request):
                 "channel": data["channel"],
                 "description": data["description"],
                 "now": timezone.now(),
-                "key": request.headers.get("Idempotency-Key"),
                 "code": data["customer_code"],
             },
         )

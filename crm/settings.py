@@ -183,10 +183,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_boo
         "min_size": env_int("DATABASE_POOL_MIN", 2),
         "max_size": env_int("DATABASE_POOL_MAX", 10),
     }
-# The intake API's hot statements are prepared once per PostgreSQL connection (crm.db.prepared_cursor): parsed
-# and planned once instead of on every request. Turn off behind a pooler that hands a session's statements to
-# other server connections (PgBouncer in transaction mode before 1.21, or without max_prepared_statements).
-TONGDAI_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
+# Prepared statements (off by default): psycopg prepares a statement on a connection once it has run it
+# DATABASE_PREPARED_STATEMENTS times, with server-side parameter binding (Django's two supported options).
+# Leave off behind a pooler that hands a session's statements to other server connections (PgBouncer in
+# transaction mode before 1.21, or without max_prepared_statements).
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_int("DATABASE_PREPARED_STATEMENTS", 0):
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"server_side_binding": True, "prepare_threshold": env_int("DATABASE_PREPARED_STATEMENTS", 0)}
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}

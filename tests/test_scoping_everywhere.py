@@ -4,6 +4,7 @@ never reachable by id and never changeable."""
 from __future__ import annotations
 
 import pytest
+from django.apps import apps
 from django.contrib import admin
 from django.forms.models import model_to_dict
 from django.urls import reverse
@@ -22,9 +23,10 @@ SCOPED_BY_ADMIN = {BillingRun: "unit"}
 
 def scoped_admins():
     return [
-        (model, model_admin)
-        for model, model_admin in admin.site._registry.items()
-        if hasattr(model._default_manager, "for_user") or model in SCOPED_BY_ADMIN
+        (model, admin.site.get_model_admin(model))
+        for model in apps.get_models()
+        if admin.site.is_registered(model)
+        and (hasattr(model._default_manager, "for_user") or model in SCOPED_BY_ADMIN)
     ]
 
 

@@ -313,9 +313,6 @@ class Ticket(models.Model):
         verbose_name=_("taken by"),
         db_index=False,
     )
-    idempotency_key = models.CharField(
-        _("idempotency key"), max_length=100, null=True, blank=True, editable=False
-    )
     # The clocks: stored deadlines, breach flags, and the moment the sweep next has something to do.
     acknowledge_due = models.DateTimeField(_("acknowledge by"))
     contact_due = models.DateTimeField(_("contact the customer by"))
@@ -346,7 +343,6 @@ class Ticket(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(fields=["number"], name="tickets_ticket_number_unique"),
-            models.UniqueConstraint(fields=["idempotency_key"], name="tickets_ticket_idempotency_unique"),
             models.CheckConstraint(condition=Q(status__in=Status.values), name="tickets_ticket_status_valid"),
             models.CheckConstraint(
                 condition=Q(channel__in=Channel.values), name="tickets_ticket_channel_valid"
@@ -401,6 +397,48 @@ class Ticket(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+
+class IntakeKey(models.Model):
+    """An ``Idempotency-Key`` as its sender used it: the key belongs to the authenticated user who sent it (two
+    callers' keys never meet), with a hash of the request it came with. Claimed before the ticket is numbered,
+    so a request that loses a race for its key takes no number; a retry gets the first ticket, the same key
+    with another request is refused."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("sent by"),
+        db_index=False,  # the unique (owner, key) index serves it
+    )
+    key = models.CharField(_("idempotency key"), max_length=100)
+    request_hash = models.CharField(_("hash of the request"), max_length=64, blank=True)
+    ticket = models.OneToOneField(
+        "Ticket",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="intake_key",
+        verbose_name=_("ticket"),
+    )
+    created_at = models.DateTimeField(_("received at"))
+
+    class Meta:
+        verbose_name = _("intake idempotency key")
+        verbose_name_plural = _("intake idempotency keys")
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "key"], name="tickets_intakekey_owner_key"),
+            # Keys sent with no user (the system's own intakes) are unique among themselves.
+            models.UniqueConstraint(
+                fields=["key"], condition=Q(owner__isnull=True), name="tickets_intakekey_system_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
 
 
 class TicketCounter(models.Model):

@@ -38,14 +38,18 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
 
     @extend_schema(
         request=TicketInSerializer,
-        responses={201: TicketSerializer, 200: TicketSerializer},
+        responses={201: TicketSerializer, 200: TicketSerializer, 422: OpenApiTypes.OBJECT},
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
                 OpenApiTypes.STR,
                 OpenApiParameter.HEADER,
                 required=False,
-                description="A retried request with the same key returns the first ticket (200), never a second.",
+                description=(
+                    "Yours (two users' keys never meet). A retried request with the same key and the same body "
+                    "returns the first ticket (200), never a second; the same key with another body is refused "
+                    "(422)."
+                ),
             )
         ],
     )
@@ -58,7 +62,13 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
             return Response(
                 {"Idempotency-Key": ["At most 100 characters."]}, status=http.HTTP_400_BAD_REQUEST
             )
-        intake = services.ticket_open(actor=request.user, idempotency_key=key, **incoming.validated_data)
+        try:
+            intake = services.ticket_open(
+                actor=request.user, idempotency_key=key,
+                body_hash=_body_hash(request) if key else "", **incoming.validated_data,
+            )
+        except services.IdempotencyKeyReused as exc:
+            return Response({"Idempotency-Key": [str(exc)]}, status=http.HTTP_422_UNPROCESSABLE_ENTITY)
         body = {
             **TicketSerializer(intake.ticket, context={"request": request}).data,
             "warnings": intake.warnings,
@@ -144,6 +154,14 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
             actor=request.user, ticket=ticket, upload=incoming.validated_data["file"]
         )
         return Response(TicketAttachmentSerializer(attachment).data, status=http.HTTP_201_CREATED)
+
+
+def _body_hash(request) -> str:
+    """The hash of what the request asks for: its parsed body, field order and spacing aside."""
+    data = request.data
+    if hasattr(data, "lists"):  # a form: every value of every field
+        data = dict(data.lists())
+    return services.request_hash(data)
 
 
 class OutageStatusView(APIView):

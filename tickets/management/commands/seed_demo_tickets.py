@@ -250,7 +250,7 @@ class Command(BaseCommand):
     def handle(self, *args, tickets, seed, **options):
         if tickets < 0:
             raise CommandError("--tickets must not be negative")
-        if Ticket.objects.filter(idempotency_key__startswith=KEY_PREFIX).exists():
+        if Ticket.objects.filter(intake_key__key__startswith=KEY_PREFIX).exists():
             self.stdout.write("Demo tickets already loaded: nothing to do.")
             return
         customers = list(
@@ -677,7 +677,7 @@ class Command(BaseCommand):
         return "; ".join(exc.messages)[:120]
 
     def _report(self, created: dict[int, Ticket], incidents: dict[str, Incident], elapsed: float) -> None:
-        demo = Ticket.objects.filter(idempotency_key__startswith=KEY_PREFIX)
+        demo = Ticket.objects.filter(intake_key__key__startswith=KEY_PREFIX)
         by_status = dict(demo.values_list("status").annotate(n=Count("id")).order_by())
         statuses = ", ".join(f"{by_status[s]} {s}" for s in Status.values if by_status.get(s))
         now = timezone.now()

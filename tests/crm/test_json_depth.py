@@ -9,7 +9,6 @@ import json
 import pytest
 from django import forms
 from django.apps import apps
-from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.forms.models import model_to_dict
 from django.test import RequestFactory
@@ -19,6 +18,7 @@ from django.utils.html import escape
 
 from crm import json_input
 from crm.urls import router
+from tests.admin_site import registered_admins
 from tickets.models import Incident
 
 DEEP = 5000
@@ -116,7 +116,7 @@ def test_every_json_field_of_an_admin_form_bounds_the_nesting(django_user_model,
     request = RequestFactory().get("/")
     request.user = django_user_model(is_superuser=True, is_staff=True)
     json_fields = []
-    for model, model_admin in admin.site._registry.items():
+    for model, model_admin in registered_admins():
         for db_field in model._meta.fields:
             field = model_admin.formfield_for_dbfield(db_field, request)
             if isinstance(field, forms.JSONField):

@@ -17,8 +17,10 @@ from django.utils.translation import gettext_lazy
 
 from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
 from crm.exports import StreamingExportMixin
+from crm.models import Unit
 from customers import privacy
 from customers.models import Customer
+from customers.normalise import InvalidPhone, normalise_phone
 from tickets import selectors, services
 from tickets.models import (
     Callback,
@@ -72,6 +74,19 @@ class QueueFilter(admin.SimpleListFilter):
 
 
 class TicketIntakeForm(forms.ModelForm):
+    # Typed as the caller reads it ("+84 903 123 456" too); stored normalised (customers.normalise).
+    caller_phone = forms.CharField(label=gettext_lazy("caller's phone"), max_length=30, required=False)
+
+    def clean_caller_phone(self):
+        """An invalid number is refused as invalid, on the field, keeping what the agent typed."""
+        value = self.cleaned_data.get("caller_phone", "").strip()
+        if not value:
+            return ""
+        try:
+            return normalise_phone(value)
+        except InvalidPhone as exc:
+            raise forms.ValidationError(str(exc), code="invalid_phone") from exc
+
     class Meta:
         model = Ticket
         fields = [
@@ -169,14 +184,8 @@ class AssignForm(forms.Form):
 
     def __init__(self, *args, units=(), **kwargs):
         super().__init__(*args, **kwargs)
-        from django.contrib.auth import get_user_model
-
-        self.fields["assignee"].queryset = (
-            get_user_model()
-            .objects.filter(is_active=True, staff_profile__units__in=units)
-            .distinct()
-            .order_by("username")
-        )
+        # Only staff who can work the tickets (tickets.selectors.eligible_assignees, which the service checks).
+        self.fields["assignee"].queryset = selectors.eligible_assignees(units).order_by("username")
 
 
 @admin.register(Ticket)
@@ -507,6 +516,33 @@ class SuspensionAdmin(ServiceErrorsMixin, admin.ModelAdmin):
         pass
 
 
+class IncidentForm(forms.ModelForm):
+    """An outage's wards are picked from its unit's list (``tickets.selectors.unit_wards``), grouped by unit;
+    none picked: the whole unit."""
+
+    wards = forms.MultipleChoiceField(
+        label=gettext_lazy("wards"), required=False, help_text=gettext_lazy("None chosen: the whole unit."),
+        widget=forms.SelectMultiple(attrs={"size": 12}),
+    )  # fmt: skip
+
+    class Meta:
+        model = Incident
+        fields = ["unit", "wards", "feeder_code", "transformer_code", "cause", "started_at", "estimated_restore_at"]
+
+    def clean(self):
+        data = super().clean()
+        unit, wards = data.get("unit"), data.get("wards") or []
+        if unit is not None and wards:
+            served = set(selectors.unit_wards(unit))
+            outside = [w for w in wards if w not in served]
+            if outside:
+                self.add_error(
+                    "wards",
+                    _("%(unit)s does not serve: %(wards)s.") % {"unit": unit.code, "wards": ", ".join(outside)},
+                )
+        return data
+
+
 @admin.register(Incident)
 class IncidentAdmin(ServiceErrorsMixin, ScopedAdmin):
     list_display = ["unit", "cause", "started_at", "estimated_restore_at", "restored_at", "restore_minutes"]
@@ -524,6 +560,16 @@ class IncidentAdmin(ServiceErrorsMixin, ScopedAdmin):
     ]
     actions = ["restore_now"]
     ordering = ["-id"]
+    form = IncidentForm
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if "wards" in form.base_fields:  # the wards of the units the user may see, one group per unit
+            units = Unit.objects.for_user(request.user).active().order_by("code")
+            form.base_fields["wards"].choices = [
+                (f"{unit.code} – {unit.name}", [(w, w) for w in selectors.unit_wards(unit)]) for unit in units
+            ]
+        return form
 
     def has_change_permission(self, request, obj=None):
         return obj is None and super().has_change_permission(request, obj)

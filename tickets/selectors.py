@@ -131,3 +131,28 @@ def duration_text(delta) -> str:
     if hours:
         return _("%(h)d h %(m)d min") % {"h": hours, "m": minutes}
     return _("%(m)d min") % {"m": minutes}
+
+
+WORK_TICKETS = "tickets.change_ticket"
+
+
+def eligible_assignees(unit_ids):
+    """The staff a ticket of these units may be given to: active, serving one of the units, and with a role
+    (or rights) that works tickets. The one rule: the assign service checks it, the admin offers only them."""
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model().objects.with_perm(WORK_TICKETS, backend="crm.auth.CachedModelBackend")
+    return users.filter(is_active=True, staff_profile__units__in=list(unit_ids)).distinct()
+
+
+def unit_wards(unit) -> list[str]:
+    """The wards (phường, xã) a unit serves, as an incident names them: the reference list of the unit's
+    district, else the wards its customers' addresses name."""
+    from crm.reference_data import WARDS
+    from customers.models import Customer
+
+    listed = WARDS.get(unit.code)
+    if listed:
+        return list(listed)
+    named = Customer.objects.filter(unit=unit).exclude(ward="").values_list("ward", flat=True)
+    return sorted(set(named.distinct()[:500]))

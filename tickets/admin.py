@@ -194,8 +194,8 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
     # The columns an agent works a queue by, readable at 1366 px (tickets/queue.css); every one is read from
     # the row and its joined category, customer, unit and assignee: no query per row.
     list_display = [
-        "number", "who", "category", "status", "unit_code", "channel", "created_at", "time_left",
-        "level", "assignee",
+        "number", "who", "category", "status", "unit_code", "channel", "received", "time_left", "level",
+        "assignee",
     ]  # fmt: skip
     list_select_related = ["category", "customer", "unit", "assignee"]
     # The queue's page reloads itself every 30 s, keeping its filters (tickets/queue_refresh.js).
@@ -221,6 +221,15 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
     @admin.display(description=gettext_lazy("unit"), ordering="unit__code")
     def unit_code(self, ticket):
         return format_html('<span title="{}">{}</span>', ticket.unit.name, ticket.unit.code)
+
+    @admin.display(description=gettext_lazy("received at"), ordering="created_at")
+    def received(self, ticket):
+        at = timezone.localtime(ticket.created_at)
+        return format_html('<span title="{}">{}</span>', f"{at:%d/%m/%Y %H:%M}", f"{at:%d/%m %H:%M}")
+
+    def changelist_view(self, request, extra_context=None):
+        # The queue takes the whole width: no navigation sidebar beside it (the breadcrumbs and home remain).
+        return super().changelist_view(request, {"is_nav_sidebar_enabled": False, **(extra_context or {})})
 
     @admin.display(description=gettext_lazy("time left"), ordering="next_check_at")
     def time_left(self, ticket):

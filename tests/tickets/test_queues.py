@@ -35,7 +35,7 @@ def test_the_queue_shows_the_columns_an_agent_needs_with_the_time_left(client, s
     response = client.get(reverse(URL), {"queue": "open"})
     page = response.content.decode()
     assert _columns(page) == [
-        "number", "who", "category", "status", "unit_code", "channel", "created_at", "time_left", "level",
+        "number", "who", "category", "status", "unit_code", "channel", "received", "time_left", "level",
         "assignee",
     ]  # fmt: skip
     row = page.split(f">{ticket.number}</a>")[1].split("</tr>")[0]

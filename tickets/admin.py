@@ -74,9 +74,6 @@ class QueueFilter(admin.SimpleListFilter):
 
 
 class TicketIntakeForm(forms.ModelForm):
-    # Typed as the caller reads it ("+84 903 123 456" too); stored normalised (customers.normalise).
-    caller_phone = forms.CharField(label=gettext_lazy("caller's phone"), max_length=30, required=False)
-
     def clean_caller_phone(self):
         """An invalid number is refused as invalid, on the field, keeping what the agent typed."""
         value = self.cleaned_data.get("caller_phone", "").strip()
@@ -371,6 +368,11 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is None and "caller_phone" in form.base_fields:
+            # Typed as the caller reads it ("+84 903 123 456" too); stored normalised (customers.normalise).
+            form.base_fields["caller_phone"] = forms.CharField(
+                label=Ticket._meta.get_field("caller_phone").verbose_name, max_length=30, required=False
+            )
         if obj is None and "unit" in form.base_fields:
             form.base_fields["unit"].required = False
             form.base_fields["unit"].help_text = _(

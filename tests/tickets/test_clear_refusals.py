@@ -136,3 +136,26 @@ def test_dispatchers_assign_only_to_staff_who_can_work_the_ticket(client, staff,
     given = client.post(url, {"assignee": staff[Role.FIELD_CREW].username}, content_type="application/json")
     assert given.status_code == 200
     assert WorkOrder.objects.count() == 0
+
+
+def test_a_note_on_an_unknown_callers_ticket_saves_and_leaves_the_phone_alone(client, staff, catalogue, org):
+    ticket = ticket_open(
+        actor=None, category=catalogue["outage"], channel="phone", description="Mất điện", unit=org["home"],
+        caller_phone="0912 345 678",
+    ).ticket  # fmt: skip
+    client.force_login(staff[Role.AGENT])
+    url = reverse("admin:tickets_ticket_change", args=[ticket.pk])
+    page = client.get(url)
+    assert 'name="caller_phone"' not in page.content.decode()  # shown, never an input, on a taken ticket
+    form = page.context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None}
+    for inline in page.context["inline_admin_formsets"]:
+        management = inline.formset.management_form
+        data.update({management.add_prefix(k): v for k, v in management.initial.items()})
+        if inline.formset.model.__name__ == "TicketNote" and inline.formset.extra:
+            data[f"{inline.formset.prefix}-0-body"] = "Đã gọi lại cho khách"
+    saved = client.post(url, data)
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    ticket.refresh_from_db()
+    assert ticket.caller_phone == "+84912345678"
+    assert ticket.notes.get().body == "Đã gọi lại cho khách"

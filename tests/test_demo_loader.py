@@ -60,3 +60,7 @@ def test_the_demo_shows_a_crews_work_an_outage_on_a_card_and_issued_bills(db, cl
     issued = Invoice.objects.filter(status=InvoiceStatus.ISSUED)
     assert issued.exists()
     assert issued.filter(unit__in=agent.units.all()).exists()
+    bills = Invoice.objects.count()
+    again = io.StringIO()
+    call_command("seed_demo_billing", stdout=again)  # `make run` again: nothing more
+    assert "nothing to do" in again.getvalue() and Invoice.objects.count() == bills

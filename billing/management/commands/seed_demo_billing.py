@@ -3,8 +3,8 @@
 One reading per active contract's installed meter (its reading at install plus a plausible month of use,
 deterministic for a seed) goes in as one reading file (``billing.imports.import_readings``, the path the
 metering systems' files take); then ``billing_run`` bills the month for every unit and ``invoices_issue``
-issues the drafts (a flagged reading's bill is held, as it would be). Safe to run again: the readings come back
-as unchanged and the run makes only missing bills.
+issues the drafts (a flagged reading's bill is held, as it would be). Safe to run again: a month that has bills
+is left alone.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, seed, period=None, **options):
         month = dt.date.fromisoformat(f"{period}-01") if period else last_month(timezone.localdate())
+        if Invoice.objects.filter(period=month).exists():
+            self.stdout.write(f"Demo bills for {month:%m/%Y} already made: nothing to do.")
+            return
         if not PriceTable.objects.exists():
             tariffs_load_reference()
         end = (month + dt.timedelta(days=32)).replace(day=1)

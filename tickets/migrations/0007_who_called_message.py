@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tickets', '0005_attachment_types_from_extension'),
+        ('tickets', '0006_field_labels'),
     ]
 
     operations = [

@@ -58,5 +58,16 @@ def test_the_queue_fits_1366_px_and_refreshes_itself_keeping_its_filters(
     page.clock.run_for(31_000)
     assert page.evaluate("() => window.notReloaded") is True
     assert page.input_value("#searchbar") == "2026"
+    # Nor while a ticket's number is selected (to copy it); once the agent is done, it reloads.
+    page.evaluate(
+        "() => { document.activeElement.blur(); const r = document.createRange();"
+        " r.selectNodeContents(document.querySelector('th.field-number a'));"
+        " window.getSelection().removeAllRanges(); window.getSelection().addRange(r); }"
+    )
+    page.clock.run_for(31_000)
+    assert page.evaluate("() => window.notReloaded") is True
+    page.evaluate("() => { window.getSelection().removeAllRanges(); }")
+    page.clock.run_for(6_000)
+    page.wait_for_function("() => window.notReloaded === undefined")
     assert not [e for e in errors if "Content-Security-Policy" in e or "Content Security Policy" in e]
     context.close()

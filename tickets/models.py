@@ -351,6 +351,8 @@ class Ticket(models.Model):
             models.CheckConstraint(
                 condition=Q(customer__isnull=False) | ~Q(caller_phone="") | ~Q(caller_name=""),
                 name="tickets_ticket_who_called",
+                violation_error_code="who_called",
+                violation_error_message=_("For an unknown caller, take at least a phone number or a name."),
             ),
             models.CheckConstraint(
                 condition=~Q(status=Status.DUPLICATE) | Q(duplicate_of__isnull=False),

@@ -18,7 +18,7 @@ from crm.models import OutboxChannel, OutboxMessage, Role, StaffProfile, Unit
 from crm.outbox import outbox_deliver_soon, outbox_enqueue
 from customers.models import Contract, Customer
 from customers.normalise import InvalidPhone, display_phone, normalise_phone
-from tickets import reference
+from tickets import reference, selectors
 from tickets.calendar import add_working_days
 from tickets.models import (
     OPEN_STATUSES,
@@ -424,7 +424,7 @@ def _ticket_open(
             phone = normalise_phone(caller_phone)
         except InvalidPhone as exc:
             errors["caller_phone"] = str(exc)
-    if customer is None and not (phone or caller_name.strip()):
+    if customer is None and not (phone or caller_name.strip()) and "caller_phone" not in errors:
         errors["caller_phone"] = _("For an unknown caller, take at least a phone number or a name.")
     if customer is None and unit is None:
         errors["unit"] = _("For an unknown caller, choose the unit responsible for the address.")
@@ -647,6 +647,9 @@ def ticket_assign(*, actor, ticket: Ticket, assignee) -> Ticket:
     profile = StaffProfile.objects.filter(user=assignee).first()
     if profile is None or not profile.units.filter(pk=ticket.unit_id).exists():
         raise ValidationError({"assignee": _("The assignee does not serve the ticket's unit.")})
+    if not selectors.eligible_assignees([ticket.unit_id]).filter(pk=assignee.pk).exists():
+        raise ValidationError({"assignee": _("%(who)s does not work tickets: choose staff whose role handles them.")
+                               % {"who": assignee.get_username()}})  # fmt: skip
     before = {"assignee": ticket.assignee_id}
     ticket.assignee = assignee
     ticket.save(update_fields=["assignee"])

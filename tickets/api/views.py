@@ -16,6 +16,7 @@ from crm.json_input import JSONParser
 from customers.models import Customer
 from customers.normalise import InvalidPhone, normalise_phone
 from tickets import services
+from tickets.api.filters import TicketFilter, WorkOrderFilter
 from tickets.api.serializers import (
     OutageStatusSerializer,
     TicketAssignSerializer,
@@ -34,7 +35,7 @@ from tickets.models import Ticket, WorkOrder
 class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
     queryset = Ticket.objects.select_related("category", "unit", "customer")
     serializer_class = TicketSerializer
-    filterset_fields = ["status", "unit", "category", "channel", "escalation_level"]
+    filterset_class = TicketFilter
 
     @extend_schema(
         request=TicketInSerializer,
@@ -209,7 +210,7 @@ class WorkOrderViewSet(ScopedReadOnlyViewSet):
 
     queryset = WorkOrder.objects.select_related("ticket", "unit")
     serializer_class = WorkOrderSerializer
-    filterset_fields = ["status", "unit", "crew"]
+    filterset_class = WorkOrderFilter
 
     @extend_schema(request=WorkOrderStepSerializer, responses={200: WorkOrderSerializer})
     @action(detail=True, methods=["post"], url_path="advance", permission_classes=[CanChangeModel])

@@ -57,6 +57,7 @@ demo: migrate
 	$(PY) manage.py seed_demo --customers $(DEMO_CUSTOMERS) --units PE,PC08
 	$(PY) manage.py create_demo_users
 	$(PY) manage.py seed_demo_tickets
+	$(PY) manage.py seed_demo_billing
 
 run: demo
 	$(PY) manage.py setup_schedules

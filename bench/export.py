@@ -154,7 +154,7 @@ def explain(query: dict, where: str, manager) -> None:
     from crm.exports import changelist_queryset
     from customers.models import Customer
 
-    model_admin = admin.site._registry[Customer]
+    model_admin = admin.site.get_model_admin(Customer)
     request = RequestFactory().get(EXPORT_URL, query)
     request.user = manager
     queryset = model_admin.get_export_resource(request).prepare_export(

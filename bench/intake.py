@@ -360,7 +360,7 @@ def main() -> None:
             if args.only and name != args.only:
                 continue
             _checkpoint()  # a checkpoint's writes start before the phase, not inside it
-            # Warm-up at full concurrency: every thread's database session prepares its statements and reads
+            # Warm-up at full concurrency: every thread opens its database session and reads
             # the catalogue it needs before the measured seconds.
             _load(port, Maker(path, key, codes, prefix + "warm-"), args.clients, args.warmup, 0)
             maker = Maker(path, key, codes, prefix + name + "-")
@@ -392,7 +392,7 @@ def main() -> None:
     # Nothing lost, nothing doubled: every 201 is exactly one ticket with its event and the dispatcher's message.
     if "api" in results:
         created = results["api"][4].created
-        tickets = Ticket.objects.filter(idempotency_key__startswith=prefix + "api-")
+        tickets = Ticket.objects.filter(intake_key__key__startswith=prefix + "api-")
         in_db = set(tickets.values_list("id", flat=True))
         events = TicketEvent.objects.filter(ticket__in=in_db, kind="created").count()
         dispatchers = _dispatcher_profiles(units)
@@ -492,9 +492,11 @@ def _cleanup(prefix: str) -> None:
 
     with connection.cursor() as cursor:
         cursor.execute(
-            "CREATE TEMP TABLE bench_gone AS SELECT id FROM tickets_ticket WHERE idempotency_key LIKE %s",
+            'CREATE TEMP TABLE bench_gone AS SELECT ticket_id AS id FROM tickets_intakekey WHERE "key" LIKE %s '
+            "AND ticket_id IS NOT NULL UNION SELECT id FROM tickets_ticket WHERE number LIKE 'X%%'",
             [prefix + "%"],
         )
+        cursor.execute('DELETE FROM tickets_intakekey WHERE "key" LIKE %s', [prefix + "%"])
         cursor.execute("DELETE FROM tickets_ticketevent WHERE ticket_id IN (SELECT id FROM bench_gone)")
         cursor.execute(
             "DELETE FROM crm_outboxmessage WHERE dedupe_key LIKE 'ticket:%%' AND "
@@ -505,7 +507,7 @@ def _cleanup(prefix: str) -> None:
         cursor.execute("DROP TABLE bench_gone")
         # What autovacuum would do after such a delete (a server may run with it off): the next run then
         # inserts into reusable pages, not past every earlier run's dead rows.
-        cursor.execute("VACUUM ANALYZE tickets_ticket, tickets_ticketevent, crm_outboxmessage, django_q_ormq")
+        cursor.execute("VACUUM ANALYZE tickets_ticket, tickets_ticketevent, tickets_intakekey, crm_outboxmessage, django_q_ormq")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ with one SQL statement (no authentication, routing, deadlines, events or outbox)
 
 from __future__ import annotations
 
-import json
 import os
 
 from django.db import connection
@@ -15,15 +14,16 @@ from django.urls import path
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from crm import json_input
 from crm.urls import urlpatterns as product_urls
 
 BARE_INSERT = """
 INSERT INTO tickets_ticket (number, caller_name, caller_phone, caller_address, category_id, policy_id, channel,
     priority, description, unit_id, status, created_at, acknowledge_due, contact_due, resolve_due,
-    acknowledge_breached, contact_breached, resolve_breached, escalation_level, idempotency_key, customer_id)
+    acknowledge_breached, contact_breached, resolve_breached, escalation_level, customer_id)
 SELECT 'X' || lpad(nextval('bench_bare_number')::text, 9, '0'), '', '', '', %(category)s, %(policy)s, %(channel)s,
     'normal', %(description)s, c.unit_id, 'new', %(now)s, %(now)s, %(now)s, %(now)s, false, false, false, 0,
-    %(key)s, c.id
+    c.id
 FROM customers_customer c WHERE c.code = %(code)s
 RETURNING id, number
 """
@@ -32,7 +32,7 @@ RETURNING id, number
 @csrf_exempt
 def bare_ticket(request):
     try:
-        data = json.loads(request.body)
+        data = json_input.loads(request.body)
     except ValueError:
         return HttpResponseBadRequest("bad json")
     with connection.cursor() as cursor:
@@ -44,7 +44,6 @@ def bare_ticket(request):
                 "channel": data["channel"],
                 "description": data["description"],
                 "now": timezone.now(),
-                "key": request.headers.get("Idempotency-Key"),
                 "code": data["customer_code"],
             },
         )

@@ -64,6 +64,7 @@ from billing.money import line_label, money
 from billing.resources import DisputeResource, InvoiceResource
 from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
 from crm.exports import StreamingExportMixin
+from crm.json_input import ADMIN_FORMFIELD_OVERRIDES
 from crm.models import Unit
 from crm.scoping import scope_for
 from customers.models import Contract, Customer, MeterAssignment
@@ -1246,6 +1247,7 @@ class RebateProgrammeAdmin(BillingAdminMixin, admin.ModelAdmin):
     list_filter = ["status"]
     search_fields = ["name"]
     filter_horizontal = ["units"]
+    formfield_overrides = ADMIN_FORMFIELD_OVERRIDES  # the customer types: JSON with its nesting bounded
     inlines = [RebateBandInline]
     fields = [
         "name", "legal_basis", "customer_types", "units", "period_from", "period_to", "min_kwh", "max_kwh",

@@ -31,12 +31,11 @@ from pathlib import PurePath
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMessage
-from django.db import connection, connections, transaction
+from django.db import IntegrityError, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from crm.db import insert_parts
 from crm.models import OutboxChannel, OutboxMessage, OutboxRetry, OutboxRetrySource, OutboxStatus
 
 logger = logging.getLogger("tongdai.outbox")
@@ -134,10 +133,9 @@ def outbox_enqueue(
         name = (attachment_name or "attachment").strip()[:200]
         message.attachment_name = name
         # The stored name is never the given one (no collisions, no odd characters); the file is written by
-        # the field's pre_save, in save() and in insert_parts() alike.
+        # the field's pre_save.
         message.attachment = ContentFile(attachment_content, name=uuid.uuid4().hex + PurePath(name).suffix)
     if dedupe_key:
-        # One statement, no savepoint: a repeated key is skipped by the database itself.
         message.pk = _insert_unless_duplicate(message)
         if message.pk is None:
             if message.attachment:
@@ -151,22 +149,15 @@ def outbox_enqueue(
 
 
 def _insert_unless_duplicate(message: OutboxMessage) -> int | None:
-    """INSERT … ON CONFLICT (dedupe_key) DO NOTHING RETURNING id (PostgreSQL, and SQLite since 3.35)."""
-    table, columns, placeholders, params = insert_parts(message)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "
-            f"ON CONFLICT ({connection.ops.quote_name('dedupe_key')}) DO NOTHING RETURNING id",
-            params,
-        )
-        row = cursor.fetchone()
-    return row[0] if row else None
-
-
-def deliver_after_commit(message_ids) -> None:
-    """Deliver messages written by a caller's own SQL once the transaction commits (None: a duplicate)."""
-    if settings.TONGDAI_OUTBOX_DELIVER_ON_COMMIT and any(pk is not None for pk in message_ids):
-        transaction.on_commit(outbox_deliver_soon)
+    """Django's insert in a savepoint: a repeated ``dedupe_key`` is refused by the database's unique key."""
+    try:
+        with transaction.atomic():
+            message.save(force_insert=True)
+    except IntegrityError:
+        if not OutboxMessage.objects.filter(dedupe_key=message.dedupe_key).exists():
+            raise  # another constraint refused it
+        return None
+    return message.pk
 
 
 _BROKER = None

@@ -30,7 +30,6 @@ from django.db.models import Func, Prefetch, TextField, Value
 from django.db.models.functions import Concat, StrIndex
 from django.utils.translation import gettext as _
 
-from crm.db import prepared_cursor
 from crm.scoping import unit_cached
 from customers import card_sections
 from customers.models import Contract, Customer, CustomerPhone, MeterAssignment, SearchTrigram
@@ -304,7 +303,7 @@ def customer_for_intake(code: str) -> Customer | None:
     ``unit_cached``) and the primary phone (``primary_phone``); other fields load if asked for. One indexed
     query written out, since the intake API asks on every request."""
     fields, sql = _intake_customer_query(connection.alias)
-    with prepared_cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(sql, [code])
         row = cursor.fetchone()
     if row is None:

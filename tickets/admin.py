@@ -17,8 +17,10 @@ from django.utils.translation import gettext_lazy
 
 from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
 from crm.exports import StreamingExportMixin
+from crm.models import Unit
 from customers import privacy
 from customers.models import Customer
+from customers.normalise import InvalidPhone, normalise_phone
 from tickets import selectors, services
 from tickets.models import (
     Callback,
@@ -72,6 +74,16 @@ class QueueFilter(admin.SimpleListFilter):
 
 
 class TicketIntakeForm(forms.ModelForm):
+    def clean_caller_phone(self):
+        """An invalid number is refused as invalid, on the field, keeping what the agent typed."""
+        value = self.cleaned_data.get("caller_phone", "").strip()
+        if not value:
+            return ""
+        try:
+            return normalise_phone(value)
+        except InvalidPhone as exc:
+            raise forms.ValidationError(str(exc), code="invalid_phone") from exc
+
     class Meta:
         model = Ticket
         fields = [
@@ -169,24 +181,22 @@ class AssignForm(forms.Form):
 
     def __init__(self, *args, units=(), **kwargs):
         super().__init__(*args, **kwargs)
-        from django.contrib.auth import get_user_model
-
-        self.fields["assignee"].queryset = (
-            get_user_model()
-            .objects.filter(is_active=True, staff_profile__units__in=units)
-            .distinct()
-            .order_by("username")
-        )
+        # Only staff who can work the tickets (tickets.selectors.eligible_assignees, which the service checks).
+        self.fields["assignee"].queryset = selectors.eligible_assignees(units).order_by("username")
 
 
 @admin.register(Ticket)
 class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
     form = TicketIntakeForm
+    # The columns an agent works a queue by, readable at 1366 px (tickets/queue.css); every one is read from
+    # the row and its joined category, customer, unit and assignee: no query per row.
     list_display = [
-        "number", "status", "category", "customer", "unit", "channel", "created_at", "resolve_due",
-        "escalation_level", "assignee",
+        "number", "who", "category", "status", "unit_code", "channel", "received", "time_left", "level",
+        "assignee",
     ]  # fmt: skip
     list_select_related = ["category", "customer", "unit", "assignee"]
+    # The queue's page reloads itself every 30 s, keeping its filters (tickets/queue_refresh.js).
+    change_list_template = "admin/tickets/ticket/change_list.html"
     list_filter = [QueueFilter, ScopedUnitFilter, "status", "category", "channel", "escalation_level"]
     search_fields = ["number__exact", "customer__code__exact"]
     autocomplete_fields = ["customer", "contract", "unit"]
@@ -196,6 +206,50 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
     ]  # fmt: skip
     ordering = ["-id"]
     export_resource_class = TicketResource  # streamed exports of the changelist
+
+    @admin.display(description=gettext_lazy("customer or caller"), ordering="customer__code")
+    def who(self, ticket):
+        if ticket.customer is not None:
+            text = f"{ticket.customer.code} {ticket.customer.full_name}"
+        else:
+            text = ticket.caller_name or "—"
+        return format_html('<span class="cell" title="{}">{}</span>', text, text)
+
+    @admin.display(description=gettext_lazy("unit"), ordering="unit__code")
+    def unit_code(self, ticket):
+        return format_html('<span title="{}">{}</span>', ticket.unit.name, ticket.unit.code)
+
+    @admin.display(description=gettext_lazy("received at"), ordering="created_at")
+    def received(self, ticket):
+        at = timezone.localtime(ticket.created_at)
+        return format_html('<span title="{}">{}</span>', f"{at:%d/%m/%Y %H:%M}", f"{at:%d/%m %H:%M}")
+
+    def changelist_view(self, request, extra_context=None):
+        # The queue takes the whole width: no navigation sidebar beside it (the breadcrumbs and home remain).
+        return super().changelist_view(request, {"is_nav_sidebar_enabled": False, **(extra_context or {})})
+
+    @admin.display(description=gettext_lazy("time left"), ordering="next_check_at")
+    def time_left(self, ticket):
+        """Time to the next deadline not yet met (or how late it is), from the stored deadlines."""
+        if ticket.status == Status.PENDING_CUSTOMER:
+            return format_html('<span class="due paused">{}</span>', _("waiting for the customer"))
+        due = selectors.next_deadline(ticket)
+        if due is None:
+            return "—"
+        what, moment = due
+        left = moment - timezone.now()
+        title = f"{what}: {timezone.localtime(moment):%d/%m/%Y %H:%M}"
+        if left.total_seconds() < 0:
+            text = _("%(t)s late") % {"t": selectors.duration_text(-left)}
+            css = "late"
+        else:
+            text = _("%(t)s left") % {"t": selectors.duration_text(left)}
+            css = "soon" if left <= dt.timedelta(minutes=30) else "ok"
+        return format_html('<span class="due {}" title="{}">{}</span>', css, title, text)
+
+    @admin.display(description=gettext_lazy("escalation"), ordering="escalation_level")
+    def level(self, ticket):
+        return ticket.escalation_level or "—"
 
     def get_inlines(self, request, obj):
         if obj is None:
@@ -314,6 +368,11 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is None and "caller_phone" in form.base_fields:
+            # Typed as the caller reads it ("+84 903 123 456" too); stored normalised (customers.normalise).
+            form.base_fields["caller_phone"] = forms.CharField(
+                label=Ticket._meta.get_field("caller_phone").verbose_name, max_length=30, required=False
+            )
         if obj is None and "unit" in form.base_fields:
             form.base_fields["unit"].required = False
             form.base_fields["unit"].help_text = _(
@@ -468,6 +527,33 @@ class SuspensionAdmin(ServiceErrorsMixin, admin.ModelAdmin):
         pass
 
 
+class IncidentForm(forms.ModelForm):
+    """An outage's wards are picked from its unit's list (``tickets.selectors.unit_wards``), grouped by unit;
+    none picked: the whole unit."""
+
+    wards = forms.MultipleChoiceField(
+        label=gettext_lazy("wards"), required=False, help_text=gettext_lazy("None chosen: the whole unit."),
+        widget=forms.SelectMultiple(attrs={"size": 12}),
+    )  # fmt: skip
+
+    class Meta:
+        model = Incident
+        fields = ["unit", "wards", "feeder_code", "transformer_code", "cause", "started_at", "estimated_restore_at"]
+
+    def clean(self):
+        data = super().clean()
+        unit, wards = data.get("unit"), data.get("wards") or []
+        if unit is not None and wards:
+            served = set(selectors.unit_wards(unit))
+            outside = [w for w in wards if w not in served]
+            if outside:
+                self.add_error(
+                    "wards",
+                    _("%(unit)s does not serve: %(wards)s.") % {"unit": unit.code, "wards": ", ".join(outside)},
+                )
+        return data
+
+
 @admin.register(Incident)
 class IncidentAdmin(ServiceErrorsMixin, ScopedAdmin):
     list_display = ["unit", "cause", "started_at", "estimated_restore_at", "restored_at", "restore_minutes"]
@@ -485,6 +571,16 @@ class IncidentAdmin(ServiceErrorsMixin, ScopedAdmin):
     ]
     actions = ["restore_now"]
     ordering = ["-id"]
+    form = IncidentForm
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if "wards" in form.base_fields:  # the wards of the units the user may see, one group per unit
+            units = Unit.objects.for_user(request.user).active().order_by("code")
+            form.base_fields["wards"].choices = [
+                (f"{unit.code} – {unit.name}", [(w, w) for w in selectors.unit_wards(unit)]) for unit in units
+            ]
+        return form
 
     def has_change_permission(self, request, obj=None):
         return obj is None and super().has_change_permission(request, obj)

@@ -313,9 +313,6 @@ class Ticket(models.Model):
         verbose_name=_("taken by"),
         db_index=False,
     )
-    idempotency_key = models.CharField(
-        _("idempotency key"), max_length=100, null=True, blank=True, editable=False
-    )
     # The clocks: stored deadlines, breach flags, and the moment the sweep next has something to do.
     acknowledge_due = models.DateTimeField(_("acknowledge by"))
     contact_due = models.DateTimeField(_("contact the customer by"))
@@ -346,7 +343,6 @@ class Ticket(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(fields=["number"], name="tickets_ticket_number_unique"),
-            models.UniqueConstraint(fields=["idempotency_key"], name="tickets_ticket_idempotency_unique"),
             models.CheckConstraint(condition=Q(status__in=Status.values), name="tickets_ticket_status_valid"),
             models.CheckConstraint(
                 condition=Q(channel__in=Channel.values), name="tickets_ticket_channel_valid"
@@ -355,6 +351,8 @@ class Ticket(models.Model):
             models.CheckConstraint(
                 condition=Q(customer__isnull=False) | ~Q(caller_phone="") | ~Q(caller_name=""),
                 name="tickets_ticket_who_called",
+                violation_error_code="who_called",
+                violation_error_message=_("For an unknown caller, take at least a phone number or a name."),
             ),
             models.CheckConstraint(
                 condition=~Q(status=Status.DUPLICATE) | Q(duplicate_of__isnull=False),
@@ -403,11 +401,53 @@ class Ticket(models.Model):
         return self.status in OPEN_STATUSES
 
 
+class IntakeKey(models.Model):
+    """An ``Idempotency-Key`` as its sender used it: the key belongs to the authenticated user who sent it (two
+    callers' keys never meet), with a hash of the request it came with. Claimed before the ticket is numbered,
+    so a request that loses a race for its key takes no number; a retry gets the first ticket, the same key
+    with another request is refused."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("sent by"),
+        db_index=False,  # the unique (owner, key) index serves it
+    )
+    key = models.CharField(_("idempotency key"), max_length=100)
+    request_hash = models.CharField(_("hash of the request"), max_length=64, blank=True)
+    ticket = models.OneToOneField(
+        "Ticket",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="intake_key",
+        verbose_name=_("ticket"),
+    )
+    created_at = models.DateTimeField(_("received at"))
+
+    class Meta:
+        verbose_name = _("intake idempotency key")
+        verbose_name_plural = _("intake idempotency keys")
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "key"], name="tickets_intakekey_owner_key"),
+            # Keys sent with no user (the system's own intakes) are unique among themselves.
+            models.UniqueConstraint(
+                fields=["key"], condition=Q(owner__isnull=True), name="tickets_intakekey_system_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
 class TicketCounter(models.Model):
     """The last ticket number given in a year; incremented in the database, so two intakes never share one."""
 
-    year = models.PositiveSmallIntegerField(primary_key=True)
-    last = models.PositiveIntegerField(default=0)
+    year = models.PositiveSmallIntegerField(primary_key=True, verbose_name=_("year"))
+    last = models.PositiveIntegerField(default=0, verbose_name=_("last number"))
 
     class Meta:
         verbose_name = _("ticket counter")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -97,3 +99,60 @@ def breaches_by_unit(*, user, now=None) -> list[dict]:
         )
         .order_by("-breached", "-due_soon", "unit__code")
     )
+
+
+def next_deadline(ticket: Ticket) -> tuple[str, object] | None:
+    """The ticket's next target not yet met, from its stored deadlines: (what is due, when), the earliest
+    first. None when the ticket is no longer open or every target is met; paused tickets are the caller's."""
+    if not ticket.is_open:
+        return None
+    due = [
+        (moment, label)
+        for moment, met, label in (
+            (ticket.acknowledge_due, ticket.acknowledged_at, _("acknowledge")),
+            (ticket.contact_due, ticket.contacted_at, _("call the customer")),
+            (ticket.resolve_due, ticket.resolved_at, _("resolve")),
+        )
+        if met is None
+    ]
+    if not due:
+        return None
+    moment, label = min(due, key=lambda d: d[0])
+    return label, moment
+
+
+def duration_text(delta) -> str:
+    """A length of time as an agent reads it: ``2 d 3 h``, ``1 h 20 min``, ``12 min`` (in the active language)."""
+    minutes = max(0, math.ceil(delta.total_seconds() / 60))  # started minutes: "1 min" until it is due
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return _("%(d)d d %(h)d h") % {"d": days, "h": hours}
+    if hours:
+        return _("%(h)d h %(m)d min") % {"h": hours, "m": minutes}
+    return _("%(m)d min") % {"m": minutes}
+
+
+WORK_TICKETS = "tickets.change_ticket"
+
+
+def eligible_assignees(unit_ids):
+    """The staff a ticket of these units may be given to: active, serving one of the units, and with a role
+    (or rights) that works tickets. The one rule: the assign service checks it, the admin offers only them."""
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model().objects.with_perm(WORK_TICKETS, backend="crm.auth.CachedModelBackend")
+    return users.filter(is_active=True, staff_profile__units__in=list(unit_ids)).distinct()
+
+
+def unit_wards(unit) -> list[str]:
+    """The wards (phường, xã) a unit serves, as an incident names them: the reference list of the unit's
+    district, else the wards its customers' addresses name."""
+    from crm.reference_data import WARDS
+    from customers.models import Customer
+
+    listed = WARDS.get(unit.code)
+    if listed:
+        return list(listed)
+    named = Customer.objects.filter(unit=unit).exclude(ward="").values_list("ward", flat=True)
+    return sorted(set(named.distinct()[:500]))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from contextlib import nullcontext
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -13,12 +14,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm import shared_cache
-from crm.db import insert_parts, prepared_cursor
 from crm.models import OutboxChannel, OutboxMessage, Role, StaffProfile, Unit
-from crm.outbox import deliver_after_commit, outbox_deliver_soon, outbox_enqueue
+from crm.outbox import outbox_deliver_soon, outbox_enqueue
 from customers.models import Contract, Customer
 from customers.normalise import InvalidPhone, display_phone, normalise_phone
-from tickets import reference
+from tickets import reference, selectors
 from tickets.calendar import add_working_days
 from tickets.models import (
     OPEN_STATUSES,
@@ -30,6 +30,7 @@ from tickets.models import (
     EventKind,
     Holiday,
     Incident,
+    IntakeKey,
     Interaction,
     Priority,
     ResolutionCode,
@@ -283,6 +284,28 @@ def _deadlines(policy: SlaPolicy, at: dt.datetime) -> dict[str, dt.datetime]:
     }
 
 
+# Each target of a ticket: its deadline, the moment it was met, its breach flag.
+CLOCKS = (
+    ("acknowledge_due", "acknowledged_at", "acknowledge_breached"),
+    ("contact_due", "contacted_at", "contact_breached"),
+    ("resolve_due", "resolved_at", "resolve_breached"),
+)
+
+
+def resume_clocks(ticket: Ticket, *, at: dt.datetime) -> None:
+    """The customer answered: every clock waited with them. Each deadline still running moves back by the
+    pause, and so does the escalation ladder (it counts from the first breach in running time), so a deadline
+    that fell while the ticket was pending is not breached and nothing escalates for the pause. A deadline
+    already met or breached keeps its moment. Changes ``ticket`` in memory; the caller saves it."""
+    waited = max(at - ticket.paused_at, dt.timedelta(0))
+    for due, done, breached in CLOCKS:
+        if getattr(ticket, done) is None and not getattr(ticket, breached):
+            setattr(ticket, due, getattr(ticket, due) + waited)
+    if ticket.first_breach_at is not None:
+        ticket.first_breach_at += waited
+    ticket.paused_at = None
+
+
 def next_check(ticket: Ticket) -> dt.datetime | None:
     """The earliest moment the SLA sweep has something to do for this ticket (None: nothing, or paused)."""
     if ticket.status not in OPEN_STATUSES or ticket.status == Status.PENDING_CUSTOMER:
@@ -303,41 +326,72 @@ def next_check(ticket: Ticket) -> dt.datetime | None:
     return min(moments) if moments else None
 
 
-def ticket_open(**kwargs) -> Intake:
+class IdempotencyKeyReused(Exception):
+    """The sender's Idempotency-Key was first used with another request: nothing is done (the API answers 422)."""
+
+    def __init__(self, *, key: str, ticket: Ticket):
+        self.key, self.ticket = key, ticket
+        super().__init__(
+            _("The Idempotency-Key “%(key)s” was already used for another request (ticket %(number)s). Send a "
+              "new request with a new key; repeat a request only with the same content.")
+            % {"key": key, "number": ticket.number}
+        )  # fmt: skip
+
+
+def request_hash(data) -> str:
+    """The hash of a request's content, whatever the order of its fields (SHA-256 of its canonical JSON)."""
+    return hashlib.sha256(
+        json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    ).hexdigest()
+
+
+def ticket_open(*, actor, idempotency_key: str | None = None, body_hash: str = "", **kwargs) -> Intake:
     """Take a request: route it to the responsible unit, stamp its deadlines and tell the unit's dispatcher.
 
-    A repeated ``idempotency_key`` returns the first ticket (``created`` False) and changes nothing, also
-    when two requests with the same key arrive at once (the database's unique key decides; the loser answers
-    with the winner's ticket).
+    ``idempotency_key`` is the sender's (``actor``'s): claimed first, with ``body_hash`` (the API's hash
+    of the request body; else a hash of the arguments). A repeat with the same content returns the first ticket
+    (``created`` False) and changes nothing, also when two arrive at once (the database's unique key decides,
+    the loser waits for the winner and answers with its ticket, having taken no ticket number); the same key
+    with other content raises ``IdempotencyKeyReused``.
     """
-    key = kwargs.get("idempotency_key")
-    if connection.in_atomic_block:  # inside the caller's transaction: guard the insert with a savepoint
-        with transaction.atomic():
-            return _ticket_open(**kwargs, _savepoint=True)
-    try:
-        if connection.vendor == "postgresql":
-            # Every write of an intake is one statement there (see _write_intake_in_one_statement), atomic by
-            # itself: no transaction to open and commit, and the idempotency key is checked by that statement.
-            try:
-                return _ticket_open(**kwargs, _savepoint=False, _key_checked_on_insert=True)
-            except ValidationError:
-                existing = Ticket.objects.filter(idempotency_key=key).first() if key else None
-                if existing is None:
-                    raise
-                return Intake(ticket=existing, created=False)  # a retry answers as the first request did
-        with transaction.atomic():
-            return _ticket_open(**kwargs, _savepoint=False)
-    except IntegrityError:
-        existing = Ticket.objects.filter(idempotency_key=key).first() if key else None
-        if existing is None:
-            raise
-        return Intake(ticket=existing, created=False)
+    with transaction.atomic():
+        claim = None
+        if idempotency_key:
+            fingerprint = body_hash or request_hash(
+                {k: getattr(v, "pk", v) for k, v in kwargs.items() if k != "at"}
+            )
+            claim = _claim_key(actor=actor, key=idempotency_key, fingerprint=fingerprint)
+            if isinstance(claim, Intake):
+                return claim
+        intake = _ticket_open(actor=actor, **kwargs)
+        if claim is not None:
+            claim.ticket = intake.ticket
+            claim.save(update_fields=["ticket"])
+        return intake
+
+
+def _claim_key(*, actor, key: str, fingerprint: str) -> IntakeKey | Intake:
+    """The sender's key, newly claimed (an IntakeKey), or the answer to a repeat (an Intake).
+
+    One ``INSERT … ON CONFLICT DO NOTHING`` (Django's ``bulk_create``): a concurrent claim of the same key makes it
+    wait until that transaction ends, then insert nothing. The row read next is ours when it has no ticket yet
+    (a committed claim always has its ticket)."""
+    owner = actor if getattr(actor, "pk", None) else None
+    IntakeKey.objects.bulk_create(
+        [IntakeKey(owner=owner, key=key, request_hash=fingerprint, created_at=timezone.now())], ignore_conflicts=True
+    )
+    claim = IntakeKey.objects.select_related("ticket").filter(owner=owner, key=key).first()
+    if claim is None:
+        raise IntegrityError("The idempotency key could not be claimed.")
+    if claim.ticket is None:
+        return claim
+    if claim.request_hash and claim.request_hash != fingerprint:
+        raise IdempotencyKeyReused(key=key, ticket=claim.ticket)
+    return Intake(ticket=claim.ticket, created=False)
 
 
 def _ticket_open(
     *,
-    _savepoint: bool,
-    _key_checked_on_insert: bool = False,
     actor,
     category: Category,
     channel: str,
@@ -349,16 +403,10 @@ def _ticket_open(
     caller_address: str = "",
     unit: Unit | None = None,
     priority: str = Priority.NORMAL,
-    idempotency_key: str | None = None,
     incident: Incident | None = None,
     at: dt.datetime | None = None,
 ) -> Intake:
-    if idempotency_key and not _key_checked_on_insert:
-        existing = Ticket.objects.filter(idempotency_key=idempotency_key).first()
-        if existing is not None:
-            return Intake(ticket=existing, created=False)
     at = at or timezone.now()
-    fast = connection.vendor == "postgresql"
     errors = {}
     if channel not in Channel.values:
         errors["channel"] = _("Unknown channel.")
@@ -376,15 +424,14 @@ def _ticket_open(
             phone = normalise_phone(caller_phone)
         except InvalidPhone as exc:
             errors["caller_phone"] = str(exc)
-    if customer is None and not (phone or caller_name.strip()):
+    if customer is None and not (phone or caller_name.strip()) and "caller_phone" not in errors:
         errors["caller_phone"] = _("For an unknown caller, take at least a phone number or a name.")
     if customer is None and unit is None:
         errors["unit"] = _("For an unknown caller, choose the unit responsible for the address.")
-    if incident is not None and incident.restored_at is not None:
-        errors["incident"] = _("This outage is already restored.")
     if errors:
         raise ValidationError(errors)
     responsible = current_unit(customer.unit if customer is not None and unit is None else unit)
+    incident = _outage_of_the_call(category=category, customer=customer, unit=responsible, named=incident)
     suspension = active_suspension(category=category, unit=responsible, at=at)
     if suspension is not None:
         raise ValidationError(
@@ -398,7 +445,7 @@ def _ticket_open(
         )
     policy = policy_in_force(category=category, at=at)
     ticket = Ticket(
-        number="" if fast else _next_number(timezone.localtime(at).year),  # PostgreSQL: numbered on insert
+        number=_next_number(timezone.localtime(at).year),
         customer=customer,
         contract=contract,
         caller_name=caller_name.strip(),
@@ -412,31 +459,15 @@ def _ticket_open(
         unit=responsible,
         created_at=at,
         created_by=actor if getattr(actor, "pk", None) else None,
-        idempotency_key=idempotency_key or None,
         incident=incident,
         **_deadlines(policy, at),
     )
     ticket.next_check_at = next_check(ticket)
-    if fast:
-        return _write_intake_in_one_statement(ticket, actor=actor, savepoint=_savepoint)
-    if _savepoint:
-        try:
-            with transaction.atomic():
-                ticket.save(force_insert=True)
-        except IntegrityError:
-            existing = (
-                Ticket.objects.filter(idempotency_key=idempotency_key).first() if idempotency_key else None
-            )
-            if existing is None:
-                raise
-            return Intake(ticket=existing, created=False)
-    else:
-        ticket.save(
-            force_insert=True
-        )  # a concurrent twin makes this fail: ticket_open answers with the winner
-    _event(
-        ticket, EventKind.CREATED, actor, after={"unit": responsible.code, "category": category.code}, at=at
-    )
+    ticket.save(force_insert=True)
+    created = {"unit": responsible.code, "category": category.code}
+    if incident is not None:
+        created["incident"] = incident.pk
+    _event(ticket, EventKind.CREATED, actor, after=created, at=at)
     warnings = []
     if customer is not None:
         same = Ticket.objects.open().filter(customer=customer, category=category).exclude(pk=ticket.pk)
@@ -446,73 +477,50 @@ def _ticket_open(
                 _("The customer already has an open ticket of this category: %(n)s")
                 % {"n": ", ".join(numbers)}
             )
-    body = _summary(ticket)
-    for profile in staff_of_unit(responsible, Role.DISPATCHER):
-        _notify(
-            profile, subject=ticket.number, body=body, dedupe_key=f"ticket:{ticket.pk}:routed:{profile.pk}"
-        )
+    _tell_dispatchers_of_new_ticket(ticket)
     return Intake(ticket=ticket, created=True, warnings=warnings)
 
 
-def _write_intake_in_one_statement(ticket: Ticket, *, actor, savepoint: bool) -> Intake:
-    """PostgreSQL: the ticket (numbered from the year's sequence), its creation event, the dispatchers' messages
-    and the open-ticket warning in one statement, one round trip. A repeated idempotency key inserts nothing
-    and the first ticket is returned. The rows are the same model instances the portable path saves; only
-    their writing differs."""
-    year = timezone.localtime(ticket.created_at).year
-    sequence = _ensure_sequence(year)
+def _outage_of_the_call(
+    *, category: Category, customer: Customer | None, unit: Unit, named: Incident | None
+) -> Incident | None:
+    """The incident an outage call is linked to, on every intake path: the one named (it must be open and cover
+    the caller's address: the customer's unit and ward, or for an unknown caller the responsible unit), else the
+    open incident covering the customer's address (the latest started). Other categories are never linked."""
+    if named is not None:
+        if not category.is_outage:
+            raise ValidationError({"incident": _("Only an outage report is linked to an outage.")})
+        if named.restored_at is not None:
+            raise ValidationError({"incident": _("This outage is already restored.")})
+        covered = (
+            named.covers(unit_id=current_unit(customer.unit).pk, ward=customer.ward)
+            if customer is not None
+            else named.unit_id == unit.pk
+        )
+        if not covered:
+            raise ValidationError({"incident": _("This outage does not cover the caller's address.")})
+        return named
+    if not category.is_outage or customer is None:
+        return None
+    return next(iter(incidents_for_customer(customer)), None)
+
+
+def _tell_dispatchers_of_new_ticket(ticket: Ticket) -> None:
+    """One outbox message per dispatcher of the ticket's unit, written in one INSERT (Django's bulk_create)."""
     profiles = staff_of_unit(ticket.unit, Role.DISPATCHER)
-    rest_of_summary = _summary(ticket)  # the number is still empty: the statement puts it in front
-    number = f"'{int(year)}-' || lpad(nextval('{sequence}')::text, 7, '0')"
-    table, columns, values, params = insert_parts(ticket, expressions={"number": number})
-    sql = [
-        f"WITH t AS (INSERT INTO {table} ({columns}) VALUES ({values}) "
-        "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, number)"
-    ]
-    event = TicketEvent(
-        kind=EventKind.CREATED, actor=actor if getattr(actor, "pk", None) else None, at=ticket.created_at,
-        before={}, after={"unit": ticket.unit.code, "category": ticket.category.code}, note="", level=None,
-    )  # fmt: skip
-    table, columns, values, more = insert_parts(event, expressions={"ticket_id": "t.id"})
-    sql.append(f", e AS (INSERT INTO {table} ({columns}) SELECT {values} FROM t)")
-    params += more
-    for i, profile in enumerate(profiles):
+    if not profiles:
+        return
+    body = _summary(ticket)
+    messages = []
+    for profile in profiles:
         channel, recipient = _address_of(profile)
-        message = OutboxMessage(channel=channel, recipient=recipient)
-        table, columns, values, more = insert_parts(message, expressions={
-            "subject": "t.number", "body": ("t.number || %s", [rest_of_summary]),
-            "dedupe_key": f"'ticket:' || t.id || ':routed:{int(profile.pk)}'",
-        })  # fmt: skip
-        sql.append(f", o{i} AS (INSERT INTO {table} ({columns}) SELECT {values} FROM t ON CONFLICT (dedupe_key) DO NOTHING RETURNING id)")  # fmt: skip
-        params += more
-    select = ["t.id", "t.number", *(f"(SELECT id FROM o{i})" for i in range(len(profiles)))]
-    if ticket.customer_id:
-        # The statement's snapshot does not see the new ticket: only the earlier ones are listed.
-        open_ = ", ".join(["%s"] * len(OPEN_STATUSES))
-        select.append(
-            "ARRAY(SELECT number FROM tickets_ticket WHERE customer_id = %s AND category_id = %s "
-            f"AND status IN ({open_}) ORDER BY id DESC LIMIT 5)"
-        )
-        params += [ticket.customer_id, ticket.category_id, *OPEN_STATUSES]
-    statement = " ".join(sql) + " SELECT " + ", ".join(select) + " FROM t"
-    with transaction.atomic() if savepoint else nullcontext(), prepared_cursor() as cursor:
-        cursor.execute(statement, params)
-        row = cursor.fetchone()
-    if row is None:  # the key was taken, by an earlier request or one running at the same moment
-        existing = Ticket.objects.filter(idempotency_key=ticket.idempotency_key).first()
-        if existing is None:
-            raise IntegrityError("The idempotency key is taken by a ticket that cannot be read.")
-        return Intake(ticket=existing, created=False)
-    ticket.pk, ticket.number = row[0], row[1]
-    ticket._state.adding, ticket._state.db = False, connection.alias
-    deliver_after_commit(row[2 : 2 + len(profiles)])
-    warnings = []
-    numbers = row[2 + len(profiles)] if ticket.customer_id else []
-    if numbers:
-        warnings.append(
-            _("The customer already has an open ticket of this category: %(n)s") % {"n": ", ".join(numbers)}
-        )
-    return Intake(ticket=ticket, created=True, warnings=warnings)
+        messages.append(
+            OutboxMessage(channel=channel, recipient=recipient, subject=ticket.number[:200], body=body,
+                          dedupe_key=f"ticket:{ticket.pk}:routed:{profile.pk}")
+        )  # fmt: skip
+    OutboxMessage.objects.bulk_create(messages, ignore_conflicts=True)
+    if settings.TONGDAI_OUTBOX_DELIVER_ON_COMMIT:
+        transaction.on_commit(outbox_deliver_soon)
 
 
 # Status -------------------------------------------------------------------------------------------------
@@ -555,10 +563,7 @@ def ticket_change_status(
         raise ValidationError({"note": _("Say why.")})
     before = {"status": ticket.status}
     if ticket.status == Status.PENDING_CUSTOMER and ticket.paused_at is not None:
-        waited = at - ticket.paused_at  # the clock waited with the customer: push the open deadline back
-        if ticket.resolved_at is None and not ticket.resolve_breached:
-            ticket.resolve_due += waited
-        ticket.paused_at = None
+        resume_clocks(ticket, at=at)
     if to == Status.DUPLICATE:
         if duplicate_of is None or duplicate_of.pk == ticket.pk:
             raise ValidationError({"duplicate_of": _("Name the ticket this one repeats.")})
@@ -642,6 +647,9 @@ def ticket_assign(*, actor, ticket: Ticket, assignee) -> Ticket:
     profile = StaffProfile.objects.filter(user=assignee).first()
     if profile is None or not profile.units.filter(pk=ticket.unit_id).exists():
         raise ValidationError({"assignee": _("The assignee does not serve the ticket's unit.")})
+    if not selectors.eligible_assignees([ticket.unit_id]).filter(pk=assignee.pk).exists():
+        raise ValidationError({"assignee": _("%(who)s does not work tickets: choose staff whose role handles them.")
+                               % {"who": assignee.get_username()}})  # fmt: skip
     before = {"assignee": ticket.assignee_id}
     ticket.assignee = assignee
     ticket.save(update_fields=["assignee"])

@@ -23,8 +23,8 @@ from django.utils.translation import gettext as _
 from crm import db
 from crm.models import OutboxChannel, OutboxMessage, Role, StaffProfile
 from crm.outbox import outbox_deliver_soon
-from tickets.models import EventKind, Ticket, TicketEvent
-from tickets.services import escalation_summary, next_check
+from tickets.models import EventKind, Status, Ticket, TicketEvent
+from tickets.services import CLOCKS, escalation_summary, next_check
 
 BATCH = 200
 
@@ -70,12 +70,11 @@ def _message(profile: StaffProfile, *, subject: str, body: str, dedupe_key: str)
 def _process(ticket: Ticket, now: dt.datetime, recipients: _Recipients, events: list, messages: list) -> int:
     """Mark what is breached and raise the level as far as the clock says (rows are collected, not written);
     returns the escalations made."""
+    if ticket.status == Status.PENDING_CUSTOMER:  # every clock waits with the customer
+        ticket.next_check_at = None
+        return 0
     breached = []
-    for target, done, flag in (
-        ("acknowledge_due", "acknowledged_at", "acknowledge_breached"),
-        ("contact_due", "contacted_at", "contact_breached"),
-        ("resolve_due", "resolved_at", "resolve_breached"),
-    ):
+    for target, done, flag in CLOCKS:
         due = getattr(ticket, target)
         if getattr(ticket, done) is None and not getattr(ticket, flag) and due <= now:
             setattr(ticket, flag, True)

@@ -48,16 +48,30 @@ def work_orders(request):
                 messages.error(request, f"{order}: {message}")
         return HttpResponseRedirect(reverse("field-work-orders"))
     orders = list(
-        visible.open().select_related("ticket__customer", "ticket__category").order_by("issued_at")[:100]
+        visible.open()
+        .select_related("ticket__customer", "ticket__category")
+        .prefetch_related("ticket__customer__phones")
+        .order_by("issued_at")[:100]
     )
     seen = privacy.visibility(request.user)
     for order in orders:
         order.next_steps = [(step, WorkOrderStatus(step).label) for step in NEXT_STEPS.get(order.status, [])]
-        phone = order.ticket.caller_phone
-        order.caller_phone_shown = seen.phone(display_phone(phone)) if phone else ""
+        order.phone_shown, order.phone_to_call = _phone_to_call(order.ticket, seen)
     return render(
         request, "field/work_orders.html", {"orders": orders, "resolutions": ResolutionCode.choices}
     )
+
+
+def _phone_to_call(ticket, seen: privacy.Visibility) -> tuple[str, str]:
+    """The number the crew calls (the caller's, else the customer's primary one) as the user may see it, and
+    the number a ``tel:`` link dials (empty when the user sees it masked: a masked number cannot be called)."""
+    phone = ticket.caller_phone
+    if not phone and ticket.customer is not None:
+        phone = next((p.number for p in ticket.customer.phones.all() if p.is_primary), "")
+    if not phone:
+        return "", ""
+    shown = seen.phone(display_phone(phone))
+    return shown, phone if not privacy.is_masked(shown) else ""
 
 
 @login_required

@@ -1,5 +1,7 @@
 """Billing API: invoices (scoped lists with their lines), readings from the metering systems, disputes."""
 
+from django.db.models import Prefetch
+from django.utils.translation import gettext_lazy
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import status as http
@@ -15,16 +17,35 @@ from billing.api.serializers import (
     ReadingInSerializer,
     ReadingSerializer,
 )
-from billing.models import Dispute, Invoice, MeterReading
+from billing.models import Dispute, Invoice, InvoiceLine, MeterReading
+from crm.api.filters import CodeFilter, scoped
 from crm.api.scoped import ScopedReadOnlyViewSet
+from crm.models import Unit
 
 
 class InvoiceFilter(filters.FilterSet):
+    unit = CodeFilter(queryset=scoped(Unit), what=gettext_lazy("unit"), help_text="A unit's code, e.g. PE0101.")
     customer_code = filters.CharFilter(field_name="customer__code")
 
     class Meta:
         model = Invoice
         fields = ["period", "status", "kind", "unit", "customer_code"]
+
+
+class ReadingFilter(filters.FilterSet):
+    unit = CodeFilter(queryset=scoped(Unit), what=gettext_lazy("unit"), help_text="A unit's code, e.g. PE0101.")
+
+    class Meta:
+        model = MeterReading
+        fields = ["period", "status", "source", "unit"]
+
+
+class DisputeFilter(filters.FilterSet):
+    unit = CodeFilter(queryset=scoped(Unit), what=gettext_lazy("unit"), help_text="A unit's code, e.g. PE0101.")
+
+    class Meta:
+        model = Dispute
+        fields = ["status", "unit"]
 
 
 class InvoiceViewSet(ScopedReadOnlyViewSet):
@@ -38,7 +59,7 @@ class InvoiceViewSet(ScopedReadOnlyViewSet):
     def get_queryset(self):
         queryset = super().get_queryset()
         if self.action == "retrieve":
-            queryset = queryset.prefetch_related("lines")
+            queryset = queryset.prefetch_related(Prefetch("lines", queryset=InvoiceLine.objects.order_by("position")))
         return queryset
 
 
@@ -47,7 +68,7 @@ class ReadingViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
 
     queryset = MeterReading.objects.select_related("contract", "meter")
     serializer_class = ReadingSerializer
-    filterset_fields = ["period", "status", "source", "unit"]
+    filterset_class = ReadingFilter
 
     @extend_schema(request=ReadingInSerializer, responses={201: ReadingSerializer})
     def create(self, request, *args, **kwargs):
@@ -62,7 +83,7 @@ class DisputeViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
 
     queryset = Dispute.objects.select_related("customer", "ticket", "invoice")
     serializer_class = DisputeSerializer
-    filterset_fields = ["status", "unit"]
+    filterset_class = DisputeFilter
 
     @extend_schema(request=DisputeInSerializer, responses={201: DisputeSerializer})
     def create(self, request, *args, **kwargs):

@@ -14,18 +14,34 @@ class ScopedModelPermissions(DjangoModelPermissions):
         "DELETE": ["%(app_label)s.delete_%(model_name)s"],
     }
 
-    def _queryset(self, view):
-        """Only the model is needed here: the view's base queryset names it without building the user's scoped
-        one (``get_queryset`` still scopes every row the view reads)."""
-        queryset = getattr(view, "queryset", None)
-        return queryset if queryset is not None else super()._queryset(view)
+    def has_permission(self, request, view):
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        model = view_model(view)
+        if model is None:
+            return True  # the API's root page: a list of links, no model behind it
+        return user.has_perms(self.get_required_permissions(request.method, model))
+
+
+def view_model(view):
+    """The model a view serves. Its base queryset names it without building the user's scoped one
+    (``get_queryset`` still scopes every row the view reads); None for the router's root page."""
+    from rest_framework.routers import APIRootView
+
+    queryset = getattr(view, "queryset", None)
+    if queryset is None:
+        if isinstance(view, APIRootView):
+            return None
+        queryset = view.get_queryset()
+    return queryset.model
 
 
 class CanChangeModel(ScopedModelPermissions):
     """For POST actions that move an existing object: they need the change permission, not add."""
 
     def has_permission(self, request, view):
-        model = self._queryset(view).model
+        model = view_model(view)
         return bool(
             request.user
             and request.user.is_authenticated

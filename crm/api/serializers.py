@@ -101,7 +101,7 @@ class CompiledRepresentationMixin(CachedFieldsMixin):
         plan = []
         # The plan's fields are kept by the class: they come from a serializer made without this one's request.
         prototype = type(self)(context={})
-        for field in prototype._readable_fields:
+        for field in (f for f in prototype.fields.values() if not f.write_only):  # the fields DRF reads
             path = _forward_path(self.Meta.model, field.source_attrs)
             if path is None:
                 plan = []

@@ -1,12 +1,16 @@
 """FilterSets of the customers API; the admin's list filters offer the same fields."""
 
 import django_filters
+from django.utils.translation import gettext_lazy as _
 
+from crm.api.filters import CodeFilter, scoped
+from crm.models import Unit
 from customers.models import Contract, Customer, Meter
 from customers.normalise import InvalidPhone, normalise_phone
 
 
 class CustomerFilter(django_filters.FilterSet):
+    unit = CodeFilter(queryset=scoped(Unit), what=_("unit"), help_text="A unit's code, e.g. PE0101.")
     code = django_filters.CharFilter(field_name="code", lookup_expr="exact")
     phone = django_filters.CharFilter(method="filter_phone", label="phone (any spelling)")
 
@@ -22,12 +26,15 @@ class CustomerFilter(django_filters.FilterSet):
 
 
 class ContractFilter(django_filters.FilterSet):
+    customer = CodeFilter(queryset=scoped(Customer), what=_("customer"), help_text="A customer's code.")
+
     class Meta:
         model = Contract
         fields = ["customer", "status", "tariff_category", "number"]
 
 
 class MeterFilter(django_filters.FilterSet):
+    unit = CodeFilter(queryset=scoped(Unit), what=_("unit"), help_text="A unit's code, e.g. PE0101.")
     serial = django_filters.CharFilter(method="filter_serial")
 
     class Meta:

@@ -64,7 +64,7 @@ def test_customer_list_filters_by_unit_type_and_phone(client, staff, make_custom
     assert [c["code"] for c in by_type] == [business.code]
     by_phone = client.get("/api/v1/customers/", {"phone": "84 903 000 111"}).json()["results"]
     assert [c["code"] for c in by_phone] == [business.code]
-    by_unit = client.get("/api/v1/customers/", {"unit": org["home"].pk}).json()["results"]
+    by_unit = client.get("/api/v1/customers/", {"unit": org["home"].code}).json()["results"]
     assert len(by_unit) == 2
 
 

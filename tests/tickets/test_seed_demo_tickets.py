@@ -78,7 +78,7 @@ def test_seed_fills_queues_incidents_callbacks_and_is_idempotent(org, make_custo
     assert tickets.count() == 60 - skipped
     assert f"Created {tickets.count()} demo tickets" in output
     assert not tickets.filter(category__code="billing", unit=org["home"]).exists()
-    assert tickets.filter(idempotency_key__startswith="demo-").count() == tickets.count()
+    assert tickets.filter(intake_key__key__startswith="demo-").count() == tickets.count()
 
     statuses = set(tickets.values_list("status", flat=True))
     assert len(statuses) >= 5
@@ -150,7 +150,7 @@ def _run_and_undo(**options) -> list[tuple]:
             _seed(**options)
             rows = sorted(
                 Ticket.objects.values_list(
-                    "idempotency_key", "category__code", "channel", "status", "customer_id"
+                    "intake_key__key", "category__code", "channel", "status", "customer_id"
                 )
             )
             raise _Undo

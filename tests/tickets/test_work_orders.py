@@ -66,3 +66,40 @@ def test_the_api_advances_a_work_order(client, outage_ticket, staff):
     refused = client.post(f"/api/v1/work-orders/{order.pk}/advance/", {"to": "done"})
     assert refused.status_code == 400
     assert WorkOrder.objects.get(pk=order.pk).status == WorkOrderStatus.ACKNOWLEDGED
+
+
+def test_the_field_page_gives_the_crew_the_customers_phone_to_call_beside_contacted(
+    client, outage_ticket, staff, make_customer, catalogue, org
+):
+    """The crew calls the customer before going: the customer's primary phone is a tel: link (a tap calls
+    it) in the order's form, next to "Customer contacted"; an unknown caller's own number likewise."""
+    crew = staff[Role.FIELD_CREW]
+    order = work_order_create(actor=None, ticket=outage_ticket, crew=crew)
+    order = work_order_advance(actor=crew, order=order, to=WorkOrderStatus.ACKNOWLEDGED)
+    stranger = ticket_open(
+        actor=None, category=catalogue["outage"], channel="phone", description="Mất điện", unit=org["home"],
+        caller_name="Lê Văn Tư", caller_phone="0912 345 678",
+    ).ticket  # fmt: skip
+    work_order_create(actor=None, ticket=stranger, crew=crew)
+    client.force_login(crew)
+    page = client.get("/field/").content.decode()
+    block = page.split(f'id="order-{order.pk}"')[1].split('class="order"')[0]
+    assert 'href="tel:+84903123456"' in block and "0903 123 456" in block
+    assert block.index("tel:") < block.index('value="contacted"')
+    assert 'href="tel:+84912345678"' in page
+
+
+def test_the_field_page_never_dials_a_masked_phone(client, outage_ticket, make_staff, org):
+    """Somebody working orders without the right to see phones in full sees the last digits, and no link."""
+    from django.contrib.auth.models import Permission
+
+    worker = make_staff(Role.FIELD_CREW, [org["home"]])
+    worker.groups.clear()
+    worker.user_permissions.add(
+        Permission.objects.get(codename="change_workorder"), Permission.objects.get(codename="view_workorder")
+    )
+    work_order_create(actor=None, ticket=outage_ticket)
+    client.force_login(worker)
+    page = client.get("/field/").content.decode()
+    assert outage_ticket.number in page
+    assert "**** *** 456" in page and "tel:" not in page and "0903 123 456" not in page

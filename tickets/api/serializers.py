@@ -12,6 +12,7 @@ from customers.selectors import customer_for_intake
 from tickets.models import (
     Category,
     Channel,
+    Incident,
     Priority,
     ResolutionCode,
     Status,
@@ -57,6 +58,13 @@ class TicketInSerializer(CachedFieldsMixin, serializers.Serializer):
     caller_phone = serializers.CharField(required=False, allow_blank=True, max_length=30)
     caller_address = serializers.CharField(required=False, allow_blank=True, max_length=300)
     unit_code = serializers.CharField(required=False, allow_blank=True)
+    incident = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text="The number of the outage this call is about (``outages/status`` lists it). Without it an outage "
+        "call is linked to the open outage covering the customer's address, if any.",
+    )
 
     def validate(self, data):
         return resolve_intake_parties(self.context["request"].user, data)
@@ -79,6 +87,13 @@ def resolve_intake_parties(user, data: dict) -> dict:
         data["contract"] = Contract.objects.for_user(user).filter(number=number.strip()).first()
         if data["contract"] is None:
             raise serializers.ValidationError({"contract_number": "No such contract in your units."})
+    number = data.pop("incident", None)
+    data["incident"] = None
+    if number is not None:
+        # Open, covering the caller and an outage call: the service checks (its rules are every path's).
+        data["incident"] = Incident.objects.for_user(user).select_related("unit").filter(pk=number).first()
+        if data["incident"] is None:
+            raise serializers.ValidationError({"incident": "No such outage in your units."})
     unit_code = data.pop("unit_code", "") or ""
     data["unit"] = None
     if unit_code:
@@ -96,12 +111,13 @@ class TicketSerializer(
     unit_code = serializers.CharField(source="unit.code")
     customer_code = serializers.CharField(source="customer.code", default=None)
     assignee = serializers.PrimaryKeyRelatedField(read_only=True)
+    incident = serializers.PrimaryKeyRelatedField(read_only=True)
 
     class Meta:
         model = Ticket
         fields = [
             "id", "number", "status", "category", "channel", "priority", "description", "customer_code",
-            "caller_name", "caller_phone", "caller_address", "unit_code", "assignee", "created_at", "acknowledge_due",
+            "caller_name", "caller_phone", "caller_address", "unit_code", "assignee", "incident", "created_at", "acknowledge_due",
             "contact_due", "resolve_due", "callback_due", "acknowledged_at", "contacted_at", "resolved_at",
             "acknowledge_breached", "contact_breached", "resolve_breached", "escalation_level",
         ]  # fmt: skip
@@ -113,6 +129,7 @@ class TicketStatusSerializer(serializers.Serializer):
 
 
 class IncidentSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The outage's number: give it as ``incident`` when taking its calls.")
     cause = serializers.CharField()
     wards = serializers.ListField(child=serializers.CharField())
     started_at = serializers.DateTimeField()

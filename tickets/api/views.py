@@ -5,16 +5,18 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status as http
 from rest_framework.decorators import action
 from rest_framework.mixins import CreateModelMixin
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.api.permissions import CanChangeModel, needs
 from crm.api.scoped import ScopedReadOnlyViewSet
+from crm.json_input import JSONParser
 from customers.models import Customer
 from customers.normalise import InvalidPhone, normalise_phone
 from tickets import services
+from tickets.api.filters import TicketFilter, WorkOrderFilter
 from tickets.api.serializers import (
     OutageStatusSerializer,
     TicketAssignSerializer,
@@ -33,18 +35,22 @@ from tickets.models import Ticket, WorkOrder
 class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
     queryset = Ticket.objects.select_related("category", "unit", "customer")
     serializer_class = TicketSerializer
-    filterset_fields = ["status", "unit", "category", "channel", "escalation_level"]
+    filterset_class = TicketFilter
 
     @extend_schema(
         request=TicketInSerializer,
-        responses={201: TicketSerializer, 200: TicketSerializer},
+        responses={201: TicketSerializer, 200: TicketSerializer, 422: OpenApiTypes.OBJECT},
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
                 OpenApiTypes.STR,
                 OpenApiParameter.HEADER,
                 required=False,
-                description="A retried request with the same key returns the first ticket (200), never a second.",
+                description=(
+                    "Yours (two users' keys never meet). A retried request with the same key and the same body "
+                    "returns the first ticket (200), never a second; the same key with another body is refused "
+                    "(422)."
+                ),
             )
         ],
     )
@@ -57,7 +63,13 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
             return Response(
                 {"Idempotency-Key": ["At most 100 characters."]}, status=http.HTTP_400_BAD_REQUEST
             )
-        intake = services.ticket_open(actor=request.user, idempotency_key=key, **incoming.validated_data)
+        try:
+            intake = services.ticket_open(
+                actor=request.user, idempotency_key=key,
+                body_hash=_body_hash(request) if key else "", **incoming.validated_data,
+            )
+        except services.IdempotencyKeyReused as exc:
+            return Response({"Idempotency-Key": [str(exc)]}, status=http.HTTP_422_UNPROCESSABLE_ENTITY)
         body = {
             **TicketSerializer(intake.ticket, context={"request": request}).data,
             "warnings": intake.warnings,
@@ -145,6 +157,14 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
         return Response(TicketAttachmentSerializer(attachment).data, status=http.HTTP_201_CREATED)
 
 
+def _body_hash(request) -> str:
+    """The hash of what the request asks for: its parsed body, field order and spacing aside."""
+    data = request.data
+    if hasattr(data, "lists"):  # a form: every value of every field
+        data = dict(data.lists())
+    return services.request_hash(data)
+
+
 class OutageStatusView(APIView):
     """For the virtual assistant: is there an outage affecting this customer code or phone?"""
 
@@ -190,7 +210,7 @@ class WorkOrderViewSet(ScopedReadOnlyViewSet):
 
     queryset = WorkOrder.objects.select_related("ticket", "unit")
     serializer_class = WorkOrderSerializer
-    filterset_fields = ["status", "unit", "crew"]
+    filterset_class = WorkOrderFilter
 
     @extend_schema(request=WorkOrderStepSerializer, responses={200: WorkOrderSerializer})
     @action(detail=True, methods=["post"], url_path="advance", permission_classes=[CanChangeModel])

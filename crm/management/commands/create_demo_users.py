@@ -13,14 +13,15 @@ from crm import two_factor
 from crm.models import Company, Role, Unit
 from crm.services import staff_create
 
-# (username, role, badge, how to pick the units they serve)
+# (username, role, badge, how to pick the units they serve: the company's units, or its unit with the most
+# customers, where the demo's outages and field work then happen: manage.py seed_demo_tickets)
 DEMO_STAFF = [
     ("agent", Role.AGENT, "22", "company"),
-    ("supervisor", Role.SUPERVISOR, "S01", "first_unit"),
-    ("dispatcher", Role.DISPATCHER, "D01", "first_unit"),
-    ("crew", Role.FIELD_CREW, "F01", "first_unit"),
+    ("supervisor", Role.SUPERVISOR, "S01", "busiest_unit"),
+    ("dispatcher", Role.DISPATCHER, "D01", "busiest_unit"),
+    ("crew", Role.FIELD_CREW, "F01", "busiest_unit"),
     ("billing", Role.BILLING_CLERK, "B01", "company"),
-    ("manager", Role.MANAGER, "M01", "first_unit"),
+    ("manager", Role.MANAGER, "M01", "busiest_unit"),
     ("admin", Role.ADMINISTRATOR, "A01", "none"),
 ]
 
@@ -39,10 +40,13 @@ class Command(BaseCommand):
         units = list(home.units.active().order_by("code"))
         if not units:
             raise CommandError(f"Company {home.code} has no active unit.")
+        busiest = (
+            home.units.active().annotate(n=Count("customers")).order_by("-n", "code").first()
+        )  # never None: the company has active units
         user_model = get_user_model()
         rows = []
         for username, role, badge, pick in DEMO_STAFF:
-            served = {"company": units, "first_unit": units[:1], "none": []}[pick]
+            served = {"company": units, "busiest_unit": [busiest], "none": []}[pick]
             user = user_model.objects.filter(username=username).first()
             if user is None:
                 password = known.get(username) or secrets.token_urlsafe(9)

@@ -42,6 +42,7 @@ from tickets.models import (
     ResolutionCode,
     Status,
     Ticket,
+    WorkOrder,
     WorkOrderStatus,
 )
 from tickets.services import (
@@ -250,7 +251,7 @@ class Command(BaseCommand):
     def handle(self, *args, tickets, seed, **options):
         if tickets < 0:
             raise CommandError("--tickets must not be negative")
-        if Ticket.objects.filter(idempotency_key__startswith=KEY_PREFIX).exists():
+        if Ticket.objects.filter(intake_key__key__startswith=KEY_PREFIX).exists():
             self.stdout.write("Demo tickets already loaded: nothing to do.")
             return
         customers = list(
@@ -289,6 +290,7 @@ class Command(BaseCommand):
                 created[spec.i] = ticket
                 self.counts.update(counts)
             self._restore(incidents, specs, created)
+            self._field_work(incidents)
         self._report(created, incidents, time.monotonic() - started)
 
     # Planning ---------------------------------------------------------------------------------------------
@@ -298,7 +300,10 @@ class Command(BaseCommand):
         by_unit: dict[int, list[Customer]] = {}
         for customer in customers:
             by_unit.setdefault(customer.unit_id, []).append(customer)
-        busiest = max(by_unit, key=lambda u: (len(by_unit[u]), -u))
+        # The outages happen where the demo's crews and dispatchers work (the unit of theirs with the most
+        # customers), so their field page and their agents' customer cards show them; else the busiest unit.
+        crewed = [u for u in by_unit if self._staff(u, Role.FIELD_CREW, Role.DISPATCHER)]
+        busiest = max(crewed or by_unit, key=lambda u: (len(by_unit[u]), -u))
         self.incident_unit = current_unit(by_unit[busiest][0].unit)
         wards = Counter(c.ward for c in by_unit[busiest])
         self.open_wards = sorted(w for w, _n in wards.most_common(2))
@@ -616,6 +621,44 @@ class Command(BaseCommand):
                 callback_record(actor=self.agent, ticket=ticket, reached=False)
         return 1
 
+    def _field_work(self, incidents: dict[str, Incident]) -> None:
+        """Every demo crew member has work on their page: a crew with no open work order is sent to up to three
+        open field tickets of their units (the ongoing outage's first), the first one acknowledged."""
+        crews = {
+            user.pk: user for served in self.staff_by_unit.values() for user in served.get(Role.FIELD_CREW, [])
+        }
+        outage = incidents.get("open")
+        for crew in crews.values():
+            if WorkOrder.objects.open().filter(crew=crew).exists():
+                continue
+            units = [
+                unit_id for unit_id, served in self.staff_by_unit.items() if crew in served.get(Role.FIELD_CREW, [])
+            ]
+            candidates = (
+                Ticket.objects.open()
+                .filter(unit__in=units, category__code__in=FIELD_CATEGORIES, work_orders__isnull=True)
+                .exclude(status=Status.PENDING_CUSTOMER)
+                .order_by("-id")
+            )
+            if outage is not None:
+                linked = list(candidates.filter(incident=outage)[:3])
+                tickets = linked + list(candidates.exclude(incident=outage)[: 3 - len(linked)])
+            else:
+                tickets = list(candidates[:3])
+            for k, ticket in enumerate(tickets):
+                try:
+                    with transaction.atomic():
+                        order = work_order_create(
+                            actor=self._handler(ticket.unit_id), ticket=ticket, crew=crew,
+                            note="Kiểm tra tại hiện trường",
+                        )  # fmt: skip
+                        if k == 0:
+                            work_order_advance(actor=crew, order=order, to=WorkOrderStatus.ACKNOWLEDGED)
+                except ValidationError as exc:
+                    self.problems[f"work order: {self._reason(exc)}"] += 1
+                    continue
+                self.counts["work_orders"] += 1
+
     # Incidents --------------------------------------------------------------------------------------------
 
     def _open_incidents(self) -> dict[str, Incident]:
@@ -677,7 +720,7 @@ class Command(BaseCommand):
         return "; ".join(exc.messages)[:120]
 
     def _report(self, created: dict[int, Ticket], incidents: dict[str, Incident], elapsed: float) -> None:
-        demo = Ticket.objects.filter(idempotency_key__startswith=KEY_PREFIX)
+        demo = Ticket.objects.filter(intake_key__key__startswith=KEY_PREFIX)
         by_status = dict(demo.values_list("status").annotate(n=Count("id")).order_by())
         statuses = ", ".join(f"{by_status[s]} {s}" for s in Status.values if by_status.get(s))
         now = timezone.now()

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0006_reading_import_options'),
+        ('billing', '0007_field_labels'),
         ('crm', '0007_export_log'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

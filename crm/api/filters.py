@@ -1,0 +1,59 @@
+"""List filters of the API take the codes people use (``?unit=PE0101``, ``?category=outage``,
+``?customer=PE01000000001``), never internal ids. A code that names nothing the caller may see is a 400
+naming the parameter and the code, not an empty list."""
+
+from __future__ import annotations
+
+import django_filters
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+
+
+class CodeField(forms.CharField):
+    """A code typed as text (never a list of every choice: the browsable API renders a text box), cleaned
+    to the one row of ``queryset`` whose ``to_field_name`` it is."""
+
+    def __init__(self, *, queryset=None, to_field_name="code", upper=True, what="", **kwargs):
+        self.queryset, self.to_field_name, self.upper, self.what = queryset, to_field_name, upper, what
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        value = super().clean(value)
+        if not value:
+            return None
+        value = value.upper() if self.upper else value
+        found = self.queryset.filter(**{self.to_field_name: value}).first()
+        if found is None:
+            raise ValidationError(
+                _("No %(what)s with the code %(value)s among those you may see.")
+                % {"what": self.what, "value": value},
+                code="unknown_code",
+            )
+        return found
+
+
+class CodeFilter(django_filters.Filter):
+    """``queryset`` may be a callable taking the request (to scope it to the user)."""
+
+    field_class = CodeField
+
+    def __init__(self, *args, queryset, to_field_name="code", upper=True, what="", **kwargs):
+        self.queryset = queryset
+        super().__init__(*args, to_field_name=to_field_name, upper=upper, what=what, **kwargs)
+
+    @property
+    def field(self):
+        field = super().field
+        request = getattr(self.parent, "request", None)
+        field.queryset = self.queryset(request) if callable(self.queryset) else self.queryset
+        return field
+
+
+def scoped(model):
+    """The rows of ``model`` the request's user may see (its manager's ``for_user``)."""
+
+    def rows(request):
+        return model.objects.for_user(getattr(request, "user", None))
+
+    return rows

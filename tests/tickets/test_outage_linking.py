@@ -1,0 +1,77 @@
+"""Outage calls from every channel are linked to the open incident covering the caller's address, so restoring
+the incident resolves them; the API also takes an explicit incident, checked."""
+
+from django.utils import timezone
+
+from crm.models import Role
+from tickets.models import EventKind, Status, Ticket
+from tickets.services import incident_open, incident_restore, ticket_open
+
+URL = "/api/v1/tickets/"
+
+
+def call(client, customer, **extra):
+    payload = {"category": "outage", "channel": "zalo", "description": "Mất điện", "customer_code": customer.code}
+    return client.post(URL, {**payload, **extra}, content_type="application/json")
+
+
+def test_an_api_outage_call_is_linked_to_the_incident_and_restoring_resolves_it(
+    client, staff, org, make_customer, catalogue
+):
+    inside = make_customer(ward="Phường Bến Nghé", phones=["0903 100 001"])
+    outside = make_customer(ward="Phường Đa Kao", name="Lê Văn B", phones=["0903 100 002"])
+    incident = incident_open(actor=None, unit=org["home"], cause="Sự cố trạm", wards=["Phường Bến Nghé"],
+                             started_at=timezone.now())  # fmt: skip
+    client.force_login(staff[Role.AGENT])
+    linked = call(client, inside)
+    other_ward = call(client, outside)
+    billing = call(client, inside, category="billing")
+    assert (linked.status_code, other_ward.status_code, billing.status_code) == (201, 201, 201)
+    assert (linked.json()["incident"], other_ward.json()["incident"], billing.json()["incident"]) == (
+        incident.pk, None, None,
+    )  # fmt: skip
+    ticket = Ticket.objects.get(number=linked.json()["number"])
+    assert ticket.events.get(kind=EventKind.CREATED).after["incident"] == incident.pk
+    assert incident_restore(actor=None, incident=incident)["resolved"] == 1
+    assert Ticket.objects.get(pk=ticket.pk).status == Status.RESOLVED
+    assert Ticket.objects.get(number=other_ward.json()["number"]).status == Status.NEW
+
+
+def test_the_api_takes_an_explicit_incident_that_is_open_and_covers_the_customer(
+    client, staff, org, make_customer, catalogue
+):
+    customer = make_customer(ward="Phường Bến Nghé")
+    whole_unit = incident_open(actor=None, unit=org["home"], cause="Cắt điện", started_at=timezone.now())
+    elsewhere = incident_open(actor=None, unit=org["home"], cause="Đứt dây", wards=["Phường Đa Kao"],
+                              started_at=timezone.now())  # fmt: skip
+    restored = incident_open(actor=None, unit=org["home"], cause="Cũ", started_at=timezone.now())
+    incident_restore(actor=None, incident=restored)
+    other_unit = incident_open(actor=None, unit=org["other_company"], cause="Xa", started_at=timezone.now())
+    client.force_login(staff[Role.AGENT])
+    listed = client.get("/api/v1/outages/status", {"customer_code": customer.code}).json()["incidents"]
+    assert [i["id"] for i in listed] == [whole_unit.pk]
+    before = Ticket.objects.count()
+    for incident, extra in [
+        (elsewhere, {}),
+        (restored, {}),
+        (whole_unit, {"category": "billing"}),
+        (other_unit, {}),
+    ]:
+        response = call(client, customer, incident=incident.pk, **extra)
+        assert response.status_code == 400, (incident.cause, response.content)
+        assert "incident" in response.json()
+    assert Ticket.objects.count() == before
+    response = call(client, customer, incident=whole_unit.pk)
+    assert response.status_code == 201 and response.json()["incident"] == whole_unit.pk
+
+
+def test_every_intake_path_links_through_the_service(org, make_customer, catalogue, staff):
+    """The admin's "new ticket" and the card call the service without an incident: it finds it."""
+    customer = make_customer()
+    incident = incident_open(actor=None, unit=org["home"], cause="Sự cố", started_at=timezone.now())
+    ticket = ticket_open(actor=staff[Role.AGENT], category=catalogue["outage"], channel="phone",
+                         description="Mất điện", customer=customer).ticket  # fmt: skip
+    assert ticket.incident == incident
+    unknown = ticket_open(actor=staff[Role.AGENT], category=catalogue["outage"], channel="phone",
+                          description="Mất điện", caller_name="Khách lạ", unit=org["home"]).ticket  # fmt: skip
+    assert unknown.incident is None  # no address to match: an agent links it from the ticket

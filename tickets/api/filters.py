@@ -1,0 +1,37 @@
+"""FilterSets of the tickets API: categories, units, customers and crews by their codes (``crm.api.filters``)."""
+
+import django_filters
+from django.contrib.auth import get_user_model
+from django.utils.translation import gettext_lazy as _
+
+from crm.api.filters import CodeFilter, scoped
+from crm.models import StaffProfile, Unit
+from customers.models import Customer
+from tickets.models import Category, Ticket, WorkOrder
+
+
+def _staff_seen(request):
+    """The users serving the units the request's user sees."""
+    profiles = StaffProfile.objects.for_user(getattr(request, "user", None))
+    return get_user_model().objects.filter(staff_profile__in=profiles)
+
+
+class TicketFilter(django_filters.FilterSet):
+    category = CodeFilter(queryset=Category.objects.all(), upper=False, what=_("request category"),
+                          help_text="A category's code: outage, billing, …")  # fmt: skip
+    unit = CodeFilter(queryset=scoped(Unit), what=_("unit"), help_text="A unit's code, e.g. PE0101.")
+    customer = CodeFilter(queryset=scoped(Customer), what=_("customer"), help_text="A customer's code.")
+
+    class Meta:
+        model = Ticket
+        fields = ["status", "unit", "category", "customer", "channel", "escalation_level"]
+
+
+class WorkOrderFilter(django_filters.FilterSet):
+    unit = CodeFilter(queryset=scoped(Unit), what=_("unit"), help_text="A unit's code, e.g. PE0101.")
+    crew = CodeFilter(queryset=_staff_seen, to_field_name="username", upper=False, what=_("crew member"),
+                      help_text="The crew member's username.")  # fmt: skip
+
+    class Meta:
+        model = WorkOrder
+        fields = ["status", "unit", "crew"]

@@ -4,7 +4,10 @@ disputes export as CSV or XLSX (``crm.exports.StreamingExportMixin``): the rows 
 list shows with its filters, or the ones selected.
 
 Nothing here saves a billing record itself: every change is a call to ``billing.services`` (which checks the
-rules, writes the audit and keeps issued bills immutable). A rule a service refuses comes back as a message.
+rules, writes the audit and keeps issued bills immutable). A rule a service refuses comes back as a message,
+or on the form that asked for it with what was typed. The billing run, the anomaly scan, a rebate's apply and
+reverse and the big invoice exports are background jobs (``billing.jobs``) followed on their status page.
+Records are chosen by number or code (autocomplete), money is written by ``billing.money``.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ from __future__ import annotations
 import datetime as dt
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import ActionLocation
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -24,19 +29,22 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from billing import imports, services
+from billing import imports, jobs, services
 from billing.models import (
     IMPORTABLE_SOURCES,
     Adjustment,
     AdjustmentStatus,
     AnomalyBandCount,
     AuditRecord,
+    BillingJob,
+    BillingJobKind,
     BillingRun,
     Dispute,
     DisputeOutcome,
     DisputeStatus,
     Invoice,
     InvoiceCounter,
+    InvoiceKind,
     InvoiceLine,
     MeterReading,
     PriceStep,
@@ -52,12 +60,14 @@ from billing.models import (
     Reinspection,
     VatRate,
 )
+from billing.money import line_label, money
 from billing.resources import DisputeResource, InvoiceResource
 from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
 from crm.exports import StreamingExportMixin
 from crm.json_input import ADMIN_FORMFIELD_OVERRIDES
 from crm.models import Unit
 from crm.scoping import scope_for
+from customers.models import Contract, Customer, MeterAssignment
 
 BOTH = [ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM]  # in the list and on the record's page
 
@@ -80,6 +90,15 @@ def _for_each(request, items, call, label=str) -> int:
         except ValidationError as exc:
             messages.error(request, f"{label(item)}: {'; '.join(exc.messages)}")
     return done
+
+
+def _form_errors(form, exc: ValidationError) -> None:
+    """A service's refusal onto the form that asked for it: each field's reason beside the field."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
 
 
 def _months_back(count: int) -> list[dt.date]:
@@ -213,7 +232,7 @@ class AuditObjectFilter(admin.SimpleListFilter):
     parameter_name = "object_type"
     TYPES = [
         "meterreading", "invoice", "billingrun", "dispute", "reinspection", "adjustment", "refund",
-        "rebateprogramme", "pricetable",
+        "rebateprogramme", "pricetable", "billingjob",
     ]  # fmt: skip
 
     def lookups(self, request, model_admin):
@@ -242,36 +261,80 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
-class InvoiceLineInline(ReadOnlyInline):
+class MoneyDisplays:
+    """Amounts as the interface writes money (``1.369.721 ₫``), invoice lines' labels in its language."""
+
+    @admin.display(description=gettext_lazy("amount before VAT"))
+    def subtotal_vnd(self, obj):
+        return money(obj.subtotal)
+
+    @admin.display(description=gettext_lazy("VAT"))
+    def vat_vnd(self, obj):
+        return money(obj.vat)
+
+    @admin.display(description=gettext_lazy("total"), ordering="total")
+    def total_vnd(self, obj):
+        return money(obj.total)
+
+    @admin.display(description=gettext_lazy("amount"), ordering="amount")
+    def amount_vnd(self, obj):
+        return money(obj.amount)
+
+    @admin.display(description=gettext_lazy("price"))
+    def price_vnd(self, obj):
+        return money(obj.price) if obj.price else ""
+
+    @admin.display(description=gettext_lazy("label"))
+    def label_shown(self, obj):
+        return line_label(obj.label)
+
+    @admin.display(description=gettext_lazy("difference"), ordering="delta_total")
+    def delta_total_vnd(self, obj):
+        return money(obj.delta_total)
+
+    @admin.display(description=gettext_lazy("difference before VAT"))
+    def delta_subtotal_vnd(self, obj):
+        return money(obj.delta_subtotal)
+
+    @admin.display(description=gettext_lazy("difference in VAT"))
+    def delta_vat_vnd(self, obj):
+        return money(obj.delta_vat)
+
+
+class InvoiceLineInline(MoneyDisplays, ReadOnlyInline):
     model = InvoiceLine
-    fields = ["position", "label", "segment_start", "tier", "kwh", "price", "amount", "vat_percent"]
+    fields = ["position", "label_shown", "segment_start", "tier", "kwh", "price_vnd", "amount_vnd", "vat_percent"]
     readonly_fields = fields
     ordering = ["position"]
 
 
-class RebateApplicationInline(ReadOnlyInline):
+class RebateApplicationInline(MoneyDisplays, ReadOnlyInline):
     model = RebateApplication
-    fields = ["programme", "percent", "base", "amount", "vat", "applied_at"]
+    fields = ["programme", "percent", "base_vnd", "amount_vnd", "vat_vnd", "applied_at"]
     readonly_fields = fields
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("programme")
 
+    @admin.display(description=gettext_lazy("amount before VAT"))
+    def base_vnd(self, obj):
+        return money(obj.base)
 
-class AdjustmentInvoiceInline(ReadOnlyInline):
+
+class AdjustmentInvoiceInline(MoneyDisplays, ReadOnlyInline):
     """The adjustment invoices issued against this bill (the chain of what it finally came to)."""
 
     model = Invoice
     fk_name = "adjusts"
     verbose_name = gettext_lazy("adjustment invoice")
     verbose_name_plural = gettext_lazy("adjustment invoices")
-    fields = ["number", "status", "kwh", "subtotal", "vat", "total", "issued_at"]
+    fields = ["number", "status", "kwh", "subtotal_vnd", "vat_vnd", "total_vnd", "issued_at"]
     readonly_fields = fields
     show_change_link = True
     ordering = ["id"]
 
 
-class CorrectionInline(ReadOnlyInline):
+class CorrectionInline(MoneyDisplays, ReadOnlyInline):
     """The correction records (proposed, approved or rejected) of this bill."""
 
     model = Adjustment
@@ -279,7 +342,7 @@ class CorrectionInline(ReadOnlyInline):
     verbose_name = gettext_lazy("correction record")
     verbose_name_plural = gettext_lazy("correction records")
     fields = [
-        "status", "kwh", "delta_total", "proposed_by", "proposed_at", "decided_by", "decided_at",
+        "status", "kwh", "delta_total_vnd", "proposed_by", "proposed_at", "decided_by", "decided_at",
         "decision_note", "invoice",
     ]  # fmt: skip
     readonly_fields = fields
@@ -303,7 +366,7 @@ class MeterReadingAdmin(ReadOnlyAdmin):
     ]  # fmt: skip
     list_select_related = ["contract", "unit"]
     list_filter = [PeriodFilter, ScopedUnitFilter, "status", "source"]
-    search_fields = ["contract__number__exact"]
+    search_fields = ["contract__number__exact", "meter__serial__exact"]
     ordering = ["-id"]
     change_list_template = "admin/billing/readingimport/meterreading_change_list.html"  # + "Import a file"
 
@@ -341,18 +404,24 @@ class AnomalyScanForm(BillingRunForm):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(StreamingExportMixin, BillingAdminMixin, ReadOnlyAdmin):
+class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadOnlyAdmin):
     list_display = [
-        "number", "kind", "customer", "contract", "unit", "period_month", "kwh", "total", "status", "issued_at",
+        "number", "kind", "customer", "contract", "unit", "period_month", "kwh", "total_vnd", "status",
+        "issued_at",
     ]  # fmt: skip
     list_select_related = ["customer", "contract", "unit"]
     list_filter = [PeriodFilter, "status", "kind", ScopedUnitFilter]
-    search_fields = ["number__exact", "customer__code__exact"]
+    # The bill's number, the customer's code, the contract's number or the serial of the meter it was read on.
+    search_fields = [
+        "number__exact", "customer__code__exact", "contract__number__exact", "reading__meter__serial__exact",
+    ]  # fmt: skip
     fields = [
         "number", "kind", "status", "hold_reason", "customer", "contract", "unit", "period", "period_start",
-        "period_end", "reading", "kwh", "households", "subtotal", "vat", "total", "adjusts", "run", "created_at",
-        "issued_at", "paid_at",
+        "period_end", "reading", "kwh", "households", "subtotal_vnd", "vat_vnd", "total_vnd", "adjusts", "run",
+        "created_at", "issued_at", "paid_at",
     ]  # fmt: skip
+    readonly_fields = ["subtotal_vnd", "vat_vnd", "total_vnd"]
+    change_form_template = "admin/billing/invoice/change_form.html"  # "Print" and "Open a dispute"
     inlines = [InvoiceLineInline, RebateApplicationInline, AdjustmentInvoiceInline, CorrectionInline]
     actions = ["issue", "hold", "release", "export_selected_csv", "export_selected_xlsx"]
     ordering = ["-id"]
@@ -363,6 +432,82 @@ class InvoiceAdmin(StreamingExportMixin, BillingAdminMixin, ReadOnlyAdmin):
     @admin.display(description=gettext_lazy("period"), ordering="period")
     def period_month(self, obj):
         return obj.period.strftime("%m/%Y")
+
+    def get_search_results(self, request, queryset, search_term):
+        """One exact term: an invoice number, a customer code, a contract number or a meter serial (the bills
+        of every contract the meter has served). Each is an indexed lookup of its own table."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(
+            Q(number=term)
+            | Q(customer_id__in=Customer.objects.filter(code=term).values("pk"))
+            | Q(contract_id__in=Contract.objects.filter(number=term).values("pk"))
+            | Q(contract_id__in=MeterAssignment.objects.filter(meter__serial=term).values("contract_id"))
+        ), False
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_open_dispute": self._has(request, "add_dispute"),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def export_job_view(self, request):
+        """Export every matching bill (the list's filters and search) to a file written by a background job:
+        for the big lists, which would take a minute or more to stream."""
+        from crm.exports import ExportFormatForm
+
+        if not self.has_streaming_export_permission(request):
+            raise PermissionDenied
+        form = ExportFormatForm(request.POST if request.method == "POST" else None)
+        if form.is_bound and form.is_valid():
+            try:
+                job = jobs.job_start_export(
+                    actor=request.user, model_admin=self, filters=request.GET.urlencode(),
+                    file_format=form.cleaned_data["file_format"],
+                )  # fmt: skip
+            except ValidationError as exc:
+                report_errors(request, exc)
+            else:
+                messages.success(request, _("%(job)s is queued.") % {"job": job})
+                return redirect("admin:billing_billingjob_status", pk=job.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Export all matching invoices in the background"),
+            "opts": self.model._meta,
+            "form": form,
+            "filters": list(request.GET.items()),
+        }
+        return TemplateResponse(request, "admin/billing/invoice/export_job.html", context)
+
+    def print_view(self, request, pk):
+        """The bill as the customer receives it: its lines, VAT by rate, the totals, the customer's code and
+        address. Scoped like the list: an invoice of another unit is not found."""
+        invoice = get_object_or_404(
+            self.get_queryset(request).select_related("customer", "contract", "unit", "adjusts"), pk=pk
+        )
+        if not self.has_view_permission(request, invoice):
+            raise PermissionDenied
+        lines = list(invoice.lines.order_by("position"))
+        by_rate: dict[int, int] = {}
+        for line in lines:
+            by_rate[line.vat_percent] = by_rate.get(line.vat_percent, 0) + line.amount
+        taxed = {rate for rate in by_rate if rate}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Invoice %(n)s") % {"n": invoice.number},
+            "opts": self.model._meta,
+            "invoice": invoice,
+            "lines": [{"line": line, "label": line_label(line.label)} for line in lines],
+            # The VAT of each rate: the bill's VAT when one rate carries it (the usual case); with several rates
+            # (a change of rate within the month) the bases by rate and the bill's VAT below them.
+            "rates": [
+                {"percent": rate, "base": base, "vat": (invoice.vat if len(taxed) == 1 else None) if rate else 0}
+                for rate, base in sorted(by_rate.items())
+            ],
+        }
+        return TemplateResponse(request, "admin/billing/invoice/print.html", context)
 
     # Actions ------------------------------------------------------------------------------------------
 
@@ -414,6 +559,8 @@ class InvoiceAdmin(StreamingExportMixin, BillingAdminMixin, ReadOnlyAdmin):
         return [
             path("run/", view(self.run_view), name="billing_invoice_run"),
             path("anomaly-scan/", view(self.anomaly_scan_view), name="billing_invoice_anomaly_scan"),
+            path("<int:pk>/print/", view(self.print_view), name="billing_invoice_print"),
+            path("export-background/", view(self.export_job_view), name="billing_invoice_export_job"),
             *super().get_urls(),
         ]
 
@@ -435,99 +582,63 @@ class InvoiceAdmin(StreamingExportMixin, BillingAdminMixin, ReadOnlyAdmin):
             return [None]
         return list(Unit.objects.for_user(request.user).order_by("code"))
 
-    def _run_page(self, request, *, title, form, results, totals, mode):
+    def _run_page(self, request, *, title, form, mode):
         context = {
             **self.admin_site.each_context(request),
             "title": title,
             "opts": self.model._meta,
             "form": form,
-            "results": results,
-            "totals": totals,
             "mode": mode,
         }
         return TemplateResponse(request, "admin/billing/invoice/run.html", context)
 
     def run_view(self, request):
-        """Bill a month: one invoice per active contract with a reading and no bill yet (safe to run again)."""
+        """Bill a month: one invoice per active contract with a reading and no bill yet (safe to run again).
+        The run is a background job; the next page follows it."""
         if not self.has_run_permission(request):
             raise PermissionDenied
         form = BillingRunForm(request.POST or None, user=request.user)
-        results, totals = None, None
         if request.method == "POST" and form.is_valid():
-            period = form.cleaned_data["period"]
             try:
-                with transaction.atomic():
-                    results = [
-                        {
-                            "unit": unit,
-                            "result": services.billing_run(actor=request.user, period=period, unit=unit),
-                        }
-                        for unit in self._units(request, form.cleaned_data["unit"])
-                    ]
+                job = jobs.job_start_billing_run(
+                    actor=request.user, period=form.cleaned_data["period"],
+                    units=self._units(request, form.cleaned_data["unit"]),
+                )  # fmt: skip
             except ValidationError as exc:
                 report_errors(request, exc)
-                results = None
             else:
-                totals = {
-                    key: sum(getattr(r["result"], key) for r in results)
-                    for key in ("invoices", "without_reading", "held")
-                }
-                messages.success(
-                    request,
-                    _("Billing run of %(p)s: %(n)d invoice(s) made, %(h)d held.")
-                    % {"p": period.strftime("%m/%Y"), "n": totals["invoices"], "h": totals["held"]},
-                )
-        return self._run_page(
-            request, title=_("Billing run"), form=form, results=results, totals=totals, mode="run"
-        )
+                messages.success(request, _("%(job)s is queued.") % {"job": job})
+                return redirect("admin:billing_billingjob_status", pk=job.pk)
+        return self._run_page(request, title=_("Billing run"), form=form, mode="run")
 
     def anomaly_scan_view(self, request):
-        """Compare a month's consumption with the previous one: band counts, re-inspections, bills held."""
+        """Compare a month's consumption with the previous one: band counts, re-inspections, bills held.
+        The scan is a background job; the next page follows it."""
         if not self.has_scan_permission(request):
             raise PermissionDenied
         form = AnomalyScanForm(request.POST or None, user=request.user)
-        results, totals = None, None
         if request.method == "POST" and form.is_valid():
-            period, threshold = form.cleaned_data["period"], form.cleaned_data.get("threshold")
             try:
-                with transaction.atomic():
-                    results = [
-                        {
-                            "unit": unit,
-                            "result": services.anomaly_scan(
-                                actor=request.user, period=period, unit=unit, threshold=threshold
-                            ),
-                        }
-                        for unit in self._units(request, form.cleaned_data["unit"])
-                    ]
+                job = jobs.job_start_anomaly_scan(
+                    actor=request.user, period=form.cleaned_data["period"],
+                    units=self._units(request, form.cleaned_data["unit"]),
+                    threshold=form.cleaned_data.get("threshold"),
+                )  # fmt: skip
             except ValidationError as exc:
                 report_errors(request, exc)
-                results = None
             else:
-                totals = {
-                    key: sum(r["result"][key] for r in results)
-                    for key in ("compared", "reinspections", "held")
-                }
-                messages.success(
-                    request,
-                    _(
-                        "Anomaly scan of %(p)s: %(c)d compared, %(r)d re-inspection(s) opened, %(h)d bill(s) held."
-                    )
-                    % {
-                        "p": period.strftime("%m/%Y"),
-                        "c": totals["compared"],
-                        "r": totals["reinspections"],
-                        "h": totals["held"],
-                    },
-                )
-        return self._run_page(
-            request, title=_("Anomaly scan"), form=form, results=results, totals=totals, mode="scan"
-        )
+                messages.success(request, _("%(job)s is queued.") % {"job": job})
+                return redirect("admin:billing_billingjob_status", pk=job.pk)
+        return self._run_page(request, title=_("Anomaly scan"), form=form, mode="scan")
 
 
 @admin.register(InvoiceLine)
-class InvoiceLineAdmin(ReadOnlyAdmin):
-    list_display = ["invoice", "position", "label", "segment_start", "kwh", "price", "amount", "vat_percent"]
+class InvoiceLineAdmin(MoneyDisplays, ReadOnlyAdmin):
+    list_display = [
+        "invoice", "position", "label_shown", "segment_start", "kwh", "price_vnd", "amount_vnd", "vat_percent",
+    ]  # fmt: skip
+    fields = list_display
+    readonly_fields = list_display
     list_select_related = ["invoice"]
     list_filter = [InvoiceUnitFilter]
     search_fields = ["invoice__number__exact"]
@@ -559,6 +670,46 @@ class BillingRunAdmin(ReadOnlyAdmin):
 # Disputes, re-inspections, adjustments, refunds ----------------------------------------------------------
 
 
+class RefusalKeepsInputMixin:
+    """An add form whose service refuses what was typed (a rule the form could not check) comes back with
+    the clerk's input and the refusal next to its field, instead of an empty form and a message. The
+    service's transaction has rolled back: nothing was written."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if object_id is not None or request.method != "POST":
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        try:
+            return admin.ModelAdmin.changeform_view(self, request, object_id, form_url, extra_context)
+        except ValidationError as exc:
+            return self._refused(request, exc, form_url, extra_context)
+
+    def _refused(self, request, exc: ValidationError, form_url, extra_context):
+        form = self.get_form(request, None, change=False)(request.POST, request.FILES)
+        form.is_valid()
+        _form_errors(form, exc)
+        fieldsets = list(self.get_fieldsets(request, None))
+        admin_form = admin.helpers.AdminForm(
+            form, fieldsets, self.get_prepopulated_fields(request, None), self.get_readonly_fields(request, None),
+            model_admin=self,
+        )  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Add %s") % self.model._meta.verbose_name,
+            "subtitle": None,
+            "adminform": admin_form,
+            "object_id": None,
+            "original": None,
+            "is_popup": False,
+            "to_field": None,
+            "media": self.media + admin_form.media,
+            "inline_admin_formsets": [],
+            "errors": admin.helpers.AdminErrorList(form, []),
+            "preserved_filters": self.get_preserved_filters(request),
+            **(extra_context or {}),
+        }
+        return self.render_change_form(request, context, add=True, change=False, obj=None, form_url=form_url)
+
+
 class DisputeForm(forms.ModelForm):
     class Meta:
         model = Dispute
@@ -566,26 +717,17 @@ class DisputeForm(forms.ModelForm):
 
 
 @admin.register(Dispute)
-class DisputeAdmin(StreamingExportMixin, BillingAdminMixin, ScopedAdmin):
+class DisputeAdmin(RefusalKeepsInputMixin, StreamingExportMixin, BillingAdminMixin, ScopedAdmin):
     """A dispute is opened from the customer's billing complaint ticket (``dispute_open``), then resolved by
     its re-inspection or its adjustment; a withdrawal is recorded by an action."""
 
     form = DisputeForm
-    list_display = [
-        "id",
-        "customer",
-        "unit",
-        "invoice",
-        "reading",
-        "status",
-        "outcome",
-        "opened_at",
-        "ticket",
-    ]
-    list_select_related = ["customer", "unit", "invoice", "reading", "ticket"]
+    list_display = ["ticket", "customer", "unit", "invoice", "reading", "status", "outcome", "opened_at"]
+    list_display_links = ["ticket", "customer"]
+    list_select_related = ["customer", "unit", "invoice", "reading__contract", "ticket"]
     list_filter = [DisputeQueueFilter, ScopedUnitFilter, "outcome"]
     search_fields = ["customer__code__exact", "invoice__number__exact", "ticket__number__exact"]
-    raw_id_fields = ["ticket", "invoice", "reading"]
+    autocomplete_fields = ["ticket", "invoice", "reading"]  # by number or code, never a database id
     actions = ["withdraw", "export_selected_csv", "export_selected_xlsx"]
     ordering = ["-id"]
     export_resource_class = DisputeResource  # streamed exports of the changelist
@@ -600,6 +742,37 @@ class DisputeAdmin(StreamingExportMixin, BillingAdminMixin, ScopedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [] if obj is None else self.get_fields(request, obj)
+
+    def get_changeform_initial_data(self, request):
+        """The add form opened from an invoice (``?invoice=<number>``), a ticket (``?ticket=<number>``) or the
+        customer's card (``?customer=<code>``): the invoice, and the customer's latest open billing or meter
+        complaint ticket, filled in (within the clerk's units; the clerk may change either)."""
+        from tickets.models import Ticket
+
+        user, asked = request.user, request.GET
+        invoice = ticket = customer = None
+        if asked.get("invoice"):
+            invoice = Invoice.objects.for_user(user).filter(number=asked["invoice"]).first()
+        if asked.get("ticket"):
+            ticket = Ticket.objects.for_user(user).filter(number=asked["ticket"]).first()
+        if asked.get("customer"):
+            customer = Customer.objects.for_user(user).filter(code=asked["customer"]).first()
+        customer_id = getattr(customer, "pk", None) or getattr(invoice, "customer_id", None) or getattr(
+            ticket, "customer_id", None
+        )
+        if customer_id and ticket is None:
+            ticket = (
+                Ticket.objects.for_user(user).open()
+                .filter(customer_id=customer_id, category__code__in=settings.TONGDAI_DISPUTE_CATEGORIES)
+                .order_by("-id").first()
+            )  # fmt: skip
+        if customer_id and invoice is None:
+            invoice = (
+                Invoice.objects.for_user(user)
+                .filter(customer_id=customer_id, kind=InvoiceKind.REGULAR).order_by("-period", "-id").first()
+            )  # fmt: skip
+        initial = {"ticket": getattr(ticket, "pk", None), "invoice": getattr(invoice, "pk", None)}
+        return {key: value for key, value in initial.items() if value is not None}
 
     def has_change_permission(self, request, obj=None):
         return False  # moved only by the services (re-inspection, adjustment, the action below)
@@ -631,7 +804,6 @@ class DisputeAdmin(StreamingExportMixin, BillingAdminMixin, ScopedAdmin):
             lambda d: services.dispute_resolve(
                 actor=request.user, dispute=d, outcome=DisputeOutcome.WITHDRAWN
             ),
-            label=lambda d: f"#{d.pk}",
         )
         if done:
             messages.success(request, _("%(n)d dispute(s) closed as withdrawn.") % {"n": done})
@@ -661,10 +833,11 @@ class ReinspectionForm(forms.Form):
 @admin.register(Reinspection)
 class ReinspectionAdmin(BillingAdminMixin, ReadOnlyAdmin):
     list_display = [
-        "id", "reading", "unit", "reason", "rise_percent", "created_at", "outcome", "reread_value", "done_at",
+        "reading", "unit", "reason", "rise_percent", "created_at", "outcome", "reread_value", "done_at",
         "inspector",
     ]  # fmt: skip
-    list_select_related = ["reading", "unit", "inspector"]
+    list_display_links = ["reading"]
+    list_select_related = ["reading__contract", "unit", "inspector"]
     list_filter = [ReinspectionQueueFilter, ScopedUnitFilter, "reason", "outcome"]
     search_fields = ["reading__contract__number__exact"]
     actions = ["record_outcome"]
@@ -676,7 +849,7 @@ class ReinspectionAdmin(BillingAdminMixin, ReadOnlyAdmin):
     @admin.action(description=gettext_lazy("Record the outcome…"), permissions=["record"], location=BOTH)
     def record_outcome(self, request, queryset):
         """One re-inspection at a time: the register read on site belongs to one meter."""
-        items = list(queryset.select_related("reading")[:2])
+        items = list(queryset.select_related("reading__contract")[:2])
         if len(items) != 1:
             messages.warning(request, _("Record one re-inspection at a time."))
             return None
@@ -690,10 +863,11 @@ class ReinspectionAdmin(BillingAdminMixin, ReadOnlyAdmin):
                     evidence=data["evidence"],
                 )  # fmt: skip
             except ValidationError as exc:
-                report_errors(request, exc)
+                # Back to the form with what the clerk typed and the reason beside its field.
+                _form_errors(form, exc)
             else:
-                messages.success(request, _("Re-inspection #%(n)d recorded.") % {"n": item.pk})
-            return None
+                messages.success(request, _("Re-inspection of %(r)s recorded.") % {"r": item.reading})
+                return None
         return self._action_page(
             request, action="record_outcome", title=_("Record the re-inspection outcome"), objects=items,
             form=form, submit=_("Record"),
@@ -727,19 +901,20 @@ class AdjustmentForm(forms.ModelForm):
 
 
 @admin.register(Adjustment)
-class AdjustmentAdmin(BillingAdminMixin, ScopedAdmin):
+class AdjustmentAdmin(RefusalKeepsInputMixin, MoneyDisplays, BillingAdminMixin, ScopedAdmin):
     """Proposed by one billing clerk (``adjustment_propose``), approved or rejected by another
     (``adjustment_decide``): the proposer's own decision is refused with a message."""
 
     form = AdjustmentForm
     list_display = [
-        "id", "original", "unit", "kwh", "delta_total", "status", "proposed_by", "proposed_at", "decided_by",
+        "original", "unit", "kwh", "delta_total_vnd", "status", "proposed_by", "proposed_at", "decided_by",
         "invoice",
     ]  # fmt: skip
+    list_display_links = ["original"]
     list_select_related = ["original", "unit", "proposed_by", "decided_by", "invoice"]
     list_filter = [AdjustmentQueueFilter, ScopedUnitFilter, "status"]
     search_fields = ["original__number__exact"]
-    raw_id_fields = ["original", "dispute", "corrected_reading"]
+    autocomplete_fields = ["original", "dispute", "corrected_reading"]  # by number or code, never an id
     actions = ["approve", "reject"]
     ordering = ["-id"]
 
@@ -747,8 +922,8 @@ class AdjustmentAdmin(BillingAdminMixin, ScopedAdmin):
         if obj is None:
             return AdjustmentForm.Meta.fields
         return [
-            "original", "unit", "dispute", "corrected_reading", "record", "kwh", "delta_subtotal", "delta_vat",
-            "delta_total", "status", "proposed_by", "proposed_at", "decided_by", "decided_at", "decision_note",
+            "original", "unit", "dispute", "corrected_reading", "record", "kwh", "delta_subtotal_vnd",
+            "delta_vat_vnd", "delta_total_vnd", "status", "proposed_by", "proposed_at", "decided_by", "decided_at", "decision_note",
             "invoice",
         ]  # fmt: skip
 
@@ -792,7 +967,7 @@ class AdjustmentAdmin(BillingAdminMixin, ScopedAdmin):
             request,
             queryset.order_by("pk"),
             lambda a: services.adjustment_decide(actor=request.user, adjustment=a, approve=True),
-            label=lambda a: f"#{a.pk} {a.original.number}",
+            label=lambda a: a.original.number,
         )
         if done:
             messages.success(request, _("%(n)d adjustment(s) approved and invoiced.") % {"n": done})
@@ -809,7 +984,7 @@ class AdjustmentAdmin(BillingAdminMixin, ScopedAdmin):
                 lambda a: services.adjustment_decide(
                     actor=request.user, adjustment=a, approve=False, note=note
                 ),
-                label=lambda a: f"#{a.pk} {a.original.number}",
+                label=lambda a: a.original.number,
             )
             if done:
                 messages.success(request, _("%(n)d adjustment(s) rejected.") % {"n": done})
@@ -825,8 +1000,14 @@ class RefundForm(forms.Form):
 
 
 @admin.register(Refund)
-class RefundAdmin(BillingAdminMixin, ReadOnlyAdmin):
-    list_display = ["id", "customer", "unit", "amount", "method", "reference", "settled_at", "adjustment"]
+class RefundAdmin(MoneyDisplays, BillingAdminMixin, ReadOnlyAdmin):
+    list_display = ["customer", "unit", "amount_vnd", "method", "reference", "settled_at", "adjustment"]
+    list_display_links = ["customer"]
+    fields = [
+        "adjustment", "customer", "unit", "amount_vnd", "method", "offset_invoice", "reference", "settled_at",
+        "settled_by", "created_at",
+    ]  # fmt: skip
+    readonly_fields = fields
     list_select_related = ["customer", "unit", "adjustment__original"]
     list_filter = [RefundQueueFilter, ScopedUnitFilter, "method"]
     search_fields = ["customer__code__exact"]
@@ -850,7 +1031,7 @@ class RefundAdmin(BillingAdminMixin, ReadOnlyAdmin):
                 lambda r: services.refund_settle(
                     actor=request.user, refund=r, method=RefundMethod.REFUND, reference=reference
                 ),
-                label=lambda r: f"#{r.pk}",
+                label=lambda r: str(r),
             )
             if done:
                 messages.success(request, _("%(n)d refund(s) settled.") % {"n": done})
@@ -865,12 +1046,18 @@ class RefundAdmin(BillingAdminMixin, ReadOnlyAdmin):
 
 
 @admin.register(RebateApplication)
-class RebateApplicationAdmin(ReadOnlyAdmin):
-    list_display = ["programme", "invoice", "percent", "base", "amount", "vat", "applied_at"]
+class RebateApplicationAdmin(MoneyDisplays, ReadOnlyAdmin):
+    list_display = ["programme", "invoice", "percent", "base_vnd", "amount_vnd", "vat_vnd", "applied_at"]
+    fields = list_display
+    readonly_fields = list_display
     list_select_related = ["programme", "invoice"]
     list_filter = [InvoiceUnitFilter, "programme"]
     search_fields = ["invoice__number__exact"]
     ordering = ["-id"]
+
+    @admin.display(description=gettext_lazy("amount before VAT"))
+    def base_vnd(self, obj):
+        return money(obj.base)
 
 
 @admin.register(AnomalyBandCount)
@@ -1130,37 +1317,26 @@ class RebateProgrammeAdmin(BillingAdminMixin, admin.ModelAdmin):
     @admin.action(description=gettext_lazy("Apply to the bills not yet issued"), permissions=["change"],
                   location=BOTH)  # fmt: skip
     def apply_programme(self, request, queryset):
+        return self._start_jobs(request, queryset, reverse=False)
+
+    def _start_jobs(self, request, queryset, *, reverse: bool):
+        """Each programme's apply (or reverse) becomes a background job; one job is followed on its page."""
+        started = []
         for programme in queryset.order_by("pk"):
             try:
-                outcome = services.rebate_apply(actor=request.user, programme=programme)
+                started.append(jobs.job_start_rebate(actor=request.user, programme=programme, reverse=reverse))
             except ValidationError as exc:
                 messages.error(request, f"{programme}: {'; '.join(exc.messages)}")
-                continue
-            messages.success(
-                request,
-                _("%(p)s: %(n)d invoice(s) reduced by %(a)s VND before VAT (VAT %(v)s VND).")
-                % {
-                    "p": programme,
-                    "n": outcome["invoices"],
-                    "a": f"{outcome['amount']:,}",
-                    "v": f"{outcome['vat']:,}",
-                },
-            )
+        for job in started:
+            messages.success(request, _("%(job)s is queued.") % {"job": job})
+        if len(started) == 1:
+            return redirect("admin:billing_billingjob_status", pk=started[0].pk)
+        return None
 
     @admin.action(description=gettext_lazy("Reverse on the bills not yet issued"), permissions=["change"],
                   location=BOTH)  # fmt: skip
     def reverse_programme(self, request, queryset):
-        for programme in queryset.order_by("pk"):
-            try:
-                outcome = services.rebate_reverse(actor=request.user, programme=programme)
-            except ValidationError as exc:
-                messages.error(request, f"{programme}: {'; '.join(exc.messages)}")
-                continue
-            messages.success(
-                request,
-                _("%(p)s: taken off %(n)d invoice(s); %(k)d issued invoice(s) keep it.")
-                % {"p": programme, "n": outcome["reversed"], "k": outcome["kept_on_issued"]},
-            )
+        return self._start_jobs(request, queryset, reverse=True)
 
 
 # Reading imports (the fast path for big files) ------------------------------------------------------------
@@ -1234,10 +1410,10 @@ class ReadingImportAdmin(ReadOnlyAdmin):
     pages follow the model's own permissions. Every page is scoped by the import's unit."""
 
     list_display = [
-        "id", "file_name", "unit", "period_month", "status", "phase", "rows_total", "rows_inserted",
+        "file_name", "unit", "period_month", "status", "phase", "rows_total", "rows_inserted",
         "rows_flagged", "rows_unchanged", "rows_rejected", "uploaded_by", "created_at", "finished_at",
     ]  # fmt: skip
-    list_display_links = ["id", "file_name"]
+    list_display_links = ["file_name"]
     list_select_related = ["unit", "uploaded_by"]
     list_filter = ["status", ScopedUnitFilter]
     ordering = ["-id"]
@@ -1336,7 +1512,7 @@ class ReadingImportAdmin(ReadOnlyAdmin):
                     rejects.append(row)
         running = item.status in (ReadingImportStatus.QUEUED, ReadingImportStatus.RUNNING)
         return self._page(request, "status.html", {
-            "title": _("Reading import #%(n)s") % {"n": item.pk}, "item": item, "progress": _progress_text(item),
+            "title": _("Reading import %(f)s") % {"f": item}, "item": item, "progress": _progress_text(item),
             "running": running, "rejects": rejects, "more_rejects": more,
             "can_view_list": self.has_view_permission(request),
         })  # fmt: skip
@@ -1371,3 +1547,101 @@ def _progress_text(item: ReadingImport) -> str:
     if item.phase == "insert":
         return _("Inserting the readings (%(n)s lines).") % {"n": item.rows_total}
     return _("Running (the counts appear when it is done).")
+
+
+# Long billing jobs (run by background tasks) --------------------------------------------------------------
+
+
+@admin.register(BillingJob)
+class BillingJobAdmin(ReadOnlyAdmin):
+    """The billing runs, anomaly scans and rebate rounds run in the background: each one's progress and
+    result. A member of staff sees the jobs of their units and those they started."""
+
+    list_display = ["__str__", "status", "steps", "started_by", "created_at", "finished_at", "status_page"]
+    list_select_related = ["started_by"]
+    list_filter = ["kind", "status"]
+    ordering = ["-id"]
+    fields = [
+        "kind", "status", "steps", "unit", "started_by", "created_at", "started_at", "finished_at", "error",
+        "status_page",
+    ]  # fmt: skip
+    readonly_fields = ["steps", "status_page"]
+
+    def get_queryset(self, request):
+        return jobs.visible_jobs(request.user).select_related("unit", "started_by")
+
+    @admin.display(description=gettext_lazy("progress"))
+    def steps(self, obj):
+        return _job_progress(obj)
+
+    @admin.display(description=gettext_lazy("status page"))
+    def status_page(self, obj):
+        from django.utils.html import format_html
+
+        url = reverse("admin:billing_billingjob_status", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, _("Progress and result"))
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/status/", view(self.status_view), name="billing_billingjob_status"),
+            path("<int:pk>/download/", view(self.download_view), name="billing_billingjob_download"),
+            *super().get_urls(),
+        ]
+
+    def download_view(self, request, pk):
+        """The file an export job wrote (its starter's, or a job of the viewer's units)."""
+        return _job_download(self, request, pk)
+
+    def status_view(self, request, pk):
+        """Where a job stands; the page refreshes itself while it is queued or running."""
+        job = get_object_or_404(self.get_queryset(request), pk=pk)
+        running = job.status in (ReadingImportStatus.QUEUED, ReadingImportStatus.RUNNING)
+        period = job.params.get("period")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": str(job),
+            "job": job,
+            "running": running,
+            "progress": _job_progress(job),
+            "rows": (job.result or {}).get("rows", []),
+            "totals": (job.result or {}).get("totals"),
+            "outcome": _job_outcome(job),
+            "is_run": job.kind == BillingJobKind.BILLING_RUN,
+            "is_scan": job.kind == BillingJobKind.ANOMALY_SCAN,
+            "period": period,
+        }
+        return TemplateResponse(request, "admin/billing/billingjob/status.html", context)
+
+
+def _job_download(model_admin, request, pk):
+    job = get_object_or_404(model_admin.get_queryset(request), pk=pk)
+    if not job.file or job.status != ReadingImportStatus.DONE:
+        raise PermissionDenied
+    name = job.file.name.rsplit("/", 1)[-1]
+    return FileResponse(job.file.open("rb"), as_attachment=True, filename=name)
+
+
+def _job_outcome(job: BillingJob) -> list[tuple[str, str, str]]:
+    """A rebate round's counts and amounts, labelled (the runs and scans have their table)."""
+    labels = {
+        "invoices": (_("invoices reduced"), str), "amount": (_("reduction before VAT"), money),
+        "vat": (_("VAT on the reduction"), money), "reversed": (_("invoices taken off"), str),
+        "kept_on_issued": (_("issued invoices that keep it"), str), "rows": (_("rows exported"), str),
+    }  # fmt: skip
+    return [
+        (key, labels[key][0], labels[key][1](value))
+        for key, value in (job.result or {}).items()
+        if key in labels
+    ]
+
+
+def _job_progress(job: BillingJob) -> str:
+    if job.status == ReadingImportStatus.QUEUED:
+        return _("Waiting for a worker.")
+    if job.status == ReadingImportStatus.RUNNING:
+        return _("Running: %(d)s of %(t)s done.") % {"d": job.steps_done, "t": job.steps_total}
+    if job.status == ReadingImportStatus.DONE:
+        return _("Done.")
+    return _("Failed.")

@@ -175,7 +175,7 @@ class MeterReading(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.contract_id} {self.period:%m/%Y}: {self.value}"
+        return f"{self.contract.number} {self.period:%m/%Y}: {self.value}"
 
 
 # Invoices -----------------------------------------------------------------------------------------------
@@ -379,7 +379,9 @@ class InvoiceLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.label}: {self.amount}"
+        from billing.money import line_label, money
+
+        return f"{line_label(self.label)}: {money(self.amount)}"
 
 
 class InvoiceCounter(models.Model):
@@ -469,7 +471,9 @@ class Dispute(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.customer_id} {self.get_status_display()}"
+        # Read by its ticket's number and the customer's code (never a database id).
+        subject = self.ticket.number if self.ticket_id else getattr(self.invoice, "number", "")
+        return f"{subject} {self.customer.code} {self.get_status_display()}".strip()
 
 
 class ReinspectionReason(models.TextChoices):
@@ -533,7 +537,7 @@ class Reinspection(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.get_reason_display()}"
+        return f"{self.get_reason_display()}: {self.reading}"
 
 
 class AdjustmentStatus(models.TextChoices):
@@ -613,7 +617,9 @@ class Adjustment(models.Model):
         indexes = [models.Index(fields=["unit", "status", "-id"], name="billing_adjustment_unit_idx")]
 
     def __str__(self) -> str:
-        return f"{self.original.number} {self.delta_total:+,}"
+        from billing.money import money
+
+        return f"{self.original.number} {'+' if self.delta_total > 0 else ''}{money(self.delta_total)}"
 
 
 class RefundMethod(models.TextChoices):
@@ -667,7 +673,9 @@ class Refund(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.customer_id} {self.amount:,}"
+        from billing.money import money
+
+        return f"{self.customer.code} {money(self.amount)}"
 
 
 # Rebate rounds ------------------------------------------------------------------------------------------
@@ -778,7 +786,7 @@ class RebateApplication(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.programme_id} → {self.invoice_id}: {self.amount}"
+        return f"{self.programme.name} → {self.invoice.number}"
 
 
 # Anomalies ---------------------------------------------------------------------------------------------
@@ -807,7 +815,7 @@ class AnomalyBandCount(models.Model):
         constraints = [models.UniqueConstraint(fields=["period", "unit"], name="billing_anomaly_once")]
 
     def __str__(self) -> str:
-        return f"{self.period:%m/%Y} {self.unit_id}"
+        return f"{self.period:%m/%Y} {self.unit.code}"
 
 
 # Audit --------------------------------------------------------------------------------------------------
@@ -944,4 +952,77 @@ class ReadingImport(models.Model):
         indexes = [models.Index(fields=["unit", "-id"], name="billing_readingimport_unit_idx")]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.file.name.rsplit('/', 1)[-1] if self.file else ''}"
+        from django.utils import timezone
+
+        name = self.file.name.rsplit("/", 1)[-1] if self.file else ""
+        return f"{name} ({timezone.localtime(self.created_at):%d/%m/%Y %H:%M})" if self.created_at else name
+
+
+# Long billing jobs --------------------------------------------------------------------------------------
+
+
+class BillingJobKind(models.TextChoices):
+    BILLING_RUN = "billing_run", _("Billing run")
+    ANOMALY_SCAN = "anomaly_scan", _("Anomaly scan")
+    REBATE_APPLY = "rebate_apply", _("Rebate apply")
+    REBATE_REVERSE = "rebate_reverse", _("Rebate reverse")
+    EXPORT = "export", _("Export")
+
+
+class BillingJobQuerySet(ScopedQuerySet):
+    scope_path = "unit"
+
+    def running(self):
+        return self.filter(status__in=[ReadingImportStatus.QUEUED, ReadingImportStatus.RUNNING])
+
+
+class BillingJob(models.Model):
+    """A long billing job (a billing run, an anomaly scan, applying or reversing a rebate) run by a background
+    task (``billing.jobs``): what it was asked, how far it has got, what it made or why it failed.
+
+    ``lock`` names what the job works on (the kind and the month, or the rebate programme): the database
+    refuses a second queued or running job with the same lock. A job without a unit covers every unit of its
+    starter (for the billing run and the scan) or is a rebate programme's (administrators')."""
+
+    kind = models.CharField(_("job"), max_length=16, choices=BillingJobKind.choices)
+    lock = models.CharField(_("works on"), max_length=60)
+    unit = models.ForeignKey(
+        Unit, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False,
+        verbose_name=_("unit"),
+    )  # fmt: skip
+    params = models.JSONField(_("parameters"), default=dict, blank=True)
+    status = models.CharField(
+        _("status"), max_length=8, choices=ReadingImportStatus.choices, default=ReadingImportStatus.QUEUED
+    )
+    steps_total = models.PositiveIntegerField(_("steps"), default=0)
+    steps_done = models.PositiveIntegerField(_("steps done"), default=0)
+    result = models.JSONField(_("result"), default=dict, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    file = models.FileField(_("file"), upload_to="billing-jobs/%Y/%m", blank=True)  # what an export wrote
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("started by"),
+    )  # fmt: skip
+    created_at = models.DateTimeField(_("queued at"))
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    progress_at = models.DateTimeField(_("last progress at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    objects = BillingJobQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("billing job")
+        verbose_name_plural = _("billing jobs")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["lock"], condition=Q(status__in=["queued", "running"]), name="billing_job_one_running"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=ReadingImportStatus.values), name="billing_job_status"
+            ),
+            models.CheckConstraint(condition=Q(kind__in=BillingJobKind.values), name="billing_job_kind"),
+        ]
+        indexes = [models.Index(fields=["unit", "-id"], name="billing_job_unit_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.params.get('label', '')}".strip()

@@ -2,4 +2,4 @@
 
 SCHEDULES = []
 
-TASKS = ["billing.tasks.run_reading_import"]
+TASKS = ["billing.tasks.run_reading_import", "billing.tasks.run_billing_job"]

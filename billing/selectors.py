@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from django.utils.formats import number_format
+from urllib.parse import urlencode
+
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from billing.models import Dispute, Invoice
+from billing.money import kwh, money
 
 CARD_INVOICES = 6
+
+
+class CardLink(str):
+    """A card cell that links to a record's page (an invoice number): the card makes it a link, anything that
+    only knows text (the API's card) gets the text."""
+
+    def __new__(cls, text: str, url: str | None):
+        link = super().__new__(cls, text)
+        link.url = url
+        return link
 
 
 class CardNotice(list):
@@ -36,12 +49,13 @@ def card_invoices(*, customer, user) -> dict:
         .only("number", "kind", "period", "kwh", "total", "status")
         .order_by("-period", "-id")[:CARD_INVOICES]
     )
+    can_open = user.has_perm("billing.view_invoice")
     rows: list[list] = [
         [
-            i.number,
+            CardLink(i.number, reverse("admin:billing_invoice_change", args=[i.pk]) if can_open else None),
             i.period.strftime("%m/%Y"),
-            number_format(i.kwh, force_grouping=True),
-            number_format(i.total, force_grouping=True),
+            kwh(i.kwh),
+            money(i.total),
             i.get_status_display()
             if i.kind == "regular"
             else f"{i.get_status_display()} ({i.get_kind_display()})",
@@ -51,8 +65,12 @@ def card_invoices(*, customer, user) -> dict:
     notice = open_dispute_notice(customer=customer, user=user)
     if notice is not None:
         rows.insert(0, notice)
+    actions = []
+    if user.has_perm("billing.add_dispute"):
+        url = reverse("admin:billing_dispute_add") + "?" + urlencode({"customer": customer.code})
+        actions.append((_("Open a dispute"), url, "get"))
     return {
-        "columns": [_("number"), _("period"), _("kWh"), _("total (VND)"), _("status")],
+        "columns": [_("number"), _("period"), _("kWh"), _("total"), _("status")],
         "rows": rows,
-        "actions": [],
+        "actions": actions,
     }

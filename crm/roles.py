@@ -51,7 +51,7 @@ _BILLING_RECORDS = [
     "rebateapplication", "anomalybandcount",
 ]  # fmt: skip
 _VIEW_BILLING = [
-    f"billing.view_{m}" for m in [*_BILLING_REFERENCE, *_BILLING_RECORDS, "auditrecord", "readingimport"]
+    f"billing.view_{m}" for m in [*_BILLING_REFERENCE, *_BILLING_RECORDS, "auditrecord", "readingimport", "billingjob"]
 ]
 _WORK_BILLING = [
     *_VIEW_BILLING,

@@ -228,8 +228,13 @@ def _bill(customers, billing_tickets, make_staff):
     )
     RebateBand.objects.create(programme=programme, from_kwh=0, percent=Decimal("10"))
     billing_services.rebate_apply(actor=None, programme=programme)
-    # A reading file uploaded for each unit (queued, through billing.imports): the scoping walk needs one.
+    # A reading file uploaded for each unit (queued, through billing.imports) and a billing job of each unit
+    # (through billing.jobs, run: it finds the month billed already): the scoping walk needs one of each.
     from billing.imports import reading_import_create
+    from billing.jobs import job_run, job_start_billing_run
+
+    for customer in customers:
+        job_run(job_id=job_start_billing_run(actor=None, period=BILLED, units=[customer.unit]).pk)
 
     for customer in customers:
         reading_import_create(

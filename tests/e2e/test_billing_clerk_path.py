@@ -21,19 +21,12 @@ OCT = dt.date(2025, 10, 1)
 READ, REREAD = 250, 180  # the register as billed, and as read again on site
 
 
-def pick(page, field: str, pk: int) -> None:
-    """Fill a raw-id field the way a clerk does: the magnifier opens the list in a popup, a click chooses."""
-    with page.expect_popup() as opened:
-        page.click(f"#lookup_id_{field}")
-    popup = opened.value
-    popup.wait_for_selector("#result_list")
-    # The chosen row's click closes the popup itself, so Playwright's own click may find its page gone before
-    # it returns; the click is queued in the page instead, and the test waits for the close it causes.
-    with popup.expect_event("close"):
-        popup.evaluate(
-            "sel => setTimeout(() => document.querySelector(sel).click(), 0)",
-            f"#result_list a[data-popup-opener='{pk}']",
-        )
+def pick(page, field: str, term: str, pk: int) -> None:
+    """Fill a field the way a clerk does: type the record's number or code in its autocomplete, choose the
+    record offered (no database id is ever typed)."""
+    page.click(f"#id_{field} + .select2 .select2-selection")
+    page.fill(".select2-container--open .select2-search__field", term)
+    page.locator(".select2-results__option", has_text=term).first.click()
     assert page.input_value(f"#id_{field}") == str(pk)
 
 
@@ -65,11 +58,14 @@ def test_a_clerk_proposes_an_adjustment_after_a_dispute_and_another_clerk_approv
     ).ticket  # fmt: skip
     admin = f"{live_server.url}/admin"
 
-    # Clerk A opens the dispute from the complaint ticket, on the issued bill.
+    # Clerk A finds the bill by the contract's number and opens the dispute from its page: the bill and the
+    # customer's complaint ticket are filled in.
     log_in(page, live_server, "clerk-a", "a-good-pass-a")
-    page.goto(f"{admin}/billing/dispute/add/")
-    pick(page, "ticket", complaint.pk)
-    pick(page, "invoice", invoice.pk)
+    page.goto(f"{admin}/billing/invoice/?q={contract.number}")
+    page.click(f"#result_list a:has-text('{invoice.number}')")
+    page.click("#open-dispute")
+    page.wait_for_selector("#id_claim")
+    assert (page.input_value("#id_invoice"), page.input_value("#id_ticket")) == (str(invoice.pk), str(complaint.pk))
     page.fill("#id_claim", "Nhà đi vắng nửa tháng, chỉ số không đúng")
     page.click("input[name=_save]")
     page.wait_for_selector("#result_list")
@@ -112,9 +108,9 @@ def test_a_clerk_proposes_an_adjustment_after_a_dispute_and_another_clerk_approv
 
     # Clerk A proposes the adjustment from the corrected reading.
     page.goto(f"{admin}/billing/adjustment/add/")
-    pick(page, "original", invoice.pk)
-    pick(page, "dispute", dispute.pk)
-    pick(page, "corrected_reading", corrected.pk)
+    pick(page, "original", invoice.number, invoice.pk)
+    pick(page, "dispute", complaint.number, dispute.pk)
+    pick(page, "corrected_reading", contract.number, corrected.pk)
     page.fill("#id_record", "Biên bản phúc tra: chỉ số thực tế thấp hơn")
     page.click("input[name=_save]")
     page.wait_for_selector("#result_list")

@@ -67,7 +67,7 @@ class QueueFilter(admin.SimpleListFilter):
         if value == "breached":
             return queryset.open().filter(escalation_level__gt=0)
         if value == "callback":
-            return queryset.filter(status=Status.RESOLVED, callback_due__lte=now)
+            return queryset.filter(status=Status.RESOLVED)  # a finished callback closes the ticket
         return queryset
 
 
@@ -179,6 +179,40 @@ class AssignForm(forms.Form):
         )
 
 
+SCORES = [(n, str(n)) for n in range(1, 6)]
+
+
+class CallbackSurveyForm(forms.Form):
+    """One callback attempt: the customer's answers, or "no answer" (the third makes it unreachable)."""
+
+    reached = forms.TypedChoiceField(
+        label=gettext_lazy("did the customer answer?"),
+        choices=[("yes", gettext_lazy("Yes: record the survey")), ("no", gettext_lazy("No answer"))],
+        coerce=lambda value: value == "yes",
+        widget=forms.RadioSelect,
+    )
+    fix_score = forms.TypedChoiceField(
+        label=gettext_lazy("satisfaction with the fix (1–5)"), choices=SCORES, coerce=int, required=False,
+        empty_value=None, widget=forms.RadioSelect,
+    )  # fmt: skip
+    attitude_score = forms.TypedChoiceField(
+        label=gettext_lazy("satisfaction with the staff (1–5)"), choices=SCORES, coerce=int, required=False,
+        empty_value=None, widget=forms.RadioSelect,
+    )  # fmt: skip
+    comment = forms.CharField(label=gettext_lazy("comment"), required=False, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+def add_service_errors(form, exc: ValidationError) -> None:
+    """A service's refusal shown on the form: on its field when it names one the form has, else on top."""
+    if hasattr(exc, "error_dict"):
+        for name, errors in exc.error_dict.items():
+            for error in errors:
+                form.add_error(name if name in form.fields else None, error)
+    else:
+        for message in exc.messages:
+            form.add_error(None, message)
+
+
 @admin.register(Ticket)
 class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
     form = TicketIntakeForm
@@ -237,6 +271,12 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
     def get_urls(self):
         return [
             path("breaches/", self.admin_site.admin_view(self.breaches_view), name="tickets_ticket_breaches"),
+            path("callbacks/", self.admin_site.admin_view(self.callbacks_view), name="tickets_ticket_callbacks"),
+            path(
+                "<int:object_id>/callback/",
+                self.admin_site.admin_view(self.callback_view),
+                name="tickets_ticket_callback",
+            ),
             path(
                 "report-outage/<int:incident_id>/<int:customer_id>/",
                 self.admin_site.admin_view(self.report_outage_view),
@@ -256,6 +296,64 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
             "rows": selectors.breaches_by_unit(user=request.user),
         }
         return TemplateResponse(request, "admin/tickets/breaches.html", context)
+
+    def has_callback_permission(self, request) -> bool:
+        return request.user.has_perm("tickets.add_callback")
+
+    def callbacks_view(self, request):
+        """The callbacks due: resolved tickets of the user's units waiting for the centre's call, each one click
+        from its survey form."""
+        if not self.has_callback_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Callbacks due"),
+            "opts": self.model._meta,
+            "tickets": selectors.callbacks_due(user=request.user),
+            "max_attempts": services.CALLBACK_MAX_ATTEMPTS,
+        }
+        return TemplateResponse(request, "admin/tickets/callbacks.html", context)
+
+    def callback_view(self, request, object_id: int):
+        """The survey form of one resolved ticket, recorded through ``callback_record``."""
+        if not self.has_callback_permission(request):
+            raise PermissionDenied
+        ticket = self.get_queryset(request).select_related("customer", "category").filter(pk=object_id).first()
+        if ticket is None:
+            raise Http404(_("No such ticket in your units."))
+        form = CallbackSurveyForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                callback = services.callback_record(
+                    actor=request.user, ticket=ticket, reached=data["reached"], fix_score=data["fix_score"],
+                    attitude_score=data["attitude_score"], comment=data["comment"],
+                )  # fmt: skip
+            except ValidationError as exc:
+                add_service_errors(form, exc)
+            else:
+                if callback.outcome == "surveyed":
+                    text = _("Survey of %(n)s recorded; the ticket is closed.")
+                elif callback.outcome == "unreachable":
+                    text = _("%(n)s: unreachable after %(a)d attempts; the ticket is closed.")
+                else:
+                    text = _("%(n)s: attempt %(a)d without an answer recorded; call again later.")
+                messages.success(request, text % {"n": ticket.number, "a": callback.attempts})
+                return HttpResponseRedirect(reverse("admin:tickets_ticket_callbacks"))
+        attempts = Callback.objects.filter(ticket=ticket).values_list("attempts", flat=True).first() or 0
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Callback survey: %(n)s") % {"n": ticket.number},
+            "opts": self.model._meta,
+            "ticket": ticket,
+            "form": form,
+            "attempts": attempts,
+            "max_attempts": services.CALLBACK_MAX_ATTEMPTS,
+            "phone": selectors.ticket_phone_shown(ticket, request.user),
+        }
+        return TemplateResponse(
+            request, "admin/tickets/callback_form.html", context, status=400 if form.errors else 200
+        )
 
     def report_outage_view(self, request, incident_id: int, customer_id: int):
         """One click from the customer card: the call becomes an outage ticket linked to the incident."""

@@ -97,3 +97,64 @@ def breaches_by_unit(*, user, now=None) -> list[dict]:
         )
         .order_by("-breached", "-due_soon", "unit__code")
     )
+
+
+def time_left(due, *, now=None) -> str:
+    """How long until ``due`` ("3 h 20 min left") or since it passed ("overdue by 12 min"), for the agent's eye."""
+    if due is None:
+        return "—"
+    now = now or timezone.now()
+    seconds = int((due - now).total_seconds())
+    minutes = abs(seconds) // 60
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = []
+    if days:
+        parts.append(_("%(n)d d") % {"n": days})
+    if hours:
+        parts.append(_("%(n)d h") % {"n": hours})
+    if mins or not parts:
+        parts.append(_("%(n)d min") % {"n": mins})
+    span = " ".join(parts[:2])
+    return (_("%(span)s left") if seconds >= 0 else _("overdue by %(span)s")) % {"span": span}
+
+
+def callbacks_due(*, user, limit: int = 200) -> list[Ticket]:
+    """Resolved tickets of the user's units awaiting the centre's callback (a finished callback closes them),
+    the earliest deadline first, each with its attempts so far and the phone to call."""
+    from customers import privacy
+    from customers.normalise import display_phone
+    from tickets.models import Callback, Status
+
+    tickets = list(
+        Ticket.objects.for_user(user)
+        .filter(status=Status.RESOLVED)
+        .select_related("customer", "category", "unit")
+        .prefetch_related("customer__phones")
+        .order_by("callback_due", "id")[:limit]
+    )
+    attempts = dict(
+        Callback.objects.filter(ticket__in=[t.pk for t in tickets]).values_list("ticket_id", "attempts")
+    )
+    seen = privacy.visibility(user)
+    now = timezone.now()
+    for ticket in tickets:
+        phone = ticket.caller_phone or next(
+            (p.number for p in (ticket.customer.phones.all() if ticket.customer else []) if p.is_primary), ""
+        )
+        ticket.phone_shown = seen.phone(display_phone(phone)) if phone else "—"
+        ticket.attempts = attempts.get(ticket.pk, 0)
+        ticket.callback_left = time_left(ticket.callback_due, now=now)
+        ticket.callback_overdue = ticket.callback_due is not None and ticket.callback_due < now
+    return tickets
+
+
+def ticket_phone_shown(ticket: Ticket, user) -> str:
+    """The phone to call about ``ticket`` (the caller's, else the customer's primary), as ``user`` may see it."""
+    from customers import privacy
+    from customers.normalise import display_phone
+
+    phone = ticket.caller_phone
+    if not phone and ticket.customer_id:
+        phone = ticket.customer.phones.filter(is_primary=True).values_list("number", flat=True).first() or ""
+    return privacy.visibility(user).phone(display_phone(phone)) if phone else "—"

@@ -10,6 +10,7 @@ from customers import privacy
 from customers.models import Contract
 from customers.selectors import customer_for_intake
 from tickets.models import (
+    Callback,
     Category,
     Channel,
     Priority,
@@ -193,3 +194,23 @@ class TicketAttachmentSerializer(serializers.ModelSerializer):
         from django.urls import reverse
 
         return reverse("ticket-attachment", args=[attachment.pk])
+
+
+class CallbackInSerializer(serializers.Serializer):
+    reached = serializers.BooleanField(help_text="Did the customer answer? False counts an unanswered attempt.")
+    fix_score = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True, default=None)
+    attitude_score = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True, default=None)
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class CallbackSerializer(serializers.ModelSerializer):
+    ticket = serializers.CharField(source="ticket.number")
+    ticket_status = serializers.CharField(source="ticket.status")
+    agent = serializers.CharField(source="agent.username", default=None)
+
+    class Meta:
+        model = Callback
+        fields = [
+            "ticket", "ticket_status", "attempts", "outcome", "fix_score", "attitude_score", "comment", "agent",
+            "completed_at",
+        ]  # fmt: skip

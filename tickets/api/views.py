@@ -16,6 +16,8 @@ from customers.models import Customer
 from customers.normalise import InvalidPhone, normalise_phone
 from tickets import services
 from tickets.api.serializers import (
+    CallbackInSerializer,
+    CallbackSerializer,
     OutageStatusSerializer,
     TicketAssignSerializer,
     TicketAttachmentSerializer,
@@ -27,7 +29,7 @@ from tickets.api.serializers import (
     WorkOrderSerializer,
     WorkOrderStepSerializer,
 )
-from tickets.models import Ticket, WorkOrder
+from tickets.models import Callback, Ticket, WorkOrder
 
 
 class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
@@ -143,6 +145,21 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
             actor=request.user, ticket=ticket, upload=incoming.validated_data["file"]
         )
         return Response(TicketAttachmentSerializer(attachment).data, status=http.HTTP_201_CREATED)
+
+
+    @extend_schema(request=CallbackInSerializer, responses={201: CallbackSerializer})
+    @action(detail=True, methods=["post"], url_path="callback",
+            permission_classes=[needs("tickets.view_ticket", "tickets.add_callback")])  # fmt: skip
+    def callback(self, request, pk=None):
+        """Record one callback attempt of a resolved ticket: the survey (``reached: true`` with ``fix_score`` and
+        ``attitude_score`` from 1 to 5), or an unanswered call; the third unanswered one makes it unreachable.
+        A finished callback closes the ticket."""
+        ticket = self.get_object()
+        incoming = CallbackInSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        callback = services.callback_record(actor=request.user, ticket=ticket, **incoming.validated_data)
+        callback = Callback.objects.select_related("ticket", "agent").get(pk=callback.pk)
+        return Response(CallbackSerializer(callback).data, status=http.HTTP_201_CREATED)
 
 
 class OutageStatusView(APIView):

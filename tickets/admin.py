@@ -72,6 +72,9 @@ class QueueFilter(admin.SimpleListFilter):
 
 
 class TicketIntakeForm(forms.ModelForm):
+    # When the agent opened the form (picked up the call): the call is logged with its handling time on save.
+    call_started_at = forms.DateTimeField(widget=forms.HiddenInput, required=False)
+
     class Meta:
         model = Ticket
         fields = [
@@ -256,7 +259,7 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return TicketIntakeForm.Meta.fields
+            return [*TicketIntakeForm.Meta.fields, "call_started_at"]
         fields = [
             "number", "status", "category", "customer", "contract", "caller_name", "caller_phone",
             "caller_address", "channel", "priority", "description", "unit", "assignee", "created_at",
@@ -374,6 +377,8 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
         except ValidationError as exc:
             report_errors(request, exc)
             return HttpResponseRedirect(card)
+        if intake.created:
+            self._log_call(request, intake.ticket)
         messages.success(
             request, _("Ticket %(n)s taken and linked to the outage.") % {"n": intake.ticket.number}
         )
@@ -383,6 +388,7 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
         """ "New ticket" from the customer card comes with ?customer=<id>: the unit follows the customer."""
         initial = super().get_changeform_initial_data(request)
         initial.setdefault("channel", "phone")
+        initial.setdefault("call_started_at", timezone.now())
         return initial
 
     def save_model(self, request, obj, form, change):
@@ -405,6 +411,19 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
         for warning in intake.warnings:
             messages.warning(request, warning)
         obj.pk = intake.ticket.pk
+        if data["channel"] == "phone":
+            self._log_call(request, intake.ticket, started_at=data.get("call_started_at"))
+
+    def _log_call(self, request, ticket, *, started_at=None):
+        """An agent's phone intake is a call: it is logged with its handling time, from the moment the form (or
+        the card) was opened; a start that cannot be true (in the future, or hours ago) counts from now."""
+        now = timezone.now()
+        if started_at is None or not now - dt.timedelta(hours=4) <= started_at <= now:
+            started_at = now
+        services.interaction_record(
+            actor=request.user, channel="phone", started_at=started_at, ended_at=now, disposition="ticket",
+            ticket=ticket, customer=ticket.customer, caller_phone=ticket.caller_phone,
+        )  # fmt: skip
 
     def save_related(self, request, form, formsets, change):
         for formset in formsets:
@@ -621,8 +640,23 @@ class CallbackAdmin(ReadOnlyAdmin):
     ordering = ["-id"]
 
 
+class InteractionForm(forms.ModelForm):
+    """A call or message the agent handled: when it started and how long it took, what came of it."""
+
+    handling_seconds = forms.IntegerField(
+        label=gettext_lazy("handling time (seconds)"), min_value=0, max_value=24 * 3600,
+        help_text=gettext_lazy("From picking up the call (or opening the message) to finishing its work."),
+    )  # fmt: skip
+
+    class Meta:
+        model = Interaction
+        fields = ["channel", "disposition", "customer", "ticket", "caller_phone", "unit", "started_at", "note"]
+
+
 @admin.register(Interaction)
-class InteractionAdmin(ReadOnlyAdmin):
+class InteractionAdmin(ServiceErrorsMixin, ReadOnlyAdmin):
+    """Agents log the calls and messages they handle (``interaction_record``); nobody edits one afterwards."""
+
     list_display = ["started_at", "channel", "disposition", "customer", "ticket", "agent", "handling_seconds"]
     list_select_related = ["customer", "ticket", "agent"]
     list_filter = [ScopedUnitFilter, "channel", "disposition"]
@@ -630,12 +664,61 @@ class InteractionAdmin(ReadOnlyAdmin):
         "unit", "customer", "ticket", "agent", "channel", "caller_phone", "started_at", "ended_at", "disposition",
         "note",
     ]  # fmt: skip
+    add_fields = [
+        "channel", "disposition", "customer", "ticket", "caller_phone", "started_at", "handling_seconds", "unit",
+        "note",
+    ]  # fmt: skip
+    autocomplete_fields = ["customer", "ticket", "unit"]
     ordering = ["-id"]
 
+    def has_add_permission(self, request):
+        return request.user.has_perm("tickets.add_interaction")
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = InteractionForm
+            kwargs["fields"] = self.add_fields
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is None:
+            form.base_fields["unit"].required = False
+            form.base_fields["unit"].help_text = _(
+                "Only when no customer or ticket is named and you serve several units."
+            )
+        return form
+
     def get_fields(self, request, obj=None):
+        if obj is None:
+            return self.add_fields
         return privacy.with_shown_fields(
             self.fields, Interaction, {"caller_phone": privacy.PHONE}, request.user
         )
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.get_fields(request, obj)
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        initial.setdefault("channel", "phone")
+        initial.setdefault("started_at", timezone.now())
+        return initial
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        interaction = services.interaction_record(
+            actor=request.user, channel=data["channel"], disposition=data["disposition"],
+            started_at=data["started_at"],
+            ended_at=data["started_at"] + dt.timedelta(seconds=data["handling_seconds"]),
+            customer=data.get("customer"), ticket=data.get("ticket"), unit=data.get("unit"),
+            caller_phone=data.get("caller_phone", ""), note=data.get("note", ""),
+        )  # fmt: skip
+        obj.pk = interaction.pk
+
+    def save_related(self, request, form, formsets, change):
+        pass
+
+    def response_add(self, request, obj, post_url_continue=None):
+        messages.success(request, _("Call logged."))
+        return HttpResponseRedirect(reverse("admin:tickets_interaction_changelist"))
 
 
 @admin.register(WorkOrder)

@@ -3,13 +3,16 @@ language): callbacks, interactions, the moves on the ticket page, saving a new t
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from crm.models import Role
-from tickets.models import Callback, Status, Ticket
+from tickets.models import Callback, Interaction, Status, Ticket
 from tickets.services import ticket_change_status, ticket_open
 
 
@@ -164,3 +167,99 @@ def test_a_manager_may_not_record_a_callback(client, staff, make_customer, catal
     api = client.post(f"/api/v1/tickets/{ticket.pk}/callback/", {"reached": False}, content_type="application/json")
     assert api.status_code == 403
     assert not Callback.objects.filter(ticket=ticket).exists()
+
+
+# 6. Interactions ----------------------------------------------------------------------------------------
+
+
+def test_an_agent_logs_a_call_from_the_admin_with_its_handling_time(client, agent, make_customer):
+    customer = make_customer()
+    client.force_login(agent)
+    form = client.get(reverse("admin:tickets_interaction_add"))
+    assert form.status_code == 200 and "thời gian xử lý (giây)" in form.content.decode()
+    started = timezone.localtime() - dt.timedelta(minutes=5)
+    response = client.post(
+        reverse("admin:tickets_interaction_add"),
+        {
+            "channel": "phone", "disposition": "nuisance", "customer": customer.pk, "caller_phone": "0903 123 456",
+            "started_at_0": started.strftime("%d/%m/%Y"), "started_at_1": started.strftime("%H:%M:%S"),
+            "handling_seconds": "95", "note": "Gọi quấy rối",
+        },
+        follow=True,
+    )  # fmt: skip
+    assert "Đã ghi cuộc gọi." in _messages(response), response.content.decode()[:3000]
+    logged = Interaction.objects.get()
+    assert (logged.agent, logged.customer, logged.unit, logged.disposition, logged.handling_seconds) == (
+        agent, customer, customer.unit, "nuisance", 95,
+    )  # fmt: skip
+    assert (logged.caller_phone, logged.note) == ("+84903123456", "Gọi quấy rối")
+
+
+def test_a_call_of_an_agent_of_several_units_with_no_one_named_asks_for_the_unit_and_logs_nothing(
+    client, org, make_staff
+):
+    agent = make_staff(Role.AGENT, [org["home"], org["sibling"]])
+    client.force_login(agent)
+    now = timezone.localtime()
+    response = client.post(
+        reverse("admin:tickets_interaction_add"),
+        {"channel": "phone", "disposition": "information", "started_at_0": now.strftime("%d/%m/%Y"),
+         "started_at_1": now.strftime("%H:%M:%S"), "handling_seconds": "30"},
+        follow=True,
+    )  # fmt: skip
+    assert "Hãy chọn đơn vị mà cuộc gọi liên quan." in _messages(response)
+    assert not Interaction.objects.exists()
+
+
+def test_a_softphone_posts_the_call_to_the_api(client, agent, org, make_customer):
+    customer = make_customer()
+    theirs = make_customer(org["other_corporation"], phones=["0903 999 000"])
+    client.force_login(agent)
+    started = timezone.now() - dt.timedelta(minutes=3)
+    payload = {"channel": "phone", "disposition": "information", "started_at": started.isoformat(),
+               "handling_seconds": 120, "customer_code": customer.code, "caller_phone": "0903123456"}  # fmt: skip
+    response = client.post("/api/v1/interactions/", payload, content_type="application/json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["customer_code"], body["unit_code"], body["handling_seconds"], body["agent"]) == (
+        customer.code, customer.unit.code, 120, agent.username,
+    )  # fmt: skip
+    refused = client.post("/api/v1/interactions/", {**payload, "customer_code": theirs.code},
+                          content_type="application/json")  # fmt: skip
+    assert refused.status_code == 400 and "customer_code" in refused.json()
+    backwards = client.post("/api/v1/interactions/", {**payload, "handling_seconds": None,
+                            "ended_at": (started - dt.timedelta(seconds=1)).isoformat()},
+                            content_type="application/json")  # fmt: skip
+    assert backwards.status_code == 400
+    assert Interaction.objects.count() == 1
+    listed = client.get("/api/v1/interactions/")
+    assert [row["id"] for row in listed.json()["results"]] == [body["id"]]
+
+
+def test_a_manager_cannot_log_calls(client, staff):
+    client.force_login(staff[Role.MANAGER])
+    assert client.get(reverse("admin:tickets_interaction_add")).status_code == 403
+    now = timezone.now().isoformat()
+    response = client.post("/api/v1/interactions/", {"channel": "phone", "disposition": "information",
+                           "started_at": now, "ended_at": now, "unit_code": "PE0100"}, content_type="application/json")  # fmt: skip
+    assert response.status_code == 403
+    assert not Interaction.objects.exists()
+
+
+def test_intake_from_the_card_logs_the_call_from_the_moment_the_form_opened(client, agent, make_customer, catalogue):
+    customer = make_customer()
+    client.force_login(agent)
+    opened = timezone.now() - dt.timedelta(minutes=2)
+    response = client.post(
+        reverse("admin:tickets_ticket_add") + f"?customer={customer.pk}",
+        {"customer": customer.pk, "category": catalogue["outage"].pk, "channel": "phone", "priority": "normal",
+         "description": "Mất điện cả dãy", "call_started_at": opened.isoformat()},
+        follow=True,
+    )  # fmt: skip
+    assert response.status_code == 200
+    ticket = Ticket.objects.get()
+    call = Interaction.objects.get()
+    assert (call.ticket, call.customer, call.agent, call.disposition, call.channel) == (
+        ticket, customer, agent, "ticket", "phone",
+    )  # fmt: skip
+    assert 115 <= call.handling_seconds <= 180

@@ -18,6 +18,8 @@ from tickets import services
 from tickets.api.serializers import (
     CallbackInSerializer,
     CallbackSerializer,
+    InteractionInSerializer,
+    InteractionSerializer,
     OutageStatusSerializer,
     TicketAssignSerializer,
     TicketAttachmentSerializer,
@@ -29,7 +31,7 @@ from tickets.api.serializers import (
     WorkOrderSerializer,
     WorkOrderStepSerializer,
 )
-from tickets.models import Callback, Ticket, WorkOrder
+from tickets.models import Callback, Interaction, Ticket, WorkOrder
 
 
 class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
@@ -218,3 +220,21 @@ class WorkOrderViewSet(ScopedReadOnlyViewSet):
             actor=request.user, order=self.get_object(), **incoming.validated_data
         )
         return Response(WorkOrderSerializer(order).data)
+
+
+class InteractionViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
+    """Calls and messages handled by agents; POST logs one (a softphone posts it when the agent hangs up)."""
+
+    queryset = Interaction.objects.select_related("customer", "ticket", "unit", "agent")
+    serializer_class = InteractionSerializer
+    filterset_fields = ["channel", "disposition", "unit"]
+
+    @extend_schema(request=InteractionInSerializer, responses={201: InteractionSerializer})
+    def create(self, request, *args, **kwargs):
+        incoming = InteractionInSerializer(data=request.data, context={"request": request})
+        incoming.is_valid(raise_exception=True)
+        interaction = services.interaction_record(actor=request.user, **incoming.validated_data)
+        interaction = self.get_queryset().get(pk=interaction.pk)
+        return Response(
+            InteractionSerializer(interaction, context={"request": request}).data, status=http.HTTP_201_CREATED
+        )

@@ -275,6 +275,7 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
         return [
             path("breaches/", self.admin_site.admin_view(self.breaches_view), name="tickets_ticket_breaches"),
             path("callbacks/", self.admin_site.admin_view(self.callbacks_view), name="tickets_ticket_callbacks"),
+            path("<int:object_id>/move/", self.admin_site.admin_view(self.move_view), name="tickets_ticket_move"),
             path(
                 "<int:object_id>/callback/",
                 self.admin_site.admin_view(self.callback_view),
@@ -299,6 +300,67 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
             "rows": selectors.breaches_by_unit(user=request.user),
         }
         return TemplateResponse(request, "admin/tickets/breaches.html", context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The ticket page: its clocks, the buttons for the moves the user may make now, and its timeline."""
+        ticket = self.get_object(request, object_id)
+        if ticket is not None and request.method == "GET":
+            extra_context = {
+                **(extra_context or {}),
+                "moves": selectors.ticket_moves(ticket=ticket, user=request.user),
+                "clocks": selectors.ticket_clocks(ticket=ticket),
+                "timeline": selectors.ticket_timeline(ticket=ticket),
+                "move_url": reverse("admin:tickets_ticket_move", args=[ticket.pk]),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    MOVE_STATUS = {
+        "acknowledge": Status.ACKNOWLEDGED, "start": Status.IN_PROGRESS, "resume": Status.IN_PROGRESS,
+        "pending": Status.PENDING_CUSTOMER, "resolve": Status.RESOLVED, "reopen": Status.REOPENED,
+        "cancel": Status.CANCELLED, "duplicate": Status.DUPLICATE,
+    }  # fmt: skip
+
+    def move_view(self, request, object_id: int):
+        """A button of the ticket page: the move goes through its service; a refused one says why and changes
+        nothing."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        ticket = self.get_queryset(request).filter(pk=object_id).first()
+        if ticket is None:
+            raise Http404(_("No such ticket in your units."))
+        page = reverse("admin:tickets_ticket_change", args=[ticket.pk])
+        key = request.POST.get("move", "")
+        moves = {m.key: m for m in selectors.ticket_moves(ticket=ticket, user=request.user)}
+        if key not in moves or moves[key].link:
+            messages.error(request, _("This move is not open to you on this ticket now."))
+            return HttpResponseRedirect(page)
+        note = request.POST.get("note", "").strip()
+        try:
+            if key == "take":
+                services.ticket_assign(actor=request.user, ticket=ticket, assignee=request.user)
+            elif key == "contact":
+                services.ticket_record_contact(actor=request.user, ticket=ticket)
+            elif key == "send_crew":
+                order = services.work_order_create(actor=request.user, ticket=ticket, note=note)
+                messages.success(request, _("Work order %(o)s issued.") % {"o": order})
+            else:
+                duplicate_of = None
+                if key == "duplicate":
+                    number = request.POST.get("duplicate_of", "").strip()
+                    duplicate_of = self.get_queryset(request).filter(number=number).first() if number else None
+                    if duplicate_of is None:
+                        raise ValidationError(
+                            {"duplicate_of": _("No ticket numbered “%(n)s” in your units.") % {"n": number}}
+                            if number else {"duplicate_of": _("Name the ticket this one repeats.")}
+                        )  # fmt: skip
+                services.ticket_change_status(
+                    actor=request.user, ticket=ticket, to=self.MOVE_STATUS[key], note=note, duplicate_of=duplicate_of
+                )  # fmt: skip
+        except ValidationError as exc:
+            report_errors(request, exc)
+            return HttpResponseRedirect(page)
+        messages.success(request, _("%(n)s: %(move)s — done.") % {"n": ticket.number, "move": moves[key].label})
+        return HttpResponseRedirect(page)
 
     def has_callback_permission(self, request) -> bool:
         return request.user.has_perm("tickets.add_callback")

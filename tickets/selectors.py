@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -158,3 +160,117 @@ def ticket_phone_shown(ticket: Ticket, user) -> str:
     if not phone and ticket.customer_id:
         phone = ticket.customer.phones.filter(is_primary=True).values_list("number", flat=True).first() or ""
     return privacy.visibility(user).phone(display_phone(phone)) if phone else "—"
+
+
+# The ticket page: its moves, clocks and timeline ---------------------------------------------------------
+
+
+@dataclass
+class Move:
+    """A button on the ticket page: what it does, and what the service needs with it."""
+
+    key: str
+    label: str
+    needs_note: bool = False  # a reason the service requires
+    takes_note: bool = False  # an optional one
+    needs_duplicate: bool = False
+    link: str = ""  # a move made on a page of its own (the callback survey)
+
+
+def ticket_moves(*, ticket: Ticket, user) -> list[Move]:
+    """The moves ``user`` may make on ``ticket`` now: its status allows them (``services.TRANSITIONS``) and
+    the user holds the permission. The services check again when the button is pressed."""
+    from tickets.models import Status
+    from tickets.services import TRANSITIONS
+
+    if not user.has_perm("tickets.change_ticket"):
+        return []
+    allowed = TRANSITIONS.get(ticket.status, set())
+    moves = []
+    if ticket.is_open and ticket.assignee_id != user.pk and _serves(user, ticket.unit_id):
+        moves.append(Move("take", _("Take (assign to me)")))
+    if Status.ACKNOWLEDGED in allowed:
+        moves.append(Move("acknowledge", _("Acknowledge")))
+    if ticket.is_open and ticket.contacted_at is None:
+        moves.append(Move("contact", _("The unit has called the customer")))
+    if ticket.is_open and user.has_perm("tickets.add_workorder"):
+        moves.append(Move("send_crew", _("Send a crew (work order)")))
+    if Status.IN_PROGRESS in allowed:
+        if ticket.status == Status.PENDING_CUSTOMER:
+            moves.append(Move("resume", _("Resume (the customer has answered)")))
+        else:
+            moves.append(Move("start", _("Start work")))
+    if Status.PENDING_CUSTOMER in allowed:
+        moves.append(Move("pending", _("Wait for the customer (stops the clocks)"), takes_note=True))
+    if Status.RESOLVED in allowed:
+        moves.append(Move("resolve", _("Resolve"), takes_note=True))
+    if ticket.status == Status.RESOLVED and user.has_perm("tickets.add_callback"):
+        moves.append(Move("callback", _("Call back: survey"),
+                          link=reverse("admin:tickets_ticket_callback", args=[ticket.pk])))  # fmt: skip
+    if Status.REOPENED in allowed:
+        moves.append(Move("reopen", _("Reopen"), needs_note=True))
+    if Status.DUPLICATE in allowed:
+        moves.append(Move("duplicate", _("Mark as a duplicate of"), needs_duplicate=True))
+    if Status.CANCELLED in allowed:
+        moves.append(Move("cancel", _("Cancel"), needs_note=True))
+    return moves
+
+
+def _serves(user, unit_id: int) -> bool:
+    from crm.models import StaffProfile
+
+    return StaffProfile.objects.filter(user=user, units=unit_id).exists()
+
+
+def ticket_clocks(*, ticket: Ticket, now=None) -> list[dict]:
+    """Each deadline of the ticket: when it falls, and whether it was met, passed, is paused or how long is left."""
+    from tickets.models import Status
+
+    now = now or timezone.now()
+    paused = ticket.status == Status.PENDING_CUSTOMER
+    rows = []
+    for label, due, done, breached in (
+        (_("acknowledge by"), ticket.acknowledge_due, ticket.acknowledged_at, ticket.acknowledge_breached),
+        (_("contact the customer by"), ticket.contact_due, ticket.contacted_at, ticket.contact_breached),
+        (_("resolve by"), ticket.resolve_due, ticket.resolved_at, ticket.resolve_breached),
+        (_("call back by"), ticket.callback_due, ticket.closed_at if ticket.callback_due else None, False),
+    ):
+        if due is None:
+            continue
+        if done is not None:
+            state = (_("done late, at %(at)s") if done > due or breached else _("done at %(at)s")) % {
+                "at": timezone.localtime(done).strftime("%d/%m/%Y %H:%M")
+            }
+            late = done > due or breached
+        elif not ticket.is_open and ticket.status != Status.RESOLVED:
+            state, late = "—", breached
+        elif paused:
+            state, late = _("paused: waiting for the customer"), breached
+        else:
+            state, late = time_left(due, now=now), breached or due < now
+        rows.append({"label": label, "due": due, "state": state, "late": late})
+    return rows
+
+
+def ticket_timeline(*, ticket: Ticket) -> list[dict]:
+    """What happened to the ticket, oldest first: who, when, what (a status move named by its labels)."""
+    from tickets.models import Status
+
+    def status_label(value):
+        return Status(value).label if value in Status.values else value
+
+    rows = []
+    for event in ticket.events.select_related("actor").order_by("at", "id"):
+        what = event.get_kind_display()
+        if event.kind == "status" and "status" in event.after:
+            what = f"{status_label(event.before.get('status', ''))} → {status_label(event.after['status'])}"
+        elif event.kind == "escalated" and event.level:
+            what = _("Escalated to level %(n)d") % {"n": event.level}
+        rows.append({
+            "at": event.at,
+            "who": (event.actor.get_full_name() or event.actor.get_username()) if event.actor else _("system"),
+            "kind": event.kind,
+            "what": what,
+            "note": event.note,
+        })  # fmt: skip
+    return rows

@@ -4,6 +4,7 @@ language): callbacks, interactions, the moves on the ticket page, saving a new t
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.db import connection
@@ -12,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm.models import Role
+from tickets import services
 from tickets.models import Callback, Interaction, Status, Ticket
 from tickets.services import ticket_change_status, ticket_open
 
@@ -263,3 +265,110 @@ def test_intake_from_the_card_logs_the_call_from_the_moment_the_form_opened(clie
         ticket, customer, agent, "ticket", "phone",
     )  # fmt: skip
     assert 115 <= call.handling_seconds <= 180
+
+
+# 7. and 8. The ticket page: clocks, moves, timeline ------------------------------------------------------
+
+
+def _open_ticket(catalogue, customer, **kw):
+    return ticket_open(actor=None, category=catalogue["outage"], channel="phone", description="Mất điện",
+                       customer=customer, **kw).ticket  # fmt: skip
+
+
+def _move(client, ticket, move, **data):
+    return client.post(reverse("admin:tickets_ticket_move", args=[ticket.pk]), {"move": move, **data}, follow=True)
+
+
+def test_the_ticket_page_shows_deadlines_with_time_left_the_timeline_notes_and_the_moves_open_now(
+    client, agent, make_customer, catalogue
+):
+    ticket = _open_ticket(catalogue, make_customer())
+    services.ticket_add_note(actor=agent, ticket=ticket, body="Khách hẹn 15 giờ")
+    client.force_login(agent)
+    page = client.get(reverse("admin:tickets_ticket_change", args=[ticket.pk])).content.decode()
+    assert "Thời hạn" in page and "Hạn xử lý xong" in page and re.search(r"còn 1 giờ 5\d phút", page)
+    assert "Diễn biến" in page and "Khách hẹn 15 giờ" in page
+    moves = re.findall(r'<input type="hidden" name="move" value="([a-z_]+)">', page)
+    assert moves == ["take", "acknowledge", "contact", "duplicate", "cancel"]
+    # a manager sees the ticket, and no button
+    client.force_login(agent.__class__.objects.get(staff_profile__role=Role.MANAGER))
+    assert 'name="move"' not in client.get(reverse("admin:tickets_ticket_change", args=[ticket.pk])).content.decode()
+
+
+def test_pending_the_customer_then_resume_from_the_ticket_page(client, agent, make_customer, catalogue):
+    ticket = _open_ticket(catalogue, make_customer())
+    client.force_login(agent)
+    assert f"{ticket.number}: Tiếp nhận — xong." in _messages(_move(client, ticket, "acknowledge"))
+    response = _move(client, ticket, "pending", note="Chờ khách gửi ảnh công tơ")
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.paused_at is not None, ticket.next_check_at) == (Status.PENDING_CUSTOMER, True, None)
+    page = response.content.decode()
+    assert "tạm dừng: đang chờ khách hàng" in page
+    assert re.findall(r'name="move" value="([a-z_]+)"', page) == ["take", "contact", "resume", "resolve", "cancel"]
+    _move(client, ticket, "resume")
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.paused_at) == (Status.IN_PROGRESS, None)
+    assert list(ticket.events.filter(kind="status").values_list("after__status", flat=True)) == [
+        "acknowledged", "pending_customer", "in_progress",
+    ]  # fmt: skip
+
+
+def test_cancel_without_a_reason_is_refused_with_the_reason_and_changes_nothing(client, agent, make_customer, catalogue):
+    ticket = _open_ticket(catalogue, make_customer())
+    client.force_login(agent)
+    response = _move(client, ticket, "cancel", note="  ")
+    assert "Hãy nêu lý do." in _messages(response)
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.events.count()) == (Status.NEW, 1)
+    _move(client, ticket, "cancel", note="Khách gọi nhầm")
+    ticket.refresh_from_db()
+    assert ticket.status == Status.CANCELLED
+    assert ticket.events.get(kind="status").note == "Khách gọi nhầm"
+
+
+def test_mark_duplicate_by_number_within_the_users_units_only(client, agent, org, make_customer, catalogue):
+    customer = make_customer()
+    first, second = _open_ticket(catalogue, customer), _open_ticket(catalogue, customer)
+    theirs = _open_ticket(catalogue, make_customer(org["other_corporation"], phones=["0903 999 000"]))
+    client.force_login(agent)
+    refused = _move(client, second, "duplicate", duplicate_of=theirs.number)
+    assert f"Không có phiếu số “{theirs.number}” trong các đơn vị của bạn." in _messages(refused)
+    second.refresh_from_db()
+    assert (second.status, second.duplicate_of) == (Status.NEW, None)
+    _move(client, second, "duplicate", duplicate_of=first.number)
+    second.refresh_from_db()
+    assert (second.status, second.duplicate_of) == (Status.DUPLICATE, first)
+
+
+def test_reopen_needs_a_reason_and_a_move_not_open_now_is_refused(client, agent, make_customer, catalogue):
+    ticket = _resolved(catalogue, make_customer())
+    client.force_login(agent)
+    not_now = _move(client, ticket, "pending")
+    assert "Thao tác này hiện không áp dụng được cho bạn trên phiếu này." in _messages(not_now)
+    assert "Hãy nêu lý do." in _messages(_move(client, ticket, "reopen"))
+    ticket.refresh_from_db()
+    assert ticket.status == Status.RESOLVED
+    _move(client, ticket, "reopen", note="Khách báo vẫn mất điện")
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.resolved_at) == (Status.REOPENED, None)
+
+
+def test_take_from_the_ticket_page_assigns_it_to_me(client, agent, make_customer, catalogue):
+    ticket = _open_ticket(catalogue, make_customer())
+    client.force_login(agent)
+    _move(client, ticket, "take")
+    ticket.refresh_from_db()
+    assert ticket.assignee == agent
+
+
+def test_the_status_api_marks_a_duplicate_by_number(client, agent, make_customer, catalogue):
+    customer = make_customer()
+    first, second = _open_ticket(catalogue, customer), _open_ticket(catalogue, customer)
+    client.force_login(agent)
+    unknown = client.post(f"/api/v1/tickets/{second.pk}/status/", {"status": "duplicate", "duplicate_of": "2020-9"},
+                          content_type="application/json")  # fmt: skip
+    assert unknown.status_code == 400 and "duplicate_of" in unknown.json()
+    done = client.post(f"/api/v1/tickets/{second.pk}/status/", {"status": "duplicate", "duplicate_of": first.number},
+                       content_type="application/json")  # fmt: skip
+    assert done.status_code == 200 and done.json()["status"] == "duplicate"
+    assert Ticket.objects.get(pk=second.pk).duplicate_of == first

@@ -113,6 +113,17 @@ class TicketSerializer(
 class TicketStatusSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Status.choices)
     note = serializers.CharField(required=False, allow_blank=True, default="")
+    duplicate_of = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="With status duplicate: the number it repeats."
+    )
+
+    def validate_duplicate_of(self, value):
+        if not value.strip():
+            return None
+        ticket = Ticket.objects.for_user(self.context["request"].user).filter(number=value.strip()).first()
+        if ticket is None:
+            raise serializers.ValidationError("No such ticket in your units.")
+        return ticket
 
 
 class IncidentSerializer(serializers.Serializer):

@@ -73,10 +73,11 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
     def change_status(self, request, pk=None):
         """Move the ticket (acknowledged, dispatched, in progress, pending the customer, resolved, closed…)."""
         ticket = self.get_object()
-        incoming = TicketStatusSerializer(data=request.data)
+        incoming = TicketStatusSerializer(data=request.data, context={"request": request})
         incoming.is_valid(raise_exception=True)
         ticket = services.ticket_change_status(actor=request.user, ticket=ticket, to=incoming.validated_data["status"],
-                                               note=incoming.validated_data["note"])  # fmt: skip
+                                               note=incoming.validated_data["note"],
+                                               duplicate_of=incoming.validated_data["duplicate_of"])  # fmt: skip
         return Response(TicketSerializer(ticket, context={"request": request}).data)
 
     @extend_schema(request=TicketRerouteSerializer, responses={200: TicketSerializer})

@@ -472,7 +472,9 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
         )
         for warning in intake.warnings:
             messages.warning(request, warning)
-        obj.pk = intake.ticket.pk
+        obj.pk, obj.number = intake.ticket.pk, intake.ticket.number
+        if intake.created:
+            services.ticket_assign_to_taker(actor=request.user, ticket=intake.ticket)
         if data["channel"] == "phone":
             self._log_call(request, intake.ticket, started_at=data.get("call_started_at"))
 
@@ -490,6 +492,11 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
     def save_related(self, request, form, formsets, change):
         for formset in formsets:
             self.save_formset(request, form, formset, change)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        """The agent reads the new number to the caller, on the ticket's own page."""
+        messages.success(request, _("Ticket %(n)s created.") % {"n": obj.number})
+        return HttpResponseRedirect(reverse("admin:tickets_ticket_change", args=[obj.pk]))
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)

@@ -1106,3 +1106,15 @@ def interaction_record(
             actor=actor, channel=channel, started_at=started_at, ended_at=ended_at, disposition=disposition,
             unit=unit, customer=customer, ticket=ticket, caller_phone=caller_phone, note=note,
         )  # fmt: skip
+
+
+def ticket_assign_to_taker(*, actor, ticket: Ticket) -> bool:
+    """An agent who takes a ticket in the admin keeps it, when their profile says so (``assign_new_tickets``,
+    on by default) and they serve its unit; others leave it to the unit's queue. True when assigned."""
+    profile = StaffProfile.objects.filter(user=actor).first() if getattr(actor, "pk", None) else None
+    if profile is None or profile.role != Role.AGENT or not profile.assign_new_tickets:
+        return False
+    if not profile.units.filter(pk=ticket.unit_id).exists():
+        return False  # routed to a unit the agent does not serve: its own staff take it
+    ticket_assign(actor=actor, ticket=ticket, assignee=actor)
+    return True

@@ -372,3 +372,52 @@ def test_the_status_api_marks_a_duplicate_by_number(client, agent, make_customer
                        content_type="application/json")  # fmt: skip
     assert done.status_code == 200 and done.json()["status"] == "duplicate"
     assert Ticket.objects.get(pk=second.pk).duplicate_of == first
+
+
+# 9. Saving a new ticket -------------------------------------------------------------------------------
+
+
+def _add_ticket(client, customer, catalogue, **extra):
+    data = {"customer": customer.pk, "category": catalogue["outage"].pk, "channel": "phone", "priority": "normal",
+            "description": "Mất điện cả dãy", **extra}  # fmt: skip
+    return client.post(reverse("admin:tickets_ticket_add"), data, follow=True)
+
+
+def test_saving_a_new_ticket_names_its_number_opens_it_and_gives_it_to_the_agent(
+    client, agent, make_customer, catalogue
+):
+    customer = make_customer()
+    client.force_login(agent)
+    response = _add_ticket(client, customer, catalogue)
+    ticket = Ticket.objects.get()
+    assert response.redirect_chain == [(reverse("admin:tickets_ticket_change", args=[ticket.pk]), 302)]
+    assert f"Đã tạo phiếu {ticket.number}." in _messages(response)
+    assert ticket.assignee == agent
+    assert list(ticket.events.values_list("kind", flat=True)) == ["created", "assigned"]
+
+
+def test_an_agent_who_turned_the_option_off_and_a_supervisor_leave_the_ticket_to_the_queue(
+    client, agent, staff, make_customer, catalogue
+):
+    customer = make_customer()
+    agent.staff_profile.assign_new_tickets = False
+    agent.staff_profile.save()
+    client.force_login(agent)
+    _add_ticket(client, customer, catalogue)
+    client.force_login(staff[Role.SUPERVISOR])
+    response = _add_ticket(client, customer, catalogue, description="Lần hai")
+    assert response.status_code == 200
+    assert list(Ticket.objects.order_by("id").values_list("assignee", flat=True)) == [None, None]
+
+
+def test_the_option_is_on_for_new_staff_and_changed_on_the_staff_profile(client, agent, staff):
+    assert agent.staff_profile.assign_new_tickets is True
+    client.force_login(staff[Role.ADMINISTRATOR])
+    profile = agent.staff_profile
+    url = reverse("admin:crm_staffprofile_change", args=[profile.pk])
+    page = client.get(url).content.decode()
+    assert "Giao cho tôi các phiếu tôi tiếp nhận" in page
+    response = client.post(url, {"role": Role.AGENT, "units": [u.pk for u in profile.units.all()], "phone": ""})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    profile.refresh_from_db()
+    assert (profile.assign_new_tickets, profile.role) == (False, Role.AGENT)  # an unticked box is "off"

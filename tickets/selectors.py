@@ -34,14 +34,31 @@ def card_open_tickets(*, customer, user) -> dict:
     ]
     actions = []
     if user.has_perm("tickets.add_ticket"):
-        actions.append(
-            (_("New ticket"), f"{reverse('admin:tickets_ticket_add')}?customer={customer.pk}", "get")
-        )
+        actions.append((_("New ticket"), new_ticket_url(customer=customer), "get"))
     return {
         "columns": [_("number"), _("category"), _("status"), _("unit"), _("received at"), _("resolve by")],
         "rows": rows,
         "actions": actions,
     }
+
+
+def new_ticket_url(*, customer) -> str:
+    """The admin's new ticket for ``customer``, prefilled with their primary phone (the card puts the caller's
+    own number there when the call came with one) and their contract when they have only one in force."""
+    from urllib.parse import urlencode
+
+    from customers.models import ContractStatus
+
+    params = {"customer": customer.pk, "channel": "phone"}
+    phone = customer.phones.filter(is_primary=True).values_list("number", flat=True).first()
+    if phone:
+        params["caller_phone"] = phone
+    contracts = list(
+        customer.contracts.exclude(status=ContractStatus.TERMINATED).values_list("pk", flat=True)[:2]
+    )
+    if len(contracts) == 1:
+        params["contract"] = contracts[0]
+    return f"{reverse('admin:tickets_ticket_add')}?{urlencode(params)}"
 
 
 def card_outages(*, customer, user) -> dict:

@@ -421,3 +421,65 @@ def test_the_option_is_on_for_new_staff_and_changed_on_the_staff_profile(client,
     assert response.status_code == 302, response.content.decode()[:2000]
     profile.refresh_from_db()
     assert (profile.assign_new_tickets, profile.role) == (False, Role.AGENT)  # an unticked box is "off"
+
+
+# 10. Intake from the card, the lookup and the screen pop ------------------------------------------------
+
+
+def test_the_screen_pop_lands_on_the_card_whose_new_ticket_carries_the_number_calling_and_the_only_contract(
+    client, agent, make_customer, catalogue
+):
+    customer = make_customer(phones=["0903 123 456", "0912 000 111"])
+    client.force_login(agent)
+    # when the softphone opens the lookup with the caller id (the customer's second number)
+    response = client.get(reverse("admin:customers_customer_lookup") + "?phone=0912000111", follow=True)
+    # then the card opens in one step, saying who calls
+    card = reverse("admin:customers_customer_card", args=[customer.pk])
+    assert response.redirect_chain == [(f"{card}?phone=%2B84912000111", 302)]
+    page = response.content.decode()
+    assert "Cuộc gọi từ số 0912 000 111" in page
+    contract = customer.contracts.get()
+    new_ticket = re.search(r'href="(/admin/tickets/ticket/add/\?[^"]+)"', page).group(1).replace("&amp;", "&")
+    assert f"customer={customer.pk}" in new_ticket and f"contract={contract.pk}" in new_ticket
+    assert "caller_phone=%2B84912000111" in new_ticket
+    # and the new-ticket form comes prefilled with them
+    form = client.get(new_ticket)
+    initial = form.context["adminform"].form.initial
+    assert (int(initial["customer"]), int(initial["contract"]), initial["caller_phone"]) == (
+        customer.pk, contract.pk, "+84912000111",
+    )  # fmt: skip
+
+
+def test_the_card_without_a_call_offers_the_primary_phone_and_no_contract_when_there_are_two(
+    client, agent, make_customer
+):
+    from customers import services as customer_services
+
+    customer = make_customer(phones=["0903 123 456"])
+    customer_services.contract_create(actor=None, customer=customer, purpose="Kinh doanh",
+                                      start_date=timezone.localdate(), status="active")  # fmt: skip
+    client.force_login(agent)
+    page = client.get(reverse("admin:customers_customer_card", args=[customer.pk])).content.decode()
+    new_ticket = re.search(r'href="(/admin/tickets/ticket/add/\?[^"]+)"', page).group(1)
+    assert "caller_phone=%2B84903123456" in new_ticket and "contract=" not in new_ticket
+
+
+def test_an_unknown_number_offers_a_new_ticket_for_this_caller_prefilled_with_the_phone(client, agent, make_customer):
+    make_customer(phones=["0903 123 456"])
+    client.force_login(agent)
+    response = client.get(reverse("admin:customers_customer_lookup"), {"phone": "0988 777 666"})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Tạo phiếu mới cho người gọi này (0988 777 666)" in page
+    link = re.search(r'id="lookup-new-caller"><a class="button" href="([^"]+)"', page).group(1).replace("&amp;", "&")
+    form = client.get(link)
+    assert form.context["adminform"].form.initial["caller_phone"] == "+84988777666"
+
+
+def test_several_customers_on_one_number_are_listed_not_opened(client, agent, make_customer):
+    first = make_customer(name="Lê Văn Một", phones=["0903 123 456"])
+    second = make_customer(name="Lê Văn Hai", phones=["0903 123 456"])
+    client.force_login(agent)
+    response = client.get(reverse("admin:customers_customer_lookup"), {"phone": "0903123456"})
+    assert response.status_code == 200
+    assert {c.pk for c in response.context["found"].customers} == {first.pk, second.pk}

@@ -451,6 +451,10 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
         initial = super().get_changeform_initial_data(request)
         initial.setdefault("channel", "phone")
         initial.setdefault("call_started_at", timezone.now())
+        if "customer" not in initial and "unit" not in initial:  # an unknown caller: the agent's only unit
+            unit = services.interaction_unit(actor=request.user)
+            if unit is not None:
+                initial["unit"] = unit.pk
         return initial
 
     def save_model(self, request, obj, form, change):

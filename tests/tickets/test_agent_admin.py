@@ -464,7 +464,9 @@ def test_the_card_without_a_call_offers_the_primary_phone_and_no_contract_when_t
     assert "caller_phone=%2B84903123456" in new_ticket and "contract=" not in new_ticket
 
 
-def test_an_unknown_number_offers_a_new_ticket_for_this_caller_prefilled_with_the_phone(client, agent, make_customer):
+def test_an_unknown_number_offers_a_new_ticket_for_this_caller_prefilled_with_the_phone(
+    client, agent, make_customer, catalogue
+):
     make_customer(phones=["0903 123 456"])
     client.force_login(agent)
     response = client.get(reverse("admin:customers_customer_lookup"), {"phone": "0988 777 666"})
@@ -473,7 +475,19 @@ def test_an_unknown_number_offers_a_new_ticket_for_this_caller_prefilled_with_th
     assert "Tạo phiếu mới cho người gọi này (0988 777 666)" in page
     link = re.search(r'id="lookup-new-caller"><a class="button" href="([^"]+)"', page).group(1).replace("&amp;", "&")
     form = client.get(link)
-    assert form.context["adminform"].form.initial["caller_phone"] == "+84988777666"
+    initial = form.context["adminform"].form.initial
+    assert (initial["caller_phone"], initial["unit"]) == ("+84988777666", agent.staff_profile.units.get().pk)
+    response = client.post(
+        link,
+        {"caller_phone": initial["caller_phone"], "unit": initial["unit"], "category": catalogue["outage"].pk,
+         "channel": "phone", "priority": "normal", "description": "Mất điện, chưa có hợp đồng"},
+        follow=True,
+    )  # fmt: skip
+    ticket = Ticket.objects.get()
+    assert f"Đã tạo phiếu {ticket.number}." in _messages(response)
+    assert (ticket.customer, ticket.caller_phone, ticket.unit_id, ticket.assignee) == (
+        None, "+84988777666", initial["unit"], agent,
+    )  # fmt: skip
 
 
 def test_several_customers_on_one_number_are_listed_not_opened(client, agent, make_customer):

@@ -6,7 +6,6 @@ with one SQL statement (no authentication, routing, deadlines, events or outbox)
 
 from __future__ import annotations
 
-import json
 import os
 
 from django.db import connection
@@ -15,6 +14,7 @@ from django.urls import path
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from crm import json_input
 from crm.urls import urlpatterns as product_urls
 
 BARE_INSERT = """
@@ -32,7 +32,7 @@ RETURNING id, number
 @csrf_exempt
 def bare_ticket(request):
     try:
-        data = json.loads(request.body)
+        data = json_input.loads(request.body)
     except ValueError:
         return HttpResponseBadRequest("bad json")
     with connection.cursor() as cursor:

@@ -55,6 +55,7 @@ from billing.models import (
 from billing.resources import DisputeResource, InvoiceResource
 from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
 from crm.exports import StreamingExportMixin
+from crm.json_input import ADMIN_FORMFIELD_OVERRIDES
 from crm.models import Unit
 from crm.scoping import scope_for
 
@@ -1059,6 +1060,7 @@ class RebateProgrammeAdmin(BillingAdminMixin, admin.ModelAdmin):
     list_filter = ["status"]
     search_fields = ["name"]
     filter_horizontal = ["units"]
+    formfield_overrides = ADMIN_FORMFIELD_OVERRIDES  # the customer types: JSON with its nesting bounded
     inlines = [RebateBandInline]
     fields = [
         "name", "legal_basis", "customer_types", "units", "period_from", "period_to", "min_kwh", "max_kwh",

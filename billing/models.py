@@ -53,7 +53,9 @@ class PriceTable(models.Model):
 class PriceStep(models.Model):
     """One price of a table: a tier (its cumulative upper kWh, none for the last) or a time-of-use register."""
 
-    table = models.ForeignKey(PriceTable, on_delete=models.CASCADE, related_name="steps")
+    table = models.ForeignKey(
+        PriceTable, on_delete=models.CASCADE, related_name="steps", verbose_name=_("price table")
+    )
     position = models.PositiveSmallIntegerField(_("position"))
     upper_kwh = models.PositiveIntegerField(_("up to kWh"), null=True, blank=True)
     register = models.CharField(_("register"), max_length=8, blank=True)
@@ -121,13 +123,16 @@ class MeterReading(models.Model):
 
     # Both looked up through the unique (contract, period) index or by the reading itself.
     contract = models.ForeignKey(
-        Contract, on_delete=models.PROTECT, related_name="readings", db_index=False, db_constraint=False
+        Contract, on_delete=models.PROTECT, related_name="readings", db_index=False, db_constraint=False,
+        verbose_name=_("contract"),
     )
     meter = models.ForeignKey(
-        Meter, on_delete=models.PROTECT, related_name="readings", db_index=False, db_constraint=False
+        Meter, on_delete=models.PROTECT, related_name="readings", db_index=False, db_constraint=False,
+        verbose_name=_("meter"),
     )
     unit = models.ForeignKey(
-        Unit, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+        Unit, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False,
+        verbose_name=_("unit"),
     )
     period = models.DateField(_("period"), help_text=_("The first day of the billed month."))
     value = models.PositiveBigIntegerField(_("register (kWh)"))
@@ -210,11 +215,14 @@ class BillingRun(models.Model):
     """One billing run: a period for one unit or all, what it made and what it skipped."""
 
     period = models.DateField(_("period"))
-    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    unit = models.ForeignKey(
+        Unit, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("unit")
+    )
     started_at = models.DateTimeField(_("started at"))
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     started_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("started by"),
     )
     invoices = models.PositiveIntegerField(_("invoices made"), default=0)
     without_reading = models.PositiveIntegerField(_("active contracts without a reading"), default=0)
@@ -238,13 +246,16 @@ class Invoice(models.Model):
         _("kind"), max_length=10, choices=InvoiceKind.choices, default=InvoiceKind.REGULAR
     )
     contract = models.ForeignKey(
-        Contract, on_delete=models.PROTECT, related_name="invoices", db_index=False, db_constraint=False
+        Contract, on_delete=models.PROTECT, related_name="invoices", db_index=False, db_constraint=False,
+        verbose_name=_("contract"),
     )
     customer = models.ForeignKey(
-        Customer, on_delete=models.PROTECT, related_name="invoices", db_index=False, db_constraint=False
+        Customer, on_delete=models.PROTECT, related_name="invoices", db_index=False, db_constraint=False,
+        verbose_name=_("customer"),
     )
     unit = models.ForeignKey(
-        Unit, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+        Unit, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False,
+        verbose_name=_("unit"),
     )
     period = models.DateField(_("period"))
     period_start = models.DateField(_("from"))
@@ -252,6 +263,7 @@ class Invoice(models.Model):
     reading = models.ForeignKey(
         MeterReading, on_delete=models.PROTECT, null=True, blank=True, related_name="invoices", db_index=False,
         db_constraint=False,
+        verbose_name=_("meter reading"),
     )  # fmt: skip
     kwh = models.IntegerField(_("kWh"))
     households = models.PositiveSmallIntegerField(_("households"), default=1)
@@ -267,6 +279,7 @@ class Invoice(models.Model):
     run = models.ForeignKey(
         BillingRun, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False,
         db_constraint=False,
+        verbose_name=_("billing run"),
     )  # fmt: skip
     created_at = models.DateTimeField(_("created at"))
     issued_at = models.DateTimeField(_("issued at"), null=True, blank=True)
@@ -344,7 +357,8 @@ class InvoiceLine(models.Model):
     """One priced line: a tier, a register, a flat price, a rebate or an adjustment difference."""
 
     invoice = models.ForeignKey(
-        Invoice, on_delete=models.CASCADE, related_name="lines", db_index=False, db_constraint=False
+        Invoice, on_delete=models.CASCADE, related_name="lines", db_index=False, db_constraint=False,
+        verbose_name=_("invoice"),
     )
     position = models.PositiveSmallIntegerField(_("position"))
     label = models.CharField(_("label"), max_length=100)
@@ -369,8 +383,8 @@ class InvoiceLine(models.Model):
 
 
 class InvoiceCounter(models.Model):
-    year = models.PositiveSmallIntegerField(primary_key=True)
-    last = models.PositiveBigIntegerField(default=0)
+    year = models.PositiveSmallIntegerField(primary_key=True, verbose_name=_("year"))
+    last = models.PositiveBigIntegerField(default=0, verbose_name=_("last number"))
 
     class Meta:
         verbose_name = _("invoice counter")
@@ -406,22 +420,30 @@ class Dispute(models.Model):
     """A customer contests an invoice or a reading (from a billing complaint ticket). Supply is not cut meanwhile."""
 
     ticket = models.ForeignKey(
-        "tickets.Ticket", on_delete=models.PROTECT, null=True, blank=True, related_name="disputes"
+        "tickets.Ticket", on_delete=models.PROTECT, null=True, blank=True, related_name="disputes",
+        verbose_name=_("ticket"),
     )
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="disputes")
-    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="+", db_index=False)
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="disputes", verbose_name=_("customer")
+    )
+    unit = models.ForeignKey(
+        Unit, on_delete=models.PROTECT, related_name="+", db_index=False, verbose_name=_("unit")
+    )
     invoice = models.ForeignKey(
-        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="disputes"
+        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="disputes",
+        verbose_name=_("invoice"),
     )
     reading = models.ForeignKey(
-        MeterReading, on_delete=models.PROTECT, null=True, blank=True, related_name="disputes"
+        MeterReading, on_delete=models.PROTECT, null=True, blank=True, related_name="disputes",
+        verbose_name=_("meter reading"),
     )
     claim = models.TextField(_("what the customer says"))
     status = models.CharField(_("status"), max_length=10, choices=DisputeStatus.choices, default="open")
     outcome = models.CharField(_("outcome"), max_length=12, choices=DisputeOutcome.choices, blank=True)
     opened_at = models.DateTimeField(_("opened at"))
     opened_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("opened by"),
     )
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
 
@@ -466,13 +488,16 @@ class Reinspection(models.Model):
     """A re-inspection (*phúc tra*) of a reading for the unit: re-read, evidence, outcome."""
 
     reading = models.ForeignKey(
-        MeterReading, on_delete=models.PROTECT, related_name="reinspections", db_constraint=False
+        MeterReading, on_delete=models.PROTECT, related_name="reinspections", db_constraint=False,
+        verbose_name=_("meter reading"),
     )
     unit = models.ForeignKey(
-        Unit, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+        Unit, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False,
+        verbose_name=_("unit"),
     )
     dispute = models.ForeignKey(
-        Dispute, on_delete=models.PROTECT, null=True, blank=True, related_name="reinspections"
+        Dispute, on_delete=models.PROTECT, null=True, blank=True, related_name="reinspections",
+        verbose_name=_("dispute"),
     )
     reason = models.CharField(_("reason"), max_length=8, choices=ReinspectionReason.choices)
     rise_percent = models.IntegerField(_("rise over the previous period (%)"), null=True, blank=True)
@@ -482,7 +507,8 @@ class Reinspection(models.Model):
     evidence_file = models.FileField(_("photo or record"), upload_to="reinspections/%Y/%m", blank=True)
     outcome = models.CharField(_("outcome"), max_length=12, choices=DisputeOutcome.choices, blank=True)
     inspector = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("inspector"),
     )
     done_at = models.DateTimeField(_("done at"), null=True, blank=True)
 
@@ -526,11 +552,18 @@ class Adjustment(models.Model):
     Proposed by one billing clerk, approved by another: the database refuses the same person in both roles.
     """
 
-    original = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="corrections")
-    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="+", db_index=False)
-    dispute = models.ForeignKey(Dispute, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    original = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, related_name="corrections", verbose_name=_("original invoice")
+    )
+    unit = models.ForeignKey(
+        Unit, on_delete=models.PROTECT, related_name="+", db_index=False, verbose_name=_("unit")
+    )
+    dispute = models.ForeignKey(
+        Dispute, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("dispute")
+    )
     corrected_reading = models.ForeignKey(
-        MeterReading, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        MeterReading, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("corrected reading"),
     )
     record = models.TextField(_("correction record"))
     kwh = models.IntegerField(_("corrected kWh"))
@@ -538,10 +571,13 @@ class Adjustment(models.Model):
     delta_vat = models.BigIntegerField(_("difference in VAT"))
     delta_total = models.BigIntegerField(_("difference"))
     status = models.CharField(_("status"), max_length=8, choices=AdjustmentStatus.choices, default="proposed")
-    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    proposed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("proposed by")
+    )
     proposed_at = models.DateTimeField(_("proposed at"))
     decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("decided by"),
     )
     decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
     decision_note = models.TextField(_("decision note"), blank=True)
@@ -592,9 +628,15 @@ class RefundQuerySet(ScopedQuerySet):
 class Refund(models.Model):
     """Money owed back to a customer after a negative adjustment (*thoái hoàn*), and how it was settled."""
 
-    adjustment = models.OneToOneField(Adjustment, on_delete=models.PROTECT, related_name="refund")
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="refunds")
-    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="+", db_index=False)
+    adjustment = models.OneToOneField(
+        Adjustment, on_delete=models.PROTECT, related_name="refund", verbose_name=_("adjustment")
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="refunds", verbose_name=_("customer")
+    )
+    unit = models.ForeignKey(
+        Unit, on_delete=models.PROTECT, related_name="+", db_index=False, verbose_name=_("unit")
+    )
     amount = models.BigIntegerField(_("amount"))
     method = models.CharField(_("settled by"), max_length=8, choices=RefundMethod.choices, blank=True)
     offset_invoice = models.ForeignKey(
@@ -603,7 +645,8 @@ class Refund(models.Model):
     )  # fmt: skip
     settled_at = models.DateTimeField(_("settled at"), null=True, blank=True)
     settled_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("settled by staff member"),
     )
     reference = models.CharField(_("payment reference"), max_length=100, blank=True)
     created_at = models.DateTimeField(_("created at"))
@@ -676,7 +719,9 @@ class RebateProgramme(models.Model):
 class RebateBand(models.Model):
     """The benefit for bills whose kWh falls from ``from_kwh`` up to (not including) ``to_kwh``."""
 
-    programme = models.ForeignKey(RebateProgramme, on_delete=models.CASCADE, related_name="bands")
+    programme = models.ForeignKey(
+        RebateProgramme, on_delete=models.CASCADE, related_name="bands", verbose_name=_("rebate programme")
+    )
     from_kwh = models.PositiveIntegerField(_("from kWh"), default=0)
     to_kwh = models.PositiveIntegerField(_("below kWh"), null=True, blank=True)
     percent = models.DecimalField(_("reduction %"), max_digits=5, decimal_places=2)
@@ -707,10 +752,12 @@ class RebateApplication(models.Model):
     """What one programme took off one invoice. One per programme and invoice: applying twice changes nothing."""
 
     programme = models.ForeignKey(
-        RebateProgramme, on_delete=models.PROTECT, related_name="applications", db_constraint=False
+        RebateProgramme, on_delete=models.PROTECT, related_name="applications", db_constraint=False,
+        verbose_name=_("rebate programme"),
     )
     invoice = models.ForeignKey(
-        Invoice, on_delete=models.PROTECT, related_name="rebates", db_constraint=False
+        Invoice, on_delete=models.PROTECT, related_name="rebates", db_constraint=False,
+        verbose_name=_("invoice"),
     )
     percent = models.DecimalField(_("reduction %"), max_digits=5, decimal_places=2)
     base = models.BigIntegerField(_("amount before VAT"))
@@ -741,7 +788,7 @@ class AnomalyBandCount(models.Model):
     """The consumption-rise bands of one period for one unit, as counted by the anomaly job."""
 
     period = models.DateField(_("period"))
-    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="+")
+    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="+", verbose_name=_("unit"))
     compared = models.PositiveIntegerField(_("customers compared"))
     below_30 = models.PositiveIntegerField(_("< 30%"))
     from_30 = models.PositiveIntegerField(_("30–50%"))
@@ -784,7 +831,9 @@ class AuditRecord(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
         verbose_name=_("by"),
     )  # fmt: skip
-    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    unit = models.ForeignKey(
+        Unit, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("unit")
+    )
     action = models.CharField(_("action"), max_length=40)
     object_type = models.CharField(_("record type"), max_length=40)
     object_id = models.BigIntegerField(_("record id"), null=True, blank=True)

@@ -5,6 +5,7 @@ invoices and disputes are made by the billing services. Wire them into an admin 
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy
 from import_export import fields, widgets
 
 from billing.models import Dispute, Invoice
@@ -44,6 +45,10 @@ class DisputeResource(ScopedResource):
     opened_by = natural_key_field(Dispute, "opened_by", "username")
 
     export_select_related = ("ticket", "customer", "unit", "invoice", "reading__contract", "opened_by")
+    column_labels = {
+        "reading_contract": gettext_lazy("contract of the reading"),
+        "reading_period": gettext_lazy("period of the reading"),
+    }
 
     class Meta:
         model = Dispute

@@ -14,12 +14,12 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
-from django.db.models import Max
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from billing import reference, tariff
+from billing import reference, rules, tariff
 from billing.models import (
     ISSUED_STATUSES,
     Adjustment,
@@ -182,6 +182,72 @@ def charge_for(*, category: str, period: dt.date, kwh: int, households: int = 1)
         raise ValidationError(str(exc)) from exc
 
 
+# Locks --------------------------------------------------------------------------------------------------
+
+PERIOD_LOCK = 15_001  # the first key of the period locks (PostgreSQL advisory locks, per transaction)
+
+
+def lock_period(period: dt.date, *, exclusive: bool = False) -> None:
+    """What a period's bills depend on changes one way at a time. The billing run takes the period's lock
+    exclusively; a reading recorded, corrected or re-based, a dispute or a re-inspection opened take it shared.
+    So a correction made while the run is open waits for it, then finds the run's draft and recomputes it; a
+    run started while a correction is open waits for it and bills the corrected reading. Held to the end of the
+    transaction (PostgreSQL; SQLite has one writer at a time anyway)."""
+    if connection.vendor != "postgresql":
+        return
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s, %s)", [PERIOD_LOCK, period.year * 100 + period.month])
+
+
+# What holds a bill -------------------------------------------------------------------------------------
+
+# The contracts whose reading of %(period)s is under review: an open re-inspection of it, or an open dispute
+# about it (a superseded reading of the period counts too). The billing run holds their bills.
+UNDER_REVIEW_SQL = (
+    "SELECT xr.contract_id FROM billing_reinspection x JOIN billing_meterreading xr ON xr.id = x.reading_id "
+    "WHERE x.done_at IS NULL AND xr.period = %(period)s "
+    "UNION ALL SELECT dr.contract_id FROM billing_dispute d JOIN billing_meterreading dr ON dr.id = d.reading_id "
+    "WHERE d.status = 'open' AND dr.period = %(period)s"
+)
+
+
+def under_review_hold() -> str:
+    return _("Disputed or under re-inspection: held until that is closed.")
+
+
+def review_reason(*, contract_id: int, period: dt.date) -> str:
+    """Why a contract's bill of ``period`` cannot be issued ('' when nothing holds it): an open dispute about
+    the bill or its reading, or an open re-inspection of its reading, whatever came first."""
+    readings = MeterReading.objects.filter(contract_id=contract_id, period=period).values("pk")
+    if (
+        Dispute.objects.open()
+        .filter(Q(reading__in=readings) | Q(invoice__contract_id=contract_id, invoice__period=period))
+        .exists()
+    ):
+        return _("A dispute on this invoice is still open.")
+    if Reinspection.objects.open().filter(reading__in=readings).exists():
+        return _("A re-inspection of its reading is still open.")
+    return ""
+
+
+def _hold_drafts(*, actor, contract_id: int, period: dt.date, reason: str) -> None:
+    for invoice in Invoice.objects.filter(
+        contract_id=contract_id, period=period, kind=InvoiceKind.REGULAR, status=InvoiceStatus.DRAFT
+    ):
+        invoice_hold(actor=actor, invoice=invoice, reason=reason)
+
+
+def _release_drafts(*, actor, contract_id: int, period: dt.date, reason: str) -> None:
+    """Release the held bill of a contract and period once no dispute or re-inspection holds it any more."""
+    if review_reason(contract_id=contract_id, period=period):
+        return
+    for invoice in Invoice.objects.filter(
+        contract_id=contract_id, period=period, kind=InvoiceKind.REGULAR, status=InvoiceStatus.HELD
+    ):
+        invoice_release(actor=actor, invoice=invoice, reason=reason)
+
+
 # Readings -----------------------------------------------------------------------------------------------
 
 
@@ -268,21 +334,48 @@ def _jump_reason(contract: Contract, period: dt.date, kwh: int) -> str:
     return ""
 
 
+def _later_reading(contract_id: int, period: dt.date) -> MeterReading | None:
+    return (
+        MeterReading.objects.current()
+        .filter(contract_id=contract_id, period__gt=period)
+        .order_by("period")
+        .first()
+    )
+
+
+def _placed(*, contract: Contract, assignment: MeterAssignment, period: dt.date, value: int) -> MeterReading | None:
+    """The reading rules (``billing.rules``) for a register of ``period`` on the contract's current meter:
+    the contract is read, the meter was there, and the register is not above a later month's. Locks the
+    periods whose bills the reading changes; returns the later reading it re-bases (or None)."""
+    rules.check(rules.contract_refusal(contract.status), field=None)
+    rules.check(rules.install_refusal(assignment.installed_at, period), field="period")
+    lock_period(period)
+    later = _later_reading(contract.pk, period)
+    if later is not None:
+        lock_period(later.period)
+        if later.meter_id == assignment.meter_id:
+            rules.check(rules.later_refusal(value, later))
+    return later
+
+
 @transaction.atomic
 def reading_record(*, actor, contract: Contract, period: dt.date, value: int, source: str,
                    taken_at: dt.datetime | None = None, rolled_over: bool = False) -> MeterReading:  # fmt: skip
-    """Take a period's reading: validated against the previous one, implausible jumps flagged."""
+    """Take a period's reading: validated by the reading rules against its neighbours, implausible jumps
+    flagged. A reading for a month before one already read is placed between them: the later reading's
+    advance is re-based on it."""
     period_bounds(period)
     if source not in ReadingSource.values or source == ReadingSource.REINSPECTION:
         raise ValidationError({"source": _("Unknown reading source.")})
     if value is None or int(value) < 0:
         raise ValidationError({"value": _("A register is a whole number of kWh, not negative.")})
     contract = Contract.objects.select_related("customer").get(pk=contract.pk)
+    assignment = _current_assignment(contract)
+    later = _placed(contract=contract, assignment=assignment, period=period, value=int(value))
     if MeterReading.objects.current().filter(contract=contract, period=period).exists():
         raise ValidationError(
             _("This period is already read for the contract: correct that reading instead.")
         )
-    assignment = _current_assignment(contract)
     previous = _previous_reading(contract, period)
     previous_value, kwh = _consumption(
         contract=contract, assignment=assignment, previous=previous, value=int(value), rolled_over=rolled_over
@@ -296,7 +389,66 @@ def reading_record(*, actor, contract: Contract, period: dt.date, value: int, so
     )  # fmt: skip
     audit(actor=actor, action="reading.record", obj=reading,
           after={"period": str(period), "value": value, "kwh": kwh, "source": source, "flag": reason})  # fmt: skip
+    if later is not None:
+        _rebase(actor=actor, later=later, previous=reading,
+                reason=_("Reading of %(m)s entered late") % {"m": f"{period:%m/%Y}"})  # fmt: skip
     return reading
+
+
+def _rebase(*, actor, later: MeterReading, previous: MeterReading, reason: str) -> MeterReading | None:
+    """The advance of ``later`` (the next current reading) follows ``previous``, a reading entered late or
+    corrected before it: ``later`` is superseded by the same register with its new previous register and kWh.
+    A bill not yet issued on it is recomputed; an issued one gets an adjustment proposal (a billing clerk
+    proposes, another approves)."""
+    assignment = (
+        MeterAssignment.objects.filter(contract_id=later.contract_id, meter_id=later.meter_id)
+        .select_related("meter")
+        .order_by("-id")
+        .first()
+    )
+    contract = Contract.objects.select_related("customer").get(pk=later.contract_id)
+    previous_value, kwh = _consumption(
+        contract=contract, assignment=assignment, previous=previous, value=later.value,
+        rolled_over=rules.later_rolled_over(later),
+    )  # fmt: skip
+    if (previous_value, kwh) == (later.previous_value, later.kwh):
+        return None
+    later = MeterReading.objects.select_for_update().get(pk=later.pk)
+    later.status = ReadingStatus.SUPERSEDED
+    later.save(update_fields=["status"])
+    flag = _jump_reason(contract, later.period, kwh)
+    new = MeterReading.objects.create(
+        contract_id=later.contract_id, meter_id=later.meter_id, unit_id=later.unit_id, period=later.period,
+        value=later.value, previous_value=previous_value, kwh=kwh, source=later.source,
+        status=ReadingStatus.FLAGGED if flag else ReadingStatus.VALID, flag_reason=flag[:200],
+        reader=later.reader, taken_at=later.taken_at, corrects=later,
+    )  # fmt: skip
+    audit(actor=actor, action="reading.rebase", obj=new, before={"reading": later.pk,
+          "previous_value": later.previous_value, "kwh": later.kwh},
+          after={"previous_value": previous_value, "kwh": kwh}, reason=reason)  # fmt: skip
+    _follow_reading(actor=actor, old=later, new=new, reason=reason)
+    return new
+
+
+def _follow_reading(*, actor, old: MeterReading, new: MeterReading, reason: str, propose: bool = True) -> None:
+    """The bills on a superseded reading follow the one in force: recomputed before issue; after issue an
+    adjustment is proposed (``propose``: when a clerk made the change; the system's own changes leave an
+    audit record asking for one). A corrected reading's own issued bill is adjusted by its dispute's clerk."""
+    for invoice in Invoice.objects.filter(reading=old, kind=InvoiceKind.REGULAR):
+        if invoice.status not in ISSUED_STATUSES:
+            invoice_recompute(actor=actor, invoice=invoice, reading=new, reason=reason)
+            continue
+        if not propose:
+            continue
+        if _actor(actor) is None:
+            audit(actor=actor, action="adjustment.needed", obj=invoice, after={"reading": new.pk, "kwh": new.kwh},
+                  reason=reason)  # fmt: skip
+            continue
+        try:
+            adjustment_propose(actor=actor, invoice=invoice, reading=new, record=reason)
+        except ValidationError as exc:  # already pending, or the same amount
+            audit(actor=actor, action="adjustment.needed", obj=invoice, after={"reading": new.pk, "kwh": new.kwh},
+                  reason=f"{reason}: {'; '.join(exc.messages)}")  # fmt: skip
 
 
 @transaction.atomic
@@ -319,6 +471,7 @@ def reading_estimate(*, actor, contract: Contract, period: dt.date) -> MeterRead
         if previous and previous.meter_id == assignment.meter_id
         else assignment.reading_at_install
     )
+    later = _placed(contract=contract, assignment=assignment, period=period, value=base + kwh)
     reading = MeterReading.objects.create(
         contract=contract, meter=assignment.meter, unit_id=contract.customer.unit_id, period=period,
         value=base + kwh, previous_value=base, kwh=kwh, source=ReadingSource.ESTIMATED, reader=_actor(actor),
@@ -326,6 +479,9 @@ def reading_estimate(*, actor, contract: Contract, period: dt.date) -> MeterRead
     )  # fmt: skip
     audit(actor=actor, action="reading.estimate", obj=reading, after={"period": str(period), "kwh": kwh,
           "daily": str(daily.quantize(Decimal("0.01")))})  # fmt: skip
+    if later is not None:
+        _rebase(actor=actor, later=later, previous=reading,
+                reason=_("Reading of %(m)s estimated late") % {"m": f"{period:%m/%Y}"})  # fmt: skip
     return reading
 
 
@@ -336,11 +492,17 @@ def reading_correct(*, actor, reading: MeterReading, value: int, reason: str,
     recomputed from it; an issued bill is corrected only by an adjustment invoice."""
     if not reason.strip():
         raise ValidationError({"reason": _("Say why the reading is corrected.")})
+    lock_period(reading.period)
     old = MeterReading.objects.select_for_update().get(pk=reading.pk)
     if old.status == ReadingStatus.SUPERSEDED:
         raise ValidationError(_("This reading was already corrected."))
     if value is None or int(value) < (old.previous_value or 0):
         raise ValidationError({"value": _("The corrected register is below the previous reading.")})
+    later = _later_reading(old.contract_id, old.period)
+    if later is not None:
+        lock_period(later.period)
+        if later.meter_id == old.meter_id:
+            rules.check(rules.later_refusal(int(value), later))
     kwh = old.kwh + int(value) - old.value
     if kwh < 0:
         raise ValidationError({"value": _("The corrected register gives a negative consumption.")})
@@ -353,8 +515,10 @@ def reading_correct(*, actor, reading: MeterReading, value: int, reason: str,
     )  # fmt: skip
     audit(actor=actor, action="reading.correct", obj=new, before={"reading": old.pk, "value": old.value,
           "kwh": old.kwh}, after={"value": value, "kwh": kwh}, reason=reason)  # fmt: skip
-    for invoice in Invoice.objects.filter(reading=old, status__in=[InvoiceStatus.DRAFT, InvoiceStatus.HELD]):
-        invoice_recompute(actor=actor, invoice=invoice, reading=new, reason=reason)
+    _follow_reading(actor=actor, old=old, new=new, reason=reason, propose=False)
+    if later is not None:
+        _rebase(actor=actor, later=later, previous=new,
+                reason=_("Reading of %(m)s corrected: %(r)s") % {"m": f"{old.period:%m/%Y}", "r": reason})  # fmt: skip
     return new
 
 
@@ -421,8 +585,21 @@ def billing_run(*, actor, period: dt.date, unit: Unit | None = None) -> RunResul
     """
     start, end = period_bounds(period)
     check_reach(actor, unit)
-    now = timezone.now()
+    try:
+        return _billing_run(actor=actor, period=period, unit=unit, start=start, end=end)
+    except IntegrityError as exc:  # a bill made meanwhile by another run (the period lock makes it rare)
+        raise ValidationError(
+            _("Another billing run of %(m)s made some of these bills meanwhile: nothing was changed. Start the "
+              "run again to make the missing ones.") % {"m": f"{period:%m/%Y}"}
+        ) from exc
+
+
+def _billing_run(*, actor, period: dt.date, unit: Unit | None, start: dt.date, end: dt.date) -> RunResult:
     with transaction.atomic():
+        # One run of a period at a time, and no reading, dispute or re-inspection of it changes meanwhile: a
+        # second clerk's run waits and then finds the bills made; a correction waits and then recomputes them.
+        lock_period(period, exclusive=True)
+        now = timezone.now()
         run = BillingRun.objects.create(period=period, unit=unit, started_at=now, started_by=_actor(actor))
         where_unit = "AND r.unit_id = %(unit)s" if unit is not None else ""
         params = {"period": period, "unit": unit.pk if unit else None, "active": ContractStatus.ACTIVE}
@@ -434,6 +611,7 @@ def billing_run(*, actor, period: dt.date, unit: Unit | None = None) -> RunResul
                 CREATE TEMP TABLE billing_run_todo AS
                 SELECT r.id AS reading_id, r.contract_id, c.customer_id, r.unit_id, r.kwh, cu.households,
                        c.tariff_category, r.status AS reading_status, r.flag_reason,
+                       CASE WHEN r.contract_id IN ({UNDER_REVIEW_SQL}) THEN 1 ELSE 0 END AS under_review,
                        ROW_NUMBER() OVER (ORDER BY r.contract_id) AS n
                 FROM billing_meterreading r
                 JOIN customers_contract c ON c.id = r.contract_id
@@ -490,8 +668,9 @@ def billing_run(*, actor, period: dt.date, unit: Unit | None = None) -> RunResul
                 SELECT 'HD' || %(year)s || '-' || {_pad8("(%(first)s - 1 + t.n)")},
                        'regular', t.contract_id, t.customer_id, t.unit_id, %(period)s, %(start)s, %(end)s,
                        t.reading_id, t.kwh, t.households, ch.subtotal, ch.vat, ch.total,
-                       CASE WHEN t.reading_status = 'flagged' THEN 'held' ELSE 'draft' END,
-                       CASE WHEN t.reading_status = 'flagged' THEN substr('Reading flagged: ' || t.flag_reason, 1, 200)
+                       CASE WHEN t.reading_status = 'flagged' OR t.under_review = 1 THEN 'held' ELSE 'draft' END,
+                       CASE WHEN t.under_review = 1 THEN %(review)s
+                            WHEN t.reading_status = 'flagged' THEN substr('Reading flagged: ' || t.flag_reason, 1, 200)
                             ELSE '' END,
                        NULL, %(run)s, %(now)s, NULL, NULL
                 FROM billing_run_todo t
@@ -510,7 +689,7 @@ def billing_run(*, actor, period: dt.date, unit: Unit | None = None) -> RunResul
                 {where}
                 """
             insert_params = {**params, "year": str(period.year), "first": first, "start": start, "end": end,
-                             "run": run.pk, "now": now}  # fmt: skip
+                             "run": run.pk, "now": now, "review": under_review_hold()[:200]}  # fmt: skip
             # In chunks of contracts (one on SQLite): each chunk's rows fit in memory, whatever the run's size.
             chunk = settings.TONGDAI_BILLING_RUN_CHUNK if connection.vendor == "postgresql" else max(count, 1)
             for low in range(1, count + 1, chunk):
@@ -539,7 +718,9 @@ def billing_run(*, actor, period: dt.date, unit: Unit | None = None) -> RunResul
                 params,
             )
             (without_reading,) = cursor.fetchone()
-            cursor.execute("SELECT COUNT(*) FROM billing_run_todo WHERE reading_status = 'flagged'")
+            cursor.execute(
+                "SELECT COUNT(*) FROM billing_run_todo WHERE reading_status = 'flagged' OR under_review = 1"
+            )
             (held,) = cursor.fetchone()
             for table in ("billing_run_todo", "billing_run_charge", "billing_run_line"):
                 cursor.execute(f"DROP TABLE {table}")
@@ -576,11 +757,22 @@ def _insert_rows(cursor, table: str, rows: list[tuple], batch: int = 1000) -> No
 
 @transaction.atomic
 def invoices_issue(*, actor, period: dt.date, unit: Unit | None = None) -> int:
-    """Issue the period's draft invoices (held ones wait). From here on they cannot change."""
+    """Issue the period's draft invoices (held ones wait). From here on they cannot change. A draft whose
+    reading or bill is disputed or under re-inspection is held instead, with the reason."""
     check_reach(actor, unit)
+    lock_period(period)
     invoices = Invoice.objects.filter(period=period, status=InvoiceStatus.DRAFT, kind=InvoiceKind.REGULAR)
     if unit is not None:
         invoices = invoices.filter(unit=unit)
+    reviewed = (
+        Q(contract_id__in=Reinspection.objects.open().filter(reading__period=period).values("reading__contract_id"))
+        | Q(contract_id__in=Dispute.objects.open().filter(reading__period=period).values("reading__contract_id"))
+        | Q(pk__in=Dispute.objects.open().filter(invoice__period=period).values("invoice_id"))
+    )
+    held = invoices.filter(reviewed).update(status=InvoiceStatus.HELD, hold_reason=under_review_hold()[:200])
+    if held:
+        audit(actor=actor, action="invoice.hold", object_type="invoice", unit_id=unit.pk if unit else None,
+              rows=held, after={"period": str(period), "status": "held"}, reason=under_review_hold())  # fmt: skip
     count = invoices.update(status=InvoiceStatus.ISSUED, issued_at=timezone.now())
     audit(actor=actor, action="invoice.issue", object_type="invoice", unit_id=unit.pk if unit else None,
           rows=count, after={"period": str(period)})  # fmt: skip
@@ -594,6 +786,9 @@ def invoice_issue(*, actor, invoice: Invoice) -> Invoice:
         raise ValidationError(
             _("Only a draft invoice can be issued (this one is %(s)s).") % {"s": invoice.get_status_display()}
         )
+    held = review_reason(contract_id=invoice.contract_id, period=invoice.period)
+    if held and invoice.kind == InvoiceKind.REGULAR:
+        raise ValidationError(held)
     invoice.status, invoice.issued_at = InvoiceStatus.ISSUED, timezone.now()
     invoice.save(update_fields=["status", "issued_at"])
     audit(
@@ -625,10 +820,9 @@ def invoice_release(*, actor, invoice: Invoice, reason: str = "") -> Invoice:
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status != InvoiceStatus.HELD:
         raise ValidationError(_("Only a held invoice can be released."))
-    if invoice.disputes.filter(status=DisputeStatus.OPEN).exists():
-        raise ValidationError(_("A dispute on this invoice is still open."))
-    if Reinspection.objects.open().filter(reading_id=invoice.reading_id).exists():
-        raise ValidationError(_("A re-inspection of its reading is still open."))
+    reason_held = review_reason(contract_id=invoice.contract_id, period=invoice.period)
+    if reason_held:
+        raise ValidationError(reason_held)
     before = {"status": "held", "hold_reason": invoice.hold_reason}
     invoice.status, invoice.hold_reason = InvoiceStatus.DRAFT, ""
     invoice.save(update_fields=["status", "hold_reason"])
@@ -701,6 +895,8 @@ def dispute_open(*, actor, ticket, claim: str, invoice: Invoice | None = None,
         reading = reading or invoice.reading
     if reading is not None and reading.contract.customer_id != ticket.customer_id:
         raise ValidationError({"reading": _("The reading is not the ticket's customer's.")})
+    if reading is not None:
+        lock_period(reading.period)  # a billing run of the period finishes first, and its draft is held below
     customer = ticket.customer
     dispute = Dispute.objects.create(
         ticket=ticket, customer=customer, unit_id=customer.unit_id, invoice=invoice, reading=reading,
@@ -713,6 +909,9 @@ def dispute_open(*, actor, ticket, claim: str, invoice: Invoice | None = None,
         )  # fmt: skip
     if invoice is not None and invoice.status == InvoiceStatus.DRAFT:
         invoice_hold(actor=actor, invoice=invoice, reason=_("Disputed by the customer"))
+    if reading is not None:  # the bill of the disputed reading, whenever it is made, waits too
+        _hold_drafts(actor=actor, contract_id=reading.contract_id, period=reading.period,
+                     reason=_("Disputed by the customer"))  # fmt: skip
     audit(actor=actor, action="dispute.open", obj=dispute, after={"invoice": getattr(invoice, "pk", None),
           "reading": getattr(reading, "pk", None), "ticket": ticket.number}, reason=claim)  # fmt: skip
     return dispute
@@ -771,21 +970,19 @@ def reinspection_record(*, actor, item: Reinspection, outcome: str, reread_value
     if corrected is not None and item.reason == ReinspectionReason.ANOMALY:
         _release_if_free(actor, Invoice.objects.filter(reading=corrected, status=InvoiceStatus.HELD),
                          _("Reading corrected on site"))  # fmt: skip
+    if outcome in (DisputeOutcome.CONFIRMED, DisputeOutcome.CORRECTED) and (
+        dispute is None or dispute.status != DisputeStatus.OPEN
+    ):  # the last open review of the reading closed (a dispute already withdrawn, say): its bill goes on
+        _release_drafts(actor=actor, contract_id=item.reading.contract_id, period=item.reading.period,
+                        reason=_("Re-inspection #%(n)s recorded") % {"n": item.pk})  # fmt: skip
     return item
 
 
 def _release_if_free(actor, invoices, reason: str) -> None:
     """Release held bills that nothing else keeps held (an open dispute or another open re-inspection)."""
     for invoice in invoices:
-        if invoice.disputes.filter(status=DisputeStatus.OPEN).exists():
-            continue
-        if (
-            Reinspection.objects.open()
-            .filter(reading__contract_id=invoice.contract_id, reading__period=invoice.period)
-            .exists()
-        ):
-            continue
-        invoice_release(actor=actor, invoice=invoice, reason=reason)
+        if not review_reason(contract_id=invoice.contract_id, period=invoice.period):
+            invoice_release(actor=actor, invoice=invoice, reason=reason)
 
 
 def _open_meter_test(*, actor, item: Reinspection) -> None:
@@ -813,12 +1010,12 @@ def dispute_resolve(*, actor, dispute: Dispute, outcome: str) -> Dispute:
     dispute.status, dispute.outcome, dispute.resolved_at = DisputeStatus.RESOLVED, outcome, timezone.now()
     dispute.save(update_fields=["status", "outcome", "resolved_at"])
     invoice = dispute.invoice
-    if (
-        invoice is not None
-        and invoice.status == InvoiceStatus.HELD
-        and not Reinspection.objects.open().filter(reading_id=invoice.reading_id).exists()
-    ):
-        invoice_release(actor=actor, invoice=invoice, reason=_("Dispute resolved"))
+    if invoice is not None and invoice.status == InvoiceStatus.HELD:
+        if not review_reason(contract_id=invoice.contract_id, period=invoice.period):
+            invoice_release(actor=actor, invoice=invoice, reason=_("Dispute resolved"))
+    elif dispute.reading_id is not None and invoice is None:
+        _release_drafts(actor=actor, contract_id=dispute.reading.contract_id, period=dispute.reading.period,
+                        reason=_("Dispute resolved"))  # fmt: skip
     audit(actor=actor, action="dispute.resolve", obj=dispute, before={"status": "open"},
           after={"status": "resolved", "outcome": outcome})  # fmt: skip
     return dispute
@@ -830,8 +1027,9 @@ def dispute_resolve(*, actor, dispute: Dispute, outcome: str) -> Dispute:
 @transaction.atomic
 def adjustment_propose(*, actor, invoice: Invoice, record: str, reading: MeterReading | None = None,
                        kwh: int | None = None, dispute: Dispute | None = None) -> Adjustment:  # fmt: skip
-    """After issue, a correction record (*biên bản*) proposes an adjustment invoice for the difference."""
-    invoice = Invoice.objects.select_related("contract").get(pk=invoice.pk)
+    """After issue, a correction record (*biên bản*) proposes an adjustment invoice for the difference. Two
+    clerks proposing on the same bill at once: the second waits for the first, then is told one is pending."""
+    invoice = Invoice.objects.select_for_update(of=("self",)).select_related("contract").get(pk=invoice.pk)
     if invoice.kind != InvoiceKind.REGULAR or invoice.status not in ISSUED_STATUSES:
         raise ValidationError(_("Only an issued bill is adjusted; a draft one is recomputed."))
     if not record.strip():
@@ -862,11 +1060,15 @@ def adjustment_propose(*, actor, invoice: Invoice, record: str, reading: MeterRe
     delta_subtotal, delta_vat = new_subtotal - current["subtotal"], new_vat - current["vat"]
     if delta_subtotal == 0 and delta_vat == 0:
         raise ValidationError(_("The corrected consumption gives the same amount: nothing to adjust."))
-    adjustment = Adjustment.objects.create(
-        original=invoice, unit_id=invoice.unit_id, dispute=dispute, corrected_reading=reading, record=record.strip(),
-        kwh=kwh, delta_subtotal=delta_subtotal, delta_vat=delta_vat, delta_total=delta_subtotal + delta_vat,
-        proposed_by=actor, proposed_at=timezone.now(),
-    )  # fmt: skip
+    try:
+        with transaction.atomic():
+            adjustment = Adjustment.objects.create(
+                original=invoice, unit_id=invoice.unit_id, dispute=dispute, corrected_reading=reading,
+                record=record.strip(), kwh=kwh, delta_subtotal=delta_subtotal, delta_vat=delta_vat,
+                delta_total=delta_subtotal + delta_vat, proposed_by=actor, proposed_at=timezone.now(),
+            )  # fmt: skip
+    except IntegrityError as exc:  # proposed meanwhile by another clerk
+        raise ValidationError(_("An adjustment of this invoice is already awaiting approval.")) from exc
     audit(actor=actor, action="adjustment.propose", obj=adjustment, before=current,
           after={"kwh": kwh, "delta_total": adjustment.delta_total}, reason=record)  # fmt: skip
     return adjustment
@@ -902,9 +1104,10 @@ def adjustment_decide(*, actor, adjustment: Adjustment, approve: bool, note: str
         audit(actor=actor, action="adjustment.reject", obj=adjustment, reason=note)
         return adjustment
     original = adjustment.original
-    first = _take_numbers(now.year, 1)
+    year = timezone.localdate(now).year  # the local year (settings.TIME_ZONE), as the bills' periods are
+    first = _take_numbers(year, 1)
     invoice = Invoice.objects.create(
-        number=invoice_number(now.year, first), kind=InvoiceKind.ADJUSTMENT, contract_id=original.contract_id,
+        number=invoice_number(year, first), kind=InvoiceKind.ADJUSTMENT, contract_id=original.contract_id,
         customer_id=original.customer_id, unit_id=original.unit_id, period=original.period,
         period_start=original.period_start, period_end=original.period_end,
         reading=adjustment.corrected_reading, kwh=adjustment.kwh - original.kwh, households=original.households,
@@ -1251,6 +1454,7 @@ def anomaly_scan(
         WHERE c.period = %(period)s AND c.status <> 'superseded' AND p.kwh > 0 {where_unit}
     """
     with transaction.atomic(), connection.cursor() as cursor:
+        lock_period(period)
         bulk_work_memory(cursor)
         cursor.execute(f"SELECT c.unit_id, COUNT(*), {band_sums} {pairs} GROUP BY c.unit_id", params)
         counts = cursor.fetchall()

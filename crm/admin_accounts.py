@@ -12,18 +12,34 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.utils.translation import gettext_lazy as _
 from django_q import admin as q_admin
 from django_q.models import Failure, OrmQ, Schedule, Success
 
-from crm import staff_access, task_registry
+from crm import roles, staff_access, task_registry
 
 User = get_user_model()
 
 
+class GroupFilter(admin.SimpleListFilter):
+    """Users by group, the role groups by their role's name in the interface's language."""
+
+    title = _("role")
+    parameter_name = "group"
+
+    def lookups(self, request, model_admin):
+        return [(group.pk, roles.group_label(group.name)) for group in Group.objects.order_by("name")]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(groups=self.value()) if self.value() else queryset
+
+
 class StaffUserAdmin(UserAdmin):
     """Django's user admin, without the ways up: see the module's docstring."""
+
+    list_filter = ("is_staff", "is_superuser", "is_active", GroupFilter)
 
     def has_change_permission(self, request, obj=None):
         allowed = super().has_change_permission(request, obj)
@@ -45,7 +61,37 @@ class StaffUserAdmin(UserAdmin):
             kwargs["queryset"] = staff_access.grantable_groups(request.user)
         elif db_field.name == "user_permissions":
             kwargs["queryset"] = staff_access.grantable_permissions(request.user)
-        return super().formfield_for_manytomany(db_field, request=request, **kwargs)
+        field = super().formfield_for_manytomany(db_field, request=request, **kwargs)
+        if db_field.name == "groups":
+            field.label_from_instance = lambda group: roles.group_label(group.name)
+        return field
+
+
+class RoleGroupAdmin(GroupAdmin):
+    """Django's group admin; the role groups read by their role's name in the interface's language."""
+
+    list_display = ("label", "name")
+
+    @admin.display(description=_("role"), ordering="name")
+    def label(self, group):
+        return roles.group_label(group.name)
+
+    def _is_role_group(self, group) -> bool:
+        return group is not None and group.name in roles.ROLE_GROUP_NAMES.values()
+
+    def get_fields(self, request, obj=None):
+        # A role's group keeps its stored name (the key the roles are set up by); it reads by its role.
+        return ["label", "permissions"] if self._is_role_group(obj) else super().get_fields(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        return [*readonly, "label"] if self._is_role_group(obj) else readonly
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        group = self.get_object(request, object_id)
+        if self._is_role_group(group):
+            extra_context = {**(extra_context or {}), "subtitle": roles.group_label(group.name)}
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 class SuperuserWritesOnly:
@@ -118,6 +164,8 @@ class QueueAdmin(SuperuserWritesOnly, q_admin.QueueAdmin):
 
 admin.site.unregister(User)
 admin.site.register(User, StaffUserAdmin)
+admin.site.unregister(Group)
+admin.site.register(Group, RoleGroupAdmin)
 for model, model_admin in ((Schedule, ScheduleAdmin), (Success, SuccessAdmin), (Failure, FailureAdmin)):
     admin.site.unregister(model)
     admin.site.register(model, model_admin)

@@ -12,6 +12,7 @@ from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
 from crm import db
+from crm.json_input import ADMIN_FORMFIELD_OVERRIDES
 from crm.models import Unit
 
 
@@ -60,6 +61,7 @@ class ScopedAdmin(admin.ModelAdmin):
     """Admin of a model whose manager is a ``ScopedQuerySet``: every list, form and lookup is scoped."""
 
     paginator = EstimatedCountPaginator
+    formfield_overrides = ADMIN_FORMFIELD_OVERRIDES  # JSON typed in a form has its nesting bounded
     show_full_result_count = False
     list_per_page = 50
 

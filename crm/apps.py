@@ -10,9 +10,9 @@ class CrmConfig(AppConfig):
 
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
-        from django_q.signals import pre_enqueue
+        from django_q.signals import post_execute_in_worker, pre_enqueue, pre_execute
 
-        from crm import db, roles, shared_cache, task_registry
+        from crm import db, logs, roles, shared_cache, task_registry
 
         # Role groups are reference data: (re)created idempotently after every migrate.
         post_migrate.connect(roles.sync_role_groups_after_migrate, sender=self)
@@ -20,6 +20,9 @@ class CrmConfig(AppConfig):
         # The cluster runs only the product's registered task functions, whoever queued the task.
         pre_enqueue.connect(task_registry.refuse_unregistered_task, dispatch_uid="tongdai-task-registry")
         shared_cache.connect_invalidation()
+        # One log line per task the cluster runs (its name, duration and success).
+        pre_execute.connect(logs.task_started, dispatch_uid="tongdai-task-log-start")
+        post_execute_in_worker.connect(logs.task_finished, dispatch_uid="tongdai-task-log")
 
 
 class TongdaiAdminConfig(django.contrib.admin.apps.AdminConfig):

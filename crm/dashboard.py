@@ -19,7 +19,7 @@ callbacks by ``completed_at``, incidents by ``started_at``, refunds by ``created
 ``applied_at``, consumption bands by their billing ``period`` (the months that overlap the period). Open
 breaches are the open tickets now, whatever the period.
 
-Charts are inline SVG built here (no JavaScript, nothing from the internet); their colours come from
+Charts are inline SVG drawn by templates under ``templates/dashboard/`` (no JavaScript, nothing from the internet); their colours come from
 ``crm/static/crm/dashboard.css``, which follows the admin's light and dark themes.
 """
 
@@ -33,11 +33,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Avg, Count, F, OuterRef, Q, Subquery, Sum
+from django.template.loader import render_to_string
 from django.utils import formats, timezone
-from django.utils.html import escape
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 
 from crm.scoping import scope_for
 
@@ -461,6 +461,16 @@ def _number(value, decimals: int = 0) -> str:
     return formats.number_format(value, decimal_pos=decimals, use_l10n=True, force_grouping=True)
 
 
+def _draw(template: str, context: dict[str, Any]) -> SafeString:
+    """The chart's SVG from its template (autoescaped), without the template's surrounding whitespace."""
+    return SafeString(render_to_string(template, context).strip())
+
+
+def _coordinate(value: float) -> str:
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
 def bar_chart(
     bars: list[tuple[str, float | None]],
     *,
@@ -474,68 +484,58 @@ def bar_chart(
     width: int = 680,
 ) -> SafeString:
     """Horizontal bars, one per ``(label, value)``, with an optional vertical reference line (a target or
-    a limit); bars for which ``bad(value)`` is true get the ``bad`` class."""
+    a limit); bars for which ``bad(value)`` is true get the ``bad`` class. The geometry is computed here and
+    drawn by ``templates/dashboard/bar_chart.svg``, so every label is escaped by the template engine."""
     if not bars:
-        return mark_safe("")
+        return SafeString("")
     row, label_w, value_w, top = 22, 250, 90, 18 if line is not None else 4
     plot_w = width - label_w - value_w
     values = [v for _label, v in bars if v is not None]
     scale_max = maximum or max([*values, line or 0, 1])
     height = top + row * len(bars) + 4
-    parts = [
-        f'<svg class="dash-chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
-        f"<title>{escape(title)}</title>",
-    ]
+    drawn = []
     for i, (label, value) in enumerate(bars):
         y = top + i * row
         length = 0 if value is None else max(plot_w * min(value, scale_max) / scale_max, 1 if value else 0)
-        css = "dash-bar bad" if value is not None and bad is not None and bad(value) else "dash-bar"
-        short = label if len(label) <= 34 else label[:33] + "…"
-        parts.append(
-            f'<text class="dash-label" x="{label_w - 6}" y="{y + 15}" text-anchor="end">{escape(short)}'
-            f"<title>{escape(label)}</title></text>"
-            f'<rect class="{css}" x="{label_w}" y="{y + 3}" width="{length:.1f}" height="{row - 6}" rx="2">'
-            f"<title>{escape(label)}: {escape(_number(value, decimals))}{escape(suffix)}</title></rect>"
-            f'<text class="dash-value" x="{label_w + length + 4:.1f}" y="{y + 15}">'
-            f"{escape(_number(value, decimals))}{escape(suffix)}</text>"
-        )
+        drawn.append({
+            "label": label,
+            "short": label if len(label) <= 34 else label[:33] + "…",
+            "css": "dash-bar bad" if value is not None and bad is not None and bad(value) else "dash-bar",
+            "y": y + 3,
+            "text_y": y + 15,
+            "length": _coordinate(length),
+            "value_x": _coordinate(label_w + length + 4),
+            "value": _number(value, decimals),
+        })  # fmt: skip
+    reference = None
     if line is not None:
         x = label_w + plot_w * min(line, scale_max) / scale_max
-        parts.append(
-            f'<line class="dash-line" x1="{x:.1f}" y1="12" x2="{x:.1f}" y2="{height - 2}"/>'
-            f'<text class="dash-line-label" x="{x:.1f}" y="10" text-anchor="middle">{escape(line_label)}</text>'
-        )
-    parts.append("</svg>")
-    return mark_safe("".join(parts))
+        reference = {"x": _coordinate(x), "y2": height - 2, "label": line_label}
+    return _draw("dashboard/bar_chart.svg", {
+        "chart_title": title, "width": width, "height": height, "bars": drawn, "line": reference,
+        "label_w": label_w, "label_x": label_w - 6, "bar_h": row - 6, "suffix": suffix,
+    })  # fmt: skip
 
 
 def donut_chart(parts: list[tuple[str, int, str]], *, title: str, centre: str) -> SafeString:
-    """A ring split into ``(label, value, css class)`` parts, the ``centre`` text inside, a legend beside."""
+    """A ring split into ``(label, value, css class)`` parts, the ``centre`` text inside, a legend beside;
+    drawn by ``templates/dashboard/donut_chart.svg``."""
     total = sum(v for _l, v, _c in parts)
     if not total:
-        return mark_safe("")
+        return SafeString("")
     radius, stroke, circumference = 60, 26, 2 * 3.14159265 * 60
-    out = [
-        f'<svg class="dash-chart dash-donut" role="img" aria-label="{escape(title)}" viewBox="0 0 440 160" '
-        'width="440" height="160" xmlns="http://www.w3.org/2000/svg">',
-        f"<title>{escape(title)}</title>",
-        f'<circle class="dash-ring" cx="80" cy="80" r="{radius}" stroke-width="{stroke}" fill="none"/>',
-    ]
-    offset = 0.0
+    drawn, offset = [], 0.0
     for i, (label, value, css) in enumerate(parts):
         length = circumference * value / total
-        out.append(
-            f'<circle class="{css}" cx="80" cy="80" r="{radius}" fill="none" stroke-width="{stroke}" '
-            f'stroke-dasharray="{length:.2f} {circumference - length:.2f}" stroke-dashoffset="{-offset:.2f}" '
-            f'transform="rotate(-90 80 80)"><title>{escape(label)}: {escape(_number(value))}</title></circle>'
-            f'<rect class="{css}-key" x="180" y="{48 + 30 * i}" width="14" height="14"/>'
-            f'<text class="dash-label" x="200" y="{60 + 30 * i}">{escape(label)}: {escape(_number(value))}'
-            f" ({escape(_number(100 * value / total, 1))}%)</text>"
-        )
+        drawn.append({
+            "label": label, "css": css, "value": _number(value), "percent": _number(100 * value / total, 1),
+            "dash": _coordinate(length), "gap": _coordinate(circumference - length),
+            "offset": _coordinate(-offset), "key_y": 48 + 30 * i, "text_y": 60 + 30 * i,
+        })  # fmt: skip
         offset += length
-    out.append(f'<text class="dash-centre" x="80" y="86" text-anchor="middle">{escape(centre)}</text></svg>')
-    return mark_safe("".join(out))
+    return _draw("dashboard/donut_chart.svg", {
+        "chart_title": title, "centre": centre, "radius": radius, "stroke": stroke, "parts": drawn,
+    })  # fmt: skip
 
 
 # Widgets: what the page, the CSV exports and the monthly workbook show ----------------------------------
@@ -723,7 +723,7 @@ def _sla_unit_chart(data, title):
 
 def _handling_chart(data, title):
     return bar_chart(
-        [(r["label"], r["avg_seconds"]) for r in data["by_channel"]], title=title, suffix=" s", decimals=0
+        [(r["label"], r["avg_seconds"]) for r in data["by_channel"]], title=title, suffix=" " + pgettext("seconds, unit", "s"), decimals=0
     )
 
 
@@ -749,7 +749,7 @@ def _outage_chart(data, title):
         line=RESTORE_TARGET_MINUTES,
         line_label=_("2 hours"),
         bad=lambda v: v > RESTORE_TARGET_MINUTES,
-        suffix=" min",
+        suffix=" " + _("min"),
     )
 
 

@@ -10,6 +10,7 @@ import functools
 from contextlib import contextmanager
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db import connection as default_connection
 from django.db import connections
 from django.db.backends.signals import connection_created
@@ -48,13 +49,19 @@ def estimated_row_count(table: str, connection=None) -> int | None:
 
 
 def estimated_query_count(queryset) -> int | None:
-    """The planner's estimate of the rows a queryset returns (PostgreSQL), from EXPLAIN, or None."""
+    """The planner's estimate of the rows a queryset returns (PostgreSQL), from EXPLAIN, or None.
+
+    A queryset that can match no row (``none()``, ``pk__in=[]``: a search that found nothing) has no SQL to
+    explain; its estimate is 0, so the caller counts it exactly (Django answers 0 without a query)."""
     conn = default_connection
     if not is_postgres(conn):
         return None
     import json
 
-    sql, params = queryset.query.sql_with_params()
+    try:
+        sql, params = queryset.query.sql_with_params()
+    except EmptyResultSet:
+        return 0
     with conn.cursor() as cursor:
         cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
         plan = cursor.fetchone()[0]

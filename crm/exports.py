@@ -37,13 +37,14 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.http import content_disposition_header
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from import_export import fields, resources, widgets
@@ -191,6 +192,32 @@ class ScopedResource(resources.ModelResource):
 
     #: joined into every export row (``select_related``); to-many data is read per chunk (``load_chunk``)
     export_select_related: tuple = ()
+    #: the heading of each column that is not the model field of its name (``column_name``: its label)
+    column_labels: dict[str, Any] = {}
+
+    def column_label(self, field) -> str:
+        """A column's heading in the interface's language: its label here, else its model field's name."""
+        label = self.column_labels.get(field.column_name)
+        if label is None and field.attribute and "__" not in field.attribute:
+            with contextlib.suppress(FieldDoesNotExist):
+                label = self._meta.model._meta.get_field(field.attribute).verbose_name
+        return capfirst(str(label)) if label is not None else field.column_name
+
+    def get_export_headers(self, selected_fields=None):
+        """The columns' headings as people read them (an import reads these back, and the column names)."""
+        return [self.column_label(field) for field in self.get_export_fields(selected_fields)]
+
+    def column_for_heading(self) -> dict[str, str]:
+        """Each column's name by its heading in every language of the interface and by its own name, all
+        lower case: a file exported in Vietnamese imports in an English session and the other way round."""
+        names: dict[str, str] = {}
+        for language, _name in settings.LANGUAGES:
+            with translation.override(language):
+                for field in self.get_export_fields():
+                    names.setdefault(self.column_label(field).lower(), field.column_name)
+        for field in self.fields.values():
+            names[field.column_name.lower()] = field.column_name
+        return names
 
     def __init__(self, user=None, **kwargs):
         super().__init__(**kwargs)
@@ -275,7 +302,9 @@ class ServiceResource(ScopedResource):
         return resources.ModelResource.import_data(self, dataset, *args, **kwargs)
 
     def before_import(self, dataset, **kwargs):
-        dataset.headers = [text(h).lower() for h in (dataset.headers or [])]
+        names = self.column_for_heading()
+        headings = [text(h).strip().lower() for h in (dataset.headers or [])]
+        dataset.headers = [names.get(h, h) for h in headings]
         while len(dataset) and all(_blank(v) for v in dataset[-1]):
             del dataset[-1]  # trailing blank lines of a spreadsheet (earlier rows keep their numbers)
         if len(dataset) > import_max_rows():

@@ -398,3 +398,18 @@ class ExportLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.started_at:%Y-%m-%d %H:%M} {self.source} ({self.file_format})"
+
+
+class ClusterHeartbeat(models.Model):
+    """The last time a task cluster ran its heartbeat task (``crm.tasks.cluster_heartbeat``, every minute): one
+    row per cluster host, read by the health check (``/health/``)."""
+
+    node = models.CharField(_("node"), max_length=200, unique=True)
+    beat_at = models.DateTimeField(_("last beat at"))
+
+    class Meta:
+        verbose_name = _("task cluster heartbeat")
+        verbose_name_plural = _("task cluster heartbeats")
+
+    def __str__(self) -> str:
+        return f"{self.node} {self.beat_at:%Y-%m-%d %H:%M:%S}"

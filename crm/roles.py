@@ -170,6 +170,15 @@ def group_name(role: str) -> str:
     return ROLE_GROUP_NAMES[role]
 
 
+def group_label(name: str) -> str:
+    """How a group reads in the interface: a role's group by the role's name in the interface's language (its
+    stored name is a key that stays the same in every language), any other group by its name."""
+    for role, stored in ROLE_GROUP_NAMES.items():
+        if stored == name:
+            return str(GROUP_DESCRIPTIONS[role])
+    return name
+
+
 def _resolve(specs: list[str]):
     from django.contrib.auth.models import Permission
 

@@ -13,6 +13,8 @@ SCHEDULE_MODULES = ["crm.schedules", "customers.schedules", "tickets.schedules",
 
 SCHEDULES = [
     ("tongdai: deliver the outbox", "crm.tasks.deliver_outbox", "I", 1, ()),
+    # The health check (/health/) answers 503 when no cluster has run this in the last 2 minutes.
+    ("tongdai: task cluster heartbeat", "crm.tasks.cluster_heartbeat", "I", 1, ()),
     ("tongdai: clear expired sessions", "crm.tasks.clear_expired_sessions", "D", None, ()),
     # Monthly, on the 1st at 07:00 local. An entry here has no start time (and cron needs croniter, which is
     # not installed), so it ticks every 15 minutes and the task itself waits for the 1st at 07:00: the reports

@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 
 from crm import reference_data, shared_cache, staff_access
 from crm.models import (
+    ClusterHeartbeat,
     Company,
     Corporation,
     ExportKind,
@@ -184,3 +185,13 @@ def export_log_record(
     log = export_log_start(user=user, kind=kind, source=source, file_format=file_format, filters=filters)
     export_log_finish(log=log, row_count=row_count)
     return log
+
+
+def cluster_heartbeat_record(*, node: str | None = None) -> ClusterHeartbeat:
+    """Record that the task cluster on ``node`` (this host by default) ran a task now."""
+    import socket
+
+    heartbeat, _created = ClusterHeartbeat.objects.update_or_create(
+        node=node or socket.gethostname(), defaults={"beat_at": timezone.now()}
+    )
+    return heartbeat

@@ -46,6 +46,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from None
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
+
+
 def env_rate(name: str, default: str) -> str | None:
     """Read a request rate such as ``100/s`` or ``10/min`` (per second, minute, hour or day); empty: no limit."""
     raw = os.environ.get(name, default).strip()
@@ -104,6 +114,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "crm.logs.RequestLogMiddleware",  # first: its id and duration cover every other middleware
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -117,6 +128,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
+    "crm.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "crm.urls"
@@ -147,6 +159,23 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A server that does not answer (restarting, unreachable) fails a connection attempt within seconds, and a
+    # connection whose server went away is noticed within about a minute (TCP keepalives; unacknowledged data
+    # at most 60 s), instead of a request, a task or the cluster's shutdown waiting on TCP for minutes.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "connect_timeout": env_int("DATABASE_CONNECT_TIMEOUT", 5),
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+            "tcp_user_timeout": 60_000,
+        }
+    )
+    # Behind PgBouncer in transaction pooling mode a cursor cannot outlive its transaction: turn server-side
+    # cursors (QuerySet.iterator()) off there (and DATABASE_PREPARED_STATEMENTS too, below).
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DATABASE_DISABLE_SERVER_SIDE_CURSORS", False)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_POOL", False):
     # dj-database-url does not pass psycopg's pool option; with a pool, connections must not persist.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -204,6 +233,8 @@ CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+# The health check answers a load balancer's or monitor's plain-HTTP probe on the host itself too.
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
@@ -256,6 +287,12 @@ REST_FRAMEWORK = {
     # JSON only: the API's reference for people is the docs page (/api/docs/); DRF's browsable pages need inline
     # styles that the Content-Security-Policy refuses.
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON with its nesting bounded (TONGDAI_JSON_MAX_DEPTH), forms and files as DRF reads them.
+    "DEFAULT_PARSER_CLASSES": [
+        "crm.json_input.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_THROTTLE_CLASSES": ["crm.api.throttling.UserThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "user": env_rate("TONGDAI_API_RATE", "100/s"),
@@ -310,11 +347,22 @@ if os.environ.get("Q_REDIS_URL"):
     Q_CLUSTER.pop("orm")
     Q_CLUSTER["redis"] = os.environ["Q_REDIS_URL"]
 
+# Logs go to standard error, one JSON object a line (LOG_FORMAT=json, the default with DEBUG off) or as plain
+# text (LOG_FORMAT=plain, the default with DEBUG on); lines written during a request carry its request_id.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain" if DEBUG else "json").strip().lower()
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "crm.logs.JsonFormatter"},
+    },
+    "filters": {"request_id": {"()": "crm.logs.RequestIdFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
@@ -326,7 +374,7 @@ AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "crm.auth.Cach
 
 # Billing: a reading above this many times the recent daily average is flagged; a rise of this many times
 # the previous period opens a re-inspection and holds the bill; the ticket categories a dispute comes from.
-TONGDAI_READING_JUMP_FACTOR = float(os.environ.get("TONGDAI_READING_JUMP_FACTOR", "3"))
+TONGDAI_READING_JUMP_FACTOR = env_float("TONGDAI_READING_JUMP_FACTOR", 3)
 # Contracts a billing run writes per statement (invoices with their lines), within the run's one transaction.
 TONGDAI_BILLING_RUN_CHUNK = env_int("TONGDAI_BILLING_RUN_CHUNK", 200_000)
 # PostgreSQL's work_mem for the set-based billing jobs (run, anomaly scan, rebates), for their transaction only.
@@ -334,8 +382,18 @@ TONGDAI_BULK_WORK_MEM = os.environ.get("TONGDAI_BULK_WORK_MEM", "64MB")
 TONGDAI_ANOMALY_THRESHOLD = os.environ.get("TONGDAI_ANOMALY_THRESHOLD", "1.3")
 TONGDAI_DISPUTE_CATEGORIES = env_list("TONGDAI_DISPUTE_CATEGORIES", ["billing", "meter"])
 
+# Exports: rows fetched per round trip, bytes gathered before a piece is sent; admin imports: rows per file.
+TONGDAI_EXPORT_CHUNK_SIZE = env_int("TONGDAI_EXPORT_CHUNK_SIZE", 2000)
+TONGDAI_EXPORT_BUFFER_BYTES = env_int("TONGDAI_EXPORT_BUFFER_BYTES", 64 * 1024)
+TONGDAI_IMPORT_MAX_ROWS = env_int("TONGDAI_IMPORT_MAX_ROWS", 2000)
+# The share (%) of tickets meeting each time limit that the centre aims for: the line on the dashboard's chart.
+TONGDAI_SLA_TARGET_PERCENT = env_float("TONGDAI_SLA_TARGET_PERCENT", 95)
+
 # Changelists on tables above this many (estimated) rows never run an exact COUNT(*).
 TONGDAI_EXACT_COUNT_LIMIT = env_int("TONGDAI_EXACT_COUNT_LIMIT", 10_000)
+# JSON read from requests (the API's bodies, the admin's JSON fields) nests at most this many arrays and objects;
+# deeper is refused with the reason (crm/json_input.py).
+TONGDAI_JSON_MAX_DEPTH = env_int("TONGDAI_JSON_MAX_DEPTH", 64)
 # The caller lookup returns at most this many candidates.
 TONGDAI_LOOKUP_LIMIT = env_int("TONGDAI_LOOKUP_LIMIT", 50)
 

@@ -34,6 +34,13 @@ def clear_expired_sessions() -> None:
     call_command("clearsessions")
 
 
+def cluster_heartbeat() -> None:
+    """Record that this host's task cluster runs tasks (every minute; the health check reads it)."""
+    from crm.services import cluster_heartbeat_record
+
+    cluster_heartbeat_record()
+
+
 def refused_task(name: str) -> None:
     """What the cluster runs instead of a task naming a function tongdai does not register
     (``crm.task_registry``): it fails, and the failure says why."""

@@ -12,6 +12,7 @@ from rest_framework.routers import DefaultRouter
 from billing.api.views import DisputeViewSet, InvoiceViewSet, ReadingViewSet
 from crm.admin_views import dashboard_view
 from crm.api.views import UnitViewSet
+from crm.health import health
 from customers.api.views import ContractViewSet, CustomerViewSet, MeterViewSet
 from tickets import views as field_views
 from tickets.api.views import InteractionViewSet, OutageStatusView, TicketViewSet, WorkOrderViewSet
@@ -35,7 +36,11 @@ api_docs = csp_override({**settings.SECURE_CSP, "img-src": [CSP.SELF, "data:"]})
     SpectacularSwaggerSplitView.as_view(url_name="schema", template_name="api/docs.html")
 )
 
+# A database connection error outside a view answers 503 with Retry-After, not the 500 page.
+handler500 = "crm.middleware.server_error"
+
 urlpatterns = [
+    path("health/", health, name="health"),
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="dashboard"),
     path("admin/", admin.site.urls),

@@ -67,6 +67,7 @@ class CustomerResource(ServiceResource):
 
     optional_key_columns = ("code",)
     export_select_related = ("unit",)
+    column_labels = {"phones": gettext_lazy("phones")}
 
     class Meta(ServiceResource.Meta):
         model = Customer
@@ -250,6 +251,11 @@ class MeterResource(ServiceResource):
     )
 
     export_select_related = ("unit",)
+    column_labels = {
+        "contract": gettext_lazy("contract"),
+        "installed_at": gettext_lazy("installed at"),
+        "reading_at_install": gettext_lazy("reading at installation"),
+    }
 
     class Meta(ServiceResource.Meta):
         model = Meter

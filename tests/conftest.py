@@ -131,13 +131,15 @@ def make_customer(org):
             actor=None,
             customer=customer,
             purpose="Sinh hoạt",
-            start_date=timezone.localdate().replace(year=2020),
+            start_date=dt.date(2020, 1, 1),
             status="active",
         )
         meter = services.meter_register(
             actor=None, unit=unit, serial=f"T{customer.pk:05d}{n:04d}", kind=MeterKind.REMOTE_READ
         )
-        services.meter_install(actor=None, meter=meter, contract=contract, at=timezone.now(), reading=0)
+        services.meter_install(
+            actor=None, meter=meter, contract=contract, at=timezone.make_aware(dt.datetime(2020, 1, 1)), reading=0
+        )
         return customer
 
     return make

@@ -406,8 +406,8 @@ class Ticket(models.Model):
 class TicketCounter(models.Model):
     """The last ticket number given in a year; incremented in the database, so two intakes never share one."""
 
-    year = models.PositiveSmallIntegerField(primary_key=True)
-    last = models.PositiveIntegerField(default=0)
+    year = models.PositiveSmallIntegerField(primary_key=True, verbose_name=_("year"))
+    last = models.PositiveIntegerField(default=0, verbose_name=_("last number"))
 
     class Meta:
         verbose_name = _("ticket counter")

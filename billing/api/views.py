@@ -1,5 +1,6 @@
 """Billing API: invoices (scoped lists with their lines), readings from the metering systems, disputes."""
 
+from django.db.models import Prefetch
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import status as http
@@ -15,7 +16,7 @@ from billing.api.serializers import (
     ReadingInSerializer,
     ReadingSerializer,
 )
-from billing.models import Dispute, Invoice, MeterReading
+from billing.models import Dispute, Invoice, InvoiceLine, MeterReading
 from crm.api.scoped import ScopedReadOnlyViewSet
 
 
@@ -38,7 +39,7 @@ class InvoiceViewSet(ScopedReadOnlyViewSet):
     def get_queryset(self):
         queryset = super().get_queryset()
         if self.action == "retrieve":
-            queryset = queryset.prefetch_related("lines")
+            queryset = queryset.prefetch_related(Prefetch("lines", queryset=InvoiceLine.objects.order_by("position")))
         return queryset
 
 

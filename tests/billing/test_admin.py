@@ -45,6 +45,7 @@ from crm import exports
 from crm.models import Role
 from tests.billing.conftest import NOV, OCT
 from tests.conftest import _bill
+from tests.exported import by_column
 from tickets.services import ticket_open
 
 ACTION_CHECKBOX = "_selected_action"
@@ -561,14 +562,14 @@ def read_csv(response) -> list[dict]:
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     body = b"".join(response.streaming_content).decode("utf-8")
     assert body.startswith("\ufeff")
-    return list(csv.DictReader(io.StringIO(body.removeprefix("\ufeff"))))
+    return by_column(csv.DictReader(io.StringIO(body.removeprefix("\ufeff"))))
 
 
 def read_xlsx(response) -> tuple[tuple, list[dict]]:
     assert isinstance(response, StreamingHttpResponse)
     assert response["Content-Type"] == exports.XLSX_CONTENT_TYPE
     rows = list(openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content))).worksheets[0].values)
-    return rows[0], [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+    return rows[0], by_column(dict(zip(rows[0], row, strict=True)) for row in rows[1:])
 
 
 def numbers(queryset) -> list[str]:

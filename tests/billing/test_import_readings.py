@@ -67,14 +67,14 @@ def count_readings() -> int:
 
 
 def replace_meter(customer, *, removal: int, install: int) -> Meter:
+    """The meter replaced on 10 November 2025 (after October's reading)."""
+    at = timezone.make_aware(dt.datetime(2025, 11, 10))
     old = Meter.objects.get(serial=serial(customer))
-    customer_services.meter_remove(
-        actor=None, meter=old, at=timezone.now(), reading=removal, reason="Thay định kỳ"
-    )
+    customer_services.meter_remove(actor=None, meter=old, at=at, reading=removal, reason="Thay định kỳ")
     new = customer_services.meter_register(
         actor=None, unit=customer.unit, serial=f"N{customer.pk:05d}", kind=MeterKind.ELECTRONIC
     )
-    customer_services.meter_install(actor=None, meter=new, contract=contract(customer), at=timezone.now(),
+    customer_services.meter_install(actor=None, meter=new, contract=contract(customer), at=at,
                                     reading=install)  # fmt: skip
     return new
 

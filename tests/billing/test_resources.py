@@ -21,13 +21,17 @@ def clerk(staff):
     return staff[Role.BILLING_CLERK]
 
 
+def columns(resource) -> list[str]:
+    return [field.column_name for field in resource.get_export_fields()]
+
+
 def test_invoices_export_only_the_users_units_by_natural_keys(clerk, two_customers):
     mine, _theirs = two_customers
     resource = InvoiceResource(user=clerk)
     queryset = Invoice.objects.for_user(clerk).order_by("id")
     with CaptureQueriesContext(connection) as ctx:
         rows = [
-            dict(zip(resource.get_export_headers(), r, strict=True)) for r in resource.export_rows(queryset)
+            dict(zip(columns(resource), r, strict=True)) for r in resource.export_rows(queryset)
         ]
     assert len(ctx) == 1  # contracts, customers, units and the adjusted invoice joined in
     expected = list(Invoice.objects.filter(customer=mine).order_by("id"))
@@ -50,7 +54,7 @@ def test_disputes_export_their_subjects_by_natural_keys(clerk, two_customers):
         rows = list(resource.export_rows(queryset))
     assert len(ctx) == 1
     dispute = Dispute.objects.get(customer=mine)
-    assert [dict(zip(resource.get_export_headers(), r, strict=True)) for r in rows] == [
+    assert [dict(zip(columns(resource), r, strict=True)) for r in rows] == [
         {
             "ticket": dispute.ticket.number,
             "customer": mine.code,
@@ -80,7 +84,8 @@ def test_invoices_stream_to_csv_and_xlsx_with_the_same_columns(clerk, two_custom
     from_xlsx = list(openpyxl.load_workbook(io.BytesIO(data)).worksheets[0].values)
     assert from_csv[0] == list(from_xlsx[0]) == headers
     assert len(from_csv) == len(from_xlsx) == queryset.count() + 1
-    column = headers.index("total")
+    column = headers.index(resource.column_label(resource.fields["total"]))
+    assert headers[column] == "Total"  # headed as people read it, in the interface's language
     assert [int(r[column]) for r in from_csv[1:]] == [r[column] for r in from_xlsx[1:]]
 
 

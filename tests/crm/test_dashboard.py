@@ -357,3 +357,9 @@ def test_charts_escape_labels_and_draw_the_reference_line():
     assert dashboard.bar_chart([], title="x") == ""
     donut = dashboard.donut_chart([("A", 3, "dash-part-a"), ("B", 1, "dash-part-b")], title="t", centre="75%")
     assert "75%" in donut and "stroke-dasharray" in donut
+    # the charts are drawn by templates: a quote in a title cannot leave its attribute
+    quoted = dashboard.bar_chart([("x", 1.0)], title='a" onload="alert(1)')
+    assert 'aria-label="a&quot; onload=&quot;alert(1)"' in quoted and 'onload="' not in quoted
+    assert 'stroke-dasharray="226.19 150.8" stroke-dashoffset="0"' in dashboard.donut_chart(
+        [("A", 3, "dash-part-a"), ("B", 2, "dash-part-b")], title="t", centre=""
+    )

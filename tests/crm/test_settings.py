@@ -106,3 +106,9 @@ def test_the_wsgi_entry_point_serves_and_leaves_the_loaded_application_out_of_ga
     frozen, status = result.stdout.split(maxsplit=1)
     assert int(frozen) > 10_000  # the modules, models and settings loaded at start
     assert status.strip() == "200 OK"
+
+
+def test_a_number_setting_that_is_not_a_number_is_an_error_at_start():
+    result = run_manage("check", env={"DEBUG": "1", "TONGDAI_SLA_TARGET_PERCENT": "ninety"})
+    assert result.returncode != 0
+    assert "TONGDAI_SLA_TARGET_PERCENT must be a number, not 'ninety'" in result.stderr

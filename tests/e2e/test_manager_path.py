@@ -16,6 +16,7 @@ from django.utils import timezone
 from crm import dashboard
 from crm.models import Role, Unit
 from tests.e2e.conftest import log_in, needs_chromium, with_password
+from tests.exported import by_column
 from tickets.models import Channel, Ticket
 from tickets.resources import TicketResource
 from tickets.services import ticket_open
@@ -118,7 +119,7 @@ def test_a_manager_reads_the_dashboard_and_downloads_the_widget_and_the_ticket_e
     assert saved.suffix == ".xlsx"
     header, *rows = list(openpyxl.load_workbook(saved).worksheets[0].values)
     assert header == tuple(TicketResource().get_export_headers())
-    got = [dict(zip(header, row, strict=True)) for row in rows]
+    got = by_column(dict(zip(header, row, strict=True)) for row in rows)
     phone = Ticket.objects.for_user(manager).filter(channel="phone")
     assert [r["number"] for r in got] == list(phone.order_by("-id").values_list("number", flat=True))
     assert {r["number"] for r in got} == {

@@ -5,13 +5,14 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status as http
 from rest_framework.decorators import action
 from rest_framework.mixins import CreateModelMixin
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.api.permissions import CanChangeModel, needs
 from crm.api.scoped import ScopedReadOnlyViewSet
+from crm.json_input import JSONParser
 from customers.models import Customer
 from customers.normalise import InvalidPhone, normalise_phone
 from tickets import services

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("crm", "0007_export_log"),
+        ("crm", "0008_cluster_heartbeat"),
     ]
 
     operations = [

@@ -1,0 +1,69 @@
+"""The rules a meter reading must meet, written once.
+
+``billing.services`` (``reading_record``, ``reading_estimate``, ``reading_correct``, and through them the API and
+the admin) calls these functions; the readings import (``billing.imports``) words its set-based refusals with
+the same messages and sends a line for a month before one already read through ``reading_record`` itself, so a
+late reading is placed among its neighbours by this module whichever way it comes in.
+
+- a suspended contract is not read (it is not billed either);
+- a month that ended before the meter was installed is not read on that meter;
+- a register is never above the register of a later month on the same meter (nor below the previous one,
+  unless the meter rolled over: ``billing.services._consumption``), so a reading entered late for an earlier
+  month sits in register order among its neighbours, and the later reading's advance is re-based on it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from customers.models import ContractStatus
+
+SUSPENDED = _("The contract is suspended: its meter is not read until it is active again.")
+BEFORE_INSTALL = _("The meter was installed after %(m)s: that month is not read on it.")
+ABOVE_LATER = _("The register (%(v)s) is above the reading of a later month (%(m)s: %(n)s).")
+
+
+def month_end(period: dt.date) -> dt.date:
+    """The first day of the month after ``period``'s."""
+    return (period.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def month_end_at(period: dt.date) -> dt.datetime:
+    """Local midnight at the end of ``period``'s month (``settings.TIME_ZONE``), as an aware time."""
+    end = month_end(period)
+    return timezone.make_aware(dt.datetime(end.year, end.month, end.day))
+
+
+def contract_refusal(status: str) -> str:
+    """Why a contract in ``status`` takes no reading ('' when it does)."""
+    return str(SUSPENDED) if status == ContractStatus.SUSPENDED else ""
+
+
+def install_refusal(installed_at: dt.datetime, period: dt.date) -> str:
+    """Why ``period`` cannot be read on a meter installed at ``installed_at`` ('' when it can)."""
+    if installed_at >= month_end_at(period):
+        return str(BEFORE_INSTALL) % {"m": f"{period:%m/%Y}"}
+    return ""
+
+
+def later_refusal(value: int, later) -> str:
+    """Why ``value`` cannot come before ``later`` (the next current reading on the same meter, or None)."""
+    if later is not None and int(value) > later.value and not later_rolled_over(later):
+        return str(ABOVE_LATER) % {"v": value, "m": f"{later.period:%m/%Y}", "n": later.value}
+    return ""
+
+
+def later_rolled_over(later) -> bool:
+    """The later reading was taken across a roll-over of the register (its register below its previous)."""
+    return later.previous_value is not None and later.value < later.previous_value
+
+
+def check(*reasons: str, field: str | None = "value") -> None:
+    """Refuse with the first reason given, if any (on ``field``, or the whole reading when None)."""
+    for reason in reasons:
+        if reason:
+            raise ValidationError({field: reason} if field else reason)

@@ -1,0 +1,157 @@
+"""Two clerks at once get an answer, never a 500; numbering by the local year; invoice lines in order."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from django.conf import settings
+from django.contrib.messages import get_messages
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from billing import services as billing
+from billing.models import Adjustment, Invoice, InvoiceLine
+from crm.models import Role
+from tests.billing.conftest import OCT
+
+on_postgres = pytest.mark.skipif(
+    "postgresql" not in settings.DATABASES["default"]["ENGINE"], reason="two connections at once: PostgreSQL"
+)
+
+
+def _in_thread(work) -> tuple[threading.Thread, dict]:
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = work()
+        except Exception as exc:  # reported to the test
+            outcome["error"] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+@on_postgres
+def test_two_clerks_starting_the_same_billing_run_make_each_bill_once_without_an_error(
+    transactional_db, make_customer, read
+):
+    for _ in range(3):
+        read(make_customer(), OCT, 150)
+    with transaction.atomic():
+        assert billing.billing_run(actor=None, period=OCT).invoices == 3
+        second, outcome = _in_thread(lambda: billing.billing_run(actor=None, period=OCT))
+        second.join(1.5)
+        assert second.is_alive()  # waits for the first run
+    second.join(30)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["result"].invoices == 0
+    assert Invoice.objects.count() == 3
+
+
+def test_a_clash_on_a_bill_made_meanwhile_is_a_clear_refusal(make_customer, read, monkeypatch):
+    read(make_customer(), OCT, 150)
+
+    def clash(**kw):
+        raise IntegrityError('duplicate key value violates unique constraint "billing_invoice_one_per_period"')
+
+    monkeypatch.setattr(billing, "_billing_run", clash)
+    with pytest.raises(ValidationError, match="Another billing run of 10/2025"):
+        billing.billing_run(actor=None, period=OCT)
+
+
+@pytest.fixture
+def issued(make_customer, read, org, make_staff):
+    customer = make_customer()
+    read(customer, OCT, 350)
+    billing.billing_run(actor=None, period=OCT)
+    billing.invoices_issue(actor=None, period=OCT)
+    clerks = [make_staff(Role.BILLING_CLERK, [org["home"]]) for _ in range(2)]
+    return Invoice.objects.get(customer=customer), clerks
+
+
+@on_postgres
+def test_two_clerks_proposing_on_the_same_bill_at_once_the_second_is_told_one_is_pending(
+    transactional_db, issued
+):
+    invoice, (first, second) = issued
+    with transaction.atomic():
+        billing.adjustment_propose(actor=first, invoice=invoice, kwh=150, record="Biên bản 1")
+        other, outcome = _in_thread(
+            lambda: billing.adjustment_propose(actor=second, invoice=invoice, kwh=140, record="Biên bản 2")
+        )
+        other.join(1.5)
+    other.join(30)
+    assert isinstance(outcome.get("error"), ValidationError), outcome
+    assert outcome["error"].messages == ["An adjustment of this invoice is already awaiting approval."]
+    assert Adjustment.objects.get().proposed_by == first
+
+
+def test_the_adjustment_invoice_takes_the_local_year_at_half_past_midnight_on_new_years_day(
+    issued, monkeypatch
+):
+    invoice, (proposer, approver) = issued
+    adjustment = billing.adjustment_propose(actor=proposer, invoice=invoice, kwh=150, record="Biên bản")
+    # 00:30 on 1 January 2026 in Hồ Chí Minh City is still 31 December 2025 in UTC.
+    new_year = timezone.make_aware(dt.datetime(2026, 1, 1, 0, 30))
+    assert new_year.astimezone(dt.UTC).year == 2025
+    monkeypatch.setattr(timezone, "now", lambda: new_year.astimezone(dt.UTC))  # as Django gives it
+    billing.adjustment_decide(actor=approver, adjustment=adjustment, approve=True)
+    adjustment.refresh_from_db()
+    assert adjustment.invoice.number == "HD2026-00000001"
+
+
+def test_the_api_gives_an_invoices_lines_in_position_order(client, staff, make_customer, read):
+    read(make_customer(), OCT, 350)  # one line a tier
+    billing.billing_run(actor=None, period=OCT)
+    invoice = Invoice.objects.get()
+    lines = list(invoice.lines.order_by("position"))
+    InvoiceLine.objects.filter(invoice=invoice).delete()
+    for line in reversed(lines):  # stored last first
+        line.pk = None
+        line.save()
+    client.force_login(staff[Role.BILLING_CLERK])
+    with CaptureQueriesContext(connection) as queries:
+        detail = client.get(f"/api/v1/invoices/{invoice.pk}/").json()
+    # Asked in that order, not left to the plan the database happens to choose.
+    (lines_query,) = [q["sql"] for q in queries if 'FROM "billing_invoiceline"' in q["sql"]]
+    assert lines_query.endswith('ORDER BY "billing_invoiceline"."position" ASC')
+    assert len(lines) > 2
+    assert [line["position"] for line in detail["lines"]] == list(range(1, len(lines) + 1))
+    assert [line["label"] for line in detail["lines"]] == [line.label for line in lines]
+
+
+def test_the_admin_shows_a_clash_of_two_runs_as_a_message(client, staff, make_customer, read, monkeypatch):
+    read(make_customer(), OCT, 150)
+
+    def clash(**kw):
+        raise IntegrityError('duplicate key value violates unique constraint "billing_invoice_one_per_period"')
+
+    monkeypatch.setattr(billing, "_billing_run", clash)
+    client.force_login(staff[Role.BILLING_CLERK])
+    response = client.post(reverse("admin:billing_invoice_run"), {"period": "2025-10", "unit": ""})
+    assert response.status_code == 200
+    shown = [str(m) for m in get_messages(response.wsgi_request)]
+    assert any(m.startswith("Another billing run of 10/2025 made some of these bills meanwhile") for m in shown)
+    assert not Invoice.objects.exists()
+
+
+def test_the_admin_tells_the_second_clerk_an_adjustment_is_pending(client, issued):
+    invoice, (first, second) = issued
+    billing.adjustment_propose(actor=first, invoice=invoice, kwh=150, record="Biên bản 1")
+    client.force_login(second)
+    response = client.post(
+        reverse("admin:billing_adjustment_add"), {"original": invoice.pk, "kwh": 140, "record": "Biên bản 2"}
+    )
+    assert response.status_code == 302
+    shown = [str(m) for m in get_messages(response.wsgi_request)]
+    assert "An adjustment of this invoice is already awaiting approval." in shown
+    assert Adjustment.objects.count() == 1

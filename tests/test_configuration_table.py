@@ -1,0 +1,63 @@
+"""The README's configuration table lists every setting the code reads: each environment variable that
+crm/settings.py (and deploy/gunicorn.conf.py) reads, and each ``getattr(settings, "TONGDAI_…")`` in the apps."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+APPS = ["crm", "customers", "tickets", "billing"]
+
+ENV_READ = re.compile(r"""(?:env_\w+\(|os\.environ\.get\(|os\.environ\[|os\.getenv\()\s*["']([A-Z][A-Z0-9_]*)["']""")
+GETATTR_SETTING = re.compile(r"""getattr\(\s*settings\s*,\s*["'](TONGDAI_[A-Z0-9_]+)["']""")
+
+
+def environment_reads(path: Path) -> set[str]:
+    return set(ENV_READ.findall(path.read_text()))
+
+
+def getattr_settings() -> set[str]:
+    names: set[str] = set()
+    for app in APPS:
+        for path in (ROOT / app).rglob("*.py"):
+            if "migrations" not in path.parts:
+                names |= set(GETATTR_SETTING.findall(path.read_text()))
+    return names
+
+
+def configuration_table() -> set[str]:
+    """The variables named in the first column of the README's configuration table."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n#", 1)[0]
+    names: set[str] = set()
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            names |= set(re.findall(r"`([A-Z][A-Z0-9_]*)`", line.split("|")[1]))
+    return names
+
+
+def test_the_readers_are_found():
+    # the parser itself: settings read through each helper and through os.environ are seen
+    reads = environment_reads(ROOT / "crm" / "settings.py")
+    assert {"DEBUG", "SECRET_KEY", "DATABASE_URL", "TONGDAI_API_RATE", "CONN_MAX_AGE", "Q_REDIS_URL"} <= reads
+    assert {"TONGDAI_SLA_TARGET_PERCENT", "TONGDAI_EXPORT_CHUNK_SIZE"} <= getattr_settings()
+    assert {"DEBUG", "TONGDAI_API_RATE"} <= configuration_table()
+
+
+def test_every_environment_variable_the_settings_read_is_in_the_readme_table():
+    read = environment_reads(ROOT / "crm" / "settings.py") | environment_reads(ROOT / "deploy" / "gunicorn.conf.py")
+    missing = sorted(read - configuration_table())
+    assert not missing, f"add these to the README's configuration table: {missing}"
+
+
+def test_every_tongdai_setting_the_apps_read_is_in_the_readme_table():
+    missing = sorted(getattr_settings() - configuration_table())
+    assert not missing, f"add these to the README's configuration table: {missing}"
+
+
+def test_every_tongdai_setting_the_apps_read_can_be_set_from_the_environment():
+    """A setting read with getattr has its environment variable in crm/settings.py, so the table tells the
+    truth when it says the variable sets it."""
+    missing = sorted(getattr_settings() - environment_reads(ROOT / "crm" / "settings.py"))
+    assert not missing, missing

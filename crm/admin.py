@@ -66,7 +66,7 @@ class StaffProfileAdmin(ScopedAdmin):
     search_fields = ["badge_number__exact", "user__username", "user__last_name"]
     autocomplete_fields = ["user"]
     filter_horizontal = ["units"]
-    fields = ["user", "badge_number", "role", "units", "phone"]
+    fields = ["user", "badge_number", "role", "units", "phone", "assign_new_tickets"]
     readonly_fields = ["user", "badge_number"]
 
     def has_add_permission(self, request):
@@ -99,6 +99,7 @@ class StaffProfileAdmin(ScopedAdmin):
             role=form.cleaned_data["role"],
             units=form.cleaned_data["units"],
             phone=obj.phone,
+            assign_new_tickets=form.cleaned_data.get("assign_new_tickets"),
         )
 
     def save_related(self, request, form, formsets, change):

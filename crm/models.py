@@ -182,6 +182,11 @@ class StaffProfile(models.Model):
     role = models.CharField(_("role"), max_length=20, choices=Role.choices)
     units = models.ManyToManyField(Unit, blank=True, related_name="staff", verbose_name=_("units served"))
     phone = models.CharField(_("work phone"), max_length=16, blank=True)
+    assign_new_tickets = models.BooleanField(
+        _("assign the tickets I take to me"),
+        default=True,
+        help_text=_("For agents: a ticket they save in the admin is assigned to them at once."),
+    )
 
     objects = StaffProfileQuerySet.as_manager()
 

@@ -113,7 +113,13 @@ def role_group(role: str) -> Group:
 
 @transaction.atomic
 def staff_update(
-    *, actor, user, role: str, units: Iterable[Unit] | None = None, phone: str | None = None
+    *,
+    actor,
+    user,
+    role: str,
+    units: Iterable[Unit] | None = None,
+    phone: str | None = None,
+    assign_new_tickets: bool | None = None,
 ) -> StaffProfile:
     """Change a staff member's role (and, optionally, units and phone); their group follows the role.
 
@@ -128,7 +134,9 @@ def staff_update(
     profile.role = role
     if phone is not None:
         profile.phone = phone.strip()
-    profile.save(update_fields=["role", "phone"])
+    if assign_new_tickets is not None:
+        profile.assign_new_tickets = assign_new_tickets
+    profile.save(update_fields=["role", "phone", "assign_new_tickets"])
     if units is not None:
         profile.units.set(list(units))
     if old_group is not None:

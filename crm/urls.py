@@ -15,7 +15,7 @@ from crm.api.views import UnitViewSet
 from crm.health import health
 from customers.api.views import ContractViewSet, CustomerViewSet, MeterViewSet
 from tickets import views as field_views
-from tickets.api.views import OutageStatusView, TicketViewSet, WorkOrderViewSet
+from tickets.api.views import InteractionViewSet, OutageStatusView, TicketViewSet, WorkOrderViewSet
 
 router = DefaultRouter()
 router.trailing_slash = "/?"  # /api/v1/customers/lookup?q=… and …/lookup/?q=… both work
@@ -25,6 +25,7 @@ router.register("contracts", ContractViewSet, basename="contract")
 router.register("meters", MeterViewSet, basename="meter")
 router.register("tickets", TicketViewSet, basename="ticket")
 router.register("work-orders", WorkOrderViewSet, basename="workorder")
+router.register("interactions", InteractionViewSet, basename="interaction")
 router.register("invoices", InvoiceViewSet, basename="invoice")
 router.register("readings", ReadingViewSet, basename="reading")
 router.register("disputes", DisputeViewSet, basename="dispute")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -23,8 +25,9 @@ from customers.models import (
     Meter,
     MeterAssignment,
 )
-from customers.normalise import display_phone
+from customers.normalise import InvalidPhone, display_phone, normalise_phone
 from customers.resources import ContractResource, CustomerResource, MeterResource
+from customers.selectors import MatchKind
 
 
 class CustomerSearchMixin:
@@ -197,13 +200,26 @@ class CustomerAdmin(
     def lookup_view(self, request):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        query = request.GET.get("q", "")
-        found, error = None, None
+        # ?phone=<caller id> is the softphone's screen pop: the same lookup, by the number that is calling.
+        query = request.GET.get("q", "") or request.GET.get("phone", "")
+        found, error, caller_phone = None, None, ""
         if query.strip():
             try:
                 found = selectors.lookup_customers(user=request.user, query=query)
             except selectors.InvalidQuery as exc:
                 error = str(exc)
+            try:
+                caller_phone = normalise_phone(query)
+            except InvalidPhone:
+                caller_phone = ""
+        exact = [c for c in (found.customers if found else []) if c.match in (MatchKind.CODE, MatchKind.PHONE,
+                                                                                   MatchKind.SERIAL)]  # fmt: skip
+        if found and len(found.customers) == 1 and exact and not found.truncated:
+            # One exact match: the agent lands on the card, which knows the number calling.
+            card = reverse("admin:customers_customer_card", args=[exact[0].pk])
+            if exact[0].match == MatchKind.PHONE:
+                card = f"{card}?{urlencode({'phone': caller_phone})}"
+            return HttpResponseRedirect(card)
         context = {
             **self.admin_site.each_context(request),
             "title": _("Caller lookup"),
@@ -211,6 +227,8 @@ class CustomerAdmin(
             "query": query,
             "found": found,
             "error": error,
+            "caller_phone": caller_phone,
+            "caller_phone_shown": display_phone(caller_phone) if caller_phone else "",
         }
         return TemplateResponse(request, "admin/customers/lookup.html", context, status=400 if error else 200)
 
@@ -238,8 +256,16 @@ class CustomerAdmin(
                 report_errors(request, exc)
             return HttpResponseRedirect(reverse("admin:customers_customer_card", args=[pk]))
         seen = privacy.visibility(request.user)
+        caller_phone = self._caller_phone(request)
+        if caller_phone:  # a call from a known number: new records carry the number calling, not the primary one
+            for section in card.sections:
+                section.actions = [
+                    (label, _with_param(url, "caller_phone", caller_phone) if method == "get" else url, method)
+                    for label, url, method in section.actions
+                ]
         context = {
             **self.admin_site.each_context(request),
+            "caller_phone": seen.phone(display_phone(caller_phone)) if caller_phone else "",
             "title": card.customer.full_name,
             "opts": self.model._meta,
             "card": card,
@@ -249,6 +275,24 @@ class CustomerAdmin(
             "can_change": self.has_change_permission(request, card.customer),
         }
         return TemplateResponse(request, "admin/customers/card.html", context)
+
+
+    @staticmethod
+    def _caller_phone(request) -> str:
+        try:
+            return normalise_phone(request.GET.get("phone", "")) if request.GET.get("phone") else ""
+        except InvalidPhone:
+            return ""
+
+
+def _with_param(url: str, name: str, value: str) -> str:
+    """``url`` with its query parameter ``name`` set to ``value`` (only when the url already takes it)."""
+    parts = urlsplit(url)
+    params = dict(parse_qsl(parts.query))
+    if name not in params:
+        return url
+    params[name] = value
+    return urlunsplit(parts._replace(query=urlencode(params)))
 
 
 @admin.register(CustomerPhone)

@@ -90,7 +90,8 @@ def english_words(text: str) -> list[str]:
 
 def pages(user, customer):
     """The admin's index, every changelist the user may view with its add page and the first row's page, the
-    card, the lookup, the dashboard and the field page."""
+    card, the lookup (and its offer for an unknown number), the callbacks due with a survey form, the dashboard
+    and the field page."""
     urls = [reverse("admin:index"), reverse("admin:customers_customer_lookup")]
     request = _request_for(user)
     for model, model_admin in registered_admins():
@@ -104,6 +105,14 @@ def pages(user, customer):
         if row is not None:
             urls.append(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[row.pk]))
     urls.append(reverse("admin:customers_customer_card", args=[customer.pk]))
+    urls.append(reverse("admin:customers_customer_lookup") + "?phone=0988777666")  # nobody's: "new ticket for…"
+    if user.has_perm("tickets.add_callback"):  # the callbacks due, and the survey form of one of them
+        from tickets.models import Ticket
+
+        urls.append(reverse("admin:tickets_ticket_callbacks"))
+        resolved = Ticket.objects.for_user(user).filter(status="resolved").order_by("pk").first()
+        if resolved is not None:
+            urls.append(reverse("admin:tickets_ticket_callback", args=[resolved.pk]))
     for name in ("dashboard", "field-work-orders"):
         with contextlib.suppress(NoReverseMatch):
             urls.append(reverse(name))

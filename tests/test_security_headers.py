@@ -79,7 +79,7 @@ def pages(client, staff, make_customer, catalogue):
     work_order_create(actor=None, ticket=ticket, crew=staff[Role.FIELD_CREW])
     return {
         "card": reverse("admin:customers_customer_card", args=[customer.pk]),
-        "lookup": reverse("admin:customers_customer_lookup") + "?q=" + customer.code,
+        "lookup": reverse("admin:customers_customer_lookup") + "?q=nguyen+van",  # a list (one exact match opens the card)
         "customers": reverse("admin:customers_customer_changelist"),
         "ticket": reverse("admin:tickets_ticket_change", args=[ticket.pk]),
         "api list": "/api/v1/customers/",

@@ -69,7 +69,7 @@ class QueueFilter(admin.SimpleListFilter):
         if value == "breached":
             return queryset.open().filter(escalation_level__gt=0)
         if value == "callback":
-            return queryset.filter(status=Status.RESOLVED, callback_due__lte=now)
+            return queryset.filter(status=Status.RESOLVED)  # a finished callback closes the ticket
         return queryset
 
 
@@ -83,6 +83,8 @@ class TicketIntakeForm(forms.ModelForm):
             return normalise_phone(value)
         except InvalidPhone as exc:
             raise forms.ValidationError(str(exc), code="invalid_phone") from exc
+    # When the agent opened the form (picked up the call): the call is logged with its handling time on save.
+    call_started_at = forms.DateTimeField(widget=forms.HiddenInput, required=False)
 
     class Meta:
         model = Ticket
@@ -185,6 +187,40 @@ class AssignForm(forms.Form):
         self.fields["assignee"].queryset = selectors.eligible_assignees(units).order_by("username")
 
 
+SCORES = [(n, str(n)) for n in range(1, 6)]
+
+
+class CallbackSurveyForm(forms.Form):
+    """One callback attempt: the customer's answers, or "no answer" (the third makes it unreachable)."""
+
+    reached = forms.TypedChoiceField(
+        label=gettext_lazy("did the customer answer?"),
+        choices=[("yes", gettext_lazy("Yes: record the survey")), ("no", gettext_lazy("No answer"))],
+        coerce=lambda value: value == "yes",
+        widget=forms.RadioSelect,
+    )
+    fix_score = forms.TypedChoiceField(
+        label=gettext_lazy("satisfaction with the fix (1–5)"), choices=SCORES, coerce=int, required=False,
+        empty_value=None, widget=forms.RadioSelect,
+    )  # fmt: skip
+    attitude_score = forms.TypedChoiceField(
+        label=gettext_lazy("satisfaction with the staff (1–5)"), choices=SCORES, coerce=int, required=False,
+        empty_value=None, widget=forms.RadioSelect,
+    )  # fmt: skip
+    comment = forms.CharField(label=gettext_lazy("comment"), required=False, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+def add_service_errors(form, exc: ValidationError) -> None:
+    """A service's refusal shown on the form: on its field when it names one the form has, else on top."""
+    if hasattr(exc, "error_dict"):
+        for name, errors in exc.error_dict.items():
+            for error in errors:
+                form.add_error(name if name in form.fields else None, error)
+    else:
+        for message in exc.messages:
+            form.add_error(None, message)
+
+
 @admin.register(Ticket)
 class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
     form = TicketIntakeForm
@@ -276,7 +312,7 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return TicketIntakeForm.Meta.fields
+            return [*TicketIntakeForm.Meta.fields, "call_started_at"]
         fields = [
             "number", "status", "category", "customer", "contract", "caller_name", "caller_phone",
             "caller_address", "channel", "priority", "description", "unit", "assignee", "created_at",
@@ -291,6 +327,13 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
     def get_urls(self):
         return [
             path("breaches/", self.admin_site.admin_view(self.breaches_view), name="tickets_ticket_breaches"),
+            path("callbacks/", self.admin_site.admin_view(self.callbacks_view), name="tickets_ticket_callbacks"),
+            path("<int:object_id>/move/", self.admin_site.admin_view(self.move_view), name="tickets_ticket_move"),
+            path(
+                "<int:object_id>/callback/",
+                self.admin_site.admin_view(self.callback_view),
+                name="tickets_ticket_callback",
+            ),
             path(
                 "report-outage/<int:incident_id>/<int:customer_id>/",
                 self.admin_site.admin_view(self.report_outage_view),
@@ -311,6 +354,125 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
         }
         return TemplateResponse(request, "admin/tickets/breaches.html", context)
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The ticket page: its clocks, the buttons for the moves the user may make now, and its timeline."""
+        ticket = self.get_object(request, object_id)
+        if ticket is not None and request.method == "GET":
+            extra_context = {
+                **(extra_context or {}),
+                "moves": selectors.ticket_moves(ticket=ticket, user=request.user),
+                "clocks": selectors.ticket_clocks(ticket=ticket),
+                "timeline": selectors.ticket_timeline(ticket=ticket),
+                "move_url": reverse("admin:tickets_ticket_move", args=[ticket.pk]),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    MOVE_STATUS = {
+        "acknowledge": Status.ACKNOWLEDGED, "start": Status.IN_PROGRESS, "resume": Status.IN_PROGRESS,
+        "pending": Status.PENDING_CUSTOMER, "resolve": Status.RESOLVED, "reopen": Status.REOPENED,
+        "cancel": Status.CANCELLED, "duplicate": Status.DUPLICATE,
+    }  # fmt: skip
+
+    def move_view(self, request, object_id: int):
+        """A button of the ticket page: the move goes through its service; a refused one says why and changes
+        nothing."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        ticket = self.get_queryset(request).filter(pk=object_id).first()
+        if ticket is None:
+            raise Http404(_("No such ticket in your units."))
+        page = reverse("admin:tickets_ticket_change", args=[ticket.pk])
+        key = request.POST.get("move", "")
+        moves = {m.key: m for m in selectors.ticket_moves(ticket=ticket, user=request.user)}
+        if key not in moves or moves[key].link:
+            messages.error(request, _("This move is not open to you on this ticket now."))
+            return HttpResponseRedirect(page)
+        note = request.POST.get("note", "").strip()
+        try:
+            if key == "take":
+                services.ticket_assign(actor=request.user, ticket=ticket, assignee=request.user)
+            elif key == "contact":
+                services.ticket_record_contact(actor=request.user, ticket=ticket)
+            elif key == "send_crew":
+                order = services.work_order_create(actor=request.user, ticket=ticket, note=note)
+                messages.success(request, _("Work order %(o)s issued.") % {"o": order})
+            else:
+                duplicate_of = None
+                if key == "duplicate":
+                    number = request.POST.get("duplicate_of", "").strip()
+                    duplicate_of = self.get_queryset(request).filter(number=number).first() if number else None
+                    if duplicate_of is None:
+                        raise ValidationError(
+                            {"duplicate_of": _("No ticket numbered “%(n)s” in your units.") % {"n": number}}
+                            if number else {"duplicate_of": _("Name the ticket this one repeats.")}
+                        )  # fmt: skip
+                services.ticket_change_status(
+                    actor=request.user, ticket=ticket, to=self.MOVE_STATUS[key], note=note, duplicate_of=duplicate_of
+                )  # fmt: skip
+        except ValidationError as exc:
+            report_errors(request, exc)
+            return HttpResponseRedirect(page)
+        messages.success(request, _("%(n)s: %(move)s — done.") % {"n": ticket.number, "move": moves[key].label})
+        return HttpResponseRedirect(page)
+
+    def has_callback_permission(self, request) -> bool:
+        return request.user.has_perm("tickets.add_callback")
+
+    def callbacks_view(self, request):
+        """The callbacks due: resolved tickets of the user's units waiting for the centre's call, each one click
+        from its survey form."""
+        if not self.has_callback_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Callbacks due"),
+            "opts": self.model._meta,
+            "tickets": selectors.callbacks_due(user=request.user),
+            "max_attempts": services.CALLBACK_MAX_ATTEMPTS,
+        }
+        return TemplateResponse(request, "admin/tickets/callbacks.html", context)
+
+    def callback_view(self, request, object_id: int):
+        """The survey form of one resolved ticket, recorded through ``callback_record``."""
+        if not self.has_callback_permission(request):
+            raise PermissionDenied
+        ticket = self.get_queryset(request).select_related("customer", "category").filter(pk=object_id).first()
+        if ticket is None:
+            raise Http404(_("No such ticket in your units."))
+        form = CallbackSurveyForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                callback = services.callback_record(
+                    actor=request.user, ticket=ticket, reached=data["reached"], fix_score=data["fix_score"],
+                    attitude_score=data["attitude_score"], comment=data["comment"],
+                )  # fmt: skip
+            except ValidationError as exc:
+                add_service_errors(form, exc)
+            else:
+                if callback.outcome == "surveyed":
+                    text = _("Survey of %(n)s recorded; the ticket is closed.")
+                elif callback.outcome == "unreachable":
+                    text = _("%(n)s: unreachable after %(a)d attempts; the ticket is closed.")
+                else:
+                    text = _("%(n)s: attempt %(a)d without an answer recorded; call again later.")
+                messages.success(request, text % {"n": ticket.number, "a": callback.attempts})
+                return HttpResponseRedirect(reverse("admin:tickets_ticket_callbacks"))
+        attempts = Callback.objects.filter(ticket=ticket).values_list("attempts", flat=True).first() or 0
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Callback survey: %(n)s") % {"n": ticket.number},
+            "opts": self.model._meta,
+            "ticket": ticket,
+            "form": form,
+            "attempts": attempts,
+            "max_attempts": services.CALLBACK_MAX_ATTEMPTS,
+            "phone": selectors.ticket_phone_shown(ticket, request.user),
+        }
+        return TemplateResponse(
+            request, "admin/tickets/callback_form.html", context, status=400 if form.errors else 200
+        )
+
     def report_outage_view(self, request, incident_id: int, customer_id: int):
         """One click from the customer card: the call becomes an outage ticket linked to the incident."""
         if request.method != "POST":
@@ -330,6 +492,8 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
         except ValidationError as exc:
             report_errors(request, exc)
             return HttpResponseRedirect(card)
+        if intake.created:
+            self._log_call(request, intake.ticket)
         messages.success(
             request, _("Ticket %(n)s taken and linked to the outage.") % {"n": intake.ticket.number}
         )
@@ -339,6 +503,11 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
         """ "New ticket" from the customer card comes with ?customer=<id>: the unit follows the customer."""
         initial = super().get_changeform_initial_data(request)
         initial.setdefault("channel", "phone")
+        initial.setdefault("call_started_at", timezone.now())
+        if "customer" not in initial and "unit" not in initial:  # an unknown caller: the agent's only unit
+            unit = services.interaction_unit(actor=request.user)
+            if unit is not None:
+                initial["unit"] = unit.pk
         return initial
 
     def save_model(self, request, obj, form, change):
@@ -360,11 +529,31 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
         )
         for warning in intake.warnings:
             messages.warning(request, warning)
-        obj.pk = intake.ticket.pk
+        obj.pk, obj.number = intake.ticket.pk, intake.ticket.number
+        if intake.created:
+            services.ticket_assign_to_taker(actor=request.user, ticket=intake.ticket)
+        if data["channel"] == "phone":
+            self._log_call(request, intake.ticket, started_at=data.get("call_started_at"))
+
+    def _log_call(self, request, ticket, *, started_at=None):
+        """An agent's phone intake is a call: it is logged with its handling time, from the moment the form (or
+        the card) was opened; a start that cannot be true (in the future, or hours ago) counts from now."""
+        now = timezone.now()
+        if started_at is None or not now - dt.timedelta(hours=4) <= started_at <= now:
+            started_at = now
+        services.interaction_record(
+            actor=request.user, channel="phone", started_at=started_at, ended_at=now, disposition="ticket",
+            ticket=ticket, customer=ticket.customer, caller_phone=ticket.caller_phone,
+        )  # fmt: skip
 
     def save_related(self, request, form, formsets, change):
         for formset in formsets:
             self.save_formset(request, form, formset, change)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        """The agent reads the new number to the caller, on the ticket's own page."""
+        messages.success(request, _("Ticket %(n)s created.") % {"n": obj.number})
+        return HttpResponseRedirect(reverse("admin:tickets_ticket_change", args=[obj.pk]))
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -619,8 +808,23 @@ class CallbackAdmin(ReadOnlyAdmin):
     ordering = ["-id"]
 
 
+class InteractionForm(forms.ModelForm):
+    """A call or message the agent handled: when it started and how long it took, what came of it."""
+
+    handling_seconds = forms.IntegerField(
+        label=gettext_lazy("handling time (seconds)"), min_value=0, max_value=24 * 3600,
+        help_text=gettext_lazy("From picking up the call (or opening the message) to finishing its work."),
+    )  # fmt: skip
+
+    class Meta:
+        model = Interaction
+        fields = ["channel", "disposition", "customer", "ticket", "caller_phone", "unit", "started_at", "note"]
+
+
 @admin.register(Interaction)
-class InteractionAdmin(ReadOnlyAdmin):
+class InteractionAdmin(ServiceErrorsMixin, ReadOnlyAdmin):
+    """Agents log the calls and messages they handle (``interaction_record``); nobody edits one afterwards."""
+
     list_display = ["started_at", "channel", "disposition", "customer", "ticket", "agent", "handling_seconds"]
     list_select_related = ["customer", "ticket", "agent"]
     list_filter = [ScopedUnitFilter, "channel", "disposition"]
@@ -628,12 +832,61 @@ class InteractionAdmin(ReadOnlyAdmin):
         "unit", "customer", "ticket", "agent", "channel", "caller_phone", "started_at", "ended_at", "disposition",
         "note",
     ]  # fmt: skip
+    add_fields = [
+        "channel", "disposition", "customer", "ticket", "caller_phone", "started_at", "handling_seconds", "unit",
+        "note",
+    ]  # fmt: skip
+    autocomplete_fields = ["customer", "ticket", "unit"]
     ordering = ["-id"]
 
+    def has_add_permission(self, request):
+        return request.user.has_perm("tickets.add_interaction")
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = InteractionForm
+            kwargs["fields"] = self.add_fields
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is None:
+            form.base_fields["unit"].required = False
+            form.base_fields["unit"].help_text = _(
+                "Only when no customer or ticket is named and you serve several units."
+            )
+        return form
+
     def get_fields(self, request, obj=None):
+        if obj is None:
+            return self.add_fields
         return privacy.with_shown_fields(
             self.fields, Interaction, {"caller_phone": privacy.PHONE}, request.user
         )
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.get_fields(request, obj)
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        initial.setdefault("channel", "phone")
+        initial.setdefault("started_at", timezone.now())
+        return initial
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        interaction = services.interaction_record(
+            actor=request.user, channel=data["channel"], disposition=data["disposition"],
+            started_at=data["started_at"],
+            ended_at=data["started_at"] + dt.timedelta(seconds=data["handling_seconds"]),
+            customer=data.get("customer"), ticket=data.get("ticket"), unit=data.get("unit"),
+            caller_phone=data.get("caller_phone", ""), note=data.get("note", ""),
+        )  # fmt: skip
+        obj.pk = interaction.pk
+
+    def save_related(self, request, form, formsets, change):
+        pass
+
+    def response_add(self, request, obj, post_url_continue=None):
+        messages.success(request, _("Call logged."))
+        return HttpResponseRedirect(reverse("admin:tickets_interaction_changelist"))
 
 
 @admin.register(WorkOrder)

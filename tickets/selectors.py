@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from django.urls import reverse
 from django.utils import timezone
@@ -34,14 +35,31 @@ def card_open_tickets(*, customer, user) -> dict:
     ]
     actions = []
     if user.has_perm("tickets.add_ticket"):
-        actions.append(
-            (_("New ticket"), f"{reverse('admin:tickets_ticket_add')}?customer={customer.pk}", "get")
-        )
+        actions.append((_("New ticket"), new_ticket_url(customer=customer), "get"))
     return {
         "columns": [_("number"), _("category"), _("status"), _("unit"), _("received at"), _("resolve by")],
         "rows": rows,
         "actions": actions,
     }
+
+
+def new_ticket_url(*, customer) -> str:
+    """The admin's new ticket for ``customer``, prefilled with their primary phone (the card puts the caller's
+    own number there when the call came with one) and their contract when they have only one in force."""
+    from urllib.parse import urlencode
+
+    from customers.models import ContractStatus
+
+    params = {"customer": customer.pk, "channel": "phone"}
+    phone = customer.phones.filter(is_primary=True).values_list("number", flat=True).first()
+    if phone:
+        params["caller_phone"] = phone
+    contracts = list(
+        customer.contracts.exclude(status=ContractStatus.TERMINATED).values_list("pk", flat=True)[:2]
+    )
+    if len(contracts) == 1:
+        params["contract"] = contracts[0]
+    return f"{reverse('admin:tickets_ticket_add')}?{urlencode(params)}"
 
 
 def card_outages(*, customer, user) -> dict:
@@ -156,3 +174,176 @@ def unit_wards(unit) -> list[str]:
         return list(listed)
     named = Customer.objects.filter(unit=unit).exclude(ward="").values_list("ward", flat=True)
     return sorted(set(named.distinct()[:500]))
+def time_left(due, *, now=None) -> str:
+    """How long until ``due`` ("3 h 20 min left") or since it passed ("overdue by 12 min"), for the agent's eye."""
+    if due is None:
+        return "—"
+    now = now or timezone.now()
+    seconds = int((due - now).total_seconds())
+    minutes = abs(seconds) // 60
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = []
+    if days:
+        parts.append(_("%(n)d d") % {"n": days})
+    if hours:
+        parts.append(_("%(n)d h") % {"n": hours})
+    if mins or not parts:
+        parts.append(_("%(n)d min") % {"n": mins})
+    span = " ".join(parts[:2])
+    return (_("%(span)s left") if seconds >= 0 else _("overdue by %(span)s")) % {"span": span}
+
+
+def callbacks_due(*, user, limit: int = 200) -> list[Ticket]:
+    """Resolved tickets of the user's units awaiting the centre's callback (a finished callback closes them),
+    the earliest deadline first, each with its attempts so far and the phone to call."""
+    from customers import privacy
+    from customers.normalise import display_phone
+    from tickets.models import Callback, Status
+
+    tickets = list(
+        Ticket.objects.for_user(user)
+        .filter(status=Status.RESOLVED)
+        .select_related("customer", "category", "unit")
+        .prefetch_related("customer__phones")
+        .order_by("callback_due", "id")[:limit]
+    )
+    attempts = dict(
+        Callback.objects.filter(ticket__in=[t.pk for t in tickets]).values_list("ticket_id", "attempts")
+    )
+    seen = privacy.visibility(user)
+    now = timezone.now()
+    for ticket in tickets:
+        phone = ticket.caller_phone or next(
+            (p.number for p in (ticket.customer.phones.all() if ticket.customer else []) if p.is_primary), ""
+        )
+        ticket.phone_shown = seen.phone(display_phone(phone)) if phone else "—"
+        ticket.attempts = attempts.get(ticket.pk, 0)
+        ticket.callback_left = time_left(ticket.callback_due, now=now)
+        ticket.callback_overdue = ticket.callback_due is not None and ticket.callback_due < now
+    return tickets
+
+
+def ticket_phone_shown(ticket: Ticket, user) -> str:
+    """The phone to call about ``ticket`` (the caller's, else the customer's primary), as ``user`` may see it."""
+    from customers import privacy
+    from customers.normalise import display_phone
+
+    phone = ticket.caller_phone
+    if not phone and ticket.customer_id:
+        phone = ticket.customer.phones.filter(is_primary=True).values_list("number", flat=True).first() or ""
+    return privacy.visibility(user).phone(display_phone(phone)) if phone else "—"
+
+
+# The ticket page: its moves, clocks and timeline ---------------------------------------------------------
+
+
+@dataclass
+class Move:
+    """A button on the ticket page: what it does, and what the service needs with it."""
+
+    key: str
+    label: str
+    needs_note: bool = False  # a reason the service requires
+    takes_note: bool = False  # an optional one
+    needs_duplicate: bool = False
+    link: str = ""  # a move made on a page of its own (the callback survey)
+
+
+def ticket_moves(*, ticket: Ticket, user) -> list[Move]:
+    """The moves ``user`` may make on ``ticket`` now: its status allows them (``services.TRANSITIONS``) and
+    the user holds the permission. The services check again when the button is pressed."""
+    from tickets.models import Status
+    from tickets.services import TRANSITIONS
+
+    if not user.has_perm("tickets.change_ticket"):
+        return []
+    allowed = TRANSITIONS.get(ticket.status, set())
+    moves = []
+    if ticket.is_open and ticket.assignee_id != user.pk and _serves(user, ticket.unit_id):
+        moves.append(Move("take", _("Take (assign to me)")))
+    if Status.ACKNOWLEDGED in allowed:
+        moves.append(Move("acknowledge", _("Acknowledge")))
+    if ticket.is_open and ticket.contacted_at is None:
+        moves.append(Move("contact", _("The unit has called the customer")))
+    if ticket.is_open and user.has_perm("tickets.add_workorder"):
+        moves.append(Move("send_crew", _("Send a crew (work order)")))
+    if Status.IN_PROGRESS in allowed:
+        if ticket.status == Status.PENDING_CUSTOMER:
+            moves.append(Move("resume", _("Resume (the customer has answered)")))
+        else:
+            moves.append(Move("start", _("Start work")))
+    if Status.PENDING_CUSTOMER in allowed:
+        moves.append(Move("pending", _("Wait for the customer (stops the clocks)"), takes_note=True))
+    if Status.RESOLVED in allowed:
+        moves.append(Move("resolve", _("Resolve"), takes_note=True))
+    if ticket.status == Status.RESOLVED and user.has_perm("tickets.add_callback"):
+        moves.append(Move("callback", _("Call back: survey"),
+                          link=reverse("admin:tickets_ticket_callback", args=[ticket.pk])))  # fmt: skip
+    if Status.REOPENED in allowed:
+        moves.append(Move("reopen", _("Reopen"), needs_note=True))
+    if Status.DUPLICATE in allowed:
+        moves.append(Move("duplicate", _("Mark as a duplicate of"), needs_duplicate=True))
+    if Status.CANCELLED in allowed:
+        moves.append(Move("cancel", _("Cancel"), needs_note=True))
+    return moves
+
+
+def _serves(user, unit_id: int) -> bool:
+    from crm.models import StaffProfile
+
+    return StaffProfile.objects.filter(user=user, units=unit_id).exists()
+
+
+def ticket_clocks(*, ticket: Ticket, now=None) -> list[dict]:
+    """Each deadline of the ticket: when it falls, and whether it was met, passed, is paused or how long is left."""
+    from tickets.models import Status
+
+    now = now or timezone.now()
+    paused = ticket.status == Status.PENDING_CUSTOMER
+    rows = []
+    for label, due, done, breached in (
+        (_("acknowledge by"), ticket.acknowledge_due, ticket.acknowledged_at, ticket.acknowledge_breached),
+        (_("contact the customer by"), ticket.contact_due, ticket.contacted_at, ticket.contact_breached),
+        (_("resolve by"), ticket.resolve_due, ticket.resolved_at, ticket.resolve_breached),
+        (_("call back by"), ticket.callback_due, ticket.closed_at if ticket.callback_due else None, False),
+    ):
+        if due is None:
+            continue
+        if done is not None:
+            state = (_("done late, at %(at)s") if done > due or breached else _("done at %(at)s")) % {
+                "at": timezone.localtime(done).strftime("%d/%m/%Y %H:%M")
+            }
+            late = done > due or breached
+        elif not ticket.is_open and ticket.status != Status.RESOLVED:
+            state, late = "—", breached
+        elif paused:
+            state, late = _("paused: waiting for the customer"), breached
+        else:
+            state, late = time_left(due, now=now), breached or due < now
+        rows.append({"label": label, "due": due, "state": state, "late": late})
+    return rows
+
+
+def ticket_timeline(*, ticket: Ticket) -> list[dict]:
+    """What happened to the ticket, oldest first: who, when, what (a status move named by its labels)."""
+    from tickets.models import Status
+
+    def status_label(value):
+        return Status(value).label if value in Status.values else value
+
+    rows = []
+    for event in ticket.events.select_related("actor").order_by("at", "id"):
+        what = event.get_kind_display()
+        if event.kind == "status" and "status" in event.after:
+            what = f"{status_label(event.before.get('status', ''))} → {status_label(event.after['status'])}"
+        elif event.kind == "escalated" and event.level:
+            what = _("Escalated to level %(n)d") % {"n": event.level}
+        rows.append({
+            "at": event.at,
+            "who": (event.actor.get_full_name() or event.actor.get_username()) if event.actor else _("system"),
+            "kind": event.kind,
+            "what": what,
+            "note": event.note,
+        })  # fmt: skip
+    return rows

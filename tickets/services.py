@@ -561,6 +561,8 @@ def ticket_change_status(
         )
     if to in (Status.CANCELLED, Status.REOPENED) and not note.strip():
         raise ValidationError({"note": _("Say why.")})
+    if to == Status.CLOSED:
+        ticket_refuse_close_without_callback(ticket)
     before = {"status": ticket.status}
     if ticket.status == Status.PENDING_CUSTOMER and ticket.paused_at is not None:
         resume_clocks(ticket, at=at)
@@ -1050,3 +1052,77 @@ def work_order_advance(
             actor=actor, ticket=ticket, to=Status.RESOLVED, note=ResolutionCode(resolution_code).label
         )
     return order
+
+
+# The agent's moves from the admin and the API (callbacks, interactions) ----------------------------------
+
+
+def ticket_refuse_close_without_callback(ticket: Ticket) -> None:
+    """A resolved ticket is closed by its callback (the survey, or unreachable after the last attempt): closing
+    it before then would lose the customer's say on the fix. Raises with the reason."""
+    if ticket.status != Status.RESOLVED:
+        return
+    if not Callback.objects.filter(ticket_id=ticket.pk).exclude(outcome="").exists():
+        raise ValidationError(
+            _("Ticket %(n)s cannot be closed before its callback is recorded (the survey, or unreachable "
+              "after %(max)d attempts).") % {"n": ticket.number, "max": CALLBACK_MAX_ATTEMPTS}
+        )  # fmt: skip
+
+
+def interaction_unit(*, actor, customer: Customer | None = None, ticket: Ticket | None = None) -> Unit | None:
+    """The unit an interaction counts for: its ticket's, else its customer's (after merges), else the agent's
+    only unit. None when it cannot be told (the agent serves several units and named no one)."""
+    if ticket is not None:
+        return ticket.unit
+    if customer is not None:
+        return current_unit(customer.unit)
+    profile = StaffProfile.objects.filter(user=actor).first() if getattr(actor, "pk", None) else None
+    units = list(profile.units.all()[:2]) if profile is not None else []
+    return units[0] if len(units) == 1 else None
+
+
+def interaction_record(
+    *,
+    actor,
+    channel: str,
+    started_at: dt.datetime,
+    ended_at: dt.datetime,
+    disposition: str,
+    unit: Unit | None = None,
+    customer: Customer | None = None,
+    ticket: Ticket | None = None,
+    caller_phone: str = "",
+    note: str = "",
+) -> Interaction:
+    """Log a call or message an agent handled (the admin's form, the API, intake from the card): the unit
+    follows the ticket, the customer or the agent's only unit when not given; a ticket and a customer that do
+    not belong together are refused."""
+    errors = {}
+    if ticket is not None and customer is not None and ticket.customer_id not in (None, customer.pk):
+        errors["ticket"] = _("The ticket is not this customer's.")
+    if ticket is not None and customer is None:
+        customer = ticket.customer
+    unit = unit or interaction_unit(actor=actor, customer=customer, ticket=ticket)
+    if unit is None:
+        errors["unit"] = _("Choose the unit the call was about.")
+    if started_at > timezone.now() + dt.timedelta(minutes=1):
+        errors["started_at"] = _("A call cannot start in the future.")
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        return interaction_log(
+            actor=actor, channel=channel, started_at=started_at, ended_at=ended_at, disposition=disposition,
+            unit=unit, customer=customer, ticket=ticket, caller_phone=caller_phone, note=note,
+        )  # fmt: skip
+
+
+def ticket_assign_to_taker(*, actor, ticket: Ticket) -> bool:
+    """An agent who takes a ticket in the admin keeps it, when their profile says so (``assign_new_tickets``,
+    on by default) and they serve its unit; others leave it to the unit's queue. True when assigned."""
+    profile = StaffProfile.objects.filter(user=actor).first() if getattr(actor, "pk", None) else None
+    if profile is None or profile.role != Role.AGENT or not profile.assign_new_tickets:
+        return False
+    if not profile.units.filter(pk=ticket.unit_id).exists():
+        return False  # routed to a unit the agent does not serve: its own staff take it
+    ticket_assign(actor=actor, ticket=ticket, assignee=actor)
+    return True

@@ -25,10 +25,19 @@ def test_admin_index_links_the_caller_lookup(agent_client):
 
 def test_lookup_page_lists_candidates_linking_to_the_card(agent_client, make_customer):
     customer = make_customer(name="Nguyễn Văn An", phones=["0903 123 456"])
-    response = agent_client.get(reverse("admin:customers_customer_lookup"), {"q": "84-903-123-456"})
+    response = agent_client.get(reverse("admin:customers_customer_lookup"), {"q": "nguyen van an"})
     assert response.status_code == 200
     assert [c.pk for c in response.context["found"].customers] == [customer.pk]
     assert reverse("admin:customers_customer_card", args=[customer.pk]) in response.content.decode()
+
+
+def test_a_lookup_with_one_exact_match_opens_the_card_with_the_number_calling(agent_client, make_customer):
+    customer = make_customer(name="Nguyễn Văn An", phones=["0903 123 456"])
+    card = reverse("admin:customers_customer_card", args=[customer.pk])
+    by_phone = agent_client.get(reverse("admin:customers_customer_lookup"), {"q": "84-903-123-456"})
+    assert (by_phone.status_code, by_phone["Location"]) == (302, f"{card}?phone=%2B84903123456")
+    by_code = agent_client.get(reverse("admin:customers_customer_lookup"), {"q": customer.code.lower()})
+    assert (by_code.status_code, by_code["Location"]) == (302, card)
 
 
 def test_lookup_page_answers_bad_input_with_a_message_not_a_500(agent_client, org):

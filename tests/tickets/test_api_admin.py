@@ -136,10 +136,16 @@ def test_the_card_lists_open_tickets_and_links_a_prefilled_new_ticket(
     section = next(s for s in card.context["card"].sections if s.key == "tickets")
     assert [row[0] for row in section.rows] == [ticket.number]
     new_url = section.actions[0][1]
-    assert new_url.endswith(f"?customer={customer.pk}")
+    contract = customer.contracts.get()
+    assert new_url.endswith(
+        f"?customer={customer.pk}&channel=phone&caller_phone=%2B84903123456&contract={contract.pk}"
+    )  # the caller's phone and the customer's only contract come with it
     form = client.get(new_url)
     assert form.status_code == 200
-    assert form.context["adminform"].form.initial["customer"] == str(customer.pk)
+    initial = form.context["adminform"].form.initial
+    assert (initial["customer"], initial["contract"], initial["caller_phone"]) == (
+        str(customer.pk), str(contract.pk), "+84903123456",
+    )  # fmt: skip
 
 
 def test_an_agent_takes_a_ticket_in_the_admin(client, staff, make_customer, catalogue):

@@ -12,6 +12,7 @@ from crm.outbox import outbox_deliver, outbox_deliver_due, outbox_deliver_soon, 
 from crm.tasks import deliver_outbox
 from tickets.models import EventKind, SlaPolicy, Status, Ticket, TicketEvent
 from tickets.services import (
+    callback_record,
     suspension_create,
     ticket_assign,
     ticket_change_status,
@@ -178,9 +179,13 @@ def test_transitions_are_guarded_and_a_refused_one_changes_nothing(catalogue, ma
         Status.DISPATCHED,
         Status.IN_PROGRESS,
         Status.RESOLVED,
-        Status.CLOSED,
     ):
         ticket = ticket_change_status(actor=None, ticket=ticket, to=status)
+    with pytest.raises(ValidationError, match="before its callback is recorded"):
+        ticket_change_status(actor=None, ticket=ticket, to=Status.CLOSED)  # a resolved ticket waits for it
+    for _attempt in range(3):
+        callback_record(actor=None, ticket=ticket, reached=False)  # the third closes it
+    ticket.refresh_from_db()
     assert ticket.callback_due == ticket.resolved_at + dt.timedelta(hours=24)
     assert ticket.next_check_at is None
     assert list(ticket.events.filter(kind=EventKind.STATUS).values_list("after__status", flat=True)) == [

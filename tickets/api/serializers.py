@@ -10,9 +10,12 @@ from customers import privacy
 from customers.models import Contract
 from customers.selectors import customer_for_intake
 from tickets.models import (
+    Callback,
     Category,
     Channel,
+    Disposition,
     Incident,
+    Interaction,
     Priority,
     ResolutionCode,
     Status,
@@ -126,6 +129,17 @@ class TicketSerializer(
 class TicketStatusSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Status.choices)
     note = serializers.CharField(required=False, allow_blank=True, default="")
+    duplicate_of = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="With status duplicate: the number it repeats."
+    )
+
+    def validate_duplicate_of(self, value):
+        if not value.strip():
+            return None
+        ticket = Ticket.objects.for_user(self.context["request"].user).filter(number=value.strip()).first()
+        if ticket is None:
+            raise serializers.ValidationError("No such ticket in your units.")
+        return ticket
 
 
 class IncidentSerializer(serializers.Serializer):
@@ -210,3 +224,85 @@ class TicketAttachmentSerializer(serializers.ModelSerializer):
         from django.urls import reverse
 
         return reverse("ticket-attachment", args=[attachment.pk])
+
+
+class CallbackInSerializer(serializers.Serializer):
+    reached = serializers.BooleanField(help_text="Did the customer answer? False counts an unanswered attempt.")
+    fix_score = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True, default=None)
+    attitude_score = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True, default=None)
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class CallbackSerializer(serializers.ModelSerializer):
+    ticket = serializers.CharField(source="ticket.number")
+    ticket_status = serializers.CharField(source="ticket.status")
+    agent = serializers.CharField(source="agent.username", default=None)
+
+    class Meta:
+        model = Callback
+        fields = [
+            "ticket", "ticket_status", "attempts", "outcome", "fix_score", "attitude_score", "comment", "agent",
+            "completed_at",
+        ]  # fmt: skip
+
+
+class InteractionInSerializer(serializers.Serializer):
+    """A call or message to log (a softphone posts one when the agent hangs up)."""
+
+    channel = serializers.ChoiceField(choices=Channel.choices)
+    disposition = serializers.ChoiceField(choices=Disposition.choices)
+    started_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField(required=False, help_text="Or give handling_seconds.")
+    handling_seconds = serializers.IntegerField(required=False, min_value=0, max_value=24 * 3600)
+    customer_code = serializers.CharField(required=False, allow_blank=True)
+    ticket_number = serializers.CharField(required=False, allow_blank=True)
+    unit_code = serializers.CharField(required=False, allow_blank=True)
+    caller_phone = serializers.CharField(required=False, allow_blank=True, max_length=30)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+    def validate(self, data):
+        import datetime as dt
+
+        from customers.models import Customer
+
+        user = self.context["request"].user
+        seconds = data.pop("handling_seconds", None)
+        if "ended_at" not in data:
+            if seconds is None:
+                raise serializers.ValidationError({"ended_at": "Give ended_at or handling_seconds."})
+            data["ended_at"] = data["started_at"] + dt.timedelta(seconds=seconds)
+        code = (data.pop("customer_code", "") or "").strip().upper()
+        data["customer"] = None
+        if code:
+            data["customer"] = Customer.objects.for_user(user).filter(code=code).first()
+            if data["customer"] is None:
+                raise serializers.ValidationError({"customer_code": "No such customer in your units."})
+        number = (data.pop("ticket_number", "") or "").strip()
+        data["ticket"] = None
+        if number:
+            data["ticket"] = Ticket.objects.for_user(user).filter(number=number).first()
+            if data["ticket"] is None:
+                raise serializers.ValidationError({"ticket_number": "No such ticket in your units."})
+        unit_code = (data.pop("unit_code", "") or "").strip().upper()
+        data["unit"] = None
+        if unit_code:
+            data["unit"] = Unit.objects.for_user(user).filter(code=unit_code).first()
+            if data["unit"] is None:
+                raise serializers.ValidationError({"unit_code": "No such unit among yours."})
+        return data
+
+
+class InteractionSerializer(privacy.MaskedRepresentationMixin, serializers.ModelSerializer):
+    masked_fields = {"caller_phone": privacy.PHONE}
+    customer_code = serializers.CharField(source="customer.code", default=None)
+    ticket_number = serializers.CharField(source="ticket.number", default=None)
+    unit_code = serializers.CharField(source="unit.code")
+    agent = serializers.CharField(source="agent.username")
+    handling_seconds = serializers.IntegerField()
+
+    class Meta:
+        model = Interaction
+        fields = [
+            "id", "channel", "disposition", "started_at", "ended_at", "handling_seconds", "customer_code",
+            "ticket_number", "unit_code", "agent", "caller_phone", "note",
+        ]  # fmt: skip

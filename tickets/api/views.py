@@ -18,6 +18,10 @@ from customers.normalise import InvalidPhone, normalise_phone
 from tickets import services
 from tickets.api.filters import TicketFilter, WorkOrderFilter
 from tickets.api.serializers import (
+    CallbackInSerializer,
+    CallbackSerializer,
+    InteractionInSerializer,
+    InteractionSerializer,
     OutageStatusSerializer,
     TicketAssignSerializer,
     TicketAttachmentSerializer,
@@ -29,7 +33,7 @@ from tickets.api.serializers import (
     WorkOrderSerializer,
     WorkOrderStepSerializer,
 )
-from tickets.models import Ticket, WorkOrder
+from tickets.models import Callback, Interaction, Ticket, WorkOrder
 
 
 class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
@@ -81,10 +85,11 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
     def change_status(self, request, pk=None):
         """Move the ticket (acknowledged, dispatched, in progress, pending the customer, resolved, closed…)."""
         ticket = self.get_object()
-        incoming = TicketStatusSerializer(data=request.data)
+        incoming = TicketStatusSerializer(data=request.data, context={"request": request})
         incoming.is_valid(raise_exception=True)
         ticket = services.ticket_change_status(actor=request.user, ticket=ticket, to=incoming.validated_data["status"],
-                                               note=incoming.validated_data["note"])  # fmt: skip
+                                               note=incoming.validated_data["note"],
+                                               duplicate_of=incoming.validated_data["duplicate_of"])  # fmt: skip
         return Response(TicketSerializer(ticket, context={"request": request}).data)
 
     @extend_schema(request=TicketRerouteSerializer, responses={200: TicketSerializer})
@@ -157,6 +162,21 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
         return Response(TicketAttachmentSerializer(attachment).data, status=http.HTTP_201_CREATED)
 
 
+    @extend_schema(request=CallbackInSerializer, responses={201: CallbackSerializer})
+    @action(detail=True, methods=["post"], url_path="callback",
+            permission_classes=[needs("tickets.view_ticket", "tickets.add_callback")])  # fmt: skip
+    def callback(self, request, pk=None):
+        """Record one callback attempt of a resolved ticket: the survey (``reached: true`` with ``fix_score`` and
+        ``attitude_score`` from 1 to 5), or an unanswered call; the third unanswered one makes it unreachable.
+        A finished callback closes the ticket."""
+        ticket = self.get_object()
+        incoming = CallbackInSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        callback = services.callback_record(actor=request.user, ticket=ticket, **incoming.validated_data)
+        callback = Callback.objects.select_related("ticket", "agent").get(pk=callback.pk)
+        return Response(CallbackSerializer(callback).data, status=http.HTTP_201_CREATED)
+
+
 def _body_hash(request) -> str:
     """The hash of what the request asks for: its parsed body, field order and spacing aside."""
     data = request.data
@@ -221,3 +241,21 @@ class WorkOrderViewSet(ScopedReadOnlyViewSet):
             actor=request.user, order=self.get_object(), **incoming.validated_data
         )
         return Response(WorkOrderSerializer(order).data)
+
+
+class InteractionViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
+    """Calls and messages handled by agents; POST logs one (a softphone posts it when the agent hangs up)."""
+
+    queryset = Interaction.objects.select_related("customer", "ticket", "unit", "agent")
+    serializer_class = InteractionSerializer
+    filterset_fields = ["channel", "disposition", "unit"]
+
+    @extend_schema(request=InteractionInSerializer, responses={201: InteractionSerializer})
+    def create(self, request, *args, **kwargs):
+        incoming = InteractionInSerializer(data=request.data, context={"request": request})
+        incoming.is_valid(raise_exception=True)
+        interaction = services.interaction_record(actor=request.user, **incoming.validated_data)
+        interaction = self.get_queryset().get(pk=interaction.pk)
+        return Response(
+            InteractionSerializer(interaction, context={"request": request}).data, status=http.HTTP_201_CREATED
+        )

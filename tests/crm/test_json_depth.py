@@ -13,13 +13,13 @@ from django.contrib.auth import get_user_model
 from django.forms.models import model_to_dict
 from django.test import RequestFactory
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import translation
 from django.utils.html import escape
 
+from billing.models import RebateProgramme
 from crm import json_input
 from crm.urls import router
 from tests.admin_site import registered_admins
-from tickets.models import Incident
 
 DEEP = 5000
 BODIES = {  # 5,000 levels reach the views as data; 50,000 overflow the parser itself (RecursionError)
@@ -97,8 +97,9 @@ def test_every_api_endpoint_refuses_json_nested_too_deep_with_the_reason_and_wri
                 assert response.status_code == 400, (url, method, shape, response.status_code)
                 assert response.json() == {"detail": reason}, (url, method, shape)
                 refused += 1
-    # tickets (intake, assign, attachments, status, contact, notes, reroute), work orders, readings, disputes
-    assert refused == len(BODIES) * 10
+    # tickets (intake, assign, attachments, status, contact, notes, reroute, callback), interactions, work
+    # orders, readings, disputes
+    assert refused == len(BODIES) * 12
     assert our_rows() == before
 
 
@@ -126,13 +127,15 @@ def test_every_json_field_of_an_admin_form_bounds_the_nesting(django_user_model,
 
 
 def test_the_admin_shows_json_nested_too_deep_as_a_form_error_and_writes_nothing(client, staff, org):
-    client.force_login(staff["supervisor"])
-    now = timezone.localtime()
+    # A rebate programme's customer types are a JSON field in the admin (an incident's wards are picked from
+    # the unit's list instead).
+    client.force_login(staff["administrator"])
     for shape, body in BODIES.items():
-        form = {"unit": org["home"].pk, "wards": body, "cause": "Sự cố", "started_at_0": f"{now:%Y-%m-%d}",
-                "started_at_1": f"{now:%H:%M:%S}"}  # fmt: skip
-        response = client.post(reverse("admin:tickets_incident_add"), form, HTTP_ACCEPT_LANGUAGE="vi")
+        form = {"name": "Giảm giá", "legal_basis": "Nghị quyết", "customer_types": body, "period_from": "2025-10-01",
+                "period_to": "2025-10-01", "min_kwh": 0, "status": "draft", "bands-TOTAL_FORMS": 0,
+                "bands-INITIAL_FORMS": 0, "bands-MIN_NUM_FORMS": 0, "bands-MAX_NUM_FORMS": 1000}  # fmt: skip
+        response = client.post(reverse("admin:billing_rebateprogramme_add"), form, HTTP_ACCEPT_LANGUAGE="vi")
         assert response.status_code == 200, shape
-        assert response.context["adminform"].form.errors["wards"] == [vietnamese_reason()], shape
+        assert response.context["adminform"].form.errors["customer_types"] == [vietnamese_reason()], shape
         assert escape(body) in response.content.decode(), shape  # shown again as typed, to correct
-    assert not Incident.objects.exists()
+    assert not RebateProgramme.objects.exists()

@@ -292,7 +292,7 @@ def _with_param(url: str, name: str, value: str) -> str:
     if name not in params:
         return url
     params[name] = value
-    return urlunsplit(parts._replace(query=urlencode(params)))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(params), parts.fragment))
 
 
 @admin.register(CustomerPhone)

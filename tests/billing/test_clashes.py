@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing import services as billing
-from billing.models import Adjustment, Invoice, InvoiceLine
+from billing.models import Adjustment, BillingJob, Invoice, InvoiceLine
 from crm.models import Role
 from tests.billing.conftest import OCT
 
@@ -129,7 +129,9 @@ def test_the_api_gives_an_invoices_lines_in_position_order(client, staff, make_c
     assert [line["label"] for line in detail["lines"]] == [line.label for line in lines]
 
 
-def test_the_admin_shows_a_clash_of_two_runs_as_a_message(client, staff, make_customer, read, monkeypatch):
+def test_the_admin_shows_a_clash_of_two_runs_on_the_jobs_page(
+    client, staff, make_customer, read, monkeypatch, django_capture_on_commit_callbacks
+):
     read(make_customer(), OCT, 150)
 
     def clash(**kw):
@@ -137,10 +139,16 @@ def test_the_admin_shows_a_clash_of_two_runs_as_a_message(client, staff, make_cu
 
     monkeypatch.setattr(billing, "_billing_run", clash)
     client.force_login(staff[Role.BILLING_CLERK])
-    response = client.post(reverse("admin:billing_invoice_run"), {"period": "2025-10", "unit": ""})
-    assert response.status_code == 200
-    shown = [str(m) for m in get_messages(response.wsgi_request)]
-    assert any(m.startswith("Another billing run of 10/2025 made some of these bills meanwhile") for m in shown)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("admin:billing_invoice_run"), {"period": "2025-10", "unit": ""})
+    job = BillingJob.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:billing_billingjob_status", args=[job.pk])
+    assert job.status == "failed"
+    assert job.error.startswith("Another billing run of 10/2025 made some of these bills meanwhile")
+    page = client.get(response["Location"])
+    assert page.status_code == 200
+    assert "Another billing run of 10/2025 made some of these bills meanwhile" in page.content.decode()
     assert not Invoice.objects.exists()
 
 
@@ -151,7 +159,9 @@ def test_the_admin_tells_the_second_clerk_an_adjustment_is_pending(client, issue
     response = client.post(
         reverse("admin:billing_adjustment_add"), {"original": invoice.pk, "kwh": 140, "record": "Biên bản 2"}
     )
-    assert response.status_code == 302
-    shown = [str(m) for m in get_messages(response.wsgi_request)]
-    assert "An adjustment of this invoice is already awaiting approval." in shown
+    # The form comes back with what the clerk typed and the refusal on it; nothing was written.
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert "An adjustment of this invoice is already awaiting approval." in form.non_field_errors()
+    assert form["record"].value() == "Biên bản 2"
     assert Adjustment.objects.count() == 1

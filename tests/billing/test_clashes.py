@@ -7,7 +7,6 @@ import threading
 
 import pytest
 from django.conf import settings
-from django.contrib.messages import get_messages
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext

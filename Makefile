@@ -61,9 +61,10 @@ demo: migrate
 
 run: demo
 	$(PY) manage.py setup_schedules
-	@echo "Starting the task cluster and the web server on http://$(HOST):$(PORT)/admin/ (Ctrl-C stops both)"
+	@echo "Starting the task cluster, the outbox worker and the web server on http://$(HOST):$(PORT)/admin/ (Ctrl-C stops all three)"
 	@trap 'kill 0' EXIT INT TERM; \
 	  $(PY) manage.py qcluster & \
+	  $(PY) manage.py outbox_worker & \
 	  $(PY) manage.py runserver $(HOST):$(PORT) --noreload
 
 test: install-test messages

@@ -1,11 +1,13 @@
 """The outbox: side effects leave the system as rows written with the change, delivered by a task.
 
-``outbox_enqueue`` is called inside the service's transaction; after commit a django-q2 task delivers the
-message through the backend configured for its channel. The task is the delivery sweep itself: a busy
-process (hundreds of tickets a second in a storm) queues it at most once per ``TONGDAI_OUTBOX_KICK_MS`` and
-once more at the end of that interval, never one task per message (``outbox_deliver_soon``). A failed
-delivery is retried with a growing delay (the delay is a stored ``next_attempt_at`` that the periodic
-``outbox_deliver_due`` sweep picks up, so a lost task loses nothing); after ``TONGDAI_OUTBOX_MAX_ATTEMPTS`` the message is marked failed.
+``outbox_write`` is the one writer of outbox rows (one message or a thousand, in one INSERT), called inside
+the service's transaction; ``outbox_enqueue`` builds one message (with its attachment) and hands it to it, and
+``staff_message`` is the one rule for how a member of staff is addressed. Delivery is the outbox worker
+(``manage.py outbox_worker``): a long-lived loop that delivers what is due, then waits
+``TONGDAI_OUTBOX_POLL_SECONDS`` when nothing is; several workers may run, each message is claimed by one. A
+failed delivery is retried with a growing delay (a stored ``next_attempt_at``); after
+``TONGDAI_OUTBOX_MAX_ATTEMPTS`` the message is marked failed. The task cluster runs the same sweep every
+minute (``crm.tasks.deliver_outbox``), so messages still leave if no worker runs.
 
 A message that failed for good stays in the table with its ``last_error``; ``outbox_retry`` (the admin's
 "Retry" action, ``manage.py outbox_retry``) gives it back to the sweep and records who did it.
@@ -22,7 +24,6 @@ import json
 import logging
 import mimetypes
 import threading
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterable
@@ -31,7 +32,7 @@ from pathlib import PurePath
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMessage
-from django.db import IntegrityError, connections, transaction
+from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -107,6 +108,57 @@ def _backend(channel: str):
     return import_string(path)()
 
 
+def staff_address(profile) -> tuple[str, str]:
+    """How a member of staff is told: SMS to their phone, else e-mail, else the log (the one rule)."""
+    if profile.phone:
+        return OutboxChannel.SMS, profile.phone
+    if profile.user.email:
+        return OutboxChannel.EMAIL, profile.user.email
+    return OutboxChannel.LOG, profile.user.get_username()
+
+
+def staff_message(profile, *, subject: str, body: str, dedupe_key: str | None = None) -> OutboxMessage:
+    """An unsaved message to a member of staff (a ``StaffProfile``), addressed by ``staff_address``; written
+    by ``outbox_write``."""
+    channel, recipient = staff_address(profile)
+    return OutboxMessage(
+        channel=channel, recipient=recipient, subject=subject, body=body, dedupe_key=dedupe_key
+    )
+
+
+def outbox_write(messages: Iterable[OutboxMessage]) -> list[OutboxMessage]:
+    """Write unsaved messages in the caller's transaction, in one INSERT (the one writer of outbox rows).
+
+    A message without a recipient is dropped; a subject is cut to its column. A repeated ``dedupe_key`` is
+    ignored by the database (a retried change never sends twice). Returns the messages written: one message
+    comes back with its id, or ``[]`` when its key was a repeat; several are returned as given (without ids),
+    the repeats among them left out by the INSERT itself."""
+    rows = []
+    for message in messages:
+        if message.channel not in OutboxChannel.values:
+            raise ValueError(f"Unknown channel {message.channel}")
+        if message.recipient:
+            message.subject = message.subject[:200]
+            rows.append(message)
+    if len(rows) == 1:  # its id is read back: the caller may deliver or show it
+        (message,) = rows
+        try:
+            with transaction.atomic():  # a savepoint: a repeated key is refused by the database's unique key
+                OutboxMessage.objects.bulk_create([message])
+        except IntegrityError:
+            if (
+                not message.dedupe_key
+                or not OutboxMessage.objects.filter(dedupe_key=message.dedupe_key).exists()
+            ):
+                raise  # another constraint refused it
+            if message.attachment:
+                message.attachment.delete(save=False)  # stored for nothing: the first message has its own
+            return []
+    elif rows:
+        OutboxMessage.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
+    return rows
+
+
 def outbox_enqueue(
     *,
     channel: str,
@@ -117,47 +169,22 @@ def outbox_enqueue(
     attachment_name: str | None = None,
     attachment_content: bytes | None = None,
 ) -> OutboxMessage | None:
-    """Write a message in the caller's transaction; deliver it after commit. A repeated ``dedupe_key`` is
-    ignored (returns None), so a retried change never sends twice.
+    """Write one message in the caller's transaction (through ``outbox_write``); the outbox worker delivers it
+    after commit. A repeated ``dedupe_key`` is ignored (returns None), so a retried change never sends twice.
 
     ``attachment_content`` (with its ``attachment_name``) is stored in the default storage as the row is
     written, and sent with the message by backends that can (``EmailBackend``)."""
-    if channel not in OutboxChannel.values:
-        raise ValueError(f"Unknown channel {channel}")
-    if not recipient:
-        return None
     message = OutboxMessage(
-        channel=channel, recipient=recipient, subject=subject[:200], body=body, dedupe_key=dedupe_key
+        channel=channel, recipient=recipient, subject=subject, body=body, dedupe_key=dedupe_key
     )
-    if attachment_content is not None:
+    if channel in OutboxChannel.values and recipient and attachment_content is not None:
         name = (attachment_name or "attachment").strip()[:200]
         message.attachment_name = name
         # The stored name is never the given one (no collisions, no odd characters); the file is written by
         # the field's pre_save.
         message.attachment = ContentFile(attachment_content, name=uuid.uuid4().hex + PurePath(name).suffix)
-    if dedupe_key:
-        message.pk = _insert_unless_duplicate(message)
-        if message.pk is None:
-            if message.attachment:
-                message.attachment.delete(save=False)  # stored for nothing: the first message has its own
-            return None
-    else:
-        message.save(force_insert=True)
-    if settings.TONGDAI_OUTBOX_DELIVER_ON_COMMIT:
-        transaction.on_commit(outbox_deliver_soon)
-    return message
-
-
-def _insert_unless_duplicate(message: OutboxMessage) -> int | None:
-    """Django's insert in a savepoint: a repeated ``dedupe_key`` is refused by the database's unique key."""
-    try:
-        with transaction.atomic():
-            message.save(force_insert=True)
-    except IntegrityError:
-        if not OutboxMessage.objects.filter(dedupe_key=message.dedupe_key).exists():
-            raise  # another constraint refused it
-        return None
-    return message.pk
+    written = outbox_write([message])
+    return written[0] if written else None
 
 
 _BROKER = None
@@ -171,63 +198,6 @@ def task_broker():
 
         _BROKER = get_broker()
     return _BROKER
-
-
-class _Kicker:
-    """Queues the delivery sweep after a commit, at most once per interval in this process.
-
-    The first commit of an interval queues it at once. A commit within the interval after that starts a timer
-    for the interval's end (one at a time): the task it queues then runs after that commit too, so every
-    committed message is swept by a task queued after it, without a task per message."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.last = float("-inf")
-        self.timer: threading.Timer | None = None
-
-    def __call__(self) -> None:
-        interval = settings.TONGDAI_OUTBOX_KICK_MS / 1000
-        now = time.monotonic()
-        with self.lock:
-            if self.timer is not None:
-                return  # a task will be queued later than this commit
-            wait = self.last + interval - now
-            if wait > 0:
-                self.timer = threading.Timer(wait, self._at_the_end_of_the_interval)
-                self.timer.daemon = True
-                self.timer.start()
-                return
-            self.last = now
-        _enqueue_sweep()
-
-    def _at_the_end_of_the_interval(self) -> None:
-        with self.lock:
-            self.timer = None
-            self.last = time.monotonic()
-        try:
-            _enqueue_sweep()
-        finally:
-            connections.close_all()  # this thread's own, when the broker is the database
-
-    def reset(self) -> None:
-        with self.lock:
-            if self.timer is not None:
-                self.timer.cancel()
-            self.timer, self.last = None, float("-inf")
-
-
-outbox_deliver_soon = _Kicker()
-
-
-def _enqueue_sweep() -> None:
-    """Queue the delivery sweep. It runs after a commit, so a broker that is down must not turn a change that
-    is already saved into an error: the minutely outbox sweep delivers what this task would have."""
-    from django_q.tasks import async_task
-
-    try:
-        async_task("crm.tasks.deliver_outbox", broker=task_broker())
-    except Exception:
-        logger.exception("could not queue the outbox delivery; the minutely sweep will deliver")
 
 
 def _retry_delay(attempts: int) -> dt.timedelta:
@@ -284,6 +254,27 @@ def outbox_deliver_due(*, limit: int = 500, passes: int = 20) -> int:
     return sent
 
 
+def outbox_worker(*, poll: float, stop: threading.Event, once: bool = False) -> int:
+    """The outbox worker's loop (``manage.py outbox_worker``): deliver what is due; when nothing was, wait
+    ``poll`` seconds (or until ``stop`` is set). Each pass starts on a usable connection (a database that went
+    away is reconnected, ``CONN_MAX_AGE`` is kept). ``once``: one pass. Returns the messages sent."""
+    sent = 0
+    while not stop.is_set():
+        close_old_connections()
+        try:
+            delivered = outbox_deliver_due()
+        except DatabaseError:
+            logger.exception("outbox worker: the database is unavailable; trying again")
+            delivered = 0
+        sent += delivered
+        if once:
+            break
+        if not delivered:
+            stop.wait(poll)
+    close_old_connections()
+    return sent
+
+
 @transaction.atomic
 def outbox_retry(
     *,
@@ -325,6 +316,4 @@ def outbox_retry(
         "outbox messages %s given back to the delivery sweep by %s (%s)",
         ", ".join(map(str, ids)), getattr(actor, "username", None) or "-", source,
     )  # fmt: skip
-    if settings.TONGDAI_OUTBOX_DELIVER_ON_COMMIT:
-        transaction.on_commit(outbox_deliver_soon)
     return ids

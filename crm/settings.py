@@ -416,11 +416,9 @@ TONGDAI_ATTACHMENT_TYPES = env_list(
     ["pdf", "jpg", "jpeg", "png", "heic", "webp", "txt", "csv", "xlsx", "docx", "eml"],
 )
 TONGDAI_OUTBOX_MAX_ATTEMPTS = env_int("TONGDAI_OUTBOX_MAX_ATTEMPTS", 8)
-# Queue the delivery task as soon as a transaction that wrote messages commits (else only the minutely outbox
-# sweep delivers them); a process queues it at most once per TONGDAI_OUTBOX_KICK_MS, then once more at the end
-# of that interval for what was written meanwhile.
-TONGDAI_OUTBOX_DELIVER_ON_COMMIT = env_bool("TONGDAI_OUTBOX_DELIVER_ON_COMMIT", True)
-TONGDAI_OUTBOX_KICK_MS = env_int("TONGDAI_OUTBOX_KICK_MS", 1000)
+# The outbox worker (manage.py outbox_worker) waits so many seconds when nothing is due: the longest a new
+# message waits before it leaves.
+TONGDAI_OUTBOX_POLL_SECONDS = env_float("TONGDAI_OUTBOX_POLL_SECONDS", 1.0)
 
 # The cache every process shares (throttles, permissions, scopes, units, catalogue): Redis when CACHE_REDIS_URL
 # (or the task broker's Q_REDIS_URL) names one, else the process's memory (one process: the embedded default).

@@ -12,7 +12,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
 Q_CLUSTER = {**Q_CLUSTER, "sync": True, "log_level": "WARNING"}
 # Tests deliver the outbox explicitly (outbox_deliver / outbox_deliver_due) and assert what was sent.
-TONGDAI_OUTBOX_DELIVER_ON_COMMIT = False
 LANGUAGE_CODE = "en"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},

@@ -38,7 +38,7 @@ def example_environment() -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("name", ["tongdai-web.service", "tongdai-cluster.service"])
+@pytest.mark.parametrize("name", ["tongdai-web.service", "tongdai-cluster.service", "tongdai-outbox.service"])
 def test_a_service_is_stopped_by_sigterm_then_killed_so_a_stop_never_hangs(name):
     service = unit(name)["Service"]
     assert service["KillMode"] == "mixed"
@@ -58,6 +58,10 @@ def test_the_stop_timeouts_leave_room_for_graceful_work():
     # a task may run Q_TIMEOUT seconds (60 by default): the cluster gets longer before it is killed
     assert int(cluster["TimeoutStopSec"]) > 60
     assert cluster["ExecStart"].endswith("manage.py qcluster")
+    outbox = unit("tongdai-outbox.service")["Service"]
+    assert outbox["ExecStart"].endswith("manage.py outbox_worker")
+    # a gateway call may take 10 s (HttpSmsBackend's timeout): the worker gets longer to finish it
+    assert int(outbox["TimeoutStopSec"]) > 10
 
 
 def test_the_example_environment_passes_the_deployment_checks():

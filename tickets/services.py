@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 
 from crm import shared_cache
 from crm.models import OutboxChannel, OutboxMessage, Role, StaffProfile, Unit
-from crm.outbox import outbox_deliver_soon, outbox_enqueue
+from crm.outbox import outbox_enqueue, outbox_write, staff_message
 from customers.models import Contract, Customer
 from customers.normalise import InvalidPhone, display_phone, normalise_phone
 from tickets import reference, selectors
@@ -212,18 +212,8 @@ def staff_of_unit(unit: Unit, role: str) -> list[StaffProfile]:
     )
 
 
-def _address_of(profile: StaffProfile) -> tuple[str, str]:
-    """How a member of staff is told: SMS to their phone, else e-mail, else the log."""
-    if profile.phone:
-        return OutboxChannel.SMS, profile.phone
-    if profile.user.email:
-        return OutboxChannel.EMAIL, profile.user.email
-    return OutboxChannel.LOG, profile.user.get_username()
-
-
 def _notify(profile: StaffProfile, *, subject: str, body: str, dedupe_key: str) -> None:
-    channel, recipient = _address_of(profile)
-    outbox_enqueue(channel=channel, recipient=recipient, subject=subject, body=body, dedupe_key=dedupe_key)
+    outbox_write([staff_message(profile, subject=subject, body=body, dedupe_key=dedupe_key)])
 
 
 def _primary_phone(customer: Customer | None) -> str:
@@ -378,7 +368,8 @@ def _claim_key(*, actor, key: str, fingerprint: str) -> IntakeKey | Intake:
     (a committed claim always has its ticket)."""
     owner = actor if getattr(actor, "pk", None) else None
     IntakeKey.objects.bulk_create(
-        [IntakeKey(owner=owner, key=key, request_hash=fingerprint, created_at=timezone.now())], ignore_conflicts=True
+        [IntakeKey(owner=owner, key=key, request_hash=fingerprint, created_at=timezone.now())],
+        ignore_conflicts=True,
     )
     claim = IntakeKey.objects.select_related("ticket").filter(owner=owner, key=key).first()
     if claim is None:
@@ -506,21 +497,17 @@ def _outage_of_the_call(
 
 
 def _tell_dispatchers_of_new_ticket(ticket: Ticket) -> None:
-    """One outbox message per dispatcher of the ticket's unit, written in one INSERT (Django's bulk_create)."""
+    """One outbox message per dispatcher of the ticket's unit, written in one INSERT."""
     profiles = staff_of_unit(ticket.unit, Role.DISPATCHER)
     if not profiles:
         return
     body = _summary(ticket)
-    messages = []
-    for profile in profiles:
-        channel, recipient = _address_of(profile)
-        messages.append(
-            OutboxMessage(channel=channel, recipient=recipient, subject=ticket.number[:200], body=body,
-                          dedupe_key=f"ticket:{ticket.pk}:routed:{profile.pk}")
-        )  # fmt: skip
-    OutboxMessage.objects.bulk_create(messages, ignore_conflicts=True)
-    if settings.TONGDAI_OUTBOX_DELIVER_ON_COMMIT:
-        transaction.on_commit(outbox_deliver_soon)
+    outbox_write(
+        staff_message(
+            profile, subject=ticket.number, body=body, dedupe_key=f"ticket:{ticket.pk}:routed:{profile.pk}"
+        )
+        for profile in profiles
+    )
 
 
 # Status -------------------------------------------------------------------------------------------------
@@ -871,9 +858,7 @@ def incident_restore(
         batch_size=500,
     )
     TicketEvent.objects.bulk_create(events, batch_size=500)
-    OutboxMessage.objects.bulk_create(outbox, batch_size=500, ignore_conflicts=True)
-    if settings.TONGDAI_OUTBOX_DELIVER_ON_COMMIT:
-        transaction.on_commit(outbox_deliver_soon)
+    outbox_write(outbox)
     return {"resolved": len(tickets), "notified": len(outbox)}
 
 

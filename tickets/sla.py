@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm import db
-from crm.models import OutboxChannel, OutboxMessage, Role, StaffProfile
-from crm.outbox import outbox_deliver_soon
+from crm.models import Role, StaffProfile
+from crm.outbox import outbox_write, staff_message
 from tickets.models import EventKind, Status, Ticket, TicketEvent
 from tickets.services import CLOCKS, escalation_summary, next_check
 
@@ -53,18 +52,6 @@ class _Recipients:
         if level == 1 and ticket.assignee_id:
             people += list(StaffProfile.objects.filter(user_id=ticket.assignee_id).select_related("user"))
         return people
-
-
-def _message(profile: StaffProfile, *, subject: str, body: str, dedupe_key: str) -> OutboxMessage:
-    if profile.phone:
-        channel, recipient = OutboxChannel.SMS, profile.phone
-    elif profile.user.email:
-        channel, recipient = OutboxChannel.EMAIL, profile.user.email
-    else:
-        channel, recipient = OutboxChannel.LOG, profile.user.get_username()
-    return OutboxMessage(
-        channel=channel, recipient=recipient, subject=subject[:200], body=body, dedupe_key=dedupe_key
-    )
 
 
 def _process(ticket: Ticket, now: dt.datetime, recipients: _Recipients, events: list, messages: list) -> int:
@@ -110,7 +97,7 @@ def _process(ticket: Ticket, now: dt.datetime, recipients: _Recipients, events: 
         subject = _("Escalation %(level)d: %(number)s") % {"level": new_level, "number": ticket.number}
         for profile in recipients(ticket, new_level):
             messages.append(
-                _message(profile, subject=subject, body=body,
+                staff_message(profile, subject=subject, body=body,
                          dedupe_key=f"ticket:{ticket.pk}:escalation:{new_level}:{profile.pk}")
             )  # fmt: skip
     ticket.escalation_level = target_level
@@ -141,9 +128,7 @@ def sla_sweep(*, now: dt.datetime | None = None, batch: int = BATCH) -> dict[str
             if due:
                 _write_clocks(due)
                 TicketEvent.objects.bulk_create(events)
-                OutboxMessage.objects.bulk_create(messages, ignore_conflicts=True)
-                if messages and settings.TONGDAI_OUTBOX_DELIVER_ON_COMMIT:
-                    transaction.on_commit(outbox_deliver_soon)
+                outbox_write(messages)
             handled += len(due)
         if len(due) < batch:
             return {"handled": handled, "escalations": escalations}

@@ -7,7 +7,9 @@ from __future__ import annotations
 import datetime as dt
 import http.server
 import json
+import re
 import threading
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -302,3 +304,23 @@ def test_the_command_refuses_bad_input_and_changes_nothing(db, args, error):
     # then the message is still failed and no retry is recorded
     failed.refresh_from_db()
     assert (failed.status, OutboxRetry.objects.count()) == (OutboxStatus.FAILED, 0)
+
+
+def test_outbox_rows_have_one_writer_and_staff_one_address_rule():
+    """Only ``crm.outbox`` writes outbox rows (``outbox_write``) and decides how staff are addressed: a second
+    writer or a copied address rule elsewhere fails here."""
+    root = Path(__file__).resolve().parents[2]
+    writes = re.compile(
+        r"OutboxMessage\.objects\.(bulk_create|create|get_or_create|update_or_create)\b|INSERT INTO \"?crm_outboxmessage",
+        re.I,
+    )
+    address = re.compile(r"profile\.phone[\s\S]{0,120}OutboxChannel\.SMS")
+    found = []
+    for app in ("crm", "customers", "tickets", "billing"):
+        for path in (root / app).rglob("*.py"):
+            if "migrations" in path.parts or path == root / "crm" / "outbox.py":
+                continue
+            text = path.read_text()
+            found += [f"{path.relative_to(root)}: writes outbox rows" for _ in writes.finditer(text)]
+            found += [f"{path.relative_to(root)}: addresses staff" for _ in address.finditer(text)]
+    assert found == []

@@ -1,14 +1,16 @@
 import datetime as dt
+import io
 import re
 import threading
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection
+from django.core.management import call_command
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from crm.models import OutboxMessage, OutboxStatus, Role
-from crm.outbox import outbox_deliver, outbox_deliver_due, outbox_deliver_soon, outbox_enqueue
+from crm.outbox import outbox_deliver, outbox_deliver_due, outbox_enqueue, outbox_worker
 from crm.tasks import deliver_outbox
 from tickets.models import EventKind, SlaPolicy, Status, Ticket, TicketEvent
 from tickets.services import (
@@ -294,14 +296,12 @@ class Broken:
         raise ConnectionError("gateway down")
 
 
-def test_a_committed_message_is_handed_to_the_task_queue(
-    catalogue, make_customer, dispatcher, settings, django_capture_on_commit_callbacks, monkeypatch
+def test_a_committed_message_leaves_with_the_outbox_workers_next_pass_and_nothing_is_queued_at_commit(
+    catalogue, make_customer, dispatcher, django_capture_on_commit_callbacks, monkeypatch
 ):
-    settings.TONGDAI_OUTBOX_DELIVER_ON_COMMIT = True
-    outbox_deliver_soon.reset()
     queued = []
-    monkeypatch.setattr("django_q.tasks.async_task", lambda func, **kw: queued.append(func))
-    with django_capture_on_commit_callbacks(execute=True):
+    monkeypatch.setattr("django_q.tasks.async_task", lambda func, *a, **kw: queued.append(func))
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
         ticket_open(
             actor=None,
             category=catalogue["outage"],
@@ -309,102 +309,70 @@ def test_a_committed_message_is_handed_to_the_task_queue(
             description="x",
             customer=make_customer(),
         )
-        assert queued == []  # nothing before the commit
-    assert queued == ["crm.tasks.deliver_outbox"]
-    sms = OutboxMessage.objects.get(channel="sms")
-    assert deliver_outbox() == 1  # the queued task is the sweep, and it sends the new message
-    sms.refresh_from_db()
-    assert sms.status == OutboxStatus.SENT
+    # The web process only writes rows: no task, no timer, no broker at commit.
+    assert queued == [] and callbacks == []
+    told = OutboxMessage.objects.get(recipient=dispatcher.staff_profile.phone)
+    assert told.status == OutboxStatus.PENDING
+    written = OutboxMessage.objects.count()
+    out = io.StringIO()
+    call_command("outbox_worker", "--once", stdout=out)
+    assert out.getvalue().strip() == f"{written} message(s) sent"
+    told.refresh_from_db()
+    assert told.status == OutboxStatus.SENT
+    assert not OutboxMessage.objects.exclude(status=OutboxStatus.SENT).exists()
+    assert deliver_outbox() == 0  # the minutely sweep finds nothing left
 
 
-class FakeTimer:
-    """Stands for ``threading.Timer``: remembers what it was given and runs only when told."""
+class Stop:
+    """Stands for the worker's stop event: counts the waits and stops after ``waits`` of them."""
 
-    made: list = []
+    def __init__(self, waits):
+        self.waits, self.waited = waits, []
 
-    def __init__(self, interval, function):
-        self.interval, self.function, self.daemon, self.started = interval, function, False, False
-        FakeTimer.made.append(self)
+    def is_set(self):
+        return len(self.waited) >= self.waits
 
-    def start(self):
-        self.started = True
-
-    def fire(self):
-        """Run in a thread of its own, as the timer's function does (it closes that thread's connections)."""
-        thread = threading.Thread(target=self.function)
-        thread.start()
-        thread.join()
-
-    def cancel(self):
-        self.started = False
+    def wait(self, seconds):
+        self.waited.append(seconds)
 
 
-def test_a_busy_process_queues_the_delivery_once_per_interval_and_once_more_after_it(
-    db, settings, monkeypatch
-):
-    settings.TONGDAI_OUTBOX_KICK_MS = 1000
-    outbox_deliver_soon.reset()
-    clock = [100.0]
-    queued = []
-    FakeTimer.made = []
-    monkeypatch.setattr("crm.outbox.time.monotonic", lambda: clock[0])
-    monkeypatch.setattr("crm.outbox.threading.Timer", FakeTimer)
-    monkeypatch.setattr("django_q.tasks.async_task", lambda func, **kw: queued.append(func))
+def test_the_outbox_worker_waits_only_when_nothing_was_due(db, monkeypatch):
+    for i in range(3):
+        outbox_enqueue(channel="log", recipient="dispatcher", body=f"m{i}", dedupe_key=f"worker-test:{i}")
+    passes = []
+    real = outbox_deliver_due
 
-    outbox_deliver_soon()  # the first commit: at once
-    assert queued == ["crm.tasks.deliver_outbox"] and FakeTimer.made == []
-    clock[0] = 100.3
-    outbox_deliver_soon()  # within the interval: a timer for its end, nothing queued now
-    clock[0] = 100.6
-    outbox_deliver_soon()  # the timer already pending runs after this commit too: nothing more
-    assert len(queued) == 1 and len(FakeTimer.made) == 1
-    timer = FakeTimer.made[0]
-    assert timer.started and timer.daemon and timer.interval == pytest.approx(0.7)
-    clock[0] = 101.0
-    timer.fire()  # the end of the interval: the second task, for the two later commits
-    assert len(queued) == 2
-    clock[0] = 101.5
-    outbox_deliver_soon()  # within the interval that the timer's task began
-    assert len(queued) == 2 and len(FakeTimer.made) == 2
-    assert FakeTimer.made[1].interval == pytest.approx(0.5)
-    clock[0] = 102.0
-    FakeTimer.made[1].fire()
-    clock[0] = 103.5
-    outbox_deliver_soon()  # a full interval after the last task: at once again
-    assert len(queued) == 4 and len(FakeTimer.made) == 2
+    def counted():
+        passes.append(1)
+        sent = real()
+        if len(passes) == 2:  # a message written while the worker runs, after its pass found nothing
+            outbox_enqueue(channel="log", recipient="dispatcher", body="late", dedupe_key="worker-test:late")
+        return sent
+
+    monkeypatch.setattr("crm.outbox.outbox_deliver_due", counted)
+    stop = Stop(waits=2)
+    assert outbox_worker(poll=0.5, stop=stop) == 4
+    # pass 1 sends three (no wait), pass 2 finds none due (wait), pass 3 sends the late one, pass 4 none (wait)
+    assert len(passes) == 4 and stop.waited == [0.5, 0.5]
+    assert not OutboxMessage.objects.filter(status=OutboxStatus.PENDING).exists()
 
 
-def test_with_no_interval_every_commit_queues_the_delivery(db, settings, monkeypatch):
-    settings.TONGDAI_OUTBOX_KICK_MS = 0
-    outbox_deliver_soon.reset()
-    queued = []
-    monkeypatch.setattr("django_q.tasks.async_task", lambda func, **kw: queued.append(func))
-    for _ in range(3):
-        outbox_deliver_soon()
-    assert queued == ["crm.tasks.deliver_outbox"] * 3
+def test_the_outbox_worker_outlives_a_database_that_went_away(db, monkeypatch, caplog):
+    outbox_enqueue(channel="log", recipient="dispatcher", body="m", dedupe_key="worker-test:down")
+    calls = []
+    real = outbox_deliver_due
 
+    def flaky():
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real()
 
-def test_a_broker_that_is_down_does_not_fail_the_change_already_saved(
-    catalogue, make_customer, dispatcher, settings, django_capture_on_commit_callbacks, monkeypatch, caplog
-):
-    settings.TONGDAI_OUTBOX_DELIVER_ON_COMMIT = True
-    outbox_deliver_soon.reset()
-
-    def down(func, **kw):
-        raise ConnectionError("broker down")
-
-    monkeypatch.setattr("django_q.tasks.async_task", down)
-    with django_capture_on_commit_callbacks(execute=True):
-        intake = ticket_open(
-            actor=None,
-            category=catalogue["outage"],
-            channel="phone",
-            description="x",
-            customer=make_customer(),
-        )
-    assert Ticket.objects.filter(pk=intake.ticket.pk).exists()
-    assert "could not queue the outbox delivery" in caplog.text
-    assert outbox_deliver_due() == OutboxMessage.objects.filter(status=OutboxStatus.SENT).count() >= 1
+    monkeypatch.setattr("crm.outbox.outbox_deliver_due", flaky)
+    stop = Stop(waits=2)
+    assert outbox_worker(poll=1, stop=stop) == 1
+    assert "the database is unavailable" in caplog.text
+    assert OutboxMessage.objects.get(dedupe_key="worker-test:down").status == OutboxStatus.SENT
 
 
 def test_the_delivery_sweep_goes_on_until_nothing_is_due(db):

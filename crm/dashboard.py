@@ -47,7 +47,7 @@ SLA_TARGETS = ("acknowledge", "contact", "resolve")
 
 def sla_target_percent() -> float:
     """The share of tickets meeting each time limit that the centre aims for (the line on the SLA chart)."""
-    return float(getattr(settings, "TONGDAI_SLA_TARGET_PERCENT", 95))
+    return float(settings.TONGDAI_SLA_TARGET_PERCENT)
 
 
 def month_bounds(day: dt.date) -> tuple[dt.date, dt.date]:
@@ -723,7 +723,10 @@ def _sla_unit_chart(data, title):
 
 def _handling_chart(data, title):
     return bar_chart(
-        [(r["label"], r["avg_seconds"]) for r in data["by_channel"]], title=title, suffix=" " + pgettext("seconds, unit", "s"), decimals=0
+        [(r["label"], r["avg_seconds"]) for r in data["by_channel"]],
+        title=title,
+        suffix=" " + pgettext("seconds, unit", "s"),
+        decimals=0,
     )
 
 

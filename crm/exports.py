@@ -58,10 +58,9 @@ from import_export.signals import post_import
 from crm.models import ExportKind
 from crm.services import export_log_finish, export_log_start
 
-# Defaults of the settings read below (``getattr(settings, NAME, default)``): override them in settings.
-EXPORT_CHUNK_SIZE = 2000  # TONGDAI_EXPORT_CHUNK_SIZE: rows fetched per round trip while exporting
-EXPORT_BUFFER_BYTES = 64 * 1024  # TONGDAI_EXPORT_BUFFER_BYTES: bytes gathered before a chunk is sent
-IMPORT_MAX_ROWS = 2000  # TONGDAI_IMPORT_MAX_ROWS: rows per admin import (~180 rows/s through services)
+# The sizes below are settings (crm/settings.py, the README's configuration table): TONGDAI_EXPORT_CHUNK_SIZE rows
+# fetched per round trip while exporting, TONGDAI_EXPORT_BUFFER_BYTES gathered before a chunk is sent,
+# TONGDAI_IMPORT_MAX_ROWS rows per admin import (~180 rows/s through services).
 
 CSV = "csv"
 XLSX = "xlsx"
@@ -69,15 +68,15 @@ FORMATS = [(CSV, "CSV"), (XLSX, "Excel (XLSX)")]
 
 
 def export_chunk_size() -> int:
-    return getattr(settings, "TONGDAI_EXPORT_CHUNK_SIZE", EXPORT_CHUNK_SIZE)
+    return settings.TONGDAI_EXPORT_CHUNK_SIZE
 
 
 def export_buffer_bytes() -> int:
-    return getattr(settings, "TONGDAI_EXPORT_BUFFER_BYTES", EXPORT_BUFFER_BYTES)
+    return settings.TONGDAI_EXPORT_BUFFER_BYTES
 
 
 def import_max_rows() -> int:
-    return getattr(settings, "TONGDAI_IMPORT_MAX_ROWS", IMPORT_MAX_ROWS)
+    return settings.TONGDAI_IMPORT_MAX_ROWS
 
 
 def _blank(value) -> bool:

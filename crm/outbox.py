@@ -84,7 +84,7 @@ class HttpSmsBackend:
     gateway took the message but before the row was marked sent), and the gateway drops the repeat."""
 
     def send(self, message: OutboxMessage) -> None:
-        url = getattr(settings, "TONGDAI_SMS_URL", "")
+        url = settings.TONGDAI_SMS_URL
         if not url:
             raise RuntimeError("TONGDAI_SMS_URL is not set")
         request = urllib.request.Request(
@@ -92,7 +92,7 @@ class HttpSmsBackend:
             data=json.dumps({"id": message.pk, "to": message.recipient, "text": sms_text(message)}).encode(),
             headers={
                 "Content-Type": "application/json",
-                "Authorization": f"Bearer {getattr(settings, 'TONGDAI_SMS_TOKEN', '')}",
+                "Authorization": f"Bearer {settings.TONGDAI_SMS_TOKEN}",
                 "Idempotency-Key": str(message.pk),
                 "X-Message-Id": str(message.pk),
             },

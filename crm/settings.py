@@ -23,6 +23,14 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+def env_str(name: str, default: str) -> str:
+    """Read a text value (surrounding spaces dropped); unset or empty gives the default."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return raw.strip()
+
+
 def env_bool(name: str, default: bool) -> bool:
     """Read a boolean; anything but the usual spellings is an error, not False."""
     raw = os.environ.get(name)
@@ -76,7 +84,7 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 DEBUG = env_bool("DEBUG", False)
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
+SECRET_KEY = env_str("SECRET_KEY", "")
 # Writing or checking migrations signs nothing and serves nothing: it may run without a key.
 _SCHEMA_ONLY = sys.argv[1:2] == ["makemigrations"]
 if not SECRET_KEY:
@@ -154,7 +162,7 @@ WSGI_APPLICATION = "crm.wsgi.application"
 # Database: SQLite beside the project unless DATABASE_URL names another (PostgreSQL in production).
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        env_str("DATABASE_URL", "") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
         conn_max_age=env_int("CONN_MAX_AGE", 60),
         conn_health_checks=True,
     )
@@ -175,7 +183,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     )
     # Behind PgBouncer in transaction pooling mode a cursor cannot outlive its transaction: turn server-side
     # cursors (QuerySet.iterator()) off there (and DATABASE_PREPARED_STATEMENTS too, below).
-    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DATABASE_DISABLE_SERVER_SIDE_CURSORS", False)
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool(
+        "DATABASE_DISABLE_SERVER_SIDE_CURSORS", False
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_POOL", False):
     # dj-database-url does not pass psycopg's pool option; with a pool, connections must not persist.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -187,7 +197,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_boo
 # DATABASE_PREPARED_STATEMENTS times, with server-side parameter binding (Django's two supported options).
 # Leave off behind a pooler that hands a session's statements to other server connections (PgBouncer in
 # transaction mode before 1.21, or without max_prepared_statements).
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_int("DATABASE_PREPARED_STATEMENTS", 0):
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_int(
+    "DATABASE_PREPARED_STATEMENTS", 0
+):
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"server_side_binding": True, "prepare_threshold": env_int("DATABASE_PREPARED_STATEMENTS", 0)}
     )
@@ -206,7 +218,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 # Vietnamese by default, English available; times stored in UTC, shown in Vietnam's time.
-LANGUAGE_CODE = os.environ.get("LANGUAGE_CODE", "vi")
+LANGUAGE_CODE = env_str("LANGUAGE_CODE", "vi")
 LANGUAGES = [("vi", _("Vietnamese")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "Asia/Ho_Chi_Minh"
@@ -214,7 +226,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -225,7 +237,7 @@ STORAGES = {
         )
     },
 }
-MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 MEDIA_URL = "media/"
 
 LOGIN_URL = "admin:login"
@@ -261,7 +273,7 @@ if env_bool("BEHIND_TLS_PROXY", False):
 
 MAILERS = {
     "default": {
-        "BACKEND": os.environ.get(
+        "BACKEND": env_str(
             "EMAIL_BACKEND",
             "django.core.mail.backends.console.EmailBackend"
             if DEBUG
@@ -270,17 +282,17 @@ MAILERS = {
         "OPTIONS": {
             key: value
             for key, value in {
-                "host": os.environ.get("EMAIL_HOST"),
+                "host": env_str("EMAIL_HOST", ""),
                 "port": env_int("EMAIL_PORT", 0) or None,
-                "username": os.environ.get("EMAIL_HOST_USER"),
-                "password": os.environ.get("EMAIL_HOST_PASSWORD"),
+                "username": env_str("EMAIL_HOST_USER", ""),
+                "password": env_str("EMAIL_HOST_PASSWORD", ""),
                 "use_tls": env_bool("EMAIL_USE_TLS", False) or None,
             }.items()
             if value
         },
     }
 }
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "cskh@localhost")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "cskh@localhost")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -347,13 +359,13 @@ Q_CLUSTER = {
     "orm": "default",
     "label": _("Task queue"),
 }
-if os.environ.get("Q_REDIS_URL"):
+if env_str("Q_REDIS_URL", ""):
     Q_CLUSTER.pop("orm")
-    Q_CLUSTER["redis"] = os.environ["Q_REDIS_URL"]
+    Q_CLUSTER["redis"] = env_str("Q_REDIS_URL", "")
 
 # Logs go to standard error, one JSON object a line (LOG_FORMAT=json, the default with DEBUG off) or as plain
 # text (LOG_FORMAT=plain, the default with DEBUG on); lines written during a request carry its request_id.
-LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain" if DEBUG else "json").strip().lower()
+LOG_FORMAT = env_str("LOG_FORMAT", "plain" if DEBUG else "json").strip().lower()
 if LOG_FORMAT not in ("json", "plain"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
 LOGGING = {
@@ -367,7 +379,7 @@ LOGGING = {
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}
     },
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
@@ -382,8 +394,8 @@ TONGDAI_READING_JUMP_FACTOR = env_float("TONGDAI_READING_JUMP_FACTOR", 3)
 # Contracts a billing run writes per statement (invoices with their lines), within the run's one transaction.
 TONGDAI_BILLING_RUN_CHUNK = env_int("TONGDAI_BILLING_RUN_CHUNK", 200_000)
 # PostgreSQL's work_mem for the set-based billing jobs (run, anomaly scan, rebates), for their transaction only.
-TONGDAI_BULK_WORK_MEM = os.environ.get("TONGDAI_BULK_WORK_MEM", "64MB")
-TONGDAI_ANOMALY_THRESHOLD = os.environ.get("TONGDAI_ANOMALY_THRESHOLD", "1.3")
+TONGDAI_BULK_WORK_MEM = env_str("TONGDAI_BULK_WORK_MEM", "64MB")
+TONGDAI_ANOMALY_THRESHOLD = env_str("TONGDAI_ANOMALY_THRESHOLD", "1.3")
 TONGDAI_DISPUTE_CATEGORIES = env_list("TONGDAI_DISPUTE_CATEGORIES", ["billing", "meter"])
 
 # Exports: rows fetched per round trip, bytes gathered before a piece is sent; admin imports: rows per file.
@@ -403,12 +415,12 @@ TONGDAI_LOOKUP_LIMIT = env_int("TONGDAI_LOOKUP_LIMIT", 50)
 
 # Notifications: one backend per outbox channel (logging by default, so nothing leaves by accident).
 TONGDAI_NOTIFY_BACKENDS = {
-    "sms": os.environ.get("TONGDAI_SMS_BACKEND", "crm.outbox.LoggingBackend"),
-    "email": os.environ.get("TONGDAI_EMAIL_BACKEND", "crm.outbox.LoggingBackend"),
+    "sms": env_str("TONGDAI_SMS_BACKEND", "crm.outbox.LoggingBackend"),
+    "email": env_str("TONGDAI_EMAIL_BACKEND", "crm.outbox.LoggingBackend"),
     "log": "crm.outbox.LoggingBackend",
 }
-TONGDAI_SMS_URL = os.environ.get("TONGDAI_SMS_URL", "")
-TONGDAI_SMS_TOKEN = os.environ.get("TONGDAI_SMS_TOKEN", "")
+TONGDAI_SMS_URL = env_str("TONGDAI_SMS_URL", "")
+TONGDAI_SMS_TOKEN = env_str("TONGDAI_SMS_TOKEN", "")
 # Files on tickets: largest size and the extensions taken.
 TONGDAI_ATTACHMENT_MAX_BYTES = env_int("TONGDAI_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024)
 TONGDAI_ATTACHMENT_TYPES = env_list(
@@ -422,7 +434,7 @@ TONGDAI_OUTBOX_POLL_SECONDS = env_float("TONGDAI_OUTBOX_POLL_SECONDS", 1.0)
 
 # The cache every process shares (throttles, permissions, scopes, units, catalogue): Redis when CACHE_REDIS_URL
 # (or the task broker's Q_REDIS_URL) names one, else the process's memory (one process: the embedded default).
-CACHE_REDIS_URL = os.environ.get("CACHE_REDIS_URL") or os.environ.get("Q_REDIS_URL", "")
+CACHE_REDIS_URL = env_str("CACHE_REDIS_URL", "") or env_str("Q_REDIS_URL", "")
 CACHES = {
     "default": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_REDIS_URL}
@@ -461,4 +473,4 @@ SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 10 * 3600)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", True)
 # Administrators and superusers sign in to the admin with a code from an authenticator app (TOTP, django-otp).
 TONGDAI_ADMIN_2FA = env_bool("TONGDAI_ADMIN_2FA", True)
-OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "tongdai")
+OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "tongdai")

@@ -1,5 +1,6 @@
 """The README's configuration table lists every setting the code reads: each environment variable that
-crm/settings.py (and deploy/gunicorn.conf.py) reads, and each ``getattr(settings, "TONGDAI_…")`` in the apps."""
+crm/settings.py (and deploy/gunicorn.conf.py) reads, and each ``settings.TONGDAI_…`` the apps read. Settings are
+read from the environment only through the ``env_…`` helpers, and the apps never supply defaults of their own."""
 
 from __future__ import annotations
 
@@ -9,20 +10,37 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 APPS = ["crm", "customers", "tickets", "billing"]
 
-ENV_READ = re.compile(r"""(?:env_\w+\(|os\.environ\.get\(|os\.environ\[|os\.getenv\()\s*["']([A-Z][A-Z0-9_]*)["']""")
+ENV_READ = re.compile(
+    r"""(?:env_\w+\(|os\.environ\.get\(|os\.environ\[|os\.getenv\()\s*["']([A-Z][A-Z0-9_]*)["']"""
+)
 GETATTR_SETTING = re.compile(r"""getattr\(\s*settings\s*,\s*["'](TONGDAI_[A-Z0-9_]+)["']""")
+SETTING_READ = re.compile(
+    r"""\bsettings\.(TONGDAI_[A-Z0-9_]+)|getattr\(\s*settings\s*,\s*["'](TONGDAI_[A-Z0-9_]+)["']"""
+)
+HELPERS = re.compile(r"^def env_\w+\(.*?(?=^\S)", re.S | re.M)
 
 
 def environment_reads(path: Path) -> set[str]:
     return set(ENV_READ.findall(path.read_text()))
 
 
+# Settings built from variables of other names (each of those is in the table).
+DERIVED = {"TONGDAI_NOTIFY_BACKENDS": {"TONGDAI_SMS_BACKEND", "TONGDAI_EMAIL_BACKEND"}}
+
+
+def app_files() -> list[Path]:
+    return [path for app in APPS for path in (ROOT / app).rglob("*.py") if "migrations" not in path.parts]
+
+
 def getattr_settings() -> set[str]:
+    """The TONGDAI_ settings the apps read (``settings.TONGDAI_…`` or ``getattr(settings, "TONGDAI_…")``)."""
     names: set[str] = set()
-    for app in APPS:
-        for path in (ROOT / app).rglob("*.py"):
-            if "migrations" not in path.parts:
-                names |= set(GETATTR_SETTING.findall(path.read_text()))
+    for path in app_files():
+        if path != ROOT / "crm" / "settings.py":
+            names |= {a or b for a, b in SETTING_READ.findall(path.read_text())}
+    for derived, sources in DERIVED.items():
+        if derived in names:
+            names = (names - {derived}) | sources
     return names
 
 
@@ -46,7 +64,9 @@ def test_the_readers_are_found():
 
 
 def test_every_environment_variable_the_settings_read_is_in_the_readme_table():
-    read = environment_reads(ROOT / "crm" / "settings.py") | environment_reads(ROOT / "deploy" / "gunicorn.conf.py")
+    read = environment_reads(ROOT / "crm" / "settings.py") | environment_reads(
+        ROOT / "deploy" / "gunicorn.conf.py"
+    )
     missing = sorted(read - configuration_table())
     assert not missing, f"add these to the README's configuration table: {missing}"
 
@@ -61,3 +81,23 @@ def test_every_tongdai_setting_the_apps_read_can_be_set_from_the_environment():
     truth when it says the variable sets it."""
     missing = sorted(getattr_settings() - environment_reads(ROOT / "crm" / "settings.py"))
     assert not missing, missing
+
+
+def test_settings_read_the_environment_only_through_the_helpers():
+    """One way to read a variable (``env_str``, ``env_int``, ``env_float``, ``env_bool``, ``env_list``,
+    ``env_rate``): each says what is wrong with a bad value, none reads ``os.environ`` by itself."""
+    text = (ROOT / "crm" / "settings.py").read_text()
+    outside = HELPERS.sub("", text)
+    assert "def env_str(" in text and "os.environ" in text
+    assert re.findall(r"os\.environ\S*|os\.getenv", outside) == []
+
+
+def test_no_app_supplies_a_default_for_a_setting_of_its_own():
+    """A default lives in crm/settings.py (beside its variable and the README's row), never in a module's
+    ``getattr(settings, "TONGDAI_…", default)``, where it could drift from the one in the settings."""
+    found = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in app_files()
+        for name in GETATTR_SETTING.findall(path.read_text())
+    ]
+    assert found == []

@@ -21,7 +21,7 @@ PYTHON_FOR_VENV := $(shell \
 	  $$p -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null && { echo $$p; exit 0; }; \
 	done)
 
-.PHONY: run test install install-test lint migrate demo bench messages clean check-python
+.PHONY: run test install install-test lint migrate demo bench bench-smoke messages clean check-python
 
 check-python:
 	@if [ -z "$(PYTHON_FOR_VENV)" ]; then \
@@ -76,6 +76,9 @@ lint: install-test
 
 bench: install
 	$(PY) -m bench $(BENCH_ARGS)
+
+bench-smoke: install-test
+	$(PY) -m bench.smoke
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

@@ -19,6 +19,12 @@ import time
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/tongdai_bench"
 
+# The smoke run's budgets (``--check``, run by CI at a small seed): the card's queries, and how many times the
+# raw SQL's time the card may take at the median. Wide on purpose: a slow or busy machine slows both sides of
+# the ratio; a section that adds queries or Python work per row trips it.
+CARD_QUERY_BUDGET = 10
+CARD_RATIO_LIMIT = 50
+
 TARGETS_MS = {  # p95 targets at 2.6M customers
     "card by phone": 15,
     "card by code": 15,
@@ -81,6 +87,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--explain", action="store_true", help="print the plan of the fragment search")
+    parser.add_argument(
+        "--check", action="store_true",
+        help=f"fail (exit 1) when the card runs more than {CARD_QUERY_BUDGET} queries or takes more than "
+        f"{CARD_RATIO_LIMIT}× its raw SQL at the median",
+    )  # fmt: skip
     args = parser.parse_args()
     _setup(args)
 
@@ -117,19 +128,21 @@ def main() -> None:
     total = Customer.objects.count()
     print(f"\n{total:,} customers in the database; agent serves {len(unit_ids)} units.\n")
 
+    # A 1 % sample of the pages of a big table; a small one (the smoke run) is read whole.
+    sampled = "TABLESAMPLE SYSTEM (1)" if total > 200_000 else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT c.id, c.code, p.number FROM customers_customer c TABLESAMPLE SYSTEM (1) "
+            f"SELECT c.id, c.code, p.number FROM customers_customer c {sampled} "
             "JOIN customers_customerphone p ON p.customer_id = c.id LIMIT 2000"
         )
         sample = cursor.fetchall()
         cursor.execute(
-            "SELECT m.serial FROM customers_meter m TABLESAMPLE SYSTEM (1) "
+            f"SELECT m.serial FROM customers_meter m {sampled} "
             "JOIN customers_meterassignment a ON a.meter_id = m.id AND a.removed_at IS NULL LIMIT 2000"
         )
         serials = [r[0] for r in cursor.fetchall()]
         cursor.execute(
-            "SELECT full_name, ward, district FROM customers_customer TABLESAMPLE SYSTEM (1) "
+            f"SELECT full_name, ward, district FROM customers_customer {sampled} "
             "WHERE customer_type = 'residential' LIMIT 2000"
         )
         people = cursor.fetchall()
@@ -307,6 +320,32 @@ def main() -> None:
         verdict = "" if target is None else (f"≤{target} {'ok' if p95 <= target else 'MISS'}")
         print(
             f"{name:<24} {p50:8.2f} {p95:8.2f} {r50:8.2f} {r95:8.2f} {p95 / max(r95, 1e-6):6.1f} {verdict:>8}"
+        )
+
+    if args.check:
+        from django.test.utils import CaptureQueriesContext
+
+        breaches, most = [], 0
+        for i in range(min(20, len(sample))):
+            with CaptureQueriesContext(connection) as queries:
+                customer_card(user=agent, customer_id=sample[i][0])
+            most = max(most, len(queries))
+            if len(queries) > CARD_QUERY_BUDGET:
+                breaches.append(
+                    f"the card of customer {sample[i][0]} ran {len(queries)} queries (budget {CARD_QUERY_BUDGET})"
+                )
+                break
+        for name, p50, _p95, r50, _r95 in rows:
+            if name.startswith("card") and p50 > CARD_RATIO_LIMIT * max(r50, 0.05):
+                breaches.append(
+                    f"{name}: {p50:.2f} ms at the median, {p50 / r50:.1f}× its raw SQL (limit {CARD_RATIO_LIMIT}×)"
+                )
+        if breaches:
+            print("\nBUDGET EXCEEDED:\n  " + "\n  ".join(breaches))
+            sys.exit(1)
+        print(
+            f"\nbudgets kept: the card ran {most} queries at most (budget {CARD_QUERY_BUDGET}) and took at most "
+            f"{CARD_RATIO_LIMIT}× its raw SQL at the median"
         )
 
     if args.explain:

@@ -303,7 +303,9 @@ def main() -> None:
     call_command("load_organisation", verbosity=0)
     call_command("load_catalogue", verbosity=0)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT code, unit_id FROM customers_customer TABLESAMPLE SYSTEM (1) LIMIT 20000")
+        cursor.execute("SELECT count(*) > 200000 FROM (SELECT 1 FROM customers_customer LIMIT 200001) c")
+        sampled = "TABLESAMPLE SYSTEM (1)" if cursor.fetchone()[0] else ""  # a small table is read whole
+        cursor.execute(f"SELECT code, unit_id FROM customers_customer {sampled} LIMIT 20000")
         rows = cursor.fetchall()
     if not rows:
         rows = list(Customer.objects.values_list("code", "unit_id")[:20000])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 
 from billing import services as billing
@@ -271,7 +272,9 @@ def test_the_printable_invoice_has_its_lines_vat_by_rate_totals_and_the_customer
     response = client.get(reverse("admin:billing_invoice_print", args=[invoice.pk]), **VI)
     assert response.status_code == 200
     html = response.content.decode()
-    assert "@media print" in html
+    # On paper only the bill: the page's own style sheet (a static file, under the CSP) hides the admin's frame.
+    assert 'href="/static/billing/invoice_print.css"' in html and 'src="/static/billing/invoice_print.js"' in html
+    assert "@media print" in (settings.BASE_DIR / "billing/static/billing/invoice_print.css").read_text()
     assert f"Hóa đơn tiền điện {invoice.number}" in html
     assert customer.code in html and customer.address in html
     lines = list(InvoiceLine.objects.filter(invoice=invoice).order_by("position"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from django.db.models import Exists
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
@@ -34,19 +35,20 @@ class CardNotice(list):
         self.notice = text
 
 
-def open_dispute_notice(*, customer, user) -> CardNotice | None:
-    """The warning every role must see before acting on supply: the customer contests a bill or a reading."""
-    if Dispute.objects.for_user(user).open().filter(customer=customer).exists():
-        return CardNotice(_("Open billing dispute: do not cut supply"))
-    return None
+def open_disputes(*, customer, user):
+    """The customer's open disputes within the user's scope (a query, for ``Exists`` or ``.exists()``)."""
+    return Dispute.objects.for_user(user).open().filter(customer=customer)
 
 
 def card_invoices(*, customer, user) -> dict:
-    """The customer's last invoices (within the user's scope), preceded by the open-dispute warning if any."""
-    invoices = (
+    """The customer's last invoices (within the user's scope), preceded by the open-dispute warning if any:
+    the warning every role must see before acting on supply (the customer contests a bill or a reading). One
+    query: each invoice row carries whether a dispute is open; a customer without invoices is asked apart."""
+    invoices = list(
         Invoice.objects.for_user(user)
         .filter(customer=customer)
         .only("number", "kind", "period", "kwh", "total", "status")
+        .annotate(customer_disputes=Exists(open_disputes(customer=customer, user=user)))
         .order_by("-period", "-id")[:CARD_INVOICES]
     )
     can_open = user.has_perm("billing.view_invoice")
@@ -62,9 +64,11 @@ def card_invoices(*, customer, user) -> dict:
         ]
         for i in invoices
     ]
-    notice = open_dispute_notice(customer=customer, user=user)
-    if notice is not None:
-        rows.insert(0, notice)
+    disputed = (
+        invoices[0].customer_disputes if invoices else open_disputes(customer=customer, user=user).exists()
+    )
+    if disputed:
+        rows.insert(0, CardNotice(_("Open billing dispute: do not cut supply")))
     actions = []
     if user.has_perm("billing.add_dispute"):
         url = reverse("admin:billing_dispute_add") + "?" + urlencode({"customer": customer.code})

@@ -126,13 +126,13 @@ def staff_message(profile, *, subject: str, body: str, dedupe_key: str | None = 
     )
 
 
-def outbox_write(messages: Iterable[OutboxMessage]) -> list[OutboxMessage]:
+def outbox_write(messages: Iterable[OutboxMessage], *, with_id: bool = False) -> list[OutboxMessage]:
     """Write unsaved messages in the caller's transaction, in one INSERT (the one writer of outbox rows).
 
     A message without a recipient is dropped; a subject is cut to its column. A repeated ``dedupe_key`` is
-    ignored by the database (a retried change never sends twice). Returns the messages written: one message
-    comes back with its id, or ``[]`` when its key was a repeat; several are returned as given (without ids),
-    the repeats among them left out by the INSERT itself."""
+    ignored by the database (a retried change never sends twice), and the messages are returned as given.
+    ``with_id`` (one message, ``outbox_enqueue``): it comes back with its id, or the call returns ``[]`` when
+    its key was a repeat (written in a savepoint so the database can say so)."""
     rows = []
     for message in messages:
         if message.channel not in OutboxChannel.values:
@@ -140,8 +140,12 @@ def outbox_write(messages: Iterable[OutboxMessage]) -> list[OutboxMessage]:
         if message.recipient:
             message.subject = message.subject[:200]
             rows.append(message)
-    if len(rows) == 1:  # its id is read back: the caller may deliver or show it
-        (message,) = rows
+    if not with_id:
+        OutboxMessage.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
+        return rows
+    if len(rows) > 1:
+        raise ValueError("with_id writes one message")
+    for message in rows:
         try:
             with transaction.atomic():  # a savepoint: a repeated key is refused by the database's unique key
                 OutboxMessage.objects.bulk_create([message])
@@ -154,8 +158,6 @@ def outbox_write(messages: Iterable[OutboxMessage]) -> list[OutboxMessage]:
             if message.attachment:
                 message.attachment.delete(save=False)  # stored for nothing: the first message has its own
             return []
-    elif rows:
-        OutboxMessage.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
     return rows
 
 
@@ -183,7 +185,7 @@ def outbox_enqueue(
         # The stored name is never the given one (no collisions, no odd characters); the file is written by
         # the field's pre_save.
         message.attachment = ContentFile(attachment_content, name=uuid.uuid4().hex + PurePath(name).suffix)
-    written = outbox_write([message])
+    written = outbox_write([message], with_id=True)
     return written[0] if written else None
 
 

@@ -87,7 +87,7 @@ BUDGETS = {
     "api:ticket": (3, 8),
     "api:unit": (3, 8),
     "api:workorder": (3, 8),
-    "card": (12, 17),
+    "card": (9, 14),
     "dashboard": (13, 18),
     "lookup": (3, 8),
 }

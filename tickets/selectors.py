@@ -51,12 +51,11 @@ def new_ticket_url(*, customer) -> str:
     from customers.models import ContractStatus
 
     params = {"customer": customer.pk, "channel": "phone"}
-    phone = customer.phones.filter(is_primary=True).values_list("number", flat=True).first()
+    # Read through .all(): the card has the phones and contracts prefetched (no query); elsewhere one each.
+    phone = next((p.number for p in customer.phones.all() if p.is_primary), None)
     if phone:
         params["caller_phone"] = phone
-    contracts = list(
-        customer.contracts.exclude(status=ContractStatus.TERMINATED).values_list("pk", flat=True)[:2]
-    )
+    contracts = [c.pk for c in customer.contracts.all() if c.status != ContractStatus.TERMINATED]
     if len(contracts) == 1:
         params["contract"] = contracts[0]
     return f"{reverse('admin:tickets_ticket_add')}?{urlencode(params)}"
@@ -174,6 +173,8 @@ def unit_wards(unit) -> list[str]:
         return list(listed)
     named = Customer.objects.filter(unit=unit).exclude(ward="").values_list("ward", flat=True)
     return sorted(set(named.distinct()[:500]))
+
+
 def time_left(due, *, now=None) -> str:
     """How long until ``due`` ("3 h 20 min left") or since it passed ("overdue by 12 min"), for the agent's eye."""
     if due is None:

@@ -23,6 +23,7 @@ import contextlib
 import csv
 import datetime as dt
 import decimal
+import functools
 import io
 import itertools
 import math
@@ -134,6 +135,124 @@ class MomentWidget(widgets.DateTimeWidget):
             raise ValueError(
                 _("%(value)s is not a date and time (write 2025-01-31 08:30).") % {"value": value}
             ) from None
+
+
+def _shown(value) -> str:
+    """A cell as the clerk typed it, for an error message."""
+    return str(value).strip()
+
+
+def _integral(value):
+    """A spreadsheet's number as an ``int`` when it has no fractional part (``2.0`` → ``2``), else as is."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, decimal.Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value)
+    return value
+
+
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,18}")
+_DECIMAL_NUMBER = re.compile(r"([+-]?)([0-9]{1,18})(?:([.,])([0-9]{1,18}))?")
+
+
+class WholeNumberWidget(widgets.IntegerWidget):
+    """A whole number written with digits only, or a spreadsheet number without decimals. ``1,5``, ``1.5``,
+    ``1.000`` and ``abc`` are errors of their row: ``1,5`` is never read as 1 (nor ``1.000`` as 1 or 1000)."""
+
+    def clean(self, value, row=None, **kwargs):
+        if self.is_empty(value):
+            return None
+        value = _integral(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and _WHOLE_NUMBER.fullmatch(value.strip()):
+            return int(value.strip())
+        raise ValueError(_("must be a whole number, not “%(value)s”.") % {"value": _shown(value)})
+
+
+class DecimalNumberWidget(widgets.DecimalWidget):
+    """A number with decimals, written with a point (1.5) or, as in Vietnamese, a comma (1,5), or a
+    spreadsheet number. No thousands separators: ``1,500`` or ``1.500`` could be 1.5 or 1500 and is an
+    error of its row, as is ``1.234,5``."""
+
+    def clean(self, value, row=None, **kwargs):
+        if self.is_empty(value):
+            return None
+        if isinstance(value, int | decimal.Decimal) and not isinstance(value, bool):
+            return decimal.Decimal(value)
+        if isinstance(value, float) and math.isfinite(value):
+            return decimal.Decimal(str(value))
+        match = _DECIMAL_NUMBER.fullmatch(value.strip()) if isinstance(value, str) else None
+        if match is None:
+            raise ValueError(_("must be a number, not “%(value)s”.") % {"value": _shown(value)})
+        sign, whole, separator, decimals = match.groups()
+        if separator and len(decimals) == 3 and not whole.startswith("0"):
+            raise ValueError(
+                _(
+                    "“%(value)s” can be read two ways: write thousands without a separator (1500) and the "
+                    "decimals after one comma or point (1,5)."
+                )
+                % {"value": _shown(value)}
+            )
+        return decimal.Decimal(f"{sign}{whole}.{decimals}" if separator else f"{sign}{whole}")
+
+
+class ChoiceWidget(widgets.CharWidget):
+    """One of a model field's choices, written as its stored value (as exported) or as its label in any
+    language of the interface, in any case. Anything else is an error of its row naming the choices."""
+
+    def __init__(self, choices, **kwargs):
+        super().__init__(**kwargs)
+        self.choices = list(choices)
+
+    def _known(self) -> dict[str, Any]:
+        known: dict[str, Any] = {}
+        for language, _name in settings.LANGUAGES:
+            with translation.override(language):
+                for choice, label in self.choices:
+                    known.setdefault(str(label).strip().lower(), choice)
+        for choice, _label in self.choices:
+            known[str(choice).lower()] = choice
+        return known
+
+    def clean(self, value, row=None, **kwargs):
+        if _blank(value):
+            return "" if self.allow_blank else None
+        choice = self._known().get(str(_integral(value)).strip().lower())
+        if choice is not None:
+            return choice
+        raise ValueError(
+            _("“%(value)s” is not one of: %(choices)s.")
+            % {
+                "value": _shown(value),
+                "choices": ", ".join(f"{choice} ({label})" for choice, label in self.choices),
+            }
+        )
+
+    def render(self, value, obj=None, **kwargs):
+        if kwargs.get("force_native_type"):
+            return value
+        return super().render(value, obj, **kwargs)
+
+
+class YesNoWidget(widgets.BooleanWidget):
+    """A yes/no column: 1 or 0 as exported (also true/false, yes/no, có/không, or a spreadsheet's
+    TRUE/FALSE). Anything else is an error of its row, never read as "no"."""
+
+    YES = {"1", "true", "yes", "có"}
+    NO = {"0", "false", "no", "không"}
+
+    def clean(self, value, row=None, **kwargs):
+        if _blank(value):
+            return None
+        if isinstance(value, bool):
+            return value
+        word = str(_integral(value)).strip().lower()
+        if word in self.YES:
+            return True
+        if word in self.NO:
+            return False
+        raise ValueError(_("must be 1 (yes) or 0 (no), not “%(value)s”.") % {"value": _shown(value)})
 
 
 class ScopedNaturalKeyWidget(widgets.ForeignKeyWidget):
@@ -272,6 +391,12 @@ class ScopedResource(resources.ModelResource):
         raise NotImplementedError(_("This resource only exports."))
 
 
+_INTEGER_FIELDS = (
+    "IntegerField", "PositiveIntegerField", "BigIntegerField", "PositiveBigIntegerField",
+    "PositiveSmallIntegerField", "SmallIntegerField",
+)  # fmt: skip
+
+
 class ServiceResource(ScopedResource):
     """Imports rows through the app's services, never ``.save()``.
 
@@ -284,6 +409,24 @@ class ServiceResource(ScopedResource):
 
     #: columns whose blank key means "a new record, numbered by the service" (filled in if missing)
     optional_key_columns: tuple[str, ...] = ()
+
+    # A cell that is not a number, a date or one of the choices of its column is an error of its row (with
+    # the column and the reason), never a guess (``1,5`` read as 1) or an error of the whole file.
+    WIDGETS_MAP = {
+        **resources.ModelResource.WIDGETS_MAP,
+        **dict.fromkeys(_INTEGER_FIELDS, WholeNumberWidget),
+        "DecimalField": DecimalNumberWidget,
+        "FloatField": DecimalNumberWidget,
+        "DateField": DayWidget,
+        "DateTimeField": MomentWidget,
+        "BooleanField": YesNoWidget,
+    }
+
+    @classmethod
+    def widget_from_django_field(cls, f, default=widgets.Widget):
+        if getattr(f, "choices", None) and not getattr(f, "is_relation", False):
+            return functools.partial(ChoiceWidget, f.choices)
+        return super().widget_from_django_field(f, default)
 
     class Meta:
         skip_unchanged = True
@@ -328,6 +471,8 @@ class ServiceResource(ScopedResource):
             result = self.get_row_result_class()()
             result.import_type = RowResult.IMPORT_TYPE_SKIP
             return result
+        # A cell the export quoted so that a spreadsheet shows it as text reads back as it was.
+        row = {column: unquote_formula(value) for column, value in row.items()}
         return super().import_row(row, instance_loader, **kwargs)
 
     def keeps_value(self, field, value) -> bool:
@@ -427,18 +572,32 @@ class ServiceResource(ScopedResource):
 _FORMULA_START = "=@\t\r"
 _TRIGGERS = _FORMULA_START + "+-"
 _SIGNED_NUMBERS = re.compile(r"[+-][0-9 .,()/+-]*")
+_QUOTE = "'"
+
+
+def _needs_quote(value: str) -> bool:
+    """Whether the CSV export puts a quote before ``value``: a spreadsheet would run it as a formula, or it
+    starts with a quote before such a text (so that taking the export's quote away gives it back whole)."""
+    if not value:
+        return False
+    if value[0] == _QUOTE:
+        return _needs_quote(value[1:])
+    return value[0] in _TRIGGERS and (value[0] in _FORMULA_START or not _SIGNED_NUMBERS.fullmatch(value))
 
 
 def _csv_cell(value) -> Any:
     """A text cell that a spreadsheet would run as a formula gets a leading quote; signed numbers and
     phones (+84…, also several in a cell) have nothing to run and stay as they are."""
-    if (
-        isinstance(value, str)
-        and value
-        and value[0] in _TRIGGERS
-        and (value[0] in _FORMULA_START or not _SIGNED_NUMBERS.fullmatch(value))
-    ):
-        return "'" + value
+    if isinstance(value, str) and _needs_quote(value):
+        return _QUOTE + value
+    return value
+
+
+def unquote_formula(value) -> Any:
+    """A cell as it was before the CSV export quoted it (``_csv_cell``): exactly the quote it added, and
+    only where it adds one. Text that merely starts with a quote (``'Bác Ba'``) stays as it is."""
+    if isinstance(value, str) and value[:1] == _QUOTE and _needs_quote(value[1:]):
+        return value[1:]
     return value
 
 
@@ -540,6 +699,8 @@ def _xlsx_cell(ref: str, value, style: int = 0) -> str:
         return f'<c r="{ref}" s="{_STYLE_DATETIME}"><v>{serial!r}</v></c>'
     if isinstance(value, dt.date):
         return f'<c r="{ref}" s="{_STYLE_DATE}"><v>{(value - _EXCEL_EPOCH.date()).days}</v></c>'
+    if isinstance(value, str) and value[:1] == _QUOTE and _needs_quote(value):
+        value = _QUOTE + value  # an import takes a quote away before a formula: this one stays
     content = escape(_ILLEGAL_XML.sub("", str(value))[:_MAX_CELL_TEXT])
     style_attr = f' s="{style}"' if style else ""
     return f'<c r="{ref}" t="inlineStr"{style_attr}><is><t xml:space="preserve">{content}</t></is></c>'
@@ -854,14 +1015,28 @@ class SkipBadRowsConfirmForm(ConfirmImportForm):
     )
 
 
-def row_problems(result) -> list[dict]:
+def column_headings(resource: ScopedResource) -> dict[str, str]:
+    """The heading of each column in the interface's language, by the column's field name and by the model
+    attribute it fills (an error names either)."""
+    headings: dict[str, str] = {}
+    for name, field in resource.fields.items():
+        heading = resource.column_label(field)
+        headings[name] = heading
+        if field.attribute:
+            headings.setdefault(field.attribute, heading)
+    return headings
+
+
+def row_problems(result, headings: dict[str, str] | None = None) -> list[dict]:
     """Every row that failed, as ``{"row", "messages"}``; ``row`` counts as a spreadsheet does (row 1 is
-    the header, so the first data row is row 2)."""
+    the header, so the first data row is row 2). Each message starts with the heading of its column
+    (``headings``, by field name) when it is about one."""
+    headings = headings or {}
     problems = []
     for invalid in result.invalid_rows:
         found = []
         for field, errors in invalid.field_specific_errors.items():
-            found += [f"{field}: {e}" for e in errors]
+            found += [f"{headings.get(field, field)}: {e}" for e in errors]
         found += list(invalid.non_field_specific_errors)
         problems.append({"row": invalid.number + 1, "messages": found})
     for error_row in result.error_rows:
@@ -903,6 +1078,10 @@ class ServiceImportMixin(ImportMixin):
     def get_import_resource_kwargs(self, request, **kwargs):
         return {"user": request.user}
 
+    def column_headings(self, request) -> dict[str, str]:
+        resource_class = self.get_import_resource_classes(request)[0]
+        return column_headings(resource_class(**self.get_import_resource_kwargs(request)))
+
     def get_import_data_kwargs(self, **kwargs):
         kwargs.pop("form", None)
         kwargs.pop("request", None)
@@ -913,7 +1092,7 @@ class ServiceImportMixin(ImportMixin):
         context = getattr(response, "context_data", None) or {}
         result = context.get("result")
         if result is not None:
-            context["problems"] = row_problems(result)
+            context["problems"] = row_problems(result, self.column_headings(request))
             context["base_problems"] = base_problems(result)
             context["totals"] = result.totals
             form = context.get("form")
@@ -966,7 +1145,7 @@ class ServiceImportMixin(ImportMixin):
             "written": written,
             "skip_bad_rows": skip,
             "totals": result.totals,
-            "problems": row_problems(result),
+            "problems": row_problems(result, self.column_headings(request)),
             "base_problems": base_problems(result),
             "changelist_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
             "import_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_import"),

@@ -8,14 +8,17 @@ from collections import defaultdict
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from import_export import fields, widgets
+from import_export import fields
 
 from crm.exports import (
+    ChoiceWidget,
     DayWidget,
     MomentWidget,
     ScopedNaturalKeyWidget,
     ServiceResource,
     UpperCodeWidget,
+    WholeNumberWidget,
+    YesNoWidget,
     text,
 )
 from crm.models import Unit
@@ -59,7 +62,7 @@ class CustomerResource(ServiceResource):
     unit = unit_field()
     phones = fields.Field(column_name="phones", readonly=True)
     is_nuisance = fields.Field(
-        attribute="is_nuisance", column_name="is_nuisance", widget=widgets.BooleanWidget(), readonly=True
+        attribute="is_nuisance", column_name="is_nuisance", widget=YesNoWidget(), readonly=True
     )
     created_at = fields.Field(
         attribute="created_at", column_name="created_at", widget=MomentWidget(), readonly=True
@@ -174,7 +177,9 @@ class ContractResource(ServiceResource):
         column_name="customer",
         widget=ScopedNaturalKeyWidget(Customer, "code", label=gettext_lazy("customer")),
     )
-    status = fields.Field(attribute="status", column_name="status", widget=widgets.CharWidget())
+    status = fields.Field(
+        attribute="status", column_name="status", widget=ChoiceWidget(ContractStatus.choices)
+    )
     start_date = fields.Field(attribute="start_date", column_name="start_date", widget=DayWidget())
     end_date = fields.Field(attribute="end_date", column_name="end_date", widget=DayWidget(), readonly=True)
 
@@ -238,7 +243,7 @@ class MeterResource(ServiceResource):
     serial = fields.Field(attribute="serial", column_name="serial", widget=UpperCodeWidget())
     unit = unit_field()
     status = fields.Field(
-        attribute="status", column_name="status", widget=widgets.CharWidget(), readonly=True
+        attribute="status", column_name="status", widget=ChoiceWidget(MeterStatus.choices), readonly=True
     )
     contract = fields.Field(
         column_name="contract",
@@ -247,7 +252,7 @@ class MeterResource(ServiceResource):
     )
     installed_at = fields.Field(column_name="installed_at", readonly=True, widget=MomentWidget())
     reading_at_install = fields.Field(
-        column_name="reading_at_install", readonly=True, widget=widgets.IntegerWidget()
+        column_name="reading_at_install", readonly=True, widget=WholeNumberWidget()
     )
 
     export_select_related = ("unit",)
@@ -300,6 +305,7 @@ class MeterResource(ServiceResource):
             contract = self.cell(row, "contract")
             installed_at = self.cell(row, "installed_at")
             reading = self.cell(row, "reading_at_install")
+            status = self.cell(row, "status") or ""
         except ValidationError as exc:
             raise ValidationError(exc.message_dict) from exc
         install = None
@@ -331,7 +337,6 @@ class MeterResource(ServiceResource):
                 install = {"contract": contract, "at": installed_at, "reading": reading}
         elif installed_at is not None or reading is not None:
             errors["contract"] = [_("Give the contract the meter is installed on.")]
-        status = text(row.get("status")) if "status" in row else ""
         expected = MeterStatus.INSTALLED if install else (MeterStatus.IN_STOCK if new else before["status"])
         if status and status != expected:
             errors["status"] = [

@@ -178,10 +178,14 @@ class DecimalNumberWidget(widgets.DecimalWidget):
     def clean(self, value, row=None, **kwargs):
         if self.is_empty(value):
             return None
-        if isinstance(value, int | decimal.Decimal) and not isinstance(value, bool):
-            return decimal.Decimal(value)
         if isinstance(value, float) and math.isfinite(value):
             return decimal.Decimal(str(value))
+        if (
+            isinstance(value, int | decimal.Decimal)
+            and not isinstance(value, bool)
+            and decimal.Decimal(value).is_finite()
+        ):
+            return decimal.Decimal(value)
         match = _DECIMAL_NUMBER.fullmatch(value.strip()) if isinstance(value, str) else None
         if match is None:
             raise ValueError(_("must be a number, not “%(value)s”.") % {"value": _shown(value)})

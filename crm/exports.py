@@ -201,6 +201,14 @@ class DecimalNumberWidget(widgets.DecimalWidget):
         return decimal.Decimal(f"{sign}{whole}.{decimals}" if separator else f"{sign}{whole}")
 
 
+class FloatNumberWidget(DecimalNumberWidget):
+    """``DecimalNumberWidget``'s reading, as a float."""
+
+    def clean(self, value, row=None, **kwargs):
+        number = super().clean(value, row, **kwargs)
+        return None if number is None else float(number)
+
+
 class ChoiceWidget(widgets.CharWidget):
     """One of a model field's choices, written as its stored value (as exported) or as its label in any
     language of the interface, in any case. Anything else is an error of its row naming the choices."""
@@ -208,8 +216,14 @@ class ChoiceWidget(widgets.CharWidget):
     def __init__(self, choices, **kwargs):
         super().__init__(**kwargs)
         self.choices = list(choices)
+        self._known_cells: dict[str, Any] | None = None
 
     def _known(self) -> dict[str, Any]:
+        if self._known_cells is None:
+            self._known_cells = self._read_choices()
+        return self._known_cells
+
+    def _read_choices(self) -> dict[str, Any]:
         known: dict[str, Any] = {}
         for language, _name in settings.LANGUAGES:
             with translation.override(language):
@@ -420,7 +434,7 @@ class ServiceResource(ScopedResource):
         **resources.ModelResource.WIDGETS_MAP,
         **dict.fromkeys(_INTEGER_FIELDS, WholeNumberWidget),
         "DecimalField": DecimalNumberWidget,
-        "FloatField": DecimalNumberWidget,
+        "FloatField": FloatNumberWidget,
         "DateField": DayWidget,
         "DateTimeField": MomentWidget,
         "BooleanField": YesNoWidget,

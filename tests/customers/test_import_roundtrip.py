@@ -18,6 +18,7 @@ from django.utils.text import capfirst
 from crm.exports import (
     ChoiceWidget,
     DecimalNumberWidget,
+    FloatNumberWidget,
     WholeNumberWidget,
     YesNoWidget,
     _csv_cell,
@@ -256,6 +257,12 @@ def test_a_decimal_column_refuses_an_ambiguous_or_grouped_number(cell, message):
         DecimalNumberWidget().clean(cell)
     with translation.override("vi"), pytest.raises(ValueError, match=r"có thể hiểu theo hai cách|phải là số"):
         DecimalNumberWidget().clean(cell)
+
+
+def test_a_float_column_reads_like_a_decimal_column():
+    assert [FloatNumberWidget().clean(c) for c in ("1,5", "0.25", 3, "")] == [1.5, 0.25, 3.0, None]
+    with translation.override("vi"), pytest.raises(ValueError, match="có thể hiểu theo hai cách"):
+        FloatNumberWidget().clean("2,500")
 
 
 def test_a_choice_is_read_from_its_value_or_its_label_in_either_language():

@@ -14,7 +14,11 @@ Imports go through the services, row by row, each row in a savepoint: ``ServiceR
 a call of the app's service (never ``.save()``), scoped to the units of the user, with natural keys only;
 ``ServiceImportMixin`` is django-import-export's admin import flow (upload, dry-run preview, confirm) with
 per-row errors, an all-or-nothing confirm and a "skip the bad rows" choice whose skipped rows are listed on
-the result page.
+the result page. A cell that is not what its column holds (a number, a date, one of the choices, yes/no) is
+an error of its row, named by the column's heading in the clerk's language (``WholeNumberWidget``,
+``DecimalNumberWidget``, ``ChoiceWidget``, ``YesNoWidget``, ``DayWidget``, ``MomentWidget``): never a guess
+(``1,5`` is not 1 household) nor an error of the whole file. A clerk's own export imports back unchanged:
+the quote the CSV export puts before a formula is taken off again (``unquote_formula``).
 """
 
 from __future__ import annotations

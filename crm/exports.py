@@ -519,6 +519,14 @@ class ServiceResource(ScopedResource):
             super().import_instance(instance, row, **kwargs)
         except ValidationError as exc:
             errors = exc.update_error_dict(errors)
+        # The columns read only by ``check_row`` (a meter's contract, the nuisance flag): a bad cell there is
+        # listed with the others of its row.
+        for name, field in self.fields.items():
+            if field.readonly and name not in errors:
+                try:
+                    self.cell(row, name)
+                except ValidationError as exc:
+                    errors = exc.update_error_dict(errors)
         model = self._meta.model._meta
         action = "add" if new else "change"
         if not self.user.has_perm(f"{model.app_label}.{action}_{model.model_name}"):

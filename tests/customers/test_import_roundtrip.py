@@ -139,6 +139,24 @@ def test_good_and_bad_rows_mixed_write_nothing_unless_the_bad_ones_are_skipped(s
     assert [p["row"] for p in result.context["problems"]] == [3, 4, 5]
 
 
+def test_every_bad_cell_of_a_row_is_listed(speaking, org):
+    client = speaking("vi")
+    rows = [customer_row(households="hai", customer_type="nhà", is_nuisance="?")]
+    previewed = preview(client, "customer", csv_bytes(rows))
+    assert problems(previewed) == [
+        (
+            2,
+            [
+                "Loại khách hàng: “nhà” không thuộc các giá trị: residential (Sinh hoạt), business (Kinh doanh), "
+                "production (Sản xuất), administrative (Hành chính), other (Khác).",
+                whole_number_error("vi", "hai"),
+                "Khách hàng gọi quấy rối: phải là 1 (có) hoặc 0 (không), không phải “?”.",
+            ],
+        )
+    ]
+    assert Customer.objects.count() == 0
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_every_number_choice_and_date_column_of_contracts_and_meters_gives_errors_of_their_rows(
     speaking, org, language

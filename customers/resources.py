@@ -8,7 +8,7 @@ from collections import defaultdict
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from import_export import fields
+from import_export import fields, widgets
 
 from crm.exports import (
     ChoiceWidget,
@@ -53,6 +53,28 @@ def split_phones(value) -> list[str]:
     return [p.strip() for p in raw.split(",") if p.strip()]
 
 
+class PhonesWidget(widgets.Widget):
+    """The phones of a cell, normalised, in the order written, each once; a number as exported to somebody
+    who sees only its last digits is left out (it is already there). A number that is not one is an error
+    of its row, listed with the row's other bad cells."""
+
+    def clean(self, value, row=None, **kwargs):
+        phones, bad = [], []
+        for raw in split_phones(value):
+            if privacy.is_masked(raw):
+                continue
+            try:
+                number = normalise_phone(raw)
+            except InvalidPhone as exc:
+                bad.append(f"{raw}: {exc}")
+                continue
+            if number not in phones:
+                phones.append(number)
+        if bad:
+            raise ValueError("; ".join(bad))
+        return phones
+
+
 class CustomerResource(ServiceResource):
     """Customers by code. A new row is registered by ``customer_create`` (a blank code takes the unit's
     next one), an existing one changed by ``customer_update``; phones are added, never removed. The nuisance
@@ -60,7 +82,7 @@ class CustomerResource(ServiceResource):
 
     code = fields.Field(attribute="code", column_name="code", widget=UpperCodeWidget())
     unit = unit_field()
-    phones = fields.Field(column_name="phones", readonly=True)
+    phones = fields.Field(column_name="phones", readonly=True, widget=PhonesWidget())
     is_nuisance = fields.Field(
         attribute="is_nuisance", column_name="is_nuisance", widget=YesNoWidget(), readonly=True
     )
@@ -121,17 +143,7 @@ class CustomerResource(ServiceResource):
             errors["is_nuisance"] = [
                 _("The nuisance flag is set and cleared on the customer card, not by an import.")
             ]
-        phones = []
-        for raw in split_phones(row.get("phones")):
-            if privacy.is_masked(raw):
-                continue  # a number as exported to somebody who sees its last digits only: already there
-            try:
-                number = normalise_phone(raw)
-            except InvalidPhone as exc:
-                errors.setdefault("phones", []).append(f"{raw}: {exc}")
-                continue
-            if number not in phones:
-                phones.append(number)
+        phones = self.cell(row, "phones") or []
         if errors:
             raise ValidationError(errors)
         if new:

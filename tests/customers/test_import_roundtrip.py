@@ -141,8 +141,12 @@ def test_good_and_bad_rows_mixed_write_nothing_unless_the_bad_ones_are_skipped(s
 
 def test_every_bad_cell_of_a_row_is_listed(speaking, org):
     client = speaking("vi")
-    rows = [customer_row(households="hai", customer_type="nhà", is_nuisance="?")]
+    rows = [
+        customer_row(households="hai", customer_type="nhà", is_nuisance="?", phones="12; 0903 555 666; 3")
+    ]
     previewed = preview(client, "customer", csv_bytes(rows))
+    with translation.override("vi"):
+        bad_phone = translation.gettext("This does not look like a Vietnamese phone number.")
     assert problems(previewed) == [
         (
             2,
@@ -151,6 +155,7 @@ def test_every_bad_cell_of_a_row_is_listed(speaking, org):
                 "production (Sản xuất), administrative (Hành chính), other (Khác).",
                 whole_number_error("vi", "hai"),
                 "Khách hàng gọi quấy rối: phải là 1 (có) hoặc 0 (không), không phải “?”.",
+                f"Số điện thoại: 12: {bad_phone}; 3: {bad_phone}",
             ],
         )
     ]

@@ -14,7 +14,11 @@ Imports go through the services, row by row, each row in a savepoint: ``ServiceR
 a call of the app's service (never ``.save()``), scoped to the units of the user, with natural keys only;
 ``ServiceImportMixin`` is django-import-export's admin import flow (upload, dry-run preview, confirm) with
 per-row errors, an all-or-nothing confirm and a "skip the bad rows" choice whose skipped rows are listed on
-the result page.
+the result page. A cell that is not what its column holds (a number, a date, one of the choices, yes/no) is
+an error of its row, named by the column's heading in the clerk's language (``WholeNumberWidget``,
+``DecimalNumberWidget``, ``ChoiceWidget``, ``YesNoWidget``, ``DayWidget``, ``MomentWidget``): never a guess
+(``1,5`` is not 1 household) nor an error of the whole file. A clerk's own export imports back unchanged:
+the quote the CSV export puts before a formula is taken off again (``unquote_formula``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import contextlib
 import csv
 import datetime as dt
 import decimal
+import functools
 import io
 import itertools
 import math
@@ -133,6 +138,142 @@ class MomentWidget(widgets.DateTimeWidget):
             raise ValueError(
                 _("%(value)s is not a date and time (write 2025-01-31 08:30).") % {"value": value}
             ) from None
+
+
+def _shown(value) -> str:
+    """A cell as the clerk typed it, for an error message."""
+    return str(value).strip()
+
+
+def _integral(value):
+    """A spreadsheet's number as an ``int`` when it has no fractional part (``2.0`` → ``2``), else as is."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, decimal.Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value)
+    return value
+
+
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,18}")
+_DECIMAL_NUMBER = re.compile(r"([+-]?)([0-9]{1,18})(?:([.,])([0-9]{1,18}))?")
+
+
+class WholeNumberWidget(widgets.IntegerWidget):
+    """A whole number written with digits only, or a spreadsheet number without decimals. ``1,5``, ``1.5``,
+    ``1.000`` and ``abc`` are errors of their row: ``1,5`` is never read as 1 (nor ``1.000`` as 1 or 1000)."""
+
+    def clean(self, value, row=None, **kwargs):
+        if self.is_empty(value):
+            return None
+        value = _integral(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and _WHOLE_NUMBER.fullmatch(value.strip()):
+            return int(value.strip())
+        raise ValueError(_("must be a whole number, not “%(value)s”.") % {"value": _shown(value)})
+
+
+class DecimalNumberWidget(widgets.DecimalWidget):
+    """A number with decimals, written with a point (1.5) or, as in Vietnamese, a comma (1,5), or a
+    spreadsheet number. No thousands separators: ``1,500`` or ``1.500`` could be 1.5 or 1500 and is an
+    error of its row, as is ``1.234,5``."""
+
+    def clean(self, value, row=None, **kwargs):
+        if self.is_empty(value):
+            return None
+        if isinstance(value, float) and math.isfinite(value):
+            return decimal.Decimal(str(value))
+        if (
+            isinstance(value, int | decimal.Decimal)
+            and not isinstance(value, bool)
+            and decimal.Decimal(value).is_finite()
+        ):
+            return decimal.Decimal(value)
+        match = _DECIMAL_NUMBER.fullmatch(value.strip()) if isinstance(value, str) else None
+        if match is None:
+            raise ValueError(_("must be a number, not “%(value)s”.") % {"value": _shown(value)})
+        sign, whole, separator, decimals = match.groups()
+        if separator and len(decimals) == 3 and not whole.startswith("0"):
+            raise ValueError(
+                _(
+                    "“%(value)s” can be read two ways: write thousands without a separator (1500) and the "
+                    "decimals after one comma or point (1,5)."
+                )
+                % {"value": _shown(value)}
+            )
+        return decimal.Decimal(f"{sign}{whole}.{decimals}" if separator else f"{sign}{whole}")
+
+
+class FloatNumberWidget(DecimalNumberWidget):
+    """``DecimalNumberWidget``'s reading, as a float."""
+
+    def clean(self, value, row=None, **kwargs):
+        number = super().clean(value, row, **kwargs)
+        return None if number is None else float(number)
+
+
+class ChoiceWidget(widgets.CharWidget):
+    """One of a model field's choices, written as its stored value (as exported) or as its label in any
+    language of the interface, in any case. Anything else is an error of its row naming the choices."""
+
+    def __init__(self, choices, **kwargs):
+        super().__init__(**kwargs)
+        self.choices = list(choices)
+        self._known_cells: dict[str, Any] | None = None
+
+    def _known(self) -> dict[str, Any]:
+        if self._known_cells is None:
+            self._known_cells = self._read_choices()
+        return self._known_cells
+
+    def _read_choices(self) -> dict[str, Any]:
+        known: dict[str, Any] = {}
+        for language, _name in settings.LANGUAGES:
+            with translation.override(language):
+                for choice, label in self.choices:
+                    known.setdefault(str(label).strip().lower(), choice)
+        for choice, _label in self.choices:
+            known[str(choice).lower()] = choice
+        return known
+
+    def clean(self, value, row=None, **kwargs):
+        if _blank(value):
+            return "" if self.allow_blank else None
+        choice = self._known().get(str(_integral(value)).strip().lower())
+        if choice is not None:
+            return choice
+        raise ValueError(
+            _("“%(value)s” is not one of: %(choices)s.")
+            % {
+                "value": _shown(value),
+                "choices": ", ".join(f"{choice} ({label})" for choice, label in self.choices),
+            }
+        )
+
+    def render(self, value, obj=None, **kwargs):
+        if kwargs.get("force_native_type"):
+            return value
+        return super().render(value, obj, **kwargs)
+
+
+class YesNoWidget(widgets.BooleanWidget):
+    """A yes/no column: 1 or 0 as exported (also true/false, yes/no, có/không, or a spreadsheet's
+    TRUE/FALSE). Anything else is an error of its row, never read as "no"."""
+
+    YES = {"1", "true", "yes", "có"}
+    NO = {"0", "false", "no", "không"}
+
+    def clean(self, value, row=None, **kwargs):
+        if _blank(value):
+            return None
+        if isinstance(value, bool):
+            return value
+        word = str(_integral(value)).strip().lower()
+        if word in self.YES:
+            return True
+        if word in self.NO:
+            return False
+        raise ValueError(_("must be 1 (yes) or 0 (no), not “%(value)s”.") % {"value": _shown(value)})
 
 
 class ScopedNaturalKeyWidget(widgets.ForeignKeyWidget):
@@ -271,6 +412,12 @@ class ScopedResource(resources.ModelResource):
         raise NotImplementedError(_("This resource only exports."))
 
 
+_INTEGER_FIELDS = (
+    "IntegerField", "PositiveIntegerField", "BigIntegerField", "PositiveBigIntegerField",
+    "PositiveSmallIntegerField", "SmallIntegerField",
+)  # fmt: skip
+
+
 class ServiceResource(ScopedResource):
     """Imports rows through the app's services, never ``.save()``.
 
@@ -283,6 +430,24 @@ class ServiceResource(ScopedResource):
 
     #: columns whose blank key means "a new record, numbered by the service" (filled in if missing)
     optional_key_columns: tuple[str, ...] = ()
+
+    # A cell that is not a number, a date or one of the choices of its column is an error of its row (with
+    # the column and the reason), never a guess (``1,5`` read as 1) or an error of the whole file.
+    WIDGETS_MAP = {
+        **resources.ModelResource.WIDGETS_MAP,
+        **dict.fromkeys(_INTEGER_FIELDS, WholeNumberWidget),
+        "DecimalField": DecimalNumberWidget,
+        "FloatField": FloatNumberWidget,
+        "DateField": DayWidget,
+        "DateTimeField": MomentWidget,
+        "BooleanField": YesNoWidget,
+    }
+
+    @classmethod
+    def widget_from_django_field(cls, f, default=widgets.Widget):
+        if getattr(f, "choices", None) and not getattr(f, "is_relation", False):
+            return functools.partial(ChoiceWidget, f.choices)
+        return super().widget_from_django_field(f, default)
 
     class Meta:
         skip_unchanged = True
@@ -327,6 +492,8 @@ class ServiceResource(ScopedResource):
             result = self.get_row_result_class()()
             result.import_type = RowResult.IMPORT_TYPE_SKIP
             return result
+        # A cell the export quoted so that a spreadsheet shows it as text reads back as it was.
+        row = {column: unquote_formula(value) for column, value in row.items()}
         return super().import_row(row, instance_loader, **kwargs)
 
     def keeps_value(self, field, value) -> bool:
@@ -351,6 +518,14 @@ class ServiceResource(ScopedResource):
             super().import_instance(instance, row, **kwargs)
         except ValidationError as exc:
             errors = exc.update_error_dict(errors)
+        # The columns read only by ``check_row`` (a meter's contract, the nuisance flag): a bad cell there is
+        # listed with the others of its row.
+        for name, field in self.fields.items():
+            if field.readonly and name not in errors:
+                try:
+                    self.cell(row, name)
+                except ValidationError as exc:
+                    errors = exc.update_error_dict(errors)
         model = self._meta.model._meta
         action = "add" if new else "change"
         if not self.user.has_perm(f"{model.app_label}.{action}_{model.model_name}"):
@@ -426,18 +601,32 @@ class ServiceResource(ScopedResource):
 _FORMULA_START = "=@\t\r"
 _TRIGGERS = _FORMULA_START + "+-"
 _SIGNED_NUMBERS = re.compile(r"[+-][0-9 .,()/+-]*")
+_QUOTE = "'"
+
+
+def _needs_quote(value: str) -> bool:
+    """Whether the CSV export puts a quote before ``value``: a spreadsheet would run it as a formula, or it
+    starts with a quote before such a text (so that taking the export's quote away gives it back whole)."""
+    if not value:
+        return False
+    if value[0] == _QUOTE:
+        return _needs_quote(value[1:])
+    return value[0] in _TRIGGERS and (value[0] in _FORMULA_START or not _SIGNED_NUMBERS.fullmatch(value))
 
 
 def _csv_cell(value) -> Any:
     """A text cell that a spreadsheet would run as a formula gets a leading quote; signed numbers and
     phones (+84…, also several in a cell) have nothing to run and stay as they are."""
-    if (
-        isinstance(value, str)
-        and value
-        and value[0] in _TRIGGERS
-        and (value[0] in _FORMULA_START or not _SIGNED_NUMBERS.fullmatch(value))
-    ):
-        return "'" + value
+    if isinstance(value, str) and _needs_quote(value):
+        return _QUOTE + value
+    return value
+
+
+def unquote_formula(value) -> Any:
+    """A cell as it was before the CSV export quoted it (``_csv_cell``): exactly the quote it added, and
+    only where it adds one. Text that merely starts with a quote (``'Bác Ba'``) stays as it is."""
+    if isinstance(value, str) and value[:1] == _QUOTE and _needs_quote(value[1:]):
+        return value[1:]
     return value
 
 
@@ -539,6 +728,8 @@ def _xlsx_cell(ref: str, value, style: int = 0) -> str:
         return f'<c r="{ref}" s="{_STYLE_DATETIME}"><v>{serial!r}</v></c>'
     if isinstance(value, dt.date):
         return f'<c r="{ref}" s="{_STYLE_DATE}"><v>{(value - _EXCEL_EPOCH.date()).days}</v></c>'
+    if isinstance(value, str) and value[:1] == _QUOTE and _needs_quote(value):
+        value = _QUOTE + value  # an import takes a quote away before a formula: this one stays
     content = escape(_ILLEGAL_XML.sub("", str(value))[:_MAX_CELL_TEXT])
     style_attr = f' s="{style}"' if style else ""
     return f'<c r="{ref}" t="inlineStr"{style_attr}><is><t xml:space="preserve">{content}</t></is></c>'
@@ -853,14 +1044,28 @@ class SkipBadRowsConfirmForm(ConfirmImportForm):
     )
 
 
-def row_problems(result) -> list[dict]:
+def column_headings(resource: ScopedResource) -> dict[str, str]:
+    """The heading of each column in the interface's language, by the column's field name and by the model
+    attribute it fills (an error names either)."""
+    headings: dict[str, str] = {}
+    for name, field in resource.fields.items():
+        heading = resource.column_label(field)
+        headings[name] = heading
+        if field.attribute:
+            headings.setdefault(field.attribute, heading)
+    return headings
+
+
+def row_problems(result, headings: dict[str, str] | None = None) -> list[dict]:
     """Every row that failed, as ``{"row", "messages"}``; ``row`` counts as a spreadsheet does (row 1 is
-    the header, so the first data row is row 2)."""
+    the header, so the first data row is row 2). Each message starts with the heading of its column
+    (``headings``, by field name) when it is about one."""
+    headings = headings or {}
     problems = []
     for invalid in result.invalid_rows:
         found = []
         for field, errors in invalid.field_specific_errors.items():
-            found += [f"{field}: {e}" for e in errors]
+            found += [f"{headings.get(field, field)}: {e}" for e in errors]
         found += list(invalid.non_field_specific_errors)
         problems.append({"row": invalid.number + 1, "messages": found})
     for error_row in result.error_rows:
@@ -902,6 +1107,10 @@ class ServiceImportMixin(ImportMixin):
     def get_import_resource_kwargs(self, request, **kwargs):
         return {"user": request.user}
 
+    def column_headings(self, request) -> dict[str, str]:
+        resource_class = self.get_import_resource_classes(request)[0]
+        return column_headings(resource_class(**self.get_import_resource_kwargs(request)))
+
     def get_import_data_kwargs(self, **kwargs):
         kwargs.pop("form", None)
         kwargs.pop("request", None)
@@ -912,7 +1121,7 @@ class ServiceImportMixin(ImportMixin):
         context = getattr(response, "context_data", None) or {}
         result = context.get("result")
         if result is not None:
-            context["problems"] = row_problems(result)
+            context["problems"] = row_problems(result, self.column_headings(request))
             context["base_problems"] = base_problems(result)
             context["totals"] = result.totals
             form = context.get("form")
@@ -965,7 +1174,7 @@ class ServiceImportMixin(ImportMixin):
             "written": written,
             "skip_bad_rows": skip,
             "totals": result.totals,
-            "problems": row_problems(result),
+            "problems": row_problems(result, self.column_headings(request)),
             "base_problems": base_problems(result),
             "changelist_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
             "import_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_import"),

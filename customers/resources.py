@@ -11,11 +11,14 @@ from django.utils.translation import gettext_lazy
 from import_export import fields, widgets
 
 from crm.exports import (
+    ChoiceWidget,
     DayWidget,
     MomentWidget,
     ScopedNaturalKeyWidget,
     ServiceResource,
     UpperCodeWidget,
+    WholeNumberWidget,
+    YesNoWidget,
     text,
 )
 from crm.models import Unit
@@ -50,6 +53,28 @@ def split_phones(value) -> list[str]:
     return [p.strip() for p in raw.split(",") if p.strip()]
 
 
+class PhonesWidget(widgets.Widget):
+    """The phones of a cell, normalised, in the order written, each once; a number as exported to somebody
+    who sees only its last digits is left out (it is already there). A number that is not one is an error
+    of its row, listed with the row's other bad cells."""
+
+    def clean(self, value, row=None, **kwargs):
+        phones, bad = [], []
+        for raw in split_phones(value):
+            if privacy.is_masked(raw):
+                continue
+            try:
+                number = normalise_phone(raw)
+            except InvalidPhone as exc:
+                bad.append(f"{raw}: {exc}")
+                continue
+            if number not in phones:
+                phones.append(number)
+        if bad:
+            raise ValueError("; ".join(bad))
+        return phones
+
+
 class CustomerResource(ServiceResource):
     """Customers by code. A new row is registered by ``customer_create`` (a blank code takes the unit's
     next one), an existing one changed by ``customer_update``; phones are added, never removed. The nuisance
@@ -57,9 +82,9 @@ class CustomerResource(ServiceResource):
 
     code = fields.Field(attribute="code", column_name="code", widget=UpperCodeWidget())
     unit = unit_field()
-    phones = fields.Field(column_name="phones", readonly=True)
+    phones = fields.Field(column_name="phones", readonly=True, widget=PhonesWidget())
     is_nuisance = fields.Field(
-        attribute="is_nuisance", column_name="is_nuisance", widget=widgets.BooleanWidget(), readonly=True
+        attribute="is_nuisance", column_name="is_nuisance", widget=YesNoWidget(), readonly=True
     )
     created_at = fields.Field(
         attribute="created_at", column_name="created_at", widget=MomentWidget(), readonly=True
@@ -118,17 +143,7 @@ class CustomerResource(ServiceResource):
             errors["is_nuisance"] = [
                 _("The nuisance flag is set and cleared on the customer card, not by an import.")
             ]
-        phones = []
-        for raw in split_phones(row.get("phones")):
-            if privacy.is_masked(raw):
-                continue  # a number as exported to somebody who sees its last digits only: already there
-            try:
-                number = normalise_phone(raw)
-            except InvalidPhone as exc:
-                errors.setdefault("phones", []).append(f"{raw}: {exc}")
-                continue
-            if number not in phones:
-                phones.append(number)
+        phones = self.cell(row, "phones") or []
         if errors:
             raise ValidationError(errors)
         if new:
@@ -174,7 +189,9 @@ class ContractResource(ServiceResource):
         column_name="customer",
         widget=ScopedNaturalKeyWidget(Customer, "code", label=gettext_lazy("customer")),
     )
-    status = fields.Field(attribute="status", column_name="status", widget=widgets.CharWidget())
+    status = fields.Field(
+        attribute="status", column_name="status", widget=ChoiceWidget(ContractStatus.choices)
+    )
     start_date = fields.Field(attribute="start_date", column_name="start_date", widget=DayWidget())
     end_date = fields.Field(attribute="end_date", column_name="end_date", widget=DayWidget(), readonly=True)
 
@@ -238,7 +255,7 @@ class MeterResource(ServiceResource):
     serial = fields.Field(attribute="serial", column_name="serial", widget=UpperCodeWidget())
     unit = unit_field()
     status = fields.Field(
-        attribute="status", column_name="status", widget=widgets.CharWidget(), readonly=True
+        attribute="status", column_name="status", widget=ChoiceWidget(MeterStatus.choices), readonly=True
     )
     contract = fields.Field(
         column_name="contract",
@@ -247,7 +264,7 @@ class MeterResource(ServiceResource):
     )
     installed_at = fields.Field(column_name="installed_at", readonly=True, widget=MomentWidget())
     reading_at_install = fields.Field(
-        column_name="reading_at_install", readonly=True, widget=widgets.IntegerWidget()
+        column_name="reading_at_install", readonly=True, widget=WholeNumberWidget()
     )
 
     export_select_related = ("unit",)
@@ -300,6 +317,7 @@ class MeterResource(ServiceResource):
             contract = self.cell(row, "contract")
             installed_at = self.cell(row, "installed_at")
             reading = self.cell(row, "reading_at_install")
+            status = self.cell(row, "status") or ""
         except ValidationError as exc:
             raise ValidationError(exc.message_dict) from exc
         install = None
@@ -331,7 +349,6 @@ class MeterResource(ServiceResource):
                 install = {"contract": contract, "at": installed_at, "reading": reading}
         elif installed_at is not None or reading is not None:
             errors["contract"] = [_("Give the contract the meter is installed on.")]
-        status = text(row.get("status")) if "status" in row else ""
         expected = MeterStatus.INSTALLED if install else (MeterStatus.IN_STOCK if new else before["status"])
         if status and status != expected:
             errors["status"] = [

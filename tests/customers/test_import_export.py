@@ -154,13 +154,13 @@ def test_bad_rows_are_listed_by_row_number_with_their_reasons_and_confirming_wri
     # then each bad row is named with its spreadsheet row (the header is row 1) and its reason
     assert previewed.status_code == 200
     assert problems(previewed) == [
-        (3, [f"unit: {org['other_company'].code} is not in your units."]),
-        (4, ["national_id: A national ID has 12 digits (citizen ID) or 9 digits (old ID card)."]),
-        (6, ["phones: 12: This does not look like a Vietnamese phone number."]),
+        (3, [f"Unit: {org['other_company'].code} is not in your units."]),
+        (4, ["National ID: A national ID has 12 digits (citizen ID) or 9 digits (old ID card)."]),
+        (6, ["Phones: 12: This does not look like a Vietnamese phone number."]),
     ]
     html = previewed.content.decode()
     assert '<td class="row-number">3</td>' in html
-    assert f"unit: {org['other_company'].code} is not in your units." in html
+    assert f"Unit: {org['other_company'].code} is not in your units." in html
     assert "skip_bad_rows" in html  # the confirm step is offered, with the box to tick
     # when the clerk confirms without ticking "skip the bad rows"
     result = confirm(clerk_client, "customer", previewed)
@@ -188,8 +188,14 @@ def test_skipping_the_bad_rows_writes_the_others_and_lists_the_skipped_ones(cler
     assert result.context["written"] is True
     assert sorted(Customer.objects.values_list("full_name", flat=True)) == ["Đúng Hai", "Đúng Một"]
     assert problems(result) == [
-        (3, [f"unit: {org['other_company'].code} is not in your units."]),
-        (5, ["full_name: This field cannot be blank.", "street: This field cannot be blank."]),
+        (3, [f"Unit: {org['other_company'].code} is not in your units."]),
+        (
+            5,
+            [
+                "Full name: This field cannot be blank.",
+                "House number and street: This field cannot be blank.",
+            ],
+        ),
     ]
     html = result.content.decode()
     assert "These rows were skipped" in html
@@ -256,11 +262,11 @@ def test_the_nuisance_flag_and_the_unit_cannot_be_changed_by_an_import(clerk_cli
         customer_row(full_name="Không cờ", is_nuisance="0"),
     ]
     previewed = preview(clerk_client, "customer", csv_bytes(rows))
-    flag = "is_nuisance: The nuisance flag is set and cleared on the customer card, not by an import."
+    flag = "Nuisance caller: The nuisance flag is set and cleared on the customer card, not by an import."
     assert problems(previewed) == [
         (2, [flag]),
         (3, [flag]),
-        (4, [f"unit: {org['sibling'].code} is not in your units."]),
+        (4, [f"Unit: {org['sibling'].code} is not in your units."]),
     ]
     result = confirm(clerk_client, "customer", previewed, skip_bad_rows=True)
     assert list(Customer.objects.order_by("id").values_list("full_name", "is_nuisance")) == [
@@ -278,7 +284,7 @@ def test_a_supervisor_serving_two_units_cannot_move_a_customer_between_them(clie
     client.force_login(supervisor)
     rows = [customer_row(code=customer.code, full_name="Nguyễn Văn An", unit=org["sibling"].code)]
     previewed = preview(client, "customer", csv_bytes(rows))
-    assert problems(previewed) == [(2, ["unit: A customer cannot move to another unit by an import."])]
+    assert problems(previewed) == [(2, ["Unit: A customer cannot move to another unit by an import."])]
 
 
 def test_another_units_customer_is_never_changed_by_an_import(clerk_client, org, make_customer):
@@ -289,7 +295,7 @@ def test_another_units_customer_is_never_changed_by_an_import(clerk_client, org,
     theirs.refresh_from_db()
     assert theirs.full_name == "Trần Thị Hân"
     assert problems(result) == [
-        (2, [f"code: A customer code of unit {org['home'].code} starts with {org['home'].code}."])
+        (2, [f"Customer code: A customer code of unit {org['home'].code} starts with {org['home'].code}."])
     ]
 
 
@@ -365,19 +371,19 @@ def test_contracts_are_signed_by_the_service_and_their_status_is_not_imported(cl
         (
             4,
             [
-                "status: A new contract is pending or active; suspend or terminate it with the contract actions."
+                "Status: A new contract is pending or active; suspend or terminate it with the contract actions."
             ],
         ),
-        (5, ["end_date: The end date is set when the contract is terminated."]),
+        (5, ["End date: The end date is set when the contract is terminated."]),
         (
             7,
             [
-                "purpose: A signed contract cannot be changed by an import.",
-                "status: A contract's status changes through the contract actions, not by an import.",
+                "Purpose of use: A signed contract cannot be changed by an import.",
+                "Status: A contract's status changes through the contract actions, not by an import.",
             ],
         ),
-        (8, ["customer: There is no customer PE02000000001."]),
-        (9, ["start_date: 31/31/2025 is not a date (write 2025-01-31)."]),
+        (8, ["Customer: There is no customer PE02000000001."]),
+        (9, ["Start date: 31/31/2025 is not a date (write 2025-01-31)."]),
     ]
     assert previewed.context["totals"]["skip"] == 1  # row 6: the signed contract as it is
     result = confirm(clerk_client, "contract", previewed, skip_bad_rows=True)
@@ -419,13 +425,13 @@ def test_meters_are_registered_and_installed_by_the_services_and_their_status_is
     ]  # fmt: skip
     previewed = preview(clerk_client, "meter", csv_bytes(rows))
     assert problems(previewed) == [
-        (4, ["status: A meter's status follows its installation and removal; an import cannot set it."]),
-        (5, [f"unit: {org['other_company'].code} is not in your units."]),
+        (4, ["Status: A meter's status follows its installation and removal; an import cannot set it."]),
+        (5, [f"Unit: {org['other_company'].code} is not in your units."]),
         (
             6,
             [
-                "installed_at: Give the time the meter was installed.",
-                "reading_at_install: Give the meter's reading at install.",
+                "Installed at: Give the time the meter was installed.",
+                "Reading at installation: Give the meter's reading at install.",
             ],
         ),
     ]
@@ -612,7 +618,9 @@ def test_a_bad_filter_sends_the_export_back_to_the_list(clerk_client, org):
     assert response["Location"].endswith("?e=1")
 
 
-def test_the_export_is_headed_in_the_interface_language_and_imports_back_in_either(clerk_client, org, make_customer):
+def test_the_export_is_headed_in_the_interface_language_and_imports_back_in_either(
+    clerk_client, org, make_customer
+):
     make_customer(org["home"], name="Một", phones=["0903 000 001"])
     clerk_client.cookies["django_language"] = "vi"
     body = b"".join(export(clerk_client).streaming_content)

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
@@ -26,9 +27,9 @@ class EstimatedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        queryset = self.object_list
-        if not hasattr(queryset, "query") or not db.is_postgres():
+        if not isinstance(self.object_list, QuerySet) or not db.is_postgres():
             return super().count
+        queryset = self.object_list
         limit = settings.TONGDAI_EXACT_COUNT_LIMIT
         if not queryset.query.where:
             estimate = db.estimated_row_count(queryset.model._meta.db_table)

@@ -16,6 +16,7 @@ import shutil
 import sqlite3
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 import psycopg
@@ -30,12 +31,12 @@ class BackupError(Exception):
     """A backup or restore that cannot be done, with the reason for the operator."""
 
 
-def database_of(url: str | None = None, alias: str = "default") -> dict:
+def database_of(url: str | None = None, alias: str = "default") -> dict[str, Any]:
     """Django's settings of a database: those of ``url``, else of the configured ``alias``."""
     if url is None:
         return connections[alias].settings_dict
     try:
-        return dj_database_url.parse(url)
+        return dict(dj_database_url.parse(url))
     except (ValueError, ImproperlyConfigured) as exc:
         raise BackupError(f"{url!r} is not a database URL: {exc}") from None
 
@@ -51,7 +52,12 @@ def is_sqlite(settings: dict) -> bool:
 def libpq_environment(settings: dict) -> dict[str, str]:
     """The environment that points pg_dump/pg_restore at a database (password included, off the command line)."""
     env = dict(os.environ)
-    for variable, key in (("PGHOST", "HOST"), ("PGPORT", "PORT"), ("PGUSER", "USER"), ("PGPASSWORD", "PASSWORD")):
+    for variable, key in (
+        ("PGHOST", "HOST"),
+        ("PGPORT", "PORT"),
+        ("PGUSER", "USER"),
+        ("PGPASSWORD", "PASSWORD"),
+    ):
         if settings.get(key):
             env[variable] = str(settings[key])
     env["PGDATABASE"] = settings["NAME"]
@@ -119,7 +125,9 @@ def backup_kind(path: Path) -> str:
         return "postgresql"
     if head.startswith(SQLITE_MAGIC):
         return "sqlite"
-    raise BackupError(f"{path} is not a backup made by manage.py backup (neither pg_dump's custom format nor SQLite).")
+    raise BackupError(
+        f"{path} is not a backup made by manage.py backup (neither pg_dump's custom format nor SQLite)."
+    )
 
 
 def postgresql_tables(settings: dict) -> int:
@@ -134,9 +142,10 @@ def postgresql_tables(settings: dict) -> int:
         connect_timeout=10,
         **options,
     ) as conn:
-        return conn.execute(
+        (count,) = conn.execute(
             "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
-        ).fetchone()[0]
+        ).fetchone() or (0,)
+        return count
 
 
 def sqlite_tables(path: Path) -> int:
@@ -169,7 +178,9 @@ def restore(path: Path, *, settings: dict, force: bool = False) -> None:
         run([*command, "--dbname", settings["NAME"], str(path)], libpq_environment(settings))
     elif is_sqlite(settings):
         if kind != "sqlite":
-            raise BackupError(f"{path} is a PostgreSQL backup; restore it into a PostgreSQL database (postgres://…).")
+            raise BackupError(
+                f"{path} is a PostgreSQL backup; restore it into a PostgreSQL database (postgres://…)."
+            )
         target = Path(settings["NAME"])
         tables = sqlite_tables(target)
         if tables and not force:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
+from typing import Any
 
 from django import forms
 from django.conf import settings
@@ -108,4 +109,6 @@ class JSONFormField(forms.JSONField):
 
 
 # A ModelAdmin's ``formfield_overrides``: every JSON field of the model's form is a ``JSONFormField``.
-ADMIN_FORMFIELD_OVERRIDES = {models.JSONField: {"form_class": JSONFormField}}
+ADMIN_FORMFIELD_OVERRIDES: dict[type[models.Field], dict[str, Any]] = {
+    models.JSONField: {"form_class": JSONFormField}
+}

@@ -60,7 +60,7 @@ class EmailBackend:
         if message.attachment:
             with message.attachment.open("rb") as stored:
                 content = stored.read()
-            name = message.attachment_name or PurePath(message.attachment.name).name
+            name = message.attachment_name or PurePath(message.attachment.name or "attachment").name
             mimetype = mimetypes.guess_type(name)[0] or "application/octet-stream"
             email.attach(name, content, mimetype)
         email.send()

@@ -7,7 +7,6 @@ add their permissions to ``ROLE_PERMISSIONS`` in the same form ("app_label.coden
 from __future__ import annotations
 
 from django.db import transaction
-from django.utils.translation import gettext_lazy as _
 
 from crm.models import Role
 
@@ -51,7 +50,8 @@ _BILLING_RECORDS = [
     "rebateapplication", "anomalybandcount",
 ]  # fmt: skip
 _VIEW_BILLING = [
-    f"billing.view_{m}" for m in [*_BILLING_REFERENCE, *_BILLING_RECORDS, "auditrecord", "readingimport", "billingjob"]
+    f"billing.view_{m}"
+    for m in [*_BILLING_REFERENCE, *_BILLING_RECORDS, "auditrecord", "readingimport", "billingjob"]
 ]
 _WORK_BILLING = [
     *_VIEW_BILLING,
@@ -163,7 +163,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
 
 ROLE_GROUP_NAMES: dict[str, str] = {role.value: f"tongdai: {role.value}" for role in Role}
 
-GROUP_DESCRIPTIONS = {role.value: _(role.label) for role in Role}
+GROUP_DESCRIPTIONS = {role.value: role.label for role in Role}
 
 
 def group_name(role: str) -> str:

@@ -33,7 +33,7 @@ from customers.selectors import MatchKind
 class CustomerSearchMixin:
     """The admin search box goes through the caller lookup (indexed, ranked, bounded), never a scan."""
 
-    search_fields = ["code"]  # shows the box; get_search_results below does the work
+    search_fields: list[str] | tuple[str, ...] = ("code",)  # shows the box; get_search_results below does the work
 
     def get_search_results(self, request, queryset, search_term):
         if not search_term.strip():
@@ -54,7 +54,7 @@ class CustomerSearchMixin:
 
 class CustomerPhoneInline(admin.TabularInline):
     model = CustomerPhone
-    fields = ["number", "is_primary", "label"]
+    fields = ("number", "is_primary", "label")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -257,10 +257,16 @@ class CustomerAdmin(
             return HttpResponseRedirect(reverse("admin:customers_customer_card", args=[pk]))
         seen = privacy.visibility(request.user)
         caller_phone = self._caller_phone(request)
-        if caller_phone:  # a call from a known number: new records carry the number calling, not the primary one
+        if (
+            caller_phone
+        ):  # a call from a known number: new records carry the number calling, not the primary one
             for section in card.sections:
                 section.actions = [
-                    (label, _with_param(url, "caller_phone", caller_phone) if method == "get" else url, method)
+                    (
+                        label,
+                        _with_param(url, "caller_phone", caller_phone) if method == "get" else url,
+                        method,
+                    )
                     for label, url, method in section.actions
                 ]
         context = {
@@ -275,7 +281,6 @@ class CustomerAdmin(
             "can_change": self.has_change_permission(request, card.customer),
         }
         return TemplateResponse(request, "admin/customers/card.html", context)
-
 
     @staticmethod
     def _caller_phone(request) -> str:

@@ -283,7 +283,7 @@ class Generator:
                 else "electronic" if kind_draw < REMOTE_READ_SHARE + 0.2 else "mechanical"
             )  # fmt: skip
             manufacturer, prefix = MANUFACTURERS[int(r_manu * len(MANUFACTURERS))]
-            if status == "terminated":
+            if end_date is not None:  # terminated: the meter came off on the contract's last day
                 removed_at = dt.datetime.combine(end_date, dt.time(9), tzinfo=dt.UTC)
                 removed_at = max(removed_at, installed)
                 batch.meters.append(
@@ -357,7 +357,7 @@ def _id_bases() -> dict[str, int]:
     for model, _columns, name in TABLES:
         key = {"customers": "customer", "phones": "phone", "contracts": "contract", "meters": "meter",
                "assignments": "assignment"}[name]  # fmt: skip
-        top = model.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        top = model._default_manager.order_by("-pk").values_list("pk", flat=True).first() or 0
         bases[key] = top + 1
     return bases
 
@@ -469,8 +469,8 @@ def seed(*, customers: int, seed: int = 1, units=None, progress=None) -> dict[st
             return {"loaded": 0, "total": start}
         if db.is_postgres():
             with connection.cursor() as cursor:
-                tables = ", ".join(model._meta.db_table for model, _c, _n in TABLES)
-                cursor.execute(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE")
+                locked = ", ".join(model._meta.db_table for model, _c, _n in TABLES)
+                cursor.execute(f"LOCK TABLE {locked} IN SHARE ROW EXCLUSIVE MODE")
         _next_numbers(infos)
         generator = Generator(
             seed=seed, units=infos, ids=_id_bases(), now=timezone.now().replace(microsecond=0)

@@ -49,6 +49,9 @@ class CustomerQuerySet(ScopedQuerySet):
 class Customer(models.Model):
     """A customer of the utility: who pays for the electricity at one address."""
 
+    # Not a column: the primary phone, set by the readers that fetch it with the customer (intake, lookup).
+    primary_phone: str | None
+
     code = models.CharField(_("customer code"), max_length=13, validators=[CUSTOMER_CODE_VALIDATOR])
     # Indexed by customers_unit_id_idx (unit, -id), whose leading column serves every lookup by unit.
     unit = models.ForeignKey(

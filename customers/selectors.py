@@ -22,7 +22,9 @@ import itertools
 import re
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, connections
@@ -224,7 +226,9 @@ def lookup_customers(*, user, query: str, limit: int | None = None) -> Lookup:
         return result  # an identifier that matched is the answer: its digits are not part of a name
     # 2. and 3. Words: names typed in order first (longest run of leading words down to two), then anywhere.
     accented_words = _accented_words(text) if has_diacritics(text) else []
-    strategies = [lambda qs, k=k: _in_order_filter(qs, words, k) for k in range(_name_run(words), 1, -1)]
+    strategies: list[Callable[..., Any]] = [
+        lambda qs, k=k: _in_order_filter(qs, words, k) for k in range(_name_run(words), 1, -1)
+    ]
     strategies.append(lambda qs: _text_filter(qs, words))
     for narrow in strategies:
         _text_tiers(take, narrow(visible), accented_words, limit - len(result.customers))

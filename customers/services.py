@@ -221,7 +221,7 @@ def customer_clear_nuisance(*, actor, customer: Customer, reason: str) -> Custom
         "is_nuisance": True,
         "nuisance_reason": customer.nuisance_reason,
         "nuisance_set_by": customer.nuisance_set_by_id,
-        "nuisance_set_at": customer.nuisance_set_at.isoformat(),
+        "nuisance_set_at": customer.nuisance_set_at.isoformat() if customer.nuisance_set_at else None,
     }
     customer.is_nuisance = False
     customer.nuisance_reason = ""

@@ -32,9 +32,11 @@ class FailedTokenThrottle(SimpleRateThrottle):
             return False
         self.key = self.get_cache_key(request)
         self.now = self.timer()
-        self.history = [t for t in self.cache.get(self.key, []) if t > self.now - self.duration]
-        return len(self.history) >= self.num_requests
+        num_requests, duration = self.parse_rate(self.rate)
+        self.history = [t for t in self.cache.get(self.key, []) if t > self.now - (duration or 0)]
+        return len(self.history) >= (num_requests or 0)
 
     def record_failure(self, request) -> None:
         if self.rate is not None:
-            self.allow_request(request, None)  # records the attempt while under the rate
+            # Records the attempt while under the rate; the throttle reads no view.
+            self.allow_request(request, None)  # type: ignore[arg-type]

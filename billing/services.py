@@ -48,6 +48,7 @@ from billing.models import (
     ReinspectionReason,
     VatRate,
 )
+from billing.money import money
 from crm.models import Unit
 from crm.scoping import scope_for
 from customers.models import Contract, ContractStatus, MeterAssignment
@@ -886,9 +887,14 @@ def invoice_recompute(*, actor, invoice: Invoice, reading: MeterReading, reason:
     InvoiceLine.objects.bulk_create(lines)
     invoice.reading, invoice.kwh = reading, reading.kwh
     invoice.subtotal, invoice.vat, invoice.total = charge.subtotal, charge.vat, charge.total
-    invoice.save(update_fields=["reading", "kwh", "subtotal", "vat", "total"])
-    for refund in Refund.objects.filter(offset_invoice=invoice):  # offsets already granted stay on the bill
-        _add_offset_line(invoice, refund)
+    # The refunds offset on the bill stay, taken against the new amount due; those the new total no longer
+    # covers are released (their refund waits to be settled again), the latest first.
+    released = _release_offsets(invoice)
+    invoice.save(update_fields=["reading", "kwh", "subtotal", "vat", "total", "refund_offset"])
+    if released:
+        audit(actor=actor, action="refund.unsettle", obj=invoice, rows=len(released),
+              after={"refunds": released, "total": invoice.total, "refund_offset": invoice.refund_offset},
+              reason=reason)  # fmt: skip
     audit(actor=actor, action="invoice.recompute", obj=invoice, before=before,
           after={"kwh": invoice.kwh, "subtotal": invoice.subtotal, "vat": invoice.vat, "total": invoice.total},
           reason=reason)  # fmt: skip
@@ -1093,7 +1099,8 @@ def adjustment_propose(*, actor, invoice: Invoice, record: str, reading: MeterRe
 
 
 def _current_total(invoice: Invoice) -> dict:
-    """The original's amounts with every approved adjustment so far."""
+    """The original's charge with every approved adjustment so far. Refunds offset on the bill are not part of
+    it (they settle money owed, and stay out of ``subtotal``, ``vat`` and ``total``)."""
     totals = {"subtotal": invoice.subtotal, "vat": invoice.vat}
     for adj in invoice.adjustments.filter(kind=InvoiceKind.ADJUSTMENT):
         totals["subtotal"] += adj.subtotal
@@ -1171,9 +1178,23 @@ def refund_settle(*, actor, refund: Refund, method: str, reference: str = "",
             raise ValidationError({"offset_invoice": _("The bill is not the customer's.")})
         if offset_invoice.status not in (InvoiceStatus.DRAFT, InvoiceStatus.HELD):
             raise ValidationError({"offset_invoice": _("Only a bill not yet issued can take an offset.")})
-        if refund.amount > offset_invoice.total:
-            raise ValidationError({"offset_invoice": _("The refund is larger than that bill.")})
-        _add_offset_line(offset_invoice, refund)
+        if refund.amount > offset_invoice.amount_due:
+            raise ValidationError(
+                {
+                    "offset_invoice": _(
+                        "The refund (%(r)s) is larger than the amount due on bill %(n)s (%(d)s): offset it on a larger "
+                        "bill or pay it back."
+                    )
+                    % {
+                        "r": money(refund.amount),
+                        "n": offset_invoice.number,
+                        "d": money(offset_invoice.amount_due),
+                    }
+                }
+            )
+        # Taken against the amount due: the bill's charge (subtotal, VAT, total) is left as it is.
+        offset_invoice.refund_offset += refund.amount
+        offset_invoice.save(update_fields=["refund_offset"])
     else:
         raise ValidationError({"method": _("Choose a refund or an offset.")})
     refund.method, refund.reference, refund.offset_invoice = method, reference.strip(), offset_invoice
@@ -1184,16 +1205,29 @@ def refund_settle(*, actor, refund: Refund, method: str, reference: str = "",
     return refund
 
 
-def _add_offset_line(invoice: Invoice, refund: Refund) -> None:
-    position = (invoice.lines.aggregate(m=Max("position"))["m"] or 0) + 1
-    InvoiceLine.objects.create(
-        invoice=invoice, position=position,
-        label=(_("Refund offset (adjustment %(n)s)") % {"n": refund.adjustment_id})[:100],
-        segment_start=invoice.period_start, tier=None, kwh=0, price=0, amount=-refund.amount, vat_percent=0,
-    )  # fmt: skip
-    invoice.subtotal -= refund.amount
-    invoice.total -= refund.amount
-    invoice.save(update_fields=["subtotal", "total"])
+def _release_offsets(invoice: Invoice) -> list[int]:
+    """After the bill's total changed: release the refunds offset on it, the latest first, until the rest
+    fits in the new total; the released refunds are open again. Returns their ids."""
+    released = []
+    offsets = list(
+        Refund.objects.select_for_update().filter(offset_invoice=invoice).order_by("-settled_at", "-pk")
+    )
+    invoice.refund_offset = sum(refund.amount for refund in offsets)
+    for refund in offsets:
+        if invoice.refund_offset <= invoice.total:
+            break
+        invoice.refund_offset -= refund.amount
+        refund.method, refund.offset_invoice, refund.settled_at, refund.settled_by = "", None, None, None
+        refund.save(update_fields=["method", "offset_invoice", "settled_at", "settled_by"])
+        released.append(refund.pk)
+    return released
+
+
+def offset_label(refund: Refund) -> str:
+    """How a bill names a refund offset on it: by the number of the adjustment invoice that opened it."""
+    adjustment = refund.adjustment
+    number = adjustment.invoice.number if adjustment.invoice_id else adjustment.original.number
+    return _("Refund offset (adjustment %(n)s)") % {"n": number}
 
 
 # Rebate rounds ------------------------------------------------------------------------------------------
@@ -1396,6 +1430,19 @@ def rebate_apply(*, actor, programme: RebateProgramme) -> dict:
             "FROM billing_rebate_part",
             [rebate_label(programme)],
         )
+        # A bill whose new total no longer covers the refunds offset on it (rare): those offsets are released.
+        cursor.execute(
+            "SELECT i.id, i.total - t.amount - t.vat FROM billing_invoice i JOIN billing_rebate_todo t "
+            "ON t.invoice_id = i.id WHERE i.refund_offset > i.total - t.amount - t.vat"
+        )
+        for invoice_id, new_total in cursor.fetchall():
+            invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
+            invoice.total = new_total
+            released = _release_offsets(invoice)
+            Invoice.objects.filter(pk=invoice_id).update(refund_offset=invoice.refund_offset)
+            audit(actor=actor, action="refund.unsettle", obj=invoice, rows=len(released),
+                  after={"refunds": released, "total": new_total, "refund_offset": invoice.refund_offset},
+                  reason=rebate_label(programme))  # fmt: skip
         cursor.execute(
             "UPDATE billing_invoice SET subtotal = billing_invoice.subtotal - t.amount, "
             "vat = billing_invoice.vat - t.vat, total = billing_invoice.total - t.amount - t.vat "

@@ -6,12 +6,24 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.urls import reverse
 
 from billing import services as billing
-from billing.models import Invoice, RebateApplication, RebateBand, RebateProgramme, VatRate
+from billing.models import (
+    Adjustment,
+    Invoice,
+    RebateApplication,
+    RebateBand,
+    RebateProgramme,
+    Refund,
+    VatRate,
+)
 from billing.reference import RESIDENTIAL_TABLES, VAT_RATES
 from billing.tariff import PriceTable, Tier, compute_charge, rebate_parts
-from tests.billing.conftest import OCT
+from crm.models import Role
+from tests.billing.conftest import NOV, OCT
 
 # The residential prices of 2023-05-04 (before the first table in billing.reference).
 MAY_2023 = PriceTable(
@@ -191,3 +203,171 @@ def test_a_rebate_takes_its_vat_at_the_rates_of_the_lines_it_reduces(make_custom
         sum(p.vat for p in charge.rebates[0]),
     )
     assert sum(invoice.lines.values_list("amount", flat=True)) == invoice.subtotal
+
+
+# --- refund offsets: taken against the amount due, never the charge ---------------------------------------
+
+VI = {"HTTP_ACCEPT_LANGUAGE": "vi"}
+
+
+@pytest.fixture
+def clerks(org, make_staff):
+    return make_staff(Role.BILLING_CLERK, [org["home"]]), make_staff(Role.BILLING_CLERK, [org["home"]])
+
+
+def _refund_of_180_900(make_customer, read, clerks):
+    """October 2025, 350 kWh issued (907,000 + 72,560 = 979,560), corrected to 300 kWh: 99,200 + 102,500 +
+    238,000 + 299,800 = 739,500 + VAT 59,160 = 798,660. The adjustment is −167,500 − 13,400 = −180,900: a
+    refund of 180,900."""
+    proposer, approver = clerks
+    customer = make_customer()
+    read(customer, OCT, 350)
+    billing.billing_run(actor=None, period=OCT)
+    billing.invoices_issue(actor=None, period=OCT)
+    original = Invoice.objects.get(customer=customer, period=OCT)
+    adjustment = billing.adjustment_propose(actor=proposer, invoice=original, kwh=300, record="Biên bản 12")
+    billing.adjustment_decide(actor=approver, adjustment=adjustment, approve=True)
+    refund = Refund.objects.get(adjustment=adjustment)
+    assert refund.amount == 180_900
+    return customer, refund
+
+
+def _next_bill(customer, read, kwh) -> Invoice:
+    read(customer, NOV, 350 + kwh)
+    billing.billing_run(actor=None, period=NOV)
+    return Invoice.objects.get(customer=customer, period=NOV)
+
+
+def _state(invoice: Invoice, refund: Refund):
+    invoice.refresh_from_db()
+    refund.refresh_from_db()
+    lines = list(invoice.lines.order_by("position").values_list("amount", "vat_percent"))
+    return (invoice.subtotal, invoice.vat, invoice.total, invoice.refund_offset, lines, refund.method,
+            refund.offset_invoice_id)  # fmt: skip
+
+
+def test_an_offset_comes_off_the_amount_due_and_leaves_the_charge_and_its_vat(make_customer, read, clerks):
+    customer, refund = _refund_of_180_900(make_customer, read, clerks)
+    # November 200 kWh: 99,200 + 102,500 + 238,000 = 439,700;  VAT 35,176;  total 474,876.
+    nxt = _next_bill(customer, read, 200)
+    charge_lines = list(nxt.lines.order_by("position").values_list("amount", "vat_percent"))
+    billing.refund_settle(actor=clerks[1], refund=refund, method="offset", offset_invoice=nxt)
+    # The charge stays; the offset is recorded apart: amount due 474,876 − 180,900 = 293,976.
+    assert _state(nxt, refund) == (439_700, 35_176, 474_876, 180_900, charge_lines, "offset", nxt.pk)
+    assert nxt.amount_due == 293_976
+
+
+def test_a_refund_between_the_subtotal_and_the_total_is_offset(make_customer, read, clerks):
+    customer, refund = _refund_of_180_900(make_customer, read, clerks)
+    # November 88 kWh: 99,200 + 38 × 2,050 = 177,100;  VAT 14,168;  total 191,268.  The refund 180,900 is above
+    # the subtotal and below the total (it used to break the subtotal's check): amount due 10,368.
+    nxt = _next_bill(customer, read, 88)
+    billing.refund_settle(actor=clerks[1], refund=refund, method="offset", offset_invoice=nxt)
+    nxt.refresh_from_db()
+    assert (nxt.subtotal, nxt.vat, nxt.total, nxt.refund_offset, nxt.amount_due) == (
+        177_100,
+        14_168,
+        191_268,
+        180_900,
+        10_368,
+    )
+
+
+def test_a_refund_larger_than_the_amount_due_is_refused_and_changes_nothing(make_customer, read, clerks):
+    customer, refund = _refund_of_180_900(make_customer, read, clerks)
+    # November 80 kWh: 99,200 + 30 × 2,050 = 160,700;  VAT 12,856;  total 173,556 < 180,900.
+    nxt = _next_bill(customer, read, 80)
+    before = _state(nxt, refund)
+    with pytest.raises(ValidationError, match=r"larger than the amount due on bill .*173\.556 ₫"):
+        billing.refund_settle(actor=clerks[1], refund=refund, method="offset", offset_invoice=nxt)
+    assert _state(nxt, refund) == before
+    assert before[3:] == (0, before[4], "", None)
+
+
+def test_the_database_refuses_an_offset_above_the_total(make_customer, read, clerks):
+    customer, _refund = _refund_of_180_900(make_customer, read, clerks)
+    nxt = _next_bill(customer, read, 80)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Invoice.objects.filter(pk=nxt.pk).update(refund_offset=nxt.total + 1)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Invoice.objects.filter(pk=nxt.pk).update(refund_offset=-1)
+    nxt.refresh_from_db()
+    assert nxt.refund_offset == 0
+
+
+def test_an_adjustment_with_the_same_kwh_on_a_bill_with_an_offset_has_nothing_to_adjust(
+    make_customer, read, clerks
+):
+    customer, refund = _refund_of_180_900(make_customer, read, clerks)
+    nxt = _next_bill(customer, read, 200)
+    billing.refund_settle(actor=clerks[1], refund=refund, method="offset", offset_invoice=nxt)
+    billing.invoices_issue(actor=None, period=NOV)
+    proposals = Adjustment.objects.count()
+    # The charge of 200 kWh is the bill's charge: the offset is a settlement, not a difference to claw back.
+    with pytest.raises(ValidationError, match="nothing to adjust"):
+        billing.adjustment_propose(actor=clerks[0], invoice=nxt, kwh=200, record="Biên bản 13")
+    assert Adjustment.objects.count() == proposals
+    # 150 kWh: 99,200 + 102,500 + 119,000 = 320,700 + 25,656 = 346,356; the difference with 439,700 + 35,176
+    # = 474,876 is −119,000 − 9,520 = −128,520, whatever the offset.
+    adjustment = billing.adjustment_propose(actor=clerks[0], invoice=nxt, kwh=150, record="Biên bản 14")
+    assert (adjustment.delta_subtotal, adjustment.delta_vat, adjustment.delta_total) == (
+        -119_000,
+        -9_520,
+        -128_520,
+    )
+
+
+def test_a_recompute_below_the_offsets_releases_the_offset(make_customer, read, clerks):
+    customer, refund = _refund_of_180_900(make_customer, read, clerks)
+    nxt = _next_bill(customer, read, 200)
+    billing.refund_settle(actor=clerks[1], refund=refund, method="offset", offset_invoice=nxt)
+    reading = nxt.reading
+    # Corrected to 150 kWh: total 346,356 still covers 180,900: the offset stays, amount due 165,456.
+    reading = billing.reading_correct(actor=clerks[0], reading=reading, value=350 + 150, reason="Đọc sai")
+    nxt.refresh_from_db()
+    assert (nxt.total, nxt.refund_offset, nxt.amount_due) == (346_356, 180_900, 165_456)
+    # Corrected to 80 kWh: total 173,556 < 180,900: the offset is released, the refund open again.
+    billing.reading_correct(actor=clerks[0], reading=reading, value=350 + 80, reason="Đọc sai lần nữa")
+    nxt.refresh_from_db()
+    refund.refresh_from_db()
+    assert (nxt.total, nxt.refund_offset, refund.method, refund.offset_invoice) == (173_556, 0, "", None)
+
+
+def test_the_offset_on_the_next_bill_in_the_admin(client, make_customer, read, clerks):
+    customer, refund = _refund_of_180_900(make_customer, read, clerks)
+    small = _next_bill(customer, read, 80)  # total 173,556: too small for 180,900
+    clerk = clerks[1]
+    client.force_login(clerk)
+    url = reverse("admin:billing_refund_changelist")
+    asked = client.post(url, {"action": "offset_on_next_bill", "_selected_action": [refund.pk]}, **VI)
+    page = asked.content.decode()
+    # The bill is offered by its number and amount due, never by a database id.
+    assert asked.status_code == 200 and list(asked.context["form"].fields["invoice"].choices) == [
+        (small.number, f"{small.number}, 11/2025: số tiền phải trả 173.556 ₫")
+    ]
+    assert f'value="{small.number}"' in page
+    before = _state(small, refund)
+    refused = client.post(url, {"action": "offset_on_next_bill", "_selected_action": [refund.pk], "_confirmed": "1",
+                                "invoice": small.number}, **VI)  # fmt: skip
+    assert refused.status_code == 200
+    assert "lớn hơn số tiền phải trả của hóa đơn" in refused.content.decode()
+    assert _state(small, refund) == before  # refused: nothing changed
+    # A reading corrected to 200 kWh makes the bill 474,876: the offset fits.
+    billing.reading_correct(actor=clerks[0], reading=small.reading, value=350 + 200, reason="Đọc sai")
+    done = client.post(url, {"action": "offset_on_next_bill", "_selected_action": [refund.pk], "_confirmed": "1",
+                             "invoice": small.number}, **VI)  # fmt: skip
+    assert done.status_code == 302
+    small.refresh_from_db()
+    refund.refresh_from_db()
+    assert (refund.method, refund.offset_invoice, refund.settled_by) == ("offset", small, clerk)
+    assert (small.total, small.refund_offset, small.amount_due) == (474_876, 180_900, 293_976)
+    # The bill's page, its printed page and the API show the offset, named by the adjustment invoice, and the
+    # amount due.
+    adjustment_number = refund.adjustment.invoice.number
+    change = client.get(reverse("admin:billing_invoice_change", args=[small.pk]), **VI).content.decode()
+    printed = client.get(reverse("admin:billing_invoice_print", args=[small.pk]), **VI).content.decode()
+    for page in (change, printed):
+        assert f"Bù trừ thoái hoàn (điều chỉnh {adjustment_number})" in page
+        assert "293.976 ₫" in page and "180.900 ₫" in page
+    api = client.get(f"/api/v1/invoices/{small.pk}/").json()
+    assert (api["total"], api["refund_offset"], api["amount_due"]) == (474_876, 180_900, 293_976)

@@ -2,13 +2,15 @@
 rebates per VAT rate, refund offsets taken against the amount due, and the same đồng on SQLite and
 PostgreSQL. Every expected number is computed in the comments, not by the code."""
 
+import importlib
 from datetime import date
 from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from billing import services as billing
 from billing.models import (
@@ -371,3 +373,61 @@ def test_the_offset_on_the_next_bill_in_the_admin(client, make_customer, read, c
         assert "293.976 ₫" in page and "180.900 ₫" in page
     api = client.get(f"/api/v1/invoices/{small.pk}/").json()
     assert (api["total"], api["refund_offset"], api["amount_due"]) == (474_876, 180_900, 293_976)
+
+
+def test_an_issued_bills_offset_cannot_change_behind_the_orm(make_customer, read, clerks):
+    customer, refund = _refund_of_180_900(make_customer, read, clerks)
+    nxt = _next_bill(customer, read, 200)
+    billing.refund_settle(actor=clerks[1], refund=refund, method="offset", offset_invoice=nxt)
+    billing.invoices_issue(actor=None, period=NOV)
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE billing_invoice SET refund_offset = 0 WHERE id = %s", [nxt.pk])
+    nxt.refresh_from_db()
+    assert (nxt.status, nxt.refund_offset) == ("issued", 180_900)
+
+
+def test_a_rebate_that_brings_a_bill_below_its_offset_releases_the_offset(make_customer, read, clerks):
+    customer, refund = _refund_of_180_900(make_customer, read, clerks)
+    # November 88 kWh: subtotal 177,100, VAT 14,168, total 191,268; offset 180,900.
+    nxt = _next_bill(customer, read, 88)
+    billing.refund_settle(actor=clerks[1], refund=refund, method="offset", offset_invoice=nxt)
+    # A 10% rebate: 177,100 × 10 / 100 = 17,710; VAT after 159,390 × 8 / 100 = 12,751.2 → 12,751: 1,417.
+    # Total 159,390 + 12,751 = 172,141 < 180,900: the offset is released, the refund open again.
+    billing.rebate_apply(actor=None, programme=_programme("10", period=NOV))
+    nxt.refresh_from_db()
+    refund.refresh_from_db()
+    assert (nxt.subtotal, nxt.vat, nxt.total, nxt.refund_offset) == (159_390, 12_751, 172_141, 0)
+    assert (refund.method, refund.offset_invoice, refund.settled_at) == ("", None, None)
+
+
+def test_the_migration_moves_offset_lines_of_bills_not_yet_issued_to_the_offset_column(
+    make_customer, read, clerks
+):
+    """Migration 0009's own SQL, on a bill that carries an offset the old way (a line of minus the refund,
+    taken off the subtotal and total)."""
+    migration = importlib.import_module("billing.migrations.0009_invoice_refund_offset")
+    customer, refund = _refund_of_180_900(make_customer, read, clerks)
+    nxt = _next_bill(customer, read, 200)  # 439,700 + 35,176 = 474,876
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO billing_invoiceline (invoice_id, position, label, segment_start, tier, kwh, price, amount, "
+            "vat_percent) VALUES (%s, 99, 'Refund offset (adjustment 7)', %s, NULL, 0, 0, %s, 0)",
+            [nxt.pk, nxt.period_start, -refund.amount],
+        )
+        cursor.execute(
+            "UPDATE billing_invoice SET subtotal = subtotal - %s, total = total - %s WHERE id = %s",
+            [refund.amount, refund.amount, nxt.pk],
+        )
+    Refund.objects.filter(pk=refund.pk).update(method="offset", offset_invoice=nxt, settled_at=timezone.now())
+    with connection.cursor() as cursor:
+        for statement in migration.MOVE_OFFSETS:
+            cursor.execute(statement)
+    nxt.refresh_from_db()
+    assert (nxt.subtotal, nxt.vat, nxt.total, nxt.refund_offset, nxt.amount_due) == (
+        439_700,
+        35_176,
+        474_876,
+        180_900,
+        293_976,
+    )
+    assert not nxt.lines.filter(amount__lt=0).exists()

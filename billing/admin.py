@@ -46,6 +46,7 @@ from billing.models import (
     InvoiceCounter,
     InvoiceKind,
     InvoiceLine,
+    InvoiceStatus,
     MeterReading,
     PriceStep,
     PriceTable,
@@ -99,6 +100,14 @@ def _form_errors(form, exc: ValidationError) -> None:
             form.add_error(field if field in form.fields else None, errors)
     else:
         form.add_error(None, exc.messages)
+
+
+def _offsets(invoice: Invoice) -> list[dict]:
+    """The refunds offset on a bill, each named by the adjustment invoice that opened it, and its amount."""
+    refunds = invoice.offsets.select_related("adjustment__invoice", "adjustment__original").order_by(
+        "settled_at", "pk"
+    )
+    return [{"label": services.offset_label(refund), "amount": refund.amount} for refund in refunds]
 
 
 def _months_back(count: int) -> list[dt.date]:
@@ -280,6 +289,14 @@ class MoneyDisplays:
     def amount_vnd(self, obj):
         return money(obj.amount)
 
+    @admin.display(description=gettext_lazy("refund offsets"))
+    def refund_offset_vnd(self, obj):
+        return money(obj.refund_offset)
+
+    @admin.display(description=gettext_lazy("amount due"))
+    def amount_due_vnd(self, obj):
+        return money(obj.amount_due)
+
     @admin.display(description=gettext_lazy("price"))
     def price_vnd(self, obj):
         return money(obj.price) if obj.price else ""
@@ -303,7 +320,16 @@ class MoneyDisplays:
 
 class InvoiceLineInline(MoneyDisplays, ReadOnlyInline):
     model = InvoiceLine
-    fields = ["position", "label_shown", "segment_start", "tier", "kwh", "price_vnd", "amount_vnd", "vat_percent"]
+    fields = [
+        "position",
+        "label_shown",
+        "segment_start",
+        "tier",
+        "kwh",
+        "price_vnd",
+        "amount_vnd",
+        "vat_percent",
+    ]
     readonly_fields = fields
     ordering = ["position"]
 
@@ -417,10 +443,17 @@ class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadO
     ]  # fmt: skip
     fields = [
         "number", "kind", "status", "hold_reason", "customer", "contract", "unit", "period", "period_start",
-        "period_end", "reading", "kwh", "households", "subtotal_vnd", "vat_vnd", "total_vnd", "adjusts", "run",
-        "created_at", "issued_at", "paid_at",
+        "period_end", "reading", "kwh", "households", "subtotal_vnd", "vat_vnd", "total_vnd", "offsets_shown",
+        "refund_offset_vnd", "amount_due_vnd", "adjusts", "run", "created_at", "issued_at", "paid_at",
     ]  # fmt: skip
-    readonly_fields = ["subtotal_vnd", "vat_vnd", "total_vnd"]
+    readonly_fields = [
+        "subtotal_vnd",
+        "vat_vnd",
+        "total_vnd",
+        "offsets_shown",
+        "refund_offset_vnd",
+        "amount_due_vnd",
+    ]
     change_form_template = "admin/billing/invoice/change_form.html"  # "Print" and "Open a dispute"
     inlines = [InvoiceLineInline, RebateApplicationInline, AdjustmentInvoiceInline, CorrectionInline]
     actions = ["issue", "hold", "release", "export_selected_csv", "export_selected_xlsx"]
@@ -432,6 +465,10 @@ class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadO
     @admin.display(description=gettext_lazy("period"), ordering="period")
     def period_month(self, obj):
         return obj.period.strftime("%m/%Y")
+
+    @admin.display(description=gettext_lazy("refunds offset on this bill"))
+    def offsets_shown(self, obj):
+        return "; ".join(f"{row['label']}: {money(row['amount'])}" for row in _offsets(obj)) or "—"
 
     def get_search_results(self, request, queryset, search_term):
         """One exact term: an invoice number, a customer code, a contract number or a meter serial (the bills
@@ -503,9 +540,15 @@ class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadO
             # The VAT of each rate: the bill's VAT when one rate carries it (the usual case); with several rates
             # (a change of rate within the month) the bases by rate and the bill's VAT below them.
             "rates": [
-                {"percent": rate, "base": base, "vat": (invoice.vat if len(taxed) == 1 else None) if rate else 0}
+                {
+                    "percent": rate,
+                    "base": base,
+                    "vat": (invoice.vat if len(taxed) == 1 else None) if rate else 0,
+                }
                 for rate, base in sorted(by_rate.items())
             ],
+            # Refunds offset on the bill: taken off the total, the customer pays the amount due.
+            "offsets": _offsets(invoice),
         }
         return TemplateResponse(request, "admin/billing/invoice/print.html", context)
 
@@ -757,8 +800,10 @@ class DisputeAdmin(RefusalKeepsInputMixin, StreamingExportMixin, BillingAdminMix
             ticket = Ticket.objects.for_user(user).filter(number=asked["ticket"]).first()
         if asked.get("customer"):
             customer = Customer.objects.for_user(user).filter(code=asked["customer"]).first()
-        customer_id = getattr(customer, "pk", None) or getattr(invoice, "customer_id", None) or getattr(
-            ticket, "customer_id", None
+        customer_id = (
+            getattr(customer, "pk", None)
+            or getattr(invoice, "customer_id", None)
+            or getattr(ticket, "customer_id", None)
         )
         if customer_id and ticket is None:
             ticket = (
@@ -999,6 +1044,27 @@ class RefundForm(forms.Form):
     reference = forms.CharField(label=gettext_lazy("payment reference"), max_length=100)
 
 
+class OffsetForm(forms.Form):
+    """The customer's bill not yet issued that takes the offset, chosen by its number."""
+
+    invoice = forms.ChoiceField(label=gettext_lazy("next bill"))
+
+    def __init__(self, *args, refund: Refund, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        bills = (
+            Invoice.objects.for_user(user)
+            .filter(customer_id=refund.customer_id, kind=InvoiceKind.REGULAR,
+                    status__in=[InvoiceStatus.DRAFT, InvoiceStatus.HELD])
+            .order_by("period", "number")
+        )  # fmt: skip
+        self.fields["invoice"].choices = [
+            (bill.number, _("%(n)s, %(m)s: amount due %(d)s")
+             % {"n": bill.number, "m": bill.period.strftime("%m/%Y"), "d": money(bill.amount_due)})
+            for bill in bills
+        ]  # fmt: skip
+        self.fields["invoice"].help_text = _("The customer's bills not yet issued, by number.")
+
+
 @admin.register(Refund)
 class RefundAdmin(MoneyDisplays, BillingAdminMixin, ReadOnlyAdmin):
     list_display = ["customer", "unit", "amount_vnd", "method", "reference", "settled_at", "adjustment"]
@@ -1011,11 +1077,50 @@ class RefundAdmin(MoneyDisplays, BillingAdminMixin, ReadOnlyAdmin):
     list_select_related = ["customer", "unit", "adjustment__original"]
     list_filter = [RefundQueueFilter, ScopedUnitFilter, "method"]
     search_fields = ["customer__code__exact"]
-    actions = ["settle_by_refund"]
+    actions = ["settle_by_refund", "offset_on_next_bill"]
     ordering = ["-id"]
 
     def has_settle_permission(self, request):
         return self._has(request, "change_refund")
+
+    @admin.action(description=gettext_lazy("Offset on the next bill…"), permissions=["settle"], location=BOTH)
+    def offset_on_next_bill(self, request, queryset):
+        items = list(queryset.select_related("customer").order_by("pk")[:2])
+        if len(items) != 1:
+            messages.error(
+                request, _("Choose one refund at a time: it is offset on its customer's next bill.")
+            )
+            return None
+        refund = items[0]
+        if refund.method:
+            messages.error(request, _("%(r)s: this refund is already settled.") % {"r": refund})
+            return None
+        form = OffsetForm(
+            request.POST if "_confirmed" in request.POST else None, refund=refund, user=request.user
+        )
+        if not form.fields["invoice"].choices:
+            messages.error(
+                request, _("%(r)s: the customer has no bill not yet issued to offset it on.") % {"r": refund}
+            )
+            return None
+        if form.is_bound and form.is_valid():
+            invoice = Invoice.objects.for_user(request.user).get(
+                number=form.cleaned_data["invoice"], customer_id=refund.customer_id
+            )
+            try:
+                services.refund_settle(actor=request.user, refund=refund, method=RefundMethod.OFFSET,
+                                       offset_invoice=invoice)  # fmt: skip
+            except ValidationError as exc:
+                _form_errors(form, exc)
+            else:
+                invoice.refresh_from_db()
+                messages.success(request, _("%(r)s offset on bill %(n)s: amount due %(d)s.")
+                                 % {"r": money(refund.amount), "n": invoice.number, "d": money(invoice.amount_due)})  # fmt: skip
+                return None
+        return self._action_page(
+            request, action="offset_on_next_bill", title=_("Settle a refund: offset on the next bill"),
+            objects=items, form=form, submit=_("Offset on this bill"),
+        )  # fmt: skip
 
     @admin.action(
         description=gettext_lazy("Paid back to the customer…"), permissions=["settle"], location=BOTH
@@ -1324,7 +1429,9 @@ class RebateProgrammeAdmin(BillingAdminMixin, admin.ModelAdmin):
         started = []
         for programme in queryset.order_by("pk"):
             try:
-                started.append(jobs.job_start_rebate(actor=request.user, programme=programme, reverse=reverse))
+                started.append(
+                    jobs.job_start_rebate(actor=request.user, programme=programme, reverse=reverse)
+                )
             except ValidationError as exc:
                 messages.error(request, f"{programme}: {'; '.join(exc.messages)}")
         for job in started:

@@ -123,15 +123,27 @@ class MeterReading(models.Model):
 
     # Both looked up through the unique (contract, period) index or by the reading itself.
     contract = models.ForeignKey(
-        Contract, on_delete=models.PROTECT, related_name="readings", db_index=False, db_constraint=False,
+        Contract,
+        on_delete=models.PROTECT,
+        related_name="readings",
+        db_index=False,
+        db_constraint=False,
         verbose_name=_("contract"),
     )
     meter = models.ForeignKey(
-        Meter, on_delete=models.PROTECT, related_name="readings", db_index=False, db_constraint=False,
+        Meter,
+        on_delete=models.PROTECT,
+        related_name="readings",
+        db_index=False,
+        db_constraint=False,
         verbose_name=_("meter"),
     )
     unit = models.ForeignKey(
-        Unit, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False,
+        Unit,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
         verbose_name=_("unit"),
     )
     period = models.DateField(_("period"), help_text=_("The first day of the billed month."))
@@ -221,7 +233,11 @@ class BillingRun(models.Model):
     started_at = models.DateTimeField(_("started at"))
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     started_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
         verbose_name=_("started by"),
     )
     invoices = models.PositiveIntegerField(_("invoices made"), default=0)
@@ -246,15 +262,27 @@ class Invoice(models.Model):
         _("kind"), max_length=10, choices=InvoiceKind.choices, default=InvoiceKind.REGULAR
     )
     contract = models.ForeignKey(
-        Contract, on_delete=models.PROTECT, related_name="invoices", db_index=False, db_constraint=False,
+        Contract,
+        on_delete=models.PROTECT,
+        related_name="invoices",
+        db_index=False,
+        db_constraint=False,
         verbose_name=_("contract"),
     )
     customer = models.ForeignKey(
-        Customer, on_delete=models.PROTECT, related_name="invoices", db_index=False, db_constraint=False,
+        Customer,
+        on_delete=models.PROTECT,
+        related_name="invoices",
+        db_index=False,
+        db_constraint=False,
         verbose_name=_("customer"),
     )
     unit = models.ForeignKey(
-        Unit, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False,
+        Unit,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
         verbose_name=_("unit"),
     )
     period = models.DateField(_("period"))
@@ -270,6 +298,9 @@ class Invoice(models.Model):
     subtotal = models.BigIntegerField(_("amount before VAT"))
     vat = models.BigIntegerField(_("VAT"))
     total = models.BigIntegerField(_("total"))
+    # Refunds offset on this bill: a settlement, not part of the charge (subtotal, VAT and total stay the
+    # charge); the customer pays the amount due, total − offsets. Never more than the total.
+    refund_offset = models.BigIntegerField(_("refund offsets"), default=0, db_default=0)
     status = models.CharField(_("status"), max_length=8, choices=InvoiceStatus.choices, default="draft")
     hold_reason = models.CharField(_("why held"), max_length=200, blank=True)
     adjusts = models.ForeignKey(
@@ -310,6 +341,11 @@ class Invoice(models.Model):
                 condition=Q(total=F("subtotal") + F("vat")), name="billing_invoice_total_adds_up"
             ),
             models.CheckConstraint(
+                condition=Q(refund_offset=0)
+                | Q(kind="regular", refund_offset__gt=0, refund_offset__lte=F("total")),
+                name="billing_invoice_offset_within_total",
+            ),
+            models.CheckConstraint(
                 condition=Q(kind="regular", adjusts__isnull=True, kwh__gte=0, subtotal__gte=0)
                 | Q(kind="adjustment", adjusts__isnull=False),
                 name="billing_invoice_adjustment_points_at_original",
@@ -348,6 +384,11 @@ class Invoice(models.Model):
             raise ValidationError(_("An issued invoice cannot be deleted."))
         return super().delete(*args, **kwargs)
 
+    @property
+    def amount_due(self) -> int:
+        """What the customer pays: the total less the refunds offset on the bill."""
+        return self.total - self.refund_offset
+
 
 class InvoiceLineQuerySet(ScopedQuerySet):
     scope_path = "invoice__unit"
@@ -357,7 +398,11 @@ class InvoiceLine(models.Model):
     """One priced line: a tier, a register, a flat price, a rebate or an adjustment difference."""
 
     invoice = models.ForeignKey(
-        Invoice, on_delete=models.CASCADE, related_name="lines", db_index=False, db_constraint=False,
+        Invoice,
+        on_delete=models.CASCADE,
+        related_name="lines",
+        db_index=False,
+        db_constraint=False,
         verbose_name=_("invoice"),
     )
     position = models.PositiveSmallIntegerField(_("position"))
@@ -422,7 +467,11 @@ class Dispute(models.Model):
     """A customer contests an invoice or a reading (from a billing complaint ticket). Supply is not cut meanwhile."""
 
     ticket = models.ForeignKey(
-        "tickets.Ticket", on_delete=models.PROTECT, null=True, blank=True, related_name="disputes",
+        "tickets.Ticket",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="disputes",
         verbose_name=_("ticket"),
     )
     customer = models.ForeignKey(
@@ -432,11 +481,19 @@ class Dispute(models.Model):
         Unit, on_delete=models.PROTECT, related_name="+", db_index=False, verbose_name=_("unit")
     )
     invoice = models.ForeignKey(
-        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="disputes",
+        Invoice,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="disputes",
         verbose_name=_("invoice"),
     )
     reading = models.ForeignKey(
-        MeterReading, on_delete=models.PROTECT, null=True, blank=True, related_name="disputes",
+        MeterReading,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="disputes",
         verbose_name=_("meter reading"),
     )
     claim = models.TextField(_("what the customer says"))
@@ -444,7 +501,11 @@ class Dispute(models.Model):
     outcome = models.CharField(_("outcome"), max_length=12, choices=DisputeOutcome.choices, blank=True)
     opened_at = models.DateTimeField(_("opened at"))
     opened_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
         verbose_name=_("opened by"),
     )
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
@@ -492,15 +553,26 @@ class Reinspection(models.Model):
     """A re-inspection (*phúc tra*) of a reading for the unit: re-read, evidence, outcome."""
 
     reading = models.ForeignKey(
-        MeterReading, on_delete=models.PROTECT, related_name="reinspections", db_constraint=False,
+        MeterReading,
+        on_delete=models.PROTECT,
+        related_name="reinspections",
+        db_constraint=False,
         verbose_name=_("meter reading"),
     )
     unit = models.ForeignKey(
-        Unit, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False,
+        Unit,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
         verbose_name=_("unit"),
     )
     dispute = models.ForeignKey(
-        Dispute, on_delete=models.PROTECT, null=True, blank=True, related_name="reinspections",
+        Dispute,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="reinspections",
         verbose_name=_("dispute"),
     )
     reason = models.CharField(_("reason"), max_length=8, choices=ReinspectionReason.choices)
@@ -511,7 +583,11 @@ class Reinspection(models.Model):
     evidence_file = models.FileField(_("photo or record"), upload_to="reinspections/%Y/%m", blank=True)
     outcome = models.CharField(_("outcome"), max_length=12, choices=DisputeOutcome.choices, blank=True)
     inspector = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
         verbose_name=_("inspector"),
     )
     done_at = models.DateTimeField(_("done at"), null=True, blank=True)
@@ -566,7 +642,11 @@ class Adjustment(models.Model):
         Dispute, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("dispute")
     )
     corrected_reading = models.ForeignKey(
-        MeterReading, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        MeterReading,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
         verbose_name=_("corrected reading"),
     )
     record = models.TextField(_("correction record"))
@@ -580,7 +660,11 @@ class Adjustment(models.Model):
     )
     proposed_at = models.DateTimeField(_("proposed at"))
     decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
         verbose_name=_("decided by"),
     )
     decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
@@ -651,7 +735,11 @@ class Refund(models.Model):
     )  # fmt: skip
     settled_at = models.DateTimeField(_("settled at"), null=True, blank=True)
     settled_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
         verbose_name=_("settled by staff member"),
     )
     reference = models.CharField(_("payment reference"), max_length=100, blank=True)
@@ -760,11 +848,17 @@ class RebateApplication(models.Model):
     """What one programme took off one invoice. One per programme and invoice: applying twice changes nothing."""
 
     programme = models.ForeignKey(
-        RebateProgramme, on_delete=models.PROTECT, related_name="applications", db_constraint=False,
+        RebateProgramme,
+        on_delete=models.PROTECT,
+        related_name="applications",
+        db_constraint=False,
         verbose_name=_("rebate programme"),
     )
     invoice = models.ForeignKey(
-        Invoice, on_delete=models.PROTECT, related_name="rebates", db_constraint=False,
+        Invoice,
+        on_delete=models.PROTECT,
+        related_name="rebates",
+        db_constraint=False,
         verbose_name=_("invoice"),
     )
     percent = models.DecimalField(_("reduction %"), max_digits=5, decimal_places=2)

@@ -48,6 +48,7 @@ from billing.models import (
     ReinspectionReason,
     VatRate,
 )
+from billing.money import money
 from crm.models import Unit
 from crm.scoping import scope_for
 from customers.models import Contract, ContractStatus, MeterAssignment
@@ -171,12 +172,14 @@ def period_bounds(period: dt.date) -> tuple[dt.date, dt.date]:
     return period, end
 
 
-def charge_for(*, category: str, period: dt.date, kwh: int, households: int = 1) -> tariff.Charge:
+def charge_for(*, category: str, period: dt.date, kwh: int, households: int = 1, rebates=()) -> tariff.Charge:
+    """The charge of a bill by the one rule of ``billing.tariff`` (VAT once per rate; ``rebates`` the
+    percentages of the rebates on it, in the order they were applied)."""
     start, end = period_bounds(period)
     try:
         return tariff.compute_charge(
             start=start, end=end, consumption=kwh, tables=tables_for(category), vat_rates=vat_rates(),
-            households=households,
+            households=households, rebates=tuple(rebates),
         )  # fmt: skip
     except ValueError as exc:
         raise ValidationError(str(exc)) from exc
@@ -343,7 +346,9 @@ def _later_reading(contract_id: int, period: dt.date) -> MeterReading | None:
     )
 
 
-def _placed(*, contract: Contract, assignment: MeterAssignment, period: dt.date, value: int) -> MeterReading | None:
+def _placed(
+    *, contract: Contract, assignment: MeterAssignment, period: dt.date, value: int
+) -> MeterReading | None:
     """The reading rules (``billing.rules``) for a register of ``period`` on the contract's current meter:
     the contract is read, the meter was there, and the register is not above a later month's. Locks the
     periods whose bills the reading changes; returns the later reading it re-bases (or None)."""
@@ -430,7 +435,9 @@ def _rebase(*, actor, later: MeterReading, previous: MeterReading, reason: str) 
     return new
 
 
-def _follow_reading(*, actor, old: MeterReading, new: MeterReading, reason: str, propose: bool = True) -> None:
+def _follow_reading(
+    *, actor, old: MeterReading, new: MeterReading, reason: str, propose: bool = True
+) -> None:
     """The bills on a superseded reading follow the one in force: recomputed before issue; after issue an
     adjustment is proposed (``propose``: when a clerk made the change; the system's own changes leave an
     audit record asking for one). A corrected reading's own issued bill is adjusted by its dispute's clerk."""
@@ -589,8 +596,11 @@ def billing_run(*, actor, period: dt.date, unit: Unit | None = None) -> RunResul
         return _billing_run(actor=actor, period=period, unit=unit, start=start, end=end)
     except IntegrityError as exc:  # a bill made meanwhile by another run (the period lock makes it rare)
         raise ValidationError(
-            _("Another billing run of %(m)s made some of these bills meanwhile: nothing was changed. Start the "
-              "run again to make the missing ones.") % {"m": f"{period:%m/%Y}"}
+            _(
+                "Another billing run of %(m)s made some of these bills meanwhile: nothing was changed. Start the "
+                "run again to make the missing ones."
+            )
+            % {"m": f"{period:%m/%Y}"}
         ) from exc
 
 
@@ -765,8 +775,16 @@ def invoices_issue(*, actor, period: dt.date, unit: Unit | None = None) -> int:
     if unit is not None:
         invoices = invoices.filter(unit=unit)
     reviewed = (
-        Q(contract_id__in=Reinspection.objects.open().filter(reading__period=period).values("reading__contract_id"))
-        | Q(contract_id__in=Dispute.objects.open().filter(reading__period=period).values("reading__contract_id"))
+        Q(
+            contract_id__in=Reinspection.objects.open()
+            .filter(reading__period=period)
+            .values("reading__contract_id")
+        )
+        | Q(
+            contract_id__in=Dispute.objects.open()
+            .filter(reading__period=period)
+            .values("reading__contract_id")
+        )
         | Q(pk__in=Dispute.objects.open().filter(invoice__period=period).values("invoice_id"))
     )
     held = invoices.filter(reviewed).update(status=InvoiceStatus.HELD, hold_reason=under_review_hold()[:200])
@@ -854,19 +872,29 @@ def invoice_recompute(*, actor, invoice: Invoice, reading: MeterReading, reason:
     invoice = Invoice.objects.select_for_update().select_related("contract").get(pk=invoice.pk)
     if invoice.status in ISSUED_STATUSES:
         raise ValidationError(_("An issued invoice cannot be changed: propose an adjustment."))
+    rebates = _applications(invoice)  # the reductions follow the corrected amount, in the same order
     charge = charge_for(category=invoice.contract.tariff_category, period=invoice.period, kwh=reading.kwh,
-                        households=invoice.households)  # fmt: skip
+                        households=invoice.households, rebates=[a.percent for a in rebates])  # fmt: skip
     before = {"kwh": invoice.kwh, "subtotal": invoice.subtotal, "vat": invoice.vat, "total": invoice.total}
-    rebates = list(invoice.rebates.select_related("programme"))
     InvoiceLine.objects.filter(invoice=invoice).delete()
-    InvoiceLine.objects.bulk_create(_lines(invoice.pk, charge))
+    lines = _lines(invoice.pk, charge)
+    for application, parts in zip(rebates, charge.rebates, strict=True):
+        lines += _rebate_lines(invoice, application, parts, start_position=len(lines) + 1)
+        application.base = sum(part.base for part in parts)
+        application.amount = sum(part.amount for part in parts)
+        application.vat = sum(part.vat for part in parts)
+        application.save(update_fields=["base", "amount", "vat"])
+    InvoiceLine.objects.bulk_create(lines)
     invoice.reading, invoice.kwh = reading, reading.kwh
     invoice.subtotal, invoice.vat, invoice.total = charge.subtotal, charge.vat, charge.total
-    invoice.save(update_fields=["reading", "kwh", "subtotal", "vat", "total"])
-    for application in rebates:  # the reduction follows the corrected amount
-        _apply_rebate_line(invoice, application, recompute=True)
-    for refund in Refund.objects.filter(offset_invoice=invoice):  # offsets already granted stay on the bill
-        _add_offset_line(invoice, refund)
+    # The refunds offset on the bill stay, taken against the new amount due; those the new total no longer
+    # covers are released (their refund waits to be settled again), the latest first.
+    released = _release_offsets(invoice)
+    invoice.save(update_fields=["reading", "kwh", "subtotal", "vat", "total", "refund_offset"])
+    if released:
+        audit(actor=actor, action="refund.unsettle", obj=invoice, rows=len(released),
+              after={"refunds": released, "total": invoice.total, "refund_offset": invoice.refund_offset},
+              reason=reason)  # fmt: skip
     audit(actor=actor, action="invoice.recompute", obj=invoice, before=before,
           after={"kwh": invoice.kwh, "subtotal": invoice.subtotal, "vat": invoice.vat, "total": invoice.total},
           reason=reason)  # fmt: skip
@@ -1049,15 +1077,11 @@ def adjustment_propose(*, actor, invoice: Invoice, record: str, reading: MeterRe
         raise ValidationError({"kwh": _("Give the corrected consumption.")})
     if Adjustment.objects.filter(original=invoice, status=AdjustmentStatus.PROPOSED).exists():
         raise ValidationError(_("An adjustment of this invoice is already awaiting approval."))
+    # The reductions apply to the corrected bill as they did before, by the same rule.
     charge = charge_for(category=invoice.contract.tariff_category, period=invoice.period, kwh=kwh,
-                        households=invoice.households)  # fmt: skip
+                        households=invoice.households, rebates=[a.percent for a in _applications(invoice)])  # fmt: skip
     current = _current_total(invoice)
-    new_subtotal, new_vat = charge.subtotal, charge.vat
-    for application in invoice.rebates.all():  # the reduction applies to the corrected bill as it did before
-        amount = _rebate_amount(new_subtotal, application.percent)
-        new_subtotal -= amount
-        new_vat -= _vat_of(amount, invoice)
-    delta_subtotal, delta_vat = new_subtotal - current["subtotal"], new_vat - current["vat"]
+    delta_subtotal, delta_vat = charge.subtotal - current["subtotal"], charge.vat - current["vat"]
     if delta_subtotal == 0 and delta_vat == 0:
         raise ValidationError(_("The corrected consumption gives the same amount: nothing to adjust."))
     try:
@@ -1075,7 +1099,8 @@ def adjustment_propose(*, actor, invoice: Invoice, record: str, reading: MeterRe
 
 
 def _current_total(invoice: Invoice) -> dict:
-    """The original's amounts with every approved adjustment so far."""
+    """The original's charge with every approved adjustment so far. Refunds offset on the bill are not part of
+    it (they settle money owed, and stay out of ``subtotal``, ``vat`` and ``total``)."""
     totals = {"subtotal": invoice.subtotal, "vat": invoice.vat}
     for adj in invoice.adjustments.filter(kind=InvoiceKind.ADJUSTMENT):
         totals["subtotal"] += adj.subtotal
@@ -1153,9 +1178,23 @@ def refund_settle(*, actor, refund: Refund, method: str, reference: str = "",
             raise ValidationError({"offset_invoice": _("The bill is not the customer's.")})
         if offset_invoice.status not in (InvoiceStatus.DRAFT, InvoiceStatus.HELD):
             raise ValidationError({"offset_invoice": _("Only a bill not yet issued can take an offset.")})
-        if refund.amount > offset_invoice.total:
-            raise ValidationError({"offset_invoice": _("The refund is larger than that bill.")})
-        _add_offset_line(offset_invoice, refund)
+        if refund.amount > offset_invoice.amount_due:
+            raise ValidationError(
+                {
+                    "offset_invoice": _(
+                        "The refund (%(r)s) is larger than the amount due on bill %(n)s (%(d)s): offset it on a larger "
+                        "bill or pay it back."
+                    )
+                    % {
+                        "r": money(refund.amount),
+                        "n": offset_invoice.number,
+                        "d": money(offset_invoice.amount_due),
+                    }
+                }
+            )
+        # Taken against the amount due: the bill's charge (subtotal, VAT, total) is left as it is.
+        offset_invoice.refund_offset += refund.amount
+        offset_invoice.save(update_fields=["refund_offset"])
     else:
         raise ValidationError({"method": _("Choose a refund or an offset.")})
     refund.method, refund.reference, refund.offset_invoice = method, reference.strip(), offset_invoice
@@ -1166,16 +1205,29 @@ def refund_settle(*, actor, refund: Refund, method: str, reference: str = "",
     return refund
 
 
-def _add_offset_line(invoice: Invoice, refund: Refund) -> None:
-    position = (invoice.lines.aggregate(m=Max("position"))["m"] or 0) + 1
-    InvoiceLine.objects.create(
-        invoice=invoice, position=position,
-        label=(_("Refund offset (adjustment %(n)s)") % {"n": refund.adjustment_id})[:100],
-        segment_start=invoice.period_start, tier=None, kwh=0, price=0, amount=-refund.amount, vat_percent=0,
-    )  # fmt: skip
-    invoice.subtotal -= refund.amount
-    invoice.total -= refund.amount
-    invoice.save(update_fields=["subtotal", "total"])
+def _release_offsets(invoice: Invoice) -> list[int]:
+    """After the bill's total changed: release the refunds offset on it, the latest first, until the rest
+    fits in the new total; the released refunds are open again. Returns their ids."""
+    released = []
+    offsets = list(
+        Refund.objects.select_for_update().filter(offset_invoice=invoice).order_by("-settled_at", "-pk")
+    )
+    invoice.refund_offset = sum(refund.amount for refund in offsets)
+    for refund in offsets:
+        if invoice.refund_offset <= invoice.total:
+            break
+        invoice.refund_offset -= refund.amount
+        refund.method, refund.offset_invoice, refund.settled_at, refund.settled_by = "", None, None, None
+        refund.save(update_fields=["method", "offset_invoice", "settled_at", "settled_by"])
+        released.append(refund.pk)
+    return released
+
+
+def offset_label(refund: Refund) -> str:
+    """How a bill names a refund offset on it: by the number of the adjustment invoice that opened it."""
+    adjustment = refund.adjustment
+    number = adjustment.invoice.number if adjustment.invoice_id else adjustment.original.number
+    return _("Refund offset (adjustment %(n)s)") % {"n": number}
 
 
 # Rebate rounds ------------------------------------------------------------------------------------------
@@ -1190,26 +1242,57 @@ def _vat_percent(invoice: Invoice) -> int:
     return invoice.lines.aggregate(m=Max("vat_percent"))["m"] or 0
 
 
-def _vat_of(amount: int, invoice: Invoice) -> int:
-    return tariff.round_half_up(Decimal(amount) * _vat_percent(invoice) / 100)
+def _applications(invoice: Invoice) -> list[RebateApplication]:
+    """The rebates on a bill in the order they were applied."""
+    return list(invoice.rebates.select_related("programme").order_by("applied_at", "pk"))
 
 
-def _rebate_amount(subtotal: int, percent: Decimal) -> int:
-    return tariff.round_half_up(Decimal(subtotal) * Decimal(percent) / 100)
+def _rebate_lines(
+    invoice: Invoice, application: RebateApplication, parts, *, start_position: int
+) -> list[InvoiceLine]:
+    """A programme's reduction on a bill: one line per VAT rate it reduces (``tariff.rebate_parts``)."""
+    return [
+        InvoiceLine(
+            invoice_id=invoice.pk, position=start_position + i, label=rebate_label(application.programme),
+            segment_start=invoice.period_start, tier=None, kwh=0, price=0, amount=-part.amount,
+            vat_percent=part.vat_percent,
+        )
+        for i, part in enumerate(parts)
+    ]  # fmt: skip
 
 
-def _eligible_sql(programme: RebateProgramme) -> tuple[str, list]:
+def _half_up_sql(numerator: str, denominator: int) -> str:
+    """SQL for ``numerator / denominator`` rounded half up, in integer arithmetic that PostgreSQL and SQLite
+    compute alike (``numerator`` a whole number ≥ 0, of an integer type): the rounding rule of
+    ``billing.tariff`` without floating point."""
+    return f"((2 * ({numerator}) + {denominator}) / {2 * denominator})"
+
+
+def _rebate_amount_sql(base: str, basis_points: str) -> str:
+    """A rate's reduction: base × percent / 100 half up, the percent given in hundredths (``tariff.rebate_parts``)."""
+    return _half_up_sql(f"({base}) * ({basis_points})", 10_000)
+
+
+def _vat_sql(base: str, percent: str) -> str:
+    """A rate's VAT: base × percent / 100 half up (``tariff.vat_amount``)."""
+    return _half_up_sql(f"({base}) * ({percent})", 100)
+
+
+def _eligible_sql(programme: RebateProgramme, join: str = "", join_params: tuple = ()) -> tuple[str, list]:
     """FROM … WHERE over the invoices a programme applies to (not yet issued, in its months, types, units,
-    kWh), with the band's percent as ``pct``."""
+    kWh), with the band's percent as ``pct`` and in hundredths (a whole number) as ``bp``; ``join`` is joined
+    to them as it is (``e`` names the invoices)."""
     bands = list(programme.bands.order_by("from_kwh"))
     if not bands:
         raise ValidationError(_("The programme has no benefit bands."))
-    case = " ".join(
+    when = " ".join(
         "WHEN i.kwh >= %s" + (" AND i.kwh < %s" if b.to_kwh is not None else "") + " THEN %s" for b in bands
     )
     params: list = []
     for b in bands:
         params += [b.from_kwh] + ([b.to_kwh] if b.to_kwh is not None else []) + [b.percent]
+    for b in bands:
+        params += [b.from_kwh] + ([b.to_kwh] if b.to_kwh is not None else []) + [int(b.percent * 100)]
     where = [
         "i.kind = 'regular'",
         "i.status IN ('draft', 'held')",
@@ -1234,35 +1317,40 @@ def _eligible_sql(programme: RebateProgramme) -> tuple[str, list]:
     )
     where_params.append(programme.pk)
     sql = (
-        f"FROM (SELECT i.id, i.unit_id, i.subtotal, i.kwh, i.period_start, CASE {case} END AS pct FROM billing_invoice i "
-        f"JOIN customers_customer cu ON cu.id = i.customer_id WHERE {' AND '.join(where)}) e WHERE e.pct IS NOT NULL"
+        f"FROM (SELECT i.id, i.unit_id, i.subtotal, i.kwh, i.period_start, CASE {when} END AS pct, "
+        f"CASE {when} END AS bp FROM billing_invoice i "
+        f"JOIN customers_customer cu ON cu.id = i.customer_id WHERE {' AND '.join(where)}) e {join} "
+        "WHERE e.pct IS NOT NULL"
     )
-    return sql, params + where_params
+    return sql, params + where_params + list(join_params)
 
 
-def _round_sql(expr: str) -> str:
-    """Round half up to a whole number, the same on PostgreSQL and SQLite (amounts are never negative here)."""
-    return (
-        f"CAST(({expr}) + 0.5 AS BIGINT)"
-        if connection.vendor == "sqlite"
-        else f"FLOOR(({expr}) + 0.5)::bigint"
-    )
+# Per bill not yet issued in the programme's months, the sum of its lines at each VAT rate: what a rebate
+# reduces (``tariff.rebate_parts``). As a whole number on both databases (PostgreSQL's SUM of bigint is numeric).
+RATE_BASES_SQL = (
+    "(SELECT l.invoice_id, l.vat_percent, CAST(SUM(l.amount) AS BIGINT) AS base, MAX(l.position) AS last_position "
+    "FROM billing_invoiceline l JOIN billing_invoice ri ON ri.id = l.invoice_id "
+    "WHERE ri.status IN ('draft', 'held') AND ri.kind = 'regular' AND ri.period >= %s AND ri.period <= %s "
+    "GROUP BY l.invoice_id, l.vat_percent)"
+)
 
 
 def rebate_dry_run(*, programme: RebateProgramme, user=None) -> dict:
     """Who would get how much: counts and totals by unit and band, without writing anything (limited to
     ``user``'s units when given)."""
-    sql, params = _eligible_sql(programme)
+    sql, params = _eligible_sql(programme, f"LEFT JOIN {RATE_BASES_SQL} r ON r.invoice_id = e.id AND r.base > 0",
+                                (programme.period_from, programme.period_to))  # fmt: skip
     scope = scope_for(user) if user is not None else None
     if scope is not None and not scope.everything:
         ids = sorted(scope.unit_ids) or [0]
         sql += f" AND e.unit_id IN ({', '.join(['%s'] * len(ids))})"
         params = [*params, *ids]
-    amount = _round_sql("e.subtotal * e.pct / 100.0")
+    amount = _rebate_amount_sql("r.base", "e.bp")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT e.unit_id, e.pct, COUNT(*), SUM({amount}), SUM(e.subtotal) {sql} GROUP BY e.unit_id, e.pct "
-            "ORDER BY e.unit_id, e.pct",
+            f"SELECT b.unit_id, b.pct, COUNT(*), SUM(b.amount), SUM(b.subtotal) FROM (SELECT e.id, e.unit_id, "
+            f"e.pct, e.subtotal, COALESCE(SUM({amount}), 0) AS amount {sql} "
+            "GROUP BY e.id, e.unit_id, e.pct, e.subtotal) b GROUP BY b.unit_id, b.pct ORDER BY b.unit_id, b.pct",
             params,
         )
         rows = cursor.fetchall()
@@ -1291,17 +1379,17 @@ def rebate_apply(*, actor, programme: RebateProgramme) -> dict:
         raise ValidationError(_("A reversed programme is not applied again: create a new one."))
     sql, params = _eligible_sql(programme)
     now = timezone.now()
-    amount = _round_sql("e.subtotal * e.pct / 100.0")
     with connection.cursor() as cursor:
-        # The eligible bills once, with what their rebate line needs (its position after the last line, the
-        # bill's VAT rate); then three set-based statements from that table, each a join the planner can hash.
+        # The eligible bills once; then their lines' sums per VAT rate, and what the rebate takes off each
+        # (``tariff.rebate_parts`` in integer SQL: the same đồng on PostgreSQL and SQLite); then set-based
+        # statements from those tables, each a join the planner can hash.
         bulk_work_memory(cursor)
         cursor.execute("DROP TABLE IF EXISTS billing_rebate_todo")
+        cursor.execute("DROP TABLE IF EXISTS billing_rebate_part")
         cursor.execute(
             "CREATE TEMP TABLE billing_rebate_todo AS "
-            f"SELECT e.id AS invoice_id, e.pct, e.subtotal AS base, {amount} AS amount, e.period_start, "
-            "0 AS last_position, 0 AS vat_percent, CAST(0 AS BIGINT) AS vat "
-            f"{sql}",
+            "SELECT e.id AS invoice_id, e.pct, e.bp, e.subtotal AS base, e.period_start, "
+            f"CAST(0 AS BIGINT) AS amount, CAST(0 AS BIGINT) AS vat {sql}",
             params,
         )
         if connection.vendor == "postgresql":  # temporary tables are never analysed by autovacuum
@@ -1309,14 +1397,26 @@ def rebate_apply(*, actor, programme: RebateProgramme) -> dict:
                 "CREATE UNIQUE INDEX billing_rebate_todo_invoice ON billing_rebate_todo (invoice_id)"
             )
             cursor.execute("ANALYZE billing_rebate_todo")
+        reduction = _rebate_amount_sql("s.base", "s.bp")
         cursor.execute(
-            "UPDATE billing_rebate_todo SET last_position = l.last_position, vat_percent = l.vat_percent "
-            "FROM (SELECT l.invoice_id, MAX(l.position) AS last_position, MAX(l.vat_percent) AS vat_percent "
+            "CREATE TEMP TABLE billing_rebate_part AS "
+            f"SELECT s.invoice_id, s.vat_percent, s.period_start, {reduction} AS amount, "
+            f"{_vat_sql('s.base', 's.vat_percent')} - {_vat_sql(f's.base - {reduction}', 's.vat_percent')} AS vat, "
+            "s.last_position + ROW_NUMBER() OVER (PARTITION BY s.invoice_id ORDER BY s.vat_percent DESC) AS position "
+            "FROM (SELECT t.invoice_id, l.vat_percent, t.bp, t.period_start, CAST(SUM(l.amount) AS BIGINT) AS base, "
+            "      MAX(MAX(l.position)) OVER (PARTITION BY t.invoice_id) AS last_position "
             "      FROM billing_invoiceline l JOIN billing_rebate_todo t ON t.invoice_id = l.invoice_id "
-            "      GROUP BY l.invoice_id) l "
-            "WHERE l.invoice_id = billing_rebate_todo.invoice_id"
+            "      GROUP BY t.invoice_id, l.vat_percent, t.bp, t.period_start) s "
+            "WHERE s.base > 0"
         )
-        cursor.execute(f"UPDATE billing_rebate_todo SET vat = {_round_sql('amount * vat_percent / 100.0')}")
+        if connection.vendor == "postgresql":
+            cursor.execute("ANALYZE billing_rebate_part")
+        cursor.execute(
+            "UPDATE billing_rebate_todo SET amount = p.amount, vat = p.vat "
+            "FROM (SELECT invoice_id, SUM(amount) AS amount, SUM(vat) AS vat FROM billing_rebate_part "
+            "      GROUP BY invoice_id) p "
+            "WHERE p.invoice_id = billing_rebate_todo.invoice_id"
+        )
         cursor.execute(
             "INSERT INTO billing_rebateapplication (programme_id, invoice_id, percent, base, amount, vat, applied_at) "
             "SELECT %s, invoice_id, pct, base, amount, vat, %s FROM billing_rebate_todo",
@@ -1326,10 +1426,23 @@ def rebate_apply(*, actor, programme: RebateProgramme) -> dict:
         cursor.execute(
             "INSERT INTO billing_invoiceline (invoice_id, position, label, segment_start, tier, kwh, price, amount, "
             "vat_percent) "
-            "SELECT invoice_id, last_position + 1, %s, period_start, NULL, 0, 0, -amount, vat_percent "
-            "FROM billing_rebate_todo",
+            "SELECT invoice_id, position, %s, period_start, NULL, 0, 0, -amount, vat_percent "
+            "FROM billing_rebate_part",
             [rebate_label(programme)],
         )
+        # A bill whose new total no longer covers the refunds offset on it (rare): those offsets are released.
+        cursor.execute(
+            "SELECT i.id, i.total - t.amount - t.vat FROM billing_invoice i JOIN billing_rebate_todo t "
+            "ON t.invoice_id = i.id WHERE i.refund_offset > i.total - t.amount - t.vat"
+        )
+        for invoice_id, new_total in cursor.fetchall():
+            invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
+            invoice.total = new_total
+            released = _release_offsets(invoice)
+            Invoice.objects.filter(pk=invoice_id).update(refund_offset=invoice.refund_offset)
+            audit(actor=actor, action="refund.unsettle", obj=invoice, rows=len(released),
+                  after={"refunds": released, "total": new_total, "refund_offset": invoice.refund_offset},
+                  reason=rebate_label(programme))  # fmt: skip
         cursor.execute(
             "UPDATE billing_invoice SET subtotal = billing_invoice.subtotal - t.amount, "
             "vat = billing_invoice.vat - t.vat, total = billing_invoice.total - t.amount - t.vat "
@@ -1338,6 +1451,7 @@ def rebate_apply(*, actor, programme: RebateProgramme) -> dict:
         cursor.execute("SELECT COALESCE(SUM(amount), 0), COALESCE(SUM(vat), 0) FROM billing_rebate_todo")
         amount_total, vat_total = cursor.fetchone()
         cursor.execute("DROP TABLE billing_rebate_todo")
+        cursor.execute("DROP TABLE billing_rebate_part")
     totals = {"amount": int(amount_total), "vat": int(vat_total)}
     if programme.status != RebateStatus.APPLIED:
         programme.status = RebateStatus.APPLIED
@@ -1345,23 +1459,6 @@ def rebate_apply(*, actor, programme: RebateProgramme) -> dict:
     audit(actor=actor, action="rebate.apply", obj=programme, object_type="rebateprogramme", rows=count,
           after={"invoices": count, "amount": totals["amount"] or 0, "vat": totals["vat"] or 0})  # fmt: skip
     return {"invoices": count, "amount": totals["amount"] or 0, "vat": totals["vat"] or 0}
-
-
-def _apply_rebate_line(invoice: Invoice, application: RebateApplication, *, recompute: bool) -> None:
-    """After a recompute: the programme's reduction again, on the new amount."""
-    amount = _rebate_amount(invoice.subtotal, application.percent)
-    vat = _vat_of(amount, invoice)
-    position = (invoice.lines.aggregate(m=Max("position"))["m"] or 0) + 1
-    InvoiceLine.objects.create(
-        invoice=invoice, position=position, label=rebate_label(application.programme),
-        segment_start=invoice.period_start, tier=None, kwh=0, price=0, amount=-amount, vat_percent=_vat_percent(invoice),
-    )  # fmt: skip
-    application.base, application.amount, application.vat = invoice.subtotal, amount, vat
-    application.save(update_fields=["base", "amount", "vat"])
-    invoice.subtotal -= amount
-    invoice.vat -= vat
-    invoice.total = invoice.subtotal + invoice.vat
-    invoice.save(update_fields=["subtotal", "vat", "total"])
 
 
 @transaction.atomic

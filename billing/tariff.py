@@ -1,9 +1,19 @@
 """Electricity charges for one billing period: pure arithmetic, no database.
 
 A period [start, end) is cut into segments wherever the price table or the VAT rate changes. Each segment
-gets its share of the consumption and of every tier's width by days (rounded half-up to whole kWh), is
-priced with the table in force on its first day, and carries its own VAT. Amounts are whole đồng (VND has
-no minor unit) and every step uses integers or ``Decimal``, never floats.
+gets its share of the consumption and of every tier's width by days (rounded half-up to whole kWh, the last
+segment taking the remainder so the shares add up to the whole), and is priced with the table in force on
+its first day. Amounts are whole đồng (VND has no minor unit) and every step uses integers or ``Decimal``,
+never floats.
+
+The rounding rule, written once here and used by every service (the billing run, a recompute, an adjustment,
+a rebate round, whose set-based SQL does the same integer arithmetic):
+
+- VAT is computed once per VAT rate, on the sum of that rate's line amounts, rounded half up
+  (``vat_amount``) — never per segment or per line;
+- a rebate of p % reduces each VAT rate's amounts by ``round_half_up(base × p / 100)`` of that rate's base
+  (``rebate_parts``), and its VAT is what that takes off the rate's VAT: VAT(base) − VAT(base − reduction), so
+  the bill's VAT stays the VAT of its rate sums.
 """
 
 from __future__ import annotations
@@ -144,7 +154,9 @@ class ChargeLine:
 
 @dataclass(frozen=True)
 class Charge:
-    """A computed bill. ``vat_lines`` holds (segment start, VAT percent, base, VAT amount) per segment."""
+    """A computed bill. ``vat_lines`` holds (first day at the rate, VAT percent, base, VAT amount) per VAT
+    rate, the base being the sum of that rate's lines (less its rebates); ``rebates`` the parts of each rebate
+    applied, in order. ``subtotal``, ``vat`` and ``total`` are after the rebates."""
 
     lines: tuple[ChargeLine, ...]
     kwh: int
@@ -152,11 +164,41 @@ class Charge:
     vat: int
     total: int
     vat_lines: tuple[tuple[date, int, int, int], ...]
+    rebates: tuple[tuple[RebatePart, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class RebatePart:
+    """What a rebate takes off the lines of one VAT rate: the base it reduced, the reduction, and its VAT."""
+
+    vat_percent: int
+    base: int
+    amount: int
+    vat: int
 
 
 def round_half_up(value: Decimal) -> int:
     """Round to a whole number, halves away from zero (2.5 → 3, −2.5 → −3)."""
     return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def vat_amount(base: int, percent: int) -> int:
+    """The VAT of one rate's base (the sum of that rate's amounts): base × percent / 100, half up."""
+    return round_half_up(Decimal(base) * percent / 100)
+
+
+def rebate_parts(bases: Mapping[int, int], percent: Decimal) -> tuple[RebatePart, ...]:
+    """A rebate of ``percent`` on a bill whose lines sum to ``bases`` (VAT percent → amount): per rate the
+    reduction is the base × percent / 100 half up, and its VAT is VAT(base) − VAT(base − reduction). Rates
+    from the highest; a rate whose base is not positive gets nothing."""
+    parts = []
+    for rate in sorted(bases, reverse=True):
+        base = bases[rate]
+        if base <= 0:
+            continue
+        amount = round_half_up(Decimal(base) * Decimal(percent) / 100)
+        parts.append(RebatePart(rate, base, amount, vat_amount(base, rate) - vat_amount(base - amount, rate)))
+    return tuple(parts)
 
 
 def _share(numerator: int, denominator: int) -> int:
@@ -212,8 +254,38 @@ def _tier_label(index: int, lower: int, upper: int | None) -> str:
     return f"Tier {index} ({lower + 1 if lower else 0}–{upper} kWh)"
 
 
-def _tier_lines(table: PriceTable, kwh: int, households: int, seg_days: int, days: int) -> list[_Row]:
-    """(label, tier, kWh, price) for each tier that the segment's kWh reach."""
+def _tier_widths(
+    tables: list[PriceTable], households: int, day_counts: list[int], days: int
+) -> list[list[int]]:
+    """Per segment, the width in kWh of each bounded tier of its table. A tier as wide in every segment is
+    shared like the kWh (``_split``: the last segment takes the remainder, so the shares add up to the
+    width); a tier whose width changes with the table is pro-rated in each segment on its own."""
+    widths: list[list[int]] = [[] for _table in tables]
+    for index in range(max(len(table.tiers) for table in tables)):
+        whole = []
+        for table in tables:
+            tiers = table.tiers
+            if index >= len(tiers) or tiers[index].upper_kwh is None:
+                whole.append(None)
+                continue
+            lower = tiers[index - 1].upper_kwh if index else 0
+            whole.append((tiers[index].upper_kwh - lower) * households)
+        if None not in whole and len(set(whole)) == 1:
+            shares = _split(whole[0], day_counts, days)
+        else:
+            shares = [
+                None if w is None else _share(w * count, days)
+                for w, count in zip(whole, day_counts, strict=True)
+            ]
+        for position, share in enumerate(shares):
+            if share is not None:
+                widths[position].append(share)
+    return widths
+
+
+def _tier_lines(table: PriceTable, kwh: int, widths: list[int]) -> list[_Row]:
+    """(label, tier, kWh, price) for each tier that the segment's kWh reach, ``widths`` the segment's share
+    of each bounded tier."""
     if table.kind == "flat":
         return [("Flat", None, kwh, table.tiers[0].price)] if kwh else []
     rows: list[_Row] = []
@@ -222,11 +294,7 @@ def _tier_lines(table: PriceTable, kwh: int, households: int, seg_days: int, day
     for index, tier in enumerate(table.tiers, start=1):
         if left == 0:
             break
-        if tier.upper_kwh is None:
-            take = left
-        else:
-            width = _share((tier.upper_kwh - lower) * households * seg_days, days)
-            take = min(left, width)
+        take = left if tier.upper_kwh is None else min(left, widths[index - 1])
         if take:
             rows.append((_tier_label(index, lower, tier.upper_kwh), index, take, tier.price))
         left -= take
@@ -266,9 +334,11 @@ def compute_charge(
     tables: Sequence[PriceTable],
     vat_rates: Sequence[VatRate],
     households: int = 1,
+    rebates: Sequence[Decimal] = (),
 ) -> Charge:
     """The charge for [start, end): ``consumption`` in kWh (a register → kWh mapping for time-of-use),
-    ``tables`` the dated history of one price structure, ``vat_rates`` the dated VAT history.
+    ``tables`` the dated history of one price structure, ``vat_rates`` the dated VAT history, ``rebates`` the
+    percentages of the rebates on the bill, applied in order (each on the amounts left by the ones before).
 
     Raises ValueError on a bad period, consumption, household count or table history.
     """
@@ -313,14 +383,15 @@ def compute_charge(
                 )
     day_counts = [(seg_end - seg_start).days for seg_start, seg_end, _table, _vat in segments]
     shares = {register: _split(kwh, day_counts, days) for register, kwh in readings.items()}
+    if kind != "tou":
+        widths = _tier_widths([table for _s, _e, table, _v in segments], households, day_counts, days)
 
     lines: list[ChargeLine] = []
-    vat_lines: list[tuple[date, int, int, int]] = []
     for position, (seg_start, seg_end, table, vat_rate) in enumerate(segments):
         if kind == "tou":
             rows = _tou_lines(table, {register: parts[position] for register, parts in shares.items()})
         else:
-            rows = _tier_lines(table, shares[""][position], households, day_counts[position], days)
+            rows = _tier_lines(table, shares[""][position], widths[position])
         segment_lines = [
             ChargeLine(
                 valid_from=seg_start,
@@ -334,11 +405,24 @@ def compute_charge(
             )
             for label, tier, kwh, price in rows
         ]
-        base = sum(line.amount for line in segment_lines)
-        vat_lines.append((seg_start, vat_rate.percent, base, _share(base * vat_rate.percent, 100)))
         lines.extend(segment_lines)
 
-    subtotal = sum(line.amount for line in lines)
+    # One VAT per rate, on the sum of that rate's amounts (less its rebates).
+    first_day: dict[int, date] = {}
+    bases: dict[int, int] = {}
+    for seg_start, _seg_end, _table, vat_rate in segments:
+        first_day.setdefault(vat_rate.percent, seg_start)
+        bases.setdefault(vat_rate.percent, 0)
+    for line in lines:
+        bases[line.vat_percent] += line.amount
+    applied = []
+    for percent in rebates:
+        parts = rebate_parts(bases, percent)
+        for part in parts:
+            bases[part.vat_percent] -= part.amount
+        applied.append(parts)
+    vat_lines = tuple((first_day[rate], rate, base, vat_amount(base, rate)) for rate, base in bases.items())
+    subtotal = sum(bases.values())
     vat = sum(amount for _start, _percent, _base, amount in vat_lines)
     return Charge(
         lines=tuple(lines),
@@ -346,5 +430,6 @@ def compute_charge(
         subtotal=subtotal,
         vat=vat,
         total=subtotal + vat,
-        vat_lines=tuple(vat_lines),
+        vat_lines=vat_lines,
+        rebates=tuple(applied),
     )

@@ -20,12 +20,15 @@ class InvoiceSerializer(CachedFieldsMixin, serializers.ModelSerializer):
     customer_code = serializers.CharField(source="customer.code")
     unit_code = serializers.CharField(source="unit.code")
     adjusts = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    # The charge is subtotal + VAT = total; refunds offset on the bill come off it: the customer pays amount_due.
+    amount_due = serializers.IntegerField(read_only=True)
 
     class Meta:
         model = Invoice
         fields = [
             "id", "number", "kind", "customer_code", "unit_code", "period", "period_start", "period_end", "kwh",
-            "households", "subtotal", "vat", "total", "status", "hold_reason", "adjusts", "issued_at", "paid_at",
+            "households", "subtotal", "vat", "total", "refund_offset", "amount_due", "status", "hold_reason",
+            "adjusts", "issued_at", "paid_at",
         ]  # fmt: skip
 
 

@@ -130,14 +130,16 @@ def test_a_refund_is_settled_by_payment_or_as_an_offset_on_the_next_bill(make_cu
     read(customer, NOV, 350 + 200)
     billing.billing_run(actor=None, period=NOV)
     nxt = Invoice.objects.get(period=NOV)
-    before = nxt.total
+    before = (nxt.subtotal, nxt.vat, nxt.total)
     with pytest.raises(ValidationError):
         billing.refund_settle(actor=approver, refund=refund, method="refund")  # no payment reference
     billing.refund_settle(actor=approver, refund=refund, method="offset", offset_invoice=nxt)
     nxt.refresh_from_db()
     refund.refresh_from_db()
-    assert nxt.total == before - refund.amount and refund.offset_invoice == nxt and refund.method == "offset"
-    assert nxt.lines.order_by("-position").first().amount == -refund.amount
+    # Taken against the amount due: the charge stays, no line is added.
+    assert (nxt.subtotal, nxt.vat, nxt.total) == before and nxt.amount_due == before[2] - refund.amount
+    assert refund.offset_invoice == nxt and refund.method == "offset" and nxt.refund_offset == refund.amount
+    assert sum(nxt.lines.values_list("amount", flat=True)) == nxt.subtotal
     with pytest.raises(ValidationError, match="already settled"):
         billing.refund_settle(actor=approver, refund=refund, method="refund", reference="UNC-1")
 
@@ -249,8 +251,9 @@ def test_an_offset_stays_on_a_bill_recomputed_after_a_correction(make_customer, 
     billing.refund_settle(actor=approver, refund=refund, method="offset", offset_invoice=nxt)
     billing.reading_correct(actor=approver, reading=nov, value=350 + 150, reason="Đọc sai")
     nxt.refresh_from_db()
-    # 150 kWh: 320,700 + 25,656 VAT, less the offset.
-    assert nxt.total == 320_700 + 25_656 - refund.amount
+    # 150 kWh: 320,700 + 25,656 VAT; the offset comes off the amount due.
+    assert (nxt.total, nxt.refund_offset) == (320_700 + 25_656, refund.amount)
+    assert nxt.amount_due == 320_700 + 25_656 - refund.amount
     assert sum(nxt.lines.values_list("amount", flat=True)) == nxt.subtotal
 
 

@@ -106,7 +106,7 @@ def test_price_change_halfway_splits_kwh_and_tier_widths_in_two():
     #         segment subtotal 352,775;  VAT 352,775 × 8 / 100 = 28,222
     #   new:  25 × 1984 =  49,600   25 × 2050 =  51,250   50 × 2380 = 119,000   50 × 2998 = 149,900
     #         segment subtotal 369,750;  VAT 369,750 × 8 / 100 = 29,580
-    #   subtotal 352,775 + 369,750 = 722,525;  VAT 28,222 + 29,580 = 57,802;  total 780,327
+    #   subtotal 352,775 + 369,750 = 722,525;  VAT once on the 8% sum: 722,525 × 8 / 100 = 57,802;  total 780,327
     old, new = date(2025, 4, 25), date(2025, 5, 10)
     assert rows(charge) == [
         (old, 1, 25, 1893, 47_325),
@@ -119,7 +119,7 @@ def test_price_change_halfway_splits_kwh_and_tier_widths_in_two():
         (new, 4, 50, 2998, 149_900),
     ]
     assert [line.valid_to for line in charge.lines] == [new] * 4 + [date(2025, 5, 25)] * 4
-    assert charge.vat_lines == ((old, 8, 352_775, 28_222), (new, 8, 369_750, 29_580))
+    assert charge.vat_lines == ((old, 8, 722_525, 57_802),)
     assert (charge.kwh, charge.subtotal, charge.vat, charge.total) == (300, 722_525, 57_802, 780_327)
 
 
@@ -140,7 +140,8 @@ def test_uneven_split_rounds_each_segment_and_the_last_takes_the_remainder():
     #   18 × 1984 =  35,712   18 × 2050 =  36,900   35 × 2380 =  83,300
     #   35 × 2998 = 104,930   35 × 3350 = 117,250   36 × 3460 = 124,560
     #   segment subtotal 502,652;  VAT 502,652 × 8 / 100 = 40,212.16 → 40,212
-    # subtotal 875,816 + 502,652 = 1,378,468;  VAT 70,065 + 40,212 = 110,277;  total 1,488,745
+    # subtotal 875,816 + 502,652 = 1,378,468;  VAT once on the 8% sum: 1,378,468 × 8 / 100 = 110,277.44 → 110,277;
+    # total 1,488,745
     old, new = date(2025, 4, 20), date(2025, 5, 10)
     assert rows(charge) == [
         (old, 1, 32, 1893, 60_576),
@@ -157,7 +158,7 @@ def test_uneven_split_rounds_each_segment_and_the_last_takes_the_remainder():
         (new, 6, 36, 3460, 124_560),
     ]
     assert charge.lines[5].label == "Tier 6 (401+ kWh)"
-    assert charge.vat_lines == ((old, 8, 875_816, 70_065), (new, 8, 502_652, 40_212))
+    assert charge.vat_lines == ((old, 8, 1_378_468, 110_277),)
     assert (charge.kwh, charge.subtotal, charge.vat, charge.total) == (500, 1_378_468, 110_277, 1_488_745)
 
 
@@ -170,10 +171,10 @@ def test_an_exact_half_rounds_up_and_the_last_segment_keeps_the_sum_exact():
     # and 46 in all); tier 1 width 50 × 5/10 = 25 holds both
     #   23 × 1893 = 43,539;  VAT 43,539 × 8 / 100 = 3,483.12 → 3,483
     #   22 × 1984 = 43,648;  VAT 43,648 × 8 / 100 = 3,491.84 → 3,492
-    #   subtotal 87,187;  VAT 6,975;  total 94,162
+    #   subtotal 87,187;  VAT once on the 8% sum: 87,187 × 8 / 100 = 6,974.96 → 6,975;  total 94,162
     old, new = date(2025, 5, 5), date(2025, 5, 10)
     assert rows(charge) == [(old, 1, 23, 1893, 43_539), (new, 1, 22, 1984, 43_648)]
-    assert charge.vat_lines == ((old, 8, 43_539, 3_483), (new, 8, 43_648, 3_492))
+    assert charge.vat_lines == ((old, 8, 87_187, 6_975),)
     assert (charge.kwh, charge.subtotal, charge.vat, charge.total) == (45, 87_187, 6_975, 94_162)
 
 
@@ -190,13 +191,13 @@ def test_many_short_segments_that_all_round_up_never_go_negative():
     )
 
     # then each day's share is 3 × 1/6 = 0.5 → 1 while kWh are left: 1, 1, 1, then 0, 0 and the last 0;
-    # 3 lines of 1 × 1,000; VAT 1,000 × 10 / 100 = 100 on each of the first three days
+    # 3 lines of 1 × 1,000; VAT once on the 10% sum: 3,000 × 10 / 100 = 300
     assert [(line.valid_from, line.kwh, line.amount) for line in charge.lines] == [
         (date(2025, 1, 1), 1, 1000),
         (date(2025, 1, 2), 1, 1000),
         (date(2025, 1, 3), 1, 1000),
     ]
-    assert [vat for _start, _percent, _base, vat in charge.vat_lines] == [100, 100, 100, 0, 0, 0]
+    assert charge.vat_lines == ((date(2025, 1, 1), 10, 3_000, 300),)
     assert (charge.kwh, charge.subtotal, charge.vat, charge.total) == (3, 3_000, 300, 3_300)
 
 
@@ -217,6 +218,7 @@ def test_a_price_change_and_a_vat_change_make_three_segments():
     #   100 × 2000 = 200,000;  VAT 10% = 20,000
     #    90 × 2000 = 180,000;  VAT  8% = 14,400
     #   111 × 2100 = 233,100;  VAT  8% = 233,100 × 8 / 100 = 18,648
+    #   VAT once per rate: 10% on 200,000 = 20,000;  8% on 180,000 + 233,100 = 413,100 → 33,048
     #   subtotal 613,100;  VAT 53,048;  total 666,148
     june, july, tenth = date(2023, 6, 21), date(2023, 7, 1), date(2023, 7, 10)
     assert rows(charge) == [
@@ -224,11 +226,7 @@ def test_a_price_change_and_a_vat_change_make_three_segments():
         (july, None, 90, 2000, 180_000),
         (tenth, None, 111, 2100, 233_100),
     ]
-    assert charge.vat_lines == (
-        (june, 10, 200_000, 20_000),
-        (july, 8, 180_000, 14_400),
-        (tenth, 8, 233_100, 18_648),
-    )
+    assert charge.vat_lines == ((june, 10, 200_000, 20_000), (july, 8, 413_100, 33_048))
     assert (charge.subtotal, charge.vat, charge.total) == (613_100, 53_048, 666_148)
 
 
@@ -450,7 +448,7 @@ def test_time_of_use_price_change_splits_each_register():
     # then per register: normal 50.5 → 51 then 50;  peak 15 and 15;  off-peak 22.5 → 23 then 22
     #   old: 51 × 3000 = 153,000   15 × 5000 = 75,000   23 × 2000 = 46,000   base 274,000;  VAT 21,920
     #   new: 50 × 3152 = 157,600   15 × 5422 = 81,330   22 × 2015 = 44,330   base 283,260;  VAT 22,660.8 → 22,661
-    #   subtotal 557,260;  VAT 44,581;  total 601,841
+    #   subtotal 557,260;  VAT once on the 8% sum: 557,260 × 8 / 100 = 44,580.8 → 44,581;  total 601,841
     old, new = date(2025, 5, 5), date(2025, 5, 10)
     assert rows(charge) == [
         (old, None, 51, 3000, 153_000),
@@ -460,7 +458,7 @@ def test_time_of_use_price_change_splits_each_register():
         (new, None, 15, 5422, 81_330),
         (new, None, 22, 2015, 44_330),
     ]
-    assert charge.vat_lines == ((old, 8, 274_000, 21_920), (new, 8, 283_260, 22_661))
+    assert charge.vat_lines == ((old, 8, 557_260, 44_581),)
     assert (charge.kwh, charge.subtotal, charge.vat, charge.total) == (176, 557_260, 44_581, 601_841)
 
 

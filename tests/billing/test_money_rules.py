@@ -1,0 +1,433 @@
+"""The money rules of a bill, worked by hand: VAT once per rate, tier widths that add up across a price change,
+rebates per VAT rate, refund offsets taken against the amount due, and the same đồng on SQLite and
+PostgreSQL. Every expected number is computed in the comments, not by the code."""
+
+import importlib
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from billing import services as billing
+from billing.models import (
+    Adjustment,
+    Invoice,
+    RebateApplication,
+    RebateBand,
+    RebateProgramme,
+    Refund,
+    VatRate,
+)
+from billing.reference import RESIDENTIAL_TABLES, VAT_RATES
+from billing.tariff import PriceTable, Tier, compute_charge, rebate_parts
+from crm.models import Role
+from tests.billing.conftest import NOV, OCT
+
+# The residential prices of 2023-05-04 (before the first table in billing.reference).
+MAY_2023 = PriceTable(
+    kind="tiered",
+    valid_from=date(2023, 5, 4),
+    tiers=(
+        Tier(50, 1728),
+        Tier(100, 1786),
+        Tier(200, 2074),
+        Tier(300, 2612),
+        Tier(400, 2919),
+        Tier(None, 3015),
+    ),
+)
+# Made-up prices for a change on 8 February 2025.
+JAN = PriceTable(
+    kind="tiered",
+    valid_from=date(2025, 1, 1),
+    tiers=(Tier(50, 1000), Tier(100, 2000), Tier(200, 3000), Tier(None, 4000)),
+)
+FEB_8 = PriceTable(
+    kind="tiered",
+    valid_from=date(2025, 2, 8),
+    tiers=(Tier(50, 1100), Tier(100, 2200), Tier(200, 3300), Tier(None, 4400)),
+)
+
+# (case, start, end, kWh, tables, rebate percents) → (kWh, amount) of each line, subtotal, VAT, total after the
+# rebates, and the (amount, VAT) of each rebate's part per VAT rate.
+CASES = [
+    pytest.param(
+        # May 2025: 9 days on the 2024-10-11 table (05-01 … 05-09), 22 on the 2025-05-10 one; VAT 8% throughout.
+        # kWh 7 × 9/31 = 2.03 → 2, the rest 5:  2 × 1893 = 3,786;  5 × 1984 = 9,920;  subtotal 13,706.
+        # VAT once on the 8% sum: 13,706 × 8 / 100 = 1,096.48 → 1,096 (per segment it was 302.88 → 303 and
+        # 793.6 → 794, 1,097: one đồng off).  Total 14,802.
+        date(2025, 5, 1), date(2025, 6, 1), 7, RESIDENTIAL_TABLES, (),
+        ([(2, 3_786), (5, 9_920)], 13_706, 1_096, 14_802, []),
+        id="vat-once-per-rate-not-per-segment",
+    ),
+    pytest.param(
+        # February 2025 (28 days), prices change on the 8th: 7 days old, 21 new; VAT 8%; 200 kWh.
+        # kWh 200 × 7/28 = 50, the rest 150.
+        # Tier 1 and 2 widths 50 × 7/28 = 12.5 → 13, the last segment takes the rest 50 − 13 = 37 (not
+        # 50 × 21/28 = 37.5 → 38, which made 51 kWh in each tier); tier 3 width 100 × 7/28 = 25, then 75.
+        #   old: 13 × 1000 = 13,000   13 × 2000 = 26,000   24 × 3000 = 72,000              (50 kWh)
+        #   new: 37 × 1100 = 40,700   37 × 2200 = 81,400   75 × 3300 = 247,500   1 × 4400 = 4,400  (150 kWh)
+        # subtotal 485,000;  VAT 485,000 × 8 / 100 = 38,800;  total 523,800
+        date(2025, 2, 1), date(2025, 3, 1), 200, (JAN, FEB_8), (),
+        ([(13, 13_000), (13, 26_000), (24, 72_000), (37, 40_700), (37, 81_400), (75, 247_500), (1, 4_400)],
+         485_000, 38_800, 523_800, []),
+        id="tier-widths-add-up-across-a-price-change",
+    ),
+    pytest.param(
+        # 150 kWh on the 2023-05-04 table from 2023-06-20 to 2023-07-20: 11 days at VAT 10%, 19 at 8%.
+        # Lines (worked in test_tariff): 10%: 31,104 + 32,148 + 39,406 = 102,658;  8%: 55,296 + 57,152 + 64,294
+        # = 176,742.  A 10% rebate reduces each rate's lines:
+        #   10%: 102,658 × 10 / 100 = 10,265.8 → 10,266;  VAT 102,658 → 10,265.8 → 10,266, after
+        #        92,392 × 10 / 100 = 9,239.2 → 9,239: the rebate's VAT 10,266 − 9,239 = 1,027
+        #    8%: 176,742 × 10 / 100 = 17,674.2 → 17,674;  VAT 176,742 × 8 / 100 = 14,139.36 → 14,139, after
+        #        159,068 × 8 / 100 = 12,725.44 → 12,725: the rebate's VAT 14,139 − 12,725 = 1,414
+        # (at the highest rate alone it was 27,940 × 10% = 2,794).
+        # subtotal 92,392 + 159,068 = 251,460;  VAT 9,239 + 12,725 = 21,964;  total 273,424
+        date(2023, 6, 20), date(2023, 7, 20), 150, (MAY_2023, *RESIDENTIAL_TABLES), (Decimal("10"),),
+        ([(18, 31_104), (18, 32_148), (19, 39_406), (32, 55_296), (32, 57_152), (31, 64_294)],
+         251_460, 21_964, 273_424, [[(10_266, 1_027), (17_674, 1_414)]]),
+        id="rebate-vat-per-rate-of-the-lines-it-reduces",
+    ),
+    pytest.param(
+        # 350 kWh in October 2025 (2025-05-10 table, VAT 8%): 50 × 1984 + 50 × 2050 + 100 × 2380 + 100 × 2998
+        # + 50 × 3350 = 99,200 + 102,500 + 238,000 + 299,800 + 167,500 = 907,000;  VAT 72,560.
+        # Rebate 1.15%: 907,000 × 1.15 / 100 = 10,430.5 → 10,431 (half up; floating point made it 10,430).
+        # VAT after: 896,569 × 8 / 100 = 71,725.52 → 71,726: the rebate's VAT 72,560 − 71,726 = 834.
+        # Then 5% on what is left: 896,569 × 5 / 100 = 44,828.45 → 44,828;  VAT after 851,741 × 8 / 100
+        # = 68,139.28 → 68,139: its VAT 71,726 − 68,139 = 3,587.
+        # subtotal 851,741;  VAT 68,139;  total 919,880
+        date(2025, 10, 1), date(2025, 11, 1), 350, RESIDENTIAL_TABLES, (Decimal("1.15"), Decimal("5")),
+        ([(50, 99_200), (50, 102_500), (100, 238_000), (100, 299_800), (50, 167_500)],
+         851_741, 68_139, 919_880, [[(10_431, 834)], [(44_828, 3_587)]]),
+        id="rebates-one-after-another-half-up",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("start", "end", "kwh", "tables", "rebates", "expected"), CASES)
+def test_compute_charge_follows_the_one_rounding_rule(start, end, kwh, tables, rebates, expected):
+    charge = compute_charge(start=start, end=end, consumption=kwh, tables=tables, vat_rates=VAT_RATES,
+                            rebates=rebates)  # fmt: skip
+    lines, subtotal, vat, total, parts = expected
+    assert [(line.kwh, line.amount) for line in charge.lines] == lines
+    assert (charge.subtotal, charge.vat, charge.total) == (subtotal, vat, total)
+    assert [[(part.amount, part.vat) for part in applied] for applied in charge.rebates] == parts
+
+
+def test_may_2025_vat_is_the_vat_of_the_rate_sum_for_every_kwh_from_0_to_999():
+    # VAT 8% throughout May 2025: whatever the segments, the VAT is round_half_up(subtotal × 8 / 100).
+    for kwh in range(1000):
+        charge = compute_charge(start=date(2025, 5, 1), end=date(2025, 6, 1), consumption=kwh,
+                                tables=RESIDENTIAL_TABLES, vat_rates=VAT_RATES)  # fmt: skip
+        assert charge.vat == (2 * charge.subtotal * 8 + 100) // 200, kwh
+        assert charge.total == charge.subtotal + charge.vat
+
+
+def test_a_rebate_on_a_rate_with_nothing_takes_nothing():
+    # 0 on the 10% rate, 1,000 on the 8% rate, 50%: 500 off the 8% lines; VAT 80 → 40: 40.
+    assert [(p.vat_percent, p.amount, p.vat) for p in rebate_parts({10: 0, 8: 1000}, Decimal("50"))] == [
+        (8, 500, 40)
+    ]
+
+
+# --- rebates on bills: the set-based SQL and the recompute give the pure function's đồng --------------------
+
+
+def _programme(percent: str, period=OCT) -> RebateProgramme:
+    programme = RebateProgramme.objects.create(name=f"Giảm {percent}%", legal_basis="Nghị quyết", period_from=period,
+                                               period_to=period)  # fmt: skip
+    RebateBand.objects.create(programme=programme, from_kwh=0, percent=Decimal(percent))
+    return programme
+
+
+def test_a_rebate_round_rounds_half_up_in_whole_numbers_on_every_database(make_customer, read):
+    customer = make_customer()
+    read(customer, OCT, 350)
+    billing.billing_run(actor=None, period=OCT)
+    programme = _programme("1.15")
+    # 350 kWh in October 2025: subtotal 907,000, VAT 72,560 (see CASES).
+    # 907,000 × 1.15 / 100 = 10,430.5 → 10,431 (SQLite's floating point made it 10,430);
+    # VAT after 896,569 × 8 / 100 = 71,725.52 → 71,726: the reduction's VAT 72,560 − 71,726 = 834.
+    # subtotal 896,569;  VAT 71,726;  total 968,295
+    assert billing.rebate_dry_run(programme=programme)["amount"] == 10_431
+    assert billing.rebate_apply(actor=None, programme=programme) == {
+        "invoices": 1,
+        "amount": 10_431,
+        "vat": 834,
+    }
+    invoice = Invoice.objects.get(customer=customer)
+    assert (invoice.subtotal, invoice.vat, invoice.total) == (896_569, 71_726, 968_295)
+    charge = billing.charge_for(category="residential", period=OCT, kwh=350, rebates=[Decimal("1.15")])
+    assert (charge.subtotal, charge.vat, charge.total) == (896_569, 71_726, 968_295)
+    assert sum(invoice.lines.values_list("amount", flat=True)) == invoice.subtotal
+
+
+def test_a_rebate_takes_its_vat_at_the_rates_of_the_lines_it_reduces(make_customer, read):
+    # VAT 10% from 2025-10-16: October is 15 days at 8% and 16 at 10%.
+    VatRate.objects.create(valid_from=date(2025, 10, 16), percent=10)
+    customer = make_customer()
+    reading = read(customer, OCT, 150)
+    billing.billing_run(actor=None, period=OCT)
+    # kWh 150 × 15/31 = 72.58 → 73, the rest 77; tier 1 and 2 widths 50 × 15/31 = 24.19 → 24, then 26;
+    # tier 3 100 × 15/31 = 48.39 → 48, then 52.  8%: 24 × 1984 = 47,616  24 × 2050 = 49,200  25 × 2380 = 59,500
+    # = 156,316, VAT 12,505.28 → 12,505;  10%: 26 × 1984 = 51,584  26 × 2050 = 53,300  25 × 2380 = 59,500
+    # = 164,384, VAT 16,438.4 → 16,438.  Subtotal 320,700;  VAT 28,943.
+    invoice = Invoice.objects.get(customer=customer)
+    assert (invoice.subtotal, invoice.vat) == (320_700, 28_943)
+    billing.rebate_apply(actor=None, programme=_programme("15"))
+    # 10%: 164,384 × 15 / 100 = 24,657.6 → 24,658;  VAT after 139,726 × 10 / 100 = 13,972.6 → 13,973: 2,465
+    #  8%: 156,316 × 15 / 100 = 23,447.4 → 23,447;  VAT after 132,869 × 8 / 100 = 10,629.52 → 10,630: 1,875
+    # (at the highest rate alone: 48,105 × 10 / 100 = 4,810.5 → 4,811)
+    # subtotal 320,700 − 48,105 = 272,595;  VAT 28,943 − 4,340 = 24,603;  total 297,198
+    invoice.refresh_from_db()
+    assert (invoice.subtotal, invoice.vat, invoice.total) == (272_595, 24_603, 297_198)
+    rebate_lines = invoice.lines.filter(label__startswith="Rebate").order_by("position")
+    assert [(line.amount, line.vat_percent) for line in rebate_lines] == [(-24_658, 10), (-23_447, 8)]
+    application = RebateApplication.objects.get()
+    assert (application.amount, application.vat) == (48_105, 4_340)
+    # A correction before issue recomputes the bill and its rebate by the same rule as the pure function.
+    billing.reading_correct(actor=None, reading=reading, value=reading.value - 50, reason="Đọc sai")
+    invoice.refresh_from_db()
+    charge = billing.charge_for(category="residential", period=OCT, kwh=100, rebates=[Decimal("15")])
+    assert (invoice.kwh, invoice.subtotal, invoice.vat, invoice.total) == (
+        100,
+        charge.subtotal,
+        charge.vat,
+        charge.total,
+    )
+    application.refresh_from_db()
+    assert (application.amount, application.vat) == (
+        sum(p.amount for p in charge.rebates[0]),
+        sum(p.vat for p in charge.rebates[0]),
+    )
+    assert sum(invoice.lines.values_list("amount", flat=True)) == invoice.subtotal
+
+
+# --- refund offsets: taken against the amount due, never the charge ---------------------------------------
+
+VI = {"HTTP_ACCEPT_LANGUAGE": "vi"}
+
+
+@pytest.fixture
+def clerks(org, make_staff):
+    return make_staff(Role.BILLING_CLERK, [org["home"]]), make_staff(Role.BILLING_CLERK, [org["home"]])
+
+
+def _refund_of_180_900(make_customer, read, clerks):
+    """October 2025, 350 kWh issued (907,000 + 72,560 = 979,560), corrected to 300 kWh: 99,200 + 102,500 +
+    238,000 + 299,800 = 739,500 + VAT 59,160 = 798,660. The adjustment is −167,500 − 13,400 = −180,900: a
+    refund of 180,900."""
+    proposer, approver = clerks
+    customer = make_customer()
+    read(customer, OCT, 350)
+    billing.billing_run(actor=None, period=OCT)
+    billing.invoices_issue(actor=None, period=OCT)
+    original = Invoice.objects.get(customer=customer, period=OCT)
+    adjustment = billing.adjustment_propose(actor=proposer, invoice=original, kwh=300, record="Biên bản 12")
+    billing.adjustment_decide(actor=approver, adjustment=adjustment, approve=True)
+    refund = Refund.objects.get(adjustment=adjustment)
+    assert refund.amount == 180_900
+    return customer, refund
+
+
+def _next_bill(customer, read, kwh) -> Invoice:
+    read(customer, NOV, 350 + kwh)
+    billing.billing_run(actor=None, period=NOV)
+    return Invoice.objects.get(customer=customer, period=NOV)
+
+
+def _state(invoice: Invoice, refund: Refund):
+    invoice.refresh_from_db()
+    refund.refresh_from_db()
+    lines = list(invoice.lines.order_by("position").values_list("amount", "vat_percent"))
+    return (invoice.subtotal, invoice.vat, invoice.total, invoice.refund_offset, lines, refund.method,
+            refund.offset_invoice_id)  # fmt: skip
+
+
+def test_an_offset_comes_off_the_amount_due_and_leaves_the_charge_and_its_vat(make_customer, read, clerks):
+    customer, refund = _refund_of_180_900(make_customer, read, clerks)
+    # November 200 kWh: 99,200 + 102,500 + 238,000 = 439,700;  VAT 35,176;  total 474,876.
+    nxt = _next_bill(customer, read, 200)
+    charge_lines = list(nxt.lines.order_by("position").values_list("amount", "vat_percent"))
+    billing.refund_settle(actor=clerks[1], refund=refund, method="offset", offset_invoice=nxt)
+    # The charge stays; the offset is recorded apart: amount due 474,876 − 180,900 = 293,976.
+    assert _state(nxt, refund) == (439_700, 35_176, 474_876, 180_900, charge_lines, "offset", nxt.pk)
+    assert nxt.amount_due == 293_976
+
+
+def test_a_refund_between_the_subtotal_and_the_total_is_offset(make_customer, read, clerks):
+    customer, refund = _refund_of_180_900(make_customer, read, clerks)
+    # November 88 kWh: 99,200 + 38 × 2,050 = 177,100;  VAT 14,168;  total 191,268.  The refund 180,900 is above
+    # the subtotal and below the total (it used to break the subtotal's check): amount due 10,368.
+    nxt = _next_bill(customer, read, 88)
+    billing.refund_settle(actor=clerks[1], refund=refund, method="offset", offset_invoice=nxt)
+    nxt.refresh_from_db()
+    assert (nxt.subtotal, nxt.vat, nxt.total, nxt.refund_offset, nxt.amount_due) == (
+        177_100,
+        14_168,
+        191_268,
+        180_900,
+        10_368,
+    )
+
+
+def test_a_refund_larger_than_the_amount_due_is_refused_and_changes_nothing(make_customer, read, clerks):
+    customer, refund = _refund_of_180_900(make_customer, read, clerks)
+    # November 80 kWh: 99,200 + 30 × 2,050 = 160,700;  VAT 12,856;  total 173,556 < 180,900.
+    nxt = _next_bill(customer, read, 80)
+    before = _state(nxt, refund)
+    with pytest.raises(ValidationError, match=r"larger than the amount due on bill .*173\.556 ₫"):
+        billing.refund_settle(actor=clerks[1], refund=refund, method="offset", offset_invoice=nxt)
+    assert _state(nxt, refund) == before
+    assert before[3:] == (0, before[4], "", None)
+
+
+def test_the_database_refuses_an_offset_above_the_total(make_customer, read, clerks):
+    customer, _refund = _refund_of_180_900(make_customer, read, clerks)
+    nxt = _next_bill(customer, read, 80)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Invoice.objects.filter(pk=nxt.pk).update(refund_offset=nxt.total + 1)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Invoice.objects.filter(pk=nxt.pk).update(refund_offset=-1)
+    nxt.refresh_from_db()
+    assert nxt.refund_offset == 0
+
+
+def test_an_adjustment_with_the_same_kwh_on_a_bill_with_an_offset_has_nothing_to_adjust(
+    make_customer, read, clerks
+):
+    customer, refund = _refund_of_180_900(make_customer, read, clerks)
+    nxt = _next_bill(customer, read, 200)
+    billing.refund_settle(actor=clerks[1], refund=refund, method="offset", offset_invoice=nxt)
+    billing.invoices_issue(actor=None, period=NOV)
+    proposals = Adjustment.objects.count()
+    # The charge of 200 kWh is the bill's charge: the offset is a settlement, not a difference to claw back.
+    with pytest.raises(ValidationError, match="nothing to adjust"):
+        billing.adjustment_propose(actor=clerks[0], invoice=nxt, kwh=200, record="Biên bản 13")
+    assert Adjustment.objects.count() == proposals
+    # 150 kWh: 99,200 + 102,500 + 119,000 = 320,700 + 25,656 = 346,356; the difference with 439,700 + 35,176
+    # = 474,876 is −119,000 − 9,520 = −128,520, whatever the offset.
+    adjustment = billing.adjustment_propose(actor=clerks[0], invoice=nxt, kwh=150, record="Biên bản 14")
+    assert (adjustment.delta_subtotal, adjustment.delta_vat, adjustment.delta_total) == (
+        -119_000,
+        -9_520,
+        -128_520,
+    )
+
+
+def test_a_recompute_below_the_offsets_releases_the_offset(make_customer, read, clerks):
+    customer, refund = _refund_of_180_900(make_customer, read, clerks)
+    nxt = _next_bill(customer, read, 200)
+    billing.refund_settle(actor=clerks[1], refund=refund, method="offset", offset_invoice=nxt)
+    reading = nxt.reading
+    # Corrected to 150 kWh: total 346,356 still covers 180,900: the offset stays, amount due 165,456.
+    reading = billing.reading_correct(actor=clerks[0], reading=reading, value=350 + 150, reason="Đọc sai")
+    nxt.refresh_from_db()
+    assert (nxt.total, nxt.refund_offset, nxt.amount_due) == (346_356, 180_900, 165_456)
+    # Corrected to 80 kWh: total 173,556 < 180,900: the offset is released, the refund open again.
+    billing.reading_correct(actor=clerks[0], reading=reading, value=350 + 80, reason="Đọc sai lần nữa")
+    nxt.refresh_from_db()
+    refund.refresh_from_db()
+    assert (nxt.total, nxt.refund_offset, refund.method, refund.offset_invoice) == (173_556, 0, "", None)
+
+
+def test_the_offset_on_the_next_bill_in_the_admin(client, make_customer, read, clerks):
+    customer, refund = _refund_of_180_900(make_customer, read, clerks)
+    small = _next_bill(customer, read, 80)  # total 173,556: too small for 180,900
+    clerk = clerks[1]
+    client.force_login(clerk)
+    url = reverse("admin:billing_refund_changelist")
+    asked = client.post(url, {"action": "offset_on_next_bill", "_selected_action": [refund.pk]}, **VI)
+    page = asked.content.decode()
+    # The bill is offered by its number and amount due, never by a database id.
+    assert asked.status_code == 200 and list(asked.context["form"].fields["invoice"].choices) == [
+        (small.number, f"{small.number}, 11/2025: số tiền phải trả 173.556 ₫")
+    ]
+    assert f'value="{small.number}"' in page
+    before = _state(small, refund)
+    refused = client.post(url, {"action": "offset_on_next_bill", "_selected_action": [refund.pk], "_confirmed": "1",
+                                "invoice": small.number}, **VI)  # fmt: skip
+    assert refused.status_code == 200
+    assert "lớn hơn số tiền phải trả của hóa đơn" in refused.content.decode()
+    assert _state(small, refund) == before  # refused: nothing changed
+    # A reading corrected to 200 kWh makes the bill 474,876: the offset fits.
+    billing.reading_correct(actor=clerks[0], reading=small.reading, value=350 + 200, reason="Đọc sai")
+    done = client.post(url, {"action": "offset_on_next_bill", "_selected_action": [refund.pk], "_confirmed": "1",
+                             "invoice": small.number}, **VI)  # fmt: skip
+    assert done.status_code == 302
+    small.refresh_from_db()
+    refund.refresh_from_db()
+    assert (refund.method, refund.offset_invoice, refund.settled_by) == ("offset", small, clerk)
+    assert (small.total, small.refund_offset, small.amount_due) == (474_876, 180_900, 293_976)
+    # The bill's page, its printed page and the API show the offset, named by the adjustment invoice, and the
+    # amount due.
+    adjustment_number = refund.adjustment.invoice.number
+    change = client.get(reverse("admin:billing_invoice_change", args=[small.pk]), **VI).content.decode()
+    printed = client.get(reverse("admin:billing_invoice_print", args=[small.pk]), **VI).content.decode()
+    for page in (change, printed):
+        assert f"Bù trừ thoái hoàn (điều chỉnh {adjustment_number})" in page
+        assert "293.976 ₫" in page and "180.900 ₫" in page
+    api = client.get(f"/api/v1/invoices/{small.pk}/").json()
+    assert (api["total"], api["refund_offset"], api["amount_due"]) == (474_876, 180_900, 293_976)
+
+
+def test_an_issued_bills_offset_cannot_change_behind_the_orm(make_customer, read, clerks):
+    customer, refund = _refund_of_180_900(make_customer, read, clerks)
+    nxt = _next_bill(customer, read, 200)
+    billing.refund_settle(actor=clerks[1], refund=refund, method="offset", offset_invoice=nxt)
+    billing.invoices_issue(actor=None, period=NOV)
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE billing_invoice SET refund_offset = 0 WHERE id = %s", [nxt.pk])
+    nxt.refresh_from_db()
+    assert (nxt.status, nxt.refund_offset) == ("issued", 180_900)
+
+
+def test_a_rebate_that_brings_a_bill_below_its_offset_releases_the_offset(make_customer, read, clerks):
+    customer, refund = _refund_of_180_900(make_customer, read, clerks)
+    # November 88 kWh: subtotal 177,100, VAT 14,168, total 191,268; offset 180,900.
+    nxt = _next_bill(customer, read, 88)
+    billing.refund_settle(actor=clerks[1], refund=refund, method="offset", offset_invoice=nxt)
+    # A 10% rebate: 177,100 × 10 / 100 = 17,710; VAT after 159,390 × 8 / 100 = 12,751.2 → 12,751: 1,417.
+    # Total 159,390 + 12,751 = 172,141 < 180,900: the offset is released, the refund open again.
+    billing.rebate_apply(actor=None, programme=_programme("10", period=NOV))
+    nxt.refresh_from_db()
+    refund.refresh_from_db()
+    assert (nxt.subtotal, nxt.vat, nxt.total, nxt.refund_offset) == (159_390, 12_751, 172_141, 0)
+    assert (refund.method, refund.offset_invoice, refund.settled_at) == ("", None, None)
+
+
+def test_the_migration_moves_offset_lines_of_bills_not_yet_issued_to_the_offset_column(
+    make_customer, read, clerks
+):
+    """Migration 0009's own SQL, on a bill that carries an offset the old way (a line of minus the refund,
+    taken off the subtotal and total)."""
+    migration = importlib.import_module("billing.migrations.0009_invoice_refund_offset")
+    customer, refund = _refund_of_180_900(make_customer, read, clerks)
+    nxt = _next_bill(customer, read, 200)  # 439,700 + 35,176 = 474,876
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO billing_invoiceline (invoice_id, position, label, segment_start, tier, kwh, price, amount, "
+            "vat_percent) VALUES (%s, 99, 'Refund offset (adjustment 7)', %s, NULL, 0, 0, %s, 0)",
+            [nxt.pk, nxt.period_start, -refund.amount],
+        )
+        cursor.execute(
+            "UPDATE billing_invoice SET subtotal = subtotal - %s, total = total - %s WHERE id = %s",
+            [refund.amount, refund.amount, nxt.pk],
+        )
+    Refund.objects.filter(pk=refund.pk).update(method="offset", offset_invoice=nxt, settled_at=timezone.now())
+    with connection.cursor() as cursor:
+        for statement in migration.MOVE_OFFSETS:
+            cursor.execute(statement)
+    nxt.refresh_from_db()
+    assert (nxt.subtotal, nxt.vat, nxt.total, nxt.refund_offset, nxt.amount_due) == (
+        439_700,
+        35_176,
+        474_876,
+        180_900,
+        293_976,
+    )
+    assert not nxt.lines.filter(amount__lt=0).exists()

@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy
 from crm import dashboard
 from crm.exports import CSV, XLSX, XLSX_CONTENT_TYPE, LoggedExport, xlsx_chunks
 from crm.models import ExportKind, Unit
+from crm.routers import replica_reads
 from crm.services import export_log_start
 
 PERMISSION = "crm.view_dashboard"
@@ -117,7 +118,8 @@ def dashboard_view(request):
         start, end, unit = form.cleaned_data["start"], form.cleaned_data["end"], form.cleaned_data["unit"]
         board = dashboard.Dashboard(request.user, start, end, unit)
         if export:
-            table = dashboard.widget_table(board, dashboard.WIDGETS_BY_KEY[export])
+            with replica_reads():
+                table = dashboard.widget_table(board, dashboard.WIDGETS_BY_KEY[export])
             file_format = XLSX if request.GET.get("format") == "xlsx" else CSV
             log = export_log_start(
                 user=request.user, kind=ExportKind.DASHBOARD, source=f"dashboard.{export}",
@@ -130,7 +132,8 @@ def dashboard_view(request):
             {"start": start.isoformat(), "end": end.isoformat(), **({"unit": unit.pk} if unit else {})}
         )
         for widget in dashboard.WIDGETS:
-            data = getattr(board, widget.method)()
+            with replica_reads():
+                data = getattr(board, widget.method)()
             columns, rows = widget.table(data)
             query["export"] = widget.key
             widgets.append(

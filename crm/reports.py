@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from crm import dashboard
 from crm.models import ExportKind, OutboxChannel, OutboxMessage, Role, StaffProfile
 from crm.outbox import outbox_enqueue
+from crm.routers import replica_reads
 from crm.scoping import scope_for
 from crm.services import export_log_record
 
@@ -47,6 +48,7 @@ def monthly_report_xlsx(user, month: dt.date) -> bytes:
     return monthly_report_workbook(user, month)[0]
 
 
+@replica_reads()
 def monthly_report_workbook(user, month: dt.date) -> tuple[bytes, int]:
     """``monthly_report_xlsx`` and the number of data rows in all its sheets (for the export log)."""
     from openpyxl import Workbook

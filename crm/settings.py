@@ -208,6 +208,22 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
     )
 
+# A read replica (PostgreSQL streaming replication) for reports and exports: the dashboard, the monthly
+# reports and list exports read there (crm.routers); everything else, and every write, stays on "default".
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL", "")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = {
+        **dj_database_url.parse(
+            DATABASE_REPLICA_URL, conn_max_age=env_int("CONN_MAX_AGE", 60), conn_health_checks=True
+        ),
+        "OPTIONS": dict(DATABASES["default"].get("OPTIONS", {})),
+        "DISABLE_SERVER_SIDE_CURSORS": DATABASES["default"].get("DISABLE_SERVER_SIDE_CURSORS", False),
+        "TEST": {"MIRROR": "default"},
+    }
+# Reports and exports read from the replica while this is on (on when DATABASE_REPLICA_URL is set).
+TONGDAI_REPLICA_READS = env_bool("TONGDAI_REPLICA_READS", bool(DATABASE_REPLICA_URL))
+DATABASE_ROUTERS = ["crm.routers.ReplicaRouter"]
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

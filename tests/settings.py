@@ -23,3 +23,7 @@ TONGDAI_AUTH_CACHE_SECONDS = 0  # tests change roles and units between requests
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tests"}}
 # Two-factor admin login is on in production and in `make run`; its tests turn it on here.
 TONGDAI_ADMIN_2FA = False
+# A second alias for the read replica, mirroring the test database: tests of the router turn
+# TONGDAI_REPLICA_READS on and see the reports' queries go there.
+DATABASES["replica"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}  # noqa: F405
+TONGDAI_REPLICA_READS = False

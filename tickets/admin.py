@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -83,6 +84,7 @@ class TicketIntakeForm(forms.ModelForm):
             return normalise_phone(value)
         except InvalidPhone as exc:
             raise forms.ValidationError(str(exc), code="invalid_phone") from exc
+
     # When the agent opened the form (picked up the call): the call is logged with its handling time on save.
     call_started_at = forms.DateTimeField(widget=forms.HiddenInput, required=False)
 
@@ -99,7 +101,7 @@ class HistoryInline(admin.TabularInline):
 
     extra = 0
     can_delete = False
-    related = ()
+    related: tuple[str, ...] = ()
 
     def get_readonly_fields(self, request, obj=None):
         return self.fields
@@ -118,7 +120,7 @@ class AddOnlyInline:
     """One empty form for something new; saved by ``TicketAdmin.save_formset`` through a service."""
 
     extra = 1
-    max_num = 1
+    max_num: int | None = 1
     can_delete = False
 
     def get_queryset(self, request):
@@ -179,7 +181,9 @@ class AttachmentAddInline(AddOnlyInline, admin.TabularInline):
 
 
 class AssignForm(forms.Form):
-    assignee = forms.ModelChoiceField(queryset=None, label=gettext_lazy("assignee"))
+    assignee: forms.ModelChoiceField[Any] = forms.ModelChoiceField(
+        queryset=None, label=gettext_lazy("assignee")
+    )
 
     def __init__(self, *args, units=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -207,7 +211,9 @@ class CallbackSurveyForm(forms.Form):
         label=gettext_lazy("satisfaction with the staff (1–5)"), choices=SCORES, coerce=int, required=False,
         empty_value=None, widget=forms.RadioSelect,
     )  # fmt: skip
-    comment = forms.CharField(label=gettext_lazy("comment"), required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    comment = forms.CharField(
+        label=gettext_lazy("comment"), required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
 
 
 def add_service_errors(form, exc: ValidationError) -> None:
@@ -327,8 +333,14 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
     def get_urls(self):
         return [
             path("breaches/", self.admin_site.admin_view(self.breaches_view), name="tickets_ticket_breaches"),
-            path("callbacks/", self.admin_site.admin_view(self.callbacks_view), name="tickets_ticket_callbacks"),
-            path("<int:object_id>/move/", self.admin_site.admin_view(self.move_view), name="tickets_ticket_move"),
+            path(
+                "callbacks/", self.admin_site.admin_view(self.callbacks_view), name="tickets_ticket_callbacks"
+            ),
+            path(
+                "<int:object_id>/move/",
+                self.admin_site.admin_view(self.move_view),
+                name="tickets_ticket_move",
+            ),
             path(
                 "<int:object_id>/callback/",
                 self.admin_site.admin_view(self.callback_view),
@@ -400,7 +412,9 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
                 duplicate_of = None
                 if key == "duplicate":
                     number = request.POST.get("duplicate_of", "").strip()
-                    duplicate_of = self.get_queryset(request).filter(number=number).first() if number else None
+                    duplicate_of = (
+                        self.get_queryset(request).filter(number=number).first() if number else None
+                    )
                     if duplicate_of is None:
                         raise ValidationError(
                             {"duplicate_of": _("No ticket numbered “%(n)s” in your units.") % {"n": number}}
@@ -412,7 +426,9 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
         except ValidationError as exc:
             report_errors(request, exc)
             return HttpResponseRedirect(page)
-        messages.success(request, _("%(n)s: %(move)s — done.") % {"n": ticket.number, "move": moves[key].label})
+        messages.success(
+            request, _("%(n)s: %(move)s — done.") % {"n": ticket.number, "move": moves[key].label}
+        )
         return HttpResponseRedirect(page)
 
     def has_callback_permission(self, request) -> bool:
@@ -436,7 +452,9 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
         """The survey form of one resolved ticket, recorded through ``callback_record``."""
         if not self.has_callback_permission(request):
             raise PermissionDenied
-        ticket = self.get_queryset(request).select_related("customer", "category").filter(pk=object_id).first()
+        ticket = (
+            self.get_queryset(request).select_related("customer", "category").filter(pk=object_id).first()
+        )
         if ticket is None:
             raise Http404(_("No such ticket in your units."))
         form = CallbackSurveyForm(request.POST or None)
@@ -727,7 +745,15 @@ class IncidentForm(forms.ModelForm):
 
     class Meta:
         model = Incident
-        fields = ["unit", "wards", "feeder_code", "transformer_code", "cause", "started_at", "estimated_restore_at"]
+        fields = [
+            "unit",
+            "wards",
+            "feeder_code",
+            "transformer_code",
+            "cause",
+            "started_at",
+            "estimated_restore_at",
+        ]
 
     def clean(self):
         data = super().clean()
@@ -738,7 +764,8 @@ class IncidentForm(forms.ModelForm):
             if outside:
                 self.add_error(
                     "wards",
-                    _("%(unit)s does not serve: %(wards)s.") % {"unit": unit.code, "wards": ", ".join(outside)},
+                    _("%(unit)s does not serve: %(wards)s.")
+                    % {"unit": unit.code, "wards": ", ".join(outside)},
                 )
         return data
 
@@ -818,7 +845,16 @@ class InteractionForm(forms.ModelForm):
 
     class Meta:
         model = Interaction
-        fields = ["channel", "disposition", "customer", "ticket", "caller_phone", "unit", "started_at", "note"]
+        fields = [
+            "channel",
+            "disposition",
+            "customer",
+            "ticket",
+            "caller_phone",
+            "unit",
+            "started_at",
+            "note",
+        ]
 
 
 @admin.register(Interaction)

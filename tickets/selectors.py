@@ -231,7 +231,7 @@ def ticket_phone_shown(ticket: Ticket, user) -> str:
     from customers.normalise import display_phone
 
     phone = ticket.caller_phone
-    if not phone and ticket.customer_id:
+    if not phone and ticket.customer is not None:
         phone = ticket.customer.phones.filter(is_primary=True).values_list("number", flat=True).first() or ""
     return privacy.visibility(user).phone(display_phone(phone)) if phone else "—"
 

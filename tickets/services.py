@@ -186,7 +186,10 @@ def current_unit(unit: Unit) -> Unit:
         unit.successor_id and unit.valid_to and unit.valid_to < timezone.localdate() and unit.pk not in seen
     ):
         seen.add(unit.pk)
-        unit = unit.successor
+        successor = unit.successor
+        if successor is None:
+            break
+        unit = successor
     return unit
 
 
@@ -265,8 +268,10 @@ def escalation_summary(ticket: Ticket) -> str:
 def _deadlines(policy: SlaPolicy, at: dt.datetime) -> dict[str, dt.datetime]:
     if policy.resolve_minutes is not None:
         resolve = at + dt.timedelta(minutes=policy.resolve_minutes)
-    else:
+    elif policy.resolve_working_days is not None:
         resolve = add_working_days(at, policy.resolve_working_days)
+    else:  # the database refuses such a policy (one of the two is set)
+        raise ValueError(f"SLA policy {policy.pk} sets no resolution time")
     return {
         "acknowledge_due": at + dt.timedelta(minutes=policy.acknowledge_minutes),
         "contact_due": at + dt.timedelta(minutes=policy.contact_minutes),
@@ -287,6 +292,8 @@ def resume_clocks(ticket: Ticket, *, at: dt.datetime) -> None:
     pause, and so does the escalation ladder (it counts from the first breach in running time), so a deadline
     that fell while the ticket was pending is not breached and nothing escalates for the pause. A deadline
     already met or breached keeps its moment. Changes ``ticket`` in memory; the caller saves it."""
+    if ticket.paused_at is None:
+        return  # not paused: nothing waited
     waited = max(at - ticket.paused_at, dt.timedelta(0))
     for due, done, breached in CLOCKS:
         if getattr(ticket, done) is None and not getattr(ticket, breached):
@@ -345,14 +352,15 @@ def ticket_open(*, actor, idempotency_key: str | None = None, body_hash: str = "
     with other content raises ``IdempotencyKeyReused``.
     """
     with transaction.atomic():
-        claim = None
+        claim: IntakeKey | None = None
         if idempotency_key:
             fingerprint = body_hash or request_hash(
                 {k: getattr(v, "pk", v) for k, v in kwargs.items() if k != "at"}
             )
-            claim = _claim_key(actor=actor, key=idempotency_key, fingerprint=fingerprint)
-            if isinstance(claim, Intake):
-                return claim
+            claimed = _claim_key(actor=actor, key=idempotency_key, fingerprint=fingerprint)
+            if isinstance(claimed, Intake):
+                return claimed
+            claim = claimed
         intake = _ticket_open(actor=actor, **kwargs)
         if claim is not None:
             claim.ticket = intake.ticket
@@ -417,11 +425,13 @@ def _ticket_open(
             errors["caller_phone"] = str(exc)
     if customer is None and not (phone or caller_name.strip()) and "caller_phone" not in errors:
         errors["caller_phone"] = _("For an unknown caller, take at least a phone number or a name.")
-    if customer is None and unit is None:
+    if unit is None and customer is not None:
+        unit = customer.unit
+    if unit is None:
         errors["unit"] = _("For an unknown caller, choose the unit responsible for the address.")
-    if errors:
+    if errors or unit is None:
         raise ValidationError(errors)
-    responsible = current_unit(customer.unit if customer is not None and unit is None else unit)
+    responsible = current_unit(unit)
     incident = _outage_of_the_call(category=category, customer=customer, unit=responsible, named=incident)
     suspension = active_suspension(category=category, unit=responsible, at=at)
     if suspension is not None:
@@ -455,7 +465,7 @@ def _ticket_open(
     )
     ticket.next_check_at = next_check(ticket)
     ticket.save(force_insert=True)
-    created = {"unit": responsible.code, "category": category.code}
+    created: dict[str, str | int] = {"unit": responsible.code, "category": category.code}
     if incident is not None:
         created["incident"] = incident.pk
     _event(ticket, EventKind.CREATED, actor, after=created, at=at)
@@ -660,7 +670,7 @@ def ticket_add_note(*, actor, ticket: Ticket, body: str, to_customer: bool = Fal
             {"body": _("A message to the customer is at most %(n)d characters.") % {"n": MESSAGE_MAX_CHARS}}
         )
     ticket = Ticket.objects.select_related("customer").get(pk=ticket.pk)
-    recipient, channel = "", None
+    recipient, channel = "", ""
     if to_customer:
         phone = ticket.caller_phone or _primary_phone(ticket.customer)
         email = ticket.customer.email if ticket.customer else ""
@@ -742,7 +752,8 @@ def ticket_attach(*, actor, ticket: Ticket, upload) -> TicketAttachment:
                    after={"attachment": attachment.pk, "name": attachment.name}, at=now)  # fmt: skip
     except Exception:
         # The row is not written: do not keep its file either.
-        attachment.file.storage.delete(attachment.file.name)
+        if attachment.file.name:
+            attachment.file.storage.delete(attachment.file.name)
         raise
     return attachment
 
@@ -894,7 +905,7 @@ def callback_record(
         for name, value in (("fix_score", fix_score), ("attitude_score", attitude_score)):
             if value is None or not 1 <= int(value) <= 5:
                 errors[name] = _("A score from 1 to 5.")
-        if errors:
+        if errors or fix_score is None or attitude_score is None:
             raise ValidationError(errors)
         callback.outcome = CallbackOutcome.SURVEYED
         callback.fix_score, callback.attitude_score, callback.comment = (
@@ -950,7 +961,7 @@ def interaction_log(
 
 # Work orders --------------------------------------------------------------------------------------------
 
-WORK_ORDER_STEPS = {
+WORK_ORDER_STEPS: dict[str, set[str]] = {
     WorkOrderStatus.ISSUED: {WorkOrderStatus.ACKNOWLEDGED, WorkOrderStatus.CANCELLED},
     WorkOrderStatus.ACKNOWLEDGED: {WorkOrderStatus.CONTACTED, WorkOrderStatus.CANCELLED},
     WorkOrderStatus.CONTACTED: {WorkOrderStatus.ON_SITE, WorkOrderStatus.DONE, WorkOrderStatus.CANCELLED},
@@ -958,7 +969,7 @@ WORK_ORDER_STEPS = {
     WorkOrderStatus.DONE: set(),
     WorkOrderStatus.CANCELLED: set(),
 }
-_STEP_STAMP = {
+_STEP_STAMP: dict[str, str] = {
     WorkOrderStatus.ACKNOWLEDGED: "acknowledged_at",
     WorkOrderStatus.CONTACTED: "contacted_at",
     WorkOrderStatus.ON_SITE: "on_site_at",
@@ -1034,7 +1045,7 @@ def work_order_advance(
         if ticket.status in (Status.NEW,):
             ticket = ticket_change_status(actor=actor, ticket=ticket, to=Status.ACKNOWLEDGED)
         ticket_change_status(
-            actor=actor, ticket=ticket, to=Status.RESOLVED, note=ResolutionCode(resolution_code).label
+            actor=actor, ticket=ticket, to=Status.RESOLVED, note=str(ResolutionCode(resolution_code).label)
         )
     return order
 
@@ -1092,7 +1103,7 @@ def interaction_record(
         errors["unit"] = _("Choose the unit the call was about.")
     if started_at > timezone.now() + dt.timedelta(minutes=1):
         errors["started_at"] = _("A call cannot start in the future.")
-    if errors:
+    if errors or unit is None:
         raise ValidationError(errors)
     with transaction.atomic():
         return interaction_log(

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm import db
-from crm.models import Role, StaffProfile
+from crm.models import OutboxMessage, Role, StaffProfile
 from crm.outbox import outbox_write, staff_message
 from tickets.models import EventKind, Status, Ticket, TicketEvent
 from tickets.services import CLOCKS, escalation_summary, next_check
@@ -48,10 +48,10 @@ class _Recipients:
                     role=Role.MANAGER, units__company__corporation_id=ticket.unit.company.corporation_id
                 )
             self._cache[key] = list(people.select_related("user").distinct())
-        people = list(self._cache[key])
+        told = list(self._cache[key])
         if level == 1 and ticket.assignee_id:
-            people += list(StaffProfile.objects.filter(user_id=ticket.assignee_id).select_related("user"))
-        return people
+            told += list(StaffProfile.objects.filter(user_id=ticket.assignee_id).select_related("user"))
+        return told
 
 
 def _process(ticket: Ticket, now: dt.datetime, recipients: _Recipients, events: list, messages: list) -> int:
@@ -122,7 +122,8 @@ def sla_sweep(*, now: dt.datetime | None = None, batch: int = BATCH) -> dict[str
                 .order_by("next_check_at", "id")
                 .select_for_update(skip_locked=True, of=("self",))[:batch]
             )
-            events, messages = [], []
+            events: list[TicketEvent] = []
+            messages: list[OutboxMessage] = []
             for ticket in due:
                 escalations += _process(ticket, now, recipients, events, messages)
             if due:

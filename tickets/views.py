@@ -75,7 +75,8 @@ def _phone_to_call(ticket, seen: privacy.Visibility) -> tuple[str, str]:
 
 
 @login_required
-@csp_override({"default-src": [CSP.NONE], "sandbox": True})  # should a browser ever render one
+# "sandbox" without a value (Django writes the bare directive for True; the stubs know only lists)
+@csp_override({"default-src": [CSP.NONE], "sandbox": True})  # type: ignore[dict-item]
 def attachment_download(request, pk: int):
     """Files are never served from a public folder: this checks the ticket's scope on every download. A file
     is always a download, of the type its extension implies (not the type its uploader claimed)."""

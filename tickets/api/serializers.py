@@ -1,5 +1,9 @@
 """Ticket API shapes: an input serializer for intake (validated, then handed to the service) and the output."""
 
+from __future__ import annotations
+
+from typing import Any
+
 from rest_framework import serializers
 
 from crm import shared_cache
@@ -113,8 +117,8 @@ class TicketSerializer(
     category = serializers.CharField(source="category.code")
     unit_code = serializers.CharField(source="unit.code")
     customer_code = serializers.CharField(source="customer.code", default=None)
-    assignee = serializers.PrimaryKeyRelatedField(read_only=True)
-    incident = serializers.PrimaryKeyRelatedField(read_only=True)
+    assignee: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(read_only=True)
+    incident: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(read_only=True)
 
     class Meta:
         model = Ticket
@@ -130,7 +134,10 @@ class TicketStatusSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Status.choices)
     note = serializers.CharField(required=False, allow_blank=True, default="")
     duplicate_of = serializers.CharField(
-        required=False, allow_blank=True, default="", help_text="With status duplicate: the number it repeats."
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="With status duplicate: the number it repeats.",
     )
 
     def validate_duplicate_of(self, value):
@@ -143,7 +150,9 @@ class TicketStatusSerializer(serializers.Serializer):
 
 
 class IncidentSerializer(serializers.Serializer):
-    id = serializers.IntegerField(help_text="The outage's number: give it as ``incident`` when taking its calls.")
+    id = serializers.IntegerField(
+        help_text="The outage's number: give it as ``incident`` when taking its calls."
+    )
     cause = serializers.CharField()
     wards = serializers.ListField(child=serializers.CharField())
     started_at = serializers.DateTimeField()
@@ -227,9 +236,15 @@ class TicketAttachmentSerializer(serializers.ModelSerializer):
 
 
 class CallbackInSerializer(serializers.Serializer):
-    reached = serializers.BooleanField(help_text="Did the customer answer? False counts an unanswered attempt.")
-    fix_score = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True, default=None)
-    attitude_score = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True, default=None)
+    reached = serializers.BooleanField(
+        help_text="Did the customer answer? False counts an unanswered attempt."
+    )
+    fix_score = serializers.IntegerField(
+        min_value=1, max_value=5, required=False, allow_null=True, default=None
+    )
+    attitude_score = serializers.IntegerField(
+        min_value=1, max_value=5, required=False, allow_null=True, default=None
+    )
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 

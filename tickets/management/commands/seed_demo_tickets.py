@@ -447,7 +447,7 @@ class Command(BaseCommand):
 
     def _play(self, spec: Spec, created: dict[int, Ticket], incidents: dict[str, Incident]):
         rng = random.Random(self.seed * 1_000_003 + spec.i)
-        counts = Counter()
+        counts: Counter[str] = Counter()
         incident = incidents.get(spec.incident)
         contract = None
         if spec.customer is not None and spec.category in CONTRACT_CATEGORIES:
@@ -483,7 +483,7 @@ class Command(BaseCommand):
         clock = _Clock(spec.at, self.now, rng)
         plan = spec.plan
         if plan == "duplicate":
-            first = created.get(spec.duplicate_of)
+            first = created.get(spec.duplicate_of) if spec.duplicate_of is not None else None
             if first is not None:
                 ticket_change_status(
                     actor=handler, ticket=ticket, to=Status.DUPLICATE, duplicate_of=first,
@@ -625,14 +625,18 @@ class Command(BaseCommand):
         """Every demo crew member has work on their page: a crew with no open work order is sent to up to three
         open field tickets of their units (the ongoing outage's first), the first one acknowledged."""
         crews = {
-            user.pk: user for served in self.staff_by_unit.values() for user in served.get(Role.FIELD_CREW, [])
+            user.pk: user
+            for served in self.staff_by_unit.values()
+            for user in served.get(Role.FIELD_CREW, [])
         }
         outage = incidents.get("open")
         for crew in crews.values():
             if WorkOrder.objects.open().filter(crew=crew).exists():
                 continue
             units = [
-                unit_id for unit_id, served in self.staff_by_unit.items() if crew in served.get(Role.FIELD_CREW, [])
+                unit_id
+                for unit_id, served in self.staff_by_unit.items()
+                if crew in served.get(Role.FIELD_CREW, [])
             ]
             candidates = (
                 Ticket.objects.open()

@@ -1,4 +1,5 @@
-"""Reads of the tickets app: what the customer card shows."""
+"""Reads of the tickets app: the unit that answers for an address, the outages covering it, what the customer
+card shows and the ticket page's moves and timeline."""
 
 from __future__ import annotations
 
@@ -9,8 +10,34 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from crm.models import Unit
 from crm.scoping import scope_for
-from tickets.models import Ticket
+from customers.models import Customer
+from tickets.models import Incident, Ticket
+
+
+def current_unit(unit: Unit) -> Unit:
+    """Follow merges: work for a merged unit goes to its successor."""
+    seen = set()
+    while (
+        unit.successor_id and unit.valid_to and unit.valid_to < timezone.localdate() and unit.pk not in seen
+    ):
+        seen.add(unit.pk)
+        successor = unit.successor
+        if successor is None:
+            break
+        unit = successor
+    return unit
+
+
+def incidents_for_customer(customer: Customer) -> list[Incident]:
+    """Open incidents covering the customer's address (their unit, and their ward when the incident names wards)."""
+    unit = current_unit(customer.unit)
+    return [
+        i
+        for i in Incident.objects.open().filter(unit=unit).order_by("-started_at")
+        if i.covers(unit_id=unit.pk, ward=customer.ward)
+    ]
 
 
 def card_open_tickets(*, customer, user) -> dict:
@@ -63,8 +90,6 @@ def new_ticket_url(*, customer) -> str:
 
 def card_outages(*, customer, user) -> dict:
     """Open outages covering the customer's address, with a one-click "this call is about it"."""
-    from tickets.services import incidents_for_customer
-
     scope = scope_for(user)
     incidents = [i for i in incidents_for_customer(customer) if scope.allows_unit(i.unit_id)]
     rows = [

@@ -45,6 +45,7 @@ from tickets.models import (
     WorkOrderStatus,
     attachment_content_type,
 )
+from tickets.selectors import current_unit, incidents_for_customer
 
 # Reference data -----------------------------------------------------------------------------------------
 
@@ -177,20 +178,6 @@ def _sequence_next(year: int) -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT nextval(%s)", [name])
         return cursor.fetchone()[0]
-
-
-def current_unit(unit: Unit) -> Unit:
-    """Follow merges: work for a merged unit goes to its successor."""
-    seen = set()
-    while (
-        unit.successor_id and unit.valid_to and unit.valid_to < timezone.localdate() and unit.pk not in seen
-    ):
-        seen.add(unit.pk)
-        successor = unit.successor
-        if successor is None:
-            break
-        unit = successor
-    return unit
 
 
 def _event(ticket, kind, actor, *, before=None, after=None, note="", level=None, at=None) -> TicketEvent:
@@ -791,16 +778,6 @@ def incident_open(
         transformer_code=transformer_code.strip(),
         created_by=actor if getattr(actor, "pk", None) else None,
     )
-
-
-def incidents_for_customer(customer: Customer) -> list[Incident]:
-    """Open incidents covering the customer's address (their unit, and their ward when the incident names wards)."""
-    unit = current_unit(customer.unit)
-    return [
-        i
-        for i in Incident.objects.open().filter(unit=unit).order_by("-started_at")
-        if i.covers(unit_id=unit.pk, ward=customer.ward)
-    ]
 
 
 @transaction.atomic

@@ -8,11 +8,11 @@ from django.utils import timezone
 
 from crm.models import OutboxMessage, Role
 from tickets.models import Callback, CallbackOutcome, Disposition, EventKind, Status, Ticket
+from tickets.selectors import incidents_for_customer
 from tickets.services import (
     callback_record,
     incident_open,
     incident_restore,
-    incidents_for_customer,
     interaction_log,
     ticket_change_status,
     ticket_open,

@@ -15,7 +15,7 @@ from crm.api.scoped import ScopedReadOnlyViewSet
 from crm.json_input import JSONParser
 from customers.models import Customer
 from customers.normalise import InvalidPhone, normalise_phone
-from tickets import services
+from tickets import selectors, services
 from tickets.api.filters import TicketFilter, WorkOrderFilter
 from tickets.api.serializers import (
     CallbackInSerializer,
@@ -215,7 +215,7 @@ class OutageStatusView(APIView):
         incidents = {}
         found = list(customers[:10])
         for customer in found:
-            for incident in services.incidents_for_customer(customer):
+            for incident in selectors.incidents_for_customer(customer):
                 incidents[incident.pk] = incident
         payload = {
             "customers": [c.code for c in found],

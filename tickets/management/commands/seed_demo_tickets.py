@@ -45,10 +45,10 @@ from tickets.models import (
     WorkOrder,
     WorkOrderStatus,
 )
+from tickets.selectors import current_unit
 from tickets.services import (
     callback_record,
     catalogue_load_reference,
-    current_unit,
     incident_open,
     incident_restore,
     interaction_log,

@@ -393,44 +393,13 @@ def _ticket_open(
     at: dt.datetime | None = None,
 ) -> Intake:
     at = at or timezone.now()
-    errors = {}
-    if channel not in Channel.values:
-        errors["channel"] = _("Unknown channel.")
-    if priority not in Priority.values:
-        errors["priority"] = _("Unknown priority.")
-    if not description.strip():
-        errors["description"] = _("Describe the request.")
-    if not category.is_active:
-        errors["category"] = _("This category is no longer taken.")
-    if contract is not None and (customer is None or contract.customer_id != customer.pk):
-        errors["contract"] = _("The contract is not the customer's.")
-    phone = ""
-    if caller_phone:
-        try:
-            phone = normalise_phone(caller_phone)
-        except InvalidPhone as exc:
-            errors["caller_phone"] = str(exc)
-    if customer is None and not (phone or caller_name.strip()) and "caller_phone" not in errors:
-        errors["caller_phone"] = _("For an unknown caller, take at least a phone number or a name.")
-    if unit is None and customer is not None:
-        unit = customer.unit
-    if unit is None:
-        errors["unit"] = _("For an unknown caller, choose the unit responsible for the address.")
-    if errors or unit is None:
-        raise ValidationError(errors)
+    phone, unit = _checked_intake(
+        category=category, channel=channel, description=description, customer=customer, contract=contract,
+        caller_name=caller_name, caller_phone=caller_phone, unit=unit, priority=priority,
+    )  # fmt: skip
     responsible = current_unit(unit)
     incident = _outage_of_the_call(category=category, customer=customer, unit=responsible, named=incident)
-    suspension = active_suspension(category=category, unit=responsible, at=at)
-    if suspension is not None:
-        raise ValidationError(
-            _("%(c)s is suspended in %(u)s until %(end)s: %(reason)s")
-            % {
-                "c": category.name,
-                "u": responsible.name,
-                "end": timezone.localtime(suspension.ends_at).strftime("%d/%m/%Y %H:%M"),
-                "reason": suspension.reason,
-            }
-        )
+    _refuse_when_suspended(category=category, unit=responsible, at=at)
     policy = policy_in_force(category=category, at=at)
     ticket = Ticket(
         number=_next_number(timezone.localtime(at).year),
@@ -456,17 +425,80 @@ def _ticket_open(
     if incident is not None:
         created["incident"] = incident.pk
     _event(ticket, EventKind.CREATED, actor, after=created, at=at)
-    warnings = []
-    if customer is not None:
-        same = Ticket.objects.open().filter(customer=customer, category=category).exclude(pk=ticket.pk)
-        numbers = list(same.values_list("number", flat=True)[:5])
-        if numbers:
-            warnings.append(
-                _("The customer already has an open ticket of this category: %(n)s")
-                % {"n": ", ".join(numbers)}
-            )
+    warnings = _open_duplicates_warning(ticket)
     _tell_dispatchers_of_new_ticket(ticket)
     return Intake(ticket=ticket, created=True, warnings=warnings)
+
+
+def _checked_intake(
+    *,
+    category: Category,
+    channel: str,
+    description: str,
+    customer: Customer | None,
+    contract: Contract | None,
+    caller_name: str,
+    caller_phone: str,
+    unit: Unit | None,
+    priority: str,
+) -> tuple[str, Unit]:
+    """Every refusal of a request at once (field by field), else the caller's phone in its normal form and the
+    unit named for it (the customer's when none is given)."""
+    errors = {}
+    if channel not in Channel.values:
+        errors["channel"] = _("Unknown channel.")
+    if priority not in Priority.values:
+        errors["priority"] = _("Unknown priority.")
+    if not description.strip():
+        errors["description"] = _("Describe the request.")
+    if not category.is_active:
+        errors["category"] = _("This category is no longer taken.")
+    if contract is not None and (customer is None or contract.customer_id != customer.pk):
+        errors["contract"] = _("The contract is not the customer's.")
+    phone = ""
+    if caller_phone:
+        try:
+            phone = normalise_phone(caller_phone)
+        except InvalidPhone as exc:
+            errors["caller_phone"] = str(exc)
+    if customer is None and not (phone or caller_name.strip()) and "caller_phone" not in errors:
+        errors["caller_phone"] = _("For an unknown caller, take at least a phone number or a name.")
+    if unit is None and customer is not None:
+        unit = customer.unit
+    if unit is None:
+        errors["unit"] = _("For an unknown caller, choose the unit responsible for the address.")
+    if errors or unit is None:
+        raise ValidationError(errors)
+    return phone, unit
+
+
+def _refuse_when_suspended(*, category: Category, unit: Unit, at: dt.datetime) -> None:
+    suspension = active_suspension(category=category, unit=unit, at=at)
+    if suspension is not None:
+        raise ValidationError(
+            _("%(c)s is suspended in %(u)s until %(end)s: %(reason)s")
+            % {
+                "c": category.name,
+                "u": unit.name,
+                "end": timezone.localtime(suspension.ends_at).strftime("%d/%m/%Y %H:%M"),
+                "reason": suspension.reason,
+            }
+        )
+
+
+def _open_duplicates_warning(ticket: Ticket) -> list[str]:
+    """The agent is told when the customer already has an open ticket of the same category."""
+    if ticket.customer_id is None:
+        return []
+    same = (
+        Ticket.objects.open()
+        .filter(customer_id=ticket.customer_id, category=ticket.category)
+        .exclude(pk=ticket.pk)
+    )
+    numbers = list(same.values_list("number", flat=True)[:5])
+    if not numbers:
+        return []
+    return [_("The customer already has an open ticket of this category: %(n)s") % {"n": ", ".join(numbers)}]
 
 
 def _outage_of_the_call(

@@ -449,33 +449,12 @@ class Command(BaseCommand):
         rng = random.Random(self.seed * 1_000_003 + spec.i)
         counts: Counter[str] = Counter()
         incident = incidents.get(spec.incident)
-        contract = None
-        if spec.customer is not None and spec.category in CONTRACT_CATEGORIES:
-            contract = next(
-                (c for c in spec.customer.contracts.all() if c.status == ContractStatus.ACTIVE), None
-            )
-        intake = ticket_open(
-            actor=self.agent,
-            category=self.categories[spec.category],
-            channel=spec.channel,
-            description=spec.description,
-            customer=spec.customer,
-            contract=contract,
-            caller_name=spec.caller_name,
-            caller_phone=spec.caller_phone,
-            caller_address=spec.caller_address,
-            unit=spec.unit,
-            priority=spec.priority,
-            idempotency_key=f"{KEY_PREFIX}{spec.i}",
-            incident=None if spec.link_later else incident,
-            at=spec.at,
-        )
+        intake = self._open(spec, incident)
         ticket = intake.ticket
         if not intake.created:
             return ticket, counts
         counts["tickets"] += 1
-        unit_id = ticket.unit_id
-        handler = self._handler(unit_id)
+        handler = self._handler(ticket.unit_id)
         if spec.channel == Channel.PHONE:
             counts["interactions"] += self._log_call(spec, ticket, rng)
         if incident is not None and spec.link_later:
@@ -497,18 +476,53 @@ class Command(BaseCommand):
             )  # fmt: skip
             return ticket, counts
         if plan != "new":
-            late = rng.random() < 0.1
-            ticket = ticket_change_status(
-                actor=handler, ticket=ticket, to=Status.ACKNOWLEDGED, at=clock.after(*((4, 20) if late else (0.5, 2.8)))
-            )  # fmt: skip
-            assignees = self._staff(unit_id, Role.AGENT, Role.DISPATCHER, Role.FIELD_CREW, Role.SUPERVISOR)
-            if assignees and rng.random() < 0.7:
-                assignee = rng.choice(assignees)
-                ticket = ticket_assign(actor=assignee, ticket=ticket, assignee=assignee)
-                counts["assigned"] += 1
-            young = (self.now - spec.at) < dt.timedelta(hours=1)
-            if not (plan == "dispatched" and young) and rng.random() < 0.9:
-                ticket = ticket_record_contact(actor=handler, ticket=ticket, at=clock.after(0.3, 1.2))
+            ticket = self._first_moves(spec, ticket, plan, handler, clock, rng, counts)
+        self._later_moves(spec, ticket, plan, handler, clock, rng, counts)
+        self._notes(spec, ticket, plan, handler, rng, counts)
+        return ticket, counts
+
+    def _open(self, spec: Spec, incident: Incident | None):
+        """The request as the agent took it (with its contract when the category concerns one)."""
+        contract = None
+        if spec.customer is not None and spec.category in CONTRACT_CATEGORIES:
+            contract = next(
+                (c for c in spec.customer.contracts.all() if c.status == ContractStatus.ACTIVE), None
+            )
+        return ticket_open(
+            actor=self.agent,
+            category=self.categories[spec.category],
+            channel=spec.channel,
+            description=spec.description,
+            customer=spec.customer,
+            contract=contract,
+            caller_name=spec.caller_name,
+            caller_phone=spec.caller_phone,
+            caller_address=spec.caller_address,
+            unit=spec.unit,
+            priority=spec.priority,
+            idempotency_key=f"{KEY_PREFIX}{spec.i}",
+            incident=None if spec.link_later else incident,
+            at=spec.at,
+        )
+
+    def _first_moves(self, spec: Spec, ticket: Ticket, plan: str, handler, clock, rng, counts) -> Ticket:
+        """Acknowledged (now and then late), often assigned, and the customer called back within minutes."""
+        late = rng.random() < 0.1
+        ticket = ticket_change_status(
+            actor=handler, ticket=ticket, to=Status.ACKNOWLEDGED, at=clock.after(*((4, 20) if late else (0.5, 2.8)))
+        )  # fmt: skip
+        assignees = self._staff(ticket.unit_id, Role.AGENT, Role.DISPATCHER, Role.FIELD_CREW, Role.SUPERVISOR)
+        if assignees and rng.random() < 0.7:
+            assignee = rng.choice(assignees)
+            ticket = ticket_assign(actor=assignee, ticket=ticket, assignee=assignee)
+            counts["assigned"] += 1
+        young = (self.now - spec.at) < dt.timedelta(hours=1)
+        if not (plan == "dispatched" and young) and rng.random() < 0.9:
+            ticket = ticket_record_contact(actor=handler, ticket=ticket, at=clock.after(0.3, 1.2))
+        return ticket
+
+    def _later_moves(self, spec: Spec, ticket: Ticket, plan: str, handler, clock, rng, counts) -> None:
+        """Where the plan takes the ticket: a crew, in progress, waiting for the customer, resolved…"""
         if plan == "dispatched":
             counts["work_orders"] += self._dispatch(ticket, handler, rng, steps=rng.randint(0, 2))
         elif plan == "in_progress":
@@ -541,6 +555,9 @@ class Command(BaseCommand):
             elif rng.random() < 0.25:
                 callback_record(actor=self.agent, ticket=ticket, reached=False)  # first unanswered attempt
                 counts["callbacks"] += 1
+
+    def _notes(self, spec: Spec, ticket: Ticket, plan: str, handler, rng, counts) -> None:
+        """An internal note now and then; a message to a reachable customer (always when waiting for them)."""
         if rng.random() < 0.12:
             ticket_add_note(actor=handler, ticket=ticket, body=rng.choice(INTERNAL_NOTES))
             counts["notes"] += 1
@@ -549,7 +566,6 @@ class Command(BaseCommand):
                 actor=handler, ticket=ticket, body=rng.choice(CUSTOMER_MESSAGES), to_customer=True
             )
             counts["messages"] += 1
-        return ticket, counts
 
     def _log_call(self, spec: Spec, ticket: Ticket, rng: random.Random) -> int:
         agents = self._staff(ticket.unit_id, Role.AGENT) or ([self.agent] if self.agent else [])

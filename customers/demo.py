@@ -240,82 +240,86 @@ class Generator:
                 continue
             seen_phones.add(phone)
             batch.phones.append((self._next_id("phone"), customer_id, phone, j == 0, ""))
-        for k, (r_start, r_status, r_kind, r_manu, r_replaced, r_phase, r_reading) in enumerate(
-            contract_draws
-        ):
-            start = self.epoch + dt.timedelta(days=int(r_start * self.span_days))
-            status, end_date = "active", None
-            if r_status < 0.02:
-                status, end_date = (
-                    "terminated",
-                    (start + dt.timedelta(days=30 + int(r_status * 150_000))).date(),
-                )
-                if end_date > self.now.date():
-                    end_date = self.now.date()
-            elif r_status < 0.03:
-                status = "suspended"
-            purposes = PURPOSES[kind]
-            contract_id = self._next_id("contract")
-            batch.contracts.append((
-                contract_id, f"{code}-{k + 1:02d}", customer_id, TARIFF_OF_TYPE[kind],
-                purposes[int(r_status * 1000) % len(purposes)], start.date(), end_date, status,
-            ))  # fmt: skip
-            phases = 3 if (kind in ("business", "production") and r_phase < 0.6) or r_phase < 0.04 else 1
-            installed = start
-            if r_replaced < 0.15:  # an old mechanical meter, replaced later
-                old_id = self._next_id("meter")
-                manufacturer, prefix = MANUFACTURERS[int(r_manu * len(MANUFACTURERS))]
-                batch.meters.append(
-                    (old_id, f"{prefix}{old_id:010d}", unit.id, "mechanical", phases, "retired", manufacturer)
-                )
-                swapped = start + dt.timedelta(
-                    days=int(r_replaced / 0.15 * max((self.now - start).days - 1, 1))
-                )
-                last = 100 + int(r_reading * 40_000)
-                batch.assignments.append((
-                    self._next_id("assignment"), old_id, contract_id, start, 0, swapped, last, "Thay định kỳ",
-                ))  # fmt: skip
-                installed = swapped
-            meter_id = self._next_id("meter")
-            kind_draw = r_kind
-            meter_kind = (
-                "remote_read" if kind_draw < REMOTE_READ_SHARE
-                else "electronic" if kind_draw < REMOTE_READ_SHARE + 0.2 else "mechanical"
-            )  # fmt: skip
+        for k, draws in enumerate(contract_draws):
+            self._contract(batch, unit, code, customer_id, kind, k, draws)
+
+    def _contract(
+        self, batch: Batch, unit, code: str, customer_id: int, kind: str, k: int, draws: tuple
+    ) -> None:
+        """The rows of one contract of a customer: the contract, its meter (and an older one it replaced)
+        and their assignments, from the contract's draws."""
+        r_start, r_status, r_kind, r_manu, r_replaced, r_phase, r_reading = draws
+        start = self.epoch + dt.timedelta(days=int(r_start * self.span_days))
+        status, end_date = "active", None
+        if r_status < 0.02:
+            status, end_date = (
+                "terminated",
+                (start + dt.timedelta(days=30 + int(r_status * 150_000))).date(),
+            )
+            if end_date > self.now.date():
+                end_date = self.now.date()
+        elif r_status < 0.03:
+            status = "suspended"
+        purposes = PURPOSES[kind]
+        contract_id = self._next_id("contract")
+        batch.contracts.append((
+            contract_id, f"{code}-{k + 1:02d}", customer_id, TARIFF_OF_TYPE[kind],
+            purposes[int(r_status * 1000) % len(purposes)], start.date(), end_date, status,
+        ))  # fmt: skip
+        phases = 3 if (kind in ("business", "production") and r_phase < 0.6) or r_phase < 0.04 else 1
+        installed = start
+        if r_replaced < 0.15:  # an old mechanical meter, replaced later
+            old_id = self._next_id("meter")
             manufacturer, prefix = MANUFACTURERS[int(r_manu * len(MANUFACTURERS))]
-            if end_date is not None:  # terminated: the meter came off on the contract's last day
-                removed_at = dt.datetime.combine(end_date, dt.time(9), tzinfo=dt.UTC)
-                removed_at = max(removed_at, installed)
-                batch.meters.append(
-                    (
-                        meter_id,
-                        f"{prefix}{meter_id:010d}",
-                        unit.id,
-                        meter_kind,
-                        phases,
-                        "retired",
-                        manufacturer,
-                    )
+            batch.meters.append(
+                (old_id, f"{prefix}{old_id:010d}", unit.id, "mechanical", phases, "retired", manufacturer)
+            )
+            swapped = start + dt.timedelta(days=int(r_replaced / 0.15 * max((self.now - start).days - 1, 1)))
+            last = 100 + int(r_reading * 40_000)
+            batch.assignments.append((
+                self._next_id("assignment"), old_id, contract_id, start, 0, swapped, last, "Thay định kỳ",
+            ))  # fmt: skip
+            installed = swapped
+        meter_id = self._next_id("meter")
+        kind_draw = r_kind
+        meter_kind = (
+            "remote_read" if kind_draw < REMOTE_READ_SHARE
+            else "electronic" if kind_draw < REMOTE_READ_SHARE + 0.2 else "mechanical"
+        )  # fmt: skip
+        manufacturer, prefix = MANUFACTURERS[int(r_manu * len(MANUFACTURERS))]
+        if end_date is not None:  # terminated: the meter came off on the contract's last day
+            removed_at = dt.datetime.combine(end_date, dt.time(9), tzinfo=dt.UTC)
+            removed_at = max(removed_at, installed)
+            batch.meters.append(
+                (
+                    meter_id,
+                    f"{prefix}{meter_id:010d}",
+                    unit.id,
+                    meter_kind,
+                    phases,
+                    "retired",
+                    manufacturer,
                 )
-                batch.assignments.append((
-                    self._next_id("assignment"), meter_id, contract_id, installed, 0, removed_at,
-                    int(r_reading * 20_000), "Thanh lý hợp đồng",
-                ))  # fmt: skip
-            else:
-                batch.meters.append(
-                    (
-                        meter_id,
-                        f"{prefix}{meter_id:010d}",
-                        unit.id,
-                        meter_kind,
-                        phases,
-                        "installed",
-                        manufacturer,
-                    )
+            )
+            batch.assignments.append((
+                self._next_id("assignment"), meter_id, contract_id, installed, 0, removed_at,
+                int(r_reading * 20_000), "Thanh lý hợp đồng",
+            ))  # fmt: skip
+        else:
+            batch.meters.append(
+                (
+                    meter_id,
+                    f"{prefix}{meter_id:010d}",
+                    unit.id,
+                    meter_kind,
+                    phases,
+                    "installed",
+                    manufacturer,
                 )
-                batch.assignments.append(
-                    (self._next_id("assignment"), meter_id, contract_id, installed, 0, None, None, "")
-                )
+            )
+            batch.assignments.append(
+                (self._next_id("assignment"), meter_id, contract_id, installed, 0, None, None, "")
+            )
 
 
 # Loading ----------------------------------------------------------------------------------------------

@@ -65,6 +65,39 @@ def _setup(args) -> None:
     call_command("refresh_search_statistics", verbosity=1)
 
 
+def provenance() -> str:
+    """The commit and date a figure belongs to (``bench/README.md`` prints each table under it)."""
+    import datetime as dt
+    import subprocess
+
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = "unknown", ""
+    return f"commit {commit}{' (with local changes)' if dirty else ''}, {dt.date.today().isoformat()}"
+
+
+def markdown_table(rows, *, customers: int, iterations: int) -> str:
+    """The figures as the table in ``bench/README.md``, under the commit and date they were measured at."""
+    lines = [
+        f"Measured at {provenance()}: {customers:,} customers, {iterations} iterations.",
+        "",
+        "| measure | p50 ms | p95 ms | raw SQL p50 | raw SQL p95 | ratio (p95) | target (p95) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, p50, p95, r50, r95 in rows:
+        target = TARGETS_MS.get(name)
+        lines.append(
+            f"| {name} | {p50:.2f} | {p95:.2f} | {r50:.2f} | {r95:.2f} | {p95 / max(r95, 1e-6):.1f} | "
+            f"{'' if target is None else f'≤ {target}'} |"
+        )
+    return "\n".join(lines)
+
+
 def _timed(fn, iterations: int, warmup: int = 5) -> list[float]:
     for _ in range(warmup):
         fn(0)
@@ -321,6 +354,7 @@ def main() -> None:
         print(
             f"{name:<24} {p50:8.2f} {p95:8.2f} {r50:8.2f} {r95:8.2f} {p95 / max(r95, 1e-6):6.1f} {verdict:>8}"
         )
+    print("\n" + markdown_table(rows, customers=total, iterations=n))
 
     if args.check:
         from django.test.utils import CaptureQueriesContext

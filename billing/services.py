@@ -124,9 +124,9 @@ def price_table_create(*, actor, tariff_category: str, kind: str, valid_from: dt
         raise ValidationError(str(exc)) from exc
     if PriceTable.objects.filter(tariff_category=tariff_category, valid_from=valid_from).exists():
         raise ValidationError({"valid_from": _("A price table of this category already starts on that day.")})
-    if Invoice.objects.filter(period_end__gt=valid_from, status__in=ISSUED_STATUSES).exists() and (
-        valid_from < timezone.localdate()
-    ):
+    # A price from a day issued bills cover would change what their adjustments compute (and the database
+    # would refuse the prices of a table such bills use): it starts after them.
+    if Invoice.objects.filter(period_end__gt=valid_from, status__in=ISSUED_STATUSES).exists():
         raise ValidationError(
             {"valid_from": _("Issued bills already cover that day: a new price starts later.")}
         )
@@ -137,6 +137,70 @@ def price_table_create(*, actor, tariff_category: str, kind: str, valid_from: dt
     audit(actor=actor, action="price_table.create", obj=row, after={"kind": kind, "valid_from": str(valid_from),
           "tiers": list(tiers), "tou": list(tou_prices)})  # fmt: skip
     return row
+
+
+def price_table_in_use(table: PriceTable) -> bool:
+    """Whether an issued bill of a contract of the table's category covers a day the table applied to: such a
+    table is history (the database refuses to change it, migration 0009)."""
+    following = (
+        PriceTable.objects.filter(tariff_category=table.tariff_category, valid_from__gt=table.valid_from)
+        .order_by("valid_from")
+        .values_list("valid_from", flat=True)
+        .first()
+    )
+    bills = Invoice.objects.filter(
+        status__in=ISSUED_STATUSES,
+        period_end__gt=table.valid_from,
+        contract__tariff_category=table.tariff_category,
+    )
+    return (bills.filter(period_start__lt=following) if following else bills).exists()
+
+
+def vat_rate_in_use(rate: VatRate) -> bool:
+    """Whether an issued bill covers a day the rate applied to: such a rate is history."""
+    following = (
+        VatRate.objects.filter(valid_from__gt=rate.valid_from)
+        .order_by("valid_from")
+        .values_list("valid_from", flat=True)
+        .first()
+    )
+    bills = Invoice.objects.filter(status__in=ISSUED_STATUSES, period_end__gt=rate.valid_from)
+    return (bills.filter(period_start__lt=following) if following else bills).exists()
+
+
+@transaction.atomic
+def vat_rate_create(*, actor, valid_from: dt.date, percent: int, legal_basis: str = "") -> VatRate:
+    """A new VAT rate from a date (a correction of a rate bills used is one too): stored, audited."""
+    if not 0 <= percent <= 100:
+        raise ValidationError({"percent": _("A VAT rate is a percentage from 0 to 100.")})
+    if VatRate.objects.filter(valid_from=valid_from).exists():
+        raise ValidationError({"valid_from": _("A VAT rate already starts on that day.")})
+    if Invoice.objects.filter(period_end__gt=valid_from, status__in=ISSUED_STATUSES).exists():
+        raise ValidationError(
+            {"valid_from": _("Issued bills already cover that day: a new rate starts later.")}
+        )
+    rate = VatRate.objects.create(valid_from=valid_from, percent=percent, legal_basis=legal_basis)
+    audit(actor=actor, action="vat_rate.create", obj=rate, object_type="vatrate",
+          after={"valid_from": str(valid_from), "percent": percent, "legal_basis": legal_basis})  # fmt: skip
+    return rate
+
+
+@transaction.atomic
+def vat_rate_change(
+    *, actor, rate: VatRate, percent: int, legal_basis: str = "", reason: str = ""
+) -> VatRate:
+    """Correct a rate no issued bill used yet (a future one): audited. A rate bills used is never changed."""
+    rate = VatRate.objects.select_for_update().get(pk=rate.pk)
+    if vat_rate_in_use(rate):
+        raise ValidationError(_("Issued bills used this VAT rate: a correction is a new rate from a date."))
+    if not 0 <= percent <= 100:
+        raise ValidationError({"percent": _("A VAT rate is a percentage from 0 to 100.")})
+    before = {"percent": rate.percent, "legal_basis": rate.legal_basis}
+    rate.percent, rate.legal_basis = percent, legal_basis
+    rate.save(update_fields=["percent", "legal_basis"])
+    audit(actor=actor, action="vat_rate.change", obj=rate, object_type="vatrate", before=before,
+          after={"percent": percent, "legal_basis": legal_basis}, reason=reason)  # fmt: skip
+    return rate
 
 
 def tables_for(category: str) -> list[tariff.PriceTable]:
@@ -343,7 +407,9 @@ def _later_reading(contract_id: int, period: dt.date) -> MeterReading | None:
     )
 
 
-def _placed(*, contract: Contract, assignment: MeterAssignment, period: dt.date, value: int) -> MeterReading | None:
+def _placed(
+    *, contract: Contract, assignment: MeterAssignment, period: dt.date, value: int
+) -> MeterReading | None:
     """The reading rules (``billing.rules``) for a register of ``period`` on the contract's current meter:
     the contract is read, the meter was there, and the register is not above a later month's. Locks the
     periods whose bills the reading changes; returns the later reading it re-bases (or None)."""
@@ -430,7 +496,9 @@ def _rebase(*, actor, later: MeterReading, previous: MeterReading, reason: str) 
     return new
 
 
-def _follow_reading(*, actor, old: MeterReading, new: MeterReading, reason: str, propose: bool = True) -> None:
+def _follow_reading(
+    *, actor, old: MeterReading, new: MeterReading, reason: str, propose: bool = True
+) -> None:
     """The bills on a superseded reading follow the one in force: recomputed before issue; after issue an
     adjustment is proposed (``propose``: when a clerk made the change; the system's own changes leave an
     audit record asking for one). A corrected reading's own issued bill is adjusted by its dispute's clerk."""
@@ -589,8 +657,11 @@ def billing_run(*, actor, period: dt.date, unit: Unit | None = None) -> RunResul
         return _billing_run(actor=actor, period=period, unit=unit, start=start, end=end)
     except IntegrityError as exc:  # a bill made meanwhile by another run (the period lock makes it rare)
         raise ValidationError(
-            _("Another billing run of %(m)s made some of these bills meanwhile: nothing was changed. Start the "
-              "run again to make the missing ones.") % {"m": f"{period:%m/%Y}"}
+            _(
+                "Another billing run of %(m)s made some of these bills meanwhile: nothing was changed. Start the "
+                "run again to make the missing ones."
+            )
+            % {"m": f"{period:%m/%Y}"}
         ) from exc
 
 
@@ -765,8 +836,16 @@ def invoices_issue(*, actor, period: dt.date, unit: Unit | None = None) -> int:
     if unit is not None:
         invoices = invoices.filter(unit=unit)
     reviewed = (
-        Q(contract_id__in=Reinspection.objects.open().filter(reading__period=period).values("reading__contract_id"))
-        | Q(contract_id__in=Dispute.objects.open().filter(reading__period=period).values("reading__contract_id"))
+        Q(
+            contract_id__in=Reinspection.objects.open()
+            .filter(reading__period=period)
+            .values("reading__contract_id")
+        )
+        | Q(
+            contract_id__in=Dispute.objects.open()
+            .filter(reading__period=period)
+            .values("reading__contract_id")
+        )
         | Q(pk__in=Dispute.objects.open().filter(invoice__period=period).values("invoice_id"))
     )
     held = invoices.filter(reviewed).update(status=InvoiceStatus.HELD, hold_reason=under_review_hold()[:200])

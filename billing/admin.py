@@ -1282,6 +1282,18 @@ class PriceTableAdmin(ServiceErrorsMixin, admin.ModelAdmin):
             return [*PriceTableForm.Meta.fields, "tiers", "tou_prices"]
         return PriceTableForm.Meta.fields
 
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return super().get_fieldsets(request, obj)
+        if services.price_table_in_use(obj):
+            why = _(
+                "Issued bills used this price table: it is kept as they were computed, and their adjustments "
+                "are computed from it again. A correction is a new table from a date."
+            )
+        else:
+            why = _("A stored price table is never changed: a new price is a new table from a date.")
+        return [(None, {"fields": self.get_fields(request, obj), "description": why})]
+
     def get_inlines(self, request, obj):
         return [PriceStepInline] if obj is not None else []
 
@@ -1305,9 +1317,46 @@ class PriceTableAdmin(ServiceErrorsMixin, admin.ModelAdmin):
 
 
 @admin.register(VatRate)
-class VatRateAdmin(admin.ModelAdmin):
+class VatRateAdmin(ServiceErrorsMixin, admin.ModelAdmin):
+    """VAT rates are history: a rate issued bills used is shown read-only (the database refuses to change it);
+    a correction is a new rate from a date. Through the services, audited."""
+
     list_display = ["valid_from", "percent", "legal_basis"]
     ordering = ["-valid_from"]
+    fields = ["valid_from", "percent", "legal_basis"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["valid_from"] if obj is not None else []
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None or not services.vat_rate_in_use(obj):
+            return super().get_fieldsets(request, obj)
+        why = _(
+            "Issued bills used this VAT rate: it is kept as they were computed, and their adjustments are "
+            "computed from it again. A correction is a new rate from a date."
+        )
+        return [(None, {"fields": self.fields, "description": why})]
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and services.vat_rate_in_use(obj):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if change:
+            services.vat_rate_change(
+                actor=request.user, rate=obj, percent=data["percent"], legal_basis=data.get("legal_basis", "")
+            )
+            return
+        rate = services.vat_rate_create(
+            actor=request.user, valid_from=data["valid_from"], percent=data["percent"],
+            legal_basis=data.get("legal_basis", ""),
+        )  # fmt: skip
+        _adopt(obj, rate)
 
 
 @admin.register(InvoiceCounter)

@@ -184,6 +184,9 @@ class MeterReading(models.Model):
         indexes = [
             models.Index(fields=["period", "unit"], name="billing_reading_period_idx"),
             models.Index(fields=["unit", "-id"], name="billing_reading_unit_idx"),
+            # What the checks of a deleted contract or meter read (see crm.integrity): superseded ones too.
+            models.Index(fields=["contract", "period"], name="billing_reading_contract_idx"),
+            models.Index(fields=["meter"], name="billing_reading_meter_idx"),
         ]
 
     def __str__(self) -> str:
@@ -360,11 +363,19 @@ class Invoice(models.Model):
             models.CheckConstraint(
                 condition=Q(period_end__gt=F("period_start")), name="billing_invoice_period_dates"
             ),
+            models.CheckConstraint(
+                condition=Q(paid_at__isnull=True) | Q(status="paid"), name="billing_invoice_paid_at_when_paid"
+            ),
         ]
         indexes = [
             models.Index(fields=["unit", "-id"], name="billing_invoice_unit_idx"),
             models.Index(fields=["customer", "-period"], name="billing_invoice_customer_idx"),
             models.Index(fields=["period", "unit"], name="billing_invoice_period_unit"),
+            # A contract's, a reading's and a run's bills; what the checks of a deleted contract, reading or
+            # run read (see crm.integrity). None holds a column that issuing or paying changes.
+            models.Index(fields=["contract", "-period"], name="billing_invoice_contract_idx"),
+            models.Index(fields=["reading"], name="billing_invoice_reading_idx"),
+            models.Index(fields=["run"], name="billing_invoice_run_idx"),
         ]
 
     def __str__(self) -> str:
@@ -609,7 +620,8 @@ class Reinspection(models.Model):
         indexes = [
             models.Index(
                 fields=["unit", "-id"], condition=Q(done_at__isnull=True), name="billing_reinsp_open_idx"
-            )
+            ),
+            models.Index(fields=["unit", "-id"], name="billing_reinsp_unit_idx"),  # done ones too
         ]
 
     def __str__(self) -> str:

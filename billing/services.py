@@ -125,9 +125,9 @@ def price_table_create(*, actor, tariff_category: str, kind: str, valid_from: dt
         raise ValidationError(str(exc)) from exc
     if PriceTable.objects.filter(tariff_category=tariff_category, valid_from=valid_from).exists():
         raise ValidationError({"valid_from": _("A price table of this category already starts on that day.")})
-    if Invoice.objects.filter(period_end__gt=valid_from, status__in=ISSUED_STATUSES).exists() and (
-        valid_from < timezone.localdate()
-    ):
+    # A price from a day issued bills cover would change what their adjustments compute (and the database
+    # would refuse the prices of a table such bills use): it starts after them.
+    if Invoice.objects.filter(period_end__gt=valid_from, status__in=ISSUED_STATUSES).exists():
         raise ValidationError(
             {"valid_from": _("Issued bills already cover that day: a new price starts later.")}
         )
@@ -138,6 +138,70 @@ def price_table_create(*, actor, tariff_category: str, kind: str, valid_from: dt
     audit(actor=actor, action="price_table.create", obj=row, after={"kind": kind, "valid_from": str(valid_from),
           "tiers": list(tiers), "tou": list(tou_prices)})  # fmt: skip
     return row
+
+
+def price_table_in_use(table: PriceTable) -> bool:
+    """Whether an issued bill of a contract of the table's category covers a day the table applied to: such a
+    table is history (the database refuses to change it, migration 0009)."""
+    following = (
+        PriceTable.objects.filter(tariff_category=table.tariff_category, valid_from__gt=table.valid_from)
+        .order_by("valid_from")
+        .values_list("valid_from", flat=True)
+        .first()
+    )
+    bills = Invoice.objects.filter(
+        status__in=ISSUED_STATUSES,
+        period_end__gt=table.valid_from,
+        contract__tariff_category=table.tariff_category,
+    )
+    return (bills.filter(period_start__lt=following) if following else bills).exists()
+
+
+def vat_rate_in_use(rate: VatRate) -> bool:
+    """Whether an issued bill covers a day the rate applied to: such a rate is history."""
+    following = (
+        VatRate.objects.filter(valid_from__gt=rate.valid_from)
+        .order_by("valid_from")
+        .values_list("valid_from", flat=True)
+        .first()
+    )
+    bills = Invoice.objects.filter(status__in=ISSUED_STATUSES, period_end__gt=rate.valid_from)
+    return (bills.filter(period_start__lt=following) if following else bills).exists()
+
+
+@transaction.atomic
+def vat_rate_create(*, actor, valid_from: dt.date, percent: int, legal_basis: str = "") -> VatRate:
+    """A new VAT rate from a date (a correction of a rate bills used is one too): stored, audited."""
+    if not 0 <= percent <= 100:
+        raise ValidationError({"percent": _("A VAT rate is a percentage from 0 to 100.")})
+    if VatRate.objects.filter(valid_from=valid_from).exists():
+        raise ValidationError({"valid_from": _("A VAT rate already starts on that day.")})
+    if Invoice.objects.filter(period_end__gt=valid_from, status__in=ISSUED_STATUSES).exists():
+        raise ValidationError(
+            {"valid_from": _("Issued bills already cover that day: a new rate starts later.")}
+        )
+    rate = VatRate.objects.create(valid_from=valid_from, percent=percent, legal_basis=legal_basis)
+    audit(actor=actor, action="vat_rate.create", obj=rate, object_type="vatrate",
+          after={"valid_from": str(valid_from), "percent": percent, "legal_basis": legal_basis})  # fmt: skip
+    return rate
+
+
+@transaction.atomic
+def vat_rate_change(
+    *, actor, rate: VatRate, percent: int, legal_basis: str = "", reason: str = ""
+) -> VatRate:
+    """Correct a rate no issued bill used yet (a future one): audited. A rate bills used is never changed."""
+    rate = VatRate.objects.select_for_update().get(pk=rate.pk)
+    if vat_rate_in_use(rate):
+        raise ValidationError(_("Issued bills used this VAT rate: a correction is a new rate from a date."))
+    if not 0 <= percent <= 100:
+        raise ValidationError({"percent": _("A VAT rate is a percentage from 0 to 100.")})
+    before = {"percent": rate.percent, "legal_basis": rate.legal_basis}
+    rate.percent, rate.legal_basis = percent, legal_basis
+    rate.save(update_fields=["percent", "legal_basis"])
+    audit(actor=actor, action="vat_rate.change", obj=rate, object_type="vatrate", before=before,
+          after={"percent": percent, "legal_basis": legal_basis}, reason=reason)  # fmt: skip
+    return rate
 
 
 def tables_for(category: str) -> list[tariff.PriceTable]:

@@ -10,21 +10,34 @@ costs minutes at COMMIT, far more than the insert itself. Those references are k
   there is one; an UPDATE that changes a referencing column is checked row by row (PostgreSQL gives no
   transition table to a trigger on some columns only, and such updates are rare);
 * each referenced table has a statement-level trigger after DELETE that raises the same error when a
-  deleted row is still referenced. It first takes a SHARE lock on the referencing table, which waits for the
-  transactions writing to it to finish and keeps new writers out until it commits, so a delete and a
-  concurrent insert cannot both pass: whichever runs second sees the other.
+  deleted row is still referenced. When the statement deleted rows (a DELETE of none locks nothing) it first
+  takes a SHARE lock on the referencing table, which waits for the transactions writing to it to finish and
+  keeps new writers out until it commits, so a delete and a concurrent insert cannot both pass: whichever
+  runs second sees the other. It reads the referencing column through an index (each one has its own).
+
+Whichever runs second sees the other only because each statement of a READ COMMITTED transaction reads the
+rows committed before it: a REPEATABLE READ or SERIALIZABLE transaction reads its first snapshot, in which a
+concurrent delete or insert is not seen yet. The triggers therefore refuse to check, and the statement, in a
+transaction of another isolation level (``feature_not_supported``).
 
 The rules hold at the end of each statement (a foreign key declared by Django is checked at COMMIT), so a
 referenced row must be written before the rows that point at it, as the services do.
 
 On SQLite the same insert checks are row triggers (Django's ``on_delete=PROTECT`` keeps the referenced rows).
-The fields themselves are declared with ``db_constraint=False``; ``References.forward``/``backward`` create
-and drop the triggers in a migration.
+The fields themselves are declared with ``db_constraint=False``. A migration holds its own SQL: ``References``
+writes it (``postgresql_forward()``, ``postgresql_functions()``, ``sqlite_forward()``) to be pasted into a new
+migration as literals, never imported by one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+# Raised first by every check: its rules hold only when each statement sees what was committed before it.
+READ_COMMITTED_ONLY = """    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
+            MESSAGE = 'the references of {table} are checked in READ COMMITTED transactions only';
+    END IF;"""
 
 
 @dataclass(frozen=True)
@@ -51,9 +64,14 @@ class References:
     END IF;"""
             for column, parent in self.columns
         )
+        guard = READ_COMMITTED_ONLY.format(table=self.table)
         return f"""
 CREATE OR REPLACE FUNCTION {self.table}_refs_check() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM new_rows) THEN
+        RETURN NULL;
+    END IF;
+{guard}
 {checks}
     RETURN NULL;
 END $$;
@@ -61,6 +79,7 @@ CREATE TRIGGER {self.table}_refs_insert AFTER INSERT ON {self.table}
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {self.table}_refs_check();
 CREATE OR REPLACE FUNCTION {self.table}_refs_check_row() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+{guard}
 {row_checks}
     RETURN NEW;
 END $$;
@@ -77,6 +96,10 @@ CREATE TRIGGER {self.table}_refs_update BEFORE UPDATE OF {", ".join(c for c, _p 
         return f"""
 CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM old_rows) THEN
+        RETURN NULL;
+    END IF;
+{READ_COMMITTED_ONLY.format(table=self.table)}
     LOCK TABLE {self.table} IN SHARE MODE;
     IF EXISTS (SELECT 1 FROM old_rows o JOIN {self.table} c ON c.{column} = o.id) THEN
         RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
@@ -90,6 +113,14 @@ CREATE TRIGGER {name} AFTER DELETE ON {parent}
 
     def postgresql_forward(self) -> str:
         return self._check_function() + "".join(self._parent_function(c, p) for c, p in self.columns)
+
+    def postgresql_functions(self) -> str:
+        """The functions alone (``CREATE OR REPLACE``), for a migration that changes what the triggers run."""
+        return "".join(
+            part.split("CREATE TRIGGER", 1)[0] + "\n"
+            for part in self.postgresql_forward().split("\nCREATE OR REPLACE FUNCTION")[1:]
+            for part in ["CREATE OR REPLACE FUNCTION" + part]
+        )
 
     def postgresql_backward(self) -> str:
         statements = [

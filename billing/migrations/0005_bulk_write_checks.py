@@ -1,7 +1,7 @@
 """Bulk writes without per-row checks where a set-based one does the same.
 
 * The references of re-inspections (an anomaly scan opens hundreds of thousands at once) are checked by
-  statement triggers (``crm.integrity``) instead of foreign keys.
+  statement triggers (as in migration 0004) instead of foreign keys.
 * The trigger keeping issued invoices immutable runs only for issued or paid rows (a ``WHEN`` clause that
   PostgreSQL evaluates without calling the function), so holding or re-pricing drafts in bulk costs nothing.
 * The lines of an issued invoice are guarded once per UPDATE or DELETE statement, over its old rows, instead
@@ -16,11 +16,91 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-from crm.integrity import References
+# The references of re-inspections, checked once per statement (see migration 0004).
+REINSPECTION_PG_FORWARD = """
+CREATE OR REPLACE FUNCTION billing_reinspection_refs_check() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM new_rows n WHERE n.reading_id IS NOT NULL
+                 AND NOT EXISTS (SELECT 1 FROM billing_meterreading p WHERE p.id = n.reading_id)) THEN
+        RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+            MESSAGE = 'billing_reinspection.reading_id refers to a row missing from billing_meterreading';
+    END IF;
+    IF EXISTS (SELECT 1 FROM new_rows n WHERE n.unit_id IS NOT NULL
+                 AND NOT EXISTS (SELECT 1 FROM crm_unit p WHERE p.id = n.unit_id)) THEN
+        RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+            MESSAGE = 'billing_reinspection.unit_id refers to a row missing from crm_unit';
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER billing_reinspection_refs_insert AFTER INSERT ON billing_reinspection
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION billing_reinspection_refs_check();
+CREATE OR REPLACE FUNCTION billing_reinspection_refs_check_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.reading_id IS DISTINCT FROM OLD.reading_id AND NEW.reading_id IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM billing_meterreading p WHERE p.id = NEW.reading_id) THEN
+        RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+            MESSAGE = 'billing_reinspection.reading_id refers to a row missing from billing_meterreading';
+    END IF;
+    IF NEW.unit_id IS DISTINCT FROM OLD.unit_id AND NEW.unit_id IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM crm_unit p WHERE p.id = NEW.unit_id) THEN
+        RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+            MESSAGE = 'billing_reinspection.unit_id refers to a row missing from crm_unit';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER billing_reinspection_refs_update BEFORE UPDATE OF reading_id, unit_id ON billing_reinspection
+    FOR EACH ROW WHEN (OLD.reading_id IS DISTINCT FROM NEW.reading_id OR OLD.unit_id IS DISTINCT FROM NEW.unit_id)
+    EXECUTE FUNCTION billing_reinspection_refs_check_row();
 
-REINSPECTION = References(
-    "billing_reinspection", (("reading_id", "billing_meterreading"), ("unit_id", "crm_unit"))
-)
+CREATE OR REPLACE FUNCTION billing_reinspection_reading_id_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    LOCK TABLE billing_reinspection IN SHARE MODE;
+    IF EXISTS (SELECT 1 FROM old_rows o JOIN billing_reinspection c ON c.reading_id = o.id) THEN
+        RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+            MESSAGE = 'a deleted row of billing_meterreading is still referenced by billing_reinspection.reading_id';
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER billing_reinspection_reading_id_kept AFTER DELETE ON billing_meterreading
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION billing_reinspection_reading_id_kept();
+
+CREATE OR REPLACE FUNCTION billing_reinspection_unit_id_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    LOCK TABLE billing_reinspection IN SHARE MODE;
+    IF EXISTS (SELECT 1 FROM old_rows o JOIN billing_reinspection c ON c.unit_id = o.id) THEN
+        RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+            MESSAGE = 'a deleted row of crm_unit is still referenced by billing_reinspection.unit_id';
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER billing_reinspection_unit_id_kept AFTER DELETE ON crm_unit
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION billing_reinspection_unit_id_kept();
+"""
+
+REINSPECTION_PG_BACKWARD = """
+DROP TRIGGER IF EXISTS billing_reinspection_refs_insert ON billing_reinspection;
+DROP TRIGGER IF EXISTS billing_reinspection_refs_update ON billing_reinspection;
+DROP FUNCTION IF EXISTS billing_reinspection_refs_check();
+DROP FUNCTION IF EXISTS billing_reinspection_refs_check_row();
+DROP TRIGGER IF EXISTS billing_reinspection_reading_id_kept ON billing_meterreading;
+DROP FUNCTION IF EXISTS billing_reinspection_reading_id_kept();
+DROP TRIGGER IF EXISTS billing_reinspection_unit_id_kept ON crm_unit;
+DROP FUNCTION IF EXISTS billing_reinspection_unit_id_kept();
+"""
+
+REINSPECTION_SQLITE_FORWARD = [
+    "CREATE TRIGGER billing_reinspection_reading_id_insert_ref BEFORE INSERT ON billing_reinspection WHEN NEW.reading_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM billing_meterreading WHERE id = NEW.reading_id) BEGIN SELECT RAISE(ABORT, 'billing_reinspection.reading_id refers to a row missing from billing_meterreading'); END",
+    "CREATE TRIGGER billing_reinspection_reading_id_update_ref BEFORE UPDATE OF reading_id ON billing_reinspection WHEN NEW.reading_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM billing_meterreading WHERE id = NEW.reading_id) BEGIN SELECT RAISE(ABORT, 'billing_reinspection.reading_id refers to a row missing from billing_meterreading'); END",
+    "CREATE TRIGGER billing_reinspection_unit_id_insert_ref BEFORE INSERT ON billing_reinspection WHEN NEW.unit_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM crm_unit WHERE id = NEW.unit_id) BEGIN SELECT RAISE(ABORT, 'billing_reinspection.unit_id refers to a row missing from crm_unit'); END",
+    "CREATE TRIGGER billing_reinspection_unit_id_update_ref BEFORE UPDATE OF unit_id ON billing_reinspection WHEN NEW.unit_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM crm_unit WHERE id = NEW.unit_id) BEGIN SELECT RAISE(ABORT, 'billing_reinspection.unit_id refers to a row missing from crm_unit'); END",
+]
+
+REINSPECTION_SQLITE_NAMES = [
+    'billing_reinspection_reading_id_insert_ref',
+    'billing_reinspection_reading_id_update_ref',
+    'billing_reinspection_unit_id_insert_ref',
+    'billing_reinspection_unit_id_update_ref',
+]
 
 PG_FORWARD = """
 DROP TRIGGER billing_invoice_immutable ON billing_invoice;
@@ -68,11 +148,18 @@ def forward(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(PG_FORWARD, params=None)
         schema_editor.execute("ALTER TABLE billing_invoice SET (fillfactor = 85)")
-    REINSPECTION.forward(schema_editor)
+        schema_editor.execute(REINSPECTION_PG_FORWARD, params=None)
+    elif schema_editor.connection.vendor == "sqlite":
+        for statement in REINSPECTION_SQLITE_FORWARD:
+            schema_editor.execute(statement)
 
 
 def backward(apps, schema_editor):
-    REINSPECTION.backward(schema_editor)
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(REINSPECTION_PG_BACKWARD, params=None)
+    elif schema_editor.connection.vendor == "sqlite":
+        for name in REINSPECTION_SQLITE_NAMES:
+            schema_editor.execute(f"DROP TRIGGER IF EXISTS {name}")
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(PG_BACKWARD, params=None)
         schema_editor.execute("ALTER TABLE billing_invoice RESET (fillfactor)")

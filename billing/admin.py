@@ -13,6 +13,8 @@ Records are chosen by number or code (autocomplete), money is written by ``billi
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.conf import settings
@@ -119,7 +121,13 @@ def _months_back(count: int) -> list[dt.date]:
     return months
 
 
-class BillingAdminMixin(ServiceErrorsMixin):
+if TYPE_CHECKING:  # the mixins below are mixed into model admins: checked as one
+    _ModelAdmin = admin.ModelAdmin[Any]
+else:
+    _ModelAdmin = object
+
+
+class BillingAdminMixin(ServiceErrorsMixin, _ModelAdmin):
     """What the billing admins share: permission checks for their actions and the intermediate action page."""
 
     def _has(self, request, codename: str) -> bool:
@@ -320,7 +328,7 @@ class MoneyDisplays:
 
 class InvoiceLineInline(MoneyDisplays, ReadOnlyInline):
     model = InvoiceLine
-    fields = [
+    fields = (
         "position",
         "label_shown",
         "segment_start",
@@ -329,14 +337,14 @@ class InvoiceLineInline(MoneyDisplays, ReadOnlyInline):
         "price_vnd",
         "amount_vnd",
         "vat_percent",
-    ]
+    )
     readonly_fields = fields
     ordering = ["position"]
 
 
 class RebateApplicationInline(MoneyDisplays, ReadOnlyInline):
     model = RebateApplication
-    fields = ["programme", "percent", "base_vnd", "amount_vnd", "vat_vnd", "applied_at"]
+    fields = ("programme", "percent", "base_vnd", "amount_vnd", "vat_vnd", "applied_at")
     readonly_fields = fields
 
     def get_queryset(self, request):
@@ -354,7 +362,7 @@ class AdjustmentInvoiceInline(MoneyDisplays, ReadOnlyInline):
     fk_name = "adjusts"
     verbose_name = gettext_lazy("adjustment invoice")
     verbose_name_plural = gettext_lazy("adjustment invoices")
-    fields = ["number", "status", "kwh", "subtotal_vnd", "vat_vnd", "total_vnd", "issued_at"]
+    fields = ("number", "status", "kwh", "subtotal_vnd", "vat_vnd", "total_vnd", "issued_at")
     readonly_fields = fields
     show_change_link = True
     ordering = ["id"]
@@ -367,10 +375,10 @@ class CorrectionInline(MoneyDisplays, ReadOnlyInline):
     fk_name = "original"
     verbose_name = gettext_lazy("correction record")
     verbose_name_plural = gettext_lazy("correction records")
-    fields = [
+    fields = (
         "status", "kwh", "delta_total_vnd", "proposed_by", "proposed_at", "decided_by", "decided_at",
         "decision_note", "invoice",
-    ]  # fmt: skip
+    )  # fmt: skip
     readonly_fields = fields
     show_change_link = True
     ordering = ["id"]
@@ -675,13 +683,14 @@ class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadO
         return self._run_page(request, title=_("Anomaly scan"), form=form, mode="scan")
 
 
+INVOICE_LINE_COLUMNS = (
+    "invoice", "position", "label_shown", "segment_start", "kwh", "price_vnd", "amount_vnd", "vat_percent",
+)  # fmt: skip
+
+
 @admin.register(InvoiceLine)
 class InvoiceLineAdmin(MoneyDisplays, ReadOnlyAdmin):
-    list_display = [
-        "invoice", "position", "label_shown", "segment_start", "kwh", "price_vnd", "amount_vnd", "vat_percent",
-    ]  # fmt: skip
-    fields = list_display
-    readonly_fields = list_display
+    list_display = fields = readonly_fields = INVOICE_LINE_COLUMNS
     list_select_related = ["invoice"]
     list_filter = [InvoiceUnitFilter]
     search_fields = ["invoice__number__exact"]
@@ -713,7 +722,7 @@ class BillingRunAdmin(ReadOnlyAdmin):
 # Disputes, re-inspections, adjustments, refunds ----------------------------------------------------------
 
 
-class RefusalKeepsInputMixin:
+class RefusalKeepsInputMixin(_ModelAdmin):
     """An add form whose service refuses what was typed (a rule the form could not check) comes back with
     the clerk's input and the refusal next to its field, instead of an empty form and a message. The
     service's transaction has rolled back: nothing was written."""
@@ -730,7 +739,8 @@ class RefusalKeepsInputMixin:
         form = self.get_form(request, None, change=False)(request.POST, request.FILES)
         form.is_valid()
         _form_errors(form, exc)
-        fieldsets = list(self.get_fieldsets(request, None))
+        # The stubs type AdminForm's fieldsets narrower than the admin's own get_fieldsets() result.
+        fieldsets: Any = list(self.get_fieldsets(request, None))
         admin_form = admin.helpers.AdminForm(
             form, fieldsets, self.get_prepopulated_fields(request, None), self.get_readonly_fields(request, None),
             model_admin=self,
@@ -1057,7 +1067,9 @@ class OffsetForm(forms.Form):
                     status__in=[InvoiceStatus.DRAFT, InvoiceStatus.HELD])
             .order_by("period", "number")
         )  # fmt: skip
-        self.fields["invoice"].choices = [
+        invoice_field = self.fields["invoice"]
+        assert isinstance(invoice_field, forms.ChoiceField)
+        invoice_field.choices = [
             (bill.number, _("%(n)s, %(m)s: amount due %(d)s")
              % {"n": bill.number, "m": bill.period.strftime("%m/%Y"), "d": money(bill.amount_due)})
             for bill in bills
@@ -1069,10 +1081,10 @@ class OffsetForm(forms.Form):
 class RefundAdmin(MoneyDisplays, BillingAdminMixin, ReadOnlyAdmin):
     list_display = ["customer", "unit", "amount_vnd", "method", "reference", "settled_at", "adjustment"]
     list_display_links = ["customer"]
-    fields = [
+    fields = (
         "adjustment", "customer", "unit", "amount_vnd", "method", "offset_invoice", "reference", "settled_at",
         "settled_by", "created_at",
-    ]  # fmt: skip
+    )  # fmt: skip
     readonly_fields = fields
     list_select_related = ["customer", "unit", "adjustment__original"]
     list_filter = [RefundQueueFilter, ScopedUnitFilter, "method"]
@@ -1150,11 +1162,20 @@ class RefundAdmin(MoneyDisplays, BillingAdminMixin, ReadOnlyAdmin):
 # Rebates, anomalies, audit -------------------------------------------------------------------------------
 
 
+REBATE_APPLICATION_COLUMNS = (
+    "programme",
+    "invoice",
+    "percent",
+    "base_vnd",
+    "amount_vnd",
+    "vat_vnd",
+    "applied_at",
+)
+
+
 @admin.register(RebateApplication)
 class RebateApplicationAdmin(MoneyDisplays, ReadOnlyAdmin):
-    list_display = ["programme", "invoice", "percent", "base_vnd", "amount_vnd", "vat_vnd", "applied_at"]
-    fields = list_display
-    readonly_fields = list_display
+    list_display = fields = readonly_fields = REBATE_APPLICATION_COLUMNS
     list_select_related = ["programme", "invoice"]
     list_filter = [InvoiceUnitFilter, "programme"]
     search_fields = ["invoice__number__exact"]
@@ -1203,7 +1224,7 @@ class AuditRecordAdmin(ReadOnlyAdmin):
 
 class PriceStepInline(ReadOnlyInline):
     model = PriceStep
-    fields = ["position", "upper_kwh", "register", "price"]
+    fields = ("position", "upper_kwh", "register", "price")
     readonly_fields = fields
     ordering = ["position"]
 
@@ -1781,7 +1802,7 @@ def _job_download(model_admin, request, pk):
 
 def _job_outcome(job: BillingJob) -> list[tuple[str, str, str]]:
     """A rebate round's counts and amounts, labelled (the runs and scans have their table)."""
-    labels = {
+    labels: dict[str, tuple[str, Callable[[Any], str]]] = {
         "invoices": (_("invoices reduced"), str), "amount": (_("reduction before VAT"), money),
         "vat": (_("VAT on the reduction"), money), "reversed": (_("invoices taken off"), str),
         "kept_on_issued": (_("issued invoices that keep it"), str), "rows": (_("rows exported"), str),

@@ -49,7 +49,10 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psycopg
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -351,7 +354,8 @@ def _text_lines(stream, progress: Progress, offset: int) -> Iterator[str]:
 
 def _load_sqlite(stream, columns, delimiter, progress: Progress, offset: int) -> None:
     sql = f"INSERT INTO ri_stage (row_no, {', '.join(columns)}) VALUES ({', '.join(['%s'] * (len(columns) + 1))})"
-    batch, line = [], 1
+    batch: list[tuple[Any, ...]] = []
+    line = 1
     with connection.cursor() as cursor:
         for row in csv.reader(_text_lines(stream, progress, offset), delimiter=delimiter):
             if not row:
@@ -741,7 +745,9 @@ def import_readings(
         for wave in periods:
             start, end = period_bounds(wave)
             calc_params = _Params(
-                period=connection.ops.adapt_datefield_value(wave), days=(end - start).days, factor=factor,
+                period=connection.ops.adapt_datefield_value(wave),
+                days=(end - start).days,
+                factor=factor,
                 month_end_at=connection.ops.adapt_datetimefield_value(rules.month_end_at(wave)),
                 before_install=rules.install_refusal(rules.month_end_at(wave), wave),
             )
@@ -816,7 +822,9 @@ def _record_late_lines(actor) -> tuple[int, int]:
                 reading = reading_record(actor=actor, contract=Contract(pk=contract_id), period=period,
                                          value=int(value), source=source, taken_at=taken_at)  # fmt: skip
         except ValidationError as exc:
-            _execute("UPDATE ri_rows SET reject_reason = %s WHERE row_no = %s", ["; ".join(exc.messages), row_no])
+            _execute(
+                "UPDATE ri_rows SET reject_reason = %s WHERE row_no = %s", ["; ".join(exc.messages), row_no]
+            )
             continue
         inserted += 1
         flagged += reading.status == ReadingStatus.FLAGGED
@@ -920,7 +928,7 @@ class _ProgressWriter:
 
     def __init__(self, import_id: int) -> None:
         self.import_id = import_id
-        self.conn = None
+        self.conn: psycopg.Connection[Any] | None = None
         self.last = 0.0
         self.phase = ""
         self.enabled = db.is_postgres(connection)
@@ -973,7 +981,7 @@ def reading_import_run(*, import_id: int) -> dict | None:
                 rejects = io.TextIOWrapper(raw, encoding="utf-8", newline="")
                 item.file.open("rb")
                 try:
-                    stream = csv_stream(item.file, item.file.name)
+                    stream = csv_stream(item.file, item.file.name or "")
                     result = import_readings(
                         stream=stream, actor=item.uploaded_by, unit=item.unit, period=item.period,
                         source=item.source or None, dry_run=item.dry_run, all_or_nothing=not item.skip_bad_lines,
@@ -987,9 +995,9 @@ def reading_import_run(*, import_id: int) -> dict | None:
                 name = ""
                 if result.rejected:
                     raw.seek(0)
-                    stem = item.file.name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+                    stem = (item.file.name or "readings").rsplit("/", 1)[-1].rsplit(".", 1)[0]
                     item.rejects_file.save(f"{stem}.rejects.csv", File(raw), save=False)
-                    name = item.rejects_file.name
+                    name = item.rejects_file.name or ""
             ReadingImport.objects.filter(pk=import_id).update(
                 status=ReadingImportStatus.DONE, phase="done", rows_total=result.total,
                 rows_inserted=result.inserted, rows_flagged=result.flagged, rows_unchanged=result.unchanged,

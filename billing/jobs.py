@@ -19,7 +19,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from decimal import Decimal
+from typing import Any
 
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -43,7 +45,9 @@ def visible_jobs(user):
     """The jobs a member of staff follows: those of their units, and those they started."""
     if user is None:
         return BillingJob.objects.all()
-    return BillingJob.objects.filter(Q(pk__in=BillingJob.objects.for_user(user).values("pk")) | Q(started_by=user))
+    return BillingJob.objects.filter(
+        Q(pk__in=BillingJob.objects.for_user(user).values("pk")) | Q(started_by=user)
+    )
 
 
 def _units_key(units: list) -> str:
@@ -76,9 +80,11 @@ def _start(*, actor, kind: str, lock: str, params: dict, unit: Unit | None, step
                 started_by=actor if getattr(actor, "pk", None) else None,
             )  # fmt: skip
     except IntegrityError:
-        running = BillingJob.objects.filter(lock=lock, status__in=[QUEUED, RUNNING]).select_related(
-            "started_by"
-        ).first()
+        running = (
+            BillingJob.objects.filter(lock=lock, status__in=[QUEUED, RUNNING])
+            .select_related("started_by")
+            .first()
+        )
         who = (running.started_by.get_full_name() or running.started_by.get_username()) if (
             running and running.started_by
         ) else _("someone")  # fmt: skip
@@ -117,7 +123,9 @@ def job_start_billing_run(*, actor, period: dt.date, units: list) -> BillingJob:
     )  # fmt: skip
 
 
-def job_start_anomaly_scan(*, actor, period: dt.date, units: list, threshold: Decimal | None = None) -> BillingJob:
+def job_start_anomaly_scan(
+    *, actor, period: dt.date, units: list, threshold: Decimal | None = None
+) -> BillingJob:
     for unit in units:
         services.check_reach(actor, unit)
     if threshold is not None and threshold <= 1:
@@ -156,11 +164,12 @@ def _units(job: BillingJob) -> list:
 
 def _run_billing(job: BillingJob) -> dict:
     period = dt.date.fromisoformat(job.params["period"])
-    rows, totals = [], {"invoices": 0, "held": 0, "without_reading": 0}
+    rows: list[dict[str, Any]] = []
+    totals = {"invoices": 0, "held": 0, "without_reading": 0}
     for done, unit in enumerate(_units(job), 1):
         with transaction.atomic():
             outcome = services.billing_run(actor=job.started_by, period=period, unit=unit)
-        row = {"unit": unit.code if unit else "", "invoices": outcome.invoices, "held": outcome.held,
+        row: dict[str, Any] = {"unit": unit.code if unit else "", "invoices": outcome.invoices, "held": outcome.held,
                "without_reading": outcome.without_reading}  # fmt: skip
         rows.append(row)
         for key in totals:
@@ -176,7 +185,9 @@ def _run_scan(job: BillingJob) -> dict:
     rows, totals = [], {"compared": 0, "reinspections": 0, "held": 0}
     for done, unit in enumerate(_units(job), 1):
         with transaction.atomic():
-            outcome = services.anomaly_scan(actor=job.started_by, period=period, unit=unit, threshold=threshold)
+            outcome = services.anomaly_scan(
+                actor=job.started_by, period=period, unit=unit, threshold=threshold
+            )
         row = {"unit": unit.code if unit else "", **{key: outcome[key] for key in totals},
                "bands": {k: int(v) for k, v in (outcome.get("bands") or {}).items()}}  # fmt: skip
         rows.append(row)
@@ -217,7 +228,11 @@ def job_start_export(*, actor, model_admin, filters: str, file_format: str) -> B
             unit=None, steps=1,
         )  # fmt: skip
         log = export_log_start(
-            user=actor, kind=ExportKind.LIST, source=opts.label_lower, file_format=file_format, filters=filters
+            user=actor,
+            kind=ExportKind.LIST,
+            source=opts.label_lower,
+            file_format=file_format,
+            filters=filters,
         )
         job.params["log"] = log.pk
         BillingJob.objects.filter(pk=job.pk).update(params=job.params)
@@ -239,7 +254,7 @@ def _run_export(job: BillingJob) -> dict:
     request = HttpRequest()
     request.method = "GET"
     request.GET = QueryDict(job.params.get("filters", ""))
-    request.user = job.started_by
+    request.user = job.started_by or AnonymousUser()
     log = ExportLog.objects.get(pk=job.params["log"])
     try:
         count = _write_export(job, model_admin, request)
@@ -306,7 +321,7 @@ def job_run(*, job_id: int) -> dict | None:
         return None
     job = BillingJob.objects.select_related("started_by").get(pk=job_id)
     try:
-        result = RUNNERS[job.kind](job)
+        result = RUNNERS[BillingJobKind(job.kind)](job)
     except Exception as exc:
         message = (
             "; ".join(exc.messages) if isinstance(exc, ValidationError) else f"{type(exc).__name__}: {exc}"

@@ -544,7 +544,7 @@ class Dispute(models.Model):
 
     def __str__(self) -> str:
         # Read by its ticket's number and the customer's code (never a database id).
-        subject = self.ticket.number if self.ticket_id else getattr(self.invoice, "number", "")
+        subject = self.ticket.number if self.ticket is not None else getattr(self.invoice, "number", "")
         return f"{subject} {self.customer.code} {self.get_status_display()}".strip()
 
 
@@ -1060,7 +1060,7 @@ class ReadingImport(models.Model):
     def __str__(self) -> str:
         from django.utils import timezone
 
-        name = self.file.name.rsplit("/", 1)[-1] if self.file else ""
+        name = self.file.name.rsplit("/", 1)[-1] if self.file and self.file.name else ""
         return f"{name} ({timezone.localtime(self.created_at):%d/%m/%Y %H:%M})" if self.created_at else name
 
 

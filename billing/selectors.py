@@ -18,6 +18,8 @@ class CardLink(str):
     """A card cell that links to a record's page (an invoice number): the card makes it a link, anything that
     only knows text (the API's card) gets the text."""
 
+    url: str | None
+
     def __new__(cls, text: str, url: str | None):
         link = super().__new__(cls, text)
         link.url = url

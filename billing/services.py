@@ -1041,7 +1041,9 @@ def reinspection_record(*, actor, item: Reinspection, outcome: str, reread_value
     audit(actor=actor, action="reinspection.record", obj=item, after={"outcome": outcome, "reread": reread_value},
           reason=evidence)  # fmt: skip
     corrected = None
-    if outcome == DisputeOutcome.CORRECTED:
+    if (
+        outcome == DisputeOutcome.CORRECTED and reread_value is not None
+    ):  # a corrected outcome has its register
         corrected = reading_correct(actor=actor, reading=item.reading, value=reread_value,
                                     reason=_("Re-inspection #%(n)s") % {"n": item.pk})  # fmt: skip
     elif outcome == DisputeOutcome.METER_FAULT:
@@ -1105,7 +1107,7 @@ def dispute_resolve(*, actor, dispute: Dispute, outcome: str) -> Dispute:
     if invoice is not None and invoice.status == InvoiceStatus.HELD:
         if not review_reason(contract_id=invoice.contract_id, period=invoice.period):
             invoice_release(actor=actor, invoice=invoice, reason=_("Dispute resolved"))
-    elif dispute.reading_id is not None and invoice is None:
+    elif dispute.reading is not None and invoice is None:
         _release_drafts(actor=actor, contract_id=dispute.reading.contract_id, period=dispute.reading.period,
                         reason=_("Dispute resolved"))  # fmt: skip
     audit(actor=actor, action="dispute.resolve", obj=dispute, before={"status": "open"},
@@ -1219,7 +1221,7 @@ def adjustment_decide(*, actor, adjustment: Adjustment, approve: bool, note: str
         )  # fmt: skip
     audit(actor=actor, action="adjustment.approve", obj=adjustment, after={"invoice": invoice.number,
           "delta_total": adjustment.delta_total}, reason=note)  # fmt: skip
-    if adjustment.dispute_id and adjustment.dispute.status == DisputeStatus.OPEN:
+    if adjustment.dispute is not None and adjustment.dispute.status == DisputeStatus.OPEN:
         dispute_resolve(actor=actor, dispute=adjustment.dispute, outcome=DisputeOutcome.CORRECTED)
     return adjustment
 
@@ -1290,7 +1292,7 @@ def _release_offsets(invoice: Invoice) -> list[int]:
 def offset_label(refund: Refund) -> str:
     """How a bill names a refund offset on it: by the number of the adjustment invoice that opened it."""
     adjustment = refund.adjustment
-    number = adjustment.invoice.number if adjustment.invoice_id else adjustment.original.number
+    number = adjustment.invoice.number if adjustment.invoice is not None else adjustment.original.number
     return _("Refund offset (adjustment %(n)s)") % {"n": number}
 
 

@@ -262,16 +262,18 @@ def _tier_widths(
     width); a tier whose width changes with the table is pro-rated in each segment on its own."""
     widths: list[list[int]] = [[] for _table in tables]
     for index in range(max(len(table.tiers) for table in tables)):
-        whole = []
+        whole: list[int | None] = []
         for table in tables:
             tiers = table.tiers
-            if index >= len(tiers) or tiers[index].upper_kwh is None:
+            upper = tiers[index].upper_kwh if index < len(tiers) else None
+            if upper is None:
                 whole.append(None)
                 continue
-            lower = tiers[index - 1].upper_kwh if index else 0
-            whole.append((tiers[index].upper_kwh - lower) * households)
-        if None not in whole and len(set(whole)) == 1:
-            shares = _split(whole[0], day_counts, days)
+            lower = (tiers[index - 1].upper_kwh or 0) if index else 0
+            whole.append((upper - lower) * households)
+        shares: list[int | None]
+        if whole[0] is not None and None not in whole and len(set(whole)) == 1:
+            shares = list(_split(whole[0], day_counts, days))
         else:
             shares = [
                 None if w is None else _share(w * count, days)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -19,7 +21,9 @@ class InvoiceLineSerializer(CachedFieldsMixin, serializers.ModelSerializer):
 class InvoiceSerializer(CachedFieldsMixin, serializers.ModelSerializer):
     customer_code = serializers.CharField(source="customer.code")
     unit_code = serializers.CharField(source="unit.code")
-    adjusts = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    adjusts: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="number", read_only=True
+    )
     # The charge is subtotal + VAT = total; refunds offset on the bill come off it: the customer pays amount_due.
     amount_due = serializers.IntegerField(read_only=True)
 
@@ -63,7 +67,10 @@ class ReadingInSerializer(serializers.Serializer):
     contract_number = serializers.CharField()
     period = MonthField()
     value = serializers.IntegerField(min_value=0, max_value=10**12)
-    source = serializers.ChoiceField(choices=[c for c in ReadingSource.choices if c[0] != "reinspection"])
+    # A field named like Field.source: the serializer's metaclass takes declared fields off the class.
+    source = serializers.ChoiceField(  # type: ignore[assignment]
+        choices=[c for c in ReadingSource.choices if c[0] != "reinspection"]
+    )
     taken_at = serializers.DateTimeField(required=False)
     rolled_over = serializers.BooleanField(required=False, default=False)
 

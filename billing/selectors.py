@@ -49,7 +49,7 @@ def card_invoices(*, customer, user) -> dict:
     invoices = list(
         Invoice.objects.for_user(user)
         .filter(customer=customer)
-        .only("number", "kind", "period", "kwh", "total", "status")
+        .only("number", "kind", "period", "kwh", "total", "refund_offset", "status")
         .annotate(customer_disputes=Exists(open_disputes(customer=customer, user=user)))
         .order_by("-period", "-id")[:CARD_INVOICES]
     )
@@ -60,6 +60,7 @@ def card_invoices(*, customer, user) -> dict:
             i.period.strftime("%m/%Y"),
             kwh(i.kwh),
             money(i.total),
+            money(i.amount_due),
             i.get_status_display()
             if i.kind == "regular"
             else f"{i.get_status_display()} ({i.get_kind_display()})",
@@ -76,7 +77,8 @@ def card_invoices(*, customer, user) -> dict:
         url = reverse("admin:billing_dispute_add") + "?" + urlencode({"customer": customer.code})
         actions.append((_("Open a dispute"), url, "get"))
     return {
-        "columns": [_("number"), _("period"), _("kWh"), _("total"), _("status")],
+        # What the bill charged, and what the customer pays once refunds offset on it are taken off.
+        "columns": [_("number"), _("period"), _("kWh"), _("total"), _("amount due"), _("status")],
         "rows": rows,
         "actions": actions,
     }

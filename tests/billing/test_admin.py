@@ -423,6 +423,8 @@ def test_the_card_shows_the_last_invoices_and_an_open_dispute(client, staff, mak
     latest = list(Invoice.objects.filter(customer=customer).order_by("-period")[:CARD_INVOICES])
     assert [row[0] for row in section.rows] == [i.number for i in latest]
     assert [row[1] for row in section.rows] == [i.period.strftime("%m/%Y") for i in latest]
+    # the charge and what the customer pays (the same while no refund is offset on the bill)
+    assert [(row[3], row[4]) for row in section.rows] == [(money(i.total), money(i.amount_due)) for i in latest]
     assert "Open billing dispute" not in page.content.decode()
 
     billing.dispute_open(

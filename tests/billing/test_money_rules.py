@@ -22,7 +22,9 @@ from billing.models import (
     Refund,
     VatRate,
 )
+from billing.money import money
 from billing.reference import RESIDENTIAL_TABLES, VAT_RATES
+from billing.selectors import card_invoices
 from billing.tariff import PriceTable, Tier, compute_charge, rebate_parts
 from crm.models import Role
 from tests.billing.conftest import NOV, OCT
@@ -257,6 +259,10 @@ def test_an_offset_comes_off_the_amount_due_and_leaves_the_charge_and_its_vat(ma
     # The charge stays; the offset is recorded apart: amount due 474,876 − 180,900 = 293,976.
     assert _state(nxt, refund) == (439_700, 35_176, 474_876, 180_900, charge_lines, "offset", nxt.pk)
     assert nxt.amount_due == 293_976
+    # The customer card tells the agent both: the bill's charge and what the customer pays.
+    section = card_invoices(customer=customer, user=clerks[1])
+    (row,) = [r for r in section["rows"] if r[0] == nxt.number]
+    assert (row[3], row[4]) == (money(474_876), money(293_976))
 
 
 def test_a_refund_between_the_subtotal_and_the_total_is_offset(make_customer, read, clerks):

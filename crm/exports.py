@@ -23,9 +23,11 @@ import contextlib
 import csv
 import datetime as dt
 import decimal
+import functools
 import io
 import itertools
 import math
+import operator
 import re
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -186,6 +188,67 @@ def natural_key_field(model, attribute: str, key: str, column_name: str | None =
 
 # Resources ---------------------------------------------------------------------------------------------
 
+#: distinct values a column remembers the rendering of (then it starts again): memory stays bounded
+EXPORT_MEMO_SIZE = 50_000
+# Types whose equal values render the same (not Decimal: 1.0 == 1.00; a column holds one type).
+_MEMO_TYPES = frozenset({type(None), str, int, bool, dt.date, dt.datetime})
+
+
+class _RenderMemo(dict):
+    """A column's cells by value: its ``render`` runs once per distinct value (a unit code, a status, a
+    period, an amount) until ``EXPORT_MEMO_SIZE`` values are held, then the memo starts again."""
+
+    def __init__(self, render) -> None:
+        super().__init__()
+        self.render = render
+
+    def __missing__(self, value):
+        if len(self) >= EXPORT_MEMO_SIZE:
+            self.clear()
+        cell = self[value] = self.render(value)
+        return cell
+
+
+class _ExportColumn:
+    """How one export column's cells are made from a chunk of rows read as values: a dehydrate method
+    called with each row's record, a constant, or the widget's rendering of one of the values (remembered
+    per distinct value while that pays: not for a column whose values are mostly distinct)."""
+
+    def __init__(self, *, index: int = 0, render=None, method=None, constant: Any = None) -> None:
+        self.index = index
+        self.render = render
+        self.method = method
+        self.constant = constant
+        self.memo = _RenderMemo(render) if render is not None else None
+
+    def cells(self, transposed: list[tuple], records: list | None) -> Iterable:
+        if self.method is not None:
+            return list(map(self.method, records))
+        if self.render is None:
+            return itertools.repeat(self.constant, len(transposed[0]) if transposed else 0)
+        values = transposed[self.index]
+        memo = self.memo
+        if memo is None or not set(map(type, values)) <= _MEMO_TYPES:
+            return list(map(self.render, values))
+        held = len(memo)
+        cells = list(map(memo.__getitem__, values))
+        if len(memo) - held > len(values) // 2:
+            self.memo = None  # mostly new values: remembering them costs more than it saves
+        return cells
+
+
+def _natural_key_cell(value):
+    """A ``ForeignKeyWidget`` column read as its key's value: what the widget renders of the related row
+    (nothing when there is none)."""
+    return "" if value is None else value
+
+
+def _record_class(positions: dict[str, int]) -> type:
+    """A row read as values, seen by the dehydrate methods and ``load_chunk`` as an object: ``pk`` and the
+    resource's ``export_reads`` as attributes, and room for what ``load_chunk`` attaches."""
+    attributes = {name: property(operator.itemgetter(index)) for name, index in positions.items()}
+    return type("ExportRecord", (tuple,), {**attributes, "__doc__": _record_class.__doc__})
+
 
 class ScopedResource(resources.ModelResource):
     """A resource whose rows are those the user may see, exported with their related rows joined in."""
@@ -194,6 +257,10 @@ class ScopedResource(resources.ModelResource):
     export_select_related: tuple = ()
     #: the heading of each column that is not the model field of its name (``column_name``: its label)
     column_labels: dict[str, Any] = {}
+    #: what the dehydrate methods and ``load_chunk`` read from an exported object besides ``pk`` (fields of
+    #: the model by name): exports then read plain values instead of model instances; None: they read
+    #: model instances (see ``export_rows``)
+    export_reads: tuple[str, ...] | None = None
 
     def column_label(self, field) -> str:
         """A column's heading in the interface's language: its label here, else its model field's name."""
@@ -242,14 +309,110 @@ class ScopedResource(resources.ModelResource):
     def filter_export(self, queryset, **kwargs):
         return self.prepare_export(queryset)
 
-    def export_rows(self, queryset, *, native: bool = False, chunk_size: int | None = None) -> Iterator[list]:
-        """One list of cell values per object, the queryset read ``chunk_size`` rows at a time.
+    def export_rows(
+        self, queryset, *, native: bool = False, chunk_size: int | None = None
+    ) -> Iterator[tuple]:
+        """One row of cell values per object, the queryset read ``chunk_size`` rows at a time from a
+        server-side cursor (memory stays flat).
 
         ``native`` keeps numbers, dates and booleans as Python values (for XLSX); otherwise every cell is
-        rendered as text the way django-import-export renders it for CSV.
+        rendered as text the way django-import-export renders it for CSV. Either way a cell is what
+        ``export_field`` gives for its object (the column's dehydrate method, else its widget's ``render``):
+        when every column is a model field, a natural key through to-one relations or a dehydrate method
+        reading only ``export_reads``, the rows are read as plain values (``values_list`` of exactly those
+        columns, the relations joined) and each column rendered by its widget once per distinct value of a
+        chunk; otherwise (``export_field`` overridden, a column that is a property) as model instances.
         """
-        cells = [self._cell_reader(field, native) for field in self.get_export_fields()]
         chunk_size = chunk_size or export_chunk_size()
+        plan = self._export_plan(native)
+        if plan is None:
+            yield from self._instance_rows(queryset, native, chunk_size)
+            return
+        paths, columns, record_class = plan
+        values = queryset.values_list(*paths).iterator(chunk_size=chunk_size)
+        load_chunk = self._loads_chunks()
+        for chunk in itertools.batched(values, chunk_size):
+            records = list(map(record_class, chunk)) if record_class is not None else None
+            if load_chunk:
+                self.load_chunk(records)
+            transposed = list(zip(*chunk, strict=True))
+            yield from zip(*[column.cells(transposed, records) for column in columns], strict=True)
+
+    def _loads_chunks(self) -> bool:
+        return type(self).load_chunk is not ScopedResource.load_chunk
+
+    def _export_plan(self, native: bool):
+        """``(paths, columns, record class)`` for reading the export as plain values, or None when some
+        column needs model instances."""
+        if type(self).export_field is not resources.Resource.export_field:
+            return None
+        paths: list[str] = ["pk"]  # one row per object, whatever DISTINCT the queryset has
+        columns: list[_ExportColumn] = []
+        needs_records = self._loads_chunks()
+        for field in self.get_export_fields():
+            method = field.get_dehydrate_method(self.get_field_name(field))
+            method = method if callable(method) else getattr(self, method, None)
+            if method is not None:
+                columns.append(_ExportColumn(method=method))
+                needs_records = True
+                continue
+            path = self._value_path(field)
+            if path is None:
+                if field.attribute is not None:
+                    return None
+                columns.append(_ExportColumn(constant=field.widget.render(None, force_native_type=native)))
+                continue
+            if path not in paths:
+                paths.append(path)
+            if isinstance(field.widget, widgets.ForeignKeyWidget):
+                render = _natural_key_cell  # the related row's key, which is what the widget renders
+            elif native:
+                render = functools.partial(field.widget.render, force_native_type=True)
+            else:
+                render = field.widget.render
+            columns.append(_ExportColumn(index=paths.index(path), render=render))
+        record_class = None
+        if needs_records:
+            if self.export_reads is None:
+                return None
+            reads = [name for name in self.export_reads if name != "pk"]
+            for name in reads:
+                if name not in paths:
+                    paths.append(name)
+            record_class = _record_class({"pk": 0, **{name: paths.index(name) for name in reads}})
+        return paths, columns, record_class
+
+    def _value_path(self, field) -> str | None:
+        """The ``values_list`` path of a column read straight from the database (a concrete field of the
+        model, or of a row reached through to-one relations; a natural key for a ``ForeignKeyWidget``),
+        or None."""
+        path = field.attribute
+        if path is None:
+            return None
+        widget = field.widget
+        if isinstance(widget, widgets.ForeignKeyWidget):
+            if widget.use_natural_foreign_keys or widget.key_is_id:
+                return None
+            path = f"{path}__{widget.field}"
+        model = self._meta.model
+        parts = path.split("__")
+        for position, part in enumerate(parts, 1):
+            try:
+                model_field = model._meta.get_field(part)
+            except FieldDoesNotExist:
+                return None
+            if not model_field.concrete:
+                return None
+            if position == len(parts):
+                return None if model_field.is_relation else path
+            if not (model_field.many_to_one or model_field.one_to_one):
+                return None
+            model = model_field.related_model
+        return None
+
+    def _instance_rows(self, queryset, native: bool, chunk_size: int) -> Iterator[list]:
+        """The rows read as model instances (their relations joined in), a cell being ``export_field``'s."""
+        cells = [self._cell_reader(field, native) for field in self.get_export_fields()]
         for chunk in itertools.batched(
             self.prepare_export(queryset).iterator(chunk_size=chunk_size), chunk_size
         ):
@@ -442,6 +605,23 @@ def _csv_cell(value) -> Any:
     return value
 
 
+_CELL_SEPARATOR = "\x00"
+# A cell after the first of a batch joined by the separator that could start with a trigger of ``_csv_cell``.
+_TRIGGER_AFTER_SEPARATOR = re.compile(f"{_CELL_SEPARATOR}[{re.escape(_TRIGGERS)}]")
+_CSV_BATCH_BYTES = 256  # a row's size, roughly: a batch is about a chunk's rows (never read far ahead)
+_CSV_BATCH_ROWS = 256
+
+
+def _csv_escaped(batch: tuple) -> Iterable:
+    """``batch``'s rows with ``_csv_cell`` applied to every cell. One search of the batch's text finds
+    whether any cell may start with a trigger (a separator inside a cell can only make it look closer);
+    only then are that batch's cells looked at one by one."""
+    text = _CELL_SEPARATOR + _CELL_SEPARATOR.join(map(str, itertools.chain.from_iterable(batch)))
+    if _TRIGGER_AFTER_SEPARATOR.search(text):
+        return [[_csv_cell(v) for v in row] for row in batch]
+    return batch
+
+
 def csv_chunks(headers: list[str], rows: Iterable[list]) -> Iterator[bytes]:
     """UTF-8 CSV (with a byte-order mark, so Excel reads Vietnamese right), sent in pieces of about
     ``TONGDAI_EXPORT_BUFFER_BYTES``."""
@@ -450,12 +630,14 @@ def csv_chunks(headers: list[str], rows: Iterable[list]) -> Iterator[bytes]:
     writer = csv.writer(buffer)
     buffer.write("\ufeff")
     writer.writerow(headers)
-    for row in rows:
-        writer.writerow([_csv_cell(v) for v in row])
-        if buffer.tell() >= limit:
-            yield buffer.getvalue().encode("utf-8")
-            buffer.seek(0)
-            buffer.truncate()
+    batch_rows = max(1, min(_CSV_BATCH_ROWS, limit // _CSV_BATCH_BYTES))
+    for batch in itertools.batched(rows, batch_rows):
+        for row in _csv_escaped(batch):
+            writer.writerow(row)
+            if buffer.tell() >= limit:
+                yield buffer.getvalue().encode("utf-8")
+                buffer.seek(0)
+                buffer.truncate()
     yield buffer.getvalue().encode("utf-8")
 
 

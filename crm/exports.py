@@ -209,32 +209,52 @@ class _RenderMemo(dict):
         return cell
 
 
+def _memo_safe(values) -> bool:
+    """Whether equal values among ``values`` are sure to render the same (never ``True`` beside ``1``)."""
+    types = set(map(type, values))
+    return types <= _MEMO_TYPES and not (bool in types and int in types)
+
+
+class _ColumnRenderer:
+    """A column's ``render`` over a batch of its values, remembered per distinct value while that pays:
+    not for a column whose values are mostly distinct (decided on its first ``_MEMO_SAMPLE`` values)."""
+
+    def __init__(self, render) -> None:
+        self.render = render
+        self.memo: _RenderMemo | None = _RenderMemo(render)
+        self.seen = 0
+
+    def __call__(self, values) -> list:
+        memo = self.memo
+        if memo is None or not _memo_safe(values):
+            return list(map(self.render, values))
+        cells = list(map(memo.__getitem__, values))
+        if self.seen < _MEMO_SAMPLE:
+            self.seen += len(values)
+            if self.seen >= _MEMO_SAMPLE and len(memo) > self.seen // 2:
+                self.memo = None  # mostly new values: remembering them costs more than it saves
+        return cells
+
+
+_MEMO_SAMPLE = 4096
+
+
 class _ExportColumn:
     """How one export column's cells are made from a chunk of rows read as values: a dehydrate method
-    called with each row's record, a constant, or the widget's rendering of one of the values (remembered
-    per distinct value while that pays: not for a column whose values are mostly distinct)."""
+    called with each row's record, a constant, or the widget's rendering of one of the values."""
 
     def __init__(self, *, index: int = 0, render=None, method=None, constant: Any = None) -> None:
         self.index = index
-        self.render = render
         self.method = method
         self.constant = constant
-        self.memo = _RenderMemo(render) if render is not None else None
+        self.renderer = _ColumnRenderer(render) if render is not None else None
 
     def cells(self, transposed: list[tuple], records: list | None) -> Iterable:
         if self.method is not None:
             return list(map(self.method, records))
-        if self.render is None:
+        if self.renderer is None:
             return itertools.repeat(self.constant, len(transposed[0]) if transposed else 0)
-        values = transposed[self.index]
-        memo = self.memo
-        if memo is None or not set(map(type, values)) <= _MEMO_TYPES:
-            return list(map(self.render, values))
-        held = len(memo)
-        cells = list(map(memo.__getitem__, values))
-        if len(memo) - held > len(values) // 2:
-            self.memo = None  # mostly new values: remembering them costs more than it saves
-        return cells
+        return self.renderer(transposed[self.index])
 
 
 def _natural_key_cell(value):
@@ -697,40 +717,33 @@ _SHEET_START = (
 _SHEET_END = b"</sheetData></worksheet>"
 
 
-def _column_letters(n: int) -> list[str]:
-    letters = []
-    for index in range(1, n + 1):
-        name = ""
-        while index:
-            index, rest = divmod(index - 1, 26)
-            name = chr(65 + rest) + name
-        letters.append(name)
-    return letters
-
-
-def _xlsx_cell(ref: str, value, style: int = 0) -> str:
+def _xlsx_cell(value, style: int = 0) -> str:
+    """A cell's XML. Cells carry no reference: each is in the next column of its row (an empty one is
+    ``<c/>``), so the same value makes the same XML in any row and a column renders each value once."""
     if value is None or value == "":
-        return ""
+        return "<c/>"
     if isinstance(value, bool):
-        return f'<c r="{ref}" t="b"><v>{int(value)}</v></c>'
+        return f'<c t="b"><v>{int(value)}</v></c>'
     if isinstance(value, int | decimal.Decimal) or (isinstance(value, float) and math.isfinite(value)):
-        return f'<c r="{ref}"><v>{value}</v></c>'
+        return f"<c><v>{value}</v></c>"
     if isinstance(value, dt.datetime):
         if timezone.is_aware(value):
             value = timezone.localtime(value).replace(tzinfo=None)
         serial = (value - _EXCEL_EPOCH).total_seconds() / 86400
-        return f'<c r="{ref}" s="{_STYLE_DATETIME}"><v>{serial!r}</v></c>'
+        return f'<c s="{_STYLE_DATETIME}"><v>{serial!r}</v></c>'
     if isinstance(value, dt.date):
-        return f'<c r="{ref}" s="{_STYLE_DATE}"><v>{(value - _EXCEL_EPOCH.date()).days}</v></c>'
+        return f'<c s="{_STYLE_DATE}"><v>{(value - _EXCEL_EPOCH.date()).days}</v></c>'
     content = escape(_ILLEGAL_XML.sub("", str(value))[:_MAX_CELL_TEXT])
     style_attr = f' s="{style}"' if style else ""
-    return f'<c r="{ref}" t="inlineStr"{style_attr}><is><t xml:space="preserve">{content}</t></is></c>'
+    return f'<c t="inlineStr"{style_attr}><is><t xml:space="preserve">{content}</t></is></c>'
+
+
+_XLSX_BATCH_ROWS = 256
 
 
 def xlsx_chunks(headers: list[str], rows: Iterable[list], *, sheet_name: str = "Sheet") -> Iterator[bytes]:
     """An XLSX workbook written as it is sent: the rows go into the zip archive as they come (inline
     strings, no shared-string table to hold), so memory stays flat and the first bytes leave at once."""
-    letters = _column_letters(len(headers))
     sink = _Sink()
     archive = zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1)
     sheets = 0
@@ -743,7 +756,7 @@ def xlsx_chunks(headers: list[str], rows: Iterable[list], *, sheet_name: str = "
         nonlocal sheets, member, written, rows_in_sheet
         sheets += 1
         member = archive.open(f"xl/worksheets/sheet{sheets}.xml", "w")
-        header = "".join(_xlsx_cell(f"{letters[i]}1", h, _STYLE_HEADER) for i, h in enumerate(headers))
+        header = "".join(_xlsx_cell(h, _STYLE_HEADER) for h in headers)
         data = _SHEET_START + f'<row r="1">{header}</row>'.encode()
         member.write(data)
         written, rows_in_sheet = len(data), 0
@@ -756,21 +769,23 @@ def xlsx_chunks(headers: list[str], rows: Iterable[list], *, sheet_name: str = "
             written += len(data)
             batch.clear()
 
+    renderers: list[_ColumnRenderer] = []
     open_sheet()
-    for values in rows:
-        if rows_in_sheet >= XLSX_ROWS_PER_SHEET or written >= XLSX_SHEET_BYTES:
-            flush_batch()
-            member.write(_SHEET_END)
-            member.close()
-            open_sheet()
-        rows_in_sheet += 1
-        number = rows_in_sheet + 1
-        cells = "".join(_xlsx_cell(f"{letters[i]}{number}", v) for i, v in enumerate(values))
-        batch.append(f'<row r="{number}">{cells}</row>')
-        if len(batch) >= 256:
-            flush_batch()
-            if sink.size >= limit:
-                yield sink.take()
+    for rows_read in itertools.batched(rows, _XLSX_BATCH_ROWS):
+        columns = list(itertools.zip_longest(*rows_read))  # a short row's missing cells are empty
+        renderers += [_ColumnRenderer(_xlsx_cell) for _ in range(len(columns) - len(renderers))]
+        cells = [renderer(column) for renderer, column in zip(renderers, columns, strict=False)]
+        for row_cells in zip(*cells, strict=True) if cells else [()] * len(rows_read):
+            if rows_in_sheet >= XLSX_ROWS_PER_SHEET or written >= XLSX_SHEET_BYTES:
+                flush_batch()
+                member.write(_SHEET_END)
+                member.close()
+                open_sheet()
+            rows_in_sheet += 1
+            batch.append(f'<row r="{rows_in_sheet + 1}">{"".join(row_cells)}</row>')
+        flush_batch()
+        if sink.size >= limit:
+            yield sink.take()
     flush_batch()
     member.write(_SHEET_END)
     member.close()

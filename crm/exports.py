@@ -345,18 +345,23 @@ class ScopedResource(resources.ModelResource):
         """
         chunk_size = chunk_size or export_chunk_size()
         plan = self._export_plan(native)
-        if plan is None:
-            yield from self._instance_rows(queryset, native, chunk_size)
-            return
-        paths, columns, record_class = plan
-        values = queryset.values_list(*paths).iterator(chunk_size=chunk_size)
-        load_chunk = self._loads_chunks()
-        for chunk in itertools.batched(values, chunk_size):
-            records = list(map(record_class, chunk)) if record_class is not None else None
-            if load_chunk:
-                self.load_chunk(records)
-            transposed = list(zip(*chunk, strict=True))
-            yield from zip(*[column.cells(transposed, records) for column in columns], strict=True)
+        # In a transaction, PostgreSQL's server-side cursor sends rows as they are fetched, while Python
+        # writes the previous ones; in autocommit Django declares it WITH HOLD, and PostgreSQL then runs the
+        # whole query and stores its rows before the first one is sent. (A read: nothing to roll back.)
+        in_autocommit = transaction.get_autocommit(using=queryset.db)
+        with transaction.atomic(using=queryset.db) if in_autocommit else contextlib.nullcontext():
+            if plan is None:
+                yield from self._instance_rows(queryset, native, chunk_size)
+                return
+            paths, columns, record_class = plan
+            values = queryset.values_list(*paths).iterator(chunk_size=chunk_size)
+            load_chunk = self._loads_chunks()
+            for chunk in itertools.batched(values, chunk_size):
+                records = list(map(record_class, chunk)) if record_class is not None else None
+                if load_chunk:
+                    self.load_chunk(records)
+                transposed = list(zip(*chunk, strict=True))
+                yield from zip(*[column.cells(transposed, records) for column in columns], strict=True)
 
     def _loads_chunks(self) -> bool:
         return type(self).load_chunk is not ScopedResource.load_chunk
@@ -652,12 +657,11 @@ def csv_chunks(headers: list[str], rows: Iterable[list]) -> Iterator[bytes]:
     writer.writerow(headers)
     batch_rows = max(1, min(_CSV_BATCH_ROWS, limit // _CSV_BATCH_BYTES))
     for batch in itertools.batched(rows, batch_rows):
-        for row in _csv_escaped(batch):
-            writer.writerow(row)
-            if buffer.tell() >= limit:
-                yield buffer.getvalue().encode("utf-8")
-                buffer.seek(0)
-                buffer.truncate()
+        writer.writerows(_csv_escaped(batch))
+        if buffer.tell() >= limit:
+            yield buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
     yield buffer.getvalue().encode("utf-8")
 
 
@@ -722,6 +726,8 @@ def _xlsx_cell(value, style: int = 0) -> str:
     ``<c/>``), so the same value makes the same XML in any row and a column renders each value once."""
     if value is None or value == "":
         return "<c/>"
+    if type(value) is str:  # the commonest, and what the end of this function does with it
+        return _xlsx_text_cell(value, style)
     if isinstance(value, bool):
         return f'<c t="b"><v>{int(value)}</v></c>'
     if isinstance(value, int | decimal.Decimal) or (isinstance(value, float) and math.isfinite(value)):
@@ -733,7 +739,13 @@ def _xlsx_cell(value, style: int = 0) -> str:
         return f'<c s="{_STYLE_DATETIME}"><v>{serial!r}</v></c>'
     if isinstance(value, dt.date):
         return f'<c s="{_STYLE_DATE}"><v>{(value - _EXCEL_EPOCH.date()).days}</v></c>'
-    content = escape(_ILLEGAL_XML.sub("", str(value))[:_MAX_CELL_TEXT])
+    return _xlsx_text_cell(str(value), style)
+
+
+def _xlsx_text_cell(value: str, style: int) -> str:
+    content = _ILLEGAL_XML.sub("", value)[:_MAX_CELL_TEXT]
+    if "&" in content or "<" in content or ">" in content:
+        content = escape(content)
     style_attr = f' s="{style}"' if style else ""
     return f'<c t="inlineStr"{style_attr}><is><t xml:space="preserve">{content}</t></is></c>'
 

@@ -11,7 +11,7 @@ import io
 
 import openpyxl
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone, translation
 
@@ -138,3 +138,22 @@ def test_the_exports_queries_do_not_grow_with_the_rows(
     for n in range(6):
         make_customer(org["home"], name=f"Khách {n}", phones=[f"0903 000 50{n}", f"0903 000 60{n}"])
     assert _queries(administrator, resource_class, model, 2000) == few
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_export_outside_a_transaction_reads_in_one_it_ends_also_when_stopped_early(
+    staff, org, make_customer
+):
+    """Outside a transaction the export opens one (so PostgreSQL streams the server-side cursor instead of
+    storing every row first) and closes it when the rows end or the download stops."""
+    for n in range(3):
+        make_customer(org["home"], name=f"Khách {n}", phones=[f"0903 000 70{n}"])
+    resource = CustomerResource(user=staff[Role.ADMINISTRATOR])
+    assert transaction.get_autocommit()
+    rows = resource.export_rows(Customer.objects.order_by("id"), chunk_size=1)
+    next(rows)
+    assert connection.in_atomic_block
+    rows.close()
+    assert transaction.get_autocommit() and not connection.in_atomic_block
+    assert len(list(resource.export_rows(Customer.objects.order_by("id"), chunk_size=1))) == 3
+    assert transaction.get_autocommit() and not connection.in_atomic_block

@@ -83,6 +83,8 @@ class InValues(Func):
         (expression,) = self.get_source_expressions()
         sql, params = compiler.compile(expression)
         if connection.vendor == "postgresql":
+            if all(type(value) is int for value in self.values):  # ids: one text, not a value at a time
+                return f"{sql} = ANY(%s::bigint[])", (*params, "{" + ",".join(map(str, self.values)) + "}")
             return f"{sql} = ANY(%s)", (*params, self.values)
         if connection.vendor == "sqlite":
             return f"{sql} IN (SELECT value FROM json_each(%s))", (*params, json.dumps(self.values))

@@ -57,6 +57,7 @@ from import_export.instance_loaders import CachedInstanceLoader
 from import_export.results import RowResult
 from import_export.signals import post_import
 
+from crm.db import plan_whole_results
 from crm.models import ExportKind
 from crm.services import export_log_finish, export_log_start
 
@@ -350,6 +351,8 @@ class ScopedResource(resources.ModelResource):
         # whole query and stores its rows before the first one is sent. (A read: nothing to roll back.)
         in_autocommit = transaction.get_autocommit(using=queryset.db)
         with transaction.atomic(using=queryset.db) if in_autocommit else contextlib.nullcontext():
+            if in_autocommit:
+                plan_whole_results(queryset.db)  # every row is read: no plan that is quick to the first only
             if plan is None:
                 yield from self._instance_rows(queryset, native, chunk_size)
                 return

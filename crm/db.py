@@ -10,7 +10,6 @@ import json
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection as default_connection
-from django.db import connections
 from django.db.backends.signals import connection_created
 from django.db.models import BooleanField, Func
 
@@ -92,13 +91,3 @@ class InValues(Func):
         if not self.values:
             raise EmptyResultSet
         return f"{sql} IN ({', '.join(['%s'] * len(self.values))})", (*params, *self.values)
-
-
-def plan_whole_results(using: str = "default") -> None:
-    """For the rest of the current transaction, plan cursors for reading all their rows: PostgreSQL plans a
-    cursor for its first tenth by default (``cursor_tuple_fraction``), which for an export of a million
-    rows means an index lookup per row and per join where hash joins read each table once."""
-    connection = connections[using]
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL cursor_tuple_fraction = 1")

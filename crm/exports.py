@@ -28,7 +28,9 @@ import io
 import itertools
 import math
 import operator
+import queue
 import re
+import threading
 import zipfile
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -40,7 +42,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -57,7 +59,7 @@ from import_export.instance_loaders import CachedInstanceLoader
 from import_export.results import RowResult
 from import_export.signals import post_import
 
-from crm.db import plan_whole_results
+from crm.db import is_postgres
 from crm.models import ExportKind
 from crm.services import export_log_finish, export_log_start
 
@@ -258,6 +260,52 @@ class _ExportColumn:
         return self.renderer(transposed[self.index])
 
 
+_END = object()
+
+
+def _read_ahead(chunks: Iterator, depth: int = 2) -> Iterator:
+    """``chunks`` read by a thread up to ``depth`` ahead, so that PostgreSQL finds and sends the next rows
+    while Python writes these. The first chunk is read here, which opens the server-side cursor on this
+    thread's connection; the thread only fetches from it (psycopg's connection serialises its users, so this
+    thread's own queries meanwhile, such as ``load_chunk``'s, wait their turn). Stopping early stops the
+    thread after its current fetch."""
+    first = next(chunks, _END)
+    if first is _END:
+        return
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def pump() -> None:
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    return
+            put(_END)
+        except BaseException as exc:  # handed to the reader, raised there
+            put(exc)
+
+    thread = threading.Thread(target=pump, name="export-read-ahead", daemon=True)
+    thread.start()
+    try:
+        yield first
+        while (item := ready.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _natural_key_cell(value):
     """A ``ForeignKeyWidget`` column read as its key's value: what the widget renders of the related row
     (nothing when there is none)."""
@@ -346,20 +394,22 @@ class ScopedResource(resources.ModelResource):
         """
         chunk_size = chunk_size or export_chunk_size()
         plan = self._export_plan(native)
-        # In a transaction, PostgreSQL's server-side cursor sends rows as they are fetched, while Python
-        # writes the previous ones; in autocommit Django declares it WITH HOLD, and PostgreSQL then runs the
-        # whole query and stores its rows before the first one is sent. (A read: nothing to roll back.)
+        # In a transaction, PostgreSQL's server-side cursor finds rows as they are fetched (on PostgreSQL a
+        # thread fetches the next chunk while Python writes this one: ``_read_ahead``); in autocommit Django
+        # declares it WITH HOLD, and PostgreSQL then runs the whole query and stores its rows before the
+        # first one is sent. (A read: nothing to roll back.)
         in_autocommit = transaction.get_autocommit(using=queryset.db)
         with transaction.atomic(using=queryset.db) if in_autocommit else contextlib.nullcontext():
-            if in_autocommit:
-                plan_whole_results(queryset.db)  # every row is read: no plan that is quick to the first only
             if plan is None:
                 yield from self._instance_rows(queryset, native, chunk_size)
                 return
             paths, columns, record_class = plan
             values = queryset.values_list(*paths).iterator(chunk_size=chunk_size)
+            chunks = itertools.batched(values, chunk_size)
+            if is_postgres(connections[queryset.db]):
+                chunks = _read_ahead(chunks)
             load_chunk = self._loads_chunks()
-            for chunk in itertools.batched(values, chunk_size):
+            for chunk in chunks:
                 records = list(map(record_class, chunk)) if record_class is not None else None
                 if load_chunk:
                     self.load_chunk(records)

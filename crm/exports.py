@@ -690,14 +690,30 @@ _CSV_BATCH_BYTES = 256  # a row's size, roughly: a batch is about a chunk's rows
 _CSV_BATCH_ROWS = 256
 
 
-def _csv_escaped(batch: tuple) -> Iterable:
-    """``batch``'s rows with ``_csv_cell`` applied to every cell. One search of the batch's text finds
-    whether any cell may start with a trigger (a separator inside a cell can only make it look closer);
-    only then are that batch's cells looked at one by one."""
+# What makes ``csv.writer`` (QUOTE_MINIMAL, comma, ``\r\n``) quote a text cell; others it writes as they are.
+_CSV_QUOTED = re.compile('[,"\r\n]')
+
+
+def _csv_write(writer, buffer, batch: tuple) -> None:
+    """``batch``'s rows written as CSV lines with ``_csv_cell`` applied to every cell. One search of the
+    batch's text finds whether any cell may start with a trigger (a separator inside a cell can only make
+    it look closer); only then are the batch's cells looked at one by one. A batch of text cells of which
+    none needs quoting is written as the writer would write it, joined by commas, without its per-cell work.
+    """
     text = _CELL_SEPARATOR + _CELL_SEPARATOR.join(map(str, itertools.chain.from_iterable(batch)))
     if _TRIGGER_AFTER_SEPARATOR.search(text):
-        return [[_csv_cell(v) for v in row] for row in batch]
-    return batch
+        writer.writerows([[_csv_cell(v) for v in row] for row in batch])
+        return
+    if _CSV_QUOTED.search(text) or min(map(len, batch)) < 2:  # (the writer quotes a lone empty cell)
+        writer.writerows(batch)
+        return
+    try:
+        lines = "\r\n".join(map(",".join, batch))
+    except TypeError:  # a cell that is not text (None, a number): the writer renders it
+        writer.writerows(batch)
+        return
+    buffer.write(lines)
+    buffer.write("\r\n")
 
 
 def csv_chunks(headers: list[str], rows: Iterable[list]) -> Iterator[bytes]:
@@ -710,7 +726,7 @@ def csv_chunks(headers: list[str], rows: Iterable[list]) -> Iterator[bytes]:
     writer.writerow(headers)
     batch_rows = max(1, min(_CSV_BATCH_ROWS, limit // _CSV_BATCH_BYTES))
     for batch in itertools.batched(rows, batch_rows):
-        writer.writerows(_csv_escaped(batch))
+        _csv_write(writer, buffer, batch)
         if buffer.tell() >= limit:
             yield buffer.getvalue().encode("utf-8")
             buffer.seek(0)

@@ -1,12 +1,15 @@
 """Exports and imports shared by the admins, built on django-import-export resources.
 
 Exports stream. django-import-export builds a whole ``tablib.Dataset`` in memory, which a million rows do
-not fit; here the columns still come from the app's ``Resource`` (``get_export_headers`` and
-``export_field``), but the rows are read with ``QuerySet.iterator(chunk_size=…)`` and written out as they
-come: CSV through ``csv.writer`` on a small buffer, XLSX through a small SpreadsheetML writer that streams
-the zip archive (an ``openpyxl`` workbook, even write-only, only gives its first byte once every row is
-written, which for a million rows is minutes: longer than any proxy waits). Memory stays flat whatever the
-number of rows, and bytes flow from the first chunk on. Every export is recorded in the export log when it
+not fit; here the columns still come from the app's ``Resource`` (``get_export_headers``, and each cell is
+what ``export_field`` gives: the column's dehydrate method, else its widget's ``render``), but the rows are
+read with ``QuerySet.iterator(chunk_size=…)`` as plain values of exactly the exported columns (natural keys
+joined in; ``ScopedResource.export_rows``), each column rendered by its widget once per distinct value, and
+written out as they come: CSV on a small buffer (``csv_chunks``), XLSX through a small SpreadsheetML writer
+that streams the zip archive (an ``openpyxl`` workbook, even write-only, only gives its first byte once every
+row is written, which for a million rows is minutes: longer than any proxy waits). Memory stays flat
+whatever the number of rows, and bytes flow from the first chunk on. The same code serves the admin's
+download and the background export job (``billing.jobs``). Figures: ``bench/README.md``. Every export is recorded in the export log when it
 starts (``crm.services.export_log_start``) and completed with its row count when its stream ends
 (``LoggedExport``).
 

@@ -6,9 +6,12 @@ decided here, so callers never test the vendor themselves.
 
 from __future__ import annotations
 
+import json
+
 from django.core.exceptions import EmptyResultSet
 from django.db import connection as default_connection
 from django.db.backends.signals import connection_created
+from django.db.models import BooleanField, Func
 
 
 def is_postgres(connection=None) -> bool:
@@ -63,3 +66,28 @@ def estimated_query_count(queryset) -> int | None:
     if isinstance(plan, str):
         plan = json.loads(plan)
     return int(plan[0]["Plan"]["Plan Rows"])
+
+
+class InValues(Func):
+    """``expression IN values`` with the values sent as one parameter (PostgreSQL: ``= ANY(array)``;
+    SQLite: a JSON array read by ``json_each``): a chunk of thousands of ids makes a short statement,
+    without the per-value preparation and placeholders of ``__in``. Use it in ``filter()``."""
+
+    output_field = BooleanField()
+
+    def __init__(self, expression, values) -> None:
+        super().__init__(expression)
+        self.values = list(values)
+
+    def as_sql(self, compiler, connection, **extra_context):
+        (expression,) = self.get_source_expressions()
+        sql, params = compiler.compile(expression)
+        if connection.vendor == "postgresql":
+            if all(type(value) is int for value in self.values):  # ids: one text, not a value at a time
+                return f"{sql} = ANY(%s::bigint[])", (*params, "{" + ",".join(map(str, self.values)) + "}")
+            return f"{sql} = ANY(%s)", (*params, self.values)
+        if connection.vendor == "sqlite":
+            return f"{sql} IN (SELECT value FROM json_each(%s))", (*params, json.dumps(self.values))
+        if not self.values:
+            raise EmptyResultSet
+        return f"{sql} IN ({', '.join(['%s'] * len(self.values))})", (*params, *self.values)

@@ -1,12 +1,15 @@
 """Exports and imports shared by the admins, built on django-import-export resources.
 
 Exports stream. django-import-export builds a whole ``tablib.Dataset`` in memory, which a million rows do
-not fit; here the columns still come from the app's ``Resource`` (``get_export_headers`` and
-``export_field``), but the rows are read with ``QuerySet.iterator(chunk_size=…)`` and written out as they
-come: CSV through ``csv.writer`` on a small buffer, XLSX through a small SpreadsheetML writer that streams
-the zip archive (an ``openpyxl`` workbook, even write-only, only gives its first byte once every row is
-written, which for a million rows is minutes: longer than any proxy waits). Memory stays flat whatever the
-number of rows, and bytes flow from the first chunk on. Every export is recorded in the export log when it
+not fit; here the columns still come from the app's ``Resource`` (``get_export_headers``, and each cell is
+what ``export_field`` gives: the column's dehydrate method, else its widget's ``render``), but the rows are
+read with ``QuerySet.iterator(chunk_size=…)`` as plain values of exactly the exported columns (natural keys
+joined in; ``ScopedResource.export_rows``), each column rendered by its widget once per distinct value, and
+written out as they come: CSV on a small buffer (``csv_chunks``), XLSX through a small SpreadsheetML writer
+that streams the zip archive (an ``openpyxl`` workbook, even write-only, only gives its first byte once every
+row is written, which for a million rows is minutes: longer than any proxy waits). Memory stays flat
+whatever the number of rows, and bytes flow from the first chunk on. The same code serves the admin's
+download and the background export job (``billing.jobs``). Figures: ``bench/README.md``. Every export is recorded in the export log when it
 starts (``crm.services.export_log_start``) and completed with its row count when its stream ends
 (``LoggedExport``).
 
@@ -31,7 +34,10 @@ import functools
 import io
 import itertools
 import math
+import operator
+import queue
 import re
+import threading
 import zipfile
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -43,7 +49,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -60,6 +66,7 @@ from import_export.instance_loaders import CachedInstanceLoader
 from import_export.results import RowResult
 from import_export.signals import post_import
 
+from crm.db import is_postgres
 from crm.models import ExportKind
 from crm.services import export_log_finish, export_log_start
 
@@ -326,6 +333,133 @@ def natural_key_field(model, attribute: str, key: str, column_name: str | None =
 
 # Resources ---------------------------------------------------------------------------------------------
 
+#: distinct values a column remembers the rendering of (then it starts again): memory stays bounded
+EXPORT_MEMO_SIZE = 50_000
+# Types whose equal values render the same (not Decimal: 1.0 == 1.00; a column holds one type).
+_MEMO_TYPES = frozenset({type(None), str, int, bool, dt.date, dt.datetime})
+
+
+class _RenderMemo(dict):
+    """A column's cells by value: its ``render`` runs once per distinct value (a unit code, a status, a
+    period, an amount) until ``EXPORT_MEMO_SIZE`` values are held, then the memo starts again."""
+
+    def __init__(self, render) -> None:
+        super().__init__()
+        self.render = render
+
+    def __missing__(self, value):
+        if len(self) >= EXPORT_MEMO_SIZE:
+            self.clear()
+        cell = self[value] = self.render(value)
+        return cell
+
+
+def _memo_safe(values) -> bool:
+    """Whether equal values among ``values`` are sure to render the same (never ``True`` beside ``1``)."""
+    types = set(map(type, values))
+    return types <= _MEMO_TYPES and not (bool in types and int in types)
+
+
+class _ColumnRenderer:
+    """A column's ``render`` over a batch of its values, remembered per distinct value while that pays:
+    not for a column whose values are mostly distinct (decided on its first ``_MEMO_SAMPLE`` values)."""
+
+    def __init__(self, render) -> None:
+        self.render = render
+        self.memo: _RenderMemo | None = _RenderMemo(render)
+        self.seen = 0
+
+    def __call__(self, values) -> list:
+        memo = self.memo
+        if memo is None or not _memo_safe(values):
+            return list(map(self.render, values))
+        cells = list(map(memo.__getitem__, values))
+        if self.seen < _MEMO_SAMPLE:
+            self.seen += len(values)
+            if self.seen >= _MEMO_SAMPLE and len(memo) > self.seen // 2:
+                self.memo = None  # mostly new values: remembering them costs more than it saves
+        return cells
+
+
+_MEMO_SAMPLE = 4096
+
+
+class _ExportColumn:
+    """How one export column's cells are made from a chunk of rows read as values: a dehydrate method
+    called with each row's record, a constant, or the widget's rendering of one of the values."""
+
+    def __init__(self, *, index: int = 0, render=None, method=None, constant: Any = None) -> None:
+        self.index = index
+        self.method = method
+        self.constant = constant
+        self.renderer = _ColumnRenderer(render) if render is not None else None
+
+    def cells(self, transposed: list[tuple], records: list | None) -> Iterable:
+        if self.method is not None:
+            return list(map(self.method, records))
+        if self.renderer is None:
+            return itertools.repeat(self.constant, len(transposed[0]) if transposed else 0)
+        return self.renderer(transposed[self.index])
+
+
+_END = object()
+
+
+def _read_ahead(chunks: Iterator, depth: int = 2) -> Iterator:
+    """``chunks`` read by a thread up to ``depth`` ahead, so that PostgreSQL finds and sends the next rows
+    while Python writes these. The first chunk is read here, which opens the server-side cursor on this
+    thread's connection; the thread only fetches from it (psycopg's connection serialises its users, so this
+    thread's own queries meanwhile, such as ``load_chunk``'s, wait their turn). Stopping early stops the
+    thread after its current fetch."""
+    first = next(chunks, _END)
+    if first is _END:
+        return
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def pump() -> None:
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    return
+            put(_END)
+        except BaseException as exc:  # handed to the reader, raised there
+            put(exc)
+
+    thread = threading.Thread(target=pump, name="export-read-ahead", daemon=True)
+    thread.start()
+    try:
+        yield first
+        while (item := ready.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _natural_key_cell(value):
+    """A ``ForeignKeyWidget`` column read as its key's value: what the widget renders of the related row
+    (nothing when there is none)."""
+    return "" if value is None else value
+
+
+def _record_class(positions: dict[str, int]) -> type:
+    """A row read as values, seen by the dehydrate methods and ``load_chunk`` as an object: ``pk`` and the
+    resource's ``export_reads`` as attributes, and room for what ``load_chunk`` attaches."""
+    attributes = {name: property(operator.itemgetter(index)) for name, index in positions.items()}
+    return type("ExportRecord", (tuple,), {**attributes, "__doc__": _record_class.__doc__})
+
 
 class ScopedResource(resources.ModelResource):
     """A resource whose rows are those the user may see, exported with their related rows joined in."""
@@ -334,6 +468,10 @@ class ScopedResource(resources.ModelResource):
     export_select_related: tuple = ()
     #: the heading of each column that is not the model field of its name (``column_name``: its label)
     column_labels: dict[str, Any] = {}
+    #: what the dehydrate methods and ``load_chunk`` read from an exported object besides ``pk`` (fields of
+    #: the model by name): exports then read plain values instead of model instances; None: they read
+    #: model instances (see ``export_rows``)
+    export_reads: tuple[str, ...] | None = None
 
     def column_label(self, field) -> str:
         """A column's heading in the interface's language: its label here, else its model field's name."""
@@ -382,14 +520,119 @@ class ScopedResource(resources.ModelResource):
     def filter_export(self, queryset, **kwargs):
         return self.prepare_export(queryset)
 
-    def export_rows(self, queryset, *, native: bool = False, chunk_size: int | None = None) -> Iterator[list]:
-        """One list of cell values per object, the queryset read ``chunk_size`` rows at a time.
+    def export_rows(
+        self, queryset, *, native: bool = False, chunk_size: int | None = None
+    ) -> Iterator[tuple]:
+        """One row of cell values per object, the queryset read ``chunk_size`` rows at a time from a
+        server-side cursor (memory stays flat).
 
         ``native`` keeps numbers, dates and booleans as Python values (for XLSX); otherwise every cell is
-        rendered as text the way django-import-export renders it for CSV.
+        rendered as text the way django-import-export renders it for CSV. Either way a cell is what
+        ``export_field`` gives for its object (the column's dehydrate method, else its widget's ``render``):
+        when every column is a model field, a natural key through to-one relations or a dehydrate method
+        reading only ``export_reads``, the rows are read as plain values (``values_list`` of exactly those
+        columns, the relations joined) and each column rendered by its widget once per distinct value of a
+        chunk; otherwise (``export_field`` overridden, a column that is a property) as model instances.
         """
-        cells = [self._cell_reader(field, native) for field in self.get_export_fields()]
         chunk_size = chunk_size or export_chunk_size()
+        plan = self._export_plan(native)
+        # In a transaction, PostgreSQL's server-side cursor finds rows as they are fetched (on PostgreSQL a
+        # thread fetches the next chunk while Python writes this one: ``_read_ahead``); in autocommit Django
+        # declares it WITH HOLD, and PostgreSQL then runs the whole query and stores its rows before the
+        # first one is sent. (A read: nothing to roll back.)
+        in_autocommit = transaction.get_autocommit(using=queryset.db)
+        with transaction.atomic(using=queryset.db) if in_autocommit else contextlib.nullcontext():
+            if plan is None:
+                yield from self._instance_rows(queryset, native, chunk_size)
+                return
+            paths, columns, record_class = plan
+            values = queryset.values_list(*paths).iterator(chunk_size=chunk_size)
+            chunks = itertools.batched(values, chunk_size)
+            if is_postgres(connections[queryset.db]):
+                chunks = _read_ahead(chunks)
+            load_chunk = self._loads_chunks()
+            for chunk in chunks:
+                records = list(map(record_class, chunk)) if record_class is not None else None
+                if load_chunk:
+                    self.load_chunk(records)
+                transposed = list(zip(*chunk, strict=True))
+                yield from zip(*[column.cells(transposed, records) for column in columns], strict=True)
+
+    def _loads_chunks(self) -> bool:
+        return type(self).load_chunk is not ScopedResource.load_chunk
+
+    def _export_plan(self, native: bool):
+        """``(paths, columns, record class)`` for reading the export as plain values, or None when some
+        column needs model instances."""
+        if type(self).export_field is not resources.Resource.export_field:
+            return None
+        paths: list[str] = ["pk"]  # one row per object, whatever DISTINCT the queryset has
+        columns: list[_ExportColumn] = []
+        needs_records = self._loads_chunks()
+        for field in self.get_export_fields():
+            method = field.get_dehydrate_method(self.get_field_name(field))
+            method = method if callable(method) else getattr(self, method, None)
+            if method is not None:
+                columns.append(_ExportColumn(method=method))
+                needs_records = True
+                continue
+            path = self._value_path(field)
+            if path is None:
+                if field.attribute is not None:
+                    return None
+                columns.append(_ExportColumn(constant=field.widget.render(None, force_native_type=native)))
+                continue
+            if path not in paths:
+                paths.append(path)
+            if isinstance(field.widget, widgets.ForeignKeyWidget):
+                render = _natural_key_cell  # the related row's key, which is what the widget renders
+            elif native:
+                render = functools.partial(field.widget.render, force_native_type=True)
+            else:
+                render = field.widget.render
+            columns.append(_ExportColumn(index=paths.index(path), render=render))
+        record_class = None
+        if needs_records:
+            if self.export_reads is None:
+                return None
+            reads = [name for name in self.export_reads if name != "pk"]
+            for name in reads:
+                if name not in paths:
+                    paths.append(name)
+            record_class = _record_class({"pk": 0, **{name: paths.index(name) for name in reads}})
+        return paths, columns, record_class
+
+    def _value_path(self, field) -> str | None:
+        """The ``values_list`` path of a column read straight from the database (a concrete field of the
+        model, or of a row reached through to-one relations; a natural key for a ``ForeignKeyWidget``),
+        or None."""
+        path = field.attribute
+        if path is None:
+            return None
+        widget = field.widget
+        if isinstance(widget, widgets.ForeignKeyWidget):
+            if widget.use_natural_foreign_keys or widget.key_is_id:
+                return None
+            path = f"{path}__{widget.field}"
+        model = self._meta.model
+        parts = path.split("__")
+        for position, part in enumerate(parts, 1):
+            try:
+                model_field = model._meta.get_field(part)
+            except FieldDoesNotExist:
+                return None
+            if not model_field.concrete:
+                return None
+            if position == len(parts):
+                return None if model_field.is_relation else path
+            if not (model_field.many_to_one or model_field.one_to_one):
+                return None
+            model = model_field.related_model
+        return None
+
+    def _instance_rows(self, queryset, native: bool, chunk_size: int) -> Iterator[list]:
+        """The rows read as model instances (their relations joined in), a cell being ``export_field``'s."""
+        cells = [self._cell_reader(field, native) for field in self.get_export_fields()]
         for chunk in itertools.batched(
             self.prepare_export(queryset).iterator(chunk_size=chunk_size), chunk_size
         ):
@@ -630,6 +873,40 @@ def unquote_formula(value) -> Any:
     return value
 
 
+_CELL_SEPARATOR = "\x00"
+# A cell after the first of a batch joined by the separator that could start with a trigger of ``_csv_cell``.
+# (A quote too: a cell that starts with a quote before such a text gets one more, see ``_needs_quote``.)
+_TRIGGER_AFTER_SEPARATOR = re.compile(f"{_CELL_SEPARATOR}[{re.escape(_TRIGGERS + _QUOTE)}]")
+_CSV_BATCH_BYTES = 256  # a row's size, roughly: a batch is about a chunk's rows (never read far ahead)
+_CSV_BATCH_ROWS = 256
+
+
+# What makes ``csv.writer`` (QUOTE_MINIMAL, comma, ``\r\n``) quote a text cell; others it writes as they are.
+_CSV_QUOTED = re.compile('[,"\r\n]')
+
+
+def _csv_write(writer, buffer, batch: tuple) -> None:
+    """``batch``'s rows written as CSV lines with ``_csv_cell`` applied to every cell. One search of the
+    batch's text finds whether any cell may start with a trigger (a separator inside a cell can only make
+    it look closer); only then are the batch's cells looked at one by one. A batch of text cells of which
+    none needs quoting is written as the writer would write it, joined by commas, without its per-cell work.
+    """
+    text = _CELL_SEPARATOR + _CELL_SEPARATOR.join(map(str, itertools.chain.from_iterable(batch)))
+    if _TRIGGER_AFTER_SEPARATOR.search(text):
+        writer.writerows([[_csv_cell(v) for v in row] for row in batch])
+        return
+    if _CSV_QUOTED.search(text) or min(map(len, batch)) < 2:  # (the writer quotes a lone empty cell)
+        writer.writerows(batch)
+        return
+    try:
+        lines = "\r\n".join(map(",".join, batch))
+    except TypeError:  # a cell that is not text (None, a number): the writer renders it
+        writer.writerows(batch)
+        return
+    buffer.write(lines)
+    buffer.write("\r\n")
+
+
 def csv_chunks(headers: list[str], rows: Iterable[list]) -> Iterator[bytes]:
     """UTF-8 CSV (with a byte-order mark, so Excel reads Vietnamese right), sent in pieces of about
     ``TONGDAI_EXPORT_BUFFER_BYTES``."""
@@ -638,8 +915,9 @@ def csv_chunks(headers: list[str], rows: Iterable[list]) -> Iterator[bytes]:
     writer = csv.writer(buffer)
     buffer.write("\ufeff")
     writer.writerow(headers)
-    for row in rows:
-        writer.writerow([_csv_cell(v) for v in row])
+    batch_rows = max(1, min(_CSV_BATCH_ROWS, limit // _CSV_BATCH_BYTES))
+    for batch in itertools.batched(rows, batch_rows):
+        _csv_write(writer, buffer, batch)
         if buffer.tell() >= limit:
             yield buffer.getvalue().encode("utf-8")
             buffer.seek(0)
@@ -703,42 +981,43 @@ _SHEET_START = (
 _SHEET_END = b"</sheetData></worksheet>"
 
 
-def _column_letters(n: int) -> list[str]:
-    letters = []
-    for index in range(1, n + 1):
-        name = ""
-        while index:
-            index, rest = divmod(index - 1, 26)
-            name = chr(65 + rest) + name
-        letters.append(name)
-    return letters
-
-
-def _xlsx_cell(ref: str, value, style: int = 0) -> str:
+def _xlsx_cell(value, style: int = 0) -> str:
+    """A cell's XML. Cells carry no reference: each is in the next column of its row (an empty one is
+    ``<c/>``), so the same value makes the same XML in any row and a column renders each value once."""
     if value is None or value == "":
-        return ""
+        return "<c/>"
+    if type(value) is str:  # the commonest, and what the end of this function does with it
+        return _xlsx_text_cell(value, style)
     if isinstance(value, bool):
-        return f'<c r="{ref}" t="b"><v>{int(value)}</v></c>'
+        return f'<c t="b"><v>{int(value)}</v></c>'
     if isinstance(value, int | decimal.Decimal) or (isinstance(value, float) and math.isfinite(value)):
-        return f'<c r="{ref}"><v>{value}</v></c>'
+        return f"<c><v>{value}</v></c>"
     if isinstance(value, dt.datetime):
         if timezone.is_aware(value):
             value = timezone.localtime(value).replace(tzinfo=None)
         serial = (value - _EXCEL_EPOCH).total_seconds() / 86400
-        return f'<c r="{ref}" s="{_STYLE_DATETIME}"><v>{serial!r}</v></c>'
+        return f'<c s="{_STYLE_DATETIME}"><v>{serial!r}</v></c>'
     if isinstance(value, dt.date):
-        return f'<c r="{ref}" s="{_STYLE_DATE}"><v>{(value - _EXCEL_EPOCH.date()).days}</v></c>'
-    if isinstance(value, str) and value[:1] == _QUOTE and _needs_quote(value):
+        return f'<c s="{_STYLE_DATE}"><v>{(value - _EXCEL_EPOCH.date()).days}</v></c>'
+    return _xlsx_text_cell(str(value), style)
+
+
+def _xlsx_text_cell(value: str, style: int) -> str:
+    if value[:1] == _QUOTE and _needs_quote(value):
         value = _QUOTE + value  # an import takes a quote away before a formula: this one stays
-    content = escape(_ILLEGAL_XML.sub("", str(value))[:_MAX_CELL_TEXT])
+    content = _ILLEGAL_XML.sub("", value)[:_MAX_CELL_TEXT]
+    if "&" in content or "<" in content or ">" in content:
+        content = escape(content)
     style_attr = f' s="{style}"' if style else ""
-    return f'<c r="{ref}" t="inlineStr"{style_attr}><is><t xml:space="preserve">{content}</t></is></c>'
+    return f'<c t="inlineStr"{style_attr}><is><t xml:space="preserve">{content}</t></is></c>'
+
+
+_XLSX_BATCH_ROWS = 256
 
 
 def xlsx_chunks(headers: list[str], rows: Iterable[list], *, sheet_name: str = "Sheet") -> Iterator[bytes]:
     """An XLSX workbook written as it is sent: the rows go into the zip archive as they come (inline
     strings, no shared-string table to hold), so memory stays flat and the first bytes leave at once."""
-    letters = _column_letters(len(headers))
     sink = _Sink()
     archive = zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1)
     sheets = 0
@@ -751,7 +1030,7 @@ def xlsx_chunks(headers: list[str], rows: Iterable[list], *, sheet_name: str = "
         nonlocal sheets, member, written, rows_in_sheet
         sheets += 1
         member = archive.open(f"xl/worksheets/sheet{sheets}.xml", "w")
-        header = "".join(_xlsx_cell(f"{letters[i]}1", h, _STYLE_HEADER) for i, h in enumerate(headers))
+        header = "".join(_xlsx_cell(h, _STYLE_HEADER) for h in headers)
         data = _SHEET_START + f'<row r="1">{header}</row>'.encode()
         member.write(data)
         written, rows_in_sheet = len(data), 0
@@ -764,21 +1043,23 @@ def xlsx_chunks(headers: list[str], rows: Iterable[list], *, sheet_name: str = "
             written += len(data)
             batch.clear()
 
+    renderers: list[_ColumnRenderer] = []
     open_sheet()
-    for values in rows:
-        if rows_in_sheet >= XLSX_ROWS_PER_SHEET or written >= XLSX_SHEET_BYTES:
-            flush_batch()
-            member.write(_SHEET_END)
-            member.close()
-            open_sheet()
-        rows_in_sheet += 1
-        number = rows_in_sheet + 1
-        cells = "".join(_xlsx_cell(f"{letters[i]}{number}", v) for i, v in enumerate(values))
-        batch.append(f'<row r="{number}">{cells}</row>')
-        if len(batch) >= 256:
-            flush_batch()
-            if sink.size >= limit:
-                yield sink.take()
+    for rows_read in itertools.batched(rows, _XLSX_BATCH_ROWS):
+        columns = list(itertools.zip_longest(*rows_read))  # a short row's missing cells are empty
+        renderers += [_ColumnRenderer(_xlsx_cell) for _ in range(len(columns) - len(renderers))]
+        cells = [renderer(column) for renderer, column in zip(renderers, columns, strict=False)]
+        for row_cells in zip(*cells, strict=True) if cells else [()] * len(rows_read):
+            if rows_in_sheet >= XLSX_ROWS_PER_SHEET or written >= XLSX_SHEET_BYTES:
+                flush_batch()
+                member.write(_SHEET_END)
+                member.close()
+                open_sheet()
+            rows_in_sheet += 1
+            batch.append(f'<row r="{rows_in_sheet + 1}">{"".join(row_cells)}</row>')
+        flush_batch()
+        if sink.size >= limit:
+            yield sink.take()
     flush_batch()
     member.write(_SHEET_END)
     member.close()

@@ -30,7 +30,9 @@ NATIONAL_ID_VISIBLE_DIGITS = 4
 FULL_PHONE = "customers.view_full_phone"
 FULL_NATIONAL_ID = "customers.view_national_id"
 
-_DIGIT = re.compile(r"[0-9]")
+_DIGITS = "0123456789"
+_NO_DIGITS = str.maketrans(dict.fromkeys(_DIGITS))
+_MASKED_DIGITS = str.maketrans(dict.fromkeys(_DIGITS, MASK))
 _STORED_PHONE = re.compile(r"^\+84[0-9]{9,10}$")
 
 
@@ -38,16 +40,13 @@ def mask_digits(value: str, keep: int) -> str:
     """Every digit of ``value`` but the last ``keep`` replaced by ``*``; other characters stay."""
     if not value:
         return value or ""
-    total = len(_DIGIT.findall(value))
-    seen = 0
-    out = []
-    for ch in value:
-        if _DIGIT.match(ch):
-            seen += 1
-            out.append(ch if seen > total - keep else MASK)
-        else:
-            out.append(ch)
-    return "".join(out)
+    if len(value) - len(value.translate(_NO_DIGITS)) <= keep:
+        return value
+    cut, kept = len(value), 0
+    while kept < keep:  # back over the last ``keep`` digits: the rest of them is masked
+        cut -= 1
+        kept += value[cut] in _DIGITS
+    return value[:cut].translate(_MASKED_DIGITS) + value[cut:]
 
 
 def mask_phone(value: str) -> str:

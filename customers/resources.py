@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections import defaultdict
 
 from django.core.exceptions import ValidationError
+from django.db.models import F
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from import_export import fields, widgets
 
+from crm.db import InValues
 from crm.exports import (
     ChoiceWidget,
     DayWidget,
@@ -92,6 +94,7 @@ class CustomerResource(ServiceResource):
 
     optional_key_columns = ("code",)
     export_select_related = ("unit",)
+    export_reads = ("national_id",)  # dehydrate_national_id; load_chunk reads the pk
     column_labels = {"phones": gettext_lazy("phones")}
 
     class Meta(ServiceResource.Meta):
@@ -115,7 +118,7 @@ class CustomerResource(ServiceResource):
 
     def load_chunk(self, objects):
         numbers = defaultdict(list)
-        phones = CustomerPhone.objects.filter(customer_id__in=[c.pk for c in objects])
+        phones = CustomerPhone.objects.filter(InValues(F("customer_id"), [c.pk for c in objects]))
         for customer_id, number in phones.order_by("customer_id", "-is_primary", "id").values_list(
             "customer_id", "number"
         ):
@@ -130,7 +133,7 @@ class CustomerResource(ServiceResource):
             numbers = customer.phone_numbers
         else:
             numbers = customer.phones.order_by("-is_primary", "id").values_list("number", flat=True)
-        return ", ".join(self.seen.phone(number) for number in numbers)
+        return ", ".join(map(self.seen.phone, numbers))
 
     def check_row(self, instance, row, *, new, before):
         errors = {}
@@ -268,6 +271,7 @@ class MeterResource(ServiceResource):
     )
 
     export_select_related = ("unit",)
+    export_reads = ()  # load_chunk reads the pk
     column_labels = {
         "contract": gettext_lazy("contract"),
         "installed_at": gettext_lazy("installed at"),
@@ -286,7 +290,7 @@ class MeterResource(ServiceResource):
         current = {
             a.meter_id: a
             for a in MeterAssignment.objects.filter(
-                meter_id__in=[m.pk for m in objects], removed_at__isnull=True
+                InValues(F("meter_id"), [m.pk for m in objects]), removed_at__isnull=True
             ).select_related("contract")
         }
         for meter in objects:

@@ -21,6 +21,7 @@ class TicketResource(ScopedResource):
     duplicate_of = natural_key_field(Ticket, "duplicate_of", "number")
 
     export_select_related = ("category", "customer", "contract", "unit", "assignee", "duplicate_of")
+    export_reads = ("caller_phone",)  # dehydrate_caller_phone
 
     def __init__(self, user=None, **kwargs):
         super().__init__(user=user, **kwargs)

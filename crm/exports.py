@@ -39,8 +39,8 @@ import queue
 import re
 import threading
 import zipfile
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any, cast
 from xml.sax.saxutils import escape
 
 from django import forms
@@ -396,7 +396,7 @@ class _ExportColumn:
 
     def cells(self, transposed: list[tuple], records: list | None) -> Iterable:
         if self.method is not None:
-            return list(map(self.method, records))
+            return list(map(self.method, records or ()))
         if self.renderer is None:
             return itertools.repeat(self.constant, len(transposed[0]) if transposed else 0)
         return self.renderer(transposed[self.index])
@@ -512,7 +512,7 @@ class ScopedResource(resources.ModelResource):
             queryset = queryset.select_related(*self.export_select_related)
         return queryset
 
-    def load_chunk(self, objects: list) -> None:
+    def load_chunk(self, objects: Sequence[Any]) -> None:
         """Attach to a chunk of exported objects what one query per chunk reads for all of them (a
         customer's phones, a meter's contract). Plain values, not model instances pointing back at their
         object: such reference cycles would outlive the chunk until the garbage collector runs."""
@@ -522,7 +522,7 @@ class ScopedResource(resources.ModelResource):
 
     def export_rows(
         self, queryset, *, native: bool = False, chunk_size: int | None = None
-    ) -> Iterator[tuple]:
+    ) -> Iterator[Sequence[Any]]:
         """One row of cell values per object, the queryset read ``chunk_size`` rows at a time from a
         server-side cursor (memory stays flat).
 
@@ -547,13 +547,13 @@ class ScopedResource(resources.ModelResource):
                 return
             paths, columns, record_class = plan
             values = queryset.values_list(*paths).iterator(chunk_size=chunk_size)
-            chunks = itertools.batched(values, chunk_size)
+            chunks: Iterator[tuple[Any, ...]] = itertools.batched(values, chunk_size)
             if is_postgres(connections[queryset.db]):
                 chunks = _read_ahead(chunks)
             load_chunk = self._loads_chunks()
             for chunk in chunks:
                 records = list(map(record_class, chunk)) if record_class is not None else None
-                if load_chunk:
+                if load_chunk and records is not None:
                     self.load_chunk(records)
                 transposed = list(zip(*chunk, strict=True))
                 yield from zip(*[column.cells(transposed, records) for column in columns], strict=True)
@@ -1019,9 +1019,9 @@ def xlsx_chunks(headers: list[str], rows: Iterable[list], *, sheet_name: str = "
     """An XLSX workbook written as it is sent: the rows go into the zip archive as they come (inline
     strings, no shared-string table to hold), so memory stays flat and the first bytes leave at once."""
     sink = _Sink()
-    archive = zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1)
+    archive = zipfile.ZipFile(cast(IO[bytes], sink), "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1)
     sheets = 0
-    member = None
+    member: IO[bytes] = io.BytesIO()  # the sheet being written (open_sheet opens the first)
     written = rows_in_sheet = 0
     batch: list[str] = []
     limit = export_buffer_bytes()
@@ -1126,7 +1126,7 @@ class LoggedExport:
         self.finished = False
         self.content: Iterator = iter(())
 
-    def rows(self, rows: Iterable[list]) -> Iterator[list]:
+    def rows(self, rows: Iterable[Any]) -> Iterator[Any]:
         for row in rows:
             self.count += 1
             yield row
@@ -1208,7 +1208,13 @@ class ExportFormatForm(forms.Form):
     file_format = forms.ChoiceField(label=gettext_lazy("Format"), choices=FORMATS, initial=CSV)
 
 
-class StreamingExportMixin:
+if TYPE_CHECKING:  # mixed into model admins: checked as one
+    _ModelAdmin = admin.ModelAdmin[Any]
+else:
+    _ModelAdmin = object
+
+
+class StreamingExportMixin(_ModelAdmin):
     """A changelist export of every matching row, streamed: "Export (all matching rows)" in the object
     tools (the changelist's filters and search carry over) and "Export selected … as CSV/XLSX" actions.
     Needs the view permission of the model; the rows are the admin's scoped queryset."""
@@ -1218,6 +1224,8 @@ class StreamingExportMixin:
     export_all_template = "admin/import_export/export_all.html"
 
     def get_export_resource(self, request) -> ScopedResource:
+        if self.export_resource_class is None:
+            raise NotImplementedError(f"{type(self).__name__} names no export_resource_class")
         return self.export_resource_class(user=request.user)
 
     def has_streaming_export_permission(self, request) -> bool:

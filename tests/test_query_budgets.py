@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.services import billing_run, reading_record
+from crm.admin_base import EstimatedCountPaginator
 from crm.models import Role
 from tests.admin_site import registered_admins
 from tests.conftest import RISEN
@@ -24,8 +25,9 @@ from tests.test_changelists_everywhere import rows_of_every_model, walker  # noq
 from tickets.models import Ticket
 from tickets.services import interaction_log, ticket_open, work_order_create
 
-# Page → (queries as a superuser, as a supervisor of one unit); None: that user may not see the page. A
-# supervisor's pages read their scope and permissions (the shared cache is off in the tests: its worst case).
+# Page → (queries as a superuser, as a supervisor of one unit) on SQLite; None: that user may not see the page.
+# A supervisor's pages read their scope and permissions (the shared cache is off in the tests: its worst case).
+# On PostgreSQL a changelist counted by the planner's estimate asks it in one more query.
 BUDGETS = {
     "auth.Group": (5, None),
     "auth.User": (6, None),
@@ -130,6 +132,12 @@ def test_every_page_keeps_its_query_budget(client, kind, staff, rows_of_every_mo
     as_user.user = user
     column = 0 if kind == "superuser" else 1
     hidden = {m._meta.label for m, a in registered_admins() if not a.has_view_or_change_permission(as_user)}
+    on_postgres = connection.vendor == "postgresql"
+    estimated = {
+        m._meta.label
+        for m, a in registered_admins()
+        if on_postgres and a.paginator is EstimatedCountPaginator
+    }
     over, unbudgeted, walked = [], [], 0
     for page, (url, params, status) in pages(client, two_customers).items():
         if page in hidden:
@@ -138,11 +146,13 @@ def test_every_page_keeps_its_query_budget(client, kind, staff, rows_of_every_mo
         used = count(client, url, params, status)
         walked += 1
         budget = BUDGETS.get(page, (None, None))[column]
+        if budget is not None and page in estimated:
+            budget += 1  # PostgreSQL: the page's count is the planner's estimate, asked in a query of its own
         if budget is None:
             unbudgeted.append(f"{page}: {used}")
         elif used > budget:
             over.append(f"{page}: {used} queries, budget {budget}")
-    assert over == [], "pages over their query budget (an added query, or an N+1)"
+    assert over == [], "pages over their query budget (an added query, or an N+1):\n" + "\n".join(over)
     assert unbudgeted == [], "pages without a budget: add them to BUDGETS"
     assert walked >= 40 if kind == "superuser" else walked >= 30
 

@@ -371,3 +371,31 @@ def test_an_invoices_reading_contract_and_run_are_found_through_an_index(issued_
         cursor.execute("SET LOCAL enable_seqscan = off")
         plan = Invoice.objects.filter(**{field: value}).explain()
     assert index in plan, plan
+
+
+def test_the_reference_checks_in_migration_0009_are_what_crm_integrity_writes():
+    """``crm.integrity.References`` writes the SQL pasted into migrations: the pasted copy is the current one."""
+    import importlib
+
+    from crm.integrity import References
+
+    migration = importlib.import_module("billing.migrations.0009_db_guarantees")
+    pasted = " ".join(migration.PG_FORWARD.split())
+    references = [
+        References("billing_meterreading", (("contract_id", "customers_contract"), ("meter_id", "customers_meter"),
+                                            ("unit_id", "crm_unit"))),
+        References("billing_invoice", (("contract_id", "customers_contract"), ("customer_id", "customers_customer"),
+                                       ("unit_id", "crm_unit"), ("reading_id", "billing_meterreading"),
+                                       ("run_id", "billing_billingrun"))),
+        References("billing_invoiceline", (("invoice_id", "billing_invoice"),)),
+        References("billing_rebateapplication", (("invoice_id", "billing_invoice"),
+                                                 ("programme_id", "billing_rebateprogramme"))),
+        References("billing_reinspection", (("reading_id", "billing_meterreading"), ("unit_id", "crm_unit"))),
+    ]  # fmt: skip
+    functions = [
+        " ".join(("CREATE OR REPLACE FUNCTION" + part).split())
+        for r in references
+        for part in r.postgresql_functions().split("CREATE OR REPLACE FUNCTION")[1:]
+    ]
+    assert len(functions) == 23
+    assert [f.split("(")[0] for f in functions if f not in pasted] == []

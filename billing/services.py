@@ -142,7 +142,7 @@ def price_table_create(*, actor, tariff_category: str, kind: str, valid_from: dt
 
 def price_table_in_use(table: PriceTable) -> bool:
     """Whether an issued bill of a contract of the table's category covers a day the table applied to: such a
-    table is history (the database refuses to change it, migration 0009)."""
+    table is history (the database refuses to change it, migration 0010)."""
     following = (
         PriceTable.objects.filter(tariff_category=table.tariff_category, valid_from__gt=table.valid_from)
         .order_by("valid_from")

@@ -24,7 +24,7 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 # Two-factor admin login is on in production and in `make run`; its tests turn it on here.
 TONGDAI_ADMIN_2FA = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F405
-    # The billing tables refuse TRUNCATE but from a session that allows it (billing migration 0009): the
+    # The billing tables refuse TRUNCATE but from a session that allows it (billing migration 0010): the
     # test connections do, for the flush after each transactional test.
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c tongdai.allow_truncate=on"  # noqa: F405
 # A second alias for the read replica, mirroring the test database: tests of the router turn

@@ -1,4 +1,4 @@
-"""What the database itself guarantees in billing (migration 0009): the VAT rates and price tables issued
+"""What the database itself guarantees in billing (migration 0010): the VAT rates and price tables issued
 bills used stay as they were, whole tables are not emptied, ``paid_at`` only on paid bills, the lines of a bill
 being issued wait for the issue, the set-based reference checks hold or refuse, and the indexes they read."""
 
@@ -373,13 +373,13 @@ def test_an_invoices_reading_contract_and_run_are_found_through_an_index(issued_
     assert index in plan, plan
 
 
-def test_the_reference_checks_in_migration_0009_are_what_crm_integrity_writes():
+def test_the_reference_checks_in_migration_0010_are_what_crm_integrity_writes():
     """``crm.integrity.References`` writes the SQL pasted into migrations: the pasted copy is the current one."""
     import importlib
 
     from crm.integrity import References
 
-    migration = importlib.import_module("billing.migrations.0009_db_guarantees")
+    migration = importlib.import_module("billing.migrations.0010_db_guarantees")
     pasted = " ".join(migration.PG_FORWARD.split())
     references = [
         References("billing_meterreading", (("contract_id", "customers_contract"), ("meter_id", "customers_meter"),

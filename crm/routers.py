@@ -20,6 +20,11 @@ REPLICA = "replica"
 _reporting: contextvars.ContextVar[bool] = contextvars.ContextVar("tongdai_replica_reads", default=False)
 
 
+def in_replica_reads() -> bool:
+    """Whether the code running now is inside ``replica_reads()`` (its reads go to the replica when in use)."""
+    return _reporting.get()
+
+
 def replica_in_use() -> bool:
     return settings.TONGDAI_REPLICA_READS and REPLICA in settings.DATABASES
 
@@ -45,7 +50,7 @@ class ReplicaRouter:
     only (the replica follows the primary's schema by replication)."""
 
     def db_for_read(self, model, **hints) -> str | None:
-        if _reporting.get() and replica_in_use():
+        if in_replica_reads() and replica_in_use():
             return REPLICA
         return None
 

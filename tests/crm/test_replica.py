@@ -9,9 +9,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from crm.models import Role
+from crm.exports import ScopedResource
+from crm.models import ExportLog, Role
 from crm.reports import monthly_report_workbook
-from crm.routers import REPLICA, ReplicaRouter, on_replica, replica_reads
+from crm.routers import REPLICA, ReplicaRouter, in_replica_reads, on_replica, replica_reads
 from customers.models import Customer
 from tickets.services import ticket_open
 
@@ -63,3 +64,28 @@ def test_the_dashboard_and_the_monthly_report_read_on_the_replica(
     with CaptureQueriesContext(connections[REPLICA]) as on_replica_db:
         assert client.get(reverse("dashboard")).status_code == 200
     assert on_replica_db.captured_queries == []  # off: all on the primary
+
+
+def test_a_list_export_reads_its_rows_where_the_router_says_while_it_streams(
+    client, settings, staff, make_customer, monkeypatch
+):
+    """The rows are read while the response is sent, inside ``replica_reads``: with a replica in use the
+    router sends them there (the router's test above); here the test database serves them."""
+    make_customer(name="Nguyễn Văn Xuất")
+    manager = staff[Role.MANAGER]
+    client.force_login(manager)
+    routed = []
+    original = ScopedResource.export_rows
+
+    def export_rows(self, queryset, **kwargs):
+        for row in original(self, queryset, **kwargs):
+            routed.append(in_replica_reads())  # where each row was read
+            yield row
+
+    monkeypatch.setattr(ScopedResource, "export_rows", export_rows)
+    response = client.post(reverse("admin:customers_customer_export_all"), {"file_format": "csv"})
+    assert routed == []  # nothing read before the response is sent
+    content = b"".join(response.streaming_content).decode()
+    assert response.status_code == 200 and "Nguyễn Văn Xuất" in content
+    assert routed == [True]
+    assert ExportLog.objects.get().row_count == 1  # the log, a write, on the primary

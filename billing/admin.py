@@ -17,9 +17,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from django import forms
+from django.apps import apps
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import ActionLocation
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q
@@ -1201,13 +1203,63 @@ class AnomalyBandCountAdmin(ReadOnlyAdmin):
         return obj.period.strftime("%m/%Y")
 
 
+class AuditChangeList(ChangeList):
+    """The audit list's page, its records' objects read by their names (``audit_record_names``)."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        audit_record_names(self.result_list)
+
+
+# What each kind of audited record's name reads besides its own row (its __str__), joined in its one query.
+AUDITED_NAMES_READ = {
+    "meterreading": ["contract"], "dispute": ["ticket", "invoice", "customer"], "adjustment": ["original"],
+    "refund": ["customer"], "reinspection": ["reading__contract"], "billingrun": ["unit"],
+    "rebateapplication": ["programme", "invoice"], "anomalybandcount": ["unit"], "pricestep": ["table"],
+}  # fmt: skip
+
+
+def audit_record_names(records) -> None:
+    """Set ``record_name`` on each audit record: its object read by its number or code (an invoice's number,
+    a reading's contract and month, a dispute's ticket…), one query per kind of record on the page; a record
+    no longer there (or of no billing model) keeps its kind and id."""
+    wanted: dict[str, set[int]] = {}
+    for record in records:
+        if record.object_id is not None:
+            wanted.setdefault(record.object_type, set()).add(record.object_id)
+    found: dict[tuple[str, int], str] = {}
+    for kind, ids in wanted.items():
+        try:
+            model = apps.get_model("billing", kind)
+        except LookupError:
+            continue
+        queryset = model._default_manager.all()
+        if kind in AUDITED_NAMES_READ:
+            queryset = queryset.select_related(*AUDITED_NAMES_READ[kind])
+        rows = queryset.in_bulk(ids)
+        found.update({(kind, pk): str(obj) for pk, obj in rows.items()})
+    for record in records:
+        record.record_name = found.get((record.object_type, record.object_id)) or (
+            f"{record.object_type} {record.object_id}" if record.object_id is not None else record.object_type
+        )
+
+
 @admin.register(AuditRecord)
 class AuditRecordAdmin(ReadOnlyAdmin):
-    list_display = ["at", "actor", "unit", "action", "object_type", "object_id", "rows", "reason"]
+    list_display = ["at", "actor", "unit", "action", "record", "rows", "reason"]
     list_select_related = ["actor", "unit"]
     list_filter = [AuditObjectFilter, ScopedUnitFilter]
     search_fields = ["action"]
     ordering = ["-id"]
+
+    def get_changelist(self, request, **kwargs):
+        return AuditChangeList
+
+    @admin.display(description=gettext_lazy("record"))
+    def record(self, obj):
+        if not hasattr(obj, "record_name"):  # a page of one record (its change form)
+            audit_record_names([obj])
+        return obj.record_name
 
     def get_search_results(self, request, queryset, search_term):
         """A number is a record id; anything else an action name (e.g. invoice.issue). Both exact."""

@@ -10,9 +10,10 @@ import re
 import pytest
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 
 from billing import services as billing
-from billing.models import Dispute, Invoice, InvoiceLine, MeterReading
+from billing.models import AuditRecord, Dispute, Invoice, InvoiceLine, MeterReading
 from billing.money import line_label, money
 from crm.models import Role
 from customers.models import Contract, MeterAssignment
@@ -348,3 +349,26 @@ def test_a_reading_import_reads_by_its_file_and_time_not_its_id(client, clerk, o
     client.force_login(clerk)
     page = client.get(reverse("admin:billing_readingimport_upload")).content.decode()
     assert f">{item}</a>" in page
+
+
+def test_the_audit_list_names_each_record_by_its_number_or_code_never_its_id(client, clerk, make_customer, read):
+    customer = make_customer()
+    invoice = bill(customer, read, 250)
+    reading = invoice.reading
+    AuditRecord.objects.create(
+        at=timezone.now(), actor=clerk, unit=customer.unit, action="reading.correct", object_type="meterreading",
+        object_id=reading.pk, reason="Đọc lại",
+    )  # fmt: skip
+    AuditRecord.objects.create(
+        at=timezone.now(), actor=clerk, unit=customer.unit, action="invoice.issue", object_type="invoice",
+        object_id=invoice.pk,
+    )  # fmt: skip
+    client.force_login(clerk)
+    page = client.get(reverse("admin:billing_auditrecord_changelist"), **VI)
+    assert page.status_code == 200
+    names = {(r.object_type, r.object_id): r.record_name for r in page.context["cl"].result_list}
+    assert names["invoice", invoice.pk] == invoice.number
+    assert names["meterreading", reading.pk] == f"{reading.contract.number} {reading.period:%m/%Y}: {reading.value}"
+    html = page.content.decode()
+    assert invoice.number in html and f"invoice {invoice.pk}" not in html
+    assert "Bản ghi" in html  # the column's heading, in Vietnamese

@@ -32,7 +32,7 @@ from pathlib import PurePath
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMessage
-from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
+from django.db import DatabaseError, IntegrityError, close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -262,7 +262,7 @@ def outbox_worker(*, poll: float, stop: threading.Event, once: bool = False) -> 
     away is reconnected, ``CONN_MAX_AGE`` is kept). ``once``: one pass. Returns the messages sent."""
     sent = 0
     while not stop.is_set():
-        close_old_connections()
+        _usable_connections()
         try:
             delivered = outbox_deliver_due()
         except DatabaseError:
@@ -273,8 +273,15 @@ def outbox_worker(*, poll: float, stop: threading.Event, once: bool = False) -> 
             break
         if not delivered:
             stop.wait(poll)
-    close_old_connections()
+    _usable_connections()
     return sent
+
+
+def _usable_connections() -> None:
+    """Drop the connections that went away or outlived ``CONN_MAX_AGE`` (Django reconnects on the next query),
+    as a request's end does; never one that a caller's transaction holds."""
+    if not connection.in_atomic_block:
+        close_old_connections()
 
 
 @transaction.atomic

@@ -340,6 +340,7 @@ def contract_set_status(
     *, actor, contract: Contract, status: str, on: dt.date | None = None, reason: str = ""
 ) -> Contract:
     """Move a contract along pending → active ⇄ suspended → terminated; terminating sets its end date."""
+    require(actor, "customers.change_contract", unit=contract.customer.unit_id)
     contract = Contract.objects.select_for_update().get(pk=contract.pk)
     if status not in CONTRACT_TRANSITIONS.get(contract.status, set()):
         raise ValidationError(
@@ -372,6 +373,7 @@ def meter_register(
     *, actor, unit: Unit, serial: str, kind: str, phases: int = 1, manufacturer: str = ""
 ) -> Meter:
     """Take a meter into a unit's stock."""
+    require(actor, "customers.add_meter", unit=unit)
     meter = Meter(
         serial=serial.strip().upper(), unit=unit, kind=kind, phases=phases, manufacturer=manufacturer
     )
@@ -387,6 +389,7 @@ def meter_install(
     *, actor, meter: Meter, contract: Contract, at: dt.datetime, reading: int
 ) -> MeterAssignment:
     """Hang a meter on a contract from ``at``, with its reading then."""
+    require(actor, "customers.change_meter", unit=meter.unit_id)
     meter = Meter.objects.select_for_update().get(pk=meter.pk)
     if meter.status != MeterStatus.IN_STOCK:
         raise ValidationError(
@@ -416,6 +419,7 @@ def meter_remove(
     *, actor, meter: Meter, at: dt.datetime, reading: int, reason: str, faulty: bool = False
 ) -> MeterAssignment:
     """Take a meter off its contract at ``at`` with its last reading; back to stock, or faulty."""
+    require(actor, "customers.change_meter", unit=meter.unit_id)
     meter = Meter.objects.select_for_update().get(pk=meter.pk)
     assignment = (
         MeterAssignment.objects.select_for_update().filter(meter=meter, removed_at__isnull=True).first()

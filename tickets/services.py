@@ -965,6 +965,7 @@ def interaction_log(
     caller_phone: str = "",
     note: str = "",
 ) -> Interaction:
+    require(actor, "tickets.add_interaction", unit=unit)
     if ended_at < started_at:
         raise ValidationError({"ended_at": _("A call ends after it starts.")})
     if disposition not in Disposition.values or channel not in Channel.values:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
@@ -104,8 +104,4 @@ class ServiceErrorsMixin:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except ValidationError as exc:
             report_errors(request, exc)
-            return HttpResponseRedirect(request.get_full_path())
-        except PermissionDenied as exc:
-            # the service refused the member of staff: its transaction rolled back, nothing was written
-            messages.error(request, str(exc) or _("You are not allowed to do this."))
             return HttpResponseRedirect(request.get_full_path())

@@ -965,7 +965,8 @@ def interaction_log(
     caller_phone: str = "",
     note: str = "",
 ) -> Interaction:
-    require(actor, "tickets.add_interaction", unit=unit)
+    # the call-taker logs the call whichever unit the request went to: the permission, not the unit
+    require(actor, "tickets.add_interaction")
     if ended_at < started_at:
         raise ValidationError({"ended_at": _("A call ends after it starts.")})
     if disposition not in Disposition.values or channel not in Channel.values:

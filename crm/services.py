@@ -23,6 +23,7 @@ from crm.models import (
     StaffProfile,
     Unit,
 )
+from crm.permissions import require
 from crm.roles import group_name
 from crm.scoping import forget_scope
 
@@ -126,6 +127,7 @@ def staff_update(
     ``actor`` (None for the command line) must be allowed to change ``user``'s account and to grant the
     role's group (``crm.staff_access``): an administrator cannot make anyone, themselves included, more than
     they are."""
+    require(actor, "crm.change_staffprofile")
     new_group = role_group(role)
     staff_access.check_manage_user(actor, user)
     staff_access.check_grant(actor, groups=[new_group])

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm.models import Unit
+from crm.permissions import require
 from customers import privacy
 from customers.models import (
     Contract,
@@ -102,6 +103,7 @@ def customer_create(
     phones: list[str] | tuple[str, ...] = (),
 ) -> Customer:
     """Register a customer in a unit; the code is the unit's next one unless given. Phones in any spelling."""
+    require(actor, "customers.add_customer", unit=unit)
     unit = Unit.objects.select_for_update().get(pk=unit.pk)  # serialises code allocation per unit
     normalised = []
     errors = []
@@ -153,6 +155,7 @@ def customer_create(
 @transaction.atomic
 def customer_update(*, actor, customer: Customer, changes: dict[str, Any], reason: str = "") -> Customer:
     """Change a customer's details; only ``EDITABLE_FIELDS``, validated, with before/after recorded."""
+    require(actor, "customers.change_customer", unit=customer.unit_id)
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValidationError(
@@ -192,6 +195,7 @@ def customer_update(*, actor, customer: Customer, changes: dict[str, Any], reaso
 @transaction.atomic
 def customer_flag_nuisance(*, actor, customer: Customer, reason: str) -> Customer:
     """Mark a customer as a nuisance caller; the record and its history stay."""
+    require(actor, "customers.flag_nuisance", unit=customer.unit_id)
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"nuisance_reason": _("Say why the caller is flagged.")})
@@ -211,6 +215,7 @@ def customer_flag_nuisance(*, actor, customer: Customer, reason: str) -> Custome
 
 @transaction.atomic
 def customer_clear_nuisance(*, actor, customer: Customer, reason: str) -> Customer:
+    require(actor, "customers.flag_nuisance", unit=customer.unit_id)
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": _("Say why the flag is cleared.")})
@@ -245,6 +250,7 @@ def customer_clear_nuisance(*, actor, customer: Customer, reason: str) -> Custom
 def customer_add_phone(
     *, actor, customer: Customer, number: str, primary: bool = False, label: str = ""
 ) -> CustomerPhone:
+    require(actor, "customers.add_customerphone", unit=customer.unit_id)
     try:
         normalised = normalise_phone(number)
     except InvalidPhone as exc:
@@ -269,6 +275,7 @@ def customer_add_phone(
 
 @transaction.atomic
 def customer_remove_phone(*, actor, phone: CustomerPhone, reason: str = "") -> None:
+    require(actor, "customers.delete_customerphone", unit=phone.customer.unit_id)
     customer = Customer.objects.select_for_update().get(pk=phone.customer_id)
     phone = CustomerPhone.objects.get(pk=phone.pk)
     was_primary = phone.is_primary
@@ -302,6 +309,7 @@ def contract_create(
     status: str = ContractStatus.PENDING,
 ) -> Contract:
     """Sign a service agreement; its number is the customer code and a 2-digit sequence unless given."""
+    require(actor, "customers.add_contract", unit=customer.unit_id)
     if status not in (ContractStatus.PENDING, ContractStatus.ACTIVE):
         raise ValidationError({"status": _("A new contract is pending or active.")})
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
@@ -332,6 +340,7 @@ def contract_set_status(
     *, actor, contract: Contract, status: str, on: dt.date | None = None, reason: str = ""
 ) -> Contract:
     """Move a contract along pending → active ⇄ suspended → terminated; terminating sets its end date."""
+    require(actor, "customers.change_contract", unit=contract.customer.unit_id)
     contract = Contract.objects.select_for_update().get(pk=contract.pk)
     if status not in CONTRACT_TRANSITIONS.get(contract.status, set()):
         raise ValidationError(
@@ -364,6 +373,7 @@ def meter_register(
     *, actor, unit: Unit, serial: str, kind: str, phases: int = 1, manufacturer: str = ""
 ) -> Meter:
     """Take a meter into a unit's stock."""
+    require(actor, "customers.add_meter", unit=unit)
     meter = Meter(
         serial=serial.strip().upper(), unit=unit, kind=kind, phases=phases, manufacturer=manufacturer
     )
@@ -379,6 +389,7 @@ def meter_install(
     *, actor, meter: Meter, contract: Contract, at: dt.datetime, reading: int
 ) -> MeterAssignment:
     """Hang a meter on a contract from ``at``, with its reading then."""
+    require(actor, "customers.change_meter", unit=meter.unit_id)
     meter = Meter.objects.select_for_update().get(pk=meter.pk)
     if meter.status != MeterStatus.IN_STOCK:
         raise ValidationError(
@@ -408,6 +419,7 @@ def meter_remove(
     *, actor, meter: Meter, at: dt.datetime, reading: int, reason: str, faulty: bool = False
 ) -> MeterAssignment:
     """Take a meter off its contract at ``at`` with its last reading; back to stock, or faulty."""
+    require(actor, "customers.change_meter", unit=meter.unit_id)
     meter = Meter.objects.select_for_update().get(pk=meter.pk)
     assignment = (
         MeterAssignment.objects.select_for_update().filter(meter=meter, removed_at__isnull=True).first()

@@ -138,7 +138,11 @@ def make_customer(org):
             actor=None, unit=unit, serial=f"T{customer.pk:05d}{n:04d}", kind=MeterKind.REMOTE_READ
         )
         services.meter_install(
-            actor=None, meter=meter, contract=contract, at=timezone.make_aware(dt.datetime(2020, 1, 1)), reading=0
+            actor=None,
+            meter=meter,
+            contract=contract,
+            at=timezone.make_aware(dt.datetime(2020, 1, 1)),
+            reading=0,
         )
         return customer
 
@@ -172,7 +176,7 @@ def two_customers(org, make_customer, catalogue, make_staff):
         services_t.callback_record(actor=None, ticket=ticket, reached=False)
         now = timezone.now()
         services_t.interaction_log(
-            actor=_log_agent(), channel="phone", started_at=now, ended_at=now, disposition="ticket",
+            actor=make_staff(Role.AGENT, [customer.unit]), channel="phone", started_at=now, ended_at=now, disposition="ticket",
             unit=customer.unit, customer=customer, ticket=ticket,
         )  # fmt: skip
         billing = ticket_open(

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from crm import shared_cache
 from crm.models import OutboxChannel, OutboxMessage, Role, StaffProfile, Unit
 from crm.outbox import outbox_enqueue, outbox_write, staff_message
+from crm.permissions import require
 from customers.models import Contract, Customer
 from customers.normalise import InvalidPhone, display_phone, normalise_phone
 from tickets import reference, selectors
@@ -99,6 +100,7 @@ def suspension_create(
     *, actor, category: Category, units: list[Unit], starts_at: dt.datetime, ends_at: dt.datetime, reason: str
 ) -> Suspension:
     """Suspend a category in some units for a period. Outage reports cannot be suspended."""
+    require(actor, "tickets.add_suspension")
     if category.is_outage:
         raise ValidationError(_("Outage reports are never suspended."))
     if not reason.strip():
@@ -338,6 +340,7 @@ def ticket_open(*, actor, idempotency_key: str | None = None, body_hash: str = "
     the loser waits for the winner and answers with its ticket, having taken no ticket number); the same key
     with other content raises ``IdempotencyKeyReused``.
     """
+    require(actor, "tickets.add_ticket")
     with transaction.atomic():
         claim: IntakeKey | None = None
         if idempotency_key:
@@ -568,6 +571,7 @@ def ticket_change_status(
 ) -> Ticket:
     """Move a ticket along its life; the clocks follow (pending the customer stops them, resolving stamps the
     callback). Refused moves raise and change nothing."""
+    require(actor, "tickets.change_ticket", unit=ticket.unit_id)
     at = at or timezone.now()
     ticket = Ticket.objects.select_for_update().select_related("policy").get(pk=ticket.pk)
     if to not in TRANSITIONS.get(ticket.status, set()):
@@ -611,6 +615,7 @@ def ticket_change_status(
 @transaction.atomic
 def ticket_record_contact(*, actor, ticket: Ticket, at: dt.datetime | None = None) -> Ticket:
     """The unit called the customer (measured against the 4-minute target)."""
+    require(actor, "tickets.change_ticket", unit=ticket.unit_id)
     at = at or timezone.now()
     ticket = Ticket.objects.select_for_update().select_related("policy").get(pk=ticket.pk)
     if not ticket.is_open:
@@ -627,6 +632,7 @@ def ticket_record_contact(*, actor, ticket: Ticket, at: dt.datetime | None = Non
 @transaction.atomic
 def ticket_reroute(*, actor, ticket: Ticket, unit: Unit, reason: str) -> Ticket:
     """A supervisor sends a ticket to another unit, with a reason; the new unit's dispatcher is told."""
+    require(actor, "tickets.reroute_ticket", unit=ticket.unit_id)
     if not reason.strip():
         raise ValidationError({"reason": _("Say why the ticket goes to another unit.")})
     ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
@@ -655,6 +661,7 @@ def ticket_reroute(*, actor, ticket: Ticket, unit: Unit, reason: str) -> Ticket:
 def ticket_assign(*, actor, ticket: Ticket, assignee) -> Ticket:
     """Give the ticket to a member of staff of its unit. Taking it oneself needs only the right to change
     tickets; giving it to somebody else is a supervisor's or dispatcher's (``tickets.assign_ticket``)."""
+    require(actor, "tickets.change_ticket", unit=ticket.unit_id)
     if getattr(actor, "pk", None) and assignee.pk != actor.pk and not actor.has_perm("tickets.assign_ticket"):
         raise ValidationError(_("Only a supervisor or a dispatcher may give a ticket to somebody else."))
     ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
@@ -681,6 +688,7 @@ def ticket_assign(*, actor, ticket: Ticket, assignee) -> Ticket:
 @transaction.atomic
 def ticket_add_note(*, actor, ticket: Ticket, body: str, to_customer: bool = False) -> TicketNote:
     """Write an internal note, or a message to the customer that the outbox sends by SMS (or e-mail)."""
+    require(actor, "tickets.add_ticketnote", unit=ticket.unit_id)
     body = (body or "").strip()
     if not body:
         raise ValidationError({"body": _("Write something.")})
@@ -737,6 +745,7 @@ def _attachment_rules() -> tuple[int, set[str]]:
 @transaction.atomic
 def ticket_attach(*, actor, ticket: Ticket, upload) -> TicketAttachment:
     """Keep a file on the ticket. Only the configured types and sizes are taken; the name is the uploader's."""
+    require(actor, "tickets.add_ticketattachment", unit=ticket.unit_id)
     max_bytes, allowed = _attachment_rules()
     name = (getattr(upload, "name", "") or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1].strip()
     if not name:
@@ -796,6 +805,7 @@ def incident_open(
     feeder_code: str = "",
     transformer_code: str = "",
 ) -> Incident:
+    require(actor, "tickets.add_incident", unit=unit)
     if not cause.strip():
         raise ValidationError({"cause": _("Say what happened.")})
     if estimated_restore_at is not None and estimated_restore_at < started_at:
@@ -814,6 +824,7 @@ def incident_open(
 
 @transaction.atomic
 def ticket_link_incident(*, actor, ticket: Ticket, incident: Incident) -> Ticket:
+    require(actor, "tickets.change_ticket", unit=ticket.unit_id)
     ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
     if incident.restored_at is not None:
         raise ValidationError(_("This outage is already restored."))
@@ -833,6 +844,7 @@ def incident_restore(
     *, actor, incident: Incident, at: dt.datetime | None = None, note: str = ""
 ) -> dict[str, int]:
     """Power is back: resolve every open ticket of the incident and tell their customers, set-based."""
+    require(actor, "tickets.change_incident", unit=incident.unit_id)
     at = at or timezone.now()
     incident = Incident.objects.select_for_update().get(pk=incident.pk)
     if incident.restored_at is not None:
@@ -900,6 +912,7 @@ def callback_record(
 ) -> Callback:
     """Record one callback attempt: the survey when the customer answers; after ``CALLBACK_MAX_ATTEMPTS``
     unanswered calls, "unreachable". A finished callback closes the ticket."""
+    require(actor, "tickets.add_callback", unit=ticket.unit_id)
     at = at or timezone.now()
     ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
     if ticket.status != Status.RESOLVED:
@@ -952,6 +965,8 @@ def interaction_log(
     caller_phone: str = "",
     note: str = "",
 ) -> Interaction:
+    # the call-taker logs the call whichever unit the request went to: the permission, not the unit
+    require(actor, "tickets.add_interaction")
     if ended_at < started_at:
         raise ValidationError({"ended_at": _("A call ends after it starts.")})
     if disposition not in Disposition.values or channel not in Channel.values:
@@ -989,6 +1004,7 @@ _STEP_STAMP: dict[str, str] = {
 @transaction.atomic
 def work_order_create(*, actor, ticket: Ticket, crew=None, note: str = "") -> WorkOrder:
     """Send a crew: the ticket becomes dispatched and the crew member (or the unit's dispatchers) is told."""
+    require(actor, "tickets.add_workorder", unit=ticket.unit_id)
     ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
     if not ticket.is_open:
         raise ValidationError(_("The ticket is no longer open."))
@@ -1019,6 +1035,7 @@ def work_order_advance(
 ) -> WorkOrder:
     """The crew's next step; calling the customer counts for the ticket's 4-minute contact target, and "done"
     (with a resolution code) resolves the ticket when no other order is open."""
+    require(actor, "tickets.change_workorder", unit=order.unit_id)
     order = WorkOrder.objects.select_for_update().get(pk=order.pk)
     if to not in WORK_ORDER_STEPS.get(order.status, set()):
         raise ValidationError(
@@ -1102,6 +1119,7 @@ def interaction_record(
     """Log a call or message an agent handled (the admin's form, the API, intake from the card): the unit
     follows the ticket, the customer or the agent's only unit when not given; a ticket and a customer that do
     not belong together are refused."""
+    require(actor, "tickets.add_interaction")
     errors = {}
     if ticket is not None and customer is not None and ticket.customer_id not in (None, customer.pk):
         errors["ticket"] = _("The ticket is not this customer's.")

@@ -6,6 +6,7 @@ import logging
 
 from django.conf import settings
 from django.core.exceptions import (
+    PermissionDenied,
     RequestDataTooBig,
     TooManyFieldsSent,
     TooManyFilesSent,
@@ -21,6 +22,9 @@ def exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         return Response(detail, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, PermissionDenied) and str(exc):
+        # a service refused the caller (crm.permissions.require): 403 with the service's reason
+        return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
     if isinstance(exc, RequestDataTooBig | TooManyFieldsSent | TooManyFilesSent):
         # Logged where Django logs them (its security logger), answered as the API answers.
         logging.getLogger(f"django.security.{exc.__class__.__name__}").warning("%s", exc)

@@ -440,8 +440,15 @@ class Command(BaseCommand):
         return [user for role in roles for user in served.get(role, [])]
 
     def _handler(self, unit_id: int):
+        """The unit's own dispatcher, supervisor or agent; the system itself (None) where nobody serves it:
+        staff act only on the units they serve."""
         people = self._staff(unit_id, Role.DISPATCHER, Role.SUPERVISOR, Role.AGENT)
-        return people[0] if people else self.agent
+        return people[0] if people else None
+
+    def _caller(self, unit_id: int):
+        """The agent who calls the customer back: one of the unit's own, else the system itself (None)."""
+        agents = self._staff(unit_id, Role.AGENT)
+        return agents[0] if agents else None
 
     # Playing one ticket -----------------------------------------------------------------------------------
 
@@ -553,7 +560,9 @@ class Command(BaseCommand):
             elif plan == "closed":
                 counts["callbacks"] += self._callback(ticket, rng, reached=rng.random() < 0.8)
             elif rng.random() < 0.25:
-                callback_record(actor=self.agent, ticket=ticket, reached=False)  # first unanswered attempt
+                callback_record(
+                    actor=self._caller(ticket.unit_id), ticket=ticket, reached=False
+                )  # first unanswered attempt
                 counts["callbacks"] += 1
 
     def _notes(self, spec: Spec, ticket: Ticket, plan: str, handler, rng, counts) -> None:
@@ -629,12 +638,12 @@ class Command(BaseCommand):
             fix = rng.choices([1, 2, 3, 4, 5], weights=[3, 4, 10, 35, 48])[0]
             attitude = min(5, max(1, fix + rng.choice([-1, 0, 0, 1])))
             callback_record(
-                actor=self.agent, ticket=ticket, reached=True, fix_score=fix, attitude_score=attitude,
+                actor=self._caller(ticket.unit_id), ticket=ticket, reached=True, fix_score=fix, attitude_score=attitude,
                 comment=CALLBACK_COMMENTS[fix],
             )  # fmt: skip
         else:
             for _attempt in range(3):
-                callback_record(actor=self.agent, ticket=ticket, reached=False)
+                callback_record(actor=self._caller(ticket.unit_id), ticket=ticket, reached=False)
         return 1
 
     def _field_work(self, incidents: dict[str, Incident]) -> None:

@@ -126,7 +126,10 @@ def test_a_clerks_queue_takes_the_same_few_queries_for_few_and_many_rows(
         model.objects.in_units([org["other_corporation"].pk]).values_list("pk", flat=True)
     )
     assert len(many) == len(few), [q["sql"][:150] for q in many.captured_queries]
-    assert len(few) <= 12, [q["sql"][:150] for q in few.captured_queries]
+    # The audit list also reads each kind of record on its page once, to name the records by number or code.
+    kinds = AuditRecord.objects.for_user(clerk).exclude(object_id=None).values("object_type").distinct().count()
+    bound = 12 + (kinds if model is AuditRecord else 0)
+    assert len(few) <= bound, [q["sql"][:150] for q in few.captured_queries]
 
 
 def test_the_queues_filter_what_waits(client, clerk, make_customer, catalogue, make_staff):

@@ -337,7 +337,7 @@ def test_the_page_runs_a_bounded_number_of_queries_whatever_the_rows(
             actor=None, ticket=ticket, reached=True, fix_score=5, attitude_score=5, at=minutes(10)
         )
         services.incident_open(actor=None, unit=org["sibling"], cause="x", started_at=T)
-        services.interaction_log(actor=manager, channel=channel, started_at=T, ended_at=minutes(3),
+        services.interaction_log(actor=staff[Role.AGENT], channel=channel, started_at=T, ended_at=minutes(3),
                                  disposition="ticket", unit=org["other_company"])  # fmt: skip
     with CaptureQueriesContext(connection) as many:
         assert client.get(url, period).status_code == 200

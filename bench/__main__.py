@@ -22,7 +22,7 @@ DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/tongdai_bench"
 # The smoke run's budgets (``--check``, run by CI at a small seed): the card's queries, and how many times the
 # raw SQL's time the card may take at the median. Wide on purpose: a slow or busy machine slows both sides of
 # the ratio; a section that adds queries or Python work per row trips it.
-CARD_QUERY_BUDGET = 7
+CARD_QUERY_BUDGET = 8  # a customer without invoices: the open-dispute check is a query of its own
 CARD_RATIO_LIMIT = 50
 
 TARGETS_MS = {  # p95 targets at 2.6M customers

@@ -26,6 +26,7 @@ STEPS = [
     ("the dashboard", ["bench.dashboard", "--tickets", "5000", "--iterations", "3"]),
     ("billing", ["bench.billing"]),
     ("exports", ["bench.export", "--rows", "1000", "--format", "both"]),
+    ("exports beside COPY", ["bench.exports", "--rows", "1000"]),
     ("a readings file", ["bench.import_readings", "--rows", "1000"]),
     ("intake", ["bench.intake", "--clients", "4", "--seconds", "3", "--warmup", "1", "--workers", "1",
                 "--threads", "2", "--history", "0"]),

@@ -204,10 +204,6 @@ def staff_of_unit(unit: Unit, role: str) -> list[StaffProfile]:
     )
 
 
-def _notify(profile: StaffProfile, *, subject: str, body: str, dedupe_key: str) -> None:
-    outbox_write([staff_message(profile, subject=subject, body=body, dedupe_key=dedupe_key)])
-
-
 def _primary_phone(customer: Customer | None) -> str:
     """The customer's primary number; reads prefetched phones when the caller prefetched them."""
     if customer is None:
@@ -647,13 +643,15 @@ def ticket_reroute(*, actor, ticket: Ticket, unit: Unit, reason: str) -> Ticket:
         ticket, EventKind.ROUTED, actor, before=before, after={"unit": unit.code}, note=reason.strip()
     )
     body = _summary(ticket)
-    for profile in staff_of_unit(unit, Role.DISPATCHER):
-        _notify(
+    outbox_write(
+        staff_message(
             profile,
             subject=ticket.number,
             body=body,
             dedupe_key=f"ticket:{ticket.pk}:routed:{event.pk}:{profile.pk}",
         )
+        for profile in staff_of_unit(unit, Role.DISPATCHER)
+    )  # one INSERT for every dispatcher of the new unit
     return ticket
 
 
@@ -1024,8 +1022,12 @@ def work_order_create(*, actor, ticket: Ticket, crew=None, note: str = "") -> Wo
         else staff_of_unit(ticket.unit, Role.DISPATCHER)
     )
     body = _summary(ticket)
-    for profile in people:
-        _notify(profile, subject=ticket.number, body=body, dedupe_key=f"workorder:{order.pk}:{profile.pk}")
+    outbox_write(
+        staff_message(
+            profile, subject=ticket.number, body=body, dedupe_key=f"workorder:{order.pk}:{profile.pk}"
+        )
+        for profile in people
+    )  # one INSERT for everyone told
     return order
 
 

@@ -127,10 +127,8 @@ def price_table_create(*, actor, tariff_category: str, kind: str, valid_from: dt
         raise ValidationError({"valid_from": _("A price table of this category already starts on that day.")})
     # A price from a day issued bills cover would change what their adjustments compute (and the database
     # would refuse the prices of a table such bills use): it starts after them.
-    if Invoice.objects.filter(period_end__gt=valid_from, status__in=ISSUED_STATUSES).exists():
-        raise ValidationError(
-            {"valid_from": _("Issued bills already cover that day: a new price starts later.")}
-        )
+    lock_reference(exclusive=True)
+    refuse_if_billed(since=valid_from)
     row = PriceTable.objects.create(
         tariff_category=tariff_category, kind=kind, valid_from=valid_from, legal_basis=legal_basis
     )
@@ -176,10 +174,8 @@ def vat_rate_create(*, actor, valid_from: dt.date, percent: int, legal_basis: st
         raise ValidationError({"percent": _("A VAT rate is a percentage from 0 to 100.")})
     if VatRate.objects.filter(valid_from=valid_from).exists():
         raise ValidationError({"valid_from": _("A VAT rate already starts on that day.")})
-    if Invoice.objects.filter(period_end__gt=valid_from, status__in=ISSUED_STATUSES).exists():
-        raise ValidationError(
-            {"valid_from": _("Issued bills already cover that day: a new rate starts later.")}
-        )
+    lock_reference(exclusive=True)
+    refuse_if_billed(since=valid_from)
     rate = VatRate.objects.create(valid_from=valid_from, percent=percent, legal_basis=legal_basis)
     audit(actor=actor, action="vat_rate.create", obj=rate, object_type="vatrate",
           after={"valid_from": str(valid_from), "percent": percent, "legal_basis": legal_basis})  # fmt: skip
@@ -191,9 +187,12 @@ def vat_rate_change(
     *, actor, rate: VatRate, percent: int, legal_basis: str = "", reason: str = ""
 ) -> VatRate:
     """Correct a rate no issued bill used yet (a future one): audited. A rate bills used is never changed."""
+    lock_reference(exclusive=True)
     rate = VatRate.objects.select_for_update().get(pk=rate.pk)
     if vat_rate_in_use(rate):
         raise ValidationError(_("Issued bills used this VAT rate: a correction is a new rate from a date."))
+    following = VatRate.objects.filter(valid_from__gt=rate.valid_from).order_by("valid_from").first()
+    refuse_if_billed(since=rate.valid_from, until=following.valid_from if following else None, field="percent")
     if not 0 <= percent <= 100:
         raise ValidationError({"percent": _("A VAT rate is a percentage from 0 to 100.")})
     before = {"percent": rate.percent, "legal_basis": rate.legal_basis}
@@ -252,6 +251,7 @@ def charge_for(*, category: str, period: dt.date, kwh: int, households: int = 1,
 # Locks --------------------------------------------------------------------------------------------------
 
 PERIOD_LOCK = 15_001  # the first key of the period locks (PostgreSQL advisory locks, per transaction)
+REFERENCE_LOCK = (15_002, 0)  # the lock of the VAT rates and price tables against the bills computed from them
 
 
 def lock_period(period: dt.date, *, exclusive: bool = False) -> None:
@@ -265,6 +265,46 @@ def lock_period(period: dt.date, *, exclusive: bool = False) -> None:
     function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {function}(%s, %s)", [PERIOD_LOCK, period.year * 100 + period.month])
+
+
+def lock_reference(*, exclusive: bool = False) -> None:
+    """The VAT rates and price tables change one way at a time against the bills computed from them. A new
+    rate or price, or a change of a future rate, takes this lock exclusively; a billing run and an issue take
+    it shared. So a change made while a run or an issue is open waits for it, then finds its bills and is
+    refused; a run started during a change waits for it and computes with the new rates. Held to the end of
+    the transaction (PostgreSQL; SQLite has one writer at a time anyway)."""
+    if connection.vendor != "postgresql":
+        return
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s, %s)", list(REFERENCE_LOCK))
+
+
+def refuse_if_billed(*, since: dt.date, until: dt.date | None = None, field: str = "valid_from") -> None:
+    """Refuse a change of the rates or prices in force from ``since`` (to ``until``) when bills already cover
+    those days: an issued bill's charge is history; a draft or held bill was computed with the rates before
+    the change, and issuing it would bill what the tables no longer say. Called under ``lock_reference``."""
+    bills = Invoice.objects.filter(period_end__gt=since)
+    if until is not None:
+        bills = bills.filter(period_start__lt=until)
+    if bills.filter(status__in=ISSUED_STATUSES).exists():
+        raise ValidationError({field: _("Issued bills already cover that day: a change starts after them.")})
+    pending = (
+        bills.filter(status__in=(InvoiceStatus.DRAFT, InvoiceStatus.HELD))
+        .order_by("period")
+        .values_list("period", flat=True)
+        .first()
+    )
+    if pending is not None:
+        raise ValidationError(
+            {
+                field: _(
+                    "The bills of %(m)s are made and not yet issued: they were computed with the rates and "
+                    "prices in force, so a change starts after the days they cover."
+                )
+                % {"m": f"{pending:%m/%Y}"}
+            }
+        )
 
 
 # What holds a bill -------------------------------------------------------------------------------------
@@ -673,6 +713,7 @@ def _billing_run(*, actor, period: dt.date, unit: Unit | None, start: dt.date, e
         # One run of a period at a time, and no reading, dispute or re-inspection of it changes meanwhile: a
         # second clerk's run waits and then finds the bills made; a correction waits and then recomputes them.
         lock_period(period, exclusive=True)
+        lock_reference()  # the rates and prices stay as they are until the bills computed with them are made
         now = timezone.now()
         run = BillingRun.objects.create(period=period, unit=unit, started_at=now, started_by=_actor(actor))
         where_unit = "AND r.unit_id = %(unit)s" if unit is not None else ""
@@ -835,6 +876,7 @@ def invoices_issue(*, actor, period: dt.date, unit: Unit | None = None) -> int:
     reading or bill is disputed or under re-inspection is held instead, with the reason."""
     check_reach(actor, unit)
     lock_period(period)
+    lock_reference()
     invoices = Invoice.objects.filter(period=period, status=InvoiceStatus.DRAFT, kind=InvoiceKind.REGULAR)
     if unit is not None:
         invoices = invoices.filter(unit=unit)

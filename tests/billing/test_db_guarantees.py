@@ -131,6 +131,72 @@ def test_a_correction_is_a_new_dated_vat_rate_with_its_audit_record(issued_octob
         )
 
 
+def test_a_rate_or_price_from_a_day_that_bills_made_and_not_yet_issued_cover_is_refused(
+    make_customer, read, staff
+):
+    """The draft was computed with the rates in force: a change under it would issue what the tables no
+    longer say. Refused with the month, changing nothing; from a day after the bills it is taken."""
+    admin = staff[Role.ADMINISTRATOR]
+    read(make_customer(), OCT, 350)
+    billing.billing_run(actor=None, period=OCT)
+    draft = Invoice.objects.get()
+    before = _rows()
+    with pytest.raises(ValidationError, match="The bills of 10/2025 are made and not yet issued"):
+        billing.vat_rate_create(actor=admin, valid_from=dt.date(2025, 10, 15), percent=10)
+    with pytest.raises(ValidationError, match="The bills of 10/2025 are made and not yet issued"):
+        billing.price_table_create(
+            actor=admin, tariff_category="residential", kind="tiered", valid_from=dt.date(2025, 10, 20),
+            tiers=[(None, 3000)],
+        )  # fmt: skip
+    september = VatRate.objects.create(valid_from=dt.date(2025, 9, 1), percent=8)  # a rate October falls in
+    with pytest.raises(ValidationError, match="The bills of 10/2025 are made and not yet issued"):
+        billing.vat_rate_change(actor=admin, rate=september, percent=10)
+    september.delete()
+    assert _rows() == before and not AuditRecord.objects.filter(action__startswith="vat_rate").exists()
+    assert Invoice.objects.get().total == draft.total
+    billing.vat_rate_create(actor=admin, valid_from=dt.date(2025, 11, 1), percent=10)  # after the bills: taken
+    assert VatRate.objects.filter(valid_from=dt.date(2025, 11, 1), percent=10).exists()
+
+
+@on_postgres
+def test_a_rate_made_while_a_billing_run_is_open_waits_for_it_and_is_refused(transactional_db, make_customer,
+                                                                             read, staff):  # fmt: skip
+    """The run read the rates in force; a new rate from a day it bills, made meanwhile by another clerk,
+    waits for the run to commit and then finds its drafts: refused, and the drafts stay what they bill."""
+    admin = staff[Role.ADMINISTRATOR]
+    read(make_customer(), OCT, 350)
+    rates = list(VatRate.objects.order_by("pk").values())
+    with transaction.atomic():
+        billing.billing_run(actor=None, period=OCT)
+        thread, outcome = _in_thread(
+            lambda: billing.vat_rate_create(actor=admin, valid_from=dt.date(2025, 10, 15), percent=10)
+        )
+        thread.join(1.5)
+        assert thread.is_alive()  # the new rate waits for the run
+    thread.join(30)
+    assert "The bills of 10/2025 are made and not yet issued" in str(outcome.get("error"))
+    assert list(VatRate.objects.order_by("pk").values()) == rates
+    invoice = Invoice.objects.get()
+    assert invoice.total == billing.charge_for(category="residential", period=OCT, kwh=350).total
+
+
+@on_postgres
+def test_a_billing_run_started_while_a_rate_is_being_made_bills_with_the_new_rate(transactional_db,
+                                                                                  make_customer, read, staff):  # fmt: skip
+    admin = staff[Role.ADMINISTRATOR]
+    read(make_customer(), OCT, 350)
+    with transaction.atomic():
+        billing.vat_rate_create(actor=admin, valid_from=dt.date(2025, 10, 1), percent=10)
+        thread, outcome = _in_thread(lambda: billing.billing_run(actor=None, period=OCT))
+        thread.join(1.5)
+        assert thread.is_alive()  # the run waits for the rate
+    thread.join(30)
+    assert "error" not in outcome and outcome["result"].invoices == 1
+    invoice = Invoice.objects.get()
+    assert invoice.vat == round(invoice.subtotal * 10 / 100)
+    assert set(InvoiceLine.objects.filter(invoice=invoice).values_list("vat_percent", flat=True)) == {10}
+
+
 def test_the_admin_shows_a_used_vat_rate_read_only_and_takes_a_new_dated_one(client, staff, issued_october):
     used = VatRate.objects.get(valid_from=dt.date(2023, 7, 1))
     page = reverse("admin:billing_vatrate_change", args=[used.pk])

@@ -151,6 +151,7 @@ def main() -> None:
     agent = user_model.objects.filter(username="bench-agent").first()
     if agent is None:
         agent = staff_create(
+            actor=None,
             username="bench-agent",
             password="bench-agent-pass",
             role=Role.AGENT,

@@ -361,12 +361,14 @@ def main() -> None:
     manager = users.filter(username="bench-dashboard-manager").first()
     if manager is None:
         manager = staff_create(
+            actor=None,
             username="bench-dashboard-manager", password="bench-dashboard-pass", role=Role.MANAGER,
             badge_number="BENCH-DASH-M", units=[Unit.objects.get(code="PE0100")],
         )  # fmt: skip
     administrator = users.filter(username="bench-dashboard-admin").first()
     if administrator is None:
         administrator = staff_create(
+            actor=None,
             username="bench-dashboard-admin", password="bench-dashboard-pass", role=Role.ADMINISTRATOR,
             badge_number="BENCH-DASH-A",
         )  # fmt: skip

@@ -93,6 +93,7 @@ def _manager():
     manager = get_user_model().objects.filter(username=MANAGER).first()
     if manager is None:
         manager = staff_create(
+            actor=None,
             username=MANAGER, password="bench-export-pass", role=Role.MANAGER, badge_number="BENCH-EXP-M",
             units=[Unit.objects.get(code="PE0100")],
         )  # fmt: skip

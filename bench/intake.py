@@ -322,10 +322,10 @@ def main() -> None:
     User = get_user_model()
     agent = User.objects.filter(username="bench-agent").first()
     if agent is None:
-        agent = staff_create(username="bench-agent", password=uuid.uuid4().hex, role=Role.AGENT,
+        agent = staff_create(actor=None, username="bench-agent", password=uuid.uuid4().hex, role=Role.AGENT,
                              units=units, badge_number="BENCH-A")  # fmt: skip
     if not User.objects.filter(username="bench-dispatcher").exists():
-        staff_create(username="bench-dispatcher", password=uuid.uuid4().hex, role=Role.DISPATCHER,
+        staff_create(actor=None, username="bench-dispatcher", password=uuid.uuid4().hex, role=Role.DISPATCHER,
                      units=units, badge_number="BENCH-D", phone="0903000999")  # fmt: skip
     agent.staff_profile.units.add(*units)
     _token, secret = api_token_create(actor=None, user=agent, name="intake benchmark", days=1)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.text import Truncator
 from django.utils.translation import gettext
@@ -10,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 # admin_accounts registers the user and task admins, admin_security the sign-in security and API tokens.
 from crm import admin_accounts, admin_security, staff_access  # noqa: F401
-from crm.admin_base import EstimatedCountPaginator, ReadOnlyAdmin, ScopedAdmin
+from crm.admin_base import EstimatedCountPaginator, ReadOnlyAdmin, ScopedAdmin, ServiceErrorsMixin
 from crm.models import (
     Company,
     Corporation,
@@ -23,7 +25,7 @@ from crm.models import (
     Unit,
 )
 from crm.outbox import outbox_retry
-from crm.services import role_group, staff_update
+from crm.services import role_group, staff_create, staff_update
 
 admin.site.site_header = _("tongdai – customer-care centre")
 admin.site.site_title = _("tongdai")
@@ -58,8 +60,42 @@ class UnitAdmin(DatedAdmin):
     autocomplete_fields = ["company", "successor"]
 
 
+class StaffAddForm(forms.ModelForm):
+    """A new member of staff: the account (name, password checked by the site's password rules) with the
+    profile. The service creates both, gives the role's group and the units."""
+
+    username = forms.CharField(label=_("username"), max_length=150)
+    password1 = forms.CharField(label=_("password"), strip=False, widget=forms.PasswordInput)
+    password2 = forms.CharField(label=_("password (again)"), strip=False, widget=forms.PasswordInput)
+    first_name = forms.CharField(label=_("first name"), max_length=150, required=False)
+    last_name = forms.CharField(label=_("last name"), max_length=150, required=False)
+    email = forms.EmailField(label=_("email"), required=False)
+
+    def clean_username(self):
+        username = self.cleaned_data["username"]
+        user_model = get_user_model()
+        user_model.username_validator(username)
+        if user_model.objects.filter(username=username).exists():
+            raise ValidationError(_("A user with this username already exists."))
+        return username
+
+    def clean(self):
+        data = super().clean()
+        first, second = data.get("password1"), data.get("password2")
+        if first and second and first != second:
+            self.add_error("password2", _("The two passwords differ."))
+        elif first:
+            user = get_user_model()(username=data.get("username", ""), email=data.get("email", ""),
+                                    first_name=data.get("first_name", ""), last_name=data.get("last_name", ""))  # fmt: skip
+            try:
+                password_validation.validate_password(first, user)
+            except ValidationError as exc:
+                self.add_error("password1", exc)
+        return data
+
+
 @admin.register(StaffProfile)
-class StaffProfileAdmin(ScopedAdmin):
+class StaffProfileAdmin(ServiceErrorsMixin, ScopedAdmin):
     list_display = ["badge_number", "user", "role"]
     list_select_related = ["user"]
     list_filter = ["role"]
@@ -69,15 +105,28 @@ class StaffProfileAdmin(ScopedAdmin):
     fields = ["user", "badge_number", "role", "units", "phone", "assign_new_tickets"]
     readonly_fields = ["user", "badge_number"]
 
-    def has_add_permission(self, request):
-        # Staff are created by the staff_create service (manage.py create_staff), which also sets the group.
-        return False
+    add_fields = ["username", "password1", "password2", "first_name", "last_name", "email", "badge_number",
+                  "role", "units", "phone"]  # fmt: skip
+
+    def get_fields(self, request, obj=None):
+        return self.add_fields if obj is None else self.fields
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "units":  # only units the administrator serves can be given
+            kwargs["queryset"] = Unit.objects.for_user(request.user).order_by("code")
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.readonly_fields
 
     def has_change_permission(self, request, obj=None):
         allowed = super().has_change_permission(request, obj)
         return allowed and (obj is None or staff_access.may_manage_user(request.user, obj.user))
 
     def get_form(self, request, obj=None, **kwargs):
+        if obj is None:  # a new member of staff: their account too, made by staff_create
+            kwargs["form"] = StaffAddForm
+            kwargs["fields"] = [f for f in self.add_fields if f in ("badge_number", "role", "units", "phone")]
         form = super().get_form(request, obj, **kwargs)
         actor = request.user
 
@@ -93,6 +142,18 @@ class StaffProfileAdmin(ScopedAdmin):
         return StaffProfileForm
 
     def save_model(self, request, obj, form, change):
+        if not change:
+            data = form.cleaned_data
+            user = staff_create(
+                actor=request.user, username=data["username"], password=data["password1"], role=data["role"],
+                badge_number=data["badge_number"], units=data["units"], first_name=data["first_name"],
+                last_name=data["last_name"], email=data["email"], phone=data.get("phone", ""),
+            )  # fmt: skip
+            created = user.staff_profile
+            for field in created._meta.concrete_fields:
+                setattr(obj, field.attname, getattr(created, field.attname))
+            obj._state.adding = False
+            return
         staff_update(
             actor=request.user,
             user=obj.user,

@@ -5,10 +5,14 @@ from __future__ import annotations
 import logging
 import sys
 
+from django.contrib import messages
 from django.db import InterfaceError, OperationalError
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views import defaults
+
+from crm.permissions import NotAllowed
 
 PRIVATE_NO_STORE = "private, no-store"
 
@@ -27,6 +31,27 @@ def private_no_store(get_response):
         return response
 
     return middleware
+
+
+class ServiceRefusalMiddleware:
+    """A service that refuses its actor (``crm.permissions.NotAllowed``: a permission the role lacks, a unit
+    the user does not serve) while the user acts in the admin: the reason comes back as an error message on
+    the page they acted from, instead of a bare 403 page. The service refused before writing anything, and
+    its transaction rolled back. Pages the admin itself refuses to open stay 403."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exc):
+        if not isinstance(exc, NotAllowed) or request.method != "POST":
+            return None
+        if not request.path.startswith(reverse("admin:index")):
+            return None
+        messages.error(request, str(exc))
+        return HttpResponseRedirect(request.get_full_path())
 
 
 # Seconds a client is asked to wait before trying again while the database is unavailable.

@@ -71,6 +71,7 @@ def organisation_load_reference() -> dict[str, int]:
 @transaction.atomic
 def staff_create(
     *,
+    actor,
     username: str,
     password: str,
     role: str,
@@ -81,9 +82,15 @@ def staff_create(
     email: str = "",
     phone: str = "",
 ):
-    """Create a staff user with a profile, the group of their role and the units they serve."""
-    if role not in Role.values:
-        raise ValidationError({"role": _("Unknown role: %(role)s") % {"role": role}})
+    """Create a staff user with a profile, the group of their role and the units they serve.
+
+    ``actor`` (None for the command line) must be allowed to add staff, to grant the role's group (an
+    administrator cannot make anyone more than they are) and to serve each of the units given."""
+    require(actor, "crm.add_staffprofile")
+    units = list(units)
+    staff_access.check_grant(actor, groups=[role_group(role)])
+    for unit in units:
+        require(actor, "crm.add_staffprofile", unit=unit)
     user_model = get_user_model()
     if user_model.objects.filter(username=username).exists():
         raise ValidationError({"username": _("A user with this username already exists.")})
@@ -100,8 +107,8 @@ def staff_create(
     profile = StaffProfile(user=user, role=role, badge_number=badge_number, phone=phone)
     profile.full_clean(exclude=["user"])
     profile.save()
-    profile.units.set(list(units))
-    user.groups.add(Group.objects.get(name=group_name(role)))
+    profile.units.set(units)
+    user.groups.add(role_group(role))
     return user
 
 
@@ -128,6 +135,10 @@ def staff_update(
     role's group (``crm.staff_access``): an administrator cannot make anyone, themselves included, more than
     they are."""
     require(actor, "crm.change_staffprofile")
+    if units is not None:
+        units = list(units)
+        for unit in units:
+            require(actor, "crm.change_staffprofile", unit=unit)
     new_group = role_group(role)
     staff_access.check_manage_user(actor, user)
     staff_access.check_grant(actor, groups=[new_group])
@@ -140,7 +151,7 @@ def staff_update(
         profile.assign_new_tickets = assign_new_tickets
     profile.save(update_fields=["role", "phone", "assign_new_tickets"])
     if units is not None:
-        profile.units.set(list(units))
+        profile.units.set(units)
     if old_group is not None:
         user.groups.remove(old_group)
     user.groups.add(new_group)

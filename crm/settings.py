@@ -137,6 +137,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
     "crm.middleware.DatabaseUnavailableMiddleware",
+    "crm.middleware.ServiceRefusalMiddleware",
 ]
 
 ROOT_URLCONF = "crm.urls"

@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.contrib.auth.models import Group, Permission
-from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
+
+from crm.permissions import NotAllowed
 
 
 def _label(permission: Permission) -> str:
@@ -79,8 +80,8 @@ def check_manage_user(actor, target) -> None:
     if may_manage_user(actor, target):
         return
     if target.is_superuser:
-        raise PermissionDenied(_("Only a superuser may change a superuser's account."))
-    raise PermissionDenied(
+        raise NotAllowed(_("Only a superuser may change a superuser's account."))
+    raise NotAllowed(
         _("%(user)s holds permissions you do not have; only a superuser may change this account.")
         % {"user": target.get_username()}
     )
@@ -91,11 +92,11 @@ def check_grant(actor, *, groups: Iterable[Group] = (), is_superuser: bool = Fal
     if actor is None or actor.is_superuser:
         return
     if is_superuser:
-        raise PermissionDenied(_("Only a superuser may grant superuser status."))
+        raise NotAllowed(_("Only a superuser may grant superuser status."))
     allowed = set(grantable_groups(actor).values_list("pk", flat=True))
     beyond = [group.name for group in groups if group.pk not in allowed]
     if beyond:
-        raise PermissionDenied(
+        raise NotAllowed(
             _("You may not grant %(groups)s: it holds permissions you do not have.")
             % {"groups": ", ".join(sorted(beyond))}
         )

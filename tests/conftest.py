@@ -83,6 +83,7 @@ def make_staff(db):
     def make(role: str, units=(), username: str | None = None):
         username = username or f"{role}-{next(_badges)}"
         return staff_create(
+            actor=None,
             username=username,
             password="s3cret-pass-word",
             role=role,

@@ -77,6 +77,9 @@ CASES = {
     "meter_remove": ("customers.change_meter", lambda w: {
         "meter": w["meter"], "at": _now(), "reading": 1, "reason": "Hỏng"}),
     "staff_update": ("crm.change_staffprofile", lambda w: {"user": w["colleague"], "role": Role.AGENT}),
+    "staff_create": ("crm.add_staffprofile", lambda w: {
+        "username": f"nv-{w['actor'].pk}", "password": "Dien-luc-9-Ben-Nghe", "role": Role.AGENT,
+        "badge_number": f"NV-{w['actor'].pk}", "units": [w["home"]]}),
 }  # fmt: skip
 
 

@@ -271,6 +271,7 @@ def staff_of_other_unit(org):
     from crm.services import staff_create
 
     return staff_create(
+        actor=None,
         username="clerk-elsewhere", password="s3cret-pass-word", role=Role.BILLING_CLERK, badge_number="99991",
         units=[org["other_corporation"]], first_name="Test", last_name="Elsewhere",
     )  # fmt: skip

@@ -210,6 +210,7 @@ def test_each_dashboard_table_export_is_logged_with_its_rows(client, staff, org,
 
 def test_each_monthly_report_sent_is_logged_once_under_its_manager(org, make_customer, catalogue):
     manager = staff_create(
+        actor=None,
         username="manager-report", password="s3cret-pass-word", role=Role.MANAGER, badge_number="M-9",
         units=[org["home"]], email="lan@example.vn",
     )  # fmt: skip

@@ -25,6 +25,7 @@ XLSX = reports.XLSX_TYPE
 @pytest.fixture
 def manager(org):
     return staff_create(
+        actor=None,
         username="manager-hcm", password="s3cret-pass-word", role=Role.MANAGER, badge_number="M-1",
         units=[org["home"]], first_name="Lan", last_name="Trần", email="lan@example.vn",
     )  # fmt: skip

@@ -594,6 +594,7 @@ def test_an_exported_file_imports_back_as_unchanged_rows(clerk_client, org, make
 
 def test_the_export_needs_the_view_permission(client, org):
     nobody = staff_create(
+        actor=None,
         username="no-role", password="s3cret-pass-word", role=Role.AGENT, badge_number="9999", units=[]
     )
     nobody.groups.clear()

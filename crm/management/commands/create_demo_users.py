@@ -51,6 +51,7 @@ class Command(BaseCommand):
             if user is None:
                 password = known.get(username) or secrets.token_urlsafe(9)
                 staff_create(
+                    actor=None,
                     username=username,
                     password=password,
                     role=role,

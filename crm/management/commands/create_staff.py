@@ -28,6 +28,7 @@ class Command(BaseCommand):
         first, _, last = name.rpartition(" ")
         try:
             staff_create(
+                actor=None,
                 username=username,
                 password=password,
                 role=role,

@@ -389,18 +389,31 @@ class _ExportColumn:
     """How one export column's cells are made from a chunk of rows read as values: a dehydrate method
     called with each row's record, a constant, or the widget's rendering of one of the values."""
 
-    def __init__(self, *, index: int = 0, render=None, method=None, constant: Any = None) -> None:
+    def __init__(
+        self, *, index: int = 0, render=None, method=None, constant: Any = None, text: bool = False
+    ) -> None:
         self.index = index
         self.method = method
         self.constant = constant
         self.renderer = _ColumnRenderer(render) if render is not None else None
+        self.text = text
 
     def cells(self, transposed: list[tuple], records: list | None) -> Iterable:
         if self.method is not None:
             return list(map(self.method, records or ()))
         if self.renderer is None:
             return itertools.repeat(self.constant, len(transposed[0]) if transposed else 0)
-        return self.renderer(transposed[self.index])
+        values = transposed[self.index]
+        if self.text and set(map(type, values)) == {str}:
+            return values  # text that the widget renders as itself (``_renders_text_as_itself``)
+        return self.renderer(values)
+
+
+def _renders_text_as_itself(widget) -> bool:
+    """Whether ``widget`` renders a ``str`` as that very string for CSV: django-import-export's ``CharWidget``
+    whose ``render`` is its own (``force_str`` of a ``str`` is the string). A column of such a widget whose
+    values in a chunk are all strings is written as read, without a call per cell."""
+    return type(widget).render is widgets.CharWidget.render and widget.coerce_to_string
 
 
 _END = object()
@@ -470,7 +483,7 @@ class ScopedResource(resources.ModelResource):
     #: the heading of each column that is not the model field of its name (``column_name``: its label)
     column_labels: dict[str, Any] = {}
     #: what the dehydrate methods and ``load_chunk`` read from an exported object besides ``pk`` (fields of
-    #: the model by name): exports then read plain values instead of model instances; None: they read
+    #: the model, or annotations of ``annotate_export``, by name): exports then read plain values instead of model instances; None: they read
     #: model instances (see ``export_rows``)
     export_reads: tuple[str, ...] | None = None
 
@@ -508,7 +521,14 @@ class ScopedResource(resources.ModelResource):
     def get_queryset(self):
         return self._meta.model._default_manager.for_user(self.user)
 
+    def annotate_export(self, queryset):
+        """The rows with what the export reads besides the model's fields, computed by the database per row
+        (a customer's phones joined into one value): in ``export_reads`` by their names. Both ways of reading
+        an export (plain values, model instances) read them from here."""
+        return queryset
+
     def prepare_export(self, queryset):
+        queryset = self.annotate_export(queryset)
         if self.export_select_related:
             queryset = queryset.select_related(*self.export_select_related)
         return queryset
@@ -547,7 +567,7 @@ class ScopedResource(resources.ModelResource):
                 yield from self._instance_rows(queryset, native, chunk_size)
                 return
             paths, columns, record_class = plan
-            values = queryset.values_list(*paths).iterator(chunk_size=chunk_size)
+            values = self.annotate_export(queryset).values_list(*paths).iterator(chunk_size=chunk_size)
             chunks: Iterator[tuple[Any, ...]] = itertools.batched(values, chunk_size)
             if is_postgres(connections[queryset.db]):
                 chunks = _read_ahead(chunks)
@@ -591,7 +611,8 @@ class ScopedResource(resources.ModelResource):
                 render = functools.partial(field.widget.render, force_native_type=True)
             else:
                 render = field.widget.render
-            columns.append(_ExportColumn(index=paths.index(path), render=render))
+            text = not native and _renders_text_as_itself(field.widget)
+            columns.append(_ExportColumn(index=paths.index(path), render=render, text=text))
         record_class = None
         if needs_records:
             if self.export_reads is None:

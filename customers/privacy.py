@@ -16,6 +16,7 @@ as "unchanged" (``is_masked``), and the services refuse it (a national ID or a p
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -40,6 +41,11 @@ def mask_digits(value: str, keep: int) -> str:
     """Every digit of ``value`` but the last ``keep`` replaced by ``*``; other characters stay."""
     if not value:
         return value or ""
+    if value.isascii() and value.isdigit():  # the usual shape of an ID: digits only
+        return MASK * (len(value) - keep) + value[len(value) - keep :] if len(value) > keep else value
+    tail = value[len(value) - keep :] if 0 < keep <= len(value) else ""
+    if tail.isascii() and tail.isdigit():  # a phone as read: ends with the kept digits
+        return value[: len(value) - keep].translate(_MASKED_DIGITS) + tail
     if len(value) - len(value.translate(_NO_DIGITS)) <= keep:
         return value
     cut, kept = len(value), 0
@@ -52,7 +58,20 @@ def mask_digits(value: str, keep: int) -> str:
 def mask_phone(value: str) -> str:
     """A phone as people read it, all but its last digits masked: ``+84903123456`` → ``**** *** 456``
     (never starting with +, which a spreadsheet would take for a formula)."""
+    if value.startswith("+84") and value.isascii() and value[1:].isdigit():
+        prefix = _masked_phone_prefix(len(value))  # a stored number: its shape depends on its length only
+        if prefix is not None:
+            return prefix + value[len(value) - PHONE_VISIBLE_DIGITS :]
     return mask_digits(display_phone(value), PHONE_VISIBLE_DIGITS)
+
+
+@functools.cache
+def _masked_phone_prefix(length: int) -> str | None:
+    """What comes before the kept digits of a stored number of ``length`` characters once read and masked
+    (None when its last group is shorter than the digits kept): exports mask a million numbers this way."""
+    shown = mask_digits(display_phone("+84" + "0" * (length - 3)), PHONE_VISIBLE_DIGITS)
+    tail = shown[len(shown) - PHONE_VISIBLE_DIGITS :]
+    return shown[: len(shown) - PHONE_VISIBLE_DIGITS] if tail.isdigit() else None
 
 
 def mask_national_id(value: str) -> str:

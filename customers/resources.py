@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 from django.core.exceptions import ValidationError
-from django.db.models import F
+from django.db import connections
+from django.db.models import Case, CharField, F, OuterRef, StringAgg, Subquery, Value, When
+from django.db.models.functions import Cast, Concat, LPad
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from import_export import fields, widgets
@@ -37,6 +37,7 @@ from customers.models import (
 from customers.normalise import InvalidPhone, normalise_phone
 
 PHONE_SEPARATORS = (";", "\n", "|")
+PHONE_KEY_WIDTH = 21  # an exported phone's sort key where the database cannot order an aggregate: 0/1 and the id
 
 
 def unit_field() -> fields.Field:
@@ -94,7 +95,7 @@ class CustomerResource(ServiceResource):
 
     optional_key_columns = ("code",)
     export_select_related = ("unit",)
-    export_reads = ("national_id",)  # dehydrate_national_id; load_chunk reads the pk
+    export_reads = ("national_id", "phone_list")  # dehydrate_national_id, dehydrate_phones
     column_labels = {"phones": gettext_lazy("phones")}
 
     class Meta(ServiceResource.Meta):
@@ -116,23 +117,45 @@ class CustomerResource(ServiceResource):
     def dehydrate_national_id(self, customer) -> str:
         return self.seen.national_id(customer.national_id)
 
-    def load_chunk(self, objects):
-        numbers = defaultdict(list)
-        phones = CustomerPhone.objects.filter(InValues(F("customer_id"), [c.pk for c in objects]))
-        for customer_id, number in phones.order_by("customer_id", "-is_primary", "id").values_list(
-            "customer_id", "number"
-        ):
-            numbers[customer_id].append(number)
-        for customer in objects:
-            customer.phone_numbers = numbers[customer.pk]
+    def annotate_export(self, queryset):
+        # The phones of each row joined by the database (a subquery per row, no query per chunk), shown masked
+        # or whole per cell by ``dehydrate_phones``. Primary first, then in the order they were added: by the
+        # aggregate's ORDER BY where the database has one (PostgreSQL), else each number comes with its sort
+        # key (SQLite before 3.44), which ``_phone_numbers`` sorts by and drops.
+        if connections[queryset.db].features.supports_aggregate_order_by_clause:
+            joined = StringAgg("number", delimiter=Value(","), order_by=("-is_primary", "id"))
+            self.phone_keys = False
+        else:
+            key = Concat(
+                Case(When(is_primary=True, then=Value("0")), default=Value("1")),
+                LPad(Cast("id", CharField()), PHONE_KEY_WIDTH - 1, Value("0")),
+                "number",
+                output_field=CharField(),
+            )
+            joined = StringAgg(key, delimiter=Value(","))
+            self.phone_keys = True
+        phones = CustomerPhone.objects.filter(customer=OuterRef("pk")).values("customer").annotate(
+            numbers=joined
+        )
+        return queryset.annotate(phone_list=Subquery(phones.values("numbers")))
+
+    def _phone_numbers(self, joined: str | None) -> list[str]:
+        if not joined:
+            return []
+        numbers = joined.split(",")
+        if getattr(self, "phone_keys", False):
+            numbers = [keyed[PHONE_KEY_WIDTH:] for keyed in sorted(numbers)]
+        return numbers
 
     def dehydrate_phones(self, customer) -> str:
         if customer.pk is None:
             return ""
-        if hasattr(customer, "phone_numbers"):
-            numbers = customer.phone_numbers
+        try:
+            joined = customer.phone_list  # read with the row (``annotate_export``)
+        except AttributeError:
+            numbers = list(customer.phones.order_by("-is_primary", "id").values_list("number", flat=True))
         else:
-            numbers = customer.phones.order_by("-is_primary", "id").values_list("number", flat=True)
+            numbers = self._phone_numbers(joined)
         return ", ".join(map(self.seen.phone, numbers))
 
     def check_row(self, instance, row, *, new, before):

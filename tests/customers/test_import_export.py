@@ -542,8 +542,19 @@ def test_the_export_streams_reading_the_rows_in_chunks(clerk_client, org, make_c
         with CaptureQueriesContext(connection) as sent:
             rows = read_csv(response)
     assert [r["code"] for r in rows] == [c.code for c in reversed(made)]
-    phone_queries = [q for q in sent if 'FROM "customers_customerphone"' in q["sql"]]
-    assert len(phone_queries) == 3  # the phones of each chunk of 2 rows: 2 + 2 + 1
+    # The phones come with the rows (a subquery of the one SELECT), never a query of their own.
+    assert not [q for q in sent if q["sql"].lstrip().startswith('SELECT "customers_customerphone"')]
+    assert [r["phones"][-3:] for r in rows] == [f"00{i}" for i in reversed(range(5))]
+
+
+def test_the_exported_phones_come_primary_first_then_in_the_order_they_were_added(clerk_client, org, make_customer):
+    customer = make_customer(org["home"], phones=["0903 000 111", "0903 000 222", "0903 000 333"])
+    customer.phones.update(is_primary=False)
+    customer.phones.filter(number="+84903000333").update(is_primary=True)
+    other = make_customer(org["home"], name="Không Số", phones=[])
+    rows = {r["code"]: r for r in read_csv(export(clerk_client))}
+    assert [p[-3:] for p in rows[customer.code]["phones"].split(", ")] == ["333", "111", "222"]
+    assert rows[other.code]["phones"] == ""
 
 
 def test_the_xlsx_export_opens_in_openpyxl_with_the_right_rows(clerk_client, org, make_customer):

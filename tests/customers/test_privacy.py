@@ -267,3 +267,23 @@ def test_the_intake_answer_shows_the_phone_as_the_integration_may_see_it(client,
         content_type="application/json",
     )  # fmt: skip
     assert taken.status_code == 201 and taken.json()["caller_phone"] == "+84912000333"
+
+
+@pytest.mark.parametrize("digits", range(0, 13))
+def test_a_stored_number_of_any_length_is_masked_as_it_is_read(digits):
+    """Exports mask a stored number by its shape (``_masked_phone_prefix``): the same as masking the number
+    as people read it, whatever its length."""
+    import random
+
+    from customers.normalise import display_phone
+    from customers.privacy import MASK, PHONE_VISIBLE_DIGITS, mask_phone
+
+    number = "+84" + "".join(random.Random(digits).choice("0123456789") for _ in range(digits))
+    shown = display_phone(number)
+    kept, masked, cut = 0, list(shown), len(shown)
+    while cut > 0 and kept < PHONE_VISIBLE_DIGITS:  # the rule spelled out: the last 3 digits stay
+        cut -= 1
+        kept += shown[cut].isdigit()
+    masked[:cut] = [MASK if c.isdigit() else c for c in shown[:cut]]
+    expected = "".join(masked) if sum(c.isdigit() for c in shown) > PHONE_VISIBLE_DIGITS else shown
+    assert mask_phone(number) == expected

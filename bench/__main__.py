@@ -47,7 +47,7 @@ def _ensure_database(url: str) -> None:
 def _setup(args) -> None:
     os.environ.setdefault("DATABASE_URL", DEFAULT_URL)
     os.environ.setdefault("DEBUG", "1")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tongdai.settings")
     os.environ["ALLOWED_HOSTS"] = "testserver,127.0.0.1,localhost"
     if not os.environ["DATABASE_URL"].startswith("postgres"):
         sys.exit("The benchmark runs on PostgreSQL: set DATABASE_URL=postgres://…")

@@ -197,7 +197,7 @@ def _slots(weights: list[int]) -> list[int]:
 
 
 def _raw_statements(units: list[int], begin, stop, unit_id: int | None, everything: bool = False):
-    """The page's ten aggregates, hand-written (same filters as ``crm.dashboard``); ``everything``: an
+    """The page's ten aggregates, hand-written (same filters as ``reports.dashboard``); ``everything``: an
     administrator, whose ``units`` are all of them."""
     scope = f"unit_id IN ({', '.join(map(str, units))})" + (
         f" AND unit_id = {int(unit_id)}" if unit_id else ""
@@ -253,7 +253,7 @@ def _raw_statements(units: list[int], begin, stop, unit_id: int | None, everythi
 def _setup() -> None:
     os.environ.setdefault("DATABASE_URL", DEFAULT_URL)
     os.environ.setdefault("DEBUG", "1")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tongdai.settings")
     os.environ["ALLOWED_HOSTS"] = "testserver,127.0.0.1,localhost"
     # The administrator's pages are measured once signed in: the second factor is a login step, not the page's.
     os.environ["TONGDAI_ADMIN_2FA"] = "0"
@@ -407,8 +407,8 @@ def _measure(args, manager, administrator, units: list[int], busiest: int, now: 
     from django.test.utils import override_settings
     from django.utils import timezone
 
-    from crm import dashboard
     from crm.models import Unit
+    from reports import dashboard
     from tickets.models import Ticket
 
     today = timezone.localdate(now)

@@ -92,7 +92,7 @@ def _peak_mb() -> float:
 def _setup() -> None:
     os.environ.setdefault("DATABASE_URL", DEFAULT_URL)
     os.environ.setdefault("DEBUG", "1")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tongdai.settings")
     if not os.environ["DATABASE_URL"].startswith("postgres"):
         sys.exit("The benchmark runs on PostgreSQL: set DATABASE_URL=postgres://…")
     _ensure_database(os.environ["DATABASE_URL"])

@@ -339,7 +339,7 @@ def main() -> None:
 
     port = _free_port()
     gunicorn = [
-        str(Path(sys.executable).with_name("gunicorn")), "crm.wsgi:application", "--bind",
+        str(Path(sys.executable).with_name("gunicorn")), "tongdai.wsgi:application", "--bind",
         f"127.0.0.1:{port}", "--workers", str(args.workers), "--worker-class", args.worker_class, "--threads",
         str(args.threads), "--backlog", "2048", "--keep-alive", "5",
         "--worker-connections", str(args.worker_connections), "--log-level", "warning",

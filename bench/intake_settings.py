@@ -12,7 +12,7 @@ os.environ.setdefault("SECURE_SSL_REDIRECT", "0")  # loopback plain HTTP
 os.environ.setdefault("SECURE_HSTS_SECONDS", "0")
 os.environ.setdefault("TONGDAI_API_RATE", "")  # one token offers every request: no per-user throttle
 
-from crm.settings import *  # noqa: F403
+from tongdai.settings import *  # noqa: F403
 
 ROOT_URLCONF = "bench.intake_urls"
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}

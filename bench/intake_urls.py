@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from crm import json_input
-from crm.urls import urlpatterns as product_urls
+from tongdai.urls import urlpatterns as product_urls
 
 BARE_INSERT = """
 INSERT INTO tickets_ticket (number, caller_name, caller_phone, caller_address, category_id, policy_id, channel,

@@ -29,7 +29,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("DATABASE_URL", DEFAULT_URL)
     os.environ.setdefault("DEBUG", "1")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tongdai.settings")
     _ensure_database(os.environ["DATABASE_URL"])
     import django
 

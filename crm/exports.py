@@ -71,7 +71,7 @@ from crm.models import ExportKind
 from crm.routers import on_replica
 from crm.services import export_log_finish, export_log_start
 
-# The sizes below are settings (crm/settings.py, the README's configuration table): TONGDAI_EXPORT_CHUNK_SIZE rows
+# The sizes below are settings (tongdai/settings.py, the README's configuration table): TONGDAI_EXPORT_CHUNK_SIZE rows
 # fetched per round trip while exporting, TONGDAI_EXPORT_BUFFER_BYTES gathered before a chunk is sent,
 # TONGDAI_IMPORT_MAX_ROWS rows per admin import (~180 rows/s through services).
 

@@ -193,7 +193,7 @@ class StaffProfile(models.Model):
     class Meta:
         verbose_name = _("staff profile")
         verbose_name_plural = _("staff profiles")
-        # Not tied to a model of its own: the managers' dashboard (crm.admin_views) and its exports.
+        # Not tied to a model of its own: the managers' dashboard (reports.admin_views) and its exports.
         permissions = [("view_dashboard", _("Can view the dashboard and export its tables"))]
         constraints = [
             models.UniqueConstraint(fields=["badge_number"], name="crm_staffprofile_badge_unique"),

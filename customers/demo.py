@@ -12,21 +12,25 @@ from __future__ import annotations
 import bisect
 import contextlib
 import datetime as dt
+import functools
 import itertools
+import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from crm import db
-from crm.reference_data import STREETS, WARDS
+from crm.reference_data import wards
 from customers import demo_names
 from customers.models import Contract, Customer, CustomerPhone, DemoDataset, Meter, MeterAssignment
 from customers.normalise import fold
 
 CHUNK = 10_000
+STREETS_FILE = Path(__file__).resolve().parent / "demo_data" / "streets.json"
 
 CUSTOMER_COLUMNS = [
     "id", "code", "unit_id", "full_name", "national_id", "email", "street", "ward", "district", "province",
@@ -325,11 +329,18 @@ class Generator:
 # Loading ----------------------------------------------------------------------------------------------
 
 
+@functools.cache
+def demo_streets() -> dict[str, list[str]]:
+    """Company code → real street names of its area, without the word "Đường" (``demo_data/streets.json``):
+    the demo customers' addresses."""
+    return json.loads(STREETS_FILE.read_text(encoding="utf-8"))["data"]
+
+
 def _unit_infos(unit_queryset) -> list[UnitInfo]:
     infos = []
     for unit in unit_queryset.select_related("company").order_by("code"):
-        wards = WARDS.get(unit.code) or [f"Phường {n}" for n in range(1, 11)]
-        streets = STREETS.get(unit.company.code) or ["Hùng Vương", "Lê Lợi", "Trần Hưng Đạo"]
+        ward_names = wards().get(unit.code) or [f"Phường {n}" for n in range(1, 11)]
+        streets = demo_streets().get(unit.company.code) or ["Hùng Vương", "Lê Lợi", "Trần Hưng Đạo"]
         infos.append(
             UnitInfo(
                 id=unit.pk,
@@ -337,7 +348,7 @@ def _unit_infos(unit_queryset) -> list[UnitInfo]:
                 company_code=unit.company.code,
                 district=unit.district,
                 province=unit.company.province,
-                wards=_with_folds(wards),
+                wards=_with_folds(ward_names),
                 streets=_with_folds(streets),
             )
         )

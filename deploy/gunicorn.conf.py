@@ -8,7 +8,7 @@ TLS and buffers slow clients; gunicorn listens on loopback only.
 import multiprocessing
 import os
 
-wsgi_app = "crm.wsgi:application"
+wsgi_app = "tongdai.wsgi:application"
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 worker_class = "gthread"
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() + 1))

@@ -5,8 +5,8 @@ import os
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("LANGUAGE_CODE", "en")
 
-from crm.settings import *  # noqa: F403
-from crm.settings import Q_CLUSTER
+from tongdai.settings import *  # noqa: F403
+from tongdai.settings import Q_CLUSTER
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}

@@ -50,7 +50,7 @@ def test_a_service_is_stopped_by_sigterm_then_killed_so_a_stop_never_hangs(name)
 
 def test_the_stop_timeouts_leave_room_for_graceful_work():
     config = gunicorn_config()
-    assert config["wsgi_app"] == "crm.wsgi:application"
+    assert config["wsgi_app"] == "tongdai.wsgi:application"
     assert config["worker_class"] == "gthread"
     web, cluster = unit("tongdai-web.service")["Service"], unit("tongdai-cluster.service")["Service"]
     assert int(web["TimeoutStopSec"]) > config["graceful_timeout"]

@@ -11,9 +11,9 @@ from django.urls import reverse
 
 from billing.models import BillingRun, InvoiceCounter, PriceTable, RebateProgramme, VatRate
 from crm.models import ApiToken, OutboxMessage, Role
-from crm.urls import router
 from tests.admin_site import registered_admins
 from tickets.models import Category, Holiday, SlaPolicy, Suspension
+from tongdai.urls import router
 
 ROLES = list(Role.values)
 

@@ -190,10 +190,10 @@ def eligible_assignees(unit_ids):
 def unit_wards(unit) -> list[str]:
     """The wards (phường, xã) a unit serves, as an incident names them: the reference list of the unit's
     district, else the wards its customers' addresses name."""
-    from crm.reference_data import WARDS
+    from crm.reference_data import wards
     from customers.models import Customer
 
-    listed = WARDS.get(unit.code)
+    listed = wards().get(unit.code)
     if listed:
         return list(listed)
     named = Customer.objects.filter(unit=unit).exclude(ward="").values_list("ward", flat=True)

@@ -20,11 +20,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from crm import dashboard, reports
 from crm.exports import StreamingExportMixin
 from crm.models import ExportKind, ExportLog, ExportStatus, Role
 from crm.services import export_log_finish, export_log_record, export_log_start, staff_create
 from customers.models import Customer
+from reports import dashboard
+from reports import monthly as reports
 from tickets import services as ticket_services
 from tickets.models import Ticket
 

@@ -17,7 +17,7 @@ def run_manage(*args, env):
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env={**clean, "DJANGO_SETTINGS_MODULE": "crm.settings", **env},
+        env={**clean, "DJANGO_SETTINGS_MODULE": "tongdai.settings", **env},
         capture_output=True,
         text=True,
         timeout=120,
@@ -85,7 +85,7 @@ def test_the_wsgi_entry_point_serves_and_leaves_the_loaded_application_out_of_ga
     clean = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE",)}
     probe = (
         "import gc, io, sys\n"
-        "from crm.wsgi import application\n"
+        "from tongdai.wsgi import application\n"
         "frozen = gc.get_freeze_count()\n"
         "out = []\n"
         "environ = {'REQUEST_METHOD': 'GET', 'PATH_INFO': '/admin/login/', 'SERVER_NAME': 'localhost',\n"
@@ -97,7 +97,7 @@ def test_the_wsgi_entry_point_serves_and_leaves_the_loaded_application_out_of_ga
     result = subprocess.run(
         [sys.executable, "-c", probe],
         cwd=ROOT,
-        env={**clean, "DJANGO_SETTINGS_MODULE": "crm.settings", "DEBUG": "1"},
+        env={**clean, "DJANGO_SETTINGS_MODULE": "tongdai.settings", "DEBUG": "1"},
         capture_output=True,
         text=True,
         timeout=120,

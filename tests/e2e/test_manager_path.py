@@ -13,8 +13,8 @@ import openpyxl
 import pytest
 from django.utils import timezone
 
-from crm import dashboard
 from crm.models import Role, Unit
+from reports import dashboard
 from tests.e2e.conftest import log_in, needs_chromium, with_password
 from tests.exported import by_column
 from tickets.models import Channel, Ticket

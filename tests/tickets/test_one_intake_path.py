@@ -17,7 +17,7 @@ PUBLIC = {"_meta", "_state", "_default_manager", "_base_manager", "_"}
 
 
 def _project_files():
-    for folder in ("crm", "customers", "tickets", "billing", "bench"):
+    for folder in ("tongdai", "crm", "customers", "tickets", "billing", "reports", "bench"):
         for path in (ROOT / folder).rglob("*.py"):
             if "migrations" not in path.parts:
                 yield path

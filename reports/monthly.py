@@ -1,6 +1,6 @@
 """The managers' monthly report: the dashboard's tables for a month as an XLSX workbook, mailed through the outbox.
 
-``monthly_reports_send`` runs on the 1st of each month (``crm.tasks.send_monthly_reports``): for every active
+``monthly_reports_send`` runs on the 1st of each month (``reports.tasks.send_monthly_reports``): for every active
 manager it builds the workbook of the previous month over the manager's scope and writes an email with the
 workbook attached to the outbox. The deduplication key ``monthly-report:<user id>:<YYYY-MM>`` makes a rerun
 (or two clusters running it at once) send nothing twice. Each workbook sent is recorded in the export log
@@ -18,12 +18,12 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm import dashboard
 from crm.models import ExportKind, OutboxChannel, OutboxMessage, Role, StaffProfile
 from crm.outbox import outbox_enqueue
 from crm.routers import replica_reads
 from crm.scoping import scope_for
 from crm.services import export_log_record
+from reports import dashboard
 
 logger = logging.getLogger("tongdai.reports")
 

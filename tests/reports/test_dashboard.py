@@ -14,10 +14,10 @@ from django.utils import timezone
 from openpyxl import load_workbook
 
 from billing.models import Invoice, RebateApplication, Refund
-from crm import dashboard
 from crm.exports import XLSX_CONTENT_TYPE
 from crm.models import Role
 from crm.roles import group_name
+from reports import dashboard
 from tickets import services
 from tickets.sla import sla_sweep
 
@@ -256,7 +256,7 @@ def test_the_page_shows_charts_and_tables(client, activity, staff, dashboard_per
     html = page.content.decode()
     assert html.count('<svg class="dash-chart') >= 8
     assert 'class="dash-line"' in html  # the SLA target and the 2-hour line
-    assert "crm/dashboard.css" in html
+    assert "reports/dashboard.css" in html
     assert "export=channels" in html
 
 

@@ -119,6 +119,7 @@ INSTALLED_APPS = [
     "customers",
     "tickets",
     "billing",
+    "reports",
 ]
 
 MIDDLEWARE = [
@@ -140,7 +141,7 @@ MIDDLEWARE = [
     "crm.middleware.ServiceRefusalMiddleware",
 ]
 
-ROOT_URLCONF = "crm.urls"
+ROOT_URLCONF = "tongdai.urls"
 
 TEMPLATES = [
     {
@@ -158,7 +159,7 @@ TEMPLATES = [
     },
 ]
 
-WSGI_APPLICATION = "crm.wsgi.application"
+WSGI_APPLICATION = "tongdai.wsgi.application"
 
 # Database: SQLite beside the project unless DATABASE_URL names another (PostgreSQL in production).
 DATABASES = {
@@ -275,7 +276,7 @@ X_FRAME_OPTIONS = "DENY"
 # Content-Security-Policy: scripts, styles, images, fonts and requests from this site only; an inline <script>
 # or <style> only with the response's nonce (the admin's few inline blocks carry it); no inline style
 # attributes or event handlers; no plugins, no <base>, no framing; forms post to this site only. The API docs
-# page adds data: images (its stylesheet's icons), crm/urls.py; a file on a ticket is served sandboxed.
+# page adds data: images (its stylesheet's icons), tongdai/urls.py; a file on a ticket is served sandboxed.
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, CSP.NONCE],

@@ -10,10 +10,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import DefaultRouter
 
 from billing.api.views import DisputeViewSet, InvoiceViewSet, ReadingViewSet
-from crm.admin_views import dashboard_view
 from crm.api.views import UnitViewSet
 from crm.health import health
 from customers.api.views import ContractViewSet, CustomerViewSet, MeterViewSet
+from reports.admin_views import dashboard_view
 from tickets import views as field_views
 from tickets.api.views import InteractionViewSet, OutageStatusView, TicketViewSet, WorkOrderViewSet
 

@@ -20,7 +20,7 @@ callbacks by ``completed_at``, incidents by ``started_at``, refunds by ``created
 breaches are the open tickets now, whatever the period.
 
 Charts are inline SVG drawn by templates under ``templates/dashboard/`` (no JavaScript, nothing from the internet); their colours come from
-``crm/static/crm/dashboard.css``, which follows the admin's light and dark themes.
+``reports/static/reports/dashboard.css``, which follows the admin's light and dark themes.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The managers' dashboard page in the admin (``/admin/dashboard/``), and its CSV exports.
 
 Staff with ``crm.view_dashboard`` choose a period and one of their units; every widget is one aggregate query
-over their scope (``crm.dashboard``), shown as an SVG chart above its table. ``?export=<widget>`` streams that
+over their scope (``reports.dashboard``), shown as an SVG chart above its table. ``?export=<widget>`` streams that
 widget's table as CSV (or XLSX with ``&format=xlsx``), recorded in the export log.
 """
 
@@ -19,11 +19,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from crm import dashboard
 from crm.exports import CSV, XLSX, XLSX_CONTENT_TYPE, LoggedExport, xlsx_chunks
 from crm.models import ExportKind, Unit
 from crm.routers import replica_reads
 from crm.services import export_log_start
+from reports import dashboard
 
 PERMISSION = "crm.view_dashboard"
 MAX_DAYS = 366

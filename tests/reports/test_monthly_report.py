@@ -11,10 +11,11 @@ from django.utils import timezone
 from django_q.models import Schedule
 from openpyxl import load_workbook
 
-from crm import dashboard, reports, tasks
 from crm.models import OutboxMessage, Role
 from crm.outbox import outbox_deliver, outbox_enqueue
 from crm.services import staff_create
+from reports import dashboard, tasks
+from reports import monthly as reports
 from tickets import services
 
 MONTH = reports.previous_month()
@@ -137,7 +138,7 @@ def test_the_schedule_is_declared_and_fires_from_the_first_at_seven(db):
     call_command("setup_schedules", stdout=io.StringIO())
     schedule = Schedule.objects.get(name="tongdai: monthly reports to managers")
     assert (schedule.func, schedule.schedule_type, schedule.minutes) == (
-        "crm.tasks.send_monthly_reports_when_due", "I", 15,
+        "reports.tasks.send_monthly_reports_when_due", "I", 15,
     )  # fmt: skip
 
     def local(day, hour):
@@ -162,7 +163,7 @@ def test_the_scheduled_entry_point_sends_nothing_outside_its_window(last_month, 
 
 
 def test_text_that_looks_like_a_formula_stays_text(db, monkeypatch):
-    from crm.admin_views import _cell
+    from reports.admin_views import _cell
 
     table = dashboard.Table(key="rebates", title="Bill reductions", columns=["programme", "invoices"],
                             rows=[["=HYPERLINK(\"http://x\")", 3]])  # fmt: skip

@@ -49,6 +49,7 @@ from billing.models import (
     VatRate,
 )
 from billing.money import money
+from billing.selectors import tables_for, vat_rates
 from crm.models import Unit
 from crm.scoping import scope_for
 from customers.models import Contract, ContractStatus, MeterAssignment
@@ -201,30 +202,6 @@ def vat_rate_change(
     audit(actor=actor, action="vat_rate.change", obj=rate, object_type="vatrate", before=before,
           after={"percent": percent, "legal_basis": legal_basis}, reason=reason)  # fmt: skip
     return rate
-
-
-def tables_for(category: str) -> list[tariff.PriceTable]:
-    tables = []
-    for row in PriceTable.objects.filter(tariff_category=category).prefetch_related("steps"):
-        steps = sorted(row.steps.all(), key=lambda s: s.position)
-        tables.append(
-            tariff.PriceTable(
-                kind=row.kind,
-                valid_from=row.valid_from,
-                tiers=tuple(tariff.Tier(s.upper_kwh, s.price) for s in steps if not s.register),
-                tou_prices=tuple((s.register, s.price) for s in steps if s.register),
-            )
-        )
-    if not tables:
-        raise ValidationError(_("No price table for the tariff category %(c)s.") % {"c": category})
-    return tables
-
-
-def vat_rates() -> list[tariff.VatRate]:
-    rates = [tariff.VatRate(valid_from=r.valid_from, percent=r.percent) for r in VatRate.objects.all()]
-    if not rates:
-        raise ValidationError(_("No VAT rate is loaded."))
-    return rates
 
 
 def period_bounds(period: dt.date) -> tuple[dt.date, dt.date]:

@@ -693,127 +693,18 @@ def _billing_run(*, actor, period: dt.date, unit: Unit | None, start: dt.date, e
         lock_reference()  # the rates and prices stay as they are until the bills computed with them are made
         now = timezone.now()
         run = BillingRun.objects.create(period=period, unit=unit, started_at=now, started_by=_actor(actor))
-        where_unit = "AND r.unit_id = %(unit)s" if unit is not None else ""
         params = {"period": period, "unit": unit.pk if unit else None, "active": ContractStatus.ACTIVE}
         with connection.cursor() as cursor:
             bulk_work_memory(cursor)
-            cursor.execute("DROP TABLE IF EXISTS billing_run_todo")
-            cursor.execute(
-                f"""
-                CREATE TEMP TABLE billing_run_todo AS
-                SELECT r.id AS reading_id, r.contract_id, c.customer_id, r.unit_id, r.kwh, cu.households,
-                       c.tariff_category, r.status AS reading_status, r.flag_reason,
-                       CASE WHEN r.contract_id IN ({UNDER_REVIEW_SQL}) THEN 1 ELSE 0 END AS under_review,
-                       ROW_NUMBER() OVER (ORDER BY r.contract_id) AS n
-                FROM billing_meterreading r
-                JOIN customers_contract c ON c.id = r.contract_id
-                JOIN customers_customer cu ON cu.id = c.customer_id
-                WHERE r.period = %(period)s AND r.status <> 'superseded' AND c.status = %(active)s {where_unit}
-                  AND NOT EXISTS (SELECT 1 FROM billing_invoice i WHERE i.contract_id = r.contract_id
-                                  AND i.period = %(period)s AND i.kind = 'regular')
-                """,
-                params,
-            )
-            cursor.execute("SELECT DISTINCT tariff_category, households, kwh FROM billing_run_todo")
-            combos = cursor.fetchall()
-            charges = {}
-            tables = {category: tables_for(category) for category in {c[0] for c in combos}}
-            rates = vat_rates() if combos else []
-            for category, households, kwh in combos:
-                try:
-                    charges[(category, households, kwh)] = tariff.compute_charge(
-                        start=start, end=end, consumption=kwh, tables=tables[category], vat_rates=rates,
-                        households=households,
-                    )  # fmt: skip
-                except ValueError as exc:
-                    raise ValidationError(str(exc)) from exc
-            cursor.execute("DROP TABLE IF EXISTS billing_run_charge")
-            cursor.execute("DROP TABLE IF EXISTS billing_run_line")
-            cursor.execute(
-                "CREATE TEMP TABLE billing_run_charge (tariff_category varchar(16), households integer, "
-                "kwh integer, subtotal bigint, vat bigint, total bigint)"
-            )
-            cursor.execute(
-                "CREATE TEMP TABLE billing_run_line (tariff_category varchar(16), households integer, kwh integer, "
-                "position integer, label varchar(100), segment_start date, tier integer, line_kwh integer, "
-                "price integer, amount bigint, vat_percent integer)"
-            )
-            _insert_rows(cursor, "billing_run_charge", [
-                (cat, hh, kwh, ch.subtotal, ch.vat, ch.total) for (cat, hh, kwh), ch in charges.items()
-            ])  # fmt: skip
-            _insert_rows(cursor, "billing_run_line", [
-                (cat, hh, kwh, i, line.label[:100], line.valid_from, line.tier, line.kwh, line.price, line.amount,
-                 line.vat_percent)
-                for (cat, hh, kwh), ch in charges.items() for i, line in enumerate(ch.lines, 1)
-            ])  # fmt: skip
-            if connection.vendor == "postgresql":  # temporary tables are never analysed by autovacuum
-                cursor.execute("CREATE INDEX billing_run_todo_n ON billing_run_todo (n)")
-                for table in ("billing_run_todo", "billing_run_charge", "billing_run_line"):
-                    cursor.execute(f"ANALYZE {table}")
+            _run_collect_todo(cursor, params, by_unit=unit is not None)
+            _run_compute_charges(cursor, start=start, end=end)
             cursor.execute("SELECT COUNT(*) FROM billing_run_todo")
             (count,) = cursor.fetchone()
             first = _take_numbers(period.year, count) if count else 0
-            invoices_sql = f"""
-                INSERT INTO billing_invoice (number, kind, contract_id, customer_id, unit_id, period, period_start,
-                    period_end, reading_id, kwh, households, subtotal, vat, total, status, hold_reason, adjusts_id,
-                    run_id, created_at, issued_at, paid_at)
-                SELECT 'HD' || %(year)s || '-' || {_pad8("(%(first)s - 1 + t.n)")},
-                       'regular', t.contract_id, t.customer_id, t.unit_id, %(period)s, %(start)s, %(end)s,
-                       t.reading_id, t.kwh, t.households, ch.subtotal, ch.vat, ch.total,
-                       CASE WHEN t.reading_status = 'flagged' OR t.under_review = 1 THEN 'held' ELSE 'draft' END,
-                       CASE WHEN t.under_review = 1 THEN %(review)s
-                            WHEN t.reading_status = 'flagged' THEN substr('Reading flagged: ' || t.flag_reason, 1, 200)
-                            ELSE '' END,
-                       NULL, %(run)s, %(now)s, NULL, NULL
-                FROM billing_run_todo t
-                JOIN billing_run_charge ch ON ch.tariff_category = t.tariff_category
-                     AND ch.households = t.households AND ch.kwh = t.kwh
-                WHERE t.n BETWEEN %(low)s AND %(high)s
-                """  # fmt: skip
-            lines_sql = """
-                INSERT INTO billing_invoiceline (invoice_id, position, label, segment_start, tier, kwh, price, amount,
-                    vat_percent)
-                SELECT i.id, l.position, l.label, l.segment_start, l.tier, l.line_kwh, l.price, l.amount, l.vat_percent
-                FROM {invoices} i
-                JOIN billing_run_todo t ON t.contract_id = i.contract_id AND t.n BETWEEN %(low)s AND %(high)s
-                JOIN billing_run_line l ON l.tariff_category = t.tariff_category AND l.households = t.households
-                     AND l.kwh = t.kwh
-                {where}
-                """
             insert_params = {**params, "year": str(period.year), "first": first, "start": start, "end": end,
                              "run": run.pk, "now": now, "review": under_review_hold()[:200]}  # fmt: skip
-            # In chunks of contracts (one on SQLite): each chunk's rows fit in memory, whatever the run's size.
-            chunk = settings.TONGDAI_BILLING_RUN_CHUNK if connection.vendor == "postgresql" else max(count, 1)
-            for low in range(1, count + 1, chunk):
-                bounds = {"low": low, "high": low + chunk - 1}
-                if connection.vendor == "postgresql":
-                    # One statement: the lines join the invoices as they come out of the INSERT, so the plan
-                    # never rests on statistics of billing_invoice taken before the run's rows arrived.
-                    cursor.execute(
-                        f"WITH ins AS ({invoices_sql} RETURNING id, contract_id) "
-                        + lines_sql.format(invoices="ins", where=""),
-                        {**insert_params, **bounds},
-                    )
-                else:
-                    cursor.execute(invoices_sql, {**insert_params, **bounds})
-                    cursor.execute(
-                        lines_sql.format(invoices="billing_invoice", where="WHERE i.run_id = %(run)s"),
-                        {"run": run.pk, **bounds},
-                    )
-            cursor.execute(
-                f"""
-                SELECT COUNT(*) FROM customers_contract c JOIN customers_customer cu ON cu.id = c.customer_id
-                WHERE c.status = %(active)s {"AND cu.unit_id = %(unit)s" if unit is not None else ""}
-                  AND NOT EXISTS (SELECT 1 FROM billing_meterreading r WHERE r.contract_id = c.id
-                                  AND r.period = %(period)s AND r.status <> 'superseded')
-                """,
-                params,
-            )
-            (without_reading,) = cursor.fetchone()
-            cursor.execute(
-                "SELECT COUNT(*) FROM billing_run_todo WHERE reading_status = 'flagged' OR under_review = 1"
-            )
-            (held,) = cursor.fetchone()
+            _run_insert_invoices(cursor, insert_params, count=count)
+            without_reading, held = _run_count_left_out(cursor, params, by_unit=unit is not None)
             for table in ("billing_run_todo", "billing_run_charge", "billing_run_line"):
                 cursor.execute(f"DROP TABLE {table}")
         run.invoices, run.without_reading, run.held = count, without_reading, held
@@ -822,6 +713,144 @@ def _billing_run(*, actor, period: dt.date, unit: Unit | None, start: dt.date, e
         audit(actor=actor, action="billing.run", obj=run, unit_id=unit.pk if unit else None, rows=count,
               after={"period": str(period), "invoices": count, "held": held, "without_reading": without_reading})  # fmt: skip
     return RunResult(run=run, invoices=count, without_reading=without_reading, held=held)
+
+
+def _run_collect_todo(cursor, params: dict, *, by_unit: bool) -> None:
+    """The run's work list (temporary table ``billing_run_todo``): each current reading of the period of an
+    active contract without a regular bill for it, numbered in contract order."""
+    where_unit = "AND r.unit_id = %(unit)s" if by_unit else ""
+    cursor.execute("DROP TABLE IF EXISTS billing_run_todo")
+    cursor.execute(
+        f"""
+        CREATE TEMP TABLE billing_run_todo AS
+        SELECT r.id AS reading_id, r.contract_id, c.customer_id, r.unit_id, r.kwh, cu.households,
+               c.tariff_category, r.status AS reading_status, r.flag_reason,
+               CASE WHEN r.contract_id IN ({UNDER_REVIEW_SQL}) THEN 1 ELSE 0 END AS under_review,
+               ROW_NUMBER() OVER (ORDER BY r.contract_id) AS n
+        FROM billing_meterreading r
+        JOIN customers_contract c ON c.id = r.contract_id
+        JOIN customers_customer cu ON cu.id = c.customer_id
+        WHERE r.period = %(period)s AND r.status <> 'superseded' AND c.status = %(active)s {where_unit}
+          AND NOT EXISTS (SELECT 1 FROM billing_invoice i WHERE i.contract_id = r.contract_id
+                          AND i.period = %(period)s AND i.kind = 'regular')
+        """,
+        params,
+    )
+
+
+def _run_compute_charges(cursor, *, start: dt.date, end: dt.date) -> None:
+    """The charge of each distinct (tariff category, households, kWh) of the work list, computed once by the
+    pure tariff model, into temporary tables ``billing_run_charge`` (totals) and ``billing_run_line`` (lines).
+    """
+    cursor.execute("SELECT DISTINCT tariff_category, households, kwh FROM billing_run_todo")
+    combos = cursor.fetchall()
+    charges = {}
+    tables = {category: tables_for(category) for category in {c[0] for c in combos}}
+    rates = vat_rates() if combos else []
+    for category, households, kwh in combos:
+        try:
+            charges[(category, households, kwh)] = tariff.compute_charge(
+                start=start, end=end, consumption=kwh, tables=tables[category], vat_rates=rates,
+                households=households,
+            )  # fmt: skip
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+    cursor.execute("DROP TABLE IF EXISTS billing_run_charge")
+    cursor.execute("DROP TABLE IF EXISTS billing_run_line")
+    cursor.execute(
+        "CREATE TEMP TABLE billing_run_charge (tariff_category varchar(16), households integer, "
+        "kwh integer, subtotal bigint, vat bigint, total bigint)"
+    )
+    cursor.execute(
+        "CREATE TEMP TABLE billing_run_line (tariff_category varchar(16), households integer, kwh integer, "
+        "position integer, label varchar(100), segment_start date, tier integer, line_kwh integer, "
+        "price integer, amount bigint, vat_percent integer)"
+    )
+    _insert_rows(cursor, "billing_run_charge", [
+        (cat, hh, kwh, ch.subtotal, ch.vat, ch.total) for (cat, hh, kwh), ch in charges.items()
+    ])  # fmt: skip
+    _insert_rows(cursor, "billing_run_line", [
+        (cat, hh, kwh, i, line.label[:100], line.valid_from, line.tier, line.kwh, line.price, line.amount,
+         line.vat_percent)
+        for (cat, hh, kwh), ch in charges.items() for i, line in enumerate(ch.lines, 1)
+    ])  # fmt: skip
+    if connection.vendor == "postgresql":  # temporary tables are never analysed by autovacuum
+        cursor.execute("CREATE INDEX billing_run_todo_n ON billing_run_todo (n)")
+        for table in ("billing_run_todo", "billing_run_charge", "billing_run_line"):
+            cursor.execute(f"ANALYZE {table}")
+
+
+def _run_invoices_sql() -> str:
+    """The INSERT of a chunk of the run's bills (numbered from ``first`` in work-list order)."""
+    return f"""
+    INSERT INTO billing_invoice (number, kind, contract_id, customer_id, unit_id, period, period_start,
+        period_end, reading_id, kwh, households, subtotal, vat, total, status, hold_reason, adjusts_id,
+        run_id, created_at, issued_at, paid_at)
+    SELECT 'HD' || %(year)s || '-' || {_pad8("(%(first)s - 1 + t.n)")},
+           'regular', t.contract_id, t.customer_id, t.unit_id, %(period)s, %(start)s, %(end)s,
+           t.reading_id, t.kwh, t.households, ch.subtotal, ch.vat, ch.total,
+           CASE WHEN t.reading_status = 'flagged' OR t.under_review = 1 THEN 'held' ELSE 'draft' END,
+           CASE WHEN t.under_review = 1 THEN %(review)s
+                WHEN t.reading_status = 'flagged' THEN substr('Reading flagged: ' || t.flag_reason, 1, 200)
+                ELSE '' END,
+           NULL, %(run)s, %(now)s, NULL, NULL
+    FROM billing_run_todo t
+    JOIN billing_run_charge ch ON ch.tariff_category = t.tariff_category
+         AND ch.households = t.households AND ch.kwh = t.kwh
+    WHERE t.n BETWEEN %(low)s AND %(high)s
+    """  # fmt: skip
+
+
+RUN_LINES_SQL = """
+    INSERT INTO billing_invoiceline (invoice_id, position, label, segment_start, tier, kwh, price, amount,
+        vat_percent)
+    SELECT i.id, l.position, l.label, l.segment_start, l.tier, l.line_kwh, l.price, l.amount, l.vat_percent
+    FROM {invoices} i
+    JOIN billing_run_todo t ON t.contract_id = i.contract_id AND t.n BETWEEN %(low)s AND %(high)s
+    JOIN billing_run_line l ON l.tariff_category = t.tariff_category AND l.households = t.households
+         AND l.kwh = t.kwh
+    {where}
+    """
+
+
+def _run_insert_invoices(cursor, insert_params: dict, *, count: int) -> None:
+    """The work list's bills and their lines, joined to the computed charges, in chunks of contracts (one on
+    SQLite): each chunk's rows fit in memory, whatever the run's size."""
+    chunk = settings.TONGDAI_BILLING_RUN_CHUNK if connection.vendor == "postgresql" else max(count, 1)
+    for low in range(1, count + 1, chunk):
+        bounds = {"low": low, "high": low + chunk - 1}
+        if connection.vendor == "postgresql":
+            # One statement: the lines join the invoices as they come out of the INSERT, so the plan
+            # never rests on statistics of billing_invoice taken before the run's rows arrived.
+            cursor.execute(
+                f"WITH ins AS ({_run_invoices_sql()} RETURNING id, contract_id) "
+                + RUN_LINES_SQL.format(invoices="ins", where=""),
+                {**insert_params, **bounds},
+            )
+        else:
+            cursor.execute(_run_invoices_sql(), {**insert_params, **bounds})
+            cursor.execute(
+                RUN_LINES_SQL.format(invoices="billing_invoice", where="WHERE i.run_id = %(run)s"),
+                {"run": insert_params["run"], **bounds},
+            )
+
+
+def _run_count_left_out(cursor, params: dict, *, by_unit: bool) -> tuple[int, int]:
+    """How many active contracts of the run's reach have no reading for the period, and how many of the bills
+    made were held (a flagged reading or a contract under review)."""
+    cursor.execute(
+        f"""
+        SELECT COUNT(*) FROM customers_contract c JOIN customers_customer cu ON cu.id = c.customer_id
+        WHERE c.status = %(active)s {"AND cu.unit_id = %(unit)s" if by_unit else ""}
+          AND NOT EXISTS (SELECT 1 FROM billing_meterreading r WHERE r.contract_id = c.id
+                          AND r.period = %(period)s AND r.status <> 'superseded')
+        """,
+        params,
+    )
+    (without_reading,) = cursor.fetchone()
+    cursor.execute("SELECT COUNT(*) FROM billing_run_todo WHERE reading_status = 'flagged' OR under_review = 1")
+    (held,) = cursor.fetchone()
+    return without_reading, held
 
 
 def bulk_work_memory(cursor) -> None:
@@ -1465,43 +1494,8 @@ def rebate_apply(*, actor, programme: RebateProgramme) -> dict:
     sql, params = _eligible_sql(programme)
     now = timezone.now()
     with connection.cursor() as cursor:
-        # The eligible bills once; then their lines' sums per VAT rate, and what the rebate takes off each
-        # (``tariff.rebate_parts`` in integer SQL: the same đồng on PostgreSQL and SQLite); then set-based
-        # statements from those tables, each a join the planner can hash.
         bulk_work_memory(cursor)
-        cursor.execute("DROP TABLE IF EXISTS billing_rebate_todo")
-        cursor.execute("DROP TABLE IF EXISTS billing_rebate_part")
-        cursor.execute(
-            "CREATE TEMP TABLE billing_rebate_todo AS "
-            "SELECT e.id AS invoice_id, e.pct, e.bp, e.subtotal AS base, e.period_start, "
-            f"CAST(0 AS BIGINT) AS amount, CAST(0 AS BIGINT) AS vat {sql}",
-            params,
-        )
-        if connection.vendor == "postgresql":  # temporary tables are never analysed by autovacuum
-            cursor.execute(
-                "CREATE UNIQUE INDEX billing_rebate_todo_invoice ON billing_rebate_todo (invoice_id)"
-            )
-            cursor.execute("ANALYZE billing_rebate_todo")
-        reduction = _rebate_amount_sql("s.base", "s.bp")
-        cursor.execute(
-            "CREATE TEMP TABLE billing_rebate_part AS "
-            f"SELECT s.invoice_id, s.vat_percent, s.period_start, {reduction} AS amount, "
-            f"{_vat_sql('s.base', 's.vat_percent')} - {_vat_sql(f's.base - {reduction}', 's.vat_percent')} AS vat, "
-            "s.last_position + ROW_NUMBER() OVER (PARTITION BY s.invoice_id ORDER BY s.vat_percent DESC) AS position "
-            "FROM (SELECT t.invoice_id, l.vat_percent, t.bp, t.period_start, CAST(SUM(l.amount) AS BIGINT) AS base, "
-            "      MAX(MAX(l.position)) OVER (PARTITION BY t.invoice_id) AS last_position "
-            "      FROM billing_invoiceline l JOIN billing_rebate_todo t ON t.invoice_id = l.invoice_id "
-            "      GROUP BY t.invoice_id, l.vat_percent, t.bp, t.period_start) s "
-            "WHERE s.base > 0"
-        )
-        if connection.vendor == "postgresql":
-            cursor.execute("ANALYZE billing_rebate_part")
-        cursor.execute(
-            "UPDATE billing_rebate_todo SET amount = p.amount, vat = p.vat "
-            "FROM (SELECT invoice_id, SUM(amount) AS amount, SUM(vat) AS vat FROM billing_rebate_part "
-            "      GROUP BY invoice_id) p "
-            "WHERE p.invoice_id = billing_rebate_todo.invoice_id"
-        )
+        _rebate_compute(cursor, sql, params)
         cursor.execute(
             "INSERT INTO billing_rebateapplication (programme_id, invoice_id, percent, base, amount, vat, applied_at) "
             "SELECT %s, invoice_id, pct, base, amount, vat, %s FROM billing_rebate_todo",
@@ -1515,19 +1509,7 @@ def rebate_apply(*, actor, programme: RebateProgramme) -> dict:
             "FROM billing_rebate_part",
             [rebate_label(programme)],
         )
-        # A bill whose new total no longer covers the refunds offset on it (rare): those offsets are released.
-        cursor.execute(
-            "SELECT i.id, i.total - t.amount - t.vat FROM billing_invoice i JOIN billing_rebate_todo t "
-            "ON t.invoice_id = i.id WHERE i.refund_offset > i.total - t.amount - t.vat"
-        )
-        for invoice_id, new_total in cursor.fetchall():
-            invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
-            invoice.total = new_total
-            released = _release_offsets(invoice)
-            Invoice.objects.filter(pk=invoice_id).update(refund_offset=invoice.refund_offset)
-            audit(actor=actor, action="refund.unsettle", obj=invoice, rows=len(released),
-                  after={"refunds": released, "total": new_total, "refund_offset": invoice.refund_offset},
-                  reason=rebate_label(programme))  # fmt: skip
+        _rebate_release_offsets(cursor, actor=actor, programme=programme)
         cursor.execute(
             "UPDATE billing_invoice SET subtotal = billing_invoice.subtotal - t.amount, "
             "vat = billing_invoice.vat - t.vat, total = billing_invoice.total - t.amount - t.vat "
@@ -1544,6 +1526,62 @@ def rebate_apply(*, actor, programme: RebateProgramme) -> dict:
     audit(actor=actor, action="rebate.apply", obj=programme, object_type="rebateprogramme", rows=count,
           after={"invoices": count, "amount": totals["amount"] or 0, "vat": totals["vat"] or 0})  # fmt: skip
     return {"invoices": count, "amount": totals["amount"] or 0, "vat": totals["vat"] or 0}
+
+
+def _rebate_compute(cursor, sql: str, params) -> None:
+    """What a programme takes off its eligible bills, into temporary tables: ``billing_rebate_todo`` (one row
+    per bill: its percentage, base and the amount and VAT taken off) and ``billing_rebate_part`` (one row per
+    bill and VAT rate, the rebate line to add)."""
+    # The eligible bills once; then their lines' sums per VAT rate, and what the rebate takes off each
+    # (``tariff.rebate_parts`` in integer SQL: the same đồng on PostgreSQL and SQLite); the statements of
+    # ``rebate_apply`` are set-based from those tables, each a join the planner can hash.
+    cursor.execute("DROP TABLE IF EXISTS billing_rebate_todo")
+    cursor.execute("DROP TABLE IF EXISTS billing_rebate_part")
+    cursor.execute(
+        "CREATE TEMP TABLE billing_rebate_todo AS "
+        "SELECT e.id AS invoice_id, e.pct, e.bp, e.subtotal AS base, e.period_start, "
+        f"CAST(0 AS BIGINT) AS amount, CAST(0 AS BIGINT) AS vat {sql}",
+        params,
+    )
+    if connection.vendor == "postgresql":  # temporary tables are never analysed by autovacuum
+        cursor.execute("CREATE UNIQUE INDEX billing_rebate_todo_invoice ON billing_rebate_todo (invoice_id)")
+        cursor.execute("ANALYZE billing_rebate_todo")
+    reduction = _rebate_amount_sql("s.base", "s.bp")
+    cursor.execute(
+        "CREATE TEMP TABLE billing_rebate_part AS "
+        f"SELECT s.invoice_id, s.vat_percent, s.period_start, {reduction} AS amount, "
+        f"{_vat_sql('s.base', 's.vat_percent')} - {_vat_sql(f's.base - {reduction}', 's.vat_percent')} AS vat, "
+        "s.last_position + ROW_NUMBER() OVER (PARTITION BY s.invoice_id ORDER BY s.vat_percent DESC) AS position "
+        "FROM (SELECT t.invoice_id, l.vat_percent, t.bp, t.period_start, CAST(SUM(l.amount) AS BIGINT) AS base, "
+        "      MAX(MAX(l.position)) OVER (PARTITION BY t.invoice_id) AS last_position "
+        "      FROM billing_invoiceline l JOIN billing_rebate_todo t ON t.invoice_id = l.invoice_id "
+        "      GROUP BY t.invoice_id, l.vat_percent, t.bp, t.period_start) s "
+        "WHERE s.base > 0"
+    )
+    if connection.vendor == "postgresql":
+        cursor.execute("ANALYZE billing_rebate_part")
+    cursor.execute(
+        "UPDATE billing_rebate_todo SET amount = p.amount, vat = p.vat "
+        "FROM (SELECT invoice_id, SUM(amount) AS amount, SUM(vat) AS vat FROM billing_rebate_part "
+        "      GROUP BY invoice_id) p "
+        "WHERE p.invoice_id = billing_rebate_todo.invoice_id"
+    )
+
+
+def _rebate_release_offsets(cursor, *, actor, programme: RebateProgramme) -> None:
+    """A bill whose new total no longer covers the refunds offset on it (rare): those offsets are released."""
+    cursor.execute(
+        "SELECT i.id, i.total - t.amount - t.vat FROM billing_invoice i JOIN billing_rebate_todo t "
+        "ON t.invoice_id = i.id WHERE i.refund_offset > i.total - t.amount - t.vat"
+    )
+    for invoice_id, new_total in cursor.fetchall():
+        invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
+        invoice.total = new_total
+        released = _release_offsets(invoice)
+        Invoice.objects.filter(pk=invoice_id).update(refund_offset=invoice.refund_offset)
+        audit(actor=actor, action="refund.unsettle", obj=invoice, rows=len(released),
+              after={"refunds": released, "total": new_total, "refund_offset": invoice.refund_offset},
+              reason=rebate_label(programme))  # fmt: skip
 
 
 @transaction.atomic

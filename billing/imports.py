@@ -67,6 +67,7 @@ from billing.models import ReadingImport, ReadingImportStatus, ReadingSource, Re
 from billing.services import audit, bulk_work_memory, check_reach, period_bounds, reading_record
 from crm import db
 from crm.models import Unit
+from crm.permissions import require
 from crm.scoping import scope_for
 from customers.models import Contract
 
@@ -637,6 +638,7 @@ def import_readings(
     CSV. ``progress(phase, **counts)``: called between phases (and while the file is read). ``record``: the
     ``ReadingImport`` the audit record points at.
     """
+    require(actor, "billing.add_meterreading")
     scope_ids, unit_ids = _import_reach(actor, unit=unit, period=period, source=source)
     progress = progress or (lambda phase, **counts: None)
     d = _Dialect()
@@ -967,6 +969,7 @@ def reading_import_create(*, actor, upload, unit: Unit | None = None, period: dt
                           source: str = "", dry_run: bool = False,
                           skip_bad_lines: bool = True) -> ReadingImport:  # fmt: skip
     """Store an uploaded file as a queued import. Someone who does not see every unit names one of theirs."""
+    require(actor, "billing.add_readingimport")
     if period is not None:
         period = period.replace(day=1)
     if source and source not in SOURCES:

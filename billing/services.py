@@ -1,4 +1,5 @@
-"""Every state change of billing: keyword-only, one transaction, an audit record each.
+"""Every state change of billing: keyword-only, one transaction, an audit record each, and first the
+permission of the actor (``crm.permissions.require``; ``actor=None`` is the system itself).
 
 Runs over a whole city (the billing run, the anomaly scan, rebate rounds) are set-based: the charge of each
 distinct (tariff category, households, kWh) is computed once by the pure function in ``billing.tariff``, and
@@ -51,6 +52,7 @@ from billing.models import (
 from billing.money import money
 from billing.selectors import tables_for, vat_rates
 from crm.models import Unit
+from crm.permissions import require
 from crm.scoping import scope_for
 from customers.models import Contract, ContractStatus, MeterAssignment
 
@@ -117,6 +119,7 @@ def _store_steps(row: PriceTable, table: tariff.PriceTable) -> None:
 def price_table_create(*, actor, tariff_category: str, kind: str, valid_from: dt.date, tiers=(), tou_prices=(),
                        legal_basis: str = "") -> PriceTable:  # fmt: skip
     """A new price from a date: checked by the pure model (any number of tiers), stored, audited."""
+    require(actor, "billing.add_pricetable")
     try:
         shape = tariff.PriceTable(
             kind=kind, valid_from=valid_from, tiers=tuple(tariff.Tier(u, p) for u, p in tiers),
@@ -171,6 +174,7 @@ def vat_rate_in_use(rate: VatRate) -> bool:
 @transaction.atomic
 def vat_rate_create(*, actor, valid_from: dt.date, percent: int, legal_basis: str = "") -> VatRate:
     """A new VAT rate from a date (a correction of a rate bills used is one too): stored, audited."""
+    require(actor, "billing.add_vatrate")
     if not 0 <= percent <= 100:
         raise ValidationError({"percent": _("A VAT rate is a percentage from 0 to 100.")})
     if VatRate.objects.filter(valid_from=valid_from).exists():
@@ -188,6 +192,7 @@ def vat_rate_change(
     *, actor, rate: VatRate, percent: int, legal_basis: str = "", reason: str = ""
 ) -> VatRate:
     """Correct a rate no issued bill used yet (a future one): audited. A rate bills used is never changed."""
+    require(actor, "billing.change_vatrate")
     lock_reference(exclusive=True)
     rate = VatRate.objects.select_for_update().get(pk=rate.pk)
     if vat_rate_in_use(rate):
@@ -450,12 +455,14 @@ def reading_record(*, actor, contract: Contract, period: dt.date, value: int, so
     """Take a period's reading: validated by the reading rules against its neighbours, implausible jumps
     flagged. A reading for a month before one already read is placed between them: the later reading's
     advance is re-based on it."""
+    require(actor, "billing.add_meterreading")
     period_bounds(period)
     if source not in ReadingSource.values or source == ReadingSource.REINSPECTION:
         raise ValidationError({"source": _("Unknown reading source.")})
     if value is None or int(value) < 0:
         raise ValidationError({"value": _("A register is a whole number of kWh, not negative.")})
     contract = Contract.objects.select_related("customer").get(pk=contract.pk)
+    require(actor, "billing.add_meterreading", unit=contract.customer.unit_id)
     assignment = _current_assignment(contract)
     later = _placed(contract=contract, assignment=assignment, period=period, value=int(value))
     if MeterReading.objects.current().filter(contract=contract, period=period).exists():
@@ -542,8 +549,10 @@ def _follow_reading(
 @transaction.atomic
 def reading_estimate(*, actor, contract: Contract, period: dt.date) -> MeterReading:
     """A stopped meter: the period is estimated from the average daily use of the previous 3 cycles."""
+    require(actor, "billing.add_meterreading")
     start, end = period_bounds(period)
     contract = Contract.objects.select_related("customer").get(pk=contract.pk)
+    require(actor, "billing.add_meterreading", unit=contract.customer.unit_id)
     if MeterReading.objects.current().filter(contract=contract, period=period).exists():
         raise ValidationError(
             _("This period is already read for the contract: correct that reading instead.")
@@ -578,6 +587,7 @@ def reading_correct(*, actor, reading: MeterReading, value: int, reason: str,
                     source: str = ReadingSource.REINSPECTION) -> MeterReading:  # fmt: skip
     """Replace a reading by a corrected one (the old one is kept, superseded). A bill not yet issued is
     recomputed from it; an issued bill is corrected only by an adjustment invoice."""
+    require(actor, "billing.change_meterreading", unit=reading.unit_id)
     if not reason.strip():
         raise ValidationError({"reason": _("Say why the reading is corrected.")})
     lock_period(reading.period)
@@ -671,6 +681,7 @@ def billing_run(*, actor, period: dt.date, unit: Unit | None = None) -> RunResul
     """Bill a period for one unit or all: one invoice (with its lines) per active contract that has a
     current reading and no invoice yet for the period. Set-based; safe to run again (makes the missing ones).
     """
+    require(actor, "billing.add_billingrun")
     start, end = period_bounds(period)
     check_reach(actor, unit)
     try:
@@ -880,6 +891,7 @@ def _insert_rows(cursor, table: str, rows: list[tuple], batch: int = 1000) -> No
 def invoices_issue(*, actor, period: dt.date, unit: Unit | None = None) -> int:
     """Issue the period's draft invoices (held ones wait). From here on they cannot change. A draft whose
     reading or bill is disputed or under re-inspection is held instead, with the reason."""
+    require(actor, "billing.issue_invoice")
     check_reach(actor, unit)
     lock_period(period)
     lock_reference()
@@ -911,6 +923,7 @@ def invoices_issue(*, actor, period: dt.date, unit: Unit | None = None) -> int:
 
 @transaction.atomic
 def invoice_issue(*, actor, invoice: Invoice) -> Invoice:
+    require(actor, "billing.issue_invoice", unit=invoice.unit_id)
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status != InvoiceStatus.DRAFT:
         raise ValidationError(
@@ -933,6 +946,7 @@ def invoice_issue(*, actor, invoice: Invoice) -> Invoice:
 
 @transaction.atomic
 def invoice_hold(*, actor, invoice: Invoice, reason: str) -> Invoice:
+    require(actor, "billing.change_invoice", unit=invoice.unit_id)
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status != InvoiceStatus.DRAFT:
         raise ValidationError(_("Only a draft invoice can be held."))
@@ -947,6 +961,7 @@ def invoice_hold(*, actor, invoice: Invoice, reason: str) -> Invoice:
 
 @transaction.atomic
 def invoice_release(*, actor, invoice: Invoice, reason: str = "") -> Invoice:
+    require(actor, "billing.change_invoice", unit=invoice.unit_id)
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status != InvoiceStatus.HELD:
         raise ValidationError(_("Only a held invoice can be released."))
@@ -969,6 +984,7 @@ def invoice_release(*, actor, invoice: Invoice, reason: str = "") -> Invoice:
 
 @transaction.atomic
 def invoice_mark_paid(*, actor, invoice: Invoice, at: dt.datetime | None = None) -> Invoice:
+    require(actor, "billing.change_invoice", unit=invoice.unit_id)
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status != InvoiceStatus.ISSUED:
         raise ValidationError(_("Only an issued invoice can be paid."))
@@ -981,6 +997,7 @@ def invoice_mark_paid(*, actor, invoice: Invoice, at: dt.datetime | None = None)
 @transaction.atomic
 def invoice_recompute(*, actor, invoice: Invoice, reading: MeterReading, reason: str) -> Invoice:
     """Before issue: the bill is computed again from a corrected reading (lines replaced, totals updated)."""
+    require(actor, "billing.change_invoice", unit=invoice.unit_id)
     invoice = Invoice.objects.select_for_update().select_related("contract").get(pk=invoice.pk)
     if invoice.status in ISSUED_STATUSES:
         raise ValidationError(_("An issued invoice cannot be changed: propose an adjustment."))
@@ -1021,6 +1038,7 @@ def dispute_open(*, actor, ticket, claim: str, invoice: Invoice | None = None,
                  reading: MeterReading | None = None) -> Dispute:  # fmt: skip
     """A billing complaint becomes a dispute and a re-inspection item for the unit. A bill not yet issued is
     held; while the dispute is open the customer's supply must not be cut (the card says so)."""
+    require(actor, "billing.add_dispute")
     if invoice is None and reading is None:
         raise ValidationError(_("A dispute is about an invoice or a reading."))
     if not claim.strip():
@@ -1038,6 +1056,7 @@ def dispute_open(*, actor, ticket, claim: str, invoice: Invoice | None = None,
     if reading is not None:
         lock_period(reading.period)  # a billing run of the period finishes first, and its draft is held below
     customer = ticket.customer
+    require(actor, "billing.add_dispute", unit=customer.unit_id)
     dispute = Dispute.objects.create(
         ticket=ticket, customer=customer, unit_id=customer.unit_id, invoice=invoice, reading=reading,
         claim=claim.strip(), opened_at=timezone.now(), opened_by=_actor(actor),
@@ -1062,6 +1081,7 @@ def reinspection_record(*, actor, item: Reinspection, outcome: str, reread_value
                         evidence: str = "") -> Reinspection:  # fmt: skip
     """The unit's re-inspection result. Corrected: the reading is replaced (and a bill not yet issued recomputed).
     Meter fault: a meter test ticket is opened for the unit."""
+    require(actor, "billing.change_reinspection", unit=item.unit_id)
     item = (
         Reinspection.objects.select_for_update(of=("self",))
         .select_related("reading", "dispute")
@@ -1144,6 +1164,7 @@ def _open_meter_test(*, actor, item: Reinspection) -> None:
 
 @transaction.atomic
 def dispute_resolve(*, actor, dispute: Dispute, outcome: str) -> Dispute:
+    require(actor, "billing.change_dispute", unit=dispute.unit_id)
     dispute = Dispute.objects.select_for_update().get(pk=dispute.pk)
     if dispute.status != DisputeStatus.OPEN:
         raise ValidationError(_("This dispute is already resolved."))
@@ -1171,6 +1192,7 @@ def adjustment_propose(*, actor, invoice: Invoice, record: str, reading: MeterRe
                        kwh: int | None = None, dispute: Dispute | None = None) -> Adjustment:  # fmt: skip
     """After issue, a correction record (*biên bản*) proposes an adjustment invoice for the difference. Two
     clerks proposing on the same bill at once: the second waits for the first, then is told one is pending."""
+    require(actor, "billing.propose_adjustment", unit=invoice.unit_id)
     invoice = Invoice.objects.select_for_update(of=("self",)).select_related("contract").get(pk=invoice.pk)
     if invoice.kind != InvoiceKind.REGULAR or invoice.status not in ISSUED_STATUSES:
         raise ValidationError(_("Only an issued bill is adjusted; a draft one is recomputed."))
@@ -1226,6 +1248,7 @@ def _current_total(invoice: Invoice) -> dict:
 def adjustment_decide(*, actor, adjustment: Adjustment, approve: bool, note: str = "") -> Adjustment:
     """A second billing clerk approves (the adjustment invoice is issued, a refund opened when negative) or
     rejects. The proposer can never decide their own adjustment, and the database refuses it too."""
+    require(actor, "billing.approve_adjustment", unit=adjustment.unit_id)
     adjustment = Adjustment.objects.select_for_update().select_related("original").get(pk=adjustment.pk)
     if adjustment.status != AdjustmentStatus.PROPOSED:
         raise ValidationError(_("This adjustment is already decided."))
@@ -1278,6 +1301,7 @@ def adjustment_decide(*, actor, adjustment: Adjustment, approve: bool, note: str
 def refund_settle(*, actor, refund: Refund, method: str, reference: str = "",
                   offset_invoice: Invoice | None = None) -> Refund:  # fmt: skip
     """Money back (with the payment reference) or an offset on the customer's next bill, recorded which."""
+    require(actor, "billing.change_refund", unit=refund.unit_id)
     refund = Refund.objects.select_for_update().get(pk=refund.pk)
     if refund.method:
         raise ValidationError(_("This refund is already settled."))
@@ -1488,6 +1512,7 @@ def rebate_dry_run(*, programme: RebateProgramme, user=None) -> dict:
 def rebate_apply(*, actor, programme: RebateProgramme) -> dict:
     """Apply a programme to every eligible bill not yet issued, set-based. Running it again changes nothing
     (one application per programme and invoice); ``rebate_reverse`` undoes it on bills still not issued."""
+    require(actor, "billing.change_rebateprogramme")
     programme = RebateProgramme.objects.select_for_update().get(pk=programme.pk)
     if programme.status == RebateStatus.REVERSED:
         raise ValidationError(_("A reversed programme is not applied again: create a new one."))
@@ -1588,6 +1613,7 @@ def _rebate_release_offsets(cursor, *, actor, programme: RebateProgramme) -> Non
 def rebate_reverse(*, actor, programme: RebateProgramme) -> dict:
     """Take a programme back off every bill not yet issued. Bills already issued keep it (an adjustment would
     be needed); they are counted and reported."""
+    require(actor, "billing.change_rebateprogramme")
     programme = RebateProgramme.objects.select_for_update().get(pk=programme.pk)
     if programme.status != RebateStatus.APPLIED:
         raise ValidationError(_("Only an applied programme can be reversed."))
@@ -1651,6 +1677,7 @@ def anomaly_scan(
 ) -> dict:
     """Compare each contract's consumption with the previous period: count the rises per unit in bands, open a
     re-inspection and hold the bill of every customer at ``threshold``× or more. Safe to run again."""
+    require(actor, "billing.add_anomalybandcount")
     check_reach(actor, unit)
     threshold = Decimal(str(threshold or settings.TONGDAI_ANOMALY_THRESHOLD))
     if threshold <= 1:

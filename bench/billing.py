@@ -294,7 +294,8 @@ def _charges(period: dt.date) -> float:
     from django.db import connection
 
     from billing import tariff
-    from billing.services import period_bounds, tables_for, vat_rates
+    from billing.selectors import tables_for, vat_rates
+    from billing.services import period_bounds
 
     started = time.perf_counter()
     combos = _sql(

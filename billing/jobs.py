@@ -31,6 +31,7 @@ from django.utils.translation import gettext as _
 from billing import services
 from billing.models import BillingJob, BillingJobKind, ReadingImportStatus, RebateProgramme
 from crm.models import Unit
+from crm.permissions import require
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ def _enqueue(job: BillingJob) -> None:
 
 def job_start_billing_run(*, actor, period: dt.date, units: list) -> BillingJob:
     """Queue the billing run of a month over ``units`` (``[None]``: every unit, for those who see all)."""
+    require(actor, "billing.add_billingrun")
     for unit in units:
         services.check_reach(actor, unit)
     period = period.replace(day=1)
@@ -126,6 +128,7 @@ def job_start_billing_run(*, actor, period: dt.date, units: list) -> BillingJob:
 def job_start_anomaly_scan(
     *, actor, period: dt.date, units: list, threshold: Decimal | None = None
 ) -> BillingJob:
+    require(actor, "billing.add_anomalybandcount")
     for unit in units:
         services.check_reach(actor, unit)
     if threshold is not None and threshold <= 1:
@@ -142,6 +145,7 @@ def job_start_anomaly_scan(
 
 def job_start_rebate(*, actor, programme: RebateProgramme, reverse: bool = False) -> BillingJob:
     """Queue applying (or reversing) a programme. Applying and reversing the same programme exclude each other."""
+    require(actor, "billing.change_rebateprogramme")
     kind = BillingJobKind.REBATE_REVERSE if reverse else BillingJobKind.REBATE_APPLY
     return _start(
         actor=actor, kind=kind, lock=f"rebate:{programme.pk}",

@@ -1,14 +1,17 @@
-"""Reads of the billing app: what the customer card shows."""
+"""Reads of the billing app: what the customer card shows, and the price and VAT history bills are computed
+from."""
 
 from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from django.core.exceptions import ValidationError
 from django.db.models import Exists
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from billing.models import Dispute, Invoice
+from billing import tariff
+from billing.models import Dispute, Invoice, PriceTable, VatRate
 from billing.money import kwh, money
 
 CARD_INVOICES = 6
@@ -82,3 +85,29 @@ def card_invoices(*, customer, user) -> dict:
         "rows": rows,
         "actions": actions,
     }
+
+
+def tables_for(category: str) -> list[tariff.PriceTable]:
+    """The dated price history of a tariff category, as the pure model of ``billing.tariff`` takes it."""
+    tables = []
+    for row in PriceTable.objects.filter(tariff_category=category).prefetch_related("steps"):
+        steps = sorted(row.steps.all(), key=lambda s: s.position)
+        tables.append(
+            tariff.PriceTable(
+                kind=row.kind,
+                valid_from=row.valid_from,
+                tiers=tuple(tariff.Tier(s.upper_kwh, s.price) for s in steps if not s.register),
+                tou_prices=tuple((s.register, s.price) for s in steps if s.register),
+            )
+        )
+    if not tables:
+        raise ValidationError(_("No price table for the tariff category %(c)s.") % {"c": category})
+    return tables
+
+
+def vat_rates() -> list[tariff.VatRate]:
+    """The dated VAT history, as the pure model of ``billing.tariff`` takes it."""
+    rates = [tariff.VatRate(valid_from=r.valid_from, percent=r.percent) for r in VatRate.objects.all()]
+    if not rates:
+        raise ValidationError(_("No VAT rate is loaded."))
+    return rates

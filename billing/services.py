@@ -1,4 +1,5 @@
-"""Every state change of billing: keyword-only, one transaction, an audit record each.
+"""Every state change of billing: keyword-only, one transaction, an audit record each, and first the
+permission of the actor (``crm.permissions.require``; ``actor=None`` is the system itself).
 
 Runs over a whole city (the billing run, the anomaly scan, rebate rounds) are set-based: the charge of each
 distinct (tariff category, households, kWh) is computed once by the pure function in ``billing.tariff``, and
@@ -49,7 +50,9 @@ from billing.models import (
     VatRate,
 )
 from billing.money import money
+from billing.selectors import tables_for, vat_rates
 from crm.models import Unit
+from crm.permissions import require
 from crm.scoping import scope_for
 from customers.models import Contract, ContractStatus, MeterAssignment
 
@@ -116,6 +119,7 @@ def _store_steps(row: PriceTable, table: tariff.PriceTable) -> None:
 def price_table_create(*, actor, tariff_category: str, kind: str, valid_from: dt.date, tiers=(), tou_prices=(),
                        legal_basis: str = "") -> PriceTable:  # fmt: skip
     """A new price from a date: checked by the pure model (any number of tiers), stored, audited."""
+    require(actor, "billing.add_pricetable")
     try:
         shape = tariff.PriceTable(
             kind=kind, valid_from=valid_from, tiers=tuple(tariff.Tier(u, p) for u, p in tiers),
@@ -170,6 +174,7 @@ def vat_rate_in_use(rate: VatRate) -> bool:
 @transaction.atomic
 def vat_rate_create(*, actor, valid_from: dt.date, percent: int, legal_basis: str = "") -> VatRate:
     """A new VAT rate from a date (a correction of a rate bills used is one too): stored, audited."""
+    require(actor, "billing.add_vatrate")
     if not 0 <= percent <= 100:
         raise ValidationError({"percent": _("A VAT rate is a percentage from 0 to 100.")})
     if VatRate.objects.filter(valid_from=valid_from).exists():
@@ -187,6 +192,7 @@ def vat_rate_change(
     *, actor, rate: VatRate, percent: int, legal_basis: str = "", reason: str = ""
 ) -> VatRate:
     """Correct a rate no issued bill used yet (a future one): audited. A rate bills used is never changed."""
+    require(actor, "billing.change_vatrate")
     lock_reference(exclusive=True)
     rate = VatRate.objects.select_for_update().get(pk=rate.pk)
     if vat_rate_in_use(rate):
@@ -201,30 +207,6 @@ def vat_rate_change(
     audit(actor=actor, action="vat_rate.change", obj=rate, object_type="vatrate", before=before,
           after={"percent": percent, "legal_basis": legal_basis}, reason=reason)  # fmt: skip
     return rate
-
-
-def tables_for(category: str) -> list[tariff.PriceTable]:
-    tables = []
-    for row in PriceTable.objects.filter(tariff_category=category).prefetch_related("steps"):
-        steps = sorted(row.steps.all(), key=lambda s: s.position)
-        tables.append(
-            tariff.PriceTable(
-                kind=row.kind,
-                valid_from=row.valid_from,
-                tiers=tuple(tariff.Tier(s.upper_kwh, s.price) for s in steps if not s.register),
-                tou_prices=tuple((s.register, s.price) for s in steps if s.register),
-            )
-        )
-    if not tables:
-        raise ValidationError(_("No price table for the tariff category %(c)s.") % {"c": category})
-    return tables
-
-
-def vat_rates() -> list[tariff.VatRate]:
-    rates = [tariff.VatRate(valid_from=r.valid_from, percent=r.percent) for r in VatRate.objects.all()]
-    if not rates:
-        raise ValidationError(_("No VAT rate is loaded."))
-    return rates
 
 
 def period_bounds(period: dt.date) -> tuple[dt.date, dt.date]:
@@ -473,12 +455,14 @@ def reading_record(*, actor, contract: Contract, period: dt.date, value: int, so
     """Take a period's reading: validated by the reading rules against its neighbours, implausible jumps
     flagged. A reading for a month before one already read is placed between them: the later reading's
     advance is re-based on it."""
+    require(actor, "billing.add_meterreading")
     period_bounds(period)
     if source not in ReadingSource.values or source == ReadingSource.REINSPECTION:
         raise ValidationError({"source": _("Unknown reading source.")})
     if value is None or int(value) < 0:
         raise ValidationError({"value": _("A register is a whole number of kWh, not negative.")})
     contract = Contract.objects.select_related("customer").get(pk=contract.pk)
+    require(actor, "billing.add_meterreading", unit=contract.customer.unit_id)
     assignment = _current_assignment(contract)
     later = _placed(contract=contract, assignment=assignment, period=period, value=int(value))
     if MeterReading.objects.current().filter(contract=contract, period=period).exists():
@@ -565,8 +549,10 @@ def _follow_reading(
 @transaction.atomic
 def reading_estimate(*, actor, contract: Contract, period: dt.date) -> MeterReading:
     """A stopped meter: the period is estimated from the average daily use of the previous 3 cycles."""
+    require(actor, "billing.add_meterreading")
     start, end = period_bounds(period)
     contract = Contract.objects.select_related("customer").get(pk=contract.pk)
+    require(actor, "billing.add_meterreading", unit=contract.customer.unit_id)
     if MeterReading.objects.current().filter(contract=contract, period=period).exists():
         raise ValidationError(
             _("This period is already read for the contract: correct that reading instead.")
@@ -601,6 +587,7 @@ def reading_correct(*, actor, reading: MeterReading, value: int, reason: str,
                     source: str = ReadingSource.REINSPECTION) -> MeterReading:  # fmt: skip
     """Replace a reading by a corrected one (the old one is kept, superseded). A bill not yet issued is
     recomputed from it; an issued bill is corrected only by an adjustment invoice."""
+    require(actor, "billing.change_meterreading", unit=reading.unit_id)
     if not reason.strip():
         raise ValidationError({"reason": _("Say why the reading is corrected.")})
     lock_period(reading.period)
@@ -694,6 +681,7 @@ def billing_run(*, actor, period: dt.date, unit: Unit | None = None) -> RunResul
     """Bill a period for one unit or all: one invoice (with its lines) per active contract that has a
     current reading and no invoice yet for the period. Set-based; safe to run again (makes the missing ones).
     """
+    require(actor, "billing.add_billingrun")
     start, end = period_bounds(period)
     check_reach(actor, unit)
     try:
@@ -716,127 +704,18 @@ def _billing_run(*, actor, period: dt.date, unit: Unit | None, start: dt.date, e
         lock_reference()  # the rates and prices stay as they are until the bills computed with them are made
         now = timezone.now()
         run = BillingRun.objects.create(period=period, unit=unit, started_at=now, started_by=_actor(actor))
-        where_unit = "AND r.unit_id = %(unit)s" if unit is not None else ""
         params = {"period": period, "unit": unit.pk if unit else None, "active": ContractStatus.ACTIVE}
         with connection.cursor() as cursor:
             bulk_work_memory(cursor)
-            cursor.execute("DROP TABLE IF EXISTS billing_run_todo")
-            cursor.execute(
-                f"""
-                CREATE TEMP TABLE billing_run_todo AS
-                SELECT r.id AS reading_id, r.contract_id, c.customer_id, r.unit_id, r.kwh, cu.households,
-                       c.tariff_category, r.status AS reading_status, r.flag_reason,
-                       CASE WHEN r.contract_id IN ({UNDER_REVIEW_SQL}) THEN 1 ELSE 0 END AS under_review,
-                       ROW_NUMBER() OVER (ORDER BY r.contract_id) AS n
-                FROM billing_meterreading r
-                JOIN customers_contract c ON c.id = r.contract_id
-                JOIN customers_customer cu ON cu.id = c.customer_id
-                WHERE r.period = %(period)s AND r.status <> 'superseded' AND c.status = %(active)s {where_unit}
-                  AND NOT EXISTS (SELECT 1 FROM billing_invoice i WHERE i.contract_id = r.contract_id
-                                  AND i.period = %(period)s AND i.kind = 'regular')
-                """,
-                params,
-            )
-            cursor.execute("SELECT DISTINCT tariff_category, households, kwh FROM billing_run_todo")
-            combos = cursor.fetchall()
-            charges = {}
-            tables = {category: tables_for(category) for category in {c[0] for c in combos}}
-            rates = vat_rates() if combos else []
-            for category, households, kwh in combos:
-                try:
-                    charges[(category, households, kwh)] = tariff.compute_charge(
-                        start=start, end=end, consumption=kwh, tables=tables[category], vat_rates=rates,
-                        households=households,
-                    )  # fmt: skip
-                except ValueError as exc:
-                    raise ValidationError(str(exc)) from exc
-            cursor.execute("DROP TABLE IF EXISTS billing_run_charge")
-            cursor.execute("DROP TABLE IF EXISTS billing_run_line")
-            cursor.execute(
-                "CREATE TEMP TABLE billing_run_charge (tariff_category varchar(16), households integer, "
-                "kwh integer, subtotal bigint, vat bigint, total bigint)"
-            )
-            cursor.execute(
-                "CREATE TEMP TABLE billing_run_line (tariff_category varchar(16), households integer, kwh integer, "
-                "position integer, label varchar(100), segment_start date, tier integer, line_kwh integer, "
-                "price integer, amount bigint, vat_percent integer)"
-            )
-            _insert_rows(cursor, "billing_run_charge", [
-                (cat, hh, kwh, ch.subtotal, ch.vat, ch.total) for (cat, hh, kwh), ch in charges.items()
-            ])  # fmt: skip
-            _insert_rows(cursor, "billing_run_line", [
-                (cat, hh, kwh, i, line.label[:100], line.valid_from, line.tier, line.kwh, line.price, line.amount,
-                 line.vat_percent)
-                for (cat, hh, kwh), ch in charges.items() for i, line in enumerate(ch.lines, 1)
-            ])  # fmt: skip
-            if connection.vendor == "postgresql":  # temporary tables are never analysed by autovacuum
-                cursor.execute("CREATE INDEX billing_run_todo_n ON billing_run_todo (n)")
-                for table in ("billing_run_todo", "billing_run_charge", "billing_run_line"):
-                    cursor.execute(f"ANALYZE {table}")
+            _run_collect_todo(cursor, params, by_unit=unit is not None)
+            _run_compute_charges(cursor, start=start, end=end)
             cursor.execute("SELECT COUNT(*) FROM billing_run_todo")
             (count,) = cursor.fetchone()
             first = _take_numbers(period.year, count) if count else 0
-            invoices_sql = f"""
-                INSERT INTO billing_invoice (number, kind, contract_id, customer_id, unit_id, period, period_start,
-                    period_end, reading_id, kwh, households, subtotal, vat, total, status, hold_reason, adjusts_id,
-                    run_id, created_at, issued_at, paid_at)
-                SELECT 'HD' || %(year)s || '-' || {_pad8("(%(first)s - 1 + t.n)")},
-                       'regular', t.contract_id, t.customer_id, t.unit_id, %(period)s, %(start)s, %(end)s,
-                       t.reading_id, t.kwh, t.households, ch.subtotal, ch.vat, ch.total,
-                       CASE WHEN t.reading_status = 'flagged' OR t.under_review = 1 THEN 'held' ELSE 'draft' END,
-                       CASE WHEN t.under_review = 1 THEN %(review)s
-                            WHEN t.reading_status = 'flagged' THEN substr('Reading flagged: ' || t.flag_reason, 1, 200)
-                            ELSE '' END,
-                       NULL, %(run)s, %(now)s, NULL, NULL
-                FROM billing_run_todo t
-                JOIN billing_run_charge ch ON ch.tariff_category = t.tariff_category
-                     AND ch.households = t.households AND ch.kwh = t.kwh
-                WHERE t.n BETWEEN %(low)s AND %(high)s
-                """  # fmt: skip
-            lines_sql = """
-                INSERT INTO billing_invoiceline (invoice_id, position, label, segment_start, tier, kwh, price, amount,
-                    vat_percent)
-                SELECT i.id, l.position, l.label, l.segment_start, l.tier, l.line_kwh, l.price, l.amount, l.vat_percent
-                FROM {invoices} i
-                JOIN billing_run_todo t ON t.contract_id = i.contract_id AND t.n BETWEEN %(low)s AND %(high)s
-                JOIN billing_run_line l ON l.tariff_category = t.tariff_category AND l.households = t.households
-                     AND l.kwh = t.kwh
-                {where}
-                """
             insert_params = {**params, "year": str(period.year), "first": first, "start": start, "end": end,
                              "run": run.pk, "now": now, "review": under_review_hold()[:200]}  # fmt: skip
-            # In chunks of contracts (one on SQLite): each chunk's rows fit in memory, whatever the run's size.
-            chunk = settings.TONGDAI_BILLING_RUN_CHUNK if connection.vendor == "postgresql" else max(count, 1)
-            for low in range(1, count + 1, chunk):
-                bounds = {"low": low, "high": low + chunk - 1}
-                if connection.vendor == "postgresql":
-                    # One statement: the lines join the invoices as they come out of the INSERT, so the plan
-                    # never rests on statistics of billing_invoice taken before the run's rows arrived.
-                    cursor.execute(
-                        f"WITH ins AS ({invoices_sql} RETURNING id, contract_id) "
-                        + lines_sql.format(invoices="ins", where=""),
-                        {**insert_params, **bounds},
-                    )
-                else:
-                    cursor.execute(invoices_sql, {**insert_params, **bounds})
-                    cursor.execute(
-                        lines_sql.format(invoices="billing_invoice", where="WHERE i.run_id = %(run)s"),
-                        {"run": run.pk, **bounds},
-                    )
-            cursor.execute(
-                f"""
-                SELECT COUNT(*) FROM customers_contract c JOIN customers_customer cu ON cu.id = c.customer_id
-                WHERE c.status = %(active)s {"AND cu.unit_id = %(unit)s" if unit is not None else ""}
-                  AND NOT EXISTS (SELECT 1 FROM billing_meterreading r WHERE r.contract_id = c.id
-                                  AND r.period = %(period)s AND r.status <> 'superseded')
-                """,
-                params,
-            )
-            (without_reading,) = cursor.fetchone()
-            cursor.execute(
-                "SELECT COUNT(*) FROM billing_run_todo WHERE reading_status = 'flagged' OR under_review = 1"
-            )
-            (held,) = cursor.fetchone()
+            _run_insert_invoices(cursor, insert_params, count=count)
+            without_reading, held = _run_count_left_out(cursor, params, by_unit=unit is not None)
             for table in ("billing_run_todo", "billing_run_charge", "billing_run_line"):
                 cursor.execute(f"DROP TABLE {table}")
         run.invoices, run.without_reading, run.held = count, without_reading, held
@@ -845,6 +724,144 @@ def _billing_run(*, actor, period: dt.date, unit: Unit | None, start: dt.date, e
         audit(actor=actor, action="billing.run", obj=run, unit_id=unit.pk if unit else None, rows=count,
               after={"period": str(period), "invoices": count, "held": held, "without_reading": without_reading})  # fmt: skip
     return RunResult(run=run, invoices=count, without_reading=without_reading, held=held)
+
+
+def _run_collect_todo(cursor, params: dict, *, by_unit: bool) -> None:
+    """The run's work list (temporary table ``billing_run_todo``): each current reading of the period of an
+    active contract without a regular bill for it, numbered in contract order."""
+    where_unit = "AND r.unit_id = %(unit)s" if by_unit else ""
+    cursor.execute("DROP TABLE IF EXISTS billing_run_todo")
+    cursor.execute(
+        f"""
+        CREATE TEMP TABLE billing_run_todo AS
+        SELECT r.id AS reading_id, r.contract_id, c.customer_id, r.unit_id, r.kwh, cu.households,
+               c.tariff_category, r.status AS reading_status, r.flag_reason,
+               CASE WHEN r.contract_id IN ({UNDER_REVIEW_SQL}) THEN 1 ELSE 0 END AS under_review,
+               ROW_NUMBER() OVER (ORDER BY r.contract_id) AS n
+        FROM billing_meterreading r
+        JOIN customers_contract c ON c.id = r.contract_id
+        JOIN customers_customer cu ON cu.id = c.customer_id
+        WHERE r.period = %(period)s AND r.status <> 'superseded' AND c.status = %(active)s {where_unit}
+          AND NOT EXISTS (SELECT 1 FROM billing_invoice i WHERE i.contract_id = r.contract_id
+                          AND i.period = %(period)s AND i.kind = 'regular')
+        """,
+        params,
+    )
+
+
+def _run_compute_charges(cursor, *, start: dt.date, end: dt.date) -> None:
+    """The charge of each distinct (tariff category, households, kWh) of the work list, computed once by the
+    pure tariff model, into temporary tables ``billing_run_charge`` (totals) and ``billing_run_line`` (lines).
+    """
+    cursor.execute("SELECT DISTINCT tariff_category, households, kwh FROM billing_run_todo")
+    combos = cursor.fetchall()
+    charges = {}
+    tables = {category: tables_for(category) for category in {c[0] for c in combos}}
+    rates = vat_rates() if combos else []
+    for category, households, kwh in combos:
+        try:
+            charges[(category, households, kwh)] = tariff.compute_charge(
+                start=start, end=end, consumption=kwh, tables=tables[category], vat_rates=rates,
+                households=households,
+            )  # fmt: skip
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+    cursor.execute("DROP TABLE IF EXISTS billing_run_charge")
+    cursor.execute("DROP TABLE IF EXISTS billing_run_line")
+    cursor.execute(
+        "CREATE TEMP TABLE billing_run_charge (tariff_category varchar(16), households integer, "
+        "kwh integer, subtotal bigint, vat bigint, total bigint)"
+    )
+    cursor.execute(
+        "CREATE TEMP TABLE billing_run_line (tariff_category varchar(16), households integer, kwh integer, "
+        "position integer, label varchar(100), segment_start date, tier integer, line_kwh integer, "
+        "price integer, amount bigint, vat_percent integer)"
+    )
+    _insert_rows(cursor, "billing_run_charge", [
+        (cat, hh, kwh, ch.subtotal, ch.vat, ch.total) for (cat, hh, kwh), ch in charges.items()
+    ])  # fmt: skip
+    _insert_rows(cursor, "billing_run_line", [
+        (cat, hh, kwh, i, line.label[:100], line.valid_from, line.tier, line.kwh, line.price, line.amount,
+         line.vat_percent)
+        for (cat, hh, kwh), ch in charges.items() for i, line in enumerate(ch.lines, 1)
+    ])  # fmt: skip
+    if connection.vendor == "postgresql":  # temporary tables are never analysed by autovacuum
+        cursor.execute("CREATE INDEX billing_run_todo_n ON billing_run_todo (n)")
+        for table in ("billing_run_todo", "billing_run_charge", "billing_run_line"):
+            cursor.execute(f"ANALYZE {table}")
+
+
+def _run_invoices_sql() -> str:
+    """The INSERT of a chunk of the run's bills (numbered from ``first`` in work-list order)."""
+    return f"""
+    INSERT INTO billing_invoice (number, kind, contract_id, customer_id, unit_id, period, period_start,
+        period_end, reading_id, kwh, households, subtotal, vat, total, status, hold_reason, adjusts_id,
+        run_id, created_at, issued_at, paid_at)
+    SELECT 'HD' || %(year)s || '-' || {_pad8("(%(first)s - 1 + t.n)")},
+           'regular', t.contract_id, t.customer_id, t.unit_id, %(period)s, %(start)s, %(end)s,
+           t.reading_id, t.kwh, t.households, ch.subtotal, ch.vat, ch.total,
+           CASE WHEN t.reading_status = 'flagged' OR t.under_review = 1 THEN 'held' ELSE 'draft' END,
+           CASE WHEN t.under_review = 1 THEN %(review)s
+                WHEN t.reading_status = 'flagged' THEN substr('Reading flagged: ' || t.flag_reason, 1, 200)
+                ELSE '' END,
+           NULL, %(run)s, %(now)s, NULL, NULL
+    FROM billing_run_todo t
+    JOIN billing_run_charge ch ON ch.tariff_category = t.tariff_category
+         AND ch.households = t.households AND ch.kwh = t.kwh
+    WHERE t.n BETWEEN %(low)s AND %(high)s
+    """  # fmt: skip
+
+
+RUN_LINES_SQL = """
+    INSERT INTO billing_invoiceline (invoice_id, position, label, segment_start, tier, kwh, price, amount,
+        vat_percent)
+    SELECT i.id, l.position, l.label, l.segment_start, l.tier, l.line_kwh, l.price, l.amount, l.vat_percent
+    FROM {invoices} i
+    JOIN billing_run_todo t ON t.contract_id = i.contract_id AND t.n BETWEEN %(low)s AND %(high)s
+    JOIN billing_run_line l ON l.tariff_category = t.tariff_category AND l.households = t.households
+         AND l.kwh = t.kwh
+    {where}
+    """
+
+
+def _run_insert_invoices(cursor, insert_params: dict, *, count: int) -> None:
+    """The work list's bills and their lines, joined to the computed charges, in chunks of contracts (one on
+    SQLite): each chunk's rows fit in memory, whatever the run's size."""
+    chunk = settings.TONGDAI_BILLING_RUN_CHUNK if connection.vendor == "postgresql" else max(count, 1)
+    for low in range(1, count + 1, chunk):
+        bounds = {"low": low, "high": low + chunk - 1}
+        if connection.vendor == "postgresql":
+            # One statement: the lines join the invoices as they come out of the INSERT, so the plan
+            # never rests on statistics of billing_invoice taken before the run's rows arrived.
+            cursor.execute(
+                f"WITH ins AS ({_run_invoices_sql()} RETURNING id, contract_id) "
+                + RUN_LINES_SQL.format(invoices="ins", where=""),
+                {**insert_params, **bounds},
+            )
+        else:
+            cursor.execute(_run_invoices_sql(), {**insert_params, **bounds})
+            cursor.execute(
+                RUN_LINES_SQL.format(invoices="billing_invoice", where="WHERE i.run_id = %(run)s"),
+                {"run": insert_params["run"], **bounds},
+            )
+
+
+def _run_count_left_out(cursor, params: dict, *, by_unit: bool) -> tuple[int, int]:
+    """How many active contracts of the run's reach have no reading for the period, and how many of the bills
+    made were held (a flagged reading or a contract under review)."""
+    cursor.execute(
+        f"""
+        SELECT COUNT(*) FROM customers_contract c JOIN customers_customer cu ON cu.id = c.customer_id
+        WHERE c.status = %(active)s {"AND cu.unit_id = %(unit)s" if by_unit else ""}
+          AND NOT EXISTS (SELECT 1 FROM billing_meterreading r WHERE r.contract_id = c.id
+                          AND r.period = %(period)s AND r.status <> 'superseded')
+        """,
+        params,
+    )
+    (without_reading,) = cursor.fetchone()
+    cursor.execute("SELECT COUNT(*) FROM billing_run_todo WHERE reading_status = 'flagged' OR under_review = 1")
+    (held,) = cursor.fetchone()
+    return without_reading, held
 
 
 def bulk_work_memory(cursor) -> None:
@@ -874,6 +891,7 @@ def _insert_rows(cursor, table: str, rows: list[tuple], batch: int = 1000) -> No
 def invoices_issue(*, actor, period: dt.date, unit: Unit | None = None) -> int:
     """Issue the period's draft invoices (held ones wait). From here on they cannot change. A draft whose
     reading or bill is disputed or under re-inspection is held instead, with the reason."""
+    require(actor, "billing.issue_invoice")
     check_reach(actor, unit)
     lock_period(period)
     lock_reference()
@@ -905,6 +923,7 @@ def invoices_issue(*, actor, period: dt.date, unit: Unit | None = None) -> int:
 
 @transaction.atomic
 def invoice_issue(*, actor, invoice: Invoice) -> Invoice:
+    require(actor, "billing.issue_invoice", unit=invoice.unit_id)
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status != InvoiceStatus.DRAFT:
         raise ValidationError(
@@ -927,6 +946,7 @@ def invoice_issue(*, actor, invoice: Invoice) -> Invoice:
 
 @transaction.atomic
 def invoice_hold(*, actor, invoice: Invoice, reason: str) -> Invoice:
+    require(actor, "billing.change_invoice", unit=invoice.unit_id)
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status != InvoiceStatus.DRAFT:
         raise ValidationError(_("Only a draft invoice can be held."))
@@ -941,6 +961,7 @@ def invoice_hold(*, actor, invoice: Invoice, reason: str) -> Invoice:
 
 @transaction.atomic
 def invoice_release(*, actor, invoice: Invoice, reason: str = "") -> Invoice:
+    require(actor, "billing.change_invoice", unit=invoice.unit_id)
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status != InvoiceStatus.HELD:
         raise ValidationError(_("Only a held invoice can be released."))
@@ -963,6 +984,7 @@ def invoice_release(*, actor, invoice: Invoice, reason: str = "") -> Invoice:
 
 @transaction.atomic
 def invoice_mark_paid(*, actor, invoice: Invoice, at: dt.datetime | None = None) -> Invoice:
+    require(actor, "billing.change_invoice", unit=invoice.unit_id)
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status != InvoiceStatus.ISSUED:
         raise ValidationError(_("Only an issued invoice can be paid."))
@@ -975,6 +997,7 @@ def invoice_mark_paid(*, actor, invoice: Invoice, at: dt.datetime | None = None)
 @transaction.atomic
 def invoice_recompute(*, actor, invoice: Invoice, reading: MeterReading, reason: str) -> Invoice:
     """Before issue: the bill is computed again from a corrected reading (lines replaced, totals updated)."""
+    require(actor, "billing.change_invoice", unit=invoice.unit_id)
     invoice = Invoice.objects.select_for_update().select_related("contract").get(pk=invoice.pk)
     if invoice.status in ISSUED_STATUSES:
         raise ValidationError(_("An issued invoice cannot be changed: propose an adjustment."))
@@ -1015,6 +1038,7 @@ def dispute_open(*, actor, ticket, claim: str, invoice: Invoice | None = None,
                  reading: MeterReading | None = None) -> Dispute:  # fmt: skip
     """A billing complaint becomes a dispute and a re-inspection item for the unit. A bill not yet issued is
     held; while the dispute is open the customer's supply must not be cut (the card says so)."""
+    require(actor, "billing.add_dispute")
     if invoice is None and reading is None:
         raise ValidationError(_("A dispute is about an invoice or a reading."))
     if not claim.strip():
@@ -1032,6 +1056,7 @@ def dispute_open(*, actor, ticket, claim: str, invoice: Invoice | None = None,
     if reading is not None:
         lock_period(reading.period)  # a billing run of the period finishes first, and its draft is held below
     customer = ticket.customer
+    require(actor, "billing.add_dispute", unit=customer.unit_id)
     dispute = Dispute.objects.create(
         ticket=ticket, customer=customer, unit_id=customer.unit_id, invoice=invoice, reading=reading,
         claim=claim.strip(), opened_at=timezone.now(), opened_by=_actor(actor),
@@ -1056,6 +1081,7 @@ def reinspection_record(*, actor, item: Reinspection, outcome: str, reread_value
                         evidence: str = "") -> Reinspection:  # fmt: skip
     """The unit's re-inspection result. Corrected: the reading is replaced (and a bill not yet issued recomputed).
     Meter fault: a meter test ticket is opened for the unit."""
+    require(actor, "billing.change_reinspection", unit=item.unit_id)
     item = (
         Reinspection.objects.select_for_update(of=("self",))
         .select_related("reading", "dispute")
@@ -1138,6 +1164,7 @@ def _open_meter_test(*, actor, item: Reinspection) -> None:
 
 @transaction.atomic
 def dispute_resolve(*, actor, dispute: Dispute, outcome: str) -> Dispute:
+    require(actor, "billing.change_dispute", unit=dispute.unit_id)
     dispute = Dispute.objects.select_for_update().get(pk=dispute.pk)
     if dispute.status != DisputeStatus.OPEN:
         raise ValidationError(_("This dispute is already resolved."))
@@ -1165,6 +1192,7 @@ def adjustment_propose(*, actor, invoice: Invoice, record: str, reading: MeterRe
                        kwh: int | None = None, dispute: Dispute | None = None) -> Adjustment:  # fmt: skip
     """After issue, a correction record (*biên bản*) proposes an adjustment invoice for the difference. Two
     clerks proposing on the same bill at once: the second waits for the first, then is told one is pending."""
+    require(actor, "billing.propose_adjustment", unit=invoice.unit_id)
     invoice = Invoice.objects.select_for_update(of=("self",)).select_related("contract").get(pk=invoice.pk)
     if invoice.kind != InvoiceKind.REGULAR or invoice.status not in ISSUED_STATUSES:
         raise ValidationError(_("Only an issued bill is adjusted; a draft one is recomputed."))
@@ -1220,6 +1248,7 @@ def _current_total(invoice: Invoice) -> dict:
 def adjustment_decide(*, actor, adjustment: Adjustment, approve: bool, note: str = "") -> Adjustment:
     """A second billing clerk approves (the adjustment invoice is issued, a refund opened when negative) or
     rejects. The proposer can never decide their own adjustment, and the database refuses it too."""
+    require(actor, "billing.approve_adjustment", unit=adjustment.unit_id)
     adjustment = Adjustment.objects.select_for_update().select_related("original").get(pk=adjustment.pk)
     if adjustment.status != AdjustmentStatus.PROPOSED:
         raise ValidationError(_("This adjustment is already decided."))
@@ -1272,6 +1301,7 @@ def adjustment_decide(*, actor, adjustment: Adjustment, approve: bool, note: str
 def refund_settle(*, actor, refund: Refund, method: str, reference: str = "",
                   offset_invoice: Invoice | None = None) -> Refund:  # fmt: skip
     """Money back (with the payment reference) or an offset on the customer's next bill, recorded which."""
+    require(actor, "billing.change_refund", unit=refund.unit_id)
     refund = Refund.objects.select_for_update().get(pk=refund.pk)
     if refund.method:
         raise ValidationError(_("This refund is already settled."))
@@ -1482,49 +1512,15 @@ def rebate_dry_run(*, programme: RebateProgramme, user=None) -> dict:
 def rebate_apply(*, actor, programme: RebateProgramme) -> dict:
     """Apply a programme to every eligible bill not yet issued, set-based. Running it again changes nothing
     (one application per programme and invoice); ``rebate_reverse`` undoes it on bills still not issued."""
+    require(actor, "billing.change_rebateprogramme")
     programme = RebateProgramme.objects.select_for_update().get(pk=programme.pk)
     if programme.status == RebateStatus.REVERSED:
         raise ValidationError(_("A reversed programme is not applied again: create a new one."))
     sql, params = _eligible_sql(programme)
     now = timezone.now()
     with connection.cursor() as cursor:
-        # The eligible bills once; then their lines' sums per VAT rate, and what the rebate takes off each
-        # (``tariff.rebate_parts`` in integer SQL: the same đồng on PostgreSQL and SQLite); then set-based
-        # statements from those tables, each a join the planner can hash.
         bulk_work_memory(cursor)
-        cursor.execute("DROP TABLE IF EXISTS billing_rebate_todo")
-        cursor.execute("DROP TABLE IF EXISTS billing_rebate_part")
-        cursor.execute(
-            "CREATE TEMP TABLE billing_rebate_todo AS "
-            "SELECT e.id AS invoice_id, e.pct, e.bp, e.subtotal AS base, e.period_start, "
-            f"CAST(0 AS BIGINT) AS amount, CAST(0 AS BIGINT) AS vat {sql}",
-            params,
-        )
-        if connection.vendor == "postgresql":  # temporary tables are never analysed by autovacuum
-            cursor.execute(
-                "CREATE UNIQUE INDEX billing_rebate_todo_invoice ON billing_rebate_todo (invoice_id)"
-            )
-            cursor.execute("ANALYZE billing_rebate_todo")
-        reduction = _rebate_amount_sql("s.base", "s.bp")
-        cursor.execute(
-            "CREATE TEMP TABLE billing_rebate_part AS "
-            f"SELECT s.invoice_id, s.vat_percent, s.period_start, {reduction} AS amount, "
-            f"{_vat_sql('s.base', 's.vat_percent')} - {_vat_sql(f's.base - {reduction}', 's.vat_percent')} AS vat, "
-            "s.last_position + ROW_NUMBER() OVER (PARTITION BY s.invoice_id ORDER BY s.vat_percent DESC) AS position "
-            "FROM (SELECT t.invoice_id, l.vat_percent, t.bp, t.period_start, CAST(SUM(l.amount) AS BIGINT) AS base, "
-            "      MAX(MAX(l.position)) OVER (PARTITION BY t.invoice_id) AS last_position "
-            "      FROM billing_invoiceline l JOIN billing_rebate_todo t ON t.invoice_id = l.invoice_id "
-            "      GROUP BY t.invoice_id, l.vat_percent, t.bp, t.period_start) s "
-            "WHERE s.base > 0"
-        )
-        if connection.vendor == "postgresql":
-            cursor.execute("ANALYZE billing_rebate_part")
-        cursor.execute(
-            "UPDATE billing_rebate_todo SET amount = p.amount, vat = p.vat "
-            "FROM (SELECT invoice_id, SUM(amount) AS amount, SUM(vat) AS vat FROM billing_rebate_part "
-            "      GROUP BY invoice_id) p "
-            "WHERE p.invoice_id = billing_rebate_todo.invoice_id"
-        )
+        _rebate_compute(cursor, sql, params)
         cursor.execute(
             "INSERT INTO billing_rebateapplication (programme_id, invoice_id, percent, base, amount, vat, applied_at) "
             "SELECT %s, invoice_id, pct, base, amount, vat, %s FROM billing_rebate_todo",
@@ -1538,19 +1534,7 @@ def rebate_apply(*, actor, programme: RebateProgramme) -> dict:
             "FROM billing_rebate_part",
             [rebate_label(programme)],
         )
-        # A bill whose new total no longer covers the refunds offset on it (rare): those offsets are released.
-        cursor.execute(
-            "SELECT i.id, i.total - t.amount - t.vat FROM billing_invoice i JOIN billing_rebate_todo t "
-            "ON t.invoice_id = i.id WHERE i.refund_offset > i.total - t.amount - t.vat"
-        )
-        for invoice_id, new_total in cursor.fetchall():
-            invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
-            invoice.total = new_total
-            released = _release_offsets(invoice)
-            Invoice.objects.filter(pk=invoice_id).update(refund_offset=invoice.refund_offset)
-            audit(actor=actor, action="refund.unsettle", obj=invoice, rows=len(released),
-                  after={"refunds": released, "total": new_total, "refund_offset": invoice.refund_offset},
-                  reason=rebate_label(programme))  # fmt: skip
+        _rebate_release_offsets(cursor, actor=actor, programme=programme)
         cursor.execute(
             "UPDATE billing_invoice SET subtotal = billing_invoice.subtotal - t.amount, "
             "vat = billing_invoice.vat - t.vat, total = billing_invoice.total - t.amount - t.vat "
@@ -1569,10 +1553,67 @@ def rebate_apply(*, actor, programme: RebateProgramme) -> dict:
     return {"invoices": count, "amount": totals["amount"] or 0, "vat": totals["vat"] or 0}
 
 
+def _rebate_compute(cursor, sql: str, params) -> None:
+    """What a programme takes off its eligible bills, into temporary tables: ``billing_rebate_todo`` (one row
+    per bill: its percentage, base and the amount and VAT taken off) and ``billing_rebate_part`` (one row per
+    bill and VAT rate, the rebate line to add)."""
+    # The eligible bills once; then their lines' sums per VAT rate, and what the rebate takes off each
+    # (``tariff.rebate_parts`` in integer SQL: the same đồng on PostgreSQL and SQLite); the statements of
+    # ``rebate_apply`` are set-based from those tables, each a join the planner can hash.
+    cursor.execute("DROP TABLE IF EXISTS billing_rebate_todo")
+    cursor.execute("DROP TABLE IF EXISTS billing_rebate_part")
+    cursor.execute(
+        "CREATE TEMP TABLE billing_rebate_todo AS "
+        "SELECT e.id AS invoice_id, e.pct, e.bp, e.subtotal AS base, e.period_start, "
+        f"CAST(0 AS BIGINT) AS amount, CAST(0 AS BIGINT) AS vat {sql}",
+        params,
+    )
+    if connection.vendor == "postgresql":  # temporary tables are never analysed by autovacuum
+        cursor.execute("CREATE UNIQUE INDEX billing_rebate_todo_invoice ON billing_rebate_todo (invoice_id)")
+        cursor.execute("ANALYZE billing_rebate_todo")
+    reduction = _rebate_amount_sql("s.base", "s.bp")
+    cursor.execute(
+        "CREATE TEMP TABLE billing_rebate_part AS "
+        f"SELECT s.invoice_id, s.vat_percent, s.period_start, {reduction} AS amount, "
+        f"{_vat_sql('s.base', 's.vat_percent')} - {_vat_sql(f's.base - {reduction}', 's.vat_percent')} AS vat, "
+        "s.last_position + ROW_NUMBER() OVER (PARTITION BY s.invoice_id ORDER BY s.vat_percent DESC) AS position "
+        "FROM (SELECT t.invoice_id, l.vat_percent, t.bp, t.period_start, CAST(SUM(l.amount) AS BIGINT) AS base, "
+        "      MAX(MAX(l.position)) OVER (PARTITION BY t.invoice_id) AS last_position "
+        "      FROM billing_invoiceline l JOIN billing_rebate_todo t ON t.invoice_id = l.invoice_id "
+        "      GROUP BY t.invoice_id, l.vat_percent, t.bp, t.period_start) s "
+        "WHERE s.base > 0"
+    )
+    if connection.vendor == "postgresql":
+        cursor.execute("ANALYZE billing_rebate_part")
+    cursor.execute(
+        "UPDATE billing_rebate_todo SET amount = p.amount, vat = p.vat "
+        "FROM (SELECT invoice_id, SUM(amount) AS amount, SUM(vat) AS vat FROM billing_rebate_part "
+        "      GROUP BY invoice_id) p "
+        "WHERE p.invoice_id = billing_rebate_todo.invoice_id"
+    )
+
+
+def _rebate_release_offsets(cursor, *, actor, programme: RebateProgramme) -> None:
+    """A bill whose new total no longer covers the refunds offset on it (rare): those offsets are released."""
+    cursor.execute(
+        "SELECT i.id, i.total - t.amount - t.vat FROM billing_invoice i JOIN billing_rebate_todo t "
+        "ON t.invoice_id = i.id WHERE i.refund_offset > i.total - t.amount - t.vat"
+    )
+    for invoice_id, new_total in cursor.fetchall():
+        invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
+        invoice.total = new_total
+        released = _release_offsets(invoice)
+        Invoice.objects.filter(pk=invoice_id).update(refund_offset=invoice.refund_offset)
+        audit(actor=actor, action="refund.unsettle", obj=invoice, rows=len(released),
+              after={"refunds": released, "total": new_total, "refund_offset": invoice.refund_offset},
+              reason=rebate_label(programme))  # fmt: skip
+
+
 @transaction.atomic
 def rebate_reverse(*, actor, programme: RebateProgramme) -> dict:
     """Take a programme back off every bill not yet issued. Bills already issued keep it (an adjustment would
     be needed); they are counted and reported."""
+    require(actor, "billing.change_rebateprogramme")
     programme = RebateProgramme.objects.select_for_update().get(pk=programme.pk)
     if programme.status != RebateStatus.APPLIED:
         raise ValidationError(_("Only an applied programme can be reversed."))
@@ -1636,6 +1677,7 @@ def anomaly_scan(
 ) -> dict:
     """Compare each contract's consumption with the previous period: count the rises per unit in bands, open a
     re-inspection and hold the bill of every customer at ``threshold``× or more. Safe to run again."""
+    require(actor, "billing.add_anomalybandcount")
     check_reach(actor, unit)
     threshold = Decimal(str(threshold or settings.TONGDAI_ANOMALY_THRESHOLD))
     if threshold <= 1:

@@ -355,17 +355,33 @@ def compute_charge(
     table_history = _history(tables, "price tables")
     vat_history = _history(vat_rates, "VAT rates")
     kind = table_history[0].kind
-
+    readings = _readings(kind, consumption)
+    segments = _segments(start, end, table_history, vat_history)
     if kind == "tou":
-        readings = _tou_consumption(consumption)
-    else:
-        if isinstance(consumption, bool) or not isinstance(consumption, int) or consumption < 0:
-            raise ValueError(f"consumption must be a whole number of kWh ≥ 0, got {consumption!r}")
-        readings = {"": consumption}
+        _check_tou_prices(segments, readings)
+    lines = _charge_lines(kind, segments, readings, households=households, days=days)
+    return _charge(segments, lines, readings, rebates)
 
+
+_Segment = tuple[date, date, PriceTable, VatRate]
+
+
+def _readings(kind: str, consumption: int | Mapping[str, int]) -> dict[str, int]:
+    """The kWh by register (the one register ``""`` outside time-of-use), checked."""
+    if kind == "tou":
+        return _tou_consumption(consumption)
+    if isinstance(consumption, bool) or not isinstance(consumption, int) or consumption < 0:
+        raise ValueError(f"consumption must be a whole number of kWh ≥ 0, got {consumption!r}")
+    return {"": consumption}
+
+
+def _segments(
+    start: date, end: date, table_history: list[PriceTable], vat_history: list[VatRate]
+) -> list[_Segment]:
+    """[start, end) cut at each day a price table or VAT rate starts: (start, end, table, rate) each."""
     dates = [table.valid_from for table in table_history] + [rate.valid_from for rate in vat_history]
     bounds = [start, *sorted({day for day in dates if start < day < end}), end]
-    segments = [
+    return [
         (
             seg_start,
             seg_end,
@@ -374,15 +390,22 @@ def compute_charge(
         )
         for seg_start, seg_end in pairwise(bounds)
     ]
-    if kind == "tou":
-        for _seg_start, _seg_end, table, _vat in segments:
-            unpriced = [
-                register for register, kwh in readings.items() if kwh and table.tou_price(register) is None
-            ]
-            if unpriced:
-                raise ValueError(
-                    f"the time-of-use price table from {table.valid_from} has no price for {', '.join(unpriced)}"
-                )
+
+
+def _check_tou_prices(segments: list[_Segment], readings: dict[str, int]) -> None:
+    """Every register with kWh has a price in every segment's time-of-use table."""
+    for _seg_start, _seg_end, table, _vat in segments:
+        unpriced = [register for register, kwh in readings.items() if kwh and table.tou_price(register) is None]
+        if unpriced:
+            raise ValueError(
+                f"the time-of-use price table from {table.valid_from} has no price for {', '.join(unpriced)}"
+            )
+
+
+def _charge_lines(
+    kind: str, segments: list[_Segment], readings: dict[str, int], *, households: int, days: int
+) -> list[ChargeLine]:
+    """The lines of each segment: its share of the kWh by tier (or by register for time-of-use)."""
     day_counts = [(seg_end - seg_start).days for seg_start, seg_end, _table, _vat in segments]
     shares = {register: _split(kwh, day_counts, days) for register, kwh in readings.items()}
     if kind != "tou":
@@ -408,8 +431,13 @@ def compute_charge(
             for label, tier, kwh, price in rows
         ]
         lines.extend(segment_lines)
+    return lines
 
-    # One VAT per rate, on the sum of that rate's amounts (less its rebates).
+
+def _charge(
+    segments: list[_Segment], lines: list[ChargeLine], readings: dict[str, int], rebates: Sequence[Decimal]
+) -> Charge:
+    """The bill's totals: one VAT per rate, on the sum of that rate's amounts (less its rebates)."""
     first_day: dict[int, date] = {}
     bases: dict[int, int] = {}
     for seg_start, _seg_end, _table, vat_rate in segments:

@@ -40,9 +40,11 @@ class CardNotice(list):
         self.notice = text
 
 
-def open_disputes(*, customer, user):
-    """The customer's open disputes within the user's scope (a query, for ``Exists`` or ``.exists()``)."""
-    return Dispute.objects.for_user(user).open().filter(customer=customer)
+def open_disputes(*, customer):
+    """The customer's open disputes (a query, for ``Exists`` or ``.exists()``). Whoever sees the customer sees
+    that a dispute is open, whichever unit handles it: the warning is there so that nobody cuts the supply of
+    a customer who contests a bill; the dispute itself stays in its unit's scope."""
+    return Dispute.objects.open().filter(customer=customer)
 
 
 def card_invoices(*, customer, user) -> dict:
@@ -53,7 +55,7 @@ def card_invoices(*, customer, user) -> dict:
         Invoice.objects.for_user(user)
         .filter(customer=customer)
         .only("number", "kind", "period", "kwh", "total", "refund_offset", "status")
-        .annotate(customer_disputes=Exists(open_disputes(customer=customer, user=user)))
+        .annotate(customer_disputes=Exists(open_disputes(customer=customer)))
         .order_by("-period", "-id")[:CARD_INVOICES]
     )
     can_open = user.has_perm("billing.view_invoice")
@@ -71,7 +73,7 @@ def card_invoices(*, customer, user) -> dict:
         for i in invoices
     ]
     disputed = (
-        invoices[0].customer_disputes if invoices else open_disputes(customer=customer, user=user).exists()
+        invoices[0].customer_disputes if invoices else open_disputes(customer=customer).exists()
     )
     if disputed:
         rows.insert(0, CardNotice(_("Open billing dispute: do not cut supply")))

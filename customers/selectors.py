@@ -28,7 +28,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, connections
-from django.db.models import Func, Prefetch, TextField, Value
+from django.db.models import Func, TextField, Value
 from django.db.models.functions import Concat, StrIndex
 from django.utils.translation import gettext as _
 
@@ -270,35 +270,35 @@ class CustomerCard:
 
 
 def customer_card(*, user, customer_id: int) -> CustomerCard | None:
-    """The customer card, or None when the customer does not exist or is outside ``user``'s scope."""
-    # The phones and contracts (with their meters) are prefetched on the customer: the sections read them from
-    # there (the new ticket's prefilled phone and contract) instead of asking again.
+    """The customer card, or None when the customer does not exist or is outside ``user``'s scope.
+
+    One query each for the customer (with unit, company, corporation and who flagged them), the phones, the
+    contracts and their meters (none without contracts), then one per section. The phones and contracts are
+    left on the customer (``card_phones``, ``card_contracts``) for the sections that read them (the new
+    ticket's prefilled phone and contract) instead of asking again."""
     customer = (
         Customer.objects.for_user(user)
         .select_related("unit__company__corporation", "nuisance_set_by")
-        .prefetch_related(
-            Prefetch("phones", queryset=CustomerPhone.objects.order_by("-is_primary", "id")),
-            Prefetch(
-                "contracts",
-                queryset=Contract.objects.order_by("-start_date", "id").prefetch_related(
-                    Prefetch(
-                        "meter_assignments",
-                        queryset=MeterAssignment.objects.select_related("meter").order_by("-installed_at"),
-                    )
-                ),
-            ),
-        )
-        .filter(pk=customer_id)[:1]
+        .filter(pk=customer_id)
+        .first()
     )
-    customer = next(iter(customer), None)
     if customer is None:
         return None
-    phones = list(customer.phones.all())
-    contracts = list(customer.contracts.all())
+    phones = list(CustomerPhone.objects.filter(customer_id=customer.pk).order_by("-is_primary", "id"))
+    contracts: list[Any] = list(Contract.objects.filter(customer_id=customer.pk).order_by("-start_date", "id"))
+    by_contract: dict[int, list[MeterAssignment]] = {contract.pk: [] for contract in contracts}
+    if contracts:
+        assignments = (
+            MeterAssignment.objects.filter(contract_id__in=list(by_contract))
+            .select_related("meter")
+            .order_by("-installed_at")
+        )
+        for assignment in assignments:
+            by_contract[assignment.contract_id].append(assignment)
     for contract in contracts:
-        assignments = list(contract.meter_assignments.all())
-        contract.current_assignments = [a for a in assignments if a.removed_at is None]
-        contract.past_assignments = [a for a in assignments if a.removed_at is not None]
+        contract.current_assignments = [a for a in by_contract[contract.pk] if a.removed_at is None]
+        contract.past_assignments = [a for a in by_contract[contract.pk] if a.removed_at is not None]
+    customer.card_phones, customer.card_contracts = phones, contracts
     return CustomerCard(
         customer=customer,
         phones=phones,

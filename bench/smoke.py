@@ -30,6 +30,8 @@ STEPS = [
     ("a readings file", ["bench.import_readings", "--rows", "1000"]),
     ("intake", ["bench.intake", "--clients", "4", "--seconds", "3", "--warmup", "1", "--workers", "1",
                 "--threads", "2", "--history", "0"]),
+    ("the agent's pages over HTTP", ["bench.pages", "--agents", "2", "--seconds", "2", "--warmup", "1",
+                                     "--workers", "1", "--threads", "2"]),
 ]  # fmt: skip
 TIMEOUT = 600  # seconds a step may take
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
 from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from crm import db
@@ -68,6 +71,15 @@ class ScopedAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).for_user(request.user)
+
+    def action_checkbox(self, obj):
+        """The row's checkbox for the list actions: the same HTML as Django's (its ``CheckboxInput``), written
+        directly. Rendered through the form template engine it cost about a fifth of a 50-row changelist."""
+        label = format_html(gettext("Select this object for an action - {}"), str(obj))
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME, obj.pk, label,
+        )  # fmt: skip
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         related = db_field.remote_field.model

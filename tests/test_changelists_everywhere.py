@@ -127,3 +127,13 @@ def test_every_changelist_searches_and_filters(client, kind, staff, rows_of_ever
                 filtered = client.get(url + choice["query_string"])
                 assert filtered.status_code == 200, (kind, opts.label, choice["query_string"], filtered.status_code)
     assert walked >= (len(registered_admins()) if kind == "superuser" else 10), (kind, walked)
+
+
+def test_the_scoped_lists_row_checkbox_is_djangos_own_html(make_customer):
+    """The changelists write the action checkbox directly (``ScopedAdmin.action_checkbox``): it must stay the
+    HTML Django's widget renders, whatever the record's name holds."""
+    from django.contrib import admin as django_admin
+
+    customer = make_customer(name='Nguyễn "Văn" <An> & Co')
+    model_admin = django_admin.site.get_model_admin(type(customer))
+    assert model_admin.action_checkbox(customer) == django_admin.ModelAdmin.action_checkbox(model_admin, customer)

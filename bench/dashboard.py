@@ -197,8 +197,8 @@ def _slots(weights: list[int]) -> list[int]:
 
 
 def _raw_statements(units: list[int], begin, stop, unit_id: int | None, everything: bool = False):
-    """The page's ten aggregates, hand-written (same filters as ``reports.dashboard``); ``everything``: an
-    administrator, whose ``units`` are all of them."""
+    """The page's ten aggregates, hand-written (same filters as the widgets of ``tickets.dashboard`` and
+    ``billing.dashboard``); ``everything``: an administrator, whose ``units`` are all of them."""
     scope = f"unit_id IN ({', '.join(map(str, units))})" + (
         f" AND unit_id = {int(unit_id)}" if unit_id else ""
     )
@@ -407,8 +407,10 @@ def _measure(args, manager, administrator, units: list[int], busiest: int, now: 
     from django.test.utils import override_settings
     from django.utils import timezone
 
+    from crm.dashboard_widgets import window
     from crm.models import Unit
     from reports import dashboard
+    from tickets import dashboard as ticket_widgets
     from tickets.models import Ticket
 
     today = timezone.localdate(now)
@@ -426,7 +428,7 @@ def _measure(args, manager, administrator, units: list[int], busiest: int, now: 
     total = Ticket.objects.count()
     print(
         f"{total:,} tickets in the database; the manager sees {len(units)} units; "
-        f"{Ticket.objects.for_user(manager).filter(created_at__gte=dashboard._window(*last_month)[0], created_at__lt=dashboard._window(*last_month)[1]).count():,} "
+        f"{Ticket.objects.for_user(manager).filter(created_at__gte=window(*last_month)[0], created_at__lt=window(*last_month)[1]).count():,} "
         f"tickets received last month in their scope.\n"
     )  # fmt: skip
     clients = {}
@@ -438,7 +440,7 @@ def _measure(args, manager, administrator, units: list[int], busiest: int, now: 
     every_unit = sorted(Unit.objects.values_list("pk", flat=True))
 
     def raw_all(scope_units, period, unit_id):
-        begin, stop = dashboard._window(*period)
+        begin, stop = window(*period)
         params = {"b": begin, "s": stop, "pb": period[0].replace(day=1), "pe": period[1]}
         everything = scope_units is None
         with connection.cursor() as cursor:
@@ -479,7 +481,7 @@ def _measure(args, manager, administrator, units: list[int], busiest: int, now: 
     for widget in dashboard.WIDGETS:
 
         def one(_i, widget=widget):
-            getattr(dashboard.Dashboard(manager, *last_month), widget.method)()
+            dashboard.Dashboard(manager, *last_month).data(widget)
 
         samples = _timed(one, args.iterations, warmup=1)
         print(f"{widget.key:<30} {_p(samples, 0.5):8.1f} {_p(samples, 0.95):8.1f}")
@@ -489,13 +491,13 @@ def _measure(args, manager, administrator, units: list[int], busiest: int, now: 
         for label, queryset in (
             (
                 "tickets per (unit, channel, category)",
-                board._tickets()
+                ticket_widgets.received(board)
                 .values("unit_id", "channel", "category_id")
-                .annotate(count=Count("id"), **dashboard._sla_aggregates())
+                .annotate(count=Count("id"), **ticket_widgets.sla_aggregates())
                 .order_by(),
             ),
             ("open breaches", Ticket.objects.for_user(manager).open().values("unit_id").annotate(n=Count("id")).order_by()),
-            ("satisfaction", board._callbacks().values("outcome").annotate(n=Count("id")).order_by()),
+            ("satisfaction", ticket_widgets.completed_callbacks(board).values("outcome").annotate(n=Count("id")).order_by()),
         ):  # fmt: skip
             sql, params = queryset.query.sql_with_params()
             with connection.cursor() as cursor:

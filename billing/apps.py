@@ -7,7 +7,9 @@ class BillingConfig(AppConfig):
     verbose_name = _("Billing")
 
     def ready(self) -> None:
+        from billing import dashboard
         from billing.selectors import card_invoices
         from customers import card_sections
 
         card_sections.provide("invoices", card_invoices)
+        dashboard.register_widgets()

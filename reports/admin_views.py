@@ -1,8 +1,9 @@
 """The managers' dashboard page in the admin (``/admin/dashboard/``), and its CSV exports.
 
-Staff with ``crm.view_dashboard`` choose a period and one of their units; every widget is one aggregate query
-over their scope (``reports.dashboard``), shown as an SVG chart above its table. ``?export=<widget>`` streams that
-widget's table as CSV (or XLSX with ``&format=xlsx``), recorded in the export log.
+Staff with ``crm.view_dashboard`` choose a period and one of their units; every widget (registered by the app
+that owns its data, ``reports.dashboard``) is one aggregate query over their scope, shown as an SVG chart above
+its table. ``?export=<widget>`` streams that widget's table as CSV (or XLSX with ``&format=xlsx``), recorded in
+the export log.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def dashboard_view(request):
         )
         for widget in dashboard.WIDGETS:
             with replica_reads():
-                data = getattr(board, widget.method)()
+                data = board.data(widget)
             columns, rows = widget.table(data)
             query["export"] = widget.key
             widgets.append(

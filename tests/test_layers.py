@@ -9,7 +9,8 @@ function alike, so the layout tells a newcomer what may depend on what.
     crm       the organisation, staff, roles, scoping, and the shared plumbing (bottom)
 
 An app shows its data on a page of a lower one by registering with it (the card's sections,
-``customers.card_sections``), never by being imported from below.
+``customers.card_sections``; the dashboard's widgets, ``crm.dashboard_widgets``), never by being imported from
+below.
 """
 
 from __future__ import annotations

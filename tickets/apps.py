@@ -24,10 +24,12 @@ class TicketsConfig(AppConfig):
     def ready(self) -> None:
         from crm import shared_cache
         from customers import card_sections
+        from tickets import dashboard
         from tickets.models import Category, SlaPolicy
         from tickets.selectors import card_open_tickets, card_outages
 
         card_sections.provide("tickets", card_open_tickets)
         card_sections.provide("outages", card_outages)
+        dashboard.register_widgets()
         post_migrate.connect(_number_sequences, sender=self)
         shared_cache.invalidate_on_change(shared_cache.CATALOGUE, Category, SlaPolicy)

@@ -1,6 +1,7 @@
 """The managers' dashboard: every widget's numbers, the scope, the permission, the query count, the charts."""
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 
@@ -13,12 +14,17 @@ from django.urls import reverse
 from django.utils import timezone
 from openpyxl import load_workbook
 
+from billing import dashboard as billing_widgets
 from billing.models import Invoice, RebateApplication, Refund
+from crm import dashboard_widgets
 from crm.exports import XLSX_CONTENT_TYPE
 from crm.models import Role
 from crm.roles import group_name
 from reports import dashboard
+from reports.monthly import monthly_report_workbook
+from tickets import dashboard as ticket_widgets
 from tickets import services
+from tickets.models import Interaction
 from tickets.sla import sla_sweep
 
 NOW = timezone.now().replace(microsecond=0)
@@ -363,3 +369,66 @@ def test_charts_escape_labels_and_draw_the_reference_line():
     assert 'stroke-dasharray="226.19 150.8" stroke-dashoffset="0"' in dashboard.donut_chart(
         [("A", 3, "dash-part-a"), ("B", 2, "dash-part-b")], title="t", centre=""
     )
+
+
+def test_the_apps_register_their_widgets_in_the_pages_order():
+    assert [w.key for w in dashboard.WIDGETS] == [
+        "channels", "electronic", "categories", "units", "sla", "sla_units", "breaches", "handling",
+        "satisfaction", "outages", "anomalies", "refunds", "rebates",
+    ]  # fmt: skip
+    assert [*ticket_widgets.WIDGETS, *billing_widgets.WIDGETS] == dashboard.WIDGETS
+    assert dashboard.WIDGETS is dashboard_widgets.WIDGETS
+    assert {w.key: w for w in dashboard.WIDGETS} == dashboard.WIDGETS_BY_KEY
+    # registering a widget again changes nothing; another widget under a taken key is refused
+    dashboard_widgets.register(ticket_widgets.WIDGETS[0])
+    assert [w.key for w in dashboard.WIDGETS].count("channels") == 1
+    with pytest.raises(ValueError):
+        dashboard_widgets.register(dataclasses.replace(ticket_widgets.WIDGETS[0], position=1))
+    assert dashboard.WIDGETS_BY_KEY["channels"] is ticket_widgets.WIDGETS[0]
+
+
+def callers(board):
+    """The callers of the period: one per interaction."""
+    return board.scoped(
+        Interaction.objects.filter(started_at__gte=board.begin, started_at__lt=board.stop)
+    ).count()
+
+
+def test_a_widget_registered_by_an_app_shows_on_the_page_and_in_the_monthly_report(
+    client, activity, staff, dashboard_permission
+):
+    # given an app's widget placed between the SLA by unit and the open breaches
+    extra = dashboard_widgets.Widget(
+        key="callers", title="Callers", position=65, data=callers,
+        table=lambda n: (["callers"], [[n]]),
+        chart=lambda n, title: dashboard.bar_chart([("callers", n)], title=title),
+    )  # fmt: skip
+    dashboard_widgets.register(extra)
+    try:
+        # when the manager opens the page, and the month's workbook is built
+        page = _page(client, staff[Role.MANAGER])
+        workbook, _rows = monthly_report_workbook(staff[Role.MANAGER], START)
+        export = _page(client, staff[Role.MANAGER], export="callers")
+
+        # then it shows where its position puts it, with what its query counted in the manager's scope
+        keys = [w["key"] for w in page.context["widgets"]]
+        assert keys[keys.index("sla_units") + 1 : keys.index("breaches")] == ["callers"]
+        shown = next(w for w in page.context["widgets"] if w["key"] == "callers")
+        assert shown["data"] == dashboard.callers(staff[Role.MANAGER], START, END) == 3
+        assert dashboard.Dashboard(staff[Role.MANAGER], START, END).callers() == 3
+        assert [[c["value"] for c in row] for row in shown["rows"]] == [["3"]]
+        assert 'class="dash-bar"' in str(shown["chart"])
+        sheets = load_workbook(io.BytesIO(workbook), read_only=True).sheetnames
+        assert sheets[sheets.index("SLA compliance by unit") + 1] == "Callers"
+        assert export.status_code == 200
+        assert b"".join(export.streaming_content).decode("utf-8").lstrip("\ufeff").split() == ["callers", "3"]
+    finally:
+        dashboard_widgets.unregister("callers")
+    # once unregistered it is gone from the page, its export and the module's selectors
+    assert "callers" not in [w.key for w in dashboard.WIDGETS]
+    assert [w["key"] for w in _page(client, staff[Role.MANAGER]).context["widgets"]] == [
+        w.key for w in dashboard.WIDGETS
+    ]
+    assert _page(client, staff[Role.MANAGER], export="callers").status_code == 404
+    with pytest.raises(AttributeError):
+        dashboard.callers  # noqa: B018

@@ -62,11 +62,14 @@ def forget_scope(user) -> None:
 
 
 def unit_cached(unit_id: int):
-    """A unit, from the shared cache: the busiest endpoints ask for a customer's unit on every request."""
+    """A unit with its company and corporation, from the shared cache: the busiest pages and endpoints (the
+    customer card, intake) show a customer's unit on every request."""
     from crm.models import Unit
 
     return shared_cache.remember(
-        f"unit:{unit_id}", (shared_cache.ORGANISATION,), lambda: Unit.objects.get(pk=unit_id)
+        f"unit:{unit_id}",
+        (shared_cache.ORGANISATION,),
+        lambda: Unit.objects.select_related("company__corporation").get(pk=unit_id),
     )
 
 

@@ -272,18 +272,15 @@ class CustomerCard:
 def customer_card(*, user, customer_id: int) -> CustomerCard | None:
     """The customer card, or None when the customer does not exist or is outside ``user``'s scope.
 
-    One query each for the customer (with unit, company, corporation and who flagged them), the phones, the
-    contracts and their meters (none without contracts), then one per section. The phones and contracts are
+    One query each for the customer, the phones, the contracts and their meters (none without contracts), then
+    one per section; the unit (with its company and corporation) comes from the shared cache, and who flagged a
+    nuisance caller is read only for a flagged one. The phones and contracts are
     left on the customer (``card_phones``, ``card_contracts``) for the sections that read them (the new
     ticket's prefilled phone and contract) instead of asking again."""
-    customer = (
-        Customer.objects.for_user(user)
-        .select_related("unit__company__corporation", "nuisance_set_by")
-        .filter(pk=customer_id)
-        .first()
-    )
+    customer = Customer.objects.for_user(user).filter(pk=customer_id).first()
     if customer is None:
         return None
+    customer.unit = unit_cached(customer.unit_id)  # with its company and corporation, shared by every process
     phones = list(CustomerPhone.objects.filter(customer_id=customer.pk).order_by("-is_primary", "id"))
     contracts: list[Any] = list(Contract.objects.filter(customer_id=customer.pk).order_by("-start_date", "id"))
     by_contract: dict[int, list[MeterAssignment]] = {contract.pk: [] for contract in contracts}

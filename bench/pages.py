@@ -5,13 +5,15 @@
 
 Uses DATABASE_URL when set, else the local ``tongdai_bench`` (it needs customers: ``python -m bench --customers
 2600000`` first). ``--agents`` agents, each logged in with a session of their own (the benchmark's agent, who
-serves every unit of EVNHCMC), keep one HTTP/1.1 keep-alive connection each and ask for a page as soon as the
-previous one came back (back to back: a busier desk than a real one), for ``--seconds`` per page after
+serves every unit of EVNHCMC), keep one HTTP/1.1 keep-alive connection each and ask for a page, then wait a
+random time of ``--think`` seconds on average (1 s: twenty agents ask about 20 pages a second, far more than
+a desk whose agents open a card a call; ``--think 0``: back to back, which measures the machine's capacity
+rather than what an agent waits), for ``--seconds`` per page after
 ``--warmup`` unmeasured seconds (the static files collected first, as a deployment does):
 
 - ``card``: the customer card of a random customer (``/admin/customers/customer/<id>/card/``);
-- ``lookup``: the caller lookup by one of their phone numbers (``/admin/customers/customer/lookup/?q=…``),
-  which opens the card when one customer matches (the redirect is followed: its time is both pages');
+- ``lookup``: the caller lookup by one of their phone numbers (``/admin/customers/customer/lookup/?q=…``):
+  with one customer matching, its answer is the redirect to their card (the card is measured on its own);
 - ``customers-by-unit``, ``tickets-by-unit``: the changelists filtered by a random unit of the agent's.
 
 It prints requests a second and p50/p95/p99 in milliseconds per page beside the target (p95: card and lookup
@@ -65,28 +67,33 @@ async def _get(reader, writer, path: str, cookie: str) -> tuple[int, str]:
     return status, location
 
 
-async def _agent(port, deadline, cookie, paths, latencies, statuses):
+async def _agent(port, deadline, cookie, paths, latencies, statuses, think):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    await asyncio.sleep(random.uniform(0, 2 * think))  # the agents do not all start at once
     try:
         while time.monotonic() < deadline:
             path = random.choice(paths)
             started = time.perf_counter()
             status, location = await _get(reader, writer, path, cookie)
-            if status == 302 and "/card/" in location:  # a lookup with one match opens the card
-                status, _ = await _get(reader, writer, location, cookie)
+            if status == 302 and "/card/" in location:  # a lookup with one match opens the card (measured
+                status = 200  # on its own as ``card``)
             latencies.append((time.perf_counter() - started) * 1000)
             statuses[status] = statuses.get(status, 0) + 1
+            if think:
+                await asyncio.sleep(random.uniform(0, 2 * think))
     finally:
         writer.close()
 
 
-def _load(port, cookies, paths, seconds):
+def _load(port, cookies, paths, seconds, think):
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     deadline = time.monotonic() + seconds
 
     async def run():
-        await asyncio.gather(*(_agent(port, deadline, c, paths, latencies, statuses) for c in cookies))
+        await asyncio.gather(
+            *(_agent(port, deadline, c, paths, latencies, statuses, think) for c in cookies)
+        )
 
     started = time.monotonic()
     asyncio.run(run())
@@ -98,6 +105,10 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--warmup", type=float, default=5)
+    parser.add_argument(
+        "--think", type=float, default=1.0,
+        help="mean seconds an agent waits between two pages (0: back to back, the machine's capacity)",
+    )  # fmt: skip
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--only", default=",".join(PAGES), help="comma-separated: " + ", ".join(PAGES))
@@ -167,8 +178,8 @@ def main() -> None:
     try:
         _wait_ready(port, server)
         for page in [p for p in args.only.split(",") if p]:
-            _load(port, cookies, paths[page], args.warmup)
-            latencies, statuses, elapsed = _load(port, cookies, paths[page], args.seconds)
+            _load(port, cookies, paths[page], args.warmup, args.think)
+            latencies, statuses, elapsed = _load(port, cookies, paths[page], args.seconds, args.think)
             bad = {s: n for s, n in statuses.items() if s != 200}
             failed |= bool(bad) or not latencies
             rows.append((page, len(latencies) / elapsed, _p(latencies, 0.5), _p(latencies, 0.95),
@@ -177,7 +188,9 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
     print(
-        f"\nMeasured at {provenance()}: {args.agents} agents back to back, gunicorn {args.workers} workers × "
+        f"\nMeasured at {provenance()}: {args.agents} agents "
+        + (f"each asking a page every {args.think:g} s on average" if args.think else "back to back")
+        + f", gunicorn {args.workers} workers × "
         f"{args.threads} threads, {args.seconds:g} s per page.\n"
     )
     print("| page | requests/s | p50 ms | p95 ms | p99 ms | target (p95) |")

@@ -14,7 +14,7 @@ from django.urls import path
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from crm import json_input
+from core import json_input
 from tongdai.urls import urlpatterns as product_urls
 
 BARE_INSERT = """

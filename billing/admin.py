@@ -67,9 +67,9 @@ from billing.models import (
 )
 from billing.money import line_label, money
 from billing.resources import DisputeResource, InvoiceResource
+from core.json_input import ADMIN_FORMFIELD_OVERRIDES
 from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
 from crm.exports import StreamingExportMixin
-from crm.json_input import ADMIN_FORMFIELD_OVERRIDES
 from crm.models import Unit
 from crm.scoping import scope_for
 from customers.models import Contract, Customer, MeterAssignment

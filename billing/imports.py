@@ -65,7 +65,7 @@ from django.utils.translation import gettext as _
 from billing import rules
 from billing.models import ReadingImport, ReadingImportStatus, ReadingSource, ReadingStatus
 from billing.services import audit, bulk_work_memory, check_reach, period_bounds, reading_record
-from crm import db
+from core import db
 from crm.models import Unit
 from crm.permissions import require
 from crm.scoping import scope_for

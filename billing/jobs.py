@@ -275,8 +275,8 @@ def _write_export(job: BillingJob, model_admin, request) -> int:
     from django.core.files import File
     from django.utils import translation
 
+    from core.routers import on_replica
     from crm.exports import XLSX, changelist_queryset, csv_chunks, xlsx_chunks
-    from crm.routers import on_replica
 
     file_format = job.params["format"]
     count = 0
@@ -298,7 +298,7 @@ def _write_export(job: BillingJob, model_admin, request) -> int:
             chunks = xlsx_chunks(headers, rows(True), sheet_name=basename)
         else:
             chunks = csv_chunks(headers, rows(False))
-        for chunk in on_replica(chunks):  # read on the replica when one is in use (crm.routers)
+        for chunk in on_replica(chunks):  # read on the replica when one is in use (core.routers)
             out.write(chunk)
         out.seek(0)
         stamp = timezone.localtime().strftime("%Y%m%d-%H%M")

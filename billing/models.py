@@ -184,7 +184,7 @@ class MeterReading(models.Model):
         indexes = [
             models.Index(fields=["period", "unit"], name="billing_reading_period_idx"),
             models.Index(fields=["unit", "-id"], name="billing_reading_unit_idx"),
-            # What the checks of a deleted contract or meter read (see crm.integrity): superseded ones too.
+            # What the checks of a deleted contract or meter read (see core.integrity): superseded ones too.
             models.Index(fields=["contract", "period"], name="billing_reading_contract_idx"),
             models.Index(fields=["meter"], name="billing_reading_meter_idx"),
         ]
@@ -372,7 +372,7 @@ class Invoice(models.Model):
             models.Index(fields=["customer", "-period"], name="billing_invoice_customer_idx"),
             models.Index(fields=["period", "unit"], name="billing_invoice_period_unit"),
             # A contract's, a reading's and a run's bills; what the checks of a deleted contract, reading or
-            # run read (see crm.integrity). None holds a column that issuing or paying changes.
+            # run read (see core.integrity). None holds a column that issuing or paying changes.
             models.Index(fields=["contract", "-period"], name="billing_invoice_contract_idx"),
             models.Index(fields=["reading"], name="billing_invoice_reading_idx"),
             models.Index(fields=["run"], name="billing_invoice_run_idx"),

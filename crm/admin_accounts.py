@@ -1,4 +1,4 @@
-"""Admin of user accounts and of the task cluster, held to ``crm.staff_access`` and ``crm.task_registry``.
+"""Admin of user accounts and of the task cluster, held to ``crm.staff_access`` and ``core.task_registry``.
 
 - Users: a superuser changes anything. Anyone else with the user permissions changes only accounts that hold
   nothing beyond their own permissions (never a superuser, never their password), never ticks "superuser
@@ -18,7 +18,8 @@ from django.utils.translation import gettext_lazy as _
 from django_q import admin as q_admin
 from django_q.models import Failure, OrmQ, Schedule, Success
 
-from crm import roles, staff_access, task_registry
+from core import task_registry
+from crm import roles, staff_access
 
 User = get_user_model()
 

@@ -15,8 +15,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from crm import db
-from crm.json_input import ADMIN_FORMFIELD_OVERRIDES
+from core import db
+from core.json_input import ADMIN_FORMFIELD_OVERRIDES
 from crm.models import Unit
 
 

@@ -15,7 +15,7 @@ from django.utils.cache import patch_cache_control
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from crm.login_security import login_unlock
+from core.login_security import login_unlock
 from crm.models import ApiToken
 from crm.tokens import MAX_DAYS, api_token_check, api_token_create, api_token_revoke
 

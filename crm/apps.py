@@ -12,7 +12,8 @@ class CrmConfig(AppConfig):
         from django.db.models.signals import post_migrate
         from django_q.signals import post_execute_in_worker, pre_enqueue, pre_execute
 
-        from crm import db, logs, roles, shared_cache, task_registry
+        from core import db, logs, task_registry
+        from crm import roles, shared_cache
 
         # Role groups are reference data: (re)created idempotently after every migrate.
         post_migrate.connect(roles.sync_role_groups_after_migrate, sender=self)

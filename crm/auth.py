@@ -18,8 +18,8 @@ from knox.auth import TokenAuthentication as KnoxTokenAuthentication
 from rest_framework import exceptions
 from rest_framework.authentication import get_authorization_header
 
+from core.api.throttling import FailedTokenThrottle
 from crm import shared_cache
-from crm.api.throttling import FailedTokenThrottle
 
 _PERMISSIONS_ATTR = "tongdai_permissions"
 

@@ -66,9 +66,9 @@ from import_export.instance_loaders import CachedInstanceLoader
 from import_export.results import RowResult
 from import_export.signals import post_import
 
-from crm.db import is_postgres
+from core.db import is_postgres
+from core.routers import on_replica
 from crm.models import ExportKind
-from crm.routers import on_replica
 from crm.services import export_log_finish, export_log_start
 
 # The sizes below are settings (tongdai/settings.py, the README's configuration table): TONGDAI_EXPORT_CHUNK_SIZE rows
@@ -1200,7 +1200,7 @@ def export_response(resource: ScopedResource, queryset, file_format: str, basena
         content_type = "text/csv; charset=utf-8"
     else:
         raise ValueError(f"unknown export format {file_format!r}")
-    # The rows are read while the response is sent: on the read replica when one is in use (crm.routers).
+    # The rows are read while the response is sent: on the read replica when one is in use (core.routers).
     response = StreamingHttpResponse(logged.chunks(on_replica(content)), content_type=content_type)
     response["Content-Disposition"] = content_disposition_header(True, f"{basename}-{stamp}.{file_format}")
     response["X-Accel-Buffering"] = "no"  # let nginx pass the chunks on as they come

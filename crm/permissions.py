@@ -7,16 +7,12 @@ admin still check early to hide buttons and answer 403, but the service is the r
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext as _
 
+from core.errors import NotAllowed
 from crm.scoping import scope_for
 
-
-class NotAllowed(PermissionDenied):
-    """A service's refusal of its actor. The API answers it 403 with its reason; in the admin it comes back
-    as a message on the page the user acted from (``crm.middleware.service_refusals``), whereas the admin's
-    own checks (a page the user may not open) stay a 403."""
+__all__ = ["NotAllowed", "require"]
 
 
 def require(actor, perm: str, *, unit=None) -> None:

@@ -1,17 +1,14 @@
-"""The periodic jobs of the product, declared as data and created idempotently by ``setup_schedules``, and
-the registry of every function the task cluster may run.
+"""The organisation's periodic jobs. The jobs of the product are declared as data, created idempotently by
+``setup_schedules``, and make the registry of every function the task cluster may run.
 
-Each app's ``schedules.py`` (listed in ``SCHEDULE_MODULES``) declares:
+Each installed app's ``schedules.py`` (found by ``core.task_registry.schedule_modules``) declares:
 - ``SCHEDULES``: (name, dotted function, schedule type (D daily, I every N minutes), N minutes, arguments);
 - ``TASKS`` (optional): functions the app queues on demand or an administrator may schedule by hand.
 
 A schedule, or any task queued to the cluster, may name only a function declared in one of these lists
-(``crm.task_registry``): the cluster never runs an arbitrary dotted path such as ``os.system``.
+(``core.task_registry``): the cluster never runs an arbitrary dotted path such as ``os.system``.
 """
 
-SCHEDULE_MODULES = [
-    "crm.schedules", "customers.schedules", "tickets.schedules", "billing.schedules", "reports.schedules",
-]  # fmt: skip
 
 SCHEDULES = [
     ("tongdai: deliver the outbox", "crm.tasks.deliver_outbox", "I", 1, ()),

@@ -24,5 +24,5 @@ def cluster_heartbeat() -> None:
 
 def refused_task(name: str) -> None:
     """What the cluster runs instead of a task naming a function tongdai does not register
-    (``crm.task_registry``): it fails, and the failure says why."""
+    (``core.task_registry``): it fails, and the failure says why."""
     raise PermissionDenied(f"{name} is not a registered task function of tongdai; it was not run.")

@@ -23,7 +23,7 @@ from pathlib import Path
 from django.db import connection, transaction
 from django.utils import timezone
 
-from crm import db
+from core import db
 from crm.reference_data import wards
 from customers import demo_names
 from customers.models import Contract, Customer, CustomerPhone, DemoDataset, Meter, MeterAssignment

@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from import_export import fields, widgets
 
-from crm.db import InValues
+from core.db import InValues
 from crm.exports import (
     ChoiceWidget,
     DayWidget,

@@ -117,7 +117,7 @@ def _trigram_shares() -> tuple[dict[str, float], int]:
     """How common each trigram is (``SearchTrigram``, refreshed daily), cached in the process for 10 minutes."""
     now = time.monotonic()
     if _stats["loaded_at"] is None or now - _stats["loaded_at"] > _STATS_TTL_SECONDS:
-        from crm import db
+        from core import db
 
         _stats["shares"] = dict(SearchTrigram.objects.values_list("trigram", "share"))
         _stats["rows"] = db.estimated_row_count(Customer._meta.db_table) or 0

@@ -459,7 +459,7 @@ def search_statistics_refresh(*, sample_rows: int = SEARCH_SAMPLE_ROWS) -> int:
     """
     from django.db import connection
 
-    from crm import db
+    from core import db
     from customers.models import SearchTrigram
 
     if not db.is_postgres():

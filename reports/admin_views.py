@@ -20,9 +20,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from core.routers import replica_reads
 from crm.exports import CSV, XLSX, XLSX_CONTENT_TYPE, LoggedExport, xlsx_chunks
 from crm.models import ExportKind, Unit
-from crm.routers import replica_reads
 from crm.services import export_log_start
 from reports import dashboard
 

@@ -18,9 +18,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core.routers import replica_reads
 from crm.models import ExportKind, OutboxChannel, OutboxMessage, Role, StaffProfile
 from crm.outbox import outbox_enqueue
-from crm.routers import replica_reads
 from crm.scoping import scope_for
 from crm.services import export_log_record
 from reports import dashboard

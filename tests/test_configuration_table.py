@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-APPS = ["tongdai", "crm", "customers", "tickets", "billing", "reports"]
+APPS = ["tongdai", "core", "crm", "customers", "tickets", "billing", "reports"]
 
 ENV_READ = re.compile(
     r"""(?:env_\w+\(|os\.environ\.get\(|os\.environ\[|os\.getenv\()\s*["']([A-Z][A-Z0-9_]*)["']"""

@@ -6,7 +6,10 @@ function alike, so the layout tells a newcomer what may depend on what.
     billing   readings, bills, disputes, rebates
     tickets   tickets, outages, work orders, callbacks
     customers customers, contracts, meters, the card
-    crm       the organisation, staff, roles, scoping, and the shared plumbing (bottom)
+    crm       the organisation, staff, roles, scoping and write permissions, and what they keep (the outbox,
+              the export log, API tokens)
+    core      the plumbing: database helpers, logs, middleware, the task registry, the API's base classes
+              (bottom; no data of its own)
 
 An app shows its data on a page of a lower one by registering with it (the card's sections,
 ``customers.card_sections``; the dashboard's widgets, ``crm.dashboard_widgets``), never by being imported from
@@ -21,7 +24,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ["crm", "customers", "tickets", "billing", "reports", "tongdai"]  # bottom to top
+LAYERS = ["core", "crm", "customers", "tickets", "billing", "reports", "tongdai"]  # bottom to top
 
 
 def imported_packages(path: Path) -> set[str]:

@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm import db
+from core import db
 from crm.models import OutboxMessage, Role, StaffProfile
 from crm.outbox import outbox_write, staff_message
 from tickets.models import EventKind, Status, Ticket, TicketEvent

@@ -123,11 +123,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "crm.logs.RequestLogMiddleware",  # first: its id and duration cover every other middleware
+    "core.logs.RequestLogMiddleware",  # first: its id and duration cover every other middleware
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
-    "crm.middleware.private_no_store",
+    "core.middleware.private_no_store",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -137,8 +137,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
-    "crm.middleware.DatabaseUnavailableMiddleware",
-    "crm.middleware.ServiceRefusalMiddleware",
+    "core.middleware.DatabaseUnavailableMiddleware",
+    "core.middleware.ServiceRefusalMiddleware",
 ]
 
 ROOT_URLCONF = "tongdai.urls"
@@ -211,7 +211,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 
 # A read replica (PostgreSQL streaming replication) for reports and exports: the dashboard, the monthly
-# reports and list exports read there (crm.routers); everything else, and every write, stays on "default".
+# reports and list exports read there (core.routers); everything else, and every write, stays on "default".
 DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL", "")
 if DATABASE_REPLICA_URL:
     DATABASES["replica"] = {
@@ -224,7 +224,7 @@ if DATABASE_REPLICA_URL:
     }
 # Reports and exports read from the replica while this is on (on when DATABASE_REPLICA_URL is set).
 TONGDAI_REPLICA_READS = env_bool("TONGDAI_REPLICA_READS", bool(DATABASE_REPLICA_URL))
-DATABASE_ROUTERS = ["crm.routers.ReplicaRouter"]
+DATABASE_ROUTERS = ["core.routers.ReplicaRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -323,22 +323,22 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # JSON with its nesting bounded (TONGDAI_JSON_MAX_DEPTH), forms and files as DRF reads them.
     "DEFAULT_PARSER_CLASSES": [
-        "crm.json_input.JSONParser",
+        "core.json_input.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_THROTTLE_CLASSES": ["crm.api.throttling.UserThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.api.throttling.UserThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "user": env_rate("TONGDAI_API_RATE", "100/s"),
         "failed_token": env_rate("TONGDAI_API_FAILED_TOKEN_RATE", "10/min"),
     },
     "NUM_PROXIES": env_int("PROXY_COUNT", 1 if env_bool("BEHIND_TLS_PROXY", False) else 0),
-    "DEFAULT_PERMISSION_CLASSES": ["crm.api.permissions.ScopedModelPermissions"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.api.permissions.ScopedModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "crm.api.pagination.IdCursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.IdCursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "crm.api.exceptions.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exceptions.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "tongdai API",
@@ -391,9 +391,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "crm.logs.JsonFormatter"},
+        "json": {"()": "core.logs.JsonFormatter"},
     },
-    "filters": {"request_id": {"()": "crm.logs.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "core.logs.RequestIdFilter"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}
     },
@@ -426,7 +426,7 @@ TONGDAI_SLA_TARGET_PERCENT = env_float("TONGDAI_SLA_TARGET_PERCENT", 95)
 # Changelists on tables above this many (estimated) rows never run an exact COUNT(*).
 TONGDAI_EXACT_COUNT_LIMIT = env_int("TONGDAI_EXACT_COUNT_LIMIT", 10_000)
 # JSON read from requests (the API's bodies, the admin's JSON fields) nests at most this many arrays and objects;
-# deeper is refused with the reason (crm/json_input.py).
+# deeper is refused with the reason (core/json_input.py).
 TONGDAI_JSON_MAX_DEPTH = env_int("TONGDAI_JSON_MAX_DEPTH", 64)
 # The caller lookup returns at most this many candidates.
 TONGDAI_LOOKUP_LIMIT = env_int("TONGDAI_LOOKUP_LIMIT", 50)
@@ -473,10 +473,10 @@ if env_bool("TONGDAI_LOGIN_LOCKOUT_BY_ADDRESS", True):
     AXES_LOCKOUT_PARAMETERS.append("ip_address")
 AXES_ENABLE_ADMIN = False  # crm.admin_security registers it, with the unlock
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
-AXES_LOCKOUT_CALLABLE = "crm.login_security.locked_out"
+AXES_LOCKOUT_CALLABLE = "core.login_security.locked_out"
 # The client's address as the API's throttles read it (REMOTE_ADDR, or X-Forwarded-For behind PROXY_COUNT
 # proxies).
-AXES_CLIENT_IP_CALLABLE = "crm.login_security.client_address"
+AXES_CLIENT_IP_CALLABLE = "core.login_security.client_address"
 
 # API tokens (django-rest-knox): stored as a SHA-512 digest, each with an expiry and a name (crm.ApiToken).
 KNOX_TOKEN_MODEL = "crm.ApiToken"

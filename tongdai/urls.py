@@ -37,7 +37,7 @@ api_docs = csp_override({**settings.SECURE_CSP, "img-src": [CSP.SELF, "data:"]})
 )
 
 # A database connection error outside a view answers 503 with Retry-After, not the 500 page.
-handler500 = "crm.middleware.server_error"
+handler500 = "core.middleware.server_error"
 
 urlpatterns = [
     path("health/", health, name="health"),

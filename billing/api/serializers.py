@@ -8,7 +8,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from billing.models import Dispute, Invoice, InvoiceLine, MeterReading, ReadingSource
-from crm.api.serializers import CachedFieldsMixin
+from core.api.serializers import CachedFieldsMixin
 from customers.models import Contract
 
 

@@ -18,8 +18,8 @@ from billing.api.serializers import (
     ReadingSerializer,
 )
 from billing.models import Dispute, Invoice, InvoiceLine, MeterReading
-from crm.api.filters import CodeFilter, scoped
-from crm.api.scoped import ScopedReadOnlyViewSet
+from core.api.filters import CodeFilter, scoped
+from core.api.scoped import ScopedReadOnlyViewSet
 from crm.models import Unit
 
 

@@ -141,7 +141,7 @@ END $$;
 CREATE TRIGGER billing_pricestep_kept BEFORE INSERT OR UPDATE OR DELETE ON billing_pricestep
     FOR EACH ROW EXECUTE FUNCTION billing_pricestep_kept();
 
--- The reference checks of migrations 0004 and 0005 (written by crm.integrity.References): READ COMMITTED
+-- The reference checks of migrations 0004 and 0005 (written by core.integrity.References): READ COMMITTED
 -- only, and nothing locked by a DELETE that deleted nothing.
 CREATE OR REPLACE FUNCTION billing_meterreading_refs_check() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -4,8 +4,8 @@ import django_filters
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from crm.api.filters import CodeFilter, scoped
-from crm.api.scoped import ScopedReadOnlyViewSet
+from core.api.filters import CodeFilter, scoped
+from core.api.scoped import ScopedReadOnlyViewSet
 from crm.models import Company, Unit
 
 

@@ -1,5 +1,5 @@
 """The session clean-up schedule names tongdai's own task instead of ``call_command``: the task cluster runs
-only registered task functions (``crm.task_registry``), and ``call_command`` would run any command."""
+only registered task functions (``core.task_registry``), and ``call_command`` would run any command."""
 
 from django.db import migrations
 

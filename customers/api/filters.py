@@ -3,7 +3,7 @@
 import django_filters
 from django.utils.translation import gettext_lazy as _
 
-from crm.api.filters import CodeFilter, scoped
+from core.api.filters import CodeFilter, scoped
 from crm.models import Unit
 from customers.models import Contract, Customer, Meter
 from customers.normalise import InvalidPhone, normalise_phone

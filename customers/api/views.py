@@ -8,7 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from crm.api.scoped import ScopedReadOnlyViewSet
+from core.api.scoped import ScopedReadOnlyViewSet
 from customers import selectors
 from customers.api import filters, serializers
 from customers.models import Contract, Customer, Meter

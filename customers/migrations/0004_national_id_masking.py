@@ -2,7 +2,7 @@
 national IDs of digits only in the database, so that a masked value can never be stored.
 
 On SQLite a new CHECK means rebuilding the customers table, which SQLite refuses while other tables' triggers
-name it (``crm/integrity.py``): there the same rule is a pair of triggers.
+name it (``core/integrity.py``): there the same rule is a pair of triggers.
 """
 
 from django.db import migrations, models

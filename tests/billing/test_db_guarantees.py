@@ -440,10 +440,10 @@ def test_an_invoices_reading_contract_and_run_are_found_through_an_index(issued_
 
 
 def test_the_reference_checks_in_migration_0010_are_what_crm_integrity_writes():
-    """``crm.integrity.References`` writes the SQL pasted into migrations: the pasted copy is the current one."""
+    """``core.integrity.References`` writes the SQL pasted into migrations: the pasted copy is the current one."""
     import importlib
 
-    from crm.integrity import References
+    from core.integrity import References
 
     migration = importlib.import_module("billing.migrations.0010_db_guarantees")
     pasted = " ".join(migration.PG_FORWARD.split())

@@ -1,5 +1,5 @@
 """The references of invoices, their lines, rebate applications and readings, kept by the database's
-set-based triggers (``crm.integrity``) instead of per-row foreign keys."""
+set-based triggers (``core.integrity``) instead of per-row foreign keys."""
 
 import pytest
 from django.db import DatabaseError, connection, transaction

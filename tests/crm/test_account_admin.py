@@ -22,9 +22,9 @@ from django_q.scheduler import scheduler
 from django_q.tasks import async_task
 from django_q.worker import worker
 
+from core.task_registry import REFUSED_TASK, registered_functions
 from crm.models import Role, StaffProfile
 from crm.services import staff_update
-from crm.task_registry import REFUSED_TASK, registered_functions
 
 User = get_user_model()
 
@@ -270,11 +270,10 @@ def test_a_schedule_may_name_only_a_registered_function(client, superuser):
 
 def test_the_product_schedules_are_registered():
     # Every function setup_schedules creates a schedule for is one the cluster will run.
-    from importlib import import_module
 
-    from crm.schedules import SCHEDULE_MODULES
+    from core.task_registry import schedule_modules
 
-    named = {entry[1] for module in SCHEDULE_MODULES for entry in import_module(module).SCHEDULES}
+    named = {entry[1] for module in schedule_modules() for entry in module.SCHEDULES}
     assert named <= registered_functions()
     assert "django.core.management.call_command" not in registered_functions()
 

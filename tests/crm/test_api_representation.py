@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 from rest_framework import serializers
 
-from crm.api.serializers import CompiledRepresentationMixin
+from core.api.serializers import CompiledRepresentationMixin
 from crm.models import Role
 from tickets import services
 from tickets.api.serializers import TicketSerializer

@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from crm import backup as backup_module
+from core import backup as backup_module
 from crm.models import OutboxMessage
 
 

@@ -9,7 +9,7 @@ import pytest
 from django.db import IntegrityError, InterfaceError, OperationalError, connection
 from django.test import Client, RequestFactory
 
-from crm.middleware import server_error
+from core.middleware import server_error
 from crm.models import Role
 
 MESSAGE_VI = "Hệ thống tạm thời gián đoạn (cơ sở dữ liệu). Vui lòng thử lại sau vài giây."

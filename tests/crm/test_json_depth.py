@@ -17,7 +17,7 @@ from django.utils import translation
 from django.utils.html import escape
 
 from billing.models import RebateProgramme
-from crm import json_input
+from core import json_input
 from tests.admin_site import registered_admins
 from tongdai.urls import router
 

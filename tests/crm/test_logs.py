@@ -10,7 +10,7 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django_q.tasks import async_task
 
-from crm.logs import JsonFormatter, RequestIdFilter, current_request_id
+from core.logs import JsonFormatter, RequestIdFilter, current_request_id
 from crm.models import Role
 from tests.crm.test_settings import run_manage
 

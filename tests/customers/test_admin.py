@@ -6,7 +6,7 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from crm import db
+from core import db
 from crm.models import Role
 from customers.models import Customer, CustomerEventKind
 

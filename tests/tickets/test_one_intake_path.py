@@ -17,7 +17,7 @@ PUBLIC = {"_meta", "_state", "_default_manager", "_base_manager", "_"}
 
 
 def _project_files():
-    for folder in ("tongdai", "crm", "customers", "tickets", "billing", "reports", "bench"):
+    for folder in ("tongdai", "core", "crm", "customers", "tickets", "billing", "reports", "bench"):
         for path in (ROOT / folder).rglob("*.py"):
             if "migrations" not in path.parts:
                 yield path
@@ -54,7 +54,7 @@ def test_no_private_api_of_django_drf_or_psycopg_is_used():
 
 
 def test_the_statement_helpers_are_gone():
-    from crm import db
+    from core import db
 
     assert not hasattr(db, "insert_parts") and not hasattr(db, "prepared_cursor")
 

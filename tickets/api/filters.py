@@ -1,10 +1,10 @@
-"""FilterSets of the tickets API: categories, units, customers and crews by their codes (``crm.api.filters``)."""
+"""FilterSets of the tickets API: categories, units, customers and crews by their codes (``core.api.filters``)."""
 
 import django_filters
 from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 
-from crm.api.filters import CodeFilter, scoped
+from core.api.filters import CodeFilter, scoped
 from crm.models import StaffProfile, Unit
 from customers.models import Customer
 from tickets.models import Category, Ticket, WorkOrder

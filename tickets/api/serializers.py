@@ -6,8 +6,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from core.api.serializers import CachedFieldsMixin, CompiledRepresentationMixin
 from crm import shared_cache
-from crm.api.serializers import CachedFieldsMixin, CompiledRepresentationMixin
 from crm.models import Unit
 from crm.scoping import scope_for
 from customers import privacy

@@ -10,9 +10,9 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm.api.permissions import CanChangeModel, needs
-from crm.api.scoped import ScopedReadOnlyViewSet
-from crm.json_input import JSONParser
+from core.api.permissions import CanChangeModel, needs
+from core.api.scoped import ScopedReadOnlyViewSet
+from core.json_input import JSONParser
 from customers.models import Customer
 from customers.normalise import InvalidPhone, normalise_phone
 from tickets import selectors, services

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from crm.backup import BackupError, backup, database_of
+from core.backup import BackupError, backup, database_of
 
 
 class Command(BaseCommand):

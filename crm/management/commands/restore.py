@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from crm.backup import BackupError, database_of, restore
+from core.backup import BackupError, database_of, restore
 
 
 class Command(BaseCommand):

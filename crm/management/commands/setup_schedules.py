@@ -1,10 +1,8 @@
-from importlib import import_module
-
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django_q.models import Schedule
 
-from crm.schedules import SCHEDULE_MODULES
+from core.task_registry import schedule_modules
 
 
 class Command(BaseCommand):
@@ -12,8 +10,8 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args, **options):
-        for module_name in SCHEDULE_MODULES:
-            for name, func, schedule_type, minutes, args in import_module(module_name).SCHEDULES:
+        for module in schedule_modules():
+            for name, func, schedule_type, minutes, args in module.SCHEDULES:
                 _schedule, created = Schedule.objects.update_or_create(
                     name=name,
                     defaults={

@@ -124,7 +124,7 @@ def task_finished(sender, func=None, task=None, **kwargs) -> None:
     started = task.pop(STARTED_KEY, None)
     duration_ms = round((time.perf_counter() - started) * 1000, 1) if started is not None else None
     success = bool(task.get("success", False))
-    from crm.task_registry import dotted_name
+    from core.task_registry import dotted_name
 
     func_name = dotted_name(task.get("func") or func)
     task_logger.log(

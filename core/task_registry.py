@@ -12,9 +12,11 @@ nothing of the named function runs.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
 from importlib import import_module
 
+from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
@@ -23,14 +25,21 @@ logger = logging.getLogger("tongdai.tasks")
 REFUSED_TASK = "crm.tasks.refused_task"
 
 
+def schedule_modules() -> list:
+    """The ``schedules`` module of every installed app that has one, in the order of ``INSTALLED_APPS``."""
+    modules = []
+    for config in apps.get_app_configs():
+        name = f"{config.name}.schedules"
+        if importlib.util.find_spec(name) is not None:
+            modules.append(import_module(name))
+    return modules
+
+
 @functools.cache
 def registered_functions() -> frozenset[str]:
     """Every dotted function the cluster may run: each app's scheduled and on-demand tasks."""
-    from crm.schedules import SCHEDULE_MODULES
-
     names: set[str] = set()
-    for module_name in SCHEDULE_MODULES:
-        module = import_module(module_name)
+    for module in schedule_modules():
         names.update(entry[1] for entry in module.SCHEDULES)
         names.update(getattr(module, "TASKS", ()))
     return frozenset(names)

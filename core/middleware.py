@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views import defaults
 
-from crm.permissions import NotAllowed
+from core.errors import NotAllowed
 
 PRIVATE_NO_STORE = "private, no-store"
 

@@ -83,11 +83,12 @@ CASES = {
 }  # fmt: skip
 
 
-def writes_with_an_actor():
+def writes_with_an_actor(modules=MODULES, not_writes=NOT_WRITES) -> set[str]:
+    """The public functions of ``modules`` that take an ``actor``: the writes a walk must cover."""
     found = set()
-    for module in MODULES:
+    for module in modules:
         for name, function in inspect.getmembers(module, inspect.isfunction):
-            if function.__module__ != module.__name__ or name.startswith("_") or name in NOT_WRITES:
+            if function.__module__ != module.__name__ or name.startswith("_") or name in not_writes:
                 continue
             if "actor" in inspect.signature(function).parameters:
                 found.add(name)

@@ -402,10 +402,11 @@ def _electronic_chart(data, title):
     )
 
 
-def _sla_chart(data, title):
+def _against_sla_target(bars, title):
+    """Shares in percent as bars, with the centre's SLA target as the line they are read against."""
     target = sla_target_percent()
     return bar_chart(
-        [(r["label"], r["share"]) for r in data],
+        bars,
         title=title,
         maximum=100,
         line=target,
@@ -414,20 +415,14 @@ def _sla_chart(data, title):
         suffix="%",
         decimals=1,
     )
+
+
+def _sla_chart(data, title):
+    return _against_sla_target([(r["label"], r["share"]) for r in data], title)
 
 
 def _sla_unit_chart(data, title):
-    target = sla_target_percent()
-    return bar_chart(
-        [(r["label"], r["resolve"]) for r in data],
-        title=title,
-        maximum=100,
-        line=target,
-        line_label=_("target %(p)s%%") % {"p": number(target)},
-        bad=lambda v: v < target,
-        suffix="%",
-        decimals=1,
-    )
+    return _against_sla_target([(r["label"], r["resolve"]) for r in data], title)
 
 
 def _handling_chart(data, title):

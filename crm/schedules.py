@@ -15,4 +15,5 @@ SCHEDULES = [
     # The health check (/health/) answers 503 when no cluster has run this in the last 2 minutes.
     ("tongdai: task cluster heartbeat", "crm.tasks.cluster_heartbeat", "I", 1, ()),
     ("tongdai: clear expired sessions", "crm.tasks.clear_expired_sessions", "D", None, ()),
+    ("tongdai: delete expired API tokens", "crm.tasks.delete_expired_tokens", "D", None, ()),
 ]

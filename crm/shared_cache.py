@@ -10,7 +10,11 @@ and task worker, when one is configured; the process's memory otherwise) for ``T
 - ``CATALOGUE``: the request categories and their time limits.
 
 A value is stored with the generations it was computed under and read in one round trip together with the
-current ones. A change to any row of a group starts a new generation of that group (``changed``, called by the
+current ones. Within a request (``RequestGenerationsMiddleware``) the current generations of every group are
+read once, at the first value asked for, and a value already read by this process under those generations is
+taken from the process's memory: a request asks the shared cache once, not once per value (each ask builds a
+Redis client, the largest cost of an intake after its own queries). A change made by any process is still
+seen by every request that starts after it. A change to any row of a group starts a new generation of that group (``changed``, called by the
 receivers that ``invalidate_on_change`` connects and by the services that write with ``update()``), so every
 process computes the value again on its next read. Those receivers only touch the cache, never the database.
 
@@ -20,8 +24,12 @@ a deactivated user is refused at once.
 
 from __future__ import annotations
 
+import pickle
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from django.conf import settings
 from django.core.cache import caches
@@ -31,6 +39,13 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 STAFF = "staff"
 ORGANISATION = "organisation"
 CATALOGUE = "catalogue"
+GROUPS = (STAFF, ORGANISATION, CATALOGUE)
+
+# The generations read by the current request (None outside a request: every read asks the shared cache).
+_request_generations: ContextVar[dict[str, str] | None] = ContextVar("shared_cache_generations", default=None)
+# What this process has read, by key: (generations, until (monotonic seconds), the pickled value).
+_process_copies: dict[str, tuple[tuple[str, ...], float, bytes]] = {}
+_PROCESS_COPIES_MAX = 20_000
 
 def cache():
     """The cache every process shares (``CACHES["default"]``)."""
@@ -47,26 +62,88 @@ def remember[T](key: str, groups: tuple[str, ...], compute: Callable[[], T]) -> 
     seconds = settings.TONGDAI_AUTH_CACHE_SECONDS
     if seconds <= 0:
         return compute()
-    shared = cache()
-    generation_keys = [_generation_key(group) for group in groups]
-    found = shared.get_many([key, *generation_keys])
-    generations = []
-    for generation_key in generation_keys:
-        generation = found.get(generation_key)
-        if generation is None:  # never set, or evicted: start one (another process may start it first)
-            shared.add(generation_key, uuid.uuid4().hex, timeout=None)
-            generation = shared.get(generation_key) or uuid.uuid4().hex
-        generations.append(generation)
+    known = _request_generations.get()
+    if known is not None:
+        return _remember_in_request(known, key, groups, compute, seconds)
+    found = cache().get_many([key, *(_generation_key(group) for group in groups)])
+    generations = tuple(_current_generations(groups, found).values())
     item = found.get(key)
-    if item is not None and item[0] == tuple(generations):
+    if item is not None and item[0] == generations:
         return item[1]
     value = compute()
-    shared.set(key, (tuple(generations), value), seconds)
+    cache().set(key, (generations, value), seconds)
     return value
 
 
+def _remember_in_request[T](
+    known: dict[str, str], key: str, groups: tuple[str, ...], compute: Callable[[], T], seconds: int
+) -> T:
+    """``remember`` within a request: the generations read once per request, the value from this process's copy
+    when it was read under them."""
+    if not known:
+        known.update(_current_generations(GROUPS))
+    for group in groups:
+        if group not in known:  # a group outside GROUPS
+            known.update(_current_generations((group,)))
+    generations = tuple(known[group] for group in groups)
+    copy = _process_copies.get(key)
+    if copy is not None and copy[0] == generations and copy[1] > time.monotonic():
+        return pickle.loads(copy[2])
+    item = cache().get(key)
+    if item is not None and item[0] == generations:
+        value = item[1]
+    else:
+        value = compute()
+        cache().set(key, (generations, value), seconds)
+    if len(_process_copies) >= _PROCESS_COPIES_MAX:
+        _process_copies.clear()
+    _process_copies[key] = (generations, time.monotonic() + seconds, pickle.dumps(value))
+    return value
+
+
+def _current_generations(groups: tuple[str, ...], found: dict | None = None) -> dict[str, str]:
+    """The current generation of each group (read in one round trip unless ``found`` holds them), starting one
+    for a group that has none."""
+    shared = cache()
+    if found is None:
+        found = shared.get_many([_generation_key(group) for group in groups])
+    generations = {}
+    for group in groups:
+        generation = found.get(_generation_key(group))
+        if generation is None:  # never set, or evicted: start one (another process may start it first)
+            shared.add(_generation_key(group), uuid.uuid4().hex, timeout=None)
+            generation = shared.get(_generation_key(group)) or uuid.uuid4().hex
+        generations[group] = generation
+    return generations
+
+
+@contextmanager
+def request_scope() -> Iterator[None]:
+    """Within this block the generations are read once, at the first cached value (see the module)."""
+    token = _request_generations.set({})
+    try:
+        yield
+    finally:
+        _request_generations.reset(token)
+
+
+class RequestGenerationsMiddleware:
+    """Each request is one ``request_scope``."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        with request_scope():
+            return self.get_response(request)
+
+
 def _start_generations(groups: tuple[str, ...]) -> None:
-    cache().set_many({_generation_key(group): uuid.uuid4().hex for group in groups}, timeout=None)
+    started = {group: uuid.uuid4().hex for group in groups}
+    cache().set_many({_generation_key(group): generation for group, generation in started.items()}, timeout=None)
+    known = _request_generations.get()
+    if known:  # this request sees its own change at once
+        known.update(started)
 
 
 def changed(*groups: str) -> None:

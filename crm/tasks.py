@@ -15,6 +15,13 @@ def clear_expired_sessions() -> None:
     call_command("clearsessions")
 
 
+def delete_expired_tokens() -> int:
+    """Delete the API tokens that have expired (they are refused already; the table keeps only live ones)."""
+    from crm.tokens import api_tokens_delete_expired
+
+    return api_tokens_delete_expired()
+
+
 def cluster_heartbeat() -> None:
     """Record that this host's task cluster runs tasks (every minute; the health check reads it)."""
     from crm.services import cluster_heartbeat_record

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.admin.models import ADDITION, DELETION, LogEntry
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm import staff_access
@@ -76,3 +77,12 @@ def _audit(actor, token: ApiToken, flag: int, message: str) -> None:
         token.name,
         actor.get_username() if actor else "a command",
     )
+
+
+def api_tokens_delete_expired(*, at: dt.datetime | None = None) -> int:
+    """Delete the tokens that expired before ``at`` (now); they are already refused. A daily job; safe to rerun."""
+    at = at or timezone.now()
+    deleted, _by_model = ApiToken.objects.filter(expiry__lte=at).delete()
+    if deleted:
+        log.info("%d expired API tokens deleted", deleted)
+    return deleted

@@ -357,19 +357,18 @@ def ticket_open(*, actor, idempotency_key: str | None = None, body_hash: str = "
 def _claim_key(*, actor, key: str, fingerprint: str) -> IntakeKey | Intake:
     """The sender's key, newly claimed (an IntakeKey), or the answer to a repeat (an Intake).
 
-    One ``INSERT … ON CONFLICT DO NOTHING`` (Django's ``bulk_create``): a concurrent claim of the same key makes it
-    wait until that transaction ends, then insert nothing. The row read next is ours when it has no ticket yet
-    (a committed claim always has its ticket)."""
+    The claim is an INSERT in a savepoint: a concurrent claim of the same key makes it wait until that
+    transaction ends, then fail on the unique key (or succeed, if that one rolled back). Only a key already taken
+    is read back, and a taken key always has its ticket (the claim and the ticket commit together)."""
     owner = actor if getattr(actor, "pk", None) else None
-    IntakeKey.objects.bulk_create(
-        [IntakeKey(owner=owner, key=key, request_hash=fingerprint, created_at=timezone.now())],
-        ignore_conflicts=True,
-    )
+    try:
+        with transaction.atomic():
+            return IntakeKey.objects.create(owner=owner, key=key, request_hash=fingerprint, created_at=timezone.now())
+    except IntegrityError:
+        pass  # taken: the first request's answer follows
     claim = IntakeKey.objects.select_related("ticket").filter(owner=owner, key=key).first()
-    if claim is None:
+    if claim is None or claim.ticket is None:
         raise IntegrityError("The idempotency key could not be claimed.")
-    if claim.ticket is None:
-        return claim
     if claim.request_hash and claim.request_hash != fingerprint:
         raise IdempotencyKeyReused(key=key, ticket=claim.ticket)
     return Intake(ticket=claim.ticket, created=False)

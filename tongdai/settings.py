@@ -124,6 +124,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "core.logs.RequestLogMiddleware",  # first: its id and duration cover every other middleware
+    "crm.shared_cache.RequestGenerationsMiddleware",  # the shared cache asked once per request
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",

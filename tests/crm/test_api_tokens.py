@@ -11,10 +11,12 @@ import pytest
 from django.contrib.admin.models import ADDITION, DELETION, LogEntry
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from crm.models import ApiToken, Role
+from crm.tasks import delete_expired_tokens
 from crm.tokens import api_token_create, api_token_revoke
 
 URL = "/api/v1/units/"
@@ -60,6 +62,27 @@ def test_a_token_has_a_name_and_an_expiry_and_is_refused_once_expired(client, st
     ApiToken.objects.filter(pk=token.pk).update(expiry=timezone.now() - dt.timedelta(seconds=1))
     # then
     assert _get(client, secret).status_code == 401
+
+
+def test_a_token_is_checked_in_one_query_and_expired_ones_are_deleted_by_the_daily_job(client, staff):
+    # given: the user's live token and two that expired (knox would read all three on every request)
+    agent = staff[Role.AGENT]
+    live, secret = api_token_create(actor=None, user=agent, name="website")
+    expired = [api_token_create(actor=None, user=agent, name=f"old {n}")[0] for n in range(2)]
+    ApiToken.objects.filter(pk__in=[t.pk for t in expired]).update(expiry=timezone.now() - dt.timedelta(days=1))
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        answer = _get(client, secret)
+    # then: one query reads the token and its user; the expired tokens are still there, and refused
+    assert answer.status_code == 200
+    assert sum("crm_apitoken" in q["sql"] for q in queries.captured_queries) == 1
+    assert ApiToken.objects.filter(user=agent).count() == 3
+    # when: the daily job runs, twice
+    assert delete_expired_tokens() == 2
+    assert delete_expired_tokens() == 0
+    # then: only the live token is left, and it still works
+    assert list(ApiToken.objects.filter(user=agent).values_list("pk", flat=True)) == [live.pk]
+    assert _get(client, secret).status_code == 200
 
 
 def test_a_revoked_token_is_refused_at_once_although_its_user_was_cached(client, staff, settings):

@@ -99,3 +99,50 @@ def test_nothing_is_kept_when_the_cache_is_off(staff, org, settings):
     settings.TONGDAI_AUTH_CACHE_SECONDS = 0
     scope_for(_fresh(staff[Role.AGENT]))
     assert shared_cache.cache().get(f"scope:{staff[Role.AGENT].pk}:False") is None
+
+
+def test_a_request_asks_the_shared_cache_once_and_sees_a_change_made_between_requests(client, staff, org, kept,
+                                                                                      monkeypatch):
+    # given: an agent whose API requests read their permissions and scope from the shared cache
+    from crm.tokens import api_token_create
+
+    agent = staff[Role.AGENT]
+    _token, secret = api_token_create(actor=None, user=agent, name="softphone")
+    asks = []
+    real = shared_cache.cache
+
+    class Counting:
+        def __getattr__(self, name):
+            attribute = getattr(real(), name)
+            if name in {"get", "get_many"}:
+                asks.append(name)
+            return attribute
+
+    monkeypatch.setattr(shared_cache, "cache", Counting)
+
+    def units():
+        answer = client.get("/api/v1/units/", HTTP_AUTHORIZATION=f"Token {secret}")
+        assert answer.status_code == 200
+        return {row["code"] for row in answer.json()["results"]}
+
+    assert units() == {org["home"].code}  # the first request computes and stores what it needs
+    # when: the next request finds it all in this process
+    asks.clear()
+    assert units() == {org["home"].code}
+    # then: it asked the shared cache once (the generations), whatever the number of values it read
+    assert asks == ["get_many"]
+    # when: another process moves the agent to the sibling unit (a new generation in the shared cache)
+    staff_update(actor=None, user=agent, role=Role.AGENT, units=[org["sibling"]])
+    # then: the next request sees it, although this process holds the old scope
+    assert units() == {org["sibling"].code}
+
+
+def test_a_change_made_during_a_request_is_seen_by_the_rest_of_that_request(staff, org, kept):
+    # given: a request that has read the agent's scope
+    agent = staff[Role.AGENT]
+    with shared_cache.request_scope():
+        assert scope_for(_fresh(agent)).unit_ids == {org["home"].pk}
+        # when: the same request changes the agent's units
+        staff_update(actor=None, user=agent, role=Role.AGENT, units=[org["sibling"]])
+        # then
+        assert scope_for(_fresh(agent)).unit_ids == {org["sibling"].pk}

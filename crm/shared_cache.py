@@ -7,7 +7,8 @@ and task worker, when one is configured; the process's memory otherwise) for ``T
 
 - ``STAFF``: users, their groups and permissions, staff profiles and the units they serve;
 - ``ORGANISATION``: the units (a merge changes who sees what);
-- ``CATALOGUE``: the request categories and their time limits.
+- ``CATALOGUE``: the request categories and their time limits;
+- ``OUTAGES``: the open outage incidents of each unit (intake links outage calls to them; the card shows them).
 
 A value is stored with the generations it was computed under and read in one round trip together with the
 current ones. Within a request (``RequestGenerationsMiddleware``) the current generations of every group are
@@ -39,7 +40,8 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 STAFF = "staff"
 ORGANISATION = "organisation"
 CATALOGUE = "catalogue"
-GROUPS = (STAFF, ORGANISATION, CATALOGUE)
+OUTAGES = "outages"
+GROUPS = (STAFF, ORGANISATION, CATALOGUE, OUTAGES)
 
 # The generations read by the current request (None outside a request: every read asks the shared cache).
 _request_generations: ContextVar[dict[str, str] | None] = ContextVar("shared_cache_generations", default=None)

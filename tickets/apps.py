@@ -25,7 +25,7 @@ class TicketsConfig(AppConfig):
         from crm import shared_cache
         from customers import card_sections
         from tickets import dashboard
-        from tickets.models import Category, SlaPolicy
+        from tickets.models import Category, Incident, SlaPolicy
         from tickets.selectors import card_open_tickets, card_outages
 
         card_sections.provide("tickets", card_open_tickets)
@@ -33,3 +33,4 @@ class TicketsConfig(AppConfig):
         dashboard.register_widgets()
         post_migrate.connect(_number_sequences, sender=self)
         shared_cache.invalidate_on_change(shared_cache.CATALOGUE, Category, SlaPolicy)
+        shared_cache.invalidate_on_change(shared_cache.OUTAGES, Incident)

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from crm import shared_cache
 from crm.models import Unit
 from crm.scoping import scope_for
 from customers.models import Customer
@@ -31,13 +32,20 @@ def current_unit(unit: Unit) -> Unit:
 
 
 def incidents_for_customer(customer: Customer) -> list[Incident]:
-    """Open incidents covering the customer's address (their unit, and their ward when the incident names wards)."""
+    """Open incidents covering the customer's address (their unit, and their ward when the incident names wards),
+    the latest started first."""
     unit = current_unit(customer.unit)
-    return [
-        i
-        for i in Incident.objects.open().filter(unit=unit).order_by("-started_at")
-        if i.covers(unit_id=unit.pk, ward=customer.ward)
-    ]
+    return [i for i in open_incidents_of_unit(unit.pk) if i.covers(unit_id=unit.pk, ward=customer.ward)]
+
+
+def open_incidents_of_unit(unit_id: int) -> list[Incident]:
+    """The unit's open incidents, the latest started first, kept in the shared cache (an outage call and the card
+    ask on every request; an incident opened or restored anywhere is seen by the next request)."""
+    return shared_cache.remember(
+        f"open_incidents:{unit_id}",
+        (shared_cache.OUTAGES,),
+        lambda: list(Incident.objects.open().filter(unit_id=unit_id).order_by("-started_at", "-id")),
+    )
 
 
 def card_open_tickets(*, customer, user) -> dict:

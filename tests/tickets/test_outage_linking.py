@@ -1,6 +1,7 @@
 """Outage calls from every channel are linked to the open incident covering the caller's address, so restoring
 the incident resolves them; the API also takes an explicit incident, checked."""
 
+from django.urls import reverse
 from django.utils import timezone
 
 from crm.models import Role
@@ -75,3 +76,26 @@ def test_every_intake_path_links_through_the_service(org, make_customer, catalog
     unknown = ticket_open(actor=staff[Role.AGENT], category=catalogue["outage"], channel="phone",
                           description="Mất điện", caller_name="Khách lạ", unit=org["home"]).ticket  # fmt: skip
     assert unknown.incident is None  # no address to match: an agent links it from the ticket
+
+
+def test_with_the_shared_cache_on_an_outage_opened_or_restored_reaches_the_next_call_and_the_card(
+    client, staff, org, make_customer, catalogue, settings
+):
+    # given: the unit's open outages kept in the shared cache, and a call read when there were none
+    settings.TONGDAI_AUTH_CACHE_SECONDS = 300
+    customer = make_customer(ward="Phường Bến Nghé", phones=["0903 100 001"])
+    client.force_login(staff[Role.AGENT])
+    assert call(client, customer).json()["incident"] is None
+    # when: an outage starts in the customer's ward
+    incident = incident_open(actor=None, unit=org["home"], cause="Sự cố trạm", wards=["Phường Bến Nghé"],
+                             started_at=timezone.now())  # fmt: skip
+    # then: the next call is linked to it and the card shows it
+    linked = call(client, customer)
+    assert linked.json()["incident"] == incident.pk
+    card = client.get(reverse("admin:customers_customer_card", args=[customer.pk]))
+    assert "Sự cố trạm" in card.content.decode()
+    # when: power is back
+    incident_restore(actor=None, incident=incident)
+    # then: the next call is not linked to the restored outage, and the card no longer shows it
+    assert call(client, customer).json()["incident"] is None
+    assert "Sự cố trạm" not in client.get(reverse("admin:customers_customer_card", args=[customer.pk])).content.decode()

@@ -47,7 +47,7 @@ GROUPS = (STAFF, ORGANISATION, CATALOGUE, OUTAGES)
 _request_generations: ContextVar[dict[str, str] | None] = ContextVar("shared_cache_generations", default=None)
 # What this process has read, by key: (generations, until (monotonic seconds), the pickled value).
 _process_copies: dict[str, tuple[tuple[str, ...], float, bytes]] = {}
-_PROCESS_COPIES_MAX = 20_000
+_PROCESS_COPIES_MAX = 5_000  # a few hundred users and units a process; a bound, not a working set
 
 def cache():
     """The cache every process shares (``CACHES["default"]``)."""

@@ -1,4 +1,4 @@
-"""Benchmark of the streamed changelist export (``crm.exports``) on PostgreSQL, beside raw SQL ``COPY``.
+"""Benchmark of the streamed changelist export (``core.exports``) on PostgreSQL, beside raw SQL ``COPY``.
 
     python -m bench.export [--rows 1000000] [--format csv|xlsx|both] [--filter id|units|all] [--explain]
 
@@ -152,7 +152,7 @@ def explain(query: dict, where: str, manager) -> None:
     from django.db import connection, transaction
     from django.test import RequestFactory
 
-    from crm.exports import changelist_queryset
+    from core.exports import changelist_queryset
     from customers.models import Customer
 
     model_admin = admin.site.get_model_admin(Customer)

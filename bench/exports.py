@@ -1,4 +1,4 @@
-"""Benchmark of the list exports (``crm.exports``) on PostgreSQL, each beside ``COPY … TO STDOUT`` of the same
+"""Benchmark of the list exports (``core.exports``) on PostgreSQL, each beside ``COPY … TO STDOUT`` of the same
 columns and rows.
 
     python -m bench.exports [--rows 1000000] [--only invoices-csv,customers-csv,invoices-xlsx] [--profile]

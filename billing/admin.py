@@ -1,6 +1,6 @@
 """Admin for billing: the reference data (prices, VAT, rebate programmes) for administrators; a unit's readings,
 bills, disputes, re-inspections and corrections for its billing clerks, with queues and actions. Bills and
-disputes export as CSV or XLSX (``crm.exports.StreamingExportMixin``): the rows of the user's units that the
+disputes export as CSV or XLSX (``core.exports.StreamingExportMixin``): the rows of the user's units that the
 list shows with its filters, or the ones selected.
 
 Nothing here saves a billing record itself: every change is a call to ``billing.services`` (which checks the
@@ -67,9 +67,9 @@ from billing.models import (
 )
 from billing.money import line_label, money
 from billing.resources import DisputeResource, InvoiceResource
+from core.exports import StreamingExportMixin
 from core.json_input import ADMIN_FORMFIELD_OVERRIDES
 from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
-from crm.exports import StreamingExportMixin
 from crm.models import Unit
 from crm.scoping import scope_for
 from customers.models import Contract, Customer, MeterAssignment
@@ -503,7 +503,7 @@ class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadO
     def export_job_view(self, request):
         """Export every matching bill (the list's filters and search) to a file written by a background job:
         for the big lists, which would take a minute or more to stream."""
-        from crm.exports import ExportFormatForm
+        from core.exports import ExportFormatForm
 
         if not self.has_streaming_export_permission(request):
             raise PermissionDenied

@@ -217,7 +217,7 @@ def job_start_export(*, actor, model_admin, filters: str, file_format: str) -> B
     records it as started now and completes it with the row count when the file is written."""
     from django.utils import translation
 
-    from crm.exports import FORMATS
+    from core.exports import FORMATS
     from crm.models import ExportKind
     from crm.services import export_log_start
 
@@ -275,8 +275,8 @@ def _write_export(job: BillingJob, model_admin, request) -> int:
     from django.core.files import File
     from django.utils import translation
 
+    from core.exports import XLSX, changelist_queryset, csv_chunks, xlsx_chunks
     from core.routers import on_replica
-    from crm.exports import XLSX, changelist_queryset, csv_chunks, xlsx_chunks
 
     file_format = job.params["format"]
     count = 0

@@ -1,7 +1,7 @@
 """Export columns of invoices and disputes: natural keys only (invoice number, contract number, customer
 code, unit code, ticket number, a reading as its contract and period), never database ids. Export only:
 invoices and disputes are made by the billing services. Wire them into an admin with
-``crm.exports.StreamingExportMixin`` (``export_resource_class = InvoiceResource``)."""
+``core.exports.StreamingExportMixin`` (``export_resource_class = InvoiceResource``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy
 from import_export import fields, widgets
 
 from billing.models import Dispute, Invoice
-from crm.exports import ScopedResource, natural_key_field
+from core.exports import ScopedResource, natural_key_field
 
 
 class InvoiceResource(ScopedResource):

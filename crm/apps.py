@@ -12,8 +12,8 @@ class CrmConfig(AppConfig):
         from django.db.models.signals import post_migrate
         from django_q.signals import post_execute_in_worker, pre_enqueue, pre_execute
 
-        from core import db, logs, task_registry
-        from crm import roles, shared_cache
+        from core import db, exports, logs, task_registry
+        from crm import roles, services, shared_cache
 
         # Role groups are reference data: (re)created idempotently after every migrate.
         post_migrate.connect(roles.sync_role_groups_after_migrate, sender=self)
@@ -21,6 +21,8 @@ class CrmConfig(AppConfig):
         # The cluster runs only the product's registered task functions, whoever queued the task.
         pre_enqueue.connect(task_registry.refuse_unregistered_task, dispatch_uid="tongdai-task-registry")
         shared_cache.connect_invalidation()
+        # Every export, from any app's admin or job, is recorded in the organisation's export log.
+        exports.register_export_log(start=services.export_log_start, finish=services.export_log_finish)
         # One log line per task the cluster runs (its name, duration and success).
         pre_execute.connect(logs.task_started, dispatch_uid="tongdai-task-log-start")
         post_execute_in_worker.connect(logs.task_finished, dispatch_uid="tongdai-task-log")

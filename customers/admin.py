@@ -13,8 +13,8 @@ from django.urls import path, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from core.exports import ServiceImportMixin, StreamingExportMixin
 from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
-from crm.exports import ServiceImportMixin, StreamingExportMixin
 from customers import privacy, selectors, services
 from customers.models import (
     Contract,

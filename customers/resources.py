@@ -1,5 +1,5 @@
 """Import and export columns of customers, contracts and meters: natural keys only, rows written through
-``customers.services`` (see ``crm.exports.ServiceResource``)."""
+``customers.services`` (see ``core.exports.ServiceResource``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy
 from import_export import fields, widgets
 
 from core.db import InValues
-from crm.exports import (
+from core.exports import (
     ChoiceWidget,
     DayWidget,
     MomentWidget,

@@ -16,8 +16,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from core.exports import StreamingExportMixin
 from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
-from crm.exports import StreamingExportMixin
 from crm.models import Unit
 from customers import privacy
 from customers.models import Customer

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from import_export import fields
 
-from crm.exports import ScopedResource, natural_key_field
+from core.exports import ScopedResource, natural_key_field
 from customers import privacy
 from tickets.models import Ticket
 

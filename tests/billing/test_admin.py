@@ -43,7 +43,7 @@ from billing.models import (
 from billing.money import money
 from billing.resources import DisputeResource, InvoiceResource
 from billing.selectors import CARD_INVOICES
-from crm import exports
+from core import exports
 from crm.models import Role
 from tests.billing.conftest import NOV, OCT
 from tests.conftest import _bill

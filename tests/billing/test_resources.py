@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from billing.models import Dispute, Invoice
 from billing.resources import DisputeResource, InvoiceResource
-from crm import exports
+from core import exports
 from crm.models import Role
 
 

@@ -18,7 +18,7 @@ from django.utils import timezone, translation
 
 from billing.models import Dispute, Invoice
 from billing.resources import DisputeResource, InvoiceResource
-from crm import exports
+from core import exports
 from crm.models import Role
 from customers.models import Contract, Customer, Meter
 from customers.resources import ContractResource, CustomerResource, MeterResource

@@ -20,7 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from crm.exports import StreamingExportMixin
+from core.exports import StreamingExportMixin
 from crm.models import ExportKind, ExportLog, ExportStatus, Role
 from crm.services import export_log_finish, export_log_record, export_log_start, staff_create
 from customers.models import Customer

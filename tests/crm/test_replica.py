@@ -9,8 +9,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from core.exports import ScopedResource
 from core.routers import REPLICA, ReplicaRouter, in_replica_reads, on_replica, replica_reads
-from crm.exports import ScopedResource
 from crm.models import ExportLog, Role
 from customers.models import Customer
 from reports.monthly import monthly_report_workbook

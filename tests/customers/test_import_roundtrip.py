@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.text import capfirst
 
-from crm.exports import (
+from core.exports import (
     ChoiceWidget,
     DecimalNumberWidget,
     FloatNumberWidget,

@@ -16,8 +16,8 @@ from openpyxl import load_workbook
 
 from billing import dashboard as billing_widgets
 from billing.models import Invoice, RebateApplication, Refund
+from core.exports import XLSX_CONTENT_TYPE
 from crm import dashboard_widgets
-from crm.exports import XLSX_CONTENT_TYPE
 from crm.models import Role
 from crm.roles import group_name
 from reports import dashboard

@@ -1,4 +1,4 @@
-"""The streamed ticket export of the changelist, and the streaming writers of ``crm.exports``."""
+"""The streamed ticket export of the changelist, and the streaming writers of ``core.exports``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from crm import exports
+from core import exports
 from crm.models import Role
 from tests.exported import by_column
 from tickets import services

@@ -11,7 +11,8 @@ row is written, which for a million rows is minutes: longer than any proxy waits
 whatever the number of rows, and bytes flow from the first chunk on. The same code serves the admin's
 download and the background export job (``billing.jobs``). Figures: ``bench/README.md``. Every export is recorded in the export log when it
 starts (``crm.services.export_log_start``) and completed with its row count when its stream ends
-(``LoggedExport``).
+(``LoggedExport``): the log is the organisation's record (``crm.ExportLog``), whose writers the ``crm`` app
+registers here at start-up (``register_export_log``), so this plumbing imports nothing above it.
 
 Imports go through the services, row by row, each row in a savepoint: ``ServiceResource`` turns a row into
 a call of the app's service (never ``.save()``), scoped to the units of the user, with natural keys only;
@@ -68,8 +69,32 @@ from import_export.signals import post_import
 
 from core.db import is_postgres
 from core.routers import on_replica
-from crm.models import ExportKind
-from crm.services import export_log_finish, export_log_start
+
+# The kinds of export this module starts (the log's own choices name them too).
+LIST, SELECTION = "list", "selection"
+
+
+class _ExportLog:
+    """The two writers of the export log, registered by the app that keeps it (``register_export_log``)."""
+
+    start: Any = None
+    finish: Any = None
+
+
+def register_export_log(*, start, finish) -> None:
+    """Name the functions that record an export's start (returning its log row) and its end with the rows."""
+    _ExportLog.start, _ExportLog.finish = start, finish
+
+
+def export_log_start(**kwargs):
+    if _ExportLog.start is None:
+        raise RuntimeError("No export log is registered: the crm app records every export.")
+    return _ExportLog.start(**kwargs)
+
+
+def export_log_finish(**kwargs):
+    return _ExportLog.finish(**kwargs)
+
 
 # The sizes below are settings (tongdai/settings.py, the README's configuration table): TONGDAI_EXPORT_CHUNK_SIZE rows
 # fetched per round trip while exporting, TONGDAI_EXPORT_BUFFER_BYTES gathered before a chunk is sent,
@@ -1187,7 +1212,7 @@ class LoggedExport:
 def export_response(resource: ScopedResource, queryset, file_format: str, basename: str, *, log):
     """A streamed download of ``queryset`` with the columns of ``resource``: nothing is read from the
     database until the response is being sent, and then ``TONGDAI_EXPORT_CHUNK_SIZE`` rows at a time.
-    ``log`` (``crm.services.export_log_start``) is completed with the row count when the stream ends."""
+    ``log`` (``export_log_start``) is completed with the row count when the stream ends."""
     headers = resource.get_export_headers()
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     logged = LoggedExport(log)
@@ -1298,7 +1323,7 @@ class StreamingExportMixin(_ModelAdmin):
                 return HttpResponseRedirect(f"{changelist}?e=1")
             file_format = form.cleaned_data["file_format"]
             log = export_log_start(
-                user=request.user, kind=ExportKind.LIST, source=self.export_source(),
+                user=request.user, kind=LIST, source=self.export_source(),
                 file_format=file_format, filters=request.GET.urlencode(),
             )  # fmt: skip
             return export_response(
@@ -1325,7 +1350,7 @@ class StreamingExportMixin(_ModelAdmin):
         else:
             filters.setlist("selected", request.POST.getlist(helpers.ACTION_CHECKBOX_NAME))
         log = export_log_start(
-            user=request.user, kind=ExportKind.SELECTION, source=self.export_source(),
+            user=request.user, kind=SELECTION, source=self.export_source(),
             file_format=file_format, filters=filters.urlencode(),
         )  # fmt: skip
         return export_response(

@@ -2,6 +2,7 @@
 
 from billing.imports import reading_import_run
 from billing.jobs import job_run
+from billing.partitioning import ensure_months_ahead
 
 
 def run_reading_import(import_id: int) -> dict | None:
@@ -12,3 +13,8 @@ def run_reading_import(import_id: int) -> dict | None:
 def run_billing_job(job_id: int) -> dict | None:
     """Run a queued billing job: the billing run, the anomaly scan, a rebate applied or reversed."""
     return job_run(job_id=job_id)
+
+
+def ensure_billing_partitions() -> int:
+    """The coming months' partitions of the readings and the invoices, once they are partitioned (daily)."""
+    return ensure_months_ahead()

@@ -1022,8 +1022,6 @@ SQLITE_NAMES = [
 
 
 # The SQLite triggers on the rebuilt tables or naming them, as migration 0010 left them.
-
-
 LIFTED_SQLITE = [
     "CREATE TRIGGER billing_invoice_contract_id_insert_ref BEFORE INSERT ON billing_invoice WHEN NEW.contract_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM customers_contract WHERE id = NEW.contract_id) BEGIN SELECT RAISE(ABORT, 'billing_invoice.contract_id refers to a row missing from customers_contract'); END",
     "CREATE TRIGGER billing_invoice_contract_id_update_ref BEFORE UPDATE OF contract_id ON billing_invoice WHEN NEW.contract_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM customers_contract WHERE id = NEW.contract_id) BEGIN SELECT RAISE(ABORT, 'billing_invoice.contract_id refers to a row missing from customers_contract'); END",

@@ -159,7 +159,7 @@ class MeterReading(models.Model):
     )  # fmt: skip
     taken_at = models.DateTimeField(_("taken at"))
     corrects = models.OneToOneField(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="corrected_by",
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="corrected_by", db_constraint=False,
         verbose_name=_("corrects"),
     )  # fmt: skip
 
@@ -307,7 +307,7 @@ class Invoice(models.Model):
     status = models.CharField(_("status"), max_length=8, choices=InvoiceStatus.choices, default="draft")
     hold_reason = models.CharField(_("why held"), max_length=200, blank=True)
     adjusts = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="adjustments",
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="adjustments", db_constraint=False,
         verbose_name=_("adjusts"),
     )  # fmt: skip
     run = models.ForeignKey(
@@ -497,6 +497,7 @@ class Dispute(models.Model):
         null=True,
         blank=True,
         related_name="disputes",
+        db_constraint=False,
         verbose_name=_("invoice"),
     )
     reading = models.ForeignKey(
@@ -505,6 +506,7 @@ class Dispute(models.Model):
         null=True,
         blank=True,
         related_name="disputes",
+        db_constraint=False,
         verbose_name=_("meter reading"),
     )
     claim = models.TextField(_("what the customer says"))
@@ -645,8 +647,9 @@ class Adjustment(models.Model):
     """
 
     original = models.ForeignKey(
-        Invoice, on_delete=models.PROTECT, related_name="corrections", verbose_name=_("original invoice")
-    )
+        Invoice, on_delete=models.PROTECT, related_name="corrections", db_constraint=False,
+        verbose_name=_("original invoice"),
+    )  # fmt: skip
     unit = models.ForeignKey(
         Unit, on_delete=models.PROTECT, related_name="+", db_index=False, verbose_name=_("unit")
     )
@@ -659,6 +662,7 @@ class Adjustment(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        db_constraint=False,
         verbose_name=_("corrected reading"),
     )
     record = models.TextField(_("correction record"))
@@ -683,7 +687,7 @@ class Adjustment(models.Model):
     decision_note = models.TextField(_("decision note"), blank=True)
     invoice = models.OneToOneField(
         Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="adjustment_record",
-        verbose_name=_("adjustment invoice"),
+        db_constraint=False, verbose_name=_("adjustment invoice"),
     )  # fmt: skip
 
     objects = AdjustmentQuerySet.as_manager()
@@ -742,7 +746,7 @@ class Refund(models.Model):
     amount = models.BigIntegerField(_("amount"))
     method = models.CharField(_("settled by"), max_length=8, choices=RefundMethod.choices, blank=True)
     offset_invoice = models.ForeignKey(
-        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="offsets",
+        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="offsets", db_constraint=False,
         verbose_name=_("offset on invoice"),
     )  # fmt: skip
     settled_at = models.DateTimeField(_("settled at"), null=True, blank=True)

@@ -145,6 +145,8 @@ def _conversion(cursor, table: str, *, ahead: int, today: dt.date) -> list[str]:
     shape = _shape(cursor, table)
     before = f"{table}_unpartitioned"
     statements = [
+        # Checks this transaction deferred fire now: a table with pending trigger events cannot be dropped.
+        "SET CONSTRAINTS ALL IMMEDIATE",
         f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE",
         f"ALTER TABLE {table} RENAME TO {before}",
         f"CREATE TABLE {table} (LIKE {before} INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING GENERATED "

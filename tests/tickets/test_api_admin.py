@@ -59,9 +59,9 @@ def test_api_intake_tells_the_dispatcher_the_customers_phone_and_address_in_a_fi
         "0988 555 666" in b and "9 Pasteur" in b and second.code in b and "Trần Văn Bình" not in b
         for b in bodies
     ), bodies  # the customer's code, never their name: an SMS is read on a phone, anywhere
-    # Besides the session login of the test client: one read of the customer, the number, the open incidents of
-    # the customer's unit (an outage call), the ticket, its event, the dispatchers' messages (one INSERT for all
-    # of them), the open-ticket warning.
+    # Besides the session login of the test client: one read of the customer, the number, the ticket, its event,
+    # the dispatchers' messages (one INSERT for all of them), the open-ticket warning. The open incidents of the
+    # customer's unit (an outage call) come from the shared cache, read by the first call.
     statements = [
         q["sql"]
         for q in queries.captured_queries
@@ -70,8 +70,8 @@ def test_api_intake_tells_the_dispatcher_the_customers_phone_and_address_in_a_fi
         and 'FROM "auth_user"' not in q["sql"]
     ]
     assert 'FROM "customers_customer" c WHERE c.code' in statements[0]
-    assert len(statements) == 7, statements
-    assert sum('FROM "tickets_incident"' in sql for sql in statements) == 1
+    assert len(statements) == 6, statements
+    assert sum('FROM "tickets_incident"' in sql for sql in statements) == 0
     assert sum('"customers_customer"' in sql for sql in statements) == 1
 
 

@@ -146,6 +146,7 @@ def main() -> None:
         index_trigrams,
         lookup_customers,
     )
+    from tickets.models import OPEN_STATUSES
 
     rng = random.Random(7)
     user_model = __import__("django.contrib.auth", fromlist=["get_user_model"]).get_user_model()
@@ -314,14 +315,34 @@ def main() -> None:
             contracts = raw(
                 "SELECT id FROM customers_contract WHERE customer_id = %s ORDER BY start_date DESC, id", [cid]
             )
+            if contracts:
+                raw(
+                    "SELECT a.*, m.* FROM customers_meterassignment a JOIN customers_meter m ON m.id = a.meter_id "
+                    "WHERE a.contract_id = ANY(%s) ORDER BY a.installed_at DESC",
+                    [[c[0] for c in contracts]],
+                )
+            # The sections: open tickets, last invoices with the open-dispute warning (asked apart only for a
+            # customer without invoices); the area's outages come from the shared cache on both sides.
             raw(
-                "SELECT a.*, m.* FROM customers_meterassignment a JOIN customers_meter m ON m.id = a.meter_id "
-                "WHERE a.contract_id = ANY(%s) ORDER BY a.installed_at DESC",
-                [[c[0] for c in contracts]],
+                "SELECT t.number, k.name, t.status, u.code, t.created_at, t.resolve_due FROM tickets_ticket t "
+                "JOIN crm_unit u ON u.id = t.unit_id JOIN tickets_category k ON k.id = t.category_id "
+                f"WHERE t.unit_id IN ({in_units}) AND t.status = ANY(%s) AND t.customer_id = %s "
+                "ORDER BY t.id DESC LIMIT 20",
+                [open_statuses, cid],
             )
+            invoices = raw(
+                "SELECT i.id, i.number, i.kind, i.period, i.kwh, i.total, i.refund_offset, i.status, "
+                "EXISTS (SELECT 1 FROM billing_dispute d WHERE d.status = 'open' AND d.customer_id = %s) "
+                f"FROM billing_invoice i WHERE i.unit_id IN ({in_units}) AND i.customer_id = %s "
+                "ORDER BY i.period DESC, i.id DESC LIMIT 6",
+                [cid, cid],
+            )
+            if not invoices:
+                raw("SELECT 1 FROM billing_dispute WHERE status = 'open' AND customer_id = %s LIMIT 1", [cid])
 
         return orm, sql
 
+    open_statuses = [str(status) for status in OPEN_STATUSES]
     measure("card by phone", *card_by("phone"))
     measure("card by code", *card_by("code"))
 

@@ -97,9 +97,7 @@ class CustomerAdmin(
     list_display = [
         "code",
         "full_name",
-        "street",
-        "ward",
-        "district",
+        "list_address",
         "unit_code",
         "customer_type",
         "is_nuisance",
@@ -112,6 +110,12 @@ class CustomerAdmin(
     inlines = [CustomerPhoneInline]
     readonly_fields = ["is_nuisance", "nuisance_reason", "nuisance_set_by", "nuisance_set_at", "created_at"]
     ordering = ["-id"]
+
+    @admin.display(description=gettext_lazy("address"))
+    def list_address(self, obj):
+        """Street, ward and district in one column: what the agent reads to confirm the caller, and two cells
+        a row fewer for the admin to render."""
+        return ", ".join(p for p in (obj.street, obj.ward, obj.district) if p)
 
     @admin.display(description=gettext_lazy("unit"), ordering="unit__code")
     def unit_code(self, obj):

@@ -8,8 +8,8 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         from billing import dashboard
-        from billing.selectors import card_invoices
+        from billing.selectors import CARD_ANNOTATIONS, card_invoices
         from customers import card_sections
 
-        card_sections.provide("invoices", card_invoices)
+        card_sections.provide("invoices", card_invoices, annotations=CARD_ANNOTATIONS)
         dashboard.register_widgets()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.core.exceptions import ValidationError
-from django.db.models import Exists
+from django.db.models import Exists, OuterRef
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
@@ -47,15 +47,21 @@ def open_disputes(*, customer):
     return Dispute.objects.open().filter(customer=customer)
 
 
+# The card's customer query computes whether the customer has an open dispute (``card_sections.provide``).
+CARD_ANNOTATIONS = {
+    "card_open_dispute": Exists(Dispute.objects.open().filter(customer=OuterRef("pk"))),
+}
+
+
 def card_invoices(*, customer, user) -> dict:
     """The customer's last invoices (within the user's scope), preceded by the open-dispute warning if any:
     the warning every role must see before acting on supply (the customer contests a bill or a reading). One
-    query: each invoice row carries whether a dispute is open; a customer without invoices is asked apart."""
+    query: the warning comes with the card's customer (``CARD_ANNOTATIONS``), and is asked apart only for a
+    customer read elsewhere."""
     invoices = list(
         Invoice.objects.for_user(user)
-        .filter(customer=customer)
+        .filter(customer_id=customer.pk)
         .only("number", "kind", "period", "kwh", "total", "refund_offset", "status")
-        .annotate(customer_disputes=Exists(open_disputes(customer=customer)))
         .order_by("-period", "-id")[:CARD_INVOICES]
     )
     can_open = user.has_perm("billing.view_invoice")
@@ -72,9 +78,9 @@ def card_invoices(*, customer, user) -> dict:
         ]
         for i in invoices
     ]
-    disputed = (
-        invoices[0].customer_disputes if invoices else open_disputes(customer=customer).exists()
-    )
+    disputed = getattr(customer, "card_open_dispute", None)
+    if disputed is None:
+        disputed = open_disputes(customer=customer).exists()
     if disputed:
         rows.insert(0, CardNotice(_("Open billing dispute: do not cut supply")))
     actions = []

@@ -22,6 +22,9 @@ SLOTS: list[tuple[str, Any]] = [
 # A provider takes (customer=, user=) and returns {"columns": [...], "rows": [[...], ...], "actions": [(label, url, method)]}.
 Provider = Callable[..., dict[str, Any]]
 _providers: dict[str, Provider] = {}
+# Values a provider asks of the card's customer query (name -> expression over the customer, such as an
+# ``Exists``), read back from the customer: a flag about the customer costs no query of its own.
+_annotations: dict[str, Any] = {}
 
 
 @dataclass
@@ -34,10 +37,21 @@ class Section:
     provided: bool = False
 
 
-def provide(slot: str, provider: Provider) -> None:
+def provide(slot: str, provider: Provider, *, annotations: dict[str, Any] | None = None) -> None:
+    """``provider`` fills ``slot``; ``annotations`` (name -> expression) are computed by the card's customer
+    query and found on the customer the provider is given (absent when the customer was read elsewhere)."""
     if slot not in dict(SLOTS):
         raise KeyError(f"No card slot named {slot!r}")
     _providers[slot] = provider
+    for name in annotations or {}:
+        if not name.startswith("card_"):
+            raise ValueError(f"A card annotation's name starts with card_: {name!r}")
+    _annotations.update(annotations or {})
+
+
+def customer_annotations() -> dict[str, Any]:
+    """What the sections ask of the card's customer query."""
+    return dict(_annotations)
 
 
 def render_all(*, customer, user) -> list[Section]:

@@ -443,6 +443,30 @@ def test_the_card_shows_the_last_invoices_and_an_open_dispute(client, staff, mak
     assert Invoice.objects.filter(customer=customer).order_by("period").first().number not in html
 
 
+def test_a_dispute_before_the_first_bill_warns_on_the_card_without_a_query_of_its_own(
+    client, staff, make_customer, read, catalogue
+):
+    """The dispute comes before any bill (about a reading): the card still warns, and the warning comes with the
+    card's customer query, not from a query on the disputes of its own."""
+    customer = make_customer()
+    reading = read(customer, OCT, 150)
+    url = reverse("admin:customers_customer_card", args=[customer.pk])
+    client.force_login(staff[Role.AGENT])
+    assert "Open billing dispute" not in client.get(url).content.decode()
+
+    billing.dispute_open(
+        actor=None, ticket=billing_ticket(customer, catalogue), reading=reading, claim="Chỉ số sai"
+    )
+    assert not Invoice.objects.filter(customer=customer).exists()
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(url)
+    section = next(s for s in page.context["card"].sections if s.key == "invoices")
+    assert [getattr(row, "notice", None) for row in section.rows] == ["Open billing dispute: do not cut supply"]
+    assert "Open billing dispute: do not cut supply" in page.content.decode()
+    asked = [q["sql"] for q in queries.captured_queries if "billing_dispute" in q["sql"]]
+    assert len(asked) == 1 and "customers_customer" in asked[0], asked
+
+
 # Roles ---------------------------------------------------------------------------------------------------
 
 

@@ -272,11 +272,12 @@ class CustomerCard:
 def customer_card(*, user, customer_id: int) -> CustomerCard | None:
     """The customer card, or None when the customer does not exist or is outside ``user``'s scope.
 
-    One query each for the customer (with what the sections ask of it, ``card_sections.provide``'s
-    annotations), the phones, the contracts and their meters (none without contracts), then one per section; the unit (with its company and corporation) comes from the shared cache, and who flagged a
-    nuisance caller is read only for a flagged one. The phones and contracts are
-    left on the customer (``card_phones``, ``card_contracts``) for the sections that read them (the new
-    ticket's prefilled phone and contract) instead of asking again."""
+    One query each for the customer (with what the sections ask of it: ``card_sections.provide``'s
+    annotations), the phones, the contracts and their meters (none without contracts), then one per section;
+    the unit (with its company and corporation) comes from the shared cache, and who flagged a nuisance caller
+    is read only for a flagged one. The phones and contracts are left on the customer (``card_phones``,
+    ``card_contracts``) for the sections that read them (the new ticket's prefilled phone and contract) instead
+    of asking again."""
     customer = (
         Customer.objects.for_user(user).filter(pk=customer_id).annotate(**card_sections.customer_annotations()).first()
     )

@@ -49,7 +49,7 @@ def open_disputes(*, customer):
 
 # The card's customer query computes whether the customer has an open dispute (``card_sections.provide``).
 CARD_ANNOTATIONS = {
-    "card_open_dispute": Exists(Dispute.objects.open().filter(customer=OuterRef("pk"))),
+    "card_open_dispute": Exists(open_disputes(customer=OuterRef("pk"))),
 }
 
 

@@ -130,8 +130,13 @@ class Customer(models.Model):
         return f"{self.code} – {self.full_name}"
 
     @property
+    def street_address(self) -> str:
+        """Street, ward and district: what an agent reads to confirm a caller (the lists show it)."""
+        return ", ".join(p for p in (self.street, self.ward, self.district) if p)
+
+    @property
     def address(self) -> str:
-        return ", ".join(p for p in (self.street, self.ward, self.district, self.province) if p)
+        return ", ".join(p for p in (self.street_address, self.province) if p)
 
 
 class CustomerPhoneQuerySet(ScopedQuerySet):

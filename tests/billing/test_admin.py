@@ -466,6 +466,10 @@ def test_a_dispute_before_the_first_bill_warns_on_the_card_without_a_query_of_it
     asked = [q["sql"] for q in queries.captured_queries if "billing_dispute" in q["sql"]]
     assert len(asked) == 1 and "customers_customer" in asked[0], asked
 
+    # Resolved: the warning goes at once (the flag is read with each card, not kept).
+    billing.dispute_resolve(actor=None, dispute=Dispute.objects.get(customer=customer), outcome="withdrawn")
+    assert "Open billing dispute" not in client.get(url).content.decode()
+
 
 # Roles ---------------------------------------------------------------------------------------------------
 

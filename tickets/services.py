@@ -337,35 +337,33 @@ def ticket_open(*, actor, idempotency_key: str | None = None, body_hash: str = "
     with other content raises ``IdempotencyKeyReused``.
     """
     require(actor, "tickets.add_ticket")
-    with transaction.atomic():
-        claim: IntakeKey | None = None
-        if idempotency_key:
-            fingerprint = body_hash or request_hash(
-                {k: getattr(v, "pk", v) for k, v in kwargs.items() if k != "at"}
-            )
-            claimed = _claim_key(actor=actor, key=idempotency_key, fingerprint=fingerprint)
-            if isinstance(claimed, Intake):
-                return claimed
-            claim = claimed
-        intake = _ticket_open(actor=actor, **kwargs)
-        if claim is not None:
-            claim.ticket = intake.ticket
-            claim.save(update_fields=["ticket"])
-        return intake
-
-
-def _claim_key(*, actor, key: str, fingerprint: str) -> IntakeKey | Intake:
-    """The sender's key, newly claimed (an IntakeKey), or the answer to a repeat (an Intake).
-
-    The claim is an INSERT in a savepoint: a concurrent claim of the same key makes it wait until that
-    transaction ends, then fail on the unique key (or succeed, if that one rolled back). Only a key already taken
-    is read back, and a taken key always has its ticket (the claim and the ticket commit together)."""
+    if not idempotency_key:
+        with transaction.atomic():
+            return _ticket_open(actor=actor, **kwargs)
+    fingerprint = body_hash or request_hash({k: getattr(v, "pk", v) for k, v in kwargs.items() if k != "at"})
     owner = actor if getattr(actor, "pk", None) else None
+    claim: IntakeKey | None = None
     try:
         with transaction.atomic():
-            return IntakeKey.objects.create(owner=owner, key=key, request_hash=fingerprint, created_at=timezone.now())
+            # The claim is the transaction's first write: a concurrent claim of the same key waits here until
+            # that transaction ends, then fails on the unique key (or succeeds, if that one rolled back). Failing,
+            # it takes the whole transaction back with it, before any ticket number is drawn.
+            claim = IntakeKey.objects.create(
+                owner=owner, key=idempotency_key, request_hash=fingerprint, created_at=timezone.now()
+            )
+            intake = _ticket_open(actor=actor, **kwargs)
+            claim.ticket = intake.ticket
+            claim.save(update_fields=["ticket"])
+            return intake
     except IntegrityError:
-        pass  # taken: the first request's answer follows
+        if claim is not None:
+            raise  # the claim was ours: the intake's own writes failed
+    return _answer_to_repeat(owner=owner, key=idempotency_key, fingerprint=fingerprint)
+
+
+def _answer_to_repeat(*, owner, key: str, fingerprint: str) -> Intake:
+    """The first request's ticket for a key already taken (a taken key always has its ticket: the claim and the
+    ticket commit together), or ``IdempotencyKeyReused`` when that request's content was other."""
     claim = IntakeKey.objects.select_related("ticket").filter(owner=owner, key=key).first()
     if claim is None or claim.ticket is None:
         raise IntegrityError("The idempotency key could not be claimed.")

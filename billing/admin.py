@@ -21,7 +21,6 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import ActionLocation
-from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q
@@ -69,7 +68,14 @@ from billing.money import line_label, money
 from billing.resources import DisputeResource, InvoiceResource
 from core.exports import StreamingExportMixin
 from core.json_input import ADMIN_FORMFIELD_OVERRIDES
-from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
+from crm.admin_base import (
+    ReadOnlyAdmin,
+    ScopedAdmin,
+    ScopedChangeList,
+    ScopedUnitFilter,
+    ServiceErrorsMixin,
+    report_errors,
+)
 from crm.models import Unit
 from crm.scoping import scope_for
 from customers.models import Contract, Customer, MeterAssignment
@@ -1203,7 +1209,7 @@ class AnomalyBandCountAdmin(ReadOnlyAdmin):
         return obj.period.strftime("%m/%Y")
 
 
-class AuditChangeList(ChangeList):
+class AuditChangeList(ScopedChangeList):
     """The audit list's page, its records' objects read by their names (``audit_record_names``)."""
 
     def get_results(self, request):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
@@ -61,6 +62,23 @@ class ScopedUnitFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ScopedChangeList(ChangeList):
+    """Django's list page, whose rows' links carry the list's filters (so that saving a record returns to the
+    same filtered list) written once for the page: Django adds them to each row's link in turn, resolving the
+    link's URL each time to learn that it is not the list's own (about a tenth of a 50-row page). The links are
+    the same; a pop-up list keeps Django's own way."""
+
+    def __init__(self, request, *args, **kwargs):
+        super().__init__(request, *args, **kwargs)
+        self.row_link_query = ""
+        if self.preserved_filters and not self.is_popup:
+            self.row_link_query, self.preserved_filters = self.preserved_filters, ""
+
+    def url_for_result(self, result):
+        url = super().url_for_result(result)
+        return f"{url}?{self.row_link_query}" if self.row_link_query else url
+
+
 class ScopedAdmin(admin.ModelAdmin):
     """Admin of a model whose manager is a ``ScopedQuerySet``: every list, form and lookup is scoped."""
 
@@ -71,6 +89,9 @@ class ScopedAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).for_user(request.user)
+
+    def get_changelist(self, request, **kwargs):
+        return ScopedChangeList
 
     def action_checkbox(self, obj):
         """The row's checkbox for the list actions: the same HTML as Django's (its ``CheckboxInput``), written

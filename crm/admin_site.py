@@ -7,9 +7,10 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
-from crm import two_factor
+from crm import shared_cache, two_factor
 
 
 class TwoFactorAuthenticationForm(AdminAuthenticationForm):
@@ -62,3 +63,24 @@ class TongdaiAdminSite(admin.AdminSite):
             return True
         is_verified = getattr(request.user, "is_verified", None)  # set by django-otp's middleware
         return bool(is_verified and is_verified())
+
+    def get_app_list(self, request, app_label=None):
+        """The apps and models the user may reach (the side bar and the index), kept per user and language in
+        the shared cache until the staff's permissions change: every admin page shows it, and Django builds it
+        by asking each model's admin for the user's permissions and reversing its URLs (a tenth of a list's
+        page)."""
+        user = request.user
+
+        def build():
+            apps = super(TongdaiAdminSite, self).get_app_list(request, app_label)
+            for app in apps:  # the names in this language, kept as text
+                app["name"] = str(app["name"])
+                for model in app["models"]:
+                    model["name"] = str(model["name"])
+            return apps
+
+        return shared_cache.remember(
+            f"admin-apps:{self.name}:{user.pk}:{user.is_superuser}:{get_language()}:{app_label or ''}",
+            (shared_cache.STAFF,),
+            build,
+        )

@@ -146,3 +146,40 @@ def test_a_change_made_during_a_request_is_seen_by_the_rest_of_that_request(staf
         staff_update(actor=None, user=agent, role=Role.AGENT, units=[org["sibling"]])
         # then
         assert scope_for(_fresh(agent)).unit_ids == {org["sibling"].pk}
+
+
+def _model_names(app_list) -> list[tuple[str, str, bool]]:
+    """Each model of the side bar: its app, its name and whether the user may add one."""
+    return [(app["app_label"], model["name"], model["perms"]["add"]) for app in app_list for model in app["models"]]
+
+
+def test_the_admin_side_bar_is_kept_and_follows_a_role_change_at_once(staff, org, kept):
+    from django.contrib import admin as django_admin
+    from django.test import RequestFactory
+    from django.utils import translation
+
+    admin_site = django_admin.site
+
+    def side_bar(user, language):
+        request = RequestFactory().get("/admin/")
+        request.user = _fresh(user)
+        with translation.override(language):
+            kept_list = _model_names(admin_site.get_app_list(request))
+            built = _model_names(django_admin.AdminSite.get_app_list(admin_site, request))  # Django's, unkept
+            return kept_list, [(label, str(name), add) for label, name, add in built]
+
+    agent = staff[Role.AGENT]
+    # given: the agent's side bar, kept in English and in Vietnamese
+    kept_en, built_en = side_bar(agent, "en")
+    kept_vi, built_vi = side_bar(agent, "vi")
+    assert kept_en == built_en and kept_vi == built_vi
+    assert kept_en != kept_vi  # each language keeps its own names
+    assert ("tickets", "Tickets", True) in kept_en
+    assert side_bar(agent, "en")[0] == kept_en  # read back from the cache
+    # when: the agent becomes field crew
+    staff_update(actor=None, user=agent, role=Role.FIELD_CREW, units=[org["home"]])
+    # then: the next page shows the field crew's side bar, not the kept one
+    after, built_after = side_bar(agent, "en")
+    assert after == built_after
+    assert after != kept_en
+    assert ("tickets", "Tickets", False) in after  # field crew work tickets, never open them

@@ -193,6 +193,44 @@ def test_customer_changelist_query_count_as_an_agent(agent_client, make_customer
     assert cl.result_count == expected
 
 
+def test_each_rows_link_returns_to_the_filtered_list_and_a_pop_up_keeps_djangos_links(agent_client, make_customer):
+    import re
+    from urllib.parse import urlencode
+
+    from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
+
+    customers = [make_customer(name=f"Người {i}", phones=[f"0903 300 00{i}"]) for i in range(3)]
+    filters = {"customer_type": "residential", "q": "Người"}
+    response = agent_client.get(reverse("admin:customers_customer_changelist"), filters)
+    html = response.content.decode()
+    links = set(re.findall(r'<th class="field-code"><a href="([^"]+)"', html))
+    # the change page of each row, carrying the list's filters for the way back (as Django writes them)
+    expected = {
+        reverse("admin:customers_customer_change", args=[c.pk]) + "?" + urlencode({"_changelist_filters":
+                                                                                  urlencode(filters)})
+        for c in customers
+    }  # fmt: skip
+    assert links == {link.replace("&amp;", "&") for link in expected}
+    # saving a record from such a link returns to the same filtered list
+    change = agent_client.get(next(iter(expected)))
+    assert change.context["preserved_filters"] == urlencode({"_changelist_filters": urlencode(filters)})
+    # a pop-up list (choosing a customer for another form) keeps Django's own links
+    popup = agent_client.get(reverse("admin:customers_customer_changelist"), {**filters, "_popup": "1"})
+    cl = popup.context["cl"]
+    popup_links = {
+        int(pk): href.replace("&amp;", "&")
+        for href, pk in re.findall(r'<a href="([^"]+)" data-popup-opener="(\d+)"', popup.content.decode())
+    }
+    assert popup_links == {
+        c.pk: add_preserved_filters(
+            {"preserved_filters": cl.preserved_filters, "opts": cl.opts},
+            reverse("admin:customers_customer_change", args=[c.pk]),
+        )
+        for c in customers
+    }
+    assert cl.preserved_filters  # Django's way: its tag adds them to each link
+
+
 def test_a_service_rule_broken_in_the_admin_form_is_a_message_and_writes_nothing(client, staff, org):
     client.force_login(staff[Role.BILLING_CLERK])
     response = client.post(

@@ -111,3 +111,24 @@ def test_the_queue_refreshes_itself_from_a_script_file_under_the_policy(client, 
     assert "activeElement" in script and "action-select:checked" in script
     # The change page of a ticket does not refresh itself (an agent writes there).
     assert "queue_refresh.js" not in client.get(reverse("admin:tickets_ticket_add")).content.decode()
+
+
+def test_the_escalation_filter_names_who_hears_of_each_level_and_reads_no_levels_from_the_tickets(
+    client, staff, make_customer, catalogue
+):
+    supervisor = staff[Role.SUPERVISOR]
+    opened = [
+        ticket_open(actor=None, category=catalogue["outage"], channel="app", description=f"Sự cố {i}",
+                    customer=make_customer(phones=[f"0903 400 00{i}"])).ticket
+        for i in range(3)
+    ]  # fmt: skip
+    Ticket.objects.filter(pk=opened[1].pk).update(escalation_level=2)
+    client.force_login(supervisor)
+    with translation.override("vi"), CaptureQueriesContext(connection) as ctx:
+        response = client.get(reverse(URL), {"escalation_level__exact": "2"}, HTTP_ACCEPT_LANGUAGE="vi")
+    assert [t.pk for t in response.context["cl"].result_list] == [opened[1].pk]
+    page = response.content.decode()
+    assert "2: giám sát viên của công ty" in page and "Chưa chuyển cấp" in page
+    assert not any("DISTINCT" in q["sql"] and "escalation_level" in q["sql"] for q in ctx.captured_queries)
+    not_escalated = client.get(reverse(URL), {"escalation_level__exact": "0"}).context["cl"].result_list
+    assert {t.pk for t in not_escalated} == {opened[0].pk, opened[2].pk}

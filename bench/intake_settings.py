@@ -11,6 +11,7 @@ import os
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")  # loopback plain HTTP
 os.environ.setdefault("SECURE_HSTS_SECONDS", "0")
 os.environ.setdefault("TONGDAI_API_RATE", "")  # one token offers every request: no per-user throttle
+os.environ.setdefault("DATABASE_PREPARED_STATEMENTS", "5")  # as deployed (deploy/tongdai.env.example)
 
 from tongdai.settings import *  # noqa: F403
 

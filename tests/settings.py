@@ -4,6 +4,8 @@ import os
 
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("LANGUAGE_CODE", "en")
+# PostgreSQL's prepared statements on, as deployed without a pooler (deploy/tongdai.env.example).
+os.environ.setdefault("DATABASE_PREPARED_STATEMENTS", "5")
 
 from tongdai.settings import *  # noqa: F403
 from tongdai.settings import Q_CLUSTER

@@ -28,7 +28,8 @@ TONGDAI_ADMIN_2FA = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F405
     # The billing tables refuse TRUNCATE but from a session that allows it (billing migration 0010): the
     # test connections do, for the flush after each transactional test.
-    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c tongdai.allow_truncate=on"  # noqa: F405
+    _options = DATABASES["default"].setdefault("OPTIONS", {})  # noqa: F405
+    _options["options"] = f"{_options.get('options', '')} -c tongdai.allow_truncate=on".strip()
 # A second alias for the read replica, mirroring the test database: tests of the router turn
 # TONGDAI_REPLICA_READS on and see the reports' queries go there.
 DATABASES["replica"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}  # noqa: F405

@@ -1,5 +1,6 @@
 """PostgreSQL's prepared statements, as deployed (``DATABASE_PREPARED_STATEMENTS``; the tests run with 5): a
-statement run that many times on a connection is prepared there, and the answers are the same."""
+statement run that many times on a connection is prepared there, the answers are the same, and each run is
+still planned for its own values."""
 
 from __future__ import annotations
 
@@ -23,6 +24,11 @@ def test_a_statement_run_five_times_is_prepared_and_answers_the_same(staff, make
         pytest.skip("PostgreSQL's prepared statements")
     assert connection.settings_dict["OPTIONS"]["prepare_threshold"] == 5
     assert connection.settings_dict["OPTIONS"]["server_side_binding"] is True
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone()[0] == "force_custom_plan"  # never one plan for every unit's list
+        cursor.execute("SHOW tongdai.allow_truncate")
+        assert cursor.fetchone()[0] == "on"  # the tests' own option kept beside it
     customer = make_customer()
     before = _prepared()
     numbers = [

@@ -25,6 +25,7 @@ _providers: dict[str, Provider] = {}
 # Values a provider asks of the card's customer query (name -> expression over the customer, such as an
 # ``Exists``), read back from the customer: a flag about the customer costs no query of its own.
 _annotations: dict[str, Any] = {}
+_annotation_slots: dict[str, str] = {}  # the slot whose provider asked for each annotation
 
 
 @dataclass
@@ -42,11 +43,15 @@ def provide(slot: str, provider: Provider, *, annotations: dict[str, Any] | None
     query and found on the customer the provider is given (absent when the customer was read elsewhere)."""
     if slot not in dict(SLOTS):
         raise KeyError(f"No card slot named {slot!r}")
-    _providers[slot] = provider
     for name in annotations or {}:
         if not name.startswith("card_"):
             raise ValueError(f"A card annotation's name starts with card_: {name!r}")
+        owner = _annotation_slots.get(name)
+        if owner is not None and owner != slot:  # two apps' flags under one name: one would read the other's
+            raise ValueError(f"The card annotation {name!r} is already the {owner!r} section's")
+    _providers[slot] = provider
     _annotations.update(annotations or {})
+    _annotation_slots.update(dict.fromkeys(annotations or {}, slot))
 
 
 def customer_annotations() -> dict[str, Any]:

@@ -18,7 +18,6 @@ import binascii
 from hmac import compare_digest
 
 from django.contrib.auth.backends import ModelBackend
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
@@ -27,8 +26,9 @@ from knox.crypto import hash_token
 from knox.settings import CONSTANTS, knox_settings
 from rest_framework import exceptions
 from rest_framework.authentication import get_authorization_header
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
 
-from core.api.throttling import FailedTokenThrottle
 from crm import shared_cache
 from crm.models import ApiToken
 
@@ -50,6 +50,36 @@ class CachedModelBackend(ModelBackend):
             )
             setattr(user_obj, _PERMISSIONS_ATTR, permissions)
         return permissions
+
+
+class FailedTokenThrottle(SimpleRateThrottle):
+    """Failed token authentications per client address: ``DEFAULT_THROTTLE_RATES["failed_token"]``. Only
+    failures are recorded (``record_failure``); ``blocks`` tells whether the address is over its rate."""
+
+    scope = "failed_token"
+
+    def get_rate(self):
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def get_cache_key(self, request, view=None):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+    def blocks(self, request) -> bool:
+        """True while the address's failures within the window reach the rate (nothing is recorded)."""
+        if self.rate is None:
+            return False
+        self.key = self.get_cache_key(request)
+        self.now = self.timer()
+        num_requests, duration = self.parse_rate(self.rate)
+        # Read with the request's generations (``crm.shared_cache.read``): every API request asks it.
+        recorded = shared_cache.read(self.key, [])
+        self.history = [t for t in recorded if t > self.now - (duration or 0)]
+        return len(self.history) >= (num_requests or 0)
+
+    def record_failure(self, request) -> None:
+        if self.rate is not None:
+            # Records the attempt while under the rate; the throttle reads no view.
+            self.allow_request(request, None)  # type: ignore[arg-type]
 
 
 class TokenAuthentication(KnoxTokenAuthentication):
@@ -77,11 +107,9 @@ class TokenAuthentication(KnoxTokenAuthentication):
             digest = hash_token(text)
         except (TypeError, binascii.Error):
             raise refused from None
-        candidates = ApiToken.objects.select_related("user").filter(
-            Q(expiry__isnull=True) | Q(expiry__gt=timezone.now()), token_key=text[: CONSTANTS.TOKEN_KEY_LENGTH]
-        )
-        for auth_token in candidates:
-            if compare_digest(digest, auth_token.digest):
+        now = timezone.now()  # every token has an expiry, compared here: the query stays the simplest to build
+        for auth_token in ApiToken.objects.select_related("user").filter(token_key=text[: CONSTANTS.TOKEN_KEY_LENGTH]):
+            if auth_token.expiry > now and compare_digest(digest, auth_token.digest):
                 if knox_settings.AUTO_REFRESH and auth_token.expiry:
                     self.renew_token(auth_token)
                 return self.validate_user(auth_token)

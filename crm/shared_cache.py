@@ -77,6 +77,17 @@ def remember[T](key: str, groups: tuple[str, ...], compute: Callable[[], T]) -> 
     return value
 
 
+def read(key: str, default=None):
+    """A plain value of the shared cache (not kept under generations, e.g. a throttle's history). A request's
+    first read of the cache brings the generations with it: one round trip for both."""
+    known = _request_generations.get()
+    if known is None or known:
+        return cache().get(key, default)
+    found = cache().get_many([key, *(_generation_key(group) for group in GROUPS)])
+    known.update(_current_generations(GROUPS, found))
+    return found.get(key, default)
+
+
 def _remember_in_request[T](
     known: dict[str, str], key: str, groups: tuple[str, ...], compute: Callable[[], T], seconds: int
 ) -> T:

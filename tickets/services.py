@@ -46,7 +46,7 @@ from tickets.models import (
     WorkOrderStatus,
     attachment_content_type,
 )
-from tickets.selectors import current_unit, incidents_for_customer
+from tickets.selectors import current_unit, incidents_for_customer, open_ticket_numbers
 
 # Reference data -----------------------------------------------------------------------------------------
 
@@ -486,12 +486,9 @@ def _open_duplicates_warning(ticket: Ticket) -> list[str]:
     """The agent is told when the customer already has an open ticket of the same category."""
     if ticket.customer_id is None:
         return []
-    same = (
-        Ticket.objects.open()
-        .filter(customer_id=ticket.customer_id, category=ticket.category)
-        .exclude(pk=ticket.pk)
+    numbers = open_ticket_numbers(
+        customer_id=ticket.customer_id, category_id=ticket.category_id, besides=ticket.pk
     )
-    numbers = list(same.values_list("number", flat=True)[:5])
     if not numbers:
         return []
     return [_("The customer already has an open ticket of this category: %(n)s") % {"n": ", ".join(numbers)}]

@@ -111,11 +111,19 @@ def test_a_request_asks_the_shared_cache_once_and_sees_a_change_made_between_req
     asks = []
     real = shared_cache.cache
 
+    keys = []
+
     class Counting:
         def __getattr__(self, name):
             attribute = getattr(real(), name)
             if name in {"get", "get_many"}:
                 asks.append(name)
+
+                def asking(wanted, *args, **kwargs):
+                    keys.extend([wanted] if isinstance(wanted, str) else wanted)
+                    return attribute(wanted, *args, **kwargs)
+
+                return asking
             return attribute
 
     monkeypatch.setattr(shared_cache, "cache", Counting)
@@ -129,8 +137,11 @@ def test_a_request_asks_the_shared_cache_once_and_sees_a_change_made_between_req
     # when: the next request finds it all in this process
     asks.clear()
     assert units() == {org["home"].code}
-    # then: it asked the shared cache once (the generations), whatever the number of values it read
+    # then: it asked the shared cache once (the generations, with the address's failed tokens), whatever the
+    # number of values it read
     assert asks == ["get_many"]
+    assert any(key.startswith("throttle_failed_token_") for key in keys)
+    assert any(key.startswith("generation:") for key in keys)
     # when: another process moves the agent to the sibling unit (a new generation in the shared cache)
     staff_update(actor=None, user=agent, role=Role.AGENT, units=[org["sibling"]])
     # then: the next request sees it, although this process holds the old scope

@@ -94,6 +94,22 @@ def test_a_second_open_ticket_of_the_same_category_warns(catalogue, make_custome
     assert second.warnings and first.ticket.number in second.warnings[0]
 
 
+def test_the_warning_names_the_customers_other_open_tickets_of_the_category_latest_first(catalogue, make_customer):
+    customer, neighbour = make_customer(), make_customer()
+
+    def take(category, who=customer):
+        return ticket_open(actor=None, category=catalogue[category], channel="phone", description="x", customer=who)
+
+    older, cancelled, newer = take("billing"), take("billing"), take("billing")
+    ticket_change_status(actor=None, ticket=cancelled.ticket, to=Status.CANCELLED, note="Gọi nhầm")
+    take("outage"), take("billing", who=neighbour)  # another category, another customer
+    latest = take("billing")
+    assert latest.warnings == [
+        f"The customer already has an open ticket of this category: {newer.ticket.number}, {older.ticket.number}"
+    ]
+    assert take("information").warnings == []
+
+
 def test_an_unknown_caller_needs_a_unit_and_a_phone_or_name_and_bad_input_writes_nothing(catalogue, org):
     with pytest.raises(ValidationError) as exc:
         ticket_open(

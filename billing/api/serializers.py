@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from billing.models import Dispute, Invoice, InvoiceLine, MeterReading, ReadingSource
@@ -47,7 +48,7 @@ class MonthField(serializers.DateField):
     def to_internal_value(self, value):
         day = super().to_internal_value(value)
         if day.day != 1:
-            raise serializers.ValidationError("A billing period is the first day of a month (YYYY-MM-01).")
+            raise serializers.ValidationError(_("A billing period is the first day of a month (YYYY-MM-01)."))
         return day
 
 
@@ -81,9 +82,9 @@ class ReadingInSerializer(serializers.Serializer):
             .first()
         )
         if contract is None:
-            raise serializers.ValidationError({"contract_number": "No such contract in your units."})
+            raise serializers.ValidationError({"contract_number": _("No such contract in your units.")})
         if data["period"] > timezone.localdate().replace(day=1):
-            raise serializers.ValidationError({"period": "A period in the future cannot be read."})
+            raise serializers.ValidationError({"period": _("A period in the future cannot be read.")})
         data["contract"] = contract
         return data
 
@@ -117,7 +118,7 @@ class DisputeInSerializer(serializers.Serializer):
             .first()
         )
         if ticket is None:
-            raise serializers.ValidationError({"ticket_number": "No such ticket in your units."})
+            raise serializers.ValidationError({"ticket_number": _("No such ticket in your units.")})
         invoice = (
             Invoice.objects.for_user(user)
             .filter(number=data.pop("invoice_number"))
@@ -125,6 +126,6 @@ class DisputeInSerializer(serializers.Serializer):
             .first()
         )
         if invoice is None:
-            raise serializers.ValidationError({"invoice_number": "No such invoice in your units."})
+            raise serializers.ValidationError({"invoice_number": _("No such invoice in your units.")})
         data.update(ticket=ticket, invoice=invoice)
         return data

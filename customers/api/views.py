@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.http import Http404
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.decorators import action
@@ -39,9 +40,9 @@ class CustomerViewSet(ScopedReadOnlyViewSet):
         try:
             limit = int(limit)
         except (TypeError, ValueError):
-            raise ValidationError({"limit": "limit must be a whole number."}) from None
+            raise ValidationError({"limit": _("limit must be a whole number.")}) from None
         if not 1 <= limit <= 200:
-            raise ValidationError({"limit": "limit must be between 1 and 200."})
+            raise ValidationError({"limit": _("limit must be between 1 and 200.")})
         try:
             found = selectors.lookup_customers(
                 user=request.user, query=request.query_params.get("q", ""), limit=limit

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from core.api.serializers import CachedFieldsMixin, CompiledRepresentationMixin
@@ -87,26 +88,26 @@ def resolve_intake_parties(user, data: dict) -> dict:
         customer = customer_for_intake(code.strip().upper())
         data["customer"] = customer if customer and scope_for(user).allows_unit(customer.unit_id) else None
         if data["customer"] is None:
-            raise serializers.ValidationError({"customer_code": "No such customer in your units."})
+            raise serializers.ValidationError({"customer_code": _("No such customer in your units.")})
     number = data.pop("contract_number", "") or ""
     data["contract"] = None
     if number:
         data["contract"] = Contract.objects.for_user(user).filter(number=number.strip()).first()
         if data["contract"] is None:
-            raise serializers.ValidationError({"contract_number": "No such contract in your units."})
+            raise serializers.ValidationError({"contract_number": _("No such contract in your units.")})
     number = data.pop("incident", None)
     data["incident"] = None
     if number is not None:
         # Open, covering the caller and an outage call: the service checks (its rules are every path's).
         data["incident"] = Incident.objects.for_user(user).select_related("unit").filter(pk=number).first()
         if data["incident"] is None:
-            raise serializers.ValidationError({"incident": "No such outage in your units."})
+            raise serializers.ValidationError({"incident": _("No such outage in your units.")})
     unit_code = data.pop("unit_code", "") or ""
     data["unit"] = None
     if unit_code:
         data["unit"] = Unit.objects.for_user(user).filter(code=unit_code.strip().upper()).first()
         if data["unit"] is None:
-            raise serializers.ValidationError({"unit_code": "No such unit among yours."})
+            raise serializers.ValidationError({"unit_code": _("No such unit among yours.")})
     return data
 
 
@@ -145,7 +146,7 @@ class TicketStatusSerializer(serializers.Serializer):
             return None
         ticket = Ticket.objects.for_user(self.context["request"].user).filter(number=value.strip()).first()
         if ticket is None:
-            raise serializers.ValidationError("No such ticket in your units.")
+            raise serializers.ValidationError(_("No such ticket in your units."))
         return ticket
 
 
@@ -191,7 +192,7 @@ class TicketRerouteSerializer(serializers.Serializer):
         user = self.context["request"].user
         unit = Unit.objects.for_user(user).active().filter(code=data.pop("unit_code").strip().upper()).first()
         if unit is None:
-            raise serializers.ValidationError({"unit_code": "No such active unit among yours."})
+            raise serializers.ValidationError({"unit_code": _("No such active unit among yours.")})
         data["unit"] = unit
         return data
 
@@ -204,7 +205,7 @@ class TicketAssignSerializer(serializers.Serializer):
 
         user = get_user_model().objects.filter(username=value.strip(), is_active=True).first()
         if user is None:
-            raise serializers.ValidationError("No such active user.")
+            raise serializers.ValidationError(_("No such active user."))
         return user
 
 
@@ -284,26 +285,26 @@ class InteractionInSerializer(serializers.Serializer):
         seconds = data.pop("handling_seconds", None)
         if "ended_at" not in data:
             if seconds is None:
-                raise serializers.ValidationError({"ended_at": "Give ended_at or handling_seconds."})
+                raise serializers.ValidationError({"ended_at": _("Give ended_at or handling_seconds.")})
             data["ended_at"] = data["started_at"] + dt.timedelta(seconds=seconds)
         code = (data.pop("customer_code", "") or "").strip().upper()
         data["customer"] = None
         if code:
             data["customer"] = Customer.objects.for_user(user).filter(code=code).first()
             if data["customer"] is None:
-                raise serializers.ValidationError({"customer_code": "No such customer in your units."})
+                raise serializers.ValidationError({"customer_code": _("No such customer in your units.")})
         number = (data.pop("ticket_number", "") or "").strip()
         data["ticket"] = None
         if number:
             data["ticket"] = Ticket.objects.for_user(user).filter(number=number).first()
             if data["ticket"] is None:
-                raise serializers.ValidationError({"ticket_number": "No such ticket in your units."})
+                raise serializers.ValidationError({"ticket_number": _("No such ticket in your units.")})
         unit_code = (data.pop("unit_code", "") or "").strip().upper()
         data["unit"] = None
         if unit_code:
             data["unit"] = Unit.objects.for_user(user).filter(code=unit_code).first()
             if data["unit"] is None:
-                raise serializers.ValidationError({"unit_code": "No such unit among yours."})
+                raise serializers.ValidationError({"unit_code": _("No such unit among yours.")})
         return data
 
 

@@ -1,5 +1,6 @@
 """Ticket API: intake for every channel (idempotent with an Idempotency-Key header), lists and moves."""
 
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status as http
@@ -65,7 +66,7 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
         key = request.headers.get("Idempotency-Key", "").strip() or None
         if key and len(key) > 100:
             return Response(
-                {"Idempotency-Key": ["At most 100 characters."]}, status=http.HTTP_400_BAD_REQUEST
+                {"Idempotency-Key": [_("At most 100 characters.")]}, status=http.HTTP_400_BAD_REQUEST
             )
         try:
             intake = services.ticket_open(
@@ -97,7 +98,7 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
     def reroute(self, request, pk=None):
         """A supervisor sends the ticket to another unit, with a reason."""
         if not request.user.has_perm("tickets.reroute_ticket"):
-            return Response({"detail": "Only a supervisor may re-route."}, status=http.HTTP_403_FORBIDDEN)
+            return Response({"detail": _("Only a supervisor may re-route.")}, status=http.HTTP_403_FORBIDDEN)
         ticket = self.get_object()
         incoming = TicketRerouteSerializer(data=request.data, context={"request": request})
         incoming.is_valid(raise_exception=True)
@@ -132,7 +133,7 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
             rows = ticket.notes.select_related("author").order_by("created_at")
             return Response(TicketNoteSerializer(rows, many=True, context={"request": request}).data)
         if not request.user.has_perm("tickets.add_ticketnote"):
-            return Response({"detail": "Not allowed to write on tickets."}, status=http.HTTP_403_FORBIDDEN)
+            return Response({"detail": _("Not allowed to write on tickets.")}, status=http.HTTP_403_FORBIDDEN)
         incoming = TicketNoteSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         note = services.ticket_add_note(actor=request.user, ticket=ticket, **incoming.validated_data)
@@ -153,7 +154,7 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
             rows = ticket.attachments.select_related("uploaded_by").order_by("uploaded_at")
             return Response(TicketAttachmentSerializer(rows, many=True).data)
         if not request.user.has_perm("tickets.add_ticketattachment"):
-            return Response({"detail": "Not allowed to attach files."}, status=http.HTTP_403_FORBIDDEN)
+            return Response({"detail": _("Not allowed to attach files.")}, status=http.HTTP_403_FORBIDDEN)
         incoming = TicketAttachmentSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         attachment = services.ticket_attach(
@@ -199,7 +200,7 @@ class OutageStatusView(APIView):
     )
     def get(self, request):
         if not request.user.has_perm("tickets.view_incident"):
-            return Response({"detail": "Not allowed."}, status=http.HTTP_403_FORBIDDEN)
+            return Response({"detail": _("Not allowed.")}, status=http.HTTP_403_FORBIDDEN)
         code = request.query_params.get("customer_code", "").strip().upper()
         phone = request.query_params.get("phone", "").strip()
         customers = Customer.objects.for_user(request.user).select_related("unit")
@@ -211,7 +212,7 @@ class OutageStatusView(APIView):
             except InvalidPhone as exc:
                 return Response({"phone": [str(exc)]}, status=http.HTTP_400_BAD_REQUEST)
         else:
-            return Response({"detail": "Give customer_code or phone."}, status=http.HTTP_400_BAD_REQUEST)
+            return Response({"detail": _("Give customer_code or phone.")}, status=http.HTTP_400_BAD_REQUEST)
         incidents = {}
         found = list(customers[:10])
         for customer in found:

@@ -18,3 +18,14 @@ from tongdai.settings import *  # noqa: F403
 ROOT_URLCONF = "bench.intake_urls"
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
 Q_CLUSTER = {**Q_CLUSTER, "log_level": "WARNING"}  # noqa: F405
+if os.environ.get("BENCH_REQUEST_LOG"):  # the request log's durations, for ``bench.pages`` to read back
+    LOGGING = {
+        **LOGGING,
+        "formatters": {"duration": {"format": "%(path)s %(duration_ms)s"}},
+        "handlers": {
+            "requests": {
+                "class": "logging.FileHandler", "filename": os.environ["BENCH_REQUEST_LOG"], "formatter": "duration",
+            }
+        },
+        "loggers": {"tongdai.request": {"handlers": ["requests"], "level": "INFO", "propagate": False}},
+    }  # fmt: skip

@@ -8,6 +8,8 @@ PIP := $(VENV)/bin/pip
 DEMO_CUSTOMERS ?= 3000
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# make test runs the suite in this many processes (pytest-xdist; "auto": one a core, 0: in this process).
+TEST_WORKERS ?= auto
 export DEBUG ?= 1
 
 # The first Python >= 3.12 on PATH, else one installed through pyenv.
@@ -68,7 +70,7 @@ run: demo
 	  $(PY) manage.py runserver $(HOST):$(PORT) --noreload
 
 test: install-test messages
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: install-test
 	$(VENV)/bin/ruff check .

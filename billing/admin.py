@@ -942,25 +942,12 @@ class RejectForm(forms.Form):
 
 
 class AdjustmentForm(forms.ModelForm):
+    """The clerk's proposal; ``adjustment_propose`` checks that the dispute and the reading are this bill's,
+    and its refusal comes back beside the field (``RefusalKeepsInputMixin``)."""
+
     class Meta:
         model = Adjustment
         fields = ["original", "dispute", "corrected_reading", "kwh", "record"]
-
-    def clean(self):
-        """What ``adjustment_propose`` does not check: the dispute and the reading belong to the bill."""
-        data = super().clean()
-        original, dispute, reading = data.get("original"), data.get("dispute"), data.get("corrected_reading")
-        if original is not None and dispute is not None and dispute.customer_id != original.customer_id:
-            self.add_error("dispute", _("The dispute is not about this invoice's customer."))
-        if (
-            original is not None
-            and reading is not None
-            and (reading.contract_id != original.contract_id or reading.period != original.period)
-        ):
-            self.add_error(
-                "corrected_reading", _("The reading is not of this invoice's contract and period.")
-            )
-        return data
 
 
 @admin.register(Adjustment)

@@ -9,6 +9,8 @@ Amounts are whole đồng in 64-bit integers.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
@@ -819,6 +821,17 @@ class RebateProgramme(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def percent_for(self, kwh: int) -> Decimal | None:
+        """The reduction a bill of ``kwh`` gets, or None when its kWh is outside the programme: the first band
+        (by ``from_kwh``) that holds it, within ``min_kwh``…``max_kwh``. A whole round applies the same rule in
+        one statement (``billing.services._eligible_sql``); a bill computed again alone asks here."""
+        if kwh < self.min_kwh or (self.max_kwh is not None and kwh > self.max_kwh):
+            return None
+        for band in self.bands.order_by("from_kwh"):
+            if kwh >= band.from_kwh and (band.to_kwh is None or kwh < band.to_kwh):
+                return band.percent
+        return None
 
     def clean(self):
         unknown = set(self.customer_types or []) - set(CustomerType.values)

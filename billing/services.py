@@ -594,7 +594,8 @@ def reading_correct(*, actor, reading: MeterReading, value: int, reason: str,
     old = MeterReading.objects.select_for_update().get(pk=reading.pk)
     if old.status == ReadingStatus.SUPERSEDED:
         raise ValidationError(_("This reading was already corrected."))
-    if value is None or int(value) < (old.previous_value or 0):
+    rolled_over = rules.later_rolled_over(old)  # the register passed its last digit since the previous reading
+    if value is None or (int(value) < (old.previous_value or 0) and not rolled_over):
         raise ValidationError({"value": _("The corrected register is below the previous reading.")})
     later = _later_reading(old.contract_id, old.period)
     if later is not None:
@@ -602,6 +603,8 @@ def reading_correct(*, actor, reading: MeterReading, value: int, reason: str,
         if later.meter_id == old.meter_id:
             rules.check(rules.later_refusal(int(value), later))
     kwh = old.kwh + int(value) - old.value
+    if rolled_over and old.previous_value is not None and int(value) >= old.previous_value:  # the corrected register did not roll over after all
+        kwh -= 10 ** max(len(str(old.previous_value)), 5)
     if kwh < 0:
         raise ValidationError({"value": _("The corrected register gives a negative consumption.")})
     old.status = ReadingStatus.SUPERSEDED
@@ -998,10 +1001,25 @@ def invoice_mark_paid(*, actor, invoice: Invoice, at: dt.datetime | None = None)
 def invoice_recompute(*, actor, invoice: Invoice, reading: MeterReading, reason: str) -> Invoice:
     """Before issue: the bill is computed again from a corrected reading (lines replaced, totals updated)."""
     require(actor, "billing.change_invoice", unit=invoice.unit_id)
+    return _recompute(actor=actor, invoice=invoice, reading=reading, reason=reason)
+
+
+def _recompute(*, actor, invoice: Invoice, reading: MeterReading, reason: str) -> Invoice:
+    """``invoice_recompute`` without its permission check, for the services that change a bill's inputs (a
+    rebate round taken back recomputes the rounds applied after it)."""
     invoice = Invoice.objects.select_for_update().select_related("contract").get(pk=invoice.pk)
     if invoice.status in ISSUED_STATUSES:
         raise ValidationError(_("An issued invoice cannot be changed: propose an adjustment."))
-    rebates = _applications(invoice)  # the reductions follow the corrected amount, in the same order
+    # The reductions follow the corrected amount, in the same order, each at its programme's band for the new
+    # kWh; a programme whose kWh no longer holds the bill is taken off it.
+    rebates = []
+    for application in _applications(invoice):
+        percent = application.programme.percent_for(reading.kwh)
+        if percent is None:
+            application.delete()
+            continue
+        application.percent = percent
+        rebates.append(application)
     charge = charge_for(category=invoice.contract.tariff_category, period=invoice.period, kwh=reading.kwh,
                         households=invoice.households, rebates=[a.percent for a in rebates])  # fmt: skip
     before = {"kwh": invoice.kwh, "subtotal": invoice.subtotal, "vat": invoice.vat, "total": invoice.total}
@@ -1012,7 +1030,7 @@ def invoice_recompute(*, actor, invoice: Invoice, reading: MeterReading, reason:
         application.base = sum(part.base for part in parts)
         application.amount = sum(part.amount for part in parts)
         application.vat = sum(part.vat for part in parts)
-        application.save(update_fields=["base", "amount", "vat"])
+        application.save(update_fields=["percent", "base", "amount", "vat"])
     InvoiceLine.objects.bulk_create(lines)
     invoice.reading, invoice.kwh = reading, reading.kwh
     invoice.subtotal, invoice.vat, invoice.total = charge.subtotal, charge.vat, charge.total
@@ -1118,7 +1136,12 @@ def reinspection_record(*, actor, item: Reinspection, outcome: str, reread_value
         _open_meter_test(actor=actor, item=item)
     dispute = item.dispute
     if dispute is not None and dispute.status == DisputeStatus.OPEN:
-        issued = dispute.invoice is not None and dispute.invoice.status in ISSUED_STATUSES
+        # The bill the dispute names, or the one made from the disputed reading (a dispute may name the reading
+        # only): once issued, only an approved adjustment corrects it.
+        issued = (dispute.invoice is not None and dispute.invoice.status in ISSUED_STATUSES) or Invoice.objects.filter(
+            contract_id=item.reading.contract_id, period=item.reading.period, kind=InvoiceKind.REGULAR,
+            status__in=ISSUED_STATUSES,
+        ).exists()
         if outcome == DisputeOutcome.CONFIRMED or (outcome == DisputeOutcome.CORRECTED and not issued):
             dispute_resolve(actor=actor, dispute=dispute, outcome=outcome)
         # An issued bill with a corrected reading stays disputed until its adjustment is approved.
@@ -1198,24 +1221,33 @@ def adjustment_propose(*, actor, invoice: Invoice, record: str, reading: MeterRe
         raise ValidationError(_("Only an issued bill is adjusted; a draft one is recomputed."))
     if not record.strip():
         raise ValidationError({"record": _("Write the correction record.")})
-    if reading is not None:
-        if reading.contract_id != invoice.contract_id or reading.period != invoice.period:
-            raise ValidationError(
-                {"reading": _("The reading is not the one of this bill's contract and period.")}
-            )
-        kwh = reading.kwh
+    errors = {}  # both told at once, each beside its field
+    if reading is not None and (reading.contract_id != invoice.contract_id or reading.period != invoice.period):
+        errors["corrected_reading"] = _("The reading is not the one of this bill's contract and period.")
     if dispute is not None and (
         dispute.customer_id != invoice.customer_id
         or (dispute.invoice_id and dispute.invoice_id != invoice.pk)
+        or (
+            dispute.reading is not None
+            and (dispute.reading.contract_id, dispute.reading.period) != (invoice.contract_id, invoice.period)
+        )
     ):
-        raise ValidationError({"dispute": _("The dispute is not about this bill.")})
+        # A dispute about another bill, or about a reading of another contract or month, is not closed by
+        # this bill's adjustment.
+        errors["dispute"] = _("The dispute is not about this bill.")
+    if errors:
+        raise ValidationError(errors)
+    if reading is not None:
+        kwh = reading.kwh
     if kwh is None or kwh < 0:
         raise ValidationError({"kwh": _("Give the corrected consumption.")})
     if Adjustment.objects.filter(original=invoice, status=AdjustmentStatus.PROPOSED).exists():
         raise ValidationError(_("An adjustment of this invoice is already awaiting approval."))
-    # The reductions apply to the corrected bill as they did before, by the same rule.
+    # The reductions apply to the corrected bill by the same rule as before issue: each programme at its band
+    # for the corrected kWh, none where that kWh is outside it.
+    percents = [a.programme.percent_for(kwh) for a in _applications(invoice)]
     charge = charge_for(category=invoice.contract.tariff_category, period=invoice.period, kwh=kwh,
-                        households=invoice.households, rebates=[a.percent for a in _applications(invoice)])  # fmt: skip
+                        households=invoice.households, rebates=[p for p in percents if p is not None])  # fmt: skip
     current = _current_total(invoice)
     delta_subtotal, delta_vat = charge.subtotal - current["subtotal"], charge.vat - current["vat"]
     if delta_subtotal == 0 and delta_vat == 0:
@@ -1235,12 +1267,13 @@ def adjustment_propose(*, actor, invoice: Invoice, record: str, reading: MeterRe
 
 
 def _current_total(invoice: Invoice) -> dict:
-    """The original's charge with every approved adjustment so far. Refunds offset on the bill are not part of
+    """The original's charge (and kWh) with every approved adjustment so far. Refunds offset on the bill are not part of
     it (they settle money owed, and stay out of ``subtotal``, ``vat`` and ``total``)."""
-    totals = {"subtotal": invoice.subtotal, "vat": invoice.vat}
+    totals = {"subtotal": invoice.subtotal, "vat": invoice.vat, "kwh": invoice.kwh}
     for adj in invoice.adjustments.filter(kind=InvoiceKind.ADJUSTMENT):
         totals["subtotal"] += adj.subtotal
         totals["vat"] += adj.vat
+        totals["kwh"] += adj.kwh
     return totals
 
 
@@ -1272,7 +1305,8 @@ def adjustment_decide(*, actor, adjustment: Adjustment, approve: bool, note: str
         number=invoice_number(year, first), kind=InvoiceKind.ADJUSTMENT, contract_id=original.contract_id,
         customer_id=original.customer_id, unit_id=original.unit_id, period=original.period,
         period_start=original.period_start, period_end=original.period_end,
-        reading=adjustment.corrected_reading, kwh=adjustment.kwh - original.kwh, households=original.households,
+        reading=adjustment.corrected_reading, kwh=adjustment.kwh - _current_total(original)["kwh"],
+        households=original.households,
         subtotal=adjustment.delta_subtotal, vat=adjustment.delta_vat, total=adjustment.delta_total,
         status=InvoiceStatus.DRAFT, adjusts=original, created_at=now,
     )  # fmt: skip
@@ -1621,6 +1655,16 @@ def rebate_reverse(*, actor, programme: RebateProgramme) -> dict:
     issued = RebateApplication.objects.filter(
         programme=programme, invoice__status__in=ISSUED_STATUSES
     ).count()
+    # Rounds apply one after another, each on what the earlier ones left: a bill that got another round after
+    # this one is computed again once this one is off it.
+    followed = list(
+        RebateApplication.objects.filter(
+            invoice__rebates__programme=programme, invoice__status__in=[InvoiceStatus.DRAFT, InvoiceStatus.HELD]
+        )
+        .exclude(programme=programme)
+        .values_list("invoice_id", flat=True)
+        .distinct()
+    )
     with connection.cursor() as cursor:
         bulk_work_memory(cursor)
         cursor.execute("DROP TABLE IF EXISTS billing_rebate_undo")
@@ -1659,6 +1703,10 @@ def rebate_reverse(*, actor, programme: RebateProgramme) -> dict:
                 "DELETE FROM billing_rebateapplication WHERE id IN (SELECT id FROM billing_rebate_undo)"
             )
         cursor.execute("DROP TABLE billing_rebate_undo")
+    for invoice in Invoice.objects.filter(pk__in=followed, reading__isnull=False).select_related("reading"):
+        assert invoice.reading is not None  # a bill of the billing run is made from its reading
+        _recompute(actor=actor, invoice=invoice, reading=invoice.reading,
+                   reason=_("%(r)s taken back") % {"r": rebate_label(programme)})  # fmt: skip
     programme.status = RebateStatus.REVERSED if not issued else RebateStatus.APPLIED
     programme.save(update_fields=["status"])
     audit(actor=actor, action="rebate.reverse", obj=programme, object_type="rebateprogramme", rows=reversed_count,

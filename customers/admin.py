@@ -30,6 +30,20 @@ from customers.resources import ContractResource, CustomerResource, MeterResourc
 from customers.selectors import MatchKind
 
 
+class MaskedLookupsMixin:
+    """A list page refuses a filter typed into its URL on a field its user sees masked (``masked_lookups``:
+    field → ``privacy`` kind): the rows matching ``?national_id__startswith=0791`` would tell the hidden value
+    digit by digit. Django answers such a URL with 400; the lists' own filters and search are unchanged."""
+
+    masked_lookups: dict[str, str] = {}
+
+    def lookup_allowed(self, lookup, value, request):
+        kind = self.masked_lookups.get(lookup.split("__", 1)[0])
+        if kind is not None and not privacy.visibility(request.user).shows_whole(kind):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+
 class CustomerSearchMixin:
     """The admin search box goes through the caller lookup (indexed, ranked, bounded), never a scan."""
 
@@ -88,7 +102,8 @@ class CustomerForm(forms.ModelForm):
 
 @admin.register(Customer)
 class CustomerAdmin(
-    ServiceImportMixin, StreamingExportMixin, ServiceErrorsMixin, CustomerSearchMixin, ScopedAdmin
+    MaskedLookupsMixin, ServiceImportMixin, StreamingExportMixin, ServiceErrorsMixin, CustomerSearchMixin,
+    ScopedAdmin,
 ):
     form = CustomerForm
     resource_classes = [CustomerResource]  # imports, through the services
@@ -107,6 +122,7 @@ class CustomerAdmin(
     list_display_links = ["code"]
     list_select_related = ["unit"]
     list_filter = [ScopedUnitFilter, "customer_type", "is_nuisance"]
+    masked_lookups = {"national_id": privacy.NATIONAL_ID}
     autocomplete_fields = ["unit"]
     inlines = [CustomerPhoneInline]
     readonly_fields = ["is_nuisance", "nuisance_reason", "nuisance_set_by", "nuisance_set_at", "created_at"]
@@ -306,7 +322,8 @@ def _with_param(url: str, name: str, value: str) -> str:
 
 
 @admin.register(CustomerPhone)
-class CustomerPhoneAdmin(ServiceErrorsMixin, ScopedAdmin):
+class CustomerPhoneAdmin(MaskedLookupsMixin, ServiceErrorsMixin, ScopedAdmin):
+    masked_lookups = {"number": privacy.PHONE}
     list_display = ["number", "customer", "is_primary", "label"]
     list_select_related = ["customer"]
     autocomplete_fields = ["customer"]
@@ -481,7 +498,8 @@ class MeterAssignmentAdmin(ReadOnlyAdmin):
 
 
 @admin.register(CustomerEvent)
-class CustomerEventAdmin(ReadOnlyAdmin):
+class CustomerEventAdmin(MaskedLookupsMixin, ReadOnlyAdmin):
+    masked_lookups = {"before": privacy.RECORD, "after": privacy.RECORD}
     list_display = ["at", "customer", "kind", "actor", "reason"]
     list_select_related = ["customer", "actor"]
     list_filter = ["kind"]

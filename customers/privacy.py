@@ -93,6 +93,14 @@ class Visibility:
     def phone(self, value: str) -> str:
         return value if self.full_phones or not value else mask_phone(value)
 
+    def shows_whole(self, kind: str) -> bool:
+        """Whether values of ``kind`` (PHONE, NATIONAL_ID, or a RECORD holding both) are seen unmasked."""
+        if kind == PHONE:
+            return self.full_phones
+        if kind == NATIONAL_ID:
+            return self.full_national_id
+        return self.full_phones and self.full_national_id
+
     def national_id(self, value: str) -> str:
         return value if self.full_national_id or not value else mask_national_id(value)
 

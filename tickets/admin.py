@@ -20,6 +20,7 @@ from core.exports import StreamingExportMixin
 from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
 from crm.models import Unit
 from customers import privacy
+from customers.admin import MaskedLookupsMixin
 from customers.models import Customer
 from customers.normalise import InvalidPhone, normalise_phone
 from tickets import selectors, services
@@ -250,8 +251,9 @@ def add_service_errors(form, exc: ValidationError) -> None:
 
 
 @admin.register(Ticket)
-class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
+class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
     form = TicketIntakeForm
+    masked_lookups = {"caller_phone": privacy.PHONE}
     # The columns an agent works a queue by, readable at 1366 px (tickets/queue.css); every one is read from
     # the row and its joined category, customer, unit and assignee: no query per row.
     list_display = [
@@ -695,7 +697,8 @@ class TicketAdmin(StreamingExportMixin, ServiceErrorsMixin, ScopedAdmin):
 
 
 @admin.register(TicketEvent)
-class TicketEventAdmin(ReadOnlyAdmin):
+class TicketEventAdmin(MaskedLookupsMixin, ReadOnlyAdmin):
+    masked_lookups = {"before": privacy.RECORD, "after": privacy.RECORD}
     list_display = ["at", "ticket", "kind", "level", "actor", "note"]
     list_select_related = ["ticket", "actor"]
     list_filter = ["kind"]
@@ -880,8 +883,10 @@ class InteractionForm(forms.ModelForm):
 
 
 @admin.register(Interaction)
-class InteractionAdmin(ServiceErrorsMixin, ReadOnlyAdmin):
+class InteractionAdmin(MaskedLookupsMixin, ServiceErrorsMixin, ReadOnlyAdmin):
     """Agents log the calls and messages they handle (``interaction_record``); nobody edits one afterwards."""
+
+    masked_lookups = {"caller_phone": privacy.PHONE}
 
     list_display = ["started_at", "channel", "disposition", "customer", "ticket", "agent", "handling_seconds"]
     list_select_related = ["customer", "ticket", "agent"]

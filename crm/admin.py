@@ -46,7 +46,8 @@ class CorporationAdmin(DatedAdmin):
 class CompanyAdmin(DatedAdmin):
     list_display = ["code", "name", "province", "corporation", "valid_from", "valid_to"]
     list_select_related = ["corporation"]
-    list_filter = ["corporation", "valid_to"]
+    # Offering only the corporations of the rows the user may see (Django's plain filter lists every one).
+    list_filter = [("corporation", admin.RelatedOnlyFieldListFilter), "valid_to"]
     search_fields = ["code__exact", "name", "province"]
     autocomplete_fields = ["corporation"]
 
@@ -55,7 +56,7 @@ class CompanyAdmin(DatedAdmin):
 class UnitAdmin(DatedAdmin):
     list_display = ["code", "name", "district", "company", "valid_from", "valid_to", "successor"]
     list_select_related = ["company", "successor"]
-    list_filter = ["company__corporation", "valid_to"]
+    list_filter = [("company__corporation", admin.RelatedOnlyFieldListFilter), "valid_to"]
     search_fields = ["code__exact", "name", "district"]
     autocomplete_fields = ["company", "successor"]
 

@@ -10,12 +10,15 @@ the app (a superuser can also add a TOTP device in the admin, which shows its QR
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import logging
 
 import segno
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
+from django.utils.functional import SimpleLazyObject
 from django_otp import devices_for_user, verify_token
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -36,6 +39,28 @@ def needs_second_factor(user) -> bool:
         (shared_cache.STAFF,),
         lambda: StaffProfile.objects.filter(user_id=user.pk, role=Role.ADMINISTRATOR).exists(),
     )
+
+
+def second_factor_middleware(get_response):
+    """A session whose user must sign in with a second factor and has not given it in this session (raised to
+    administrator since signing in, or signed in before two-factor sign-in was turned on) counts as signed out
+    on every page, as the admin already treats it: the API's session, the field page and the tickets' files
+    too. The admin's login form then asks for the code. After django-otp's middleware, which tells whether the
+    session's device was verified; the user is still read only when a page asks for it."""
+
+    def middleware(request):
+        request.user = SimpleLazyObject(functools.partial(_signed_in_user, request.user))
+        return get_response(request)
+
+    return middleware
+
+
+def _signed_in_user(user):
+    if needs_second_factor(user):
+        is_verified = getattr(user, "is_verified", None)  # set by django-otp's middleware
+        if not (is_verified and is_verified()):
+            return AnonymousUser()
+    return user
 
 
 def has_authenticator(user) -> bool:

@@ -130,3 +130,28 @@ def test_the_demo_users_command_prints_what_the_demo_administrator_needs(org, tm
     device = administrator.totpdevice_set.get()
     assert two_factor.secret_base32(device) in out.getvalue()
     assert "otpauth://totp/" in out.getvalue()
+
+
+def test_a_session_that_owes_its_second_factor_is_signed_out_of_the_api_and_the_field_page(
+    client, org, make_staff, make_customer, two_factor_on
+):
+    from crm.services import staff_update
+
+    # given: an agent signed in with a password, then raised to administrator
+    mine, theirs = make_customer(), make_customer(org["other_corporation"])
+    user = make_staff(Role.AGENT, [org["home"]])
+    assert _sign_in(client, user).status_code == 302
+    assert mine.code in client.get("/api/v1/customers/", {"code": mine.code}).content.decode()
+    staff_update(actor=None, user=user, role=Role.ADMINISTRATOR, units=[])
+    # when / then: the same session reads nothing until the code is given
+    api = client.get("/api/v1/customers/", {"code": theirs.code})
+    assert api.status_code in (401, 403)
+    assert theirs.code not in api.content.decode()
+    field = client.get(reverse("field-work-orders"))
+    assert field.status_code == 302 and "login" in field["Location"]
+    assert client.get(reverse("admin:index")).status_code == 302
+    # signed in again with the code: every page answers
+    device = two_factor.totp_enroll(actor=None, user=user)
+    assert _sign_in(client, user, _code(device)).status_code == 302
+    assert theirs.code in client.get("/api/v1/customers/", {"code": theirs.code}).content.decode()
+    assert client.get(reverse("field-work-orders")).status_code == 200

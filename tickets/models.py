@@ -497,6 +497,9 @@ class TicketEvent(models.Model):
     after = models.JSONField(_("after"), default=dict, blank=True)
     note = models.TextField(_("note"), blank=True)
     level = models.PositiveSmallIntegerField(_("escalation level"), null=True, blank=True)
+    # How many times the ticket had been reopened when this happened: a reopened ticket's clocks and its
+    # escalation ladder start again, and each cycle escalates once per level.
+    cycle = models.PositiveSmallIntegerField(_("times reopened"), default=0)
 
     objects = TicketEventQuerySet.as_manager()
 
@@ -504,9 +507,9 @@ class TicketEvent(models.Model):
         verbose_name = _("ticket event")
         verbose_name_plural = _("ticket events")
         constraints = [
-            # One escalation event per level and ticket, whatever sweeps run at once.
+            # One escalation event per level, ticket and cycle, whatever sweeps run at once.
             models.UniqueConstraint(
-                fields=["ticket", "level"],
+                fields=["ticket", "cycle", "level"],
                 condition=Q(kind="escalated"),
                 name="tickets_event_one_escalation_per_level",
             )

@@ -563,6 +563,9 @@ def ticket_change_status(
     callback). Refused moves raise and change nothing."""
     require(actor, "tickets.change_ticket", unit=ticket.unit_id)
     at = at or timezone.now()
+    if to == Status.DUPLICATE and duplicate_of is not None:
+        # Both rows, in one order: two agents marking two tickets duplicates of each other wait, not cross.
+        list(Ticket.objects.select_for_update().filter(pk__in=[ticket.pk, duplicate_of.pk]).order_by("pk"))
     ticket = Ticket.objects.select_for_update().select_related("policy").get(pk=ticket.pk)
     if to not in TRANSITIONS.get(ticket.status, set()):
         raise ValidationError(
@@ -573,13 +576,20 @@ def ticket_change_status(
         raise ValidationError({"note": _("Say why.")})
     if to == Status.CLOSED:
         ticket_refuse_close_without_callback(ticket)
-    before = {"status": ticket.status}
-    if ticket.status == Status.PENDING_CUSTOMER and ticket.paused_at is not None:
-        resume_clocks(ticket, at=at)
+    before: dict = {"status": ticket.status}
+    after: dict = {"status": to}
     if to == Status.DUPLICATE:
         if duplicate_of is None or duplicate_of.pk == ticket.pk:
             raise ValidationError({"duplicate_of": _("Name the ticket this one repeats.")})
+        duplicate_of = Ticket.objects.get(pk=duplicate_of.pk)  # as it is now, not as the caller read it
+        if not duplicate_of.is_open:
+            raise ValidationError(
+                {"duplicate_of": _("Ticket %(n)s is %(status)s: a ticket can only repeat an open one.")
+                                 % {"n": duplicate_of.number, "status": Status(duplicate_of.status).label}}
+            )  # fmt: skip
         ticket.duplicate_of = duplicate_of
+    if ticket.status == Status.PENDING_CUSTOMER and ticket.paused_at is not None:
+        resume_clocks(ticket, at=at)
     if to == Status.ACKNOWLEDGED:
         ticket.acknowledged_at = at
     elif to == Status.PENDING_CUSTOMER:
@@ -590,16 +600,63 @@ def ticket_change_status(
     elif to == Status.CLOSED:
         ticket.closed_at = at
     elif to == Status.REOPENED:
-        ticket.resolved_at = None
-        ticket.closed_at = None
-        ticket.callback_due = None
+        before.update(_restart_clocks(ticket, at=at))
     if ticket.acknowledged_at is None and to not in (Status.NEW, Status.CANCELLED, Status.DUPLICATE):
         ticket.acknowledged_at = at
     ticket.status = to
     ticket.next_check_at = next_check(ticket)
     ticket.save()
-    _event(ticket, EventKind.STATUS, actor, before=before, after={"status": to}, note=note.strip(), at=at)
+    if to in (Status.CANCELLED, Status.DUPLICATE):
+        if to == Status.DUPLICATE:
+            reason = _("Ticket %(n)s is a duplicate of %(d)s.") % {"n": ticket.number, "d": ticket.duplicate_of}
+        else:
+            reason = _("Ticket %(n)s is cancelled: %(why)s") % {"n": ticket.number, "why": note.strip()}
+        cancelled = _cancel_open_work_orders(ticket, note=reason)
+        if cancelled:
+            after["work_orders_cancelled"] = cancelled
+    _event(ticket, EventKind.STATUS, actor, before=before, after=after, note=note.strip(), at=at)
     return ticket
+
+
+def _restart_clocks(ticket: Ticket, *, at: dt.datetime) -> dict:
+    """A reopened ticket is a new cycle of work: its clocks start again at ``at`` (the resolve deadline of the
+    policy it was taken under; the contact deadline too if the customer was never called), no breach and no
+    escalation level of the earlier cycle counts, and the next resolution gets its own callback. Returns the
+    earlier cycle's record for the reopen event (its deadlines, breaches, level and callback). Changes
+    ``ticket`` in memory (the callback row is archived into the event and removed); the caller saves it."""
+    earlier: dict = {
+        "resolved_at": ticket.resolved_at.isoformat() if ticket.resolved_at else None,
+        "resolve_due": ticket.resolve_due.isoformat(),
+        "contact_due": ticket.contact_due.isoformat(),
+        "breached": [flag for _due, _done, flag in CLOCKS if getattr(ticket, flag)],
+        "first_breach_at": ticket.first_breach_at.isoformat() if ticket.first_breach_at else None,
+        "escalation_level": ticket.escalation_level,
+    }
+    fresh = _deadlines(ticket.policy, at)
+    ticket.resolve_due = fresh["resolve_due"]
+    if ticket.contacted_at is None:
+        ticket.contact_due = fresh["contact_due"]
+    for _due, _done, flag in CLOCKS:
+        setattr(ticket, flag, False)
+    ticket.first_breach_at = None
+    ticket.escalation_level = 0
+    ticket.paused_at = None
+    ticket.resolved_at = None
+    ticket.closed_at = None
+    ticket.callback_due = None
+    callback = Callback.objects.select_for_update().filter(ticket_id=ticket.pk).first()
+    if callback is not None:
+        earlier["callback"] = {
+            "attempts": callback.attempts,
+            "outcome": callback.outcome,
+            "fix_score": callback.fix_score,
+            "attitude_score": callback.attitude_score,
+            "comment": callback.comment,
+            "agent": callback.agent_id,
+            "completed_at": callback.completed_at.isoformat() if callback.completed_at else None,
+        }
+        callback.delete()
+    return {"earlier_cycle": earlier}
 
 
 @transaction.atomic
@@ -630,12 +687,27 @@ def ticket_reroute(*, actor, ticket: Ticket, unit: Unit, reason: str) -> Ticket:
         raise ValidationError(_("The ticket is no longer open."))
     if unit.pk == ticket.unit_id:
         raise ValidationError({"unit": _("The ticket is already with this unit.")})
-    before = {"unit": ticket.unit.code}
-    ticket.unit = unit
-    ticket.save(update_fields=["unit"])
-    event = _event(
-        ticket, EventKind.ROUTED, actor, before=before, after={"unit": unit.code}, note=reason.strip()
+    old_unit = ticket.unit
+    before: dict = {"unit": old_unit.code}
+    after: dict = {"unit": unit.code}
+    # The old unit's crews stop: the new unit sends its own. Its assignee keeps the ticket only if they serve
+    # the new unit too (escalations go to the assignee; an assignee always serves the ticket's unit).
+    cancelled = _cancel_open_work_orders(
+        ticket,
+        unit=old_unit,
+        note=_("The ticket went to %(unit)s: %(why)s") % {"unit": unit.code, "why": reason.strip()},
     )
+    if cancelled:
+        after["work_orders_cancelled"] = cancelled
+    if (
+        ticket.assignee_id is not None
+        and not StaffProfile.objects.filter(user_id=ticket.assignee_id, units=unit).exists()
+    ):
+        before["assignee"], after["assignee"] = ticket.assignee_id, None
+        ticket.assignee = None
+    ticket.unit = unit
+    ticket.save(update_fields=["unit", "assignee"])
+    event = _event(ticket, EventKind.ROUTED, actor, before=before, after=after, note=reason.strip())
     body = _summary(ticket)
     outbox_write(
         staff_message(
@@ -855,14 +927,16 @@ def incident_restore(
     events, outbox = [], []
     for ticket in tickets:
         before = ticket.status
+        # A call taken after the power came back (the restore time entered later) is resolved when received.
+        done = max(at, ticket.created_at)
+        resume_clocks(ticket, at=done)  # a ticket pending the customer: its clocks waited, as on any move
         if ticket.acknowledged_at is None:
-            ticket.acknowledged_at = at
+            ticket.acknowledged_at = done
         ticket.status = Status.RESOLVED
-        ticket.resolved_at = at
-        ticket.paused_at = None
-        ticket.callback_due = at + dt.timedelta(hours=ticket.policy.callback_hours)
+        ticket.resolved_at = done
+        ticket.callback_due = done + dt.timedelta(hours=ticket.policy.callback_hours)
         ticket.next_check_at = None
-        events.append(TicketEvent(ticket=ticket, kind=EventKind.STATUS, actor=actor_ref, at=at, before={"status": before},
+        events.append(TicketEvent(ticket=ticket, kind=EventKind.STATUS, actor=actor_ref, at=done, before={"status": before},
                                   after={"status": Status.RESOLVED}, note=note or _("Power restored")))  # fmt: skip
         phone = ticket.caller_phone or _primary_phone(ticket.customer)
         if phone:
@@ -878,7 +952,8 @@ def incident_restore(
             )
     Ticket.objects.bulk_update(
         tickets,
-        ["status", "acknowledged_at", "resolved_at", "paused_at", "callback_due", "next_check_at"],
+        ["status", "acknowledged_at", "resolved_at", "paused_at", "callback_due", "next_check_at",
+         "acknowledge_due", "contact_due", "resolve_due", "first_breach_at"],  # the deadlines resume_clocks moved
         batch_size=500,
     )
     TicketEvent.objects.bulk_create(events, batch_size=500)
@@ -1046,8 +1121,11 @@ def work_order_advance(
         if resolution_code not in ResolutionCode.values:
             raise ValidationError({"resolution_code": _("Choose how the job ended.")})
         order.resolution_code = resolution_code
-    if to == WorkOrderStatus.CANCELLED and not note.strip():
-        raise ValidationError({"note": _("Say why.")})
+    if to == WorkOrderStatus.CANCELLED:
+        if not note.strip():
+            raise ValidationError({"note": _("Say why.")})
+        _work_order_cancel(order, note=note)
+        return order
     if to in _STEP_STAMP:
         setattr(order, _STEP_STAMP[to], now)
     if to == WorkOrderStatus.DONE and order.contacted_at is None:
@@ -1070,6 +1148,27 @@ def work_order_advance(
             actor=actor, ticket=ticket, to=Status.RESOLVED, note=str(ResolutionCode(resolution_code).label)
         )
     return order
+
+
+def _work_order_cancel(order: WorkOrder, *, note: str) -> None:
+    """Cancel a locked, open work order with the reason appended to its note (the one cancel of every path: the
+    crew's own move, and the ticket's cancellation, duplicate marking or re-routing, which need no right to
+    change work orders of their own)."""
+    order.status = WorkOrderStatus.CANCELLED
+    order.note = f"{order.note}\n{note.strip()}".strip()
+    order.save(update_fields=["status", "note"])
+
+
+def _cancel_open_work_orders(ticket: Ticket, *, note: str, unit: Unit | None = None) -> list[int]:
+    """Cancel the ticket's open work orders (only those of ``unit`` when given); returns their ids."""
+    orders = WorkOrder.objects.open().filter(ticket_id=ticket.pk)
+    if unit is not None:
+        orders = orders.filter(unit_id=unit.pk)
+    cancelled = []
+    for order in orders.select_for_update().order_by("pk"):
+        _work_order_cancel(order, note=note)
+        cancelled.append(order.pk)
+    return cancelled
 
 
 # The agent's moves from the admin and the API (callbacks, interactions) ----------------------------------

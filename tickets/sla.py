@@ -9,6 +9,10 @@ Levels: 1 at the first breach (the assignee and the unit's dispatchers), 2 after
 (the supervisors of the unit's company), 3 after ``escalate_level3_minutes`` (the managers of its
 corporation). Each escalation is an event and an outbox message per person, which names the ticket, its
 unit and the deadlines passed, never the customer (``tickets.services.escalation_summary``).
+
+A reopened ticket starts a new cycle: fresh deadlines, no breach, level 0 (``tickets.services``). Its
+escalations climb the ladder again; their events carry the cycle (the database keeps one escalation per
+ticket, cycle and level), and their messages' dedupe keys name it.
 """
 
 from __future__ import annotations
@@ -87,22 +91,34 @@ def _process(ticket: Ticket, now: dt.datetime, recipients: _Recipients, events: 
         if now >= ticket.first_breach_at + dt.timedelta(minutes=policy.escalate_level3_minutes):
             target_level = 3
     body = None
+    cycle = _cycle(ticket) if target_level > level else 0
     for new_level in range(level + 1, target_level + 1):
         events.append(
             TicketEvent(
-                ticket=ticket, kind=EventKind.ESCALATED, at=now, after={"level": new_level}, level=new_level
+                ticket=ticket, kind=EventKind.ESCALATED, at=now, after={"level": new_level}, level=new_level,
+                cycle=cycle,
             )
+        )
+        # A reopened ticket climbs the ladder again: its messages are told apart by the cycle.
+        dedupe = f"ticket:{ticket.pk}:escalation:{new_level}" if cycle == 0 else (
+            f"ticket:{ticket.pk}:cycle:{cycle}:escalation:{new_level}"
         )
         body = body or escalation_summary(ticket)
         subject = _("Escalation %(level)d: %(number)s") % {"level": new_level, "number": ticket.number}
         for profile in recipients(ticket, new_level):
             messages.append(
-                staff_message(profile, subject=subject, body=body,
-                         dedupe_key=f"ticket:{ticket.pk}:escalation:{new_level}:{profile.pk}")
-            )  # fmt: skip
+                staff_message(profile, subject=subject, body=body, dedupe_key=f"{dedupe}:{profile.pk}")
+            )
     ticket.escalation_level = target_level
     ticket.next_check_at = next_check(ticket)
     return target_level - level
+
+
+def _cycle(ticket: Ticket) -> int:
+    """How many times the ticket was reopened: each reopening starts its clocks and its ladder again."""
+    return TicketEvent.objects.filter(
+        ticket_id=ticket.pk, kind=EventKind.STATUS, after__status=Status.REOPENED
+    ).count()
 
 
 def sla_sweep(*, now: dt.datetime | None = None, batch: int = BATCH) -> dict[str, int]:

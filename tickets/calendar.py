@@ -38,3 +38,37 @@ def add_working_days(start: dt.datetime, days: int) -> dt.datetime:
             counted += 1
     result = dt.datetime.combine(day, local.timetz().replace(tzinfo=None))
     return timezone.make_aware(result, timezone.get_current_timezone())
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min), timezone.get_current_timezone())
+
+
+def working_time_between(start: dt.datetime, end: dt.datetime) -> dt.timedelta:
+    """The part of ``start``…``end`` that falls on working days (local time)."""
+    if end <= start:
+        return dt.timedelta(0)
+    first, last = timezone.localtime(start).date(), timezone.localtime(end).date()
+    holidays = holidays_between(first, last)
+    total, day = dt.timedelta(0), first
+    while day <= last:
+        if is_working_day(day, holidays):
+            low, high = max(start, _day_start(day)), min(end, _day_start(day + dt.timedelta(days=1)))
+            total += max(high - low, dt.timedelta(0))
+        day += dt.timedelta(days=1)
+    return total
+
+
+def add_working_time(start: dt.datetime, amount: dt.timedelta) -> dt.datetime:
+    """The moment ``amount`` of working-day time after ``start``: days off do not count."""
+    moment, left = start, amount
+    day = timezone.localtime(start).date()
+    holidays = holidays_between(day, day + dt.timedelta(days=amount.days * 2 + 40))
+    while True:
+        if is_working_day(day, holidays):
+            room = _day_start(day + dt.timedelta(days=1)) - moment
+            if left <= room:
+                return moment + left
+            left -= room
+        day += dt.timedelta(days=1)
+        moment = _day_start(day)

@@ -20,7 +20,7 @@ from crm.permissions import require
 from customers.models import Contract, Customer
 from customers.normalise import InvalidPhone, display_phone, normalise_phone
 from tickets import reference, selectors
-from tickets.calendar import add_working_days
+from tickets.calendar import add_working_days, add_working_time, working_time_between
 from tickets.models import (
     OPEN_STATUSES,
     Callback,
@@ -280,9 +280,16 @@ def resume_clocks(ticket: Ticket, *, at: dt.datetime) -> None:
     if ticket.paused_at is None:
         return  # not paused: nothing waited
     waited = max(at - ticket.paused_at, dt.timedelta(0))
+    policy = ticket.policy
+    in_working_days = policy.resolve_minutes is None and policy.resolve_working_days is not None
     for due, done, breached in CLOCKS:
         if getattr(ticket, done) is None and not getattr(ticket, breached):
-            setattr(ticket, due, getattr(ticket, due) + waited)
+            if due == "resolve_due" and in_working_days:
+                # A deadline counted in working days moves by the working time the pause took, over days off.
+                lost = working_time_between(ticket.paused_at, at)
+                setattr(ticket, due, add_working_time(getattr(ticket, due), lost))
+            else:
+                setattr(ticket, due, getattr(ticket, due) + waited)
     if ticket.first_breach_at is not None:
         ticket.first_breach_at += waited
     ticket.paused_at = None

@@ -296,3 +296,44 @@ def test_a_ticket_resolved_again_after_reopen_is_not_closed_without_a_new_callba
     with pytest.raises(ValidationError):
         ticket_change_status(actor=None, ticket=ticket, to=Status.CLOSED, at=T + 3 * H + MIN)
     assert (snapshot(ticket), ticket.events.count()) == (before, events)
+
+
+# 7. A pause moves a deadline counted in working days by the working time it took ----------------------
+
+
+def _connection_request(catalogue, customer, at):
+    """A new low-voltage connection: 5 working days."""
+    return ticket_open(actor=None, category=catalogue["new-lv"], channel="portal", description="x",
+                       customer=customer, at=at).ticket  # fmt: skip
+
+
+def _vn(*args):
+    return dt.datetime(*args, tzinfo=VN)
+
+
+@pytest.mark.parametrize(
+    ("taken", "paused", "resumed", "due"),
+    [
+        # Friday's request, due the next Friday; one working day waited (Mon → Tue): the 4 days left run Tue
+        # to the next Monday, not to Saturday
+        (_vn(2026, 5, 29, 10), _vn(2026, 6, 1, 10), _vn(2026, 6, 2, 10), _vn(2026, 6, 8, 10)),
+        # Wednesday's request, due the next Wednesday; Friday 16:00 to Monday 16:00 over a weekend is one
+        # working day waited, not three: due Thursday, not Saturday
+        (_vn(2026, 5, 27, 10), _vn(2026, 5, 29, 16), _vn(2026, 6, 1, 16), _vn(2026, 6, 4, 10)),
+        # waiting on Saturday only: no working time lost, the deadline stays
+        (_vn(2026, 5, 29, 10), _vn(2026, 5, 30, 9), _vn(2026, 5, 30, 18), _vn(2026, 6, 5, 10)),
+    ],
+    ids=["one working day", "over a weekend", "on a day off"],
+)
+def test_a_pause_moves_a_working_day_deadline_by_the_working_time_it_took(
+    catalogue, make_customer, taken, paused, resumed, due
+):
+    ticket = _connection_request(catalogue, make_customer(), taken)
+    assert ticket.resolve_due == taken + dt.timedelta(days=7)  # five working days: the same weekday next week
+    ticket_change_status(actor=None, ticket=ticket, to=Status.ACKNOWLEDGED, at=ticket.created_at + MIN)
+    ticket_record_contact(actor=None, ticket=ticket, at=ticket.created_at + 2 * MIN)
+    ticket_change_status(actor=None, ticket=ticket, to=Status.PENDING_CUSTOMER, at=paused)
+    ticket = ticket_change_status(actor=None, ticket=ticket, to=Status.IN_PROGRESS, at=resumed)
+    assert ticket.resolve_due == due
+    assert sla_sweep(now=due - MIN)["escalations"] == 0
+    assert not Ticket.objects.get(pk=ticket.pk).resolve_breached

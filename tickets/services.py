@@ -1167,14 +1167,27 @@ def _work_order_cancel(order: WorkOrder, *, note: str) -> None:
 
 
 def _cancel_open_work_orders(ticket: Ticket, *, note: str, unit: Unit | None = None) -> list[int]:
-    """Cancel the ticket's open work orders (only those of ``unit`` when given); returns their ids."""
+    """Cancel the ticket's open work orders (only those of ``unit`` when given), and tell whom each order was
+    sent to (its crew member, or its unit's dispatchers) that it is off and why; returns their ids."""
     orders = WorkOrder.objects.open().filter(ticket_id=ticket.pk)
     if unit is not None:
         orders = orders.filter(unit_id=unit.pk)
-    cancelled = []
-    for order in orders.select_for_update().order_by("pk"):
+    cancelled, told = [], []
+    subject = _("%(n)s: work order cancelled") % {"n": ticket.number}
+    for order in orders.select_for_update().select_related("unit").order_by("pk"):
         _work_order_cancel(order, note=note)
         cancelled.append(order.pk)
+        people = (
+            list(StaffProfile.objects.filter(user_id=order.crew_id).select_related("user"))
+            if order.crew_id
+            else staff_of_unit(order.unit, Role.DISPATCHER)
+        )
+        told += [
+            staff_message(profile, subject=subject, body=note, dedupe_key=f"workorder:{order.pk}:off:{profile.pk}")
+            for profile in people
+        ]
+    if told:
+        outbox_write(told)
     return cancelled
 
 

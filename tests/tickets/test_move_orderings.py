@@ -116,6 +116,11 @@ def test_re_routing_cancels_the_old_units_open_work_orders(catalogue, make_custo
     assert "Địa chỉ thuộc Quận 3" in WorkOrder.objects.get(pk=open_order.pk).note
     routed = ticket.events.get(kind=EventKind.ROUTED)
     assert routed.after["work_orders_cancelled"] == [contacted.pk, open_order.pk]
+    # the crew member sent is told the order is off, and why
+    told = OutboxMessage.objects.get(recipient=staff[Role.FIELD_CREW].username, subject__contains="cancelled")
+    assert (told.subject, told.body) == (
+        f"{ticket.number}: work order cancelled", f"The ticket went to {org['sibling'].code}: Địa chỉ thuộc Quận 3"
+    )
     # the new unit sends its own crew
     assert work_order_create(actor=None, ticket=ticket).unit == org["sibling"]
 

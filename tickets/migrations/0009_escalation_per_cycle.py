@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='ticketevent',
             name='cycle',
-            field=models.PositiveSmallIntegerField(default=0, verbose_name='times reopened'),
+            field=models.PositiveSmallIntegerField(db_default=0, default=0, verbose_name='times reopened'),
         ),
         migrations.AddConstraint(
             model_name='ticketevent',

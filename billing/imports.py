@@ -66,6 +66,7 @@ from billing import rules
 from billing.models import ReadingImport, ReadingImportStatus, ReadingSource, ReadingStatus
 from billing.services import audit, bulk_work_memory, check_reach, period_bounds, reading_record
 from core import db
+from core.exports import csv_cell
 from crm.models import Unit
 from crm.permissions import require
 from crm.scoping import scope_for
@@ -319,14 +320,17 @@ def _load_postgres(stream, columns, delimiter, progress: Progress, offset: int) 
     import psycopg
 
     read = offset
+    # A blank line is a line of empty cells for COPY (it refuses a line with fewer columns): the rows keep the
+    # numbers of their lines in the file, and the empty ones are dropped after, as the SQLite path skips them.
+    filler = delimiter.encode() * (len(columns) - 1)
     with connection.cursor() as cursor:
         try:
             with cursor.cursor.copy(
                 f"COPY ri_stage ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, DELIMITER '{delimiter}')"
             ) as copy:
-                while chunk := stream.read(CHUNK):
+                for chunk, size in _blank_lines_filled(stream, filler):
                     copy.write(chunk)
-                    read += len(chunk)
+                    read += size
                     progress("copy", bytes_read=read)
         except psycopg.Error as exc:
             diag = exc.diag
@@ -334,6 +338,30 @@ def _load_postgres(stream, columns, delimiter, progress: Progress, offset: int) 
             raise ValidationError(
                 _("The file could not be read: %(e)s") % {"e": f"{diag.message_primary or exc}{where}"}
             ) from exc
+
+
+def _blank_lines_filled(stream, filler: bytes) -> Iterator[tuple[bytes, int]]:
+    """The stream's chunks with ``filler`` written into each blank line, and the bytes read for each. The
+    stream starts after the header's line end; the line ends at a chunk's end wait for the next chunk, where
+    a blank line may continue them."""
+    pending, first = b"\n", True  # the header's line end, before the first line: a blank one is seen
+    while True:
+        chunk = stream.read(CHUNK)
+        data = pending + chunk
+        if chunk:
+            cut = len(data.rstrip(b"\r\n"))
+            body, pending = data[:cut], data[cut:]
+        else:
+            body, pending = data, b""
+        for blank in (b"\n\r\n", b"\n\n"):
+            while blank in body:
+                body = body.replace(blank, b"\n" + filler + blank[1:])
+        if first and body:
+            body, first = body[1:], False  # the header's line end was sent with the header
+        if body or chunk:
+            yield body, len(chunk)
+        if not chunk:
+            return
 
 
 def _text_lines(stream, progress: Progress, offset: int) -> Iterator[str]:
@@ -359,9 +387,9 @@ def _load_sqlite(stream, columns, delimiter, progress: Progress, offset: int) ->
     line = 1
     with connection.cursor() as cursor:
         for row in csv.reader(_text_lines(stream, progress, offset), delimiter=delimiter):
+            line += 1  # the file's line number, blank lines counted, as the clerk sees it
             if not row:
                 continue  # a blank line
-            line += 1
             if len(row) != len(columns):
                 raise ValidationError(
                     _("Line %(n)s has %(c)s columns where the header has %(h)s.")
@@ -739,6 +767,7 @@ def _stage_file(d: _Dialect, stream: IO[bytes], *, period: dt.date | None, progr
             + ")"
         )
         _load_postgres(stream, columns, delimiter, progress, offset)
+        _execute(f"DELETE FROM ri_stage WHERE {' AND '.join(f'{c} IS NULL' for c in columns)}")  # blank lines
         _execute("ANALYZE ri_stage")
     else:
         _execute(
@@ -924,8 +953,8 @@ def _list_rejects(result: ImportResult, rejects_to: IO[str] | None) -> None:
             for row in rows:
                 if len(result.rejects) < PREVIEW:
                     result.rejects.append(Reject(*row))
-            if writer is not None:
-                writer.writerows(rows)
+            if writer is not None:  # the file's own cells, which a spreadsheet must not run as formulas
+                writer.writerows([[csv_cell(cell) for cell in row] for row in rows])
             if writer is None and len(result.rejects) >= PREVIEW:
                 break
 
@@ -960,6 +989,8 @@ def _cell_text(value) -> str:
     """A cell as the CSV's text: whole numbers without ".0", dates and times as ISO."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, dt.datetime) and value.time() == dt.time(0):  # a date typed into a cell
+        return value.date().isoformat()
     if isinstance(value, dt.date):  # a datetime too
         return value.isoformat()
     return str(value)

@@ -759,6 +759,11 @@ class ServiceResource(ScopedResource):
         names = self.column_for_heading()
         headings = [text(h).strip().lower() for h in (dataset.headers or [])]
         dataset.headers = [names.get(h, h) for h in headings]
+        repeated = sorted({h for h in dataset.headers if h and dataset.headers.count(h) > 1})
+        if repeated:  # two columns for one field (or an English and a Vietnamese heading): one would be lost
+            raise ValidationError(
+                _("A column appears twice in the header: %(c)s.") % {"c": ", ".join(repeated)}
+            )
         while len(dataset) and all(_blank(v) for v in dataset[-1]):
             del dataset[-1]  # trailing blank lines of a spreadsheet (earlier rows keep their numbers)
         if len(dataset) > import_max_rows():
@@ -902,6 +907,11 @@ def _needs_quote(value: str) -> bool:
     if value[0] == _QUOTE:
         return _needs_quote(value[1:])
     return value[0] in _TRIGGERS and (value[0] in _FORMULA_START or not _SIGNED_NUMBERS.fullmatch(value))
+
+
+def csv_cell(value) -> Any:
+    """A cell for a CSV file people open in a spreadsheet (``_csv_cell``): for the other CSV writers."""
+    return _csv_cell(value)
 
 
 def _csv_cell(value) -> Any:

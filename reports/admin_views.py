@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from core.exports import CSV, XLSX, XLSX_CONTENT_TYPE, LoggedExport, xlsx_chunks
+from core.exports import CSV, XLSX, XLSX_CONTENT_TYPE, LoggedExport, csv_cell, xlsx_chunks
 from core.routers import replica_reads
 from crm.models import ExportKind, Unit
 from crm.services import export_log_start
@@ -66,13 +66,11 @@ class _Echo:
 
 
 def _cell(value):
-    """A CSV cell; text that a spreadsheet would run as a formula (a unit or programme name typed with a
-    leading =, +, - or @) gets a leading quote."""
+    """A CSV cell; text that a spreadsheet would run as a formula gets a leading quote, by the list exports'
+    rule (``core.exports.csv_cell``)."""
     if value is None:
         return ""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
-    return value
+    return csv_cell(value)
 
 
 def _csv_response(table: dashboard.Table, start: dt.date, end: dt.date, logged) -> StreamingHttpResponse:

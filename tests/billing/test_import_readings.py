@@ -597,3 +597,48 @@ def test_on_postgresql_the_progress_is_written_while_the_import_runs(org, make_c
     assert {"copy", "validate", "compute", "insert"} <= set(seen)
     item.refresh_from_db()
     assert (item.status, item.rows_total, item.rows_inserted) == ("done", 1, 1)
+
+
+# What a clerk's own file holds: a date typed into a workbook, a blank line, a cell a spreadsheet would run
+
+
+def _serial(customer):
+    return Meter.objects.get(assignments__contract__customer=customer, assignments__removed_at__isnull=True).serial
+
+
+def test_a_period_typed_as_a_date_in_a_workbook_is_read_as_its_month(make_customer, tariffs):
+    from openpyxl import Workbook
+
+    customer = make_customer(name="Khách A")
+    book = Workbook()
+    book.active.append(["meter_serial", "period", "value"])
+    book.active.append([_serial(customer), dt.date(2025, 11, 1), 120])  # Excel keeps it as a date cell
+    buffer = io.BytesIO()
+    book.save(buffer)
+    buffer.seek(0)
+    rejects = io.StringIO()
+    result = imports.import_readings(stream=imports.csv_stream(buffer, "nov.xlsx"), rejects_to=rejects)
+    assert (result.inserted, result.rejected) == (1, 0), rejects.getvalue()
+    assert MeterReading.objects.get(contract__customer=customer).period == NOV
+
+
+def test_the_refused_lines_file_runs_no_formula_and_names_each_line_as_the_file_does(make_customer, tariffs):
+    data = (
+        b"meter_serial,period,value\r\n\r\n=2+5*cmd|' /C calc'!A0,2025-11,1\r\n@SUM(1),2025-11,1\r\n"
+    )
+    rejects = io.StringIO()
+    result = imports.import_readings(stream=io.BytesIO(data), rejects_to=rejects)
+    assert result.rejected == 2
+    assert [r.line for r in result.rejects] == [3, 4]  # the blank line 2 counted
+    rows = list(csv.reader(io.StringIO(rejects.getvalue())))
+    assert [row[:2] for row in rows[1:]] == [["3", "'=2+5*cmd|' /C calc'!A0"], ["4", "'@SUM(1)"]]
+    assert not MeterReading.objects.exists()
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 1 << 16])
+def test_a_blank_line_is_a_row_of_empty_cells_for_copy_whatever_the_chunks(monkeypatch, chunk):
+    monkeypatch.setattr(imports, "CHUNK", chunk)
+    text = b"\r\nA,1,2\r\n\r\n\nB,3,4\n\n"
+    parts = list(imports._blank_lines_filled(io.BytesIO(text), b",,"))
+    assert b"".join(part for part, _read in parts) == b",,\r\nA,1,2\r\n,,\r\n,,\nB,3,4\n,,\n"
+    assert sum(read for _part, read in parts) == len(text)

@@ -331,6 +331,18 @@ def test_a_file_over_the_row_limit_is_refused_whole(clerk_client, org):
     assert Customer.objects.count() == 0
 
 
+def test_a_column_given_twice_is_refused_whole_not_half_read(clerk_client, org):
+    content = (
+        "code,unit,full_name,street,ward,phones,phones\n"
+        ",PE0100,Phạm Văn Bình,5 Nguyễn Huệ,Phường Bến Nghé,0903 555 666,0903 555 777\n"
+    ).encode()
+    previewed = preview(clerk_client, "customer", content)
+    assert previewed.status_code == 200
+    assert previewed.context["base_problems"] == ["A column appears twice in the header: phones."]
+    assert "confirm_form" not in previewed.context
+    assert Customer.objects.count() == 0
+
+
 def test_only_staff_who_may_add_or_change_customers_may_import(client, staff, org):
     client.force_login(staff[Role.AGENT])
     assert client.get(reverse("admin:customers_customer_import")).status_code == 403

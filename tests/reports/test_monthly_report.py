@@ -172,6 +172,7 @@ def test_text_that_looks_like_a_formula_stays_text(db, monkeypatch):
     sheet = load_workbook(io.BytesIO(reports.monthly_report_xlsx(None, MONTH)))["Bill reductions"]
 
     assert (sheet["A2"].value, sheet["A2"].data_type, sheet["B2"].value) == ('=HYPERLINK("http://x")', "s", 3)
+    assert (_cell("\t=1+1"), _cell("\r=1+1")) == ("'\t=1+1", "'\r=1+1")  # as the list exports quote them
     assert (_cell("=1+1"), _cell("-x"), _cell(-5), _cell(None), _cell("Quận 1")) == (
         "'=1+1",
         "'-x",

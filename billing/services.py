@@ -408,6 +408,18 @@ def _consumption(*, contract, assignment, previous, value: int, rolled_over: boo
     return previous.value, value + 10**digits - previous.value
 
 
+MAX_KWH = 2**31 - 1  # the largest consumption the readings' kwh column holds
+
+
+def _refuse_impossible_kwh(kwh: int) -> None:
+    """A consumption no meter reads (a register typed with digits too many): refused, not left to overflow the
+    column."""
+    if kwh > MAX_KWH:
+        raise ValidationError(
+            {"value": _("The register gives %(k)s kWh, more than any meter reads: check it.") % {"k": kwh}}
+        )
+
+
 def _jump_reason(contract: Contract, period: dt.date, kwh: int) -> str:
     daily = _average_daily(contract, period)
     if daily is None or daily == 0:
@@ -473,6 +485,7 @@ def reading_record(*, actor, contract: Contract, period: dt.date, value: int, so
     previous_value, kwh = _consumption(
         contract=contract, assignment=assignment, previous=previous, value=int(value), rolled_over=rolled_over
     )
+    _refuse_impossible_kwh(kwh)
     reason = _jump_reason(contract, period, kwh)
     reading = MeterReading.objects.create(
         contract=contract, meter=assignment.meter, unit_id=contract.customer.unit_id, period=period, value=value,
@@ -504,6 +517,7 @@ def _rebase(*, actor, later: MeterReading, previous: MeterReading, reason: str) 
         contract=contract, assignment=assignment, previous=previous, value=later.value,
         rolled_over=rules.later_rolled_over(later),
     )  # fmt: skip
+    _refuse_impossible_kwh(kwh)
     if (previous_value, kwh) == (later.previous_value, later.kwh):
         return None
     later = MeterReading.objects.select_for_update().get(pk=later.pk)
@@ -607,6 +621,7 @@ def reading_correct(*, actor, reading: MeterReading, value: int, reason: str,
         kwh -= 10 ** max(len(str(old.previous_value)), 5)
     if kwh < 0:
         raise ValidationError({"value": _("The corrected register gives a negative consumption.")})
+    _refuse_impossible_kwh(kwh)
     old.status = ReadingStatus.SUPERSEDED
     old.save(update_fields=["status"])
     new = MeterReading.objects.create(

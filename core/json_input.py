@@ -71,12 +71,23 @@ def loads(text: str | bytes | bytearray, **kwargs):
         raise JsonTooDeep(too_deep_message()) from None
 
 
+# The encodings a JSON body may name in its Content-Type (by ``codecs.lookup``'s name): UTF-8, and the UTF-16
+# and UTF-32 that RFC 4627 allowed.
+JSON_ENCODINGS = frozenset({"utf-8", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"})
+
+
 class JSONParser(parsers.JSONParser):
     """DRF's JSON parser with the nesting bound: a body nested too deep is a 400 saying the limit."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         parser_context = parser_context or {}
         encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
+        try:
+            known = codecs.lookup(encoding).name
+        except LookupError:
+            known = ""
+        if known not in JSON_ENCODINGS:  # JSON is Unicode text (RFC 8259); a charset such as zlib is no text
+            raise ParseError(_("A JSON body is UTF-8 text, not %(charset)s.") % {"charset": encoding})
         try:
             text = codecs.getreader(encoding)(stream).read()
             parse_constant = drf_json.strict_constant if self.strict else None

@@ -57,3 +57,12 @@ def scoped(model):
         return model.objects.for_user(getattr(request, "user", None))
 
     return rows
+
+
+class StrictBooleanFilter(django_filters.TypedChoiceFilter):
+    """``true`` or ``false`` (``1`` or ``0``); any other value is refused (400), where django-filter's boolean
+    filter reads it as no filter at all and answers with every row."""
+
+    def __init__(self, *args, **kwargs):
+        choices = [(v, v) for v in ("true", "false", "1", "0")]
+        super().__init__(*args, choices=choices, coerce=lambda v: v in ("true", "1"), **kwargs)

@@ -3,7 +3,7 @@
 import django_filters
 from django.utils.translation import gettext_lazy as _
 
-from core.api.filters import CodeFilter, scoped
+from core.api.filters import CodeFilter, StrictBooleanFilter, scoped
 from crm.models import Unit
 from customers.models import Contract, Customer, Meter
 from customers.normalise import InvalidPhone, normalise_phone
@@ -13,6 +13,7 @@ class CustomerFilter(django_filters.FilterSet):
     unit = CodeFilter(queryset=scoped(Unit), what=_("unit"), help_text="A unit's code, e.g. PE0101.")
     code = django_filters.CharFilter(field_name="code", lookup_expr="exact")
     phone = django_filters.CharFilter(method="filter_phone", label="phone (any spelling)")
+    is_nuisance = StrictBooleanFilter(help_text="true or false.")
 
     class Meta:
         model = Customer

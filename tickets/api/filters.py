@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from core.api.filters import CodeFilter, scoped
 from crm.models import StaffProfile, Unit
 from customers.models import Customer
-from tickets.models import Category, Ticket, WorkOrder
+from tickets.models import Category, Interaction, Ticket, WorkOrder
 
 
 def _staff_seen(request):
@@ -35,3 +35,11 @@ class WorkOrderFilter(django_filters.FilterSet):
     class Meta:
         model = WorkOrder
         fields = ["status", "unit", "crew"]
+
+
+class InteractionFilter(django_filters.FilterSet):
+    unit = CodeFilter(queryset=scoped(Unit), what=_("unit"), help_text="A unit's code, e.g. PE0101.")
+
+    class Meta:
+        model = Interaction
+        fields = ["channel", "disposition", "unit"]

@@ -286,7 +286,12 @@ class InteractionInSerializer(serializers.Serializer):
         if "ended_at" not in data:
             if seconds is None:
                 raise serializers.ValidationError({"ended_at": _("Give ended_at or handling_seconds.")})
-            data["ended_at"] = data["started_at"] + dt.timedelta(seconds=seconds)
+            try:
+                data["ended_at"] = data["started_at"] + dt.timedelta(seconds=seconds)
+            except OverflowError:  # a start at the end of the calendar
+                raise serializers.ValidationError(
+                    {"started_at": _("A call cannot start in the future.")}
+                ) from None
         code = (data.pop("customer_code", "") or "").strip().upper()
         data["customer"] = None
         if code:

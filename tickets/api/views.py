@@ -3,6 +3,7 @@
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework import status as http
 from rest_framework.decorators import action
 from rest_framework.mixins import CreateModelMixin
@@ -17,7 +18,7 @@ from core.json_input import JSONParser
 from customers.models import Customer
 from customers.normalise import InvalidPhone, normalise_phone
 from tickets import selectors, services
-from tickets.api.filters import TicketFilter, WorkOrderFilter
+from tickets.api.filters import InteractionFilter, TicketFilter, WorkOrderFilter
 from tickets.api.serializers import (
     CallbackInSerializer,
     CallbackSerializer,
@@ -75,6 +76,13 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
             )
         except services.IdempotencyKeyReused as exc:
             return Response({"Idempotency-Key": [str(exc)]}, status=http.HTTP_422_UNPROCESSABLE_ENTITY)
+        if not intake.created and not Ticket.objects.for_user(request.user).filter(pk=intake.ticket.pk).exists():
+            # A retry of a request taken before, whose ticket has since gone to a unit the caller does not
+            # serve: its number, which the first answer gave, and nothing of what it holds now.
+            return Response(
+                {"number": intake.ticket.number, "detail": _("Taken before; the ticket is now with another unit.")},
+                status=http.HTTP_200_OK,
+            )
         body = {
             **TicketSerializer(intake.ticket, context={"request": request}).data,
             "warnings": intake.warnings,
@@ -186,6 +194,13 @@ def _body_hash(request) -> str:
     return services.request_hash(data)
 
 
+class OutageStatusQuery(serializers.Serializer):
+    """The outage status's parameters, read by DRF's text rules."""
+
+    customer_code = serializers.CharField(required=False, allow_blank=True, max_length=40)
+    phone = serializers.CharField(required=False, allow_blank=True, max_length=40)
+
+
 class OutageStatusView(APIView):
     """For the virtual assistant: is there an outage affecting this customer code or phone?"""
 
@@ -201,8 +216,10 @@ class OutageStatusView(APIView):
     def get(self, request):
         if not request.user.has_perm("tickets.view_incident"):
             return Response({"detail": _("Not allowed.")}, status=http.HTTP_403_FORBIDDEN)
-        code = request.query_params.get("customer_code", "").strip().upper()
-        phone = request.query_params.get("phone", "").strip()
+        query = OutageStatusQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)  # DRF's rules for text: a NUL character, an overlong value
+        code = query.validated_data.get("customer_code", "").strip().upper()
+        phone = query.validated_data.get("phone", "").strip()
         customers = Customer.objects.for_user(request.user).select_related("unit")
         if code:
             customers = customers.filter(code=code)
@@ -249,7 +266,7 @@ class InteractionViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
 
     queryset = Interaction.objects.select_related("customer", "ticket", "unit", "agent")
     serializer_class = InteractionSerializer
-    filterset_fields = ["channel", "disposition", "unit"]
+    filterset_class = InteractionFilter  # the unit by its code, among the caller's units
 
     @extend_schema(request=InteractionInSerializer, responses={201: InteractionSerializer})
     def create(self, request, *args, **kwargs):

@@ -1090,6 +1090,17 @@ def dispute_open(*, actor, ticket, claim: str, invoice: Invoice | None = None,
         lock_period(reading.period)  # a billing run of the period finishes first, and its draft is held below
     customer = ticket.customer
     require(actor, "billing.add_dispute", unit=customer.unit_id)
+    # One open dispute a bill: a second complaint (or a retried request) about the same bill or reading joins
+    # the first, whose re-inspection already runs, instead of opening a second one.
+    same = Q(invoice=invoice) if invoice is not None else Q()
+    if reading is not None:
+        same |= Q(reading=reading)
+    existing = Dispute.objects.filter(same, status=DisputeStatus.OPEN).select_related("ticket").first()
+    if existing is not None:
+        raise ValidationError(
+            _("Dispute #%(n)s about this bill is already open (ticket %(t)s): add this complaint to it.")
+            % {"n": existing.pk, "t": getattr(existing.ticket, "number", "—")}
+        )
     dispute = Dispute.objects.create(
         ticket=ticket, customer=customer, unit_id=customer.unit_id, invoice=invoice, reading=reading,
         claim=claim.strip(), opened_at=timezone.now(), opened_by=_actor(actor),

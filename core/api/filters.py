@@ -66,3 +66,10 @@ class StrictBooleanFilter(django_filters.TypedChoiceFilter):
     def __init__(self, *args, **kwargs):
         choices = [(v, v) for v in ("true", "false", "1", "0")]
         super().__init__(*args, choices=choices, coerce=lambda v: v in ("true", "1"), **kwargs)
+
+
+class IntegerFilter(django_filters.NumberFilter):
+    """A whole number (``?escalation_level=2``); ``1.5`` is refused, where django-filter's number filter takes
+    it and answers with an empty list."""
+
+    field_class = forms.IntegerField

@@ -4,7 +4,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from billing import services as billing
-from billing.models import AuditRecord, Dispute, Invoice, MeterReading
+from billing.models import AuditRecord, Dispute, Invoice, MeterReading, Reinspection
 from crm.models import Role
 from tests.billing.conftest import NOV, OCT
 from tickets.services import ticket_open
@@ -82,3 +82,14 @@ def test_a_dispute_is_opened_from_a_billing_ticket(client, staff, make_customer,
     again = client.post("/api/v1/disputes/", {"ticket_number": "2099-0000000", "invoice_number": invoice.number,
                         "claim": "x"}, content_type="application/json")  # fmt: skip
     assert again.status_code == 400 and Dispute.objects.count() == 1
+    # The same request retried, or a second complaint about the same bill: joined to the open dispute.
+    first = Dispute.objects.get()
+    for number in (ticket.number, ticket_open(actor=None, category=catalogue["billing"], channel="phone",
+                                              description="Lại hỏi", customer=customer).ticket.number):  # fmt: skip
+        retried = client.post("/api/v1/disputes/", {"ticket_number": number, "invoice_number": invoice.number,
+                              "claim": "Chỉ số không đúng"}, content_type="application/json")  # fmt: skip
+        assert retried.status_code == 400
+        assert retried.json() == {"detail": [
+            f"Dispute #{first.pk} about this bill is already open (ticket {ticket.number}): add this complaint to it."
+        ]}  # fmt: skip
+    assert (Dispute.objects.count(), Reinspection.objects.count()) == (1, 1)

@@ -153,3 +153,11 @@ def test_an_idempotent_retry_does_not_show_a_ticket_now_outside_the_callers_unit
         "number": ticket.number, "detail": "Taken before; the ticket is now with another unit."
     }
     assert Ticket.objects.count() == 1
+
+
+def test_a_level_that_is_not_a_whole_number_is_refused_not_an_empty_list(client, staff, org):
+    client.force_login(staff[Role.AGENT])
+    assert client.get("/api/v1/tickets/?escalation_level=1").status_code == 200
+    refused = client.get("/api/v1/tickets/?escalation_level=1.5")
+    assert refused.status_code == 400
+    assert "escalation_level" in refused.json()

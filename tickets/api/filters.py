@@ -4,7 +4,7 @@ import django_filters
 from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 
-from core.api.filters import CodeFilter, scoped
+from core.api.filters import CodeFilter, IntegerFilter, scoped
 from crm.models import StaffProfile, Unit
 from customers.models import Customer
 from tickets.models import Category, Interaction, Ticket, WorkOrder
@@ -21,6 +21,7 @@ class TicketFilter(django_filters.FilterSet):
                           help_text="A category's code: outage, billing, …")  # fmt: skip
     unit = CodeFilter(queryset=scoped(Unit), what=_("unit"), help_text="A unit's code, e.g. PE0101.")
     customer = CodeFilter(queryset=scoped(Customer), what=_("customer"), help_text="A customer's code.")
+    escalation_level = IntegerFilter(help_text="0 to 3.")
 
     class Meta:
         model = Ticket

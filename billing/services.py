@@ -617,8 +617,8 @@ def reading_correct(*, actor, reading: MeterReading, value: int, reason: str,
         if later.meter_id == old.meter_id:
             rules.check(rules.later_refusal(int(value), later))
     kwh = old.kwh + int(value) - old.value
-    if rolled_over and old.previous_value is not None and int(value) >= old.previous_value:  # the corrected register did not roll over after all
-        kwh -= 10 ** max(len(str(old.previous_value)), 5)
+    if rolled_over and old.previous_value is not None and int(value) >= old.previous_value:
+        kwh -= 10 ** max(len(str(old.previous_value)), 5)  # the corrected register did not roll over after all
     if kwh < 0:
         raise ValidationError({"value": _("The corrected register gives a negative consumption.")})
     _refuse_impossible_kwh(kwh)
@@ -1027,9 +1027,13 @@ def _recompute(*, actor, invoice: Invoice, reading: MeterReading, reason: str) -
         raise ValidationError(_("An issued invoice cannot be changed: propose an adjustment."))
     # The reductions follow the corrected amount, in the same order, each at its programme's band for the new
     # kWh; a programme whose kWh no longer holds the bill is taken off it.
-    rebates = []
+    rebates, rebanded = [], {}
     for application in _applications(invoice):
         percent = application.programme.percent_for(reading.kwh)
+        if percent != application.percent:  # the audit says which reductions moved (None: taken off)
+            rebanded[application.programme_id] = [
+                str(application.percent), None if percent is None else str(percent)
+            ]
         if percent is None:
             application.delete()
             continue
@@ -1057,9 +1061,10 @@ def _recompute(*, actor, invoice: Invoice, reading: MeterReading, reason: str) -
         audit(actor=actor, action="refund.unsettle", obj=invoice, rows=len(released),
               after={"refunds": released, "total": invoice.total, "refund_offset": invoice.refund_offset},
               reason=reason)  # fmt: skip
-    audit(actor=actor, action="invoice.recompute", obj=invoice, before=before,
-          after={"kwh": invoice.kwh, "subtotal": invoice.subtotal, "vat": invoice.vat, "total": invoice.total},
-          reason=reason)  # fmt: skip
+    after: dict = {"kwh": invoice.kwh, "subtotal": invoice.subtotal, "vat": invoice.vat, "total": invoice.total}
+    if rebanded:  # programme → [percent before, after]
+        after["rebates"] = rebanded
+    audit(actor=actor, action="invoice.recompute", obj=invoice, before=before, after=after, reason=reason)
     return invoice
 
 
@@ -1164,7 +1169,8 @@ def reinspection_record(*, actor, item: Reinspection, outcome: str, reread_value
     if dispute is not None and dispute.status == DisputeStatus.OPEN:
         # The bill the dispute names, or the one made from the disputed reading (a dispute may name the reading
         # only): once issued, only an approved adjustment corrects it.
-        issued = (dispute.invoice is not None and dispute.invoice.status in ISSUED_STATUSES) or Invoice.objects.filter(
+        named_issued = dispute.invoice is not None and dispute.invoice.status in ISSUED_STATUSES
+        issued = named_issued or Invoice.objects.filter(
             contract_id=item.reading.contract_id, period=item.reading.period, kind=InvoiceKind.REGULAR,
             status__in=ISSUED_STATUSES,
         ).exists()
@@ -1293,8 +1299,8 @@ def adjustment_propose(*, actor, invoice: Invoice, record: str, reading: MeterRe
 
 
 def _current_total(invoice: Invoice) -> dict:
-    """The original's charge (and kWh) with every approved adjustment so far. Refunds offset on the bill are not part of
-    it (they settle money owed, and stay out of ``subtotal``, ``vat`` and ``total``)."""
+    """The original's charge (and kWh) with every approved adjustment so far. Refunds offset on the bill are not
+    part of it (they settle money owed, and stay out of ``subtotal``, ``vat`` and ``total``)."""
     totals = {"subtotal": invoice.subtotal, "vat": invoice.vat, "kwh": invoice.kwh}
     for adj in invoice.adjustments.filter(kind=InvoiceKind.ADJUSTMENT):
         totals["subtotal"] += adj.subtotal

@@ -331,6 +331,9 @@ class Ticket(models.Model):
         _("escalation level"), default=0, validators=[MaxValueValidator(3), MinValueValidator(0)]
     )
     next_check_at = models.DateTimeField(_("next SLA check"), null=True, blank=True)
+    # How many times the ticket was reopened: its current cycle of clocks and escalations (the sweep reads it
+    # with the row instead of counting the reopen events of each ticket it escalates).
+    cycle = models.PositiveSmallIntegerField(_("times reopened"), default=0, db_default=0)
 
     objects = TicketQuerySet.as_manager()
 

@@ -647,6 +647,7 @@ def _restart_clocks(ticket: Ticket, *, at: dt.datetime) -> dict:
         setattr(ticket, flag, False)
     ticket.first_breach_at = None
     ticket.escalation_level = 0
+    ticket.cycle += 1
     ticket.paused_at = None
     ticket.resolved_at = None
     ticket.closed_at = None

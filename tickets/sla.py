@@ -91,7 +91,7 @@ def _process(ticket: Ticket, now: dt.datetime, recipients: _Recipients, events: 
         if now >= ticket.first_breach_at + dt.timedelta(minutes=policy.escalate_level3_minutes):
             target_level = 3
     body = None
-    cycle = _cycle(ticket) if target_level > level else 0
+    cycle = ticket.cycle
     for new_level in range(level + 1, target_level + 1):
         events.append(
             TicketEvent(
@@ -112,13 +112,6 @@ def _process(ticket: Ticket, now: dt.datetime, recipients: _Recipients, events: 
     ticket.escalation_level = target_level
     ticket.next_check_at = next_check(ticket)
     return target_level - level
-
-
-def _cycle(ticket: Ticket) -> int:
-    """How many times the ticket was reopened: each reopening starts its clocks and its ladder again."""
-    return TicketEvent.objects.filter(
-        ticket_id=ticket.pk, kind=EventKind.STATUS, after__status=Status.REOPENED
-    ).count()
 
 
 def sla_sweep(*, now: dt.datetime | None = None, batch: int = BATCH) -> dict[str, int]:

@@ -11,6 +11,7 @@ from django.urls import reverse
 from billing import services as billing
 from billing.models import (
     Adjustment,
+    AuditRecord,
     Dispute,
     Invoice,
     MeterReading,
@@ -156,6 +157,10 @@ def test_a_reading_corrected_before_issue_takes_the_rebate_of_its_new_kwh(
     expected = billing.charge_for(category="residential", period=OCT, kwh=300, rebates=rebates)
     assert list(invoice.rebates.values_list("percent", flat=True)) == rebates
     assert (invoice.kwh, invoice.total) == (300, expected.total)
+    recomputed = AuditRecord.objects.filter(action="invoice.recompute").latest("id")
+    assert recomputed.after["rebates"] == {
+        str(programme.pk): ["20.00", None if kept_percent is None else f"{kept_percent:.2f}"]
+    }
 
 
 def test_a_register_that_rolled_over_can_be_corrected(make_customer, read, clerks):

@@ -242,6 +242,7 @@ def test_a_reopened_ticket_climbs_the_ladder_again_without_clashing_with_the_fir
         TicketEvent.objects.filter(ticket=ticket, kind=EventKind.ESCALATED).order_by("id").values_list("cycle", "level")
     )
     assert escalations == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3)]
+    assert ticket.cycle == 1  # the sweep reads the cycle with the row
     # The database keeps one escalation per ticket, cycle and level, whatever sweeps run at once.
     with pytest.raises(IntegrityError), transaction.atomic():
         TicketEvent.objects.create(ticket=ticket, kind=EventKind.ESCALATED, at=reopened_at, level=2, cycle=1)

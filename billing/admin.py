@@ -68,6 +68,7 @@ from billing.money import line_label, money
 from billing.resources import DisputeResource, InvoiceResource
 from core.exports import StreamingExportMixin
 from core.json_input import ADMIN_FORMFIELD_OVERRIDES
+from core.text import NOTE_MAX_CHARS
 from crm.admin_base import (
     ReadOnlyAdmin,
     ScopedAdmin,
@@ -888,6 +889,7 @@ class ReinspectionForm(forms.Form):
     )
     evidence = forms.CharField(
         label=gettext_lazy("evidence"),
+        max_length=NOTE_MAX_CHARS,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=gettext_lazy("Photo, seal, witness."),
     )
@@ -938,7 +940,9 @@ class ReinspectionAdmin(BillingAdminMixin, ReadOnlyAdmin):
 
 
 class RejectForm(forms.Form):
-    note = forms.CharField(label=gettext_lazy("why rejected"), widget=forms.Textarea(attrs={"rows": 3}))
+    note = forms.CharField(
+        label=gettext_lazy("why rejected"), max_length=NOTE_MAX_CHARS, widget=forms.Textarea(attrs={"rows": 3})
+    )
 
 
 class AdjustmentForm(forms.ModelForm):

@@ -18,6 +18,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
+from core.text import DESCRIPTION_MAX_CHARS, NOTE_MAX_CHARS
 from crm.models import Unit
 from crm.scoping import ScopedQuerySet
 from customers.models import Contract, Customer, CustomerType, Meter, TariffCategory
@@ -511,7 +512,7 @@ class Dispute(models.Model):
         db_constraint=False,
         verbose_name=_("meter reading"),
     )
-    claim = models.TextField(_("what the customer says"))
+    claim = models.TextField(_("what the customer says"), max_length=DESCRIPTION_MAX_CHARS)
     status = models.CharField(_("status"), max_length=10, choices=DisputeStatus.choices, default="open")
     outcome = models.CharField(_("outcome"), max_length=12, choices=DisputeOutcome.choices, blank=True)
     opened_at = models.DateTimeField(_("opened at"))
@@ -594,7 +595,7 @@ class Reinspection(models.Model):
     rise_percent = models.IntegerField(_("rise over the previous period (%)"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"))
     reread_value = models.PositiveBigIntegerField(_("re-read register (kWh)"), null=True, blank=True)
-    evidence = models.TextField(_("evidence"), blank=True)
+    evidence = models.TextField(_("evidence"), blank=True, max_length=NOTE_MAX_CHARS)
     evidence_file = models.FileField(_("photo or record"), upload_to="reinspections/%Y/%m", blank=True)
     outcome = models.CharField(_("outcome"), max_length=12, choices=DisputeOutcome.choices, blank=True)
     inspector = models.ForeignKey(
@@ -686,7 +687,7 @@ class Adjustment(models.Model):
         verbose_name=_("decided by"),
     )
     decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
-    decision_note = models.TextField(_("decision note"), blank=True)
+    decision_note = models.TextField(_("decision note"), blank=True, max_length=NOTE_MAX_CHARS)
     invoice = models.OneToOneField(
         Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="adjustment_record",
         db_constraint=False, verbose_name=_("adjustment invoice"),

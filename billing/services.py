@@ -51,6 +51,7 @@ from billing.models import (
 )
 from billing.money import money
 from billing.selectors import tables_for, vat_rates
+from core.text import DESCRIPTION_MAX_CHARS, column_length, typed_text
 from crm.models import Unit
 from crm.permissions import require
 from crm.scoping import scope_for
@@ -602,7 +603,8 @@ def reading_correct(*, actor, reading: MeterReading, value: int, reason: str,
     """Replace a reading by a corrected one (the old one is kept, superseded). A bill not yet issued is
     recomputed from it; an issued bill is corrected only by an adjustment invoice."""
     require(actor, "billing.change_meterreading", unit=reading.unit_id)
-    if not reason.strip():
+    reason = typed_text(reason, field="reason")
+    if not reason:
         raise ValidationError({"reason": _("Say why the reading is corrected.")})
     lock_period(reading.period)
     old = MeterReading.objects.select_for_update().get(pk=reading.pk)
@@ -968,9 +970,10 @@ def invoice_hold(*, actor, invoice: Invoice, reason: str) -> Invoice:
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status != InvoiceStatus.DRAFT:
         raise ValidationError(_("Only a draft invoice can be held."))
-    if not reason.strip():
+    reason = typed_text(reason, field="reason", limit=column_length(Invoice, "hold_reason"))
+    if not reason:
         raise ValidationError({"reason": _("Say why the invoice is held.")})
-    invoice.status, invoice.hold_reason = InvoiceStatus.HELD, reason.strip()[:200]
+    invoice.status, invoice.hold_reason = InvoiceStatus.HELD, reason
     invoice.save(update_fields=["status", "hold_reason"])
     audit(actor=actor, action="invoice.hold", obj=invoice, before={"status": "draft"}, after={"status": "held"},
           reason=reason)  # fmt: skip
@@ -1079,7 +1082,8 @@ def dispute_open(*, actor, ticket, claim: str, invoice: Invoice | None = None,
     require(actor, "billing.add_dispute")
     if invoice is None and reading is None:
         raise ValidationError(_("A dispute is about an invoice or a reading."))
-    if not claim.strip():
+    claim = typed_text(claim, field="claim", limit=DESCRIPTION_MAX_CHARS)
+    if not claim:
         raise ValidationError({"claim": _("Write what the customer contests.")})
     if ticket is None or ticket.customer_id is None:
         raise ValidationError(_("A dispute comes from a customer's billing complaint ticket."))
@@ -1108,7 +1112,7 @@ def dispute_open(*, actor, ticket, claim: str, invoice: Invoice | None = None,
         )
     dispute = Dispute.objects.create(
         ticket=ticket, customer=customer, unit_id=customer.unit_id, invoice=invoice, reading=reading,
-        claim=claim.strip(), opened_at=timezone.now(), opened_by=_actor(actor),
+        claim=claim, opened_at=timezone.now(), opened_by=_actor(actor),
     )  # fmt: skip
     if reading is not None:
         Reinspection.objects.create(
@@ -1150,9 +1154,10 @@ def reinspection_record(*, actor, item: Reinspection, outcome: str, reread_value
         raise ValidationError(
             {"reread_value": _("The register differs from the reading: the outcome is corrected.")}
         )
-    if not evidence.strip():
+    evidence = typed_text(evidence, field="evidence")
+    if not evidence:
         raise ValidationError({"evidence": _("Describe the evidence (photo, seal, witness).")})
-    item.outcome, item.reread_value, item.evidence = outcome, reread_value, evidence.strip()
+    item.outcome, item.reread_value, item.evidence = outcome, reread_value, evidence
     item.inspector, item.done_at = _actor(actor), timezone.now()
     item.save(update_fields=["outcome", "reread_value", "evidence", "inspector", "done_at"])
     audit(actor=actor, action="reinspection.record", obj=item, after={"outcome": outcome, "reread": reread_value},
@@ -1321,10 +1326,11 @@ def adjustment_decide(*, actor, adjustment: Adjustment, approve: bool, note: str
         raise ValidationError(
             _("An adjustment is approved by another billing clerk than the one who proposed it.")
         )
-    if not approve and not note.strip():
+    note = typed_text(note, field="note")
+    if not approve and not note:
         raise ValidationError({"note": _("Say why the adjustment is rejected.")})
     now = timezone.now()
-    adjustment.decided_by, adjustment.decided_at, adjustment.decision_note = actor, now, note.strip()
+    adjustment.decided_by, adjustment.decided_at, adjustment.decision_note = actor, now, note
     if not approve:
         adjustment.status = AdjustmentStatus.REJECTED
         adjustment.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])

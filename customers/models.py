@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from core.text import NOTE_MAX_CHARS
 from crm.models import Unit
 from crm.scoping import ScopedQuerySet
 from customers.privacy import mask_phone
@@ -73,7 +74,7 @@ class Customer(models.Model):
         _("households sharing the meter"), default=1, validators=[MinValueValidator(1)]
     )
     is_nuisance = models.BooleanField(_("nuisance caller"), default=False)
-    nuisance_reason = models.TextField(_("why flagged as nuisance"), blank=True)
+    nuisance_reason = models.TextField(_("why flagged as nuisance"), blank=True, max_length=NOTE_MAX_CHARS)
     nuisance_set_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core.text import column_length, typed_text
 from crm.models import Unit
 from crm.permissions import require
 from customers import privacy
@@ -156,6 +157,7 @@ def customer_create(
 def customer_update(*, actor, customer: Customer, changes: dict[str, Any], reason: str = "") -> Customer:
     """Change a customer's details; only ``EDITABLE_FIELDS``, validated, with before/after recorded."""
     require(actor, "customers.change_customer", unit=customer.unit_id)
+    reason = typed_text(reason, field="reason")
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValidationError(
@@ -196,7 +198,7 @@ def customer_update(*, actor, customer: Customer, changes: dict[str, Any], reaso
 def customer_flag_nuisance(*, actor, customer: Customer, reason: str) -> Customer:
     """Mark a customer as a nuisance caller; the record and its history stay."""
     require(actor, "customers.flag_nuisance", unit=customer.unit_id)
-    reason = (reason or "").strip()
+    reason = typed_text(reason, field="nuisance_reason")
     if not reason:
         raise ValidationError({"nuisance_reason": _("Say why the caller is flagged.")})
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
@@ -216,7 +218,7 @@ def customer_flag_nuisance(*, actor, customer: Customer, reason: str) -> Custome
 @transaction.atomic
 def customer_clear_nuisance(*, actor, customer: Customer, reason: str) -> Customer:
     require(actor, "customers.flag_nuisance", unit=customer.unit_id)
-    reason = (reason or "").strip()
+    reason = typed_text(reason, field="reason")
     if not reason:
         raise ValidationError({"reason": _("Say why the flag is cleared.")})
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
@@ -276,6 +278,7 @@ def customer_add_phone(
 @transaction.atomic
 def customer_remove_phone(*, actor, phone: CustomerPhone, reason: str = "") -> None:
     require(actor, "customers.delete_customerphone", unit=phone.customer.unit_id)
+    reason = typed_text(reason, field="reason")
     customer = Customer.objects.select_for_update().get(pk=phone.customer_id)
     phone = CustomerPhone.objects.get(pk=phone.pk)
     was_primary = phone.is_primary
@@ -341,6 +344,7 @@ def contract_set_status(
 ) -> Contract:
     """Move a contract along pending → active ⇄ suspended → terminated; terminating sets its end date."""
     require(actor, "customers.change_contract", unit=contract.customer.unit_id)
+    reason = typed_text(reason, field="reason")
     contract = Contract.objects.select_for_update().get(pk=contract.pk)
     if status not in CONTRACT_TRANSITIONS.get(contract.status, set()):
         raise ValidationError(
@@ -420,6 +424,7 @@ def meter_remove(
 ) -> MeterAssignment:
     """Take a meter off its contract at ``at`` with its last reading; back to stock, or faulty."""
     require(actor, "customers.change_meter", unit=meter.unit_id)
+    reason = typed_text(reason, field="reason", limit=column_length(MeterAssignment, "removal_reason"))
     meter = Meter.objects.select_for_update().get(pk=meter.pk)
     assignment = (
         MeterAssignment.objects.select_for_update().filter(meter=meter, removed_at__isnull=True).first()
@@ -432,7 +437,7 @@ def meter_remove(
         raise ValidationError({"reading": _("The removal reading is below the reading at install.")})
     assignment.removed_at = at
     assignment.reading_at_removal = reading
-    assignment.removal_reason = reason.strip()
+    assignment.removal_reason = reason
     assignment.save(update_fields=["removed_at", "reading_at_removal", "removal_reason"])
     meter.status = MeterStatus.FAULTY if faulty else MeterStatus.IN_STOCK
     meter.save(update_fields=["status"])

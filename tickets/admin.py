@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from core.exports import StreamingExportMixin
+from core.text import NOTE_MAX_CHARS
 from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
 from crm.models import Unit
 from customers import privacy
@@ -235,7 +236,8 @@ class CallbackSurveyForm(forms.Form):
         empty_value=None, widget=forms.RadioSelect,
     )  # fmt: skip
     comment = forms.CharField(
-        label=gettext_lazy("comment"), required=False, widget=forms.Textarea(attrs={"rows": 3})
+        label=gettext_lazy("comment"), required=False, max_length=NOTE_MAX_CHARS,
+        widget=forms.Textarea(attrs={"rows": 3}),
     )
 
 

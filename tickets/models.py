@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from core.text import DESCRIPTION_MAX_CHARS, NOTE_MAX_CHARS
 from crm.models import Unit
 from crm.scoping import ScopedQuerySet
 from customers.models import Contract, Customer
@@ -107,7 +108,7 @@ class Suspension(models.Model):
     units = models.ManyToManyField(Unit, related_name="suspensions", verbose_name=_("units"))
     starts_at = models.DateTimeField(_("starts at"))
     ends_at = models.DateTimeField(_("ends at"))
-    reason = models.TextField(_("reason"))
+    reason = models.TextField(_("reason"), max_length=NOTE_MAX_CHARS)
 
     class Meta:
         verbose_name = _("service suspension")
@@ -267,7 +268,7 @@ class Ticket(models.Model):
     priority = models.CharField(
         _("priority"), max_length=8, choices=Priority.choices, default=Priority.NORMAL
     )
-    description = models.TextField(_("description"))
+    description = models.TextField(_("description"), max_length=DESCRIPTION_MAX_CHARS)
     unit = models.ForeignKey(
         Unit,
         on_delete=models.PROTECT,
@@ -552,7 +553,7 @@ class Callback(models.Model):
         blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(5)],
     )
-    comment = models.TextField(_("comment"), blank=True)
+    comment = models.TextField(_("comment"), blank=True, max_length=NOTE_MAX_CHARS)
     agent = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -629,7 +630,7 @@ class Interaction(models.Model):
     started_at = models.DateTimeField(_("started at"))
     ended_at = models.DateTimeField(_("ended at"))
     disposition = models.CharField(_("disposition"), max_length=12, choices=Disposition.choices)
-    note = models.TextField(_("note"), blank=True)
+    note = models.TextField(_("note"), blank=True, max_length=NOTE_MAX_CHARS)
 
     objects = InteractionQuerySet.as_manager()
 
@@ -750,7 +751,7 @@ class TicketNote(models.Model):
             "Sent to the customer's phone (or e-mail); otherwise an internal note seen only by staff."
         ),
     )
-    body = models.TextField(_("text"))
+    body = models.TextField(_("text"), max_length=DESCRIPTION_MAX_CHARS)
     recipient = models.CharField(_("sent to"), max_length=254, blank=True)
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",

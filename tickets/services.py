@@ -13,6 +13,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core.text import DESCRIPTION_MAX_CHARS, typed_text
 from crm import shared_cache
 from crm.models import OutboxChannel, OutboxMessage, Role, StaffProfile, Unit
 from crm.outbox import outbox_enqueue, outbox_write, staff_message
@@ -103,14 +104,15 @@ def suspension_create(
     require(actor, "tickets.add_suspension")
     if category.is_outage:
         raise ValidationError(_("Outage reports are never suspended."))
-    if not reason.strip():
+    reason = typed_text(reason, field="reason")
+    if not reason:
         raise ValidationError({"reason": _("Say why the service is suspended.")})
     if ends_at <= starts_at:
         raise ValidationError({"ends_at": _("A suspension ends after it starts.")})
     if not units:
         raise ValidationError({"units": _("Choose the units where the service is suspended.")})
     suspension = Suspension.objects.create(
-        category=category, starts_at=starts_at, ends_at=ends_at, reason=reason.strip()
+        category=category, starts_at=starts_at, ends_at=ends_at, reason=reason
     )
     suspension.units.set(units)
     return suspension
@@ -454,6 +456,10 @@ def _checked_intake(
         errors["priority"] = _("Unknown priority.")
     if not description.strip():
         errors["description"] = _("Describe the request.")
+    elif len(description.strip()) > DESCRIPTION_MAX_CHARS:
+        errors["description"] = _("At most %(limit)d characters (this text has %(n)d).") % {
+            "limit": DESCRIPTION_MAX_CHARS, "n": len(description.strip())
+        }
     if not category.is_active:
         errors["category"] = _("This category is no longer taken.")
     if contract is not None and (customer is None or contract.customer_id != customer.pk):
@@ -569,6 +575,7 @@ def ticket_change_status(
     """Move a ticket along its life; the clocks follow (pending the customer stops them, resolving stamps the
     callback). Refused moves raise and change nothing."""
     require(actor, "tickets.change_ticket", unit=ticket.unit_id)
+    note = typed_text(note, field="note")
     at = at or timezone.now()
     if to == Status.DUPLICATE and duplicate_of is not None:
         # Both rows, in one order: two agents marking two tickets duplicates of each other wait, not cross.
@@ -688,7 +695,8 @@ def ticket_record_contact(*, actor, ticket: Ticket, at: dt.datetime | None = Non
 def ticket_reroute(*, actor, ticket: Ticket, unit: Unit, reason: str) -> Ticket:
     """A supervisor sends a ticket to another unit, with a reason; the new unit's dispatcher is told."""
     require(actor, "tickets.reroute_ticket", unit=ticket.unit_id)
-    if not reason.strip():
+    reason = typed_text(reason, field="reason")
+    if not reason:
         raise ValidationError({"reason": _("Say why the ticket goes to another unit.")})
     ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
     if not ticket.is_open:
@@ -761,7 +769,7 @@ def ticket_assign(*, actor, ticket: Ticket, assignee) -> Ticket:
 def ticket_add_note(*, actor, ticket: Ticket, body: str, to_customer: bool = False) -> TicketNote:
     """Write an internal note, or a message to the customer that the outbox sends by SMS (or e-mail)."""
     require(actor, "tickets.add_ticketnote", unit=ticket.unit_id)
-    body = (body or "").strip()
+    body = typed_text(body, field="body", limit=DESCRIPTION_MAX_CHARS)
     if not body:
         raise ValidationError({"body": _("Write something.")})
     if to_customer and len(body) > MESSAGE_MAX_CHARS:
@@ -988,6 +996,7 @@ def callback_record(
     """Record one callback attempt: the survey when the customer answers; after ``CALLBACK_MAX_ATTEMPTS``
     unanswered calls, "unreachable". A finished callback closes the ticket."""
     require(actor, "tickets.add_callback", unit=ticket.unit_id)
+    comment = typed_text(comment, field="comment")
     at = at or timezone.now()
     ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
     if ticket.status != Status.RESOLVED:
@@ -1008,7 +1017,7 @@ def callback_record(
         callback.fix_score, callback.attitude_score, callback.comment = (
             int(fix_score),
             int(attitude_score),
-            comment.strip(),
+            comment,
         )
     elif callback.attempts >= CALLBACK_MAX_ATTEMPTS:
         callback.outcome = CallbackOutcome.UNREACHABLE
@@ -1042,6 +1051,7 @@ def interaction_log(
 ) -> Interaction:
     # the call-taker logs the call whichever unit the request went to: the permission, not the unit
     require(actor, "tickets.add_interaction")
+    note = typed_text(note, field="note")
     if ended_at < started_at:
         raise ValidationError({"ended_at": _("A call ends after it starts.")})
     if disposition not in Disposition.values or channel not in Channel.values:
@@ -1054,7 +1064,7 @@ def interaction_log(
             raise ValidationError({"caller_phone": str(exc)}) from None
     return Interaction.objects.create(
         unit=unit, customer=customer, ticket=ticket, agent=actor, channel=channel, caller_phone=phone,
-        started_at=started_at, ended_at=ended_at, disposition=disposition, note=note.strip(),
+        started_at=started_at, ended_at=ended_at, disposition=disposition, note=note,
     )  # fmt: skip
 
 
@@ -1080,13 +1090,14 @@ _STEP_STAMP: dict[str, str] = {
 def work_order_create(*, actor, ticket: Ticket, crew=None, note: str = "") -> WorkOrder:
     """Send a crew: the ticket becomes dispatched and the crew member (or the unit's dispatchers) is told."""
     require(actor, "tickets.add_workorder", unit=ticket.unit_id)
+    note = typed_text(note, field="note")
     ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
     if not ticket.is_open:
         raise ValidationError(_("The ticket is no longer open."))
     if crew is not None and not StaffProfile.objects.filter(user=crew, units=ticket.unit_id).exists():
         raise ValidationError({"crew": _("The crew member does not serve the ticket's unit.")})
     order = WorkOrder.objects.create(
-        ticket=ticket, unit_id=ticket.unit_id, crew=crew, issued_at=timezone.now(), note=note.strip()
+        ticket=ticket, unit_id=ticket.unit_id, crew=crew, issued_at=timezone.now(), note=note
     )
     if ticket.status in (Status.NEW, Status.ACKNOWLEDGED, Status.REOPENED):
         if ticket.status == Status.NEW:
@@ -1115,6 +1126,7 @@ def work_order_advance(
     """The crew's next step; calling the customer counts for the ticket's 4-minute contact target, and "done"
     (with a resolution code) resolves the ticket when no other order is open."""
     require(actor, "tickets.change_workorder", unit=order.unit_id)
+    note = typed_text(note, field="note")
     order = WorkOrder.objects.select_for_update().get(pk=order.pk)
     if to not in WORK_ORDER_STEPS.get(order.status, set()):
         raise ValidationError(

@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from billing.models import Dispute, Invoice, InvoiceLine, MeterReading, ReadingSource
 from core.api.serializers import CachedFieldsMixin
+from core.text import DESCRIPTION_MAX_CHARS
 from customers.models import Contract
 
 
@@ -105,7 +106,7 @@ class DisputeSerializer(CachedFieldsMixin, serializers.ModelSerializer):
 class DisputeInSerializer(serializers.Serializer):
     ticket_number = serializers.CharField()
     invoice_number = serializers.CharField()
-    claim = serializers.CharField(max_length=4000)
+    claim = serializers.CharField(max_length=DESCRIPTION_MAX_CHARS)
 
     def validate(self, data):
         from tickets.models import Ticket

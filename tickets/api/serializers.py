@@ -8,6 +8,7 @@ from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from core.api.serializers import CachedFieldsMixin, CompiledRepresentationMixin
+from core.text import DESCRIPTION_MAX_CHARS, NOTE_MAX_CHARS
 from crm import shared_cache
 from crm.models import Unit
 from crm.scoping import scope_for
@@ -59,7 +60,7 @@ class TicketInSerializer(CachedFieldsMixin, serializers.Serializer):
     category = CategoryField()
     channel = serializers.ChoiceField(choices=Channel.choices)
     priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)
-    description = serializers.CharField(max_length=4000)
+    description = serializers.CharField(max_length=DESCRIPTION_MAX_CHARS)
     customer_code = serializers.CharField(required=False, allow_blank=True)
     contract_number = serializers.CharField(required=False, allow_blank=True)
     caller_name = serializers.CharField(required=False, allow_blank=True, max_length=200)
@@ -133,7 +134,7 @@ class TicketSerializer(
 
 class TicketStatusSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Status.choices)
-    note = serializers.CharField(required=False, allow_blank=True, default="")
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=NOTE_MAX_CHARS)
     duplicate_of = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -181,12 +182,12 @@ class WorkOrderSerializer(serializers.ModelSerializer):
 class WorkOrderStepSerializer(serializers.Serializer):
     to = serializers.ChoiceField(choices=WorkOrderStatus.choices)
     resolution_code = serializers.ChoiceField(choices=ResolutionCode.choices, required=False, default="")
-    note = serializers.CharField(required=False, allow_blank=True, default="")
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=NOTE_MAX_CHARS)
 
 
 class TicketRerouteSerializer(serializers.Serializer):
     unit_code = serializers.CharField()
-    reason = serializers.CharField(max_length=1000)
+    reason = serializers.CharField(max_length=NOTE_MAX_CHARS)
 
     def validate(self, data):
         user = self.context["request"].user
@@ -246,7 +247,7 @@ class CallbackInSerializer(serializers.Serializer):
     attitude_score = serializers.IntegerField(
         min_value=1, max_value=5, required=False, allow_null=True, default=None
     )
-    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=NOTE_MAX_CHARS)
 
 
 class CallbackSerializer(serializers.ModelSerializer):
@@ -274,7 +275,7 @@ class InteractionInSerializer(serializers.Serializer):
     ticket_number = serializers.CharField(required=False, allow_blank=True)
     unit_code = serializers.CharField(required=False, allow_blank=True)
     caller_phone = serializers.CharField(required=False, allow_blank=True, max_length=30)
-    note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=NOTE_MAX_CHARS)
 
     def validate(self, data):
         import datetime as dt

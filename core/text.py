@@ -1,0 +1,29 @@
+"""Free text that staff type (a ticket's description, a reason, a note): how long it may be, and the one check
+every path applies. The admin's forms take the limit from the model field (``max_length`` on the field);
+the API's serializers and the services name the same constants, and the services refuse what is longer, so
+a note typed on the ticket page, sent through the API or written by a job is held to the same rule. Nothing
+is cut: a text that is too long is refused with its length, and the user shortens it."""
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+
+DESCRIPTION_MAX_CHARS = 4000  # what the caller says (a ticket's description, a dispute's claim, a note)
+NOTE_MAX_CHARS = 2000  # a reason, a comment, a crew's or an agent's note
+
+
+def typed_text(value: str | None, *, field: str, limit: int = NOTE_MAX_CHARS) -> str:
+    """``value`` without surrounding spaces, refused on ``field`` when it is longer than ``limit``."""
+    text = (value or "").strip()
+    if len(text) > limit:
+        raise ValidationError(
+            {field: _("At most %(limit)d characters (this text has %(n)d).") % {"limit": limit, "n": len(text)}}
+        )
+    return text
+
+
+def column_length(model, name: str) -> int:
+    """The ``max_length`` of ``model``'s field ``name``: the limit of a text kept in a sized column."""
+    length = model._meta.get_field(name).max_length
+    if length is None:
+        raise ValueError(f"{model.__name__}.{name} has no max_length")
+    return length

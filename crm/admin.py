@@ -25,7 +25,7 @@ from crm.models import (
     Unit,
 )
 from crm.outbox import outbox_retry
-from crm.services import role_group, staff_create, staff_update
+from crm.services import role_group, staff_create, staff_phone, staff_update
 
 admin.site.site_header = _("tongdai – customer-care centre")
 admin.site.site_title = _("tongdai")
@@ -76,7 +76,7 @@ class StaffAddForm(forms.ModelForm):
         username = self.cleaned_data["username"]
         user_model = get_user_model()
         user_model.username_validator(username)
-        if user_model.objects.filter(username=username).exists():
+        if user_model.objects.filter(username__iexact=username).exists():  # as Django's own user form asks
             raise ValidationError(_("A user with this username already exists."))
         return username
 
@@ -139,6 +139,12 @@ class StaffProfileAdmin(ServiceErrorsMixin, ScopedAdmin):
                 except PermissionDenied as exc:
                     raise ValidationError(str(exc)) from exc
                 return role
+
+            def clean_phone(self):
+                try:  # stored, and shown again, as +84…
+                    return staff_phone(self.cleaned_data.get("phone", ""))
+                except ValidationError as exc:
+                    raise ValidationError(exc.messages) from exc
 
         return StaffProfileForm
 

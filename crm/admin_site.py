@@ -6,6 +6,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import ValidationError
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
@@ -48,6 +49,14 @@ class TwoFactorAuthenticationForm(AdminAuthenticationForm):
             raise ValidationError(self.error_messages["otp_required"], code="otp_required")
         device = two_factor.verified_device(user, code)
         if device is None:
+            # A failed sign-in like a wrong password: django-axes logs it (the login security pages) and counts it
+            # towards the username's and the address's lockout, so a stolen password does not give endless
+            # guesses at the code.
+            user_login_failed.send(
+                sender=__name__,
+                credentials={"username": self.cleaned_data.get("username")},
+                request=self.request,
+            )
             raise ValidationError(self.error_messages["otp_invalid"], code="otp_invalid")
         user.otp_device = device  # django-otp keeps it in the session when the login completes
 

@@ -4,17 +4,20 @@
 the service's transaction; ``outbox_enqueue`` builds one message (with its attachment) and hands it to it, and
 ``staff_message`` is the one rule for how a member of staff is addressed. Delivery is the outbox worker
 (``manage.py outbox_worker``): a long-lived loop that delivers what is due, then waits
-``TONGDAI_OUTBOX_POLL_SECONDS`` when nothing is; several workers may run, each message is claimed by one. A
-failed delivery is retried with a growing delay (a stored ``next_attempt_at``); after
-``TONGDAI_OUTBOX_MAX_ATTEMPTS`` the message is marked failed. The task cluster runs the same sweep every
+``TONGDAI_OUTBOX_POLL_SECONDS`` when nothing is; several workers may run, each message is claimed by one, for
+``TONGDAI_OUTBOX_LEASE_SECONDS`` (longer than any send: every backend has a timeout). A failed delivery is
+retried with a growing delay (a stored ``next_attempt_at``); after ``TONGDAI_OUTBOX_MAX_ATTEMPTS`` the message is
+marked failed, as is one whose last attempt never finished (its worker stopped mid-send). The task cluster runs the same sweep every
 minute (``crm.tasks.deliver_outbox``), so messages still leave if no worker runs.
 
 A message that failed for good stays in the table with its ``last_error``; ``outbox_retry`` (the admin's
 "Retry" action, ``manage.py outbox_retry``) gives it back to the sweep and records who did it.
 
 Backends (``TONGDAI_NOTIFY_BACKENDS``, one per channel): ``LoggingBackend`` (the default), ``EmailBackend``
-(Django's mail) and ``HttpSmsBackend`` (POSTs JSON to ``TONGDAI_SMS_URL`` with ``TONGDAI_SMS_TOKEN``, the
-message's id in the body and headers, so that a gateway can drop a delivery it has already taken).
+(Django's mail, each SMTP exchange within ``EMAIL_TIMEOUT``) and ``HttpSmsBackend`` (POSTs JSON to
+``TONGDAI_SMS_URL`` with ``TONGDAI_SMS_TOKEN`` within ``TONGDAI_SMS_TIMEOUT``, the message's id in the body and
+headers, so that a gateway can drop a delivery it has already taken). A backend's send ends well within the
+claim's lease.
 """
 
 from __future__ import annotations
@@ -99,7 +102,7 @@ class HttpSmsBackend:
             },
             method="POST",
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=settings.TONGDAI_SMS_TIMEOUT) as response:
             if response.status >= 300:
                 raise RuntimeError(f"SMS gateway answered {response.status}")
 
@@ -207,46 +210,86 @@ def _retry_delay(attempts: int) -> dt.timedelta:
     return dt.timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
 
 
+def _due(now: dt.datetime) -> Q:
+    return Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+
+
+# What a message whose last attempt never finished keeps as its error when it is marked failed.
+INTERRUPTED = "Delivery interrupted: the last attempt never finished (its worker stopped while sending)"
+
+
 def outbox_deliver(*, message_id: int) -> bool:
-    """Deliver one message if it is still pending and due. Safe to run twice, and from two workers at once:
-    the claim is a conditional update that only one can win."""
+    """Deliver one message if it is still pending, due and below ``TONGDAI_OUTBOX_MAX_ATTEMPTS``. Safe to run
+    twice, and from two workers at once: the claim is a conditional update that only one can win.
+
+    The claim (one attempt) lasts ``TONGDAI_OUTBOX_LEASE_SECONDS``, longer than any send the backends' timeouts
+    allow, so no other worker takes the message meanwhile; a claim whose worker stopped mid-send runs out and
+    the message is due again. A failure is recorded only by the attempt that still holds the message; a success
+    by any attempt while the message is pending (it has left): a worker stalled past its claim never puts a sent
+    message back to pending."""
     now = timezone.now()
-    lease = now + _retry_delay(1)
-    claimed = OutboxMessage.objects.filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
-        pk=message_id,
-        status=OutboxStatus.PENDING,
-    ).update(attempts=F("attempts") + 1, next_attempt_at=lease)
-    if not claimed:
-        return False
-    message = OutboxMessage.objects.get(pk=message_id)
+    with transaction.atomic():  # the claim and the attempt it took, read under the row's lock
+        claimed = OutboxMessage.objects.filter(
+            _due(now),
+            pk=message_id,
+            status=OutboxStatus.PENDING,
+            attempts__lt=settings.TONGDAI_OUTBOX_MAX_ATTEMPTS,
+        ).update(
+            attempts=F("attempts") + 1,
+            next_attempt_at=now + dt.timedelta(seconds=settings.TONGDAI_OUTBOX_LEASE_SECONDS),
+        )
+        if not claimed:
+            return False
+        message = OutboxMessage.objects.get(pk=message_id)
+    pending = OutboxMessage.objects.filter(pk=message_id, status=OutboxStatus.PENDING)
     try:
         _backend(message.channel).send(message)
     except Exception as exc:  # a backend may fail in any way; the message keeps the reason
         failed = message.attempts >= settings.TONGDAI_OUTBOX_MAX_ATTEMPTS
-        OutboxMessage.objects.filter(pk=message_id).update(
+        recorded = pending.filter(attempts=message.attempts).update(
             last_error=f"{type(exc).__name__}: {exc}"[:2000],
             status=OutboxStatus.FAILED if failed else OutboxStatus.PENDING,
             next_attempt_at=None if failed else timezone.now() + _retry_delay(message.attempts),
         )
-        logger.warning("outbox message %s failed (attempt %s): %s", message_id, message.attempts, exc)
+        logger.warning(
+            "outbox message %s failed (attempt %s%s): %s",
+            message_id, message.attempts, "" if recorded else ", already taken over by a later attempt", exc,
+        )  # fmt: skip
         return False
-    OutboxMessage.objects.filter(pk=message_id).update(
+    if not pending.update(
         status=OutboxStatus.SENT, sent_at=timezone.now(), next_attempt_at=None, last_error=""
-    )
+    ):
+        logger.warning(
+            "outbox message %s sent by attempt %s after its claim ran out; it was already sent or failed",
+            message_id, message.attempts,
+        )  # fmt: skip
     return True
 
 
+def outbox_fail_interrupted(*, now: dt.datetime | None = None) -> int:
+    """Mark failed the pending messages whose last attempt (at ``TONGDAI_OUTBOX_MAX_ATTEMPTS``) never finished
+    and whose claim has run out, so that "Retry" sees them instead of their sitting pending for ever. A
+    conditional update: safe with several sweeps at once. Returns how many."""
+    return OutboxMessage.objects.filter(
+        status=OutboxStatus.PENDING,
+        next_attempt_at__lte=now or timezone.now(),
+        attempts__gte=settings.TONGDAI_OUTBOX_MAX_ATTEMPTS,
+    ).update(status=OutboxStatus.FAILED, next_attempt_at=None, last_error=INTERRUPTED)
+
+
 def outbox_deliver_due(*, limit: int = 500, passes: int = 20) -> int:
-    """The delivery sweep: deliver what is pending and due (new messages, retries), ``limit`` at a time, until
-    a pass finds fewer (at most ``passes``; the next sweep goes on). A message another sweep claimed, or that
-    failed, is no longer due, so the passes end."""
+    """The delivery sweep: mark failed what was interrupted at its last attempt (``outbox_fail_interrupted``),
+    then deliver what is pending and due (new messages, retries), ``limit`` at a time, until a pass finds fewer
+    (at most ``passes``; the next sweep goes on). A message another sweep claimed, or that failed, is no longer
+    due, so the passes end."""
+    outbox_fail_interrupted()
     sent = 0
     for _pass in range(passes):
-        now = timezone.now()
         due = list(
             OutboxMessage.objects.filter(
-                Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now), status=OutboxStatus.PENDING
+                _due(timezone.now()),
+                status=OutboxStatus.PENDING,
+                attempts__lt=settings.TONGDAI_OUTBOX_MAX_ATTEMPTS,
             )
             .order_by("id")
             .values_list("pk", flat=True)[:limit]

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core.phones import InvalidPhone, normalise_phone
 from crm import reference_data, shared_cache, staff_access
 from crm.models import (
     ClusterHeartbeat,
@@ -85,15 +86,17 @@ def staff_create(
     """Create a staff user with a profile, the group of their role and the units they serve.
 
     ``actor`` (None for the command line) must be allowed to add staff, to grant the role's group (an
-    administrator cannot make anyone more than they are) and to serve each of the units given."""
+    administrator cannot make anyone more than they are) and to serve each of the units given. The username
+    is unique whatever its case; the work phone is stored in +84 form (``staff_phone``)."""
     require(actor, "crm.add_staffprofile")
     units = list(units)
     staff_access.check_grant(actor, groups=[role_group(role)])
     for unit in units:
         require(actor, "crm.add_staffprofile", unit=unit)
     user_model = get_user_model()
-    if user_model.objects.filter(username=username).exists():
+    if user_model.objects.filter(username__iexact=username).exists():  # "Lan" and "lan" read as one person
         raise ValidationError({"username": _("A user with this username already exists.")})
+    phone = staff_phone(phone)
     if StaffProfile.objects.filter(badge_number=badge_number).exists():
         raise ValidationError({"badge_number": _("This badge number is already in use.")})
     user = user_model.objects.create_user(
@@ -110,6 +113,17 @@ def staff_create(
     profile.units.set(units)
     user.groups.add(role_group(role))
     return user
+
+
+def staff_phone(raw: str) -> str:
+    """A work phone as it is stored and given to the SMS gateway: +84 and the national number (the customers'
+    rule, ``core.phones``), or empty for none. Refuses (on the ``phone`` field) what is not a Vietnamese number."""
+    if not (raw or "").strip():
+        return ""
+    try:
+        return normalise_phone(raw)
+    except InvalidPhone as exc:
+        raise ValidationError({"phone": str(exc)}) from exc
 
 
 def role_group(role: str) -> Group:
@@ -133,20 +147,23 @@ def staff_update(
 
     ``actor`` (None for the command line) must be allowed to change ``user``'s account and to grant the
     role's group (``crm.staff_access``): an administrator cannot make anyone, themselves included, more than
-    they are."""
+    they are, nor change staff serving a unit outside what they see. The phone is stored in +84 form
+    (``staff_phone``)."""
     require(actor, "crm.change_staffprofile")
     if units is not None:
         units = list(units)
         for unit in units:
             require(actor, "crm.change_staffprofile", unit=unit)
     new_group = role_group(role)
+    profile = StaffProfile.objects.select_for_update().get(
+        user=user
+    )  # their units, as they stand, are checked
     staff_access.check_manage_user(actor, user)
     staff_access.check_grant(actor, groups=[new_group])
-    profile = StaffProfile.objects.select_for_update().get(user=user)
     old_group = Group.objects.filter(name=group_name(profile.role)).first()
     profile.role = role
     if phone is not None:
-        profile.phone = phone.strip()
+        profile.phone = staff_phone(phone)
     if assign_new_tickets is not None:
         profile.assign_new_tickets = assign_new_tickets
     profile.save(update_fields=["role", "phone", "assign_new_tickets"])

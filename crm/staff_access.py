@@ -5,7 +5,9 @@ Only a superuser grants superuser status or changes a superuser. Anyone else may
 themselves: a group whose permissions are all theirs, a permission of their own, staff status (which they
 hold to reach the admin at all). Nobody but a superuser changes an account that holds a permission the actor
 lacks, and that includes its password: otherwise an administrator could reset a superuser's password, log in
-as them and grant themselves everything.
+as them and grant themselves everything. Nor does anyone who does not see everything (``crm.scoping``) change
+the account of staff serving a unit outside what they see: a local administrator would otherwise reset the
+password of another company's agent and read that company's customers as them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from django.contrib.auth.models import Group, Permission
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 
+from crm.models import Unit
 from crm.permissions import NotAllowed
+from crm.scoping import scope_for
 
 
 def _label(permission: Permission) -> str:
@@ -37,19 +41,43 @@ def actor_permissions(actor) -> set[str]:
     return set(actor.get_all_permissions())
 
 
+def units_served(user) -> set[int]:
+    """The ids of the units ``user`` serves (none without a staff profile)."""
+    return set(Unit.objects.filter(staff__user=user).values_list("pk", flat=True))
+
+
+def serves_beyond_scope(actor, target) -> bool:
+    """True when ``target`` serves a unit that ``actor`` does not see (``crm.scoping``)."""
+    scope = scope_for(actor)
+    return not scope.everything and not units_served(target) <= scope.unit_ids
+
+
 def may_manage_user(actor, target) -> bool:
-    """True when ``actor`` may change ``target``'s account (details, password, status, groups)."""
+    """True when ``actor`` may change ``target``'s account (details, password, status, groups, role, units)."""
+    return manage_user_refusal(actor, target) is None
+
+
+def manage_user_refusal(actor, target) -> str | None:
+    """Why ``actor`` may not change ``target``'s account (a message for the page), or None when they may."""
     if actor is None:  # the command line and migrations: trusted
-        return True
+        return None
     if not actor.is_active or not actor.is_authenticated:
-        return False
+        return _("You are not allowed to do this.")
     if actor.is_superuser:
-        return True
+        return None
     if target.is_superuser:
-        return False
+        return _("Only a superuser may change a superuser's account.")
     if target.pk is None:
-        return True
-    return permissions_held(target) <= actor_permissions(actor)
+        return None
+    if not permissions_held(target) <= actor_permissions(actor):
+        return _("%(user)s holds permissions you do not have; only a superuser may change this account.") % {
+            "user": target.get_username()
+        }
+    if serves_beyond_scope(actor, target):
+        return _("%(user)s serves units you do not serve; you may not change this account.") % {
+            "user": target.get_username()
+        }
+    return None
 
 
 def grantable_permissions(actor) -> QuerySet[Permission]:
@@ -77,14 +105,9 @@ def grantable_groups(actor) -> QuerySet[Group]:
 
 def check_manage_user(actor, target) -> None:
     """Refuse with a clear message when ``actor`` may not change ``target``."""
-    if may_manage_user(actor, target):
-        return
-    if target.is_superuser:
-        raise NotAllowed(_("Only a superuser may change a superuser's account."))
-    raise NotAllowed(
-        _("%(user)s holds permissions you do not have; only a superuser may change this account.")
-        % {"user": target.get_username()}
-    )
+    reason = manage_user_refusal(actor, target)
+    if reason is not None:
+        raise NotAllowed(reason)
 
 
 def check_grant(actor, *, groups: Iterable[Group] = (), is_superuser: bool = False) -> None:

@@ -25,14 +25,16 @@ MAX_DAYS = 3650
 def api_token_check(*, actor, user, name: str, days: int) -> None:
     """Refuse a token that could not be made (a ValidationError naming the field): the service and the admin's
     form ask the same. A token acts as its user, so ``actor`` (None for the command line) must be allowed to
-    change that user's account (``crm.staff_access``): nobody mints a token for someone who holds more."""
+    change that user's account (``crm.staff_access``): nobody mints a token for someone who holds more, or who
+    serves units the actor does not see."""
     if not staff_access.may_manage_user(actor, user):
-        raise ValidationError(
-            {
-                "user": _("You may not make a token for %(user)s: the account holds permissions you do not have.")
-                % {"user": user.get_username()}
-            }
-        )
+        if staff_access.serves_beyond_scope(actor, user):
+            refusal = _("You may not make a token for %(user)s: they serve units you do not serve.")
+        else:
+            refusal = _(
+                "You may not make a token for %(user)s: the account holds permissions you do not have."
+            )
+        raise ValidationError({"user": refusal % {"user": user.get_username()}})
     if not (name or "").strip():
         raise ValidationError({"name": _("Name the token after what will use it.")})
     if not 1 <= days <= MAX_DAYS:

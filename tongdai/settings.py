@@ -295,14 +295,18 @@ SECURE_CSP = {
 if env_bool("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+_SMTP = "django.core.mail.backends.smtp.EmailBackend"
+_EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend" if DEBUG else _SMTP
+)
+# Seconds an SMTP server may take over each exchange of a send (connecting, greeting, TLS, login, envelope, data);
+# Django's SMTP mail waits for ever without it. The outbox's claim on a message outlasts a whole send.
+_EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
+if _EMAIL_TIMEOUT <= 0:
+    raise ImproperlyConfigured(f"EMAIL_TIMEOUT must be a number of seconds above 0, not {_EMAIL_TIMEOUT}")
 MAILERS = {
     "default": {
-        "BACKEND": env_str(
-            "EMAIL_BACKEND",
-            "django.core.mail.backends.console.EmailBackend"
-            if DEBUG
-            else "django.core.mail.backends.smtp.EmailBackend",
-        ),
+        "BACKEND": _EMAIL_BACKEND,
         "OPTIONS": {
             key: value
             for key, value in {
@@ -311,6 +315,7 @@ MAILERS = {
                 "username": env_str("EMAIL_HOST_USER", ""),
                 "password": env_str("EMAIL_HOST_PASSWORD", ""),
                 "use_tls": env_bool("EMAIL_USE_TLS", False) or None,
+                "timeout": _EMAIL_TIMEOUT if _EMAIL_BACKEND == _SMTP else None,
             }.items()
             if value
         },
@@ -452,6 +457,18 @@ TONGDAI_ATTACHMENT_TYPES = env_list(
     ["pdf", "jpg", "jpeg", "png", "heic", "webp", "txt", "csv", "xlsx", "docx", "eml"],
 )
 TONGDAI_OUTBOX_MAX_ATTEMPTS = env_int("TONGDAI_OUTBOX_MAX_ATTEMPTS", 8)
+# Seconds the SMS gateway may take over each exchange of a request.
+TONGDAI_SMS_TIMEOUT = env_int("TONGDAI_SMS_TIMEOUT", 10)
+# Seconds a worker's claim on a message lasts: no other worker delivers it meanwhile, and a claim whose worker
+# stopped mid-send is taken up again once it runs out. It outlasts the slowest send the timeouts allow (an SMTP
+# send is a handful of exchanges, each allowed EMAIL_TIMEOUT).
+TONGDAI_OUTBOX_LEASE_SECONDS = env_int("TONGDAI_OUTBOX_LEASE_SECONDS", 600)
+_SLOWEST_SEND = 10 * max(_EMAIL_TIMEOUT, TONGDAI_SMS_TIMEOUT)
+if TONGDAI_OUTBOX_LEASE_SECONDS < _SLOWEST_SEND:
+    raise ImproperlyConfigured(
+        f"TONGDAI_OUTBOX_LEASE_SECONDS ({TONGDAI_OUTBOX_LEASE_SECONDS}) must be at least ten times EMAIL_TIMEOUT "
+        f"({_EMAIL_TIMEOUT}) and TONGDAI_SMS_TIMEOUT ({TONGDAI_SMS_TIMEOUT}): a send may take that long"
+    )
 # The outbox worker (manage.py outbox_worker) waits so many seconds when nothing is due: the longest a new
 # message waits before it leaves.
 TONGDAI_OUTBOX_POLL_SECONDS = env_float("TONGDAI_OUTBOX_POLL_SECONDS", 1.0)
@@ -479,6 +496,8 @@ if env_bool("TONGDAI_LOGIN_LOCKOUT_BY_ADDRESS", True):
     AXES_LOCKOUT_PARAMETERS.append("ip_address")
 AXES_ENABLE_ADMIN = False  # crm.admin_security registers it, with the unlock
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
+# Failures "in a row": a successful sign-in ends the run (the username's failures are cleared).
+AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "core.login_security.locked_out"
 # The client's address as the API's throttles read it (REMOTE_ADDR, or X-Forwarded-For behind PROXY_COUNT
 # proxies).

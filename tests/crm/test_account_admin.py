@@ -208,7 +208,7 @@ def test_the_staff_profile_role_is_refused_beyond_the_actors_own(client, org, ma
     same = client.post(url, {"role": Role.AGENT, "units": [org["home"].pk], "phone": "0903 000 111"})
     assert same.status_code == 302
     profile.refresh_from_db()
-    assert profile.phone == "0903 000 111"
+    assert profile.phone == "+84903000111"  # stored in +84 form
 
 
 def test_staff_update_refuses_an_actor_who_may_not_change_the_account(staff, superuser):

@@ -7,6 +7,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from crm.models import OutboxRetrySource
 from crm.outbox import outbox_retry
+from crm.permissions import NotAllowed
 
 
 def _moment(value: str) -> dt.datetime:
@@ -45,12 +46,15 @@ class Command(BaseCommand):
             actor = get_user_model().objects.filter(username=by).first()
             if actor is None:
                 raise CommandError(f"There is no user {by!r}.")
-        retried = outbox_retry(
-            actor=actor,
-            source=OutboxRetrySource.COMMAND,
-            message_ids=ids or None,
-            since=_moment(since) if since else None,
-        )
+        try:
+            retried = outbox_retry(
+                actor=actor,
+                source=OutboxRetrySource.COMMAND,
+                message_ids=ids or None,
+                since=_moment(since) if since else None,
+            )
+        except NotAllowed as refused:  # --by names someone who may not retry messages
+            raise CommandError(f"{by} may not retry outbox messages: {refused}") from refused
         left = sorted(set(ids) - set(retried))
         if left:
             self.stdout.write(f"Not failed (or not found), left alone: {', '.join(map(str, left))}.")

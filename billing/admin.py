@@ -459,9 +459,10 @@ class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadO
         "number__exact", "customer__code__exact", "contract__number__exact", "reading__meter__serial__exact",
     ]  # fmt: skip
     fields = [
-        "number", "kind", "status", "hold_reason", "customer", "contract", "unit", "period", "period_start",
-        "period_end", "reading", "kwh", "households", "subtotal_vnd", "vat_vnd", "total_vnd", "offsets_shown",
-        "refund_offset_vnd", "amount_due_vnd", "adjusts", "run", "created_at", "issued_at", "paid_at",
+        "number", "kind", "status", "hold_kind", "hold_reason", "customer", "contract", "unit", "period",
+        "period_start", "period_end", "reading", "kwh", "households", "subtotal_vnd", "vat_vnd", "total_vnd",
+        "offsets_shown", "refund_offset_vnd", "amount_due_vnd", "adjusts", "run", "created_at", "issued_at",
+        "paid_at",
     ]  # fmt: skip
     readonly_fields = [
         "subtotal_vnd",

@@ -7,6 +7,8 @@ their billing ``period`` (the months that overlap the period).
 
 from __future__ import annotations
 
+from collections import Counter
+
 from django.db.models import Count, Q, Sum
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -49,19 +51,21 @@ def refunds(board: Board) -> dict:
 
 def rebates(board: Board) -> dict:
     """Bill reductions applied in the period, per programme: ``{"count", "amount", "vat", "by_programme":
-    [{"programme", "count", "amount", "vat"}]}`` (đồng, before VAT and the VAT on it)."""
-    rows = (
+    [{"programme", "count", "amount", "vat"}]}`` (đồng, before VAT and the VAT on it). Each programme is a row of
+    its own, named by its name; two rounds of the same name are told apart by their legal basis (and, sharing
+    that too, by their number, as on the bill)."""
+    rows = list(
         board.scoped(
             RebateApplication.objects.filter(applied_at__gte=board.begin, applied_at__lt=board.stop),
             "invoice__unit",
         )
-        .values("programme__name")
+        .values("programme_id", "programme__name", "programme__legal_basis")
         .annotate(n=Count("id"), total=Sum("amount"), total_vat=Sum("vat"))
-        .order_by("programme__name")
+        .order_by("programme__name", "programme__legal_basis", "programme_id")
     )
     by_programme = [
-        {"programme": r["programme__name"], "count": r["n"], "amount": r["total"], "vat": r["total_vat"]}
-        for r in rows
+        {"programme": label, "count": r["n"], "amount": r["total"], "vat": r["total_vat"]}
+        for r, label in zip(rows, _programme_labels(rows), strict=True)
     ]
     return {
         "count": sum(r["count"] for r in by_programme),
@@ -69,6 +73,22 @@ def rebates(board: Board) -> dict:
         "vat": sum(r["vat"] for r in by_programme),
         "by_programme": by_programme,
     }
+
+
+def _programme_labels(rows: list[dict]) -> list[str]:
+    """Each programme's name; with its legal basis where another row has the same name, and its number where
+    another has the same name and basis."""
+    names = Counter(r["programme__name"] for r in rows)
+    labels = [
+        f"{r['programme__name']} ({r['programme__legal_basis']})" if names[r["programme__name"]] > 1
+        else r["programme__name"]
+        for r in rows
+    ]  # fmt: skip
+    counts = Counter(labels)
+    return [
+        f"{label} #{r['programme_id']}" if counts[label] > 1 else label
+        for r, label in zip(rows, labels, strict=True)
+    ]
 
 
 # Tables -----------------------------------------------------------------------------------------------

@@ -559,7 +559,17 @@ def _refusal_checks(d: _Dialect, params: _Params, *, has_serial: bool, has_contr
         checks.append(
             (f"NOT ({_in('cu.unit_id', scope_ids)})", reason(_("The contract is not in one of your units.")))
         )
-    checks.append((f"k.status = {params.add('suspended')}", reason(rules.contract_refusal("suspended"))))
+    # The contract is in force for the line's month (``billing.rules.contract_refusal``).
+    end = "CAST(k.end_date AS TEXT)"
+    checks += [
+        (f"k.status = {params.add('suspended')}", reason(rules.contract_refusal("suspended"))),
+        (f"k.status = {params.add('pending')}", reason(rules.contract_refusal("pending"))),
+        (
+            f"k.status = {params.add('terminated')} AND (k.end_date IS NULL OR p.period > k.end_date)",
+            _message(params, str(rules.ENDED), d=f"substr({end}, 9, 2) || '/' || substr({end}, 6, 2) || '/' || "
+                     f"substr({end}, 1, 4)"),
+        ),
+    ]  # fmt: skip
     return checks
 
 

@@ -211,6 +211,17 @@ class InvoiceKind(models.TextChoices):
     ADJUSTMENT = "adjustment", _("Adjustment")
 
 
+class HoldKind(models.TextChoices):
+    """Why a bill is held, which says what releases it: a clerk's own hold only the clerk's release
+    (``invoice_release``); a flagged reading the clerk's review of it (or the reading corrected or confirmed on
+    site); a dispute or re-inspection its closing. Empty while the bill is not held."""
+
+    NONE = "", _("Not held")
+    CLERK = "clerk", _("By a clerk")
+    FLAGGED = "flagged", _("Flagged reading")
+    REVIEW = "review", _("Disputed or under re-inspection")
+
+
 # Once issued, an invoice only moves to paid; these columns are the only ones that may change then.
 ISSUED_STATUSES = (InvoiceStatus.ISSUED, InvoiceStatus.PAID)
 
@@ -309,6 +320,9 @@ class Invoice(models.Model):
     refund_offset = models.BigIntegerField(_("refund offsets"), default=0, db_default=0)
     status = models.CharField(_("status"), max_length=8, choices=InvoiceStatus.choices, default="draft")
     hold_reason = models.CharField(_("why held"), max_length=200, blank=True)
+    hold_kind = models.CharField(
+        _("held by"), max_length=8, choices=HoldKind.choices, blank=True, default="", db_default=""
+    )
     adjusts = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="adjustments", db_constraint=False,
         verbose_name=_("adjusts"),

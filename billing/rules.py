@@ -5,7 +5,8 @@ the admin) calls these functions; the readings import (``billing.imports``) word
 the same messages and sends a line for a month before one already read through ``reading_record`` itself, so a
 late reading is placed among its neighbours by this module whichever way it comes in.
 
-- a suspended contract is not read (it is not billed either);
+- a contract is read while it is in force: not while pending or suspended (it is not billed either), and a
+  terminated contract only for the months up to its end (its final month is read and billed);
 - a month that ended before the meter was installed is not read on that meter;
 - a register is never above the register of a later month on the same meter (nor below the previous one,
   unless the meter rolled over: ``billing.services._consumption``), so a reading entered late for an earlier
@@ -23,6 +24,8 @@ from django.utils.translation import gettext_lazy as _
 from customers.models import ContractStatus
 
 SUSPENDED = _("The contract is suspended: its meter is not read until it is active again.")
+PENDING = _("The contract is not in force yet: its meter is read once it is active.")
+ENDED = _("The contract ended on %(d)s: a later month is not read on it.")
 BEFORE_INSTALL = _("The meter was installed after %(m)s: that month is not read on it.")
 ABOVE_LATER = _("The register (%(v)s) is above the reading of a later month (%(m)s: %(n)s).")
 
@@ -38,9 +41,17 @@ def month_end_at(period: dt.date) -> dt.datetime:
     return timezone.make_aware(dt.datetime(end.year, end.month, end.day))
 
 
-def contract_refusal(status: str) -> str:
-    """Why a contract in ``status`` takes no reading ('' when it does)."""
-    return str(SUSPENDED) if status == ContractStatus.SUSPENDED else ""
+def contract_refusal(status: str, *, end_date: dt.date | None = None, period: dt.date | None = None) -> str:
+    """Why a contract in ``status`` (ended on ``end_date``, when terminated) takes no reading of ``period``
+    ('' when it does). A terminated contract is read for the months up to its end: its final month's reading
+    is what its final bill is made from."""
+    if status == ContractStatus.SUSPENDED:
+        return str(SUSPENDED)
+    if status == ContractStatus.PENDING:
+        return str(PENDING)
+    if status == ContractStatus.TERMINATED and (end_date is None or period is None or period > end_date):
+        return str(ENDED) % {"d": f"{end_date:%d/%m/%Y}" if end_date else "?"}
+    return ""
 
 
 def install_refusal(installed_at: dt.datetime, period: dt.date) -> str:

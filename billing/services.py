@@ -16,7 +16,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Max, Q
+from django.db.models import Max, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Concat, Substr
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -31,6 +32,7 @@ from billing.models import (
     Dispute,
     DisputeOutcome,
     DisputeStatus,
+    HoldKind,
     Invoice,
     InvoiceKind,
     InvoiceLine,
@@ -321,21 +323,78 @@ def review_reason(*, contract_id: int, period: dt.date) -> str:
     return ""
 
 
+def flagged_hold(reading: MeterReading) -> str:
+    """The hold reason of a bill whose reading is flagged as an implausible jump (as the billing run words it)."""
+    return f"Reading flagged: {reading.flag_reason}"[:200]
+
+
 def _hold_drafts(*, actor, contract_id: int, period: dt.date, reason: str) -> None:
     for invoice in Invoice.objects.filter(
         contract_id=contract_id, period=period, kind=InvoiceKind.REGULAR, status=InvoiceStatus.DRAFT
     ):
-        invoice_hold(actor=actor, invoice=invoice, reason=reason)
+        invoice_hold(actor=actor, invoice=invoice, reason=reason, kind=HoldKind.REVIEW)
 
 
-def _release_drafts(*, actor, contract_id: int, period: dt.date, reason: str) -> None:
-    """Release the held bill of a contract and period once no dispute or re-inspection holds it any more."""
+def _release_drafts(
+    *, actor, contract_id: int, period: dt.date, reason: str, kinds: tuple[str, ...], verified: bool
+) -> None:
+    """Release the held bill of a contract and period once no dispute or re-inspection holds it any more, when
+    it is held for one of ``kinds`` (see ``_release_held``)."""
     if review_reason(contract_id=contract_id, period=period):
         return
     for invoice in Invoice.objects.filter(
         contract_id=contract_id, period=period, kind=InvoiceKind.REGULAR, status=InvoiceStatus.HELD
     ):
-        invoice_release(actor=actor, invoice=invoice, reason=reason)
+        _release_held(actor=actor, invoice=invoice, reason=reason, kinds=kinds, verified=verified)
+
+
+def _release_held(*, actor, invoice: Invoice, reason: str, kinds: tuple[str, ...], verified: bool) -> None:
+    """The automatic release of a held bill when what held it closes. Only a hold of one of ``kinds`` is
+    released (a clerk's own hold waits for the clerk's release), and only once no dispute or re-inspection
+    holds it. Its reading, still flagged as an implausible jump, keeps it held unless ``verified`` (read again
+    on site): the hold becomes the flagged reading's, for a clerk to review."""
+    require(actor, "billing.change_invoice", unit=invoice.unit_id)
+    invoice = Invoice.objects.select_for_update(of=("self",)).select_related("reading").get(pk=invoice.pk)
+    if invoice.status != InvoiceStatus.HELD or invoice.hold_kind not in kinds:
+        return
+    if review_reason(contract_id=invoice.contract_id, period=invoice.period):
+        return
+    reading = invoice.reading
+    if reading is not None and reading.status == ReadingStatus.FLAGGED:
+        if not verified:
+            if invoice.hold_kind != HoldKind.FLAGGED:
+                _set_hold(actor=actor, invoice=invoice, reason=flagged_hold(reading), kind=HoldKind.FLAGGED)
+            return
+        _accept_reading(actor=actor, reading=reading, reason=reason)
+    _release(actor=actor, invoice=invoice, reason=reason)
+
+
+def _set_hold(*, actor, invoice: Invoice, reason: str, kind: str) -> None:
+    """Hold a bill (locked by the caller, not issued) for ``reason`` of ``kind``, with its audit record."""
+    before = {"status": invoice.status, "hold_kind": invoice.hold_kind}
+    invoice.status, invoice.hold_reason, invoice.hold_kind = InvoiceStatus.HELD, reason, kind
+    invoice.save(update_fields=["status", "hold_reason", "hold_kind"])
+    audit(actor=actor, action="invoice.hold", obj=invoice, before=before,
+          after={"status": "held", "hold_kind": kind}, reason=reason)  # fmt: skip
+
+
+def _release(*, actor, invoice: Invoice, reason: str) -> None:
+    """Back to draft (the bill locked by the caller, held), with its audit record."""
+    before = {"status": "held", "hold_reason": invoice.hold_reason, "hold_kind": invoice.hold_kind}
+    invoice.status, invoice.hold_reason, invoice.hold_kind = InvoiceStatus.DRAFT, "", HoldKind.NONE
+    invoice.save(update_fields=["status", "hold_reason", "hold_kind"])
+    audit(actor=actor, action="invoice.release", obj=invoice, before=before, after={"status": "draft"},
+          reason=reason)  # fmt: skip
+
+
+def _accept_reading(*, actor, reading: MeterReading, reason: str) -> None:
+    """A reading flagged as an implausible jump is reviewed and accepted (by the clerk who releases its bill,
+    or confirmed on site): it is valid from here on, its flag's reason kept."""
+    if MeterReading.objects.filter(pk=reading.pk, status=ReadingStatus.FLAGGED).update(status=ReadingStatus.VALID):
+        reading.status = ReadingStatus.VALID
+        audit(actor=actor, action="reading.accept", obj=reading,
+              before={"status": "flagged", "flag": reading.flag_reason}, after={"status": "valid"},
+              reason=reason)  # fmt: skip
 
 
 # Readings -----------------------------------------------------------------------------------------------
@@ -445,13 +504,18 @@ def _later_reading(contract_id: int, period: dt.date) -> MeterReading | None:
     )
 
 
+def _refuse_contract_not_read(contract: Contract, period: dt.date) -> None:
+    """The contract is in force for ``period`` (``billing.rules.contract_refusal``), or the reading is refused."""
+    rules.check(rules.contract_refusal(contract.status, end_date=contract.end_date, period=period), field=None)
+
+
 def _placed(
     *, contract: Contract, assignment: MeterAssignment, period: dt.date, value: int
 ) -> MeterReading | None:
     """The reading rules (``billing.rules``) for a register of ``period`` on the contract's current meter:
     the contract is read, the meter was there, and the register is not above a later month's. Locks the
     periods whose bills the reading changes; returns the later reading it re-bases (or None)."""
-    rules.check(rules.contract_refusal(contract.status), field=None)
+    _refuse_contract_not_read(contract, period)
     rules.check(rules.install_refusal(assignment.installed_at, period), field="period")
     lock_period(period)
     later = _later_reading(contract.pk, period)
@@ -476,6 +540,7 @@ def reading_record(*, actor, contract: Contract, period: dt.date, value: int, so
         raise ValidationError({"value": _("A register is a whole number of kWh, not negative.")})
     contract = Contract.objects.select_related("customer").get(pk=contract.pk)
     require(actor, "billing.add_meterreading", unit=contract.customer.unit_id)
+    _refuse_contract_not_read(contract, period)
     assignment = _current_assignment(contract)
     later = _placed(contract=contract, assignment=assignment, period=period, value=int(value))
     if MeterReading.objects.current().filter(contract=contract, period=period).exists():
@@ -568,6 +633,7 @@ def reading_estimate(*, actor, contract: Contract, period: dt.date) -> MeterRead
     start, end = period_bounds(period)
     contract = Contract.objects.select_related("customer").get(pk=contract.pk)
     require(actor, "billing.add_meterreading", unit=contract.customer.unit_id)
+    _refuse_contract_not_read(contract, period)
     if MeterReading.objects.current().filter(contract=contract, period=period).exists():
         raise ValidationError(
             _("This period is already read for the contract: correct that reading instead.")
@@ -698,8 +764,9 @@ def check_reach(actor, unit: Unit | None) -> None:
 
 
 def billing_run(*, actor, period: dt.date, unit: Unit | None = None) -> RunResult:
-    """Bill a period for one unit or all: one invoice (with its lines) per active contract that has a
-    current reading and no invoice yet for the period. Set-based; safe to run again (makes the missing ones).
+    """Bill a period for one unit or all: one invoice (with its lines) per contract in force during the period
+    (active, or terminated on or after its first day: its final bill) that has a current reading and no invoice
+    yet for the period. Set-based; safe to run again (makes the missing ones).
     """
     require(actor, "billing.add_billingrun")
     start, end = period_bounds(period)
@@ -724,7 +791,8 @@ def _billing_run(*, actor, period: dt.date, unit: Unit | None, start: dt.date, e
         lock_reference()  # the rates and prices stay as they are until the bills computed with them are made
         now = timezone.now()
         run = BillingRun.objects.create(period=period, unit=unit, started_at=now, started_by=_actor(actor))
-        params = {"period": period, "unit": unit.pk if unit else None, "active": ContractStatus.ACTIVE}
+        params = {"period": period, "start": start, "unit": unit.pk if unit else None,
+                  "active": ContractStatus.ACTIVE, "terminated": ContractStatus.TERMINATED}  # fmt: skip
         with connection.cursor() as cursor:
             bulk_work_memory(cursor)
             _run_collect_todo(cursor, params, by_unit=unit is not None)
@@ -746,9 +814,14 @@ def _billing_run(*, actor, period: dt.date, unit: Unit | None, start: dt.date, e
     return RunResult(run=run, invoices=count, without_reading=without_reading, held=held)
 
 
+# The contract ``c`` was in force during the period: active, or terminated on or after the period's first day
+# (the month of its end is billed from its final reading).
+IN_FORCE_SQL = "(c.status = %(active)s OR (c.status = %(terminated)s AND c.end_date >= %(start)s))"
+
+
 def _run_collect_todo(cursor, params: dict, *, by_unit: bool) -> None:
-    """The run's work list (temporary table ``billing_run_todo``): each current reading of the period of an
-    active contract without a regular bill for it, numbered in contract order."""
+    """The run's work list (temporary table ``billing_run_todo``): each current reading of the period of a
+    contract in force during it without a regular bill for it, numbered in contract order."""
     where_unit = "AND r.unit_id = %(unit)s" if by_unit else ""
     cursor.execute("DROP TABLE IF EXISTS billing_run_todo")
     cursor.execute(
@@ -761,7 +834,7 @@ def _run_collect_todo(cursor, params: dict, *, by_unit: bool) -> None:
         FROM billing_meterreading r
         JOIN customers_contract c ON c.id = r.contract_id
         JOIN customers_customer cu ON cu.id = c.customer_id
-        WHERE r.period = %(period)s AND r.status <> 'superseded' AND c.status = %(active)s {where_unit}
+        WHERE r.period = %(period)s AND r.status <> 'superseded' AND {IN_FORCE_SQL} {where_unit}
           AND NOT EXISTS (SELECT 1 FROM billing_invoice i WHERE i.contract_id = r.contract_id
                           AND i.period = %(period)s AND i.kind = 'regular')
         """,
@@ -815,14 +888,16 @@ def _run_invoices_sql() -> str:
     """The INSERT of a chunk of the run's bills (numbered from ``first`` in work-list order)."""
     return f"""
     INSERT INTO billing_invoice (number, kind, contract_id, customer_id, unit_id, period, period_start,
-        period_end, reading_id, kwh, households, subtotal, vat, total, status, hold_reason, adjusts_id,
-        run_id, created_at, issued_at, paid_at)
+        period_end, reading_id, kwh, households, subtotal, vat, total, status, hold_reason, hold_kind,
+        adjusts_id, run_id, created_at, issued_at, paid_at)
     SELECT 'HD' || %(year)s || '-' || {_pad8("(%(first)s - 1 + t.n)")},
            'regular', t.contract_id, t.customer_id, t.unit_id, %(period)s, %(start)s, %(end)s,
            t.reading_id, t.kwh, t.households, ch.subtotal, ch.vat, ch.total,
            CASE WHEN t.reading_status = 'flagged' OR t.under_review = 1 THEN 'held' ELSE 'draft' END,
            CASE WHEN t.under_review = 1 THEN %(review)s
                 WHEN t.reading_status = 'flagged' THEN substr('Reading flagged: ' || t.flag_reason, 1, 200)
+                ELSE '' END,
+           CASE WHEN t.under_review = 1 THEN 'review' WHEN t.reading_status = 'flagged' THEN 'flagged'
                 ELSE '' END,
            NULL, %(run)s, %(now)s, NULL, NULL
     FROM billing_run_todo t
@@ -867,12 +942,12 @@ def _run_insert_invoices(cursor, insert_params: dict, *, count: int) -> None:
 
 
 def _run_count_left_out(cursor, params: dict, *, by_unit: bool) -> tuple[int, int]:
-    """How many active contracts of the run's reach have no reading for the period, and how many of the bills
-    made were held (a flagged reading or a contract under review)."""
+    """How many contracts of the run's reach in force during the period have no reading for it, and how many
+    of the bills made were held (a flagged reading or a contract under review)."""
     cursor.execute(
         f"""
         SELECT COUNT(*) FROM customers_contract c JOIN customers_customer cu ON cu.id = c.customer_id
-        WHERE c.status = %(active)s {"AND cu.unit_id = %(unit)s" if by_unit else ""}
+        WHERE {IN_FORCE_SQL} {"AND cu.unit_id = %(unit)s" if by_unit else ""}
           AND NOT EXISTS (SELECT 1 FROM billing_meterreading r WHERE r.contract_id = c.id
                           AND r.period = %(period)s AND r.status <> 'superseded')
         """,
@@ -931,10 +1006,25 @@ def invoices_issue(*, actor, period: dt.date, unit: Unit | None = None) -> int:
         )
         | Q(pk__in=Dispute.objects.open().filter(invoice__period=period).values("invoice_id"))
     )
-    held = invoices.filter(reviewed).update(status=InvoiceStatus.HELD, hold_reason=under_review_hold()[:200])
+    held = invoices.filter(reviewed).update(
+        status=InvoiceStatus.HELD, hold_reason=under_review_hold()[:200], hold_kind=HoldKind.REVIEW
+    )
     if held:
         audit(actor=actor, action="invoice.hold", object_type="invoice", unit_id=unit.pk if unit else None,
               rows=held, after={"period": str(period), "status": "held"}, reason=under_review_hold())  # fmt: skip
+    # A draft whose reading is flagged as an implausible jump (and not reviewed) is never issued: held as the
+    # billing run would have held it.
+    flag = Substr(
+        Concat(Value("Reading flagged: "), Subquery(
+            MeterReading.objects.filter(pk=OuterRef("reading_id")).values("flag_reason")[:1]
+        )), 1, 200,
+    )  # fmt: skip
+    flagged = invoices.filter(reading__status=ReadingStatus.FLAGGED).update(
+        status=InvoiceStatus.HELD, hold_reason=flag, hold_kind=HoldKind.FLAGGED
+    )
+    if flagged:
+        audit(actor=actor, action="invoice.hold", object_type="invoice", unit_id=unit.pk if unit else None,
+              rows=flagged, after={"period": str(period), "status": "held", "hold_kind": HoldKind.FLAGGED})  # fmt: skip
     count = invoices.update(status=InvoiceStatus.ISSUED, issued_at=timezone.now())
     audit(actor=actor, action="invoice.issue", object_type="invoice", unit_id=unit.pk if unit else None,
           rows=count, after={"period": str(period)})  # fmt: skip
@@ -952,6 +1042,10 @@ def invoice_issue(*, actor, invoice: Invoice) -> Invoice:
     held = review_reason(contract_id=invoice.contract_id, period=invoice.period)
     if held and invoice.kind == InvoiceKind.REGULAR:
         raise ValidationError(held)
+    if invoice.reading is not None and invoice.reading.status == ReadingStatus.FLAGGED:
+        raise ValidationError(
+            _("Its reading is flagged as an implausible jump: hold the bill and review the reading first.")
+        )
     invoice.status, invoice.issued_at = InvoiceStatus.ISSUED, timezone.now()
     invoice.save(update_fields=["status", "issued_at"])
     audit(
@@ -965,7 +1059,9 @@ def invoice_issue(*, actor, invoice: Invoice) -> Invoice:
 
 
 @transaction.atomic
-def invoice_hold(*, actor, invoice: Invoice, reason: str) -> Invoice:
+def invoice_hold(*, actor, invoice: Invoice, reason: str, kind: str = HoldKind.CLERK) -> Invoice:
+    """Hold a draft: by a clerk for a reason of their own (``kind`` clerk, released only by a clerk), or by a
+    dispute (``kind`` review, released when the dispute and its re-inspection close)."""
     require(actor, "billing.change_invoice", unit=invoice.unit_id)
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status != InvoiceStatus.DRAFT:
@@ -973,33 +1069,25 @@ def invoice_hold(*, actor, invoice: Invoice, reason: str) -> Invoice:
     reason = typed_text(reason, field="reason", limit=column_length(Invoice, "hold_reason"))
     if not reason:
         raise ValidationError({"reason": _("Say why the invoice is held.")})
-    invoice.status, invoice.hold_reason = InvoiceStatus.HELD, reason
-    invoice.save(update_fields=["status", "hold_reason"])
-    audit(actor=actor, action="invoice.hold", obj=invoice, before={"status": "draft"}, after={"status": "held"},
-          reason=reason)  # fmt: skip
+    _set_hold(actor=actor, invoice=invoice, reason=reason, kind=kind)
     return invoice
 
 
 @transaction.atomic
 def invoice_release(*, actor, invoice: Invoice, reason: str = "") -> Invoice:
+    """A clerk releases a held bill to draft, whatever held it, once no dispute or re-inspection holds it. A
+    bill held for its flagged reading is released by the clerk who reviewed the reading: the reading is
+    accepted (valid from here on)."""
     require(actor, "billing.change_invoice", unit=invoice.unit_id)
-    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    invoice = Invoice.objects.select_for_update(of=("self",)).select_related("reading").get(pk=invoice.pk)
     if invoice.status != InvoiceStatus.HELD:
         raise ValidationError(_("Only a held invoice can be released."))
     reason_held = review_reason(contract_id=invoice.contract_id, period=invoice.period)
     if reason_held:
         raise ValidationError(reason_held)
-    before = {"status": "held", "hold_reason": invoice.hold_reason}
-    invoice.status, invoice.hold_reason = InvoiceStatus.DRAFT, ""
-    invoice.save(update_fields=["status", "hold_reason"])
-    audit(
-        actor=actor,
-        action="invoice.release",
-        obj=invoice,
-        before=before,
-        after={"status": "draft"},
-        reason=reason,
-    )
+    if invoice.reading is not None and invoice.reading.status == ReadingStatus.FLAGGED:
+        _accept_reading(actor=actor, reading=invoice.reading, reason=reason or _("Bill released by a clerk"))
+    _release(actor=actor, invoice=invoice, reason=reason)
     return invoice
 
 
@@ -1009,7 +1097,16 @@ def invoice_mark_paid(*, actor, invoice: Invoice, at: dt.datetime | None = None)
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status != InvoiceStatus.ISSUED:
         raise ValidationError(_("Only an issued invoice can be paid."))
-    invoice.status, invoice.paid_at = InvoiceStatus.PAID, at or timezone.now()
+    now = timezone.now()
+    at = at or now
+    if invoice.issued_at is not None and at < invoice.issued_at:
+        raise ValidationError(
+            {"at": _("A bill is paid after it is issued (%(t)s).")
+             % {"t": f"{timezone.localtime(invoice.issued_at):%d/%m/%Y %H:%M}"}}
+        )  # fmt: skip
+    if at > now:
+        raise ValidationError({"at": _("A payment is recorded once made: its time is not in the future.")})
+    invoice.status, invoice.paid_at = InvoiceStatus.PAID, at
     invoice.save(update_fields=["status", "paid_at"])
     audit(actor=actor, action="invoice.paid", obj=invoice, after={"paid_at": invoice.paid_at.isoformat()})
     return invoice
@@ -1068,7 +1165,23 @@ def _recompute(*, actor, invoice: Invoice, reading: MeterReading, reason: str) -
     if rebanded:  # programme → [percent before, after]
         after["rebates"] = rebanded
     audit(actor=actor, action="invoice.recompute", obj=invoice, before=before, after=after, reason=reason)
+    _follow_flag(actor=actor, invoice=invoice, reading=reading, reason=reason)
     return invoice
+
+
+def _follow_flag(*, actor, invoice: Invoice, reading: MeterReading, reason: str) -> None:
+    """A bill recomputed onto another reading is held as the billing run holds it: a draft on a reading flagged
+    as an implausible jump is held for it; a bill held only for its old reading's flag goes back to draft when
+    the new reading is not flagged (and nothing else holds it)."""
+    if invoice.status == InvoiceStatus.DRAFT and reading.status == ReadingStatus.FLAGGED:
+        _set_hold(actor=actor, invoice=invoice, reason=flagged_hold(reading), kind=HoldKind.FLAGGED)
+    elif (
+        invoice.status == InvoiceStatus.HELD
+        and invoice.hold_kind == HoldKind.FLAGGED
+        and reading.status != ReadingStatus.FLAGGED
+        and not review_reason(contract_id=invoice.contract_id, period=invoice.period)
+    ):
+        _release(actor=actor, invoice=invoice, reason=reason)
 
 
 # Disputes and re-inspections ----------------------------------------------------------------------------
@@ -1120,7 +1233,7 @@ def dispute_open(*, actor, ticket, claim: str, invoice: Invoice | None = None,
             created_at=timezone.now(),
         )  # fmt: skip
     if invoice is not None and invoice.status == InvoiceStatus.DRAFT:
-        invoice_hold(actor=actor, invoice=invoice, reason=_("Disputed by the customer"))
+        invoice_hold(actor=actor, invoice=invoice, reason=_("Disputed by the customer"), kind=HoldKind.REVIEW)
     if reading is not None:  # the bill of the disputed reading, whenever it is made, waits too
         _hold_drafts(actor=actor, contract_id=reading.contract_id, period=reading.period,
                      reason=_("Disputed by the customer"))  # fmt: skip
@@ -1196,15 +1309,21 @@ def reinspection_record(*, actor, item: Reinspection, outcome: str, reread_value
         dispute is None or dispute.status != DisputeStatus.OPEN
     ):  # the last open review of the reading closed (a dispute already withdrawn, say): its bill goes on
         _release_drafts(actor=actor, contract_id=item.reading.contract_id, period=item.reading.period,
-                        reason=_("Re-inspection #%(n)s recorded") % {"n": item.pk})  # fmt: skip
+                        reason=_("Re-inspection #%(n)s recorded") % {"n": item.pk}, kinds=ON_SITE_RELEASES,
+                        verified=True)  # fmt: skip
     return item
 
 
+# What a re-inspection recorded on site releases: the review's own hold, and a flagged reading's (the register
+# was read again there). A clerk's own hold is never released by it.
+ON_SITE_RELEASES = (HoldKind.REVIEW, HoldKind.FLAGGED)
+
+
 def _release_if_free(actor, invoices, reason: str) -> None:
-    """Release held bills that nothing else keeps held (an open dispute or another open re-inspection)."""
+    """Release held bills that nothing else keeps held (an open dispute or another open re-inspection), once
+    their reading was checked on site."""
     for invoice in invoices:
-        if not review_reason(contract_id=invoice.contract_id, period=invoice.period):
-            invoice_release(actor=actor, invoice=invoice, reason=reason)
+        _release_held(actor=actor, invoice=invoice, reason=reason, kinds=ON_SITE_RELEASES, verified=True)
 
 
 def _open_meter_test(*, actor, item: Reinspection) -> None:
@@ -1234,11 +1353,11 @@ def dispute_resolve(*, actor, dispute: Dispute, outcome: str) -> Dispute:
     dispute.save(update_fields=["status", "outcome", "resolved_at"])
     invoice = dispute.invoice
     if invoice is not None and invoice.status == InvoiceStatus.HELD:
-        if not review_reason(contract_id=invoice.contract_id, period=invoice.period):
-            invoice_release(actor=actor, invoice=invoice, reason=_("Dispute resolved"))
+        _release_held(actor=actor, invoice=invoice, reason=_("Dispute resolved"), kinds=(HoldKind.REVIEW,),
+                      verified=False)  # fmt: skip
     elif dispute.reading is not None and invoice is None:
         _release_drafts(actor=actor, contract_id=dispute.reading.contract_id, period=dispute.reading.period,
-                        reason=_("Dispute resolved"))  # fmt: skip
+                        reason=_("Dispute resolved"), kinds=(HoldKind.REVIEW,), verified=False)  # fmt: skip
     audit(actor=actor, action="dispute.resolve", obj=dispute, before={"status": "open"},
           after={"status": "resolved", "outcome": outcome})  # fmt: skip
     return dispute
@@ -1758,6 +1877,39 @@ BANDS = (("below_30", None, 30), ("from_30", 30, 50), ("from_50", 50, 100), ("fr
          ("from_300", 300, None))  # fmt: skip
 
 
+def _band_sql(rise_100: str, base: str, lo: int | None, hi: int | None) -> str:
+    """SQL: a rise (× 100) over ``base`` is in the band from ``lo`` % (included) to ``hi`` % (excluded)."""
+    conditions = [f"{rise_100} >= {lo} * {base}"] if lo is not None else []
+    if hi is not None:
+        conditions.append(f"{rise_100} < {hi} * {base}")
+    return " AND ".join(conditions)
+
+
+def _anomaly_threshold(threshold: Decimal | None) -> Decimal:
+    """The scan's threshold (the configured one when none is given), refused unless the counts can keep it: a
+    rise (more than 1×) below 100×, in hundredths."""
+    threshold = Decimal(str(threshold or settings.TONGDAI_ANOMALY_THRESHOLD))
+    if threshold <= 1:
+        raise ValidationError({"threshold": _("The threshold is a rise: more than 1×.")})
+    hundredths = threshold * 100
+    if hundredths != hundredths.to_integral_value() or threshold >= 100:
+        raise ValidationError(
+            {"threshold": _("The threshold is below 100×, with at most two decimals (1.35×).")}
+        )
+    return threshold
+
+
+def _store_band_counts(period: dt.date, counts, held_by_unit: dict, *, threshold: Decimal, now) -> None:
+    """One row per unit scanned: how many contracts were compared, how many fell in each band, how many bills
+    are held for an anomaly."""
+    for unit_id, compared, *bands in counts:
+        AnomalyBandCount.objects.update_or_create(
+            period=period, unit_id=unit_id,
+            defaults={"compared": compared, **{name: int(n or 0) for (name, _lo, _hi), n in zip(BANDS, bands, strict=True)},
+                      "held": held_by_unit.get(unit_id, 0), "threshold": threshold, "computed_at": now},
+        )  # fmt: skip
+
+
 def anomaly_scan(
     *, actor, period: dt.date, unit: Unit | None = None, threshold: Decimal | None = None
 ) -> dict:
@@ -1765,20 +1917,22 @@ def anomaly_scan(
     re-inspection and hold the bill of every customer at ``threshold``× or more. Safe to run again."""
     require(actor, "billing.add_anomalybandcount")
     check_reach(actor, unit)
-    threshold = Decimal(str(threshold or settings.TONGDAI_ANOMALY_THRESHOLD))
-    if threshold <= 1:
-        raise ValidationError({"threshold": _("The threshold is a rise: more than 1×.")})
+    threshold = _anomaly_threshold(threshold)
+    hundredths = threshold * 100
     start, _end = period_bounds(period)
     previous = (start - dt.timedelta(days=1)).replace(day=1)
     now = timezone.now()
     where_unit = "AND c.unit_id = %(unit)s" if unit is not None else ""
     params = {"period": period, "previous": previous, "unit": unit.pk if unit else None,
-              "threshold": threshold, "now": now}  # fmt: skip
-    rise = "(c.kwh - p.kwh) * 100.0 / p.kwh"
+              "hundredths": int(hundredths), "now": now}  # fmt: skip
+    # Whole numbers on every database (a float's 50 × 1.1 is 55.000000000000007): the rise in percent is
+    # compared as (c − p) × 100 against percent × p, the threshold as c × 100 against hundredths × p.
+    c_kwh, p_kwh = "CAST(c.kwh AS BIGINT)", "CAST(p.kwh AS BIGINT)"
+    rise_100 = f"(({c_kwh} - {p_kwh}) * 100)"
+    rise = f"({rise_100} / {p_kwh})"  # whole percent, truncated towards zero on both databases
+    at_threshold = f"{c_kwh} * 100 >= {p_kwh} * %(hundredths)s"
     band_sums = ", ".join(
-        f"SUM(CASE WHEN {rise} {'>= ' + str(lo) if lo is not None else '>= -1e18'}"
-        f"{' AND ' + rise + ' < ' + str(hi) if hi is not None else ''} THEN 1 ELSE 0 END)"
-        for _name, lo, hi in BANDS
+        f"SUM(CASE WHEN {_band_sql(rise_100, p_kwh, lo, hi)} THEN 1 ELSE 0 END)" for _name, lo, hi in BANDS
     )
     pairs = f"""
         FROM billing_meterreading c
@@ -1795,17 +1949,20 @@ def anomaly_scan(
             "INSERT INTO billing_reinspection (reading_id, unit_id, dispute_id, reason, rise_percent, created_at, "
             "reread_value, evidence, evidence_file, outcome, inspector_id, done_at) "
             f"SELECT c.id, c.unit_id, NULL, 'anomaly', CAST({rise} AS INTEGER), %(now)s, NULL, '', '', '', NULL, NULL "
-            f"{pairs} AND c.kwh >= p.kwh * %(threshold)s "
+            f"{pairs} AND {at_threshold} "
             # One anomaly item per reading (a unique index): an earlier scan's are kept. Not a NOT EXISTS, whose
             # plan would trust the statistics of a table this very statement fills (a scan per row if empty).
             "ON CONFLICT (reading_id) WHERE reason = 'anomaly' DO NOTHING",
             params,
         )
         opened = cursor.rowcount
+        # The drafts whose reading has an open anomaly re-inspection (this scan's or an earlier one's): a rise
+        # already confirmed on site, its re-inspection closed, holds nothing again.
         cursor.execute(
-            "UPDATE billing_invoice SET status = 'held', hold_reason = %(reason)s "
+            "UPDATE billing_invoice SET status = 'held', hold_reason = %(reason)s, hold_kind = 'review' "
             "WHERE status = 'draft' AND kind = 'regular' AND period = %(period)s AND reading_id IN ("
-            f"SELECT c.id {pairs} AND c.kwh >= p.kwh * %(threshold)s)",
+            "SELECT x.reading_id FROM billing_reinspection x JOIN billing_meterreading c ON c.id = x.reading_id "
+            f"WHERE x.reason = 'anomaly' AND x.done_at IS NULL AND c.period = %(period)s {where_unit})",
             {
                 **params,
                 "reason": (_("Consumption rose %(t)s× or more: re-inspection") % {"t": threshold})[:200],
@@ -1819,14 +1976,7 @@ def anomaly_scan(
             + "GROUP BY i.unit_id",
             params,
         )
-        held_by_unit = dict(cursor.fetchall())
-        for row in counts:
-            unit_id, compared, *bands = row
-            AnomalyBandCount.objects.update_or_create(
-                period=period, unit_id=unit_id,
-                defaults={"compared": compared, **{name: int(n or 0) for (name, _lo, _hi), n in zip(BANDS, bands, strict=True)},
-                          "held": held_by_unit.get(unit_id, 0), "threshold": threshold, "computed_at": now},
-            )  # fmt: skip
+        _store_band_counts(period, counts, dict(cursor.fetchall()), threshold=threshold, now=now)
         audit(actor=actor, action="anomaly.scan", object_type="meterreading", unit_id=unit.pk if unit else None,
               rows=opened, after={"period": str(period), "threshold": str(threshold), "reinspections": opened,
                                   "held": held_now})  # fmt: skip

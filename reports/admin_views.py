@@ -28,6 +28,9 @@ from reports import dashboard
 
 PERMISSION = "crm.view_dashboard"
 MAX_DAYS = 366
+# The dates a period may take: the page reads them as local days in UTC and the day after the end, which the
+# calendar's own edges (01/01/0001, 31/12/9999) do not have.
+FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(2999, 12, 31)
 
 
 class DashboardForm(forms.Form):
@@ -52,6 +55,11 @@ class DashboardForm(forms.Form):
                 raise forms.ValidationError(_("The period ends before it starts."))
             if (end - start).days >= MAX_DAYS:
                 raise forms.ValidationError(_("Choose a period of at most a year."))
+            if start < FIRST_DAY or end > LAST_DAY:
+                raise forms.ValidationError(
+                    _("Choose dates from %(a)s to %(b)s.")
+                    % {"a": f"{FIRST_DAY:%d/%m/%Y}", "b": f"{LAST_DAY:%d/%m/%Y}"}
+                )
         return data
 
 

@@ -34,7 +34,7 @@ class InvoiceSerializer(CachedFieldsMixin, serializers.ModelSerializer):
         fields = [
             "id", "number", "kind", "customer_code", "unit_code", "period", "period_start", "period_end", "kwh",
             "households", "subtotal", "vat", "total", "refund_offset", "amount_due", "status", "hold_reason",
-            "adjusts", "issued_at", "paid_at",
+            "hold_kind", "adjusts", "issued_at", "paid_at",
         ]  # fmt: skip
 
 

@@ -502,7 +502,10 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
                     text = _("%(n)s: attempt %(a)d without an answer recorded; call again later.")
                 messages.success(request, text % {"n": ticket.number, "a": callback.attempts})
                 return HttpResponseRedirect(reverse("admin:tickets_ticket_callbacks"))
-        attempts = Callback.objects.filter(ticket=ticket).values_list("attempts", flat=True).first() or 0
+        attempts = (
+            Callback.objects.filter(ticket=ticket, cycle=ticket.cycle).values_list("attempts", flat=True).first()
+            or 0
+        )
         context = {
             **self.admin_site.each_context(request),
             "title": _("Callback survey: %(n)s") % {"n": ticket.number},
@@ -537,6 +540,7 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
             report_errors(request, exc)
             return HttpResponseRedirect(card)
         if intake.created:
+            services.ticket_assign_to_taker(actor=request.user, ticket=intake.ticket)  # as the new-ticket form
             self._log_call(request, intake.ticket)
         messages.success(
             request, _("Ticket %(n)s taken and linked to the outage.") % {"n": intake.ticket.number}
@@ -856,7 +860,9 @@ class IncidentAdmin(ServiceErrorsMixin, ScopedAdmin):
 
 @admin.register(Callback)
 class CallbackAdmin(ReadOnlyAdmin):
-    list_display = ["ticket", "outcome", "fix_score", "attitude_score", "attempts", "agent", "completed_at"]
+    list_display = [
+        "ticket", "cycle", "outcome", "fix_score", "attitude_score", "attempts", "agent", "completed_at",
+    ]  # fmt: skip
     list_select_related = ["ticket", "agent"]
     list_filter = ["outcome"]
     ordering = ["-id"]

@@ -213,7 +213,8 @@ def handling_time(board: Board) -> dict:
 
 
 def completed_callbacks(board: Board):
-    """The callbacks completed in the period, within the scope."""
+    """The callbacks completed in the period, within the scope: one per resolution, so a reopened ticket's
+    earlier surveys keep counting in the period they were answered."""
     callbacks = Callback.objects.filter(completed_at__gte=board.begin, completed_at__lt=board.stop)
     if board.unit_id is None and scope_for(board.user).everything:
         return callbacks

@@ -534,11 +534,21 @@ class CallbackQuerySet(ScopedQuerySet):
 
 
 class Callback(models.Model):
-    """The centre's call after resolution: satisfaction with the fix and with the staff, or unreachable."""
+    """The centre's call after resolution: satisfaction with the fix and with the staff, or unreachable.
 
-    ticket = models.OneToOneField(
-        Ticket, on_delete=models.CASCADE, related_name="callback", verbose_name=_("ticket")
+    One per resolution: a reopened ticket resolved again gets a new callback for its new cycle, and the earlier
+    ones stay (the survey a customer answered counts in the satisfaction figures of its period whatever happens
+    to the ticket later). The queue and the survey form work on the row of the ticket's current cycle."""
+
+    ticket = models.ForeignKey(
+        Ticket,
+        on_delete=models.CASCADE,
+        related_name="callbacks",
+        verbose_name=_("ticket"),
+        db_index=False,  # the unique (ticket, cycle) index serves it
     )
+    # The ticket's cycle (``Ticket.cycle``: how many times it had been reopened) the callback follows.
+    cycle = models.PositiveSmallIntegerField(_("times reopened"), default=0, db_default=0)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     outcome = models.CharField(_("outcome"), max_length=12, choices=CallbackOutcome.choices, blank=True)
     fix_score = models.PositiveSmallIntegerField(
@@ -570,6 +580,7 @@ class Callback(models.Model):
         verbose_name = _("callback")
         verbose_name_plural = _("callbacks")
         constraints = [
+            models.UniqueConstraint(fields=["ticket", "cycle"], name="tickets_callback_one_per_cycle"),
             models.CheckConstraint(
                 condition=Q(fix_score__isnull=True) | Q(fix_score__gte=1, fix_score__lte=5),
                 name="tickets_callback_fix_1_5",

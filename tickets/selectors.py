@@ -33,11 +33,17 @@ def current_unit(unit: Unit) -> Unit:
     return unit
 
 
-def incidents_for_customer(customer: Customer) -> list[Incident]:
-    """Open incidents covering the customer's address (their unit, and their ward when the incident names wards),
-    the latest started first."""
+def incidents_for_customer(customer: Customer, *, at=None) -> list[Incident]:
+    """Open incidents covering the customer's address (their unit, and their ward when the incident names wards)
+    that had started by ``at`` (now when not given), the latest started first. A planned outage entered ahead
+    of its start does not affect the customer yet: a call before then is about something else."""
+    at = at or timezone.now()
     unit = current_unit(customer.unit)
-    return [i for i in open_incidents_of_unit(unit.pk) if i.covers(unit_id=unit.pk, ward=customer.ward)]
+    return [
+        i
+        for i in open_incidents_of_unit(unit.pk)
+        if i.started_at <= at and i.covers(unit_id=unit.pk, ward=customer.ward)
+    ]
 
 
 def open_ticket_numbers(*, customer_id: int, category_id: int, besides: int, limit: int = 5) -> list[str]:
@@ -277,9 +283,13 @@ def callbacks_due(*, user, limit: int = 200) -> list[Ticket]:
         .prefetch_related("customer__phones")
         .order_by("callback_due", "id")[:limit]
     )
-    attempts = dict(
-        Callback.objects.filter(ticket__in=[t.pk for t in tickets]).values_list("ticket_id", "attempts")
-    )
+    # Each ticket's callback of its current cycle (a reopened ticket keeps those of its earlier resolutions).
+    attempts = {
+        (ticket_id, cycle): n
+        for ticket_id, cycle, n in Callback.objects.filter(ticket__in=[t.pk for t in tickets]).values_list(
+            "ticket_id", "cycle", "attempts"
+        )
+    }
     seen = privacy.visibility(user)
     now = timezone.now()
     for ticket in tickets:
@@ -287,7 +297,7 @@ def callbacks_due(*, user, limit: int = 200) -> list[Ticket]:
             (p.number for p in (ticket.customer.phones.all() if ticket.customer else []) if p.is_primary), ""
         )
         ticket.phone_shown = seen.phone(display_phone(phone)) if phone else "—"
-        ticket.attempts = attempts.get(ticket.pk, 0)
+        ticket.attempts = attempts.get((ticket.pk, ticket.cycle), 0)
         ticket.callback_left = time_left(ticket.callback_due, now=now)
         ticket.callback_overdue = ticket.callback_due is not None and ticket.callback_due < now
     return tickets

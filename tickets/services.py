@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import unicodedata
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -198,12 +199,31 @@ def _event(ticket, kind, actor, *, before=None, after=None, note="", level=None,
 
 
 def staff_of_unit(unit: Unit, role: str) -> list[StaffProfile]:
-    """The unit's staff of a role (kept in the shared cache: intake asks on every ticket)."""
+    """The unit's working staff of a role (kept in the shared cache: intake asks on every ticket). A member of
+    staff whose account is deactivated has left: they are sent nothing (a ticket's notice holds the customer's
+    phone and address)."""
     return shared_cache.remember(
         f"staff_of_unit:{unit.pk}:{role}",
         (shared_cache.STAFF,),
-        lambda: list(StaffProfile.objects.filter(role=role, units=unit).select_related("user")),
+        lambda: list(
+            StaffProfile.objects.filter(role=role, units=unit, user__is_active=True).select_related("user")
+        ),
     )
+
+
+def profiles_of_user(user_id: int | None) -> list[StaffProfile]:
+    """The staff profile of one user (a crew member, an assignee) to send a message to; none when the account
+    is deactivated."""
+    if user_id is None:
+        return []
+    return list(StaffProfile.objects.filter(user_id=user_id, user__is_active=True).select_related("user"))
+
+
+def composed(text: str | None) -> str:
+    """Typed text in composed Unicode (NFC). Some Vietnamese keyboards (Unikey's "Unicode tổ hợp", macOS) type
+    each accent as a code point of its own: the same words would count up to twice as many characters against
+    a limit, be cut in the middle of a letter, and be sent to a phone in more SMS parts than they need."""
+    return unicodedata.normalize("NFC", text or "")
 
 
 def _primary_phone(customer: Customer | None) -> str:
@@ -213,6 +233,18 @@ def _primary_phone(customer: Customer | None) -> str:
     if hasattr(customer, "primary_phone"):  # annotated by the caller (the intake API does)
         return customer.primary_phone or ""
     return next((p.number for p in customer.phones.all() if p.is_primary), "")
+
+
+def _customer_address(ticket: Ticket) -> tuple[str, str]:
+    """Where a message to the ticket's customer goes: (channel, recipient). By SMS to the caller's phone or the
+    customer's primary one, else by e-mail to the customer; ``("", "")`` when there is neither."""
+    phone = ticket.caller_phone or _primary_phone(ticket.customer)
+    if phone:
+        return OutboxChannel.SMS, phone
+    email = ticket.customer.email if ticket.customer else ""
+    if email:
+        return OutboxChannel.EMAIL, email
+    return "", ""
 
 
 def _summary(ticket: Ticket) -> str:
@@ -226,7 +258,7 @@ def _summary(ticket: Ticket) -> str:
     return (
         f"{ticket.number} [{ticket.category.name}] {who}"
         f"{_('phone')}: {display_phone(phone) if phone else '—'}; {_('address')}: {address or '—'}; "
-        f"{ticket.description[:120]}"
+        f"{composed(ticket.description)[:120]}"
     )
 
 
@@ -398,12 +430,13 @@ def _ticket_open(
     at: dt.datetime | None = None,
 ) -> Intake:
     at = at or timezone.now()
+    description, caller_name, caller_address = composed(description), composed(caller_name), composed(caller_address)
     phone, unit = _checked_intake(
         category=category, channel=channel, description=description, customer=customer, contract=contract,
         caller_name=caller_name, caller_phone=caller_phone, unit=unit, priority=priority,
     )  # fmt: skip
     responsible = current_unit(unit)
-    incident = _outage_of_the_call(category=category, customer=customer, unit=responsible, named=incident)
+    incident = _outage_of_the_call(category=category, customer=customer, unit=responsible, named=incident, at=at)
     _refuse_when_suspended(category=category, unit=responsible, at=at)
     policy = policy_in_force(category=category, at=at)
     ticket = Ticket(
@@ -508,27 +541,57 @@ def _open_duplicates_warning(ticket: Ticket) -> list[str]:
 
 
 def _outage_of_the_call(
-    *, category: Category, customer: Customer | None, unit: Unit, named: Incident | None
+    *, category: Category, customer: Customer | None, unit: Unit, named: Incident | None, at: dt.datetime
 ) -> Incident | None:
-    """The incident an outage call is linked to, on every intake path: the one named (it must be open and cover
-    the caller's address: the customer's unit and ward, or for an unknown caller the responsible unit), else the
-    open incident covering the customer's address (the latest started). Other categories are never linked."""
+    """The incident an outage call is linked to, on every intake path: the one named (see
+    ``_linkable_incident``), else the open incident covering the customer's address that had started by the
+    time of the call (the latest started). Other categories are never linked.
+
+    The incident is read again locked, and linked only if it is still open: a restore committing at this moment
+    has locked it first, so the call waits for it and is then taken unlinked (the outage it would join is
+    over); a restore that comes after waits for this intake and resolves the call with the others."""
     if named is not None:
-        if not category.is_outage:
-            raise ValidationError({"incident": _("Only an outage report is linked to an outage.")})
-        if named.restored_at is not None:
-            raise ValidationError({"incident": _("This outage is already restored.")})
-        covered = (
-            named.covers(unit_id=current_unit(customer.unit).pk, ward=customer.ward)
-            if customer is not None
-            else named.unit_id == unit.pk
-        )
-        if not covered:
-            raise ValidationError({"incident": _("This outage does not cover the caller's address.")})
-        return named
+        return _linkable_incident(category=category, customer=customer, unit=unit, incident=named, at=at)
     if not category.is_outage or customer is None:
         return None
-    return next(iter(incidents_for_customer(customer)), None)
+    for candidate in incidents_for_customer(customer, at=at):
+        locked = _locked_incident(candidate)
+        if locked is not None and locked.restored_at is None:
+            return locked
+    return None
+
+
+def _locked_incident(incident: Incident) -> Incident | None:
+    """``incident`` as committed now, locked to the end of the transaction (``incident_restore`` locks it too).
+    FOR NO KEY UPDATE: it does not hold up the references other calls write to it."""
+    return Incident.objects.select_for_update(no_key=True).filter(pk=incident.pk).first()
+
+
+def _linkable_incident(
+    *, category: Category, customer: Customer | None, unit: Unit, incident: Incident, at: dt.datetime
+) -> Incident:
+    """``incident``, locked, when a ticket of ``category`` about ``customer`` (or an unknown caller of ``unit``)
+    may be linked to it at ``at``: the ticket is an outage report, the incident has started and is still open,
+    and it covers the caller's address (the customer's unit and ward, or for an unknown caller the unit).
+    The rules of intake and of linking later alike; refusals are on the ``incident`` field."""
+    if not category.is_outage:
+        raise ValidationError({"incident": _("Only an outage report is linked to an outage.")})
+    locked = _locked_incident(incident)
+    if locked is None or locked.restored_at is not None:
+        raise ValidationError({"incident": _("This outage is already restored.")})
+    if locked.started_at > at:
+        raise ValidationError(
+            {"incident": _("This outage starts at %(start)s: a call before then is not part of it.")
+                         % {"start": timezone.localtime(locked.started_at).strftime("%d/%m/%Y %H:%M")}}
+        )  # fmt: skip
+    covered = (
+        locked.covers(unit_id=current_unit(customer.unit).pk, ward=customer.ward)
+        if customer is not None
+        else locked.unit_id == unit.pk
+    )
+    if not covered:
+        raise ValidationError({"incident": _("This outage does not cover the caller's address.")})
+    return locked
 
 
 def _tell_dispatchers_of_new_ticket(ticket: Ticket) -> None:
@@ -635,9 +698,10 @@ def ticket_change_status(
 def _restart_clocks(ticket: Ticket, *, at: dt.datetime) -> dict:
     """A reopened ticket is a new cycle of work: its clocks start again at ``at`` (the resolve deadline of the
     policy it was taken under; the contact deadline too if the customer was never called), no breach and no
-    escalation level of the earlier cycle counts, and the next resolution gets its own callback. Returns the
-    earlier cycle's record for the reopen event (its deadlines, breaches, level and callback). Changes
-    ``ticket`` in memory (the callback row is archived into the event and removed); the caller saves it."""
+    escalation level of the earlier cycle counts, and the next resolution gets its own callback (the earlier
+    cycle's callback row stays, with its survey, for the satisfaction figures). Returns the earlier cycle's
+    record for the reopen event (its deadlines, breaches, level and callback). Changes ``ticket`` in memory;
+    the caller saves it."""
     earlier: dict = {
         "resolved_at": ticket.resolved_at.isoformat() if ticket.resolved_at else None,
         "resolve_due": ticket.resolve_due.isoformat(),
@@ -654,12 +718,12 @@ def _restart_clocks(ticket: Ticket, *, at: dt.datetime) -> dict:
         setattr(ticket, flag, False)
     ticket.first_breach_at = None
     ticket.escalation_level = 0
+    callback = Callback.objects.filter(ticket_id=ticket.pk, cycle=ticket.cycle).first()
     ticket.cycle += 1
     ticket.paused_at = None
     ticket.resolved_at = None
     ticket.closed_at = None
     ticket.callback_due = None
-    callback = Callback.objects.select_for_update().filter(ticket_id=ticket.pk).first()
     if callback is not None:
         earlier["callback"] = {
             "attempts": callback.attempts,
@@ -670,7 +734,6 @@ def _restart_clocks(ticket: Ticket, *, at: dt.datetime) -> dict:
             "agent": callback.agent_id,
             "completed_at": callback.completed_at.isoformat() if callback.completed_at else None,
         }
-        callback.delete()
     return {"earlier_cycle": earlier}
 
 
@@ -715,6 +778,9 @@ def ticket_reroute(*, actor, ticket: Ticket, unit: Unit, reason: str) -> Ticket:
     )
     if cancelled:
         after["work_orders_cancelled"] = cancelled
+        earlier = _back_to_acknowledged(ticket)  # the new unit sees it needs a crew of its own
+        if earlier is not None:
+            before["status"], after["status"] = earlier, Status.ACKNOWLEDGED
     if (
         ticket.assignee_id is not None
         and not StaffProfile.objects.filter(user_id=ticket.assignee_id, units=unit).exists()
@@ -769,7 +835,7 @@ def ticket_assign(*, actor, ticket: Ticket, assignee) -> Ticket:
 def ticket_add_note(*, actor, ticket: Ticket, body: str, to_customer: bool = False) -> TicketNote:
     """Write an internal note, or a message to the customer that the outbox sends by SMS (or e-mail)."""
     require(actor, "tickets.add_ticketnote", unit=ticket.unit_id)
-    body = typed_text(body, field="body", limit=DESCRIPTION_MAX_CHARS)
+    body = typed_text(composed(body), field="body", limit=DESCRIPTION_MAX_CHARS)
     if not body:
         raise ValidationError({"body": _("Write something.")})
     if to_customer and len(body) > MESSAGE_MAX_CHARS:
@@ -779,13 +845,8 @@ def ticket_add_note(*, actor, ticket: Ticket, body: str, to_customer: bool = Fal
     ticket = Ticket.objects.select_related("customer").get(pk=ticket.pk)
     recipient, channel = "", ""
     if to_customer:
-        phone = ticket.caller_phone or _primary_phone(ticket.customer)
-        email = ticket.customer.email if ticket.customer else ""
-        if phone:
-            recipient, channel = phone, OutboxChannel.SMS
-        elif email:
-            recipient, channel = email, OutboxChannel.EMAIL
-        else:
+        channel, recipient = _customer_address(ticket)
+        if not recipient:
             raise ValidationError(_("The customer has no phone or e-mail to send a message to."))
     now = timezone.now()
     note = TicketNote.objects.create(
@@ -904,14 +965,22 @@ def incident_open(
 
 @transaction.atomic
 def ticket_link_incident(*, actor, ticket: Ticket, incident: Incident) -> Ticket:
+    """Link an open ticket to an outage later (the call was taken before the outage was entered): by intake's
+    rules (``_linkable_incident``: an outage report, an open incident that has started and covers the caller's
+    address), and by staff who may change tickets of the incident's unit too (its restore resolves the ticket
+    and tells its customer)."""
     require(actor, "tickets.change_ticket", unit=ticket.unit_id)
-    ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
-    if incident.restored_at is not None:
-        raise ValidationError(_("This outage is already restored."))
+    require(actor, "tickets.change_ticket", unit=incident.unit_id)
+    ticket = Ticket.objects.select_for_update(of=("self",)).select_related("category", "customer", "unit").get(
+        pk=ticket.pk
+    )
     if not ticket.is_open:
         raise ValidationError(_("The ticket is no longer open."))
     if ticket.incident_id == incident.pk:
         return ticket
+    incident = _linkable_incident(
+        category=ticket.category, customer=ticket.customer, unit=ticket.unit, incident=incident, at=timezone.now()
+    )
     before = {"incident": ticket.incident_id}
     ticket.incident = incident
     ticket.save(update_fields=["incident"])
@@ -923,7 +992,12 @@ def ticket_link_incident(*, actor, ticket: Ticket, incident: Incident) -> Ticket
 def incident_restore(
     *, actor, incident: Incident, at: dt.datetime | None = None, note: str = ""
 ) -> dict[str, int]:
-    """Power is back: resolve every open ticket of the incident and tell their customers, set-based."""
+    """Power is back: resolve every open ticket of the incident, call off the crews sent to them, and tell their
+    customers, set-based.
+
+    Each customer is told once per incident, by SMS to the caller's or customer's phone, else by e-mail: a
+    customer who called twice gets one message naming both tickets. The messages' dedupe keys name the
+    incident, so a ticket reopened and linked to a later outage is told again when that one is restored."""
     require(actor, "tickets.change_incident", unit=incident.unit_id)
     at = at or timezone.now()
     incident = Incident.objects.select_for_update().get(pk=incident.pk)
@@ -940,7 +1014,12 @@ def incident_restore(
         .prefetch_related("customer__phones")
     )
     actor_ref = actor if getattr(actor, "pk", None) else None
-    events, outbox = [], []
+    # The crews sent to these calls stop: the power is back (they are told, as when a ticket is cancelled).
+    called_off = _cancel_work_orders(
+        WorkOrder.objects.open().filter(ticket_id__in=[t.pk for t in tickets]), note=_("Power restored")
+    )
+    events: list[TicketEvent] = []
+    told: dict[str, tuple[str, list[Ticket]]] = {}  # recipient -> (channel, the tickets it called about)
     for ticket in tickets:
         before = ticket.status
         # A call taken after the power came back (the restore time entered later) is resolved when received.
@@ -952,20 +1031,26 @@ def incident_restore(
         ticket.resolved_at = done
         ticket.callback_due = done + dt.timedelta(hours=ticket.policy.callback_hours)
         ticket.next_check_at = None
+        after: dict = {"status": Status.RESOLVED}
+        if ticket.pk in called_off:
+            after["work_orders_cancelled"] = called_off[ticket.pk]
         events.append(TicketEvent(ticket=ticket, kind=EventKind.STATUS, actor=actor_ref, at=done, before={"status": before},
-                                  after={"status": Status.RESOLVED}, note=note or _("Power restored")))  # fmt: skip
-        phone = ticket.caller_phone or _primary_phone(ticket.customer)
-        if phone:
-            outbox.append(
-                OutboxMessage(
-                    channel=OutboxChannel.SMS,
-                    recipient=phone,
-                    subject=ticket.number,
-                    body=_("Power is restored in your area (%(n)s). Thank you for your patience.")
-                    % {"n": ticket.number},
-                    dedupe_key=f"ticket:{ticket.pk}:restored",
-                )
-            )
+                                  after=after, note=note or _("Power restored")))  # fmt: skip
+        channel, recipient = _customer_address(ticket)
+        if recipient:
+            told.setdefault(recipient, (channel, []))[1].append(ticket)
+    outbox = [
+        OutboxMessage(
+            channel=channel,
+            recipient=recipient,
+            subject=", ".join(t.number for t in about),
+            body=_("Power is restored in your area (%(n)s). Thank you for your patience.")
+            % {"n": ", ".join(t.number for t in about)},
+            # One message per recipient and incident: the first ticket (by id) names it.
+            dedupe_key=f"incident:{incident.pk}:ticket:{min(t.pk for t in about)}:restored",
+        )
+        for recipient, (channel, about) in told.items()
+    ]
     Ticket.objects.bulk_update(
         tickets,
         ["status", "acknowledged_at", "resolved_at", "paused_at", "callback_due", "next_check_at",
@@ -993,15 +1078,16 @@ def callback_record(
     comment: str = "",
     at: dt.datetime | None = None,
 ) -> Callback:
-    """Record one callback attempt: the survey when the customer answers; after ``CALLBACK_MAX_ATTEMPTS``
-    unanswered calls, "unreachable". A finished callback closes the ticket."""
+    """Record one callback attempt of the ticket's current resolution (its cycle): the survey when the customer
+    answers; after ``CALLBACK_MAX_ATTEMPTS`` unanswered calls, "unreachable". A finished callback closes the
+    ticket."""
     require(actor, "tickets.add_callback", unit=ticket.unit_id)
     comment = typed_text(comment, field="comment")
     at = at or timezone.now()
     ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
     if ticket.status != Status.RESOLVED:
         raise ValidationError(_("Only a resolved ticket gets a callback."))
-    callback, _created = Callback.objects.select_for_update().get_or_create(ticket=ticket)
+    callback, _created = Callback.objects.select_for_update().get_or_create(ticket=ticket, cycle=ticket.cycle)
     if callback.outcome:
         raise ValidationError(_("The callback is already done."))
     callback.attempts += 1
@@ -1036,6 +1122,15 @@ def callback_record(
     return callback
 
 
+INTERACTION_MAX_HOURS = 24
+# How far ahead of the server's clock a softphone's may run: its times are taken as they are.
+CLOCK_SKEW = dt.timedelta(minutes=1)
+
+
+def _too_long() -> str:
+    return _("A call lasts at most %(n)d hours.") % {"n": INTERACTION_MAX_HOURS}
+
+
 def interaction_log(
     *,
     actor,
@@ -1049,11 +1144,15 @@ def interaction_log(
     caller_phone: str = "",
     note: str = "",
 ) -> Interaction:
+    """Write one handled call or message: it ends after it starts, within ``INTERACTION_MAX_HOURS`` (its
+    handling time makes the dashboard's average)."""
     # the call-taker logs the call whichever unit the request went to: the permission, not the unit
     require(actor, "tickets.add_interaction")
     note = typed_text(note, field="note")
     if ended_at < started_at:
         raise ValidationError({"ended_at": _("A call ends after it starts.")})
+    if ended_at - started_at > dt.timedelta(hours=INTERACTION_MAX_HOURS):
+        raise ValidationError({"ended_at": _too_long()})
     if disposition not in Disposition.values or channel not in Channel.values:
         raise ValidationError(_("Unknown channel or disposition."))
     phone = ""
@@ -1096,6 +1195,8 @@ def work_order_create(*, actor, ticket: Ticket, crew=None, note: str = "") -> Wo
         raise ValidationError(_("The ticket is no longer open."))
     if crew is not None and not StaffProfile.objects.filter(user=crew, units=ticket.unit_id).exists():
         raise ValidationError({"crew": _("The crew member does not serve the ticket's unit.")})
+    if crew is not None and not crew.is_active:
+        raise ValidationError({"crew": _("The crew member's account is deactivated: send someone else.")})
     order = WorkOrder.objects.create(
         ticket=ticket, unit_id=ticket.unit_id, crew=crew, issued_at=timezone.now(), note=note
     )
@@ -1104,11 +1205,7 @@ def work_order_create(*, actor, ticket: Ticket, crew=None, note: str = "") -> Wo
             ticket = ticket_change_status(actor=actor, ticket=ticket, to=Status.ACKNOWLEDGED)
         if ticket.status == Status.ACKNOWLEDGED:
             ticket_change_status(actor=actor, ticket=ticket, to=Status.DISPATCHED)
-    people = (
-        list(StaffProfile.objects.filter(user=crew).select_related("user"))
-        if crew
-        else staff_of_unit(ticket.unit, Role.DISPATCHER)
-    )
+    people = profiles_of_user(crew.pk) if crew else staff_of_unit(ticket.unit, Role.DISPATCHER)
     body = _summary(ticket)
     outbox_write(
         staff_message(
@@ -1124,9 +1221,15 @@ def work_order_advance(
     *, actor, order: WorkOrder, to: str, resolution_code: str = "", note: str = ""
 ) -> WorkOrder:
     """The crew's next step; calling the customer counts for the ticket's 4-minute contact target, and "done"
-    (with a resolution code) resolves the ticket when no other order is open."""
+    (with a resolution code) resolves the ticket when no other order is open. Cancelling the last open order
+    of a dispatched ticket (or one in progress) takes it back to acknowledged: nobody is sent any more.
+
+    The ticket is locked first, then the order (the order every path takes, the ticket's cancellation and
+    re-routing included): two crews finishing the last two orders at once take turns, and the second one sees
+    the first one's order done and resolves the ticket."""
     require(actor, "tickets.change_workorder", unit=order.unit_id)
     note = typed_text(note, field="note")
+    ticket = Ticket.objects.select_for_update().get(pk=order.ticket_id)
     order = WorkOrder.objects.select_for_update().get(pk=order.pk)
     if to not in WORK_ORDER_STEPS.get(order.status, set()):
         raise ValidationError(
@@ -1145,6 +1248,11 @@ def work_order_advance(
         if not note.strip():
             raise ValidationError({"note": _("Say why.")})
         _work_order_cancel(order, note=note)
+        earlier = _back_to_acknowledged(ticket)
+        if earlier is not None:
+            _event(ticket, EventKind.STATUS, actor, before={"status": earlier},
+                   after={"status": Status.ACKNOWLEDGED, "work_orders_cancelled": [order.pk]},
+                   note=_("No crew is sent any more: %(why)s") % {"why": note.strip()})  # fmt: skip
         return order
     if to in _STEP_STAMP:
         setattr(order, _STEP_STAMP[to], now)
@@ -1154,7 +1262,6 @@ def work_order_advance(
     if note.strip():
         order.note = f"{order.note}\n{note.strip()}".strip()
     order.save()
-    ticket = Ticket.objects.get(pk=order.ticket_id)
     if to == WorkOrderStatus.CONTACTED and ticket.contacted_at is None and ticket.is_open:
         ticket_record_contact(actor=actor, ticket=ticket, at=now)
     if (
@@ -1168,6 +1275,20 @@ def work_order_advance(
             actor=actor, ticket=ticket, to=Status.RESOLVED, note=str(ResolutionCode(resolution_code).label)
         )
     return order
+
+
+def _back_to_acknowledged(ticket: Ticket) -> str | None:
+    """A locked ticket that was dispatched (or in progress) and has no open work order left goes back to
+    acknowledged, so that the unit's dispatcher sees it needs a crew; returns the status it had (None: it
+    stays as it is). The caller records the move in its event."""
+    if ticket.status not in (Status.DISPATCHED, Status.IN_PROGRESS):
+        return None
+    if WorkOrder.objects.open().filter(ticket_id=ticket.pk).exists():
+        return None
+    earlier = ticket.status
+    ticket.status = Status.ACKNOWLEDGED
+    ticket.save(update_fields=["status"])
+    return earlier
 
 
 def _work_order_cancel(order: WorkOrder, *, note: str) -> None:
@@ -1185,16 +1306,20 @@ def _cancel_open_work_orders(ticket: Ticket, *, note: str, unit: Unit | None = N
     orders = WorkOrder.objects.open().filter(ticket_id=ticket.pk)
     if unit is not None:
         orders = orders.filter(unit_id=unit.pk)
-    cancelled, told = [], []
-    subject = _("%(n)s: work order cancelled") % {"n": ticket.number}
-    for order in orders.select_for_update().select_related("unit").order_by("pk"):
+    return _cancel_work_orders(orders, note=note).get(ticket.pk, [])
+
+
+def _cancel_work_orders(orders, *, note: str) -> dict[int, list[int]]:
+    """Cancel the open work orders of ``orders`` (their tickets locked by the caller), and tell whom each order
+    was sent to (its crew member, or its unit's dispatchers) that it is off and why, in one INSERT; returns
+    the ids cancelled by ticket."""
+    cancelled: dict[int, list[int]] = {}
+    told = []
+    for order in orders.select_for_update(of=("self",)).select_related("unit", "ticket").order_by("pk"):
         _work_order_cancel(order, note=note)
-        cancelled.append(order.pk)
-        people = (
-            list(StaffProfile.objects.filter(user_id=order.crew_id).select_related("user"))
-            if order.crew_id
-            else staff_of_unit(order.unit, Role.DISPATCHER)
-        )
+        cancelled.setdefault(order.ticket_id, []).append(order.pk)
+        people = profiles_of_user(order.crew_id) if order.crew_id else staff_of_unit(order.unit, Role.DISPATCHER)
+        subject = _("%(n)s: work order cancelled") % {"n": order.ticket.number}
         told += [
             staff_message(profile, subject=subject, body=note, dedupe_key=f"workorder:{order.pk}:off:{profile.pk}")
             for profile in people
@@ -1212,7 +1337,7 @@ def ticket_refuse_close_without_callback(ticket: Ticket) -> None:
     it before then would lose the customer's say on the fix. Raises with the reason."""
     if ticket.status != Status.RESOLVED:
         return
-    if not Callback.objects.filter(ticket_id=ticket.pk).exclude(outcome="").exists():
+    if not Callback.objects.filter(ticket_id=ticket.pk, cycle=ticket.cycle).exclude(outcome="").exists():
         raise ValidationError(
             _("Ticket %(n)s cannot be closed before its callback is recorded (the survey, or unreachable "
               "after %(max)d attempts).") % {"n": ticket.number, "max": CALLBACK_MAX_ATTEMPTS}
@@ -1245,19 +1370,34 @@ def interaction_record(
     note: str = "",
 ) -> Interaction:
     """Log a call or message an agent handled (the admin's form, the API, intake from the card): the unit
-    follows the ticket, the customer or the agent's only unit when not given; a ticket and a customer that do
-    not belong together are refused."""
+    follows the ticket, else the customer, else it is the one given or the agent's only unit; a unit given that
+    is not the ticket's (or the customer's) is refused, and so are a ticket and a customer that do not belong
+    together, and a call that starts or ends in the future (it is logged when it is over)."""
     require(actor, "tickets.add_interaction")
     errors = {}
     if ticket is not None and customer is not None and ticket.customer_id not in (None, customer.pk):
         errors["ticket"] = _("The ticket is not this customer's.")
     if ticket is not None and customer is None:
         customer = ticket.customer
-    unit = unit or interaction_unit(actor=actor, customer=customer, ticket=ticket)
+    if ticket is not None or customer is not None:
+        follows = interaction_unit(actor=actor, customer=customer, ticket=ticket)
+        if unit is not None and follows is not None and current_unit(unit).pk != current_unit(follows).pk:
+            errors["unit"] = (
+                _("The call counts for %(code)s, the unit of its ticket or customer; leave the unit empty.")
+                % {"code": follows.code}
+            )
+        unit = follows
+    else:
+        unit = unit or interaction_unit(actor=actor)
     if unit is None:
-        errors["unit"] = _("Choose the unit the call was about.")
-    if started_at > timezone.now() + dt.timedelta(minutes=1):
+        errors.setdefault("unit", _("Choose the unit the call was about."))
+    now = timezone.now()
+    if started_at > now + CLOCK_SKEW:
         errors["started_at"] = _("A call cannot start in the future.")
+    elif ended_at - started_at > dt.timedelta(hours=INTERACTION_MAX_HOURS):
+        errors["ended_at"] = _too_long()
+    elif ended_at > now + CLOCK_SKEW:
+        errors["ended_at"] = _("A call cannot end in the future: log it when it is over.")
     if errors or unit is None:
         raise ValidationError(errors)
     with transaction.atomic():

@@ -27,13 +27,14 @@ from core import db
 from crm.models import OutboxMessage, Role, StaffProfile
 from crm.outbox import outbox_write, staff_message
 from tickets.models import EventKind, Status, Ticket, TicketEvent
-from tickets.services import CLOCKS, escalation_summary, next_check
+from tickets.services import CLOCKS, escalation_summary, next_check, profiles_of_user
 
 BATCH = 200
 
 
 class _Recipients:
-    """Who hears of each level, looked up once per unit and level within a sweep."""
+    """Who hears of each level, looked up once per unit and level within a sweep: working staff only (a member
+    of staff whose account is deactivated has left, and is sent nothing)."""
 
     def __init__(self):
         self._cache: dict[tuple[int, int], list[StaffProfile]] = {}
@@ -41,20 +42,19 @@ class _Recipients:
     def __call__(self, ticket: Ticket, level: int) -> list[StaffProfile]:
         key = (ticket.unit_id, level)
         if key not in self._cache:
+            working = StaffProfile.objects.filter(user__is_active=True)
             if level == 1:
-                people = StaffProfile.objects.filter(role=Role.DISPATCHER, units=ticket.unit_id)
+                people = working.filter(role=Role.DISPATCHER, units=ticket.unit_id)
             elif level == 2:
-                people = StaffProfile.objects.filter(
-                    role=Role.SUPERVISOR, units__company_id=ticket.unit.company_id
-                )
+                people = working.filter(role=Role.SUPERVISOR, units__company_id=ticket.unit.company_id)
             else:
-                people = StaffProfile.objects.filter(
+                people = working.filter(
                     role=Role.MANAGER, units__company__corporation_id=ticket.unit.company.corporation_id
                 )
             self._cache[key] = list(people.select_related("user").distinct())
         told = list(self._cache[key])
         if level == 1 and ticket.assignee_id:
-            told += list(StaffProfile.objects.filter(user_id=ticket.assignee_id).select_related("user"))
+            told += profiles_of_user(ticket.assignee_id)
         return told
 
 

@@ -258,8 +258,8 @@ class CallbackSerializer(serializers.ModelSerializer):
     class Meta:
         model = Callback
         fields = [
-            "ticket", "ticket_status", "attempts", "outcome", "fix_score", "attitude_score", "comment", "agent",
-            "completed_at",
+            "ticket", "ticket_status", "cycle", "attempts", "outcome", "fix_score", "attitude_score", "comment",
+            "agent", "completed_at",
         ]  # fmt: skip
 
 

@@ -1,5 +1,6 @@
 """Ticket API: intake for every channel (idempotent with an Idempotency-Key header), lists and moves."""
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -267,12 +268,22 @@ class InteractionViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
     queryset = Interaction.objects.select_related("customer", "ticket", "unit", "agent")
     serializer_class = InteractionSerializer
     filterset_class = InteractionFilter  # the unit by its code, among the caller's units
+    FIELDS_SENT = {"unit": "unit_code", "customer": "customer_code", "ticket": "ticket_number"}
 
     @extend_schema(request=InteractionInSerializer, responses={201: InteractionSerializer})
     def create(self, request, *args, **kwargs):
         incoming = InteractionInSerializer(data=request.data, context={"request": request})
         incoming.is_valid(raise_exception=True)
-        interaction = services.interaction_record(actor=request.user, **incoming.validated_data)
+        try:
+            interaction = services.interaction_record(actor=request.user, **incoming.validated_data)
+        except DjangoValidationError as exc:
+            if not hasattr(exc, "error_dict"):
+                raise
+            # The service's refusal on the request's own fields (a unit, customer or ticket named by its code).
+            return Response(
+                {self.FIELDS_SENT.get(name, name): messages for name, messages in exc.message_dict.items()},
+                status=http.HTTP_400_BAD_REQUEST,
+            )
         interaction = self.get_queryset().get(pk=interaction.pk)
         return Response(
             InteractionSerializer(interaction, context={"request": request}).data, status=http.HTTP_201_CREATED

@@ -280,7 +280,12 @@ class Command(BaseCommand):
             specs = self._plan(customers, tickets)
             incidents = self._open_incidents()
             created: dict[int, Ticket] = {}
+            restored = False
             for spec in specs:
+                if not restored and spec.at >= self.restored_at:
+                    # Power comes back at its moment of the timeline: calls after it are not linked to it.
+                    self._restore(incidents, specs, created)
+                    restored = True
                 try:
                     with transaction.atomic():
                         ticket, counts = self._play(spec, created, incidents)
@@ -289,7 +294,8 @@ class Command(BaseCommand):
                     continue
                 created[spec.i] = ticket
                 self.counts.update(counts)
-            self._restore(incidents, specs, created)
+            if not restored:
+                self._restore(incidents, specs, created)
             self._field_work(incidents)
         self._report(created, incidents, time.monotonic() - started)
 
@@ -309,6 +315,7 @@ class Command(BaseCommand):
         self.open_wards = sorted(w for w, _n in wards.most_common(2))
         per_incident = self.per_incident = min(10, total // 10) if self._outage_code() else 0
         self.restored_start = now - dt.timedelta(days=3, hours=2, minutes=rng.randint(0, 59))
+        self.restored_at = self.restored_start + dt.timedelta(hours=3, minutes=10)
         self.open_start = now - dt.timedelta(minutes=75)
         regular = total - 2 * per_incident
         live = max(1, regular // 12) if regular else 0
@@ -718,7 +725,7 @@ class Command(BaseCommand):
         incident = incidents.get("restored")
         if incident is None:
             return
-        restored_at = self.restored_start + dt.timedelta(hours=3, minutes=10)
+        restored_at = self.restored_at
         try:
             with transaction.atomic():
                 result = incident_restore(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.views.autocomplete import AutocompleteJsonView
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -15,6 +18,7 @@ from django.utils.translation import gettext_lazy
 
 from core.exports import ServiceImportMixin, StreamingExportMixin
 from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
+from crm.models import Unit
 from customers import privacy, selectors, services
 from customers.models import (
     Contract,
@@ -83,6 +87,28 @@ class CustomerPhoneInline(admin.TabularInline):
         return self.get_fields(request, obj)
 
 
+class CurrentUnitsView(AutocompleteJsonView):
+    """The units offered to a new customer or meter: those of the user's scope in service today (a unit merged
+    away keeps its old records but takes no new ones)."""
+
+    def get_queryset(self):
+        return super().get_queryset().active()
+
+
+class CurrentUnitSelect(AutocompleteSelect):
+    url_name = "%s:customers_current_units"
+
+
+class CurrentUnitMixin:
+    """The unit of a new record is chosen among the units of today (``CurrentUnitsView``)."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "unit":
+            kwargs["queryset"] = Unit.objects.for_user(request.user).active()
+            kwargs["widget"] = CurrentUnitSelect(db_field, self.admin_site, using=kwargs.get("using"))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
 class CustomerForm(forms.ModelForm):
     phones_text = forms.CharField(
         label=gettext_lazy("phone numbers"),
@@ -91,6 +117,25 @@ class CustomerForm(forms.ModelForm):
             "One or more, separated by commas; any spelling (0903 123 456, +84903123456)."
         ),
     )
+    # The customer's ``updated_at`` when the page was built: a save over a change made since is refused
+    # (``customer_update``), so that one clerk's save never undoes another's.
+    seen_updated_at = forms.CharField(label="", required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.updated_at:
+            self.fields["seen_updated_at"].initial = self.instance.updated_at.isoformat()
+
+    def clean_seen_updated_at(self) -> dt.datetime | None:
+        if not self.instance.pk:
+            return None
+        try:
+            seen = dt.datetime.fromisoformat(self.cleaned_data.get("seen_updated_at") or "")
+        except ValueError:
+            seen = None
+        if seen is None or seen.tzinfo is None:
+            raise ValidationError(_("This page is out of date; reload it and make your change again."))
+        return seen
 
     class Meta:
         model = Customer
@@ -103,7 +148,7 @@ class CustomerForm(forms.ModelForm):
 @admin.register(Customer)
 class CustomerAdmin(
     MaskedLookupsMixin, ServiceImportMixin, StreamingExportMixin, ServiceErrorsMixin, CustomerSearchMixin,
-    ScopedAdmin,
+    CurrentUnitMixin, ScopedAdmin,
 ):
     form = CustomerForm
     resource_classes = [CustomerResource]  # imports, through the services
@@ -144,6 +189,8 @@ class CustomerAdmin(
         else:
             fields += self.readonly_fields
             fields = privacy.with_shown_fields(fields, Customer, self.masked_on_change(request), request.user)
+            if self.has_change_permission(request, obj):
+                fields.append("seen_updated_at")
         return fields
 
     def get_readonly_fields(self, request, obj=None):
@@ -174,7 +221,9 @@ class CustomerAdmin(
         try:
             if change:
                 changes = {f: data[f] for f in form.changed_data if f in services.EDITABLE_FIELDS}
-                saved = services.customer_update(actor=request.user, customer=obj, changes=changes)
+                saved = services.customer_update(
+                    actor=request.user, customer=obj, changes=changes, seen_updated_at=data["seen_updated_at"]
+                )
             else:
                 phones = [p for p in (data.get("phones_text") or "").split(",") if p.strip()]
                 saved = services.customer_create(
@@ -215,6 +264,11 @@ class CustomerAdmin(
         return [
             path("lookup/", view(self.lookup_view), name="customers_customer_lookup"),
             path("<int:pk>/card/", view(self.card_view), name="customers_customer_card"),
+            path(
+                "current-units/",
+                view(CurrentUnitsView.as_view(admin_site=self.admin_site)),
+                name="customers_current_units",
+            ),
             *urls,
         ]
 
@@ -321,8 +375,34 @@ def _with_param(url: str, name: str, value: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(params), parts.fragment))
 
 
+class CustomerPhoneForm(forms.ModelForm):
+    """A new number in any spelling, stored as +84… (the customer form, the import and the services take the
+    same spellings)."""
+
+    number = forms.CharField(
+        label=gettext_lazy("phone number"),
+        max_length=40,
+        help_text=gettext_lazy("Any spelling (0903 123 456, +84903123456)."),
+    )
+
+    class Meta:
+        model = CustomerPhone
+        fields = ["customer", "number", "is_primary", "label"]
+
+    def clean_number(self) -> str:
+        try:
+            return normalise_phone(self.cleaned_data["number"])
+        except InvalidPhone as exc:
+            raise ValidationError(str(exc)) from None
+
+    def validate_constraints(self):
+        """``customer_add_phone`` applies the phones' rules: a new primary number takes over from the old one,
+        and a number the customer already has is refused with its message."""
+
+
 @admin.register(CustomerPhone)
 class CustomerPhoneAdmin(MaskedLookupsMixin, ServiceErrorsMixin, ScopedAdmin):
+    form = CustomerPhoneForm
     masked_lookups = {"number": privacy.PHONE}
     list_display = ["number", "customer", "is_primary", "label"]
     list_select_related = ["customer"]
@@ -373,13 +453,6 @@ class CustomerPhoneAdmin(MaskedLookupsMixin, ServiceErrorsMixin, ScopedAdmin):
     def delete_queryset(self, request, queryset):
         for phone in queryset:
             self.delete_model(request, phone)
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change=change, **kwargs)
-        # The number is normalised by the service; accept any spelling here.
-        if "number" in form.base_fields:
-            form.base_fields["number"].validators = []
-        return form
 
 
 class CustomerUnitFilter(ScopedUnitFilter):
@@ -447,7 +520,7 @@ class ContractAdmin(ServiceImportMixin, ServiceErrorsMixin, ScopedAdmin):
 
 
 @admin.register(Meter)
-class MeterAdmin(ServiceImportMixin, ServiceErrorsMixin, ScopedAdmin):
+class MeterAdmin(ServiceImportMixin, ServiceErrorsMixin, CurrentUnitMixin, ScopedAdmin):
     resource_classes = [MeterResource]
     list_display = ["serial", "kind", "phases", "status", "unit", "manufacturer"]
     list_select_related = ["unit"]

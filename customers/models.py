@@ -343,6 +343,12 @@ class MeterAssignment(models.Model):
             models.UniqueConstraint(
                 fields=["meter"], condition=Q(removed_at__isnull=True), name="customers_assignment_one_open"
             ),
+            # A contract has one meter at a time (billing reads "the" meter of a contract).
+            models.UniqueConstraint(
+                fields=["contract"],
+                condition=Q(removed_at__isnull=True),
+                name="customers_assignment_one_open_per_contract",
+            ),
             models.CheckConstraint(
                 condition=Q(removed_at__isnull=True, reading_at_removal__isnull=True)
                 | Q(removed_at__isnull=False, reading_at_removal__isnull=False),

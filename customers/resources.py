@@ -369,6 +369,16 @@ class MeterResource(ServiceResource):
                     % {"s": instance.serial, "c": current.contract.number}
                 ]
             else:
+                occupant = (
+                    MeterAssignment.objects.filter(contract=contract, removed_at__isnull=True)
+                    .select_related("meter")
+                    .first()
+                )
+                if occupant is not None:
+                    errors["contract"] = [
+                        _("Contract %(c)s already has meter %(s)s installed; remove it first.")
+                        % {"c": contract.number, "s": occupant.meter.serial}
+                    ]
                 if installed_at is None:
                     errors["installed_at"] = [_("Give the time the meter was installed.")]
                 if reading is None:

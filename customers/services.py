@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -78,6 +79,25 @@ def customer_next_code(*, unit: Unit) -> str:
     return f"{unit.code}{number:07d}"
 
 
+def _moment(at: dt.datetime) -> str:
+    return timezone.localtime(at).strftime("%d/%m/%Y %H:%M")
+
+
+def _check_unit_current(unit: Unit, field: str = "unit") -> None:
+    """New records are born in a unit of today: a unit merged away (or closed) keeps only its old records."""
+    if unit.is_active_on(timezone.localdate()):
+        return
+    successor = unit.successor if unit.successor_id else None
+    if successor is not None:
+        message = _("Unit %(unit)s was merged into %(successor)s; register new records in %(successor)s.") % {
+            "unit": unit.code,
+            "successor": successor.code,
+        }
+    else:
+        message = _("Unit %(unit)s is not in service today.") % {"unit": unit.code}
+    raise ValidationError({field: message})
+
+
 def _check_code_belongs_to_unit(code: str, unit: Unit) -> None:
     allowed = {unit.code, *unit.predecessors.values_list("code", flat=True)}
     if code[:6] not in allowed:
@@ -106,6 +126,7 @@ def customer_create(
     """Register a customer in a unit; the code is the unit's next one unless given. Phones in any spelling."""
     require(actor, "customers.add_customer", unit=unit)
     unit = Unit.objects.select_for_update().get(pk=unit.pk)  # serialises code allocation per unit
+    _check_unit_current(unit)
     normalised = []
     errors = []
     for raw in phones:
@@ -154,8 +175,20 @@ def customer_create(
 
 
 @transaction.atomic
-def customer_update(*, actor, customer: Customer, changes: dict[str, Any], reason: str = "") -> Customer:
-    """Change a customer's details; only ``EDITABLE_FIELDS``, validated, with before/after recorded."""
+def customer_update(
+    *,
+    actor,
+    customer: Customer,
+    changes: dict[str, Any],
+    reason: str = "",
+    seen_updated_at: dt.datetime | None = None,
+) -> Customer:
+    """Change a customer's details; only ``EDITABLE_FIELDS``, validated, with before/after recorded.
+
+    ``seen_updated_at`` is the customer's ``updated_at`` on the page the changes were made on: when the record
+    has changed since (another clerk saved it meanwhile), nothing is written and the page is to be reloaded,
+    so a save never puts back what the page showed over somebody else's change.
+    """
     require(actor, "customers.change_customer", unit=customer.unit_id)
     reason = typed_text(reason, field="reason")
     unknown = set(changes) - set(EDITABLE_FIELDS)
@@ -164,6 +197,14 @@ def customer_update(*, actor, customer: Customer, changes: dict[str, Any], reaso
             _("These fields cannot be changed here: %(fields)s") % {"fields": ", ".join(sorted(unknown))}
         )
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    if seen_updated_at is not None and customer.updated_at != seen_updated_at:
+        raise ValidationError(
+            _(
+                "Somebody else changed this customer after you opened the page; nothing was saved. "
+                "Reload the page to see their change, then make yours again."
+            ),
+            code="stale",
+        )
     before = _snapshot(customer, changes.keys())
     for field, value in changes.items():
         setattr(customer, field, value.strip() if isinstance(value, str) else value)
@@ -357,6 +398,7 @@ def contract_set_status(
         contract.end_date = on or timezone.localdate()
         if contract.end_date < contract.start_date:
             raise ValidationError({"end_date": _("A contract cannot end before it starts.")})
+        _check_meters_off(contract, ends=contract.end_date)
     contract.save(update_fields=["status", "end_date"])
     _event(
         contract.customer,
@@ -369,6 +411,30 @@ def contract_set_status(
     return contract
 
 
+def _check_meters_off(contract: Contract, *, ends: dt.date) -> None:
+    """A contract ends after its meter came off with the final reading (``meter_remove``): terminating it with
+    the meter still on would leave a meter installed on a dead contract, its last kWh read by nobody."""
+    assignments = MeterAssignment.objects.filter(contract=contract).select_related("meter")
+    current = assignments.filter(removed_at__isnull=True).first()
+    if current is not None:
+        raise ValidationError(
+            _(
+                "Meter %(s)s is still installed on contract %(c)s: remove it with its final reading first, "
+                "then terminate the contract."
+            )
+            % {"s": current.meter.serial, "c": contract.number}
+        )
+    last = assignments.filter(removed_at__isnull=False).order_by("-removed_at").first()
+    removed_at = last.removed_at if last is not None else None
+    if removed_at is not None and ends < timezone.localdate(removed_at):
+        raise ValidationError(
+            {
+                "end_date": _("Contract %(c)s cannot end before its meter was removed (%(at)s).")
+                % {"c": contract.number, "at": _moment(removed_at)}
+            }
+        )
+
+
 # Meters -----------------------------------------------------------------------------------------------
 
 
@@ -378,6 +444,7 @@ def meter_register(
 ) -> Meter:
     """Take a meter into a unit's stock."""
     require(actor, "customers.add_meter", unit=unit)
+    _check_unit_current(unit)
     meter = Meter(
         serial=serial.strip().upper(), unit=unit, kind=kind, phases=phases, manufacturer=manufacturer
     )
@@ -392,8 +459,16 @@ def meter_register(
 def meter_install(
     *, actor, meter: Meter, contract: Contract, at: dt.datetime, reading: int
 ) -> MeterAssignment:
-    """Hang a meter on a contract from ``at``, with its reading then."""
+    """Hang a meter on a contract from ``at``, with its reading then.
+
+    A contract has one meter at a time and a meter one contract at a time, over the whole history: the
+    install comes after the meter's last removal and after the removal of the contract's previous meter,
+    within the contract's dates. The actor changes both the meter (its unit) and the contract (its
+    customer's unit).
+    """
     require(actor, "customers.change_meter", unit=meter.unit_id)
+    require(actor, "customers.change_contract", unit=contract.customer.unit_id)
+    contract = Contract.objects.select_for_update(of=("self",)).select_related("customer").get(pk=contract.pk)
     meter = Meter.objects.select_for_update().get(pk=meter.pk)
     if meter.status != MeterStatus.IN_STOCK:
         raise ValidationError(
@@ -404,6 +479,52 @@ def meter_install(
         raise ValidationError({"reading": _("A reading cannot be negative.")})
     if contract.status == ContractStatus.TERMINATED:
         raise ValidationError(_("A meter cannot be installed on a terminated contract."))
+    current = (
+        MeterAssignment.objects.filter(contract=contract, removed_at__isnull=True)
+        .select_related("meter")
+        .first()
+    )
+    if current is not None:
+        raise ValidationError(
+            {
+                "contract": _("Contract %(c)s already has meter %(s)s installed; remove it first.")
+                % {"c": contract.number, "s": current.meter.serial}
+            }
+        )
+    if timezone.localdate(at) < contract.start_date:
+        raise ValidationError(
+            {
+                "at": _("A meter is installed while its contract runs: contract %(c)s starts on %(start)s.")
+                % {"c": contract.number, "start": contract.start_date.strftime("%d/%m/%Y")}
+            }
+        )
+    removed = MeterAssignment.objects.filter(removed_at__isnull=False).order_by("-removed_at")
+    last_of_meter = removed.filter(meter=meter).select_related("contract").first()
+    until = last_of_meter.removed_at if last_of_meter is not None else None
+    if last_of_meter is not None and until is not None and at < until:
+        raise ValidationError(
+            {
+                "at": _("Meter %(s)s served contract %(c)s until %(at)s; it cannot be installed before then.")
+                % {
+                    "s": meter.serial,
+                    "c": last_of_meter.contract.number,
+                    "at": _moment(until),
+                }
+            }
+        )
+    last_of_contract = removed.filter(contract=contract).select_related("meter").first()
+    until = last_of_contract.removed_at if last_of_contract is not None else None
+    if last_of_contract is not None and until is not None and at < until:
+        raise ValidationError(
+            {
+                "at": _("Contract %(c)s had meter %(s)s until %(at)s; a new meter is installed after that.")
+                % {
+                    "c": contract.number,
+                    "s": last_of_contract.meter.serial,
+                    "at": _moment(until),
+                }
+            }
+        )
     assignment = MeterAssignment.objects.create(
         meter=meter, contract=contract, installed_at=at, reading_at_install=reading
     )
@@ -416,6 +537,41 @@ def meter_install(
         after={"meter": meter.serial, "contract": contract.number, "reading": reading, "at": at.isoformat()},
     )
     return assignment
+
+
+def _last_reading(assignment: MeterAssignment):
+    """The current reading of the latest month read on the meter while it served the assignment's contract, or
+    None.
+
+    Readings belong to billing, above this app: the model is looked up by name, never imported.
+    """
+    try:
+        reading_model = apps.get_model("billing", "MeterReading")
+    except LookupError:
+        return None
+    return (
+        reading_model.objects.filter(
+            meter_id=assignment.meter_id,
+            contract_id=assignment.contract_id,
+            period__gte=timezone.localdate(assignment.installed_at).replace(day=1),
+        )
+        .exclude(status="superseded")
+        .order_by("-period", "-taken_at", "-id")
+        .first()
+    )
+
+
+def _read_since(reading) -> tuple[dt.datetime, str]:
+    """From when the register of ``reading`` was on the meter, and how to say it.
+
+    A reading taken within its month (or before) gives the moment of the read; one keyed in after its month
+    (its ``taken_at`` is when it was entered) vouches only for the month.
+    """
+    month_start = timezone.make_aware(dt.datetime.combine(reading.period, dt.time()))
+    next_month = (reading.period.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    if reading.taken_at < timezone.make_aware(dt.datetime.combine(next_month, dt.time())):
+        return reading.taken_at, _moment(reading.taken_at)
+    return month_start, reading.period.strftime("%m/%Y")
 
 
 @transaction.atomic
@@ -435,6 +591,25 @@ def meter_remove(
         raise ValidationError({"at": _("A meter cannot be removed before it was installed.")})
     if reading < assignment.reading_at_install and not faulty:
         raise ValidationError({"reading": _("The removal reading is below the reading at install.")})
+    last = _last_reading(assignment)
+    if last is not None:
+        read_at, read_when = _read_since(last)
+        if at < read_at:
+            raise ValidationError(
+                {
+                    "at": _("Meter %(s)s was read on %(at)s; it cannot be removed before that reading.")
+                    % {"s": meter.serial, "at": read_when}
+                }
+            )
+        if reading < last.value and not faulty:
+            raise ValidationError(
+                {
+                    "reading": _(
+                        "The removal reading %(r)s is below the meter's last reading, %(last)s kWh for %(period)s."
+                    )
+                    % {"r": reading, "last": last.value, "period": last.period.strftime("%m/%Y")}
+                }
+            )
     assignment.removed_at = at
     assignment.reading_at_removal = reading
     assignment.removal_reason = reason

@@ -441,7 +441,8 @@ def test_meters_are_registered_and_installed_by_the_services_and_their_status_is
         (5, [f"Unit: {org['other_company'].code} is not in your units."]),
         (
             6,
-            [
+            [  # row 2 hangs NEW-0002 on that contract first
+                f"Contract: Contract {contract.number} already has meter NEW-0002 installed; remove it first.",
                 "Installed at: Give the time the meter was installed.",
                 "Reading at installation: Give the meter's reading at install.",
             ],

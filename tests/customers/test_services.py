@@ -163,6 +163,8 @@ def test_contract_transitions_are_guarded(org, make_customer):
     contract = customer.contracts.get()
     assert contract.status == ContractStatus.ACTIVE
     services.contract_set_status(actor=None, contract=contract, status=ContractStatus.SUSPENDED)
+    meter = MeterAssignment.objects.get(contract=contract).meter
+    services.meter_remove(actor=None, meter=meter, at=timezone.now(), reading=0, reason="Thanh lý hợp đồng")
     services.contract_set_status(actor=None, contract=contract, status=ContractStatus.TERMINATED)
     contract.refresh_from_db()
     assert contract.end_date == timezone.localdate()

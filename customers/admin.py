@@ -8,11 +8,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.views.autocomplete import AutocompleteJsonView
-from django.contrib.admin.widgets import AutocompleteSelect
+from django.contrib.admin.widgets import AdminSplitDateTime, AutocompleteSelect
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -28,6 +29,7 @@ from customers.models import (
     CustomerPhone,
     Meter,
     MeterAssignment,
+    MeterStatus,
 )
 from customers.normalise import InvalidPhone, display_phone, normalise_phone
 from customers.resources import ContractResource, CustomerResource, MeterResource
@@ -455,6 +457,137 @@ class CustomerPhoneAdmin(MaskedLookupsMixin, ServiceErrorsMixin, ScopedAdmin):
             self.delete_model(request, phone)
 
 
+# Meter moves: install, take off, replace ----------------------------------------------------------------
+
+
+def _moment_field(label):
+    return forms.SplitDateTimeField(label=label, widget=AdminSplitDateTime, initial=timezone.now)
+
+
+def _register_field(label):
+    return forms.IntegerField(label=label, min_value=0, max_value=2_147_483_647)
+
+
+REMOVAL_OUTCOMES = [
+    ("stock", gettext_lazy("Back to stock: it can be installed again")),
+    ("faulty", gettext_lazy("Faulty: it goes for repair or scrapping")),
+]
+
+
+def _outcome_field():
+    return forms.TypedChoiceField(
+        label=gettext_lazy("the meter goes"),
+        choices=REMOVAL_OUTCOMES,
+        coerce=lambda value: value == "faulty",
+        initial="stock",
+        widget=forms.RadioSelect,
+    )
+
+
+def _reason_field():
+    return forms.CharField(
+        label=gettext_lazy("reason"),
+        max_length=MeterAssignment._meta.get_field("removal_reason").max_length,
+        help_text=gettext_lazy("For example: moved out, burnt, replaced by a remote-read meter."),
+    )
+
+
+class MeterInstallForm(forms.Form):
+    """Hang a meter from stock on a contract of the clerk's units (``meter_install``)."""
+
+    contract = forms.CharField(label=gettext_lazy("contract number"), max_length=30)
+    at = _moment_field(gettext_lazy("installed at"))
+    reading = _register_field(gettext_lazy("register at install (kWh)"))
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_contract(self) -> Contract:
+        number = self.cleaned_data["contract"].strip()
+        contract = (
+            Contract.objects.for_user(self.user).select_related("customer").filter(number=number).first()
+        )
+        if contract is None:
+            raise ValidationError(_("No contract numbered “%(n)s” in your units.") % {"n": number})
+        return contract
+
+
+class MeterRemoveForm(forms.Form):
+    """Take a meter off its contract with its last register (``meter_remove``)."""
+
+    at = _moment_field(gettext_lazy("removed at"))
+    reading = _register_field(gettext_lazy("register at removal (kWh)"))
+    reason = _reason_field()
+    faulty = _outcome_field()
+
+
+class MeterReplaceForm(forms.Form):
+    """Take a contract's meter off and put a meter from stock on, in one go (``meter_replace``)."""
+
+    at = _moment_field(gettext_lazy("replaced at"))
+    removal_reading = _register_field(gettext_lazy("register of the old meter at removal (kWh)"))
+    reason = _reason_field()
+    faulty = _outcome_field()
+    new_meter = forms.CharField(label=gettext_lazy("serial of the new meter"), max_length=20)
+    install_reading = _register_field(gettext_lazy("register of the new meter at install (kWh)"))
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_new_meter(self) -> Meter:
+        serial = self.cleaned_data["new_meter"].strip().upper()
+        meter = Meter.objects.for_user(self.user).filter(serial=serial).first()
+        if meter is None:
+            raise ValidationError(_("No meter with serial %(s)s in your units.") % {"s": serial})
+        return meter
+
+
+def add_service_errors(form, exc: ValidationError) -> None:
+    """A service's refusal shown on the form: on its field when it names one the form has, else on top."""
+    if hasattr(exc, "error_dict"):
+        for name, errors in exc.error_dict.items():
+            for error in errors:
+                form.add_error(name if name in form.fields else None, error)
+    else:
+        for message in exc.messages:
+            form.add_error(None, message)
+
+
+def meter_move_page(model_admin, request, *, form, title: str, submit: str, back: str, facts, template=None):
+    """The page of one meter move: what is on the contract now, the form, its errors (status 400 when any)."""
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "opts": model_admin.model._meta,
+        "form": form,
+        "submit_label": submit,
+        "back_url": back,
+        "facts": facts,
+    }
+    return TemplateResponse(
+        request,
+        template or "admin/customers/meter_move.html",
+        context,
+        status=400 if form.errors else 200,
+    )
+
+
+def current_assignment(*, contract=None, meter=None) -> MeterAssignment | None:
+    found = MeterAssignment.objects.filter(removed_at__isnull=True).select_related("meter", "contract")
+    if contract is not None:
+        found = found.filter(contract=contract)
+    if meter is not None:
+        found = found.filter(meter=meter)
+    return found.first()
+
+
+def _may_move_meters(user) -> bool:
+    """Installing, taking off and replacing change both the meter and the contract (``meter_install``)."""
+    return user.has_perm("customers.change_meter") and user.has_perm("customers.change_contract")
+
+
 class CustomerUnitFilter(ScopedUnitFilter):
     unit_path = "customer__unit"
 
@@ -470,6 +603,73 @@ class ContractAdmin(ServiceImportMixin, ServiceErrorsMixin, ScopedAdmin):
     fields = ["customer", "number", "tariff_category", "purpose", "start_date", "end_date", "status"]
     actions = ["activate", "suspend", "terminate"]
     ordering = ["-id"]
+    change_form_template = "admin/customers/contract/change_form.html"
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<path:object_id>/replace-meter/",
+                view(self.replace_meter_view),
+                name="customers_contract_replace_meter",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        contract = self.get_object(request, object_id)
+        assignment = current_assignment(contract=contract) if contract is not None else None
+        extra = {
+            "current_meter": assignment.meter if assignment is not None else None,
+            "can_replace_meter": assignment is not None and _may_move_meters(request.user),
+        }
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
+
+    def replace_meter_view(self, request, object_id):
+        """Replace the contract's meter: the old one off with its final register, a meter from stock on."""
+        if not _may_move_meters(request.user):
+            raise PermissionDenied
+        contract = self.get_queryset(request).select_related("customer").filter(pk=object_id).first()
+        if contract is None:
+            raise Http404(_("No such contract in your units."))
+        back = reverse("admin:customers_contract_change", args=[contract.pk])
+        assignment = current_assignment(contract=contract)
+        if assignment is None:
+            messages.error(
+                request,
+                _("Contract %(c)s has no meter installed; install one from the meter's page.")
+                % {"c": contract.number},
+            )
+            return HttpResponseRedirect(back)
+        form = MeterReplaceForm(request.POST or None, user=request.user)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                services.meter_replace(
+                    actor=request.user, contract=contract, at=data["at"], removal_reading=data["removal_reading"],
+                    reason=data["reason"], faulty=data["faulty"], new_meter=data["new_meter"],
+                    install_reading=data["install_reading"],
+                )  # fmt: skip
+            except ValidationError as exc:
+                add_service_errors(form, exc)
+            else:
+                messages.success(
+                    request,
+                    _("Contract %(c)s: meter %(old)s taken off, meter %(new)s installed.")
+                    % {"c": contract.number, "old": assignment.meter.serial, "new": data["new_meter"].serial},
+                )
+                return HttpResponseRedirect(back)
+        facts = [
+            (_("contract"), contract.number),
+            (_("customer"), f"{contract.customer.code} – {contract.customer.full_name}"),
+            (_("meter on it"), assignment.meter.serial),
+            (_("installed at"), timezone.localtime(assignment.installed_at).strftime("%d/%m/%Y %H:%M")),
+            (_("register at install (kWh)"), assignment.reading_at_install),
+        ]
+        return meter_move_page(
+            self, request, form=form, title=_("Replace the meter of contract %(c)s") % {"c": contract.number},
+            submit=_("Replace the meter"), back=back, facts=facts,
+        )  # fmt: skip
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -530,9 +730,117 @@ class MeterAdmin(ServiceImportMixin, ServiceErrorsMixin, CurrentUnitMixin, Scope
     fields = ["serial", "unit", "kind", "phases", "manufacturer", "status"]
     ordering = ["-id"]
 
+    change_form_template = "admin/customers/meter/change_form.html"
+
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip().upper()
         return (queryset.filter(serial=term), False) if term else (queryset, False)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/install/", view(self.install_view), name="customers_meter_install"),
+            path("<path:object_id>/take-off/", view(self.remove_view), name="customers_meter_remove"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        meter = self.get_object(request, object_id)
+        assignment = current_assignment(meter=meter) if meter is not None else None
+        extra = {
+            "current_contract": assignment.contract if assignment is not None else None,
+            "can_install": meter is not None and meter.status == MeterStatus.IN_STOCK
+            and _may_move_meters(request.user),
+            "can_remove": assignment is not None and request.user.has_perm("customers.change_meter"),
+        }  # fmt: skip
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
+
+    def _meter(self, request, object_id) -> Meter:
+        meter = self.get_queryset(request).select_related("unit").filter(pk=object_id).first()
+        if meter is None:
+            raise Http404(_("No such meter in your units."))
+        return meter
+
+    def install_view(self, request, object_id):
+        """Install a meter from stock on a contract: the contract by its number, the moment, the register."""
+        if not _may_move_meters(request.user):
+            raise PermissionDenied
+        meter = self._meter(request, object_id)
+        back = reverse("admin:customers_meter_change", args=[meter.pk])
+        if meter.status != MeterStatus.IN_STOCK:
+            messages.error(
+                request,
+                _("Meter %(s)s is not in stock (it is %(st)s).")
+                % {"s": meter.serial, "st": MeterStatus(meter.status).label},
+            )
+            return HttpResponseRedirect(back)
+        form = MeterInstallForm(request.POST or None, user=request.user)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                services.meter_install(
+                    actor=request.user,
+                    meter=meter,
+                    contract=data["contract"],
+                    at=data["at"],
+                    reading=data["reading"],
+                )
+            except ValidationError as exc:
+                add_service_errors(form, exc)
+            else:
+                messages.success(
+                    request,
+                    _("Meter %(s)s is installed on contract %(c)s.")
+                    % {"s": meter.serial, "c": data["contract"].number},
+                )
+                return HttpResponseRedirect(back)
+        facts = [
+            (_("meter"), meter.serial),
+            (_("unit"), meter.unit.code),
+            (_("status"), meter.get_status_display()),
+        ]
+        return meter_move_page(
+            self, request, form=form, title=_("Install meter %(s)s on a contract") % {"s": meter.serial},
+            submit=_("Install"), back=back, facts=facts,
+        )  # fmt: skip
+
+    def remove_view(self, request, object_id):
+        """Take an installed meter off its contract with its last register; back to stock, or faulty."""
+        if not request.user.has_perm("customers.change_meter"):
+            raise PermissionDenied
+        meter = self._meter(request, object_id)
+        back = reverse("admin:customers_meter_change", args=[meter.pk])
+        assignment = current_assignment(meter=meter)
+        if assignment is None:
+            messages.error(request, _("Meter %(s)s is not installed.") % {"s": meter.serial})
+            return HttpResponseRedirect(back)
+        form = MeterRemoveForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                services.meter_remove(
+                    actor=request.user, meter=meter, at=data["at"], reading=data["reading"], reason=data["reason"],
+                    faulty=data["faulty"],
+                )  # fmt: skip
+            except ValidationError as exc:
+                add_service_errors(form, exc)
+            else:
+                messages.success(
+                    request,
+                    _("Meter %(s)s is taken off contract %(c)s.")
+                    % {"s": meter.serial, "c": assignment.contract.number},
+                )
+                return HttpResponseRedirect(back)
+        facts = [
+            (_("meter"), meter.serial),
+            (_("contract"), assignment.contract.number),
+            (_("installed at"), timezone.localtime(assignment.installed_at).strftime("%d/%m/%Y %H:%M")),
+            (_("register at install (kWh)"), assignment.reading_at_install),
+        ]
+        return meter_move_page(
+            self, request, form=form, title=_("Take meter %(s)s off its contract") % {"s": meter.serial},
+            submit=_("Take off"), back=back, facts=facts,
+        )  # fmt: skip
 
     def get_readonly_fields(self, request, obj=None):
         return ["status"] if obj is None else self.fields

@@ -626,6 +626,63 @@ def meter_remove(
     return assignment
 
 
+def _renamed(exc: ValidationError, names: dict[str, str]) -> ValidationError:
+    """The same refusal, its fields named as the caller's form names them."""
+    if not hasattr(exc, "error_dict"):
+        return exc
+    return ValidationError({names.get(field, field): errors for field, errors in exc.error_dict.items()})
+
+
+@transaction.atomic
+def meter_replace(
+    *,
+    actor,
+    contract: Contract,
+    at: dt.datetime,
+    removal_reading: int,
+    reason: str,
+    faulty: bool = False,
+    new_meter: Meter,
+    install_reading: int,
+) -> MeterAssignment:
+    """Swap a contract's meter at ``at``: the meter on it comes off with its final reading (``meter_remove``),
+    back to stock or faulty, and ``new_meter``, from stock, goes on with its own register (``meter_install``).
+
+    Both moves or neither: a refusal of the install (the new meter is not in stock, belongs to a unit the
+    actor does not serve…) leaves the old meter on its contract. The refusals name the fields ``at``,
+    ``removal_reading``, ``install_reading``, ``reason`` and ``new_meter``.
+    """
+    require(actor, "customers.change_contract", unit=contract.customer.unit_id)
+    contract = Contract.objects.select_for_update(of=("self",)).select_related("customer").get(pk=contract.pk)
+    current = (
+        MeterAssignment.objects.filter(contract=contract, removed_at__isnull=True)
+        .select_related("meter")
+        .first()
+    )
+    if current is None:
+        raise ValidationError(
+            _("Contract %(c)s has no meter installed; install one instead of replacing.")
+            % {"c": contract.number}
+        )
+    if new_meter.pk == current.meter_id:
+        raise ValidationError(
+            {
+                "new_meter": _("Meter %(s)s is the one being taken off; choose another meter.")
+                % {"s": new_meter.serial}
+            }
+        )
+    try:
+        meter_remove(
+            actor=actor, meter=current.meter, at=at, reading=removal_reading, reason=reason, faulty=faulty
+        )
+    except ValidationError as exc:
+        raise _renamed(exc, {"reading": "removal_reading"}) from None
+    try:
+        return meter_install(actor=actor, meter=new_meter, contract=contract, at=at, reading=install_reading)
+    except ValidationError as exc:
+        raise _renamed(exc, {"reading": "install_reading", "contract": "new_meter"}) from None
+
+
 # Search statistics ------------------------------------------------------------------------------------
 
 SEARCH_SAMPLE_ROWS = 30_000

@@ -55,7 +55,11 @@ CASES = {
         "channel": "phone", "started_at": _now(), "ended_at": _now(), "disposition": "ticket", "unit": w["home"],
         "customer": w["customer"]}),
     "work_order_create": ("tickets.add_workorder", lambda w: {"ticket": w["ticket"]}),
+    "work_order_assign": ("tickets.add_workorder", lambda w: {"order": w["order"], "crew": None}),
     "work_order_advance": ("tickets.change_workorder", lambda w: {"order": w["order"], "to": "dispatched"}),
+    "meter_replace": ("customers.change_contract", lambda w: {
+        "contract": w["customer"].contracts.first(), "at": _now(), "removal_reading": 1, "reason": "Thay",
+        "new_meter": w["meter"], "install_reading": 0}),
     "customer_create": ("customers.add_customer", lambda w: {
         "unit": w["home"], "full_name": "Lê Văn Bình", "street": "1 Lê Lợi", "ward": "Phường Bến Nghé"}),
     "customer_update": ("customers.change_customer", lambda w: {

@@ -204,6 +204,47 @@ class AttachmentAddInline(AddOnlyInline, admin.TabularInline):
     fields = ["file"]
 
 
+def crew_named(value: str):
+    """The crew member a dispatcher picked on a page (their user id; empty: the unit's dispatchers decide). The
+    work order services decide whether they may be sent (a field crew member serving the unit, still active),
+    so a choice that went stale while the page was open is refused with its reason."""
+    from django.contrib.auth import get_user_model
+
+    value = (value or "").strip()
+    if not value:
+        return None
+    crew = None
+    if value.isascii() and value.isdigit() and len(value) <= 18:
+        crew = get_user_model().objects.filter(pk=int(value), staff_profile__isnull=False).first()
+    if crew is None:
+        raise ValidationError({"crew": _("No such crew member.")})
+    return crew
+
+
+def issued_text(order) -> str:
+    if order.crew_id is None:
+        return _("Work order %(o)s issued; the unit's dispatchers are told.") % {"o": order}
+    return _("Work order %(o)s issued to %(who)s.") % {"o": order, "who": order.crew.get_username()}
+
+
+class SendCrewForm(forms.Form):
+    """The list's "Send a crew": one crew member serving every chosen ticket's unit, or the units' dispatchers."""
+
+    crew = forms.ChoiceField(label=gettext_lazy("crew member"), required=False)
+    note = forms.CharField(label=gettext_lazy("note"), required=False, max_length=NOTE_MAX_CHARS,
+                           widget=forms.TextInput(attrs={"size": 60}))  # fmt: skip
+
+    def __init__(self, *args, units=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        common = None
+        for unit_id in units:
+            crews = {str(u.pk): selectors.crew_label(u) for u in selectors.crews_of_unit(unit_id)}
+            common = crews if common is None else {k: v for k, v in common.items() if k in crews}
+        self.fields["crew"].choices = [
+            ("", _("The unit's dispatchers decide")), *sorted((common or {}).items(), key=lambda kv: kv[1])
+        ]
+
+
 class AssignForm(forms.Form):
     assignee: forms.ModelChoiceField[Any] = forms.ModelChoiceField(
         queryset=None, label=gettext_lazy("assignee")
@@ -401,6 +442,7 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
                 "moves": selectors.ticket_moves(ticket=ticket, user=request.user),
                 "clocks": selectors.ticket_clocks(ticket=ticket),
                 "timeline": selectors.ticket_timeline(ticket=ticket),
+                "work_orders": selectors.ticket_work_orders(ticket=ticket, user=request.user),
                 "move_url": reverse("admin:tickets_ticket_move", args=[ticket.pk]),
             }
         return super().change_view(request, object_id, form_url, extra_context)
@@ -432,8 +474,9 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
             elif key == "contact":
                 services.ticket_record_contact(actor=request.user, ticket=ticket)
             elif key == "send_crew":
-                order = services.work_order_create(actor=request.user, ticket=ticket, note=note)
-                messages.success(request, _("Work order %(o)s issued.") % {"o": order})
+                crew = crew_named(request.POST.get("crew", ""))
+                order = services.work_order_create(actor=request.user, ticket=ticket, crew=crew, note=note)
+                messages.success(request, issued_text(order))
             else:
                 duplicate_of = None
                 if key == "duplicate":
@@ -672,14 +715,41 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
     def acknowledge(self, request, queryset):
         self._move(request, queryset, Status.ACKNOWLEDGED)
 
-    @admin.action(description=gettext_lazy("Send a crew (work order)"), permissions=["change"])
+    @admin.action(description=gettext_lazy("Send a crew (work order)…"), permissions=["send_crew"])
     def send_crew(self, request, queryset):
-        for ticket in queryset:
+        """An intermediate page: the crew member (one serving every chosen ticket's unit, or the units'
+        dispatchers) and an optional note, then one work order per ticket through ``work_order_create``."""
+        tickets = list(queryset.select_related("unit"))
+        form = SendCrewForm(
+            request.POST if "send" in request.POST else None, units=sorted({t.unit_id for t in tickets})
+        )
+        if form.is_bound and form.is_valid():
             try:
-                order = services.work_order_create(actor=request.user, ticket=ticket)
-                messages.success(request, _("Work order %(o)s issued.") % {"o": order})
+                crew = crew_named(form.cleaned_data["crew"])
             except ValidationError as exc:
-                messages.error(request, f"{ticket.number}: {'; '.join(exc.messages)}")
+                report_errors(request, exc)
+                return None
+            for ticket in tickets:
+                try:
+                    order = services.work_order_create(
+                        actor=request.user, ticket=ticket, crew=crew, note=form.cleaned_data["note"]
+                    )
+                    messages.success(request, issued_text(order))
+                except ValidationError as exc:
+                    messages.error(request, f"{ticket.number}: {'; '.join(exc.messages)}")
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Send a crew"),
+            "opts": self.model._meta,
+            "tickets": tickets,
+            "form": form,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/tickets/send_crew.html", context)
+
+    def has_send_crew_permission(self, request):
+        return request.user.has_perm("tickets.change_ticket") and request.user.has_perm("tickets.add_workorder")
 
     @admin.action(description=gettext_lazy("Start work"), permissions=["change"])
     def start_work(self, request, queryset):
@@ -976,3 +1046,98 @@ class WorkOrderAdmin(ReadOnlyAdmin):
     list_filter = [ScopedUnitFilter, "status", "resolution_code"]
     search_fields = ["ticket__number__exact"]
     ordering = ["-id"]
+    actions = ["give_to_crew"]
+    change_form_template = "admin/tickets/workorder/change_form.html"
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:object_id>/assign/",
+                self.admin_site.admin_view(self.assign_view),
+                name="tickets_workorder_assign",
+            ),
+            *super().get_urls(),
+        ]
+
+    def has_send_crew_permission(self, request) -> bool:
+        return request.user.has_perm("tickets.add_workorder")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The work order's page: its details and, while it is open, whom to give it to instead."""
+        order = self.get_object(request, object_id)
+        if order is not None and request.method == "GET":
+            crew_choices = []
+            if self.has_send_crew_permission(request) and order.status not in ("done", "cancelled"):
+                crew_choices = selectors.crew_choices(order.unit_id)
+            extra_context = {
+                **(extra_context or {}),
+                "crew_choices": crew_choices,
+                "assign_url": reverse("admin:tickets_workorder_assign", args=[order.pk]),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def assign_view(self, request, object_id: int):
+        """Give the work order to a crew member (or back to the unit's dispatchers) through
+        ``work_order_assign``, from its own page or its ticket's; a refusal says why and changes nothing."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_send_crew_permission(request):
+            raise PermissionDenied
+        order = self.get_queryset(request).select_related("ticket").filter(pk=object_id).first()
+        if order is None:
+            raise Http404(_("No such work order in your units."))
+        if request.POST.get("back") == "ticket":
+            page = reverse("admin:tickets_ticket_change", args=[order.ticket_id])
+        else:
+            page = reverse("admin:tickets_workorder_change", args=[order.pk])
+        try:
+            crew = crew_named(request.POST.get("crew", ""))
+            order = services.work_order_assign(actor=request.user, order=order, crew=crew)
+        except ValidationError as exc:
+            report_errors(request, exc)
+            return HttpResponseRedirect(page)
+        messages.success(
+            request,
+            _("Work order %(o)s is now with %(who)s.")
+            % {"o": order, "who": order.crew.get_username() if order.crew else _("the unit's dispatchers")},
+        )
+        return HttpResponseRedirect(page)
+
+    @admin.action(description=gettext_lazy("Give to a crew member…"), permissions=["send_crew"])
+    def give_to_crew(self, request, queryset):
+        """An intermediate page: one crew member serving every chosen order's unit (or the units'
+        dispatchers); each order goes through ``work_order_assign``."""
+        orders = list(queryset.select_related("ticket", "unit", "crew"))
+        form = SendCrewForm(
+            request.POST if "send" in request.POST else None, units=sorted({o.unit_id for o in orders})
+        )
+        del form.fields["note"]
+        if form.is_bound and form.is_valid():
+            try:
+                crew = crew_named(form.cleaned_data["crew"])
+            except ValidationError as exc:
+                report_errors(request, exc)
+                return None
+            done = 0
+            for order in orders:
+                try:
+                    services.work_order_assign(actor=request.user, order=order, crew=crew)
+                    done += 1
+                except ValidationError as exc:
+                    messages.error(request, f"{order}: {'; '.join(exc.messages)}")
+            if done:
+                messages.success(
+                    request,
+                    _("%(n)d work order(s) given to %(who)s.")
+                    % {"n": done, "who": crew.get_username() if crew else _("the unit's dispatchers")},
+                )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Give work orders to a crew member"),
+            "opts": self.model._meta,
+            "orders": orders,
+            "form": form,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/tickets/workorder/give_to_crew.html", context)

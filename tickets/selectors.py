@@ -236,6 +236,75 @@ def eligible_assignees(unit_ids):
     return users.filter(is_active=True, staff_profile__units__in=list(unit_ids)).distinct()
 
 
+def crews_of_unit(unit_id: int):
+    """The field crew members a work order of this unit may be sent to: active accounts of the field-crew role
+    serving the unit, by username (the work order services refuse anyone else)."""
+    from django.contrib.auth import get_user_model
+
+    from crm.models import Role
+
+    return (
+        get_user_model()
+        .objects.filter(is_active=True, staff_profile__role=Role.FIELD_CREW, staff_profile__units=unit_id)
+        .distinct()
+        .order_by("username")
+    )
+
+
+def crew_label(user) -> str:
+    """A crew member as a dispatcher picks them: name and username."""
+    name = user.get_full_name()
+    return f"{name} ({user.get_username()})" if name else user.get_username()
+
+
+def crew_choices(unit_id: int) -> list[tuple[str, str]]:
+    """The choice of "Send a crew": the unit's dispatchers decide (empty value), or one of its crew members."""
+    return [
+        ("", _("The unit's dispatchers decide")),
+        *((str(u.pk), crew_label(u)) for u in crews_of_unit(unit_id)),
+    ]
+
+
+@dataclass
+class WorkOrderRow:
+    """One work order on its ticket's page: whom it is with and, when it may move, whom it may go to."""
+
+    pk: int
+    status: str
+    status_label: str
+    issued_at: object
+    crew_id: int | None
+    crew_shown: str
+    crew_choices: list[tuple[str, str]]
+
+
+def ticket_work_orders(*, ticket: Ticket, user) -> list[WorkOrderRow]:
+    """The ticket's work orders for its page, newest first: each with its crew and, for an open one and a user
+    who sends crews, the crew members it may be given to instead."""
+    from tickets.models import WorkOrder, WorkOrderStatus
+
+    orders = WorkOrder.objects.filter(ticket_id=ticket.pk).select_related("crew").order_by("-id")
+    sends = user.has_perm("tickets.add_workorder") and scope_for(user).allows_unit(ticket.unit_id)
+    choices_by_unit: dict[int, list[tuple[str, str]]] = {}
+    rows = []
+    for order in orders:
+        is_open = order.status not in (WorkOrderStatus.DONE, WorkOrderStatus.CANCELLED)
+        if sends and is_open and order.unit_id not in choices_by_unit:
+            choices_by_unit[order.unit_id] = crew_choices(order.unit_id)
+        rows.append(
+            WorkOrderRow(
+                pk=order.pk,
+                status=order.status,
+                status_label=str(WorkOrderStatus(order.status).label),
+                issued_at=order.issued_at,
+                crew_id=order.crew_id,
+                crew_shown=crew_label(order.crew) if order.crew else _("the unit's dispatchers"),
+                crew_choices=choices_by_unit.get(order.unit_id, []) if sends and is_open else [],
+            )
+        )
+    return rows
+
+
 def unit_wards(unit) -> list[str]:
     """The wards (phường, xã) a unit serves, as an incident names them: the reference list of the unit's
     district, else the wards its customers' addresses name."""
@@ -327,6 +396,7 @@ class Move:
     takes_note: bool = False  # an optional one
     needs_duplicate: bool = False
     link: str = ""  # a move made on a page of its own (the callback survey)
+    crew_choices: list[tuple[str, str]] | None = None  # "Send a crew": whom to (value, label); "" is nobody
 
 
 def ticket_moves(*, ticket: Ticket, user) -> list[Move]:
@@ -346,7 +416,8 @@ def ticket_moves(*, ticket: Ticket, user) -> list[Move]:
     if ticket.is_open and ticket.contacted_at is None:
         moves.append(Move("contact", _("The unit has called the customer")))
     if ticket.is_open and user.has_perm("tickets.add_workorder"):
-        moves.append(Move("send_crew", _("Send a crew (work order)")))
+        moves.append(Move("send_crew", _("Send a crew (work order)"), takes_note=True,
+                          crew_choices=crew_choices(ticket.unit_id)))  # fmt: skip
     if Status.IN_PROGRESS in allowed:
         if ticket.status == Status.PENDING_CUSTOMER:
             moves.append(Move("resume", _("Resume (the customer has answered)")))
@@ -418,6 +489,10 @@ def ticket_timeline(*, ticket: Ticket) -> list[dict]:
             what = f"{status_label(event.before.get('status', ''))} → {status_label(event.after['status'])}"
         elif event.kind == "escalated" and event.level:
             what = _("Escalated to level %(n)d") % {"n": event.level}
+        elif event.kind == "assigned" and "work_order" in event.after:
+            what = _("Work order given to %(who)s") % {
+                "who": event.after.get("crew") or _("the unit's dispatchers")
+            }
         rows.append({
             "at": event.at,
             "who": (event.actor.get_full_name() or event.actor.get_username()) if event.actor else _("system"),

@@ -1193,10 +1193,7 @@ def work_order_create(*, actor, ticket: Ticket, crew=None, note: str = "") -> Wo
     ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
     if not ticket.is_open:
         raise ValidationError(_("The ticket is no longer open."))
-    if crew is not None and not StaffProfile.objects.filter(user=crew, units=ticket.unit_id).exists():
-        raise ValidationError({"crew": _("The crew member does not serve the ticket's unit.")})
-    if crew is not None and not crew.is_active:
-        raise ValidationError({"crew": _("The crew member's account is deactivated: send someone else.")})
+    _refuse_crew(crew, unit_id=ticket.unit_id)
     order = WorkOrder.objects.create(
         ticket=ticket, unit_id=ticket.unit_id, crew=crew, issued_at=timezone.now(), note=note
     )
@@ -1213,6 +1210,87 @@ def work_order_create(*, actor, ticket: Ticket, crew=None, note: str = "") -> Wo
         )
         for profile in people
     )  # one INSERT for everyone told
+    return order
+
+
+def _refuse_crew(crew, *, unit_id: int) -> None:
+    """A work order goes to a member of a field crew who serves its unit and has not left (``crew=None``: to the
+    unit's dispatchers, who decide). Raises on the field ``crew`` with the reason; the account is read as it
+    is now, not as the caller loaded it."""
+    if crew is None:
+        return
+    profile = StaffProfile.objects.filter(user_id=crew.pk).select_related("user").first()
+    if profile is None or profile.role != Role.FIELD_CREW:
+        raise ValidationError(
+            {"crew": _("%(who)s is not a member of a field crew.") % {"who": crew.get_username()}}
+        )
+    if not profile.units.filter(pk=unit_id).exists():
+        raise ValidationError({"crew": _("The crew member does not serve the ticket's unit.")})
+    if not profile.user.is_active:
+        raise ValidationError({"crew": _("The crew member's account is deactivated: send someone else.")})
+
+
+def _crew_name(user) -> str:
+    if user is None:
+        return _("the unit's dispatchers")
+    return user.get_username()
+
+
+@transaction.atomic
+def work_order_assign(*, actor, order: WorkOrder, crew) -> WorkOrder:
+    """Give an open work order to a crew member of its unit, or move it to another one (``crew=None``: back to
+    the unit's dispatchers, who decide). Sending crews is the dispatcher's right (``tickets.add_workorder``): a
+    crew member does not hand their orders on. The new crew member is sent the job (the customer's code, the
+    phone to call, the address), the one taken off is told they need not go; a line on the order's note and an
+    event on the ticket record who moved it from whom to whom. An order the old crew member had only
+    acknowledged goes back to issued, for the new one to acknowledge; one whose customer was already called
+    keeps its progress. A done or cancelled order is history and is refused.
+
+    The ticket is locked first, then the order, as every move of a work order does."""
+    require(actor, "tickets.add_workorder", unit=order.unit_id)
+    ticket = Ticket.objects.select_for_update().get(pk=order.ticket_id)
+    order = WorkOrder.objects.select_for_update(of=("self",)).select_related("crew", "unit").get(pk=order.pk)
+    if order.status in (WorkOrderStatus.DONE, WorkOrderStatus.CANCELLED):
+        raise ValidationError(
+            _("Work order %(o)s is %(status)s: only an open work order goes to another crew member.")
+            % {"o": f"{ticket.number}/{order.pk}", "status": WorkOrderStatus(order.status).label}
+        )
+    if (crew.pk if crew is not None else None) == order.crew_id:
+        return order  # already theirs: a retried request changes nothing and tells nobody again
+    _refuse_crew(crew, unit_id=order.unit_id)
+    previous = order.crew
+    before: dict = {"work_order": order.pk, "crew": previous.get_username() if previous else None}
+    after: dict = {"work_order": order.pk, "crew": crew.get_username() if crew else None}
+    if order.status == WorkOrderStatus.ACKNOWLEDGED:
+        before["status"], after["status"] = order.status, WorkOrderStatus.ISSUED
+        order.status, order.acknowledged_at = WorkOrderStatus.ISSUED, None
+    line = _("Work order %(o)s: %(old)s → %(new)s.") % {
+        "o": f"{ticket.number}/{order.pk}", "old": _crew_name(previous), "new": _crew_name(crew),
+    }
+    order.crew = crew
+    order.note = f"{order.note}\n{line}".strip()
+    order.save(update_fields=["crew", "status", "acknowledged_at", "note"])
+    event = _event(ticket, EventKind.ASSIGNED, actor, before=before, after=after, note=line)
+    # The new crew member (or the unit's dispatchers) gets the job as a new order's crew does; the one taken
+    # off gets no customer details, only that the job is no longer theirs.
+    people = profiles_of_user(crew.pk) if crew else staff_of_unit(order.unit, Role.DISPATCHER)
+    body = _summary(ticket)
+    told = [
+        staff_message(profile, subject=ticket.number, body=body,
+                      dedupe_key=f"workorder:{order.pk}:to:{event.pk}:{profile.pk}")
+        for profile in people
+    ]  # fmt: skip
+    if previous is not None:
+        subject = _("%(n)s: work order given to someone else") % {"n": ticket.number}
+        off = _("Work order %(o)s now goes to %(who)s: you need not go.") % {
+            "o": f"{ticket.number}/{order.pk}", "who": _crew_name(crew),
+        }
+        told += [
+            staff_message(profile, subject=subject, body=off,
+                          dedupe_key=f"workorder:{order.pk}:off:{event.pk}:{profile.pk}")
+            for profile in profiles_of_user(previous.pk)
+        ]  # fmt: skip
+    outbox_write(told)  # one INSERT for everyone told
     return order
 
 

@@ -4,6 +4,7 @@ button, and the download of a ticket's attachment (only for staff who see the ti
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Case, Value, When
 from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -50,11 +51,13 @@ def work_orders(request):
             for message in exc.messages:
                 messages.error(request, f"{order}: {message}")
         return HttpResponseRedirect(reverse("field-work-orders"))
+    # The crew member's own orders first (those given to them by name), then the unit's others, oldest first.
     orders = list(
         visible.open()
         .select_related("ticket__customer", "ticket__category")
         .prefetch_related("ticket__customer__phones")
-        .order_by("issued_at")[:100]
+        .annotate(theirs=Case(When(crew_id=request.user.pk, then=Value(0)), default=Value(1)))
+        .order_by("theirs", "issued_at")[:100]
     )
     seen = privacy.visibility(request.user)
     for order in orders:

@@ -1,5 +1,6 @@
 """Output shapes of the customers API (input goes through the services, not through serializers)."""
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from customers import privacy
@@ -102,3 +103,50 @@ class CustomerCardSerializer(privacy.MaskedRepresentationMixin, serializers.Seri
     phones = PhoneSerializer(many=True)
     contracts = CardContractSerializer(many=True)
     sections = CardSectionSerializer(many=True)
+
+
+class MeterInstallInSerializer(serializers.Serializer):
+    """A meter from stock goes on a contract of the caller's units, named by its number."""
+
+    contract = serializers.SlugRelatedField(
+        slug_field="number",
+        queryset=Contract.objects.none(),
+        error_messages={"does_not_exist": _("No contract numbered “{value}” in your units.")},
+        help_text="The contract's number, e.g. PE01000000001-01.",
+    )
+    at = serializers.DateTimeField(help_text="When the meter went on (ISO 8601, with its offset).")
+    reading = serializers.IntegerField(min_value=0, help_text="The register at install, in kWh.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")  # absent when the schema is built: no contract then
+        if request is not None:
+            self.fields["contract"].queryset = Contract.objects.for_user(request.user).select_related(
+                "customer"
+            )
+
+
+class MeterRemoveInSerializer(serializers.Serializer):
+    """A meter comes off its contract with its last register: back to stock, or faulty."""
+
+    at = serializers.DateTimeField(help_text="When the meter came off (ISO 8601, with its offset).")
+    reading = serializers.IntegerField(min_value=0, help_text="The register at removal, in kWh.")
+    reason = serializers.CharField(max_length=200)
+    faulty = serializers.BooleanField(
+        default=False, help_text="true: the meter goes for repair, not to stock."
+    )
+
+
+class MeterMoveSerializer(serializers.ModelSerializer):
+    """One stay of a meter on a contract, as an install or a removal leaves it."""
+
+    meter = serializers.CharField(source="meter.serial")
+    meter_status = serializers.CharField(source="meter.status")
+    contract = serializers.CharField(source="contract.number")
+
+    class Meta:
+        model = MeterAssignment
+        fields = [
+            "meter", "meter_status", "contract", "installed_at", "reading_at_install", "removed_at",
+            "reading_at_removal", "removal_reason",
+        ]  # fmt: skip

@@ -1,18 +1,22 @@
-"""Customers API: list and detail (scoped), the caller lookup and the customer card."""
+"""Customers API: list and detail (scoped), the caller lookup, the customer card, and the metering system's
+installs and removals of meters (by serial and contract number)."""
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status as http
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from core.api.permissions import needs
 from core.api.scoped import ScopedReadOnlyViewSet
-from customers import selectors
+from customers import selectors, services
 from customers.api import filters, serializers
-from customers.models import Contract, Customer, Meter
+from customers.models import METER_SERIAL_VALIDATOR, Contract, Customer, Meter
 
 
 class CustomerViewSet(ScopedReadOnlyViewSet):
@@ -77,7 +81,54 @@ class ContractViewSet(ScopedReadOnlyViewSet):
     filterset_class = filters.ContractFilter
 
 
+SERIAL_PATH = r"(?P<serial>[^/]+)"
+
+
 class MeterViewSet(ScopedReadOnlyViewSet):
     queryset = Meter.objects.select_related("unit")
     serializer_class = serializers.MeterSerializer
     filterset_class = filters.MeterFilter
+
+    def _meter_by_serial(self, serial: str) -> Meter:
+        """The meter of the caller's units with this serial (any case): 400 for a serial no meter can have,
+        404 for one not in the caller's units."""
+        serial = serial.strip().upper()
+        try:
+            METER_SERIAL_VALIDATOR(serial)
+        except DjangoValidationError as exc:
+            raise ValidationError({"serial": exc.messages}) from None
+        meter = Meter.objects.for_user(self.request.user).filter(serial=serial).first()
+        if meter is None:
+            raise Http404
+        return meter
+
+    @extend_schema(
+        request=serializers.MeterInstallInSerializer, responses={201: serializers.MeterMoveSerializer}
+    )
+    @action(
+        detail=False, methods=["post"], url_path=f"{SERIAL_PATH}/install", url_name="install", filter_backends=[],
+        pagination_class=None,
+        permission_classes=[needs("customers.change_meter", "customers.change_contract")],
+    )  # fmt: skip
+    def install(self, request, serial=None):
+        """Install a meter from stock on a contract (by its number), with the register at install."""
+        meter = self._meter_by_serial(serial or "")
+        incoming = serializers.MeterInstallInSerializer(data=request.data, context={"request": request})
+        incoming.is_valid(raise_exception=True)
+        assignment = services.meter_install(actor=request.user, meter=meter, **incoming.validated_data)
+        return Response(serializers.MeterMoveSerializer(assignment).data, status=http.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=serializers.MeterRemoveInSerializer, responses={200: serializers.MeterMoveSerializer}
+    )
+    @action(
+        detail=False, methods=["post"], url_path=f"{SERIAL_PATH}/remove", url_name="remove", filter_backends=[],
+        pagination_class=None, permission_classes=[needs("customers.change_meter")],
+    )  # fmt: skip
+    def remove(self, request, serial=None):
+        """Take an installed meter off its contract with its last register; back to stock, or faulty."""
+        meter = self._meter_by_serial(serial or "")
+        incoming = serializers.MeterRemoveInSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        assignment = services.meter_remove(actor=request.user, meter=meter, **incoming.validated_data)
+        return Response(serializers.MeterMoveSerializer(assignment).data)

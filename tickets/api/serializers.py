@@ -170,6 +170,11 @@ class OutageStatusSerializer(serializers.Serializer):
 class WorkOrderSerializer(serializers.ModelSerializer):
     ticket = serializers.CharField(source="ticket.number")
     unit_code = serializers.CharField(source="unit.code")
+    crew = serializers.CharField(
+        source="crew.username",
+        default=None,
+        help_text="The crew member's username; null: the unit's dispatchers.",
+    )
 
     class Meta:
         model = WorkOrder
@@ -177,6 +182,51 @@ class WorkOrderSerializer(serializers.ModelSerializer):
             "id", "ticket", "unit_code", "crew", "status", "issued_at", "acknowledged_at", "contacted_at",
             "on_site_at", "done_at", "resolution_code", "note", "contact_minutes",
         ]  # fmt: skip
+
+
+class CrewField(serializers.CharField):
+    """A crew member by their username (as the work-order filter takes it), among the staff of the units the
+    caller sees; empty or null: the unit's dispatchers decide. Whether they may be sent (a field crew member
+    of the order's unit, still active) is the service's to say, on this field."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        if not kwargs["required"]:
+            kwargs.setdefault("default", None)
+        super().__init__(allow_blank=True, allow_null=True, **kwargs)
+
+    def to_internal_value(self, data):
+        from django.contrib.auth import get_user_model
+
+        from crm.models import StaffProfile
+
+        username = super().to_internal_value(data).strip()
+        if not username:
+            return None
+        if len(username) > 150:  # no username is longer (Django's column)
+            raise serializers.ValidationError(_("At most 150 characters."))
+        profiles = StaffProfile.objects.for_user(self.context["request"].user)
+        crew = get_user_model().objects.filter(staff_profile__in=profiles, username__iexact=username).first()
+        if crew is None:
+            raise serializers.ValidationError(
+                _("No crew member with the username %(value)s among those you may send.")
+                % {"value": username}
+            )
+        return crew
+
+    def to_representation(self, value):
+        return value.get_username() if value is not None else None
+
+
+class WorkOrderInSerializer(serializers.Serializer):
+    crew = CrewField(help_text="The crew member's username; left out: the unit's dispatchers decide.")
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=NOTE_MAX_CHARS)
+
+
+class WorkOrderAssignSerializer(serializers.Serializer):
+    crew = CrewField(
+        required=True, help_text="The crew member's username; null or empty: back to the unit's dispatchers."
+    )
 
 
 class WorkOrderStepSerializer(serializers.Serializer):

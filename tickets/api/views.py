@@ -33,6 +33,8 @@ from tickets.api.serializers import (
     TicketRerouteSerializer,
     TicketSerializer,
     TicketStatusSerializer,
+    WorkOrderAssignSerializer,
+    WorkOrderInSerializer,
     WorkOrderSerializer,
     WorkOrderStepSerializer,
 )
@@ -172,6 +174,19 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
         return Response(TicketAttachmentSerializer(attachment).data, status=http.HTTP_201_CREATED)
 
 
+    @extend_schema(request=WorkOrderInSerializer, responses={201: WorkOrderSerializer})
+    @action(detail=True, methods=["post"], url_path="work-orders",
+            permission_classes=[needs("tickets.view_ticket", "tickets.add_workorder")])  # fmt: skip
+    def work_orders(self, request, pk=None):
+        """Send a crew: a work order for this ticket, to the crew member named by ``crew`` (their username) or,
+        without one, to the unit's dispatchers, who are told; the ticket becomes dispatched."""
+        ticket = self.get_object()
+        incoming = WorkOrderInSerializer(data=request.data, context={"request": request})
+        incoming.is_valid(raise_exception=True)
+        order = services.work_order_create(actor=request.user, ticket=ticket, **incoming.validated_data)
+        order = WorkOrder.objects.select_related("ticket", "unit", "crew").get(pk=order.pk)
+        return Response(WorkOrderSerializer(order).data, status=http.HTTP_201_CREATED)
+
     @extend_schema(request=CallbackInSerializer, responses={201: CallbackSerializer})
     @action(detail=True, methods=["post"], url_path="callback",
             permission_classes=[needs("tickets.view_ticket", "tickets.add_callback")])  # fmt: skip
@@ -247,9 +262,22 @@ class OutageStatusView(APIView):
 class WorkOrderViewSet(ScopedReadOnlyViewSet):
     """The unit's work orders; the crew moves them step by step (``POST …/advance/``)."""
 
-    queryset = WorkOrder.objects.select_related("ticket", "unit")
+    queryset = WorkOrder.objects.select_related("ticket", "unit", "crew")
     serializer_class = WorkOrderSerializer
     filterset_class = WorkOrderFilter
+
+    @extend_schema(request=WorkOrderAssignSerializer, responses={200: WorkOrderSerializer})
+    @action(detail=True, methods=["post"], url_path="assign",
+            permission_classes=[needs("tickets.view_workorder", "tickets.add_workorder")])  # fmt: skip
+    def assign(self, request, pk=None):
+        """Give an open work order to a crew member of its unit (``crew``: their username), or move it to another
+        one; both are told. Sending crews is a dispatcher's or supervisor's right: a crew member cannot."""
+        order = self.get_object()
+        incoming = WorkOrderAssignSerializer(data=request.data, context={"request": request})
+        incoming.is_valid(raise_exception=True)
+        order = services.work_order_assign(actor=request.user, order=order, **incoming.validated_data)
+        order = WorkOrder.objects.select_related("ticket", "unit", "crew").get(pk=order.pk)
+        return Response(WorkOrderSerializer(order).data)
 
     @extend_schema(request=WorkOrderStepSerializer, responses={200: WorkOrderSerializer})
     @action(detail=True, methods=["post"], url_path="advance", permission_classes=[CanChangeModel])

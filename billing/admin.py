@@ -51,6 +51,8 @@ from billing.models import (
     InvoiceLine,
     InvoiceStatus,
     MeterReading,
+    Payment,
+    PaymentSource,
     PriceStep,
     PriceTable,
     ReadingImport,
@@ -398,6 +400,19 @@ class CorrectionInline(MoneyDisplays, ReadOnlyInline):
         )
 
 
+class PaymentInline(MoneyDisplays, ReadOnlyInline):
+    """The payments recorded against this bill, in the order they were made."""
+
+    model = Payment
+    fk_name = "invoice"
+    fields = ("amount_vnd", "paid_at", "source", "reference", "recorded_by", "created_at")
+    readonly_fields = fields
+    ordering = ["paid_at", "id"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("recorded_by")
+
+
 # Readings and invoices -----------------------------------------------------------------------------------
 
 
@@ -446,6 +461,25 @@ class AnomalyScanForm(BillingRunForm):
     )
 
 
+class PaymentForm(forms.Form):
+    """A payment received against the invoice: the amount (what is still owed, to begin with), when it was
+    made, how it came in and the transaction's reference."""
+
+    amount = forms.IntegerField(label=gettext_lazy("amount (đồng)"), min_value=1)
+    paid_at = forms.DateTimeField(
+        label=gettext_lazy("paid at"),
+        input_formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M",
+                       "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"}, format="%Y-%m-%dT%H:%M:%S"),
+    )
+    source = forms.ChoiceField(label=gettext_lazy("paid through"), choices=PaymentSource.choices)
+    reference = forms.CharField(
+        label=gettext_lazy("transaction reference"), max_length=100,
+        help_text=gettext_lazy("The bank's or the partner's reference of the transaction, or the counter's receipt "
+                               "number."),
+    )  # fmt: skip
+
+
 @admin.register(Invoice)
 class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadOnlyAdmin):
     list_display = [
@@ -461,8 +495,8 @@ class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadO
     fields = [
         "number", "kind", "status", "hold_kind", "hold_reason", "customer", "contract", "unit", "period",
         "period_start", "period_end", "reading", "kwh", "households", "subtotal_vnd", "vat_vnd", "total_vnd",
-        "offsets_shown", "refund_offset_vnd", "amount_due_vnd", "adjusts", "run", "created_at", "issued_at",
-        "paid_at",
+        "offsets_shown", "refund_offset_vnd", "amount_due_vnd", "owed_vnd", "adjusts", "run", "created_at",
+        "issued_at", "paid_at",
     ]  # fmt: skip
     readonly_fields = [
         "subtotal_vnd",
@@ -471,9 +505,13 @@ class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadO
         "offsets_shown",
         "refund_offset_vnd",
         "amount_due_vnd",
+        "owed_vnd",
     ]
-    change_form_template = "admin/billing/invoice/change_form.html"  # "Print" and "Open a dispute"
-    inlines = [InvoiceLineInline, RebateApplicationInline, AdjustmentInvoiceInline, CorrectionInline]
+    # "Print", "Open a dispute" and "Record a payment"
+    change_form_template = "admin/billing/invoice/change_form.html"
+    inlines = [
+        InvoiceLineInline, RebateApplicationInline, PaymentInline, AdjustmentInvoiceInline, CorrectionInline,
+    ]  # fmt: skip
     actions = ["issue", "hold", "release", "export_selected_csv", "export_selected_xlsx"]
     ordering = ["-id"]
     export_resource_class = InvoiceResource  # streamed exports of the changelist
@@ -487,6 +525,13 @@ class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadO
     @admin.display(description=gettext_lazy("refunds offset on this bill"))
     def offsets_shown(self, obj):
         return "; ".join(f"{row['label']}: {money(row['amount'])}" for row in _offsets(obj)) or "—"
+
+    @admin.display(description=gettext_lazy("still owed"))
+    def owed_vnd(self, obj):
+        """The amount due less the payments recorded, once the bill is issued."""
+        if obj.status not in (InvoiceStatus.ISSUED, InvoiceStatus.PAID):
+            return "—"
+        return money(services.payment_owed(obj))
 
     def get_search_results(self, request, queryset, search_term):
         """One exact term: an invoice number, a customer code, a contract number or a meter serial (the bills
@@ -505,8 +550,47 @@ class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadO
         extra_context = {
             **(extra_context or {}),
             "can_open_dispute": self._has(request, "add_dispute"),
+            "can_record_payment": self._has(request, "add_payment"),
         }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def pay_view(self, request, pk):
+        """Record a payment received against the bill. Scoped like the list: an invoice of another unit is not
+        found. A refusal of the service comes back beside its field with what the clerk typed."""
+        if not self._has(request, "add_payment"):
+            raise PermissionDenied
+        invoice = get_object_or_404(self.get_queryset(request).select_related("customer", "unit"), pk=pk)
+        owed = services.payment_owed(invoice)
+        now = timezone.localtime().replace(microsecond=0)
+        form = PaymentForm(request.POST or None, initial={"amount": owed if owed > 0 else None, "paid_at": now})
+        if request.method == "POST" and form.is_valid():
+            try:
+                recorded = services.payment_record(actor=request.user, invoice=invoice, **form.cleaned_data)
+            except ValidationError as exc:
+                _form_errors(form, exc)
+            else:
+                self._report_payment(request, recorded)
+                return redirect("admin:billing_invoice_change", invoice.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Record a payment on invoice %(n)s") % {"n": invoice.number},
+            "opts": self.model._meta,
+            "invoice": invoice,
+            "owed": owed,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/billing/invoice/pay.html", context)
+
+    @staticmethod
+    def _report_payment(request, recorded: services.PaymentRecorded) -> None:
+        payment = recorded.payment
+        said = {"a": money(payment.amount), "n": payment.invoice.number, "r": payment.reference}
+        if not recorded.created:
+            messages.warning(request, _("Transaction %(r)s was already recorded: %(a)s on invoice %(n)s.") % said)
+            return
+        messages.success(request, _("Payment of %(a)s recorded on invoice %(n)s.") % said)
+        if payment.invoice.status == InvoiceStatus.PAID:
+            messages.success(request, _("Invoice %(n)s is paid.") % said)
 
     def export_job_view(self, request):
         """Export every matching bill (the list's filters and search) to a file written by a background job:
@@ -621,6 +705,7 @@ class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadO
             path("run/", view(self.run_view), name="billing_invoice_run"),
             path("anomaly-scan/", view(self.anomaly_scan_view), name="billing_invoice_anomaly_scan"),
             path("<int:pk>/print/", view(self.print_view), name="billing_invoice_print"),
+            path("<int:pk>/pay/", view(self.pay_view), name="billing_invoice_pay"),
             path("export-background/", view(self.export_job_view), name="billing_invoice_export_job"),
             *super().get_urls(),
         ]
@@ -705,6 +790,31 @@ class InvoiceLineAdmin(MoneyDisplays, ReadOnlyAdmin):
     list_filter = [InvoiceUnitFilter]
     search_fields = ["invoice__number__exact"]
     ordering = ["-id"]
+
+
+@admin.register(Payment)
+class PaymentAdmin(MoneyDisplays, ReadOnlyAdmin):
+    """The payments of the user's units, as recorded (``payment_record``): read only, never changed or
+    deleted. Found by the transaction's reference or the invoice's number."""
+
+    list_display = [
+        "invoice", "amount_vnd", "paid_at", "source", "reference", "unit", "recorded_by", "created_at",
+    ]  # fmt: skip
+    list_select_related = ["invoice", "unit", "recorded_by"]
+    list_filter = ["source", ("paid_at", admin.DateFieldListFilter), ScopedUnitFilter]
+    search_fields = ["reference__exact", "invoice__number__exact"]
+    fields = readonly_fields = (
+        "invoice", "unit", "amount_vnd", "paid_at", "source", "reference", "recorded_by", "created_at",
+    )  # fmt: skip
+    ordering = ["-id"]
+
+    def get_search_results(self, request, queryset, search_term):
+        """One exact term: a transaction's reference or an invoice's number, each an indexed lookup."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        invoices = Invoice.objects.filter(number=term).values("pk")
+        return queryset.filter(Q(reference=term) | Q(invoice_id__in=invoices)), False
 
 
 @admin.register(BillingRun)
@@ -1214,6 +1324,7 @@ AUDITED_NAMES_READ = {
     "meterreading": ["contract"], "dispute": ["ticket", "invoice", "customer"], "adjustment": ["original"],
     "refund": ["customer"], "reinspection": ["reading__contract"], "billingrun": ["unit"],
     "rebateapplication": ["programme", "invoice"], "anomalybandcount": ["unit"], "pricestep": ["table"],
+    "payment": ["invoice"],
 }  # fmt: skip
 
 

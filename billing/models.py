@@ -3,7 +3,8 @@
 What must never be wrong is kept by the database: an issued invoice cannot be changed or deleted (a trigger on
 PostgreSQL and on SQLite, see migration 0002, and the model layer besides); an adjustment is approved by
 somebody other than its proposer (a check constraint); a contract has one regular invoice per period and a
-meter one current reading per period (unique constraints); audit records cannot be edited (a trigger).
+meter one current reading per period (unique constraints); audit records and payments cannot be edited (a
+trigger).
 Amounts are whole đồng in 64-bit integers.
 """
 
@@ -797,6 +798,93 @@ class Refund(models.Model):
         from billing.money import money
 
         return f"{self.customer.code} {money(self.amount)}"
+
+
+# Payments -----------------------------------------------------------------------------------------------
+
+
+class PaymentSource(models.TextChoices):
+    """How the money came in: the channel names who holds the transaction's reference."""
+
+    BANK_TRANSFER = "bank_transfer", _("Bank transfer")
+    AUTO_DEBIT = "auto_debit", _("Automatic bank debit")
+    COUNTER = "counter", _("At the counter")
+    APP = "app", _("Customer app or website")
+    E_WALLET = "e_wallet", _("E-wallet")
+    COLLECTION_PARTNER = "partner", _("Collection partner")
+
+
+class PaymentQuerySet(ScopedQuerySet):
+    scope_path = "unit"
+
+    def update(self, **kwargs):
+        raise ValidationError(_("A recorded payment cannot be changed."))
+
+    def delete(self):
+        raise ValidationError(_("A recorded payment cannot be deleted."))
+
+
+class Payment(models.Model):
+    """Money received against an issued invoice: how much, when, through which channel and under which
+    transaction reference (the bank's, the partner's, the counter's receipt number).
+
+    Written by ``billing.services.payment_record`` only, never changed or deleted (the model layer, and the
+    database's triggers: migration 0014). A channel's reference is recorded once: the same reference sent
+    again (an integration's retry) finds the first payment. The invoice becomes paid when its payments cover
+    its amount due."""
+
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, related_name="payments", db_index=False, db_constraint=False,
+        verbose_name=_("invoice"),
+    )  # fmt: skip
+    unit = models.ForeignKey(
+        Unit, on_delete=models.PROTECT, related_name="+", db_index=False, verbose_name=_("unit")
+    )
+    amount = models.BigIntegerField(_("amount"))
+    paid_at = models.DateTimeField(_("paid at"))
+    source = models.CharField(_("paid through"), max_length=16, choices=PaymentSource.choices)
+    reference = models.CharField(
+        _("transaction reference"), max_length=100,
+        help_text=_("The bank's or the partner's reference of the transaction, or the counter's receipt number."),
+    )  # fmt: skip
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("recorded by"),
+    )  # fmt: skip
+    created_at = models.DateTimeField(_("recorded at"))
+
+    objects = PaymentQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("payment")
+        verbose_name_plural = _("payments")
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="billing_payment_amount_positive"),
+            # Leading with the reference: the list finds a payment by its reference alone.
+            models.UniqueConstraint(fields=["reference", "source"], name="billing_payment_reference_once"),
+            models.CheckConstraint(
+                condition=Q(source__in=PaymentSource.values), name="billing_payment_source"
+            ),
+            models.CheckConstraint(condition=~Q(reference=""), name="billing_payment_has_reference"),
+        ]
+        indexes = [
+            # An invoice's payments; what the check of a deleted invoice reads (see core.integrity).
+            models.Index(fields=["invoice"], name="billing_payment_invoice_idx"),
+            models.Index(fields=["unit", "-id"], name="billing_payment_unit_idx"),
+        ]
+
+    def __str__(self) -> str:
+        from billing.money import money
+
+        return f"{self.invoice.number} {money(self.amount)} {self.reference}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValidationError(_("A recorded payment cannot be changed."))
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError(_("A recorded payment cannot be deleted."))
 
 
 # Rebate rounds ------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Max, OuterRef, Q, Subquery, Value
+from django.db.models import Max, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Concat, Substr
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -38,6 +38,8 @@ from billing.models import (
     InvoiceLine,
     InvoiceStatus,
     MeterReading,
+    Payment,
+    PaymentSource,
     PriceStep,
     PriceTable,
     ReadingSource,
@@ -1093,8 +1095,15 @@ def invoice_release(*, actor, invoice: Invoice, reason: str = "") -> Invoice:
 
 @transaction.atomic
 def invoice_mark_paid(*, actor, invoice: Invoice, at: dt.datetime | None = None) -> Invoice:
+    """Issued → paid, at ``at`` (now when not given). A bill paid through its payments is marked by
+    ``payment_record`` when they cover its amount due, through the same steps (``_mark_paid``)."""
     require(actor, "billing.change_invoice", unit=invoice.unit_id)
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    return _mark_paid(actor=actor, invoice=invoice, at=at)
+
+
+def _mark_paid(*, actor, invoice: Invoice, at: dt.datetime | None = None) -> Invoice:
+    """The one place an invoice becomes paid; ``invoice`` is locked by the caller."""
     if invoice.status != InvoiceStatus.ISSUED:
         raise ValidationError(_("Only an issued invoice can be paid."))
     now = timezone.now()
@@ -1110,6 +1119,128 @@ def invoice_mark_paid(*, actor, invoice: Invoice, at: dt.datetime | None = None)
     invoice.save(update_fields=["status", "paid_at"])
     audit(actor=actor, action="invoice.paid", obj=invoice, after={"paid_at": invoice.paid_at.isoformat()})
     return invoice
+
+
+# Payments -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PaymentRecorded:
+    """What ``payment_record`` did: the payment, and whether this call recorded it (False: the same
+    transaction was recorded before, and this is a retry)."""
+
+    payment: Payment
+    created: bool
+
+
+def _paid_so_far(invoice: Invoice) -> int:
+    return Payment.objects.filter(invoice_id=invoice.pk).aggregate(paid=Sum("amount"))["paid"] or 0
+
+
+def payment_owed(invoice: Invoice) -> int:
+    """What is still owed on an issued invoice: its amount due less the payments recorded against it."""
+    return invoice.amount_due - _paid_so_far(invoice)
+
+
+def _local(at: dt.datetime) -> str:
+    return f"{timezone.localtime(at):%d/%m/%Y %H:%M}"
+
+
+def _same_transaction(*, actor, invoice: Invoice, amount: int, source: str, reference: str) -> Payment | None:
+    """The payment already recorded under this channel's reference: returned when it is this invoice's for this
+    amount (a retry, from whichever user or integration), refused with the reason when it is not."""
+    first = Payment.objects.select_related("invoice").filter(source=source, reference=reference).first()
+    if first is None:
+        return None
+    if first.invoice_id == invoice.pk and first.amount == amount:
+        return first
+    if actor is None or scope_for(actor).allows_unit(first.unit_id):
+        where = first.invoice.number
+    else:
+        where = _("an invoice of another unit")
+    raise ValidationError(
+        {"reference": _("Reference %(r)s of %(s)s is already recorded: a payment of %(a)s on %(n)s, paid at "
+                        "%(t)s. A retry sends the same invoice and amount; another payment has its own "
+                        "reference.")
+         % {"r": reference, "s": PaymentSource(source).label, "a": money(first.amount), "n": where,
+            "t": _local(first.paid_at)}}
+    )  # fmt: skip
+
+
+def _refuse_unpayable(invoice: Invoice) -> None:
+    if invoice.status == InvoiceStatus.PAID:
+        raise ValidationError({"invoice": _("Invoice %(n)s is already paid.") % {"n": invoice.number}})
+    if invoice.status != InvoiceStatus.ISSUED:
+        raise ValidationError(
+            {"invoice": _("Only an issued invoice is paid (%(n)s is %(s)s).")
+             % {"n": invoice.number, "s": invoice.get_status_display()}}
+        )  # fmt: skip
+    if invoice.amount_due < 0:
+        # A credit: the customer is owed money, paid back or offset through the refund the adjustment opened.
+        raise ValidationError(
+            {"invoice": _("Adjustment invoice %(n)s credits the customer: it is settled by its refund, not paid.")
+             % {"n": invoice.number}}
+        )  # fmt: skip
+
+
+@transaction.atomic
+def payment_record(*, actor, invoice: Invoice, amount: int, paid_at: dt.datetime, source: str,
+                   reference: str) -> PaymentRecorded:  # fmt: skip
+    """Record money received against an issued invoice (a bank transfer, the counter, the app, a collection
+    partner), under the channel's transaction reference. The invoice becomes paid when its payments cover
+    its amount due. The invoice's row is locked first, so two payments of the last amount at once are taken
+    one after the other and the second is refused: nothing is ever paid twice over. The same channel's
+    reference sent again for the same invoice and amount returns the first payment (``created`` False); for
+    another invoice or amount it is refused with the reason."""
+    require(actor, "billing.add_payment", unit=invoice.unit_id)
+    if source not in PaymentSource.values:
+        raise ValidationError({"source": _("Choose how the payment came in.")})
+    reference = typed_text(reference, field="reference", limit=column_length(Payment, "reference"))
+    if not reference:
+        raise ValidationError({"reference": _("Give the transaction reference (or the counter's receipt number).")})
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise ValidationError({"amount": _("A payment is a whole number of đồng, more than 0.")})
+    if paid_at is None or timezone.is_naive(paid_at):
+        raise ValidationError({"paid_at": _("Give the time the payment was made.")})
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    first = _same_transaction(actor=actor, invoice=invoice, amount=amount, source=source, reference=reference)
+    if first is not None:
+        return PaymentRecorded(payment=first, created=False)
+    _refuse_unpayable(invoice)
+    if invoice.issued_at is not None and paid_at < invoice.issued_at:
+        raise ValidationError(
+            {"paid_at": _("A bill is paid after it is issued (%(t)s).") % {"t": _local(invoice.issued_at)}}
+        )
+    if paid_at > timezone.now():
+        raise ValidationError({"paid_at": _("A payment is recorded once made: its time is not in the future.")})
+    paid = _paid_so_far(invoice)
+    owed = invoice.amount_due - paid
+    if owed <= 0:
+        raise ValidationError({"invoice": _("Nothing is owed on invoice %(n)s.") % {"n": invoice.number}})
+    if amount > owed:
+        raise ValidationError(
+            {"amount": _("%(a)s is more than is still owed on invoice %(n)s (%(o)s).")
+             % {"a": money(amount), "n": invoice.number, "o": money(owed)}}
+        )  # fmt: skip
+    try:
+        with transaction.atomic():  # a reference taken meanwhile for another invoice: refused below
+            payment = Payment.objects.create(
+                invoice=invoice, unit_id=invoice.unit_id, amount=amount, paid_at=paid_at, source=source,
+                reference=reference, recorded_by=_actor(actor), created_at=timezone.now(),
+            )  # fmt: skip
+    except IntegrityError:
+        first = _same_transaction(actor=actor, invoice=invoice, amount=amount, source=source, reference=reference)
+        if first is None:
+            raise
+        return PaymentRecorded(payment=first, created=False)
+    audit(actor=actor, action="payment.record", obj=payment, after={
+        "invoice": invoice.number, "amount": amount, "source": source, "reference": reference,
+        "paid_at": paid_at.isoformat(), "owed": owed - amount,
+    })  # fmt: skip
+    if amount == owed:  # settled: paid when the last of its payments was made
+        last = max(paid_at, Payment.objects.filter(invoice_id=invoice.pk).aggregate(at=Max("paid_at"))["at"])
+        _mark_paid(actor=actor, invoice=invoice, at=last)
+    return PaymentRecorded(payment=payment, created=True)
 
 
 @transaction.atomic

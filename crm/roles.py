@@ -51,7 +51,7 @@ _BILLING_RECORDS = [
 ]  # fmt: skip
 _VIEW_BILLING = [
     f"billing.view_{m}"
-    for m in [*_BILLING_REFERENCE, *_BILLING_RECORDS, "auditrecord", "readingimport", "billingjob"]
+    for m in [*_BILLING_REFERENCE, *_BILLING_RECORDS, "auditrecord", "readingimport", "billingjob", "payment"]
 ]
 _WORK_BILLING = [
     *_VIEW_BILLING,
@@ -60,6 +60,7 @@ _WORK_BILLING = [
     "billing.issue_invoice",
     "billing.propose_adjustment",
     "billing.approve_adjustment",
+    "billing.add_payment",
 ]
 _RUN_INCIDENTS = [
     "tickets.add_incident",

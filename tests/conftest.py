@@ -221,6 +221,10 @@ def _bill(customers, billing_tickets, make_staff):
         billing_services.billing_run(actor=proposer, period=RISEN, unit=unit)
         billing_services.anomaly_scan(actor=proposer, period=RISEN, unit=unit)
         issued = Invoice.objects.get(customer=customer, period=BILLED)
+        billing_services.payment_record(
+            actor=proposer, invoice=issued, amount=1000, paid_at=timezone.now(), source="counter",
+            reference=f"BL-{customer.code}",
+        )
         dispute = billing_services.dispute_open(
             actor=proposer, ticket=billing_tickets[customer.pk], invoice=issued, claim="Chỉ số đọc sai"
         )

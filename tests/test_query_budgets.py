@@ -36,7 +36,8 @@ BUDGETS = {
     "axes.AccessLog": (8, None),
     "billing.Adjustment": (5, 10),
     "billing.AnomalyBandCount": (5, 10),
-    "billing.AuditRecord": (11, 15),  # one query per kind of record on the page, to name each record
+    "billing.AuditRecord": (12, 16),  # one query per kind of record on the page, to name each record
+    "billing.Payment": (5, 10),
     "billing.BillingJob": (4, 9),
     "billing.BillingRun": (5, 10),
     "billing.Dispute": (5, 10),

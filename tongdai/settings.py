@@ -369,6 +369,7 @@ SPECTACULAR_SETTINGS = {
         "WorkOrderStatusEnum": "tickets.models.WorkOrderStatus",
         "InvoiceStatusEnum": "billing.models.InvoiceStatus",
         "InvoiceKindEnum": "billing.models.InvoiceKind",
+        "PaymentSourceEnum": "billing.models.PaymentSource",
         "ReadingStatusEnum": "billing.models.ReadingStatus",
         "ReadingSourceEnum": "billing.models.ReadingSource",
         "DisputeStatusEnum": "billing.models.DisputeStatus",

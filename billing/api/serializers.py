@@ -1,4 +1,4 @@
-"""Billing API shapes: invoices with their lines, readings taken by the channels' systems, disputes."""
+"""Billing API shapes: invoices with their lines, readings taken by the channels' systems, disputes, payments."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework import serializers
 
-from billing.models import Dispute, Invoice, InvoiceLine, MeterReading, ReadingSource
+from billing.models import Dispute, Invoice, InvoiceLine, MeterReading, Payment, PaymentSource, ReadingSource
 from core.api.serializers import CachedFieldsMixin
 from core.text import DESCRIPTION_MAX_CHARS
 from customers.models import Contract
@@ -130,3 +130,25 @@ class DisputeInSerializer(serializers.Serializer):
             raise serializers.ValidationError({"invoice_number": _("No such invoice in your units.")})
         data.update(ticket=ticket, invoice=invoice)
         return data
+
+
+class PaymentSerializer(CachedFieldsMixin, serializers.ModelSerializer):
+    invoice_number = serializers.CharField(source="invoice.number", read_only=True)
+    recorded_by = serializers.CharField(source="recorded_by.username", read_only=True, default=None)
+
+    class Meta:
+        model = Payment
+        fields = [
+            "id", "invoice_number", "amount", "paid_at", "source", "reference", "recorded_by", "created_at",
+        ]  # fmt: skip
+
+
+class PaymentInSerializer(serializers.Serializer):
+    """A payment received against the invoice of the URL: the amount in whole đồng, when it was made, the
+    channel and the channel's transaction reference (the same reference again is a retry)."""
+
+    amount = serializers.IntegerField(min_value=1, max_value=10**15)
+    paid_at = serializers.DateTimeField()
+    # A field named like Field.source: the serializer's metaclass takes declared fields off the class.
+    source = serializers.ChoiceField(choices=PaymentSource.choices)  # type: ignore[assignment]
+    reference = serializers.CharField(max_length=100)

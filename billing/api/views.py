@@ -1,10 +1,13 @@
-"""Billing API: invoices (scoped lists with their lines), readings from the metering systems, disputes."""
+"""Billing API: invoices (scoped lists with their lines) and their payments, readings from the metering systems,
+disputes."""
 
 from django.db.models import Prefetch
+from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import status as http
+from rest_framework.decorators import action
 from rest_framework.mixins import CreateModelMixin
 from rest_framework.response import Response
 
@@ -14,11 +17,14 @@ from billing.api.serializers import (
     DisputeSerializer,
     InvoiceDetailSerializer,
     InvoiceSerializer,
+    PaymentInSerializer,
+    PaymentSerializer,
     ReadingInSerializer,
     ReadingSerializer,
 )
-from billing.models import Dispute, Invoice, InvoiceLine, MeterReading
+from billing.models import Dispute, Invoice, InvoiceLine, MeterReading, Payment
 from core.api.filters import CodeFilter, scoped
+from core.api.permissions import needs
 from core.api.scoped import ScopedReadOnlyViewSet
 from crm.models import Unit
 
@@ -61,6 +67,29 @@ class InvoiceViewSet(ScopedReadOnlyViewSet):
         if self.action == "retrieve":
             queryset = queryset.prefetch_related(Prefetch("lines", queryset=InvoiceLine.objects.order_by("position")))
         return queryset
+
+    @extend_schema(methods=["GET"], responses={200: PaymentSerializer(many=True)})
+    @extend_schema(methods=["POST"], request=PaymentInSerializer,
+                   responses={201: PaymentSerializer, 200: PaymentSerializer})  # fmt: skip
+    @action(detail=True, methods=["get", "post"], url_path="payments", pagination_class=None,
+            permission_classes=[needs("billing.view_invoice", "billing.view_payment")])  # fmt: skip
+    def payments(self, request, pk=None):
+        """The invoice's payments, in the order they were made; ``POST`` records one (201). The same
+        ``source`` and ``reference`` again for this invoice and amount is a retry: 200 with the first payment,
+        never a second; with another invoice or amount it is refused (400, on ``reference``)."""
+        invoice = self.get_object()
+        if request.method == "GET":
+            rows = invoice.payments.select_related("invoice", "recorded_by").order_by("paid_at", "id")
+            return Response(PaymentSerializer(rows, many=True).data)
+        if not request.user.has_perm("billing.add_payment"):
+            return Response({"detail": _("Not allowed to record payments.")}, status=http.HTTP_403_FORBIDDEN)
+        incoming = PaymentInSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        recorded = services.payment_record(actor=request.user, invoice=invoice, **incoming.validated_data)
+        payment = Payment.objects.select_related("invoice", "recorded_by").get(pk=recorded.payment.pk)
+        return Response(
+            PaymentSerializer(payment).data, status=http.HTTP_201_CREATED if recorded.created else http.HTTP_200_OK
+        )
 
 
 class ReadingViewSet(CreateModelMixin, ScopedReadOnlyViewSet):

@@ -14,6 +14,7 @@ from django.apps import apps
 from django.core.exceptions import PermissionDenied
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
+from django.utils import timezone
 
 import billing.imports
 import billing.jobs
@@ -55,6 +56,9 @@ CASES = {
     "invoice_hold": ("billing.change_invoice", lambda w: {"invoice": w["invoice"]["a"], "reason": "Kiểm tra"}),
     "invoice_release": ("billing.change_invoice", lambda w: {"invoice": w["invoice"]["held"]}),
     "invoice_mark_paid": ("billing.change_invoice", lambda w: {"invoice": w["invoice"]["issued"]}),
+    "payment_record": ("billing.add_payment", lambda w: {
+        "invoice": w["invoice"]["issued"], "amount": 1000, "paid_at": timezone.now(), "source": "counter",
+        "reference": "BL-0001"}),
     "invoice_recompute": ("billing.change_invoice", lambda w: {
         "invoice": w["invoice"]["a"], "reading": w["reading"]["a"], "reason": "Tính lại"}),
     "dispute_open": ("billing.add_dispute", lambda w: {

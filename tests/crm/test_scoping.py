@@ -42,7 +42,9 @@ def test_no_profile_inactive_or_anonymous_see_nothing(org, staff, django_user_mo
 def test_staff_of_a_merged_unit_see_the_predecessors_records(org, make_staff, make_customer):
     successor = org["other_corporation"]
     predecessor = successor.predecessors.first()
-    old = make_customer(predecessor, name="Hồ Văn Tư", phones=["0905 000 001"])
+    # A customer of the predecessor's time (registered before the merge; no new one is registered there now).
+    old = make_customer(successor, name="Hồ Văn Tư", phones=["0905 000 001"])
+    Customer.objects.filter(pk=old.pk).update(unit=predecessor, code=predecessor.code + old.code[6:])
     agent = make_staff(Role.AGENT, [successor])
     assert old in Customer.objects.for_user(agent)
     assert scope_for(agent).allows_unit(predecessor.pk)

@@ -4,6 +4,8 @@ the API's serializers and the services name the same constants, and the services
 a note typed on the ticket page, sent through the API or written by a job is held to the same rule. Nothing
 is cut: a text that is too long is refused with its length, and the user shortens it."""
 
+import unicodedata
+
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
@@ -11,9 +13,17 @@ DESCRIPTION_MAX_CHARS = 4000  # what the caller says (a ticket's description, a 
 NOTE_MAX_CHARS = 2000  # a reason, a comment, a crew's or an agent's note
 
 
+def composed(text: str | None) -> str:
+    """Typed text in composed Unicode (NFC). Some Vietnamese keyboards (Unikey's "Unicode tổ hợp", macOS) type
+    each accent as a code point of its own: the same words would count up to twice as many characters against
+    a limit, be cut in the middle of a letter, and be sent to a phone in more SMS parts than they need."""
+    return unicodedata.normalize("NFC", text or "")
+
+
 def typed_text(value: str | None, *, field: str, limit: int = NOTE_MAX_CHARS) -> str:
-    """``value`` without surrounding spaces, refused on ``field`` when it is longer than ``limit``."""
-    text = (value or "").strip()
+    """``value`` composed (``composed``) and without surrounding spaces, refused on ``field`` when it is longer
+    than ``limit`` letters."""
+    text = composed(value).strip()
     if len(text) > limit:
         raise ValidationError(
             {field: _("At most %(limit)d characters (this text has %(n)d).") % {"limit": limit, "n": len(text)}}

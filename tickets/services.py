@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import unicodedata
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -14,7 +13,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from core.text import DESCRIPTION_MAX_CHARS, typed_text
+from core.text import DESCRIPTION_MAX_CHARS, composed, typed_text
 from crm import shared_cache
 from crm.models import OutboxChannel, OutboxMessage, Role, StaffProfile, Unit
 from crm.outbox import outbox_enqueue, outbox_write, staff_message
@@ -217,13 +216,6 @@ def profiles_of_user(user_id: int | None) -> list[StaffProfile]:
     if user_id is None:
         return []
     return list(StaffProfile.objects.filter(user_id=user_id, user__is_active=True).select_related("user"))
-
-
-def composed(text: str | None) -> str:
-    """Typed text in composed Unicode (NFC). Some Vietnamese keyboards (Unikey's "Unicode tổ hợp", macOS) type
-    each accent as a code point of its own: the same words would count up to twice as many characters against
-    a limit, be cut in the middle of a letter, and be sent to a phone in more SMS parts than they need."""
-    return unicodedata.normalize("NFC", text or "")
 
 
 def _primary_phone(customer: Customer | None) -> str:
@@ -835,7 +827,7 @@ def ticket_assign(*, actor, ticket: Ticket, assignee) -> Ticket:
 def ticket_add_note(*, actor, ticket: Ticket, body: str, to_customer: bool = False) -> TicketNote:
     """Write an internal note, or a message to the customer that the outbox sends by SMS (or e-mail)."""
     require(actor, "tickets.add_ticketnote", unit=ticket.unit_id)
-    body = typed_text(composed(body), field="body", limit=DESCRIPTION_MAX_CHARS)
+    body = typed_text(body, field="body", limit=DESCRIPTION_MAX_CHARS)
     if not body:
         raise ValidationError({"body": _("Write something.")})
     if to_customer and len(body) > MESSAGE_MAX_CHARS:

@@ -139,3 +139,16 @@ def test_a_callback_comment_too_long_is_refused_before_the_attempt_is_counted(st
         )  # fmt: skip
     assert list(refused.value.message_dict) == ["comment"]
     assert not ticket.events.filter(kind="callback").exists()
+
+
+def test_a_reason_typed_in_decomposed_unicode_is_counted_and_kept_by_its_letters(make_customer):
+    import unicodedata
+
+    # given a reason typed with a keyboard that writes each accent as a code point of its own
+    reason = unicodedata.normalize("NFD", "Khách báo công tơ cháy, thay mới ") * 6
+    assert len(reason.strip()) > 200 >= len(unicodedata.normalize("NFC", reason).strip())
+    assignment = MeterAssignment.objects.get(contract__customer=make_customer())
+    # when the meter comes off with it, then it is taken (200 letters fit the column) and kept composed
+    customer_services.meter_remove(actor=None, meter=assignment.meter, at=timezone.now(), reading=10, reason=reason)
+    assignment.refresh_from_db()
+    assert assignment.removal_reason == unicodedata.normalize("NFC", reason).strip()

@@ -959,6 +959,19 @@ class InteractionForm(forms.ModelForm):
             "note",
         ]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        started = self.fields["started_at"]
+        started.required = False
+        started.help_text = _("Empty: the call has just ended (it started its handling time ago).")
+
+    def clean(self):
+        data = super().clean()
+        # Logged once the call is over: a start left empty is the handling time before now.
+        if data.get("started_at") is None and data.get("handling_seconds") is not None:
+            data["started_at"] = timezone.now() - dt.timedelta(seconds=data["handling_seconds"])
+        return data
+
 
 @admin.register(Interaction)
 class InteractionAdmin(MaskedLookupsMixin, ServiceErrorsMixin, ReadOnlyAdmin):
@@ -1008,7 +1021,6 @@ class InteractionAdmin(MaskedLookupsMixin, ServiceErrorsMixin, ReadOnlyAdmin):
     def get_changeform_initial_data(self, request):
         initial = super().get_changeform_initial_data(request)
         initial.setdefault("channel", "phone")
-        initial.setdefault("started_at", timezone.now())
         return initial
 
     def save_model(self, request, obj, form, change):

@@ -197,6 +197,21 @@ def test_an_agent_logs_a_call_from_the_admin_with_its_handling_time(client, agen
     assert (logged.caller_phone, logged.note) == ("+84903123456", "Gọi quấy rối")
 
 
+def test_a_call_logged_once_over_with_its_start_left_empty_ended_when_it_was_logged(client, agent, make_customer):
+    customer = make_customer()
+    client.force_login(agent)
+    before = timezone.now()
+    response = client.post(
+        reverse("admin:tickets_interaction_add"),
+        {"channel": "phone", "disposition": "information", "customer": customer.pk, "handling_seconds": "90"},
+        follow=True,
+    )  # fmt: skip
+    assert "Đã ghi cuộc gọi." in _messages(response)
+    logged = Interaction.objects.get()
+    assert before - dt.timedelta(seconds=90) <= logged.started_at <= timezone.now() - dt.timedelta(seconds=90)
+    assert logged.ended_at - logged.started_at == dt.timedelta(seconds=90)
+
+
 def test_a_call_of_an_agent_of_several_units_with_no_one_named_asks_for_the_unit_and_logs_nothing(
     client, org, make_staff
 ):

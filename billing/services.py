@@ -1093,28 +1093,12 @@ def invoice_release(*, actor, invoice: Invoice, reason: str = "") -> Invoice:
     return invoice
 
 
-@transaction.atomic
-def invoice_mark_paid(*, actor, invoice: Invoice, at: dt.datetime | None = None) -> Invoice:
-    """Issued → paid, at ``at`` (now when not given). A bill paid through its payments is marked by
-    ``payment_record`` when they cover its amount due, through the same steps (``_mark_paid``)."""
-    require(actor, "billing.change_invoice", unit=invoice.unit_id)
-    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
-    return _mark_paid(actor=actor, invoice=invoice, at=at)
-
-
-def _mark_paid(*, actor, invoice: Invoice, at: dt.datetime | None = None) -> Invoice:
-    """The one place an invoice becomes paid; ``invoice`` is locked by the caller."""
+def _mark_paid(*, actor, invoice: Invoice, at: dt.datetime) -> Invoice:
+    """The one place an invoice becomes paid: ``payment_record``, when its payments cover the amount due, at
+    the time of the last of them (each checked there: not before the issue, not in the future). ``invoice`` is
+    locked by the caller. Nothing marks a bill paid without the money recorded."""
     if invoice.status != InvoiceStatus.ISSUED:
         raise ValidationError(_("Only an issued invoice can be paid."))
-    now = timezone.now()
-    at = at or now
-    if invoice.issued_at is not None and at < invoice.issued_at:
-        raise ValidationError(
-            {"at": _("A bill is paid after it is issued (%(t)s).")
-             % {"t": f"{timezone.localtime(invoice.issued_at):%d/%m/%Y %H:%M}"}}
-        )  # fmt: skip
-    if at > now:
-        raise ValidationError({"at": _("A payment is recorded once made: its time is not in the future.")})
     invoice.status, invoice.paid_at = InvoiceStatus.PAID, at
     invoice.save(update_fields=["status", "paid_at"])
     audit(actor=actor, action="invoice.paid", obj=invoice, after={"paid_at": invoice.paid_at.isoformat()})

@@ -55,7 +55,6 @@ CASES = {
     "invoice_issue": ("billing.issue_invoice", lambda w: {"invoice": w["invoice"]["a"]}),
     "invoice_hold": ("billing.change_invoice", lambda w: {"invoice": w["invoice"]["a"], "reason": "Kiểm tra"}),
     "invoice_release": ("billing.change_invoice", lambda w: {"invoice": w["invoice"]["held"]}),
-    "invoice_mark_paid": ("billing.change_invoice", lambda w: {"invoice": w["invoice"]["issued"]}),
     "payment_record": ("billing.add_payment", lambda w: {
         "invoice": w["invoice"]["issued"], "amount": 1000, "paid_at": timezone.now(), "source": "counter",
         "reference": "BL-0001"}),

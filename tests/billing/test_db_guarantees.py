@@ -280,7 +280,10 @@ def test_paid_at_is_set_on_paid_bills_only(issued_october, make_customer, read):
         "UPDATE billing_invoice SET paid_at = %s WHERE id = %s", [timezone.now(), draft.pk]
     )
     assert list(Invoice.objects.exclude(paid_at=None)) == []
-    paid = billing.invoice_mark_paid(actor=None, invoice=invoice)
+    paid = billing.payment_record(
+        actor=None, invoice=invoice, amount=invoice.amount_due, paid_at=timezone.now(), source="counter",
+        reference="DB-1",
+    ).payment
     assert Invoice.objects.get(pk=invoice.pk).paid_at == paid.paid_at is not None
 
 

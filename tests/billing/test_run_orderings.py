@@ -300,13 +300,17 @@ def test_a_payment_dated_before_the_bill_was_issued_or_in_the_future_is_refused(
     billing.billing_run(actor=None, period=OCT)
     billing.invoices_issue(actor=None, period=OCT)
     invoice = bill(customer)
-    for at in (invoice.issued_at - dt.timedelta(days=30), timezone.now() + dt.timedelta(days=30)):
+    def pay(at, reference):
+        return billing.payment_record(actor=clerk, invoice=invoice, amount=invoice.amount_due, paid_at=at,
+                                      source="counter", reference=reference)  # fmt: skip
+
+    for n, at in enumerate((invoice.issued_at - dt.timedelta(days=30), timezone.now() + dt.timedelta(days=30))):
         with pytest.raises(ValidationError) as refused:
-            billing.invoice_mark_paid(actor=clerk, invoice=invoice, at=at)
-        assert "at" in refused.value.message_dict
+            pay(at, f"R-{n}")
+        assert "paid_at" in refused.value.message_dict
         invoice.refresh_from_db()
         assert (invoice.status, invoice.paid_at) == ("issued", None)
     paid_at = invoice.issued_at  # paid the moment it was issued: accepted
-    billing.invoice_mark_paid(actor=clerk, invoice=invoice, at=paid_at)
+    pay(paid_at, "R-ok")
     invoice.refresh_from_db()
     assert (invoice.status, invoice.paid_at) == ("paid", paid_at)

@@ -29,44 +29,64 @@ from crm.roles import group_name
 from crm.scoping import forget_scope
 
 
+def _load_by_code(model, rows: dict[str, dict]) -> tuple[dict, int]:
+    """Make ``model``'s rows match ``rows`` (code → column values by attribute name), in a few statements:
+    the missing rows are created, the rows that differ are updated, the others are left as they are.
+    Returns the rows by code and how many were created."""
+    existing = {row.code: row for row in model.objects.filter(code__in=list(rows))}
+    missing = [model(code=code, **values) for code, values in rows.items() if code not in existing]
+    model.objects.bulk_create(missing)
+    changed = []
+    fields: set[str] = set()
+    for code, row in existing.items():
+        differing = [name for name, value in rows[code].items() if getattr(row, name) != value]
+        for name in differing:
+            setattr(row, name, rows[code][name])
+        if differing:
+            changed.append(row)
+            fields.update(differing)
+    if changed:
+        model.objects.bulk_update(changed, sorted(fields))
+    return {**existing, **{row.code: row for row in missing}}, len(missing)
+
+
 @transaction.atomic
 def organisation_load_reference() -> dict[str, int]:
     """Create or update the five corporations, their companies and units from ``crm.reference_data``.
 
-    Idempotent: a second run changes nothing. Rows are matched by code; nothing is deleted.
+    Idempotent: a second run changes nothing (and reads three tables to know it). Rows are matched by code;
+    nothing is deleted.
     """
-    created = {"corporations": 0, "companies": 0, "units": 0}
-    corporations = {}
-    for code, name, prefix in reference_data.CORPORATIONS:
-        corporations[code], was_created = Corporation.objects.update_or_create(
-            code=code, defaults={"name": name, "code_prefix": prefix}
-        )
-        created["corporations"] += was_created
-    companies = {}
-    for corporation_code, code, name, province in reference_data.COMPANIES:
-        companies[code], was_created = Company.objects.update_or_create(
-            code=code,
-            defaults={"corporation": corporations[corporation_code], "name": name, "province": province},
-        )
-        created["companies"] += was_created
-    units = {}
-    for company_code, code, name, district, valid_from, valid_to, _successor in reference_data.UNITS:
-        units[code], was_created = Unit.objects.update_or_create(
-            code=code,
-            defaults={
-                "company": companies[company_code],
-                "name": name,
-                "district": district,
-                "valid_from": valid_from,
-                "valid_to": valid_to,
-            },
-        )
-        created["units"] += was_created
-    for _company, code, _name, _district, _from, _to, successor in reference_data.UNITS:
-        successor_id = units[successor].pk if successor else None
-        Unit.objects.filter(code=code).exclude(successor_id=successor_id).update(successor_id=successor_id)
-    shared_cache.changed(shared_cache.ORGANISATION)  # the updates above send no signal
-    return created
+    corporations, corporations_created = _load_by_code(
+        Corporation,
+        {code: {"name": name, "code_prefix": prefix} for code, name, prefix in reference_data.CORPORATIONS},
+    )
+    companies, companies_created = _load_by_code(
+        Company,
+        {
+            code: {"corporation_id": corporations[corporation].pk, "name": name, "province": province}
+            for corporation, code, name, province in reference_data.COMPANIES
+        },
+    )
+    unit_rows = {
+        code: {
+            "company_id": companies[company].pk,
+            "name": name,
+            "district": district,
+            "valid_from": valid_from,
+            "valid_to": valid_to,
+        }
+        for company, code, name, district, valid_from, valid_to, _successor in reference_data.UNITS
+    }
+    units, units_created = _load_by_code(Unit, unit_rows)
+    # The successors once every unit has its id (a unit may succeed one listed after it).
+    successors = {
+        code: {"successor_id": units[successor].pk if successor else None}
+        for _company, code, _name, _district, _from, _to, successor in reference_data.UNITS
+    }
+    _load_by_code(Unit, successors)
+    shared_cache.changed(shared_cache.ORGANISATION)  # bulk writes send no signal
+    return {"corporations": corporations_created, "companies": companies_created, "units": units_created}
 
 
 @transaction.atomic

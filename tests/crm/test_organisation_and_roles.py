@@ -2,6 +2,7 @@ import datetime as dt
 
 from django.contrib.auth.models import Group
 
+from crm import reference_data
 from crm.models import Company, Corporation, Role, Unit
 from crm.roles import ROLE_PERMISSIONS, group_name, sync_role_groups
 from crm.services import organisation_load_reference
@@ -57,3 +58,18 @@ def test_staff_get_the_group_of_their_role(staff):
         assert list(user.groups.values_list("name", flat=True)) == [group_name(role)]
         assert user.is_staff
         assert user.staff_profile.role == role
+
+
+def test_loading_the_organisation_again_restores_what_differs_from_the_reference(org):
+    unit = Unit.objects.get(code="PE0100")
+    successor_before = Unit.objects.get(name="Điện lực Sơn Hòa").successor_id
+    Unit.objects.filter(pk=unit.pk).update(name="Điện lực đổi tên", district="Quận khác")
+    Unit.objects.filter(name="Điện lực Sơn Hòa").update(successor=None)
+
+    created = organisation_load_reference()
+
+    assert created == {"corporations": 0, "companies": 0, "units": 0}
+    unit.refresh_from_db()
+    reference = next(row for row in reference_data.UNITS if row[1] == "PE0100")
+    assert (unit.name, unit.district) == (reference[2], reference[3])
+    assert Unit.objects.get(name="Điện lực Sơn Hòa").successor_id == successor_before

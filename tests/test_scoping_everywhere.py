@@ -84,7 +84,8 @@ def snapshot(rows):
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_admin_never_shows_or_changes_another_units_rows(client, role, staff, two_customers, make_staff):
+def test_admin_never_shows_or_changes_another_units_rows(client, role, staff, two_customers, make_staff, settings):
+    settings.TONGDAI_AUTH_CACHE_SECONDS = 300  # as served: the scopes and permissions from the shared cache
     _mine, theirs = two_customers
     make_staff(Role.AGENT, [theirs.unit])  # a staff profile of the other unit
     user = staff[role]

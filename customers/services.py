@@ -83,6 +83,17 @@ def _moment(at: dt.datetime) -> str:
     return timezone.localtime(at).strftime("%d/%m/%Y %H:%M")
 
 
+# How far ahead of the server's clock a handheld's may run: a meter move is recorded once done.
+CLOCK_SKEW = dt.timedelta(minutes=1)
+
+
+def _refuse_future_move(at: dt.datetime) -> None:
+    if at > timezone.now() + CLOCK_SKEW:
+        raise ValidationError(
+            {"at": _("A meter move is recorded once done: %(at)s is in the future.") % {"at": _moment(at)}}
+        )
+
+
 def _check_unit_current(unit: Unit, field: str = "unit") -> None:
     """New records are born in a unit of today: a unit merged away (or closed) keeps only its old records."""
     if unit.is_active_on(timezone.localdate()):
@@ -341,6 +352,17 @@ CONTRACT_TRANSITIONS: dict[str, set[str]] = {
 }
 
 
+def _next_contract_number(customer: Customer) -> str:
+    """The customer code and the first 2-digit sequence after its contracts' count that no contract holds (a
+    number typed by hand may have taken the next one). The customer's row is locked by the caller."""
+    prefix = f"{customer.code}-"
+    taken = set(Contract.objects.filter(number__startswith=prefix).values_list("number", flat=True))
+    sequence = customer.contracts.count() + 1
+    while f"{prefix}{sequence:02d}" in taken:
+        sequence += 1
+    return f"{prefix}{sequence:02d}"
+
+
 @transaction.atomic
 def contract_create(
     *,
@@ -358,7 +380,7 @@ def contract_create(
         raise ValidationError({"status": _("A new contract is pending or active.")})
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
     if number is None:
-        number = f"{customer.code}-{customer.contracts.count() + 1:02d}"
+        number = _next_contract_number(customer)
     contract = Contract(
         number=number,
         customer=customer,
@@ -477,6 +499,7 @@ def meter_install(
         )
     if reading < 0:
         raise ValidationError({"reading": _("A reading cannot be negative.")})
+    _refuse_future_move(at)
     if contract.status == ContractStatus.TERMINATED:
         raise ValidationError(_("A meter cannot be installed on a terminated contract."))
     current = (
@@ -510,6 +533,15 @@ def meter_install(
                     "c": last_of_meter.contract.number,
                     "at": _moment(until),
                 }
+            }
+        )
+    removal_reading = last_of_meter.reading_at_removal if last_of_meter is not None else None
+    # A meter back from stock kept its register (a faulty one never returns to stock).
+    if last_of_meter is not None and removal_reading is not None and reading < removal_reading:
+        raise ValidationError(
+            {
+                "reading": _("Meter %(s)s came off contract %(c)s reading %(r)s kWh; its register cannot read less now.")
+                % {"s": meter.serial, "c": last_of_meter.contract.number, "r": removal_reading}
             }
         )
     last_of_contract = removed.filter(contract=contract).select_related("meter").first()
@@ -587,6 +619,7 @@ def meter_remove(
     )
     if assignment is None:
         raise ValidationError(_("Meter %(s)s is not installed.") % {"s": meter.serial})
+    _refuse_future_move(at)
     if at < assignment.installed_at:
         raise ValidationError({"at": _("A meter cannot be removed before it was installed.")})
     if reading < assignment.reading_at_install and not faulty:

@@ -447,3 +447,65 @@ def test_the_api_refuses_staff_without_the_meter_rights(client, staff, stock_met
     )
     assert response.status_code == 403
     assert state() == before
+
+
+# Moves in the future, and a register that runs backwards between contracts ----------------------------------
+
+
+def test_an_install_or_take_off_in_the_future_is_refused_on_the_form_and_the_api_and_changes_nothing(
+    clerk_client, make_customer, stock_meter, bare_contract
+):
+    tomorrow = timezone.localtime() + dt.timedelta(days=1)
+    installed = MeterAssignment.objects.get(contract=make_customer().contracts.get())
+    before = state()
+    form_install = clerk_client.post(
+        reverse("admin:customers_meter_install", args=[stock_meter.pk]),
+        {"contract": bare_contract.number, **moment("at", f"{tomorrow:%Y-%m-%d}", "08:00"), "reading": "0"},
+    )
+    form_remove = clerk_client.post(
+        reverse("admin:customers_meter_remove", args=[installed.meter.pk]),
+        {**moment("at", f"{tomorrow:%Y-%m-%d}", "08:00"), "reading": "999999", "reason": "Hỏng",
+         "faulty": "stock"},
+    )  # fmt: skip
+    api_install = clerk_client.post(
+        f"/api/v1/meters/{stock_meter.serial}/install/",
+        {"contract": bare_contract.number, "at": tomorrow.isoformat(), "reading": 0},
+        content_type="application/json",
+    )
+    expected = f"A meter move is recorded once done: {tomorrow:%d/%m/%Y} 08:00 is in the future."
+    assert form_install.status_code == 400
+    assert form_install.context["form"].errors == {"at": [expected]}
+    assert form_remove.status_code == 400
+    assert form_remove.context["form"].errors == {"at": [expected]}
+    assert api_install.status_code == 400
+    assert list(api_install.json()) == ["at"]
+    assert "is in the future" in api_install.json()["at"][0]
+    assert state() == before
+
+
+def test_a_move_a_few_seconds_ahead_of_the_servers_clock_is_taken(stock_meter, bare_contract):
+    ahead = timezone.now() + dt.timedelta(seconds=20)
+    assignment = services.meter_install(actor=None, meter=stock_meter, contract=bare_contract, at=ahead, reading=7)
+    assert (assignment.installed_at, assignment.reading_at_install) == (ahead, 7)
+
+
+def test_a_meter_moved_to_another_contract_keeps_its_register(clerk_client, make_customer, bare_contract):
+    first = make_customer().contracts.get()
+    meter = MeterAssignment.objects.get(contract=first).meter
+    services.meter_remove(actor=None, meter=meter, at=aware(2025, 1, 10, 9), reading=4200, reason="Chuyển")
+    before = state()
+    response = clerk_client.post(
+        reverse("admin:customers_meter_install", args=[meter.pk]),
+        {"contract": bare_contract.number, **moment("at", "2025-02-01", "09:00"), "reading": "4199"},
+    )
+    assert response.status_code == 400
+    assert response.context["form"].errors == {
+        "reading": [
+            f"Meter {meter.serial} came off contract {first.number} reading 4200 kWh; its register cannot read less now."
+        ]
+    }
+    assert state() == before
+    moved = services.meter_install(
+        actor=None, meter=meter, contract=bare_contract, at=aware(2025, 2, 1, 9), reading=4200
+    )
+    assert (moved.contract_id, moved.reading_at_install) == (bare_contract.pk, 4200)

@@ -191,7 +191,7 @@ def test_meter_history_keeps_removed_and_current_meters(org, make_customer):
     customer = make_customer()
     contract = customer.contracts.get()
     old = MeterAssignment.objects.get(contract=contract)
-    removed_at = timezone.now() + dt.timedelta(days=1)
+    removed_at = timezone.now()
     services.meter_remove(
         actor=None, meter=old.meter, at=removed_at, reading=1234, reason="Cháy công tơ", faulty=True
     )
@@ -235,3 +235,14 @@ def test_terminated_contract_needs_an_end_date_in_the_database(org, make_custome
     customer = make_customer()
     with pytest.raises(IntegrityError), transaction.atomic():
         Contract.objects.filter(customer=customer).update(status=ContractStatus.TERMINATED)
+
+
+def test_a_contract_number_typed_by_hand_is_skipped_by_the_next_one(org, make_customer):
+    customer = make_customer()  # its contract is -01
+    typed = services.contract_create(
+        actor=None, customer=customer, purpose="Kho", start_date=dt.date(2024, 1, 1), number=f"{customer.code}-02"
+    )
+    following = services.contract_create(
+        actor=None, customer=customer, purpose="Kinh doanh", start_date=dt.date(2024, 1, 1)
+    )
+    assert (typed.number, following.number) == (f"{customer.code}-02", f"{customer.code}-03")

@@ -432,6 +432,67 @@ class MeterReadingAdmin(ReadOnlyAdmin):
     def period_month(self, obj):
         return obj.period.strftime("%m/%Y")
 
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("estimate/", view(self.estimate_view), name="billing_meterreading_estimate"),
+            *super().get_urls(),
+        ]
+
+    def estimate_view(self, request):
+        """A stopped meter's month estimated from its last three real cycles (``reading_estimate``): the
+        contract by its number (in the clerk's units) and the month. The next real reading trues it up."""
+        if not request.user.has_perm("billing.add_meterreading"):
+            raise PermissionDenied
+        form = EstimateForm(request.POST or None, user=request.user)
+        status = 200
+        if request.method == "POST":
+            if form.is_valid():
+                try:
+                    reading = services.reading_estimate(actor=request.user, **form.cleaned_data)
+                except ValidationError as exc:
+                    _form_errors(form, exc)
+                else:
+                    messages.success(request, _("%(m)s of contract %(c)s estimated: %(k)s kWh, register %(v)s.") % {
+                        "m": f"{reading.period:%m/%Y}", "c": reading.contract.number, "k": reading.kwh,
+                        "v": reading.value,
+                    })  # fmt: skip
+                    return redirect("admin:billing_meterreading_change", reading.pk)
+            status = 400
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Estimate a stopped meter's month"),
+            "opts": self.model._meta,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/billing/meterreading/estimate.html", context, status=status)
+
+
+class EstimateForm(forms.Form):
+    contract = forms.CharField(
+        label=gettext_lazy("contract number"), max_length=40, help_text=gettext_lazy("A contract of your units.")
+    )
+    period = forms.DateField(
+        label=gettext_lazy("period"),
+        input_formats=["%Y-%m", "%m/%Y", "%Y-%m-%d", "%d/%m/%Y"],
+        widget=forms.DateInput(attrs={"type": "month"}, format="%Y-%m"),
+        help_text=gettext_lazy("The month the meter did not count: estimated from its last three real cycles."),
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_contract(self):
+        number = self.cleaned_data["contract"].strip()
+        contract = Contract.objects.for_user(self.user).filter(number=number).first()
+        if contract is None:
+            raise ValidationError(_("No contract numbered “%(n)s” in your units.") % {"n": number})
+        return contract
+
+    def clean_period(self):
+        return self.cleaned_data["period"].replace(day=1)
+
 
 class BillingRunForm(forms.Form):
     period = forms.DateField(

@@ -858,6 +858,21 @@ def _check_against_recorded() -> list[dt.date]:
                     AND e.period > ri_rows.period AND NOT (e.status = 'superseded'))
                 """
             )
+        # A line below an estimated register of an earlier month goes through reading_record too, which trues
+        # the estimate up (or refuses the line with its reason). Estimates are few: their own index says at once
+        # whether any is in force.
+        if _fetch(
+            "SELECT 1 FROM billing_meterreading WHERE source = 'estimated' AND NOT (status = 'superseded') LIMIT 1"
+        ):
+            _execute(
+                """
+                UPDATE ri_rows SET late = 1
+                WHERE reject_reason IS NULL AND unchanged = 0 AND late = 0 AND EXISTS (
+                    SELECT 1 FROM billing_meterreading e WHERE e.contract_id = ri_rows.contract_id
+                    AND e.period < ri_rows.period AND e.source = 'estimated' AND NOT (e.status = 'superseded')
+                    AND e.value > ri_rows.value)
+                """
+            )
     return periods
 
 

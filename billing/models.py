@@ -191,6 +191,13 @@ class MeterReading(models.Model):
             # What the checks of a deleted contract or meter read (see core.integrity): superseded ones too.
             models.Index(fields=["contract", "period"], name="billing_reading_contract_idx"),
             models.Index(fields=["meter"], name="billing_reading_meter_idx"),
+            # The estimates in force (few): the readings import sends a line below one through the service,
+            # which trues the estimate up.
+            models.Index(
+                fields=["contract", "period"],
+                condition=Q(source="estimated") & ~Q(status="superseded"),
+                name="billing_reading_estimated_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -550,6 +550,9 @@ def reading_record(*, actor, contract: Contract, period: dt.date, value: int, so
             _("This period is already read for the contract: correct that reading instead.")
         )
     previous = _previous_reading(contract, period)
+    if not rolled_over and later is None:  # the newest month read: an estimate before it may be trued up
+        previous = _true_up_estimate(actor=actor, assignment=assignment, previous=previous, value=int(value),
+                                     period=period)  # fmt: skip
     previous_value, kwh = _consumption(
         contract=contract, assignment=assignment, previous=previous, value=int(value), rolled_over=rolled_over
     )
@@ -567,6 +570,32 @@ def reading_record(*, actor, contract: Contract, period: dt.date, value: int, so
         _rebase(actor=actor, later=later, previous=reading,
                 reason=_("Reading of %(m)s entered late") % {"m": f"{period:%m/%Y}"})  # fmt: skip
     return reading
+
+
+def _true_up_estimate(
+    *, actor, assignment: MeterAssignment, previous: MeterReading | None, value: int, period: dt.date
+) -> MeterReading | None:
+    """A real register below the estimated one of the month before: the estimate overshot, since the meter
+    cannot have read more then than it reads now. The estimated month is corrected down to this register
+    (``reading_correct``, still an estimate): its bill is recomputed before issue, and after issue an adjustment
+    is proposed (the customer is refunded what was billed too much). The month read then advances from it.
+    Returns the reading the month advances from. A register below the estimate's own base is no true-up: it
+    is refused as below the previous reading."""
+    if (
+        previous is None
+        or previous.source != ReadingSource.ESTIMATED
+        or previous.meter_id != assignment.meter_id
+        or not (previous.previous_value or 0) <= value < previous.value
+    ):
+        return previous
+    reason = _("True-up: %(m)s read %(v)s, below the estimate for %(e)s (%(x)s)") % {
+        "m": f"{period:%m/%Y}", "v": value, "e": f"{previous.period:%m/%Y}", "x": previous.value,
+    }  # fmt: skip
+    corrected = reading_correct(
+        actor=actor, reading=previous, value=value, reason=reason, source=ReadingSource.ESTIMATED
+    )
+    _follow_reading(actor=actor, old=previous, new=corrected, reason=reason)  # the issued bill: its adjustment
+    return corrected
 
 
 def _rebase(*, actor, later: MeterReading, previous: MeterReading, reason: str) -> MeterReading | None:
@@ -635,6 +664,8 @@ def reading_estimate(*, actor, contract: Contract, period: dt.date) -> MeterRead
     start, end = period_bounds(period)
     contract = Contract.objects.select_related("customer").get(pk=contract.pk)
     require(actor, "billing.add_meterreading", unit=contract.customer.unit_id)
+    if period > timezone.localdate().replace(day=1):
+        raise ValidationError({"period": _("A period in the future cannot be read.")})
     _refuse_contract_not_read(contract, period)
     if MeterReading.objects.current().filter(contract=contract, period=period).exists():
         raise ValidationError(

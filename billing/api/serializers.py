@@ -90,6 +90,24 @@ class ReadingInSerializer(serializers.Serializer):
         return data
 
 
+class ReadingEstimateInSerializer(serializers.Serializer):
+    """A stopped meter's month to estimate: the contract by its number (in the caller's units) and the month."""
+
+    contract_number = serializers.CharField()
+    period = MonthField()
+
+    def validate(self, data):
+        contract = (
+            Contract.objects.for_user(self.context["request"].user)
+            .filter(number=data.pop("contract_number"))
+            .first()
+        )
+        if contract is None:
+            raise serializers.ValidationError({"contract_number": _("No such contract in your units.")})
+        data["contract"] = contract
+        return data
+
+
 class DisputeSerializer(CachedFieldsMixin, serializers.ModelSerializer):
     customer_code = serializers.CharField(source="customer.code", read_only=True)
     ticket_number = serializers.CharField(source="ticket.number", read_only=True, default=None)

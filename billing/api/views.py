@@ -19,6 +19,7 @@ from billing.api.serializers import (
     InvoiceSerializer,
     PaymentInSerializer,
     PaymentSerializer,
+    ReadingEstimateInSerializer,
     ReadingInSerializer,
     ReadingSerializer,
 )
@@ -104,6 +105,18 @@ class ReadingViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
         incoming = ReadingInSerializer(data=request.data, context={"request": request})
         incoming.is_valid(raise_exception=True)
         reading = services.reading_record(actor=request.user, **incoming.validated_data)
+        return Response(ReadingSerializer(reading).data, status=http.HTTP_201_CREATED)
+
+    @extend_schema(request=ReadingEstimateInSerializer, responses={201: ReadingSerializer})
+    @action(detail=False, methods=["post"])
+    def estimate(self, request):
+        """``POST readings/estimate/``: a stopped meter's month estimated from its last three real cycles
+        (``reading_estimate``); the next real reading trues it up."""
+        if not request.user.has_perm("billing.add_meterreading"):
+            return Response({"detail": _("Not allowed to record readings.")}, status=http.HTTP_403_FORBIDDEN)
+        incoming = ReadingEstimateInSerializer(data=request.data, context={"request": request})
+        incoming.is_valid(raise_exception=True)
+        reading = services.reading_estimate(actor=request.user, **incoming.validated_data)
         return Response(ReadingSerializer(reading).data, status=http.HTTP_201_CREATED)
 
 

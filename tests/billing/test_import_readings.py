@@ -94,6 +94,10 @@ def _history(read, customer, case: str) -> None:
         read(customer, AUG, 150)
         billing.reading_estimate(actor=None, contract=contract(customer), period=SEP)
         read(customer, OCT, 900)
+    if case == "estimate_overshot":  # October estimated at 101 kWh (register 401) from three months of 100
+        for period, value in ((JUL, 100), (AUG, 200), (SEP, 300)):
+            read(customer, period, value)
+        billing.reading_estimate(actor=None, contract=contract(customer), period=OCT)
     if case == "small":  # one cycle of 10 kWh
         read(customer, OCT, 10)
     if case == "half_even":  # one cycle of 45 kWh over September's 30 days: 46.5 expected over October
@@ -111,6 +115,7 @@ CASES = [
     ("steady", NOV, 505),
     ("jump", NOV, 1400),  # 1,000 kWh against ~98 expected: flagged
     ("estimated", NOV, 1200),  # the estimated September is left out of the average
+    ("estimate_overshot", NOV, 350),  # below October's estimate: October trued up to 350, November 0 kWh
     ("small", NOV, 69),  # 59 kWh, ~9.7 expected: kWh − expected ≤ 50, not flagged
     ("low_59", NOV, 459),
     ("low_60", NOV, 700),
@@ -138,7 +143,7 @@ def test_a_good_file_makes_the_readings_reading_record_makes(make_customer, read
         0,
     )
     assert result.periods == ["2025-10", "2025-11"]
-    assert count_readings() == before + len(CASES)
+    assert count_readings() == before + len(CASES) + 1  # and October's estimate, trued up (the old one kept)
     for case, period, value in CASES:
         expected = billing.reading_record(
             actor=None, contract=contract(recorded[case]), period=period, value=value, source="handheld"
@@ -149,6 +154,9 @@ def test_a_good_file_makes_the_readings_reading_record_makes(make_customer, read
         assert got.meter.serial == serial(imported[case])
         assert got.unit_id == imported[case].unit_id
     assert current(imported["replaced"], NOV).kwh == 70
+    trued_up = (current(imported["estimate_overshot"], OCT), current(imported["estimate_overshot"], NOV))
+    assert [(r.value, r.kwh, r.source) for r in trued_up] == [(350, 50, "estimated"), (350, 0, "handheld")]
+    assert current(recorded["estimate_overshot"], OCT).value == 350
     assert current(imported["replaced"], NOV).previous_value == 10
     jump = current(imported["jump"], NOV)
     assert jump.status == ReadingStatus.FLAGGED

@@ -1,0 +1,207 @@
+"""A stopped meter's month is estimated; when the meter is read again below the estimate, the estimate is trued
+up: the estimated month is corrected down to the real register, its bill recomputed (before issue) or an
+adjustment proposed (after), and the month read advances from it. Every other order is refused as before."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+
+from billing import services as billing
+from billing.models import Adjustment, AuditRecord, Invoice, MeterReading
+from crm.models import Role
+from customers.models import Contract
+from tests.billing.conftest import DEC, NOV, OCT
+
+AUG, SEP = dt.date(2025, 8, 1), dt.date(2025, 9, 1)
+
+
+@pytest.fixture
+def clerk(org, make_staff):
+    return make_staff(Role.BILLING_CLERK, [org["home"]])
+
+
+@pytest.fixture
+def estimated(make_customer, read):
+    """Three months read at 10 kWh a day, then November estimated: 300 kWh, register 1220."""
+    customer = make_customer()
+    read(customer, AUG, 310)
+    read(customer, SEP, 610)
+    read(customer, OCT, 920)
+    contract = Contract.objects.get(customer=customer)
+    estimate = billing.reading_estimate(actor=None, contract=contract, period=NOV)
+    assert (estimate.value, estimate.kwh) == (1220, 300)
+    return customer, contract
+
+
+def current(contract, period):
+    return MeterReading.objects.current().get(contract=contract, period=period)
+
+
+def state(contract):
+    return (
+        sorted(MeterReading.objects.filter(contract=contract).values_list("id", "period", "value", "kwh", "status")),
+        sorted(Invoice.objects.filter(contract=contract).values_list("id", "kwh", "total", "status")),
+        Adjustment.objects.count(),
+    )
+
+
+def test_a_real_register_below_an_issued_estimate_corrects_it_and_proposes_the_refund(estimated, clerk):
+    customer, contract = estimated
+    billing.billing_run(actor=None, period=NOV, unit=customer.unit)
+    billing.invoices_issue(actor=None, period=NOV, unit=customer.unit)
+    issued = Invoice.objects.get(contract=contract, period=NOV, kind="regular")
+    assert issued.kwh == 300
+
+    december = billing.reading_record(actor=clerk, contract=contract, period=DEC, value=1100, source="handheld")
+
+    assert (december.previous_value, december.kwh) == (1100, 0)
+    november = current(contract, NOV)
+    assert (november.value, november.previous_value, november.kwh, november.source) == (1100, 920, 180, "estimated")
+    adjustment = Adjustment.objects.get(original=issued)
+    assert (adjustment.kwh, adjustment.status, adjustment.proposed_by) == (180, "proposed", clerk)
+    assert adjustment.delta_total < 0  # the customer was billed 120 kWh too many
+    assert "True-up: 12/2025 read 1100, below the estimate for 11/2025 (1220)" in adjustment.record
+    issued.refresh_from_db()
+    assert (issued.kwh, issued.status) == (300, "issued")  # the issued bill itself is never edited
+    correction = AuditRecord.objects.get(action="reading.correct", object_id=str(november.pk))
+    assert correction.reason.startswith("True-up")
+
+
+def test_a_real_register_below_an_estimate_not_yet_issued_recomputes_its_bill(estimated, clerk):
+    customer, contract = estimated
+    billing.billing_run(actor=None, period=NOV, unit=customer.unit)
+    draft = Invoice.objects.get(contract=contract, period=NOV, kind="regular")
+    assert (draft.kwh, draft.status) == (300, "draft")
+
+    billing.reading_record(actor=clerk, contract=contract, period=DEC, value=1100, source="remote")
+
+    recomputed = Invoice.objects.get(contract=contract, period=NOV, kind="regular", status="draft")
+    assert (recomputed.kwh, recomputed.reading_id) == (180, current(contract, NOV).pk)
+    assert not Adjustment.objects.exists()
+
+
+def test_a_register_above_the_estimate_leaves_it_as_it_is(estimated, clerk):
+    _customer, contract = estimated
+    december = billing.reading_record(actor=clerk, contract=contract, period=DEC, value=1300, source="handheld")
+    assert (december.previous_value, december.kwh) == (1220, 80)
+    assert current(contract, NOV).value == 1220
+    assert not AuditRecord.objects.filter(action="reading.correct").exists()
+
+
+def test_a_register_below_the_last_real_reading_is_refused_and_changes_nothing(estimated, clerk):
+    _customer, contract = estimated
+    before = state(contract)
+    with pytest.raises(ValidationError, match=r"The register \(900\) is below the previous reading \(1220\)"):
+        billing.reading_record(actor=clerk, contract=contract, period=DEC, value=900, source="handheld")
+    assert state(contract) == before
+
+
+def test_a_register_said_to_have_rolled_over_is_no_true_up(estimated, clerk):
+    _customer, contract = estimated
+    december = billing.reading_record(
+        actor=clerk, contract=contract, period=DEC, value=1100, source="handheld", rolled_over=True
+    )
+    assert december.kwh == 100_000 + 1100 - 1220
+    assert current(contract, NOV).value == 1220
+
+
+def test_a_late_reading_before_a_later_one_is_no_true_up(estimated, clerk, read):
+    """With a later month read already (January), a December register below November's estimate is refused:
+    the later reading would have to be re-based twice; a clerk corrects November by hand instead."""
+    customer, contract = estimated
+    read(customer, dt.date(2026, 1, 1), 1400)
+    before = state(contract)
+    with pytest.raises(ValidationError, match="below the previous reading"):
+        billing.reading_record(actor=clerk, contract=contract, period=DEC, value=1100, source="handheld")
+    assert state(contract) == before
+
+
+def test_the_metering_system_posts_the_real_register_and_the_estimate_is_trued_up(estimated, clerk, client):
+    _customer, contract = estimated
+    client.force_login(clerk)
+    response = client.post(
+        "/api/v1/readings/",
+        {"contract_number": contract.number, "period": "2025-12-01", "value": 1100, "source": "remote"},
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.content
+    assert (response.json()["previous_value"], response.json()["kwh"]) == (1100, 0)
+    assert current(contract, NOV).kwh == 180
+
+
+# A clerk estimates a stopped meter's month from the admin; a metering system through the API -----------------
+
+
+@pytest.fixture
+def read_three(make_customer, read):
+    customer = make_customer()
+    read(customer, AUG, 310)
+    read(customer, SEP, 610)
+    read(customer, OCT, 920)
+    return customer, Contract.objects.get(customer=customer)
+
+
+def test_a_clerk_estimates_a_month_from_the_readings_list(client, clerk, read_three):
+    _customer, contract = read_three
+    client.force_login(clerk)
+    listed = client.get(reverse("admin:billing_meterreading_changelist"))
+    url = reverse("admin:billing_meterreading_estimate")
+    assert url in listed.content.decode()
+    assert client.get(url).status_code == 200
+    response = client.post(url, {"contract": contract.number, "period": "2025-11"}, follow=True)
+    estimate = current(contract, NOV)
+    assert (estimate.kwh, estimate.value, estimate.source) == (300, 1220, "estimated")
+    assert response.redirect_chain[-1][0] == reverse("admin:billing_meterreading_change", args=[estimate.pk])
+    assert f"11/2025 of contract {contract.number} estimated: 300 kWh, register 1220." in response.content.decode()
+
+
+def test_bad_estimates_are_refused_on_the_form_and_change_nothing(client, clerk, read_three, org, make_customer):
+    _customer, contract = read_three
+    theirs = make_customer(org["other_corporation"]).contracts.get()
+    client.force_login(clerk)
+    url = reverse("admin:billing_meterreading_estimate")
+    before = (MeterReading.objects.count(), AuditRecord.objects.count())
+    cases = [
+        ({"contract": theirs.number, "period": "2025-11"},
+         {"contract": [f"No contract numbered “{theirs.number}” in your units."]}),
+        ({"contract": contract.number, "period": "2025-10"},
+         {"__all__": ["This period is already read for the contract: correct that reading instead."]}),
+        ({"contract": contract.number, "period": "2999-01"}, {"period": ["A period in the future cannot be read."]}),
+        ({"contract": contract.number, "period": "tháng 11"}, {"period": ["Enter a valid date."]}),
+    ]  # fmt: skip
+    for data, errors in cases:
+        response = client.post(url, data)
+        assert response.status_code == 400, data
+        assert response.context["form"].errors == errors, data
+    assert (MeterReading.objects.count(), AuditRecord.objects.count()) == before
+
+
+def test_staff_without_the_reading_right_cannot_estimate(client, staff, read_three):
+    _customer, contract = read_three
+    client.force_login(staff[Role.AGENT])
+    url = reverse("admin:billing_meterreading_estimate")
+    assert client.post(url, {"contract": contract.number, "period": "2025-11"}).status_code == 403
+    api = client.post("/api/v1/readings/estimate/", {"contract_number": contract.number, "period": "2025-11-01"},
+                      content_type="application/json")  # fmt: skip
+    assert api.status_code == 403
+    assert not MeterReading.objects.filter(contract=contract, period=NOV).exists()
+
+
+def test_the_api_estimates_a_month_and_refuses_with_400(client, clerk, read_three):
+    _customer, contract = read_three
+    client.force_login(clerk)
+    url = "/api/v1/readings/estimate/"
+    unknown = client.post(url, {"contract_number": "NOPE-01", "period": "2025-11-01"}, content_type="application/json")
+    assert (unknown.status_code, unknown.json()) == (400, {"contract_number": ["No such contract in your units."]})
+    made = client.post(url, {"contract_number": contract.number, "period": "2025-11-01"},
+                       content_type="application/json")  # fmt: skip
+    assert made.status_code == 201, made.content
+    assert (made.json()["kwh"], made.json()["value"], made.json()["source"]) == (300, 1220, "estimated")
+    again = client.post(url, {"contract_number": contract.number, "period": "2025-11-01"},
+                        content_type="application/json")  # fmt: skip
+    assert again.status_code == 400
+    assert MeterReading.objects.filter(contract=contract, period=NOV).count() == 1

@@ -16,10 +16,11 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Max, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import F, Max, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Concat, Substr
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from billing import reference, rules, tariff
 from billing.models import (
@@ -1058,9 +1059,18 @@ def invoices_issue(*, actor, period: dt.date, unit: Unit | None = None) -> int:
     if flagged:
         audit(actor=actor, action="invoice.hold", object_type="invoice", unit_id=unit.pk if unit else None,
               rows=flagged, after={"period": str(period), "status": "held", "hold_kind": HoldKind.FLAGGED})  # fmt: skip
-    count = invoices.update(status=InvoiceStatus.ISSUED, issued_at=timezone.now())
+    now = timezone.now()
+    # A bill that owes nothing (no charge, or refunds offset on it that cover its total) is settled as issued.
+    settled = invoices.filter(total__lte=F("refund_offset")).update(
+        status=InvoiceStatus.PAID, issued_at=now, paid_at=now
+    )
+    count = invoices.update(status=InvoiceStatus.ISSUED, issued_at=now) + settled
     audit(actor=actor, action="invoice.issue", object_type="invoice", unit_id=unit.pk if unit else None,
           rows=count, after={"period": str(period)})  # fmt: skip
+    if settled:
+        audit(actor=actor, action="invoice.paid", object_type="invoice", unit_id=unit.pk if unit else None,
+              rows=settled, after={"period": str(period), "paid_at": now.isoformat()},
+              reason=str(NOTHING_OWED))  # fmt: skip
     return count
 
 
@@ -1088,6 +1098,8 @@ def invoice_issue(*, actor, invoice: Invoice) -> Invoice:
         before={"status": "draft"},
         after={"status": "issued"},
     )
+    if invoice.amount_due <= 0:  # owes nothing: settled as issued (as ``invoices_issue`` settles it)
+        _mark_paid(actor=actor, invoice=invoice, at=invoice.issued_at, reason=str(NOTHING_OWED))
     return invoice
 
 
@@ -1124,15 +1136,20 @@ def invoice_release(*, actor, invoice: Invoice, reason: str = "") -> Invoice:
     return invoice
 
 
-def _mark_paid(*, actor, invoice: Invoice, at: dt.datetime) -> Invoice:
-    """The one place an invoice becomes paid: ``payment_record``, when its payments cover the amount due, at
-    the time of the last of them (each checked there: not before the issue, not in the future). ``invoice`` is
-    locked by the caller. Nothing marks a bill paid without the money recorded."""
+NOTHING_OWED = gettext_lazy("Nothing owed: no charge, or refunds offset on the bill cover its total.")
+
+
+def _mark_paid(*, actor, invoice: Invoice, at: dt.datetime, reason: str = "") -> Invoice:
+    """An issued invoice becomes paid: by ``payment_record``, when its payments cover the amount due, at the
+    time of the last of them (each checked there: not before the issue, not in the future); or at its issue,
+    when it owes nothing (``invoice_issue``; ``invoices_issue`` settles a month's such bills in one statement).
+    ``invoice`` is locked by the caller. Nothing marks a bill paid that still owes money."""
     if invoice.status != InvoiceStatus.ISSUED:
         raise ValidationError(_("Only an issued invoice can be paid."))
     invoice.status, invoice.paid_at = InvoiceStatus.PAID, at
     invoice.save(update_fields=["status", "paid_at"])
-    audit(actor=actor, action="invoice.paid", obj=invoice, after={"paid_at": invoice.paid_at.isoformat()})
+    audit(actor=actor, action="invoice.paid", obj=invoice, after={"paid_at": invoice.paid_at.isoformat()},
+          reason=reason)  # fmt: skip
     return invoice
 
 

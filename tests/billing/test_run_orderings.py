@@ -314,3 +314,43 @@ def test_a_payment_dated_before_the_bill_was_issued_or_in_the_future_is_refused(
     pay(paid_at, "R-ok")
     invoice.refresh_from_db()
     assert (invoice.status, invoice.paid_at) == ("paid", paid_at)
+
+
+# A bill that owes nothing is settled as it is issued -------------------------------------------------------
+
+
+def test_a_month_of_no_consumption_is_issued_settled_and_takes_no_payment(make_customer, read, clerk):
+    customer = make_customer()
+    read(customer, OCT, 100)
+    read(customer, NOV, 100)  # 0 kWh
+    billing.billing_run(actor=None, period=NOV, unit=customer.unit)
+    assert (bill(customer, NOV).total, bill(customer, NOV).amount_due) == (0, 0)
+
+    assert billing.invoices_issue(actor=clerk, period=NOV, unit=customer.unit) == 1
+
+    settled = bill(customer, NOV)
+    assert settled.status == "paid"
+    assert settled.paid_at == settled.issued_at
+    record = AuditRecord.objects.get(action="invoice.paid")
+    assert (record.rows, record.reason) == (1, str(billing.NOTHING_OWED))
+    with pytest.raises(ValidationError):
+        billing.payment_record(actor=clerk, invoice=settled, amount=1, paid_at=timezone.now(), source="counter",
+                               reference="ZERO-1")  # fmt: skip
+
+
+def test_a_bill_whose_offset_covers_its_total_is_settled_at_issue_one_that_owes_a_dong_is_not(
+    make_customer, read, clerk
+):
+    covered, owing = make_customer(), make_customer()
+    for customer in (covered, owing):
+        read(customer, OCT, 100)
+    billing.billing_run(actor=None, period=OCT, unit=covered.unit)
+    # What refunds offset on a draft would leave: all of the total, and all but one đồng.
+    Invoice.objects.filter(pk=bill(covered).pk).update(refund_offset=bill(covered).total)
+    Invoice.objects.filter(pk=bill(owing).pk).update(refund_offset=bill(owing).total - 1)
+
+    billing.invoice_issue(actor=clerk, invoice=bill(covered))
+    billing.invoice_issue(actor=clerk, invoice=bill(owing))
+
+    assert (bill(covered).status, bill(covered).paid_at == bill(covered).issued_at) == ("paid", True)
+    assert (bill(owing).status, bill(owing).paid_at, bill(owing).amount_due) == ("issued", None, 1)

@@ -1098,7 +1098,8 @@ def invoice_issue(*, actor, invoice: Invoice) -> Invoice:
         before={"status": "draft"},
         after={"status": "issued"},
     )
-    if invoice.amount_due <= 0:  # owes nothing: settled as issued (as ``invoices_issue`` settles it)
+    if invoice.kind == InvoiceKind.REGULAR and invoice.amount_due <= 0:  # owes nothing: settled as issued
+        # (as ``invoices_issue`` settles it; an adjustment invoice that credits is settled by its refund)
         _mark_paid(actor=actor, invoice=invoice, at=invoice.issued_at, reason=str(NOTHING_OWED))
     return invoice
 

@@ -65,9 +65,28 @@ class ReadingSerializer(CachedFieldsMixin, serializers.ModelSerializer):
         ]  # fmt: skip
 
 
-class ReadingInSerializer(serializers.Serializer):
+class ReadingEstimateInSerializer(serializers.Serializer):
+    """A contract's month: the contract by its number (in the caller's units) and the month. As is, what
+    ``POST readings/estimate/`` takes (a stopped meter's month to estimate)."""
+
     contract_number = serializers.CharField()
     period = MonthField()
+
+    def validate(self, data):
+        contract = (
+            Contract.objects.for_user(self.context["request"].user)
+            .filter(number=data.pop("contract_number"))
+            .first()
+        )
+        if contract is None:
+            raise serializers.ValidationError({"contract_number": _("No such contract in your units.")})
+        data["contract"] = contract
+        return data
+
+
+class ReadingInSerializer(ReadingEstimateInSerializer):
+    """A reading a metering system posts: the contract's month and its register."""
+
     value = serializers.IntegerField(min_value=0, max_value=10**12)
     # A field named like Field.source: the serializer's metaclass takes declared fields off the class.
     source = serializers.ChoiceField(  # type: ignore[assignment]
@@ -77,34 +96,9 @@ class ReadingInSerializer(serializers.Serializer):
     rolled_over = serializers.BooleanField(required=False, default=False)
 
     def validate(self, data):
-        contract = (
-            Contract.objects.for_user(self.context["request"].user)
-            .filter(number=data.pop("contract_number"))
-            .first()
-        )
-        if contract is None:
-            raise serializers.ValidationError({"contract_number": _("No such contract in your units.")})
+        data = super().validate(data)
         if data["period"] > timezone.localdate().replace(day=1):
             raise serializers.ValidationError({"period": _("A period in the future cannot be read.")})
-        data["contract"] = contract
-        return data
-
-
-class ReadingEstimateInSerializer(serializers.Serializer):
-    """A stopped meter's month to estimate: the contract by its number (in the caller's units) and the month."""
-
-    contract_number = serializers.CharField()
-    period = MonthField()
-
-    def validate(self, data):
-        contract = (
-            Contract.objects.for_user(self.context["request"].user)
-            .filter(number=data.pop("contract_number"))
-            .first()
-        )
-        if contract is None:
-            raise serializers.ValidationError({"contract_number": _("No such contract in your units.")})
-        data["contract"] = contract
         return data
 
 

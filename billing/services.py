@@ -586,9 +586,12 @@ def _true_up_estimate(
         previous is None
         or previous.source != ReadingSource.ESTIMATED
         or previous.meter_id != assignment.meter_id
-        or not (previous.previous_value or 0) <= value < previous.value
+        or value >= previous.value
     ):
         return previous
+    if value < (previous.previous_value or 0):
+        _refuse_below_an_earlier_estimate(previous, value)
+        return previous  # below a real reading: refused as below the previous reading
     reason = _("True-up: %(m)s read %(v)s, below the estimate for %(e)s (%(x)s)") % {
         "m": f"{period:%m/%Y}", "v": value, "e": f"{previous.period:%m/%Y}", "x": previous.value,
     }  # fmt: skip
@@ -597,6 +600,23 @@ def _true_up_estimate(
     )
     _follow_reading(actor=actor, old=previous, new=corrected, reason=reason)  # the issued bill: its adjustment
     return corrected
+
+
+def _refuse_below_an_earlier_estimate(estimate: MeterReading, value: int) -> None:
+    """Months estimated in a row are trued up one at a time, from the earliest: a register below the month
+    before ``estimate``, itself an estimate, is refused with what to do."""
+    earlier = _previous_reading(estimate.contract, estimate.period)
+    if (
+        earlier is None
+        or earlier.source != ReadingSource.ESTIMATED
+        or earlier.meter_id != estimate.meter_id
+        or value < (earlier.previous_value or 0)
+    ):
+        return
+    raise ValidationError({"value": _(
+        "The register (%(v)s) is below the estimates of %(e)s and %(l)s: months estimated in a row are trued up "
+        "from the earliest. Correct the estimate of %(e)s (a re-inspection) first."
+    ) % {"v": value, "e": f"{earlier.period:%m/%Y}", "l": f"{estimate.period:%m/%Y}"}})  # fmt: skip
 
 
 def _rebase(*, actor, later: MeterReading, previous: MeterReading, reason: str) -> MeterReading | None:

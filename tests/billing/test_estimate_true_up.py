@@ -205,3 +205,27 @@ def test_the_api_estimates_a_month_and_refuses_with_400(client, clerk, read_thre
                         content_type="application/json")  # fmt: skip
     assert again.status_code == 400
     assert MeterReading.objects.filter(contract=contract, period=NOV).count() == 1
+
+
+def test_two_months_estimated_in_a_row_are_trued_up_from_the_earliest(estimated, clerk):
+    """November and December estimated; January reads below November's estimate: refused with what to do, and
+    once November is corrected (as a re-inspection would), January trues December up."""
+    _customer, contract = estimated
+    december = billing.reading_estimate(actor=None, contract=contract, period=DEC)
+    assert (december.previous_value, december.value) == (1220, 1530)  # 31 days at 10 kWh
+    january = dt.date(2026, 1, 1)
+    before = state(contract)
+    with pytest.raises(ValidationError) as refused:
+        billing.reading_record(actor=clerk, contract=contract, period=january, value=1100, source="handheld")
+    assert refused.value.message_dict == {"value": [
+        "The register (1100) is below the estimates of 11/2025 and 12/2025: months estimated in a row are trued up "
+        "from the earliest. Correct the estimate of 11/2025 (a re-inspection) first."
+    ]}  # fmt: skip
+    assert state(contract) == before
+
+    billing.reading_correct(actor=clerk, reading=current(contract, NOV), value=1100, reason="Phúc tra tại chỗ",
+                            source="estimated")  # fmt: skip
+    read = billing.reading_record(actor=clerk, contract=contract, period=january, value=1100, source="handheld")
+
+    assert (read.previous_value, read.kwh) == (1100, 0)
+    assert [(r.value, r.kwh) for r in (current(contract, NOV), current(contract, DEC))] == [(1100, 180), (1100, 0)]

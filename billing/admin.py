@@ -82,6 +82,7 @@ from crm.admin_base import (
 from crm.models import Unit
 from crm.scoping import scope_for
 from customers.models import Contract, Customer, MeterAssignment
+from customers.selectors import contract_numbered
 
 BOTH = [ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM]  # in the list and on the record's page
 
@@ -484,11 +485,7 @@ class EstimateForm(forms.Form):
         self.user = user
 
     def clean_contract(self):
-        number = self.cleaned_data["contract"].strip()
-        contract = Contract.objects.for_user(self.user).filter(number=number).first()
-        if contract is None:
-            raise ValidationError(_("No contract numbered “%(n)s” in your units.") % {"n": number})
-        return contract
+        return contract_numbered(user=self.user, number=self.cleaned_data["contract"])
 
     def clean_period(self):
         return self.cleaned_data["period"].replace(day=1)

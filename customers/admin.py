@@ -33,7 +33,7 @@ from customers.models import (
 )
 from customers.normalise import InvalidPhone, display_phone, normalise_phone
 from customers.resources import ContractResource, CustomerResource, MeterResource
-from customers.selectors import MatchKind
+from customers.selectors import MatchKind, contract_numbered
 
 
 class MaskedLookupsMixin:
@@ -504,13 +504,7 @@ class MeterInstallForm(forms.Form):
         self.user = user
 
     def clean_contract(self) -> Contract:
-        number = self.cleaned_data["contract"].strip()
-        contract = (
-            Contract.objects.for_user(self.user).select_related("customer").filter(number=number).first()
-        )
-        if contract is None:
-            raise ValidationError(_("No contract numbered “%(n)s” in your units.") % {"n": number})
-        return contract
+        return contract_numbered(user=self.user, number=self.cleaned_data["contract"])
 
 
 class MeterRemoveForm(forms.Form):

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import connection, connections
 from django.db.models import Func, TextField, Value
 from django.db.models.functions import Concat, StrIndex
@@ -305,6 +306,16 @@ def customer_card(*, user, customer_id: int) -> CustomerCard | None:
         contracts=contracts,
         sections=card_sections.render_all(customer=customer, user=user),
     )
+
+
+def contract_numbered(*, user, number: str) -> Contract:
+    """The contract numbered ``number`` (as typed, spaces around it ignored) among ``user``'s units, with its
+    customer; else a refusal naming the number, as the admin's forms give it."""
+    number = number.strip()
+    contract = Contract.objects.for_user(user).select_related("customer").filter(number=number).first()
+    if contract is None:
+        raise ValidationError(_("No contract numbered “%(n)s” in your units.") % {"n": number})
+    return contract
 
 
 def customer_for_intake(code: str) -> Customer | None:

@@ -551,7 +551,8 @@ def reading_record(*, actor, contract: Contract, period: dt.date, value: int, so
             _("This period is already read for the contract: correct that reading instead.")
         )
     previous = _previous_reading(contract, period)
-    if not rolled_over and later is None:  # the newest month read: an estimate before it may be trued up
+    if not rolled_over and later is None and source != ReadingSource.ESTIMATED:
+        # a real register of the newest month read: an estimate before it may be trued up
         previous = _true_up_estimate(actor=actor, assignment=assignment, previous=previous, value=int(value),
                                      period=period)  # fmt: skip
     previous_value, kwh = _consumption(

@@ -229,3 +229,13 @@ def test_two_months_estimated_in_a_row_are_trued_up_from_the_earliest(estimated,
 
     assert (read.previous_value, read.kwh) == (1100, 0)
     assert [(r.value, r.kwh) for r in (current(contract, NOV), current(contract, DEC))] == [(1100, 180), (1100, 0)]
+
+
+def test_an_estimated_register_below_an_estimate_trues_nothing_up(estimated, clerk):
+    """Only a real register shows what the meter read: a metering system's own estimate below ours is refused
+    as below the previous reading, and November's estimate stays."""
+    _customer, contract = estimated
+    before = state(contract)
+    with pytest.raises(ValidationError, match=r"The register \(1100\) is below the previous reading \(1220\)"):
+        billing.reading_record(actor=clerk, contract=contract, period=DEC, value=1100, source="estimated")
+    assert state(contract) == before

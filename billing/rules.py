@@ -7,6 +7,7 @@ late reading is placed among its neighbours by this module whichever way it come
 
 - a contract is read while it is in force: not while pending or suspended (it is not billed either), and a
   terminated contract only for the months up to its end (its final month is read and billed);
+- a month after the current one is not read yet (nor estimated);
 - a month that ended before the meter was installed is not read on that meter;
 - a register is never above the register of a later month on the same meter (nor below the previous one,
   unless the meter rolled over: ``billing.services._consumption``), so a reading entered late for an earlier
@@ -28,6 +29,7 @@ PENDING = _("The contract is not in force yet: its meter is read once it is acti
 ENDED = _("The contract ended on %(d)s: a later month is not read on it.")
 BEFORE_INSTALL = _("The meter was installed after %(m)s: that month is not read on it.")
 ABOVE_LATER = _("The register (%(v)s) is above the reading of a later month (%(m)s: %(n)s).")
+FUTURE = _("A period in the future cannot be read.")
 
 
 def month_end(period: dt.date) -> dt.date:
@@ -58,6 +60,13 @@ def install_refusal(installed_at: dt.datetime, period: dt.date) -> str:
     """Why ``period`` cannot be read on a meter installed at ``installed_at`` ('' when it can)."""
     if installed_at >= month_end_at(period):
         return str(BEFORE_INSTALL) % {"m": f"{period:%m/%Y}"}
+    return ""
+
+
+def future_refusal(period: dt.date) -> str:
+    """Why ``period`` cannot be read yet ('' when it can): a month after the current one (local time)."""
+    if period > timezone.localdate().replace(day=1):
+        return str(FUTURE)
     return ""
 
 

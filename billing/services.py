@@ -543,6 +543,7 @@ def reading_record(*, actor, contract: Contract, period: dt.date, value: int, so
         raise ValidationError({"value": _("A register is a whole number of kWh, not negative.")})
     contract = Contract.objects.select_related("customer").get(pk=contract.pk)
     require(actor, "billing.add_meterreading", unit=contract.customer.unit_id)
+    rules.check(rules.future_refusal(period), field="period")
     _refuse_contract_not_read(contract, period)
     assignment = _current_assignment(contract)
     later = _placed(contract=contract, assignment=assignment, period=period, value=int(value))
@@ -686,8 +687,7 @@ def reading_estimate(*, actor, contract: Contract, period: dt.date) -> MeterRead
     start, end = period_bounds(period)
     contract = Contract.objects.select_related("customer").get(pk=contract.pk)
     require(actor, "billing.add_meterreading", unit=contract.customer.unit_id)
-    if period > timezone.localdate().replace(day=1):
-        raise ValidationError({"period": _("A period in the future cannot be read.")})
+    rules.check(rules.future_refusal(period), field="period")
     _refuse_contract_not_read(contract, period)
     if MeterReading.objects.current().filter(contract=contract, period=period).exists():
         raise ValidationError(

@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core.clock import CLOCK_SKEW
 from core.text import column_length, typed_text
 from crm.models import Unit
 from crm.permissions import require
@@ -81,10 +82,6 @@ def customer_next_code(*, unit: Unit) -> str:
 
 def _moment(at: dt.datetime) -> str:
     return timezone.localtime(at).strftime("%d/%m/%Y %H:%M")
-
-
-# How far ahead of the server's clock a handheld's may run: a meter move is recorded once done.
-CLOCK_SKEW = dt.timedelta(minutes=1)
 
 
 def _refuse_future_move(at: dt.datetime) -> None:

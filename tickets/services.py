@@ -13,6 +13,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core.clock import CLOCK_SKEW
 from core.text import DESCRIPTION_MAX_CHARS, composed, typed_text
 from crm import shared_cache
 from crm.models import OutboxChannel, OutboxMessage, Role, StaffProfile, Unit
@@ -1124,8 +1125,6 @@ def callback_record(
 
 
 INTERACTION_MAX_HOURS = 24
-# How far ahead of the server's clock a softphone's may run: its times are taken as they are.
-CLOCK_SKEW = dt.timedelta(minutes=1)
 
 
 def _too_long() -> str:

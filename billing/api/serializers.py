@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework import serializers
 
@@ -85,7 +84,8 @@ class ReadingEstimateInSerializer(serializers.Serializer):
 
 
 class ReadingInSerializer(ReadingEstimateInSerializer):
-    """A reading a metering system posts: the contract's month and its register."""
+    """A reading a metering system posts: the contract's month and its register (a month in the future is
+    refused by ``reading_record``, by the reading rules)."""
 
     value = serializers.IntegerField(min_value=0, max_value=10**12)
     # A field named like Field.source: the serializer's metaclass takes declared fields off the class.
@@ -94,12 +94,6 @@ class ReadingInSerializer(ReadingEstimateInSerializer):
     )
     taken_at = serializers.DateTimeField(required=False)
     rolled_over = serializers.BooleanField(required=False, default=False)
-
-    def validate(self, data):
-        data = super().validate(data)
-        if data["period"] > timezone.localdate().replace(day=1):
-            raise serializers.ValidationError({"period": _("A period in the future cannot be read.")})
-        return data
 
 
 class DisputeSerializer(CachedFieldsMixin, serializers.ModelSerializer):

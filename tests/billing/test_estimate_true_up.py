@@ -25,13 +25,19 @@ def clerk(org, make_staff):
 
 
 @pytest.fixture
-def estimated(make_customer, read):
-    """Three months read at 10 kWh a day, then November estimated: 300 kWh, register 1220."""
+def read_three(make_customer, read):
+    """A customer's three months read at 10 kWh a day: registers 310, 610, 920."""
     customer = make_customer()
     read(customer, AUG, 310)
     read(customer, SEP, 610)
     read(customer, OCT, 920)
-    contract = Contract.objects.get(customer=customer)
+    return customer, Contract.objects.get(customer=customer)
+
+
+@pytest.fixture
+def estimated(read_three):
+    """Then November estimated: 300 kWh, register 1220."""
+    customer, contract = read_three
     estimate = billing.reading_estimate(actor=None, contract=contract, period=NOV)
     assert (estimate.value, estimate.kwh) == (1220, 300)
     return customer, contract
@@ -136,15 +142,6 @@ def test_the_metering_system_posts_the_real_register_and_the_estimate_is_trued_u
 # A clerk estimates a stopped meter's month from the admin; a metering system through the API -----------------
 
 
-@pytest.fixture
-def read_three(make_customer, read):
-    customer = make_customer()
-    read(customer, AUG, 310)
-    read(customer, SEP, 610)
-    read(customer, OCT, 920)
-    return customer, Contract.objects.get(customer=customer)
-
-
 def test_a_clerk_estimates_a_month_from_the_readings_list(client, clerk, read_three):
     _customer, contract = read_three
     client.force_login(clerk)
@@ -239,3 +236,23 @@ def test_an_estimated_register_below_an_estimate_trues_nothing_up(estimated, cle
     with pytest.raises(ValidationError, match=r"The register \(1100\) is below the previous reading \(1220\)"):
         billing.reading_record(actor=clerk, contract=contract, period=DEC, value=1100, source="estimated")
     assert state(contract) == before
+
+
+def test_a_month_in_the_future_is_neither_read_nor_estimated_on_any_path(client, clerk, read_three):
+    _customer, contract = read_three
+    client.force_login(clerk)
+    before = (MeterReading.objects.count(), AuditRecord.objects.count())
+    bodies = {
+        "/api/v1/readings/": {"contract_number": contract.number, "period": "2999-01-01", "value": 1000,
+                              "source": "remote"},
+        "/api/v1/readings/estimate/": {"contract_number": contract.number, "period": "2999-01-01"},
+    }  # fmt: skip
+    for url, body in bodies.items():
+        response = client.post(url, body, content_type="application/json")
+        assert (response.status_code, response.json()) == (
+            400, {"period": ["A period in the future cannot be read."]}
+        ), url
+    with pytest.raises(ValidationError, match=r"A period in the future cannot be read\."):
+        billing.reading_record(actor=clerk, contract=contract, period=dt.date(2999, 1, 1), value=1000,
+                               source="handheld")  # fmt: skip
+    assert (MeterReading.objects.count(), AuditRecord.objects.count()) == before

@@ -389,7 +389,7 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
         fields = [
             "number", "status", "category", "customer", "contract", "caller_name", "caller_phone",
             "caller_address", "channel", "priority", "description", "unit", "assignee", "created_at",
-            "acknowledge_due", "contact_due", "resolve_due", "callback_due", "acknowledged_at", "contacted_at",
+            "acknowledge_due", "contact_due", "resolve_due", "callback_due", "callback_overdue_at", "acknowledged_at", "contacted_at",
             "resolved_at", "acknowledge_breached", "contact_breached", "resolve_breached", "escalation_level",
         ]  # fmt: skip
         return privacy.with_shown_fields(fields, Ticket, {"caller_phone": privacy.PHONE}, request.user)

@@ -319,6 +319,9 @@ class Ticket(models.Model):
     contact_due = models.DateTimeField(_("contact the customer by"))
     resolve_due = models.DateTimeField(_("resolve by"))
     callback_due = models.DateTimeField(_("call back by"), null=True, blank=True)
+    # When the callback sweep found the deadline passed with the callback not finished (None: not overdue, or
+    # not yet swept); a new resolution clears it.
+    callback_overdue_at = models.DateTimeField(_("callback overdue since"), null=True, blank=True)
     acknowledged_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
     contacted_at = models.DateTimeField(_("customer contacted at"), null=True, blank=True)
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
@@ -394,6 +397,12 @@ class Ticket(models.Model):
                 fields=["next_check_at"],
                 condition=Q(next_check_at__isnull=False),
                 name="tickets_next_check_idx",
+            ),
+            # The callback sweep reads only resolved tickets whose callback it has not yet found overdue.
+            models.Index(
+                fields=["callback_due"],
+                condition=Q(status=Status.RESOLVED, callback_overdue_at__isnull=True),
+                name="tickets_callback_due_idx",
             ),
         ]
 
@@ -472,6 +481,7 @@ class EventKind(models.TextChoices):
     NOTE = "note", _("Note")
     LINKED = "linked", _("Linked to an outage incident")
     CALLBACK = "callback", _("Callback")
+    CALLBACK_OVERDUE = "cb_overdue", _("Callback overdue")
     MESSAGE = "message", _("Message to the customer")
     ATTACHMENT = "attachment", _("Attachment")
 
@@ -517,7 +527,13 @@ class TicketEvent(models.Model):
                 fields=["ticket", "cycle", "level"],
                 condition=Q(kind="escalated"),
                 name="tickets_event_one_escalation_per_level",
-            )
+            ),
+            # A callback is found overdue once per resolution (the callback sweep).
+            models.UniqueConstraint(
+                fields=["ticket", "cycle"],
+                condition=Q(kind="cb_overdue"),
+                name="tickets_event_one_callback_overdue",
+            ),
         ]
 
     def __str__(self) -> str:

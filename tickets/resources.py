@@ -35,7 +35,7 @@ class TicketResource(ScopedResource):
         fields = (
             "number", "status", "category", "channel", "priority", "customer", "contract", "unit",
             "caller_name", "caller_phone", "caller_address", "description", "assignee", "created_at",
-            "acknowledge_due", "contact_due", "resolve_due", "callback_due", "acknowledged_at", "contacted_at",
+            "acknowledge_due", "contact_due", "resolve_due", "callback_due", "callback_overdue_at", "acknowledged_at", "contacted_at",
             "resolved_at", "closed_at", "acknowledge_breached", "contact_breached", "resolve_breached",
             "escalation_level", "duplicate_of",
         )  # fmt: skip

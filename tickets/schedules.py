@@ -2,4 +2,5 @@
 
 SCHEDULES = [
     ("tongdai: SLA sweep", "tickets.tasks.sweep_sla", "I", 1, ()),
+    ("tongdai: callback sweep", "tickets.tasks.sweep_callbacks", "I", 5, ()),
 ]

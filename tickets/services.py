@@ -286,6 +286,20 @@ def escalation_summary(ticket: Ticket) -> str:
     }
 
 
+def callback_overdue_summary(ticket: Ticket) -> str:
+    """What supervisors are told of a callback not made in time: the ticket's number, category and unit and
+    when it was resolved and due to be called back. No personal data: they open the ticket for that."""
+    return _("%(number)s [%(category)s] unit %(unit)s – %(unit_name)s; resolved at %(resolved)s; call back by "
+             "%(due)s") % {
+        "number": ticket.number,
+        "category": ticket.category.name,
+        "unit": ticket.unit.code,
+        "unit_name": ticket.unit.name,
+        "resolved": timezone.localtime(ticket.resolved_at).strftime("%d/%m/%Y %H:%M"),
+        "due": timezone.localtime(ticket.callback_due).strftime("%d/%m/%Y %H:%M"),
+    }  # fmt: skip
+
+
 def _deadlines(policy: SlaPolicy, at: dt.datetime) -> dict[str, dt.datetime]:
     if policy.resolve_minutes is not None:
         resolve = at + dt.timedelta(minutes=policy.resolve_minutes)
@@ -725,7 +739,10 @@ def _restart_clocks(ticket: Ticket, *, at: dt.datetime) -> dict:
     ticket.paused_at = None
     ticket.resolved_at = None
     ticket.closed_at = None
+    if ticket.callback_overdue_at is not None:
+        earlier["callback_overdue_at"] = ticket.callback_overdue_at.isoformat()
     ticket.callback_due = None
+    ticket.callback_overdue_at = None
     if callback is not None:
         earlier["callback"] = {
             "attempts": callback.attempts,

@@ -13,6 +13,11 @@ unit and the deadlines passed, never the customer (``tickets.services.escalation
 A reopened ticket starts a new cycle: fresh deadlines, no breach, level 0 (``tickets.services``). Its
 escalations climb the ladder again; their events carry the cycle (the database keeps one escalation per
 ticket, cycle and level), and their messages' dedupe keys name it.
+
+The callback sweep (``callback_sweep``) watches the centre's own deadline after a resolution: a resolved
+ticket whose callback is not finished (the survey, or unreachable after the last attempt) by ``callback_due``
+is marked overdue once per resolution (``callback_overdue_at``, an event), and the supervisors of its unit's
+company are told, so that someone calls the customer. The ticket stays resolved: only its callback closes it.
 """
 
 from __future__ import annotations
@@ -27,7 +32,13 @@ from core import db
 from crm.models import OutboxMessage, Role, StaffProfile
 from crm.outbox import outbox_write, staff_message
 from tickets.models import EventKind, Status, Ticket, TicketEvent
-from tickets.services import CLOCKS, escalation_summary, next_check, profiles_of_user
+from tickets.services import (
+    CLOCKS,
+    callback_overdue_summary,
+    escalation_summary,
+    next_check,
+    profiles_of_user,
+)
 
 BATCH = 200
 
@@ -170,3 +181,53 @@ UPDATED_FIELDS = [
     "acknowledge_breached", "contact_breached", "resolve_breached", "first_breach_at", "escalation_level",
     "next_check_at",
 ]  # fmt: skip
+
+
+def callback_sweep(*, now: dt.datetime | None = None, batch: int = BATCH) -> dict[str, int]:
+    """Mark each resolved ticket whose callback deadline has passed as overdue, once per resolution, and tell
+    the supervisors of its unit's company. Idempotent; safe with several sweeps at once (a partial index holds
+    just the resolved tickets not yet found overdue, locked with ``SKIP LOCKED``)."""
+    now = now or timezone.now()
+    overdue = 0
+    recipients = _Recipients()
+    while True:
+        with transaction.atomic():
+            due = list(
+                Ticket.objects.filter(
+                    status=Status.RESOLVED, callback_overdue_at__isnull=True, callback_due__lte=now
+                )
+                .select_related("unit__company", "category")
+                .order_by("callback_due", "id")
+                .select_for_update(skip_locked=True, of=("self",))[:batch]
+            )
+            events: list[TicketEvent] = []
+            messages: list[OutboxMessage] = []
+            for ticket in due:
+                _callback_overdue(ticket, now, recipients, events, messages)
+            if due:
+                Ticket.objects.filter(pk__in=[t.pk for t in due]).update(callback_overdue_at=now)
+                TicketEvent.objects.bulk_create(events)
+                outbox_write(messages)
+            overdue += len(due)
+        if len(due) < batch:
+            return {"overdue": overdue}
+
+
+def _callback_overdue(ticket: Ticket, now: dt.datetime, recipients: _Recipients, events: list, messages: list) -> None:
+    """The event and the supervisors' messages of one callback found overdue (rows collected, not written)."""
+    due = ticket.callback_due
+    events.append(
+        TicketEvent(
+            ticket=ticket, kind=EventKind.CALLBACK_OVERDUE, at=now, cycle=ticket.cycle,
+            after={"callback_due": due.isoformat() if due else None},
+        )
+    )  # fmt: skip
+    subject = _("Callback overdue: %(number)s") % {"number": ticket.number}
+    body = callback_overdue_summary(ticket)
+    for profile in recipients(ticket, 2):
+        messages.append(
+            staff_message(
+                profile, subject=subject, body=body,
+                dedupe_key=f"ticket:{ticket.pk}:cycle:{ticket.cycle}:callback-overdue:{profile.pk}",
+            )
+        )  # fmt: skip

@@ -127,7 +127,7 @@ class TicketSerializer(
         fields = [
             "id", "number", "status", "category", "channel", "priority", "description", "customer_code",
             "caller_name", "caller_phone", "caller_address", "unit_code", "assignee", "incident", "created_at", "acknowledge_due",
-            "contact_due", "resolve_due", "callback_due", "acknowledged_at", "contacted_at", "resolved_at",
+            "contact_due", "resolve_due", "callback_due", "callback_overdue_at", "acknowledged_at", "contacted_at", "resolved_at",
             "acknowledge_breached", "contact_breached", "resolve_breached", "escalation_level",
         ]  # fmt: skip
 

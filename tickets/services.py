@@ -699,11 +699,14 @@ def ticket_change_status(
     ticket.status = to
     ticket.next_check_at = next_check(ticket)
     ticket.save()
-    if to in (Status.CANCELLED, Status.DUPLICATE):
+    if to in (Status.CANCELLED, Status.DUPLICATE, Status.RESOLVED, Status.CLOSED):
+        # A crew still sent is called off (told, its order cancelled): the work is over, whoever ended it.
         if to == Status.DUPLICATE:
             reason = _("Ticket %(n)s is a duplicate of %(d)s.") % {"n": ticket.number, "d": ticket.duplicate_of}
-        else:
+        elif to == Status.CANCELLED:
             reason = _("Ticket %(n)s is cancelled: %(why)s") % {"n": ticket.number, "why": note.strip()}
+        else:
+            reason = _("Ticket %(n)s is resolved: %(why)s") % {"n": ticket.number, "why": note.strip() or "—"}
         cancelled = _cancel_open_work_orders(ticket, note=reason)
         if cancelled:
             after["work_orders_cancelled"] = cancelled

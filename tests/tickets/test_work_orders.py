@@ -1,9 +1,15 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from crm.models import Role
+from crm.models import OutboxMessage, Role
 from tickets.models import EventKind, Status, WorkOrder, WorkOrderStatus
-from tickets.services import ticket_open, work_order_advance, work_order_create
+from tickets.services import (
+    callback_record,
+    ticket_change_status,
+    ticket_open,
+    work_order_advance,
+    work_order_create,
+)
 
 
 @pytest.fixture
@@ -103,3 +109,26 @@ def test_the_field_page_never_dials_a_masked_phone(client, outage_ticket, make_s
     page = client.get("/field/").content.decode()
     assert outage_ticket.number in page
     assert "**** *** 456" in page and "tel:" not in page and "0903 123 456" not in page
+
+
+def test_resolving_a_ticket_by_hand_calls_off_the_crew_sent_to_it(staff, make_customer, catalogue):
+    """The customer rang back (the power is on) and the agent resolves the ticket from its page while a crew is
+    still sent: the crew is told and its order cancelled, as on cancelling, marking a duplicate, re-routing or
+    restoring an outage; it does not stay on /field/ after the ticket closes, nor resolve a later reopen."""
+    crew, agent = staff[Role.FIELD_CREW], staff[Role.AGENT]
+    ticket = ticket_open(actor=None, category=catalogue["outage"], channel="phone", description="Mất điện",
+                         customer=make_customer()).ticket  # fmt: skip
+    order = work_order_create(actor=None, ticket=ticket, crew=crew)
+    work_order_advance(actor=crew, order=order, to=WorkOrderStatus.ACKNOWLEDGED)
+    ticket = ticket_change_status(actor=agent, ticket=ticket, to=Status.RESOLVED, note="Khách báo đã có điện")
+    order.refresh_from_db()
+    assert order.status == WorkOrderStatus.CANCELLED
+    assert list(WorkOrder.objects.for_user(crew).open()) == []
+    told = OutboxMessage.objects.get(dedupe_key__startswith=f"workorder:{order.pk}:off:")
+    assert "Khách báo đã có điện" in told.body and ticket.number in told.body
+    event = ticket.events.filter(kind=EventKind.STATUS).latest("id")
+    assert event.after == {"status": Status.RESOLVED, "work_orders_cancelled": [order.pk]}
+    callback_record(actor=agent, ticket=ticket, reached=True, fix_score=5, attitude_score=5)
+    ticket.refresh_from_db()
+    assert ticket.status == Status.CLOSED
+    assert WorkOrder.objects.get(pk=order.pk).status == WorkOrderStatus.CANCELLED

@@ -98,9 +98,10 @@ def _csv_response(table: dashboard.Table, start: dt.date, end: dt.date, logged) 
 
 
 def _xlsx_response(table: dashboard.Table, start: dt.date, end: dt.date, logged) -> StreamingHttpResponse:
-    rows = ([_cell(v) if isinstance(v, str) else v for v in row] for row in logged.rows(table.rows))
+    # The values as they are: a workbook's inline text never runs as a formula (no quote before it), as in the
+    # monthly report's workbook of the same tables.
     response = StreamingHttpResponse(
-        logged.chunks(xlsx_chunks(list(table.columns), rows, sheet_name=table.key)),
+        logged.chunks(xlsx_chunks(list(table.columns), logged.rows(table.rows), sheet_name=table.key)),
         content_type=XLSX_CONTENT_TYPE,
     )
     response["Content-Disposition"] = (

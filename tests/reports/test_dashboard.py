@@ -432,3 +432,28 @@ def test_a_widget_registered_by_an_app_shows_on_the_page_and_in_the_monthly_repo
     assert _page(client, staff[Role.MANAGER], export="callers").status_code == 404
     with pytest.raises(AttributeError):
         dashboard.callers  # noqa: B018
+
+
+def test_a_formula_like_label_reads_the_same_in_the_dashboards_workbook_and_the_monthly_reports(client, staff):
+    """A table's text that looks like a formula ("=1+2": a category, unit or programme so named) is inline text
+    in a workbook, never run: the dashboard's XLSX shows it as the monthly report's workbook does, with no
+    quote added (the CSV quotes it, by the list exports' rule)."""
+    extra = dashboard_widgets.Widget(
+        key="formula_labels", title="Formula labels", position=999, data=lambda board: "=1+2",
+        table=lambda label: (["label"], [[label]]),
+    )  # fmt: skip
+    dashboard_widgets.register(extra)
+    try:
+        client.force_login(staff[Role.MANAGER])
+        params = {"start": "2025-10-01", "end": "2025-10-31", "export": "formula_labels"}
+        response = client.get(reverse("dashboard"), {**params, "format": "xlsx"})
+        sheet = load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
+        as_csv = client.get(reverse("dashboard"), params)
+        monthly, _rows = monthly_report_workbook(staff[Role.MANAGER], dt.date(2025, 10, 1))
+        monthly_cell = load_workbook(io.BytesIO(monthly))["Formula labels"].cell(row=2, column=1).value
+    finally:
+        dashboard_widgets.unregister("formula_labels")
+    assert (sheet.cell(row=2, column=1).value, monthly_cell) == ("=1+2", "=1+2")
+    assert list(csv.reader(io.StringIO(b"".join(as_csv.streaming_content).decode().removeprefix("\ufeff"))))[1] == [
+        "'=1+2"
+    ]

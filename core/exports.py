@@ -1251,6 +1251,12 @@ def _no_results(self, request):
     """The export reads the queryset itself: no page of results, no count."""
 
 
+def is_exporting(request) -> bool:
+    """True while ``changelist_queryset`` builds an export's queryset from ``request`` (a search that shows the
+    best matches on a page exports every match)."""
+    return getattr(request, _EXPORTING, False)
+
+
 def changelist_queryset(model_admin, request):
     """The changelist's queryset for ``request``: the admin's (scoped) queryset with the filters, search and
     ordering of the query string applied, unpaginated and not yet evaluated. May raise
@@ -1291,7 +1297,7 @@ class StreamingExportMixin(_ModelAdmin):
 
     def get_changelist(self, request, **kwargs):
         changelist = super().get_changelist(request, **kwargs)
-        if getattr(request, _EXPORTING, False):
+        if is_exporting(request):
             return type("ExportChangeList", (changelist,), {"get_results": _no_results})
         return changelist
 

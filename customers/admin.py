@@ -7,6 +7,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.autocomplete import AutocompleteJsonView
 from django.contrib.admin.widgets import AdminSplitDateTime, AutocompleteSelect
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -17,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from core import exports
 from core.exports import ServiceImportMixin, StreamingExportMixin
 from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
 from crm.models import Unit
@@ -58,6 +60,13 @@ class CustomerSearchMixin:
     def get_search_results(self, request, queryset, search_term):
         if not search_term.strip():
             return queryset, False
+        if exports.is_exporting(request):
+            # "Export all matching customers": every match, not the best ones the page shows.
+            try:
+                matching = selectors.customers_matching(user=request.user, query=search_term)
+            except selectors.InvalidQuery as exc:
+                raise IncorrectLookupParameters(str(exc)) from exc
+            return queryset.filter(pk__in=matching.values("pk")), False
         try:
             found = selectors.lookup_customers(user=request.user, query=search_term)
         except selectors.InvalidQuery as exc:

@@ -22,7 +22,6 @@ import itertools
 import re
 import time
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,15 +182,8 @@ def _accented_words(text: str) -> list[str]:
 
 def lookup_customers(*, user, query: str, limit: int | None = None) -> Lookup:
     """Find the caller among the customers ``user`` may see. Raises InvalidQuery for unusable input."""
-    text = _clean_query(query)
+    text, words = _lookup_words(query)
     limit = limit or settings.TONGDAI_LOOKUP_LIMIT
-    words = fold(text).split()
-    if not words:
-        raise InvalidQuery(_("The search text has no letters or digits."))
-    if len(words) > MAX_WORDS:
-        raise InvalidQuery(_("Use at most %(n)d words.") % {"n": MAX_WORDS})
-
-    visible = Customer.objects.for_user(user).select_related("unit")
     result = Lookup(query=text)
     seen: set[int] = set()
 
@@ -207,35 +199,61 @@ def lookup_customers(*, user, query: str, limit: int | None = None) -> Lookup:
                 seen.add(customer.pk)
                 result.customers.append(customer)
 
-    # 1. Exact identifiers, tried in order until one matches (each a single indexed lookup).
-    compact = text.replace(" ", "")
-    if CODE_QUERY.match(compact):
-        take(visible.filter(code=compact.upper()), MatchKind.CODE, limit)
-    if not seen:
-        try:
-            phone = normalise_phone(text)
-        except InvalidPhone:
-            phone = None
-        if phone:
-            take(visible.filter(phones__number=phone).order_by("id")[: limit + 1], MatchKind.PHONE, limit)
-    if not seen and SERIAL_QUERY.match(text):
-        serial_customers = MeterAssignment.objects.filter(meter__serial=compact.upper()).values(
-            "contract__customer_id"
-        )
-        take(visible.filter(pk__in=serial_customers)[: limit + 1], MatchKind.SERIAL, limit)
-    if seen:
-        return result  # an identifier that matched is the answer: its digits are not part of a name
-    # 2. and 3. Words: names typed in order first (longest run of leading words down to two), then anywhere.
     accented_words = _accented_words(text) if has_diacritics(text) else []
-    strategies: list[Callable[..., Any]] = [
-        lambda qs, k=k: _in_order_filter(qs, words, k) for k in range(_name_run(words), 1, -1)
-    ]
-    strategies.append(lambda qs: _text_filter(qs, words))
-    for narrow in strategies:
-        _text_tiers(take, narrow(visible), accented_words, limit - len(result.customers))
+    for kind, candidates in _ways_of_reading(Customer.objects.for_user(user).select_related("unit"), text, words):
+        if kind is None:  # words: the names' tiers, accents as typed first
+            _text_tiers(take, candidates, accented_words, limit - len(result.customers))
+        else:
+            take(candidates[: limit + 1], kind, limit)
         if result.customers:
             break
     return result
+
+
+def customers_matching(*, user, query: str):
+    """Every customer the lookup finds for ``query`` among those ``user`` may see, unbounded and unranked (a
+    queryset, for "export all matching customers"): the first way of reading the text that finds anyone, as in
+    ``lookup_customers``. Raises InvalidQuery for unusable input."""
+    text, words = _lookup_words(query)
+    visible = Customer.objects.for_user(user)
+    for _kind, candidates in _ways_of_reading(visible, text, words):
+        if candidates.exists():
+            return candidates
+    return visible.none()
+
+
+def _lookup_words(query: str) -> tuple[str, list[str]]:
+    text = _clean_query(query)
+    words = fold(text).split()
+    if not words:
+        raise InvalidQuery(_("The search text has no letters or digits."))
+    if len(words) > MAX_WORDS:
+        raise InvalidQuery(_("Use at most %(n)d words.") % {"n": MAX_WORDS})
+    return text, words
+
+
+def _ways_of_reading(visible, text: str, words: list[str]):
+    """The lookup's ways of reading the typed text, in order, each ``(kind, candidates)``; the first that finds
+    anyone is the answer. 1. Exact identifiers (each a single indexed lookup): an identifier that matches is the
+    answer, its digits are not part of a name. 2. and 3. Words (kind None): names typed in order (the longest
+    run of leading words down to two), then the words anywhere."""
+    compact = text.replace(" ", "")
+    if CODE_QUERY.match(compact):
+        yield MatchKind.CODE, visible.filter(code=compact.upper())
+    try:
+        phone = normalise_phone(text)
+    except InvalidPhone:
+        phone = None
+    if phone:
+        yield MatchKind.PHONE, visible.filter(phones__number=phone).order_by("id")
+    if SERIAL_QUERY.match(text):
+        serial_customers = MeterAssignment.objects.filter(meter__serial=compact.upper()).values(
+            "contract__customer_id"
+        )
+        yield MatchKind.SERIAL, visible.filter(pk__in=serial_customers)
+    for k in range(_name_run(words), 1, -1):
+        yield None, _in_order_filter(visible, words, k)
+    yield None, _text_filter(visible, words)
 
 
 def _text_tiers(take, candidates, accented_words: list[str], room: int) -> None:

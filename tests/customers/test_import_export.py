@@ -659,3 +659,26 @@ def test_the_export_is_headed_in_the_interface_language_and_imports_back_in_eith
         previewed = preview(clerk_client, "customer", body)
         assert previewed.context["problems"] == []
         assert dict(previewed.context["totals"])["skip"] == 1, language
+
+
+def test_export_all_matching_a_search_writes_every_match_not_the_best_the_page_shows(
+    clerk_client, org, make_customer, settings
+):
+    """The list's search shows the best matches (the caller lookup, bounded); "export all matching customers"
+    with that search writes every customer the search finds, by the same way of reading the text."""
+    settings.TONGDAI_LOOKUP_LIMIT = 2
+    names = [make_customer(org["home"], name="Trần Văn Bình", street=f"{i} Lê Lợi", phones=[]) for i in range(3)]
+    make_customer(org["home"], name="Trần Văn Bảo", street="9 Lê Lợi", phones=[])  # not a match
+    elsewhere = make_customer(org["other_corporation"], name="Trần Văn Bình", phones=[])  # not the clerk's
+    page = clerk_client.get(reverse("admin:customers_customer_changelist"), {"q": "Trần Văn Bình"})
+    assert len(page.context["cl"].result_list) == 2  # the page: the best two, with a note that more match
+    rows = read_csv(export(clerk_client, "?q=Trần Văn Bình"))
+    assert sorted(r["code"] for r in rows) == sorted(c.code for c in names)
+    assert elsewhere.code not in {r["code"] for r in rows}
+    # An identifier is read as the lookup reads it: the phone's customer only.
+    caller = make_customer(org["home"], name="Lê Thị Hoa", phones=["0903 222 333"])
+    assert [r["code"] for r in read_csv(export(clerk_client, "?q=0903222333"))] == [caller.code]
+
+
+def test_an_unusable_search_sends_the_export_back_to_the_list(clerk_client, org):
+    assert export(clerk_client, "?q=%20%2C%2C").status_code == 302

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import connections
 from django.db.models import Case, CharField, F, OuterRef, StringAgg, Subquery, Value, When
 from django.db.models.functions import Cast, Concat, LPad
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from import_export import fields, widgets
@@ -92,6 +93,11 @@ class CustomerResource(ServiceResource):
     created_at = fields.Field(
         attribute="created_at", column_name="created_at", widget=MomentWidget(), readonly=True
     )
+    # When the row was last changed, as exported: a file imported back refuses a row whose customer somebody
+    # changed since (their change would be put back), as the customer's page does.
+    updated_at = fields.Field(
+        attribute="updated_at", column_name="updated_at", widget=MomentWidget(), readonly=True
+    )
 
     optional_key_columns = ("code",)
     export_select_related = ("unit",)
@@ -102,13 +108,14 @@ class CustomerResource(ServiceResource):
         model = Customer
         fields = (
             "code", "unit", "full_name", "national_id", "email", "street", "ward", "district", "province",
-            "customer_type", "households", "phones", "is_nuisance", "created_at",
+            "customer_type", "households", "phones", "is_nuisance", "created_at", "updated_at",
         )  # fmt: skip
         import_id_fields = ("code",)
 
     def __init__(self, user=None, **kwargs):
         super().__init__(user=user, **kwargs)
         self.seen = privacy.visibility(user)
+        self.changed_here: set[int] = set()  # customers an earlier row of this file changed
 
     def keeps_value(self, field, value) -> bool:
         # A masked national ID (an export of somebody who sees only its last digits) leaves it as it is.
@@ -164,6 +171,13 @@ class CustomerResource(ServiceResource):
             errors["unit"] = [_("Give the code of the customer's unit.")]
         if not new and instance.unit_id != before["unit"].pk:
             errors["unit"] = [_("A customer cannot move to another unit by an import.")]
+        exported = None if new else self.cell(row, "updated_at")
+        if exported is not None and instance.pk not in self.changed_here and _changed_since(instance, exported):
+            errors["updated_at"] = [
+                _("Somebody changed this customer at %(at)s, after the file was exported; nothing of this row "
+                  "was written. Export the customer again and make the change there.")
+                % {"at": timezone.localtime(instance.updated_at).strftime("%d/%m/%Y %H:%M:%S")}
+            ]  # fmt: skip
         nuisance = self.cell(row, "is_nuisance")
         if nuisance is not None and nuisance != instance.is_nuisance:
             errors["is_nuisance"] = [
@@ -200,9 +214,19 @@ class CustomerResource(ServiceResource):
         customer = services.customer_update(
             actor=self.user, customer=instance, changes=changes, reason=_("Import")
         )
+        self.changed_here.add(customer.pk)
         for number in plan["phones"]:
             services.customer_add_phone(actor=self.user, customer=customer, number=number)
         return customer
+
+
+def _changed_since(customer, exported) -> bool:
+    """Whether ``customer`` was changed after the moment its row was exported, compared to the precision the
+    file kept: the second as exported, the minute when a spreadsheet program dropped the seconds."""
+    changed = customer.updated_at.replace(microsecond=0)
+    if exported.second == 0:
+        changed = changed.replace(second=0)
+    return changed > exported
 
 
 class ContractResource(ServiceResource):

@@ -519,6 +519,7 @@ def test_the_export_holds_only_the_users_units_with_natural_keys(clerk_client, o
             "phones": "+84903111222, +84903111333",
             "is_nuisance": "0",
             "created_at": timezone.localtime(mine.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+            "updated_at": timezone.localtime(mine.updated_at).strftime("%Y-%m-%d %H:%M:%S"),
         }
     ]
 
@@ -682,3 +683,46 @@ def test_export_all_matching_a_search_writes_every_match_not_the_best_the_page_s
 
 def test_an_unusable_search_sends_the_export_back_to_the_list(clerk_client, org):
     assert export(clerk_client, "?q=%20%2C%2C").status_code == 302
+
+
+def test_a_file_imported_back_refuses_a_row_whose_customer_somebody_changed_since_the_export(
+    clerk_client, clerk, org, make_customer, make_staff
+):
+    """Clerk A exports the customers to fix a street in a spreadsheet; meanwhile clerk B corrects a customer's
+    e-mail on its page. A's file imported back would put the old e-mail back: its row is refused with the
+    reason (as the customer's page refuses a stale save), and the other rows are imported as usual."""
+    changed = make_customer(org["home"], name="Nguyễn Văn An", phones=[])
+    untouched = make_customer(org["home"], name="Lê Thị Hoa", phones=[])
+    services.customer_update(actor=None, customer=changed, changes={"email": "an.cu@example.vn"})
+    an_hour_ago = timezone.now() - dt.timedelta(hours=1)
+    Customer.objects.update(updated_at=an_hour_ago)  # the last change before the export
+    rows = read_csv(export(clerk_client))
+    assert {r["code"] for r in rows} == {changed.code, untouched.code} and all(r["updated_at"] for r in rows)
+    other_clerk = make_staff(Role.BILLING_CLERK, [org["home"]])
+    services.customer_update(actor=other_clerk, customer=changed, changes={"email": "an.moi@example.vn"})
+    for row in rows:
+        row["street"] = "99 Lê Lợi"
+    previewed = preview(clerk_client, "customer", csv_bytes(rows))
+    (row_number, messages), = problems(previewed)
+    assert "after the file was exported" in messages[0]
+    assert rows[row_number - 2]["code"] == changed.code
+    # A spreadsheet program that kept only the minute: the same rule, at the minute.
+    by_minute = [dict(r, updated_at=r["updated_at"][:16]) for r in rows]
+    assert problems(preview(clerk_client, "customer", csv_bytes(by_minute))) == [(row_number, messages)]
+    confirm(clerk_client, "customer", previewed, skip_bad_rows=True)
+    changed.refresh_from_db()
+    untouched.refresh_from_db()
+    assert (changed.email, untouched.street) == ("an.moi@example.vn", "99 Lê Lợi")
+    assert changed.street != "99 Lê Lợi"
+
+
+def test_a_file_naming_one_customer_twice_is_not_refused_as_changed_by_somebody_else(clerk_client, org, make_customer):
+    customer = make_customer(org["home"], name="Nguyễn Văn An", phones=[])
+    (row,) = read_csv(export(clerk_client))
+    first = dict(row, street="1 Lê Lợi")
+    second = dict(first, email="an@example.vn")
+    previewed = preview(clerk_client, "customer", csv_bytes([first, second]))
+    assert problems(previewed) == []
+    confirm(clerk_client, "customer", previewed)
+    customer.refresh_from_db()
+    assert (customer.street, customer.email) == ("1 Lê Lợi", "an@example.vn")

@@ -124,6 +124,12 @@ class StaffProfileAdmin(ServiceErrorsMixin, ScopedAdmin):
         allowed = super().has_change_permission(request, obj)
         return allowed and (obj is None or staff_access.may_manage_user(request.user, obj.user))
 
+    def has_delete_permission(self, request, obj=None):
+        # Deleting a profile takes the account's role and units away: held to the rule of changing them, on
+        # the delete page and in the list's bulk action alike (Django asks for each selected profile).
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or staff_access.may_manage_user(request.user, obj.user))
+
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:  # a new member of staff: their account too, made by staff_create
             kwargs["form"] = StaffAddForm
@@ -132,13 +138,18 @@ class StaffProfileAdmin(ServiceErrorsMixin, ScopedAdmin):
         actor = request.user
 
         class StaffProfileForm(form):
-            def clean_role(self):
-                role = self.cleaned_data["role"]
-                try:
-                    staff_access.check_grant(actor, groups=[role_group(role)])
-                except PermissionDenied as exc:
-                    raise ValidationError(str(exc)) from exc
-                return role
+            def clean(self):
+                # The role with the units: what the role would show over them must be within the actor's own.
+                data = super().clean()
+                role = data.get("role")
+                if role:
+                    try:
+                        staff_access.check_grant(
+                            actor, groups=[role_group(role)], role=role, units=data.get("units") or []
+                        )
+                    except PermissionDenied as exc:
+                        self.add_error("role", str(exc))
+                return data
 
             def clean_phone(self):
                 try:  # stored, and shown again, as +84…

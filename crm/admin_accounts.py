@@ -2,7 +2,9 @@
 
 - Users: a superuser changes anything. Anyone else with the user permissions changes only accounts that hold
   nothing beyond their own permissions (never a superuser, never their password), never ticks "superuser
-  status", and is offered only the groups and permissions they hold themselves.
+  status", and is offered only the groups and permissions they hold themselves. Someone who does not see
+  everything lists only the accounts they may change and those of the staff of the units they see. A username
+  is unique whatever its case, renamed as when made.
 - The task cluster (schedules, successful and failed tasks, the ORM queue): read-only for everyone but
   superusers, without the "resubmit" action; a schedule names one of tongdai's registered task functions.
 """
@@ -13,13 +15,18 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.forms import UserChangeForm
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from django_q import admin as q_admin
 from django_q.models import Failure, OrmQ, Schedule, Success
 
 from core import task_registry
 from crm import roles, staff_access
+from crm.models import StaffProfile
+from crm.scoping import scope_for
 
 User = get_user_model()
 
@@ -37,10 +44,40 @@ class GroupFilter(admin.SimpleListFilter):
         return queryset.filter(groups=self.value()) if self.value() else queryset
 
 
+class StaffUserChangeForm(UserChangeForm):
+    """Django's user change form, whose username is unique whatever its case ("nv.lan" and "NV.Lan" are one
+    person), as on the add forms."""
+
+    def clean_username(self):
+        username = self.cleaned_data.get("username")
+        if username and User.objects.filter(username__iexact=username).exclude(pk=self.instance.pk).exists():
+            raise ValidationError(_("A user with this username already exists."), code="unique")
+        return username
+
+
 class StaffUserAdmin(UserAdmin):
     """Django's user admin, without the ways up: see the module's docstring."""
 
+    form = StaffUserChangeForm
     list_filter = ("is_staff", "is_superuser", "is_active", GroupFilter)
+
+    def get_queryset(self, request):
+        users = super().get_queryset(request)
+        actor = request.user
+        scope = scope_for(actor)
+        if actor.is_superuser or scope.everything:
+            return users
+        serving = StaffProfile.objects.filter(units__in=sorted(scope.unit_ids)).values("user_id")
+        return users.filter(Q(pk__in=staff_access.manageable_users(actor).values("pk")) | Q(pk__in=serving))
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        match = request.resolver_match
+        source = (request.GET.get("app_label"), request.GET.get("model_name"), request.GET.get("field_name"))
+        if match is not None and match.url_name == "autocomplete" and source == ("crm", "apitoken", "user"):
+            # A token is made only for an account its maker may change: the others are not offered.
+            queryset = queryset.filter(pk__in=staff_access.manageable_users(request.user).values("pk"))
+        return queryset, may_have_duplicates
 
     def has_change_permission(self, request, obj=None):
         allowed = super().has_change_permission(request, obj)

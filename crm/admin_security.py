@@ -7,16 +7,19 @@ from axes.admin import AccessAttemptAdmin, AccessFailureLogAdmin, AccessLogAdmin
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django import forms
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin import ActionLocation
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.utils.cache import patch_cache_control
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from core.login_security import login_unlock
+from crm import staff_access
 from crm.models import ApiToken
+from crm.scoping import scope_for
 from crm.tokens import MAX_DAYS, api_token_check, api_token_create, api_token_revoke
 
 
@@ -97,7 +100,11 @@ class ApiTokenForm(forms.ModelForm):
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
     """Administrators make tokens (the secret is shown once, on the page that follows) and revoke them; every
-    other user sees only their own tokens. Tokens are never edited: revoke one and make another."""
+    other user sees only their own tokens. Tokens are never edited: revoke one and make another.
+
+    A token acts as its user, so revoking one is held to the rule of changing that user's account
+    (``crm.staff_access``), as making one is; the list shows a local administrator (who does not see
+    everything) only the tokens of the accounts they may change, and their own."""
 
     list_display = ["name", "user", "token_key", "created", "expiry", "created_by"]
     list_select_related = ["user", "created_by"]
@@ -112,7 +119,12 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         tokens = super().get_queryset(request)
-        return tokens if self.manages_tokens(request) else tokens.filter(user=request.user)
+        actor = request.user
+        if not self.manages_tokens(request):
+            return tokens.filter(user=actor)
+        if actor.is_superuser or scope_for(actor).everything:
+            return tokens
+        return tokens.filter(Q(user__in=staff_access.manageable_users(actor).values("pk")) | Q(user=actor))
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
@@ -130,6 +142,10 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or staff_access.may_manage_user(request.user, obj.user))
+
     def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
         actions = super().get_actions(request, action_location=action_location)
         actions.pop("delete_selected", None)  # "Revoke" says what deleting a token means
@@ -137,13 +153,26 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Revoke the selected tokens"), permissions=["delete"])
     def revoke(self, request, queryset):
-        tokens = list(queryset.select_related("user"))
+        selected = list(queryset.select_related("user"))
+        tokens = [token for token in selected if staff_access.may_manage_user(request.user, token.user)]
         for token in tokens:
             api_token_revoke(actor=request.user, token=token)
         self.message_user(
             request,
             ngettext("%(n)d token revoked.", "%(n)d tokens revoked.", len(tokens)) % {"n": len(tokens)},
         )
+        if len(tokens) < len(selected):
+            left = len(selected) - len(tokens)
+            self.message_user(
+                request,
+                ngettext(
+                    "%(n)d token was left: it belongs to an account you may not change.",
+                    "%(n)d tokens were left: they belong to accounts you may not change.",
+                    left,
+                )
+                % {"n": left},
+                messages.WARNING,
+            )
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data

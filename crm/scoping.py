@@ -28,6 +28,10 @@ class Scope:
     def allows_unit(self, unit_id: int | None) -> bool:
         return self.everything or (unit_id is not None and unit_id in self.unit_ids)
 
+    def within(self, other: Scope) -> bool:
+        """True when everything this scope shows, ``other`` shows too."""
+        return other.everything or (not self.everything and self.unit_ids <= other.unit_ids)
+
 
 NOTHING = Scope(everything=False, unit_ids=frozenset())
 EVERYTHING = Scope(everything=True, unit_ids=frozenset())
@@ -44,13 +48,21 @@ def scope_for(user) -> Scope:
     cached = getattr(user, _CACHE_ATTR, None)
     if cached is not None:
         return cached
-    scope = shared_cache.remember(
+    scope = account_scope(user)
+    setattr(user, _CACHE_ATTR, scope)
+    return scope
+
+
+def account_scope(user) -> Scope:
+    """What ``user``'s account shows whether or not it is active now (reactivated, it shows this again): the
+    scope of their role and units, as ``scope_for`` keeps it in the shared cache."""
+    if user is None or user.pk is None:
+        return NOTHING
+    return shared_cache.remember(
         f"scope:{user.pk}:{user.is_superuser}",
         (shared_cache.STAFF, shared_cache.ORGANISATION),
         lambda: _compute_scope(user),
     )
-    setattr(user, _CACHE_ATTR, scope)
-    return scope
 
 
 def forget_scope(user) -> None:
@@ -74,19 +86,29 @@ def unit_cached(unit_id: int):
 
 
 def _compute_scope(user) -> Scope:
-    from crm.models import Role, StaffProfile, Unit
+    from crm.models import StaffProfile, Unit
 
     if user.is_superuser:
         return EVERYTHING
     profile = StaffProfile.objects.filter(user=user).only("id", "role").first()
     if profile is None:
         return NOTHING
-    if profile.role == Role.ADMINISTRATOR:
+    return role_scope(profile.role, Unit.objects.filter(staff=profile))
+
+
+def role_scope(role: str, served) -> Scope:
+    """The scope of a staff profile of ``role`` serving ``served`` (a queryset of units, or their ids): the
+    rule in the module's docstring. What a role would give someone is asked here before it is granted
+    (``crm.staff_access.check_grant``)."""
+    from crm.models import Role, Unit
+
+    if role == Role.ADMINISTRATOR:
         return EVERYTHING
-    served = Unit.objects.filter(staff=profile)
-    if profile.role == Role.SUPERVISOR:
+    if not isinstance(served, models.QuerySet):
+        served = Unit.objects.filter(pk__in=[getattr(unit, "pk", unit) for unit in served])
+    if role == Role.SUPERVISOR:
         units = Unit.objects.filter(company__in=served.values("company_id"))
-    elif profile.role == Role.MANAGER:
+    elif role == Role.MANAGER:
         units = Unit.objects.filter(company__corporation__in=served.values("company__corporation_id"))
     else:
         units = served
@@ -98,6 +120,29 @@ def _compute_scope(user) -> Scope:
         ids |= older
         frontier = older
     return Scope(everything=False, unit_ids=frozenset(ids))
+
+
+def profiles_seeing_beyond(scope: Scope):
+    """The staff profiles whose scope (``role_scope``) shows a unit that ``scope`` does not show: the same rule
+    as a query, for the lists of accounts. ``scope`` is one ``scope_for`` gives, so it holds the predecessors
+    of its units: a profile's own units (and their companies' or corporations' units) decide."""
+    from crm.models import Company, Corporation, Role, StaffProfile, Unit
+
+    if scope.everything:
+        return StaffProfile.objects.none()
+    outside = Unit.objects.exclude(pk__in=sorted(scope.unit_ids))
+    companies = Company.objects.filter(units__in=outside).values("pk")
+    corporations = Corporation.objects.filter(companies__units__in=outside).values("pk")
+    profiles = StaffProfile.objects.all()
+    return profiles.filter(
+        models.Q(role=Role.ADMINISTRATOR)
+        | models.Q(pk__in=profiles.filter(units__in=outside).values("pk"))
+        | models.Q(role=Role.SUPERVISOR, pk__in=profiles.filter(units__company__in=companies).values("pk"))
+        | models.Q(
+            role=Role.MANAGER,
+            pk__in=profiles.filter(units__company__corporation__in=corporations).values("pk"),
+        )
+    )
 
 
 class ScopedQuerySet(models.QuerySet):

@@ -106,13 +106,14 @@ def staff_create(
     """Create a staff user with a profile, the group of their role and the units they serve.
 
     ``actor`` (None for the command line) must be allowed to add staff, to grant the role's group (an
-    administrator cannot make anyone more than they are) and to serve each of the units given. The username
+    administrator cannot make anyone more than they are), to serve each of the units given, and must see
+    whatever the role over those units will show (a company's local administrator makes no manager). The username
     is unique whatever its case; the work phone is stored in +84 form (``staff_phone``)."""
     require(actor, "crm.add_staffprofile")
     units = list(units)
-    staff_access.check_grant(actor, groups=[role_group(role)])
     for unit in units:
         require(actor, "crm.add_staffprofile", unit=unit)
+    staff_access.check_grant(actor, groups=[role_group(role)], role=role, units=units)
     user_model = get_user_model()
     if user_model.objects.filter(username__iexact=username).exists():  # "Lan" and "lan" read as one person
         raise ValidationError({"username": _("A user with this username already exists.")})
@@ -167,7 +168,8 @@ def staff_update(
 
     ``actor`` (None for the command line) must be allowed to change ``user``'s account and to grant the
     role's group (``crm.staff_access``): an administrator cannot make anyone, themselves included, more than
-    they are, nor change staff serving a unit outside what they see. The phone is stored in +84 form
+    they are, nor change staff serving a unit outside what they see, nor give a role that would show more
+    than they see (the role over the units given, or over the units served now). The phone is stored in +84 form
     (``staff_phone``)."""
     require(actor, "crm.change_staffprofile")
     if units is not None:
@@ -179,7 +181,9 @@ def staff_update(
         user=user
     )  # their units, as they stand, are checked
     staff_access.check_manage_user(actor, user)
-    staff_access.check_grant(actor, groups=[new_group])
+    staff_access.check_grant(
+        actor, groups=[new_group], role=role, units=profile.units.all() if units is None else units
+    )
     old_group = Group.objects.filter(name=group_name(profile.role)).first()
     profile.role = role
     if phone is not None:

@@ -6,21 +6,25 @@ themselves: a group whose permissions are all theirs, a permission of their own,
 hold to reach the admin at all). Nobody but a superuser changes an account that holds a permission the actor
 lacks, and that includes its password: otherwise an administrator could reset a superuser's password, log in
 as them and grant themselves everything. Nor does anyone who does not see everything (``crm.scoping``) change
-the account of staff serving a unit outside what they see: a local administrator would otherwise reset the
-password of another company's agent and read that company's customers as them.
+the account of staff serving a unit outside what they see, or whose role shows more than they see: a local
+administrator would otherwise reset the password of another company's agent, or of their corporation's manager,
+and read those customers as them. For the same reason a role is granted only when what it would show (the
+role over the units given) is within what the actor sees: holding a manager's permissions does not let a
+company's local administrator make anyone, themselves included, a manager who sees the whole corporation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 
-from crm.models import Unit
+from crm.models import Role, Unit
 from crm.permissions import NotAllowed
-from crm.scoping import scope_for
+from crm.scoping import account_scope, profiles_seeing_beyond, role_scope, scope_for
 
 
 def _label(permission: Permission) -> str:
@@ -52,6 +56,13 @@ def serves_beyond_scope(actor, target) -> bool:
     return not scope.everything and not units_served(target) <= scope.unit_ids
 
 
+def sees_beyond_scope(actor, target) -> bool:
+    """True when ``target``'s account shows a unit that ``actor`` does not see (their role over their units,
+    whether or not the account is active now)."""
+    scope = scope_for(actor)
+    return not scope.everything and not account_scope(target).within(scope)
+
+
 def may_manage_user(actor, target) -> bool:
     """True when ``actor`` may change ``target``'s account (details, password, status, groups, role, units)."""
     return manage_user_refusal(actor, target) is None
@@ -77,7 +88,34 @@ def manage_user_refusal(actor, target) -> str | None:
         return _("%(user)s serves units you do not serve; you may not change this account.") % {
             "user": target.get_username()
         }
+    if sees_beyond_scope(actor, target):
+        return _("%(user)s sees units you do not see; you may not change this account.") % {
+            "user": target.get_username()
+        }
     return None
+
+
+def manageable_users(actor) -> QuerySet:
+    """The accounts ``actor`` may change: ``manage_user_refusal``'s rule as a query, for the lists of accounts
+    and of API tokens (every account for the command line and for a superuser)."""
+    users = get_user_model().objects.all()
+    if actor is None:
+        return users
+    if not actor.is_active or not actor.is_authenticated:
+        return users.none()
+    if actor.is_superuser:
+        return users
+    user_model = get_user_model()
+    beyond = Permission.objects.exclude(pk__in=grantable_permissions(actor).values("pk"))
+    users = (
+        users.filter(is_superuser=False)
+        .exclude(pk__in=user_model.objects.filter(user_permissions__in=beyond).values("pk"))
+        .exclude(pk__in=user_model.objects.filter(groups__permissions__in=beyond).values("pk"))
+    )
+    scope = scope_for(actor)
+    if not scope.everything:
+        users = users.exclude(pk__in=profiles_seeing_beyond(scope).values("user_id"))
+    return users
 
 
 def grantable_permissions(actor) -> QuerySet[Permission]:
@@ -110,8 +148,16 @@ def check_manage_user(actor, target) -> None:
         raise NotAllowed(reason)
 
 
-def check_grant(actor, *, groups: Iterable[Group] = (), is_superuser: bool = False) -> None:
-    """Refuse with a clear message a grant of superuser status or of a group beyond the actor's own."""
+def check_grant(
+    actor,
+    *,
+    groups: Iterable[Group] = (),
+    is_superuser: bool = False,
+    role: str | None = None,
+    units: Iterable[Unit | int] = (),
+) -> None:
+    """Refuse with a clear message a grant of superuser status, of a group beyond the actor's own, or of a
+    ``role`` over ``units`` (the units the person will serve) that would show a unit the actor does not see."""
     if actor is None or actor.is_superuser:
         return
     if is_superuser:
@@ -123,3 +169,10 @@ def check_grant(actor, *, groups: Iterable[Group] = (), is_superuser: bool = Fal
             _("You may not grant %(groups)s: it holds permissions you do not have.")
             % {"groups": ", ".join(sorted(beyond))}
         )
+    if role is not None:
+        scope = scope_for(actor)
+        if not scope.everything and not role_scope(role, units).within(scope):
+            raise NotAllowed(
+                _("You may not give the role “%(role)s” for these units: it would see units you do not see.")
+                % {"role": Role(role).label}
+            )

@@ -30,6 +30,8 @@ def api_token_check(*, actor, user, name: str, days: int) -> None:
     if not staff_access.may_manage_user(actor, user):
         if staff_access.serves_beyond_scope(actor, user):
             refusal = _("You may not make a token for %(user)s: they serve units you do not serve.")
+        elif staff_access.sees_beyond_scope(actor, user):
+            refusal = _("You may not make a token for %(user)s: they see units you do not see.")
         else:
             refusal = _(
                 "You may not make a token for %(user)s: the account holds permissions you do not have."
@@ -60,7 +62,10 @@ def api_token_create(*, actor, user, name: str, days: int | None = None) -> tupl
 
 @transaction.atomic
 def api_token_revoke(*, actor, token: ApiToken) -> None:
-    """Revoke ``token``: it is deleted, so the next request that sends it is refused."""
+    """Revoke ``token``: it is deleted, so the next request that sends it is refused. ``actor`` (None for the
+    command line and the jobs) must be allowed to change the token's user's account, as for making one
+    (``crm.staff_access``): nobody cuts off the integration of staff they do not administer, or of a superuser."""
+    staff_access.check_manage_user(actor, token.user)
     actor = actor if getattr(actor, "pk", None) else None
     _audit(actor, token, DELETION, f"API token revoked ({token.user.get_username()})")
     token.delete()

@@ -1,6 +1,8 @@
-"""Two-factor sign-in to the admin for administrators and superusers (django-otp, TOTP).
+"""Two-factor sign-in to the admin for administrators, superusers and whoever manages accounts (django-otp, TOTP).
 
-Who needs it: superusers and staff of the administrator role, while ``TONGDAI_ADMIN_2FA`` is on (the default).
+Who needs it, while ``TONGDAI_ADMIN_2FA`` is on (the default): superusers, staff of the administrator role, and
+anyone holding a permission that manages accounts (``ACCOUNT_PERMISSIONS``), through a group or their own
+whatever their profile's role: someone put in the administrators' group holds the administrators' rights.
 They type the code their authenticator app shows on the admin's login form (``crm.admin_site``). Someone who
 needs it and has no authenticator cannot sign in until a superuser enrols one for them: ``manage.py
 otp_enroll USERNAME`` prints the secret, the provisioning URI and its QR code as text, to scan or type into
@@ -16,8 +18,10 @@ import logging
 
 import segno
 from django.conf import settings
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser, Permission
 from django.db import transaction
+from django.db.models import Exists, Q
 from django.utils.functional import SimpleLazyObject
 from django_otp import devices_for_user, verify_token
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -28,17 +32,42 @@ from crm.models import Role, StaffProfile
 log = logging.getLogger("tongdai.security")
 
 
+# The permissions that change who may do what (accounts, their groups and passwords, staff profiles, API
+# tokens): whoever holds one of them needs the second factor, as an administrator does.
+ACCOUNT_PERMISSIONS = (
+    "auth.add_user",
+    "auth.change_user",
+    "auth.delete_user",
+    "auth.add_group",
+    "auth.change_group",
+    "crm.add_staffprofile",
+    "crm.change_staffprofile",
+    "crm.add_apitoken",
+)
+
+
 def needs_second_factor(user) -> bool:
-    """True for a superuser or an administrator while two-factor sign-in is on."""
+    """True, while two-factor sign-in is on, for a superuser, an administrator, or anyone who holds a permission
+    of ``ACCOUNT_PERMISSIONS`` (through a group or their own). Kept in the shared cache until the staff's
+    accounts, groups or profiles change (``crm.shared_cache.STAFF``): joining a group counts at once."""
     if not settings.TONGDAI_ADMIN_2FA or not getattr(user, "is_authenticated", False):
         return False
     if user.is_superuser:
         return True
     return shared_cache.remember(
-        f"administrator:{user.pk}",
-        (shared_cache.STAFF,),
-        lambda: StaffProfile.objects.filter(user_id=user.pk, role=Role.ADMINISTRATOR).exists(),
+        f"second-factor:{user.pk}", (shared_cache.STAFF,), lambda: _manages_accounts(user.pk)
     )
+
+
+def _manages_accounts(user_id: int) -> bool:
+    """An administrator by their profile's role, or a holder of a permission that manages accounts: one query."""
+    codenames = Q()
+    for label in ACCOUNT_PERMISSIONS:
+        app_label, codename = label.split(".", 1)
+        codenames |= Q(content_type__app_label=app_label, codename=codename)
+    administrator = StaffProfile.objects.filter(user_id=user_id, role=Role.ADMINISTRATOR)
+    held = Permission.objects.filter(codenames).filter(Q(group__user=user_id) | Q(user=user_id))
+    return get_user_model().objects.filter(pk=user_id).filter(Exists(administrator) | Exists(held)).exists()
 
 
 def second_factor_middleware(get_response):

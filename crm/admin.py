@@ -11,7 +11,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 # admin_accounts registers the user and task admins, admin_security the sign-in security and API tokens.
-from crm import admin_accounts, admin_security, staff_access  # noqa: F401
+from crm import admin_accounts, admin_security, services, staff_access  # noqa: F401
 from crm.admin_base import EstimatedCountPaginator, ReadOnlyAdmin, ScopedAdmin, ServiceErrorsMixin
 from crm.models import (
     Company,
@@ -266,3 +266,25 @@ class ExportLogAdmin(ReadOnlyAdmin):
     list_filter = ["kind", "status", "file_format"]
     search_fields = ["user__username__exact", "source__exact"]
     ordering = ["-id"]
+
+    def get_fields(self, request, obj=None):
+        return ["user", "started_at", "finished_at", "kind", "source", self.filters_shown(request), "file_format",
+                "row_count", "status"]  # fmt: skip
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
+
+    def get_list_display(self, request):
+        return [*self.list_display[:-1], self.filters_shown(request)]
+
+    @staticmethod
+    def filters_shown(request):
+        """The filters column as this user may read it: a phone or a national ID typed by a clerk who sees them
+        whole is masked for a manager who does not (``crm.services.export_filters_shown``)."""
+        user = request.user
+
+        @admin.display(description=_("filters"))
+        def filters(log):
+            return services.export_filters_shown(user, log.filters)
+
+        return filters

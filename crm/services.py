@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -201,6 +202,24 @@ def staff_update(
 
 
 # The export log ------------------------------------------------------------------------------------------
+
+# How an export's filters read for a user of the log (a manager reads the exports of their units' staff): the
+# customers app registers its identifiers' rule (``customers.privacy.filters_as_seen``), so a phone or a
+# national ID typed into a search or a filter is shown as that user sees it everywhere else.
+_filters_as_seen: Callable[[Any, str], str] | None = None
+
+
+def register_export_filters_shown(function: Callable[[Any, str], str]) -> None:
+    global _filters_as_seen
+    _filters_as_seen = function
+
+
+def export_filters_shown(user, filters: str) -> str:
+    """``filters`` (a logged export's query string) as ``user`` may read them."""
+    if _filters_as_seen is None or not filters:
+        return filters
+    return _filters_as_seen(user, filters)
+
 
 
 def export_log_start(*, user, kind: str, source: str, file_format: str, filters: str = "") -> ExportLog:

@@ -207,3 +207,35 @@ def with_shown_fields(fields, model, masked: dict[str, str], user) -> list:
     """``fields`` (names) with each name of ``masked`` ({name: kind}) replaced by its ``ShownField``."""
     seen = visibility(user)
     return [ShownField(model, f, masked[f], seen) if f in masked else f for f in fields]
+
+
+# A run of digits as typed into a search or a filter (spaces, dots or dashes between them): a phone, a national
+# ID. Codes (PE01…) and numbers with letters around them are not identifiers of a person.
+_DIGIT_RUN = re.compile(r"(?<![\w+])\+?\d(?:[ .-]?\d){6,}(?!\w)")
+
+
+def filters_as_seen(user, filters: str) -> str:
+    """A logged export's query string (``crm.ExportLog.filters``) as ``user`` may read it: each filter
+    ``name=value``, a national ID filter and any phone-like run of digits masked as ``user`` sees them on
+    the customers' pages (``crm.services.export_filters_shown``)."""
+    from django.http import QueryDict
+
+    seen = visibility(user)
+
+    def shown(name: str, value: str) -> str:
+        if "national_id" in name:
+            return seen.national_id(value)
+        return _DIGIT_RUN.sub(lambda match: _identifier_as_seen(seen, match.group()), value)
+
+    params = QueryDict(filters)
+    return "&".join(f"{name}={shown(name, value)}" for name, values in params.lists() for value in values)
+
+
+def _identifier_as_seen(seen: Visibility, typed: str) -> str:
+    from core.phones import InvalidPhone, normalise_phone
+
+    try:
+        normalise_phone(typed)
+    except InvalidPhone:
+        return seen.national_id(typed)
+    return seen.phone(typed)

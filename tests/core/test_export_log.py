@@ -353,3 +353,27 @@ def test_the_export_log_list_takes_the_same_queries_for_few_and_many_rows(client
     with CaptureQueriesContext(connection) as many:
         assert len(listed(client)) == 12
     assert len(many) == len(few)
+
+
+def test_the_export_log_shows_a_typed_phone_and_national_id_as_its_reader_sees_them(client, staff, make_customer):
+    """A billing clerk (who sees phones and national IDs whole) searches the customers by the caller's phone,
+    filters them by a national ID, and exports; the manager of the unit, who sees only the last digits of
+    both, reads the export log with them masked, and an administrator reads them whole."""
+    make_customer(name="Nguyễn Văn An", phones=["0903 123 456"], national_id="079123456789")
+    client.force_login(staff[Role.BILLING_CLERK])
+    export_all = reverse("admin:customers_customer_export_all")
+    for query in ("?q=0903123456", "?national_id=079123456789&customer_type__exact=residential"):
+        response = client.post(export_all + query, {"file_format": "csv"})
+        b"".join(response.streaming_content)
+    assert ExportLog.objects.count() == 2
+    client.force_login(staff[Role.MANAGER])
+    html = client.get(reverse("admin:crm_exportlog_changelist")).content.decode()
+    assert "0903123456" not in html and "079123456789" not in html
+    assert "q=*******456" in html
+    assert "national_id=********6789&amp;customer_type__exact=residential" in html
+    log = ExportLog.objects.get(filters__contains="national_id")
+    page = client.get(reverse("admin:crm_exportlog_change", args=[log.pk])).content.decode()
+    assert "079123456789" not in page and "********6789" in page
+    client.force_login(staff[Role.ADMINISTRATOR])
+    html = client.get(reverse("admin:crm_exportlog_changelist")).content.decode()
+    assert "q=0903123456" in html and "national_id=079123456789" in html

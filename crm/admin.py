@@ -219,8 +219,8 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     list_filter = ["status", "channel"]
     search_fields = ["recipient__exact", "subject__exact"]
     ordering = ["-id"]
-    fields = ("channel", "recipient", "subject", "body", "status", "attempts", "next_attempt_at", "last_error",
-              "created_at", "sent_at", "dedupe_key", "attachment_name")  # fmt: skip
+    fields = ("channel", "recipient", "staff", "subject", "body", "status", "attempts", "next_attempt_at",
+              "last_error", "created_at", "sent_at", "dedupe_key", "attachment_name")  # fmt: skip
     readonly_fields = fields
     inlines = [OutboxRetryInline]
     actions = ["retry"]

@@ -239,6 +239,13 @@ class OutboxMessage(models.Model):
     # ``attachment_name``.
     attachment = models.FileField(_("attachment"), upload_to="outbox/%Y/%m", null=True, blank=True)
     attachment_name = models.CharField(_("attachment name"), max_length=200, blank=True)
+    # The member of staff a message is for (``staff_message``; empty for a customer): it is delivered to their
+    # address as it is at delivery (``staff_address``), and to nobody once their account is deactivated. A
+    # user with messages is deactivated, not deleted (as with their tickets and events).
+    staff = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        db_index=False, verbose_name=_("member of staff"),
+    )  # fmt: skip
 
     class Meta:
         verbose_name = _("outbox message")
@@ -261,6 +268,8 @@ class OutboxMessage(models.Model):
             ),
             # The failed messages, newest first (the admin's "failed" filter, ``outbox_retry`` of all failed).
             models.Index(fields=["id"], condition=Q(status="failed"), name="crm_outbox_failed_idx"),
+            # A user's messages (what deleting a user checks), customers' messages left out.
+            models.Index(fields=["staff"], condition=Q(staff__isnull=False), name="crm_outbox_staff_idx"),
         ]
 
     def __str__(self) -> str:

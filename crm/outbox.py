@@ -2,8 +2,9 @@
 
 ``outbox_write`` is the one writer of outbox rows (one message or a thousand, in one INSERT), called inside
 the service's transaction; ``outbox_enqueue`` builds one message (with its attachment) and hands it to it, and
-``staff_message`` is the one rule for how a member of staff is addressed. Delivery is the outbox worker
-(``manage.py outbox_worker``): a long-lived loop that delivers what is due, then waits
+``staff_message`` is the one rule for how a member of staff is addressed (the message keeps who it is for and is
+addressed again at each delivery: their new phone is used, and someone who has left is sent nothing). Delivery is
+the outbox worker (``manage.py outbox_worker``): a long-lived loop that delivers what is due, then waits
 ``TONGDAI_OUTBOX_POLL_SECONDS`` when nothing is; several workers may run, each message is claimed by one, for
 ``TONGDAI_OUTBOX_LEASE_SECONDS`` (longer than any send: every backend has a timeout). A failed delivery is
 retried with a growing delay (a stored ``next_attempt_at``); after ``TONGDAI_OUTBOX_MAX_ATTEMPTS`` the message is
@@ -39,6 +40,7 @@ from django.db import DatabaseError, IntegrityError, close_old_connections, conn
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext
 
 from crm.models import OutboxChannel, OutboxMessage, OutboxRetry, OutboxRetrySource, OutboxStatus
 from crm.permissions import require
@@ -123,11 +125,33 @@ def staff_address(profile) -> tuple[str, str]:
 
 def staff_message(profile, *, subject: str, body: str, dedupe_key: str | None = None) -> OutboxMessage:
     """An unsaved message to a member of staff (a ``StaffProfile``), addressed by ``staff_address``; written
-    by ``outbox_write``."""
+    by ``outbox_write``. It keeps who it is for (``staff``): each delivery addresses it again
+    (``_staff_readdress``)."""
     channel, recipient = staff_address(profile)
     return OutboxMessage(
-        channel=channel, recipient=recipient, subject=subject, body=body, dedupe_key=dedupe_key
-    )
+        channel=channel, recipient=recipient, subject=subject, body=body, dedupe_key=dedupe_key,
+        staff_id=profile.user_id,
+    )  # fmt: skip
+
+
+def _staff_readdress(message: OutboxMessage) -> str:
+    """Address a message to a member of staff as they are now (their phone changed, their e-mail): the row and
+    ``message`` take the address ``staff_address`` gives. Returns why it must not be sent at all ("" when it
+    may): staff whose account is deactivated, or who no longer have a staff profile, have left and are sent
+    nothing. A message to a customer (no ``staff``) is left as it was written."""
+    user = message.staff
+    if user is None:
+        return ""
+    profile = getattr(user, "staff_profile", None)
+    if not user.is_active:
+        return gettext("Not sent: the recipient has left (their account is deactivated).")
+    if profile is None:
+        return gettext("Not sent: the recipient has left (they no longer have a staff profile).")
+    channel, recipient = staff_address(profile)
+    if (channel, recipient) != (message.channel, message.recipient):
+        OutboxMessage.objects.filter(pk=message.pk).update(channel=channel, recipient=recipient)
+        message.channel, message.recipient = channel, recipient
+    return ""
 
 
 def outbox_write(messages: Iterable[OutboxMessage], *, with_id: bool = False) -> list[OutboxMessage]:
@@ -226,7 +250,10 @@ def outbox_deliver(*, message_id: int) -> bool:
     allow, so no other worker takes the message meanwhile; a claim whose worker stopped mid-send runs out and
     the message is due again. A failure is recorded only by the attempt that still holds the message; a success
     by any attempt while the message is pending (it has left): a worker stalled past its claim never puts a sent
-    message back to pending."""
+    message back to pending.
+
+    A message to a member of staff goes to their address as it is now (``_staff_readdress``); one to someone
+    who has left is not sent: it is marked failed with the reason, and no sweep tries it again."""
     now = timezone.now()
     with transaction.atomic():  # the claim and the attempt it took, read under the row's lock
         claimed = OutboxMessage.objects.filter(
@@ -240,8 +267,15 @@ def outbox_deliver(*, message_id: int) -> bool:
         )
         if not claimed:
             return False
-        message = OutboxMessage.objects.get(pk=message_id)
+        message = OutboxMessage.objects.select_related("staff__staff_profile").get(pk=message_id)
+        refused = _staff_readdress(message)
     pending = OutboxMessage.objects.filter(pk=message_id, status=OutboxStatus.PENDING)
+    if refused:
+        pending.filter(attempts=message.attempts).update(
+            status=OutboxStatus.FAILED, next_attempt_at=None, last_error=refused
+        )
+        logger.warning("outbox message %s not sent: %s", message_id, refused)
+        return False
     try:
         _backend(message.channel).send(message)
     except Exception as exc:  # a backend may fail in any way; the message keeps the reason

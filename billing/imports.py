@@ -20,8 +20,9 @@ Other columns are ignored. The pipeline:
    of each contract and the kWh and days of its last three non-estimated readings (``LATERAL`` index probes in
    contract order on PostgreSQL, correlated subqueries on SQLite); previous register and kWh as
    ``billing.services.reading_record`` computes them (first reading: from the reading at install; a meter
-   replaced since the previous reading: old meter's removal reading − previous + register − new meter's
-   reading at install); a register below the previous one refused (a roll-over cannot be asserted in a file);
+   replaced since the previous reading: old meter's removal reading − previous, plus the whole advance of each
+   meter installed and taken off in between, plus register − new meter's reading at install); a register
+   below the previous one refused (a roll-over cannot be asserted in a file);
    an implausible jump flagged (kWh > TONGDAI_READING_JUMP_FACTOR × expected and kWh − expected > 50, with
    expected = the average daily kWh of those readings × the days of the period, compared exactly in integers).
    Then ONE ``INSERT INTO billing_meterreading … SELECT`` of the good lines, in contract order. A month that
@@ -445,7 +446,8 @@ def _resolve_sql(d: _Dialect, names: list[str], params: _Params, *, unit, unit_i
     return (
         "CREATE TEMP TABLE ri_rows AS SELECT p.row_no, p.period AS period, p.value AS value, "
         f"(CASE WHEN p.s_text <> '' THEN p.s_text ELSE {default_source} END) AS source, p.taken AS taken_at, "
-        f"k.id AS contract_id, {assigned('meter_id')} AS meter_id, {assigned('reading_at_install')} "
+        f"k.id AS contract_id, {assigned('id')} AS assignment_id, {assigned('meter_id')} AS meter_id, "
+        f"{assigned('reading_at_install')} "
         f"AS reading_at_install, {assigned('installed_at')} AS installed_at, cu.unit_id AS unit_id, "
         f"{case} AS reject_reason, 0 AS unchanged, 0 AS late "
         f"FROM ({parsed}) p {' '.join(joins)}"
@@ -589,16 +591,21 @@ def _calc_sql(d: _Dialect, params: _Params) -> str:
         ),
         "big": params.add(_("The consumption is implausibly large.")),
     }  # fmt: skip
-    old_end = (
-        "CASE WHEN h.last_meter <> h.meter_id THEN COALESCE((SELECT x.reading_at_removal FROM "
-        "customers_meterassignment x WHERE x.contract_id = h.contract_id AND x.meter_id = h.last_meter "
-        "ORDER BY x.id DESC LIMIT 1), h.last_value) END"
+    # The kWh of the meters taken off since the previous reading (``services._advance_of_meters_off``): from
+    # the previous meter's last assignment before the line's, the previous meter's tail and the whole advance
+    # of each meter after it; a meter that came off below where it started adds nothing.
+    start = "CASE WHEN x.meter_id = h.last_meter THEN h.last_value ELSE x.reading_at_install END"
+    carried = (
+        f"CASE WHEN h.last_meter <> h.meter_id THEN COALESCE((SELECT CAST(SUM(CASE WHEN x.reading_at_removal > "
+        f"{start} THEN x.reading_at_removal - {start} ELSE 0 END) AS BIGINT) FROM customers_meterassignment x "
+        "WHERE x.contract_id = h.contract_id AND x.id < h.assignment_id AND x.id >= (SELECT MAX(y.id) FROM "
+        "customers_meterassignment y WHERE y.contract_id = h.contract_id AND y.meter_id = h.last_meter "
+        "AND y.id < h.assignment_id)), 0) END"
     )
     base = "CASE WHEN o.last_value IS NULL OR o.last_meter <> o.meter_id THEN o.reading_at_install ELSE o.last_value END"
     kwh = (
         "CASE WHEN o.last_value IS NULL THEN o.value - o.reading_at_install "
-        "WHEN o.last_meter <> o.meter_id THEN (CASE WHEN o.old_end > o.last_value THEN o.old_end - o.last_value "
-        "ELSE 0 END) + o.value - o.reading_at_install ELSE o.value - o.last_value END"
+        "WHEN o.last_meter <> o.meter_id THEN o.carried + o.value - o.reading_at_install ELSE o.value - o.last_value END"
     )
     flagged = (
         "CASE WHEN c.hist_kwh > 0 AND c.kwh * c.hist_days > CAST(%(factor)s AS NUMERIC) * c.hist_kwh * %(days)s "
@@ -616,7 +623,7 @@ def _calc_sql(d: _Dialect, params: _Params) -> str:
                     WHEN c.kwh > 2147483647 THEN {r["big"]} END,
                c.hist_kwh, c.hist_days, {flagged}
         FROM (SELECT o.*, {base} AS base, {kwh} AS kwh
-              FROM (SELECT h.*, {old_end} AS old_end FROM ({d.history(d.month_days("r.period"))}) h{d.fence}) o) c
+              FROM (SELECT h.*, {carried} AS carried FROM ({d.history(d.month_days("r.period"))}) h{d.fence}) o) c
         ORDER BY c.contract_id
     """
 

@@ -918,6 +918,9 @@ class RebateProgramme(models.Model):
     max_kwh = models.PositiveIntegerField(_("up to kWh"), null=True, blank=True)
     status = models.CharField(_("status"), max_length=8, choices=RebateStatus.choices, default="draft")
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    # When the round first ran: a bill issued before then was never within its reach, a bill issued after it
+    # was (``billing.services`` puts it on such a bill corrected into its kWh range).
+    applied_at = models.DateTimeField(_("first applied at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("rebate programme")

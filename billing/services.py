@@ -16,7 +16,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Max, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import F, Max, Min, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Concat, Substr
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -60,7 +60,7 @@ from core.text import DESCRIPTION_MAX_CHARS, column_length, typed_text
 from crm.models import Unit
 from crm.permissions import require
 from crm.scoping import scope_for
-from customers.models import Contract, ContractStatus, MeterAssignment
+from customers.models import Contract, ContractStatus, Customer, MeterAssignment
 
 # Audit --------------------------------------------------------------------------------------------------
 
@@ -448,17 +448,11 @@ def _consumption(*, contract, assignment, previous, value: int, rolled_over: boo
             )
         return start, value - start
     if previous.meter_id != assignment.meter_id:
-        # The meter was replaced during the period: the old meter's last advance plus the new one's.
-        old = (
-            MeterAssignment.objects.filter(contract=contract, meter_id=previous.meter_id)
-            .order_by("-id")
-            .first()
-        )
-        old_end = old.reading_at_removal if old and old.reading_at_removal is not None else previous.value
+        # The meter was replaced since the previous reading: what every meter advanced, up to the new one's.
         if value < assignment.reading_at_install:
             raise ValidationError({"value": _("The register is below the new meter's reading at install.")})
-        return assignment.reading_at_install, max(
-            old_end - previous.value, 0
+        return assignment.reading_at_install, _advance_of_meters_off(
+            contract=contract, assignment=assignment, previous=previous
         ) + value - assignment.reading_at_install
     if value >= previous.value:
         return previous.value, value - previous.value
@@ -469,6 +463,32 @@ def _consumption(*, contract, assignment, previous, value: int, rolled_over: boo
         )  # fmt: skip
     digits = max(len(str(previous.value)), 5)
     return previous.value, value + 10**digits - previous.value
+
+
+def _advance_of_meters_off(*, contract, assignment: MeterAssignment, previous: MeterReading) -> int:
+    """kWh read on the meters taken off the contract since ``previous`` (a reading on another meter than the
+    current ``assignment``'s): the previous meter's tail (its reading at removal − the previous register),
+    plus the whole advance (reading at removal − reading at install) of each meter installed and taken off
+    after it, before the current one. A contract's meters follow one another (each installed after the one
+    before came off), so they are in the order of their assignments: one query reads them all, from the
+    previous meter's last assignment before the current one (none found: nothing). A meter that came off
+    below its reading at install (faulty) adds nothing. The readings import computes the same in SQL
+    (``billing.imports._calc_sql``)."""
+    last_of_previous = (
+        MeterAssignment.objects.filter(contract=contract, meter_id=previous.meter_id, pk__lt=assignment.pk)
+        .order_by("-pk")
+        .values("pk")[:1]
+    )
+    meters = list(
+        MeterAssignment.objects.filter(contract=contract, pk__lt=assignment.pk, pk__gte=Subquery(last_of_previous))
+        .order_by("pk")
+        .values_list("reading_at_install", "reading_at_removal")
+    )
+    advance = 0
+    for position, (at_install, at_removal) in enumerate(meters):
+        start = previous.value if position == 0 else at_install
+        advance += max((at_removal if at_removal is not None else start) - start, 0)
+    return advance
 
 
 MAX_KWH = 2**31 - 1  # the largest consumption the readings' kwh column holds
@@ -662,8 +682,15 @@ def _follow_reading(
 ) -> None:
     """The bills on a superseded reading follow the one in force: recomputed before issue; after issue an
     adjustment is proposed (``propose``: when a clerk made the change; the system's own changes leave an
-    audit record asking for one). A corrected reading's own issued bill is adjusted by its dispute's clerk."""
-    for invoice in Invoice.objects.filter(reading=old, kind=InvoiceKind.REGULAR):
+    audit record asking for one). A corrected reading's own issued bill is adjusted by its dispute's clerk.
+
+    A bill not yet issued always points at its month's reading in force (each change recomputes it onto the
+    new one). An issued bill never changes: it still points at the reading it was issued from, even after
+    that reading was corrected and the bill adjusted, so it is found by its contract and month (one regular
+    bill each), whichever reading of the month is superseded now."""
+    issued = Q(contract_id=old.contract_id, period=old.period, status__in=ISSUED_STATUSES)
+    pending = Q(reading=old) & ~Q(status__in=ISSUED_STATUSES)
+    for invoice in Invoice.objects.filter(issued | pending, kind=InvoiceKind.REGULAR):
         if invoice.status not in ISSUED_STATUSES:
             invoice_recompute(actor=actor, invoice=invoice, reading=new, reason=reason)
             continue
@@ -1310,31 +1337,25 @@ def _recompute(*, actor, invoice: Invoice, reading: MeterReading, reason: str) -
     invoice = Invoice.objects.select_for_update().select_related("contract").get(pk=invoice.pk)
     if invoice.status in ISSUED_STATUSES:
         raise ValidationError(_("An issued invoice cannot be changed: propose an adjustment."))
-    # The reductions follow the corrected amount, in the same order, each at its programme's band for the new
-    # kWh; a programme whose kWh no longer holds the bill is taken off it.
-    rebates, rebanded = [], {}
-    for application in _applications(invoice):
-        percent = application.programme.percent_for(reading.kwh)
-        if percent != application.percent:  # the audit says which reductions moved (None: taken off)
-            rebanded[application.programme_id] = [
-                str(application.percent), None if percent is None else str(percent)
-            ]
-        if percent is None:
+    # The reductions follow the corrected amount by the rule of an adjustment (``_corrected_charge``): each
+    # programme on the bill at its band for the new kWh (taken off where that kWh is outside it), and each
+    # applied programme that now holds the bill put on it.
+    charge, rebates = _corrected_charge(invoice, reading.kwh)
+    rebanded = {}  # the audit says which reductions moved: programme → [percent before, after] (None: none)
+    for programme, application, percent in rebates:
+        before_percent = application.percent if application is not None else None
+        if percent != before_percent:
+            rebanded[programme.pk] = [_percent_text(before_percent), _percent_text(percent)]
+        if percent is None and application is not None:
             application.delete()
-            continue
-        application.percent = percent
-        rebates.append(application)
-    charge = charge_for(category=invoice.contract.tariff_category, period=invoice.period, kwh=reading.kwh,
-                        households=invoice.households, rebates=[a.percent for a in rebates])  # fmt: skip
     before = {"kwh": invoice.kwh, "subtotal": invoice.subtotal, "vat": invoice.vat, "total": invoice.total}
     InvoiceLine.objects.filter(invoice=invoice).delete()
     lines = _lines(invoice.pk, charge)
-    for application, parts in zip(rebates, charge.rebates, strict=True):
+    applied = [(programme, application, percent) for programme, application, percent in rebates if percent is not None]
+    for (programme, application, percent), parts in zip(applied, charge.rebates, strict=True):
+        assert percent is not None  # only the programmes on the corrected bill
+        application = _store_application(invoice, programme, application, percent, parts)
         lines += _rebate_lines(invoice, application, parts, start_position=len(lines) + 1)
-        application.base = sum(part.base for part in parts)
-        application.amount = sum(part.amount for part in parts)
-        application.vat = sum(part.vat for part in parts)
-        application.save(update_fields=["percent", "base", "amount", "vat"])
     InvoiceLine.objects.bulk_create(lines)
     invoice.reading, invoice.kwh = reading, reading.kwh
     invoice.subtotal, invoice.vat, invoice.total = charge.subtotal, charge.vat, charge.total
@@ -1352,6 +1373,26 @@ def _recompute(*, actor, invoice: Invoice, reading: MeterReading, reason: str) -
     audit(actor=actor, action="invoice.recompute", obj=invoice, before=before, after=after, reason=reason)
     _follow_flag(actor=actor, invoice=invoice, reading=reading, reason=reason)
     return invoice
+
+
+def _percent_text(percent: Decimal | None) -> str | None:
+    return None if percent is None else f"{Decimal(percent):.2f}"
+
+
+def _store_application(
+    invoice: Invoice, programme: RebateProgramme, application: RebateApplication | None, percent: Decimal,
+    parts: tuple[tariff.RebatePart, ...],
+) -> RebateApplication:
+    """A programme's reduction on a recomputed bill (``parts``: ``tariff.rebate_parts`` at ``percent``), its
+    application updated, or created when the programme now holds the bill."""
+    if application is None:
+        application = RebateApplication(programme=programme, invoice=invoice, applied_at=timezone.now())
+    application.percent = percent
+    application.base = sum(part.base for part in parts)
+    application.amount = sum(part.amount for part in parts)
+    application.vat = sum(part.vat for part in parts)
+    application.save(update_fields=None if application.pk is None else ["percent", "base", "amount", "vat"])
+    return application
 
 
 def _follow_flag(*, actor, invoice: Invoice, reading: MeterReading, reason: str) -> None:
@@ -1584,11 +1625,8 @@ def adjustment_propose(*, actor, invoice: Invoice, record: str, reading: MeterRe
         raise ValidationError({"kwh": _("Give the corrected consumption.")})
     if Adjustment.objects.filter(original=invoice, status=AdjustmentStatus.PROPOSED).exists():
         raise ValidationError(_("An adjustment of this invoice is already awaiting approval."))
-    # The reductions apply to the corrected bill by the same rule as before issue: each programme at its band
-    # for the corrected kWh, none where that kWh is outside it.
-    percents = [a.programme.percent_for(kwh) for a in _applications(invoice)]
-    charge = charge_for(category=invoice.contract.tariff_category, period=invoice.period, kwh=kwh,
-                        households=invoice.households, rebates=[p for p in percents if p is not None])  # fmt: skip
+    # The reductions apply to the corrected bill by the same rule as before issue (``_corrected_charge``).
+    charge, _rebates = _corrected_charge(invoice, kwh)
     current = _current_total(invoice)
     delta_subtotal, delta_vat = charge.subtotal - current["subtotal"], charge.vat - current["vat"]
     if delta_subtotal == 0 and delta_vat == 0:
@@ -1641,6 +1679,7 @@ def adjustment_decide(*, actor, adjustment: Adjustment, approve: bool, note: str
         audit(actor=actor, action="adjustment.reject", obj=adjustment, reason=note)
         return adjustment
     original = adjustment.original
+    parts = _adjustment_parts(original, adjustment)
     year = timezone.localdate(now).year  # the local year (settings.TIME_ZONE), as the bills' periods are
     first = _take_numbers(year, 1)
     invoice = Invoice.objects.create(
@@ -1652,10 +1691,11 @@ def adjustment_decide(*, actor, adjustment: Adjustment, approve: bool, note: str
         subtotal=adjustment.delta_subtotal, vat=adjustment.delta_vat, total=adjustment.delta_total,
         status=InvoiceStatus.DRAFT, adjusts=original, created_at=now,
     )  # fmt: skip
-    InvoiceLine.objects.create(
-        invoice=invoice, position=1, label=_("Adjustment of %(n)s") % {"n": original.number},
-        segment_start=original.period_start, tier=None, kwh=invoice.kwh, price=0, amount=adjustment.delta_subtotal,
-        vat_percent=_vat_percent(original),
+    label = _("Adjustment of %(n)s") % {"n": original.number}
+    InvoiceLine.objects.bulk_create(
+        InvoiceLine(invoice=invoice, position=position, label=label[:100], segment_start=first_day, tier=None,
+                    kwh=kwh, price=0, amount=amount, vat_percent=rate)
+        for position, (first_day, rate, amount, kwh) in enumerate(parts, 1)
     )  # fmt: skip
     invoice.status, invoice.issued_at = InvoiceStatus.ISSUED, now
     invoice.save(update_fields=["status", "issued_at"])
@@ -1671,6 +1711,41 @@ def adjustment_decide(*, actor, adjustment: Adjustment, approve: bool, note: str
     if adjustment.dispute is not None and adjustment.dispute.status == DisputeStatus.OPEN:
         dispute_resolve(actor=actor, dispute=adjustment.dispute, outcome=DisputeOutcome.CORRECTED)
     return adjustment
+
+
+def _adjustment_parts(original: Invoice, adjustment: Adjustment) -> list[tuple[dt.date, int, int, int]]:
+    """The lines of an adjustment invoice, one per VAT rate, as (first day at the rate, rate, amount, kWh): the
+    corrected charge's base and kWh at that rate less the bill's so far (the original's lines and those of
+    the adjustments approved before). So the original and its adjustments add up, rate by rate, to the
+    corrected bill, and the VAT of each rate is stated on its own base. Refused when the corrected charge is
+    no longer the one proposed (a rebate round applied or taken back meanwhile)."""
+    charge, _rebates = _corrected_charge(original, adjustment.kwh)
+    current = _current_total(original)
+    if (charge.subtotal - current["subtotal"], charge.vat - current["vat"]) != (
+        adjustment.delta_subtotal, adjustment.delta_vat,
+    ):  # fmt: skip
+        raise ValidationError(
+            _("The corrected bill's charge changed since this adjustment was proposed (a rebate round applied "
+              "or taken back meanwhile): reject it and propose it again.")
+        )  # fmt: skip
+    by_rate: dict[int, tuple[dt.date, int, int]] = {
+        rate: (first_day, base, sum(line.kwh for line in charge.lines if line.vat_percent == rate))
+        for first_day, rate, base, _vat in charge.vat_lines
+    }
+    so_far = (
+        InvoiceLine.objects.filter(
+            Q(invoice=original) | Q(invoice__adjusts=original, invoice__kind=InvoiceKind.ADJUSTMENT)
+        )
+        .values("vat_percent")
+        .annotate(amount=Sum("amount"), kwh=Sum("kwh"), start=Min("segment_start"))
+        .order_by()
+    )
+    for row in so_far:
+        first_day, base, kwh = by_rate.get(row["vat_percent"], (row["start"], 0, 0))
+        by_rate[row["vat_percent"]] = (first_day, base - row["amount"], kwh - row["kwh"])
+    return sorted(
+        (first_day, rate, amount, kwh) for rate, (first_day, amount, kwh) in by_rate.items() if amount or kwh
+    )
 
 
 @transaction.atomic
@@ -1752,13 +1827,59 @@ def rebate_label(programme: RebateProgramme) -> str:
     return f"Rebate #{programme.pk}: {programme.name}"[:100]
 
 
-def _vat_percent(invoice: Invoice) -> int:
-    return invoice.lines.aggregate(m=Max("vat_percent"))["m"] or 0
-
-
 def _applications(invoice: Invoice) -> list[RebateApplication]:
     """The rebates on a bill in the order they were applied."""
     return list(invoice.rebates.select_related("programme").order_by("applied_at", "pk"))
+
+
+type _Rebate = tuple[RebateProgramme, RebateApplication | None, Decimal | None]
+
+
+def _rebates_for(invoice: Invoice, kwh: int) -> list[_Rebate]:
+    """The rebate programmes of a bill charged again for ``kwh``, in the order they apply: (programme, its
+    application on the bill or None, its percent for ``kwh`` or None). First each programme already on the
+    bill, at its band for that kWh (None: the kWh is outside it now); then, as a round applied now would,
+    each applied programme whose months, customer types and units cover the bill and whose band holds that
+    kWh (``_programmes_covering``)."""
+    applications = _applications(invoice)
+    rebates: list[_Rebate] = [(a.programme, a, a.programme.percent_for(kwh)) for a in applications]
+    for programme in _programmes_covering(invoice, exclude={a.programme_id for a in applications}):
+        percent = programme.percent_for(kwh)
+        if percent is not None:
+            rebates.append((programme, None, percent))
+    return rebates
+
+
+def _programmes_covering(invoice: Invoice, *, exclude: set[int]) -> list[RebateProgramme]:
+    """The applied programmes (other than ``exclude``) whose months, customer types and units cover a bill,
+    as ``_eligible_sql`` selects the bills of a round, in the order they were created; its kWh is checked by
+    ``RebateProgramme.percent_for``. For an issued bill, only the rounds that first ran before it was issued
+    (a round reaches the bills not yet issued: one issued earlier never had it, whatever its kWh)."""
+    programmes = list(
+        RebateProgramme.objects.filter(
+            Q(units__isnull=True) | Q(units=invoice.unit_id), status=RebateStatus.APPLIED,
+            period_from__lte=invoice.period, period_to__gte=invoice.period,
+        )
+        .exclude(pk__in=exclude)
+        .distinct()
+        .order_by("pk")
+    )  # fmt: skip
+    if invoice.issued_at is not None:
+        # An issued bill is within the reach of the rounds that ran while it was not yet issued only.
+        programmes = [p for p in programmes if p.applied_at is not None and p.applied_at < invoice.issued_at]
+    if not any(programme.customer_types for programme in programmes):
+        return programmes
+    customer_type = Customer.objects.values_list("customer_type", flat=True).get(pk=invoice.customer_id)
+    return [p for p in programmes if not p.customer_types or customer_type in p.customer_types]
+
+
+def _corrected_charge(invoice: Invoice, kwh: int) -> tuple[tariff.Charge, list[_Rebate]]:
+    """The charge of ``invoice`` for ``kwh`` with its rebates (``_rebates_for``), and those rebates: what a
+    bill not yet issued is recomputed to, and what an adjustment corrects an issued one to."""
+    rebates = _rebates_for(invoice, kwh)
+    charge = charge_for(category=invoice.contract.tariff_category, period=invoice.period, kwh=kwh,
+                        households=invoice.households, rebates=[p for _prog, _app, p in rebates if p is not None])  # fmt: skip
+    return charge, rebates
 
 
 def _rebate_lines(
@@ -1923,7 +2044,8 @@ def rebate_apply(*, actor, programme: RebateProgramme) -> dict:
     totals = {"amount": int(amount_total), "vat": int(vat_total)}
     if programme.status != RebateStatus.APPLIED:
         programme.status = RebateStatus.APPLIED
-        programme.save(update_fields=["status"])
+        programme.applied_at = programme.applied_at or now
+        programme.save(update_fields=["status", "applied_at"])
     audit(actor=actor, action="rebate.apply", obj=programme, object_type="rebateprogramme", rows=count,
           after={"invoices": count, "amount": totals["amount"] or 0, "vat": totals["vat"] or 0})  # fmt: skip
     return {"invoices": count, "amount": totals["amount"] or 0, "vat": totals["vat"] or 0}
@@ -1988,7 +2110,8 @@ def _rebate_release_offsets(cursor, *, actor, programme: RebateProgramme) -> Non
 @transaction.atomic
 def rebate_reverse(*, actor, programme: RebateProgramme) -> dict:
     """Take a programme back off every bill not yet issued. Bills already issued keep it (an adjustment would
-    be needed); they are counted and reported."""
+    be needed); they are counted and reported. The programme is reversed from then on: never applied again,
+    to any bill (a new programme is created instead)."""
     require(actor, "billing.change_rebateprogramme")
     programme = RebateProgramme.objects.select_for_update().get(pk=programme.pk)
     if programme.status != RebateStatus.APPLIED:
@@ -2045,12 +2168,14 @@ def rebate_reverse(*, actor, programme: RebateProgramme) -> dict:
                 "DELETE FROM billing_rebateapplication WHERE id IN (SELECT id FROM billing_rebate_undo)"
             )
         cursor.execute("DROP TABLE billing_rebate_undo")
+    # Reversed, even when issued bills keep it (counted): applying it again, or a bill recomputed, would put
+    # it back on the bills it was just taken off.
+    programme.status = RebateStatus.REVERSED
+    programme.save(update_fields=["status"])
     for invoice in Invoice.objects.filter(pk__in=followed, reading__isnull=False).select_related("reading"):
         assert invoice.reading is not None  # a bill of the billing run is made from its reading
         _recompute(actor=actor, invoice=invoice, reading=invoice.reading,
                    reason=_("%(r)s taken back") % {"r": rebate_label(programme)})  # fmt: skip
-    programme.status = RebateStatus.REVERSED if not issued else RebateStatus.APPLIED
-    programme.save(update_fields=["status"])
     audit(actor=actor, action="rebate.reverse", obj=programme, object_type="rebateprogramme", rows=reversed_count,
           after={"reversed": reversed_count, "kept_on_issued": issued})  # fmt: skip
     return {"reversed": reversed_count, "kept_on_issued": issued}

@@ -136,13 +136,8 @@ def world(org, read, make_customer, make_staff, catalogue):
         actor=None, ticket=complaints["disputed"], invoice=invoices["disputed"], claim="Chỉ số sai"
     )
     proposer, approver = make_staff(Role.BILLING_CLERK, [org["home"]]), make_staff(Role.BILLING_CLERK, [org["home"]])
-    settled = billing_services.adjustment_propose(
-        actor=proposer, invoice=invoices["adjusted"], kwh=300, record="Biên bản số 2"
-    )
-    billing_services.adjustment_decide(actor=approver, adjustment=settled, approve=True)
-    waiting = billing_services.adjustment_propose(
-        actor=proposer, invoice=invoices["pending"], kwh=250, record="Biên bản số 3"
-    )
+    # The round is applied before the adjustments are proposed: an adjustment takes the applied rounds that
+    # cover its bill, and one proposed before a round is applied is refused at its approval.
     programmes = {}
     for key in ("applied", "draft"):
         programmes[key] = RebateProgramme.objects.create(
@@ -151,6 +146,13 @@ def world(org, read, make_customer, make_staff, catalogue):
         )  # fmt: skip
         RebateBand.objects.create(programme=programmes[key], from_kwh=0, to_kwh=None, percent=Decimal("5"))
     billing_services.rebate_apply(actor=None, programme=programmes["applied"])
+    settled = billing_services.adjustment_propose(
+        actor=proposer, invoice=invoices["adjusted"], kwh=300, record="Biên bản số 2"
+    )
+    billing_services.adjustment_decide(actor=approver, adjustment=settled, approve=True)
+    waiting = billing_services.adjustment_propose(
+        actor=proposer, invoice=invoices["pending"], kwh=250, record="Biên bản số 3"
+    )
     failed = OutboxMessage.objects.create(channel=OutboxChannel.SMS, recipient="0903123456", body="Thông báo")
     OutboxMessage.objects.filter(pk=failed.pk).update(status=OutboxStatus.FAILED, attempts=8, last_error="503")
     return {

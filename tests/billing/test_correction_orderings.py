@@ -176,3 +176,113 @@ def test_a_register_that_rolled_over_can_be_corrected(make_customer, read, clerk
     with pytest.raises(ValidationError):
         billing.reading_correct(actor=clerks[0], reading=again, value=99_980, reason="Dưới chỉ số cũ")
     assert MeterReading.objects.filter(contract__customer=customer, period=NOV).exclude(status="superseded").get() == again
+
+
+# A corrected kWh that moves into an applied rebate programme gets its rebate ------------------------------
+
+
+def _up_to_200_kwh(**kw):
+    """Round 4: 10% off bills of October up to 200 kWh."""
+    return _programme("Đợt 4", "10", max_kwh=200, **kw)
+
+
+def test_an_adjustment_to_a_kwh_inside_an_applied_rebate_programme_gets_its_rebate(make_customer, read, clerks):
+    # given: October misread at 300 kWh (the meter showed 150), round 4 applied (the bill is outside it), issued
+    customer = make_customer()
+    read(customer, OCT, 300)
+    billing.billing_run(actor=None, period=OCT)
+    assert billing.rebate_apply(actor=None, programme=_up_to_200_kwh())["invoices"] == 0
+    billing.invoices_issue(actor=None, period=OCT)
+    original = Invoice.objects.get(customer=customer, period=OCT)
+    assert original.total == 798_660  # 739,500 + 59,160
+    # when: an adjustment to 150 kWh is proposed and approved
+    proposer, approver = clerks
+    adjustment = billing.adjustment_propose(actor=proposer, invoice=original, kwh=150, record="Biên bản")
+    # then: 150 kWh is in the programme: 99,200 + 102,500 + 119,000 = 320,700; rebate 10% = 32,070;
+    # 288,630 + VAT 23,090.4 → 23,090 = 311,720: the difference is 311,720 − 798,660 = −486,940.
+    assert (adjustment.delta_subtotal, adjustment.delta_vat, adjustment.delta_total) == (
+        -450_870, -36_070, -486_940,
+    )  # fmt: skip
+    billing.adjustment_decide(actor=approver, adjustment=adjustment, approve=True)
+    adjustment.refresh_from_db()
+    assert [(line.amount, line.vat_percent) for line in adjustment.invoice.lines.all()] == [(-450_870, 8)]
+    assert adjustment.invoice.total == -486_940
+    assert not RebateApplication.objects.exists()  # the issued bill itself never changes
+
+
+def test_an_adjustment_out_of_an_applied_programme_loses_its_rebate_and_other_customers_get_none(
+    make_customer, read, clerks
+):
+    # given: two bills of 150 kWh issued with round 4 (residential customers of October only), and a
+    # business customer's 300 kWh bill, outside the round's types
+    home, shop = make_customer(), make_customer(customer_type="business")
+    read(home, OCT, 150)
+    read(shop, OCT, 300)
+    billing.billing_run(actor=None, period=OCT)
+    billing.rebate_apply(actor=None, programme=_up_to_200_kwh(customer_types=["residential"]))
+    billing.invoices_issue(actor=None, period=OCT)
+    home_bill, shop_bill = (Invoice.objects.get(customer=c, period=OCT) for c in (home, shop))
+    assert home_bill.total == 311_720
+    proposer, _approver = clerks
+    # when: the home is corrected to 250 kWh (out of the round) and the shop to 150 kWh (its kWh is in it)
+    out = billing.adjustment_propose(actor=proposer, invoice=home_bill, kwh=250, record="Biên bản")
+    shop_adjustment = billing.adjustment_propose(actor=proposer, invoice=shop_bill, kwh=150, record="Biên bản")
+    # then: 250 kWh without the rebate: 589,600 + 47,168 = 636,768; 636,768 − 311,720 = 325,048.  The shop,
+    # not residential, gets none: 346,356 − 798,660 = −452,304 (its business prices, computed by the rule).
+    assert out.delta_total == 636_768 - 311_720
+    plain = billing.charge_for(category=shop_bill.contract.tariff_category, period=OCT, kwh=150).total
+    assert shop_adjustment.delta_total == plain - shop_bill.total
+
+
+def test_a_reading_corrected_before_issue_into_an_applied_rebate_programme_gets_its_rebate(
+    make_customer, read, clerks
+):
+    # given: October read 300 kWh, round 4 applied (the bill is outside it)
+    customer = make_customer()
+    reading = read(customer, OCT, 300)
+    billing.billing_run(actor=None, period=OCT)
+    programme = _up_to_200_kwh()
+    billing.rebate_apply(actor=None, programme=programme)
+    # when: the reading is corrected to 150 kWh before issue
+    billing.reading_correct(actor=clerks[0], reading=reading, value=150, reason="Đọc sai")
+    # then: recomputed with the round, as the round would have applied it: 311,720 (see above)
+    invoice = Invoice.objects.get(customer=customer, period=OCT)
+    assert (invoice.kwh, invoice.subtotal, invoice.vat, invoice.total) == (150, 288_630, 23_090, 311_720)
+    application = RebateApplication.objects.get(invoice=invoice)
+    assert (application.programme, application.percent, application.base, application.amount, application.vat) == (
+        programme, Decimal("10"), 320_700, 32_070, 2_566,
+    )  # fmt: skip
+    assert [(line.label, line.amount) for line in invoice.lines.filter(tier=None)] == [
+        (billing.rebate_label(programme), -32_070)
+    ]
+    assert sum(invoice.lines.values_list("amount", flat=True)) == invoice.subtotal
+    recomputed = AuditRecord.objects.filter(action="invoice.recompute").latest("id")
+    assert recomputed.after["rebates"] == {str(programme.pk): [None, "10.00"]}
+    # and the round applied again finds nothing left to do
+    assert billing.rebate_apply(actor=None, programme=programme)["invoices"] == 0
+
+
+def test_a_round_taken_back_while_issued_bills_keep_it_is_not_applied_again(make_customer, read, clerks):
+    # given: round 4 applied to two bills of 150 kWh (311,720 each, 346,356 without it); one of them issued
+    kept, taken = make_customer(), make_customer()
+    read(kept, OCT, 150)
+    reading = read(taken, OCT, 150)
+    billing.billing_run(actor=None, period=OCT)
+    programme = _up_to_200_kwh()
+    assert billing.rebate_apply(actor=None, programme=programme)["invoices"] == 2
+    billing.invoice_issue(actor=None, invoice=Invoice.objects.get(customer=kept))
+    # when: the round is taken back
+    assert billing.rebate_reverse(actor=None, programme=programme) == {"reversed": 1, "kept_on_issued": 1}
+    # then: it is reversed (the issued bill keeps it, counted), and neither applying it again nor a correction
+    # of the bill it was taken off puts it back
+    programme.refresh_from_db()
+    assert programme.status == "reversed"
+    assert Invoice.objects.get(customer=kept).total == 311_720
+    assert Invoice.objects.get(customer=taken).total == 346_356
+    with pytest.raises(ValidationError, match="reversed programme is not applied again"):
+        billing.rebate_apply(actor=None, programme=programme)
+    billing.reading_correct(actor=clerks[0], reading=reading, value=140, reason="Đọc sai")
+    draft = Invoice.objects.get(customer=taken)
+    # 140 kWh: 99,200 + 102,500 + 40 × 2,380 = 296,900 + 23,752 = 320,652, without the round
+    assert (draft.kwh, draft.total, draft.rebates.count()) == (140, 320_652, 0)
+    assert list(RebateApplication.objects.values_list("invoice__customer", flat=True)) == [kept.pk]

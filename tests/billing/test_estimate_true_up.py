@@ -77,6 +77,32 @@ def test_a_real_register_below_an_issued_estimate_corrects_it_and_proposes_the_r
     assert correction.reason.startswith("True-up")
 
 
+def test_the_true_up_of_an_issued_estimate_already_rebased_and_adjusted_proposes_its_adjustment(
+    estimated, clerk, org, make_staff
+):
+    # given: November's estimate issued at 300 kWh; October corrected 920 → 900, which re-bases November to
+    # 1220 − 900 = 320 kWh, and that adjustment approved
+    customer, contract = estimated
+    approver = make_staff(Role.BILLING_CLERK, [org["home"]])
+    billing.billing_run(actor=None, period=NOV, unit=customer.unit)
+    billing.invoices_issue(actor=None, period=NOV, unit=customer.unit)
+    issued = Invoice.objects.get(contract=contract, period=NOV, kind="regular")
+    billing.reading_correct(actor=clerk, reading=current(contract, OCT), value=900, reason="Đọc sai")
+    first = Adjustment.objects.get(original=issued)
+    assert first.kwh == 320
+    billing.adjustment_decide(actor=approver, adjustment=first, approve=True)
+    # when: December reads 1100, below the estimate: November is trued up to 1100 − 900 = 200 kWh
+    billing.reading_record(actor=clerk, contract=contract, period=DEC, value=1100, source="handheld")
+    # then: the issued bill (still on the first estimate) gets the true-up's adjustment, from 320 kWh to 200
+    november = current(contract, NOV)
+    assert (november.value, november.kwh) == (1100, 200)
+    pending = Adjustment.objects.get(original=issued, status="proposed")
+    expected = billing.charge_for(category="residential", period=NOV, kwh=200).total - billing.charge_for(
+        category="residential", period=NOV, kwh=320
+    ).total
+    assert (pending.kwh, pending.corrected_reading, pending.delta_total) == (200, november, expected)
+
+
 def test_a_real_register_below_an_estimate_not_yet_issued_recomputes_its_bill(estimated, clerk):
     customer, contract = estimated
     billing.billing_run(actor=None, period=NOV, unit=customer.unit)

@@ -437,3 +437,122 @@ def test_the_migration_moves_offset_lines_of_bills_not_yet_issued_to_the_offset_
         293_976,
     )
     assert not nxt.lines.filter(amount__lt=0).exists()
+
+
+# --- adjustment invoices: the difference by VAT rate -------------------------------------------------------
+
+
+def _approved(clerks, invoice, **kw) -> Invoice:
+    proposer, approver = clerks
+    adjustment = billing.adjustment_propose(actor=proposer, invoice=invoice, record="Biên bản", **kw)
+    billing.adjustment_decide(actor=approver, adjustment=adjustment, approve=True)
+    adjustment.refresh_from_db()
+    return adjustment.invoice
+
+
+def _issued(customer, read, kwh) -> Invoice:
+    read(customer, OCT, kwh)
+    billing.billing_run(actor=None, period=OCT)
+    billing.invoices_issue(actor=None, period=OCT)
+    return Invoice.objects.get(customer=customer, period=OCT)
+
+
+def _by_rate(*invoices: Invoice) -> dict[int, tuple[int, int]]:
+    """(amount, kWh) of the lines of ``invoices`` by VAT rate."""
+    sums: dict[int, tuple[int, int]] = {}
+    for invoice in invoices:
+        for amount, kwh, rate in invoice.lines.values_list("amount", "kwh", "vat_percent"):
+            before = sums.get(rate, (0, 0))
+            sums[rate] = (before[0] + amount, before[1] + kwh)
+    return sums
+
+
+def test_an_adjustment_of_a_mixed_vat_bill_splits_its_difference_by_vat_rate(client, make_customer, read, clerks):
+    # given: VAT 10% from 2025-10-16 (October: 15 days at 8%, 16 at 10%); 150 kWh issued: 8% base 156,316
+    # (VAT 12,505), 10% base 164,384 (VAT 16,438); 320,700 + 28,943 = 349,643 (see the rebate's test above).
+    VatRate.objects.create(valid_from=date(2025, 10, 16), percent=10)
+    original = _issued(make_customer(), read, 150)
+    assert _by_rate(original) == {8: (156_316, 73), 10: (164_384, 77)}
+    # when: corrected to 100 kWh and approved
+    adjustment = _approved(clerks, original, kwh=100)
+    # then: 100 kWh: kWh 48 + 52; tier widths 24 + 26.  8%: 24 × 1984 + 24 × 2050 = 96,816 (VAT 7,745);
+    # 10%: 26 × 1984 + 26 × 2050 = 104,884 (VAT 10,488).  201,700 + 18,233 = 219,933.  By rate: 8%: 96,816 −
+    # 156,316 = −59,500 (VAT −4,760) over 48 − 73 = −25 kWh; 10%: 104,884 − 164,384 = −59,500 (VAT −5,950)
+    # over 52 − 77 = −25 kWh.  The adjustment: −119,000 − 10,710 = −129,710.
+    assert (adjustment.kwh, adjustment.subtotal, adjustment.vat, adjustment.total) == (-50, -119_000, -10_710, -129_710)
+    assert _by_rate(adjustment) == {8: (-59_500, -25), 10: (-59_500, -25)}
+    assert [(line.segment_start, line.vat_percent) for line in adjustment.lines.order_by("position")] == [
+        (OCT, 8), (date(2025, 10, 16), 10),
+    ]  # fmt: skip
+    assert _by_rate(original, adjustment) == {8: (96_816, 48), 10: (104_884, 52)}
+    # A second adjustment (back to 120 kWh) starts from the bill and the first adjustment, rate by rate:
+    # 120 kWh: kWh 58 + 62; 8%: 24 × 1984 + 24 × 2050 + 10 × 2380 = 120,616; 10%: 26 × 1984 + 26 × 2050
+    # + 10 × 2380 = 128,684.  By rate: 8%: 120,616 − 96,816 = 23,800; 10%: 128,684 − 104,884 = 23,800.
+    second = _approved(clerks, original, kwh=120)
+    assert _by_rate(second) == {8: (23_800, 10), 10: (23_800, 10)}
+    # The print page states the bases by rate and the invoice's VAT under them.
+    client.force_login(clerks[0])
+    response = client.get(reverse("admin:billing_invoice_print", args=[adjustment.pk]))
+    assert response.context["rates"] == [
+        {"percent": 8, "base": -59_500, "vat": None}, {"percent": 10, "base": -59_500, "vat": None},
+    ]  # fmt: skip
+    assert money(-129_710) in response.content.decode()
+
+
+def test_an_adjustment_of_a_bill_with_no_consumption_states_the_vat_it_charges(
+    client, make_customer, read, clerks
+):
+    # given: a stuck meter: October read 0 kWh, the bill has no lines, 0 đồng, paid as issued
+    original = _issued(make_customer(), read, 0)
+    assert (original.status, original.total, original.lines.count()) == ("paid", 0, 0)
+    # when: corrected to 100 kWh and approved
+    adjustment = _approved(clerks, original, kwh=100)
+    # then: 100 kWh: 50 × 1984 + 50 × 2050 = 99,200 + 102,500 = 201,700; VAT 8% = 16,136; total 217,836,
+    # all of it at 8%
+    assert (adjustment.subtotal, adjustment.vat, adjustment.total) == (201_700, 16_136, 217_836)
+    assert _by_rate(adjustment) == {8: (201_700, 100)}
+    client.force_login(clerks[0])
+    response = client.get(reverse("admin:billing_invoice_print", args=[adjustment.pk]))
+    assert response.context["rates"] == [{"percent": 8, "base": 201_700, "vat": 16_136}]
+
+
+def test_an_adjustment_whose_charge_changed_since_its_proposal_is_refused_and_changes_nothing(
+    make_customer, read, clerks
+):
+    # given: a round of 10% for October bills up to 200 kWh, run before a 300 kWh bill (outside its range) was
+    # issued; an adjustment to 150 kWh proposed, with the round's rebate (311,720 − 798,660 = −486,940)
+    proposer, approver = clerks
+    programme = RebateProgramme.objects.create(
+        name="Đợt 4", legal_basis="NQ", period_from=OCT, period_to=OCT, max_kwh=200
+    )
+    RebateBand.objects.create(programme=programme, from_kwh=0, percent=Decimal("10"))
+    billing.rebate_apply(actor=None, programme=programme)
+    original = _issued(make_customer(), read, 300)
+    adjustment = billing.adjustment_propose(actor=proposer, invoice=original, kwh=150, record="Biên bản")
+    assert adjustment.delta_total == -486_940
+    # when: the round is taken back before the approval
+    billing.rebate_reverse(actor=None, programme=programme)
+    invoices = Invoice.objects.count()
+    # then: the corrected bill would no longer get the rebate: the approval is refused, to propose it again
+    with pytest.raises(ValidationError, match="changed since"):
+        billing.adjustment_decide(actor=approver, adjustment=adjustment, approve=True)
+    adjustment.refresh_from_db()
+    assert (adjustment.status, adjustment.invoice, Invoice.objects.count()) == ("proposed", None, invoices)
+    assert not Refund.objects.exists()
+
+
+def test_a_round_run_after_a_bill_was_issued_does_not_reach_it_by_a_correction(make_customer, read, clerks):
+    """A round reaches the bills not yet issued when it runs: a bill issued before it never had it, and its
+    correction into the round's kWh range does not give it either (as for every other bill issued before)."""
+    proposer, approver = clerks
+    original = _issued(make_customer(), read, 300)
+    programme = RebateProgramme.objects.create(
+        name="Đợt 5", legal_basis="NQ", period_from=OCT, period_to=OCT, max_kwh=200
+    )
+    RebateBand.objects.create(programme=programme, from_kwh=0, percent=Decimal("10"))
+    billing.rebate_apply(actor=None, programme=programme)
+    adjustment = billing.adjustment_propose(actor=proposer, invoice=original, kwh=150, record="Biên bản")
+    assert adjustment.delta_total == 346_356 - 798_660  # the corrected charge without the round
+    billing.adjustment_decide(actor=approver, adjustment=adjustment, approve=True)
+    adjustment.refresh_from_db()
+    assert adjustment.invoice.total == -452_304

@@ -120,6 +120,37 @@ def test_a_correction_proposes_an_adjustment_of_the_next_months_issued_bill(make
     assert (issued.kwh, issued.total) == (300, charge(300, NOV))  # the issued bill itself never changes
 
 
+def test_a_correction_that_rebases_a_month_already_corrected_after_issue_proposes_its_adjustment(
+    make_customer, read, org, make_staff
+):
+    # given: October issued at 350 kWh, its register corrected 650 → 600 (300 kWh) and that adjusted
+    proposer, approver = (make_staff(Role.BILLING_CLERK, [org["home"]]) for _ in range(2))
+    customer = make_customer()
+    september = read(customer, SEP, 300)
+    october = read(customer, OCT, 650)
+    billing.billing_run(actor=None, period=OCT)
+    billing.invoices_issue(actor=None, period=OCT)
+    original = bill(customer, OCT)
+    # 350 kWh: 99,200 + 102,500 + 238,000 + 299,800 + 50 × 3,350 = 907,000 + 72,560 = 979,560.
+    assert original.total == 979_560
+    corrected = billing.reading_correct(actor=proposer, reading=october, value=600, reason="Đọc sai")
+    first = billing.adjustment_propose(actor=proposer, invoice=original, reading=corrected, record="Biên bản")
+    billing.adjustment_decide(actor=approver, adjustment=first, approve=True)
+    # 300 kWh: 739,500 + 59,160 = 798,660: adjusted by −180,900.
+    assert Adjustment.objects.get(pk=first.pk).delta_total == -180_900
+    # when: September's register is corrected 300 → 350, which re-bases October to 600 − 350 = 250 kWh
+    billing.reading_correct(actor=proposer, reading=september, value=350, reason="Tháng 9 đọc sai")
+    # then: the issued bill (still pointing at the first October reading) gets its adjustment proposed
+    rebased = current(customer, OCT)
+    assert (rebased.kwh, rebased.corrects_id) == (250, corrected.pk)
+    pending = Adjustment.objects.get(original=original, status="proposed")
+    # 250 kWh: 99,200 + 102,500 + 238,000 + 50 × 2,998 = 589,600 + 47,168 = 636,768; 636,768 − 798,660.
+    assert (pending.kwh, pending.corrected_reading, pending.delta_total) == (250, rebased, -161_892)
+    assert pending.proposed_by == proposer
+    original.refresh_from_db()
+    assert (original.kwh, original.total, original.reading_id) == (350, 979_560, october.pk)
+
+
 # 4. A late reading is placed in register order, or refused -------------------------------------------------
 
 

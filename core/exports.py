@@ -68,6 +68,7 @@ from import_export.results import RowResult
 from import_export.signals import post_import
 
 from core.db import is_postgres
+from core.numbers import WHOLE_NUMBER
 from core.routers import on_replica
 
 # The kinds of export this module starts (the log's own choices name them too).
@@ -187,7 +188,6 @@ def _integral(value):
     return value
 
 
-_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,18}")
 _DECIMAL_NUMBER = re.compile(r"([+-]?)([0-9]{1,18})(?:([.,])([0-9]{1,18}))?")
 
 
@@ -201,7 +201,7 @@ class WholeNumberWidget(widgets.IntegerWidget):
         value = _integral(value)
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, str) and _WHOLE_NUMBER.fullmatch(value.strip()):
+        if isinstance(value, str) and WHOLE_NUMBER.fullmatch(value.strip()):
             return int(value.strip())
         raise ValueError(_("must be a whole number, not “%(value)s”.") % {"value": _shown(value)})
 

@@ -23,6 +23,8 @@ from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 from rest_framework.utils import json as drf_json
 
+from core.numbers import WholeNumberField
+
 # A JSON string (its escapes included): brackets inside one are text, not nesting.
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
@@ -119,7 +121,9 @@ class JSONFormField(forms.JSONField):
         return super().bound_data(data, initial)
 
 
-# A ModelAdmin's ``formfield_overrides``: every JSON field of the model's form is a ``JSONFormField``.
+# A ModelAdmin's ``formfield_overrides``: every JSON field of the model's form is a ``JSONFormField``, and every
+# integer field (its subclasses too: Django looks the field's classes up in order) a ``WholeNumberField``.
 ADMIN_FORMFIELD_OVERRIDES: dict[type[models.Field], dict[str, Any]] = {
-    models.JSONField: {"form_class": JSONFormField}
+    models.JSONField: {"form_class": JSONFormField},
+    models.IntegerField: {"form_class": WholeNumberField},
 }

@@ -41,7 +41,12 @@ class GroupFilter(admin.SimpleListFilter):
         return [(group.pk, roles.group_label(group.name)) for group in Group.objects.order_by("name")]
 
     def queryset(self, request, queryset):
-        return queryset.filter(groups=self.value()) if self.value() else queryset
+        value = self.value()
+        if not value:
+            return queryset
+        if value not in {str(key) for key, _label in self.lookup_choices}:
+            return queryset.none()  # no such group (``abc``, ``1.5``)
+        return queryset.filter(groups=int(value))
 
 
 class StaffUserChangeForm(UserChangeForm):

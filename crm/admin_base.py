@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -57,12 +58,33 @@ class ScopedUnitFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         value = self.value()
-        if value and value.isdigit():
-            return queryset.filter(**{self.unit_path: int(value)})
-        return queryset
+        if not value:
+            return queryset
+        if value not in {key for key, _label in self.lookup_choices}:
+            return queryset.none()  # a unit the user does not see, or no unit at all (``abc``, 10^20)
+        return queryset.filter(**{self.unit_path: int(value)})
 
 
-class ScopedChangeList(ChangeList):
+class SafeChangeList(ChangeList):
+    """Django's list page, for which a filter's value too large for a date or a number (a year 10^20 in the
+    date hierarchy) is an invalid filter, as Django treats one it cannot read (its "invalid filter" page),
+    never a server error."""
+
+    def get_filters(self, request):
+        try:
+            return super().get_filters(request)
+        except OverflowError as exc:
+            raise IncorrectLookupParameters(exc) from exc
+
+
+class SafeListMixin:
+    """A model admin whose list page is a ``SafeChangeList`` (``ScopedAdmin``'s is one already)."""
+
+    def get_changelist(self, request, **kwargs):
+        return SafeChangeList
+
+
+class ScopedChangeList(SafeChangeList):
     """Django's list page, whose rows' links carry the list's filters (so that saving a record returns to the
     same filtered list) written once for the page: Django adds them to each row's link in turn, resolving the
     link's URL each time to learn that it is not the list's own (about a tenth of a 50-row page). The links are

@@ -17,14 +17,16 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from core.login_security import login_unlock
+from core.numbers import WholeNumberField
 from crm import staff_access
+from crm.admin_base import SafeListMixin
 from crm.models import ApiToken
 from crm.scoping import scope_for
 from crm.tokens import MAX_DAYS, api_token_check, api_token_create, api_token_revoke
 
 
 @admin.register(AccessAttempt)
-class LoginAttemptAdmin(AccessAttemptAdmin):
+class LoginAttemptAdmin(SafeListMixin, AccessAttemptAdmin):
     """Failed sign-ins per username and address; "Unlock" lets them sign in again at once."""
 
     actions = ["unlock"]
@@ -58,7 +60,7 @@ class LoginAttemptAdmin(AccessAttemptAdmin):
 
 
 @admin.register(AccessFailureLog)
-class LoginFailureAdmin(AccessFailureLogAdmin):
+class LoginFailureAdmin(SafeListMixin, AccessFailureLogAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
@@ -67,7 +69,7 @@ class LoginFailureAdmin(AccessFailureLogAdmin):
 
 
 @admin.register(AccessLog)
-class LoginLogAdmin(AccessLogAdmin):
+class LoginLogAdmin(SafeListMixin, AccessLogAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
@@ -76,7 +78,7 @@ class LoginLogAdmin(AccessLogAdmin):
 
 
 class ApiTokenForm(forms.ModelForm):
-    days = forms.IntegerField(
+    days = WholeNumberField(
         label=_("valid for (days)"),
         min_value=1,
         max_value=MAX_DAYS,

@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy
 
 from core import exports
 from core.exports import ServiceImportMixin, StreamingExportMixin
+from core.numbers import WholeNumberField
 from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
 from crm.models import Unit
 from customers import privacy, selectors, services
@@ -474,7 +475,7 @@ def _moment_field(label):
 
 
 def _register_field(label):
-    return forms.IntegerField(label=label, min_value=0, max_value=2_147_483_647)
+    return WholeNumberField(label=label, min_value=0, max_value=2_147_483_647)
 
 
 REMOVAL_OUTCOMES = [

@@ -17,8 +17,17 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from core.exports import StreamingExportMixin
+from core.json_input import ADMIN_FORMFIELD_OVERRIDES
+from core.numbers import WholeNumberField
 from core.text import NOTE_MAX_CHARS
-from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
+from crm.admin_base import (
+    ReadOnlyAdmin,
+    SafeListMixin,
+    ScopedAdmin,
+    ScopedUnitFilter,
+    ServiceErrorsMixin,
+    report_errors,
+)
 from crm.models import Unit
 from customers import privacy
 from customers.admin import MaskedLookupsMixin
@@ -796,6 +805,7 @@ class CategoryAdmin(admin.ModelAdmin):
 
 @admin.register(SlaPolicy)
 class SlaPolicyAdmin(admin.ModelAdmin):
+    formfield_overrides = ADMIN_FORMFIELD_OVERRIDES  # whole numbers typed with digits only
     list_display = [
         "category", "valid_from", "acknowledge_minutes", "contact_minutes", "resolve_minutes",
         "resolve_working_days", "callback_hours",
@@ -809,7 +819,7 @@ class SlaPolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Holiday)
-class HolidayAdmin(admin.ModelAdmin):
+class HolidayAdmin(SafeListMixin, admin.ModelAdmin):
     list_display = ["day", "name"]
     date_hierarchy = "day"
 
@@ -941,7 +951,7 @@ class CallbackAdmin(ReadOnlyAdmin):
 class InteractionForm(forms.ModelForm):
     """A call or message the agent handled: when it started and how long it took, what came of it."""
 
-    handling_seconds = forms.IntegerField(
+    handling_seconds = WholeNumberField(
         label=gettext_lazy("handling time (seconds)"), min_value=0, max_value=24 * 3600,
         help_text=gettext_lazy("From picking up the call (or opening the message) to finishing its work."),
     )  # fmt: skip

@@ -3,6 +3,7 @@
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
+from core.numbers import WholeNumberSerializerField
 from customers import privacy
 from customers.models import Contract, Customer, CustomerPhone, Meter, MeterAssignment
 
@@ -115,7 +116,7 @@ class MeterInstallInSerializer(serializers.Serializer):
         help_text="The contract's number, e.g. PE01000000001-01.",
     )
     at = serializers.DateTimeField(help_text="When the meter went on (ISO 8601, with its offset).")
-    reading = serializers.IntegerField(min_value=0, help_text="The register at install, in kWh.")
+    reading = WholeNumberSerializerField(min_value=0, help_text="The register at install, in kWh.")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -130,7 +131,7 @@ class MeterRemoveInSerializer(serializers.Serializer):
     """A meter comes off its contract with its last register: back to stock, or faulty."""
 
     at = serializers.DateTimeField(help_text="When the meter came off (ISO 8601, with its offset).")
-    reading = serializers.IntegerField(min_value=0, help_text="The register at removal, in kWh.")
+    reading = WholeNumberSerializerField(min_value=0, help_text="The register at removal, in kWh.")
     reason = serializers.CharField(max_length=200)
     faulty = serializers.BooleanField(
         default=False, help_text="true: the meter goes for repair, not to stock."

@@ -8,6 +8,7 @@ from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from core.api.serializers import CachedFieldsMixin, CompiledRepresentationMixin
+from core.numbers import WholeNumberSerializerField
 from core.text import DESCRIPTION_MAX_CHARS, NOTE_MAX_CHARS
 from crm import shared_cache
 from crm.models import Unit
@@ -67,7 +68,7 @@ class TicketInSerializer(CachedFieldsMixin, serializers.Serializer):
     caller_phone = serializers.CharField(required=False, allow_blank=True, max_length=30)
     caller_address = serializers.CharField(required=False, allow_blank=True, max_length=300)
     unit_code = serializers.CharField(required=False, allow_blank=True)
-    incident = serializers.IntegerField(
+    incident = WholeNumberSerializerField(
         required=False,
         allow_null=True,
         min_value=1,
@@ -291,10 +292,10 @@ class CallbackInSerializer(serializers.Serializer):
     reached = serializers.BooleanField(
         help_text="Did the customer answer? False counts an unanswered attempt."
     )
-    fix_score = serializers.IntegerField(
+    fix_score = WholeNumberSerializerField(
         min_value=1, max_value=5, required=False, allow_null=True, default=None
     )
-    attitude_score = serializers.IntegerField(
+    attitude_score = WholeNumberSerializerField(
         min_value=1, max_value=5, required=False, allow_null=True, default=None
     )
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=NOTE_MAX_CHARS)
@@ -320,7 +321,7 @@ class InteractionInSerializer(serializers.Serializer):
     disposition = serializers.ChoiceField(choices=Disposition.choices)
     started_at = serializers.DateTimeField()
     ended_at = serializers.DateTimeField(required=False, help_text="Or give handling_seconds.")
-    handling_seconds = serializers.IntegerField(required=False, min_value=0, max_value=24 * 3600)
+    handling_seconds = WholeNumberSerializerField(required=False, min_value=0, max_value=24 * 3600)
     customer_code = serializers.CharField(required=False, allow_blank=True)
     ticket_number = serializers.CharField(required=False, allow_blank=True)
     unit_code = serializers.CharField(required=False, allow_blank=True)
@@ -370,7 +371,7 @@ class InteractionSerializer(privacy.MaskedRepresentationMixin, serializers.Model
     ticket_number = serializers.CharField(source="ticket.number", default=None)
     unit_code = serializers.CharField(source="unit.code")
     agent = serializers.CharField(source="agent.username")
-    handling_seconds = serializers.IntegerField()
+    handling_seconds = WholeNumberSerializerField()
 
     class Meta:
         model = Interaction

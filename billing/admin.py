@@ -21,6 +21,7 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import ActionLocation
+from django.contrib.admin.exceptions import NotRegistered
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q
@@ -70,6 +71,7 @@ from billing.money import line_label, money
 from billing.resources import DisputeResource, InvoiceResource
 from core.exports import StreamingExportMixin
 from core.json_input import ADMIN_FORMFIELD_OVERRIDES
+from core.numbers import WholeNumberField
 from core.text import NOTE_MAX_CHARS
 from crm.admin_base import (
     ReadOnlyAdmin,
@@ -523,7 +525,7 @@ class PaymentForm(forms.Form):
     """A payment received against the invoice: the amount (what is still owed, to begin with), when it was
     made, how it came in and the transaction's reference."""
 
-    amount = forms.IntegerField(label=gettext_lazy("amount (đồng)"), min_value=1)
+    amount = WholeNumberField(label=gettext_lazy("amount (đồng)"), min_value=1)
     paid_at = forms.DateTimeField(
         label=gettext_lazy("paid at"),
         input_formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M",
@@ -1015,11 +1017,17 @@ class DisputeAdmin(RefusalKeepsInputMixin, StreamingExportMixin, BillingAdminMix
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
+        named = data.get("invoice")
         dispute = services.dispute_open(
             actor=request.user, ticket=data.get("ticket"), claim=data.get("claim", ""),
-            invoice=data.get("invoice"), reading=data.get("reading"),
+            invoice=named, reading=data.get("reading"),
         )  # fmt: skip
         _adopt(obj, dispute)
+        if named is not None and dispute.invoice is not None and dispute.invoice_id != named.pk:
+            # An adjustment invoice contested: the dispute is about the bill it adjusts (``disputed_bill``).
+            messages.info(request, _(
+                "Adjustment invoice %(a)s adjusts bill %(b)s: the dispute is about bill %(b)s as adjusted."
+            ) % {"a": named.number, "b": dispute.invoice.number})  # fmt: skip
 
     def save_related(self, request, form, formsets, change):
         pass
@@ -1050,7 +1058,7 @@ class ReinspectionForm(forms.Form):
             for c in (DisputeOutcome.CONFIRMED, DisputeOutcome.CORRECTED, DisputeOutcome.METER_FAULT)
         ],
     )
-    reread_value = forms.IntegerField(
+    reread_value = WholeNumberField(
         label=gettext_lazy("re-read register (kWh)"),
         required=False,
         min_value=0,
@@ -1512,6 +1520,7 @@ class PriceTableForm(forms.ModelForm):
 class PriceTableAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     """Prices are history: a table once stored is never changed, a new price is a new table from a date."""
 
+    formfield_overrides = ADMIN_FORMFIELD_OVERRIDES  # whole numbers typed with digits only
     form = PriceTableForm
     list_display = ["tariff_category", "kind", "valid_from", "legal_basis"]
     list_filter = ["tariff_category", "kind"]
@@ -1561,6 +1570,7 @@ class VatRateAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     """VAT rates are history: a rate issued bills used is shown read-only (the database refuses to change it);
     a correction is a new rate from a date. Through the services, audited."""
 
+    formfield_overrides = ADMIN_FORMFIELD_OVERRIDES  # whole numbers typed with digits only
     list_display = ["valid_from", "percent", "legal_basis"]
     ordering = ["-valid_from"]
     fields = ["valid_from", "percent", "legal_basis"]
@@ -2012,11 +2022,31 @@ class BillingJobAdmin(ReadOnlyAdmin):
 
 
 def _job_download(model_admin, request, pk):
+    """An export's file, to whom may still read what it lists: refused (403, with the reason) once the user
+    may no longer see the exported list, or no longer sees every unit the file covers."""
     job = get_object_or_404(model_admin.get_queryset(request), pk=pk)
     if not job.file or job.status != ReadingImportStatus.DONE:
         raise PermissionDenied
+    refusal = _export_view_refusal(model_admin.admin_site, request, job) or jobs.export_download_refusal(
+        job, request.user
+    )
+    if refusal:
+        context = {**model_admin.admin_site.each_context(request), "opts": model_admin.model._meta, "job": job,
+                   "title": _("The file is not downloaded"), "reason": refusal}  # fmt: skip
+        return TemplateResponse(request, "admin/billing/billingjob/download_refused.html", context, status=403)
     name = job.file.name.rsplit("/", 1)[-1]
     return FileResponse(job.file.open("rb"), as_attachment=True, filename=name)
+
+
+def _export_view_refusal(site, request, job: BillingJob) -> str:
+    """Why the user may no longer read the list an export job wrote ('' when they may)."""
+    try:
+        exported = site.get_model_admin(apps.get_model(job.params.get("model", "")))
+    except (LookupError, ValueError, NotRegistered):
+        exported = None
+    if exported is None or not exported.has_view_permission(request):
+        return _("You may no longer see the list this file was exported from: it is not downloaded.")
+    return ""
 
 
 def _job_outcome(job: BillingJob) -> list[tuple[str, str, str]]:

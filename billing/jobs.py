@@ -32,6 +32,7 @@ from billing import services
 from billing.models import BillingJob, BillingJobKind, ReadingImportStatus, RebateProgramme
 from crm.models import Unit
 from crm.permissions import require
+from crm.scoping import Scope, scope_for
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +212,32 @@ def _run_rebate(job: BillingJob) -> dict:
     return {key: int(value) for key, value in outcome.items()}
 
 
+ALL_UNITS = "all"  # an export's reach when its starter sees every unit
+
+
+def export_reach(user) -> str | list[int]:
+    """The units an export by ``user`` covers (their scope): ``ALL_UNITS``, or their units' ids."""
+    scope = scope_for(user)
+    return ALL_UNITS if scope.everything else sorted(scope.unit_ids)
+
+
+def export_download_refusal(job: BillingJob, user) -> str:
+    """Why ``user`` may not download the file of export ``job`` ('' when they may): the units it covered
+    (``params["reach"]``, its starter's scope when it was written) must all be within what ``user`` sees now.
+    Whoever sees every unit may download any export they see."""
+    scope = scope_for(user)
+    if scope.everything:
+        return ""
+    reach = job.params.get("reach")
+    if reach is None:
+        return _("This file was written before exports recorded the units they cover: export the list again.")
+    covered = Scope(everything=reach == ALL_UNITS, unit_ids=frozenset(() if reach == ALL_UNITS else reach))
+    if not covered.within(scope):
+        return _("This file lists records of units you no longer see: it is not downloaded. Export the list "
+                 "again for your units.")  # fmt: skip
+    return ""
+
+
 def job_start_export(*, actor, model_admin, filters: str, file_format: str) -> BillingJob:
     """Queue the export of a billing list (its filters and search, ``filters`` as the changelist's query
     string) to a file the job keeps; one export of a list per member of staff at a time. The export log
@@ -228,7 +255,8 @@ def job_start_export(*, actor, model_admin, filters: str, file_format: str) -> B
         job = _start(
             actor=actor, kind=BillingJobKind.EXPORT, lock=f"export:{opts.label_lower}:{getattr(actor, 'pk', '')}",
             params={"model": opts.label_lower, "filters": filters, "format": file_format,
-                    "language": translation.get_language(), "label": str(opts.verbose_name_plural)},
+                    "language": translation.get_language(), "label": str(opts.verbose_name_plural),
+                    "reach": export_reach(actor)},
             unit=None, steps=1,
         )  # fmt: skip
         log = export_log_start(
@@ -260,6 +288,9 @@ def _run_export(job: BillingJob) -> dict:
     request.GET = QueryDict(job.params.get("filters", ""))
     request.user = job.started_by or AnonymousUser()
     log = ExportLog.objects.get(pk=job.params["log"])
+    # The file covers its starter's units as they are now, when it is written: its download is held to them.
+    job.params["reach"] = export_reach(job.started_by)
+    BillingJob.objects.filter(pk=job.pk).update(params=job.params)
     try:
         count = _write_export(job, model_admin, request)
     except BaseException:

@@ -5,8 +5,9 @@ the admin) calls these functions; the readings import (``billing.imports``) word
 the same messages and sends a line for a month before one already read through ``reading_record`` itself, so a
 late reading is placed among its neighbours by this module whichever way it comes in.
 
-- a contract is read while it is in force: not while pending or suspended (it is not billed either), and a
-  terminated contract only for the months up to its end (its final month is read and billed);
+- a contract is read while it is in force: not while pending or suspended (a month not read is not billed;
+  a month read before a suspension is billed by its run), and a terminated contract only for the months up to
+  its end (its final month is read and billed);
 - a month after the current one is not read yet (nor estimated);
 - a month that ended before the meter was installed is not read on that meter;
 - a register is never above the register of a later month on the same meter (nor below the previous one,

@@ -617,11 +617,10 @@ def _true_up_estimate(
     reason = _("True-up: %(m)s read %(v)s, below the estimate for %(e)s (%(x)s)") % {
         "m": f"{period:%m/%Y}", "v": value, "e": f"{previous.period:%m/%Y}", "x": previous.value,
     }  # fmt: skip
-    corrected = reading_correct(
+    # Its issued bill gets its adjustment from ``reading_correct`` (proposed, or asked for).
+    return reading_correct(
         actor=actor, reading=previous, value=value, reason=reason, source=ReadingSource.ESTIMATED
     )
-    _follow_reading(actor=actor, old=previous, new=corrected, reason=reason)  # the issued bill: its adjustment
-    return corrected
 
 
 def _refuse_below_an_earlier_estimate(estimate: MeterReading, value: int) -> None:
@@ -681,8 +680,10 @@ def _follow_reading(
     *, actor, old: MeterReading, new: MeterReading, reason: str, propose: bool = True
 ) -> None:
     """The bills on a superseded reading follow the one in force: recomputed before issue; after issue an
-    adjustment is proposed (``propose``: when a clerk made the change; the system's own changes leave an
-    audit record asking for one). A corrected reading's own issued bill is adjusted by its dispute's clerk.
+    adjustment is proposed by the clerk who made the change, and when nobody may propose it (the system's own
+    changes, a clerk without the right) or it cannot be proposed now (one already pending) an audit record
+    ``adjustment.needed`` asks for it. Not ``propose``: an open dispute carries the issued bill, and its
+    clerk proposes the adjustment that closes it (``reading_correct``).
 
     A bill not yet issued always points at its month's reading in force (each change recomputes it onto the
     new one). An issued bill never changes: it still points at the reading it was issued from, even after
@@ -696,7 +697,7 @@ def _follow_reading(
             continue
         if not propose:
             continue
-        if _actor(actor) is None:
+        if _actor(actor) is None or not actor.has_perm("billing.propose_adjustment"):
             audit(actor=actor, action="adjustment.needed", obj=invoice, after={"reading": new.pk, "kwh": new.kwh},
                   reason=reason)  # fmt: skip
             continue
@@ -745,11 +746,25 @@ def reading_estimate(*, actor, contract: Contract, period: dt.date) -> MeterRead
     return reading
 
 
+def _disputed_month(reading: MeterReading) -> bool:
+    """Whether an open dispute is about the bill of ``reading``'s contract and month, or any reading of it."""
+    return (
+        Dispute.objects.open()
+        .filter(
+            Q(reading__contract_id=reading.contract_id, reading__period=reading.period)
+            | Q(invoice__contract_id=reading.contract_id, invoice__period=reading.period)
+        )
+        .exists()
+    )
+
+
 @transaction.atomic
 def reading_correct(*, actor, reading: MeterReading, value: int, reason: str,
                     source: str = ReadingSource.REINSPECTION) -> MeterReading:  # fmt: skip
     """Replace a reading by a corrected one (the old one is kept, superseded). A bill not yet issued is
-    recomputed from it; an issued bill is corrected only by an adjustment invoice."""
+    recomputed from it; an issued bill is corrected only by an adjustment invoice: proposed by the clerk who
+    corrects (or asked for by an ``adjustment.needed`` record), unless an open dispute of the month carries
+    it, whose clerk proposes the adjustment that closes the dispute."""
     require(actor, "billing.change_meterreading", unit=reading.unit_id)
     reason = typed_text(reason, field="reason")
     if not reason:
@@ -781,7 +796,9 @@ def reading_correct(*, actor, reading: MeterReading, value: int, reason: str,
     )  # fmt: skip
     audit(actor=actor, action="reading.correct", obj=new, before={"reading": old.pk, "value": old.value,
           "kwh": old.kwh}, after={"value": value, "kwh": kwh}, reason=reason)  # fmt: skip
-    _follow_reading(actor=actor, old=old, new=new, reason=reason, propose=False)
+    # The issued bill of the month is adjusted: by the clerk of the open dispute that carries it (its
+    # adjustment closes the dispute), else proposed now (or asked for) like any change after issue.
+    _follow_reading(actor=actor, old=old, new=new, reason=reason, propose=not _disputed_month(old))
     if later is not None:
         _rebase(actor=actor, later=later, previous=new,
                 reason=_("Reading of %(m)s corrected: %(r)s") % {"m": f"{old.period:%m/%Y}", "r": reason})  # fmt: skip
@@ -848,7 +865,9 @@ def check_reach(actor, unit: Unit | None) -> None:
 def billing_run(*, actor, period: dt.date, unit: Unit | None = None) -> RunResult:
     """Bill a period for one unit or all: one invoice (with its lines) per contract in force during the period
     (active, or terminated on or after its first day: its final bill) that has a current reading and no invoice
-    yet for the period. Set-based; safe to run again (makes the missing ones).
+    yet for the period. A month read while the contract was in force is billed even when the contract was
+    suspended since (a suspension stops the reading, not the bill of what was read). Set-based; safe to run
+    again (makes the missing ones).
     """
     require(actor, "billing.add_billingrun")
     start, end = period_bounds(period)
@@ -896,14 +915,22 @@ def _billing_run(*, actor, period: dt.date, unit: Unit | None, start: dt.date, e
     return RunResult(run=run, invoices=count, without_reading=without_reading, held=held)
 
 
-# The contract ``c`` was in force during the period: active, or terminated on or after the period's first day
-# (the month of its end is billed from its final reading).
+# The contract ``c`` is in force now for the period: active, or terminated on or after the period's first day
+# (the month of its end is billed from its final reading). Its month not read yet is counted as left out.
 IN_FORCE_SQL = "(c.status = %(active)s OR (c.status = %(terminated)s AND c.end_date >= %(start)s))"
+
+# The contract ``c`` was in force when its reading of the period was taken: the reading rules read a contract
+# only while it is in force (``billing.rules.contract_refusal``), so a current reading of the month is billed
+# whatever the contract's status now. A contract suspended after its month was read is billed for that month
+# (a suspension stops the reading, not the bill of what was read); a month after a terminated contract's end
+# never is.
+READ_IN_FORCE_SQL = "(c.status <> %(terminated)s OR c.end_date >= %(start)s)"
 
 
 def _run_collect_todo(cursor, params: dict, *, by_unit: bool) -> None:
     """The run's work list (temporary table ``billing_run_todo``): each current reading of the period of a
-    contract in force during it without a regular bill for it, numbered in contract order."""
+    contract read while in force (``READ_IN_FORCE_SQL``) without a regular bill for it, numbered in contract
+    order."""
     where_unit = "AND r.unit_id = %(unit)s" if by_unit else ""
     cursor.execute("DROP TABLE IF EXISTS billing_run_todo")
     cursor.execute(
@@ -916,7 +943,7 @@ def _run_collect_todo(cursor, params: dict, *, by_unit: bool) -> None:
         FROM billing_meterreading r
         JOIN customers_contract c ON c.id = r.contract_id
         JOIN customers_customer cu ON cu.id = c.customer_id
-        WHERE r.period = %(period)s AND r.status <> 'superseded' AND {IN_FORCE_SQL} {where_unit}
+        WHERE r.period = %(period)s AND r.status <> 'superseded' AND {READ_IN_FORCE_SQL} {where_unit}
           AND NOT EXISTS (SELECT 1 FROM billing_invoice i WHERE i.contract_id = r.contract_id
                           AND i.period = %(period)s AND i.kind = 'regular')
         """,
@@ -1417,7 +1444,11 @@ def _follow_flag(*, actor, invoice: Invoice, reading: MeterReading, reason: str)
 def dispute_open(*, actor, ticket, claim: str, invoice: Invoice | None = None,
                  reading: MeterReading | None = None) -> Dispute:  # fmt: skip
     """A billing complaint becomes a dispute and a re-inspection item for the unit. A bill not yet issued is
-    held; while the dispute is open the customer's supply must not be cut (the card says so)."""
+    held; while the dispute is open the customer's supply must not be cut (the card says so).
+
+    A dispute is about a bill as it stands: an adjustment invoice contested is its bill as adjusted (the
+    dispute names the bill, which the next adjustment corrects), and the reading re-inspected is the month's
+    reading in force (an issued bill keeps the reading it was issued from, superseded once corrected)."""
     require(actor, "billing.add_dispute")
     if invoice is None and reading is None:
         raise ValidationError(_("A dispute is about an invoice or a reading."))
@@ -1428,21 +1459,24 @@ def dispute_open(*, actor, ticket, claim: str, invoice: Invoice | None = None,
         raise ValidationError(_("A dispute comes from a customer's billing complaint ticket."))
     if ticket.category.code not in settings.TONGDAI_DISPUTE_CATEGORIES:
         raise ValidationError(_("A dispute comes from a billing or reading complaint ticket."))
+    contested = invoice
     if invoice is not None:
         if invoice.customer_id != ticket.customer_id:
             raise ValidationError({"invoice": _("The invoice is not the ticket's customer's.")})
+        invoice = disputed_bill(invoice)
         reading = reading or invoice.reading
     if reading is not None and reading.contract.customer_id != ticket.customer_id:
         raise ValidationError({"reading": _("The reading is not the ticket's customer's.")})
     if reading is not None:
         lock_period(reading.period)  # a billing run of the period finishes first, and its draft is held below
+        reading = _reading_in_force(reading)
     customer = ticket.customer
     require(actor, "billing.add_dispute", unit=customer.unit_id)
-    # One open dispute a bill: a second complaint (or a retried request) about the same bill or reading joins
-    # the first, whose re-inspection already runs, instead of opening a second one.
+    # One open dispute a bill: a second complaint (or a retried request) about the same bill or its month's
+    # reading (in force or superseded) joins the first, whose re-inspection already runs.
     same = Q(invoice=invoice) if invoice is not None else Q()
     if reading is not None:
-        same |= Q(reading=reading)
+        same |= Q(reading__contract_id=reading.contract_id, reading__period=reading.period)
     existing = Dispute.objects.filter(same, status=DisputeStatus.OPEN).select_related("ticket").first()
     if existing is not None:
         raise ValidationError(
@@ -1463,9 +1497,32 @@ def dispute_open(*, actor, ticket, claim: str, invoice: Invoice | None = None,
     if reading is not None:  # the bill of the disputed reading, whenever it is made, waits too
         _hold_drafts(actor=actor, contract_id=reading.contract_id, period=reading.period,
                      reason=_("Disputed by the customer"))  # fmt: skip
-    audit(actor=actor, action="dispute.open", obj=dispute, after={"invoice": getattr(invoice, "pk", None),
-          "reading": getattr(reading, "pk", None), "ticket": ticket.number}, reason=claim)  # fmt: skip
+    after = {"invoice": getattr(invoice, "pk", None), "reading": getattr(reading, "pk", None),
+             "ticket": ticket.number}  # fmt: skip
+    if contested is not None and invoice is not None and contested.pk != invoice.pk:
+        after["contested"] = contested.number  # the adjustment invoice the customer pointed at
+    audit(actor=actor, action="dispute.open", obj=dispute, after=after, reason=claim)
     return dispute
+
+
+def disputed_bill(invoice: Invoice) -> Invoice:
+    """The bill a dispute of ``invoice`` is about: the invoice itself, or for an adjustment invoice the bill it
+    adjusts (the customer contests the bill as adjusted; its next adjustment closes the dispute)."""
+    if invoice.kind == InvoiceKind.ADJUSTMENT and invoice.adjusts_id is not None:
+        return Invoice.objects.select_related("reading").get(pk=invoice.adjusts_id)
+    return invoice
+
+
+def _reading_in_force(reading: MeterReading) -> MeterReading:
+    """The reading of ``reading``'s contract and month in force now: ``reading`` itself, or the one that
+    superseded it (corrected or re-based). Read from the database: the caller's copy may predate a correction."""
+    return (
+        MeterReading.objects.current()
+        .select_related("contract")
+        .filter(contract_id=reading.contract_id, period=reading.period)
+        .first()
+        or reading
+    )
 
 
 @transaction.atomic
@@ -1485,10 +1542,13 @@ def reinspection_record(*, actor, item: Reinspection, outcome: str, reread_value
         raise ValidationError({"outcome": _("Choose: confirmed, corrected or meter fault.")})
     if reread_value is None and outcome != DisputeOutcome.METER_FAULT:
         raise ValidationError({"reread_value": _("Write the register read on site.")})
+    # The register on site is compared with the month's reading in force (corrected since the item opened,
+    # it superseded the one the item names).
+    reading = _reading_in_force(item.reading)
     if (
         outcome == DisputeOutcome.CONFIRMED
         and reread_value is not None
-        and reread_value != item.reading.value
+        and reread_value != reading.value
     ):
         raise ValidationError(
             {"reread_value": _("The register differs from the reading: the outcome is corrected.")}
@@ -1505,7 +1565,7 @@ def reinspection_record(*, actor, item: Reinspection, outcome: str, reread_value
     if (
         outcome == DisputeOutcome.CORRECTED and reread_value is not None
     ):  # a corrected outcome has its register
-        corrected = reading_correct(actor=actor, reading=item.reading, value=reread_value,
+        corrected = reading_correct(actor=actor, reading=reading, value=reread_value,
                                     reason=_("Re-inspection #%(n)s") % {"n": item.pk})  # fmt: skip
     elif outcome == DisputeOutcome.METER_FAULT:
         _open_meter_test(actor=actor, item=item)
@@ -1526,7 +1586,7 @@ def reinspection_record(*, actor, item: Reinspection, outcome: str, reread_value
         and item.reason == ReinspectionReason.ANOMALY
         and outcome == DisputeOutcome.CONFIRMED
     ):
-        _release_if_free(actor, Invoice.objects.filter(reading=item.reading, status=InvoiceStatus.HELD),
+        _release_if_free(actor, Invoice.objects.filter(reading=reading, status=InvoiceStatus.HELD),
                          _("Rise confirmed on site"))  # fmt: skip
     if corrected is not None and item.reason == ReinspectionReason.ANOMALY:
         _release_if_free(actor, Invoice.objects.filter(reading=corrected, status=InvoiceStatus.HELD),

@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from billing.models import Dispute, Invoice, InvoiceLine, MeterReading, Payment, PaymentSource, ReadingSource
 from core.api.serializers import CachedFieldsMixin
+from core.numbers import WholeNumberSerializerField
 from core.text import DESCRIPTION_MAX_CHARS
 from customers.models import Contract
 
@@ -87,7 +88,7 @@ class ReadingInSerializer(ReadingEstimateInSerializer):
     """A reading a metering system posts: the contract's month and its register (a month in the future is
     refused by ``reading_record``, by the reading rules)."""
 
-    value = serializers.IntegerField(min_value=0, max_value=10**12)
+    value = WholeNumberSerializerField(min_value=0, max_value=10**12)
     # A field named like Field.source: the serializer's metaclass takes declared fields off the class.
     source = serializers.ChoiceField(  # type: ignore[assignment]
         choices=[c for c in ReadingSource.choices if c[0] != "reinspection"]
@@ -99,7 +100,10 @@ class ReadingInSerializer(ReadingEstimateInSerializer):
 class DisputeSerializer(CachedFieldsMixin, serializers.ModelSerializer):
     customer_code = serializers.CharField(source="customer.code", read_only=True)
     ticket_number = serializers.CharField(source="ticket.number", read_only=True, default=None)
-    invoice_number = serializers.CharField(source="invoice.number", read_only=True, default=None)
+    invoice_number = serializers.CharField(
+        source="invoice.number", read_only=True, default=None,
+        help_text="The bill the dispute is about: one opened on an adjustment invoice is about the bill it adjusts.",
+    )  # fmt: skip
 
     class Meta:
         model = Dispute
@@ -153,7 +157,7 @@ class PaymentInSerializer(serializers.Serializer):
     """A payment received against the invoice of the URL: the amount in whole đồng, when it was made, the
     channel and the channel's transaction reference (the same reference again is a retry)."""
 
-    amount = serializers.IntegerField(min_value=1, max_value=10**15)
+    amount = WholeNumberSerializerField(min_value=1, max_value=10**15)
     paid_at = serializers.DateTimeField()
     # A field named like Field.source: the serializer's metaclass takes declared fields off the class.
     source = serializers.ChoiceField(choices=PaymentSource.choices)  # type: ignore[assignment]

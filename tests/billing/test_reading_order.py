@@ -134,7 +134,9 @@ def test_a_correction_that_rebases_a_month_already_corrected_after_issue_propose
     # 350 kWh: 99,200 + 102,500 + 238,000 + 299,800 + 50 × 3,350 = 907,000 + 72,560 = 979,560.
     assert original.total == 979_560
     corrected = billing.reading_correct(actor=proposer, reading=october, value=600, reason="Đọc sai")
-    first = billing.adjustment_propose(actor=proposer, invoice=original, reading=corrected, record="Biên bản")
+    # the clerk who corrected the issued bill's reading proposes its adjustment
+    first = Adjustment.objects.get(original=original, status="proposed")
+    assert (first.kwh, first.corrected_reading, first.proposed_by) == (300, corrected, proposer)
     billing.adjustment_decide(actor=approver, adjustment=first, approve=True)
     # 300 kWh: 739,500 + 59,160 = 798,660: adjusted by −180,900.
     assert Adjustment.objects.get(pk=first.pk).delta_total == -180_900

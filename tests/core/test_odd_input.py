@@ -15,6 +15,7 @@ from rest_framework import serializers
 
 from core.numbers import WholeNumberField, WholeNumberSerializerField
 from crm.models import Role
+from tests.billing.conftest import read, tariffs  # noqa: F401  (fixtures)
 from tickets.models import SlaPolicy
 
 VI = {"HTTP_ACCEPT_LANGUAGE": "vi"}
@@ -100,3 +101,61 @@ def test_a_date_hierarchy_year_out_of_range_is_an_invalid_filter_not_a_server_er
         reverse("admin:axes_accessattempt_changelist"), {"attempt_time__year": "99999999999999999999"}, **VI
     )
     assert response.status_code == 302 and response["Location"].endswith("?e=1")
+
+
+# Money typed as the admin writes it --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def issued_bill(make_customer, read):  # noqa: F811  (the billing fixture)
+    import time
+
+    from billing import services as billing
+    from billing.models import Invoice
+    from tests.billing.conftest import OCT
+
+    customer = make_customer()
+    read(customer, OCT, 250)
+    billing.billing_run(actor=None, period=OCT, unit=customer.unit)
+    billing.invoices_issue(actor=None, period=OCT, unit=customer.unit)
+    time.sleep(1.1)  # a payment's time, typed to the second, is not before the issue
+    return Invoice.objects.get(customer=customer, period=OCT)
+
+
+def test_a_payment_typed_as_the_page_writes_money_is_refused_not_recorded_as_a_thousandth(
+    client, staff, issued_bill
+):
+    from django.utils import timezone
+
+    from billing.models import Payment
+
+    client.force_login(staff[Role.BILLING_CLERK])
+    typed = {"paid_at": timezone.localtime().strftime("%d/%m/%Y %H:%M:%S"), "source": "counter"}
+    response = client.post(reverse("admin:billing_invoice_pay", args=[issued_bill.pk]),
+                           {**typed, "amount": "10.000", "reference": "QUAY-0001"}, **VI)  # fmt: skip
+    assert response.status_code == 200 and not Payment.objects.exists()
+    assert response.context["form"].errors["amount"] == [
+        "Nhập số chỉ bằng chữ số, không có dấu chấm, dấu phẩy hay khoảng trắng (10000)."
+    ]
+    client.post(reverse("admin:billing_invoice_pay", args=[issued_bill.pk]),
+                {**typed, "amount": "10000", "reference": "QUAY-0001"}, **VI)  # fmt: skip
+    assert list(Payment.objects.values_list("amount", flat=True)) == [10000]
+
+
+def test_the_payments_api_refuses_a_dotted_amount(client, staff, issued_bill):
+    from billing.models import Payment
+
+    client.force_login(staff[Role.BILLING_CLERK])
+    response = client.post(
+        f"/api/v1/invoices/{issued_bill.pk}/payments/",
+        {"amount": "10.000", "paid_at": "2025-11-05T09:00:00+07:00", "source": "bank", "reference": "NH-1"},
+        content_type="application/json",
+    )
+    assert response.status_code == 400 and "amount" in response.json()
+    assert not Payment.objects.exists()
+
+
+def test_the_printable_bill_heads_its_vat_rate_columns_in_vietnamese(client, staff, issued_bill):
+    client.force_login(staff[Role.BILLING_CLERK])
+    page = client.get(reverse("admin:billing_invoice_print", args=[issued_bill.pk]), **VI).content.decode()
+    assert "VAT %" not in page and "thuế suất GTGT (%)" in page

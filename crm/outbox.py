@@ -147,7 +147,12 @@ def _staff_readdress(message: OutboxMessage) -> str:
         return gettext("Not sent: the recipient has left (their account is deactivated).")
     if profile is None:
         return gettext("Not sent: the recipient has left (they no longer have a staff profile).")
-    channel, recipient = staff_address(profile)
+    if message.attachment:  # a file (a monthly report) goes to their e-mail as it is now, or not at all
+        if not user.email:
+            return gettext("Not sent: the recipient has no e-mail address any more.")
+        channel, recipient = OutboxChannel.EMAIL, user.email
+    else:
+        channel, recipient = staff_address(profile)
     if (channel, recipient) != (message.channel, message.recipient):
         OutboxMessage.objects.filter(pk=message.pk).update(channel=channel, recipient=recipient)
         message.channel, message.recipient = channel, recipient
@@ -198,15 +203,18 @@ def outbox_enqueue(
     dedupe_key: str | None = None,
     attachment_name: str | None = None,
     attachment_content: bytes | None = None,
+    staff=None,
 ) -> OutboxMessage | None:
     """Write one message in the caller's transaction (through ``outbox_write``); the outbox worker delivers it
     after commit. A repeated ``dedupe_key`` is ignored (returns None), so a retried change never sends twice.
 
     ``attachment_content`` (with its ``attachment_name``) is stored in the default storage as the row is
-    written, and sent with the message by backends that can (``EmailBackend``)."""
+    written, and sent with the message by backends that can (``EmailBackend``). ``staff`` (a user): the member
+    of staff it is for, addressed again at delivery as ``staff_message``'s are (a file goes by e-mail only)."""
     message = OutboxMessage(
-        channel=channel, recipient=recipient, subject=subject, body=body, dedupe_key=dedupe_key
-    )
+        channel=channel, recipient=recipient, subject=subject, body=body, dedupe_key=dedupe_key,
+        staff_id=getattr(staff, "pk", None),
+    )  # fmt: skip
     if channel in OutboxChannel.values and recipient and attachment_content is not None:
         name = (attachment_name or "attachment").strip()[:200]
         message.attachment_name = name

@@ -737,6 +737,9 @@ def search_statistics_refresh(*, sample_rows: int = SEARCH_SAMPLE_ROWS) -> int:
         return 0
     percent = min(100.0, 100.0 * sample_rows / total)
     with transaction.atomic(), connection.cursor() as cursor:
+        # Two refreshes at once (the daily job beside the command) take turns: the second recounts after the
+        # first has committed, instead of failing on the trigrams the first inserted. Readers are not blocked.
+        cursor.execute("LOCK TABLE customers_searchtrigram IN SHARE ROW EXCLUSIVE MODE")
         cursor.execute("DELETE FROM customers_searchtrigram")
         cursor.execute(
             "WITH sample AS (SELECT search_text FROM customers_customer TABLESAMPLE SYSTEM (%s) REPEATABLE (1)), "

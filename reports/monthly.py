@@ -123,6 +123,7 @@ def monthly_reports_send(*, month: dt.date | None = None) -> int:
             message = outbox_enqueue(
                 channel=OutboxChannel.EMAIL,
                 recipient=user.email,
+                staff=user,  # addressed again at delivery: nothing to a manager who has left
                 subject=_("Monthly report %(month)s") % {"month": label},
                 body=_(
                     "Dear %(name)s,\n\nattached is the customer-care report for %(month)s over %(scope)s: "

@@ -215,3 +215,55 @@ def test_statistics_refresh_counts_trigram_shares(people):
     assert stored == SearchTrigram.objects.count() > 0
     # "ngu" is in the two Nguyễn of the five customers; the sample is the whole (small) table
     assert SearchTrigram.objects.get(trigram="ngu").share == pytest.approx(2 / 5)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_search_statistics_refresh_is_safe_with_two_runs_at_once(org, make_customer):
+    """``customers.tasks.refresh_search_statistics`` (daily, and ``manage.py refresh_search_statistics`` after a
+    bulk load) is DELETE then INSERT in one transaction with no lock: a second run that starts while the first
+    has not committed waits on the first's new rows and then fails with a duplicate key on
+    ``customers_searchtrigram_pkey`` instead of replacing the counts. PostgreSQL only (the job is a no-op on
+    SQLite)."""
+    import threading
+    import time
+
+    from django.db import connection, connections, transaction
+
+    from customers.services import search_statistics_refresh
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the statistics exist on PostgreSQL only")
+    for i in range(5):
+        make_customer(org["home"], name=f"Nguyễn Văn An {i}", phones=[f"0912 000 4{i:02d}"])
+    search_statistics_refresh()
+    first_wrote = threading.Event()
+    errors: list[str] = []
+
+    def first():  # a run still inside its transaction (a slow sample of a big table)
+        try:
+            with transaction.atomic():
+                search_statistics_refresh()
+                first_wrote.set()
+                time.sleep(1.5)
+        except Exception as exc:
+            errors.append(f"first: {exc!r}")
+        finally:
+            first_wrote.set()
+            connections.close_all()
+
+    def second():  # the other cluster's (or the command's) run
+        first_wrote.wait()
+        try:
+            search_statistics_refresh()
+        except Exception as exc:
+            errors.append(f"second: {exc!r}")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []

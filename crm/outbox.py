@@ -150,7 +150,7 @@ def _staff_readdress(message: OutboxMessage) -> str:
     if message.attachment:  # a file (a monthly report) goes to their e-mail as it is now, or not at all
         if not user.email:
             return gettext("Not sent: the recipient has no e-mail address any more.")
-        channel, recipient = OutboxChannel.EMAIL, user.email
+        channel, recipient = str(OutboxChannel.EMAIL), user.email
     else:
         channel, recipient = staff_address(profile)
     if (channel, recipient) != (message.channel, message.recipient):

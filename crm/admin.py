@@ -157,6 +157,13 @@ class StaffProfileAdmin(ServiceErrorsMixin, ScopedAdmin):
                 except ValidationError as exc:
                     raise ValidationError(exc.messages) from exc
 
+        typed = StaffProfileForm.base_fields.get("phone")
+        if typed is not None:
+            # A phone is typed as people write it ("+84 (28) 3822 1234") and stored in its short +84 form
+            # (``clean_phone``): the typed text may be longer than the column.
+            StaffProfileForm.base_fields["phone"] = forms.CharField(
+                label=typed.label, max_length=30, required=False, help_text=typed.help_text
+            )
         return StaffProfileForm
 
     def save_model(self, request, obj, form, change):

@@ -3,6 +3,7 @@ a unit filter that lists only the units the staff member may see."""
 
 from __future__ import annotations
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -101,6 +102,19 @@ class ScopedChangeList(SafeChangeList):
         return f"{url}?{self.row_link_query}" if self.row_link_query else url
 
 
+def _prefillable(field, value) -> bool:
+    """Whether a form field can show ``value`` taken from a link: a record it offers (checked as a choice would
+    be), never text for a field of several inputs (a date and a time)."""
+    if isinstance(field, forms.MultiValueField):
+        return not isinstance(value, str)
+    if isinstance(field, forms.ModelChoiceField):
+        try:
+            field.clean(value)
+        except ValidationError:
+            return False
+    return True
+
+
 class ScopedAdmin(admin.ModelAdmin):
     """Admin of a model whose manager is a ``ScopedQuerySet``: every list, form and lookup is scoped."""
 
@@ -114,6 +128,20 @@ class ScopedAdmin(admin.ModelAdmin):
 
     def get_changelist(self, request, **kwargs):
         return ScopedChangeList
+
+    def get_changeform_initial_data(self, request):
+        """The values a link fills an add form with (``?customer=<id>`` from the card), each kept only when its
+        form field can read it: a link edited by hand (``?customer=abc``, ``?started_at=abc``, a record outside
+        the user's units) opens the form without that value, never a server error."""
+        initial = super().get_changeform_initial_data(request)
+        if not initial:
+            return initial
+        fields = self.get_form(request).base_fields
+        for name, value in list(initial.items()):
+            field = fields.get(name)
+            if field is not None and not _prefillable(field, value):
+                del initial[name]
+        return initial
 
     def action_checkbox(self, obj):
         """The row's checkbox for the list actions: the same HTML as Django's (its ``CheckboxInput``), written

@@ -247,6 +247,8 @@ LANGUAGES = [("vi", _("Vietnamese")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "Asia/Ho_Chi_Minh"
 USE_I18N = True
+# Dates typed day first (03/11/2025 is 3 November) in both languages: tongdai/formats/.
+FORMAT_MODULE_PATH = ["tongdai.formats"]
 USE_TZ = True
 
 STATIC_URL = "static/"

@@ -30,7 +30,7 @@ from crm.admin_base import (
 )
 from crm.models import Unit
 from customers import privacy
-from customers.admin import MaskedLookupsMixin
+from customers.admin import CurrentUnitMixin, MaskedLookupsMixin
 from customers.models import Customer
 from customers.normalise import InvalidPhone, normalise_phone
 from tickets import selectors, services
@@ -882,7 +882,10 @@ class IncidentForm(forms.ModelForm):
 
 
 @admin.register(Incident)
-class IncidentAdmin(ServiceErrorsMixin, ScopedAdmin):
+class IncidentAdmin(ServiceErrorsMixin, CurrentUnitMixin, ScopedAdmin):
+    """Outages are entered on the units of today (``CurrentUnitMixin``): calls are taken there, so an outage on a
+    unit merged away would take none."""
+
     list_display = ["unit", "cause", "started_at", "estimated_restore_at", "restored_at", "restore_minutes"]
     list_select_related = ["unit"]
     list_filter = [ScopedUnitFilter]

@@ -956,6 +956,21 @@ def customers_open_tickets(customer: Customer):
 # Outage incidents --------------------------------------------------------------------------------------
 
 
+def _check_incident_unit_current(unit: Unit) -> None:
+    """Refuse an outage in a unit not in service today, naming the unit that took over a merged one."""
+    if unit.is_active_on(timezone.localdate()):
+        return
+    successor = unit.successor if unit.successor_id else None
+    if successor is not None:
+        message = _("Unit %(unit)s was merged into %(successor)s; enter its outages in %(successor)s.") % {
+            "unit": unit.code,
+            "successor": successor.code,
+        }
+    else:
+        message = _("Unit %(unit)s is not in service today.") % {"unit": unit.code}
+    raise ValidationError({"unit": message})
+
+
 @transaction.atomic
 def incident_open(
     *,
@@ -968,7 +983,10 @@ def incident_open(
     feeder_code: str = "",
     transformer_code: str = "",
 ) -> Incident:
+    """Enter an outage of ``unit`` (the whole unit, or some of its wards). Only a unit in service today takes
+    one: calls are taken in the units of today, so an outage entered on a unit merged away would take none."""
     require(actor, "tickets.add_incident", unit=unit)
+    _check_incident_unit_current(unit)
     if not cause.strip():
         raise ValidationError({"cause": _("Say what happened.")})
     if estimated_restore_at is not None and estimated_restore_at < started_at:
@@ -1351,6 +1369,8 @@ def work_order_advance(
             _event(ticket, EventKind.STATUS, actor, before={"status": earlier},
                    after={"status": Status.ACKNOWLEDGED, "work_orders_cancelled": [order.pk]},
                    note=_("No crew is sent any more: %(why)s") % {"why": note.strip()})  # fmt: skip
+        if getattr(actor, "pk", None) is not None and actor.pk == order.crew_id:
+            _tell_dispatchers_called_off(ticket, order, note=note.strip())
         return order
     if to in _STEP_STAMP:
         setattr(order, _STEP_STAMP[to], now)
@@ -1373,6 +1393,18 @@ def work_order_advance(
             actor=actor, ticket=ticket, to=Status.RESOLVED, note=str(ResolutionCode(resolution_code).label)
         )
     return order
+
+
+def _tell_dispatchers_called_off(ticket: Ticket, order: WorkOrder, *, note: str) -> None:
+    """The crew called off the ticket's last open order: the unit's dispatchers are told, to send a crew again."""
+    subject = _("%(n)s: the crew called the job off") % {"n": ticket.number}
+    body = _("Work order %(o)s was called off by its crew: %(why)s. No crew is sent any more.") % {
+        "o": f"{ticket.number}/{order.pk}", "why": note,
+    }  # fmt: skip
+    outbox_write(
+        staff_message(profile, subject=subject, body=body, dedupe_key=f"workorder:{order.pk}:called-off:{profile.pk}")
+        for profile in staff_of_unit(ticket.unit, Role.DISPATCHER)
+    )
 
 
 def _back_to_acknowledged(ticket: Ticket) -> str | None:

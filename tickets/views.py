@@ -12,6 +12,7 @@ from django.utils.csp import CSP
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_http_methods
 
+from core.text import NOTE_MAX_CHARS
 from customers import privacy
 from customers.normalise import display_phone
 from tickets import services
@@ -63,8 +64,16 @@ def work_orders(request):
     for order in orders:
         order.next_steps = [(step, WorkOrderStatus(step).label) for step in NEXT_STEPS.get(order.status, [])]
         order.phone_shown, order.phone_to_call = _phone_to_call(order.ticket, seen)
+    # Every open order can be called off by its crew, with the reason (a typed note) for the dispatcher.
     return render(
-        request, "field/work_orders.html", {"orders": orders, "resolutions": ResolutionCode.choices}
+        request,
+        "field/work_orders.html",
+        {
+            "orders": orders,
+            "resolutions": ResolutionCode.choices,
+            "cancel_step": WorkOrderStatus.CANCELLED,
+            "note_max_chars": NOTE_MAX_CHARS,
+        },
     )
 
 

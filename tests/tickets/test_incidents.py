@@ -4,10 +4,11 @@ import threading
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.utils import timezone
+from django.urls import reverse
+from django.utils import timezone, translation
 
-from crm.models import OutboxMessage, Role
-from tickets.models import Callback, CallbackOutcome, Disposition, EventKind, Status, Ticket
+from crm.models import OutboxMessage, Role, Unit
+from tickets.models import Callback, CallbackOutcome, Disposition, EventKind, Incident, Status, Ticket
 from tickets.selectors import incidents_for_customer
 from tickets.services import (
     callback_record,
@@ -157,3 +158,61 @@ def test_restoring_takes_the_same_queries_for_few_and_many_tickets(org, make_cus
             assert incident_restore(actor=None, incident=incident)["notified"] == n
         counts.append(len(ctx))
     assert counts[0] == counts[1]
+
+
+def test_the_outage_form_offers_only_the_units_in_service_today(client, org, make_staff):
+    # given a supervisor of the unit that took over Sơn Hòa, who still sees Sơn Hòa's old records
+    successor = org["other_corporation"]
+    merged = Unit.objects.get(name="Điện lực Sơn Hòa")
+    supervisor = make_staff(Role.SUPERVISOR, [successor])
+    assert Unit.objects.for_user(supervisor).filter(pk=merged.pk).exists()
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "vi"
+    client.force_login(supervisor)
+    # when they open the outage form and search its unit field
+    form = client.get(reverse("admin:tickets_incident_add")).context["adminform"].form
+    found = client.get(
+        form.fields["unit"].widget.widget.get_url(),
+        {"app_label": "tickets", "model_name": "incident", "field_name": "unit", "term": "Hòa"},
+    ).json()["results"]
+    # then the unit merged away is not offered; its successor is
+    offered = set(form.fields["unit"].queryset.values_list("pk", flat=True))
+    assert successor.pk in offered and merged.pk not in offered
+    assert str(successor.pk) in {row["id"] for row in found}
+    assert str(merged.pk) not in {row["id"] for row in found}
+    # and an outage posted on it anyway is refused on the field, nothing created
+    started = timezone.localtime() - dt.timedelta(minutes=5)
+    response = client.post(
+        reverse("admin:tickets_incident_add"),
+        {"unit": merged.pk, "cause": "Sự cố", "started_at_0": started.strftime("%Y-%m-%d"),
+         "started_at_1": started.strftime("%H:%M:%S")},
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert list(response.context["adminform"].form.errors) == ["unit"]
+    assert not Incident.objects.exists()
+
+
+def test_an_outage_in_a_unit_merged_away_is_refused_naming_its_successor(org):
+    # given Sơn Hòa, merged into its successor
+    merged = Unit.objects.get(name="Điện lực Sơn Hòa")
+    successor = merged.successor
+    # when an outage is entered on it
+    with translation.override("en"), pytest.raises(ValidationError) as refused:
+        incident_open(actor=None, unit=merged, cause="Sự cố", started_at=timezone.now())
+    # then it is refused on the unit, naming the unit to enter it in; nothing is created
+    assert refused.value.message_dict == {
+        "unit": [f"Unit {merged.code} was merged into {successor.code}; enter its outages in {successor.code}."]
+    }
+    assert not Incident.objects.exists()
+
+
+def test_an_outage_in_a_closed_unit_is_refused(org):
+    # given a unit closed yesterday, merged into none
+    closed = org["sibling"]
+    Unit.objects.filter(pk=closed.pk).update(valid_to=timezone.localdate() - dt.timedelta(days=1))
+    closed.refresh_from_db()
+    # when an outage is entered on it
+    with translation.override("en"), pytest.raises(ValidationError) as refused:
+        incident_open(actor=None, unit=closed, cause="Sự cố", started_at=timezone.now())
+    # then it is refused, nothing created
+    assert refused.value.message_dict == {"unit": [f"Unit {closed.code} is not in service today."]}
+    assert not Incident.objects.exists()

@@ -5,6 +5,7 @@ from crm.models import OutboxMessage, Role
 from tickets.models import EventKind, Status, WorkOrder, WorkOrderStatus
 from tickets.services import (
     callback_record,
+    staff_of_unit,
     ticket_change_status,
     ticket_open,
     work_order_advance,
@@ -132,3 +133,103 @@ def test_resolving_a_ticket_by_hand_calls_off_the_crew_sent_to_it(staff, make_cu
     ticket.refresh_from_db()
     assert ticket.status == Status.CLOSED
     assert WorkOrder.objects.get(pk=order.pk).status == WorkOrderStatus.CANCELLED
+
+
+@pytest.fixture
+def crew_in_vietnamese(client, staff):
+    """The field crew member on /field/, their phone set to Vietnamese."""
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "vi"
+    client.force_login(staff[Role.FIELD_CREW])
+    return client
+
+
+def _order_block(page: str, order: WorkOrder) -> str:
+    return page.split(f'id="order-{order.pk}"')[1].split('class="order"')[0]
+
+
+def test_the_field_page_offers_every_open_order_a_cancel_with_a_reason(crew_in_vietnamese, staff, outage_ticket):
+    # given an order sent to the crew member and one left to the unit's dispatchers
+    mine = work_order_create(actor=staff[Role.DISPATCHER], ticket=outage_ticket, crew=staff[Role.FIELD_CREW])
+    theirs = work_order_create(actor=staff[Role.DISPATCHER], ticket=outage_ticket)
+    work_order_advance(actor=staff[Role.FIELD_CREW], order=mine, to=WorkOrderStatus.ACKNOWLEDGED)
+    # when the crew opens the page
+    page = crew_in_vietnamese.get("/field/").content.decode()
+    # then each open order has a cancel button with a required reason of at most 2,000 characters
+    for order in (mine, theirs):
+        block = _order_block(page, order)
+        assert f'value="{WorkOrderStatus.CANCELLED}"' in block
+        assert 'name="note" maxlength="2000" required' in block
+        assert f'<label for="cancel-note-{order.pk}">' in block
+
+
+def test_the_crew_calls_off_the_last_open_order_with_a_reason(crew_in_vietnamese, staff, outage_ticket):
+    # given the only order of a dispatched ticket, acknowledged by its crew
+    crew = staff[Role.FIELD_CREW]
+    order = work_order_create(actor=staff[Role.DISPATCHER], ticket=outage_ticket, crew=crew)
+    work_order_advance(actor=crew, order=order, to=WorkOrderStatus.ACKNOWLEDGED)
+    # when the crew calls it off from the page, saying why
+    response = crew_in_vietnamese.post(
+        "/field/", {"order": order.pk, "to": WorkOrderStatus.CANCELLED, "note": "  Khách báo đã có điện  "}
+    )
+    # then the order is cancelled with the reason, and gone from the page
+    assert response.status_code == 302
+    order.refresh_from_db()
+    assert (order.status, order.note) == (WorkOrderStatus.CANCELLED, "Khách báo đã có điện")
+    assert f'id="order-{order.pk}"' not in crew_in_vietnamese.get("/field/").content.decode()
+    # and the ticket is back with the dispatchers (acknowledged), its event saying why no crew is sent
+    outage_ticket.refresh_from_db()
+    assert outage_ticket.status == Status.ACKNOWLEDGED
+    event = outage_ticket.events.filter(kind=EventKind.STATUS).latest("id")
+    assert event.before == {"status": Status.DISPATCHED}
+    assert event.after == {"status": Status.ACKNOWLEDGED, "work_orders_cancelled": [order.pk]}
+    assert event.actor == crew
+    assert event.note.endswith(": Khách báo đã có điện")
+    # and the unit's dispatchers are told, to send a crew again
+    told = OutboxMessage.objects.filter(dedupe_key__startswith=f"workorder:{order.pk}:called-off:")
+    assert told.count() == len(staff_of_unit(outage_ticket.unit, Role.DISPATCHER)) > 0
+    assert all("Khách báo đã có điện" in m.body for m in told)
+
+
+def test_a_crew_calling_off_one_of_two_orders_leaves_the_ticket_dispatched(crew_in_vietnamese, staff,
+                                                                          outage_ticket):  # fmt: skip
+    # given two crews sent to one ticket
+    first = work_order_create(actor=staff[Role.DISPATCHER], ticket=outage_ticket, crew=staff[Role.FIELD_CREW])
+    second = work_order_create(actor=staff[Role.DISPATCHER], ticket=outage_ticket)
+    # when one order is called off from the page
+    crew_in_vietnamese.post("/field/", {"order": first.pk, "to": WorkOrderStatus.CANCELLED, "note": "Trùng lệnh"})
+    # then only that order is cancelled: the other crew still goes
+    assert WorkOrder.objects.get(pk=first.pk).status == WorkOrderStatus.CANCELLED
+    assert WorkOrder.objects.get(pk=second.pk).status == WorkOrderStatus.ISSUED
+    outage_ticket.refresh_from_db()
+    assert outage_ticket.status == Status.DISPATCHED
+
+
+@pytest.mark.parametrize(
+    ("note", "said"),
+    [
+        ("", "Hãy nêu lý do."),
+        ("   ", "Hãy nêu lý do."),
+        ("x" * 2001, "Tối đa 2000 ký tự (văn bản này có 2001)."),
+    ],
+)
+def test_calling_off_an_order_without_a_reason_or_with_too_long_a_one_is_refused(
+    crew_in_vietnamese, staff, outage_ticket, note, said
+):
+    # given an order sent to the crew
+    order = work_order_create(actor=staff[Role.DISPATCHER], ticket=outage_ticket, crew=staff[Role.FIELD_CREW])
+    events, messages = outage_ticket.events.count(), OutboxMessage.objects.count()
+    # when the crew calls it off with no reason, or a reason over 2,000 characters
+    response = crew_in_vietnamese.post(
+        "/field/", {"order": order.pk, "to": WorkOrderStatus.CANCELLED, "note": note}, follow=True
+    )
+    # then the page says why in Vietnamese, next to the order's number
+    shown = [str(m) for m in response.context["messages"]]
+    assert shown == [f"{order}: {said}"]
+    assert said in response.content.decode()
+    # and nothing changed: the order still open on the page, the ticket still dispatched, nobody told
+    order.refresh_from_db()
+    assert (order.status, order.note) == (WorkOrderStatus.ISSUED, "")
+    assert f'id="order-{order.pk}"' in response.content.decode()
+    outage_ticket.refresh_from_db()
+    assert outage_ticket.status == Status.DISPATCHED
+    assert (outage_ticket.events.count(), OutboxMessage.objects.count()) == (events, messages)

@@ -474,7 +474,12 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
         key = request.POST.get("move", "")
         moves = {m.key: m for m in selectors.ticket_moves(ticket=ticket, user=request.user)}
         if key not in moves or moves[key].link:
-            messages.error(request, _("This move is not open to you on this ticket now."))
+            # Its status now, which another user may have changed since the page was opened.
+            messages.error(
+                request,
+                _("Ticket %(n)s is %(status)s now: this move is not open to you on it. The page shows the moves "
+                  "you can make.") % {"n": ticket.number, "status": Status(ticket.status).label},
+            )  # fmt: skip
             return HttpResponseRedirect(page)
         note = request.POST.get("note", "").strip()
         try:

@@ -359,7 +359,10 @@ def test_reopen_needs_a_reason_and_a_move_not_open_now_is_refused(client, agent,
     ticket = _resolved(catalogue, make_customer())
     client.force_login(agent)
     not_now = _move(client, ticket, "pending")
-    assert "Thao tác này hiện không áp dụng được cho bạn trên phiếu này." in _messages(not_now)
+    assert (
+        f"Phiếu {ticket.number} hiện ở trạng thái Đã xử lý xong: bạn không thể thực hiện thao tác này trên phiếu. Trang "
+        "phiếu cho thấy những thao tác bạn có thể làm." in _messages(not_now)
+    )
     assert "Hãy nêu lý do." in _messages(_move(client, ticket, "reopen"))
     ticket.refresh_from_db()
     assert ticket.status == Status.RESOLVED
@@ -512,3 +515,17 @@ def test_several_customers_on_one_number_are_listed_not_opened(client, agent, ma
     response = client.get(reverse("admin:customers_customer_lookup"), {"phone": "0903123456"})
     assert response.status_code == 200
     assert {c.pk for c in response.context["found"].customers} == {first.pk, second.pk}
+
+
+def test_a_move_from_a_stale_page_says_what_the_ticket_is_now(client, agent, staff, make_customer, catalogue):
+    ticket = ticket_open(actor=None, category=catalogue["outage"], channel="phone", description="Mất điện",
+                         customer=make_customer()).ticket  # fmt: skip
+    ticket_change_status(actor=None, ticket=ticket, to=Status.ACKNOWLEDGED)
+    client.force_login(agent)
+    page = client.get(reverse("admin:tickets_ticket_change", args=[ticket.pk])).content.decode()
+    assert 'id="move-resolve"' in page
+    # a dispatcher cancels it meanwhile; the agent presses "Resolve" on the page they had open
+    ticket_change_status(actor=staff[Role.DISPATCHER], ticket=ticket, to=Status.CANCELLED, note="Khách báo nhầm")
+    said = _messages(_move(client, ticket, "resolve"))
+    assert any(f"Phiếu {ticket.number} hiện ở trạng thái Đã hủy" in message for message in said), said
+    assert Ticket.objects.get(pk=ticket.pk).status == Status.CANCELLED

@@ -409,7 +409,11 @@ def test_an_agent_without_the_right_to_send_crews_gets_403(client, org, make_sta
     )
     assert moved.status_code == 403
     posted = send_from_ticket_page(client, ticket, crews[0])
-    assert page_messages(posted) == ["This move is not open to you on this ticket now."]
+    assert page_messages(posted) == [
+        f"Ticket {ticket.number} is {Status(Ticket.objects.get(pk=ticket.pk).status).label} now: this move is not "
+        "open to you on it. The page "
+        "shows the moves you can make."
+    ]
     assert list(WorkOrder.objects.values_list("pk", "crew_id")) == [(order.pk, None)]
     assert told(since) == []
 

@@ -809,8 +809,15 @@ def ticket_reroute(*, actor, ticket: Ticket, unit: Unit, reason: str) -> Ticket:
     ):
         before["assignee"], after["assignee"] = ticket.assignee_id, None
         ticket.assignee = None
+    if ticket.incident_id is not None:
+        # An outage is a unit's: the ticket leaves it with the old unit (restoring it no longer resolves the
+        # ticket nor tells its customer), and the new unit links it to an outage of its own if there is one.
+        incident = Incident.objects.get(pk=ticket.incident_id)
+        if incident.unit_id != unit.pk:
+            before["incident"], after["incident"] = incident.pk, None
+            ticket.incident = None
     ticket.unit = unit
-    ticket.save(update_fields=["unit", "assignee"])
+    ticket.save(update_fields=["unit", "assignee", "incident"])
     event = _event(ticket, EventKind.ROUTED, actor, before=before, after=after, note=reason.strip())
     body = _summary(ticket)
     outbox_write(

@@ -17,6 +17,7 @@ from tickets.services import (
     interaction_log,
     ticket_change_status,
     ticket_open,
+    ticket_reroute,
 )
 
 
@@ -216,3 +217,20 @@ def test_an_outage_in_a_closed_unit_is_refused(org):
     # then it is refused, nothing created
     assert refused.value.message_dict == {"unit": [f"Unit {closed.code} is not in service today."]}
     assert not Incident.objects.exists()
+
+
+def test_a_ticket_rerouted_to_another_unit_leaves_the_old_units_outage(org, make_customer, catalogue, staff):
+    """The outage is the old unit's: restoring it no longer resolves the re-routed ticket nor tells its customer
+    that the power is back; the re-route's event keeps which outage it left."""
+    incident = incident_open(actor=None, unit=org["home"], cause="Đứt dây", started_at=timezone.now())
+    linked, stays = (ticket_open(actor=None, category=catalogue["outage"], channel="phone", description="x",
+                                 customer=make_customer(phones=[f"0912 200 00{i}"]), incident=incident).ticket
+                     for i in range(2))  # fmt: skip
+    ticket_reroute(actor=staff[Role.SUPERVISOR], ticket=linked, unit=org["sibling"], reason="Thuộc lưới Quận 3")
+    linked.refresh_from_db()
+    assert (linked.unit, linked.incident) == (org["sibling"], None)
+    routed = linked.events.get(kind=EventKind.ROUTED)
+    assert (routed.before["incident"], routed.after["incident"]) == (incident.pk, None)
+    assert incident_restore(actor=None, incident=incident) == {"resolved": 1, "notified": 1}
+    assert Ticket.objects.get(pk=linked.pk).status == Status.NEW
+    assert Ticket.objects.get(pk=stays.pk).status == Status.RESOLVED

@@ -91,13 +91,16 @@ def _refuse_future_move(at: dt.datetime) -> None:
         )
 
 
-def _check_unit_current(unit: Unit, field: str = "unit") -> None:
-    """New records are born in a unit of today: a unit merged away (or closed) keeps only its old records."""
+def check_unit_current(unit: Unit, field: str = "unit", *, merged: str | None = None) -> None:
+    """New records are born in a unit of today: a unit merged away (or closed) keeps only its old records.
+    ``merged``: the refusal for a merged unit, naming ``%(unit)s`` and ``%(successor)s`` (an outage's says where
+    to enter it); by default, to register new records in the successor."""
     if unit.is_active_on(timezone.localdate()):
         return
     successor = unit.successor if unit.successor_id else None
     if successor is not None:
-        message = _("Unit %(unit)s was merged into %(successor)s; register new records in %(successor)s.") % {
+        default = _("Unit %(unit)s was merged into %(successor)s; register new records in %(successor)s.")
+        message = (merged or default) % {
             "unit": unit.code,
             "successor": successor.code,
         }
@@ -134,7 +137,7 @@ def customer_create(
     """Register a customer in a unit; the code is the unit's next one unless given. Phones in any spelling."""
     require(actor, "customers.add_customer", unit=unit)
     unit = Unit.objects.select_for_update().get(pk=unit.pk)  # serialises code allocation per unit
-    _check_unit_current(unit)
+    check_unit_current(unit)
     normalised = []
     errors = []
     for raw in phones:
@@ -463,7 +466,7 @@ def meter_register(
 ) -> Meter:
     """Take a meter into a unit's stock."""
     require(actor, "customers.add_meter", unit=unit)
-    _check_unit_current(unit)
+    check_unit_current(unit)
     meter = Meter(
         serial=serial.strip().upper(), unit=unit, kind=kind, phases=phases, manufacturer=manufacturer
     )

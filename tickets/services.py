@@ -21,6 +21,7 @@ from crm.outbox import outbox_enqueue, outbox_write, staff_message
 from crm.permissions import require
 from customers.models import Contract, Customer
 from customers.normalise import InvalidPhone, display_phone, normalise_phone
+from customers.services import check_unit_current
 from tickets import reference, selectors
 from tickets.calendar import add_working_days, add_working_time, working_time_between
 from tickets.models import (
@@ -963,21 +964,6 @@ def customers_open_tickets(customer: Customer):
 # Outage incidents --------------------------------------------------------------------------------------
 
 
-def _check_incident_unit_current(unit: Unit) -> None:
-    """Refuse an outage in a unit not in service today, naming the unit that took over a merged one."""
-    if unit.is_active_on(timezone.localdate()):
-        return
-    successor = unit.successor if unit.successor_id else None
-    if successor is not None:
-        message = _("Unit %(unit)s was merged into %(successor)s; enter its outages in %(successor)s.") % {
-            "unit": unit.code,
-            "successor": successor.code,
-        }
-    else:
-        message = _("Unit %(unit)s is not in service today.") % {"unit": unit.code}
-    raise ValidationError({"unit": message})
-
-
 @transaction.atomic
 def incident_open(
     *,
@@ -993,7 +979,9 @@ def incident_open(
     """Enter an outage of ``unit`` (the whole unit, or some of its wards). Only a unit in service today takes
     one: calls are taken in the units of today, so an outage entered on a unit merged away would take none."""
     require(actor, "tickets.add_incident", unit=unit)
-    _check_incident_unit_current(unit)
+    check_unit_current(
+        unit, merged=_("Unit %(unit)s was merged into %(successor)s; enter its outages in %(successor)s.")
+    )
     if not cause.strip():
         raise ValidationError({"cause": _("Say what happened.")})
     if estimated_restore_at is not None and estimated_restore_at < started_at:

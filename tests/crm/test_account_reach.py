@@ -20,26 +20,10 @@ from crm.scoping import scope_for
 from crm.services import staff_create, staff_update
 from crm.tokens import api_token_create, api_token_revoke
 from tests.crm.test_account_admin import user_form
+from tests.crm.test_account_rules import GOOD_PASSWORD, PASSWORD, _account, _local_admin
 
 User = get_user_model()
-PASSWORD = "s3cret-pass-word"  # the conftest's staff password
-GOOD_PASSWORD = "Dien-luc-9-Ben-Nghe"
 API = "/api/v1/units/"
-
-
-def _local_admin(make_staff, org, *codenames):
-    """A supervisor of the home unit's company given extra rights: they serve, and see, their company only."""
-    user = make_staff(Role.SUPERVISOR, [org["home"]])
-    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
-    return User.objects.get(pk=user.pk)  # permissions read afresh
-
-
-def _account(user) -> tuple:
-    """What an account change could alter: role, groups, units, password hash."""
-    user = User.objects.get(pk=user.pk)
-    profile = StaffProfile.objects.get(user=user)
-    return (profile.role, sorted(user.groups.values_list("name", flat=True)),
-            sorted(profile.units.values_list("code", flat=True)), user.password)  # fmt: skip
 
 
 def _api(client, secret):

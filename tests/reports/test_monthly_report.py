@@ -13,7 +13,6 @@ from openpyxl import load_workbook
 
 from crm.models import OutboxMessage, Role
 from crm.outbox import outbox_deliver, outbox_enqueue
-from crm.services import staff_create
 from reports import dashboard, tasks
 from reports import monthly as reports
 from tickets import services
@@ -21,15 +20,6 @@ from tickets import services
 MONTH = reports.previous_month()
 RECEIVED = timezone.make_aware(dt.datetime.combine(MONTH.replace(day=10), dt.time(9, 0)))
 XLSX = reports.XLSX_TYPE
-
-
-@pytest.fixture
-def manager(org):
-    return staff_create(
-        actor=None,
-        username="manager-hcm", password="s3cret-pass-word", role=Role.MANAGER, badge_number="M-1",
-        units=[org["home"]], first_name="Lan", last_name="Trần", email="lan@example.vn",
-    )  # fmt: skip
 
 
 @pytest.fixture

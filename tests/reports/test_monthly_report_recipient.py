@@ -10,9 +10,8 @@ import pytest
 from django.utils import timezone
 from openpyxl import load_workbook
 
-from crm.models import OutboxMessage, OutboxStatus, Role
+from crm.models import OutboxMessage, OutboxStatus
 from crm.outbox import outbox_deliver
-from crm.services import staff_create
 from reports import monthly
 from tickets import services
 
@@ -39,15 +38,6 @@ def recorder(settings):
     backend = f"{__name__}.Recorder"
     settings.TONGDAI_NOTIFY_BACKENDS = {"sms": backend, "email": backend, "log": backend}
     return Recorder
-
-
-@pytest.fixture
-def manager(org):
-    return staff_create(
-        actor=None,
-        username="manager-hcm", password="s3cret-pass-word", role=Role.MANAGER, badge_number="M-1",
-        units=[org["home"]], first_name="Lan", last_name="Trần", email="lan@example.vn",
-    )  # fmt: skip
 
 
 @pytest.fixture

@@ -129,7 +129,7 @@ def test_a_reopened_ticket_gets_a_fresh_callback_clock_and_is_found_overdue_agai
     assert len(told(ticket)) == 6  # the company's three working supervisors, once per resolution
 
 
-def test_the_sweep_takes_every_due_ticket_in_batches_the_earliest_first(catalogue, make_customer, supervisors):
+def test_the_sweep_takes_every_due_ticket_in_batches(catalogue, make_customer, supervisors):
     tickets = [resolved(catalogue, make_customer, at=T + i * MIN) for i in range(5)]
     not_yet = resolved(catalogue, make_customer, at=T + 2 * H)
     assert callback_sweep(now=tickets[-1].callback_due, batch=2) == {"overdue": 5}

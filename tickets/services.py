@@ -1227,6 +1227,7 @@ def work_order_create(*, actor, ticket: Ticket, crew=None, note: str = "") -> Wo
     if not ticket.is_open:
         raise ValidationError(_("The ticket is no longer open."))
     _refuse_crew(crew, unit_id=ticket.unit_id)
+    _refuse_second_order(ticket, crew)
     order = WorkOrder.objects.create(
         ticket=ticket, unit_id=ticket.unit_id, crew=crew, issued_at=timezone.now(), note=note
     )
@@ -1263,6 +1264,18 @@ def _refuse_crew(crew, *, unit_id: int) -> None:
         raise ValidationError({"crew": _("The crew member's account is deactivated: send someone else.")})
 
 
+def _refuse_second_order(ticket: Ticket, crew) -> None:
+    """One open work order per ticket and crew member (or one left to the dispatchers): a "Send a crew" pressed
+    twice, or by two dispatchers at once, sends nobody twice. The caller holds the ticket's row lock, so the
+    second of two requests sees the first one's order. Other crew members may still be sent beside it."""
+    open_order = WorkOrder.objects.open().filter(ticket=ticket, crew=crew).order_by("pk").first()
+    if open_order is not None:
+        raise ValidationError(
+            {"crew": _("Work order %(o)s is already open on this ticket for %(who)s.")
+             % {"o": open_order, "who": _crew_name(crew)}}
+        )  # fmt: skip
+
+
 def _crew_name(user) -> str:
     if user is None:
         return _("the unit's dispatchers")
@@ -1291,6 +1304,7 @@ def work_order_assign(*, actor, order: WorkOrder, crew) -> WorkOrder:
     if (crew.pk if crew is not None else None) == order.crew_id:
         return order  # already theirs: a retried request changes nothing and tells nobody again
     _refuse_crew(crew, unit_id=order.unit_id)
+    _refuse_second_order(ticket, crew)
     previous = order.crew
     before: dict = {"work_order": order.pk, "crew": previous.get_username() if previous else None}
     after: dict = {"work_order": order.pk, "crew": crew.get_username() if crew else None}

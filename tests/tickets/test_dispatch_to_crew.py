@@ -437,3 +437,62 @@ def test_a_dispatcher_of_another_unit_cannot_reach_the_ticket_or_the_order(
         == 404
     )
     assert list(WorkOrder.objects.values_list("pk", "crew_id")) == [(order.pk, None)]
+
+
+# Pressed twice ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_send_a_crew_pressed_twice_sends_nobody_twice(client, dispatcher, crews, ticket, named):
+    """A double click on the list's "Send a crew" (or two dispatchers at once: the ticket's lock makes the
+    second see the first's order) issues one work order; the second says which order is already out."""
+    crew = crews[0] if named else None
+    client.force_login(dispatcher)
+    changelist = reverse("admin:tickets_ticket_changelist")
+    form = {"action": "send_crew", "_selected_action": [ticket.pk], "send": "1",
+            "crew": str(crew.pk) if crew else "", "note": ""}  # fmt: skip
+    first = client.post(changelist, form)
+    order = WorkOrder.objects.get(ticket=ticket)
+    since = last_message_id()
+    events = TicketEvent.objects.filter(ticket=ticket).count()
+    second = client.post(changelist, form)
+    assert (first.status_code, second.status_code) == (302, 302)
+    who = "to.an" if named else "the unit's dispatchers"
+    # (the first press's message is still in the session: the test does not follow the redirects)
+    assert page_messages(second)[-1] == (
+        f"{ticket.number}: Work order {order} is already open on this ticket for {who}."
+    )
+    assert list(WorkOrder.objects.filter(ticket=ticket).values_list("pk", flat=True)) == [order.pk]
+    assert told(since) == [] and TicketEvent.objects.filter(ticket=ticket).count() == events
+    # the same from the ticket page and the API
+    page = send_from_ticket_page(client, ticket, crew)
+    assert page_messages(page)[-1] == f"Work order {order} is already open on this ticket for {who}."
+    api = client.post(f"/api/v1/tickets/{ticket.pk}/work-orders/",
+                      {"crew": crew.username if crew else None}, content_type="application/json")  # fmt: skip
+    assert api.status_code == 400
+    assert api.json()["crew"] == [f"Work order {order} is already open on this ticket for {who}."]
+    assert WorkOrder.objects.filter(ticket=ticket).count() == 1 and told(since) == []
+
+
+def test_another_crew_member_may_still_be_sent_and_an_order_not_given_to_one_already_out(
+    dispatcher, crews, ticket
+):
+    crew, other = crews
+    first = work_order_create(actor=dispatcher, ticket=ticket, crew=crew)
+    second = work_order_create(actor=dispatcher, ticket=ticket, crew=other)  # a second crew beside the first
+    assert WorkOrder.objects.open().filter(ticket=ticket).count() == 2
+    from django.core.exceptions import ValidationError
+
+    from tickets.services import work_order_assign
+
+    with pytest.raises(ValidationError) as refused:
+        work_order_assign(actor=dispatcher, order=second, crew=crew)
+    assert refused.value.message_dict == {
+        "crew": [f"Work order {first} is already open on this ticket for to.an."]
+    }
+    assert WorkOrder.objects.get(pk=second.pk).crew_id == other.pk
+    # once the first is done, a new order may go to the same crew member
+    for step in (WorkOrderStatus.ACKNOWLEDGED, WorkOrderStatus.CONTACTED):
+        work_order_advance(actor=crew, order=first, to=step)
+    work_order_advance(actor=crew, order=first, to=WorkOrderStatus.DONE, resolution_code="no_fault")
+    assert work_order_create(actor=dispatcher, ticket=ticket, crew=crew).crew_id == crew.pk

@@ -128,10 +128,11 @@ def test_re_routing_cancels_the_old_units_open_work_orders(catalogue, make_custo
 # 3. Cancelling or marking a duplicate stops the crews ----------------------------------------------------
 
 
-def test_cancelling_a_ticket_cancels_its_open_work_orders(catalogue, make_customer):
+def test_cancelling_a_ticket_cancels_its_open_work_orders(catalogue, make_customer, org, make_staff):
     ticket = outage(catalogue, make_customer())
     order = work_order_create(actor=None, ticket=ticket)
-    finished = work_order_create(actor=None, ticket=ticket)
+    crew = make_staff(Role.FIELD_CREW, [ticket.unit])
+    finished = work_order_create(actor=None, ticket=ticket, crew=crew)  # a second crew, named
     work_order_advance(actor=None, order=finished, to=WorkOrderStatus.ACKNOWLEDGED)
     work_order_advance(actor=None, order=finished, to=WorkOrderStatus.CONTACTED)
     work_order_advance(actor=None, order=finished, to=WorkOrderStatus.DONE, resolution_code="no_fault")

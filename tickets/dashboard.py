@@ -320,7 +320,7 @@ def _unit_table(data):
 
 def _electronic_table(data):
     return (
-        [_("requests"), _("electronic"), _("phone"), _("electronic share (%)")],
+        [_("requests"), _("electronic"), pgettext("channel", "phone"), _("electronic share (%)")],
         [[data["total"], data["electronic"], data["phone"], data["share"]]],
     )
 

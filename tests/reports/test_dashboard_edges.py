@@ -80,3 +80,13 @@ def test_two_programmes_of_the_same_name_and_basis_are_told_apart_by_their_numbe
         f"Giảm giá điện (Nghị quyết 01) #{first.pk}",
         f"Giảm giá điện (Nghị quyết 01) #{second.pk}",
     ]
+
+
+def test_the_electronic_share_table_heads_its_phone_column_as_the_channel_in_vietnamese(staff):
+    from django.utils import translation
+
+    with translation.override("vi"):
+        board = dashboard.Dashboard(staff[Role.MANAGER], dt.date(2026, 3, 1), dt.date(2026, 3, 31))
+        columns = dashboard.widget_table(board, dashboard.WIDGETS_BY_KEY["electronic"]).columns
+    # the requests taken by phone, headed as the channel beside "kênh điện tử", not as "a phone number"
+    assert columns[1:3] == ["kênh điện tử", "qua điện thoại"], columns

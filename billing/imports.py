@@ -12,8 +12,9 @@ Other columns are ignored. The pipeline:
    expression and the register for digits before any cast, so a bad text is a refusal, never an error; source)
    and resolved (meter serial → its open assignment, or contract
    number → the contract's first open assignment; → contract → customer → unit), with the first reason to
-   refuse it chosen by one ``CASE`` in a fixed order: missing key, period, register, source, time, unknown
-   serial or contract, meter not installed, the import's unit, the importer's units.
+   refuse it chosen by one ``CASE`` in a fixed order: missing key, period (not a month, a month not yet come,
+   another month than the import's), register, source, time, unknown serial or contract, meter not
+   installed, the import's unit, the importer's units.
 3. ``UPDATE ri_rows``: lines repeating a (contract, period) of the file (a window over the file); periods
    already read (an existing current reading: the same register is *unchanged*, another one is refused).
 4. Per period of the file, oldest first (usually there is one): ``ri_calc`` gets the previous current reading
@@ -389,8 +390,8 @@ def _load_sqlite(stream, columns, delimiter, progress: Progress, offset: int) ->
     with connection.cursor() as cursor:
         for row in csv.reader(_text_lines(stream, progress, offset), delimiter=delimiter):
             line += 1  # the file's line number, blank lines counted, as the clerk sees it
-            if not row:
-                continue  # a blank line
+            if not any(cell.strip() for cell in row):
+                continue  # a blank line, or one of empty cells (as COPY's NULLs on PostgreSQL)
             if len(row) != len(columns):
                 raise ValidationError(
                     _("Line %(n)s has %(c)s columns where the header has %(h)s.")
@@ -517,6 +518,11 @@ def _refusal_checks(d: _Dialect, params: _Params, *, has_serial: bool, has_contr
     checks = [
         ("p.k_serial = '' AND p.k_contract = ''", reason(_("No meter serial or contract number."))),
         ("p.period IS NULL", reason(_("The period is not a month (YYYY-MM or YYYY-MM-01)."))),
+        # A month after the current one is not read yet (``billing.rules.future_refusal``).
+        (
+            f"p.period > {params.add(connection.ops.adapt_datefield_value(rules.current_period()))}",
+            reason(str(rules.FUTURE)),
+        ),
     ]
     if period is not None:
         checks.append(
@@ -745,8 +751,7 @@ def _import_reach(
 ) -> tuple[set[int] | None, set[int] | None]:
     """The options checked; the units whose contracts the import may take (None: any), that of the
     importer's scope and that of the import's unit (with the units merged into it)."""
-    if period is not None:
-        period_bounds(period)
+    _check_period(period)
     if source and source not in SOURCES:
         raise ValidationError({"source": _("Unknown source: remote, handheld or photo.")})
     scope = scope_for(actor) if actor is not None else None
@@ -755,6 +760,13 @@ def _import_reach(
         raise ValidationError({"unit": _("This unit is not one of yours.")})
     unit_ids = _unit_and_predecessors(unit) if unit is not None else None
     return scope_ids, unit_ids
+
+
+def _check_period(period: dt.date | None) -> None:
+    """The import's period, when it names one: a month (``period_bounds``) that may be read already."""
+    if period is not None:
+        period_bounds(period)
+        rules.check(rules.future_refusal(period), field="period")
 
 
 class _Laps:
@@ -784,7 +796,8 @@ def _stage_file(d: _Dialect, stream: IO[bytes], *, period: dt.date | None, progr
             + ")"
         )
         _load_postgres(stream, columns, delimiter, progress, offset)
-        _execute(f"DELETE FROM ri_stage WHERE {' AND '.join(f'{c} IS NULL' for c in columns)}")  # blank lines
+        blank = " AND ".join(f"COALESCE(TRIM({c}), '') = ''" for c in columns)
+        _execute(f"DELETE FROM ri_stage WHERE {blank}")  # blank lines (or only spaces), as on SQLite
         _execute("ANALYZE ri_stage")
     else:
         _execute(
@@ -1035,6 +1048,7 @@ def reading_import_create(*, actor, upload, unit: Unit | None = None, period: dt
     require(actor, "billing.add_readingimport")
     if period is not None:
         period = period.replace(day=1)
+    _check_period(period)
     if source and source not in SOURCES:
         raise ValidationError({"source": _("Unknown source: remote, handheld or photo.")})
     check_reach(actor, unit)

@@ -64,9 +64,14 @@ def install_refusal(installed_at: dt.datetime, period: dt.date) -> str:
     return ""
 
 
+def current_period() -> dt.date:
+    """The first day of the current month (local time): the latest month that may be read."""
+    return timezone.localdate().replace(day=1)
+
+
 def future_refusal(period: dt.date) -> str:
     """Why ``period`` cannot be read yet ('' when it can): a month after the current one (local time)."""
-    if period > timezone.localdate().replace(day=1):
+    if period > current_period():
         return str(FUTURE)
     return ""
 

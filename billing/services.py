@@ -219,7 +219,11 @@ def period_bounds(period: dt.date) -> tuple[dt.date, dt.date]:
     """A billing period is a calendar month: [first day, first day of the next month)."""
     if period.day != 1:
         raise ValidationError({"period": _("A billing period starts on the first day of a month.")})
-    end = (period.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    try:
+        end = rules.month_end(period)
+    except OverflowError:  # December 9999: its month has no end a date can hold
+        message = _("The period is out of range (the last month is 11/9999).")
+        raise ValidationError({"period": message}) from None
     return period, end
 
 

@@ -50,6 +50,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, PermissionDenied, ValidationError
+from django.core.validators import ProhibitNullCharactersValidator
 from django.db import IntegrityError, connections, transaction
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
@@ -63,7 +64,7 @@ from import_export import fields, resources, widgets
 from import_export.admin import ImportMixin
 from import_export.formats import base_formats
 from import_export.forms import ConfirmImportForm
-from import_export.instance_loaders import CachedInstanceLoader
+from import_export.instance_loaders import ModelInstanceLoader
 from import_export.results import RowResult
 from import_export.signals import post_import
 
@@ -120,6 +121,10 @@ def import_max_rows() -> int:
 
 def _blank(value) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _has_null(value) -> bool:
+    return isinstance(value, str) and "\x00" in value
 
 
 def text(value) -> str:
@@ -326,7 +331,8 @@ class ScopedNaturalKeyWidget(widgets.ForeignKeyWidget):
         return self.model._default_manager.for_user(self.user)
 
     def prepare(self, keys: Iterable) -> None:
-        keys = {str(k).strip().upper() for k in keys if not _blank(k)} - set(self._cache)
+        # A key with a NUL character is nobody's (its row is refused): the database would refuse the query.
+        keys = {str(k).strip().upper() for k in keys if not _blank(k) and not _has_null(k)} - set(self._cache)
         if keys:
             found = self.scoped().filter(**{f"{self.field}__in": sorted(keys)})
             self._cache.update({str(getattr(obj, self.field)): obj for obj in found})
@@ -702,6 +708,27 @@ class ScopedResource(resources.ModelResource):
         raise NotImplementedError(_("This resource only exports."))
 
 
+class FileKeysLoader(ModelInstanceLoader):
+    """The records a file names in its key column (the resource's one ``import_id_fields``), loaded with one
+    query for all of them among the user's. A key with a NUL character is nobody's and is not looked up (its
+    row is refused as a bad cell): the database would refuse the query, and with it the whole file."""
+
+    def __init__(self, resource, dataset=None):
+        super().__init__(resource, dataset)
+        self.key = resource.fields[resource.get_import_id_fields()[0]]
+        self.found: dict = {}
+        rows = dataset.dict if dataset is not None and len(dataset) else []
+        if rows and self.key.column_name in rows[0]:
+            keys = [self.key.clean(row) for row in rows if not _has_null(row[self.key.column_name])]
+            found = self.get_queryset().filter(**{f"{self.key.attribute}__in": keys})
+            self.found = {self.key.get_value(instance): instance for instance in found}
+
+    def get_instance(self, row):
+        return self.found.get(self.key.clean(row)) if self.found else None
+
+
+_NO_NULL_CHARACTERS = ProhibitNullCharactersValidator()  # what the admin's forms say of a NUL in a text
+
 _INTEGER_FIELDS = (
     "IntegerField", "PositiveIntegerField", "BigIntegerField", "PositiveBigIntegerField",
     "PositiveSmallIntegerField", "SmallIntegerField",
@@ -744,7 +771,7 @@ class ServiceResource(ScopedResource):
         report_skipped = True
         clean_model_instances = False  # the services validate
         use_transactions = True
-        instance_loader_class = CachedInstanceLoader
+        instance_loader_class = FileKeysLoader
 
     def __init__(self, user=None, **kwargs):
         super().__init__(user=user, **kwargs)
@@ -758,6 +785,11 @@ class ServiceResource(ScopedResource):
     def before_import(self, dataset, **kwargs):
         names = self.column_for_heading()
         headings = [text(h).strip().lower() for h in (dataset.headers or [])]
+        if not set(headings) & set(names) and any(";" in h for h in headings):
+            # Excel in a Vietnamese locale saves CSV with semicolons: every row would miss every column.
+            raise ValidationError(
+                _("The file's columns are separated by semicolons: save it as CSV with commas, or as XLSX.")
+            )
         dataset.headers = [names.get(h, h) for h in headings]
         repeated = sorted({h for h in dataset.headers if h and dataset.headers.count(h) > 1})
         if repeated:  # two columns for one field (or an English and a Vietnamese heading): one would be lost
@@ -787,9 +819,27 @@ class ServiceResource(ScopedResource):
             result = self.get_row_result_class()()
             result.import_type = RowResult.IMPORT_TYPE_SKIP
             return result
+        # A NUL character is a bad cell of its row, as the admin's forms refuse it (PostgreSQL would refuse
+        # the row as an error, which cannot be skipped).
+        refused = self.null_characters(row)
+        if refused:
+            result = self.get_row_result_class()()
+            result.import_type = RowResult.IMPORT_TYPE_INVALID
+            result.validation_error = ValidationError(refused)
+            return result
         # A cell the export quoted so that a spreadsheet shows it as text reads back as it was.
         row = {column: unquote_formula(value) for column, value in row.items()}
         return super().import_row(row, instance_loader, **kwargs)
+
+    def null_characters(self, row) -> dict[str, list[str]]:
+        """The row's columns whose cell holds a NUL character, each with the forms' reason."""
+        refused = {}
+        for name, field in self.fields.items():
+            try:
+                _NO_NULL_CHARACTERS(row.get(field.column_name))
+            except ValidationError as exc:
+                refused[name] = exc.messages
+        return refused
 
     def keeps_value(self, field, value) -> bool:
         """Whether a cell leaves an existing record's value as it is: a blank one (an app's resource adds

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.clock import CLOCK_SKEW
-from core.text import column_length, typed_text
+from core.text import column_length, composed, typed_text
 from crm.models import Unit
 from crm.permissions import require
 from customers import privacy
@@ -154,13 +154,13 @@ def customer_create(
     customer = Customer(
         code=code,
         unit=unit,
-        full_name=full_name.strip(),
+        full_name=composed(full_name).strip(),
         national_id=national_id.strip(),
-        email=email.strip(),
-        street=street.strip(),
-        ward=ward.strip(),
-        district=(district or unit.district).strip(),
-        province=(province or unit.company.province).strip(),
+        email=composed(email).strip(),
+        street=composed(street).strip(),
+        ward=composed(ward).strip(),
+        district=composed(district or unit.district).strip(),
+        province=composed(province or unit.company.province).strip(),
         customer_type=customer_type,
         households=households,
     )
@@ -218,7 +218,7 @@ def customer_update(
         )
     before = _snapshot(customer, changes.keys())
     for field, value in changes.items():
-        setattr(customer, field, value.strip() if isinstance(value, str) else value)
+        setattr(customer, field, composed(value).strip() if isinstance(value, str) else value)
     after = _snapshot(customer, changes.keys())
     if before == after:
         return customer

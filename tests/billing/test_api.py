@@ -1,5 +1,6 @@
 """The billing API: scoped invoices with their lines, readings from the metering systems, disputes."""
 
+import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -63,6 +64,24 @@ def test_a_reading_is_taken_through_the_api_and_bad_input_writes_nothing(
     assert client.post("/api/v1/readings/", {**payload, "period": "2025-11-01", "value": 400},
                        content_type="application/json").status_code == 403  # fmt: skip
     assert MeterReading.objects.count() == before[0]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/readings/", "/api/v1/readings/estimate/"])
+def test_the_last_month_of_the_calendar_is_a_400_on_period_not_a_server_error(client, staff, make_customer, tariffs,
+                                                                              path):  # fmt: skip
+    """December 9999 has no next month a date can hold: refused on ``period`` (400), nothing written."""
+    contract = make_customer().contracts.get()
+    client.force_login(staff[Role.BILLING_CLERK])
+    client.raise_request_exception = False
+    body = {"contract_number": contract.number, "period": "9999-12-01", "value": 10, "source": "handheld"}
+    before = (MeterReading.objects.count(), AuditRecord.objects.count())
+    response = client.post(path, body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert response.json() == {"period": ["The period is out of range (the last month is 11/9999)."]}
+    after_that = client.post(path, {**body, "period": "9999-11-01"}, content_type="application/json")
+    future = {"period": ["A period in the future cannot be read."]}
+    assert (after_that.status_code, after_that.json()) == (400, future)
+    assert (MeterReading.objects.count(), AuditRecord.objects.count()) == before
 
 
 def test_a_dispute_is_opened_from_a_billing_ticket(client, staff, make_customer, read, catalogue):

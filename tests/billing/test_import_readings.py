@@ -17,7 +17,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from billing import imports
+from billing import imports, rules
 from billing import services as billing
 from billing.models import AuditRecord, MeterReading, ReadingImport, ReadingStatus
 from billing.tasks import run_reading_import
@@ -650,3 +650,98 @@ def test_a_blank_line_is_a_row_of_empty_cells_for_copy_whatever_the_chunks(monke
     parts = list(imports._blank_lines_filled(io.BytesIO(text), b",,"))
     assert b"".join(part for part, _read in parts) == b",,\r\nA,1,2\r\n,,\r\n,,\nB,3,4\n,,\n"
     assert sum(read for _part, read in parts) == len(text)
+
+
+# Months not yet come, and blank lines --------------------------------------------------------------------
+
+
+def test_a_line_for_a_month_not_yet_come_is_refused_as_reading_record_refuses_it(make_customer, tariffs):
+    """``reading_record`` (the API, the admin) refuses a month after the current one
+    (``billing.rules.future_refusal``); a file's line for it is refused with the same words, the others go in."""
+    early, on_time = make_customer(), make_customer()
+    this_month = rules.current_period()
+    next_month = rules.month_end(this_month)
+    data = csv_bytes(
+        [(serial(early), f"{next_month:%Y-%m}", 150), (serial(on_time), f"{this_month:%Y-%m}", 150)]
+    )
+    result, rejects = run(data)
+    assert rejects == [(2, "A period in the future cannot be read.")]
+    assert (result.inserted, result.rejected, result.periods) == (1, 1, [f"{this_month:%Y-%m}"])
+    assert not MeterReading.objects.filter(contract__customer=early).exists()
+    assert current(on_time, this_month).value == 150
+    with pytest.raises(ValidationError) as refused:  # the API's and the admin's words
+        billing.reading_record(
+            actor=None, contract=contract(early), period=next_month, value=150, source="handheld"
+        )
+    assert refused.value.message_dict == {"period": ["A period in the future cannot be read."]}
+
+
+def test_a_month_not_yet_come_is_refused_before_a_duplicate_or_a_lower_register(make_customer, tariffs):
+    """The future month is the line's first fault: it is not counted as a duplicate of an earlier line, nor
+    checked against the registers of the months already read."""
+    customer = make_customer()
+    billing.reading_record(actor=None, contract=contract(customer), period=NOV, value=300, source="handheld")
+    next_month = rules.month_end(rules.current_period())
+    data = csv_bytes([(serial(customer), f"{next_month:%Y-%m}", 10), (serial(customer), f"{next_month:%Y-%m}", 20),
+                      (serial(customer), "2025-11", 300)])  # fmt: skip
+    result, rejects = run(data)
+    assert rejects == [(line, "A period in the future cannot be read.") for line in (2, 3)]
+    assert (result.inserted, result.unchanged, result.rejected) == (0, 1, 2)
+    assert list(MeterReading.objects.filter(contract__customer=customer).values_list("period", "value")) == [
+        (NOV, 300)
+    ]
+
+
+def test_an_import_for_a_month_not_yet_come_is_refused_whole_on_its_period(
+    make_customer, org, staff, tariffs
+):
+    customer = make_customer(org["home"])
+    next_month = rules.month_end(rules.current_period())
+    data = csv_bytes([(serial(customer), 150)], header=("meter_serial", "value"))
+    with pytest.raises(ValidationError) as refused:
+        run(data, period=next_month)
+    assert refused.value.message_dict == {"period": ["A period in the future cannot be read."]}
+    with pytest.raises(ValidationError) as refused:
+        imports.reading_import_create(actor=staff[Role.BILLING_CLERK], upload=SimpleUploadedFile("r.csv", data),
+                                      unit=org["home"], period=next_month)  # fmt: skip
+    assert refused.value.message_dict == {"period": ["A period in the future cannot be read."]}
+    assert not ReadingImport.objects.exists()
+    assert not MeterReading.objects.exists()
+    result, rejects = run(data, period=rules.current_period())  # the current month is read
+    assert (result.inserted, rejects) == (1, [])
+
+
+def test_the_last_month_of_the_calendar_is_refused_on_the_period_also_when_queued(make_customer, org):
+    """December 9999 has no next month a date can hold: ``period_bounds`` refuses it on ``period``, and an
+    import queued with it fails with that reason (not an OverflowError)."""
+    customer = make_customer(org["home"])
+    data = csv_bytes([(serial(customer), 150)], header=("meter_serial", "value"))
+    last, out_of_range = dt.date(9999, 12, 1), "The period is out of range (the last month is 11/9999)."
+    with pytest.raises(ValidationError) as refused:
+        billing.period_bounds(last)
+    assert refused.value.message_dict == {"period": [out_of_range]}
+    assert billing.period_bounds(dt.date(9999, 11, 1)) == (dt.date(9999, 11, 1), last)
+    with pytest.raises(ValidationError, match="out of range"):
+        run(data, period=last)
+    item = ReadingImport.objects.create(file=SimpleUploadedFile("r.csv", data), period=last,
+                                        created_at=timezone.now())  # fmt: skip
+    assert run_reading_import(item.pk) == {"status": "failed", "error": out_of_range}
+    item.refresh_from_db()
+    assert (item.status, item.error) == ("failed", out_of_range)
+    assert not MeterReading.objects.exists()
+
+
+@pytest.mark.parametrize("blank", ["", ",,", " , ,  ", '"","",""'])
+def test_a_line_of_empty_cells_is_a_blank_line_not_a_refused_one(make_customer, tariffs, blank):
+    """A spreadsheet saved as CSV writes its emptied rows as ``,,``: a blank line on both databases (COPY reads
+    the empty cells as NULL), not a refused one that would refuse a whole file in the admin. The lines keep
+    their numbers in the file."""
+    customer = make_customer()
+    data = (f"meter_serial,period,value\r\n{blank}\r\n{serial(customer)},2025-10,150\r\n{blank}\r\n"
+            "NOPE-0001,2025-10,1\r\n").encode()  # fmt: skip
+    result, rejects = run(data)
+    assert rejects == [(5, "Unknown meter serial.")]
+    assert (result.total, result.inserted) == (2, 1)
+    result, rejects = run(data.replace(b"NOPE-0001,2025-10,1\r\n", b""), all_or_nothing=True)
+    assert (result.inserted, result.unchanged, rejects) == (0, 1, [])
+    assert current(customer, OCT).value == 150

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import unicodedata
 
 import openpyxl
 import pytest
@@ -29,6 +30,7 @@ from customers.models import (
     MeterAssignment,
 )
 from customers.resources import CustomerResource
+from customers.selectors import lookup_customers
 from tests.exported import by_column
 
 CSV_FORMAT, XLSX_FORMAT = "0", "1"  # their places in the import form's format list
@@ -726,3 +728,109 @@ def test_a_file_naming_one_customer_twice_is_not_refused_as_changed_by_somebody_
     confirm(clerk_client, "customer", previewed)
     customer.refresh_from_db()
     assert (customer.street, customer.email) == ("1 Lê Lợi", "an@example.vn")
+
+
+# Odd text in the cells ----------------------------------------------------------------------------------
+
+
+def test_a_name_and_address_typed_in_decomposed_unicode_are_stored_composed(clerk_client, clerk, org):
+    """A spreadsheet typed with Unikey's "Unicode tổ hợp" (or saved on macOS) holds each accent as a code
+    point of its own. Typed text is stored composed on every path (``core.text``): the lookup's tier 2
+    ("accents as typed") and everything that compares names rely on it."""
+    name, street, ward = "Trần Thị Hằng", "12 Lê Lợi", "Phường Bến Nghé"
+    nfd = {"full_name": unicodedata.normalize("NFD", name), "street": unicodedata.normalize("NFD", street),
+           "ward": unicodedata.normalize("NFD", ward)}  # fmt: skip
+    assert nfd["full_name"] != name
+    previewed = preview(clerk_client, "customer", csv_bytes([customer_row(**nfd)]))
+    assert previewed.context["problems"] == []
+    confirm(clerk_client, "customer", previewed)
+    customer = Customer.objects.get()
+    assert (customer.full_name, customer.street, customer.ward) == (name, street, ward)
+    # the caller lookup finds her by her name with its accents as typed (tier 2), not only accent-blind
+    found = lookup_customers(user=clerk, query=name)
+    assert [(c.pk, c.match) for c in found.customers] == [(customer.pk, "accents")]
+    # a file changing her address, decomposed again, stores it composed (``customer_update``)
+    (row,) = read_csv(export(clerk_client))
+    row["street"] = unicodedata.normalize("NFD", "7 Đồng Khởi")
+    previewed = preview(clerk_client, "customer", csv_bytes([row]))
+    assert previewed.context["problems"] == []
+    confirm(clerk_client, "customer", previewed)
+    customer.refresh_from_db()
+    assert (customer.full_name, customer.street) == (name, "7 Đồng Khởi")
+
+
+def test_a_nul_character_in_a_cell_is_an_error_of_its_row_that_can_be_skipped(clerk_client, org):
+    """The admin's own form refuses a NUL ("Null characters are not allowed."); the import refuses it as a
+    bad cell of its row, on both databases (PostgreSQL's driver would fail the row as an *error*, which
+    "skip the bad rows" cannot skip)."""
+    rows = [customer_row(full_name="Lê Văn\x00 An"), customer_row(full_name="Phạm Văn Bình")]
+    previewed = preview(clerk_client, "customer", csv_bytes(rows))
+    assert previewed.context["totals"]["error"] == 0
+    assert previewed.context["totals"]["invalid"] == 1
+    assert problems(previewed) == [(2, ["Full name: Null characters are not allowed."])]
+    assert Customer.objects.count() == 0
+    # the clerk skips the bad row: the good one is written, the bad one is not
+    confirm(clerk_client, "customer", previewed, skip_bad_rows=True)
+    assert list(Customer.objects.values_list("full_name", flat=True)) == ["Phạm Văn Bình"]
+
+
+def test_a_nul_character_in_a_key_cell_refuses_its_row_not_the_file(clerk_client, org, make_customer):
+    """The keys of a file are looked up all at once before its rows are read: a NUL in a customer's code or a
+    unit's code is its row's fault, and the other rows (an update of an existing customer among them) go in."""
+    customer = make_customer(org["home"], name="Nguyễn Văn An", phones=[])
+    rows = [
+        customer_row(code=customer.code + "\x00", full_name="Tên Bị Hỏng"),
+        customer_row(unit="PE01\x0000", full_name="Lê Văn Cường"),
+        customer_row(code=customer.code, full_name="Nguyễn Văn Anh", phones=""),
+        customer_row(full_name="Phạm Văn Bình"),
+    ]
+    previewed = preview(clerk_client, "customer", csv_bytes(rows))
+    assert previewed.context["totals"]["error"] == 0
+    assert [(row, len(messages)) for row, messages in problems(previewed)] == [(2, 1), (3, 1)]
+    assert all("Null characters are not allowed." in problems(previewed)[i][1][0] for i in (0, 1))
+    confirm(clerk_client, "customer", previewed, skip_bad_rows=True)
+    customer.refresh_from_db()
+    assert customer.full_name == "Nguyễn Văn Anh"
+    assert sorted(Customer.objects.values_list("full_name", flat=True)) == ["Nguyễn Văn Anh", "Phạm Văn Bình"]
+
+
+def test_a_nul_character_in_a_contract_or_meter_file_refuses_only_its_row(clerk_client, org):
+    customer = services.customer_create(
+        actor=None, unit=org["home"], full_name="Nguyễn Văn An", street="12 Lê Lợi", ward="Phường Bến Nghé"
+    )
+    contract = {"number": "", "customer": customer.code, "tariff_category": "residential", "start_date": "2025-03-01",
+                "end_date": "", "status": ""}  # fmt: skip
+    rows = [{**contract, "number": "X\x00", "purpose": "Sinh hoạt"}, {**contract, "customer": customer.code + "\x00",
+            "purpose": "Sinh hoạt"}, {**contract, "purpose": "Kinh\x00 doanh"}, {**contract, "purpose": "Kinh doanh"}]  # fmt: skip
+    previewed = preview(clerk_client, "contract", csv_bytes(rows))
+    assert problems(previewed) == [
+        (2, ["Contract number: Null characters are not allowed."]),
+        (3, ["Customer: Null characters are not allowed."]),
+        (4, ["Purpose of use: Null characters are not allowed."]),
+    ]
+    confirm(clerk_client, "contract", previewed, skip_bad_rows=True)
+    assert list(Contract.objects.values_list("number", "purpose")) == [(f"{customer.code}-01", "Kinh doanh")]
+    meter = {"unit": "PE0100", "kind": "electronic", "phases": "1", "status": "", "contract": "", "installed_at": "",
+             "reading_at_install": ""}  # fmt: skip
+    rows = [{**meter, "serial": "NEW\x00-0001", "manufacturer": "EMIC"},
+            {**meter, "serial": "NEW-0002", "manufacturer": "EMIC", "contract": "PE01\x00"},
+            {**meter, "serial": "NEW-0003", "manufacturer": "EMIC"}]  # fmt: skip
+    previewed = preview(clerk_client, "meter", csv_bytes(rows))
+    assert [row for row, _messages in problems(previewed)] == [2, 3]
+    confirm(clerk_client, "meter", previewed, skip_bad_rows=True)
+    assert list(Meter.objects.values_list("serial", flat=True)) == ["NEW-0003"]
+
+
+def test_a_file_separated_by_semicolons_is_refused_whole_with_the_reason(clerk_client, org):
+    """Excel in a Vietnamese locale saves "CSV" with semicolons: the file is refused as such, not each row for
+    a unit it seems not to give."""
+    content = "code;unit;full_name;street;ward\n;PE0100;Phạm Văn Bình;5 Nguyễn Huệ;Phường Bến Nghé\n".encode()
+    previewed = preview(clerk_client, "customer", content)
+    assert previewed.context["base_problems"] == [
+        "The file's columns are separated by semicolons: save it as CSV with commas, or as XLSX."
+    ]
+    assert "confirm_form" not in previewed.context
+    # a name with a semicolon in a file separated by commas is no such file
+    previewed = preview(clerk_client, "customer", csv_bytes([customer_row(street="5; Nguyễn Huệ")]))
+    assert problems(previewed) == []
+    assert Customer.objects.count() == 0

@@ -2000,10 +2000,14 @@ class BillingJobAdmin(ReadOnlyAdmin):
         return _job_download(self, request, pk)
 
     def status_view(self, request, pk):
-        """Where a job stands; the page refreshes itself while it is queued or running."""
+        """Where a job stands; the page refreshes itself while it is queued or running. Shown to those who may
+        read the billing jobs (the billing roles), as the jobs' list is."""
         job = get_object_or_404(self.get_queryset(request), pk=pk)
+        if not self.has_view_permission(request, job):
+            raise PermissionDenied
         running = job.status in (ReadingImportStatus.QUEUED, ReadingImportStatus.RUNNING)
         period = job.params.get("period")
+        per_unit = job.kind in (BillingJobKind.BILLING_RUN, BillingJobKind.ANOMALY_SCAN)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -2011,8 +2015,8 @@ class BillingJobAdmin(ReadOnlyAdmin):
             "job": job,
             "running": running,
             "progress": _job_progress(job),
-            "rows": (job.result or {}).get("rows", []),
-            "totals": (job.result or {}).get("totals"),
+            "rows": (job.result or {}).get("rows", []) if per_unit else [],
+            "totals": (job.result or {}).get("totals") if per_unit else None,
             "outcome": _job_outcome(job),
             "is_run": job.kind == BillingJobKind.BILLING_RUN,
             "is_scan": job.kind == BillingJobKind.ANOMALY_SCAN,
@@ -2050,12 +2054,18 @@ def _export_view_refusal(site, request, job: BillingJob) -> str:
 
 
 def _job_outcome(job: BillingJob) -> list[tuple[str, str, str]]:
-    """A rebate round's counts and amounts, labelled (the runs and scans have their table)."""
-    labels: dict[str, tuple[str, Callable[[Any], str]]] = {
-        "invoices": (_("invoices reduced"), str), "amount": (_("reduction before VAT"), money),
-        "vat": (_("VAT on the reduction"), money), "reversed": (_("invoices taken off"), str),
-        "kept_on_issued": (_("issued invoices that keep it"), str), "rows": (_("rows exported"), str),
-    }  # fmt: skip
+    """A rebate round's counts and amounts, or an export's count of rows, labelled (the runs and scans keep
+    their per-unit table under ``rows``: it has its own table on the page)."""
+    if job.kind == BillingJobKind.EXPORT:
+        labels: dict[str, tuple[str, Callable[[Any], str]]] = {"rows": (_("rows exported"), str)}
+    elif job.kind in (BillingJobKind.REBATE_APPLY, BillingJobKind.REBATE_REVERSE):
+        labels = {
+            "invoices": (_("invoices reduced"), str), "amount": (_("reduction before VAT"), money),
+            "vat": (_("VAT on the reduction"), money), "reversed": (_("invoices taken off"), str),
+            "kept_on_issued": (_("issued invoices that keep it"), str),
+        }  # fmt: skip
+    else:
+        labels = {}
     return [
         (key, labels[key][0], labels[key][1](value))
         for key, value in (job.result or {}).items()

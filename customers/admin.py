@@ -103,6 +103,14 @@ class CurrentUnitsView(AutocompleteJsonView):
     """The units offered to a new customer or meter: those of the user's scope in service today (a unit merged
     away keeps its old records but takes no new ones)."""
 
+    def process_request(self, request):
+        """Refused (403, as the admin's own autocomplete refuses a mismatched field) when the field named in the
+        address does not choose a unit."""
+        term, model_admin, source_field, to_field_name = super().process_request(request)
+        if source_field.remote_field.model is not Unit:
+            raise PermissionDenied
+        return term, model_admin, source_field, to_field_name
+
     def get_queryset(self):
         return super().get_queryset().active()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -164,3 +165,37 @@ def test_the_admin_offers_and_takes_only_units_of_today_for_a_new_customer(clien
         assert [row["id"] for row in offered["results"]] == [str(successor.pk)]
         page = client.get(reverse(f"admin:customers_{model}_add")).content.decode()
         assert reverse("admin:customers_current_units") in page
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        {"app_label": "tickets", "model_name": "ticket", "field_name": "customer"},
+        {"app_label": "tickets", "model_name": "interaction", "field_name": "customer"},
+        {"app_label": "customers", "model_name": "meter", "field_name": "customer"},
+        {"app_label": "customers", "model_name": "customer", "field_name": "no_such_field"},
+    ],
+)
+def test_the_current_units_autocomplete_refuses_a_field_that_is_not_a_unit(staff, two_customers, source):
+    # given: an agent signed in (a client that answers a server error as the site would, with a 500)
+    client = Client(raise_request_exception=False)
+    client.force_login(staff[Role.AGENT])
+    # when: the units' autocomplete address is given another model's field (edited by hand, or a stale widget)
+    response = client.get(reverse("admin:customers_current_units"), {**source, "term": ""})
+    # then: refused as the admin's own autocomplete refuses a mismatched field, and nothing listed
+    assert response.status_code == 403
+    assert b"results" not in response.content
+
+
+def test_the_current_units_autocomplete_answers_any_field_that_chooses_a_unit(client, org, make_staff, merged):
+    # given: a clerk of the unit that took over a merged one (whose scope keeps the merged unit's records)
+    successor = org["other_corporation"]
+    client.force_login(make_staff(Role.BILLING_CLERK, [successor]))
+    # when: the address names a ticket's responsible unit, a field that chooses a unit too
+    offered = client.get(
+        reverse("admin:customers_current_units"),
+        {"app_label": "tickets", "model_name": "ticket", "field_name": "unit", "term": ""},
+    )
+    # then: the units of today of their scope, as for a new customer (not the unit merged away)
+    assert offered.status_code == 200
+    assert [row["id"] for row in offered.json()["results"]] == [str(successor.pk)]

@@ -487,6 +487,9 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
                 services.ticket_assign(actor=request.user, ticket=ticket, assignee=request.user)
             elif key == "contact":
                 services.ticket_record_contact(actor=request.user, ticket=ticket)
+            elif key == "link_outage":
+                incident = self._outage_named(request, request.POST.get("incident", ""))
+                services.ticket_link_incident(actor=request.user, ticket=ticket, incident=incident)
             elif key == "send_crew":
                 crew = crew_named(request.POST.get("crew", ""))
                 order = services.work_order_create(actor=request.user, ticket=ticket, crew=crew, note=note)
@@ -513,6 +516,17 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
             request, _("%(n)s: %(move)s — done.") % {"n": ticket.number, "move": moves[key].label}
         )
         return HttpResponseRedirect(page)
+
+    @staticmethod
+    def _outage_named(request, value: str) -> Incident:
+        """The outage a dispatcher picked on the ticket page, among those of the units they serve."""
+        value = (value or "").strip()
+        incident = None
+        if value.isascii() and value.isdigit() and len(value) <= 18:
+            incident = Incident.objects.for_user(request.user).filter(pk=int(value)).first()
+        if incident is None:
+            raise ValidationError({"incident": _("No such outage in your units.")})
+        return incident
 
     def has_callback_permission(self, request) -> bool:
         return request.user.has_perm("tickets.add_callback")
@@ -933,17 +947,30 @@ class IncidentAdmin(ServiceErrorsMixin, CurrentUnitMixin, ScopedAdmin):
         description=gettext_lazy("Power restored now: resolve and notify its tickets"), permissions=["view"]
     )
     def restore_now(self, request, queryset):
+        """Each chosen outage is restored now; a planned one that has not started yet is called off instead."""
         if not request.user.has_perm("tickets.change_incident"):
             raise PermissionDenied
         for incident in queryset:
             try:
                 result = services.incident_restore(actor=request.user, incident=incident)
+            except ValidationError as exc:
+                report_errors(request, exc)
+                continue
+            if result.get("called_off"):
+                # A planned outage that had not started: it will not happen, and nobody was told anything.
+                messages.success(
+                    request,
+                    _("Planned outage “%(cause)s” of %(unit)s from %(start)s called off before its start: it "
+                      "takes no calls and nobody is told the power is back.") % {
+                        "cause": incident.cause, "unit": incident.unit.code,
+                        "start": timezone.localtime(incident.started_at).strftime("%d/%m/%Y %H:%M"),
+                    },
+                )  # fmt: skip
+            else:
                 messages.success(
                     request,
                     _("%(n)d ticket(s) resolved and their customers told.") % {"n": result["resolved"]},
                 )
-            except ValidationError as exc:
-                report_errors(request, exc)
 
 
 @admin.register(Callback)

@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 
 from crm import shared_cache
 from crm.models import Unit
-from crm.scoping import scope_for
+from crm.scoping import scope_for, unit_cached
 from customers.models import Customer
 from tickets.models import OPEN_STATUSES, Incident, Status, Ticket
 
@@ -31,6 +31,14 @@ def current_unit(unit: Unit) -> Unit:
             break
         unit = successor
     return unit
+
+
+def units_serving(unit_id: int) -> list[int]:
+    """The units whose staff work the records of unit ``unit_id``: the unit itself and, once it was merged away,
+    the unit that took it over (``current_unit``). A ticket received before a merge keeps its unit; the
+    successor's dispatchers and crews see it, and are the ones sent it, told of it and escalated to."""
+    unit = unit_cached(unit_id)
+    return sorted({unit.pk, current_unit(unit).pk})
 
 
 def incidents_for_customer(customer: Customer, *, at=None) -> list[Incident]:
@@ -238,14 +246,17 @@ def eligible_assignees(unit_ids):
 
 def crews_of_unit(unit_id: int):
     """The field crew members a work order of this unit may be sent to: active accounts of the field-crew role
-    serving the unit, by username (the work order services refuse anyone else)."""
+    serving the unit (or the unit that took it over, ``units_serving``), by username (the work order services
+    refuse anyone else)."""
     from django.contrib.auth import get_user_model
 
     from crm.models import Role
 
     return (
         get_user_model()
-        .objects.filter(is_active=True, staff_profile__role=Role.FIELD_CREW, staff_profile__units=unit_id)
+        .objects.filter(
+            is_active=True, staff_profile__role=Role.FIELD_CREW, staff_profile__units__in=units_serving(unit_id)
+        )
         .distinct()
         .order_by("username")
     )
@@ -397,6 +408,7 @@ class Move:
     needs_duplicate: bool = False
     link: str = ""  # a move made on a page of its own (the callback survey)
     crew_choices: list[tuple[str, str]] | None = None  # "Send a crew": whom to (value, label); "" is nobody
+    incident_choices: list[tuple[str, str]] | None = None  # "Part of an outage": which one (value, label)
 
 
 def ticket_moves(*, ticket: Ticket, user) -> list[Move]:
@@ -418,6 +430,12 @@ def ticket_moves(*, ticket: Ticket, user) -> list[Move]:
     if ticket.is_open and user.has_perm("tickets.add_workorder"):
         moves.append(Move("send_crew", _("Send a crew (work order)"), takes_note=True,
                           crew_choices=crew_choices(ticket.unit_id)))  # fmt: skip
+    if ticket.is_open and ticket.category.is_outage:
+        outages = outages_to_link(ticket=ticket, user=user)
+        if outages:
+            moves.append(Move("link_outage", _("Part of an outage"), incident_choices=[
+                (str(i.pk), outage_label(i)) for i in outages
+            ]))  # fmt: skip
     if Status.IN_PROGRESS in allowed:
         if ticket.status == Status.PENDING_CUSTOMER:
             moves.append(Move("resume", _("Resume (the customer has answered)")))
@@ -437,6 +455,25 @@ def ticket_moves(*, ticket: Ticket, user) -> list[Move]:
     if Status.CANCELLED in allowed:
         moves.append(Move("cancel", _("Cancel"), needs_note=True))
     return moves
+
+
+def outages_to_link(*, ticket: Ticket, user) -> list[Incident]:
+    """The outages an outage call taken before they were entered may be linked to from its page: the open ones
+    covering the customer's address that have started (for an unknown caller, those of the ticket's unit), of
+    the units the user serves, besides the one it is part of. The service checks again when it is linked."""
+    if ticket.customer is not None:
+        found = incidents_for_customer(ticket.customer)
+    else:
+        now = timezone.now()
+        found = [i for i in open_incidents_of_unit(ticket.unit_id) if i.started_at <= now]
+    scope = scope_for(user)
+    return [i for i in found if i.pk != ticket.incident_id and scope.allows_unit(i.unit_id)]
+
+
+def outage_label(incident: Incident) -> str:
+    """An outage as a dispatcher picks it: its number, cause, wards and start."""
+    start = timezone.localtime(incident.started_at).strftime("%d/%m/%Y %H:%M")
+    return f"#{incident.pk} {incident.cause} ({', '.join(incident.wards) or _('whole unit')}; {start})"
 
 
 def _serves(user, unit_id: int) -> bool:

@@ -19,6 +19,7 @@ from crm import shared_cache
 from crm.models import OutboxChannel, OutboxMessage, Role, StaffProfile, Unit
 from crm.outbox import outbox_enqueue, outbox_write, staff_message
 from crm.permissions import require
+from crm.scoping import scope_for
 from customers.models import Contract, Customer
 from customers.normalise import InvalidPhone, display_phone, normalise_phone
 from customers.services import check_unit_current
@@ -209,14 +210,19 @@ def _event(ticket, kind, actor, *, before=None, after=None, note="", level=None,
 
 
 def staff_of_unit(unit: Unit, role: str) -> list[StaffProfile]:
-    """The unit's working staff of a role (kept in the shared cache: intake asks on every ticket). A member of
-    staff whose account is deactivated has left: they are sent nothing (a ticket's notice holds the customer's
-    phone and address)."""
+    """The unit's working staff of a role (kept in the shared cache: intake asks on every ticket). A unit merged
+    away is served by the unit that took it over (``selectors.units_serving``): its records kept from before
+    the merge are the successor's staff's work. A member of staff whose account is deactivated has left: they
+    are sent nothing (a ticket's notice holds the customer's phone and address)."""
     return shared_cache.remember(
         f"staff_of_unit:{unit.pk}:{role}",
-        (shared_cache.STAFF,),
+        (shared_cache.STAFF, shared_cache.ORGANISATION),
         lambda: list(
-            StaffProfile.objects.filter(role=role, units=unit, user__is_active=True).select_related("user")
+            StaffProfile.objects.filter(role=role, units__in=selectors.units_serving(unit.pk))
+            .filter(user__is_active=True)
+            .select_related("user")
+            .distinct()
+            .order_by("pk")
         ),
     )
 
@@ -658,13 +664,23 @@ def ticket_change_status(
     note = typed_text(note, field="note")
     at = at or timezone.now()
     if to == Status.DUPLICATE and duplicate_of is not None:
-        # Both rows, in one order: two agents marking two tickets duplicates of each other wait, not cross.
+        # The duplicate's outage first, as its restore takes it before its tickets (the earlier request may
+        # join it, below); then both rows, in one order: two agents marking two tickets duplicates of each
+        # other wait, not cross.
+        linked = Ticket.objects.filter(pk=ticket.pk).values_list("incident_id", flat=True).first()
+        if linked is not None:
+            Incident.objects.select_for_update(no_key=True).filter(pk=linked).first()
         list(Ticket.objects.select_for_update().filter(pk__in=[ticket.pk, duplicate_of.pk]).order_by("pk"))
     ticket = Ticket.objects.select_for_update().select_related("policy").get(pk=ticket.pk)
+    require(actor, "tickets.change_ticket", unit=ticket.unit_id)  # its unit now (re-routed meanwhile?)
     if to not in TRANSITIONS.get(ticket.status, set()):
         raise ValidationError(
             _("A ticket that is %(old)s cannot become %(new)s.")
             % {"old": Status(ticket.status).label, "new": Status(to).label if to in Status.values else to}
+        )
+    if to == Status.DISPATCHED and not WorkOrder.objects.open().filter(ticket_id=ticket.pk).exists():
+        raise ValidationError(
+            {"status": _("A ticket is dispatched by sending a crew: send one (a work order) instead.")}
         )
     if to in (Status.CANCELLED, Status.REOPENED) and not note.strip():
         raise ValidationError({"note": _("Say why.")})
@@ -682,6 +698,9 @@ def ticket_change_status(
                                  % {"n": duplicate_of.number, "status": Status(duplicate_of.status).label}}
             )  # fmt: skip
         ticket.duplicate_of = duplicate_of
+        joined = _join_duplicates_outage(actor, ticket=ticket, master=duplicate_of, at=at)
+        if joined is not None:
+            after["outage_joined"] = {"ticket": duplicate_of.number, "incident": joined.pk}
     if ticket.status == Status.PENDING_CUSTOMER and ticket.paused_at is not None:
         resume_clocks(ticket, at=at)
     if to == Status.ACKNOWLEDGED:
@@ -713,6 +732,29 @@ def ticket_change_status(
             after["work_orders_cancelled"] = cancelled
     _event(ticket, EventKind.STATUS, actor, before=before, after=after, note=note.strip(), at=at)
     return ticket
+
+
+def _join_duplicates_outage(actor, *, ticket: Ticket, master: Ticket, at: dt.datetime) -> Incident | None:
+    """A call linked to an outage, marked a duplicate of the customer's earlier call taken before the outage
+    was entered: the earlier one (the request that stays open) joins the outage, so that its restore resolves it
+    and tells the customer. Only when the outage takes it by intake's rules (``_linkable_incident``) and the
+    actor may change tickets of its unit; else nothing changes. Both tickets are locked by the caller, the
+    outage before them. Returns the outage joined."""
+    if ticket.incident is None or master.incident_id is not None:
+        return None
+    if actor is not None and not scope_for(actor).allows_unit(master.unit_id):
+        return None
+    try:
+        incident = _linkable_incident(
+            category=master.category, customer=master.customer, unit=master.unit, incident=ticket.incident, at=at
+        )
+    except ValidationError:
+        return None  # another area, not an outage report, or the outage is over: the request stays as it is
+    master.incident = incident
+    master.save(update_fields=["incident"])
+    why = _("Ticket %(n)s, a duplicate of it, is part of this outage.") % {"n": ticket.number}
+    _event(master, EventKind.LINKED, actor, before={"incident": None}, after={"incident": incident.pk}, note=why, at=at)
+    return incident
 
 
 def _restart_clocks(ticket: Ticket, *, at: dt.datetime) -> dict:
@@ -762,18 +804,32 @@ def _restart_clocks(ticket: Ticket, *, at: dt.datetime) -> dict:
 
 @transaction.atomic
 def ticket_record_contact(*, actor, ticket: Ticket, at: dt.datetime | None = None) -> Ticket:
-    """The unit called the customer (measured against the 4-minute target)."""
+    """The unit called the customer (measured against the 4-minute target). Every contact comes here (the
+    ticket page and list, the API, the crew's "customer contacted").
+
+    A contact made while the ticket waits for the customer (their clocks stopped) is measured in running time:
+    its deadline moves by the part of the pause before the contact, as ``resume_clocks`` moves the deadlines
+    still running, so the minutes waited for the customer do not make it late. A deadline already breached, or
+    passed before the pause, keeps its moment."""
     require(actor, "tickets.change_ticket", unit=ticket.unit_id)
     at = at or timezone.now()
     ticket = Ticket.objects.select_for_update().select_related("policy").get(pk=ticket.pk)
+    require(actor, "tickets.change_ticket", unit=ticket.unit_id)  # its unit now (re-routed meanwhile?)
     if not ticket.is_open:
         raise ValidationError(_("The ticket is no longer open."))
     if ticket.contacted_at is not None:
         raise ValidationError(_("The customer contact is already recorded."))
+    before: dict = {}
+    after: dict = {"contacted_at": at.isoformat()}
+    paused = ticket.paused_at
+    if paused is not None and not ticket.contact_breached and ticket.contact_due > paused and at > paused:
+        before["contact_due"] = ticket.contact_due.isoformat()
+        ticket.contact_due += at - paused
+        after["contact_due"] = ticket.contact_due.isoformat()
     ticket.contacted_at = at
     ticket.next_check_at = next_check(ticket)
-    ticket.save(update_fields=["contacted_at", "next_check_at"])
-    _event(ticket, EventKind.CONTACTED, actor, after={"contacted_at": at.isoformat()}, at=at)
+    ticket.save(update_fields=["contacted_at", "contact_due", "next_check_at"])
+    _event(ticket, EventKind.CONTACTED, actor, before=before, after=after, at=at)
     return ticket
 
 
@@ -1009,6 +1065,7 @@ def ticket_link_incident(*, actor, ticket: Ticket, incident: Incident) -> Ticket
     ticket = Ticket.objects.select_for_update(of=("self",)).select_related("category", "customer", "unit").get(
         pk=ticket.pk
     )
+    require(actor, "tickets.change_ticket", unit=ticket.unit_id)  # its unit now (re-routed meanwhile?)
     if not ticket.is_open:
         raise ValidationError(_("The ticket is no longer open."))
     if ticket.incident_id == incident.pk:
@@ -1032,12 +1089,22 @@ def incident_restore(
 
     Each customer is told once per incident, by SMS to the caller's or customer's phone, else by e-mail: a
     customer who called twice gets one message naming both tickets. The messages' dedupe keys name the
-    incident, so a ticket reopened and linked to a later outage is told again when that one is restored."""
+    incident, so a ticket reopened and linked to a later outage is told again when that one is restored.
+
+    A planned outage restored before its start is called off (the maintenance will not happen): it is closed
+    at its start, so it neither shows nor takes calls when that comes. It has no calls to resolve (a call is
+    linked only once an outage has started), and nobody is told the power is back: it never went. The answer
+    then says ``called_off``."""
     require(actor, "tickets.change_incident", unit=incident.unit_id)
-    at = at or timezone.now()
+    now = timezone.now()
+    at = at or now
     incident = Incident.objects.select_for_update().get(pk=incident.pk)
     if incident.restored_at is not None:
         raise ValidationError(_("This outage is already restored."))
+    if at < incident.started_at and incident.started_at > now:
+        incident.restored_at = incident.started_at
+        incident.save(update_fields=["restored_at"])
+        return {"resolved": 0, "notified": 0, "called_off": 1}
     if at < incident.started_at:
         raise ValidationError({"at": _("Power cannot come back before it went.")})
     incident.restored_at = at
@@ -1224,6 +1291,7 @@ def work_order_create(*, actor, ticket: Ticket, crew=None, note: str = "") -> Wo
     require(actor, "tickets.add_workorder", unit=ticket.unit_id)
     note = typed_text(note, field="note")
     ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+    require(actor, "tickets.add_workorder", unit=ticket.unit_id)  # its unit now (re-routed meanwhile?)
     if not ticket.is_open:
         raise ValidationError(_("The ticket is no longer open."))
     _refuse_crew(crew, unit_id=ticket.unit_id)
@@ -1248,9 +1316,9 @@ def work_order_create(*, actor, ticket: Ticket, crew=None, note: str = "") -> Wo
 
 
 def _refuse_crew(crew, *, unit_id: int) -> None:
-    """A work order goes to a member of a field crew who serves its unit and has not left (``crew=None``: to the
-    unit's dispatchers, who decide). Raises on the field ``crew`` with the reason; the account is read as it
-    is now, not as the caller loaded it."""
+    """A work order goes to a member of a field crew who serves its unit (or the unit that took it over, for a
+    unit merged away) and has not left (``crew=None``: to the unit's dispatchers, who decide). Raises on the
+    field ``crew`` with the reason; the account is read as it is now, not as the caller loaded it."""
     if crew is None:
         return
     profile = StaffProfile.objects.filter(user_id=crew.pk).select_related("user").first()
@@ -1258,7 +1326,7 @@ def _refuse_crew(crew, *, unit_id: int) -> None:
         raise ValidationError(
             {"crew": _("%(who)s is not a member of a field crew.") % {"who": crew.get_username()}}
         )
-    if not profile.units.filter(pk=unit_id).exists():
+    if not profile.units.filter(pk__in=selectors.units_serving(unit_id)).exists():
         raise ValidationError({"crew": _("The crew member does not serve the ticket's unit.")})
     if not profile.user.is_active:
         raise ValidationError({"crew": _("The crew member's account is deactivated: send someone else.")})
@@ -1347,7 +1415,8 @@ def work_order_advance(
 ) -> WorkOrder:
     """The crew's next step; calling the customer counts for the ticket's 4-minute contact target, and "done"
     (with a resolution code) resolves the ticket when no other order is open. Cancelling the last open order
-    of a dispatched ticket (or one in progress) takes it back to acknowledged: nobody is sent any more.
+    of a dispatched ticket (or one in progress) takes it back to acknowledged: nobody is sent any more, and the
+    unit's dispatchers are told; its crew member is told when someone else calls the order off.
 
     The ticket is locked first, then the order (the order every path takes, the ticket's cancellation and
     re-routing included): two crews finishing the last two orders at once take turns, and the second one sees
@@ -1378,8 +1447,7 @@ def work_order_advance(
             _event(ticket, EventKind.STATUS, actor, before={"status": earlier},
                    after={"status": Status.ACKNOWLEDGED, "work_orders_cancelled": [order.pk]},
                    note=_("No crew is sent any more: %(why)s") % {"why": note.strip()})  # fmt: skip
-        if getattr(actor, "pk", None) is not None and actor.pk == order.crew_id:
-            _tell_dispatchers_called_off(ticket, order, note=note.strip())
+        _tell_called_off(ticket, order, actor=actor, note=note.strip())
         return order
     if to in _STEP_STAMP:
         setattr(order, _STEP_STAMP[to], now)
@@ -1404,16 +1472,36 @@ def work_order_advance(
     return order
 
 
-def _tell_dispatchers_called_off(ticket: Ticket, order: WorkOrder, *, note: str) -> None:
-    """The crew called off the ticket's last open order: the unit's dispatchers are told, to send a crew again."""
-    subject = _("%(n)s: the crew called the job off") % {"n": ticket.number}
-    body = _("Work order %(o)s was called off by its crew: %(why)s. No crew is sent any more.") % {
-        "o": f"{ticket.number}/{order.pk}", "why": note,
-    }  # fmt: skip
-    outbox_write(
-        staff_message(profile, subject=subject, body=body, dedupe_key=f"workorder:{order.pk}:called-off:{profile.pk}")
-        for profile in staff_of_unit(ticket.unit, Role.DISPATCHER)
-    )
+def _tell_called_off(ticket: Ticket, order: WorkOrder, *, actor, note: str) -> None:
+    """An order called off by hand (the field crew's page lists every open order of their units, and the
+    dispatchers may call one off too): its crew member is told they need not go, unless they called it off
+    themselves; and when it was the ticket's last open order, the unit's dispatchers are told, whoever called it
+    off, to send a crew again (with another crew still sent, there is nothing to tell them). The one who called
+    it off is not told of it. One INSERT."""
+    actor_id = getattr(actor, "pk", None)
+    subject = _("%(n)s: work order cancelled") % {"n": ticket.number}
+    told = []
+    if order.crew_id is not None and order.crew_id != actor_id:
+        off = _("Work order %(o)s was called off: %(why)s. You need not go.") % {
+            "o": f"{ticket.number}/{order.pk}", "why": note,
+        }  # fmt: skip
+        told += [
+            staff_message(profile, subject=subject, body=off, dedupe_key=f"workorder:{order.pk}:off:{profile.pk}")
+            for profile in profiles_of_user(order.crew_id)
+        ]
+    if not WorkOrder.objects.open().filter(ticket_id=ticket.pk).exists():
+        who = actor.get_username() if actor_id is not None else _("system")
+        body = _("Work order %(o)s was called off by %(who)s: %(why)s. No crew is sent any more.") % {
+            "o": f"{ticket.number}/{order.pk}", "who": who, "why": note,
+        }  # fmt: skip
+        told += [
+            staff_message(profile, subject=subject, body=body,
+                          dedupe_key=f"workorder:{order.pk}:called-off:{profile.pk}")
+            for profile in staff_of_unit(ticket.unit, Role.DISPATCHER)
+            if profile.user_id != actor_id
+        ]  # fmt: skip
+    if told:
+        outbox_write(told)
 
 
 def _back_to_acknowledged(ticket: Ticket) -> str | None:

@@ -32,6 +32,7 @@ from core import db
 from crm.models import OutboxMessage, Role, StaffProfile
 from crm.outbox import outbox_write, staff_message
 from tickets.models import EventKind, Status, Ticket, TicketEvent
+from tickets.selectors import units_serving
 from tickets.services import (
     CLOCKS,
     callback_overdue_summary,
@@ -54,8 +55,8 @@ class _Recipients:
         key = (ticket.unit_id, level)
         if key not in self._cache:
             working = StaffProfile.objects.filter(user__is_active=True)
-            if level == 1:
-                people = working.filter(role=Role.DISPATCHER, units=ticket.unit_id)
+            if level == 1:  # a unit merged away: the dispatchers of the unit that took it over
+                people = working.filter(role=Role.DISPATCHER, units__in=units_serving(ticket.unit_id))
             elif level == 2:
                 people = working.filter(role=Role.SUPERVISOR, units__company_id=ticket.unit.company_id)
             else:

@@ -21,6 +21,7 @@ from tickets.services import (
     ticket_open,
     ticket_record_contact,
     ticket_reroute,
+    work_order_create,
 )
 from tickets.sla import sla_sweep
 
@@ -192,12 +193,11 @@ def test_transitions_are_guarded_and_a_refused_one_changes_nothing(catalogue, ma
     ticket.refresh_from_db()
     assert ticket.status == Status.NEW
     assert ticket.events.count() == 1
-    for status in (
-        Status.ACKNOWLEDGED,
-        Status.DISPATCHED,
-        Status.IN_PROGRESS,
-        Status.RESOLVED,
-    ):
+    ticket = ticket_change_status(actor=None, ticket=ticket, to=Status.ACKNOWLEDGED)
+    with pytest.raises(ValidationError, match="by sending a crew"):
+        ticket_change_status(actor=None, ticket=ticket, to=Status.DISPATCHED)  # nobody would be sent
+    work_order_create(actor=None, ticket=ticket)  # sending a crew dispatches it
+    for status in (Status.IN_PROGRESS, Status.RESOLVED):
         ticket = ticket_change_status(actor=None, ticket=ticket, to=status)
     with pytest.raises(ValidationError, match="before its callback is recorded"):
         ticket_change_status(actor=None, ticket=ticket, to=Status.CLOSED)  # a resolved ticket waits for it

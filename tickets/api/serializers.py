@@ -152,6 +152,21 @@ class TicketStatusSerializer(serializers.Serializer):
         return ticket
 
 
+class TicketIncidentSerializer(serializers.Serializer):
+    """The outage a ticket is part of, linked after the call was taken (it came before the outage was entered)."""
+
+    incident = WholeNumberSerializerField(
+        min_value=1, help_text="The outage's number (``outages/status`` lists those covering a customer)."
+    )
+
+    def validate_incident(self, value):
+        # Open, started and covering the caller, for an outage call: the service checks (intake's rules).
+        incident = Incident.objects.for_user(self.context["request"].user).filter(pk=value).first()
+        if incident is None:
+            raise serializers.ValidationError(_("No such outage in your units."))
+        return incident
+
+
 class IncidentSerializer(serializers.Serializer):
     id = serializers.IntegerField(
         help_text="The outage's number: give it as ``incident`` when taking its calls."

@@ -28,6 +28,7 @@ from tickets.api.serializers import (
     OutageStatusSerializer,
     TicketAssignSerializer,
     TicketAttachmentSerializer,
+    TicketIncidentSerializer,
     TicketInSerializer,
     TicketNoteSerializer,
     TicketRerouteSerializer,
@@ -121,6 +122,21 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
     def contact(self, request, pk=None):
         """The unit has called the customer."""
         ticket = services.ticket_record_contact(actor=request.user, ticket=self.get_object())
+        return Response(TicketSerializer(ticket, context={"request": request}).data)
+
+    @extend_schema(request=TicketIncidentSerializer, responses={200: TicketSerializer})
+    @action(detail=True, methods=["post"], url_path="incident", permission_classes=[CanChangeModel])
+    def incident(self, request, pk=None):
+        """Link an outage call taken before the outage was entered to it (``incident``: its number), by intake's
+        rules: an outage report, an outage that has started, is still open and covers the caller's address. It
+        needs the right to change tickets of the outage's unit too; its restore then resolves the ticket and
+        tells the customer."""
+        ticket = self.get_object()
+        incoming = TicketIncidentSerializer(data=request.data, context={"request": request})
+        incoming.is_valid(raise_exception=True)
+        ticket = services.ticket_link_incident(
+            actor=request.user, ticket=ticket, incident=incoming.validated_data["incident"]
+        )
         return Response(TicketSerializer(ticket, context={"request": request}).data)
 
     @extend_schema(request=TicketAssignSerializer, responses={200: TicketSerializer})

@@ -54,15 +54,23 @@ _SLA = {
 }
 
 
+# The deadline of a target missed in an earlier cycle of a reopened ticket (the acknowledge clock never starts
+# again): such a ticket counts as reached and missed, whatever its current cycle did.
+_MISSED_BEFORE = {"contact": "contact_missed_before", "resolve": "resolve_missed_before"}
+
+
 def sla_aggregates() -> dict[str, Count]:
+    """Per target, the tickets whose deadline is reached (done, breached, or missed in an earlier cycle) and
+    those that met it (done in time, and never missed before a reopen)."""
     aggregates = {}
     for target, (done, due, breached) in _SLA.items():
-        aggregates[f"{target}_reached"] = Count(
-            "id", filter=Q(**{f"{done}__isnull": False}) | Q(**{breached: True})
-        )
-        aggregates[f"{target}_met"] = Count(
-            "id", filter=Q(**{f"{done}__isnull": False, f"{done}__lte": F(due)})
-        )
+        reached = Q(**{f"{done}__isnull": False}) | Q(**{breached: True})
+        met = Q(**{f"{done}__isnull": False, f"{done}__lte": F(due)})
+        if target in _MISSED_BEFORE:
+            reached |= Q(**{f"{_MISSED_BEFORE[target]}__isnull": False})
+            met &= Q(**{f"{_MISSED_BEFORE[target]}__isnull": True})
+        aggregates[f"{target}_reached"] = Count("id", filter=reached)
+        aggregates[f"{target}_met"] = Count("id", filter=met)
     return aggregates
 
 

@@ -331,6 +331,14 @@ class Ticket(models.Model):
     contact_breached = models.BooleanField(_("contact breached"), default=False)
     resolve_breached = models.BooleanField(_("resolve breached"), default=False)
     first_breach_at = models.DateTimeField(_("first breached at"), null=True, blank=True)
+    # A reopen starts the contact and resolve clocks again; a deadline missed in an earlier cycle stays missed
+    # in the figures (the first such deadline; None: never missed before the current cycle).
+    contact_missed_before = models.DateTimeField(
+        _("contact deadline missed in an earlier cycle"), null=True, blank=True
+    )
+    resolve_missed_before = models.DateTimeField(
+        _("resolve deadline missed in an earlier cycle"), null=True, blank=True
+    )
     escalation_level = models.PositiveSmallIntegerField(
         _("escalation level"), default=0, validators=[MaxValueValidator(3), MinValueValidator(0)]
     )

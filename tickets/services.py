@@ -772,6 +772,11 @@ def _restart_clocks(ticket: Ticket, *, at: dt.datetime) -> dict:
         "first_breach_at": ticket.first_breach_at.isoformat() if ticket.first_breach_at else None,
         "escalation_level": ticket.escalation_level,
     }
+    # A deadline missed in this cycle stays missed in the figures once the clocks start again.
+    if ticket.contact_missed_before is None and _missed(ticket, "contact_due", "contacted_at", "contact_breached"):
+        ticket.contact_missed_before = ticket.contact_due
+    if ticket.resolve_missed_before is None and _missed(ticket, "resolve_due", "resolved_at", "resolve_breached"):
+        ticket.resolve_missed_before = ticket.resolve_due
     fresh = _deadlines(ticket.policy, at)
     ticket.resolve_due = fresh["resolve_due"]
     if ticket.contacted_at is None:
@@ -800,6 +805,12 @@ def _restart_clocks(ticket: Ticket, *, at: dt.datetime) -> dict:
             "completed_at": callback.completed_at.isoformat() if callback.completed_at else None,
         }
     return {"earlier_cycle": earlier}
+
+
+def _missed(ticket: Ticket, due: str, done: str, flag: str) -> bool:
+    """Whether the ticket's deadline ``due`` is missed: breached, or done after it."""
+    done_at = getattr(ticket, done)
+    return getattr(ticket, flag) or (done_at is not None and done_at > getattr(ticket, due))
 
 
 @transaction.atomic

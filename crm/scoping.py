@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from django.db import models
 
+from core.db import InValues
 from crm import shared_cache
 
 
@@ -166,10 +167,12 @@ class ScopedQuerySet(models.QuerySet):
             return self
         if not scope.unit_ids:
             return self.none()
-        condition = {self.scope_lookup(): sorted(scope.unit_ids)}
         if self.scope_through_many:
+            condition = {self.scope_lookup(): sorted(scope.unit_ids)}
             return self.filter(pk__in=self.model._base_manager.filter(**condition).values("pk"))
-        return self.filter(**condition)
+        # The ids as one parameter (``core.db.InValues``): a scope holds dozens of units once merges and
+        # predecessors count, and every scoped query would otherwise build a placeholder for each.
+        return self.filter(InValues(models.F(self.scope_lookup().removesuffix("__in")), sorted(scope.unit_ids)))
 
     def in_units(self, unit_ids):
         return self.filter(**{self.scope_lookup(): list(unit_ids)})

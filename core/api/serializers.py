@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 from django.core.exceptions import ObjectDoesNotExist
+from django.utils import translation
 from rest_framework import serializers
 
 
@@ -31,14 +32,21 @@ class CachedFieldsMixin:
 
     A ModelSerializer introspects its model for every serializer DRF makes, and every serializer deep-copies
     its declared fields; on the busiest endpoints (intake, lists) both were a large share of each request.
+
+    The fields are kept per language: a field's validators share their messages with every copy, and DRF
+    formats a message such as "no more than 4000 characters" once, in the language of the first request it
+    refuses; each language's fields then speak only that language.
     """
 
     def get_fields(self):
         cls = type(self)
-        cached = cls.__dict__.get("_tongdai_fields")
+        by_language = cls.__dict__.get("_tongdai_fields")
+        if by_language is None:
+            by_language = cls._tongdai_fields = {}
+        language = translation.get_language()
+        cached = by_language.get(language)
         if cached is None:
-            cached = super().get_fields()
-            cls._tongdai_fields = cached
+            cached = by_language[language] = super().get_fields()
         return {name: _copy_field(field) for name, field in cached.items()}
 
 

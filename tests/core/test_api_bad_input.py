@@ -161,3 +161,19 @@ def test_a_level_that_is_not_a_whole_number_is_refused_not_an_empty_list(client,
     refused = client.get("/api/v1/tickets/?escalation_level=1.5")
     assert refused.status_code == 400
     assert "escalation_level" in refused.json()
+
+
+def test_a_length_refusal_speaks_each_callers_language_whoever_was_refused_first(client, staff, catalogue):
+    """The intake serializer's fields are built once and copied for each request: a refusal's message formatted
+    for an English caller must not answer a Vietnamese one afterwards, nor the other way round."""
+    client.force_login(staff[Role.AGENT])
+    body = json.dumps({**INTAKE, "description": "x" * 4001})
+    answers = {}
+    for language in ("en", "vi", "en", "vi"):
+        response = client.post("/api/v1/tickets/", body, content_type="application/json",
+                               HTTP_ACCEPT_LANGUAGE=language)  # fmt: skip
+        assert response.status_code == 400
+        answers.setdefault(language, set()).add(response.json()["description"][0])
+    assert answers["en"] == {"Ensure this field has no more than 4000 characters."}
+    assert len(answers["vi"]) == 1 and answers["vi"] != answers["en"]
+    assert Ticket.objects.count() == 0

@@ -17,6 +17,7 @@ import os
 import random
 import sys
 import time
+import uuid
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/tongdai_bench"
 
@@ -156,7 +157,7 @@ def main() -> None:
         agent = staff_create(
             actor=None,
             username="bench-agent",
-            password="bench-agent-pass",
+            password=uuid.uuid4().hex,
             role=Role.AGENT,
             badge_number="BENCH-22",
             units=list(Unit.objects.filter(company__corporation__code="EVNHCMC")),

@@ -38,6 +38,7 @@ import datetime as dt
 import os
 import sys
 import time
+import uuid
 
 from bench.__main__ import _ensure_database, _p, _timed
 
@@ -362,14 +363,14 @@ def main() -> None:
     if manager is None:
         manager = staff_create(
             actor=None,
-            username="bench-dashboard-manager", password="bench-dashboard-pass", role=Role.MANAGER,
+            username="bench-dashboard-manager", password=uuid.uuid4().hex, role=Role.MANAGER,
             badge_number="BENCH-DASH-M", units=[Unit.objects.get(code="PE0100")],
         )  # fmt: skip
     administrator = users.filter(username="bench-dashboard-admin").first()
     if administrator is None:
         administrator = staff_create(
             actor=None,
-            username="bench-dashboard-admin", password="bench-dashboard-pass", role=Role.ADMINISTRATOR,
+            username="bench-dashboard-admin", password=uuid.uuid4().hex, role=Role.ADMINISTRATOR,
             badge_number="BENCH-DASH-A",
         )  # fmt: skip
     permission = Permission.objects.get(content_type__app_label="crm", codename="view_dashboard")

@@ -52,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from bench.import_readings import _peak_mb
@@ -94,7 +95,7 @@ def _manager():
     if manager is None:
         manager = staff_create(
             actor=None,
-            username=MANAGER, password="bench-export-pass", role=Role.MANAGER, badge_number="BENCH-EXP-M",
+            username=MANAGER, password=uuid.uuid4().hex, role=Role.MANAGER, badge_number="BENCH-EXP-M",
             units=[Unit.objects.get(code="PE0100")],
         )  # fmt: skip
     return manager

@@ -15,6 +15,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -85,9 +86,19 @@ def run(command: list[str], env: dict[str, str]) -> None:
         raise BackupError(f"{Path(command[0]).name} failed ({result.returncode}): {result.stderr.strip()}")
 
 
+def writable_target(path: Path) -> None:
+    """Refuse a file name that cannot take a backup or a restored database: a folder, or a file in a folder
+    that does not exist."""
+    if path.is_dir():
+        raise BackupError(f"{path} is a folder: name the file to write, e.g. {path / 'tongdai.dump'}.")
+    if not path.parent.is_dir():
+        raise BackupError(f"The folder {path.parent} does not exist: create it first, or name another one.")
+
+
 def backup(path: Path, *, settings: dict) -> None:
     """Write a consistent backup of the database to ``path`` (written beside it first, then renamed)."""
     path = Path(path)
+    writable_target(path)
     partial = path.with_name(path.name + ".partial")
     try:
         if is_postgresql(settings):
@@ -99,6 +110,8 @@ def backup(path: Path, *, settings: dict) -> None:
         else:
             raise BackupError(f"Backups of {settings['ENGINE']} databases are not supported.")
         partial.replace(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise BackupError(f"The backup could not be written to {path}: {exc}") from exc
     finally:
         partial.unlink(missing_ok=True)
 
@@ -133,26 +146,36 @@ def backup_kind(path: Path) -> str:
 def postgresql_tables(settings: dict) -> int:
     """How many tables the database holds outside PostgreSQL's own schemas."""
     options = {k: v for k, v in (settings.get("OPTIONS") or {}).items() if k in ("sslmode",)}
-    with psycopg.connect(
-        dbname=settings["NAME"],
-        host=settings.get("HOST") or None,
-        port=settings.get("PORT") or None,
-        user=settings.get("USER") or None,
-        password=settings.get("PASSWORD") or None,
-        connect_timeout=10,
-        **options,
-    ) as conn:
-        (count,) = conn.execute(
-            "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
-        ).fetchone() or (0,)
-        return count
+    try:
+        with psycopg.connect(
+            dbname=settings["NAME"],
+            host=settings.get("HOST") or None,
+            port=settings.get("PORT") or None,
+            user=settings.get("USER") or None,
+            password=settings.get("PASSWORD") or None,
+            connect_timeout=10,
+            **options,
+        ) as conn:
+            (count,) = conn.execute(
+                "SELECT count(*) FROM pg_catalog.pg_tables "
+                "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+            ).fetchone() or (0,)
+            return count
+    except psycopg.OperationalError as exc:
+        raise BackupError(
+            f"The database {settings['NAME']} does not exist or cannot be reached ({str(exc).strip()}): create "
+            "it with createdb first, and check the host, port, user and password of --database-url."
+        ) from None
 
 
 def sqlite_tables(path: Path) -> int:
     if not path.exists() or path.stat().st_size == 0:
         return 0
-    with sqlite3.connect(path) as conn:
-        return conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+    try:
+        with closing(sqlite3.connect(path)) as conn:
+            return conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+    except sqlite3.Error as exc:
+        raise BackupError(f"{path} cannot be read as a SQLite database ({exc}): name a new file.") from None
 
 
 def restore(path: Path, *, settings: dict, force: bool = False) -> None:
@@ -182,13 +205,17 @@ def restore(path: Path, *, settings: dict, force: bool = False) -> None:
                 f"{path} is a PostgreSQL backup; restore it into a PostgreSQL database (postgres://…)."
             )
         target = Path(settings["NAME"])
+        writable_target(target)
         tables = sqlite_tables(target)
         if tables and not force:
             raise BackupError(
                 f"The database {target} is not empty ({tables} tables): restore into a new file, or pass --force "
                 "to replace it."
             )
-        with sqlite3.connect(path) as source, sqlite3.connect(target) as destination:
-            source.backup(destination)
+        try:
+            with closing(sqlite3.connect(path)) as source, closing(sqlite3.connect(target)) as destination:
+                source.backup(destination)
+        except sqlite3.Error as exc:
+            raise BackupError(f"{path} could not be restored into {target}: {exc}") from None
     else:
         raise BackupError(f"Restoring into {settings['ENGINE']} databases is not supported.")

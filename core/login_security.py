@@ -36,10 +36,14 @@ def locked_out(request, original_response=None, credentials=None):
 
 
 @transaction.atomic
-def login_unlock(*, actor, attempts) -> int:
+def login_unlock(*, actor, attempts, within=None) -> int:
     """Unlock the usernames and client addresses of ``attempts`` (failed sign-ins): every failure counted
-    against them is forgotten, so they may sign in again at once. Returns how many records went."""
-    attempts = list(attempts)
+    against them is forgotten, so they may sign in again at once. ``within`` (a queryset of failed sign-ins;
+    all of them when None, for the command line) is what ``actor`` may unlock: a selected attempt outside it
+    is left, and unlocking an address forgets only the failures within it (those of an account the actor may
+    not change stay counted). Returns how many records went."""
+    within = AccessAttempt.objects.all() if within is None else within
+    attempts = list(within.filter(pk__in=[a.pk for a in attempts]))
     usernames = {a.username for a in attempts if a.username}
     addresses = {a.ip_address for a in attempts if a.ip_address}
     if getattr(actor, "pk", None) and attempts:
@@ -49,8 +53,8 @@ def login_unlock(*, actor, attempts) -> int:
     removed = 0
     for username in sorted(usernames):
         removed += reset(username=username)
-    for address in sorted(addresses):
-        removed += reset(ip=address)
+    from_addresses = within.filter(ip_address__in=sorted(addresses)).values("pk")
+    removed += AccessAttempt.objects.filter(pk__in=from_addresses).delete()[0]
     removed += AccessAttempt.objects.filter(pk__in=[a.pk for a in attempts]).delete()[0]
     log.warning(
         "sign-in unlocked for users %s and addresses %s by %s",

@@ -1,7 +1,9 @@
 """Logs a machine reads: one JSON object a line (``LOG_FORMAT=json``, the default with DEBUG off), one line per
 request and per task run by the cluster.
 
-- ``JsonFormatter``: time (UTC, ISO 8601), level, logger, message, and every field passed in ``extra``.
+- ``JsonFormatter``: time (UTC, ISO 8601), level, logger, message, and every field passed in ``extra``; a
+  request among them (Django's own lines on ``django.request`` and ``django.security.*`` pass one) is written as
+  its method and path only, never with its query string.
 - ``RequestLogMiddleware``: gives each request an id (the caller's ``X-Request-ID`` when it is a plain token of
   at most 128 characters, else a new one), returns it as ``X-Request-ID``, tags every log line written during
   the request with it, and logs the request on ``tongdai.request``: id, user id and username, method, path
@@ -21,6 +23,7 @@ import time
 import uuid
 
 from django.db import DatabaseError
+from django.http import HttpRequest
 
 request_logger = logging.getLogger("tongdai.request")
 task_logger = logging.getLogger("tongdai.task")
@@ -43,13 +46,23 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         entry.update(
-            (key, value) for key, value in vars(record).items() if key not in STANDARD_ATTRIBUTES and key != "msg"
+            (key, without_query(value))
+            for key, value in vars(record).items()
+            if key not in STANDARD_ATTRIBUTES and key != "msg"
         )
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def without_query(value):
+    """A field as it may be logged: a request as its method and path (its query string carries what was
+    searched: names, phones, national ids), anything else as it is."""
+    if isinstance(value, HttpRequest):
+        return f"{value.method} {value.path}"
+    return value
 
 
 class RequestIdFilter(logging.Filter):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.auth import get_user_model, password_validation
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.text import Truncator
 from django.utils.translation import gettext
@@ -12,7 +12,13 @@ from django.utils.translation import gettext_lazy as _
 
 # admin_accounts registers the user and task admins, admin_security the sign-in security and API tokens.
 from crm import admin_accounts, admin_security, services, staff_access  # noqa: F401
-from crm.admin_base import EstimatedCountPaginator, ReadOnlyAdmin, ScopedAdmin, ServiceErrorsMixin
+from crm.admin_base import (
+    EstimatedCountPaginator,
+    MaskedLookupsMixin,
+    ReadOnlyAdmin,
+    ScopedAdmin,
+    ServiceErrorsMixin,
+)
 from crm.models import (
     Company,
     Corporation,
@@ -25,7 +31,15 @@ from crm.models import (
     Unit,
 )
 from crm.outbox import outbox_retry
-from crm.services import role_group, staff_create, staff_phone, staff_update
+from crm.permissions import sees_everything
+from crm.services import (
+    role_group,
+    staff_create,
+    staff_delete,
+    staff_password_check,
+    staff_phone,
+    staff_update,
+)
 
 admin.site.site_header = _("tongdai – customer-care centre")
 admin.site.site_title = _("tongdai")
@@ -88,10 +102,10 @@ class StaffAddForm(forms.ModelForm):
         elif first:
             user = get_user_model()(username=data.get("username", ""), email=data.get("email", ""),
                                     first_name=data.get("first_name", ""), last_name=data.get("last_name", ""))  # fmt: skip
-            try:
-                password_validation.validate_password(first, user)
+            try:  # the service's rule (``staff_create`` asks it again), shown on the field
+                staff_password_check(first, user)
             except ValidationError as exc:
-                self.add_error("password1", exc)
+                self.add_error("password1", exc.message_dict["password"])
         return data
 
 
@@ -191,6 +205,13 @@ class StaffProfileAdmin(ServiceErrorsMixin, ScopedAdmin):
     def save_related(self, request, form, formsets, change):
         pass  # the units were set by staff_update
 
+    def delete_model(self, request, obj):
+        staff_delete(actor=request.user, profile=obj)  # the role's group goes with the profile
+
+    def delete_queryset(self, request, queryset):
+        for profile in queryset:
+            staff_delete(actor=request.user, profile=profile)
+
 
 class OutboxRetryInline(admin.TabularInline):
     """Who gave the message back to the delivery sweep, and what it had failed with."""
@@ -214,9 +235,10 @@ class OutboxRetryInline(admin.TabularInline):
 
 @admin.register(OutboxMessage)
 class OutboxMessageAdmin(admin.ModelAdmin):
-    """The messages the system sent or tries to send, for administrators only: they belong to every unit and
-    carry customers' phones and addresses. Read-only; a failed message is given back to the delivery sweep
-    with the "Retry" action (``crm.outbox.outbox_retry``, as ``manage.py outbox_retry`` does)."""
+    """The messages the system sent or tries to send, for staff who see everything only (``sees_everything``):
+    they belong to every unit and carry customers' phones and addresses. Read-only; a failed message is given
+    back to the delivery sweep with the "Retry" action (``crm.outbox.outbox_retry``, as ``manage.py
+    outbox_retry`` does)."""
 
     paginator = EstimatedCountPaginator
     show_full_result_count = False
@@ -245,8 +267,15 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    # The permission first: the pages of staff without it do not compute their scope for the menu.
+    def has_view_permission(self, request, obj=None):
+        return super().has_view_permission(request, obj) and sees_everything(request.user)
+
+    def has_module_permission(self, request):
+        return super().has_module_permission(request) and self.has_view_permission(request)
+
     def has_retry_permission(self, request):
-        return request.user.has_perm("crm.retry_outboxmessage")
+        return request.user.has_perm("crm.retry_outboxmessage") and sees_everything(request.user)
 
     @admin.action(
         description=_("Retry (give failed messages back to the delivery sweep)"), permissions=["retry"]
@@ -264,9 +293,13 @@ class OutboxMessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(ExportLog)
-class ExportLogAdmin(ReadOnlyAdmin):
+class ExportLogAdmin(MaskedLookupsMixin, ReadOnlyAdmin):
     """Who exported what, when, with which filters, and how many rows: read-only for managers (exports by
-    the staff of their units) and administrators (all); the database keeps it append-only."""
+    the staff of their units) and administrators (all); the database keeps it append-only. The filters may
+    hold a phone or a national ID, shown masked to whoever sees them masked, and a filter typed into the
+    list's URL on them is refused (400) to the same users."""
+
+    masked_lookups = {"filters": "record"}
 
     list_display = ["started_at", "user", "kind", "source", "file_format", "row_count", "status", "filters"]
     list_select_related = ["user"]

@@ -173,6 +173,31 @@ class ReadOnlyAdmin(ScopedAdmin):
         return False
 
 
+# The permissions that show customers' identifiers whole, by the kind of value a column holds: a phone, a
+# national ID, or a record (a snapshot, an export's filters) that may hold both. The kinds are the names
+# ``customers.privacy`` gives them; the permissions are its ``FULL_PHONE`` and ``FULL_NATIONAL_ID``.
+WHOLE_VALUE_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    "phone": ("customers.view_full_phone",),
+    "national_id": ("customers.view_national_id",),
+    "record": ("customers.view_full_phone", "customers.view_national_id"),
+}
+
+
+class MaskedLookupsMixin:
+    """A list page refuses a filter typed into its URL on a field its user sees masked (``masked_lookups``:
+    field → kind of value, a key of ``WHOLE_VALUE_PERMISSIONS``): the rows matching
+    ``?national_id__startswith=0791`` would tell the hidden value digit by digit. Django answers such a URL
+    with 400; the lists' own filters and search are unchanged."""
+
+    masked_lookups: dict[str, str] = {}
+
+    def lookup_allowed(self, lookup, value, request):
+        kind = self.masked_lookups.get(lookup.split("__", 1)[0])
+        if kind is not None and not request.user.has_perms(WHOLE_VALUE_PERMISSIONS[kind]):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+
 def report_errors(request, exc: ValidationError) -> None:
     for message in exc.messages:
         messages.error(request, message)

@@ -8,7 +8,7 @@ from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin import ActionLocation
+from django.contrib.admin import ActionLocation, helpers
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.template.response import TemplateResponse
@@ -25,9 +25,19 @@ from crm.scoping import scope_for
 from crm.tokens import MAX_DAYS, api_token_check, api_token_create, api_token_revoke
 
 
+class WithinReachMixin:
+    """The sign-in records of the accounts the user may change, and those of usernames that name no account to
+    staff who see everything (``crm.staff_access.sign_in_records_within_reach``)."""
+
+    def get_queryset(self, request):
+        return staff_access.sign_in_records_within_reach(request.user, super().get_queryset(request))
+
+
 @admin.register(AccessAttempt)
-class LoginAttemptAdmin(SafeListMixin, AccessAttemptAdmin):
-    """Failed sign-ins per username and address; "Unlock" lets them sign in again at once."""
+class LoginAttemptAdmin(WithinReachMixin, SafeListMixin, AccessAttemptAdmin):
+    """Failed sign-ins per username and address; "Unlock" lets them sign in again at once. Unlocking a username
+    is held to the rule of changing its account, as revoking its API tokens is: the list shows, and the unlock
+    takes, only the failed sign-ins within the user's reach."""
 
     actions = ["unlock"]
 
@@ -38,7 +48,9 @@ class LoginAttemptAdmin(SafeListMixin, AccessAttemptAdmin):
 
     @admin.action(description=_("Unlock the selected users and addresses"), permissions=["delete"])
     def unlock(self, request, queryset):
-        removed = login_unlock(actor=request.user, attempts=queryset)
+        within = self.get_queryset(request)
+        chosen = list(queryset)
+        removed = login_unlock(actor=request.user, attempts=chosen, within=within)
         self.message_user(
             request,
             ngettext(
@@ -48,19 +60,33 @@ class LoginAttemptAdmin(SafeListMixin, AccessAttemptAdmin):
             )
             % {"n": removed},
         )
+        posted = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        if request.POST.get("select_across") != "1" and posted:
+            left = AccessAttempt.objects.filter(pk__in=posted).exclude(pk__in=[a.pk for a in chosen]).count()
+            if left:
+                self.message_user(
+                    request,
+                    ngettext(
+                        "%(n)d failed sign-in was left locked: it is of an account you may not change.",
+                        "%(n)d failed sign-ins were left locked: they are of accounts you may not change.",
+                        left,
+                    )
+                    % {"n": left},
+                    messages.WARNING,
+                )
 
     def delete_model(self, request, obj):
-        login_unlock(actor=request.user, attempts=[obj])
+        login_unlock(actor=request.user, attempts=[obj], within=self.get_queryset(request))
 
     def delete_queryset(self, request, queryset):
-        login_unlock(actor=request.user, attempts=queryset)
+        login_unlock(actor=request.user, attempts=queryset, within=self.get_queryset(request))
 
     def log_deletions(self, request, queryset):
         pass  # login_unlock writes the history
 
 
 @admin.register(AccessFailureLog)
-class LoginFailureAdmin(SafeListMixin, AccessFailureLogAdmin):
+class LoginFailureAdmin(WithinReachMixin, SafeListMixin, AccessFailureLogAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
@@ -69,7 +95,7 @@ class LoginFailureAdmin(SafeListMixin, AccessFailureLogAdmin):
 
 
 @admin.register(AccessLog)
-class LoginLogAdmin(SafeListMixin, AccessLogAdmin):
+class LoginLogAdmin(WithinReachMixin, SafeListMixin, AccessLogAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 

@@ -43,7 +43,7 @@ from django.utils.module_loading import import_string
 from django.utils.translation import gettext
 
 from crm.models import OutboxChannel, OutboxMessage, OutboxRetry, OutboxRetrySource, OutboxStatus
-from crm.permissions import require
+from crm.permissions import require_everything
 
 logger = logging.getLogger("tongdai.outbox")
 
@@ -384,7 +384,7 @@ def outbox_retry(
     message is retried. ``since`` keeps only the messages written since then. Each message retried gets an
     ``OutboxRetry`` row (who, from where, when, the attempts and error it had); ``last_error`` stays until a
     delivery succeeds. Returns the ids retried, in order."""
-    require(actor, "crm.retry_outboxmessage")
+    require_everything(actor, "crm.retry_outboxmessage")  # the whole country's messages
     if source not in OutboxRetrySource.values:
         raise ValueError(f"Unknown source {source}")
     failed = OutboxMessage.objects.filter(status=OutboxStatus.FAILED)

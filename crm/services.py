@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from django.contrib.auth import get_user_model
+from django.conf import settings
+from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models.signals import post_save
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.phones import InvalidPhone, normalise_phone
 from crm import reference_data, shared_cache, staff_access
 from crm.models import (
+    ApiToken,
     ClusterHeartbeat,
     Company,
     Corporation,
@@ -26,8 +30,10 @@ from crm.models import (
     Unit,
 )
 from crm.permissions import require
-from crm.roles import group_name
+from crm.roles import ROLE_GROUP_NAMES, group_name
 from crm.scoping import forget_scope
+
+security_log = logging.getLogger("tongdai.security")
 
 
 def _load_by_code(model, rows: dict[str, dict]) -> tuple[dict, int]:
@@ -109,7 +115,8 @@ def staff_create(
     ``actor`` (None for the command line) must be allowed to add staff, to grant the role's group (an
     administrator cannot make anyone more than they are), to serve each of the units given, and must see
     whatever the role over those units will show (a company's local administrator makes no manager). The username
-    is unique whatever its case; the work phone is stored in +84 form (``staff_phone``)."""
+    is unique whatever its case; the password must pass the site's password rules (``AUTH_PASSWORD_VALIDATORS``,
+    refused on the ``password`` field); the work phone is stored in +84 form (``staff_phone``)."""
     require(actor, "crm.add_staffprofile")
     units = list(units)
     for unit in units:
@@ -121,6 +128,9 @@ def staff_create(
     phone = staff_phone(phone)
     if StaffProfile.objects.filter(badge_number=badge_number).exists():
         raise ValidationError({"badge_number": _("This badge number is already in use.")})
+    staff_password_check(
+        password, user_model(username=username, first_name=first_name, last_name=last_name, email=email)
+    )
     user = user_model.objects.create_user(
         username=username,
         password=password,
@@ -135,6 +145,17 @@ def staff_create(
     profile.units.set(units)
     user.groups.add(role_group(role))
     return user
+
+
+def staff_password_check(password: str, user) -> None:
+    """Refuse (on the ``password`` field) a password the site's password rules refuse for ``user``: too short,
+    too common, all digits, too like the username or name. An empty password is refused too."""
+    if not password:
+        raise ValidationError({"password": _("A password is needed.")})
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from exc
 
 
 def staff_phone(raw: str) -> str:
@@ -199,6 +220,49 @@ def staff_update(
     user.groups.add(new_group)
     forget_scope(user)
     return profile
+
+
+@transaction.atomic
+def staff_delete(*, actor, profile: StaffProfile) -> None:
+    """Remove a member of staff's profile: they have left. The account keeps its history (tickets, events,
+    messages) but no role: the role groups go with the profile, so an account without a profile holds none of
+    a role's permissions (and, without units, sees nothing: ``crm.scoping``).
+
+    ``actor`` (None for the command line) must be allowed to delete staff profiles and to change the account
+    (``crm.staff_access``), as for changing the role."""
+    require(actor, "crm.delete_staffprofile")
+    profile = StaffProfile.objects.select_for_update().select_related("user").get(pk=profile.pk)
+    user = profile.user
+    staff_access.check_manage_user(actor, user)
+    profile.delete()
+    user.groups.remove(*Group.objects.filter(name__in=list(ROLE_GROUP_NAMES.values())))
+    forget_scope(user)
+
+
+def account_tokens_revoke(*, user) -> int:
+    """Revoke every API token of ``user``, whose account is deactivated: a token of theirs is refused while the
+    account is inactive, and must not work again if the account is reactivated (a new one is made then).
+    Returns how many went."""
+    revoked, _by_model = ApiToken.objects.filter(user=user).delete()
+    if revoked:
+        security_log.info(
+            "%d API token(s) of %s revoked: the account was deactivated", revoked, user.get_username()
+        )
+    return revoked
+
+
+def _revoke_tokens_of_deactivated(sender, instance, update_fields=None, **kwargs) -> None:
+    """A user saved inactive (deactivated in the admin, or by a command) loses its API tokens."""
+    if instance.is_active or (update_fields is not None and "is_active" not in update_fields):
+        return
+    account_tokens_revoke(user=instance)
+
+
+post_save.connect(
+    _revoke_tokens_of_deactivated,
+    sender=settings.AUTH_USER_MODEL,
+    dispatch_uid="tongdai-revoke-deactivated-tokens",
+)
 
 
 # The export log ------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Lower
 from django.utils.translation import gettext as _
 
 from crm.models import Role, Unit
@@ -116,6 +117,26 @@ def manageable_users(actor) -> QuerySet:
     if not scope.everything:
         users = users.exclude(pk__in=profiles_seeing_beyond(scope).values("user_id"))
     return users
+
+
+def sign_in_records_within_reach(actor, records: QuerySet) -> QuerySet:
+    """The records of sign-ins (django-axes' failed attempts and logs, which have a ``username``) that ``actor``
+    may see and unlock: unlocking a username lets the guessing at its password go on, so it is held to the rule
+    of changing that account (``manageable_users``: never a superuser's but by a superuser, nor an account
+    beyond the actor's reach). A username that names no account (mistyped, or guessed) unlocks only its client
+    address, shared by whoever signs in from there: only staff who see everything see those. Usernames read
+    as one person whatever their case. Everything for the command line and for a superuser."""
+    if actor is None or (actor.is_active and actor.is_superuser):
+        return records
+    if not actor.is_active or not actor.is_authenticated:
+        return records.none()
+    accounts = get_user_model().objects.annotate(account=Lower("username")).values("account")
+    manageable = manageable_users(actor).annotate(account=Lower("username")).values("account")
+    records = records.annotate(account=Lower("username"))
+    reach = Q(account__in=manageable)
+    if scope_for(actor).everything:
+        reach |= Q(username__isnull=True) | ~Q(account__in=accounts)
+    return records.filter(reach)
 
 
 def grantable_permissions(actor) -> QuerySet[Permission]:

@@ -22,7 +22,7 @@ from customers.models import MeterKind
 
 MODULES = [tickets.services, customers.services, crm.services]
 # Services that take an actor but change nothing themselves: a read, and a wrapper of ``ticket_assign``.
-NOT_WRITES = {"interaction_unit", "ticket_assign_to_taker"}
+NOT_WRITES = {"interaction_unit", "interaction_check", "ticket_assign_to_taker"}  # they check, write nothing
 
 
 def _now():
@@ -80,6 +80,7 @@ CASES = {
         "meter": w["meter"], "contract": w["customer"].contracts.first(), "at": _now(), "reading": 0}),
     "meter_remove": ("customers.change_meter", lambda w: {
         "meter": w["meter"], "at": _now(), "reading": 1, "reason": "Hỏng"}),
+    "staff_delete": ("crm.delete_staffprofile", lambda w: {"profile": w["colleague"].staff_profile}),
     "staff_update": ("crm.change_staffprofile", lambda w: {"user": w["colleague"], "role": Role.AGENT}),
     "staff_create": ("crm.add_staffprofile", lambda w: {
         "username": f"nv-{w['actor'].pk}", "password": "Dien-luc-9-Ben-Nghe", "role": Role.AGENT,

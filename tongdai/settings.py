@@ -1,21 +1,29 @@
 """Settings for tongdai, read from the environment.
 
 Every value that differs between a laptop and production comes from an environment variable, read through
-the small helpers below, which fail loudly on a value they cannot parse. With DEBUG off the process refuses
-to start without a SECRET_KEY, and the security settings default to what ``manage.py check --deploy`` asks.
+the small helpers below, which fail loudly, naming the variable and what it takes, on a value they cannot parse
+or that cannot work (a count below one, a threshold out of its range, an unknown log level; an outbox backend
+that cannot be imported fails the system checks). With DEBUG off the process refuses to start without a
+SECRET_KEY, and the security settings default to what ``manage.py check --deploy`` asks.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import math
 import os
 import sys
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import dj_database_url
+from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 from django.utils.translation import gettext_lazy as _
+
+from core.settings_env import notify_backends_check
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -44,24 +52,63 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), not {raw!r}")
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    """Read a whole number; ``minimum``: the smallest that can work (a count of rows, attempts, seconds)."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be an integer of at least {minimum}, not {raw!r}")
+    return value
 
 
-def env_float(name: str, default: float) -> float:
+def env_float(name: str, default: float, *, minimum: float = -math.inf, maximum: float = math.inf) -> float:
+    """Read a number from ``minimum`` to ``maximum`` (both included)."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
+    if not minimum <= value <= maximum:  # nan is within no bounds
+        within = f"of at least {minimum:g}" if maximum == math.inf else f"from {minimum:g} to {maximum:g}"
+        raise ImproperlyConfigured(f"{name} must be a number {within}, not {raw!r}")
+    return value
+
+
+def env_decimal(name: str, default: str, *, above: Decimal, below: Decimal, places: int) -> Decimal:
+    """Read a decimal number (a point, no comma) strictly between ``above`` and ``below``, with at most
+    ``places`` decimals."""
+    raw = os.environ.get(name)
+    text = default if raw is None or raw.strip() == "" else raw.strip()
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite() or not above < value < below or value != round(value, places):
+        raise ImproperlyConfigured(
+            f"{name} must be a number above {above} and below {below} with at most {places} decimals, written "
+            f"with a point (such as {default}), not {text!r}"
+        )
+    return value
+
+
+def env_log_level(name: str, default: str) -> str:
+    """Read the name of a logging level (DEBUG, INFO, WARNING, ERROR, CRITICAL; any case)."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    level = raw.strip().upper()
+    if level not in logging.getLevelNamesMapping():
+        raise ImproperlyConfigured(
+            f"{name} must be one of DEBUG, INFO, WARNING, ERROR or CRITICAL, not {raw!r}"
+        )
+    return level
 
 
 def env_rate(name: str, default: str) -> str | None:
@@ -167,7 +214,7 @@ WSGI_APPLICATION = "tongdai.wsgi.application"
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", "") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        conn_max_age=env_int("CONN_MAX_AGE", 60),
+        conn_max_age=env_int("CONN_MAX_AGE", 60, minimum=0),
         conn_health_checks=True,
     )
 }
@@ -177,7 +224,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # at most 60 s), instead of a request, a task or the cluster's shutdown waiting on TCP for minutes.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
-            "connect_timeout": env_int("DATABASE_CONNECT_TIMEOUT", 5),
+            "connect_timeout": env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1),
             "keepalives": 1,
             "keepalives_idle": 30,
             "keepalives_interval": 10,
@@ -194,8 +241,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_boo
     # dj-database-url does not pass psycopg's pool option; with a pool, connections must not persist.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": env_int("DATABASE_POOL_MIN", 2),
-        "max_size": env_int("DATABASE_POOL_MAX", 10),
+        "min_size": env_int("DATABASE_POOL_MIN", 2, minimum=0),
+        "max_size": env_int("DATABASE_POOL_MAX", 10, minimum=1),
     }
 # Prepared statements (off by default): psycopg prepares a statement on a connection once it has run it
 # DATABASE_PREPARED_STATEMENTS times, with server-side parameter binding (Django's two supported options).
@@ -204,11 +251,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_boo
 # A prepared statement is still planned for its values each time (plan_cache_mode): a plan made once for any
 # value would serve a small unit's list with the plan of a large one (seen: 0.9 ms becoming 600 ms).
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_int(
-    "DATABASE_PREPARED_STATEMENTS", 0
+    "DATABASE_PREPARED_STATEMENTS", 0, minimum=0
 ):
     _options = DATABASES["default"].setdefault("OPTIONS", {})
     _options.update(
-        {"server_side_binding": True, "prepare_threshold": env_int("DATABASE_PREPARED_STATEMENTS", 0)}
+        {
+            "server_side_binding": True,
+            "prepare_threshold": env_int("DATABASE_PREPARED_STATEMENTS", 0, minimum=0),
+        }
     )
     _options["options"] = f"{_options.get('options', '')} -c plan_cache_mode=force_custom_plan".strip()
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -222,7 +272,7 @@ DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL", "")
 if DATABASE_REPLICA_URL:
     DATABASES["replica"] = {
         **dj_database_url.parse(
-            DATABASE_REPLICA_URL, conn_max_age=env_int("CONN_MAX_AGE", 60), conn_health_checks=True
+            DATABASE_REPLICA_URL, conn_max_age=env_int("CONN_MAX_AGE", 60, minimum=0), conn_health_checks=True
         ),
         "OPTIONS": dict(DATABASES["default"].get("OPTIONS", {})),
         "DISABLE_SERVER_SIDE_CURSORS": DATABASES["default"].get("DISABLE_SERVER_SIDE_CURSORS", False),
@@ -272,7 +322,7 @@ LOGIN_URL = "admin:login"
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 # The health check answers a load balancer's or monitor's plain-HTTP probe on the host itself too.
@@ -313,7 +363,7 @@ MAILERS = {
             key: value
             for key, value in {
                 "host": env_str("EMAIL_HOST", ""),
-                "port": env_int("EMAIL_PORT", 0) or None,
+                "port": env_int("EMAIL_PORT", 0, minimum=0) or None,
                 "username": env_str("EMAIL_HOST_USER", ""),
                 "password": env_str("EMAIL_HOST_PASSWORD", ""),
                 "use_tls": env_bool("EMAIL_USE_TLS", False) or None,
@@ -345,7 +395,7 @@ REST_FRAMEWORK = {
         "user": env_rate("TONGDAI_API_RATE", "100/s"),
         "failed_token": env_rate("TONGDAI_API_FAILED_TOKEN_RATE", "10/min"),
     },
-    "NUM_PROXIES": env_int("PROXY_COUNT", 1 if env_bool("BEHIND_TLS_PROXY", False) else 0),
+    "NUM_PROXIES": env_int("PROXY_COUNT", 1 if env_bool("BEHIND_TLS_PROXY", False) else 0, minimum=0),
     "DEFAULT_PERMISSION_CLASSES": ["core.api.permissions.ScopedModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "core.api.pagination.IdCursorPagination",
@@ -383,10 +433,10 @@ SPECTACULAR_SETTINGS = {
 # django-q2: the ORM broker by default (at-least-once delivery); Redis when Q_REDIS_URL is set.
 Q_CLUSTER = {
     "name": "tongdai",
-    "workers": env_int("Q_WORKERS", 2),
-    "timeout": env_int("Q_TIMEOUT", 60),
-    "retry": env_int("Q_RETRY", 90),
-    "max_attempts": env_int("Q_MAX_ATTEMPTS", 5),
+    "workers": env_int("Q_WORKERS", 2, minimum=1),
+    "timeout": env_int("Q_TIMEOUT", 60, minimum=1),
+    "retry": env_int("Q_RETRY", 90, minimum=1),
+    "max_attempts": env_int("Q_MAX_ATTEMPTS", 5, minimum=0),
     "catch_up": False,
     "orm": "default",
     "label": _("Task queue"),
@@ -411,39 +461,42 @@ LOGGING = {
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}
     },
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env_log_level("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
 # Seconds the shared cache keeps a user's permissions and units, the units and the catalogue (0: re-read on
 # every request); a change invalidates them at once in every process (crm.shared_cache).
-TONGDAI_AUTH_CACHE_SECONDS = env_int("TONGDAI_AUTH_CACHE_SECONDS", 30)
+TONGDAI_AUTH_CACHE_SECONDS = env_int("TONGDAI_AUTH_CACHE_SECONDS", 30, minimum=0)
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "crm.auth.CachedModelBackend"]
 
 # Billing: a reading above this many times the recent daily average is flagged; a rise of this many times
 # the previous period opens a re-inspection and holds the bill; the ticket categories a dispute comes from.
-TONGDAI_READING_JUMP_FACTOR = env_float("TONGDAI_READING_JUMP_FACTOR", 3)
+TONGDAI_READING_JUMP_FACTOR = env_float("TONGDAI_READING_JUMP_FACTOR", 3, minimum=1)
 # Contracts a billing run writes per statement (invoices with their lines), within the run's one transaction.
-TONGDAI_BILLING_RUN_CHUNK = env_int("TONGDAI_BILLING_RUN_CHUNK", 200_000)
+TONGDAI_BILLING_RUN_CHUNK = env_int("TONGDAI_BILLING_RUN_CHUNK", 200_000, minimum=1)
 # PostgreSQL's work_mem for the set-based billing jobs (run, anomaly scan, rebates), for their transaction only.
 TONGDAI_BULK_WORK_MEM = env_str("TONGDAI_BULK_WORK_MEM", "64MB")
-TONGDAI_ANOMALY_THRESHOLD = env_str("TONGDAI_ANOMALY_THRESHOLD", "1.3")
+# A rise: above 1× and below 100×, in hundredths (the anomaly scan compares whole numbers).
+TONGDAI_ANOMALY_THRESHOLD = env_decimal(
+    "TONGDAI_ANOMALY_THRESHOLD", "1.3", above=Decimal(1), below=Decimal(100), places=2
+)
 TONGDAI_DISPUTE_CATEGORIES = env_list("TONGDAI_DISPUTE_CATEGORIES", ["billing", "meter"])
 
 # Exports: rows fetched per round trip, bytes gathered before a piece is sent; admin imports: rows per file.
-TONGDAI_EXPORT_CHUNK_SIZE = env_int("TONGDAI_EXPORT_CHUNK_SIZE", 2000)
-TONGDAI_EXPORT_BUFFER_BYTES = env_int("TONGDAI_EXPORT_BUFFER_BYTES", 64 * 1024)
-TONGDAI_IMPORT_MAX_ROWS = env_int("TONGDAI_IMPORT_MAX_ROWS", 2000)
+TONGDAI_EXPORT_CHUNK_SIZE = env_int("TONGDAI_EXPORT_CHUNK_SIZE", 2000, minimum=1)
+TONGDAI_EXPORT_BUFFER_BYTES = env_int("TONGDAI_EXPORT_BUFFER_BYTES", 64 * 1024, minimum=1)
+TONGDAI_IMPORT_MAX_ROWS = env_int("TONGDAI_IMPORT_MAX_ROWS", 2000, minimum=1)
 # The share (%) of tickets meeting each time limit that the centre aims for: the line on the dashboard's chart.
-TONGDAI_SLA_TARGET_PERCENT = env_float("TONGDAI_SLA_TARGET_PERCENT", 95)
+TONGDAI_SLA_TARGET_PERCENT = env_float("TONGDAI_SLA_TARGET_PERCENT", 95, minimum=0, maximum=100)
 
 # Changelists on tables above this many (estimated) rows never run an exact COUNT(*).
-TONGDAI_EXACT_COUNT_LIMIT = env_int("TONGDAI_EXACT_COUNT_LIMIT", 10_000)
+TONGDAI_EXACT_COUNT_LIMIT = env_int("TONGDAI_EXACT_COUNT_LIMIT", 10_000, minimum=0)
 # JSON read from requests (the API's bodies, the admin's JSON fields) nests at most this many arrays and objects;
 # deeper is refused with the reason (core/json_input.py).
-TONGDAI_JSON_MAX_DEPTH = env_int("TONGDAI_JSON_MAX_DEPTH", 64)
+TONGDAI_JSON_MAX_DEPTH = env_int("TONGDAI_JSON_MAX_DEPTH", 64, minimum=1)
 # The caller lookup returns at most this many candidates.
-TONGDAI_LOOKUP_LIMIT = env_int("TONGDAI_LOOKUP_LIMIT", 50)
+TONGDAI_LOOKUP_LIMIT = env_int("TONGDAI_LOOKUP_LIMIT", 50, minimum=1)
 
 # Notifications: one backend per outbox channel (logging by default, so nothing leaves by accident).
 TONGDAI_NOTIFY_BACKENDS = {
@@ -453,19 +506,26 @@ TONGDAI_NOTIFY_BACKENDS = {
 }
 TONGDAI_SMS_URL = env_str("TONGDAI_SMS_URL", "")
 TONGDAI_SMS_TOKEN = env_str("TONGDAI_SMS_TOKEN", "")
+if TONGDAI_NOTIFY_BACKENDS["sms"] == "crm.outbox.HttpSmsBackend" and not TONGDAI_SMS_URL:
+    raise ImproperlyConfigured(
+        "TONGDAI_SMS_URL is not set: TONGDAI_SMS_BACKEND=crm.outbox.HttpSmsBackend sends every SMS to that address"
+    )
+# Each backend must be one that can be imported: checked at start (manage.py check, migrate, the outbox worker
+# and the task cluster run the system checks), not at the first message.
+checks.register(notify_backends_check)
 # Files on tickets: largest size and the extensions taken.
-TONGDAI_ATTACHMENT_MAX_BYTES = env_int("TONGDAI_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024)
+TONGDAI_ATTACHMENT_MAX_BYTES = env_int("TONGDAI_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024, minimum=1)
 TONGDAI_ATTACHMENT_TYPES = env_list(
     "TONGDAI_ATTACHMENT_TYPES",
     ["pdf", "jpg", "jpeg", "png", "heic", "webp", "txt", "csv", "xlsx", "docx", "eml"],
 )
-TONGDAI_OUTBOX_MAX_ATTEMPTS = env_int("TONGDAI_OUTBOX_MAX_ATTEMPTS", 8)
+TONGDAI_OUTBOX_MAX_ATTEMPTS = env_int("TONGDAI_OUTBOX_MAX_ATTEMPTS", 8, minimum=1)
 # Seconds the SMS gateway may take over each exchange of a request.
-TONGDAI_SMS_TIMEOUT = env_int("TONGDAI_SMS_TIMEOUT", 10)
+TONGDAI_SMS_TIMEOUT = env_int("TONGDAI_SMS_TIMEOUT", 10, minimum=1)
 # Seconds a worker's claim on a message lasts: no other worker delivers it meanwhile, and a claim whose worker
 # stopped mid-send is taken up again once it runs out. It outlasts the slowest send the timeouts allow (an SMTP
 # send is a handful of exchanges, each allowed EMAIL_TIMEOUT).
-TONGDAI_OUTBOX_LEASE_SECONDS = env_int("TONGDAI_OUTBOX_LEASE_SECONDS", 600)
+TONGDAI_OUTBOX_LEASE_SECONDS = env_int("TONGDAI_OUTBOX_LEASE_SECONDS", 600, minimum=1)
 _SLOWEST_SEND = 10 * max(_EMAIL_TIMEOUT, TONGDAI_SMS_TIMEOUT)
 if TONGDAI_OUTBOX_LEASE_SECONDS < _SLOWEST_SEND:
     raise ImproperlyConfigured(
@@ -474,7 +534,7 @@ if TONGDAI_OUTBOX_LEASE_SECONDS < _SLOWEST_SEND:
     )
 # The outbox worker (manage.py outbox_worker) waits so many seconds when nothing is due: the longest a new
 # message waits before it leaves.
-TONGDAI_OUTBOX_POLL_SECONDS = env_float("TONGDAI_OUTBOX_POLL_SECONDS", 1.0)
+TONGDAI_OUTBOX_POLL_SECONDS = env_float("TONGDAI_OUTBOX_POLL_SECONDS", 1.0, minimum=0.01)
 
 # The cache every process shares (throttles, permissions, scopes, units, catalogue): Redis when CACHE_REDIS_URL
 # (or the task broker's Q_REDIS_URL) names one, else the process's memory (one process: the embedded default).
@@ -490,8 +550,8 @@ CACHES = {
 
 # Logins: django-axes locks a username, and a client address, out after so many failures in a row, for so many
 # minutes (0: until an administrator unlocks it in the admin, "Login security").
-AXES_FAILURE_LIMIT = env_int("TONGDAI_LOGIN_FAILURE_LIMIT", 10)
-_LOCKOUT_MINUTES = env_int("TONGDAI_LOGIN_LOCKOUT_MINUTES", 15)
+AXES_FAILURE_LIMIT = env_int("TONGDAI_LOGIN_FAILURE_LIMIT", 10, minimum=1)
+_LOCKOUT_MINUTES = env_int("TONGDAI_LOGIN_LOCKOUT_MINUTES", 15, minimum=0)
 AXES_COOLOFF_TIME = dt.timedelta(minutes=_LOCKOUT_MINUTES) if _LOCKOUT_MINUTES else None
 # Every agent behind one office address shares its count: turn the per-address lockout off there if needed.
 AXES_LOCKOUT_PARAMETERS = ["username"]
@@ -511,11 +571,11 @@ KNOX_TOKEN_MODEL = "crm.ApiToken"
 # django-rest-knox's own migrations create its default token table even when another model replaces it: that
 # table would be unused (and would keep the user table from being emptied), so knox is left unmigrated.
 MIGRATION_MODULES = {"knox": None}
-TONGDAI_API_TOKEN_DAYS = env_int("TONGDAI_API_TOKEN_DAYS", 90)
+TONGDAI_API_TOKEN_DAYS = env_int("TONGDAI_API_TOKEN_DAYS", 90, minimum=1)
 REST_KNOX = {"TOKEN_TTL": dt.timedelta(days=TONGDAI_API_TOKEN_DAYS), "TOKEN_PREFIX": "tongdai_"}
 
 # Staff sessions last a shift, not two weeks, and end when the browser closes.
-SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 10 * 3600)
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 10 * 3600, minimum=1)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", True)
 # Administrators and superusers sign in to the admin with a code from an authenticator app (TOTP, django-otp).
 TONGDAI_ADMIN_2FA = env_bool("TONGDAI_ADMIN_2FA", True)

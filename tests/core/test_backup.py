@@ -131,3 +131,52 @@ def test_a_postgresql_backup_without_pg_dump_says_what_to_install(monkeypatch, t
     with pytest.raises(backup_module.BackupError, match="pg_dump is not on PATH: install PostgreSQL"):
         backup_module.backup(tmp_path / "x.dump", settings=settings)
     assert not list(tmp_path.iterdir())
+
+
+def test_restore_into_a_database_that_does_not_exist_says_to_create_it(tmp_path):
+    dump = tmp_path / "tongdai.dump"
+    dump.write_bytes(b"PGDMP" + b"\x00" * 64)  # pg_dump's custom format, as far as the kind check reads
+    with pytest.raises(CommandError, match=r"The database tongdai_forgot_createdb does not exist or cannot"):
+        call_command(
+            "restore", str(dump), database_url="postgres://postgres@127.0.0.1:5432/tongdai_forgot_createdb",
+            stdout=io.StringIO(),
+        )  # fmt: skip
+    with pytest.raises(CommandError, match="create it with createdb first"):
+        call_command("restore", str(dump), database_url="postgres://nobody@127.0.0.1:1/x", stdout=io.StringIO())
+
+
+def test_a_sqlite_restore_into_a_missing_folder_is_refused_and_writes_nothing(tmp_path):
+    backup = tmp_path / "b.sqlite3"
+    with sqlite3.connect(backup) as made:
+        made.execute("CREATE TABLE t (x)")
+    made.close()
+    with pytest.raises(CommandError, match=rf"The folder {tmp_path}/no/such/folder does not exist"):
+        call_command(
+            "restore", str(backup), database_url=f"sqlite:///{tmp_path}/no/such/folder/x.sqlite3",
+            stdout=io.StringIO(),
+        )  # fmt: skip
+    with pytest.raises(CommandError, match=rf"{tmp_path} is a folder: name the file"):
+        call_command("restore", str(backup), database_url=f"sqlite:///{tmp_path}", stdout=io.StringIO())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.sqlite3"]
+
+
+@pytest.mark.django_db
+def test_a_backup_into_a_missing_folder_or_onto_a_folder_is_refused_and_writes_nothing(tmp_path):
+    missing = tmp_path / "no" / "such" / "folder" / "x.dump"
+    with pytest.raises(CommandError, match=rf"The folder {missing.parent} does not exist"):
+        call_command("backup", str(missing), stdout=io.StringIO())
+    with pytest.raises(CommandError, match=rf"{tmp_path} is a folder: name the file to write"):
+        call_command("backup", str(tmp_path), stdout=io.StringIO())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sqlite_restore_onto_a_file_that_is_not_a_database_says_so(tmp_path):
+    backup = tmp_path / "b.sqlite3"
+    with sqlite3.connect(backup) as made:
+        made.execute("CREATE TABLE t (x)")
+    made.close()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database, but not empty either")
+    with pytest.raises(CommandError, match="cannot be read as a SQLite database"):
+        call_command("restore", str(backup), database_url=f"sqlite:///{notes}", stdout=io.StringIO())
+    assert notes.read_text() == "not a database, but not empty either"

@@ -377,3 +377,28 @@ def test_the_export_log_shows_a_typed_phone_and_national_id_as_its_reader_sees_t
     client.force_login(staff[Role.ADMINISTRATOR])
     html = client.get(reverse("admin:crm_exportlog_changelist")).content.decode()
     assert "q=0903123456" in html and "national_id=079123456789" in html
+
+
+def test_a_reader_who_sees_identifiers_masked_cannot_filter_the_export_log_on_them(
+    client, staff, make_customer
+):
+    """A billing clerk exports the customers found by a caller's phone; the unit's manager sees that export's
+    filters as ``q=*******456``. Filtering the export log's list in its URL on the text of those filters
+    (``?filters__contains=q=0903…``) is refused like any filter on a masked value, whether the guessed digits
+    are right or not, else the manager would read the whole number one digit at a time. An administrator, who
+    sees them whole, filters on them."""
+    make_customer(name="Nguyễn Văn An", phones=["0903 123 456"], national_id="079123456789")
+    client.force_login(staff[Role.BILLING_CLERK])
+    export_all = reverse("admin:customers_customer_export_all")
+    b"".join(client.post(export_all + "?q=0903123456", {"file_format": "csv"}).streaming_content)
+    log = ExportLog.objects.get()
+    client.force_login(staff[Role.MANAGER])
+    changelist = reverse("admin:crm_exportlog_changelist")
+    right = client.get(changelist, {"filters__contains": "q=09031"})
+    wrong = client.get(changelist, {"filters__contains": "q=09032"})
+    assert (right.status_code, wrong.status_code) == (400, 400)
+    own_filter = client.get(changelist, {"kind__exact": log.kind})  # the list's own filters are unchanged
+    assert own_filter.context["cl"].result_count == 1
+    client.force_login(staff[Role.ADMINISTRATOR])
+    found = client.get(changelist, {"filters__contains": "q=09031"})
+    assert found.status_code == 200 and [row.pk for row in found.context["cl"].result_list] == [log.pk]

@@ -103,3 +103,50 @@ def test_log_format_json_is_the_production_default_and_plain_can_be_chosen():
     assert plain.stderr.strip() and not plain.stderr.lstrip().startswith("{")
     wrong = run_manage("check", env={**production, "LOG_FORMAT": "xml"})
     assert "LOG_FORMAT must be json or plain, not 'xml'" in wrong.stderr
+
+
+class CollectJson(logging.Handler):
+    """The JSON lines the product writes, as a list."""
+
+    def __init__(self):
+        super().__init__()
+        self.setFormatter(JsonFormatter())
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def json_log():
+    handler = CollectJson()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    old = root.level
+    root.setLevel(logging.INFO)
+    yield handler
+    root.removeHandler(handler)
+    root.setLevel(old)
+
+
+def test_a_4xx_answer_logs_the_path_but_not_the_searched_phone_or_name(client, staff, json_log):
+    client.force_login(staff[Role.AGENT])
+    # A card that is not there (404), with the caller's phone and name still in the URL of the lookup page.
+    response = client.get("/api/v1/customers/999999999/", {"q": "0903123456", "name": "Nguyễn Văn An"})
+    assert response.status_code == 404
+    logged = "\n".join(json_log.lines)
+    assert "Not Found" in logged  # django.request's line is there
+    assert "0903123456" not in logged
+    assert "Nguy" not in logged
+    [django_line] = [json.loads(line) for line in json_log.lines if '"logger": "django.request"' in line]
+    assert django_line["request"] == "GET /api/v1/customers/999999999/"
+    assert django_line["status_code"] == 404
+
+
+def test_a_request_for_another_host_logs_no_query_either(client, db, json_log):
+    # django.security.DisallowedHost is written before any view, with the request as it came
+    response = client.get("/health/", {"q": "0903123456"}, HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    security = [json.loads(line) for line in json_log.lines if '"logger": "django.security' in line]
+    assert security and security[0]["request"] == "GET /health/"
+    assert "0903123456" not in "\n".join(json_log.lines)

@@ -106,10 +106,39 @@ def test_a_deactivated_user_is_refused_at_once_although_they_were_cached(client,
     # when
     agent.is_active = False
     agent.save(update_fields=["is_active"])
-    # then
+    # then: refused, and revoked with the deactivation
     response = _get(client, secret)
     assert response.status_code == 401
-    assert response.json() == {"detail": "User inactive or deleted."}
+    assert response.json() == {"detail": "Invalid token."}
+    assert not ApiToken.objects.filter(user=agent).exists()
+
+
+def test_reactivating_an_account_does_not_bring_its_old_tokens_back(client, staff, settings):
+    """A member of staff leaves (their account deactivated in the user admin) and comes back (reactivated): the
+    tokens they had are gone with the deactivation; the integration needs a new one. Another user's token is
+    untouched, and saving an inactive account again changes nothing more."""
+    settings.TONGDAI_AUTH_CACHE_SECONDS = 300
+    agent, clerk = staff[Role.AGENT], staff[Role.BILLING_CLERK]
+    _token, secret = api_token_create(actor=None, user=agent, name="app")
+    kept, other = api_token_create(actor=None, user=clerk, name="app")
+    assert _get(client, secret).status_code == 200
+    client.force_login(staff[Role.ADMINISTRATOR])
+    change = reverse("admin:auth_user_change", args=[agent.pk])
+    page = client.get(change)
+    data = {k: v for k, v in page.context["adminform"].form.initial.items() if k in ("username", "first_name",
+            "last_name", "email")}  # fmt: skip
+    data.update({"is_staff": "on", "groups": [g.pk for g in agent.groups.all()], "date_joined_0": "2026-01-01",
+                 "date_joined_1": "08:00:00"})  # fmt: skip
+    assert client.post(change, data).status_code == 302
+    agent.refresh_from_db()
+    assert not agent.is_active and not ApiToken.objects.filter(user=agent).exists()
+    client.post(change, {**data, "is_active": "on"})
+    agent.refresh_from_db()
+    client.logout()
+    assert agent.is_active
+    assert _get(client, secret).status_code == 401
+    assert list(ApiToken.objects.values_list("pk", flat=True)) == [kept.pk]
+    assert _get(client, other).status_code == 200
 
 
 def test_bad_tokens_from_one_address_are_throttled_with_retry_after(client, staff):

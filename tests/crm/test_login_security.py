@@ -104,3 +104,65 @@ def test_behind_a_proxy_the_address_is_the_one_the_proxy_saw(client, staff, sett
     # then
     assert set(AccessAttempt.objects.values_list("ip_address", flat=True)) == {"203.0.113.7"}
     assert other_client.status_code == 302
+
+
+def test_a_local_administrator_cannot_unlock_a_superuser_being_guessed_at(client, django_user_model, local_administrator):
+    """Someone guesses at the superuser's password until the username is locked out. A company's local
+    administrator (who may not change a superuser's account, nor anyone's beyond their units) does not see the
+    lockout, and selecting it anyway (a forged form) unlocks nothing, with a warning saying how many were left."""
+    django_user_model.objects.create_superuser("root", "root@example.com", PASSWORD)
+    for n in range(10):
+        _sign_in(client, "root", f"guess-{n}", address=f"10.0.3.{n}")
+    assert _sign_in(client, "root", "x").status_code == 429
+    before = sorted(AccessAttempt.objects.values_list("pk", flat=True))
+    client.force_login(local_administrator)
+    changelist = reverse("admin:axes_accessattempt_changelist")
+    listed = client.get(changelist)
+    done = client.post(changelist, {"action": "unlock", "_selected_action": before}, follow=True)
+    assert listed.status_code == 200 and listed.context["cl"].result_count == 0
+    assert sorted(AccessAttempt.objects.values_list("pk", flat=True)) == before
+    assert f"{len(before)} failed sign-ins were left locked" in done.content.decode()
+    client.logout()
+    assert _sign_in(client, "root", PASSWORD, address="10.0.9.9").status_code == 429
+
+
+def test_unlocking_an_agent_guessed_at_from_the_same_address_as_the_superuser_leaves_the_superuser_locked(
+    client, django_user_model, staff, org, local_administrator, settings
+):
+    """The same address guesses at the superuser and at an agent of the local administrator's company. The local
+    administrator sees and unlocks the agent only: unlocking the agent's address forgets the agent's failures
+    there, not the superuser's, so neither the superuser nor the address is unlocked by it."""
+    settings.AXES_FAILURE_LIMIT = 3
+    django_user_model.objects.create_superuser("root", "root@example.com", PASSWORD)
+    agent = staff[Role.AGENT].username
+    for n in range(3):
+        _sign_in(client, "root", f"guess-{n}", address="10.0.4.1")
+    _sign_in(client, agent, "guess", address="10.0.4.1")
+    root_rows = sorted(AccessAttempt.objects.filter(username="root").values_list("pk", flat=True))
+    client.force_login(local_administrator)
+    changelist = reverse("admin:axes_accessattempt_changelist")
+    listed = client.get(changelist)
+    assert [a.username for a in listed.context["cl"].result_list] == [agent]
+    client.post(changelist, {"action": "unlock", "_selected_action": [listed.context["cl"].result_list[0].pk]})
+    assert not AccessAttempt.objects.filter(username=agent).exists()
+    assert sorted(AccessAttempt.objects.filter(username="root").values_list("pk", flat=True)) == root_rows
+    client.logout()
+    assert _sign_in(client, "root", PASSWORD, address="10.0.9.9").status_code == 429
+    assert _sign_in(client, agent, PASSWORD, address="10.0.4.1").status_code == 429  # the address is still locked
+
+
+def test_an_administrator_unlocks_a_username_of_nobody_but_not_a_superuser(client, django_user_model, staff):
+    """An administrator (who sees everything but is no superuser) lists and unlocks the failures of a username
+    that names no account, not those of a superuser; a superuser unlocks both."""
+    superuser = django_user_model.objects.create_superuser("root", "root@example.com", PASSWORD)
+    _sign_in(client, "root", "guess", address="10.0.5.1")
+    _sign_in(client, "nobody-at-all", "guess", address="10.0.5.2")
+    changelist = reverse("admin:axes_accessattempt_changelist")
+    client.force_login(staff[Role.ADMINISTRATOR])
+    listed = client.get(changelist)
+    assert [a.username for a in listed.context["cl"].result_list] == ["nobody-at-all"]
+    client.post(changelist, {"action": "unlock", "_selected_action": list(AccessAttempt.objects.values_list("pk", flat=True))})
+    assert list(AccessAttempt.objects.values_list("username", flat=True)) == ["root"]
+    client.force_login(superuser)
+    client.post(changelist, {"action": "unlock", "_selected_action": list(AccessAttempt.objects.values_list("pk", flat=True))})
+    assert not AccessAttempt.objects.exists()

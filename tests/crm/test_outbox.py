@@ -324,3 +324,33 @@ def test_outbox_rows_have_one_writer_and_staff_one_address_rule():
             found += [f"{path.relative_to(root)}: writes outbox rows" for _ in writes.finditer(text)]
             found += [f"{path.relative_to(root)}: addresses staff" for _ in address.finditer(text)]
     assert found == []
+
+
+def test_a_local_administrator_neither_lists_nor_retries_the_outbox_of_every_unit(
+    client, org, make_customer, catalogue, local_administrator, staff
+):
+    """The outbox holds every unit's messages, customers' phones and addresses included: it is for staff who see
+    everything. A company's local administrator (the administrators' group over one company) is refused the
+    list, a message's page and the retry, and nothing changes; the administrator lists it."""
+    from tickets.services import ticket_add_note
+
+    theirs = make_customer(org["other_corporation"], phones=["0903 333 444"])
+    ticket = ticket_open(
+        actor=None, category=catalogue["billing"], channel="phone", description="x", customer=theirs
+    ).ticket
+    ticket_add_note(actor=None, ticket=ticket, body="Chúng tôi sẽ gọi lại", to_customer=True)
+    message = OutboxMessage.objects.get(recipient="+84903333444")
+    failed = fail(sms(key="local"))
+    url = reverse("admin:crm_outboxmessage_changelist")
+    client.force_login(local_administrator)
+    listed = client.get(url)
+    page = client.get(reverse("admin:crm_outboxmessage_change", args=[message.pk]))
+    retried = client.post(url, {"action": "retry", "_selected_action": [failed.pk]})
+    index = client.get(reverse("admin:index"))
+    assert (listed.status_code, page.status_code, retried.status_code) == (403, 403, 403)
+    assert "+84903333444" not in listed.content.decode()
+    assert reverse("admin:crm_outboxmessage_changelist") not in index.content.decode()
+    failed.refresh_from_db()
+    assert failed.status == OutboxStatus.FAILED and not OutboxRetry.objects.exists()
+    client.force_login(staff[Role.ADMINISTRATOR])
+    assert "+84903333444" in client.get(url).content.decode()

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,3 +113,40 @@ def test_a_number_setting_that_is_not_a_number_is_an_error_at_start():
     result = run_manage("check", env={"DEBUG": "1", "TONGDAI_SLA_TARGET_PERCENT": "ninety"})
     assert result.returncode != 0
     assert "TONGDAI_SLA_TARGET_PERCENT must be a number, not 'ninety'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("TONGDAI_ANOMALY_THRESHOLD", "abc", "must be a number above 1 and below 100"),
+        ("TONGDAI_ANOMALY_THRESHOLD", "1.333", "with at most 2 decimals, written with a point (such as 1.3)"),
+        ("TONGDAI_ANOMALY_THRESHOLD", "1,3", "not '1,3'"),
+        ("TONGDAI_ANOMALY_THRESHOLD", "1", "above 1 and below 100"),
+        ("TONGDAI_SMS_BACKEND", "crm.outbox.HttpSmsBackendd", "names a backend that cannot be imported"),
+        ("TONGDAI_EMAIL_BACKEND", "EmailBackend", "Set TONGDAI_EMAIL_BACKEND to crm.outbox.LoggingBackend"),
+        ("TONGDAI_SMS_BACKEND", "crm.outbox.HttpSmsBackend", "TONGDAI_SMS_URL is not set"),
+        ("LOG_LEVEL", "verbose", "one of DEBUG, INFO, WARNING, ERROR or CRITICAL, not 'verbose'"),
+        ("TONGDAI_EXPORT_CHUNK_SIZE", "0", "must be an integer of at least 1, not '0'"),
+        ("TONGDAI_OUTBOX_MAX_ATTEMPTS", "-1", "must be an integer of at least 1"),
+        ("TONGDAI_LOOKUP_LIMIT", "-3", "must be an integer of at least 1"),
+        ("TONGDAI_SLA_TARGET_PERCENT", "101", "must be a number from 0 to 100"),
+        ("TONGDAI_OUTBOX_POLL_SECONDS", "nan", "must be a number of at least 0.01"),
+    ],
+)
+def test_a_setting_that_cannot_work_stops_the_start_naming_it(variable, value, says):
+    result = run_manage("check", env={"DEBUG": "1", variable: value})
+    assert result.returncode != 0, f"{variable}={value!r} was accepted at start"
+    assert variable in result.stderr and says in result.stderr
+
+
+def test_settings_that_can_work_are_taken_as_written():
+    result = run_manage(
+        "shell", "-c",
+        "from django.conf import settings as s; print(s.TONGDAI_ANOMALY_THRESHOLD, s.LOGGING['root']['level'],"
+        " s.TONGDAI_EXACT_COUNT_LIMIT, s.TONGDAI_NOTIFY_BACKENDS['sms'])",
+        env={"DEBUG": "1", "TONGDAI_ANOMALY_THRESHOLD": "1.35", "LOG_LEVEL": "warning",
+             "TONGDAI_EXACT_COUNT_LIMIT": "0", "TONGDAI_SMS_BACKEND": "crm.outbox.HttpSmsBackend",
+             "TONGDAI_SMS_URL": "https://sms.example.vn/send"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].split() == ["1.35", "WARNING", "0", "crm.outbox.HttpSmsBackend"]

@@ -138,3 +138,73 @@ def test_a_service_refusal_during_an_admin_action_is_a_message_on_the_page(clien
 def test_a_page_the_admin_itself_refuses_stays_403(client, staff):
     client.force_login(staff[Role.AGENT])
     assert client.post(reverse(ADD), {}).status_code == 403
+
+
+def test_removing_a_staff_profile_takes_the_role_away_so_the_account_sees_and_changes_nothing(
+    client, staff, make_customer, catalogue, django_user_model
+):
+    """An administrator leaves: a superuser removes their staff profile in the admin (the README counts a removed
+    profile as someone who has left) while the account stays active. The role's group goes with the profile:
+    the account no longer reads every unit's outbox (customers' phones and addresses) nor changes the national
+    catalogue (a holiday), and nothing is written."""
+    from tickets.models import Holiday
+    from tickets.services import ticket_add_note, ticket_open
+
+    customer = make_customer(phones=["0903 123 456"])
+    ticket = ticket_open(
+        actor=None, category=catalogue["billing"], channel="phone", description="x", customer=customer
+    ).ticket
+    ticket_add_note(actor=None, ticket=ticket, body="Chúng tôi sẽ gọi lại", to_customer=True)
+    assert OutboxMessage.objects.filter(recipient="+84903123456").exists()
+    admin_user = staff[Role.ADMINISTRATOR]
+    superuser = django_user_model.objects.create_superuser("root", "root@example.com", "s3cret-pass-word")
+    client.force_login(superuser)
+    profile = StaffProfile.objects.get(user=admin_user)
+    response = client.post(reverse("admin:crm_staffprofile_delete", args=[profile.pk]), {"post": "yes"})
+    assert response.status_code == 302 and not StaffProfile.objects.filter(user=admin_user).exists()
+    admin_user.refresh_from_db()
+    assert admin_user.is_active and not admin_user.groups.exists()
+
+    client.force_login(admin_user)
+    outbox = client.get(reverse("admin:crm_outboxmessage_changelist"))
+    added = client.post(reverse("admin:tickets_holiday_add"), {"day": "2030-01-02", "name": "Nghỉ bù"})
+    assert (outbox.status_code, added.status_code) == (403, 403)
+    assert "+84903123456" not in outbox.content.decode()
+    assert not Holiday.objects.filter(name="Nghỉ bù").exists()
+
+
+def test_an_account_left_without_a_profile_but_in_the_administrators_group_changes_no_national_data(
+    client, staff, django_user_model
+):
+    """An account put in the administrators' group by hand, without a staff profile, sees nothing
+    (``crm.scoping``): the outbox and the national catalogue refuse it although it holds their permissions."""
+    from django.contrib.auth.models import Group
+
+    from tickets.models import Holiday
+
+    account = django_user_model.objects.create_user("no.profile", password="s3cret-pass-word", is_staff=True)
+    account.groups.add(Group.objects.get(name=group_name(Role.ADMINISTRATOR)))
+    account = django_user_model.objects.get(pk=account.pk)
+    assert account.has_perm("tickets.add_holiday")
+    client.force_login(account)
+    outbox = client.get(reverse("admin:crm_outboxmessage_changelist"))
+    added = client.post(reverse("admin:tickets_holiday_add"), {"day": "2030-01-02", "name": "Nghỉ bù"})
+    assert (outbox.status_code, added.status_code) == (403, 403)
+    assert not Holiday.objects.exists()
+
+
+def test_staff_delete_is_held_to_the_rule_of_changing_the_account_and_refused_changes_nothing(
+    staff, org, make_staff
+):
+    """A company's supervisor given the right to delete profiles may not remove the administrator's: refused,
+    the profile and its group stay."""
+    from crm.services import staff_delete
+
+    supervisor = make_staff(Role.SUPERVISOR, [org["home"]])
+    supervisor.user_permissions.add(Permission.objects.get(codename="delete_staffprofile"))
+    supervisor = User.objects.get(pk=supervisor.pk)
+    administrator = staff[Role.ADMINISTRATOR]
+    with pytest.raises(NotAllowed):
+        staff_delete(actor=supervisor, profile=administrator.staff_profile)
+    assert StaffProfile.objects.filter(user=administrator).exists()
+    assert list(administrator.groups.values_list("name", flat=True)) == [group_name(Role.ADMINISTRATOR)]

@@ -265,14 +265,30 @@ class TicketRerouteSerializer(serializers.Serializer):
 
 
 class TicketAssignSerializer(serializers.Serializer):
-    assignee = serializers.CharField(help_text="The username of a member of staff serving the ticket's unit.")
+    assignee = serializers.CharField(
+        max_length=150, help_text="The username of a member of staff serving the ticket's unit."
+    )
 
     def validate_assignee(self, value):
+        """The member of staff by their username whatever its case, among the active staff of the units the
+        caller sees, as the crew field reads one: anyone else, whether unknown, gone or serving elsewhere, is
+        refused alike. Whether they serve the ticket's unit is the service's to say."""
         from django.contrib.auth import get_user_model
 
-        user = get_user_model().objects.filter(username=value.strip(), is_active=True).first()
+        from crm.models import StaffProfile
+
+        username = value.strip()
+        profiles = StaffProfile.objects.for_user(self.context["request"].user)
+        user = (
+            get_user_model()
+            .objects.filter(staff_profile__in=profiles, username__iexact=username, is_active=True)
+            .first()
+        )
         if user is None:
-            raise serializers.ValidationError(_("No such active user."))
+            raise serializers.ValidationError(
+                _("No member of staff of the units you see has the username %(value)s.")
+                % {"value": username}
+            )
         return user
 
 

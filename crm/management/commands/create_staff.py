@@ -1,4 +1,5 @@
 import getpass
+import os
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
@@ -17,14 +18,21 @@ class Command(BaseCommand):
         parser.add_argument("--units", default="", help="Comma-separated unit codes, e.g. PE0101,PE0102")
         parser.add_argument("--name", default="", help="Full name")
         parser.add_argument("--email", default="")
+        parser.add_argument(
+            "--password-env",
+            metavar="VARIABLE",
+            default="",
+            help="Read the password from this environment variable (for scripts, without a terminal) instead of "
+            "asking for it twice.",
+        )
 
-    def handle(self, *args, username, role, badge, units, name, email, **options):
+    def handle(self, *args, username, role, badge, units, name, email, password_env, **options):
         codes = [c.strip().upper() for c in units.split(",") if c.strip()]
         found = list(Unit.objects.filter(code__in=codes))
         missing = sorted(set(codes) - {u.code for u in found})
         if missing:
             raise CommandError(f"Unknown unit codes: {', '.join(missing)}")
-        password = getpass.getpass("Password: ")
+        password = self.password(password_env)
         first, _, last = name.rpartition(" ")
         try:
             staff_create(
@@ -41,3 +49,21 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
         self.stdout.write(f"Created {username} ({role}) serving {', '.join(codes) or 'no unit'}.")
+
+    def password(self, variable: str) -> str:
+        """The new account's password: from the environment variable named, or typed twice at the terminal."""
+        if variable:
+            if variable not in os.environ:
+                raise CommandError(f"The environment variable {variable} (--password-env) is not set.")
+            return os.environ[variable]
+        try:
+            first = getpass.getpass("Password: ")
+            second = getpass.getpass("Password (again): ")
+        except (EOFError, KeyboardInterrupt):
+            raise CommandError(
+                "No password given: run this at a terminal, or pass --password-env VARIABLE with the password in "
+                "that environment variable."
+            ) from None
+        if first != second:
+            raise CommandError("The two passwords differ; nothing was created.")
+        return first

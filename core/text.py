@@ -7,6 +7,7 @@ is cut: a text that is too long is refused with its length, and the user shorten
 import unicodedata
 
 from django.core.exceptions import ValidationError
+from django.core.validators import ProhibitNullCharactersValidator
 from django.utils.translation import gettext as _
 
 DESCRIPTION_MAX_CHARS = 4000  # what the caller says (a ticket's description, a dispute's claim, a note)
@@ -21,9 +22,12 @@ def composed(text: str | None) -> str:
 
 
 def typed_text(value: str | None, *, field: str, limit: int = NOTE_MAX_CHARS) -> str:
-    """``value`` composed (``composed``) and without surrounding spaces, refused on ``field`` when it is longer
-    than ``limit`` letters."""
+    """``value`` composed (``composed``) and without surrounding spaces, refused on ``field`` when it holds a
+    NUL character (a paste from another program; no text column takes one, and the admin's forms and the API's
+    fields refuse it with the same words) or is longer than ``limit`` letters."""
     text = composed(value).strip()
+    if "\x00" in text:
+        raise ValidationError({field: ProhibitNullCharactersValidator.message})
     if len(text) > limit:
         raise ValidationError(
             {field: _("At most %(limit)d characters (this text has %(n)d).") % {"limit": limit, "n": len(text)}}

@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.autocomplete import AutocompleteJsonView
 from django.contrib.admin.widgets import AdminSplitDateTime, AutocompleteSelect
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -21,9 +22,16 @@ from django.utils.translation import gettext_lazy
 from core import exports
 from core.exports import ServiceImportMixin, StreamingExportMixin
 from core.numbers import WholeNumberField
-from crm.admin_base import ReadOnlyAdmin, ScopedAdmin, ScopedUnitFilter, ServiceErrorsMixin, report_errors
+from crm.admin_base import (
+    MaskedLookupsMixin,
+    ReadOnlyAdmin,
+    ScopedAdmin,
+    ScopedUnitFilter,
+    ServiceErrorsMixin,
+    report_errors,
+)
 from crm.models import Unit
-from customers import privacy, selectors, services
+from customers import privacy, rules, selectors, services
 from customers.models import (
     Contract,
     ContractStatus,
@@ -37,20 +45,6 @@ from customers.models import (
 from customers.normalise import InvalidPhone, display_phone, normalise_phone
 from customers.resources import ContractResource, CustomerResource, MeterResource
 from customers.selectors import MatchKind, contract_numbered
-
-
-class MaskedLookupsMixin:
-    """A list page refuses a filter typed into its URL on a field its user sees masked (``masked_lookups``:
-    field → ``privacy`` kind): the rows matching ``?national_id__startswith=0791`` would tell the hidden value
-    digit by digit. Django answers such a URL with 400; the lists' own filters and search are unchanged."""
-
-    masked_lookups: dict[str, str] = {}
-
-    def lookup_allowed(self, lookup, value, request):
-        kind = self.masked_lookups.get(lookup.split("__", 1)[0])
-        if kind is not None and not privacy.visibility(request.user).shows_whole(kind):
-            return False
-        return super().lookup_allowed(lookup, value, request)
 
 
 class CustomerSearchMixin:
@@ -307,14 +301,17 @@ class CustomerAdmin(
                 caller_phone = normalise_phone(query)
             except InvalidPhone:
                 caller_phone = ""
+        for candidate in found.customers if found else []:
+            # A customer found by the number calling: their card knows the number (it says who calls, and its
+            # "New ticket" carries the number calling), whether it is the only match or one of several.
+            candidate.card_url = reverse("admin:customers_customer_card", args=[candidate.pk])
+            if candidate.match == MatchKind.PHONE and caller_phone:
+                candidate.card_url = f"{candidate.card_url}?{urlencode({'phone': caller_phone})}"
         exact = [c for c in (found.customers if found else []) if c.match in (MatchKind.CODE, MatchKind.PHONE,
                                                                                    MatchKind.SERIAL)]  # fmt: skip
         if found and len(found.customers) == 1 and exact and not found.truncated:
-            # One exact match: the agent lands on the card, which knows the number calling.
-            card = reverse("admin:customers_customer_card", args=[exact[0].pk])
-            if exact[0].match == MatchKind.PHONE:
-                card = f"{card}?{urlencode({'phone': caller_phone})}"
-            return HttpResponseRedirect(card)
+            # One exact match: the agent lands on the card.
+            return HttpResponseRedirect(exact[0].card_url)
         context = {
             **self.admin_site.each_context(request),
             "title": _("Caller lookup"),
@@ -600,8 +597,26 @@ def _may_move_meters(user) -> bool:
     return user.has_perm("customers.change_meter") and user.has_perm("customers.change_contract")
 
 
+# A signed contract's and a registered meter's pages have nothing to edit: no Save buttons (only Close).
+NOTHING_TO_SAVE = {"show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False}
+
+
 class CustomerUnitFilter(ScopedUnitFilter):
     unit_path = "customer__unit"
+
+
+class ContractForm(forms.ModelForm):
+    """A new contract: its start date is one a contract can have (``customers.rules``), shown on the field."""
+
+    def clean(self):
+        cleaned = super().clean()
+        start = cleaned.get("start_date")
+        if start is not None and "start_date" in self.fields:
+            try:
+                rules.check_contract_day(start, "start_date")
+            except ValidationError as exc:
+                self.add_error(None, exc)
+        return cleaned
 
 
 @admin.register(Contract)
@@ -616,6 +631,7 @@ class ContractAdmin(ServiceImportMixin, ServiceErrorsMixin, ScopedAdmin):
     actions = ["activate", "suspend", "terminate"]
     ordering = ["-id"]
     change_form_template = "admin/customers/contract/change_form.html"
+    form = ContractForm
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -634,6 +650,7 @@ class ContractAdmin(ServiceImportMixin, ServiceErrorsMixin, ScopedAdmin):
         extra = {
             "current_meter": assignment.meter if assignment is not None else None,
             "can_replace_meter": assignment is not None and _may_move_meters(request.user),
+            **NOTHING_TO_SAVE,
         }
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 
@@ -641,7 +658,7 @@ class ContractAdmin(ServiceImportMixin, ServiceErrorsMixin, ScopedAdmin):
         """Replace the contract's meter: the old one off with its final register, a meter from stock on."""
         if not _may_move_meters(request.user):
             raise PermissionDenied
-        contract = self.get_queryset(request).select_related("customer").filter(pk=object_id).first()
+        contract = self.get_object(request, unquote(object_id))  # None for an id no contract can have
         if contract is None:
             raise Http404(_("No such contract in your units."))
         back = reverse("admin:customers_contract_change", args=[contract.pk])
@@ -696,6 +713,8 @@ class ContractAdmin(ServiceImportMixin, ServiceErrorsMixin, ScopedAdmin):
         return form
 
     def save_model(self, request, obj, form, change):
+        if change:
+            return  # a signed contract changes only through the actions and the meter moves
         data = form.cleaned_data
         contract = services.contract_create(
             actor=request.user,
@@ -764,11 +783,12 @@ class MeterAdmin(ServiceImportMixin, ServiceErrorsMixin, CurrentUnitMixin, Scope
             "can_install": meter is not None and meter.status == MeterStatus.IN_STOCK
             and _may_move_meters(request.user),
             "can_remove": assignment is not None and request.user.has_perm("customers.change_meter"),
+            **NOTHING_TO_SAVE,
         }  # fmt: skip
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 
     def _meter(self, request, object_id) -> Meter:
-        meter = self.get_queryset(request).select_related("unit").filter(pk=object_id).first()
+        meter = self.get_object(request, unquote(object_id))  # None for an id no meter can have
         if meter is None:
             raise Http404(_("No such meter in your units."))
         return meter
@@ -858,6 +878,8 @@ class MeterAdmin(ServiceImportMixin, ServiceErrorsMixin, CurrentUnitMixin, Scope
         return ["status"] if obj is None else self.fields
 
     def save_model(self, request, obj, form, change):
+        if change:
+            return  # a registered meter changes only through its moves
         data = form.cleaned_data
         meter = services.meter_register(
             actor=request.user,

@@ -15,11 +15,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from core.clock import CLOCK_SKEW
 from core.text import column_length, composed, typed_text
 from crm.models import Unit
 from crm.permissions import require
-from customers import privacy
+from customers import privacy, rules
 from customers.models import (
     Contract,
     ContractStatus,
@@ -81,14 +80,7 @@ def customer_next_code(*, unit: Unit) -> str:
 
 
 def _moment(at: dt.datetime) -> str:
-    return timezone.localtime(at).strftime("%d/%m/%Y %H:%M")
-
-
-def _refuse_future_move(at: dt.datetime) -> None:
-    if at > timezone.now() + CLOCK_SKEW:
-        raise ValidationError(
-            {"at": _("A meter move is recorded once done: %(at)s is in the future.") % {"at": _moment(at)}}
-        )
+    return rules.moment_text(at)
 
 
 def check_unit_current(unit: Unit, field: str = "unit", *, merged: str | None = None) -> None:
@@ -378,6 +370,7 @@ def contract_create(
     require(actor, "customers.add_contract", unit=customer.unit_id)
     if status not in (ContractStatus.PENDING, ContractStatus.ACTIVE):
         raise ValidationError({"status": _("A new contract is pending or active.")})
+    rules.check_contract_day(start_date, "start_date")
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
     if number is None:
         number = _next_contract_number(customer)
@@ -405,9 +398,15 @@ def contract_create(
 def contract_set_status(
     *, actor, contract: Contract, status: str, on: dt.date | None = None, reason: str = ""
 ) -> Contract:
-    """Move a contract along pending → active ⇄ suspended → terminated; terminating sets its end date."""
+    """Move a contract along pending → active ⇄ suspended → terminated; terminating sets its end date.
+
+    The end date is ``on``, or today; a contract that has not started yet (its start date is after today) is
+    cancelled: without ``on``, it ends on its start date, having never run.
+    """
     require(actor, "customers.change_contract", unit=contract.customer.unit_id)
     reason = typed_text(reason, field="reason")
+    if on is not None:
+        rules.check_contract_day(on, "end_date")
     contract = Contract.objects.select_for_update().get(pk=contract.pk)
     if status not in CONTRACT_TRANSITIONS.get(contract.status, set()):
         raise ValidationError(
@@ -417,9 +416,15 @@ def contract_set_status(
     before = {"status": contract.status}
     contract.status = status
     if status == ContractStatus.TERMINATED:
-        contract.end_date = on or timezone.localdate()
+        today = timezone.localdate()
+        contract.end_date = on or (contract.start_date if contract.start_date > today else today)
         if contract.end_date < contract.start_date:
-            raise ValidationError({"end_date": _("A contract cannot end before it starts.")})
+            raise ValidationError(
+                {
+                    "end_date": _("A contract cannot end before it starts (%(start)s).")
+                    % {"start": rules.day_text(contract.start_date)}
+                }
+            )
         _check_meters_off(contract, ends=contract.end_date)
     contract.save(update_fields=["status", "end_date"])
     _event(
@@ -499,7 +504,7 @@ def meter_install(
         )
     if reading < 0:
         raise ValidationError({"reading": _("A reading cannot be negative.")})
-    _refuse_future_move(at)
+    rules.check_move_moment(at)
     if contract.status == ContractStatus.TERMINATED:
         raise ValidationError(_("A meter cannot be installed on a terminated contract."))
     current = (
@@ -619,7 +624,7 @@ def meter_remove(
     )
     if assignment is None:
         raise ValidationError(_("Meter %(s)s is not installed.") % {"s": meter.serial})
-    _refuse_future_move(at)
+    rules.check_move_moment(at)
     if at < assignment.installed_at:
         raise ValidationError({"at": _("A meter cannot be removed before it was installed.")})
     if reading < assignment.reading_at_install and not faulty:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from django import forms
@@ -21,6 +22,7 @@ from core.json_input import ADMIN_FORMFIELD_OVERRIDES
 from core.numbers import WholeNumberField
 from core.text import NOTE_MAX_CHARS
 from crm.admin_base import (
+    MaskedLookupsMixin,
     ReadOnlyAdmin,
     SafeListMixin,
     ScopedAdmin,
@@ -29,8 +31,10 @@ from crm.admin_base import (
     report_errors,
 )
 from crm.models import Unit
+from crm.permissions import EverythingOnlyAdminMixin
+from crm.scoping import scope_for
 from customers import privacy
-from customers.admin import CurrentUnitMixin, MaskedLookupsMixin
+from customers.admin import CurrentUnitMixin
 from customers.models import Customer
 from customers.normalise import InvalidPhone, normalise_phone
 from tickets import selectors, services
@@ -107,10 +111,16 @@ class EscalationFilter(admin.SimpleListFilter):
         return queryset
 
 
-class TicketIntakeForm(forms.ModelForm):
-    def clean_caller_phone(self):
-        """An invalid number is refused as invalid, on the field, keeping what the agent typed."""
-        value = self.cleaned_data.get("caller_phone", "").strip()
+class CallerPhoneField(forms.CharField):
+    """The caller's number typed as people write it ("+84 903 123 456", "84-903-123-456"), cleaned to its normal
+    form (+84…, ``customers.normalise``); one that is not a Vietnamese number is refused on the field with the
+    reason, keeping what the agent typed. The new-ticket and the log-a-call forms take it alike."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=30, required=False, **kwargs)
+
+    def clean(self, value):
+        value = super().clean(value)
         if not value:
             return ""
         try:
@@ -118,8 +128,35 @@ class TicketIntakeForm(forms.ModelForm):
         except InvalidPhone as exc:
             raise forms.ValidationError(str(exc), code="invalid_phone") from exc
 
+
+class TicketIntakeForm(forms.ModelForm):
     # When the agent opened the form (picked up the call): the call is logged with its handling time on save.
     call_started_at = forms.DateTimeField(widget=forms.HiddenInput, required=False)
+
+    def intake(self) -> dict:
+        """What the form asks ``services.ticket_open`` to take (a customer's ticket goes to their unit)."""
+        data = self.cleaned_data
+        return {
+            "category": data.get("category"), "channel": data.get("channel"), "priority": data.get("priority"),
+            "description": data.get("description", ""), "customer": data.get("customer"),
+            "contract": data.get("contract"), "caller_name": data.get("caller_name", ""),
+            "caller_phone": data.get("caller_phone", ""), "caller_address": data.get("caller_address", ""),
+            "unit": data.get("unit") if not data.get("customer") else None,
+        }  # fmt: skip
+
+    def clean(self):
+        """Once the fields are read, the service's own refusals (a contract that is not the customer's, a
+        category suspended in the unit or no longer taken…) on the fields they concern: the form comes back
+        with them and with what the agent typed, while the caller is still on the line."""
+        data = super().clean()
+        if self.instance.pk is None and "category" in self.fields and not self.errors:
+            intake = self.intake()
+            del intake["caller_address"]
+            try:
+                services.ticket_open_check(**intake)
+            except ValidationError as exc:
+                add_service_errors(self, exc)
+        return data
 
     class Meta:
         model = Ticket
@@ -265,6 +302,9 @@ class AssignForm(forms.Form):
         self.fields["assignee"].queryset = selectors.eligible_assignees(units).order_by("username")
 
 
+# A ticket's number as intake gives it (``tickets.services``): its year, a dash and seven digits.
+TICKET_NUMBER = re.compile(r"[0-9]{4}-[0-9]{7}")
+
 SCORES = [(n, str(n)) for n in range(1, 6)]
 
 
@@ -289,6 +329,13 @@ class CallbackSurveyForm(forms.Form):
         label=gettext_lazy("comment"), required=False, max_length=NOTE_MAX_CHARS,
         widget=forms.Textarea(attrs={"rows": 3}),
     )
+    # The resolution the form was opened for (the ticket's cycle then): answers about an earlier fix are refused.
+    cycle = WholeNumberField(min_value=0, required=False, widget=forms.HiddenInput)
+
+    def clean_cycle(self) -> int:
+        """A survey posted without its resolution is the first resolution's (cycle 0)."""
+        cycle = self.cleaned_data.get("cycle")
+        return 0 if cycle is None else cycle
 
 
 def add_service_errors(form, exc: ValidationError) -> None:
@@ -497,15 +544,7 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
             else:
                 duplicate_of = None
                 if key == "duplicate":
-                    number = request.POST.get("duplicate_of", "").strip()
-                    duplicate_of = (
-                        self.get_queryset(request).filter(number=number).first() if number else None
-                    )
-                    if duplicate_of is None:
-                        raise ValidationError(
-                            {"duplicate_of": _("No ticket numbered “%(n)s” in your units.") % {"n": number}}
-                            if number else {"duplicate_of": _("Name the ticket this one repeats.")}
-                        )  # fmt: skip
+                    duplicate_of = self._ticket_named(request, request.POST.get("duplicate_of", ""))
                 services.ticket_change_status(
                     actor=request.user, ticket=ticket, to=self.MOVE_STATUS[key], note=note, duplicate_of=duplicate_of
                 )  # fmt: skip
@@ -516,6 +555,23 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
             request, _("%(n)s: %(move)s — done.") % {"n": ticket.number, "move": moves[key].label}
         )
         return HttpResponseRedirect(page)
+
+    def _ticket_named(self, request, value: str) -> Ticket:
+        """The ticket a duplicate repeats, named by its number (year-number, as intake gives them) among those of
+        the user's units. Anything else typed (a NUL character pasted along, letters) is refused before it is
+        looked up."""
+        number = (value or "").strip()
+        if not number:
+            raise ValidationError({"duplicate_of": _("Name the ticket this one repeats.")})
+        if not TICKET_NUMBER.fullmatch(number):
+            raise ValidationError(
+                {"duplicate_of": _("A ticket number is written as year-number, for example %(example)s.")
+                                 % {"example": f"{timezone.localdate().year}-0000123"}}
+            )  # fmt: skip
+        ticket = self.get_queryset(request).filter(number=number).first()
+        if ticket is None:
+            raise ValidationError({"duplicate_of": _("No ticket numbered “%(n)s” in your units.") % {"n": number}})
+        return ticket
 
     @staticmethod
     def _outage_named(request, value: str) -> Incident:
@@ -554,13 +610,13 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
         )
         if ticket is None:
             raise Http404(_("No such ticket in your units."))
-        form = CallbackSurveyForm(request.POST or None)
+        form = CallbackSurveyForm(request.POST or None, initial={"cycle": ticket.cycle})
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
                 callback = services.callback_record(
                     actor=request.user, ticket=ticket, reached=data["reached"], fix_score=data["fix_score"],
-                    attitude_score=data["attitude_score"], comment=data["comment"],
+                    attitude_score=data["attitude_score"], comment=data["comment"], cycle=data["cycle"],
                 )  # fmt: skip
             except ValidationError as exc:
                 add_service_errors(form, exc)
@@ -633,19 +689,7 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
         if change:
             return  # a ticket changes only through its actions and services; the inlines save themselves
         data = form.cleaned_data
-        intake = services.ticket_open(
-            actor=request.user,
-            category=data["category"],
-            channel=data["channel"],
-            priority=data["priority"],
-            description=data["description"],
-            customer=data.get("customer"),
-            contract=data.get("contract"),
-            caller_name=data.get("caller_name", ""),
-            caller_phone=data.get("caller_phone", ""),
-            caller_address=data.get("caller_address", ""),
-            unit=data.get("unit") if not data.get("customer") else None,
-        )
+        intake = services.ticket_open(actor=request.user, **form.intake())
         for warning in intake.warnings:
             messages.warning(request, warning)
         obj.pk, obj.number = intake.ticket.pk, intake.ticket.number
@@ -678,8 +722,8 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
         form = super().get_form(request, obj, change=change, **kwargs)
         if obj is None and "caller_phone" in form.base_fields:
             # Typed as the caller reads it ("+84 903 123 456" too); stored normalised (customers.normalise).
-            form.base_fields["caller_phone"] = forms.CharField(
-                label=Ticket._meta.get_field("caller_phone").verbose_name, max_length=30, required=False
+            form.base_fields["caller_phone"] = CallerPhoneField(
+                label=Ticket._meta.get_field("caller_phone").verbose_name
             )
         if obj is None and "unit" in form.base_fields:
             form.base_fields["unit"].required = False
@@ -817,13 +861,13 @@ class TicketEventAdmin(MaskedLookupsMixin, ReadOnlyAdmin):
 
 
 @admin.register(Category)
-class CategoryAdmin(admin.ModelAdmin):
+class CategoryAdmin(EverythingOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["code", "name", "is_outage", "is_active"]
     search_fields = ["code", "name"]
 
 
 @admin.register(SlaPolicy)
-class SlaPolicyAdmin(admin.ModelAdmin):
+class SlaPolicyAdmin(EverythingOnlyAdminMixin, admin.ModelAdmin):
     formfield_overrides = ADMIN_FORMFIELD_OVERRIDES  # whole numbers typed with digits only
     list_display = [
         "category", "valid_from", "acknowledge_minutes", "contact_minutes", "resolve_minutes",
@@ -838,19 +882,35 @@ class SlaPolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Holiday)
-class HolidayAdmin(SafeListMixin, admin.ModelAdmin):
+class HolidayAdmin(EverythingOnlyAdminMixin, SafeListMixin, admin.ModelAdmin):
     list_display = ["day", "name"]
     date_hierarchy = "day"
 
 
 @admin.register(Suspension)
 class SuspensionAdmin(ServiceErrorsMixin, admin.ModelAdmin):
+    """Suspensions are listed to every role (they say why intake is refused), made over the units the user
+    sees only (``services.suspension_create`` holds the rule; the form offers no other) and deleted only by
+    someone who sees all their units."""
+
     list_display = ["category", "starts_at", "ends_at", "reason"]
     list_select_related = ["category"]
     filter_horizontal = ["units"]
 
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "units":
+            kwargs["queryset"] = Unit.objects.for_user(request.user).order_by("code")
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
     def has_change_permission(self, request, obj=None):
         return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        allowed = super().has_delete_permission(request, obj)
+        if not allowed or obj is None:
+            return allowed
+        scope = scope_for(request.user)
+        return all(scope.allows_unit(unit_id) for unit_id in obj.units.values_list("pk", flat=True))
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
@@ -1004,6 +1064,9 @@ class InteractionForm(forms.ModelForm):
             "note",
         ]
 
+    caller_phone = CallerPhoneField(label=Interaction._meta.get_field("caller_phone").verbose_name)
+    actor: Any = None  # who logs the call (``InteractionAdmin.get_form``): the service's checks are theirs
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         started = self.fields["started_at"]
@@ -1011,10 +1074,29 @@ class InteractionForm(forms.ModelForm):
         started.help_text = _("Empty: the call has just ended (it started its handling time ago).")
 
     def clean(self):
+        """The call's end (its start and handling time), then the service's refusals (``interaction_check``)
+        on the fields they concern: the form comes back with them and with what the agent typed."""
         data = super().clean()
+        seconds = data.get("handling_seconds")
+        if seconds is None or "started_at" in self.errors:
+            return data
         # Logged once the call is over: a start left empty is the handling time before now.
-        if data.get("started_at") is None and data.get("handling_seconds") is not None:
-            data["started_at"] = timezone.now() - dt.timedelta(seconds=data["handling_seconds"])
+        if data.get("started_at") is None:
+            data["started_at"] = timezone.now() - dt.timedelta(seconds=seconds)
+        try:
+            data["ended_at"] = data["started_at"] + dt.timedelta(seconds=seconds)
+        except OverflowError:  # a start at the end of the calendar (31/12/9999)
+            self.add_error("started_at", _("A call cannot start in the future."))
+            return data
+        if not self.errors:
+            try:
+                services.interaction_check(
+                    actor=self.actor, started_at=data["started_at"], ended_at=data["ended_at"],
+                    unit=data.get("unit"), customer=data.get("customer"), ticket=data.get("ticket"),
+                    caller_phone=data.get("caller_phone", ""),
+                )  # fmt: skip
+            except ValidationError as exc:
+                add_service_errors(self, exc)
         return data
 
 
@@ -1043,7 +1125,7 @@ class InteractionAdmin(MaskedLookupsMixin, ServiceErrorsMixin, ReadOnlyAdmin):
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
-            kwargs["form"] = InteractionForm
+            kwargs["form"] = type("InteractionForm", (InteractionForm,), {"actor": request.user})
             kwargs["fields"] = self.add_fields
         form = super().get_form(request, obj, change=change, **kwargs)
         if obj is None:
@@ -1072,10 +1154,9 @@ class InteractionAdmin(MaskedLookupsMixin, ServiceErrorsMixin, ReadOnlyAdmin):
         data = form.cleaned_data
         interaction = services.interaction_record(
             actor=request.user, channel=data["channel"], disposition=data["disposition"],
-            started_at=data["started_at"],
-            ended_at=data["started_at"] + dt.timedelta(seconds=data["handling_seconds"]),
-            customer=data.get("customer"), ticket=data.get("ticket"), unit=data.get("unit"),
-            caller_phone=data.get("caller_phone", ""), note=data.get("note", ""),
+            started_at=data["started_at"], ended_at=data["ended_at"], customer=data.get("customer"),
+            ticket=data.get("ticket"), unit=data.get("unit"), caller_phone=data.get("caller_phone", ""),
+            note=data.get("note", ""),
         )  # fmt: skip
         obj.pk = interaction.pk
 

@@ -236,12 +236,14 @@ WORK_TICKETS = "tickets.change_ticket"
 
 
 def eligible_assignees(unit_ids):
-    """The staff a ticket of these units may be given to: active, serving one of the units, and with a role
-    (or rights) that works tickets. The one rule: the assign service checks it, the admin offers only them."""
+    """The staff a ticket of these units may be given to: active, serving one of the units (or the unit that
+    took it over, ``units_serving``), and with a role (or rights) that works tickets. The one rule: the assign
+    service checks it, the admin offers only them."""
     from django.contrib.auth import get_user_model
 
+    serving = sorted({served for unit_id in unit_ids for served in units_serving(unit_id)})
     users = get_user_model().objects.with_perm(WORK_TICKETS, backend="crm.auth.CachedModelBackend")
-    return users.filter(is_active=True, staff_profile__units__in=list(unit_ids)).distinct()
+    return users.filter(is_active=True, staff_profile__units__in=serving).distinct()
 
 
 def crews_of_unit(unit_id: int):
@@ -421,7 +423,7 @@ def ticket_moves(*, ticket: Ticket, user) -> list[Move]:
         return []
     allowed = TRANSITIONS.get(ticket.status, set())
     moves = []
-    if ticket.is_open and ticket.assignee_id != user.pk and _serves(user, ticket.unit_id):
+    if ticket.is_open and ticket.assignee_id != user.pk and serves(user, ticket.unit_id):
         moves.append(Move("take", _("Take (assign to me)")))
     if Status.ACKNOWLEDGED in allowed:
         moves.append(Move("acknowledge", _("Acknowledge")))
@@ -476,10 +478,12 @@ def outage_label(incident: Incident) -> str:
     return f"#{incident.pk} {incident.cause} ({', '.join(incident.wards) or _('whole unit')}; {start})"
 
 
-def _serves(user, unit_id: int) -> bool:
+def serves(user, unit_id: int) -> bool:
+    """Whether ``user`` (a user or their id) works the records of unit ``unit_id``: they serve it, or the unit
+    that took it over (``units_serving``)."""
     from crm.models import StaffProfile
 
-    return StaffProfile.objects.filter(user=user, units=unit_id).exists()
+    return StaffProfile.objects.filter(user=user, units__in=units_serving(unit_id)).exists()
 
 
 def ticket_clocks(*, ticket: Ticket, now=None) -> list[dict]:

@@ -112,8 +112,11 @@ def active_suspension(*, category: Category, unit: Unit, at: dt.datetime) -> Sus
 def suspension_create(
     *, actor, category: Category, units: list[Unit], starts_at: dt.datetime, ends_at: dt.datetime, reason: str
 ) -> Suspension:
-    """Suspend a category in some units for a period. Outage reports cannot be suspended."""
+    """Suspend a category in some units for a period. Outage reports cannot be suspended. ``actor`` (None for
+    the system) must be allowed to suspend a service in each of the units."""
     require(actor, "tickets.add_suspension")
+    for unit in units:
+        require(actor, "tickets.add_suspension", unit=unit)
     if category.is_outage:
         raise ValidationError(_("Outage reports are never suspended."))
     reason = typed_text(reason, field="reason")
@@ -540,15 +543,37 @@ def _checked_intake(
 def _refuse_when_suspended(*, category: Category, unit: Unit, at: dt.datetime) -> None:
     suspension = active_suspension(category=category, unit=unit, at=at)
     if suspension is not None:
-        raise ValidationError(
-            _("%(c)s is suspended in %(u)s until %(end)s: %(reason)s")
-            % {
-                "c": category.name,
-                "u": unit.name,
-                "end": timezone.localtime(suspension.ends_at).strftime("%d/%m/%Y %H:%M"),
-                "reason": suspension.reason,
-            }
-        )
+        raise ValidationError({"category": _("%(c)s is suspended in %(u)s until %(end)s: %(reason)s") % {
+            "c": category.name,
+            "u": unit.name,
+            "end": timezone.localtime(suspension.ends_at).strftime("%d/%m/%Y %H:%M"),
+            "reason": suspension.reason,
+        }})  # fmt: skip
+
+
+def ticket_open_check(
+    *,
+    category: Category,
+    channel: str,
+    description: str,
+    customer: Customer | None = None,
+    contract: Contract | None = None,
+    caller_name: str = "",
+    caller_phone: str = "",
+    unit: Unit | None = None,
+    priority: str = Priority.NORMAL,
+    at: dt.datetime | None = None,
+) -> None:
+    """The refusals ``ticket_open`` would give this request now (field by field: a contract that is not the
+    customer's, a category no longer taken or suspended in the unit, an invalid phone…), writing nothing. The
+    new-ticket form runs it when it is validated, so that a refusal shows on its field while the caller is still
+    on the line and what the agent typed stays; ``ticket_open`` checks again when the ticket is taken."""
+    _phone, unit = _checked_intake(
+        category=category, channel=channel, description=composed(description), customer=customer,
+        contract=contract, caller_name=composed(caller_name), caller_phone=caller_phone, unit=unit,
+        priority=priority,
+    )  # fmt: skip
+    _refuse_when_suspended(category=category, unit=current_unit(unit), at=at or timezone.now())
 
 
 def _open_duplicates_warning(ticket: Ticket) -> list[str]:
@@ -871,10 +896,7 @@ def ticket_reroute(*, actor, ticket: Ticket, unit: Unit, reason: str) -> Ticket:
         earlier = _back_to_acknowledged(ticket)  # the new unit sees it needs a crew of its own
         if earlier is not None:
             before["status"], after["status"] = earlier, Status.ACKNOWLEDGED
-    if (
-        ticket.assignee_id is not None
-        and not StaffProfile.objects.filter(user_id=ticket.assignee_id, units=unit).exists()
-    ):
+    if ticket.assignee_id is not None and not selectors.serves(ticket.assignee_id, unit.pk):
         before["assignee"], after["assignee"] = ticket.assignee_id, None
         ticket.assignee = None
     if ticket.incident_id is not None:
@@ -902,8 +924,9 @@ def ticket_reroute(*, actor, ticket: Ticket, unit: Unit, reason: str) -> Ticket:
 
 @transaction.atomic
 def ticket_assign(*, actor, ticket: Ticket, assignee) -> Ticket:
-    """Give the ticket to a member of staff of its unit. Taking it oneself needs only the right to change
-    tickets; giving it to somebody else is a supervisor's or dispatcher's (``tickets.assign_ticket``)."""
+    """Give the ticket to a member of staff of its unit (or of the unit that took it over, ``units_serving``).
+    Taking it oneself needs only the right to change tickets; giving it to somebody else is a supervisor's or
+    dispatcher's (``tickets.assign_ticket``)."""
     require(actor, "tickets.change_ticket", unit=ticket.unit_id)
     if getattr(actor, "pk", None) and assignee.pk != actor.pk and not actor.has_perm("tickets.assign_ticket"):
         raise ValidationError(_("Only a supervisor or a dispatcher may give a ticket to somebody else."))
@@ -912,8 +935,7 @@ def ticket_assign(*, actor, ticket: Ticket, assignee) -> Ticket:
         raise ValidationError(_("The ticket is no longer open."))
     if ticket.assignee_id == assignee.pk:
         return ticket
-    profile = StaffProfile.objects.filter(user=assignee).first()
-    if profile is None or not profile.units.filter(pk=ticket.unit_id).exists():
+    if not selectors.serves(assignee, ticket.unit_id):  # its unit, or the one that took it over
         raise ValidationError({"assignee": _("The assignee does not serve the ticket's unit.")})
     if not selectors.eligible_assignees([ticket.unit_id]).filter(pk=assignee.pk).exists():
         raise ValidationError({"assignee": _("%(who)s does not work tickets: choose staff whose role handles them.")
@@ -1190,16 +1212,23 @@ def callback_record(
     attitude_score: int | None = None,
     comment: str = "",
     at: dt.datetime | None = None,
+    cycle: int | None = None,
 ) -> Callback:
     """Record one callback attempt of the ticket's current resolution (its cycle): the survey when the customer
     answers; after ``CALLBACK_MAX_ATTEMPTS`` unanswered calls, "unreachable". A finished callback closes the
-    ticket."""
+    ticket. ``cycle``: the resolution the agent's form was opened for; when the ticket has been reopened and
+    resolved again since, the answers are about an earlier fix and are refused."""
     require(actor, "tickets.add_callback", unit=ticket.unit_id)
     comment = typed_text(comment, field="comment")
     at = at or timezone.now()
     ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
     if ticket.status != Status.RESOLVED:
         raise ValidationError(_("Only a resolved ticket gets a callback."))
+    if cycle is not None and cycle != ticket.cycle:
+        raise ValidationError(
+            _("Ticket %(n)s was reopened and resolved again since this survey was opened: its answers are about "
+              "an earlier fix. Open the survey again and ask about the latest one.") % {"n": ticket.number}
+        )  # fmt: skip
     callback, _created = Callback.objects.select_for_update().get_or_create(ticket=ticket, cycle=ticket.cycle)
     if callback.outcome:
         raise ValidationError(_("The callback is already done."))
@@ -1610,7 +1639,32 @@ def interaction_record(
     """Log a call or message an agent handled (the admin's form, the API, intake from the card): the unit
     follows the ticket, else the customer, else it is the one given or the agent's only unit; a unit given that
     is not the ticket's (or the customer's) is refused, and so are a ticket and a customer that do not belong
-    together, and a call that starts or ends in the future (it is logged when it is over)."""
+    together, a phone that is not a Vietnamese number, and a call that starts or ends in the future (it is logged
+    when it is over). The refusals are ``interaction_check``'s."""
+    unit, customer = interaction_check(
+        actor=actor, started_at=started_at, ended_at=ended_at, unit=unit, customer=customer, ticket=ticket,
+        caller_phone=caller_phone,
+    )  # fmt: skip
+    with transaction.atomic():
+        return interaction_log(
+            actor=actor, channel=channel, started_at=started_at, ended_at=ended_at, disposition=disposition,
+            unit=unit, customer=customer, ticket=ticket, caller_phone=caller_phone, note=note,
+        )  # fmt: skip
+
+
+def interaction_check(
+    *,
+    actor,
+    started_at: dt.datetime,
+    ended_at: dt.datetime,
+    unit: Unit | None = None,
+    customer: Customer | None = None,
+    ticket: Ticket | None = None,
+    caller_phone: str = "",
+) -> tuple[Unit, Customer | None]:
+    """Every refusal of a call ``interaction_record`` would log, at once and field by field, writing nothing: the
+    unit it counts for and its customer (the ticket's when only the ticket is named). The admin's call form runs
+    it when it is validated, so that a refusal shows on its field with what the agent typed."""
     require(actor, "tickets.add_interaction")
     errors = {}
     if ticket is not None and customer is not None and ticket.customer_id not in (None, customer.pk):
@@ -1636,13 +1690,14 @@ def interaction_record(
         errors["ended_at"] = _too_long()
     elif ended_at > now + CLOCK_SKEW:
         errors["ended_at"] = _("A call cannot end in the future: log it when it is over.")
+    if caller_phone:
+        try:
+            normalise_phone(caller_phone)
+        except InvalidPhone as exc:
+            errors["caller_phone"] = str(exc)
     if errors or unit is None:
         raise ValidationError(errors)
-    with transaction.atomic():
-        return interaction_log(
-            actor=actor, channel=channel, started_at=started_at, ended_at=ended_at, disposition=disposition,
-            unit=unit, customer=customer, ticket=ticket, caller_phone=caller_phone, note=note,
-        )  # fmt: skip
+    return unit, customer
 
 
 def ticket_assign_to_taker(*, actor, ticket: Ticket) -> bool:
@@ -1651,7 +1706,7 @@ def ticket_assign_to_taker(*, actor, ticket: Ticket) -> bool:
     profile = StaffProfile.objects.filter(user=actor).first() if getattr(actor, "pk", None) else None
     if profile is None or profile.role != Role.AGENT or not profile.assign_new_tickets:
         return False
-    if not profile.units.filter(pk=ticket.unit_id).exists():
+    if not selectors.serves(actor, ticket.unit_id):
         return False  # routed to a unit the agent does not serve: its own staff take it
     ticket_assign(actor=actor, ticket=ticket, assignee=actor)
     return True

@@ -152,3 +152,30 @@ def test_a_reason_typed_in_decomposed_unicode_is_counted_and_kept_by_its_letters
     customer_services.meter_remove(actor=None, meter=assignment.meter, at=timezone.now(), reading=10, reason=reason)
     assignment.refresh_from_db()
     assert assignment.removal_reason == unicodedata.normalize("NFC", reason).strip()
+
+
+@pytest.mark.parametrize("text", ["Khách gọi\x00 nhầm", "\x00", "  nhầm\x00  "])
+def test_a_nul_character_is_refused_on_its_field_with_djangos_own_words(text):
+    from django.core.validators import ProhibitNullCharactersValidator
+
+    from core.text import typed_text
+
+    with pytest.raises(ValidationError) as refused:
+        typed_text(text, field="note")
+    assert refused.value.message_dict == {"note": [str(ProhibitNullCharactersValidator.message)]}
+
+
+def test_a_nul_character_in_a_services_note_is_refused_in_vietnamese_and_changes_nothing(
+    staff, make_customer, catalogue
+):
+    from django.utils import translation
+
+    ticket = _ticket(catalogue, make_customer())
+    events = ticket.events.count()
+    with pytest.raises(ValidationError) as refused:
+        services.ticket_change_status(actor=staff[Role.SUPERVISOR], ticket=ticket, to=Status.CANCELLED,
+                                      note="Khách gọi\x00 nhầm")  # fmt: skip
+    with translation.override("vi"):  # the reason is read in the language of whoever is told
+        assert refused.value.message_dict == {"note": ["Không được chứa ký tự rỗng (null)."]}
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.events.count()) == (Status.NEW, events)

@@ -12,10 +12,12 @@ from django.urls import reverse
 
 from crm.models import OutboxMessage, Role, Unit
 from tickets.models import Ticket, WorkOrderStatus
-from tickets.selectors import crew_choices, ticket_work_orders, units_serving
+from tickets.selectors import crew_choices, eligible_assignees, ticket_work_orders, units_serving
 from tickets.services import (
     staff_of_unit,
+    ticket_assign,
     ticket_open,
+    ticket_reroute,
     work_order_advance,
     work_order_assign,
     work_order_create,
@@ -115,3 +117,94 @@ def test_a_level_1_escalation_tells_the_successors_dispatchers(kept_ticket, succ
     # then the dispatchers of the unit that took it over hear of it
     told = OutboxMessage.objects.filter(dedupe_key__startswith=f"ticket:{kept_ticket.pk}:escalation:1:")
     assert list(told.values_list("recipient", flat=True)) == ["+84903999222"]
+
+
+# Taken and assigned by the successor's staff ------------------------------------------------------------------
+
+
+def test_the_successors_agent_takes_a_ticket_kept_in_a_unit_merged_away(client, org, make_staff, kept_ticket):
+    agent = make_staff(Role.AGENT, [org["other_corporation"]])
+    client.force_login(agent)
+    page = client.get(reverse("admin:tickets_ticket_change", args=[kept_ticket.pk])).content.decode()
+    assert 'id="move-take"' in page  # README: the successor's staff work the records a merged-away unit keeps
+    response = client.post(
+        reverse("admin:tickets_ticket_move", args=[kept_ticket.pk]), {"move": "take"}, follow=True
+    )
+    assert response.status_code == 200
+    kept_ticket.refresh_from_db()
+    assert kept_ticket.assignee == agent
+    assert kept_ticket.events.filter(kind="assigned", actor=agent).count() == 1
+
+
+def test_the_successors_dispatcher_assigns_a_ticket_kept_in_a_unit_merged_away(
+    client, org, make_staff, kept_ticket
+):
+    successor = org["other_corporation"]
+    agent, dispatcher = make_staff(Role.AGENT, [successor]), make_staff(Role.DISPATCHER, [successor])
+    # the "Assign to…" page offers the successor's staff ...
+    assert agent in set(eligible_assignees([kept_ticket.unit_id]))
+    client.force_login(dispatcher)
+    offered = client.post(
+        reverse("admin:tickets_ticket_changelist"), {"action": "assign", "_selected_action": [kept_ticket.pk]}
+    )
+    assert f'value="{agent.pk}"' in offered.content.decode()
+    # ... and the service gives it to them (it refused: "the assignee does not serve the ticket's unit")
+    ticket_assign(actor=dispatcher, ticket=kept_ticket, assignee=agent)
+    kept_ticket.refresh_from_db()
+    assert kept_ticket.assignee == agent
+
+
+def test_staff_of_another_unit_still_cannot_hold_a_ticket_kept_in_a_unit_merged_away(
+    client, staff, make_staff, org, kept_ticket
+):
+    dispatcher = make_staff(Role.DISPATCHER, [org["other_corporation"]])
+    outsider = staff[Role.AGENT]  # the home unit's: neither the merged unit nor its successor
+    assert outsider not in set(eligible_assignees([kept_ticket.unit_id]))
+    with pytest.raises(ValidationError) as refused:
+        ticket_assign(actor=dispatcher, ticket=kept_ticket, assignee=outsider)
+    assert refused.value.message_dict == {"assignee": ["The assignee does not serve the ticket's unit."]}
+    kept_ticket.refresh_from_db()
+    assert (kept_ticket.assignee, kept_ticket.events.filter(kind="assigned").count()) == (None, 0)
+
+
+def test_a_kept_ticket_rerouted_to_the_successor_stays_with_the_successors_agent_who_holds_it(
+    org, make_staff, staff, kept_ticket
+):
+    successor = org["other_corporation"]
+    agent = make_staff(Role.AGENT, [successor])
+    ticket_assign(actor=agent, ticket=kept_ticket, assignee=agent)  # taken while it was kept in the merged unit
+    ticket_reroute(actor=None, ticket=kept_ticket, unit=successor, reason="Đơn vị đã sáp nhập")
+    kept_ticket.refresh_from_db()
+    assert (kept_ticket.unit, kept_ticket.assignee) == (successor, agent)
+    # sent on to a unit the agent does not serve, it goes back to that unit's queue
+    ticket_reroute(actor=None, ticket=kept_ticket, unit=org["home"], reason="Sai địa bàn")
+    kept_ticket.refresh_from_db()
+    assert (kept_ticket.unit, kept_ticket.assignee) == (org["home"], None)
+
+
+# A call logged through the API by staff whose profile still names the merged unit ------------------------------
+
+
+def test_a_call_logged_through_the_api_by_staff_of_a_merged_away_unit_is_answered_once_written(
+    client, org, merged, make_staff, make_customer
+):
+    from django.utils import timezone
+
+    from customers.models import Customer
+    from tickets.models import Interaction
+
+    agent = make_staff(Role.AGENT, [merged])  # served Sơn Hòa before the merge; the profile keeps it
+    customer = make_customer(org["other_corporation"], phones=["0905 111 222"])
+    Customer.objects.filter(pk=customer.pk).update(unit=merged)  # a customer record of the merged unit
+    client.force_login(agent)
+    response = client.post(
+        "/api/v1/interactions/",
+        {"channel": "phone", "disposition": "information", "started_at": timezone.now().isoformat(),
+         "handling_seconds": 0, "customer_code": customer.code},
+        content_type="application/json",
+    )  # fmt: skip
+    # it answered 500 after writing the call (read back through the agent's scope), and a retry logged it twice
+    assert response.status_code == 201, response.content
+    logged = Interaction.objects.get()
+    assert (logged.unit, logged.customer_id, logged.agent) == (org["other_corporation"], customer.pk, agent)
+    assert response.json()["unit_code"] == org["other_corporation"].code

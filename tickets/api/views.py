@@ -144,7 +144,7 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
     def assign(self, request, pk=None):
         """Give the ticket to a member of staff of its unit (oneself, or anyone with ``assign_ticket``)."""
         ticket = self.get_object()
-        incoming = TicketAssignSerializer(data=request.data)
+        incoming = TicketAssignSerializer(data=request.data, context={"request": request})
         incoming.is_valid(raise_exception=True)
         ticket = services.ticket_assign(actor=request.user, ticket=ticket, **incoming.validated_data)
         return Response(TicketSerializer(ticket, context={"request": request}).data)
@@ -328,7 +328,11 @@ class InteractionViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
                 {self.FIELDS_SENT.get(name, name): messages for name, messages in exc.message_dict.items()},
                 status=http.HTTP_400_BAD_REQUEST,
             )
-        interaction = self.get_queryset().get(pk=interaction.pk)
+        # The row just written, as written: its unit follows the customer or ticket (after merges), which may be
+        # a unit the agent's profile does not list (it still names the unit merged away).
+        interaction = Interaction.objects.select_related("customer", "ticket", "unit", "agent").get(
+            pk=interaction.pk
+        )
         return Response(
             InteractionSerializer(interaction, context={"request": request}).data, status=http.HTTP_201_CREATED
         )

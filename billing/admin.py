@@ -82,6 +82,7 @@ from crm.admin_base import (
     report_errors,
 )
 from crm.models import Unit
+from crm.permissions import EverythingOnlyAdminMixin
 from crm.scoping import scope_for
 from customers.models import Contract, Customer, MeterAssignment
 from customers.selectors import contract_numbered
@@ -120,8 +121,10 @@ def _form_errors(form, exc: ValidationError) -> None:
 
 def _offsets(invoice: Invoice) -> list[dict]:
     """The refunds offset on a bill, each named by the adjustment invoice that opened it, and its amount."""
-    refunds = invoice.offsets.select_related("adjustment__invoice", "adjustment__original").order_by(
-        "settled_at", "pk"
+    refunds = (
+        invoice.offsets.select_related("adjustment__invoice", "adjustment__original")
+        .exclude(adjustment__original_id=invoice.pk)  # a credit that came off what this bill owed: not an offset
+        .order_by("settled_at", "pk")
     )
     return [{"label": services.offset_label(refund), "amount": refund.amount} for refund in refunds]
 
@@ -588,7 +591,8 @@ class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadO
 
     @admin.display(description=gettext_lazy("still owed"))
     def owed_vnd(self, obj):
-        """The amount due less the payments recorded, once the bill is issued."""
+        """The amount due (after the credits of its approved adjustments) less the payments recorded, once the
+        bill is issued."""
         if obj.status not in (InvoiceStatus.ISSUED, InvoiceStatus.PAID):
             return "—"
         return money(services.payment_owed(obj))
@@ -1255,12 +1259,20 @@ class OffsetForm(forms.Form):
 
 @admin.register(Refund)
 class RefundAdmin(MoneyDisplays, BillingAdminMixin, ReadOnlyAdmin):
-    list_display = ["customer", "unit", "amount_vnd", "method", "reference", "settled_at", "adjustment"]
+    list_display = ["customer", "unit", "amount_vnd", "settled_how", "reference", "settled_at", "adjustment"]
     list_display_links = ["customer"]
     fields = (
-        "adjustment", "customer", "unit", "amount_vnd", "method", "offset_invoice", "reference", "settled_at",
+        "adjustment", "customer", "unit", "amount_vnd", "settled_how", "offset_invoice", "reference", "settled_at",
         "settled_by", "created_at",
     )  # fmt: skip
+
+    @admin.display(description=gettext_lazy("settled by"), ordering="method")
+    def settled_how(self, obj):
+        """How the refund was settled; a credit that came off what its own bill still owed says so."""
+        if obj.method == RefundMethod.OFFSET and obj.offset_invoice_id == obj.adjustment.original_id:
+            return _("Came off what bill %(n)s still owed") % {"n": obj.adjustment.original.number}
+        return obj.get_method_display() or "—"
+
     readonly_fields = fields
     list_select_related = ["customer", "unit", "adjustment__original"]
     list_filter = [RefundQueueFilter, ScopedUnitFilter, "method"]
@@ -1517,7 +1529,7 @@ class PriceTableForm(forms.ModelForm):
 
 
 @admin.register(PriceTable)
-class PriceTableAdmin(ServiceErrorsMixin, admin.ModelAdmin):
+class PriceTableAdmin(EverythingOnlyAdminMixin, ServiceErrorsMixin, admin.ModelAdmin):
     """Prices are history: a table once stored is never changed, a new price is a new table from a date."""
 
     formfield_overrides = ADMIN_FORMFIELD_OVERRIDES  # whole numbers typed with digits only
@@ -1566,7 +1578,7 @@ class PriceTableAdmin(ServiceErrorsMixin, admin.ModelAdmin):
 
 
 @admin.register(VatRate)
-class VatRateAdmin(ServiceErrorsMixin, admin.ModelAdmin):
+class VatRateAdmin(EverythingOnlyAdminMixin, ServiceErrorsMixin, admin.ModelAdmin):
     """VAT rates are history: a rate issued bills used is shown read-only (the database refuses to change it);
     a correction is a new rate from a date. Through the services, audited."""
 

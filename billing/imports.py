@@ -10,8 +10,8 @@ Other columns are ignored. The pipeline:
    ``csv.reader``.
 2. ``ri_rows`` (one ``CREATE TABLE … AS SELECT``): each line parsed once (period and time checked by a regular
    expression and the register for digits before any cast, so a bad text is a refusal, never an error; source)
-   and resolved (meter serial → its open assignment, or contract
-   number → the contract's first open assignment; → contract → customer → unit), with the first reason to
+   and resolved (meter serial → its open assignment, else its last one; or contract number → the contract's
+   open assignment, else its last one; → contract → customer → unit), with the first reason to
    refuse it chosen by one ``CASE`` in a fixed order: missing key, period (not a month, a month not yet come,
    another month than the import's), register, source, time, unknown serial or contract, meter not
    installed, the import's unit, the importer's units.
@@ -30,7 +30,10 @@ Other columns are ignored. The pipeline:
    ended before the meter was installed is refused, as is a suspended contract (step 2), in the words of
    ``billing.rules``. A line for a month before one already read (rare) is left out of the set-based path and
    goes through ``billing.services.reading_record`` itself, one savepoint each: placed in register order with
-   the later month re-based, or refused with the service's reason.
+   the later month re-based, or refused with the service's reason. So does a line of a contract whose meter
+   came off during or after the line's month, or naming a meter on no contract now: the month is read on the
+   meter that served the contract then, up to its removal register (the final month of a customer who moved
+   out, read after the meter came off).
 5. The counts, one audit record for the import, and the refused lines (line, serial, contract, period,
    register, reason) streamed to a CSV.
 
@@ -149,6 +152,11 @@ def _message(params: _Params, template: str, **exprs: str) -> str:
     return "(" + " || ".join(sql) + ")" if sql else "''"
 
 
+# A contract's (or a meter's) assignments ``x``, the one a line is resolved to first: the open one, else the
+# last one taken off.
+LATEST_ASSIGNMENT = "CASE WHEN x.removed_at IS NULL THEN 0 ELSE 1 END, x.removed_at DESC, x.id DESC"
+
+
 class _Dialect:
     """The few places where PostgreSQL and SQLite need different SQL."""
 
@@ -209,17 +217,33 @@ class _Dialect:
         connection.connection.create_function("tongdai_import_ts", 1, _sqlite_timestamp, deterministic=True)
 
     def contract_assignment_join(self) -> str:
-        """The contract's current meter assignment (the first open one, as ``reading_record`` takes it) for
-        lines that name a contract and no meter."""
+        """The contract's meter assignment for lines that name a contract and no meter: the open one, else the
+        last one taken off (such a line goes through ``reading_record``, which reads the month on the meter
+        that served it: ``_check_against_recorded``)."""
         if self.postgres:
             return (
-                "LEFT JOIN LATERAL (SELECT x.id, x.contract_id, x.meter_id, x.reading_at_install, x.installed_at "
-                "FROM customers_meterassignment x WHERE x.contract_id = kc.id AND x.removed_at IS NULL "
-                "AND p.k_serial = '' ORDER BY x.id LIMIT 1) ac ON TRUE"
+                "LEFT JOIN LATERAL (SELECT x.id, x.contract_id, x.meter_id, x.reading_at_install, x.installed_at, "
+                "x.removed_at FROM customers_meterassignment x WHERE x.contract_id = kc.id AND p.k_serial = '' "
+                f"ORDER BY {LATEST_ASSIGNMENT} LIMIT 1) ac ON TRUE"
             )
         return (
-            "LEFT JOIN customers_meterassignment ac ON p.k_serial = '' AND ac.id = (SELECT MIN(x.id) "
-            "FROM customers_meterassignment x WHERE x.contract_id = kc.id AND x.removed_at IS NULL)"
+            "LEFT JOIN customers_meterassignment ac ON p.k_serial = '' AND ac.id = (SELECT x.id "
+            f"FROM customers_meterassignment x WHERE x.contract_id = kc.id ORDER BY {LATEST_ASSIGNMENT} LIMIT 1)"
+        )
+
+    def removed_meter_join(self) -> str:
+        """For a line naming a meter that is on no contract now: its last assignment (``al``), looked up only
+        for such lines. The line goes through ``reading_record``, which reads the month on the meter that served
+        the contract then (``_check_against_recorded``)."""
+        if self.postgres:
+            return (
+                "LEFT JOIN LATERAL (SELECT x.id, x.contract_id, x.meter_id, x.reading_at_install, x.installed_at, "
+                "x.removed_at FROM customers_meterassignment x WHERE am.id IS NULL AND x.meter_id = m.id "
+                f"ORDER BY {LATEST_ASSIGNMENT} LIMIT 1) al ON TRUE"
+            )
+        return (
+            "LEFT JOIN customers_meterassignment al ON am.id IS NULL AND al.id = (SELECT x.id "
+            f"FROM customers_meterassignment x WHERE x.meter_id = m.id ORDER BY {LATEST_ASSIGNMENT} LIMIT 1)"
         )
 
     def history(self, days: str) -> str:
@@ -449,7 +473,8 @@ def _resolve_sql(d: _Dialect, names: list[str], params: _Params, *, unit, unit_i
         f"(CASE WHEN p.s_text <> '' THEN p.s_text ELSE {default_source} END) AS source, p.taken AS taken_at, "
         f"k.id AS contract_id, {assigned('id')} AS assignment_id, {assigned('meter_id')} AS meter_id, "
         f"{assigned('reading_at_install')} "
-        f"AS reading_at_install, {assigned('installed_at')} AS installed_at, cu.unit_id AS unit_id, "
+        f"AS reading_at_install, {assigned('installed_at')} AS installed_at, {assigned('removed_at')} AS removed_at, "
+        f"CASE WHEN p.k_serial <> '' THEN 1 ELSE 0 END AS by_serial, cu.unit_id AS unit_id, "
         f"{case} AS reject_reason, 0 AS unchanged, 0 AS late "
         f"FROM ({parsed}) p {' '.join(joins)}"
     )
@@ -486,6 +511,7 @@ def _resolve_joins(d: _Dialect, *, has_serial: bool, has_contract: bool) -> list
         joins += [
             "LEFT JOIN customers_meter m ON p.k_serial <> '' AND m.serial = p.k_serial",
             "LEFT JOIN customers_meterassignment am ON am.meter_id = m.id AND am.removed_at IS NULL",
+            d.removed_meter_join(),
         ]
     if has_contract:
         joins += [
@@ -503,7 +529,10 @@ def _resolve_joins(d: _Dialect, *, has_serial: bool, has_contract: bool) -> list
 
 def _assigned(column: str, *, has_serial: bool, has_contract: bool) -> str:
     """A column of the meter assignment a line resolved to (by its serial, else by its contract)."""
-    found = [f"{alias}.{column}" for alias, present in (("am", has_serial), ("ac", has_contract)) if present]
+    found = [
+        f"{alias}.{column}" for alias, present in (("am", has_serial), ("al", has_serial), ("ac", has_contract))
+        if present
+    ]  # fmt: skip
     return found[0] if len(found) == 1 else f"COALESCE({', '.join(found)})"
 
 
@@ -545,7 +574,10 @@ def _refusal_checks(d: _Dialect, params: _Params, *, has_serial: bool, has_contr
     if has_serial:
         checks += [
             ("p.k_serial <> '' AND m.id IS NULL", reason(_("Unknown meter serial."))),
-            ("p.k_serial <> '' AND am.id IS NULL", reason(_("The meter is not installed on any contract."))),
+            (
+                "p.k_serial <> '' AND am.id IS NULL AND al.id IS NULL",
+                reason(_("The meter is not installed on any contract.")),
+            ),
         ]
     if has_contract:
         checks += [
@@ -893,7 +925,28 @@ def _check_against_recorded() -> list[dt.date]:
                     AND e.value > ri_rows.value)
                 """
             )
+        _mark_meters_taken_off(periods)
     return periods
+
+
+def _mark_meters_taken_off(periods: list[dt.date]) -> None:
+    """A line of a contract whose meter came off during or after the line's month (the final month of a
+    customer who moved out, read after the meter came off; a meter replaced since), or naming a meter on no
+    contract now, goes through ``reading_record`` too: the month is read on the meter that served the contract
+    then, up to its removal register, or refused with the service's reason. One statement a month."""
+    for period in periods:
+        _execute(
+            """
+            UPDATE ri_rows SET late = 1
+            WHERE reject_reason IS NULL AND unchanged = 0 AND late = 0 AND period = %s
+              AND (removed_at IS NOT NULL OR contract_id IN (
+                   SELECT x.contract_id FROM customers_meterassignment x WHERE x.removed_at > %s))
+            """,
+            [
+                connection.ops.adapt_datefield_value(period),
+                connection.ops.adapt_datetimefield_value(rules.month_start_at(period)),
+            ],
+        )
 
 
 def _insert_periods(
@@ -959,10 +1012,10 @@ def _record_late_lines(actor) -> tuple[int, int]:
     same reason). Rare in a file; each in a savepoint, its refusal written on the line."""
     inserted = flagged = 0
     rows = _fetch(
-        "SELECT row_no, contract_id, period, value, source, taken_at FROM ri_rows WHERE late = 1 "
-        "AND reject_reason IS NULL ORDER BY row_no"
+        "SELECT row_no, contract_id, period, value, source, taken_at, by_serial, meter_id FROM ri_rows "
+        "WHERE late = 1 AND reject_reason IS NULL ORDER BY row_no"
     )
-    for row_no, contract_id, period, value, source, taken_at in rows:
+    for row_no, contract_id, period, value, source, taken_at, by_serial, meter_id in rows:
         if not isinstance(period, dt.date):
             period = dt.date.fromisoformat(str(period)[:10])
         if taken_at is not None and not isinstance(taken_at, dt.datetime):
@@ -970,7 +1023,8 @@ def _record_late_lines(actor) -> tuple[int, int]:
         try:
             with transaction.atomic():
                 reading = reading_record(actor=actor, contract=Contract(pk=contract_id), period=period,
-                                         value=int(value), source=source, taken_at=taken_at)  # fmt: skip
+                                         value=int(value), source=source, taken_at=taken_at,
+                                         meter_id=meter_id if by_serial else None)  # fmt: skip
         except ValidationError as exc:
             _execute(
                 "UPDATE ri_rows SET reject_reason = %s WHERE row_no = %s", ["; ".join(exc.messages), row_no]

@@ -690,7 +690,7 @@ class Adjustment(models.Model):
         db_constraint=False,
         verbose_name=_("corrected reading"),
     )
-    record = models.TextField(_("correction record"))
+    record = models.TextField(_("correction record"), max_length=DESCRIPTION_MAX_CHARS)
     kwh = models.IntegerField(_("corrected kWh"))
     delta_subtotal = models.BigIntegerField(_("difference before VAT"))
     delta_vat = models.BigIntegerField(_("difference in VAT"))

@@ -10,6 +10,9 @@ late reading is placed among its neighbours by this module whichever way it come
   its end (its final month is read and billed);
 - a month after the current one is not read yet (nor estimated);
 - a month that ended before the meter was installed is not read on that meter;
+- a month is read on the meter that served the contract then: the one on it now, or, when that one came later
+  (or none is on it), the last one taken off during or after the month, whose removal register is the most it
+  reads (the final month of a customer who moved out is read after the meter came off, and billed);
 - a register is never above the register of a later month on the same meter (nor below the previous one,
   unless the meter rolled over: ``billing.services._consumption``), so a reading entered late for an earlier
   month sits in register order among its neighbours, and the later reading's advance is re-based on it.
@@ -31,6 +34,7 @@ ENDED = _("The contract ended on %(d)s: a later month is not read on it.")
 BEFORE_INSTALL = _("The meter was installed after %(m)s: that month is not read on it.")
 ABOVE_LATER = _("The register (%(v)s) is above the reading of a later month (%(m)s: %(n)s).")
 FUTURE = _("A period in the future cannot be read.")
+ABOVE_REMOVAL = _("Meter %(s)s came off on %(d)s at %(r)s: a register above that is not read on it.")
 
 
 def month_end(period: dt.date) -> dt.date:
@@ -61,6 +65,23 @@ def install_refusal(installed_at: dt.datetime, period: dt.date) -> str:
     """Why ``period`` cannot be read on a meter installed at ``installed_at`` ('' when it can)."""
     if installed_at >= month_end_at(period):
         return str(BEFORE_INSTALL) % {"m": f"{period:%m/%Y}"}
+    return ""
+
+
+def month_start_at(period: dt.date) -> dt.datetime:
+    """Local midnight at the start of ``period``'s month (``settings.TIME_ZONE``), as an aware time."""
+    return timezone.make_aware(dt.datetime(period.year, period.month, 1))
+
+
+def removal_refusal(value: int, assignment) -> str:
+    """Why ``value`` cannot be read on the meter of ``assignment`` ('' when it can): the meter came off the
+    contract with its removal register, the last it read there."""
+    if assignment is not None and assignment.removed_at is not None and int(value) > assignment.reading_at_removal:
+        return str(ABOVE_REMOVAL) % {
+            "s": assignment.meter.serial,
+            "d": f"{timezone.localtime(assignment.removed_at):%d/%m/%Y}",
+            "r": assignment.reading_at_removal,
+        }
     return ""
 
 

@@ -58,7 +58,7 @@ from billing.money import money
 from billing.selectors import tables_for, vat_rates
 from core.text import DESCRIPTION_MAX_CHARS, column_length, typed_text
 from crm.models import Unit
-from crm.permissions import require
+from crm.permissions import require, require_everything
 from crm.scoping import scope_for
 from customers.models import Contract, ContractStatus, Customer, MeterAssignment
 
@@ -125,7 +125,7 @@ def _store_steps(row: PriceTable, table: tariff.PriceTable) -> None:
 def price_table_create(*, actor, tariff_category: str, kind: str, valid_from: dt.date, tiers=(), tou_prices=(),
                        legal_basis: str = "") -> PriceTable:  # fmt: skip
     """A new price from a date: checked by the pure model (any number of tiers), stored, audited."""
-    require(actor, "billing.add_pricetable")
+    require_everything(actor, "billing.add_pricetable")  # national reference data
     try:
         shape = tariff.PriceTable(
             kind=kind, valid_from=valid_from, tiers=tuple(tariff.Tier(u, p) for u, p in tiers),
@@ -180,7 +180,7 @@ def vat_rate_in_use(rate: VatRate) -> bool:
 @transaction.atomic
 def vat_rate_create(*, actor, valid_from: dt.date, percent: int, legal_basis: str = "") -> VatRate:
     """A new VAT rate from a date (a correction of a rate bills used is one too): stored, audited."""
-    require(actor, "billing.add_vatrate")
+    require_everything(actor, "billing.add_vatrate")  # national reference data
     if not 0 <= percent <= 100:
         raise ValidationError({"percent": _("A VAT rate is a percentage from 0 to 100.")})
     if VatRate.objects.filter(valid_from=valid_from).exists():
@@ -198,7 +198,7 @@ def vat_rate_change(
     *, actor, rate: VatRate, percent: int, legal_basis: str = "", reason: str = ""
 ) -> VatRate:
     """Correct a rate no issued bill used yet (a future one): audited. A rate bills used is never changed."""
-    require(actor, "billing.change_vatrate")
+    require_everything(actor, "billing.change_vatrate")  # national reference data
     lock_reference(exclusive=True)
     rate = VatRate.objects.select_for_update().get(pk=rate.pk)
     if vat_rate_in_use(rate):
@@ -247,8 +247,8 @@ REFERENCE_LOCK = (15_002, 0)  # the lock of the VAT rates and price tables again
 
 
 def lock_period(period: dt.date, *, exclusive: bool = False) -> None:
-    """What a period's bills depend on changes one way at a time. The billing run takes the period's lock
-    exclusively; a reading recorded, corrected or re-based, a dispute or a re-inspection opened take it shared.
+    """What a period's bills depend on changes one way at a time. The billing run and a rebate round (apply or
+    reverse, each of its months) take the period's lock exclusively; a reading recorded, corrected or re-based, a dispute or a re-inspection opened take it shared.
     So a correction made while the run is open waits for it, then finds the run's draft and recomputes it; a
     run started while a correction is open waits for it and bills the corrected reading. Held to the end of the
     transaction (PostgreSQL; SQLite has one writer at a time anyway)."""
@@ -257,6 +257,16 @@ def lock_period(period: dt.date, *, exclusive: bool = False) -> None:
     function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {function}(%s, %s)", [PERIOD_LOCK, period.year * 100 + period.month])
+
+
+def lock_periods(first: dt.date, last: dt.date) -> None:
+    """A rebate round's months, each locked exclusively as the billing run locks its month, from the earliest
+    (the order every path takes them in): a correction, reading, dispute or scan of one of them finishes first,
+    and the round then reduces the bills as they stand; one started during the round waits for it."""
+    month = first.replace(day=1)
+    while month <= last:
+        lock_period(month, exclusive=True)
+        month = rules.month_end(month)
 
 
 def lock_reference(*, exclusive: bool = False) -> None:
@@ -407,15 +417,42 @@ def _accept_reading(*, actor, reading: MeterReading, reason: str) -> None:
 # Readings -----------------------------------------------------------------------------------------------
 
 
-def _current_assignment(contract: Contract) -> MeterAssignment:
-    assignment = (
-        MeterAssignment.objects.filter(contract=contract, removed_at__isnull=True)
+def reading_assignment(contract: Contract, period: dt.date) -> MeterAssignment:
+    """The meter that served the contract in ``period``, which the month is read on: the one on it now when it
+    was installed before the month ended; else the last one taken off during or after the month (the final
+    month of a customer who moved out, read after the meter came off: its removal register is the most it
+    reads, ``billing.rules.removal_refusal``; taken off at the month's very start, it served none of it). Else
+    the one on it now (a month before it was installed, refused as such), or none. The readings import sends
+    the lines of such contracts through ``reading_record``."""
+    current = None
+    served = None
+    for assignment in (
+        MeterAssignment.objects.filter(
+            Q(removed_at__isnull=True) | Q(removed_at__gt=rules.month_start_at(period)), contract=contract
+        )
         .select_related("meter")
-        .first()
-    )
-    if assignment is None:
-        raise ValidationError(_("The contract has no meter installed."))
-    return assignment
+        .order_by("-installed_at", "-pk")
+    ):
+        if assignment.removed_at is None:
+            current = assignment
+        elif served is None and assignment.installed_at < rules.month_end_at(period):
+            served = assignment
+    if current is not None and (served is None or current.installed_at < rules.month_end_at(period)):
+        return current
+    if served is not None:
+        return served
+    raise ValidationError(_("The contract has no meter installed."))
+
+
+def _refuse_another_meter(contract: Contract, period: dt.date, meter_id: int) -> None:
+    """A register given for a meter that did not serve the contract in ``period`` (a file's serial): refused,
+    saying why."""
+    stays = MeterAssignment.objects.filter(meter_id=meter_id)
+    if stays.filter(contract=contract, installed_at__gte=rules.month_end_at(period)).exists():
+        rules.check(rules.install_refusal(rules.month_end_at(period), period), field="period")
+    if not stays.filter(removed_at__isnull=True).exists():
+        raise ValidationError(_("The meter is not installed on any contract."))
+    raise ValidationError(_("The meter is not installed on that contract."))
 
 
 def _previous_reading(contract: Contract, period: dt.date) -> MeterReading | None:
@@ -539,11 +576,13 @@ def _refuse_contract_not_read(contract: Contract, period: dt.date) -> None:
 def _placed(
     *, contract: Contract, assignment: MeterAssignment, period: dt.date, value: int
 ) -> MeterReading | None:
-    """The reading rules (``billing.rules``) for a register of ``period`` on the contract's current meter:
-    the contract is read, the meter was there, and the register is not above a later month's. Locks the
+    """The reading rules (``billing.rules``) for a register of ``period`` on the meter that served the contract
+    then: the contract is read, the meter was there, and the register is not above a later month's (nor above
+    the meter's register when it came off). Locks the
     periods whose bills the reading changes; returns the later reading it re-bases (or None)."""
     _refuse_contract_not_read(contract, period)
     rules.check(rules.install_refusal(assignment.installed_at, period), field="period")
+    rules.check(rules.removal_refusal(value, assignment))
     lock_period(period)
     later = _later_reading(contract.pk, period)
     if later is not None:
@@ -555,10 +594,12 @@ def _placed(
 
 @transaction.atomic
 def reading_record(*, actor, contract: Contract, period: dt.date, value: int, source: str,
-                   taken_at: dt.datetime | None = None, rolled_over: bool = False) -> MeterReading:  # fmt: skip
+                   taken_at: dt.datetime | None = None, rolled_over: bool = False,
+                   meter_id: int | None = None) -> MeterReading:  # fmt: skip
     """Take a period's reading: validated by the reading rules against its neighbours, implausible jumps
     flagged. A reading for a month before one already read is placed between them: the later reading's
-    advance is re-based on it."""
+    advance is re-based on it. ``meter_id``: the meter the register was read on (a file's serial), refused
+    when it is not the one that served the contract that month."""
     require(actor, "billing.add_meterreading")
     period_bounds(period)
     if source not in ReadingSource.values or source == ReadingSource.REINSPECTION:
@@ -569,7 +610,9 @@ def reading_record(*, actor, contract: Contract, period: dt.date, value: int, so
     require(actor, "billing.add_meterreading", unit=contract.customer.unit_id)
     rules.check(rules.future_refusal(period), field="period")
     _refuse_contract_not_read(contract, period)
-    assignment = _current_assignment(contract)
+    assignment = reading_assignment(contract, period)
+    if meter_id is not None and assignment.meter_id != meter_id:
+        _refuse_another_meter(contract, period, meter_id)
     later = _placed(contract=contract, assignment=assignment, period=period, value=int(value))
     if MeterReading.objects.current().filter(contract=contract, period=period).exists():
         raise ValidationError(
@@ -729,13 +772,16 @@ def reading_estimate(*, actor, contract: Contract, period: dt.date) -> MeterRead
     if daily is None:
         raise ValidationError(_("No earlier readings to estimate from."))
     kwh = int((daily * (end - start).days).quantize(Decimal(1), rounding="ROUND_HALF_UP"))
-    assignment = _current_assignment(contract)
+    assignment = reading_assignment(contract, period)
     previous = _previous_reading(contract, period)
     base = (
         previous.value
         if previous and previous.meter_id == assignment.meter_id
         else assignment.reading_at_install
     )
+    removal = assignment.reading_at_removal  # set once the meter came off: it read no more on the contract
+    if removal is not None and base <= removal:
+        kwh = min(kwh, removal - base)
     later = _placed(contract=contract, assignment=assignment, period=period, value=base + kwh)
     reading = MeterReading.objects.create(
         contract=contract, meter=assignment.meter, unit_id=contract.customer.unit_id, period=period,
@@ -748,6 +794,20 @@ def reading_estimate(*, actor, contract: Contract, period: dt.date) -> MeterRead
         _rebase(actor=actor, later=later, previous=reading,
                 reason=_("Reading of %(m)s estimated late") % {"m": f"{period:%m/%Y}"})  # fmt: skip
     return reading
+
+
+def _assignment_read(reading: MeterReading) -> MeterAssignment | None:
+    """The stay of ``reading``'s meter on its contract that the reading was taken in."""
+    return (
+        MeterAssignment.objects.filter(
+            contract_id=reading.contract_id,
+            meter_id=reading.meter_id,
+            installed_at__lt=rules.month_end_at(reading.period),
+        )
+        .select_related("meter")
+        .order_by("-installed_at", "-pk")
+        .first()
+    )
 
 
 def _disputed_month(reading: MeterReading) -> bool:
@@ -785,6 +845,7 @@ def reading_correct(*, actor, reading: MeterReading, value: int, reason: str,
         lock_period(later.period)
         if later.meter_id == old.meter_id:
             rules.check(rules.later_refusal(int(value), later))
+    rules.check(rules.removal_refusal(int(value), _assignment_read(old)))
     kwh = old.kwh + int(value) - old.value
     if rolled_over and old.previous_value is not None and int(value) >= old.previous_value:
         kwh -= 10 ** max(len(str(old.previous_value)), 5)  # the corrected register did not roll over after all
@@ -1220,7 +1281,8 @@ NOTHING_OWED = gettext_lazy("Nothing owed: no charge, or refunds offset on the b
 
 
 def _mark_paid(*, actor, invoice: Invoice, at: dt.datetime, reason: str = "") -> Invoice:
-    """An issued invoice becomes paid: by ``payment_record``, when its payments cover the amount due, at the
+    """An issued invoice becomes paid: by ``payment_record``, when its payments cover the amount due (after
+    its credits, ``_settle_credits``: also when a credit approved brings it there), at the
     time of the last of them (each checked there: not before the issue, not in the future); or at its issue,
     when it owes nothing (``invoice_issue``; ``invoices_issue`` settles a month's such bills in one statement).
     ``invoice`` is locked by the caller. Nothing marks a bill paid that still owes money."""
@@ -1249,9 +1311,82 @@ def _paid_so_far(invoice: Invoice) -> int:
     return Payment.objects.filter(invoice_id=invoice.pk).aggregate(paid=Sum("amount"))["paid"] or 0
 
 
+def corrected_due(invoice: Invoice) -> int:
+    """What a regular bill comes to once the credits of its approved adjustments are counted: its amount due
+    less those credits, except what of them was given back otherwise (paid back, or offset on another bill).
+    A credit first comes off what is still owed on the bill it corrects."""
+    credits = (
+        Invoice.objects.filter(adjusts_id=invoice.pk, kind=InvoiceKind.ADJUSTMENT, total__lt=0)
+        .aggregate(total=Sum("total"))["total"]
+        or 0
+    )
+    given_back = (
+        Refund.objects.filter(adjustment__original_id=invoice.pk)
+        .exclude(method="")
+        .exclude(offset_invoice_id=invoice.pk)  # taken off this bill itself: not given back
+        .aggregate(amount=Sum("amount"))["amount"]
+        or 0
+    )
+    return invoice.amount_due + credits + given_back
+
+
+def _balance(invoice: Invoice) -> int:
+    """What is still owed on a regular bill after its credits and payments (below 0: what was overpaid)."""
+    return corrected_due(invoice) - _paid_so_far(invoice)
+
+
 def payment_owed(invoice: Invoice) -> int:
-    """What is still owed on an issued invoice: its amount due less the payments recorded against it."""
-    return invoice.amount_due - _paid_so_far(invoice)
+    """What is still owed on an issued invoice: its amount due less the payments recorded against it; for a
+    regular bill, the amount due after the credits of its approved adjustments (``corrected_due``)."""
+    if invoice.kind != InvoiceKind.REGULAR:
+        return invoice.amount_due - _paid_so_far(invoice)
+    return max(_balance(invoice), 0)
+
+
+def overpaid(invoice: Invoice) -> int:
+    """What the customer paid on a regular bill above what it comes to after its credits: the most its
+    refunds pay back in cash."""
+    return max(-_balance(invoice), 0)
+
+
+def _settle_credits(*, actor, invoice: Invoice, at: dt.datetime) -> None:
+    """A regular bill (locked by the caller) whose payments reach what it comes to after its credits: it is
+    paid (at ``at``), and the refunds its credits opened keep only what was overpaid: each refund within it
+    stays to be paid back; one above it is cut down to it; the others came off what was owed on the bill, and
+    are settled so (as an offset on the bill itself, which its amount due does not count)."""
+    balance = _balance(invoice)
+    if balance > 0:
+        return
+    if invoice.status == InvoiceStatus.ISSUED:
+        _mark_paid(actor=actor, invoice=invoice, at=at)
+    left = -balance
+    refunds = Refund.objects.select_for_update(of=("self",)).filter(adjustment__original_id=invoice.pk, method="")
+    for refund in refunds.order_by("pk"):
+        if refund.amount <= left:
+            left -= refund.amount
+        elif left > 0:
+            audit(actor=actor, action="refund.reduce", obj=refund, before={"amount": refund.amount},
+                  after={"amount": left}, reason=str(TAKEN_OFF_THE_BILL) % {"n": invoice.number})  # fmt: skip
+            refund.amount, left = left, 0
+            refund.save(update_fields=["amount"])
+        else:
+            refund.method, refund.offset_invoice = RefundMethod.OFFSET, invoice
+            refund.settled_at, refund.settled_by = at, _actor(actor)
+            refund.save(update_fields=["method", "offset_invoice", "settled_at", "settled_by"])
+            audit(actor=actor, action="refund.settle", obj=refund, after={"method": "offset", "amount": refund.amount,
+                  "offset_invoice": invoice.number}, reason=str(TAKEN_OFF_THE_BILL) % {"n": invoice.number})  # fmt: skip
+
+
+def _settle_released(*, actor, refunds: list[int]) -> None:
+    """Refunds whose offset was released count again against the bills their credits correct: such a bill
+    whose payments now reach what it comes to is paid (``_settle_credits``)."""
+    originals = Adjustment.objects.filter(refund__in=refunds).values_list("original_id", flat=True)
+    for original_id in sorted(set(originals)):
+        original = Invoice.objects.select_for_update().get(pk=original_id)
+        _settle_credits(actor=actor, invoice=original, at=timezone.now())
+
+
+TAKEN_OFF_THE_BILL = gettext_lazy("The credit came off what was still owed on bill %(n)s.")
 
 
 def _local(at: dt.datetime) -> str:
@@ -1300,7 +1435,8 @@ def payment_record(*, actor, invoice: Invoice, amount: int, paid_at: dt.datetime
                    reference: str) -> PaymentRecorded:  # fmt: skip
     """Record money received against an issued invoice (a bank transfer, the counter, the app, a collection
     partner), under the channel's transaction reference. The invoice becomes paid when its payments cover
-    its amount due. The invoice's row is locked first, so two payments of the last amount at once are taken
+    its amount due (for a regular bill, after the credits of its approved adjustments: ``payment_owed``). The
+    invoice's row is locked first, so two payments of the last amount at once are taken
     one after the other and the second is refused: nothing is ever paid twice over. The same channel's
     reference sent again for the same invoice and amount returns the first payment (``created`` False); for
     another invoice or amount it is refused with the reason."""
@@ -1325,8 +1461,7 @@ def payment_record(*, actor, invoice: Invoice, amount: int, paid_at: dt.datetime
         )
     if paid_at > timezone.now():
         raise ValidationError({"paid_at": _("A payment is recorded once made: its time is not in the future.")})
-    paid = _paid_so_far(invoice)
-    owed = invoice.amount_due - paid
+    owed = payment_owed(invoice)
     if owed <= 0:
         raise ValidationError({"invoice": _("Nothing is owed on invoice %(n)s.") % {"n": invoice.number}})
     if amount > owed:
@@ -1351,7 +1486,10 @@ def payment_record(*, actor, invoice: Invoice, amount: int, paid_at: dt.datetime
     })  # fmt: skip
     if amount == owed:  # settled: paid when the last of its payments was made
         last = max(paid_at, Payment.objects.filter(invoice_id=invoice.pk).aggregate(at=Max("paid_at"))["at"])
-        _mark_paid(actor=actor, invoice=invoice, at=last)
+        if invoice.kind == InvoiceKind.REGULAR:  # its credits' refunds that came off what it owed are settled
+            _settle_credits(actor=actor, invoice=invoice, at=last)
+        else:
+            _mark_paid(actor=actor, invoice=invoice, at=last)
     return PaymentRecorded(payment=payment, created=True)
 
 
@@ -1398,6 +1536,7 @@ def _recompute(*, actor, invoice: Invoice, reading: MeterReading, reason: str) -
         audit(actor=actor, action="refund.unsettle", obj=invoice, rows=len(released),
               after={"refunds": released, "total": invoice.total, "refund_offset": invoice.refund_offset},
               reason=reason)  # fmt: skip
+        _settle_released(actor=actor, refunds=released)
     after: dict = {"kwh": invoice.kwh, "subtotal": invoice.subtotal, "vat": invoice.vat, "total": invoice.total}
     if rebanded:  # programme → [percent before, after]
         after["rebates"] = rebanded
@@ -1468,9 +1607,15 @@ def dispute_open(*, actor, ticket, claim: str, invoice: Invoice | None = None,
         if invoice.customer_id != ticket.customer_id:
             raise ValidationError({"invoice": _("The invoice is not the ticket's customer's.")})
         invoice = disputed_bill(invoice)
-        reading = reading or invoice.reading
     if reading is not None and reading.contract.customer_id != ticket.customer_id:
         raise ValidationError({"reading": _("The reading is not the ticket's customer's.")})
+    if invoice is not None and reading is not None and (
+        (reading.contract_id, reading.period) != (invoice.contract_id, invoice.period)
+    ):
+        # Only a reading of the bill's own contract and month: an adjustment of the bill closes the dispute.
+        raise ValidationError({"reading": _("The reading is not the one of this bill's contract and period.")})
+    if invoice is not None:
+        reading = reading or invoice.reading
     if reading is not None:
         lock_period(reading.period)  # a billing run of the period finishes first, and its draft is held below
         reading = _reading_in_force(reading)
@@ -1665,7 +1810,8 @@ def adjustment_propose(*, actor, invoice: Invoice, record: str, reading: MeterRe
     invoice = Invoice.objects.select_for_update(of=("self",)).select_related("contract").get(pk=invoice.pk)
     if invoice.kind != InvoiceKind.REGULAR or invoice.status not in ISSUED_STATUSES:
         raise ValidationError(_("Only an issued bill is adjusted; a draft one is recomputed."))
-    if not record.strip():
+    record = typed_text(record, field="record", limit=DESCRIPTION_MAX_CHARS)
+    if not record:
         raise ValidationError({"record": _("Write the correction record.")})
     errors = {}  # both told at once, each beside its field
     if reading is not None and (reading.contract_id != invoice.contract_id or reading.period != invoice.period):
@@ -1699,7 +1845,7 @@ def adjustment_propose(*, actor, invoice: Invoice, record: str, reading: MeterRe
         with transaction.atomic():
             adjustment = Adjustment.objects.create(
                 original=invoice, unit_id=invoice.unit_id, dispute=dispute, corrected_reading=reading,
-                record=record.strip(), kwh=kwh, delta_subtotal=delta_subtotal, delta_vat=delta_vat,
+                record=record, kwh=kwh, delta_subtotal=delta_subtotal, delta_vat=delta_vat,
                 delta_total=delta_subtotal + delta_vat, proposed_by=actor, proposed_at=timezone.now(),
             )  # fmt: skip
     except IntegrityError as exc:  # proposed meanwhile by another clerk
@@ -1765,11 +1911,12 @@ def adjustment_decide(*, actor, adjustment: Adjustment, approve: bool, note: str
     invoice.save(update_fields=["status", "issued_at"])
     adjustment.status, adjustment.invoice = AdjustmentStatus.APPROVED, invoice
     adjustment.save(update_fields=["status", "decided_by", "decided_at", "decision_note", "invoice"])
-    if adjustment.delta_total < 0:
+    if adjustment.delta_total < 0:  # a credit: first off what is still owed on the bill (``_settle_credits``)
         Refund.objects.create(
             adjustment=adjustment, customer_id=original.customer_id, unit_id=original.unit_id,
             amount=-adjustment.delta_total, created_at=now,
         )  # fmt: skip
+        _settle_credits(actor=actor, invoice=original, at=now)
     audit(actor=actor, action="adjustment.approve", obj=adjustment, after={"invoice": invoice.number,
           "delta_total": adjustment.delta_total}, reason=note)  # fmt: skip
     if adjustment.dispute is not None and adjustment.dispute.status == DisputeStatus.OPEN:
@@ -1815,14 +1962,23 @@ def _adjustment_parts(original: Invoice, adjustment: Adjustment) -> list[tuple[d
 @transaction.atomic
 def refund_settle(*, actor, refund: Refund, method: str, reference: str = "",
                   offset_invoice: Invoice | None = None) -> Refund:  # fmt: skip
-    """Money back (with the payment reference) or an offset on the customer's next bill, recorded which."""
+    """Money back (with the payment reference) or an offset on the customer's next bill, recorded which. Money
+    is paid back only from what the customer overpaid on the bill the credit corrects (``overpaid``): a credit
+    on a bill not paid yet comes off what is owed on it instead, or is offset on a next bill (the bill then
+    owes it again)."""
     require(actor, "billing.change_refund", unit=refund.unit_id)
+    # The corrected bill first, then the refund: the order a payment of that bill takes them in.
+    original = Invoice.objects.select_for_update().get(
+        pk=Adjustment.objects.filter(pk=refund.adjustment_id).values("original_id")[:1]
+    )
     refund = Refund.objects.select_for_update().get(pk=refund.pk)
     if refund.method:
         raise ValidationError(_("This refund is already settled."))
+    reference = typed_text(reference, field="reference", limit=column_length(Refund, "reference"))
     if method == RefundMethod.REFUND:
-        if not reference.strip():
+        if not reference:
             raise ValidationError({"reference": _("Give the payment reference.")})
+        _refuse_above_overpaid(refund, original)
     elif method == RefundMethod.OFFSET:
         if offset_invoice is None:
             raise ValidationError({"offset_invoice": _("Choose the next bill to offset.")})
@@ -1850,12 +2006,26 @@ def refund_settle(*, actor, refund: Refund, method: str, reference: str = "",
         offset_invoice.save(update_fields=["refund_offset"])
     else:
         raise ValidationError({"method": _("Choose a refund or an offset.")})
-    refund.method, refund.reference, refund.offset_invoice = method, reference.strip(), offset_invoice
+    refund.method, refund.reference, refund.offset_invoice = method, reference, offset_invoice
     refund.settled_at, refund.settled_by = timezone.now(), _actor(actor)
     refund.save(update_fields=["method", "reference", "offset_invoice", "settled_at", "settled_by"])
     audit(actor=actor, action="refund.settle", obj=refund, after={"method": method, "amount": refund.amount,
           "offset_invoice": getattr(offset_invoice, "number", None), "reference": reference})  # fmt: skip
     return refund
+
+
+def _refuse_above_overpaid(refund: Refund, original: Invoice) -> None:
+    """A refund paid back in cash is at most what the customer paid on the corrected bill above what it comes
+    to after its credits: refused with the amounts otherwise."""
+    above = overpaid(original)
+    if refund.amount <= above:
+        return
+    raise ValidationError({"reference": _(
+        "%(r)s is more than the customer overpaid on bill %(n)s (%(o)s: paid %(p)s of the %(c)s it comes to after "
+        "its credits). A credit first comes off what is still owed on the bill: only what was overpaid is paid "
+        "back (or offset the refund on a next bill)."
+    ) % {"r": money(refund.amount), "n": original.number, "o": money(above), "p": money(_paid_so_far(original)),
+         "c": money(corrected_due(original))}})  # fmt: skip
 
 
 def _release_offsets(invoice: Invoice) -> list[int]:
@@ -2077,6 +2247,7 @@ def rebate_apply(*, actor, programme: RebateProgramme) -> dict:
     programme = RebateProgramme.objects.select_for_update().get(pk=programme.pk)
     if programme.status == RebateStatus.REVERSED:
         raise ValidationError(_("A reversed programme is not applied again: create a new one."))
+    lock_periods(programme.period_from, programme.period_to)  # its months' corrections finish first
     sql, params = _eligible_sql(programme)
     now = timezone.now()
     with connection.cursor() as cursor:
@@ -2169,6 +2340,7 @@ def _rebate_release_offsets(cursor, *, actor, programme: RebateProgramme) -> Non
         audit(actor=actor, action="refund.unsettle", obj=invoice, rows=len(released),
               after={"refunds": released, "total": new_total, "refund_offset": invoice.refund_offset},
               reason=rebate_label(programme))  # fmt: skip
+        _settle_released(actor=actor, refunds=released)
 
 
 @transaction.atomic
@@ -2180,6 +2352,7 @@ def rebate_reverse(*, actor, programme: RebateProgramme) -> dict:
     programme = RebateProgramme.objects.select_for_update().get(pk=programme.pk)
     if programme.status != RebateStatus.APPLIED:
         raise ValidationError(_("Only an applied programme can be reversed."))
+    lock_periods(programme.period_from, programme.period_to)  # as ``rebate_apply``
     label = rebate_label(programme)
     issued = RebateApplication.objects.filter(
         programme=programme, invoice__status__in=ISSUED_STATUSES

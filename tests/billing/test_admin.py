@@ -317,8 +317,15 @@ def test_the_re_inspection_outcome_is_recorded_on_an_intermediate_page(client, c
     assert Invoice.objects.get(period=NOV).status == "draft"  # the rise was real: the bill goes on
 
 
-def test_a_refund_is_settled_with_its_payment_reference(client, clerk, make_customer, catalogue, make_staff):
-    history([make_customer()], catalogue, make_staff)
+def test_a_refund_is_settled_with_its_payment_reference(client, clerk, second_clerk, make_customer, read):
+    from django.utils import timezone
+
+    # October paid in full, then corrected down: the credit was overpaid, and is paid back.
+    invoice = issued_invoice(make_customer(), read, kwh=350)
+    billing.payment_record(actor=clerk, invoice=invoice, amount=invoice.amount_due, paid_at=timezone.now(),
+                           source="counter", reference="BL-1")  # fmt: skip
+    adjustment = billing.adjustment_propose(actor=clerk, invoice=invoice, kwh=300, record="Biên bản")
+    billing.adjustment_decide(actor=second_clerk, adjustment=adjustment, approve=True)
     refund = Refund.objects.for_user(clerk).get()
     client.force_login(clerk)
     client.post(
@@ -332,6 +339,29 @@ def test_a_refund_is_settled_with_its_payment_reference(client, clerk, make_cust
     )
     refund.refresh_from_db()
     assert (refund.method, refund.reference, refund.settled_by) == ("refund", "UNC-0042", clerk)
+
+
+def test_a_cash_refund_of_a_credit_on_a_bill_not_paid_is_refused_with_the_amounts(
+    client, clerk, make_customer, catalogue, make_staff
+):
+    history([make_customer()], catalogue, make_staff)  # 1,000 đồng paid on the bill before its credit
+    refund = Refund.objects.for_user(clerk).get()
+    original = refund.adjustment.original
+    client.force_login(clerk)
+    response = client.post(
+        changelist(Refund),
+        {"action": "settle_by_refund", ACTION_CHECKBOX: [refund.pk], "_confirmed": "1", "reference": "UNC-0043"},
+    )
+    assert response.status_code == 302
+    (message,) = [str(m) for m in get_messages(response.wsgi_request)]
+    assert message == (
+        f"{refund}: {money(refund.amount)} is more than the customer overpaid on bill {original.number} (0 ₫: "
+        f"paid {money(1000)} of the {money(billing.corrected_due(original))} it comes to after its credits). A "
+        "credit first comes off what is still owed on the bill: only what was overpaid is paid back (or offset "
+        "the refund on a next bill)."
+    )
+    refund.refresh_from_db()
+    assert (refund.method, refund.reference, refund.settled_at) == ("", "", None)
 
 
 def test_a_dispute_is_opened_from_the_billing_ticket_in_the_admin(

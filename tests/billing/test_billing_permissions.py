@@ -146,6 +146,11 @@ def world(org, read, make_customer, make_staff, catalogue):
         )  # fmt: skip
         RebateBand.objects.create(programme=programmes[key], from_kwh=0, to_kwh=None, percent=Decimal("5"))
     billing_services.rebate_apply(actor=None, programme=programmes["applied"])
+    # Paid before its credit: the refund is money the customer overpaid, paid back in cash.
+    billing_services.payment_record(
+        actor=None, invoice=invoices["adjusted"], amount=Invoice.objects.get(pk=invoices["adjusted"].pk).amount_due,
+        paid_at=timezone.now(), source="counter", reference="BL-adjusted",
+    )
     settled = billing_services.adjustment_propose(
         actor=proposer, invoice=invoices["adjusted"], kwh=300, record="Biên bản số 2"
     )

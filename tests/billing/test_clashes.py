@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from decimal import Decimal
 
 import pytest
 from django.conf import settings
@@ -14,7 +15,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing import services as billing
-from billing.models import Adjustment, BillingJob, Invoice, InvoiceLine
+from billing.models import (
+    Adjustment,
+    BillingJob,
+    Invoice,
+    InvoiceLine,
+    MeterReading,
+    RebateBand,
+    RebateProgramme,
+)
 from crm.models import Role
 from tests.billing.conftest import OCT
 
@@ -164,3 +173,145 @@ def test_the_admin_tells_the_second_clerk_an_adjustment_is_pending(client, issue
     assert "An adjustment of this invoice is already awaiting approval." in form.non_field_errors()
     assert form["record"].value() == "Biên bản 2"
     assert Adjustment.objects.count() == 1
+
+
+# A rebate round and a correction of one of its months: one waits for the other --------------------------
+
+
+def _round_of_ten_percent(period):
+    programme = RebateProgramme.objects.create(name="Giảm giá điện", legal_basis="NQ (test)", period_from=period,
+                                               period_to=period)  # fmt: skip
+    RebateBand.objects.create(programme=programme, from_kwh=0, percent=Decimal("10"))
+    return programme
+
+
+def _is_the_charge_of(invoice, kwh, rebates=()):
+    expected = billing.charge_for(category="residential", period=OCT, kwh=kwh, rebates=rebates)
+    assert invoice.kwh == kwh
+    assert (invoice.subtotal, invoice.vat, invoice.total) == (expected.subtotal, expected.vat, expected.total)
+    assert sum(invoice.lines.values_list("amount", flat=True)) == invoice.subtotal
+
+
+@on_postgres
+def test_a_round_applied_during_a_correction_waits_and_reduces_the_corrected_bill(
+    transactional_db, make_customer, read, org, make_staff
+):
+    customer = make_customer()
+    read(customer, OCT, 300)
+    billing.billing_run(actor=None, period=OCT)
+    programme = _round_of_ten_percent(OCT)
+    clerk = make_staff(Role.BILLING_CLERK, [org["home"]])
+    reading = MeterReading.objects.get(contract__customer=customer, period=OCT)
+    with transaction.atomic():
+        # A clerk corrects October to 150 kWh (the draft is recomputed) while the round is applied.
+        billing.reading_correct(actor=clerk, reading=reading, value=150, reason="Đọc sai")
+        thread, outcome = _in_thread(lambda: billing.rebate_apply(actor=None, programme=programme))
+        thread.join(1.5)
+        assert thread.is_alive()  # the round waits for the correction
+    thread.join(30)
+    assert not thread.is_alive()
+    assert "error" not in outcome, outcome.get("error")
+    invoice = Invoice.objects.get(customer=customer, period=OCT, kind="regular")
+    # 10 % of the corrected bill's own charge, and its application records the corrected base.
+    _is_the_charge_of(invoice, 150, rebates=[Decimal("10")])
+    application = invoice.rebates.get()
+    assert application.base == billing.charge_for(category="residential", period=OCT, kwh=150).subtotal
+
+
+@on_postgres
+def test_a_correction_made_while_a_round_is_applied_waits_and_the_bill_keeps_the_round(
+    transactional_db, make_customer, read, org, make_staff
+):
+    customer = make_customer()
+    read(customer, OCT, 300)
+    billing.billing_run(actor=None, period=OCT)
+    programme = _round_of_ten_percent(OCT)
+    clerk = make_staff(Role.BILLING_CLERK, [org["home"]])
+    reading = MeterReading.objects.get(contract__customer=customer, period=OCT)
+    with transaction.atomic():
+        billing.rebate_apply(actor=None, programme=programme)
+        thread, outcome = _in_thread(
+            lambda: billing.reading_correct(actor=clerk, reading=reading, value=150, reason="Đọc sai")
+        )
+        thread.join(1.5)
+        assert thread.is_alive()  # the correction waits for the round
+    thread.join(30)
+    assert "error" not in outcome, outcome.get("error")
+    invoice = Invoice.objects.get(customer=customer, period=OCT, kind="regular")
+    # Recomputed after the round: the round is still on it, at 10 % of the corrected charge.
+    _is_the_charge_of(invoice, 150, rebates=[Decimal("10")])
+
+
+@on_postgres
+def test_a_round_taken_back_during_a_correction_leaves_the_corrected_bill_unreduced(
+    transactional_db, make_customer, read, org, make_staff
+):
+    customer = make_customer()
+    read(customer, OCT, 300)
+    billing.billing_run(actor=None, period=OCT)
+    programme = _round_of_ten_percent(OCT)
+    billing.rebate_apply(actor=None, programme=programme)
+    clerk = make_staff(Role.BILLING_CLERK, [org["home"]])
+    reading = MeterReading.objects.get(contract__customer=customer, period=OCT)
+    with transaction.atomic():
+        billing.reading_correct(actor=clerk, reading=reading, value=150, reason="Đọc sai")
+        thread, outcome = _in_thread(lambda: billing.rebate_reverse(actor=None, programme=programme))
+        thread.join(1.5)
+        assert thread.is_alive()  # the reversal waits for the correction
+    thread.join(30)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["result"]["reversed"] == 1
+    invoice = Invoice.objects.get(customer=customer, period=OCT, kind="regular")
+    _is_the_charge_of(invoice, 150)
+    assert not invoice.rebates.exists()
+
+
+# A credit approved while the bill it corrects is being paid: one waits for the other ------------------------
+
+
+def _pay(clerk, invoice, amount, reference):
+    return billing.payment_record(actor=clerk, invoice=invoice, amount=amount, paid_at=timezone.now(),
+                                  source="counter", reference=reference)  # fmt: skip
+
+
+@on_postgres
+def test_a_credit_approved_while_the_whole_bill_is_paid_waits_and_is_paid_back(transactional_db, issued):
+    from billing.models import Refund
+
+    invoice, (proposer, approver) = issued  # 350 kWh: 979,560
+    adjustment = billing.adjustment_propose(actor=proposer, invoice=invoice, kwh=300, record="Biên bản")
+    with transaction.atomic():
+        _pay(proposer, invoice, 979_560, "BL-1")
+        thread, outcome = _in_thread(
+            lambda: billing.adjustment_decide(actor=approver, adjustment=adjustment, approve=True)
+        )
+        thread.join(1.5)
+        assert thread.is_alive()  # the approval waits for the payment of the bill it corrects
+    thread.join(30)
+    assert "error" not in outcome, outcome.get("error")
+    invoice.refresh_from_db()
+    refund = Refund.objects.get(adjustment=adjustment)
+    # Paid in full before the credit: the whole credit was overpaid, and is paid back.
+    assert (invoice.status, refund.amount, refund.method, billing.overpaid(invoice)) == (
+        "paid", 180_900, "", 180_900,
+    )  # fmt: skip
+
+
+@on_postgres
+def test_a_payment_of_the_uncorrected_amount_during_a_credits_approval_is_refused(transactional_db, issued):
+    from billing.models import Payment
+
+    invoice, (proposer, approver) = issued
+    adjustment = billing.adjustment_propose(actor=proposer, invoice=invoice, kwh=300, record="Biên bản")
+    with transaction.atomic():
+        billing.adjustment_decide(actor=approver, adjustment=adjustment, approve=True)
+        thread, outcome = _in_thread(lambda: _pay(proposer, invoice, 979_560, "BL-2"))
+        thread.join(1.5)
+        assert thread.is_alive()  # the payment waits for the approval
+    thread.join(30)
+    assert isinstance(outcome.get("error"), ValidationError), outcome
+    assert outcome["error"].message_dict["amount"][0].endswith("(798.660 ₫).")
+    assert not Payment.objects.exists()
+    _pay(proposer, invoice, 798_660, "BL-3")
+    invoice.refresh_from_db()
+    assert invoice.status == "paid"

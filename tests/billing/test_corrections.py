@@ -285,3 +285,76 @@ def test_whole_city_runs_need_a_whole_city_scope(make_customer, read, staff, org
     assert Invoice.objects.count() == 0
     assert billing.billing_run(actor=clerk, period=OCT, unit=org["home"]).invoices == 1
     assert billing.billing_run(actor=staff[Role.ADMINISTRATOR], period=OCT).invoices == 0
+
+
+# The correction record and the refund's reference are typed text -----------------------------------------
+
+
+def test_the_correction_record_is_stored_composed(make_customer, read, clerks):
+    import unicodedata
+
+    _customer, original = _billed(make_customer, read, 350, issue=True)
+    typed = unicodedata.normalize("NFD", "  Biên bản phúc tra số 12 ")  # a keyboard that types accents apart
+    adjustment = billing.adjustment_propose(actor=clerks[0], invoice=original, kwh=300, record=typed)
+    adjustment.refresh_from_db()
+    assert adjustment.record == "Biên bản phúc tra số 12"
+    assert adjustment.record == unicodedata.normalize("NFC", typed).strip()
+
+
+def test_a_correction_record_longer_than_its_limit_is_refused_with_its_length(make_customer, read, clerks):
+    import unicodedata
+
+    _customer, original = _billed(make_customer, read, 350, issue=True)
+    with pytest.raises(ValidationError) as refused:
+        billing.adjustment_propose(actor=clerks[0], invoice=original, kwh=300, record="x" * 9000)
+    assert refused.value.message_dict == {"record": ["At most 4000 characters (this text has 9000)."]}
+    # Decomposed, the same 2,000 letters are about 3,000 code points: counted once composed, they fit.
+    letters = unicodedata.normalize("NFD", "ể" * 2000)
+    assert len(letters) > 4000
+    adjustment = billing.adjustment_propose(actor=clerks[0], invoice=original, kwh=300, record=letters)
+    assert len(adjustment.record) == 2000
+    assert Adjustment.objects.count() == 1
+
+
+def _credited_and_paid(make_customer, read, clerks) -> Refund:
+    """October 350 kWh issued (979,560) and paid, then corrected to 300 kWh: a refund of 180,900."""
+    from django.utils import timezone
+
+    proposer, approver = clerks
+    _customer, original = _billed(make_customer, read, 350, issue=True)
+    billing.payment_record(actor=proposer, invoice=original, amount=979_560, paid_at=timezone.now(),
+                           source="counter", reference="BL-979560")  # fmt: skip
+    adjustment = billing.adjustment_propose(actor=proposer, invoice=original, kwh=300, record="Biên bản")
+    billing.adjustment_decide(actor=approver, adjustment=adjustment, approve=True)
+    return Refund.objects.get(adjustment=adjustment)
+
+
+def test_the_refunds_reference_is_stored_composed_and_held_to_its_column(make_customer, read, clerks):
+    import unicodedata
+
+    refund = _credited_and_paid(make_customer, read, clerks)
+    with pytest.raises(ValidationError) as refused:
+        billing.refund_settle(actor=clerks[1], refund=refund, method="refund", reference="UNC-" + "9" * 97)
+    assert refused.value.message_dict == {"reference": ["At most 100 characters (this text has 101)."]}
+    refund.refresh_from_db()
+    assert (refund.method, refund.reference, refund.settled_at) == ("", "", None)
+    typed = unicodedata.normalize("NFD", " Ủy nhiệm chi 42 ")
+    billing.refund_settle(actor=clerks[1], refund=refund, method="refund", reference=typed)
+    refund.refresh_from_db()
+    assert (refund.method, refund.reference) == ("refund", "Ủy nhiệm chi 42")
+
+
+def test_the_admin_refuses_a_correction_record_longer_than_its_limit_beside_it(
+    client, make_customer, read, clerks
+):
+    from django.urls import reverse
+
+    _customer, original = _billed(make_customer, read, 350, issue=True)
+    client.force_login(clerks[0])
+    response = client.post(
+        reverse("admin:billing_adjustment_add"), {"original": original.pk, "kwh": 300, "record": "x" * 4001}
+    )
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert list(form.errors) == ["record"]
+    assert not Adjustment.objects.exists()

@@ -298,3 +298,92 @@ def test_an_anomaly_correction_of_a_disputed_bill_leaves_the_adjustment_to_the_d
                                 reread_value=200, evidence="Ảnh 2")  # fmt: skip
     dispute.refresh_from_db()
     assert (dispute.status, dispute.outcome) == ("resolved", "confirmed")
+
+
+# A dispute naming a bill and a reading: the reading is the bill's own month's -----------------------------
+
+
+def _september_and_october_issued(customer, read) -> tuple[MeterReading, Invoice]:
+    read(customer, SEP, 100)
+    read(customer, OCT, 300)
+    for period in (SEP, OCT):
+        billing.billing_run(actor=None, period=period)
+        billing.invoices_issue(actor=None, period=period)
+    september = MeterReading.objects.get(contract__customer=customer, period=SEP)
+    return september, Invoice.objects.get(customer=customer, period=OCT, kind="regular")
+
+
+def _nothing_opened() -> tuple[int, int, int]:
+    return Dispute.objects.count(), Reinspection.objects.count(), AuditRecord.objects.filter(
+        action="dispute.open"
+    ).count()
+
+
+def test_a_dispute_of_a_bill_with_another_months_reading_is_refused_on_the_reading(
+    make_customer, read, clerk, catalogue
+):
+    customer = make_customer()
+    september_reading, october = _september_and_october_issued(customer, read)
+    ticket = _complaint(customer, catalogue)
+    # The October bill with September's reading: no adjustment of either bill could ever close such a dispute
+    # (each refuses it as "not about this bill"), so it is refused on the reading's field and nothing is opened.
+    with pytest.raises(ValidationError) as refused:
+        billing.dispute_open(actor=clerk, ticket=ticket, claim="Chỉ số sai", invoice=october,
+                             reading=september_reading)  # fmt: skip
+    assert refused.value.message_dict == {
+        "reading": ["The reading is not the one of this bill's contract and period."]
+    }
+    assert _nothing_opened() == (0, 0, 0)
+    # The same bill with its own month's reading is opened, and its adjustment closes it.
+    dispute = billing.dispute_open(actor=clerk, ticket=ticket, claim="Chỉ số sai", invoice=october,
+                                   reading=MeterReading.objects.get(contract__customer=customer, period=OCT))  # fmt: skip
+    assert (dispute.invoice_id, dispute.reading.period) == (october.pk, OCT)
+
+
+def test_a_dispute_of_an_adjustment_invoice_with_another_months_reading_is_refused(
+    make_customer, read, clerk, approver, catalogue
+):
+    # given: September 100 then October 400 (300 kWh) issued; October re-read 350 on site and adjusted
+    customer = make_customer()
+    read(customer, SEP, 100)
+    billing.billing_run(actor=None, period=SEP)
+    invoice = _issued(customer, read, kwh=400)
+    first = billing.dispute_open(actor=clerk, ticket=_complaint(customer, catalogue), invoice=invoice,
+                                 claim="Sai chỉ số")  # fmt: skip
+    billing.reinspection_record(actor=clerk, item=Reinspection.objects.get(dispute=first), outcome="corrected",
+                                reread_value=350, evidence="Ảnh")  # fmt: skip
+    adjustment = billing.adjustment_propose(actor=clerk, invoice=invoice, record="Biên bản 1",
+                                            reading=_current(customer), dispute=first)  # fmt: skip
+    billing.adjustment_decide(actor=approver, adjustment=adjustment, approve=True)
+    adjustment.refresh_from_db()
+    before = _nothing_opened()
+    # when: the adjustment invoice (about October as adjusted) is disputed with September's reading
+    with pytest.raises(ValidationError) as refused:
+        billing.dispute_open(actor=clerk, ticket=_complaint(customer, catalogue), claim="Sai",
+                             invoice=adjustment.invoice,
+                             reading=MeterReading.objects.get(contract__customer=customer, period=SEP))  # fmt: skip
+    # then: refused on the reading, nothing opened; October's superseded reading is the bill's own month's
+    assert list(refused.value.message_dict) == ["reading"]
+    assert _nothing_opened() == before
+    superseded = MeterReading.objects.filter(contract__customer=customer, period=OCT, status="superseded").first()
+    dispute = billing.dispute_open(actor=clerk, ticket=_complaint(customer, catalogue), claim="Sai",
+                                   invoice=adjustment.invoice, reading=superseded)  # fmt: skip
+    assert (dispute.invoice_id, dispute.reading_id) == (invoice.pk, _current(customer).pk)
+
+
+def test_the_admin_refuses_a_dispute_of_a_bill_with_another_months_reading_beside_the_reading(
+    client, make_customer, read, clerk, catalogue
+):
+    customer = make_customer()
+    september_reading, october = _september_and_october_issued(customer, read)
+    client.force_login(clerk)
+    response = client.post(
+        reverse("admin:billing_dispute_add"),
+        {"ticket": _complaint(customer, catalogue).pk, "invoice": october.pk, "reading": september_reading.pk,
+         "claim": "Chỉ số sai"},
+    )  # fmt: skip
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert form.errors["reading"] == ["The reading is not the one of this bill's contract and period."]
+    assert form["claim"].value() == "Chỉ số sai"
+    assert _nothing_opened() == (0, 0, 0)

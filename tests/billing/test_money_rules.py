@@ -15,6 +15,7 @@ from django.utils import timezone
 from billing import services as billing
 from billing.models import (
     Adjustment,
+    AuditRecord,
     Invoice,
     RebateApplication,
     RebateBand,
@@ -556,3 +557,151 @@ def test_a_round_run_after_a_bill_was_issued_does_not_reach_it_by_a_correction(m
     billing.adjustment_decide(actor=approver, adjustment=adjustment, approve=True)
     adjustment.refresh_from_db()
     assert adjustment.invoice.total == -452_304
+
+
+# --- a credit on a bill not yet paid: first off what is owed, only the overpaid part goes back ----------------
+
+
+def _credit_after_payments(make_customer, read, clerks, *, paid: int):
+    """October 350 kWh issued (979,560 đồng), ``paid`` of it paid at the counter, then corrected to 300 kWh
+    (798,660): the adjustment credits 180,900 (see ``_refund_of_180_900``)."""
+    proposer, approver = clerks
+    customer = make_customer()
+    read(customer, OCT, 350)
+    billing.billing_run(actor=None, period=OCT)
+    billing.invoices_issue(actor=None, period=OCT)
+    original = Invoice.objects.get(customer=customer, period=OCT, kind="regular")
+    if paid:
+        billing.payment_record(actor=proposer, invoice=original, amount=paid, paid_at=timezone.now(),
+                               source="counter", reference=f"BL-{paid}")  # fmt: skip
+    proposed = billing.adjustment_propose(actor=proposer, invoice=original, kwh=300, record="Biên bản 12")
+    billing.adjustment_decide(actor=approver, adjustment=proposed, approve=True)
+    original.refresh_from_db()
+    return customer, original, Refund.objects.get(adjustment=proposed)
+
+
+def _refund_state(refund: Refund):
+    refund.refresh_from_db()
+    return refund.amount, refund.method, refund.reference, refund.offset_invoice_id
+
+
+def test_no_cash_refund_to_a_customer_who_never_paid_the_bill(make_customer, read, clerks):
+    _customer, original, refund = _credit_after_payments(make_customer, read, clerks, paid=0)
+    assert (original.total, original.status, refund.amount) == (979_560, "issued", 180_900)
+    # Nothing was paid on the bill: paying 180,900 back hands out money the customer never paid.
+    with pytest.raises(ValidationError) as refused:
+        billing.refund_settle(actor=clerks[1], refund=refund, method="refund", reference="CK-REFUND-1")
+    assert refused.value.message_dict["reference"] == [
+        f"180.900 ₫ is more than the customer overpaid on bill {original.number} (0 ₫: paid 0 ₫ of the 798.660 ₫ "
+        "it comes to after its credits). A credit first comes off what is still owed on the bill: only what was "
+        "overpaid is paid back (or offset the refund on a next bill)."
+    ]
+    assert _refund_state(refund) == (180_900, "", "", None)
+    assert not AuditRecord.objects.filter(action="refund.settle").exists()
+
+
+def test_paying_the_corrected_amount_settles_a_bill_credited_before_payment(client, make_customer, read, clerks):
+    _customer, original, refund = _credit_after_payments(make_customer, read, clerks, paid=0)
+    # The customer owes the corrected bill, 979,560 − 180,900 = 798,660, and pays exactly that (the API of
+    # the banks and collection partners); more is refused with what is owed.
+    assert billing.payment_owed(original) == 798_660
+    client.force_login(clerks[0])
+    form = client.get(reverse("admin:billing_invoice_pay", args=[original.pk])).context["form"]
+    assert form.initial["amount"] == 798_660  # the admin's payment form starts with what is owed
+    url = f"/api/v1/invoices/{original.pk}/payments/"
+    paid_at = timezone.now().isoformat()
+    too_much = client.post(url, {"amount": 979_560, "paid_at": paid_at, "source": "bank_transfer",
+                                 "reference": "FT-1"}, content_type="application/json")  # fmt: skip
+    assert too_much.status_code == 400 and "798.660 ₫" in too_much.content.decode()
+    paid = client.post(url, {"amount": 798_660, "paid_at": paid_at, "source": "bank_transfer",
+                             "reference": "FT-2"}, content_type="application/json")  # fmt: skip
+    assert paid.status_code == 201, paid.content
+    original.refresh_from_db()
+    assert (original.status, billing.payment_owed(original), billing.overpaid(original)) == ("paid", 0, 0)
+    # The refund came off what the bill owed: settled so, nothing to pay back; the bill's own amount due and
+    # its page list no offset (its charge and amount due are what was issued).
+    assert _refund_state(refund) == (180_900, "offset", "", original.pk)
+    assert original.amount_due == 979_560
+    page = client.get(reverse("admin:billing_invoice_change", args=[original.pk])).content.decode()
+    assert "Refund offset (adjustment" not in page
+    refunds = client.get(reverse("admin:billing_refund_changelist")).content.decode()
+    assert f"Came off what bill {original.number} still owed" in refunds
+
+
+def test_a_credit_on_a_partly_paid_bill_pays_back_only_what_was_overpaid(make_customer, read, clerks):
+    # 898,660 paid of 979,560; the bill comes to 798,660 after the credit: 100,000 was overpaid.
+    _customer, original, refund = _credit_after_payments(make_customer, read, clerks, paid=898_660)
+    assert (original.status, billing.payment_owed(original), billing.overpaid(original)) == ("paid", 0, 100_000)
+    assert _refund_state(refund) == (100_000, "", "", None)  # the other 80,900 came off what was owed
+    assert AuditRecord.objects.get(action="refund.reduce").after == {"amount": 100_000}
+    billing.refund_settle(actor=clerks[1], refund=refund, method="refund", reference="UNC-100000")
+    assert _refund_state(refund) == (100_000, "refund", "UNC-100000", None)
+    assert (billing.payment_owed(original), billing.overpaid(original)) == (0, 0)
+
+
+def test_a_credit_on_a_bill_paid_in_full_is_paid_back_whole(make_customer, read, clerks):
+    _customer, original, refund = _credit_after_payments(make_customer, read, clerks, paid=979_560)
+    assert (original.status, billing.overpaid(original), refund.amount) == ("paid", 180_900, 180_900)
+    billing.refund_settle(actor=clerks[1], refund=refund, method="refund", reference="UNC-180900")
+    assert _refund_state(refund) == (180_900, "refund", "UNC-180900", None)
+    assert billing.overpaid(original) == 0
+
+
+def test_a_credit_paid_exactly_by_earlier_payments_opens_nothing_to_pay_back(make_customer, read, clerks):
+    # 798,660 paid before the credit: the bill is paid by it, and the refund came off what it owed.
+    _customer, original, refund = _credit_after_payments(make_customer, read, clerks, paid=798_660)
+    assert original.status == "paid"
+    assert _refund_state(refund) == (180_900, "offset", "", original.pk)
+    with pytest.raises(ValidationError, match="already settled"):
+        billing.refund_settle(actor=clerks[1], refund=refund, method="refund", reference="UNC-1")
+
+
+def test_a_credit_offset_on_the_next_bill_is_owed_again_on_the_bill_it_corrects(make_customer, read, clerks):
+    customer, original, refund = _credit_after_payments(make_customer, read, clerks, paid=0)
+    nxt = _next_bill(customer, read, 200)  # 474,876
+    billing.refund_settle(actor=clerks[1], refund=refund, method="offset", offset_invoice=nxt)
+    # The credit went to November: October owes its whole amount again, and 798,660 does not settle it.
+    assert billing.payment_owed(original) == 979_560
+    billing.payment_record(actor=clerks[0], invoice=original, amount=798_660, paid_at=timezone.now(),
+                           source="counter", reference="BL-798660")  # fmt: skip
+    original.refresh_from_db()
+    assert (original.status, billing.payment_owed(original)) == ("issued", 180_900)
+    # November recomputed below the offset releases it: the credit comes off October again, which its
+    # payment now covers: paid, and the refund came off what it owed (nothing to pay back).
+    billing.reading_correct(actor=clerks[0], reading=nxt.reading, value=350 + 80, reason="Đọc sai")
+    nxt.refresh_from_db()
+    original.refresh_from_db()
+    assert (nxt.refund_offset, original.status) == (0, "paid")
+    assert _refund_state(refund) == (180_900, "offset", "", original.pk)
+    assert (billing.payment_owed(original), billing.overpaid(original)) == (0, 0)
+
+
+def test_a_released_offset_of_a_bill_paid_in_full_is_paid_back(make_customer, read, clerks):
+    customer, original, refund = _credit_after_payments(make_customer, read, clerks, paid=0)
+    nxt = _next_bill(customer, read, 200)
+    billing.refund_settle(actor=clerks[1], refund=refund, method="offset", offset_invoice=nxt)
+    billing.payment_record(actor=clerks[0], invoice=original, amount=979_560, paid_at=timezone.now(),
+                           source="counter", reference="BL-979560")  # fmt: skip
+    original.refresh_from_db()
+    assert original.status == "paid"
+    # November recomputed below the offset: October, paid in full, was overpaid by the credit.
+    billing.reading_correct(actor=clerks[0], reading=nxt.reading, value=350 + 80, reason="Đọc sai")
+    assert _refund_state(refund) == (180_900, "", "", None)
+    assert billing.overpaid(original) == 180_900
+    billing.refund_settle(actor=clerks[1], refund=refund, method="refund", reference="UNC-3")
+    assert _refund_state(refund) == (180_900, "refund", "UNC-3", None)
+
+
+def test_a_second_credit_after_the_corrected_amount_was_paid_is_paid_back(make_customer, read, clerks):
+    proposer, approver = clerks
+    _customer, original, first = _credit_after_payments(make_customer, read, clerks, paid=0)
+    billing.payment_record(actor=proposer, invoice=original, amount=798_660, paid_at=timezone.now(),
+                           source="counter", reference="BL-798660")  # fmt: skip
+    # Corrected again, to 250 kWh (636,768): the customer paid 798,660, so the second credit was overpaid.
+    second = billing.adjustment_propose(actor=proposer, invoice=original, kwh=250, record="Biên bản 13")
+    billing.adjustment_decide(actor=approver, adjustment=second, approve=True)
+    refund = Refund.objects.get(adjustment=second)
+    assert (refund.amount, billing.overpaid(original)) == (161_892, 161_892)
+    assert _refund_state(first) == (180_900, "offset", "", original.pk)
+    billing.refund_settle(actor=approver, refund=refund, method="refund", reference="UNC-161892")
+    assert billing.overpaid(original) == 0

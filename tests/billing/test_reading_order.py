@@ -246,8 +246,10 @@ def test_a_suspended_contract_is_not_read(make_customer, read, path):
 def test_a_month_before_the_meter_was_installed_is_not_read_on_it(make_customer, path, org, tariffs):
     customer = make_customer()
     old = Meter.objects.get(assignments__contract__customer=customer)
+    # The old meter came off as October began (it served none of it); the new one went on as it ended.
+    customer_services.meter_remove(actor=None, meter=old, at=timezone.make_aware(dt.datetime(2025, 10, 1)),
+                                   reading=0, reason="Thay")  # fmt: skip
     at = timezone.make_aware(dt.datetime(2025, 11, 1))  # local midnight: October is over
-    customer_services.meter_remove(actor=None, meter=old, at=at, reading=0, reason="Thay")
     new = customer_services.meter_register(actor=None, unit=org["home"], serial=f"N{customer.pk:05d}",
                                            kind=MeterKind.ELECTRONIC)  # fmt: skip
     customer_services.meter_install(actor=None, meter=new, contract=Contract.objects.get(customer=customer), at=at,

@@ -324,3 +324,28 @@ def test_a_call_starting_in_the_future_or_at_the_end_of_the_calendar_is_refused_
         "Cuộc gọi không thể bắt đầu ở thời điểm trong tương lai."
     ]
     assert not Interaction.objects.exists()
+
+
+def test_the_callback_api_refuses_a_survey_of_an_earlier_resolution_and_takes_the_current_one(
+    client, staff, make_customer, catalogue
+):
+    """A softphone posts the survey with the ticket's ``cycle`` it read when the agent dialled: answers about a fix
+    the ticket has since been reopened from are refused, as on the admin's form; the current cycle is taken."""
+    ticket = _resolved(catalogue, make_customer())
+    client.force_login(staff[Role.AGENT])
+    read = client.get(f"/api/v1/tickets/{ticket.pk}/").json()
+    assert read["cycle"] == 0
+    ticket_change_status(actor=staff[Role.SUPERVISOR], ticket=ticket, to=Status.REOPENED, note="Vẫn mất điện")
+    ticket_change_status(actor=staff[Role.SUPERVISOR], ticket=ticket, to=Status.RESOLVED, note="Thay cầu chì")
+    survey = {"reached": True, "fix_score": 5, "attitude_score": 5, "comment": "Tốt"}
+    stale = client.post(f"/api/v1/tickets/{ticket.pk}/callback/", {**survey, "cycle": read["cycle"]},
+                        content_type="application/json")  # fmt: skip
+    assert stale.status_code == 400 and ticket.number in str(stale.json())
+    ticket.refresh_from_db()
+    assert ticket.status == Status.RESOLVED and not Callback.objects.filter(ticket=ticket).exclude(cycle=0).exists()
+    current = client.post(f"/api/v1/tickets/{ticket.pk}/callback/", {**survey, "cycle": 1},
+                          content_type="application/json")  # fmt: skip
+    assert current.status_code == 201, current.json()
+    assert (current.json()["cycle"], current.json()["outcome"]) == (1, "surveyed")
+    ticket.refresh_from_db()
+    assert ticket.status == Status.CLOSED

@@ -129,7 +129,7 @@ class TicketSerializer(
             "id", "number", "status", "category", "channel", "priority", "description", "customer_code",
             "caller_name", "caller_phone", "caller_address", "unit_code", "assignee", "incident", "created_at", "acknowledge_due",
             "contact_due", "resolve_due", "callback_due", "callback_overdue_at", "acknowledged_at", "contacted_at", "resolved_at",
-            "acknowledge_breached", "contact_breached", "resolve_breached", "escalation_level",
+            "acknowledge_breached", "contact_breached", "resolve_breached", "escalation_level", "cycle",
         ]  # fmt: skip
 
 
@@ -330,6 +330,11 @@ class CallbackInSerializer(serializers.Serializer):
         min_value=1, max_value=5, required=False, allow_null=True, default=None
     )
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=NOTE_MAX_CHARS)
+    cycle = WholeNumberSerializerField(
+        min_value=0, required=False, allow_null=True, default=None,
+        help_text="The resolution the survey is about (the ticket's ``cycle`` when the agent called): refused when "
+        "the ticket has been reopened and resolved again since.",
+    )  # fmt: skip
 
 
 class CallbackSerializer(serializers.ModelSerializer):

@@ -17,7 +17,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, username, replace=False, **options):
-        user = get_user_model().objects.filter(username=username).first()
+        user = get_user_model().objects.filter(username__iexact=username).first()
         if user is None:
             raise CommandError(f"No user {username!r}.")
         device = two_factor.totp_enroll(actor=None, user=user, replace=replace)

@@ -43,7 +43,7 @@ class Command(BaseCommand):
             raise CommandError("Name the messages to retry by id, or give --all-failed (not both).")
         actor = None
         if by:
-            actor = get_user_model().objects.filter(username=by).first()
+            actor = get_user_model().objects.filter(username__iexact=by).first()
             if actor is None:
                 raise CommandError(f"There is no user {by!r}.")
         try:

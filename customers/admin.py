@@ -601,6 +601,18 @@ def _may_move_meters(user) -> bool:
 NOTHING_TO_SAVE = {"show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False}
 
 
+class NothingToSaveMixin:
+    """The page of a signed contract or a registered meter changes nothing (its status moves through the actions
+    and the move pages): a Save sent anyway (a page left open from before, a hand-made request) writes nothing
+    and says so, instead of the admin's "changed successfully"."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if object_id is not None and request.method == "POST":
+            messages.warning(request, _("Nothing is changed from this page: use its actions and buttons."))
+            return HttpResponseRedirect(request.get_full_path())
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+
 class CustomerUnitFilter(ScopedUnitFilter):
     unit_path = "customer__unit"
 
@@ -620,7 +632,7 @@ class ContractForm(forms.ModelForm):
 
 
 @admin.register(Contract)
-class ContractAdmin(ServiceImportMixin, ServiceErrorsMixin, ScopedAdmin):
+class ContractAdmin(NothingToSaveMixin, ServiceImportMixin, ServiceErrorsMixin, ScopedAdmin):
     resource_classes = [ContractResource]
     list_display = ["number", "customer", "tariff_category", "purpose", "start_date", "end_date", "status"]
     list_select_related = ["customer"]
@@ -751,7 +763,7 @@ class ContractAdmin(ServiceImportMixin, ServiceErrorsMixin, ScopedAdmin):
 
 
 @admin.register(Meter)
-class MeterAdmin(ServiceImportMixin, ServiceErrorsMixin, CurrentUnitMixin, ScopedAdmin):
+class MeterAdmin(NothingToSaveMixin, ServiceImportMixin, ServiceErrorsMixin, CurrentUnitMixin, ScopedAdmin):
     resource_classes = [MeterResource]
     list_display = ["serial", "kind", "phases", "status", "unit", "manufacturer"]
     list_select_related = ["unit"]

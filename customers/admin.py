@@ -607,7 +607,9 @@ class NothingToSaveMixin:
     and says so, instead of the admin's "changed successfully"."""
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        if object_id is not None and request.method == "POST":
+        posted = request.method == "POST" and object_id is not None
+        # (another unit's record is left to the admin's own "does not exist")
+        if posted and self.get_object(request, unquote(object_id)) is not None:
             messages.warning(request, _("Nothing is changed from this page: use its actions and buttons."))
             return HttpResponseRedirect(request.get_full_path())
         return super().changeform_view(request, object_id, form_url, extra_context)

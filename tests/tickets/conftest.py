@@ -9,3 +9,12 @@ def dispatcher(org, make_staff):
     user.staff_profile.phone = "+84903999888"
     user.staff_profile.save()
     return user
+
+
+@pytest.fixture
+def outage_ticket(catalogue, make_customer):
+    """An outage call of a customer of the home unit, just taken."""
+    from tickets.services import ticket_open
+
+    return ticket_open(actor=None, category=catalogue["outage"], channel="phone", description="Mất điện",
+                       customer=make_customer()).ticket  # fmt: skip

@@ -4,23 +4,14 @@ someone else called it off; nobody is told "no crew is sent any more" while anot
 
 from __future__ import annotations
 
-import pytest
-
 from crm.models import OutboxMessage, Role
 from tickets.models import Status, WorkOrderStatus
 from tickets.services import (
     staff_of_unit,
     ticket_change_status,
-    ticket_open,
     work_order_advance,
     work_order_create,
 )
-
-
-@pytest.fixture
-def outage_ticket(catalogue, make_customer):
-    return ticket_open(actor=None, category=catalogue["outage"], channel="phone", description="Mất điện",
-                       customer=make_customer()).ticket  # fmt: skip
 
 
 def _with_phone(user, phone):

@@ -13,12 +13,6 @@ from tickets.services import (
 )
 
 
-@pytest.fixture
-def outage_ticket(catalogue, make_customer):
-    return ticket_open(actor=None, category=catalogue["outage"], channel="phone", description="Mất điện",
-                       customer=make_customer()).ticket  # fmt: skip
-
-
 def test_a_work_order_dispatches_the_ticket_and_its_steps_drive_the_ticket(outage_ticket, staff):
     crew = staff[Role.FIELD_CREW]
     order = work_order_create(actor=staff[Role.DISPATCHER], ticket=outage_ticket, crew=crew)

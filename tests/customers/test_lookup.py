@@ -267,3 +267,20 @@ def test_search_statistics_refresh_is_safe_with_two_runs_at_once(org, make_custo
         thread.join()
 
     assert errors == []
+
+
+def test_each_candidate_carries_its_unit_read_once_per_lookup(org, make_customer, staff, django_assert_max_num_queries):
+    """The units beside the candidates are not joined to the lookup's query: one unit comes from the shared
+    cache (here the database: the tests keep no cache), several in one query whatever the candidates' number."""
+    home, other = org["home"], org["other_corporation"]
+    shared = [make_customer(unit, name="Trần Văn Bình", phones=["0903 555 666"]) for unit in (home, other, home)]
+    only = make_customer(other, name="Lý Thị Cúc", phones=["0903 555 777"])
+    admin = staff[Role.ADMINISTRATOR]
+    with django_assert_max_num_queries(3):  # the user's scope, the phone's candidates, then their two units
+        found = lookup_customers(user=admin, query="0903 555 666")
+    assert sorted((c.code, c.unit.code) for c in found.customers) == sorted((c.code, c.unit.code) for c in shared)
+    with django_assert_max_num_queries(3):
+        found = lookup_customers(user=admin, query="0903 555 777")
+    assert [(c.code, c.unit.code, c.unit.company.code) for c in found.customers] == [
+        (only.code, other.code, other.company.code)
+    ]

@@ -1401,15 +1401,17 @@ def _same_transaction(*, actor, invoice: Invoice, amount: int, source: str, refe
         return None
     if first.invoice_id == invoice.pk and first.amount == amount:
         return first
-    if actor is None or scope_for(actor).allows_unit(first.unit_id):
-        where = first.invoice.number
-    else:
-        where = _("an invoice of another unit")
+    if actor is not None and not scope_for(actor).allows_unit(first.unit_id):
+        # Another unit's payment: that the reference is taken, nothing of the payment itself.
+        raise ValidationError(
+            {"reference": _("Reference %(r)s of %(s)s is already recorded, for an invoice of another unit. Another "
+                            "payment has its own reference.") % {"r": reference, "s": PaymentSource(source).label}}
+        )  # fmt: skip
     raise ValidationError(
         {"reference": _("Reference %(r)s of %(s)s is already recorded: a payment of %(a)s on %(n)s, paid at "
                         "%(t)s. A retry sends the same invoice and amount; another payment has its own "
                         "reference.")
-         % {"r": reference, "s": PaymentSource(source).label, "a": money(first.amount), "n": where,
+         % {"r": reference, "s": PaymentSource(source).label, "a": money(first.amount), "n": first.invoice.number,
             "t": _local(first.paid_at)}}
     )  # fmt: skip
 

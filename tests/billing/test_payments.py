@@ -267,6 +267,22 @@ def test_the_same_reference_for_another_amount_or_invoice_is_refused_with_the_fi
     assert Payment.objects.filter(invoice=other).count() == 1
 
 
+def test_a_reference_taken_in_another_unit_is_refused_without_telling_that_payment(client, clerk, invoice, org,
+                                                                                    make_staff, make_customer, read):  # fmt: skip
+    client.force_login(clerk)
+    assert post(client, invoice, amount=50_000, reference="FT25300888").status_code == 201
+    theirs = issue(make_customer(org["other_corporation"]), read, kwh=180)
+    before = (state(invoice), state(theirs))
+    client.force_login(make_staff(Role.BILLING_CLERK, [org["other_corporation"]]))
+    refused = post(client, theirs, amount=50_000, reference="FT25300888")
+    assert refused.status_code == 400
+    assert refused.json() == {"reference": [
+        "Reference FT25300888 of Bank transfer is already recorded, for an invoice of another unit. Another payment "
+        "has its own reference."
+    ]}  # fmt: skip
+    assert (state(invoice), state(theirs)) == before
+
+
 # Who may -----------------------------------------------------------------------------------------------
 
 

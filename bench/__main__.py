@@ -61,10 +61,52 @@ def _setup(args) -> None:
 
     call_command("migrate", verbosity=0)
     call_command("load_organisation", verbosity=0)
+    call_command("load_catalogue", verbosity=0)
     started = time.monotonic()
     call_command("seed_demo", customers=args.customers, seed=args.seed, units="PE", verbosity=1)
     print(f"(seed step {time.monotonic() - started:.1f}s)")
     call_command("refresh_search_statistics", verbosity=1)
+
+
+# What a caller's card holds besides the customer (``seed_demo`` makes customers, contracts and meters only): six
+# issued bills a contract, and an open ticket for every second customer. The months are a year before
+# ``bench.billing``'s, which bills every contract for its own two.
+CARD_INVOICES = """
+INSERT INTO billing_invoice (number, kind, period, period_start, period_end, kwh, households, subtotal, vat, total,
+    status, hold_reason, hold_kind, created_at, issued_at, contract_id, customer_id, unit_id, refund_offset)
+SELECT 'K' || k.id || '-' || to_char(p, 'YYMM'), 'regular', p::date, (p - interval '1 month')::date, p::date,
+    150 + k.id %% 300, 1, 400000, 40000, 440000, 'issued', '', '', p + interval '3 days', p + interval '3 days',
+    k.id, k.customer_id, c.unit_id, 0
+FROM customers_contract k JOIN customers_customer c ON c.id = k.customer_id
+CROSS JOIN generate_series(date '2025-03-01', date '2025-08-01', interval '1 month') p
+WHERE k.customer_id = ANY(%(customers)s)
+ON CONFLICT DO NOTHING
+"""
+CARD_TICKETS = """
+INSERT INTO tickets_ticket (number, caller_name, caller_phone, caller_address, category_id, policy_id, channel,
+    priority, description, unit_id, status, created_at, acknowledge_due, contact_due, resolve_due,
+    acknowledge_breached, contact_breached, resolve_breached, escalation_level, customer_id)
+SELECT 'C' || lpad(c.id::text, 9, '0'), '', '', '', %(category)s, %(policy)s, 'phone', 'normal',
+    'Hỏi về hóa đơn', c.unit_id, 'acknowledged', now() - interval '1 hour', now(), now(), now() + interval '3 days',
+    false, false, false, 0, c.id
+FROM customers_customer c WHERE c.id = ANY(%(customers)s) AND c.id %% 2 = 0
+ON CONFLICT DO NOTHING
+"""
+
+
+def _ensure_card_sections(customer_ids: list[int]) -> None:
+    """The sampled customers' bills and open tickets (``CARD_INVOICES``, ``CARD_TICKETS``), made once and kept:
+    the card and its raw SQL read those sections' rows, not empty tables."""
+    from django.db import connection
+
+    from tickets.models import Category
+
+    category = Category.objects.filter(is_outage=False, policies__isnull=False).order_by("code").first()
+    policy = category.policies.order_by("-valid_from").first()
+    with connection.cursor() as cursor:
+        cursor.execute(CARD_INVOICES, {"customers": customer_ids})
+        cursor.execute(CARD_TICKETS, {"customers": customer_ids, "category": category.pk, "policy": policy.pk})
+        cursor.execute("ANALYZE billing_invoice, tickets_ticket")
 
 
 def provenance() -> str:
@@ -184,6 +226,7 @@ def main() -> None:
             "WHERE customer_type = 'residential' LIMIT 2000"
         )
         people = cursor.fetchall()
+    _ensure_card_sections([row[0] for row in sample])
     rng.shuffle(sample)
     rng.shuffle(serials)
     from customers.normalise import fold

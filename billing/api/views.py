@@ -1,11 +1,14 @@
 """Billing API: invoices (scoped lists with their lines) and their payments, readings from the metering systems,
 disputes."""
 
+from django import forms
+from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
 from rest_framework import status as http
 from rest_framework.decorators import action
 from rest_framework.mixins import CreateModelMixin
@@ -17,6 +20,7 @@ from billing.api.serializers import (
     DisputeSerializer,
     InvoiceDetailSerializer,
     InvoiceSerializer,
+    MonthField,
     PaymentInSerializer,
     PaymentSerializer,
     ReadingEstimateInSerializer,
@@ -28,11 +32,31 @@ from core.api.filters import CodeFilter, scoped
 from core.api.permissions import needs
 from core.api.scoped import ScopedReadOnlyViewSet
 from crm.models import Unit
+from customers.models import Customer
+
+
+class MonthFormField(forms.DateField):
+    """A billing month as the POSTs read it (``MonthField``): a mid-month day is refused, not an empty list."""
+
+    def clean(self, value):
+        day = super().clean(value)
+        if day is not None:
+            try:
+                MonthField().to_internal_value(day)
+            except serializers.ValidationError as exc:
+                raise ValidationError(exc.detail, code="invalid") from None
+        return day
+
+
+class MonthFilter(filters.DateFilter):
+    field_class = MonthFormField
 
 
 class InvoiceFilter(filters.FilterSet):
     unit = CodeFilter(queryset=scoped(Unit), what=gettext_lazy("unit"), help_text="A unit's code, e.g. PE0101.")
-    customer_code = filters.CharFilter(field_name="customer__code")
+    customer_code = CodeFilter(field_name="customer", queryset=scoped(Customer), what=gettext_lazy("customer"),
+                               help_text="A customer's code.")  # fmt: skip
+    period = MonthFilter(help_text="A month's first day, YYYY-MM-01.")
 
     class Meta:
         model = Invoice
@@ -41,6 +65,7 @@ class InvoiceFilter(filters.FilterSet):
 
 class ReadingFilter(filters.FilterSet):
     unit = CodeFilter(queryset=scoped(Unit), what=gettext_lazy("unit"), help_text="A unit's code, e.g. PE0101.")
+    period = MonthFilter(help_text="A month's first day, YYYY-MM-01.")
 
     class Meta:
         model = MeterReading

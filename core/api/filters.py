@@ -8,14 +8,19 @@ import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 
 class CodeField(forms.CharField):
     """A code typed as text (never a list of every choice: the browsable API renders a text box), cleaned
     to the one row of ``queryset`` whose ``to_field_name`` it is."""
 
-    def __init__(self, *, queryset=None, to_field_name="code", upper=True, what="", **kwargs):
-        self.queryset, self.to_field_name, self.upper, self.what = queryset, to_field_name, upper, what
+    def __init__(
+        self, *, queryset=None, to_field_name="code", upper=True, lookup="exact", what="", unknown=None, **kwargs
+    ):
+        self.queryset, self.to_field_name, self.upper, self.lookup = queryset, to_field_name, upper, lookup
+        self.what, self.unknown = what, unknown
         super().__init__(**kwargs)
 
     def clean(self, value):
@@ -23,24 +28,38 @@ class CodeField(forms.CharField):
         if not value:
             return None
         value = value.upper() if self.upper else value
-        found = self.queryset.filter(**{self.to_field_name: value}).first()
+        found = self.queryset.filter(**{f"{self.to_field_name}__{self.lookup}": value}).first()
         if found is None:
+            # The values go in ``params``, never into the message: django-filter formats the message with them,
+            # and a ``%`` typed in the value would break a pre-formatted one.
             raise ValidationError(
-                _("No %(what)s with the code %(value)s among those you may see.")
-                % {"what": self.what, "value": value},
+                self.unknown or _("No %(what)s with the code %(value)s among those you may see."),
                 code="unknown_code",
+                params={"what": self.what, "value": value},
             )
         return found
 
 
+@extend_schema_field(OpenApiTypes.STR)  # a code as typed, whatever field it names (the schema cannot guess it)
 class CodeFilter(django_filters.Filter):
-    """``queryset`` may be a callable taking the request (to scope it to the user)."""
+    """``queryset`` may be a callable taking the request (to scope it to the user). A code is upper-cased
+    (``upper``) and matched with ``lookup`` (``"iexact"`` for a username, read in any case); ``unknown`` is the
+    refusal when it names nothing, with ``%(value)s`` (and ``%(what)s``) in it. A code of the list's own rows
+    (``customers/?code=``) filters by that row."""
 
     field_class = CodeField
 
-    def __init__(self, *args, queryset, to_field_name="code", upper=True, what="", **kwargs):
+    def __init__(self, *args, queryset, to_field_name="code", upper=True, lookup="exact", what="", unknown=None,
+                 **kwargs):  # fmt: skip
         self.queryset = queryset
-        super().__init__(*args, to_field_name=to_field_name, upper=upper, what=what, **kwargs)
+        super().__init__(
+            *args, to_field_name=to_field_name, upper=upper, lookup=lookup, what=what, unknown=unknown, **kwargs
+        )
+
+    def filter(self, qs, value):
+        if isinstance(value, qs.model):
+            return qs.filter(pk=value.pk)
+        return super().filter(qs, value)
 
     @property
     def field(self):

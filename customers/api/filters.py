@@ -11,7 +11,7 @@ from customers.normalise import InvalidPhone, normalise_phone
 
 class CustomerFilter(django_filters.FilterSet):
     unit = CodeFilter(queryset=scoped(Unit), what=_("unit"), help_text="A unit's code, e.g. PE0101.")
-    code = django_filters.CharFilter(field_name="code", lookup_expr="exact")
+    code = CodeFilter(queryset=scoped(Customer), what=_("customer"), help_text="A customer's code.")
     phone = django_filters.CharFilter(method="filter_phone", label="phone (any spelling)")
     is_nuisance = StrictBooleanFilter(help_text="true or false.")
 
@@ -28,6 +28,8 @@ class CustomerFilter(django_filters.FilterSet):
 
 class ContractFilter(django_filters.FilterSet):
     customer = CodeFilter(queryset=scoped(Customer), what=_("customer"), help_text="A customer's code.")
+    number = CodeFilter(queryset=scoped(Contract), to_field_name="number", what=_("contract"),
+                        help_text="A contract's number.")  # fmt: skip
 
     class Meta:
         model = Contract
@@ -36,11 +38,13 @@ class ContractFilter(django_filters.FilterSet):
 
 class MeterFilter(django_filters.FilterSet):
     unit = CodeFilter(queryset=scoped(Unit), what=_("unit"), help_text="A unit's code, e.g. PE0101.")
-    serial = django_filters.CharFilter(method="filter_serial")
+    serial = CodeFilter(
+        queryset=scoped(Meter),
+        to_field_name="serial",
+        unknown=_("No meter with the serial %(value)s among those you may see."),
+        help_text="A meter's serial.",
+    )
 
     class Meta:
         model = Meter
         fields = ["unit", "kind", "status", "serial"]
-
-    def filter_serial(self, queryset, name, value):
-        return queryset.filter(serial=value.strip().upper())

@@ -17,7 +17,7 @@ def _staff_seen(request):
 
 
 class TicketFilter(django_filters.FilterSet):
-    category = CodeFilter(queryset=Category.objects.all(), upper=False, what=_("request category"),
+    category = CodeFilter(queryset=Category.objects.all(), upper=False, lookup="iexact", what=_("request category"),
                           help_text="A category's code: outage, billing, …")  # fmt: skip
     unit = CodeFilter(queryset=scoped(Unit), what=_("unit"), help_text="A unit's code, e.g. PE0101.")
     customer = CodeFilter(queryset=scoped(Customer), what=_("customer"), help_text="A customer's code.")
@@ -30,8 +30,14 @@ class TicketFilter(django_filters.FilterSet):
 
 class WorkOrderFilter(django_filters.FilterSet):
     unit = CodeFilter(queryset=scoped(Unit), what=_("unit"), help_text="A unit's code, e.g. PE0101.")
-    crew = CodeFilter(queryset=_staff_seen, to_field_name="username", upper=False, what=_("crew member"),
-                      help_text="The crew member's username.")  # fmt: skip
+    crew = CodeFilter(
+        queryset=_staff_seen,
+        to_field_name="username",
+        upper=False,
+        lookup="iexact",  # a username is one person whatever its case, as the body field ``crew`` reads it
+        unknown=_("No crew member with the username %(value)s among those you may see."),
+        help_text="The crew member's username (in any case).",
+    )
 
     class Meta:
         model = WorkOrder

@@ -1109,10 +1109,16 @@ def _xlsx_cell(value, style: int = 0) -> str:
     return _xlsx_text_cell(str(value), style)
 
 
+def xlsx_text(value: str) -> str:
+    """Text as an XLSX cell can hold it: without the characters XML refuses (a vertical tab pasted from a
+    word processor) and cut at Excel's 32,767 characters. Every XLSX writer passes its text cells here."""
+    return _ILLEGAL_XML.sub("", value)[:_MAX_CELL_TEXT]
+
+
 def _xlsx_text_cell(value: str, style: int) -> str:
     if value[:1] == _QUOTE and _needs_quote(value):
         value = _QUOTE + value  # an import takes a quote away before a formula: this one stays
-    content = _ILLEGAL_XML.sub("", value)[:_MAX_CELL_TEXT]
+    content = xlsx_text(value)
     if "&" in content or "<" in content or ">" in content:
         content = escape(content)
     style_attr = f' s="{style}"' if style else ""
@@ -1540,6 +1546,43 @@ class ServiceImportMixin(ImportMixin):
         if name:
             with contextlib.suppress(OSError):
                 self.get_tmp_storage_class()(name=name, **self.get_tmp_storage_class_kwargs()).remove()
+
+    def process_import(self, request, **kwargs):
+        """Confirm a preview: its uploaded file is read and taken away (removed) before any row is written, so
+        that only one confirmation of a preview imports it. A second one (the back button, a double click, a
+        reload of the confirmation) or one whose file is gone (expired, or kept on another machine) writes
+        nothing and says so on the import page, instead of a server error."""
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        confirm_form = self.create_confirm_form(request)
+        if not confirm_form.is_valid():
+            return super().process_import(request, **kwargs)  # the import page with the form's errors
+        input_format = self.get_import_formats()[int(confirm_form.cleaned_data["format"])](
+            encoding=self.from_encoding
+        )
+        upload = self.get_tmp_storage_class()(
+            name=confirm_form.cleaned_data["import_file_name"],
+            encoding=None if input_format.is_binary() else self.from_encoding,
+            read_mode=input_format.get_read_mode(),
+            **self.get_tmp_storage_class_kwargs(),
+        )
+        try:
+            data = upload.read()
+            upload.remove()  # removing the file succeeds once: two confirmations at once import it once
+        except FileNotFoundError:
+            data = None
+        if data is None:  # (the cache storage reads None for a key that is gone)
+            messages.error(
+                request,
+                _(
+                    "This preview was already confirmed, or it has expired: nothing was written now. See the "
+                    "list for what an earlier confirmation wrote, or upload the file again."
+                ),
+            )
+            opts = self.model._meta
+            return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_import"))
+        result = self.process_dataset(input_format.create_dataset(data), confirm_form, request, **kwargs)
+        return self.process_result(result, request)
 
     def process_dataset(self, dataset, form, request, **kwargs):
         skip = bool(form.cleaned_data.get("skip_bad_rows"))

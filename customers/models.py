@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
+from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
@@ -363,6 +364,15 @@ class MeterAssignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.meter} → {self.contract}"
+
+    @classmethod
+    def largest_register(cls, column: str) -> int:
+        """The largest register (kWh) the column ``column`` (``reading_at_install``, ``reading_at_removal``)
+        holds: the range of its type as PostgreSQL, the production database, keeps it (2,147,483,647 for a
+        ``PositiveIntegerField``), so that it follows the column. SQLite takes any 64-bit number: it is held
+        to the same bound, so that what one database keeps the other does too."""
+        internal_type = cls._meta.get_field(column).get_internal_type()
+        return BaseDatabaseOperations.integer_field_ranges[internal_type][1]
 
 
 class CustomerEventKind(models.TextChoices):

@@ -386,7 +386,16 @@ class MeterResource(ServiceResource):
         current = None if new else self._open_assignment(instance)
         if contract is not None:
             if current is not None and current.contract_id == contract.pk:
-                pass  # already hung on that contract: nothing to do
+                # Already hung on that contract: nothing to do, unless the row says otherwise of that installation
+                # (compared as the file writes it). Its record is kept once: a correction is a move, not an import.
+                render = self.fields["installed_at"].widget.render
+                if installed_at is not None and render(installed_at) != render(current.installed_at):
+                    errors["installed_at"] = [_("The installation is recorded once: this meter was installed on "
+                                                "contract %(c)s at %(at)s.") % {"c": contract.number,
+                                                                               "at": render(current.installed_at)}]
+                if reading is not None and reading != current.reading_at_install:
+                    errors["reading_at_install"] = [_("The installation is recorded once: this meter read %(r)s "
+                                                      "when it was installed.") % {"r": current.reading_at_install}]
             elif current is not None:
                 errors["contract"] = [
                     _("Meter %(s)s is installed on contract %(c)s; remove it first.")
@@ -437,9 +446,14 @@ class MeterResource(ServiceResource):
         self._install(instance, plan)
         return type(instance).objects.get(pk=instance.pk)
 
+    # ``meter_install``'s arguments, as the file's columns name them (its refusals are told under the column).
+    install_columns = {"at": "installed_at", "reading": "reading_at_install"}
+
     def _install(self, meter, plan):
         install = plan.get("install")
-        if install:
+        if not install:
+            return
+        try:
             services.meter_install(
                 actor=self.user,
                 meter=meter,
@@ -447,3 +461,8 @@ class MeterResource(ServiceResource):
                 at=install["at"],
                 reading=install["reading"],
             )
+        except ValidationError as exc:
+            if not hasattr(exc, "error_dict"):
+                raise
+            columns = self.install_columns
+            raise ValidationError({columns.get(name, name): errors for name, errors in exc.error_dict.items()}) from None

@@ -310,6 +310,7 @@ def customer_add_phone(
     phone = CustomerPhone.objects.create(
         customer=customer, number=normalised, is_primary=primary or not has_primary, label=label.strip()
     )
+    _phones_changed(customer)
     _event(
         customer,
         CustomerEventKind.PHONE_ADDED,
@@ -317,6 +318,15 @@ def customer_add_phone(
         after={"number": normalised, "primary": phone.is_primary},
     )
     return phone
+
+
+def _phones_changed(customer: Customer) -> None:
+    """A change of the customer's phones (a number added or removed, the primary one moved) is a change of the
+    customer: its ``updated_at`` moves on, so a page or an exported file read before it is refused as stale
+    (``customer_update``'s ``seen_updated_at``, the customers import) rather than put the old phones back.
+    The caller holds the customer's row lock."""
+    customer.updated_at = timezone.now()
+    Customer.objects.filter(pk=customer.pk).update(updated_at=customer.updated_at)
 
 
 @transaction.atomic
@@ -331,6 +341,7 @@ def customer_remove_phone(*, actor, phone: CustomerPhone, reason: str = "") -> N
         successor = customer.phones.order_by("id").first()
         if successor is not None:
             CustomerPhone.objects.filter(pk=successor.pk).update(is_primary=True)
+    _phones_changed(customer)
     _event(customer, CustomerEventKind.PHONE_REMOVED, actor, before={"number": phone.number}, reason=reason)
 
 
@@ -482,6 +493,26 @@ def meter_register(
     return meter
 
 
+def _check_register(reading: int, *, column: str) -> None:
+    """A meter's register at install or removal, refused under ``reading`` unless its column (``column`` of
+    ``MeterAssignment``) holds it: never negative, never above ``MeterAssignment.largest_register``, so that
+    PostgreSQL neither refuses the row nor, binding on the server, wraps the number, and SQLite keeps nothing
+    PostgreSQL could not (a digit too many typed on a register, caught here, would otherwise bound every later
+    reading and the removal of the meter)."""
+    if reading < 0:
+        raise ValidationError({"reading": _("A reading cannot be negative.")})
+    largest = MeterAssignment.largest_register(column)
+    if reading > largest:
+        raise ValidationError(
+            {
+                "reading": _(
+                    "A meter's register reads at most %(max)s kWh; %(r)s cannot be its reading: check the digits."
+                )
+                % {"max": largest, "r": reading}
+            }
+        )
+
+
 @transaction.atomic
 def meter_install(
     *, actor, meter: Meter, contract: Contract, at: dt.datetime, reading: int
@@ -502,8 +533,7 @@ def meter_install(
             _("Meter %(s)s is not in stock (it is %(st)s).")
             % {"s": meter.serial, "st": MeterStatus(meter.status).label}
         )
-    if reading < 0:
-        raise ValidationError({"reading": _("A reading cannot be negative.")})
+    _check_register(reading, column="reading_at_install")
     rules.check_move_moment(at)
     if contract.status == ContractStatus.TERMINATED:
         raise ValidationError(_("A meter cannot be installed on a terminated contract."))
@@ -627,6 +657,7 @@ def meter_remove(
     rules.check_move_moment(at)
     if at < assignment.installed_at:
         raise ValidationError({"at": _("A meter cannot be removed before it was installed.")})
+    _check_register(reading, column="reading_at_removal")
     if reading < assignment.reading_at_install and not faulty:
         raise ValidationError({"reading": _("The removal reading is below the reading at install.")})
     last = _last_reading(assignment)

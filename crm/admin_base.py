@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import ValidationError
+from django.core.exceptions import EmptyResultSet, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
@@ -76,6 +76,19 @@ class SafeChangeList(ChangeList):
             return super().get_filters(request)
         except OverflowError as exc:
             raise IncorrectLookupParameters(exc) from exc
+
+    def get_queryset(self, request, exclude_parameters=None):
+        """The list's queryset, its SQL compiled once here (no query is run): a filter's value that the
+        database's adapter cannot convert (local midnight of 01/01/0001, which has no UTC value on SQLite) is
+        an invalid filter here, before the list or an export of it (``core.exports``) runs it."""
+        queryset = super().get_queryset(request, exclude_parameters)
+        try:
+            queryset.query.sql_with_params()
+        except EmptyResultSet:  # nothing can match (a scope without units): no SQL, nothing wrong
+            pass
+        except (OverflowError, ValueError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
+        return queryset
 
 
 class SafeListMixin:

@@ -359,8 +359,9 @@ class ExportStatus(models.TextChoices):
 
 
 class ExportLogQuerySet(ScopedQuerySet):
-    # An export is seen by those whose scope covers a unit its author serves (administrators: all of them).
-    scope_path = "user__staff_profile__units"
+    # An export is seen by those whose scope covers a unit its author served when exporting (administrators:
+    # all of them): kept with the row, so the export stays with those units when its author leaves or moves.
+    scope_path = "units"
     scope_through_many = True
 
 
@@ -368,7 +369,8 @@ class ExportLog(models.Model):
     """One export of personal or business data: who, when, which list, with which filters, in which format
     and how many rows. Written when the export starts and completed once, with its row count, when the last
     byte has gone (or marked interrupted when the download stopped); the database refuses any other change
-    and any delete (``crm/migrations/0007_export_log.py``)."""
+    and any delete (``crm/migrations/0007_export_log.py``); the units its author served are recorded with it
+    when it starts and never change (``crm/migrations/0012_export_log_units.py``)."""
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
@@ -386,6 +388,10 @@ class ExportLog(models.Model):
     status = models.CharField(
         _("status"), max_length=10, choices=ExportStatus.choices, default=ExportStatus.STARTED
     )
+    units = models.ManyToManyField(
+        Unit, blank=True, related_name="+", verbose_name=_("units served"),
+        help_text=_("The units its author served when the export started: their managers read it."),
+    )  # fmt: skip
 
     objects = ExportLogQuerySet.as_manager()
 

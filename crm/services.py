@@ -285,20 +285,30 @@ def export_filters_shown(user, filters: str) -> str:
     return _filters_as_seen(user, filters)
 
 
-
+@transaction.atomic
 def export_log_start(*, user, kind: str, source: str, file_format: str, filters: str = "") -> ExportLog:
-    """Record that ``user`` starts exporting ``source`` (a list or table) with ``filters``; the row count
-    follows when the last row has been written (``export_log_finish``)."""
+    """Record that ``user`` starts exporting ``source`` (a list or table) with ``filters``, with the units
+    ``user`` serves now (the managers of those units read it, whatever becomes of ``user`` later); the row
+    count follows when the last row has been written (``export_log_finish``)."""
     if kind not in ExportKind.values:
         raise ValidationError({"kind": _("Unknown export kind: %(kind)s") % {"kind": kind}})
-    return ExportLog.objects.create(
-        user=user if getattr(user, "pk", None) else None,
+    author = user if getattr(user, "pk", None) else None
+    log = ExportLog.objects.create(
+        user=author,
         started_at=timezone.now(),
         kind=kind,
         source=source[:100],
         filters=filters,
         file_format=file_format,
     )
+    if author is not None:
+        served = StaffProfile.units.through.objects.filter(staffprofile__user=author).values_list(
+            "unit_id", flat=True
+        )
+        ExportLog.units.through.objects.bulk_create(
+            [ExportLog.units.through(exportlog_id=log.pk, unit_id=unit_id) for unit_id in served]
+        )
+    return log
 
 
 def export_log_finish(*, log: ExportLog, row_count: int, complete: bool = True) -> bool:

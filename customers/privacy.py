@@ -209,15 +209,24 @@ def with_shown_fields(fields, model, masked: dict[str, str], user) -> list:
     return [ShownField(model, f, masked[f], seen) if f in masked else f for f in fields]
 
 
-# A run of digits as typed into a search or a filter (spaces, dots or dashes between them): a phone, a national
-# ID. Codes (PE01…) and numbers with letters around them are not identifiers of a person.
-_DIGIT_RUN = re.compile(r"(?<![\w+])\+?\d(?:[ .-]?\d){6,}(?!\w)")
+# A run of digits as typed into a search or a filter (spaces, dots or dashes between them), unless it is a date
+# (``2026-01-31``, with its time) or a ticket's number (``2026-0001234``), which are nobody's identifier. Codes
+# (PE01…) and numbers with letters around them are not identifiers of a person either.
+_DIGIT_RUN = re.compile(
+    r"(?<![\w+])(?:(?P<kept>\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?)?|(?:19|20)\d{2}-\d{7})(?![\w-])"
+    r"|\+?\d(?:[ .-]?\d){6,})(?!\w)"
+)
+# The old identity card has 9 digits, the citizen ID 12: a longer run may hold one, glued to other digits.
+_NATIONAL_ID_MIN_DIGITS = 9
+_NOT_IDENTIFIERS = {"selected"}  # the ids of the rows ticked in a list
 
 
 def filters_as_seen(user, filters: str) -> str:
     """A logged export's query string (``crm.ExportLog.filters``) as ``user`` may read it: each filter
-    ``name=value``, a national ID filter and any phone-like run of digits masked as ``user`` sees them on
-    the customers' pages (``crm.services.export_filters_shown``)."""
+    ``name=value``, with what can be a person's identifier masked as ``user`` sees it on the customers' pages
+    (``crm.services.export_filters_shown``): the value of a filter on a national ID or a phone, and in any
+    other value a run of digits that is a phone number or long enough to hold a national ID (9 digits or
+    more). Dates, tickets' numbers, shorter numbers and the ids of the rows selected are shown as typed."""
     from django.http import QueryDict
 
     seen = visibility(user)
@@ -225,17 +234,25 @@ def filters_as_seen(user, filters: str) -> str:
     def shown(name: str, value: str) -> str:
         if "national_id" in name:
             return seen.national_id(value)
-        return _DIGIT_RUN.sub(lambda match: _identifier_as_seen(seen, match.group()), value)
+        if "phone" in name:
+            return seen.phone(value)
+        if name in _NOT_IDENTIFIERS:
+            return value
+        return _DIGIT_RUN.sub(lambda match: _identifier_as_seen(seen, match), value)
 
     params = QueryDict(filters)
     return "&".join(f"{name}={shown(name, value)}" for name, values in params.lists() for value in values)
 
 
-def _identifier_as_seen(seen: Visibility, typed: str) -> str:
+def _identifier_as_seen(seen: Visibility, match: re.Match) -> str:
     from core.phones import InvalidPhone, normalise_phone
 
+    typed = match.group()
+    if match.group("kept"):
+        return typed
     try:
         normalise_phone(typed)
     except InvalidPhone:
-        return seen.national_id(typed)
+        digits = len(typed) - len(typed.translate(_NO_DIGITS))
+        return seen.national_id(typed) if digits >= _NATIONAL_ID_MIN_DIGITS else typed
     return seen.phone(typed)

@@ -16,8 +16,10 @@ import re
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 
+from core.exports import xlsx_text
 from core.routers import replica_reads
 from crm.models import ExportKind, OutboxChannel, OutboxMessage, Role, StaffProfile
 from crm.outbox import outbox_enqueue
@@ -44,13 +46,18 @@ def _sheet_title(title: str, taken: set[str]) -> str:
 
 def monthly_report_xlsx(user, month: dt.date) -> bytes:
     """The workbook of ``month`` (any day of it) for ``user``'s scope: one sheet per dashboard table, the
-    column titles in the first row, the numbers as numbers."""
+    table's title in the first row (a sheet's name holds 31 characters at most), its column titles in the
+    second, the numbers as numbers."""
     return monthly_report_workbook(user, month)[0]
 
 
 @replica_reads()
 def monthly_report_workbook(user, month: dt.date) -> tuple[bytes, int]:
-    """``monthly_report_xlsx`` and the number of data rows in all its sheets (for the export log)."""
+    """``monthly_report_xlsx`` and the number of data rows in all its sheets (for the export log).
+
+    A sheet's name holds at most 31 characters, so every sheet gives its table's full title in its first row
+    (the Vietnamese titles do not fit in the names) and its column titles in the second. Text cells are cleaned as the streamed
+    exports clean them (``core.exports.xlsx_text``): a control character pasted into a name is dropped."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
@@ -59,29 +66,38 @@ def monthly_report_workbook(user, month: dt.date) -> tuple[bytes, int]:
     workbook.remove(workbook.active)
     workbook.properties.title = _("Monthly report %(month)s") % {"month": f"{start:%m/%Y}"}
     taken: set[str] = set()
+    tables = [(table, _sheet_title(str(table.title), taken)) for table in dashboard.tables(user, start, end)]
     row_count = 0
-    for table in dashboard.tables(user, start, end):
+    for table, name in tables:
         row_count += len(table.rows)
-        sheet = workbook.create_sheet(_sheet_title(table.title, taken))
-        sheet.append(table.columns)
-        for cell in sheet[1]:
-            cell.font = Font(bold=True)
-        for row in table.rows:
-            sheet.append(row)
+        sheet = workbook.create_sheet(name)
+        sheet.append([_cell(table.title)])
+        sheet.append([_cell(column) for column in table.columns])
+        for row in sheet.iter_rows(min_row=1, max_row=sheet.max_row):
+            for cell in row:
+                cell.font = Font(bold=True)
+        for values in table.rows:
+            sheet.append([_cell(value) for value in values])
             for cell in sheet[sheet.max_row]:
                 if cell.data_type == "f":  # a name typed with a leading "=" is text, never a formula
                     cell.data_type = "s"
+        heading_row = 2
         for i, column in enumerate(table.columns, start=1):
             widest = max(
                 [len(str(column)), *(len(str(r[i - 1])) for r in table.rows if r[i - 1] is not None)]
             )
-            sheet.column_dimensions[sheet.cell(row=1, column=i).column_letter].width = min(
+            sheet.column_dimensions[sheet.cell(row=heading_row, column=i).column_letter].width = min(
                 max(widest + 2, 10), 60
             )
-        sheet.freeze_panes = "B2"
+        sheet.freeze_panes = f"B{heading_row + 1}"
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue(), row_count
+
+
+def _cell(value):
+    """A table's value as a workbook cell: text without the characters an XLSX file cannot hold."""
+    return xlsx_text(str(value)) if isinstance(value, str | Promise) else value
 
 
 def previous_month(today: dt.date | None = None) -> dt.date:
@@ -96,7 +112,8 @@ def dedupe_key(user_id: int, month: dt.date) -> str:
 def monthly_reports_send(*, month: dt.date | None = None) -> int:
     """Write one email per active manager with the workbook of ``month`` (default: the previous month) to the
     outbox; returns how many were written. Managers who already have theirs are skipped before any workbook
-    is built; the outbox's unique key settles a race. Managers without an email address are logged."""
+    is built; the outbox's unique key settles a race. Managers without an email address are logged, and so
+    is a manager whose report fails: the others still get theirs, and the next run tries that one again."""
     month = (month or previous_month()).replace(day=1)
     managers = list(
         StaffProfile.objects.filter(role=Role.MANAGER, user__is_active=True)
@@ -116,38 +133,47 @@ def monthly_reports_send(*, month: dt.date | None = None) -> int:
         if not user.email:
             logger.warning("monthly report %s: manager %s has no email address", f"{month:%Y-%m}", user.pk)
             continue
-        scope = scope_for(user)
-        content, row_count = monthly_report_workbook(user, month)
-        label = f"{month:%m/%Y}"
-        with transaction.atomic():
-            message = outbox_enqueue(
-                channel=OutboxChannel.EMAIL,
-                recipient=user.email,
-                staff=user,  # addressed again at delivery: nothing to a manager who has left
-                subject=_("Monthly report %(month)s") % {"month": label},
-                body=_(
-                    "Dear %(name)s,\n\nattached is the customer-care report for %(month)s over %(scope)s: "
-                    "requests by channel, category and unit, SLA compliance, handling time, callback "
-                    "satisfaction, outage restore times, consumption rises, refunds and bill reductions.\n"
-                )
-                % {
-                    "name": user.get_full_name() or user.get_username(),
-                    "month": label,
-                    "scope": _("every unit")
-                    if scope.everything
-                    else _("%(n)d units") % {"n": len(scope.unit_ids)},
-                },
-                dedupe_key=key,
-                attachment_name=f"tongdai-report-{month:%Y-%m}.xlsx",
-                attachment_content=content,
-            )
-            if message is not None:  # the workbook leaves the system by e-mail: an export for the manager
-                export_log_record(
-                    user=user, kind=ExportKind.REPORT, source="monthly-report", file_format="xlsx",
-                    row_count=row_count, filters=f"month={month:%Y-%m}",
-                )  # fmt: skip
-        written += message is not None
+        try:
+            written += _monthly_report_send(user, month, key)
+        except Exception:  # one manager's workbook failing must not keep the others from theirs
+            logger.exception("monthly report %s: the report of manager %s failed", f"{month:%Y-%m}", user.pk)
     return written
+
+
+def _monthly_report_send(user, month: dt.date, key: str) -> bool:
+    """Write ``user``'s email with the workbook of ``month`` to the outbox under ``key``; False when the
+    outbox already held it (a race with another run)."""
+    scope = scope_for(user)
+    content, row_count = monthly_report_workbook(user, month)
+    label = f"{month:%m/%Y}"
+    with transaction.atomic():
+        message = outbox_enqueue(
+            channel=OutboxChannel.EMAIL,
+            recipient=user.email,
+            staff=user,  # addressed again at delivery: nothing to a manager who has left
+            subject=_("Monthly report %(month)s") % {"month": label},
+            body=_(
+                "Dear %(name)s,\n\nattached is the customer-care report for %(month)s over %(scope)s: "
+                "requests by channel, category and unit, SLA compliance, handling time, callback "
+                "satisfaction, outage restore times, consumption rises, refunds and bill reductions.\n"
+            )
+            % {
+                "name": user.get_full_name() or user.get_username(),
+                "month": label,
+                "scope": _("every unit")
+                if scope.everything
+                else _("%(n)d units") % {"n": len(scope.unit_ids)},
+            },
+            dedupe_key=key,
+            attachment_name=f"tongdai-report-{month:%Y-%m}.xlsx",
+            attachment_content=content,
+        )
+        if message is not None:  # the workbook leaves the system by e-mail: an export for the manager
+            export_log_record(
+                user=user, kind=ExportKind.REPORT, source="monthly-report", file_format="xlsx",
+                row_count=row_count, filters=f"month={month:%Y-%m}",
+            )  # fmt: skip
+    return message is not None
 
 
 def monthly_reports_due(now: dt.datetime | None = None) -> dt.date | None:

@@ -21,7 +21,7 @@ def issued_bills_flushable(request):
     """A test with ``django_db(transaction=True)`` is undone by deleting every row (Django's flush). On
     PostgreSQL that is a TRUNCATE, which the row triggers of ``billing`` do not see but the export log's
     statement trigger refuses; on SQLite it is a DELETE, which the triggers keeping issued invoices, audit
-    records and the export log append-only refuse. So before the flush those rows are removed with the
+    records and the export log (with each export's units) append-only refuse. So before the flush those rows are removed with the
     triggers lifted for a moment (PostgreSQL: the export log's disabled in the same transaction; SQLite: the
     triggers dropped, then recreated exactly as they were, read from ``sqlite_master``)."""
     marker = request.node.get_closest_marker("django_db")
@@ -34,22 +34,26 @@ def issued_bills_flushable(request):
 
     if connection.vendor == "postgresql":
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("ALTER TABLE crm_exportlog DISABLE TRIGGER USER")
-            cursor.execute("DELETE FROM crm_exportlog")
-            cursor.execute("ALTER TABLE crm_exportlog ENABLE TRIGGER USER")
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no foreign-key check left pending for the ALTERs
+            for table in ("crm_exportlog_units", "crm_exportlog"):  # an export's units first
+                cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+                cursor.execute(f"DELETE FROM {table}")
+                cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
         return
     if connection.vendor != "sqlite":
         return
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
-            "AND tbl_name IN ('billing_invoice', 'billing_invoiceline', 'billing_auditrecord', 'crm_exportlog')"
+            "AND tbl_name IN ('billing_invoice', 'billing_invoiceline', 'billing_auditrecord', 'crm_exportlog', "
+            "'crm_exportlog_units')"
         )
         triggers = cursor.fetchall()
         for name, _sql in triggers:
             cursor.execute(f'DROP TRIGGER "{name}"')
         cursor.execute("UPDATE billing_invoice SET status = 'draft' WHERE status IN ('issued', 'paid')")
         cursor.execute("DELETE FROM billing_auditrecord")
+        cursor.execute("DELETE FROM crm_exportlog_units")
         cursor.execute("DELETE FROM crm_exportlog")
         for _name, sql in triggers:
             cursor.execute(sql)

@@ -450,7 +450,7 @@ def test_a_formula_like_label_reads_the_same_in_the_dashboards_workbook_and_the_
         sheet = load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
         as_csv = client.get(reverse("dashboard"), params)
         monthly, _rows = monthly_report_workbook(staff[Role.MANAGER], dt.date(2025, 10, 1))
-        monthly_cell = load_workbook(io.BytesIO(monthly))["Formula labels"].cell(row=2, column=1).value
+        monthly_cell = load_workbook(io.BytesIO(monthly))["Formula labels"].cell(row=3, column=1).value
     finally:
         dashboard_widgets.unregister("formula_labels")
     assert (sheet.cell(row=2, column=1).value, monthly_cell) == ("=1+2", "=1+2")

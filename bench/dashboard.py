@@ -237,7 +237,8 @@ def _raw_statements(units: list[int], begin, stop, unit_id: int | None, everythi
         f"SELECT u.code, u.name, count(*), count(restored_at), "
         f"count(*) FILTER (WHERE restored_at <= started_at + interval '2 hours'), avg(restored_at - started_at) "
         f"FROM tickets_incident i JOIN crm_unit u ON u.id = i.unit_id "
-        f"WHERE started_at >= %(b)s AND started_at < %(s)s AND {scope.replace('unit_id', 'i.unit_id')} "
+        f"WHERE started_at >= %(b)s AND started_at < %(s)s AND called_off_at IS NULL "
+        f"AND {scope.replace('unit_id', 'i.unit_id')} "
         f"GROUP BY u.code, u.name",
         f"SELECT count(DISTINCT period), sum(compared), sum(below_30), sum(from_30), sum(from_50), sum(from_100), "
         f"sum(from_300), sum(held) FROM billing_anomalybandcount "

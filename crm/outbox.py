@@ -3,7 +3,8 @@
 ``outbox_write`` is the one writer of outbox rows (one message or a thousand, in one INSERT), called inside
 the service's transaction; ``outbox_enqueue`` builds one message (with its attachment) and hands it to it, and
 ``staff_message`` is the one rule for how a member of staff is addressed (the message keeps who it is for and is
-addressed again at each delivery: their new phone is used, and someone who has left is sent nothing). Delivery is
+addressed again at each delivery: their new phone is used, and someone who has left is sent nothing); what a
+message says is written in the centre's language (``in_centre_language``), never the clicking user's. Delivery is
 the outbox worker (``manage.py outbox_worker``): a long-lived loop that delivers what is due, then waits
 ``TONGDAI_OUTBOX_POLL_SECONDS`` when nothing is; several workers may run, each message is claimed by one, for
 ``TONGDAI_OUTBOX_LEASE_SECONDS`` (longer than any send: every backend has a timeout). A failed delivery is
@@ -30,7 +31,8 @@ import mimetypes
 import threading
 import urllib.request
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import PurePath
 
 from django.conf import settings
@@ -38,7 +40,7 @@ from django.core.files.base import ContentFile
 from django.core.mail import EmailMessage
 from django.db import DatabaseError, IntegrityError, close_old_connections, connection, transaction
 from django.db.models import F, Q
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext
 
@@ -112,6 +114,17 @@ class HttpSmsBackend:
 def _backend(channel: str):
     path = settings.TONGDAI_NOTIFY_BACKENDS.get(channel, "crm.outbox.LoggingBackend")
     return import_string(path)()
+
+
+@contextmanager
+def in_centre_language() -> Iterator[None]:
+    """Texts written for the outbox (a customer's SMS or e-mail, a notice to staff, and the record of what they
+    were told) are in the centre's language, ``settings.LANGUAGE_CODE``, whoever's request writes them: a
+    customer is not told in the language of the browser of the dispatcher who clicked. The one rule: every
+    builder of a message's subject or body builds it inside ``with in_centre_language():`` (or is decorated with
+    ``@in_centre_language()``). Refusals are built outside it: they answer the person who asked."""
+    with translation.override(settings.LANGUAGE_CODE):
+        yield
 
 
 def staff_address(profile) -> tuple[str, str]:

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 import crm.services
 import customers.services
+import tickets.models
 import tickets.services
 from crm.models import Role
 from customers.models import MeterKind
@@ -31,6 +32,10 @@ def _now():
 
 # service name -> (the permission it requires, the keyword arguments from the fixture ``world``)
 CASES = {
+    "sla_policy_create": ("tickets.add_slapolicy", lambda w: {
+        "category": w["catalogue"]["billing"], "valid_from": _now() + dt.timedelta(days=1), "resolve_minutes": 60}),
+    "holiday_save": ("tickets.add_holiday", lambda w: {"day": dt.date(2031, 3, 3), "name": "Nghỉ bù"}),
+    "holiday_delete": ("tickets.delete_holiday", lambda w: {"holiday": tickets.models.Holiday.objects.first()}),
     "suspension_create": ("tickets.add_suspension", lambda w: {
         "category": w["catalogue"]["billing"], "units": [w["home"]], "starts_at": _now(),
         "ends_at": _now() + dt.timedelta(hours=1), "reason": "Bảo trì"}),

@@ -660,7 +660,7 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
             raise Http404
         try:
             intake = services.ticket_open(
-                actor=request.user, category=Category.objects.get(code="outage"), channel="phone",
+                actor=request.user, category=services.outage_category(), channel="phone",
                 description=incident.cause, customer=customer, incident=incident,
             )  # fmt: skip
         except ValidationError as exc:
@@ -865,10 +865,42 @@ class CategoryAdmin(EverythingOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["code", "name", "is_outage", "is_active"]
     search_fields = ["code", "name"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # The code is a category's key (the catalogue loader, the API, the integrations): set once, at creation.
+        return ["code"] if obj is not None else []
+
+
+class SlaPolicyForm(forms.ModelForm):
+    """A new policy: the refusals of ``services.sla_policy_create`` (a start in the past, no resolve target or
+    two, a target of 0, level 3 before level 2) show on the fields they concern, beside what was typed."""
+
+    class Meta:
+        model = SlaPolicy
+        fields = [
+            "category", "valid_from", "acknowledge_minutes", "contact_minutes", "resolve_minutes",
+            "resolve_working_days", "callback_hours", "escalate_level2_minutes", "escalate_level3_minutes",
+        ]  # fmt: skip
+
+    def clean(self):
+        data = super().clean()
+        if self.instance.pk is None and not self.errors:
+            try:
+                services.sla_policy_create_check(
+                    category=data["category"], valid_from=data["valid_from"],
+                    acknowledge_minutes=data["acknowledge_minutes"], contact_minutes=data["contact_minutes"],
+                    resolve_minutes=data.get("resolve_minutes"), resolve_working_days=data.get("resolve_working_days"),
+                    escalate_level2_minutes=data["escalate_level2_minutes"],
+                    escalate_level3_minutes=data["escalate_level3_minutes"],
+                )  # fmt: skip
+            except ValidationError as exc:
+                add_service_errors(self, exc)
+        return data
+
 
 @admin.register(SlaPolicy)
-class SlaPolicyAdmin(EverythingOnlyAdminMixin, admin.ModelAdmin):
+class SlaPolicyAdmin(EverythingOnlyAdminMixin, ServiceErrorsMixin, admin.ModelAdmin):
     formfield_overrides = ADMIN_FORMFIELD_OVERRIDES  # whole numbers typed with digits only
+    form = SlaPolicyForm
     list_display = [
         "category", "valid_from", "acknowledge_minutes", "contact_minutes", "resolve_minutes",
         "resolve_working_days", "callback_hours",
@@ -880,11 +912,61 @@ class SlaPolicyAdmin(EverythingOnlyAdminMixin, admin.ModelAdmin):
         # A policy in use is history: a change is a new policy from a later moment.
         return [f.name for f in SlaPolicy._meta.fields] if obj is not None else []
 
+    def save_model(self, request, obj, form, change):
+        if change:
+            return  # every field is read-only: a policy is never changed
+        data = form.cleaned_data
+        policy = services.sla_policy_create(
+            actor=request.user, category=data["category"], valid_from=data["valid_from"],
+            acknowledge_minutes=data["acknowledge_minutes"], contact_minutes=data["contact_minutes"],
+            resolve_minutes=data.get("resolve_minutes"), resolve_working_days=data.get("resolve_working_days"),
+            callback_hours=data["callback_hours"], escalate_level2_minutes=data["escalate_level2_minutes"],
+            escalate_level3_minutes=data["escalate_level3_minutes"],
+        )  # fmt: skip
+        obj.pk = policy.pk
+
 
 @admin.register(Holiday)
-class HolidayAdmin(EverythingOnlyAdminMixin, SafeListMixin, admin.ModelAdmin):
+class HolidayAdmin(EverythingOnlyAdminMixin, SafeListMixin, ServiceErrorsMixin, admin.ModelAdmin):
+    """A day off added, moved or removed moves the open tickets' working-day deadlines: every change goes
+    through ``services.holiday_save`` and ``services.holiday_delete``."""
+
     list_display = ["day", "name"]
     date_hierarchy = "day"
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        holiday = services.holiday_save(
+            actor=request.user, day=data["day"], name=data["name"], holiday=obj if change else None
+        )
+        obj.pk = holiday.pk
+
+    def delete_model(self, request, obj):
+        services.holiday_delete(actor=request.user, holiday=obj)
+
+    def delete_queryset(self, request, queryset):
+        for holiday in queryset:
+            services.holiday_delete(actor=request.user, holiday=holiday)
+
+
+class SuspensionForm(forms.ModelForm):
+    """The refusals of a suspension's period and reason (``services.suspension_create_check``) show on their
+    fields, beside what was typed."""
+
+    class Meta:
+        model = Suspension
+        fields = ["category", "units", "starts_at", "ends_at", "reason"]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("starts_at") and data.get("ends_at") and "reason" in data:
+            try:
+                services.suspension_create_check(
+                    starts_at=data["starts_at"], ends_at=data["ends_at"], reason=data["reason"]
+                )
+            except ValidationError as exc:
+                add_service_errors(self, exc)
+        return data
 
 
 @admin.register(Suspension)
@@ -893,6 +975,7 @@ class SuspensionAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     sees only (``services.suspension_create`` holds the rule; the form offers no other) and deleted only by
     someone who sees all their units."""
 
+    form = SuspensionForm
     list_display = ["category", "starts_at", "ends_at", "reason"]
     list_select_related = ["category"]
     filter_horizontal = ["units"]
@@ -926,7 +1009,7 @@ class SuspensionAdmin(ServiceErrorsMixin, admin.ModelAdmin):
 
 class IncidentForm(forms.ModelForm):
     """An outage's wards are picked from its unit's list (``tickets.selectors.unit_wards``), grouped by unit;
-    none picked: the whole unit."""
+    none picked: the whole unit. The service's refusals (``incident_open_check``) show on their fields."""
 
     wards = forms.MultipleChoiceField(
         label=gettext_lazy("wards"), required=False, help_text=gettext_lazy("None chosen: the whole unit."),
@@ -957,6 +1040,14 @@ class IncidentForm(forms.ModelForm):
                     _("%(unit)s does not serve: %(wards)s.")
                     % {"unit": unit.code, "wards": ", ".join(outside)},
                 )
+        if unit is not None and data.get("cause") and data.get("started_at"):
+            try:
+                services.incident_open_check(
+                    unit=unit, cause=data["cause"], started_at=data["started_at"],
+                    estimated_restore_at=data.get("estimated_restore_at"),
+                )  # fmt: skip
+            except ValidationError as exc:
+                add_service_errors(self, exc)
         return data
 
 
@@ -965,7 +1056,7 @@ class IncidentAdmin(ServiceErrorsMixin, CurrentUnitMixin, ScopedAdmin):
     """Outages are entered on the units of today (``CurrentUnitMixin``): calls are taken there, so an outage on a
     unit merged away would take none."""
 
-    list_display = ["unit", "cause", "started_at", "estimated_restore_at", "restored_at", "restore_minutes"]
+    list_display = ["unit", "cause", "started_at", "estimated_restore_at", "restored", "minutes_to_restore"]
     list_select_related = ["unit"]
     list_filter = [ScopedUnitFilter]
     autocomplete_fields = ["unit"]
@@ -993,6 +1084,16 @@ class IncidentAdmin(ServiceErrorsMixin, CurrentUnitMixin, ScopedAdmin):
 
     def has_change_permission(self, request, obj=None):
         return obj is None and super().has_change_permission(request, obj)
+
+    @admin.display(description=gettext_lazy("restored at"), ordering="restored_at")
+    def restored(self, obj):
+        """When the power came back; a planned outage called off before its start says so (it restored
+        nothing)."""
+        return _("called off") if obj.called_off else obj.restored_at
+
+    @admin.display(description=gettext_lazy("restore minutes"))
+    def minutes_to_restore(self, obj):
+        return None if obj.called_off else obj.restore_minutes
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data

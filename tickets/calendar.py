@@ -40,7 +40,8 @@ def add_working_days(start: dt.datetime, days: int) -> dt.datetime:
     return timezone.make_aware(result, timezone.get_current_timezone())
 
 
-def _day_start(day: dt.date) -> dt.datetime:
+def day_start(day: dt.date) -> dt.datetime:
+    """Midnight (local time) at the start of ``day``."""
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min), timezone.get_current_timezone())
 
 
@@ -53,7 +54,7 @@ def working_time_between(start: dt.datetime, end: dt.datetime) -> dt.timedelta:
     total, day = dt.timedelta(0), first
     while day <= last:
         if is_working_day(day, holidays):
-            low, high = max(start, _day_start(day)), min(end, _day_start(day + dt.timedelta(days=1)))
+            low, high = max(start, day_start(day)), min(end, day_start(day + dt.timedelta(days=1)))
             total += max(high - low, dt.timedelta(0))
         day += dt.timedelta(days=1)
     return total
@@ -66,9 +67,25 @@ def add_working_time(start: dt.datetime, amount: dt.timedelta) -> dt.datetime:
     holidays = holidays_between(day, day + dt.timedelta(days=amount.days * 2 + 40))
     while True:
         if is_working_day(day, holidays):
-            room = _day_start(day + dt.timedelta(days=1)) - moment
+            room = day_start(day + dt.timedelta(days=1)) - moment
             if left <= room:
                 return moment + left
             left -= room
         day += dt.timedelta(days=1)
-        moment = _day_start(day)
+        moment = day_start(day)
+
+
+def subtract_working_time(end: dt.datetime, amount: dt.timedelta) -> dt.datetime:
+    """The moment ``amount`` of working-day time before ``end`` (``add_working_time`` backwards): days off do not
+    count."""
+    moment, left = end, amount
+    day = timezone.localtime(end).date()
+    holidays = holidays_between(day - dt.timedelta(days=amount.days * 2 + 40), day)
+    while True:
+        if is_working_day(day, holidays):
+            room = moment - day_start(day)
+            if left <= room:
+                return moment - left
+            left -= room
+        moment = day_start(day)
+        day -= dt.timedelta(days=1)

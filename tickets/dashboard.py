@@ -276,10 +276,11 @@ def open_breaches(board: Board) -> list[dict]:
 
 def outages(board: Board) -> dict:
     """Outage incidents started in the period against the 2-hour restore target: ``{"count", "restored",
-    "within_2h", "avg_restore_minutes", "by_unit": [same per unit, with "unit", "label"]}``."""
+    "within_2h", "avg_restore_minutes", "by_unit": [same per unit, with "unit", "label"]}``. A planned outage
+    called off before its start never happened: it is not counted (``Incident.objects.happened()``)."""
     limit = dt.timedelta(minutes=RESTORE_TARGET_MINUTES)
     rows = (
-        board.scoped(Incident.objects.filter(started_at__gte=board.begin, started_at__lt=board.stop))
+        board.scoped(Incident.objects.happened().filter(started_at__gte=board.begin, started_at__lt=board.stop))
         .values("unit__code", "unit__name")
         .annotate(
             count=Count("id"),

@@ -64,9 +64,12 @@ class SlaPolicy(models.Model):
     valid_from = models.DateTimeField(_("valid from"))
     acknowledge_minutes = models.PositiveIntegerField(_("acknowledge within (minutes)"), default=3)
     contact_minutes = models.PositiveIntegerField(_("unit calls the customer within (minutes)"), default=4)
-    resolve_minutes = models.PositiveIntegerField(_("resolve within (minutes)"), null=True, blank=True)
+    # A target of 0 would breach every ticket the moment it is taken.
+    resolve_minutes = models.PositiveIntegerField(
+        _("resolve within (minutes)"), null=True, blank=True, validators=[MinValueValidator(1)]
+    )
     resolve_working_days = models.PositiveSmallIntegerField(
-        _("resolve within (working days)"), null=True, blank=True
+        _("resolve within (working days)"), null=True, blank=True, validators=[MinValueValidator(1)]
     )
     callback_hours = models.PositiveSmallIntegerField(
         _("call back within (hours after resolution)"), default=24
@@ -88,10 +91,14 @@ class SlaPolicy(models.Model):
                 condition=Q(resolve_minutes__isnull=False, resolve_working_days__isnull=True)
                 | Q(resolve_minutes__isnull=True, resolve_working_days__isnull=False),
                 name="tickets_policy_one_resolve_target",
+                violation_error_code="one_resolve_target",
+                violation_error_message=_("Choose exactly one resolve target: in minutes or in working days."),
             ),
             models.CheckConstraint(
                 condition=Q(escalate_level3_minutes__gte=models.F("escalate_level2_minutes")),
                 name="tickets_policy_levels_in_order",
+                violation_error_code="levels_in_order",
+                violation_error_message=_("Level 3 comes after level 2."),
             ),
         ]
 
@@ -115,7 +122,10 @@ class Suspension(models.Model):
         verbose_name_plural = _("service suspensions")
         constraints = [
             models.CheckConstraint(
-                condition=Q(ends_at__gt=models.F("starts_at")), name="tickets_suspension_period"
+                condition=Q(ends_at__gt=models.F("starts_at")),
+                name="tickets_suspension_period",
+                violation_error_code="suspension_period",
+                violation_error_message=_("A suspension ends after it starts."),
             )
         ]
 
@@ -128,6 +138,22 @@ class IncidentQuerySet(ScopedQuerySet):
 
     def open(self):
         return self.filter(restored_at__isnull=True)
+
+    def happened(self):
+        """The outages that took place: not the planned ones called off before their start (closed at their
+        start, in no minutes, they restored nothing)."""
+        return self.filter(called_off_at__isnull=True)
+
+
+class CalledOffAtField(models.DateTimeField):
+    """The moment a planned outage was called off. Its column carries the rule that an outage called off is
+    closed (its ``restored_at`` set) as a CHECK of its own: it is added with the column (ALTER TABLE … ADD
+    COLUMN), where a table constraint would make SQLite rebuild the table."""
+
+    def db_check(self, connection):
+        quote = connection.ops.quote_name
+        restored = self.model._meta.get_field("restored_at").column
+        return f"{quote(self.column)} IS NULL OR {quote(restored)} IS NOT NULL"
 
 
 class Incident(models.Model):
@@ -142,6 +168,9 @@ class Incident(models.Model):
     started_at = models.DateTimeField(_("started at"))
     estimated_restore_at = models.DateTimeField(_("estimated restore at"), null=True, blank=True)
     restored_at = models.DateTimeField(_("restored at"), null=True, blank=True)
+    # A planned outage called off before its start is closed at its start (``restored_at``) and marked here, so
+    # that the restore figures leave it out (``IncidentQuerySet.happened``).
+    called_off_at = CalledOffAtField(_("called off at"), null=True, blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -170,6 +199,10 @@ class Incident(models.Model):
 
     def __str__(self) -> str:
         return f"{self.unit.code} {self.started_at:%Y-%m-%d %H:%M} {self.cause}"
+
+    @property
+    def called_off(self) -> bool:
+        return self.called_off_at is not None
 
     @property
     def restore_minutes(self) -> int | None:
@@ -492,6 +525,7 @@ class EventKind(models.TextChoices):
     CALLBACK_OVERDUE = "cb_overdue", _("Callback overdue")
     MESSAGE = "message", _("Message to the customer")
     ATTACHMENT = "attachment", _("Attachment")
+    DEADLINE = "deadline", _("Deadline moved")  # a public holiday added or removed moved it
 
 
 class TicketEventQuerySet(ScopedQuerySet):

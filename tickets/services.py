@@ -10,21 +10,29 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.clock import CLOCK_SKEW
-from core.text import DESCRIPTION_MAX_CHARS, composed, typed_text
+from core.text import DESCRIPTION_MAX_CHARS, column_length, composed, typed_text
 from crm import shared_cache
 from crm.models import OutboxChannel, OutboxMessage, Role, StaffProfile, Unit
-from crm.outbox import outbox_enqueue, outbox_write, staff_message
-from crm.permissions import require
+from crm.outbox import in_centre_language, outbox_enqueue, outbox_write, staff_message
+from crm.permissions import require, require_everything
 from crm.scoping import scope_for
 from customers.models import Contract, Customer
 from customers.normalise import InvalidPhone, display_phone, normalise_phone
 from customers.services import check_unit_current
 from tickets import reference, selectors
-from tickets.calendar import add_working_days, add_working_time, working_time_between
+from tickets.calendar import (
+    add_working_days,
+    add_working_time,
+    day_start,
+    is_working_day,
+    subtract_working_time,
+    working_time_between,
+)
 from tickets.models import (
     OPEN_STATUSES,
     Callback,
@@ -58,13 +66,17 @@ from tickets.selectors import current_unit, incidents_for_customer, open_ticket_
 @transaction.atomic
 def catalogue_load_reference() -> dict[str, int]:
     """Create the categories, their first policies and the public holidays if missing. Idempotent: it never
-    overwrites what an administrator changed (and a second run only reads, three queries)."""
+    overwrites what an administrator changed (and a second run only reads, three queries). The outage category
+    is the one flagged as such whatever its code (``outage_category``): while one exists, the reference's is
+    not made a second time."""
     codes = [code for code, *_rest in reference.CATEGORIES]
-    existing = set(Category.objects.filter(code__in=codes).values_list("code", flat=True))
+    found = Category.objects.filter(Q(code__in=codes) | Q(is_outage=True)).values_list("code", "is_outage")
+    existing = {code for code, _outage in found}
+    has_outage = any(outage for _code, outage in found)
     new_categories = Category.objects.bulk_create(
         Category(code=code, name=name, is_outage=is_outage)
         for code, name, is_outage, _minutes, _days in reference.CATEGORIES
-        if code not in existing
+        if code not in existing and not (is_outage and has_outage)
     )
     limits = {code: (minutes, days) for code, _name, _outage, minutes, days in reference.CATEGORIES}
     without_policy = Category.objects.filter(code__in=codes).exclude(
@@ -98,8 +110,22 @@ def policy_in_force(*, category: Category, at: dt.datetime) -> SlaPolicy:
     )
     policy = next((p for p in policies if p.valid_from <= at), None)
     if policy is None:
-        raise ValidationError(_("The category %(c)s has no time limits in force.") % {"c": category.name})
+        raise ValidationError(
+            {"category": _("The category %(c)s has no time limits in force.") % {"c": category.name}}
+        )
     return policy
+
+
+def outage_category() -> Category:
+    """The catalogue's category of outage calls (the card's one-click outage call takes it): the active one
+    flagged as an outage, found by that flag and not by its code, which an administrator may not change but the
+    data loaded before may differ in. Refused in clear words when the catalogue has none."""
+    category = Category.objects.filter(is_outage=True, is_active=True).order_by("pk").first()
+    if category is None:
+        raise ValidationError(
+            _("The catalogue has no active outage category: ask an administrator to activate it.")
+        )
+    return category
 
 
 def active_suspension(*, category: Category, unit: Unit, at: dt.datetime) -> Suspension | None:
@@ -120,10 +146,7 @@ def suspension_create(
     if category.is_outage:
         raise ValidationError(_("Outage reports are never suspended."))
     reason = typed_text(reason, field="reason")
-    if not reason:
-        raise ValidationError({"reason": _("Say why the service is suspended.")})
-    if ends_at <= starts_at:
-        raise ValidationError({"ends_at": _("A suspension ends after it starts.")})
+    suspension_create_check(starts_at=starts_at, ends_at=ends_at, reason=reason)
     if not units:
         raise ValidationError({"units": _("Choose the units where the service is suspended.")})
     suspension = Suspension.objects.create(
@@ -131,6 +154,207 @@ def suspension_create(
     )
     suspension.units.set(units)
     return suspension
+
+
+def suspension_create_check(*, starts_at: dt.datetime, ends_at: dt.datetime, reason: str) -> None:
+    """The refusals of a suspension's period and reason, on their fields, writing nothing: ``suspension_create``
+    gives them, and the admin's form runs them so that they show beside what was typed."""
+    errors = {}
+    if not composed(reason).strip():
+        errors["reason"] = _("Say why the service is suspended.")
+    if ends_at <= starts_at:
+        errors["ends_at"] = _("A suspension ends after it starts.")
+    if errors:
+        raise ValidationError(errors)
+
+
+# SLA policies ---------------------------------------------------------------------------------------------
+
+
+def sla_policy_create_check(
+    *,
+    category: Category,
+    valid_from: dt.datetime,
+    acknowledge_minutes: int = 3,
+    contact_minutes: int = 4,
+    resolve_minutes: int | None = None,
+    resolve_working_days: int | None = None,
+    escalate_level2_minutes: int = 30,
+    escalate_level3_minutes: int = 120,
+    at: dt.datetime | None = None,
+) -> None:
+    """The refusals ``sla_policy_create`` gives a policy, on the fields they concern, writing nothing (the
+    admin's form runs it, so that they show beside what was typed). A policy starts at a moment to come: it
+    applies to the tickets taken after it starts (``policy_in_force``), and one dated earlier would say that
+    tickets already taken fell under limits they were never given. It starts at another moment than the
+    category's other policies. Its acknowledge and contact targets are at least 1 minute, and it has exactly one
+    resolve target, of at least 1 minute or 1 working day (a target of 0 would breach every ticket the moment it
+    is taken), and its level 3 does not come before its
+    level 2. The database holds the last two as well (``SlaPolicy``'s constraints)."""
+    at = at or timezone.now()
+    errors: dict[str, list[str]] = {}
+    if valid_from < at:
+        errors["valid_from"] = [
+            _("A new policy applies only from a moment to come: tickets already taken keep the time limits they "
+              "were given. Choose a later start.")
+        ]  # fmt: skip
+    elif category.policies.filter(valid_from=valid_from).exists():
+        errors["valid_from"] = [_("A policy of this category already starts at that moment.")]
+    for name, minutes in (("acknowledge_minutes", acknowledge_minutes), ("contact_minutes", contact_minutes)):
+        if minutes < 1:
+            errors[name] = [_("At least 1 minute: with 0, every ticket would be late when taken.")]
+    if (resolve_minutes is None) == (resolve_working_days is None):
+        one = _("Choose exactly one resolve target: in minutes or in working days.")
+        errors["resolve_minutes"] = errors["resolve_working_days"] = [one]
+    elif resolve_minutes is not None and resolve_minutes < 1:
+        errors["resolve_minutes"] = [_("At least 1 minute: with 0, every ticket would be late when taken.")]
+    elif resolve_working_days is not None and resolve_working_days < 1:
+        errors["resolve_working_days"] = [
+            _("At least 1 working day: with 0, every ticket would be late when taken.")
+        ]
+    if escalate_level3_minutes < escalate_level2_minutes:
+        errors["escalate_level3_minutes"] = [
+            _("Level 3 comes after level 2: at least %(n)d minutes after the first breach.")
+            % {"n": escalate_level2_minutes}
+        ]
+    if errors:
+        raise ValidationError(errors)
+
+
+@transaction.atomic
+def sla_policy_create(
+    *,
+    actor,
+    category: Category,
+    valid_from: dt.datetime,
+    acknowledge_minutes: int = 3,
+    contact_minutes: int = 4,
+    resolve_minutes: int | None = None,
+    resolve_working_days: int | None = None,
+    callback_hours: int = 24,
+    escalate_level2_minutes: int = 30,
+    escalate_level3_minutes: int = 120,
+) -> SlaPolicy:
+    """New time limits of a category from a moment to come (national reference data: only staff who see every
+    unit add them). The tickets taken before it keep the policy they were taken under; a policy is never changed
+    (a correction is a new one from a later moment)."""
+    require_everything(actor, "tickets.add_slapolicy")
+    sla_policy_create_check(
+        category=category, valid_from=valid_from, acknowledge_minutes=acknowledge_minutes,
+        contact_minutes=contact_minutes, resolve_minutes=resolve_minutes,
+        resolve_working_days=resolve_working_days, escalate_level2_minutes=escalate_level2_minutes,
+        escalate_level3_minutes=escalate_level3_minutes,
+    )  # fmt: skip
+    return SlaPolicy.objects.create(
+        category=category, valid_from=valid_from, acknowledge_minutes=acknowledge_minutes,
+        contact_minutes=contact_minutes, resolve_minutes=resolve_minutes, resolve_working_days=resolve_working_days,
+        callback_hours=callback_hours, escalate_level2_minutes=escalate_level2_minutes,
+        escalate_level3_minutes=escalate_level3_minutes,
+    )  # fmt: skip
+
+
+# Public holidays ------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def holiday_save(*, actor, day: dt.date, name: str, holiday: Holiday | None = None) -> Holiday:
+    """Add a public holiday, or change one (``holiday``: its name, or its day; a day changed is a new row).
+    Working days skip the holidays kept as data, so the open tickets whose resolve clock runs over a day that
+    becomes a day off (or stops being one) have that deadline moved (``_move_resolve_deadlines``). Idempotent:
+    saving a day already kept changes at most its name and moves nothing."""
+    require_everything(actor, "tickets.change_holiday" if holiday is not None else "tickets.add_holiday")
+    name = typed_text(name, field="name", limit=column_length(Holiday, "name"))
+    if not name:
+        raise ValidationError({"name": _("Name the day off.")})
+    if holiday is not None:
+        holiday = Holiday.objects.select_for_update().filter(pk=holiday.pk).first()
+    if holiday is None:  # a new day off (or one kept already: a repeat)
+        holiday = Holiday.objects.select_for_update().filter(day=day).first()
+        if holiday is None:
+            holiday = Holiday.objects.create(day=day, name=name)
+            _move_resolve_deadlines(actor, day=day, day_off=True)
+    elif holiday.day != day:
+        if Holiday.objects.filter(day=day).exists():
+            raise ValidationError({"day": _("That day is a public holiday already.")})
+        # One day at a time, each against the holidays as they then stand: the earlier day a working day again
+        # (neither day off), then the new day off (a row of its own).
+        earlier = holiday.day
+        holiday.delete()
+        _move_resolve_deadlines(actor, day=earlier, day_off=False)
+        holiday = Holiday.objects.create(day=day, name=name)
+        _move_resolve_deadlines(actor, day=day, day_off=True)
+    if holiday.name != name:
+        holiday.name = name
+        holiday.save(update_fields=["name"])
+    return holiday
+
+
+@transaction.atomic
+def holiday_delete(*, actor, holiday: Holiday) -> None:
+    """Remove a public holiday: the open tickets whose resolve clock runs over that day, a working day again,
+    have that deadline moved back (``_move_resolve_deadlines``). Idempotent: a holiday removed already is left."""
+    require_everything(actor, "tickets.delete_holiday")
+    day = Holiday.objects.select_for_update().filter(pk=holiday.pk).values_list("day", flat=True).first()
+    if day is None:
+        return
+    Holiday.objects.filter(pk=holiday.pk).delete()
+    _move_resolve_deadlines(actor, day=day, day_off=False)
+
+
+def _move_resolve_deadlines(actor, *, day: dt.date, day_off: bool) -> int:
+    """``day`` became a day off (``day_off``) or a working day again (the holidays already say so): each open
+    ticket whose resolve deadline counts working days, not yet met or breached, and whose clock of this cycle
+    (from its intake or its last reopen to the deadline) runs over part of that day, has the deadline moved by
+    that part in working time: later for a day off, earlier for a working day. A ticket waiting for the
+    customer moves as well (its deadline counts the working time it has left; ``resume_clocks`` adds the pause
+    in working time, which the holidays of then decide). The tickets are locked (the sweep skips them meanwhile
+    and then reads their new ``next_check_at``); each gets an event. Returns how many moved."""
+    if not is_working_day(day, set()):  # a Saturday or Sunday is no working day, holiday or not
+        return 0
+    start, end = day_start(day), day_start(day + dt.timedelta(days=1))
+    tickets = list(
+        Ticket.objects.filter(
+            status__in=OPEN_STATUSES, policy__resolve_working_days__isnull=False, resolved_at__isnull=True,
+            resolve_breached=False, created_at__lt=end, resolve_due__gt=start,
+        )
+        .select_related("policy")
+        .order_by("pk")
+        .select_for_update(of=("self",))
+    )  # fmt: skip
+    reopened = dict(
+        TicketEvent.objects.filter(
+            ticket_id__in=[t.pk for t in tickets if t.cycle], kind=EventKind.STATUS, after__status=Status.REOPENED
+        )
+        .values("ticket_id")
+        .annotate(last=Max("at"))
+        .values_list("ticket_id", "last")
+    )
+    now, moved, events = timezone.now(), [], []
+    for ticket in tickets:
+        since = max(ticket.created_at, reopened.get(ticket.pk, ticket.created_at))
+        part = min(ticket.resolve_due, end) - max(since, start)
+        if part <= dt.timedelta(0):
+            continue
+        before = ticket.resolve_due
+        ticket.resolve_due = (add_working_time if day_off else subtract_working_time)(before, part)
+        ticket.next_check_at = next_check(ticket)
+        moved.append(ticket)
+        note = (
+            _("%(day)s is a public holiday: the resolve deadline moves later.")
+            if day_off
+            else _("%(day)s is a working day again: the resolve deadline moves earlier.")
+        ) % {"day": f"{day:%d/%m/%Y}"}
+        events.append(
+            TicketEvent(
+                ticket=ticket, kind=EventKind.DEADLINE, actor=actor if getattr(actor, "pk", None) else None, at=now,
+                before={"resolve_due": before.astimezone(dt.UTC).isoformat()}, cycle=ticket.cycle, note=note,
+                after={"resolve_due": ticket.resolve_due.astimezone(dt.UTC).isoformat(), "day": day.isoformat(),
+                       "day_off": day_off},
+            )
+        )  # fmt: skip
+    Ticket.objects.bulk_update(moved, ["resolve_due", "next_check_at"])
+    TicketEvent.objects.bulk_create(events)
+    return len(moved)
 
 
 # Intake -------------------------------------------------------------------------------------------------
@@ -259,6 +483,7 @@ def _customer_address(ticket: Ticket) -> tuple[str, str]:
     return "", ""
 
 
+@in_centre_language()
 def _summary(ticket: Ticket) -> str:
     """What the phone of the unit's dispatcher (or the crew sent) receives to call the customer back and go
     there: number, category, customer code, the phone to call and the address, a short description. Never
@@ -274,18 +499,19 @@ def _summary(ticket: Ticket) -> str:
     )
 
 
+@in_centre_language()
 def escalation_summary(ticket: Ticket) -> str:
     """What an escalation tells supervisors, managers and dispatchers: the ticket's number, category and unit
-    and which deadlines have passed. No personal data (name, phone, address, the caller's own words): they
-    open the ticket for that."""
+    and which deadlines have passed and are still to be met (one met late is no longer overdue). No personal
+    data (name, phone, address, the caller's own words): they open the ticket for that."""
     late = [
         label
-        for breached, label in (
-            (ticket.acknowledge_breached, _("acknowledge")),
-            (ticket.contact_breached, _("call the customer")),
-            (ticket.resolve_breached, _("resolve")),
+        for breached, done, label in (
+            (ticket.acknowledge_breached, ticket.acknowledged_at, _("acknowledge")),
+            (ticket.contact_breached, ticket.contacted_at, _("call the customer")),
+            (ticket.resolve_breached, ticket.resolved_at, _("resolve")),
         )
-        if breached
+        if breached and done is None
     ]
     return _("%(number)s [%(category)s] unit %(unit)s – %(unit_name)s; overdue: %(late)s") % {
         "number": ticket.number,
@@ -296,6 +522,7 @@ def escalation_summary(ticket: Ticket) -> str:
     }
 
 
+@in_centre_language()
 def callback_overdue_summary(ticket: Ticket) -> str:
     """What supervisors are told of a callback not made in time: the ticket's number, category and unit and
     when it was resolved and due to be called back. No personal data: they open the ticket for that."""
@@ -332,6 +559,12 @@ CLOCKS = (
 )
 
 
+def breach_outstanding(ticket: Ticket) -> bool:
+    """Whether a deadline the ticket missed is still to be met. The escalation ladder climbs only then: once the
+    late call, acknowledgement or resolution is made, nobody higher up is told of it (the level reached stays)."""
+    return any(getattr(ticket, flag) and getattr(ticket, done) is None for _due, done, flag in CLOCKS)
+
+
 def resume_clocks(ticket: Ticket, *, at: dt.datetime) -> None:
     """The customer answered: every clock waited with them. Each deadline still running moves back by the
     pause, and so does the escalation ladder (it counts from the first breach in running time), so a deadline
@@ -366,7 +599,7 @@ def next_check(ticket: Ticket) -> dt.datetime | None:
         moments.append(ticket.contact_due)
     if ticket.resolved_at is None and not ticket.resolve_breached:
         moments.append(ticket.resolve_due)
-    if ticket.first_breach_at is not None:
+    if ticket.first_breach_at is not None and breach_outstanding(ticket):
         policy = ticket.policy
         if ticket.escalation_level < 2:
             moments.append(ticket.first_breach_at + dt.timedelta(minutes=policy.escalate_level2_minutes))
@@ -565,7 +798,8 @@ def ticket_open_check(
     at: dt.datetime | None = None,
 ) -> None:
     """The refusals ``ticket_open`` would give this request now (field by field: a contract that is not the
-    customer's, a category no longer taken or suspended in the unit, an invalid phone…), writing nothing. The
+    customer's, a category no longer taken, suspended in the unit or without time limits in force, an invalid
+    phone…), writing nothing. The
     new-ticket form runs it when it is validated, so that a refusal shows on its field while the caller is still
     on the line and what the agent typed stays; ``ticket_open`` checks again when the ticket is taken."""
     _phone, unit = _checked_intake(
@@ -573,7 +807,9 @@ def ticket_open_check(
         contract=contract, caller_name=composed(caller_name), caller_phone=caller_phone, unit=unit,
         priority=priority,
     )  # fmt: skip
-    _refuse_when_suspended(category=category, unit=current_unit(unit), at=at or timezone.now())
+    at = at or timezone.now()
+    _refuse_when_suspended(category=category, unit=current_unit(unit), at=at)
+    policy_in_force(category=category, at=at)
 
 
 def _open_duplicates_warning(ticket: Ticket) -> list[str]:
@@ -666,7 +902,8 @@ TRANSITIONS: dict[str, set[str]] = {
     Status.IN_PROGRESS: {Status.PENDING_CUSTOMER, Status.RESOLVED, Status.CANCELLED},
     Status.PENDING_CUSTOMER: {Status.IN_PROGRESS, Status.RESOLVED, Status.CANCELLED},
     Status.RESOLVED: {Status.CLOSED, Status.REOPENED},
-    Status.REOPENED: {Status.IN_PROGRESS, Status.PENDING_CUSTOMER, Status.RESOLVED, Status.CANCELLED},
+    Status.REOPENED: {Status.DISPATCHED, Status.IN_PROGRESS, Status.PENDING_CUSTOMER, Status.RESOLVED,
+                      Status.CANCELLED},
     Status.CLOSED: {Status.REOPENED},
     Status.CANCELLED: set(),
     Status.DUPLICATE: set(),
@@ -746,12 +983,13 @@ def ticket_change_status(
     ticket.save()
     if to in (Status.CANCELLED, Status.DUPLICATE, Status.RESOLVED, Status.CLOSED):
         # A crew still sent is called off (told, its order cancelled): the work is over, whoever ended it.
-        if to == Status.DUPLICATE:
-            reason = _("Ticket %(n)s is a duplicate of %(d)s.") % {"n": ticket.number, "d": ticket.duplicate_of}
-        elif to == Status.CANCELLED:
-            reason = _("Ticket %(n)s is cancelled: %(why)s") % {"n": ticket.number, "why": note.strip()}
-        else:
-            reason = _("Ticket %(n)s is resolved: %(why)s") % {"n": ticket.number, "why": note.strip() or "—"}
+        with in_centre_language():
+            if to == Status.DUPLICATE:
+                reason = _("Ticket %(n)s is a duplicate of %(d)s.") % {"n": ticket.number, "d": ticket.duplicate_of}
+            elif to == Status.CANCELLED:
+                reason = _("Ticket %(n)s is cancelled: %(why)s") % {"n": ticket.number, "why": note.strip()}
+            else:
+                reason = _("Ticket %(n)s is resolved: %(why)s") % {"n": ticket.number, "why": note.strip() or "—"}
         cancelled = _cancel_open_work_orders(ticket, note=reason)
         if cancelled:
             after["work_orders_cancelled"] = cancelled
@@ -886,11 +1124,9 @@ def ticket_reroute(*, actor, ticket: Ticket, unit: Unit, reason: str) -> Ticket:
     after: dict = {"unit": unit.code}
     # The old unit's crews stop: the new unit sends its own. Its assignee keeps the ticket only if they serve
     # the new unit too (escalations go to the assignee; an assignee always serves the ticket's unit).
-    cancelled = _cancel_open_work_orders(
-        ticket,
-        unit=old_unit,
-        note=_("The ticket went to %(unit)s: %(why)s") % {"unit": unit.code, "why": reason.strip()},
-    )
+    with in_centre_language():
+        why = _("The ticket went to %(unit)s: %(why)s") % {"unit": unit.code, "why": reason.strip()}
+    cancelled = _cancel_open_work_orders(ticket, unit=old_unit, note=why)
     if cancelled:
         after["work_orders_cancelled"] = cancelled
         earlier = _back_to_acknowledged(ticket)  # the new unit sees it needs a crew of its own
@@ -1066,15 +1302,10 @@ def incident_open(
     transformer_code: str = "",
 ) -> Incident:
     """Enter an outage of ``unit`` (the whole unit, or some of its wards). Only a unit in service today takes
-    one: calls are taken in the units of today, so an outage entered on a unit merged away would take none."""
+    one: calls are taken in the units of today, so an outage entered on a unit merged away would take none.
+    The refusals are ``incident_open_check``'s."""
     require(actor, "tickets.add_incident", unit=unit)
-    check_unit_current(
-        unit, merged=_("Unit %(unit)s was merged into %(successor)s; enter its outages in %(successor)s.")
-    )
-    if not cause.strip():
-        raise ValidationError({"cause": _("Say what happened.")})
-    if estimated_restore_at is not None and estimated_restore_at < started_at:
-        raise ValidationError({"estimated_restore_at": _("The estimate is before the start.")})
+    incident_open_check(unit=unit, cause=cause, started_at=started_at, estimated_restore_at=estimated_restore_at)
     return Incident.objects.create(
         unit=unit,
         cause=cause.strip(),
@@ -1085,6 +1316,25 @@ def incident_open(
         transformer_code=transformer_code.strip(),
         created_by=actor if getattr(actor, "pk", None) else None,
     )
+
+
+def incident_open_check(
+    *, unit: Unit, cause: str, started_at: dt.datetime, estimated_restore_at: dt.datetime | None = None
+) -> None:
+    """The refusals ``incident_open`` would give this outage, field by field, writing nothing: a unit not in
+    service today, no cause, an estimated restore before the start. The admin's outage form runs it when it is
+    validated, so that a refusal shows on its field with what the dispatcher typed; ``incident_open`` checks
+    again when the outage is entered."""
+    check_unit_current(
+        unit, merged=_("Unit %(unit)s was merged into %(successor)s; enter its outages in %(successor)s.")
+    )
+    errors = {}
+    if not cause.strip():
+        errors["cause"] = _("Say what happened.")
+    if estimated_restore_at is not None and estimated_restore_at < started_at:
+        errors["estimated_restore_at"] = _("The estimate is before the start.")
+    if errors:
+        raise ValidationError(errors)
 
 
 @transaction.atomic
@@ -1125,9 +1375,13 @@ def incident_restore(
     incident, so a ticket reopened and linked to a later outage is told again when that one is restored.
 
     A planned outage restored before its start is called off (the maintenance will not happen): it is closed
-    at its start, so it neither shows nor takes calls when that comes. It has no calls to resolve (a call is
-    linked only once an outage has started), and nobody is told the power is back: it never went. The answer
-    then says ``called_off``."""
+    at its start, so it neither shows nor takes calls when that comes, and ``called_off_at`` records when it was
+    called off, so that the restore figures do not count it (``Incident.objects.happened()``). It has no calls
+    to resolve (a call is linked only once an outage has started), and nobody is told the power is back: it
+    never went. The answer then says ``called_off``.
+
+    What customers and crews are told, and the tickets' events, are written in the centre's language
+    (``in_centre_language``), not in that of whoever restored the outage."""
     require(actor, "tickets.change_incident", unit=incident.unit_id)
     now = timezone.now()
     at = at or now
@@ -1135,8 +1389,8 @@ def incident_restore(
     if incident.restored_at is not None:
         raise ValidationError(_("This outage is already restored."))
     if at < incident.started_at and incident.started_at > now:
-        incident.restored_at = incident.started_at
-        incident.save(update_fields=["restored_at"])
+        incident.restored_at, incident.called_off_at = incident.started_at, now
+        incident.save(update_fields=["restored_at", "called_off_at"])
         return {"resolved": 0, "notified": 0, "called_off": 1}
     if at < incident.started_at:
         raise ValidationError({"at": _("Power cannot come back before it went.")})
@@ -1149,13 +1403,16 @@ def incident_restore(
         .prefetch_related("customer__phones")
     )
     actor_ref = actor if getattr(actor, "pk", None) else None
+    with in_centre_language():
+        restored = _("Power restored")
     # The crews sent to these calls stop: the power is back (they are told, as when a ticket is cancelled).
     called_off = _cancel_work_orders(
-        WorkOrder.objects.open().filter(ticket_id__in=[t.pk for t in tickets]), note=_("Power restored")
+        WorkOrder.objects.open().filter(ticket_id__in=[t.pk for t in tickets]), note=restored
     )
     events: list[TicketEvent] = []
-    told: dict[str, tuple[str, list[Ticket]]] = {}  # recipient -> (channel, the tickets it called about)
-    for ticket in tickets:
+    # The customer (an unknown caller: the address they called from) -> the tickets of their calls, by id.
+    told: dict[int | tuple[str, str], list[Ticket]] = {}
+    for ticket in sorted(tickets, key=lambda t: t.pk):
         before = ticket.status
         # A call taken after the power came back (the restore time entered later) is resolved when received.
         done = max(at, ticket.created_at)
@@ -1170,22 +1427,20 @@ def incident_restore(
         if ticket.pk in called_off:
             after["work_orders_cancelled"] = called_off[ticket.pk]
         events.append(TicketEvent(ticket=ticket, kind=EventKind.STATUS, actor=actor_ref, at=done, before={"status": before},
-                                  after=after, note=note or _("Power restored")))  # fmt: skip
-        channel, recipient = _customer_address(ticket)
-        if recipient:
-            told.setdefault(recipient, (channel, []))[1].append(ticket)
-    outbox = [
-        OutboxMessage(
-            channel=channel,
-            recipient=recipient,
-            subject=", ".join(t.number for t in about),
-            body=_("Power is restored in your area (%(n)s). Thank you for your patience.")
-            % {"n": ", ".join(t.number for t in about)},
-            # One message per recipient and incident: the first ticket (by id) names it.
-            dedupe_key=f"incident:{incident.pk}:ticket:{min(t.pk for t in about)}:restored",
-        )
-        for recipient, (channel, about) in told.items()
-    ]
+                                  after=after, note=note or restored))  # fmt: skip
+        told.setdefault(ticket.customer_id or _customer_address(ticket), []).append(ticket)
+    outbox = []
+    for about in told.values():
+        # One message per customer and incident, to the address of their first call that has one, naming all
+        # their calls; the first ticket (by id) names it.
+        channel, recipient = next((a for a in map(_customer_address, about) if a[1]), ("", ""))
+        if not recipient:
+            continue
+        numbers = ", ".join(t.number for t in about)
+        with in_centre_language():
+            body = _("Power is restored in your area (%(n)s). Thank you for your patience.") % {"n": numbers}
+        outbox.append(OutboxMessage(channel=channel, recipient=recipient, subject=numbers, body=body,
+                                    dedupe_key=f"incident:{incident.pk}:ticket:{about[0].pk}:restored"))  # fmt: skip
     Ticket.objects.bulk_update(
         tickets,
         ["status", "acknowledged_at", "resolved_at", "paused_at", "callback_due", "next_check_at",
@@ -1327,7 +1582,8 @@ _STEP_STAMP: dict[str, str] = {
 
 @transaction.atomic
 def work_order_create(*, actor, ticket: Ticket, crew=None, note: str = "") -> WorkOrder:
-    """Send a crew: the ticket becomes dispatched and the crew member (or the unit's dispatchers) is told."""
+    """Send a crew: the ticket becomes dispatched (new, acknowledged or reopened: every status that may become
+    dispatched, ``TRANSITIONS``) and the crew member (or the unit's dispatchers) is told."""
     require(actor, "tickets.add_workorder", unit=ticket.unit_id)
     note = typed_text(note, field="note")
     ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
@@ -1339,11 +1595,10 @@ def work_order_create(*, actor, ticket: Ticket, crew=None, note: str = "") -> Wo
     order = WorkOrder.objects.create(
         ticket=ticket, unit_id=ticket.unit_id, crew=crew, issued_at=timezone.now(), note=note
     )
-    if ticket.status in (Status.NEW, Status.ACKNOWLEDGED, Status.REOPENED):
-        if ticket.status == Status.NEW:
-            ticket = ticket_change_status(actor=actor, ticket=ticket, to=Status.ACKNOWLEDGED)
-        if ticket.status == Status.ACKNOWLEDGED:
-            ticket_change_status(actor=actor, ticket=ticket, to=Status.DISPATCHED)
+    if ticket.status == Status.NEW:
+        ticket = ticket_change_status(actor=actor, ticket=ticket, to=Status.ACKNOWLEDGED)
+    if Status.DISPATCHED in TRANSITIONS[ticket.status]:
+        ticket_change_status(actor=actor, ticket=ticket, to=Status.DISPATCHED)
     people = profiles_of_user(crew.pk) if crew else staff_of_unit(ticket.unit, Role.DISPATCHER)
     body = _summary(ticket)
     outbox_write(
@@ -1419,9 +1674,14 @@ def work_order_assign(*, actor, order: WorkOrder, crew) -> WorkOrder:
     if order.status == WorkOrderStatus.ACKNOWLEDGED:
         before["status"], after["status"] = order.status, WorkOrderStatus.ISSUED
         order.status, order.acknowledged_at = WorkOrderStatus.ISSUED, None
-    line = _("Work order %(o)s: %(old)s → %(new)s.") % {
-        "o": f"{ticket.number}/{order.pk}", "old": _crew_name(previous), "new": _crew_name(crew),
-    }
+    with in_centre_language():  # the order's note and event, and what the crews are told
+        line = _("Work order %(o)s: %(old)s → %(new)s.") % {
+            "o": f"{ticket.number}/{order.pk}", "old": _crew_name(previous), "new": _crew_name(crew),
+        }
+        subject = _("%(n)s: work order given to someone else") % {"n": ticket.number}
+        off = _("Work order %(o)s now goes to %(who)s: you need not go.") % {
+            "o": f"{ticket.number}/{order.pk}", "who": _crew_name(crew),
+        }
     order.crew = crew
     order.note = f"{order.note}\n{line}".strip()
     order.save(update_fields=["crew", "status", "acknowledged_at", "note"])
@@ -1436,10 +1696,6 @@ def work_order_assign(*, actor, order: WorkOrder, crew) -> WorkOrder:
         for profile in people
     ]  # fmt: skip
     if previous is not None:
-        subject = _("%(n)s: work order given to someone else") % {"n": ticket.number}
-        off = _("Work order %(o)s now goes to %(who)s: you need not go.") % {
-            "o": f"{ticket.number}/{order.pk}", "who": _crew_name(crew),
-        }
         told += [
             staff_message(profile, subject=subject, body=off,
                           dedupe_key=f"workorder:{order.pk}:off:{event.pk}:{profile.pk}")
@@ -1456,7 +1712,10 @@ def work_order_advance(
     """The crew's next step; calling the customer counts for the ticket's 4-minute contact target, and "done"
     (with a resolution code) resolves the ticket when no other order is open. Cancelling the last open order
     of a dispatched ticket (or one in progress) takes it back to acknowledged: nobody is sent any more, and the
-    unit's dispatchers are told; its crew member is told when someone else calls the order off.
+    unit's dispatchers are told; its crew member is told when someone else calls the order off. When another
+    crew has already done the job in the ticket's current cycle, cancelling the last open order resolves the
+    ticket with that job's resolution instead, as if the crews had finished in the other order: whichever
+    crew acts last, a fixed fault ends resolved.
 
     The ticket is locked first, then the order (the order every path takes, the ticket's cancellation and
     re-routing included): two crews finishing the last two orders at once take turns, and the second one sees
@@ -1482,12 +1741,15 @@ def work_order_advance(
         if not note.strip():
             raise ValidationError({"note": _("Say why.")})
         _work_order_cancel(order, note=note)
-        earlier = _back_to_acknowledged(ticket)
-        if earlier is not None:
+        done = _done_in_this_cycle(ticket)
+        if done is not None:
+            _resolve_by_crew(actor, ticket=ticket, resolution_code=done.resolution_code)
+        elif (earlier := _back_to_acknowledged(ticket)) is not None:
+            with in_centre_language():
+                why = _("No crew is sent any more: %(why)s") % {"why": note.strip()}
             _event(ticket, EventKind.STATUS, actor, before={"status": earlier},
-                   after={"status": Status.ACKNOWLEDGED, "work_orders_cancelled": [order.pk]},
-                   note=_("No crew is sent any more: %(why)s") % {"why": note.strip()})  # fmt: skip
-        _tell_called_off(ticket, order, actor=actor, note=note.strip())
+                   after={"status": Status.ACKNOWLEDGED, "work_orders_cancelled": [order.pk]}, note=why)  # fmt: skip
+        _tell_called_off(ticket, order, actor=actor, note=note.strip(), job_done=done is not None)
         return order
     if to in _STEP_STAMP:
         setattr(order, _STEP_STAMP[to], now)
@@ -1504,20 +1766,50 @@ def work_order_advance(
         and ticket.is_open
         and not WorkOrder.objects.open().filter(ticket=ticket).exists()
     ):
-        if ticket.status in (Status.NEW,):
-            ticket = ticket_change_status(actor=actor, ticket=ticket, to=Status.ACKNOWLEDGED)
-        ticket_change_status(
-            actor=actor, ticket=ticket, to=Status.RESOLVED, note=str(ResolutionCode(resolution_code).label)
-        )
+        _resolve_by_crew(actor, ticket=ticket, resolution_code=resolution_code)
     return order
 
 
-def _tell_called_off(ticket: Ticket, order: WorkOrder, *, actor, note: str) -> None:
+def _done_in_this_cycle(ticket: Ticket) -> WorkOrder | None:
+    """The job last done on a locked, open ticket in its current cycle (an order issued since its last reopen,
+    else since it was taken), when no order of the ticket is open any more; None otherwise. An earlier cycle's
+    job fixed the fault the customer has since said is back: it does not count."""
+    if not ticket.is_open or WorkOrder.objects.open().filter(ticket_id=ticket.pk).exists():
+        return None
+    began = ticket.created_at
+    if ticket.cycle:
+        reopened = (
+            TicketEvent.objects.filter(ticket_id=ticket.pk, kind=EventKind.STATUS, after__status=Status.REOPENED)
+            .order_by("-at")
+            .values_list("at", flat=True)
+            .first()
+        )
+        began = reopened or began
+    return (
+        WorkOrder.objects.filter(ticket_id=ticket.pk, status=WorkOrderStatus.DONE, issued_at__gte=began)
+        .order_by("-done_at", "-pk")
+        .first()
+    )
+
+
+def _resolve_by_crew(actor, *, ticket: Ticket, resolution_code: str) -> None:
+    """The crews' work on a locked, open ticket is over with a job done: the ticket is resolved, its note saying
+    how the job ended (the crew's last order done, or the last other order called off after a job done)."""
+    if ticket.status == Status.NEW:
+        ticket = ticket_change_status(actor=actor, ticket=ticket, to=Status.ACKNOWLEDGED)
+    with in_centre_language():
+        how = str(ResolutionCode(resolution_code).label)
+    ticket_change_status(actor=actor, ticket=ticket, to=Status.RESOLVED, note=how)
+
+
+@in_centre_language()
+def _tell_called_off(ticket: Ticket, order: WorkOrder, *, actor, note: str, job_done: bool = False) -> None:
     """An order called off by hand (the field crew's page lists every open order of their units, and the
     dispatchers may call one off too): its crew member is told they need not go, unless they called it off
     themselves; and when it was the ticket's last open order, the unit's dispatchers are told, whoever called it
-    off, to send a crew again (with another crew still sent, there is nothing to tell them). The one who called
-    it off is not told of it. One INSERT."""
+    off, to send a crew again (with another crew still sent, or another crew's job done, ``job_done``: the
+    ticket is resolved, there is nothing to tell them). The one who called it off is not told of it. One
+    INSERT."""
     actor_id = getattr(actor, "pk", None)
     subject = _("%(n)s: work order cancelled") % {"n": ticket.number}
     told = []
@@ -1529,7 +1821,7 @@ def _tell_called_off(ticket: Ticket, order: WorkOrder, *, actor, note: str) -> N
             staff_message(profile, subject=subject, body=off, dedupe_key=f"workorder:{order.pk}:off:{profile.pk}")
             for profile in profiles_of_user(order.crew_id)
         ]
-    if not WorkOrder.objects.open().filter(ticket_id=ticket.pk).exists():
+    if not job_done and not WorkOrder.objects.open().filter(ticket_id=ticket.pk).exists():
         who = actor.get_username() if actor_id is not None else _("system")
         body = _("Work order %(o)s was called off by %(who)s: %(why)s. No crew is sent any more.") % {
             "o": f"{ticket.number}/{order.pk}", "who": who, "why": note,
@@ -1576,6 +1868,7 @@ def _cancel_open_work_orders(ticket: Ticket, *, note: str, unit: Unit | None = N
     return _cancel_work_orders(orders, note=note).get(ticket.pk, [])
 
 
+@in_centre_language()
 def _cancel_work_orders(orders, *, note: str) -> dict[int, list[int]]:
     """Cancel the open work orders of ``orders`` (their tickets locked by the caller), and tell whom each order
     was sent to (its crew member, or its unit's dispatchers) that it is off and why, in one INSERT; returns

@@ -7,7 +7,8 @@ sweep. A unique constraint on (ticket, level) of escalation events is the databa
 
 Levels: 1 at the first breach (the assignee and the unit's dispatchers), 2 after ``escalate_level2_minutes``
 (the supervisors of the unit's company), 3 after ``escalate_level3_minutes`` (the managers of its
-corporation). Each escalation is an event and an outbox message per person, which names the ticket, its
+corporation). The ladder climbs only while a breached deadline is still to be met
+(``tickets.services.breach_outstanding``): a call made late stops it at the level it reached. Each escalation is an event and an outbox message per person, which names the ticket, its
 unit and the deadlines passed, never the customer (``tickets.services.escalation_summary``).
 
 A reopened ticket starts a new cycle: fresh deadlines, no breach, level 0 (``tickets.services``). Its
@@ -30,11 +31,12 @@ from django.utils.translation import gettext as _
 
 from core import db
 from crm.models import OutboxMessage, Role, StaffProfile
-from crm.outbox import outbox_write, staff_message
+from crm.outbox import in_centre_language, outbox_write, staff_message
 from tickets.models import EventKind, Status, Ticket, TicketEvent
 from tickets.selectors import units_serving
 from tickets.services import (
     CLOCKS,
+    breach_outstanding,
     callback_overdue_summary,
     escalation_summary,
     next_check,
@@ -95,7 +97,8 @@ def _process(ticket: Ticket, now: dt.datetime, recipients: _Recipients, events: 
         )
     level = ticket.escalation_level
     target_level = level
-    if ticket.first_breach_at is not None:
+    # The ladder climbs while a breached deadline is still to be met: a late call made, it stops where it is.
+    if ticket.first_breach_at is not None and breach_outstanding(ticket):
         target_level = max(level, 1)
         policy = ticket.policy
         if now >= ticket.first_breach_at + dt.timedelta(minutes=policy.escalate_level2_minutes):
@@ -116,7 +119,8 @@ def _process(ticket: Ticket, now: dt.datetime, recipients: _Recipients, events: 
             f"ticket:{ticket.pk}:cycle:{cycle}:escalation:{new_level}"
         )
         body = body or escalation_summary(ticket)
-        subject = _("Escalation %(level)d: %(number)s") % {"level": new_level, "number": ticket.number}
+        with in_centre_language():
+            subject = _("Escalation %(level)d: %(number)s") % {"level": new_level, "number": ticket.number}
         for profile in recipients(ticket, new_level):
             messages.append(
                 staff_message(profile, subject=subject, body=body, dedupe_key=f"{dedupe}:{profile.pk}")
@@ -223,7 +227,8 @@ def _callback_overdue(ticket: Ticket, now: dt.datetime, recipients: _Recipients,
             after={"callback_due": due.isoformat() if due else None},
         )
     )  # fmt: skip
-    subject = _("Callback overdue: %(number)s") % {"number": ticket.number}
+    with in_centre_language():
+        subject = _("Callback overdue: %(number)s") % {"number": ticket.number}
     body = callback_overdue_summary(ticket)
     for profile in recipients(ticket, 2):
         messages.append(

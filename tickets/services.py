@@ -1252,6 +1252,9 @@ def ticket_attach(*, actor, ticket: Ticket, upload) -> TicketAttachment:
             {"file": _("Files of type “%(ext)s” are not taken; allowed: %(allowed)s.")
                      % {"ext": extension or "?", "allowed": ", ".join(sorted(allowed))}}
         )  # fmt: skip
+    limit = column_length(TicketAttachment, "name")
+    if len(name) > limit:  # a long name is shortened before its extension: the type checked is the type kept
+        name = f"{name[: limit - len(extension) - 1]}.{extension}"
     if upload.size == 0:
         raise ValidationError({"file": _("The file is empty.")})
     if upload.size > max_bytes:
@@ -1262,7 +1265,7 @@ def ticket_attach(*, actor, ticket: Ticket, upload) -> TicketAttachment:
     now = timezone.now()
     attachment = TicketAttachment(
         ticket=ticket,
-        name=name[:200],
+        name=name,
         content_type=attachment_content_type(name),  # from the extension, never the uploader's claim
         size=upload.size,
         uploaded_by=actor if getattr(actor, "pk", None) else None,

@@ -89,15 +89,24 @@ def _phone_to_call(ticket, seen: privacy.Visibility) -> tuple[str, str]:
     return shown, phone if not privacy.is_masked(shown) else ""
 
 
+# A file's own page runs nothing and loads nothing: "sandbox" without a value (Django writes the bare directive
+# for True; the stubs know only lists).
+ATTACHMENT_CSP = {"default-src": [CSP.NONE], "sandbox": True}
+
+
 @login_required
-# "sandbox" without a value (Django writes the bare directive for True; the stubs know only lists)
-@csp_override({"default-src": [CSP.NONE], "sandbox": True})  # type: ignore[dict-item]
+@csp_override(ATTACHMENT_CSP)  # type: ignore[arg-type]
 def attachment_download(request, pk: int):
-    """Files are never served from a public folder: this checks the ticket's scope on every download. A file
-    is always a download, of the type its extension implies (not the type its uploader claimed)."""
+    """Files are never served from a public folder: this checks the ticket's scope on every download (the API's
+    ``tickets/<id>/attachments/<id>/download/`` does the same for a token)."""
     if not request.user.has_perm("tickets.view_ticketattachment"):
         raise PermissionDenied
-    attachment = get_object_or_404(TicketAttachment.objects.for_user(request.user), pk=pk)
+    return attachment_response(get_object_or_404(TicketAttachment.objects.for_user(request.user), pk=pk))
+
+
+def attachment_response(attachment: TicketAttachment) -> FileResponse:
+    """The one way a kept file leaves the system: always a download, of the type its extension implies (not the
+    type its uploader claimed), never sniffed by the browser; 404 when its file is gone."""
     try:
         handle = attachment.file.open("rb")
     except FileNotFoundError as exc:

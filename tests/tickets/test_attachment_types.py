@@ -106,3 +106,44 @@ def test_every_allowed_extension_by_default_has_a_type(settings):
         "eml": "message/rfc822",
     }  # fmt: skip
     assert attachment_content_type("no-extension") == "application/octet-stream"
+
+
+def test_a_long_file_name_is_shortened_before_its_extension_so_the_type_checked_is_the_type_kept(
+    client, staff, ticket
+):
+    # given an upload through the API whose name is over the 200 characters kept, a PDF by its extension
+    # whose first 200 characters would end in ".exe"
+    client.force_login(staff[Role.AGENT])
+    name = "b" * 196 + ".exe" + ".pdf"
+    answer = client.post(f"/api/v1/tickets/{ticket.pk}/attachments/", {"file": upload(name, "application/pdf")})
+    assert answer.status_code == 201, answer.content
+    attachment = TicketAttachment.objects.get()
+    # then the name kept is 200 characters and still a PDF, served as one
+    assert (len(attachment.name), attachment.name[-8:], attachment.content_type) == (200, "bbbb.pdf", "application/pdf")
+    download = client.get(reverse("ticket-attachment", args=[attachment.pk]))
+    assert download["Content-Type"] == "application/pdf"
+    assert ".exe" not in download["Content-Disposition"]
+
+
+def test_an_integration_with_a_token_downloads_the_file_the_api_links(client, staff, ticket, org, make_staff):
+    from crm.tokens import api_token_create
+
+    _token, secret = api_token_create(actor=None, user=staff[Role.AGENT], name="app")
+    auth = {"HTTP_AUTHORIZATION": f"Token {secret}"}
+    uploaded = client.post(f"/api/v1/tickets/{ticket.pk}/attachments/",
+                           {"file": upload("meter.jpg", "image/jpeg", b"\xff\xd8\xff photo")}, **auth)  # fmt: skip
+    assert uploaded.status_code == 201, uploaded.content
+    link = client.get(f"/api/v1/tickets/{ticket.pk}/attachments/", **auth).json()[0]["download"]
+    answer = client.get(link, **auth)
+    assert answer.status_code == 200, (answer.status_code, answer.get("Location"))
+    assert (answer["Content-Type"], answer["X-Content-Type-Options"]) == ("image/jpeg", "nosniff")
+    assert "sandbox" in answer["Content-Security-Policy"]
+    assert b"".join(answer.streaming_content) == b"\xff\xd8\xff photo"
+    # another unit's token gets nothing, nor does a file of another ticket under this ticket's address
+    _other, stranger = api_token_create(actor=None, user=make_staff(Role.AGENT, [org["other_corporation"]]),
+                                        name="other")  # fmt: skip
+    assert client.get(link, HTTP_AUTHORIZATION=f"Token {stranger}").status_code == 404
+    elsewhere = services.ticket_open(actor=None, category=ticket.category, channel="phone", description="Khác",
+                                     customer=ticket.customer).ticket  # fmt: skip
+    attachment_id = uploaded.json()["id"]
+    assert client.get(f"/api/v1/tickets/{elsewhere.pk}/attachments/{attachment_id}/download/", **auth).status_code == 404

@@ -314,9 +314,10 @@ class TicketAttachmentSerializer(serializers.ModelSerializer):
         read_only_fields = ["name", "content_type", "size", "uploaded_by", "uploaded_at"]
 
     def get_download(self, attachment) -> str:
+        """The API's own download, which a token may follow (the admin's pages link their own)."""
         from django.urls import reverse
 
-        return reverse("ticket-attachment", args=[attachment.pk])
+        return reverse("ticket-attachment-download", args=[attachment.ticket_id, attachment.pk])
 
 
 class CallbackInSerializer(serializers.Serializer):

@@ -1,12 +1,15 @@
 """Ticket API: intake for every channel (idempotent with an Idempotency-Key header), lists and moves."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
+from django.views.decorators.csp import csp_override
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework import status as http
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.mixins import CreateModelMixin
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
@@ -40,6 +43,7 @@ from tickets.api.serializers import (
     WorkOrderStepSerializer,
 )
 from tickets.models import Callback, Interaction, Ticket, WorkOrder
+from tickets.views import ATTACHMENT_CSP, attachment_response
 
 
 class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
@@ -189,6 +193,19 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
         )
         return Response(TicketAttachmentSerializer(attachment).data, status=http.HTTP_201_CREATED)
 
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"], url_path=r"attachments/(?P<attachment_id>[0-9]+)/download",
+            url_name="attachment-download",
+            permission_classes=[needs("tickets.view_ticket", "tickets.view_ticketattachment")])  # fmt: skip
+    @method_decorator(csp_override(ATTACHMENT_CSP))  # type: ignore[arg-type]
+    def attachment_download(self, request, pk=None, attachment_id=None):
+        """A file of the ticket, as a download (an integration's token fetches what ``attachments`` lists)."""
+        ticket = self.get_object()
+        attachment = ticket.attachments.filter(pk=attachment_id).first()
+        if attachment is None:
+            raise NotFound
+        return attachment_response(attachment)
 
     @extend_schema(request=WorkOrderInSerializer, responses={201: WorkOrderSerializer})
     @action(detail=True, methods=["post"], url_path="work-orders",

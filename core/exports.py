@@ -735,6 +735,26 @@ _INTEGER_FIELDS = (
 )  # fmt: skip
 
 
+class ShownDiff(resources.Diff):
+    """The import preview's before/after of a row, each cell as the user's export shows it (``export_field``:
+    the resource's dehydrate methods, which mask what the user may not see), never the raw model value."""
+
+    def __init__(self, resource, instance, new):
+        self.left = self.cells(resource, instance)
+        self.right = []
+        self.new = new
+
+    def compare_with(self, resource, instance):
+        self.right = self.cells(resource, instance)
+
+    @staticmethod
+    def cells(resource, instance) -> list:
+        fields_ = resource.get_import_fields()
+        if instance is None:  # a deleted row
+            return [""] * len(fields_)
+        return [resource.export_field(field, instance) for field in fields_]
+
+
 class ServiceResource(ScopedResource):
     """Imports rows through the app's services, never ``.save()``.
 
@@ -776,6 +796,10 @@ class ServiceResource(ScopedResource):
     def __init__(self, user=None, **kwargs):
         super().__init__(user=user, **kwargs)
         self._plans: dict[int, dict] = {}
+
+    @classmethod
+    def get_diff_class(cls):
+        return ShownDiff
 
     # The import flow, hooked where django-import-export lets us.
 

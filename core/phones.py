@@ -20,7 +20,10 @@ _OLD_MOBILE_PREFIXES = {
     "0199": "059",
 }  # fmt: skip
 
-_PHONE_CHARS = re.compile(r"^[0-9+\s().\-/]+$")
+#: What may stand between the digits of a typed number, as the inside of a regular expression's character class:
+#: any space (a non-breaking one too), dots, dashes, slashes and the brackets around an area code.
+PHONE_SEPARATORS = r"\s().\-/"
+_PHONE_CHARS = re.compile(rf"^[0-9+{PHONE_SEPARATORS}]+$")
 
 
 class InvalidPhone(ValueError):

@@ -22,6 +22,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+
+from core.phones import PHONE_SEPARATORS
 from customers.normalise import display_phone
 
 MASK = "*"
@@ -151,19 +155,34 @@ def shown_national_id(user, value: str) -> str:
     return visibility(user).national_id(value)
 
 
+def check_national_id_change(actor) -> None:
+    """Refuse (``ValidationError`` on ``national_id``) any national ID typed to change a customer's by ``actor``
+    who sees only its last digits: they would overwrite a number they cannot check. Decided by the permission
+    alone, before anything is compared with the stored number, so that the answer (a dry-run import's too)
+    never tells whether a typed number is the customer's. Work done for nobody (no ``actor``) may."""
+    if getattr(actor, "pk", None) and not visibility(actor).full_national_id:
+        raise ValidationError(
+            {"national_id": _("Only staff who may see national IDs in full may change them.")}
+        )
+
+
 class ShownField:
     """An admin column or read-only field that shows ``attribute`` of a row as ``seen`` allows.
 
     The admin lets a ``list_display``, ``fields`` or ``readonly_fields`` entry be a callable taking the row;
     this one is made per request (``shown_field``), so it knows who is looking. Two made for the same user
     are equal, which is how the admin matches the entries of ``get_fields`` with those of
-    ``get_readonly_fields``. It is never a form input, so what it shows is never submitted."""
+    ``get_readonly_fields``. It is never a form input, so what it shows is never submitted. A list sorts by it
+    only for a user who sees it whole."""
 
     def __init__(self, model, attribute: str, kind: str, seen: Visibility) -> None:
         self.model, self.attribute, self.kind, self.seen = model, attribute, kind, seen
         self.__name__ = attribute  # the admin names the column's CSS class and finds the help text by it
         self.short_description = model._meta.get_field(attribute).verbose_name
-        self.admin_order_field = attribute
+        if seen.shows_whole(kind):
+            # Sorting by a value shown masked would tell its hidden digits' order (a shared prefix, a carrier):
+            # for everybody else the column is not sortable, and the admin ignores ``?o=`` on it.
+            self.admin_order_field = attribute
 
     def __call__(self, obj) -> str:
         value = self.seen.show(self.kind, getattr(obj, self.attribute))
@@ -209,12 +228,14 @@ def with_shown_fields(fields, model, masked: dict[str, str], user) -> list:
     return [ShownField(model, f, masked[f], seen) if f in masked else f for f in fields]
 
 
-# A run of digits as typed into a search or a filter (spaces, dots or dashes between them), unless it is a date
-# (``2026-01-31``, with its time) or a ticket's number (``2026-0001234``), which are nobody's identifier. Codes
-# (PE01…) and numbers with letters around them are not identifiers of a person either.
+# A run of digits as typed into a search or a filter, with anything between them that a typed phone number may
+# have (``core.phones.PHONE_SEPARATORS``: any space, dots, dashes, slashes, brackets), so that every spelling the
+# search accepts is one run; unless it is a date (``2026-01-31``, with its time) or a ticket's number
+# (``2026-0001234``), which are nobody's identifier. Codes (PE01…) and numbers with letters around them are not
+# identifiers of a person either.
 _DIGIT_RUN = re.compile(
     r"(?<![\w+])(?:(?P<kept>\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?)?|(?:19|20)\d{2}-\d{7})(?![\w-])"
-    r"|\+?\d(?:[ .-]?\d){6,})(?!\w)"
+    rf"|\+?\(?\d(?:[{PHONE_SEPARATORS}]*\d){{6,}})(?!\w)"
 )
 # The old identity card has 9 digits, the citizen ID 12: a longer run may hold one, glued to other digits.
 _NATIONAL_ID_MIN_DIGITS = 9

@@ -121,6 +121,12 @@ class CustomerResource(ServiceResource):
         # A masked national ID (an export of somebody who sees only its last digits) leaves it as it is.
         return super().keeps_value(field, value) or privacy.is_masked(value)
 
+    def sets_national_id(self, row) -> bool:
+        """Whether ``row`` types a national ID (not blank, not masked): for an existing customer, a change asked
+        of ``customer_update``, whatever the number is."""
+        field = self.fields["national_id"]
+        return field.column_name in row and not self.keeps_value(field, row[field.column_name])
+
     def dehydrate_national_id(self, customer) -> str:
         return self.seen.national_id(customer.national_id)
 
@@ -183,6 +189,11 @@ class CustomerResource(ServiceResource):
             errors["is_nuisance"] = [
                 _("The nuisance flag is set and cleared on the customer card, not by an import.")
             ]
+        if not new and self.sets_national_id(row):
+            try:  # refused by the permission alone, whether or not the number is the customer's
+                privacy.check_national_id_change(self.user)
+            except ValidationError as exc:
+                errors.update(exc.message_dict)
         phones = self.cell(row, "phones") or []
         if errors:
             raise ValidationError(errors)
@@ -211,6 +222,8 @@ class CustomerResource(ServiceResource):
 
     def update_object(self, instance, row, plan):
         changes = {name: getattr(instance, name) for name in services.EDITABLE_FIELDS}
+        if not self.sets_national_id(row):
+            del changes["national_id"]  # left as it is: nothing for the service to decide
         customer = services.customer_update(
             actor=self.user, customer=instance, changes=changes, reason=_("Import")
         )

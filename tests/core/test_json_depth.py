@@ -67,6 +67,8 @@ def api_endpoints():
         actions = getattr(pattern.callback, "actions", None)
         if actions is None or "format" in pattern.pattern.regex.groupindex:
             continue  # the API root, and the same routes with a format suffix
+        if not {"post", "put", "patch"} & set(actions):
+            continue  # a read (a file's download): no body to refuse
         viewset = pattern.callback.cls
         newest = viewset.queryset.model._default_manager.order_by("-pk")
         # the row's pk, or a code people use that the route names (a meter's serial)

@@ -69,8 +69,9 @@ def _setup(args) -> None:
 
 
 # What a caller's card holds besides the customer (``seed_demo`` makes customers, contracts and meters only): six
-# issued bills a contract, and an open ticket for every second customer. The months are a year before
-# ``bench.billing``'s, which bills every contract for its own two.
+# issued bills a contract, and an open ticket for every second customer. The months come before the reference
+# data's first price table and VAT rate: an issued bill keeps the prices of its months (the database refuses to
+# change them), and ``bench.billing`` loads those tables later on the same database.
 CARD_INVOICES = """
 INSERT INTO billing_invoice (number, kind, period, period_start, period_end, kwh, households, subtotal, vat, total,
     status, hold_reason, hold_kind, created_at, issued_at, contract_id, customer_id, unit_id, refund_offset)
@@ -78,7 +79,7 @@ SELECT 'K' || k.id || '-' || to_char(p, 'YYMM'), 'regular', p::date, (p - interv
     150 + k.id %% 300, 1, 400000, 40000, 440000, 'issued', '', '', p + interval '3 days', p + interval '3 days',
     k.id, k.customer_id, c.unit_id, 0
 FROM customers_contract k JOIN customers_customer c ON c.id = k.customer_id
-CROSS JOIN generate_series(date '2025-03-01', date '2025-08-01', interval '1 month') p
+CROSS JOIN generate_series(date '2019-03-01', date '2019-08-01', interval '1 month') p
 WHERE k.customer_id = ANY(%(customers)s)
 ON CONFLICT DO NOTHING
 """

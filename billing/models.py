@@ -87,7 +87,14 @@ class VatRate(models.Model):
         verbose_name = _("VAT rate")
         verbose_name_plural = _("VAT rates")
         ordering = ["valid_from"]
-        constraints = [models.CheckConstraint(condition=Q(percent__lte=100), name="billing_vat_percent")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(percent__lte=100),
+                name="billing_vat_percent",
+                violation_error_code="percent",
+                violation_error_message=_("A VAT rate is at most 100 %%."),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.percent}% {self.valid_from:%d/%m/%Y}"
@@ -557,6 +564,8 @@ class Dispute(models.Model):
             models.CheckConstraint(
                 condition=Q(invoice__isnull=False) | Q(reading__isnull=False),
                 name="billing_dispute_has_subject",
+                violation_error_code="no_subject",
+                violation_error_message=_("A dispute is about a bill or a reading: name one of them."),
             ),
             models.CheckConstraint(
                 condition=Q(status="open", outcome="", resolved_at__isnull=True)
@@ -927,7 +936,10 @@ class RebateProgramme(models.Model):
         verbose_name_plural = _("rebate programmes")
         constraints = [
             models.CheckConstraint(
-                condition=Q(period_to__gte=F("period_from")), name="billing_rebate_periods"
+                condition=Q(period_to__gte=F("period_from")),
+                name="billing_rebate_periods",
+                violation_error_code="periods",
+                violation_error_message=_("The last month comes after the first."),
             ),
             models.CheckConstraint(condition=Q(status__in=RebateStatus.values), name="billing_rebate_status"),
         ]
@@ -970,11 +982,16 @@ class RebateBand(models.Model):
         ordering = ["programme", "from_kwh"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(percent__gt=0, percent__lte=100), name="billing_rebateband_percent"
+                condition=Q(percent__gt=0, percent__lte=100),
+                name="billing_rebateband_percent",
+                violation_error_code="percent",
+                violation_error_message=_("A reduction is more than 0 %% and at most 100 %%."),
             ),
             models.CheckConstraint(
                 condition=Q(to_kwh__isnull=True) | Q(to_kwh__gt=F("from_kwh")),
                 name="billing_rebateband_range",
+                violation_error_code="range",
+                violation_error_message=_("A band ends above the kWh it starts from."),
             ),
         ]
 

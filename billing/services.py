@@ -1631,8 +1631,8 @@ def dispute_open(*, actor, ticket, claim: str, invoice: Invoice | None = None,
     existing = Dispute.objects.filter(same, status=DisputeStatus.OPEN).select_related("ticket").first()
     if existing is not None:
         raise ValidationError(
-            _("Dispute #%(n)s about this bill is already open (ticket %(t)s): add this complaint to it.")
-            % {"n": existing.pk, "t": getattr(existing.ticket, "number", "—")}
+            _("A dispute about this bill is already open (ticket %(t)s): add this complaint to it.")
+            % {"t": getattr(existing.ticket, "number", "—")}
         )
     dispute = Dispute.objects.create(
         ticket=ticket, customer=customer, unit_id=customer.unit_id, invoice=invoice, reading=reading,

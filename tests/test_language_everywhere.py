@@ -197,3 +197,15 @@ def test_every_page_speaks_one_language(client, staff, two_customers, settings):
         problems += [f"{language} 403: {item}" for item in untranslated(text, language, pairs, data)]
     translation.activate("vi")
     assert not problems, "\n".join(sorted(set(problems)))
+
+
+def test_a_refused_form_says_so_in_the_pages_language(client, staff):
+    """The banner above a refused form's errors (Django's plural "Please correct the error(s) below.")."""
+    client.force_login(staff[Role.ADMINISTRATOR])
+    for language, banner in (("vi", "Vui lòng sửa các lỗi dưới đây."), ("en", "Please correct the errors below.")):
+        answer = client.post(reverse("admin:tickets_holiday_add"), {"day": "", "name": ""},
+                             HTTP_ACCEPT_LANGUAGE=language)  # fmt: skip
+        page = answer.content.decode()
+        assert answer.status_code == 200 and banner in page, (language, english_words(visible_text(page))[:10])
+        if language == "vi":
+            assert "Please correct" not in page

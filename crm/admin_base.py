@@ -211,6 +211,18 @@ class MaskedLookupsMixin:
         return super().lookup_allowed(lookup, value, request)
 
 
+def add_service_errors(form, exc: ValidationError) -> None:
+    """A service's refusal shown on the form that asked for it: on its field when it names one the form has, else
+    on top (``core.errors.renamed`` first where the service names the field otherwise)."""
+    if hasattr(exc, "error_dict"):
+        for name, errors in exc.error_dict.items():
+            for error in errors:
+                form.add_error(name if name in form.fields else None, error)
+    else:
+        for message in exc.messages:
+            form.add_error(None, message)
+
+
 def report_errors(request, exc: ValidationError) -> None:
     for message in exc.messages:
         messages.error(request, message)

@@ -28,6 +28,7 @@ from crm.admin_base import (
     ScopedAdmin,
     ScopedUnitFilter,
     ServiceErrorsMixin,
+    add_service_errors,
     report_errors,
 )
 from crm.models import Unit
@@ -551,17 +552,6 @@ class MeterReplaceForm(forms.Form):
         if meter is None:
             raise ValidationError(_("No meter with serial %(s)s in your units.") % {"s": serial})
         return meter
-
-
-def add_service_errors(form, exc: ValidationError) -> None:
-    """A service's refusal shown on the form: on its field when it names one the form has, else on top."""
-    if hasattr(exc, "error_dict"):
-        for name, errors in exc.error_dict.items():
-            for error in errors:
-                form.add_error(name if name in form.fields else None, error)
-    else:
-        for message in exc.messages:
-            form.add_error(None, message)
 
 
 def meter_move_page(model_admin, request, *, form, title: str, submit: str, back: str, facts, template=None):

@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy
 from import_export import fields, widgets
 
 from core.db import InValues
+from core.errors import renamed
 from core.exports import (
     ChoiceWidget,
     DayWidget,
@@ -475,7 +476,4 @@ class MeterResource(ServiceResource):
                 reading=install["reading"],
             )
         except ValidationError as exc:
-            if not hasattr(exc, "error_dict"):
-                raise
-            columns = self.install_columns
-            raise ValidationError({columns.get(name, name): errors for name, errors in exc.error_dict.items()}) from None
+            raise renamed(exc, self.install_columns) from None

@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core.errors import renamed
 from core.text import column_length, composed, typed_text
 from crm.models import Unit
 from crm.permissions import require
@@ -689,13 +690,6 @@ def meter_remove(
     return assignment
 
 
-def _renamed(exc: ValidationError, names: dict[str, str]) -> ValidationError:
-    """The same refusal, its fields named as the caller's form names them."""
-    if not hasattr(exc, "error_dict"):
-        return exc
-    return ValidationError({names.get(field, field): errors for field, errors in exc.error_dict.items()})
-
-
 @transaction.atomic
 def meter_replace(
     *,
@@ -739,11 +733,11 @@ def meter_replace(
             actor=actor, meter=current.meter, at=at, reading=removal_reading, reason=reason, faulty=faulty
         )
     except ValidationError as exc:
-        raise _renamed(exc, {"reading": "removal_reading"}) from None
+        raise renamed(exc, {"reading": "removal_reading"}) from None
     try:
         return meter_install(actor=actor, meter=new_meter, contract=contract, at=at, reading=install_reading)
     except ValidationError as exc:
-        raise _renamed(exc, {"reading": "install_reading", "contract": "new_meter"}) from None
+        raise renamed(exc, {"reading": "install_reading", "contract": "new_meter"}) from None
 
 
 # Search statistics ------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from crm.admin_base import (
     ScopedAdmin,
     ScopedUnitFilter,
     ServiceErrorsMixin,
+    add_service_errors,
     report_errors,
 )
 from crm.models import Unit
@@ -336,17 +337,6 @@ class CallbackSurveyForm(forms.Form):
         """A survey posted without its resolution is the first resolution's (cycle 0)."""
         cycle = self.cleaned_data.get("cycle")
         return 0 if cycle is None else cycle
-
-
-def add_service_errors(form, exc: ValidationError) -> None:
-    """A service's refusal shown on the form: on its field when it names one the form has, else on top."""
-    if hasattr(exc, "error_dict"):
-        for name, errors in exc.error_dict.items():
-            for error in errors:
-                form.add_error(name if name in form.fields else None, error)
-    else:
-        for message in exc.messages:
-            form.add_error(None, message)
 
 
 @admin.register(Ticket)

@@ -109,6 +109,6 @@ def test_a_dispute_is_opened_from_a_billing_ticket(client, staff, make_customer,
                               "claim": "Chỉ số không đúng"}, content_type="application/json")  # fmt: skip
         assert retried.status_code == 400
         assert retried.json() == {"detail": [
-            f"A dispute about this bill is already open (ticket {ticket.number}): add this complaint to it."
+            f"A dispute about this bill is already open (ticket {first.ticket.number}): add this complaint to it."
         ]}  # fmt: skip
     assert (Dispute.objects.count(), Reinspection.objects.count()) == (1, 1)

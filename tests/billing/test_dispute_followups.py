@@ -160,7 +160,9 @@ def test_a_dispute_of_an_adjustment_invoice_joins_the_open_dispute_of_its_bill(
         billing.dispute_open(actor=clerk, ticket=_complaint(customer, catalogue), invoice=adjustment.invoice,
                              claim="Điều chỉnh sai")  # fmt: skip
     # then: refused, naming the open dispute; nothing written
-    assert refused.value.messages[0].startswith("A dispute about this bill is already open (ticket ")
+    assert refused.value.messages[0].startswith(
+        f"A dispute about this bill is already open (ticket {first_open.ticket.number})"
+    )
     assert (Dispute.objects.count(), Reinspection.objects.count(), AuditRecord.objects.count()) == before
 
 

@@ -56,6 +56,7 @@ from billing.models import (
 )
 from billing.money import money
 from billing.selectors import tables_for, vat_rates
+from core.errors import renamed
 from core.text import DESCRIPTION_MAX_CHARS, column_length, typed_text
 from crm.models import Unit
 from crm.permissions import require, require_everything
@@ -1716,8 +1717,11 @@ def reinspection_record(*, actor, item: Reinspection, outcome: str, reread_value
     if (
         outcome == DisputeOutcome.CORRECTED and reread_value is not None
     ):  # a corrected outcome has its register
-        corrected = reading_correct(actor=actor, reading=reading, value=reread_value,
-                                    reason=_("Re-inspection #%(n)s") % {"n": item.pk})  # fmt: skip
+        try:
+            corrected = reading_correct(actor=actor, reading=reading, value=reread_value,
+                                        reason=_("Re-inspection #%(n)s") % {"n": item.pk})  # fmt: skip
+        except ValidationError as exc:  # the register the inspector read: refused beside it
+            raise renamed(exc, {"value": "reread_value", "reading": "reread_value"}) from None
     elif outcome == DisputeOutcome.METER_FAULT:
         _open_meter_test(actor=actor, item=item)
     dispute = item.dispute

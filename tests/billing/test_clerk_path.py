@@ -318,6 +318,28 @@ def test_a_refused_re_inspection_outcome_keeps_what_the_clerk_typed(client, cler
     assert item.done_at is None and item.outcome == ""
 
 
+def test_a_corrected_register_below_the_previous_reading_is_refused_beside_it(client, clerk, make_customer, read):
+    from tests.billing.conftest import NOV
+
+    customer = make_customer()
+    read(customer, OCT, 100)
+    rise = read(customer, NOV, 500)
+    billing.anomaly_scan(actor=None, period=NOV)
+    item = rise.reinspections.get()
+    client.force_login(clerk)
+    response = client.post(
+        reverse("admin:billing_reinspection_changelist"),
+        {"action": "record_outcome", "_selected_action": [item.pk], "_confirmed": "1", "outcome": "corrected",
+         "reread_value": "5", "evidence": "Ảnh công tơ"},
+    )  # fmt: skip
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert list(form.errors) == ["reread_value"] and form["reread_value"].value() == "5"
+    item.refresh_from_db()
+    rise.refresh_from_db()
+    assert (item.done_at, item.outcome, rise.value) == (None, "", 500)
+
+
 def test_the_line_refund_and_rebate_pages_show_money_as_dong(
     client, clerk, make_customer, catalogue, make_staff
 ):

@@ -69,6 +69,7 @@ from billing.models import (
 )
 from billing.money import line_label, money
 from billing.resources import DisputeResource, InvoiceResource
+from core.errors import renamed
 from core.exports import StreamingExportMixin
 from core.json_input import ADMIN_FORMFIELD_OVERRIDES
 from core.numbers import WholeNumberField
@@ -79,6 +80,7 @@ from crm.admin_base import (
     ScopedChangeList,
     ScopedUnitFilter,
     ServiceErrorsMixin,
+    add_service_errors,
     report_errors,
 )
 from crm.models import Unit
@@ -108,15 +110,6 @@ def _for_each(request, items, call, label=str) -> int:
         except ValidationError as exc:
             messages.error(request, f"{label(item)}: {'; '.join(exc.messages)}")
     return done
-
-
-def _form_errors(form, exc: ValidationError) -> None:
-    """A service's refusal onto the form that asked for it: each field's reason beside the field."""
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
 
 
 def _offsets(invoice: Invoice) -> list[dict]:
@@ -442,8 +435,85 @@ class MeterReadingAdmin(ReadOnlyAdmin):
         view = self.admin_site.admin_view
         return [
             path("estimate/", view(self.estimate_view), name="billing_meterreading_estimate"),
+            path("<path:object_id>/correct/", view(self.correct_view), name="billing_meterreading_correct"),
             *super().get_urls(),
         ]
+
+    def has_correct_permission(self, request) -> bool:
+        """Who may correct a reading: the permission ``reading_correct`` requires (it checks the unit too)."""
+        return request.user.has_perm("billing.change_meterreading")
+
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)
+        return [*shown, "correct_link"] if self.has_correct_permission(request) else shown
+
+    @admin.display(description=gettext_lazy("correction"))
+    def correct_link(self, obj):
+        from django.utils.html import format_html
+
+        from billing.models import ReadingStatus
+
+        if obj.status == ReadingStatus.SUPERSEDED:
+            return ""
+        url = reverse("admin:billing_meterreading_correct", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, _("Correct this reading…"))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra = {"can_correct": self.has_correct_permission(request), **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra_context=extra)
+
+    def correct_view(self, request, object_id):
+        """A mistyped register corrected (``reading_correct``): a new reading, the old one kept, superseded; the
+        bill not yet issued is recomputed, an issued one gets its adjustment. Only a reading of the clerk's
+        units (others are not found); the service's refusals come back beside the fields, with what was typed."""
+        from django.http import Http404
+
+        if not self.has_correct_permission(request):
+            raise PermissionDenied
+        reading = self.get_object(request, object_id)  # among the user's units; a bad id is not found either
+        if reading is None:
+            raise Http404
+        form = ReadingCorrectForm(request.POST or None, initial={"value": reading.value})
+        status = 200
+        if request.method == "POST":
+            if form.is_valid():
+                try:
+                    new = services.reading_correct(actor=request.user, reading=reading, **form.cleaned_data)
+                except ValidationError as exc:
+                    add_service_errors(form, renamed(exc, form.SERVICE_FIELDS))
+                else:
+                    messages.success(request, self._corrected(reading, new))
+                    return redirect("admin:billing_meterreading_change", new.pk)
+            status = 400
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Correct the reading of %(m)s of contract %(c)s") % {
+                "m": f"{reading.period:%m/%Y}", "c": reading.contract.number,
+            },
+            "opts": self.model._meta,
+            "original": reading,
+            "form": form,
+        }  # fmt: skip
+        return TemplateResponse(request, "admin/billing/meterreading/correct.html", context, status=status)
+
+    @staticmethod
+    def _corrected(old: MeterReading, new: MeterReading) -> str:
+        """What the correction did: the register and consumption, and what became of the month's bill."""
+        done = _("Reading of %(m)s of contract %(c)s corrected: register %(o)s → %(v)s, %(k)s kWh.") % {
+            "m": f"{old.period:%m/%Y}", "c": old.contract.number, "o": old.value, "v": new.value, "k": new.kwh,
+        }  # fmt: skip
+        bill = Invoice.objects.filter(
+            contract_id=old.contract_id, period=old.period, kind=InvoiceKind.REGULAR
+        ).first()
+        if bill is None:
+            return done
+        if bill.status in (InvoiceStatus.DRAFT, InvoiceStatus.HELD):
+            return f"{done} " + _("Its bill is recomputed: %(k)s kWh, %(t)s.") % {
+                "k": bill.kwh, "t": money(bill.total),
+            }  # fmt: skip
+        return f"{done} " + _("Its bill %(n)s was issued: the change goes through an adjustment (see Adjustments).") % {
+            "n": bill.number,
+        }  # fmt: skip
 
     def estimate_view(self, request):
         """A stopped meter's month estimated from its last three real cycles (``reading_estimate``): the
@@ -457,7 +527,7 @@ class MeterReadingAdmin(ReadOnlyAdmin):
                 try:
                     reading = services.reading_estimate(actor=request.user, **form.cleaned_data)
                 except ValidationError as exc:
-                    _form_errors(form, exc)
+                    add_service_errors(form, exc)
                 else:
                     messages.success(request, _("%(m)s of contract %(c)s estimated: %(k)s kWh, register %(v)s.") % {
                         "m": f"{reading.period:%m/%Y}", "c": reading.contract.number, "k": reading.kwh,
@@ -494,6 +564,20 @@ class EstimateForm(forms.Form):
 
     def clean_period(self):
         return self.cleaned_data["period"].replace(day=1)
+
+
+class ReadingCorrectForm(forms.Form):
+    value = WholeNumberField(
+        label=gettext_lazy("corrected register"), min_value=0,
+        help_text=gettext_lazy("The register as the meter shows it. The old reading is kept, superseded."),
+    )  # fmt: skip
+    reason = forms.CharField(
+        label=gettext_lazy("reason"), max_length=NOTE_MAX_CHARS, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=gettext_lazy("Why the reading is corrected (kept in the audit record)."),
+    )  # fmt: skip
+
+    # The service's names for what it refuses → this form's fields (the register's consumption is the register's).
+    SERVICE_FIELDS = {"value": "value", "kwh": "value", "reading": "value", "reason": "reason", "record": "reason"}
 
 
 class BillingRunForm(forms.Form):
@@ -631,7 +715,7 @@ class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadO
             try:
                 recorded = services.payment_record(actor=request.user, invoice=invoice, **form.cleaned_data)
             except ValidationError as exc:
-                _form_errors(form, exc)
+                add_service_errors(form, exc)
             else:
                 self._report_payment(request, recorded)
                 return redirect("admin:billing_invoice_change", invoice.pk)
@@ -922,7 +1006,7 @@ class RefusalKeepsInputMixin(_ModelAdmin):
     def _refused(self, request, exc: ValidationError, form_url, extra_context):
         form = self.get_form(request, None, change=False)(request.POST, request.FILES)
         form.is_valid()
-        _form_errors(form, exc)
+        add_service_errors(form, exc)
         # The stubs type AdminForm's fieldsets narrower than the admin's own get_fieldsets() result.
         fieldsets: Any = list(self.get_fieldsets(request, None))
         admin_form = admin.helpers.AdminForm(
@@ -1110,7 +1194,7 @@ class ReinspectionAdmin(BillingAdminMixin, ReadOnlyAdmin):
                 )  # fmt: skip
             except ValidationError as exc:
                 # Back to the form with what the clerk typed and the reason beside its field.
-                _form_errors(form, exc)
+                add_service_errors(form, exc)
             else:
                 messages.success(request, _("Re-inspection of %(r)s recorded.") % {"r": item.reading})
                 return None
@@ -1311,7 +1395,7 @@ class RefundAdmin(MoneyDisplays, BillingAdminMixin, ReadOnlyAdmin):
                 services.refund_settle(actor=request.user, refund=refund, method=RefundMethod.OFFSET,
                                        offset_invoice=invoice)  # fmt: skip
             except ValidationError as exc:
-                _form_errors(form, exc)
+                add_service_errors(form, exc)
             else:
                 invoice.refresh_from_db()
                 messages.success(request, _("%(r)s offset on bill %(n)s: amount due %(d)s.")

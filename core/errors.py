@@ -14,4 +14,7 @@ def renamed(exc: ValidationError, names: dict[str, str]) -> ValidationError:
     names its own arguments (``value``, ``at``), a page or an import shows the refusal beside what it called it."""
     if not hasattr(exc, "error_dict"):
         return exc
-    return ValidationError({names.get(field, field): errors for field, errors in exc.error_dict.items()})
+    keyed: dict[str, list] = {}
+    for field, errors in exc.error_dict.items():  # two of the service's names may be one of the caller's
+        keyed.setdefault(names.get(field, field), []).extend(errors)
+    return ValidationError(keyed)

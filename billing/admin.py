@@ -899,7 +899,7 @@ class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadO
                     units=self._units(request, form.cleaned_data["unit"]),
                 )  # fmt: skip
             except ValidationError as exc:
-                report_errors(request, exc)
+                add_service_errors(form, exc)  # beside the month or the unit it concerns, what was typed kept
             else:
                 messages.success(request, _("%(job)s is queued.") % {"job": job})
                 return redirect("admin:billing_billingjob_status", pk=job.pk)
@@ -919,7 +919,7 @@ class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadO
                     threshold=form.cleaned_data.get("threshold"),
                 )  # fmt: skip
             except ValidationError as exc:
-                report_errors(request, exc)
+                add_service_errors(form, exc)  # the threshold's range beside the threshold
             else:
                 messages.success(request, _("%(job)s is queued.") % {"job": job})
                 return redirect("admin:billing_billingjob_status", pk=job.pk)

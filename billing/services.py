@@ -1602,9 +1602,9 @@ def dispute_open(*, actor, ticket, claim: str, invoice: Invoice | None = None,
     if not claim:
         raise ValidationError({"claim": _("Write what the customer contests.")})
     if ticket is None or ticket.customer_id is None:
-        raise ValidationError(_("A dispute comes from a customer's billing complaint ticket."))
+        raise ValidationError({"ticket": _("A dispute comes from a customer's billing complaint ticket.")})
     if ticket.category.code not in settings.TONGDAI_DISPUTE_CATEGORIES:
-        raise ValidationError(_("A dispute comes from a billing or reading complaint ticket."))
+        raise ValidationError({"ticket": _("A dispute comes from a billing or reading complaint ticket.")})
     contested = invoice
     if invoice is not None:
         if invoice.customer_id != ticket.customer_id:

@@ -31,6 +31,7 @@ from billing.models import Dispute, Invoice, InvoiceLine, MeterReading, Payment
 from core.api.filters import CodeFilter, scoped
 from core.api.permissions import needs
 from core.api.scoped import ScopedReadOnlyViewSet
+from core.errors import renamed
 from crm.models import Unit
 from customers.models import Customer
 
@@ -156,5 +157,8 @@ class DisputeViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
     def create(self, request, *args, **kwargs):
         incoming = DisputeInSerializer(data=request.data, context={"request": request})
         incoming.is_valid(raise_exception=True)
-        dispute = services.dispute_open(actor=request.user, **incoming.validated_data)
+        try:
+            dispute = services.dispute_open(actor=request.user, **incoming.validated_data)
+        except ValidationError as exc:  # the service's refusals under the names this body gives
+            raise renamed(exc, {"ticket": "ticket_number", "invoice": "invoice_number"}) from None
         return Response(DisputeSerializer(dispute).data, status=http.HTTP_201_CREATED)

@@ -417,6 +417,19 @@ def test_the_billing_run_view_bills_the_clerks_units_only(
     assert not Invoice.objects.filter(customer=foreign).exists()
 
 
+def test_an_anomaly_threshold_out_of_range_is_refused_beside_it(client, clerk):
+    from billing.models import BillingJob
+
+    client.force_login(clerk)
+    before = BillingJob.objects.count()
+    response = client.post(reverse("admin:billing_invoice_anomaly_scan"),
+                           {"period": "2025-11", "unit": "", "threshold": "1"})  # fmt: skip
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert list(form.errors) == ["threshold"] and form["threshold"].value() == "1"
+    assert BillingJob.objects.count() == before
+
+
 def test_the_anomaly_scan_view_opens_re_inspections(
     client, clerk, make_customer, read, django_capture_on_commit_callbacks
 ):

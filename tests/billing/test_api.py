@@ -84,6 +84,22 @@ def test_the_last_month_of_the_calendar_is_a_400_on_period_not_a_server_error(cl
     assert (MeterReading.objects.count(), AuditRecord.objects.count()) == before
 
 
+def test_a_dispute_from_an_outage_ticket_is_refused_on_the_ticket_number(client, staff, make_customer, read,
+                                                                         catalogue):  # fmt: skip
+    customer = make_customer()
+    read(customer, OCT, 180)
+    billing.billing_run(actor=None, period=OCT, unit=customer.unit)
+    invoice = Invoice.objects.get(customer=customer)
+    outage = ticket_open(actor=None, category=catalogue["outage"], channel="phone", description="Mất điện",
+                         customer=customer).ticket  # fmt: skip
+    client.force_login(staff[Role.BILLING_CLERK])
+    refused = client.post("/api/v1/disputes/", {"ticket_number": outage.number, "invoice_number": invoice.number,
+                          "claim": "Chỉ số không đúng"}, content_type="application/json")  # fmt: skip
+    assert refused.status_code == 400
+    assert refused.json() == {"ticket_number": ["A dispute comes from a billing or reading complaint ticket."]}
+    assert not Dispute.objects.exists()
+
+
 def test_a_dispute_is_opened_from_a_billing_ticket(client, staff, make_customer, read, catalogue):
     customer = make_customer()
     read(customer, NOV, 300)

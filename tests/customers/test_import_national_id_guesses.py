@@ -16,7 +16,7 @@ from django.urls import reverse
 from crm.models import Role
 from customers import services
 from customers.models import Customer, CustomerEvent, CustomerEventKind
-from tests.exported import by_column
+from tests.exported import exported_customer_row
 
 NATIONAL_ID = "079123456789"
 REFUSAL = "National ID: Only staff who may see national IDs in full may change them."
@@ -25,13 +25,6 @@ REFUSAL = "National ID: Only staff who may see national IDs in full may change t
 @pytest.fixture
 def customer(make_customer, org):
     return make_customer(org["home"], phones=["0903 123 456"], national_id=NATIONAL_ID)
-
-
-def exported_row(client) -> dict:
-    response = client.post(reverse("admin:customers_customer_export_all"), {"file_format": "csv"})
-    body = b"".join(response.streaming_content).decode("utf-8").removeprefix("\ufeff")
-    (row,) = by_column(csv.DictReader(io.StringIO(body)))
-    return row
 
 
 def preview(client, rows: list[dict]):
@@ -53,7 +46,7 @@ def preview(client, rows: list[dict]):
 def test_a_dry_run_refuses_a_supervisors_right_guess_as_it_refuses_a_wrong_one(client, staff, customer):
     # given: the supervisor's export, the ID masked
     client.force_login(staff[Role.SUPERVISOR])
-    row = exported_row(client)
+    row = exported_customer_row(client)
     assert row["national_id"] == "********6789"
 
     # when: the same row with the right number, then with a wrong one
@@ -68,7 +61,7 @@ def test_a_dry_run_refuses_a_supervisors_right_guess_as_it_refuses_a_wrong_one(c
 
 def test_one_dry_run_of_many_guesses_refuses_every_row_alike(client, staff, customer):
     client.force_login(staff[Role.SUPERVISOR])
-    row = exported_row(client)
+    row = exported_customer_row(client)
     guesses = ["079123406789", "079123416789", NATIONAL_ID, "079123476789"]
 
     problems, totals = preview(client, [{**row, "national_id": guess} for guess in guesses])
@@ -80,7 +73,7 @@ def test_one_dry_run_of_many_guesses_refuses_every_row_alike(client, staff, cust
 def test_a_supervisors_masked_export_still_imports_back(client, staff, customer):
     # the masked cell (and a blank one) leaves the ID as it is: no change is asked, none refused
     client.force_login(staff[Role.SUPERVISOR])
-    row = exported_row(client)
+    row = exported_customer_row(client)
 
     corrected = preview(client, [{**row, "street": "99 Lê Lợi"}])
     blank = preview(client, [{**row, "national_id": ""}])
@@ -92,7 +85,7 @@ def test_a_supervisors_masked_export_still_imports_back(client, staff, customer)
 def test_who_sees_ids_whole_still_corrects_one_by_import(client, staff, customer):
     clerk = staff[Role.BILLING_CLERK]
     client.force_login(clerk)
-    row = exported_row(client)
+    row = exported_customer_row(client)
     assert row["national_id"] == NATIONAL_ID
 
     previewed = client.post(

@@ -13,7 +13,7 @@ from django.utils.html import strip_tags
 
 from crm.models import Role
 from customers.models import Customer
-from tests.exported import by_column
+from tests.exported import exported_customer_row
 
 NATIONAL_ID = "079123456789"
 MASKED_ID = "********6789"
@@ -22,13 +22,6 @@ MASKED_ID = "********6789"
 @pytest.fixture
 def customer(make_customer, org):
     return make_customer(org["home"], phones=["0903 123 456"], national_id=NATIONAL_ID)
-
-
-def exported_row(client) -> dict:
-    response = client.post(reverse("admin:customers_customer_export_all"), {"file_format": "csv"})
-    body = b"".join(response.streaming_content).decode("utf-8").removeprefix("\ufeff")
-    (row,) = by_column(csv.DictReader(io.StringIO(body)))
-    return row
 
 
 def preview(client, row: dict):
@@ -56,7 +49,7 @@ def previewed_cells(response) -> dict[str, str]:
 def test_the_import_preview_shows_a_supervisor_no_whole_national_id(client, staff, customer):
     # given: a supervisor's export (the ID masked), with the street corrected
     client.force_login(staff[Role.SUPERVISOR])
-    row = exported_row(client)
+    row = exported_customer_row(client)
     assert row["national_id"] == MASKED_ID
 
     # when
@@ -74,7 +67,7 @@ def test_the_import_preview_shows_a_supervisor_no_whole_national_id(client, staf
 
 def test_the_import_preview_shows_whole_ids_to_who_exports_them_whole(client, staff, customer):
     client.force_login(staff[Role.BILLING_CLERK])
-    row = exported_row(client)
+    row = exported_customer_row(client)
     assert row["national_id"] == NATIONAL_ID
 
     cells = previewed_cells(preview(client, {**row, "street": "99 Lê Lợi"}))

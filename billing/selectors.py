@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from billing import tariff
-from billing.models import Dispute, Invoice, PriceTable, VatRate
+from billing.models import Dispute, Invoice, InvoiceKind, InvoiceStatus, PriceTable, VatRate
 from billing.money import kwh, money
 
 CARD_INVOICES = 6
@@ -72,9 +72,10 @@ def card_invoices(*, customer, user) -> dict:
             kwh(i.kwh),
             money(i.total),
             money(i.amount_due),
-            i.get_status_display()
-            if i.kind == "regular"
-            else f"{i.get_status_display()} ({i.get_kind_display()})",
+            # The choices' labels by their enums: ``get_status_display`` hashes every label (a translation each).
+            str(InvoiceStatus(i.status).label)
+            if i.kind == InvoiceKind.REGULAR
+            else f"{InvoiceStatus(i.status).label} ({InvoiceKind(i.kind).label})",
         ]
         for i in invoices
     ]

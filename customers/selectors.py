@@ -311,20 +311,25 @@ def customer_card(*, user, customer_id: int) -> CustomerCard | None:
     is read only for a flagged one. The phones and contracts are left on the customer (``card_phones``,
     ``card_contracts``) for the sections that read them (the new ticket's prefilled phone and contract) instead
     of asking again."""
-    customer = (
-        Customer.objects.for_user(user).filter(pk=customer_id).annotate(**card_sections.customer_annotations()).first()
+    # A slice, not ``first()``: one customer by its key needs no ORDER BY. The phones, contracts and meters
+    # (a handful each) are put in their order here rather than by the queries: building an ORDER BY costs
+    # the ORM more than sorting a few rows.
+    found = list(
+        Customer.objects.for_user(user).filter(pk=customer_id).annotate(**card_sections.customer_annotations())[:1]
     )
-    if customer is None:
+    if not found:
         return None
+    customer = found[0]
     customer.unit = unit_cached(customer.unit_id)  # with its company and corporation, shared by every process
-    phones = list(CustomerPhone.objects.filter(customer_id=customer.pk).order_by("-is_primary", "id"))
-    contracts: list[Any] = list(Contract.objects.filter(customer_id=customer.pk).order_by("-start_date", "id"))
+    phones = sorted(CustomerPhone.objects.filter(customer_id=customer.pk), key=lambda p: (not p.is_primary, p.pk))
+    contracts: list[Any] = sorted(Contract.objects.filter(customer_id=customer.pk), key=lambda c: c.pk)
+    contracts.sort(key=lambda c: c.start_date, reverse=True)  # the latest first; a sort keeps ties by id
     by_contract: dict[int, list[MeterAssignment]] = {contract.pk: [] for contract in contracts}
     if contracts:
-        assignments = (
-            MeterAssignment.objects.filter(contract_id__in=list(by_contract))
-            .select_related("meter")
-            .order_by("-installed_at")
+        assignments = sorted(
+            MeterAssignment.objects.filter(contract_id__in=list(by_contract)).select_related("meter"),
+            key=lambda a: (a.installed_at, a.pk),
+            reverse=True,
         )
         for assignment in assignments:
             by_contract[assignment.contract_id].append(assignment)

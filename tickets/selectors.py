@@ -97,7 +97,7 @@ def card_open_tickets(*, customer, user) -> dict:
     tickets = (
         Ticket.objects.for_user(user)
         .open()
-        .filter(customer=customer)
+        .filter(customer_id=customer.pk)
         .order_by("-id")
         .values_list("number", "category__name", "status", "unit__code", "created_at", "resolve_due")[:20]
     )

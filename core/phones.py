@@ -2,7 +2,8 @@
 and how a stored number is read out.
 
 ``normalise_phone`` accepts the spellings callers and clerks type and returns ``+84`` and the national number,
-or refuses with ``InvalidPhone`` saying why; ``display_phone`` turns the stored form back into ``0903 123 456``.
+or refuses with ``InvalidPhone`` saying why; ``display_phone`` turns the stored form back into ``0903 123 456``;
+``is_mobile`` tells a stored mobile (which takes an SMS) from a landline (which does not).
 """
 
 from __future__ import annotations
@@ -73,6 +74,16 @@ def looks_like_phone(text: str) -> bool:
     except InvalidPhone:
         return False
     return True
+
+
+_STORED_MOBILE = re.compile(r"^\+84[1-9][0-9]{8}$")
+
+
+def is_mobile(number: str) -> bool:
+    """Whether a stored number (+84 form, ``normalise_phone``) is a mobile, the only kind an SMS reaches: +84 and
+    a 9-digit national number (10 digits with the leading 0). A landline (02x…, 10 digits after +84) is not,
+    nor is anything not in +84 form (a work phone stored as typed before the rule)."""
+    return bool(_STORED_MOBILE.match(number or ""))
 
 
 def display_phone(number: str) -> str:

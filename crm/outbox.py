@@ -44,6 +44,7 @@ from django.utils import timezone, translation
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext
 
+from core.phones import is_mobile
 from crm.models import OutboxChannel, OutboxMessage, OutboxRetry, OutboxRetrySource, OutboxStatus
 from crm.permissions import require_everything
 
@@ -128,8 +129,9 @@ def in_centre_language() -> Iterator[None]:
 
 
 def staff_address(profile) -> tuple[str, str]:
-    """How a member of staff is told: SMS to their phone, else e-mail, else the log (the one rule)."""
-    if profile.phone:
+    """How a member of staff is told: SMS to their phone when it is a mobile (``is_mobile``: a landline takes no
+    SMS), else e-mail, else the log (the one rule)."""
+    if is_mobile(profile.phone):
         return OutboxChannel.SMS, profile.phone
     if profile.user.email:
         return OutboxChannel.EMAIL, profile.user.email

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator, validate_email
 from django.db import transaction
 from django.db.models.signals import post_save
 from django.utils import timezone
@@ -116,15 +117,18 @@ def staff_create(
     administrator cannot make anyone more than they are), to serve each of the units given, and must see
     whatever the role over those units will show (a company's local administrator makes no manager). The username
     is unique whatever its case; the password must pass the site's password rules (``AUTH_PASSWORD_VALIDATORS``,
-    refused on the ``password`` field); the work phone is stored in +84 form (``staff_phone``)."""
+    refused on the ``password`` field); the work phone is stored in +84 form (``staff_phone``). The username and
+    the e-mail are held to the rules of the admin's staff form (``staff_username_check``, ``staff_email``)."""
     require(actor, "crm.add_staffprofile")
     units = list(units)
     for unit in units:
         require(actor, "crm.add_staffprofile", unit=unit)
     staff_access.check_grant(actor, groups=[role_group(role)], role=role, units=units)
     user_model = get_user_model()
+    staff_username_check(username, user_model)
     if user_model.objects.filter(username__iexact=username).exists():  # "Lan" and "lan" read as one person
         raise ValidationError({"username": _("A user with this username already exists.")})
+    email = staff_email(email)
     phone = staff_phone(phone)
     if StaffProfile.objects.filter(badge_number=badge_number).exists():
         raise ValidationError({"badge_number": _("This badge number is already in use.")})
@@ -145,6 +149,40 @@ def staff_create(
     profile.units.set(units)
     user.groups.add(role_group(role))
     return user
+
+
+def staff_username_check(username: str, user_model) -> None:
+    """Refuse (on the ``username`` field) a username the user admin would refuse: an empty one, one longer than
+    the user model's field, or one its ``username_validator`` refuses (a space, a slash): Django's own
+    validators, the length said in our words (Django's Vietnamese has none for it)."""
+    if not username:
+        raise ValidationError({"username": _("A username is needed.")})
+    field = user_model._meta.get_field(user_model.USERNAME_FIELD)
+    validators = []
+    if field.max_length:
+        too_long = _("A username has at most %(limit_value)d characters (this one has %(show_value)d).")
+        validators.append(MaxLengthValidator(field.max_length, message=too_long))
+    validators.append(user_model.username_validator)
+    for validator in validators:
+        try:
+            validator(username)
+        except ValidationError as exc:
+            raise ValidationError({"username": exc.messages}) from exc
+
+
+def staff_email(raw: str) -> str:
+    """A work e-mail as it is stored (surrounding spaces dropped), or empty for none. Refuses (on the ``email``
+    field) what is not an e-mail address, as the admin's staff form does: every message to it would fail."""
+    email = (raw or "").strip()
+    if not email:
+        return ""
+    try:
+        validate_email(email)
+    except ValidationError as exc:
+        raise ValidationError(
+            {"email": _("“%(email)s” is not an e-mail address (one reads like nv.lan@example.vn).") % {"email": email}}
+        ) from exc
+    return email
 
 
 def staff_password_check(password: str, user) -> None:

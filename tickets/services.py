@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.clock import CLOCK_SKEW
+from core.phones import is_mobile
 from core.text import DESCRIPTION_MAX_CHARS, column_length, composed, typed_text
 from crm import shared_cache
 from crm.models import OutboxChannel, OutboxMessage, Role, StaffProfile, Unit
@@ -471,10 +472,24 @@ def _primary_phone(customer: Customer | None) -> str:
     return next((p.number for p in customer.phones.all() if p.is_primary), "")
 
 
+def _mobile_phone(customer: Customer | None) -> str:
+    """The customer's number that takes an SMS: their primary one when it is a mobile, else their first other
+    mobile; "" when every number is a landline (or they have none). Reads prefetched phones when the caller
+    prefetched them."""
+    if customer is None:
+        return ""
+    primary = getattr(customer, "primary_phone", None)  # annotated by the caller (the intake API does)
+    if primary and is_mobile(primary):
+        return primary
+    phones = sorted(customer.phones.all(), key=lambda phone: (not phone.is_primary, phone.pk))
+    return next((phone.number for phone in phones if is_mobile(phone.number)), "")
+
+
 def _customer_address(ticket: Ticket) -> tuple[str, str]:
-    """Where a message to the ticket's customer goes: (channel, recipient). By SMS to the caller's phone or the
-    customer's primary one, else by e-mail to the customer; ``("", "")`` when there is neither."""
-    phone = ticket.caller_phone or _primary_phone(ticket.customer)
+    """Where a message to the ticket's customer goes: (channel, recipient). By SMS to the caller's phone or, else,
+    the customer's primary one (or another of theirs) when it is a mobile (a landline takes no SMS), else by
+    e-mail to the customer; ``("", "")`` when there is neither."""
+    phone = ticket.caller_phone if is_mobile(ticket.caller_phone) else _mobile_phone(ticket.customer)
     if phone:
         return OutboxChannel.SMS, phone
     email = ticket.customer.email if ticket.customer else ""
@@ -1202,7 +1217,7 @@ def ticket_add_note(*, actor, ticket: Ticket, body: str, to_customer: bool = Fal
     if to_customer:
         channel, recipient = _customer_address(ticket)
         if not recipient:
-            raise ValidationError(_("The customer has no phone or e-mail to send a message to."))
+            raise ValidationError(_("The customer has no mobile phone or e-mail to send a message to."))
     now = timezone.now()
     note = TicketNote.objects.create(
         ticket=ticket,

@@ -17,6 +17,32 @@ def test_setup_schedules_is_idempotent(db):
     assert ("tongdai: clear expired sessions", "crm.tasks.clear_expired_sessions", "D") in first
 
 
+def test_setup_schedules_sets_up_the_oldest_of_a_name_added_twice_and_reports_the_other(db):
+    # given the product's schedules, a copy of one added by hand in the admin (django-q2's names are not unique),
+    # one the product declares removed, and another changed
+    call_command("setup_schedules", stdout=io.StringIO())
+    original = Schedule.objects.get(name="tongdai: deliver the outbox")
+    copy = Schedule.objects.get(pk=original.pk)
+    copy.pk = None
+    copy.save()
+    Schedule.objects.filter(name="tongdai: clear expired sessions").delete()
+    Schedule.objects.filter(pk=original.pk).update(minutes=7)
+    # when the command runs again
+    out, err = io.StringIO(), io.StringIO()
+    call_command("setup_schedules", stdout=out, stderr=err)
+    # then every declared schedule is set up, the oldest of the two copies is brought back, the copy is left alone
+    # and named, and the output says what was created, updated and kept
+    assert Schedule.objects.filter(name="tongdai: clear expired sessions").count() == 1
+    assert Schedule.objects.get(pk=original.pk).minutes == 1
+    assert Schedule.objects.filter(name="tongdai: deliver the outbox").count() == 2
+    assert f"left alone id(s) {copy.pk}" in err.getvalue()
+    lines = out.getvalue().splitlines()
+    assert "created: tongdai: clear expired sessions" in lines
+    assert "updated: tongdai: deliver the outbox" in lines
+    assert all(line.startswith(("created:", "updated:", "kept:")) for line in lines)
+    assert sum(line.startswith("kept:") for line in lines) == len(lines) - 2
+
+
 def test_demo_users_one_per_role_with_printed_passwords(org, tmp_path, settings):
     settings.BASE_DIR = tmp_path
     demo.seed(customers=50, seed=1, units=org["home"].company.units.active())

@@ -109,3 +109,58 @@ def test_the_staff_service_refuses_a_weak_password_on_its_field(org, password):
     assert list(refused.value.error_dict) == ["password"]
     assert not get_user_model().objects.filter(username="nv.lan").exists()
     assert not StaffProfile.objects.filter(badge_number="4712").exists()
+
+
+def test_create_staff_with_an_empty_username_is_a_clear_error(org, monkeypatch):
+    # given a provisioning script whose username variable is empty
+    monkeypatch.setenv("NEW_STAFF_PASSWORD", GOOD_PASSWORD)
+    with pytest.raises(CommandError, match="username: A username is needed"):
+        call_command("create_staff", "", role="agent", badge="4711", units="PE0100",
+                     password_env="NEW_STAFF_PASSWORD", stdout=io.StringIO())  # fmt: skip
+    assert get_user_model().objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("username", "reason"),
+    [
+        ("nv lan", "Enter a valid username"),
+        ("nv/lan", "Enter a valid username"),
+        ("a" * 151, r"A username has at most 150 characters \(this one has 151\)"),
+    ],
+)
+def test_create_staff_refuses_a_username_the_admin_refuses_before_asking_for_a_password(
+    org, monkeypatch, username, reason
+):
+    def no_prompt(prompt=""):
+        raise AssertionError("asked for a password")
+
+    monkeypatch.setattr("getpass.getpass", no_prompt)
+    with pytest.raises(CommandError, match=f"username: .*{reason}"):
+        call_command("create_staff", username, role="agent", badge="4711", units="PE0100", stdout=io.StringIO())
+    assert get_user_model().objects.count() == 0
+
+
+def test_create_staff_refuses_an_email_that_is_not_one(org, monkeypatch):
+    monkeypatch.setenv("NEW_STAFF_PASSWORD", GOOD_PASSWORD)
+    with pytest.raises(CommandError, match=r"email: “nv\.lan@” is not an e-mail address"):
+        create_staff(email="nv.lan@", password_env="NEW_STAFF_PASSWORD")
+    assert nobody_created()
+
+
+@pytest.mark.parametrize(
+    ("username", "email", "field"),
+    [("", "", "username"), ("nv lan", "", "username"), ("a" * 151, "", "username"), ("nv.lan", "nv.lan@", "email")],
+)
+def test_the_staff_service_refuses_a_username_or_email_the_admin_refuses_on_its_field(org, username, email, field):
+    with pytest.raises(ValidationError) as refused:
+        staff_create(actor=None, username=username, password=GOOD_PASSWORD, role=Role.AGENT, badge_number="4712",
+                     units=[org["home"]], email=email)  # fmt: skip
+    assert list(refused.value.error_dict) == [field]
+    assert get_user_model().objects.count() == 0
+    assert not StaffProfile.objects.filter(badge_number="4712").exists()
+
+
+def test_the_staff_service_keeps_an_email_without_the_spaces_around_it(org):
+    user = staff_create(actor=None, username="nv.lan", password=GOOD_PASSWORD, role=Role.AGENT, badge_number="4712",
+                        units=[org["home"]], email="  nv.lan@example.vn ")  # fmt: skip
+    assert get_user_model().objects.get(pk=user.pk).email == "nv.lan@example.vn"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import http.server
+import io
 import json
 import re
 import threading
@@ -293,6 +294,9 @@ def test_the_command_retries_by_id_or_every_failed_one_since_a_time(db, staff, c
         (["--all-failed", "--since", "yesterday"], "--since takes a date or a date and time"),
         (["--all-failed", "--since", "2026-13-01"], "--since takes a date or a date and time"),
         (["--all-failed", "--by", "nobody"], "There is no user 'nobody'"),
+        (["99999999999999999999"], "an id is from 1 to 9223372036854775807, not 99999999999999999999"),
+        (["0"], "an id is from 1 to"),
+        (["x1"], "an id is a whole number, not 'x1'"),
     ],
 )
 def test_the_command_refuses_bad_input_and_changes_nothing(db, args, error):
@@ -304,6 +308,25 @@ def test_the_command_refuses_bad_input_and_changes_nothing(db, args, error):
     # then the message is still failed and no retry is recorded
     failed.refresh_from_db()
     assert (failed.status, OutboxRetry.objects.count()) == (OutboxStatus.FAILED, 0)
+
+
+@pytest.mark.parametrize(
+    ("poll", "shown"), [("nan", "nan"), ("inf", "inf"), ("-inf", "-inf"), ("0", "0"), ("-1", "-1"), ("3601", "3601")]
+)
+def test_the_worker_refuses_a_poll_that_is_not_a_number_of_seconds_above_0_and_starts_nothing(
+    db, monkeypatch, poll, shown
+):
+    # nan would make every wait return at once (a loop on the database), inf cannot be waited for, 0 is a loop
+    started = []
+    monkeypatch.setattr(
+        "crm.management.commands.outbox_worker.outbox_worker",
+        lambda *, poll, stop, once=False: started.append(poll) or 0,
+    )
+    with pytest.raises(CommandError, match=f"--poll must be a number of seconds above 0 and at most 3600, not {shown}$"):
+        call_command("outbox_worker", f"--poll={poll}", stdout=io.StringIO(), stderr=io.StringIO())
+    assert started == []
+    call_command("outbox_worker", "--once", "--poll", "3600", stdout=io.StringIO())
+    assert started == [3600.0]
 
 
 def test_outbox_rows_have_one_writer_and_staff_one_address_rule():

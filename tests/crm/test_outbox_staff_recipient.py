@@ -108,6 +108,39 @@ def test_a_member_of_staff_without_a_phone_any_more_is_told_by_email(notice, rec
     assert recorder.sent == [("email", "dispatcher@example.com")]
 
 
+def test_a_dispatcher_whose_work_phone_is_a_landline_is_told_by_email(org, make_staff, make_customer, catalogue):
+    # given a dispatcher whose work phone is a landline (typed 028.3822.1234), with an e-mail
+    dispatcher = make_staff(Role.DISPATCHER, [org["home"]], username="dp.landline")
+    User.objects.filter(pk=dispatcher.pk).update(email="dp.landline@example.vn")
+    staff_update(actor=None, user=dispatcher, role=Role.DISPATCHER, phone="028.3822.1234")
+    assert StaffProfile.objects.get(user=dispatcher).phone == "+842838221234"
+    # when a ticket is opened in their unit
+    ticket = ticket_open(actor=None, category=catalogue["outage"], channel="phone", description="Mất điện",
+                         customer=make_customer(org["home"])).ticket  # fmt: skip
+    # then the notice goes to their e-mail: no SMS reaches a landline
+    told = OutboxMessage.objects.get(staff=dispatcher, subject=ticket.number)
+    assert (told.channel, told.recipient) == ("email", "dp.landline@example.vn")
+
+
+@pytest.mark.parametrize(
+    ("email", "sent"), [("dispatcher@example.com", ("email", "dispatcher@example.com")), ("", None)]
+)
+def test_a_member_of_staff_whose_phone_became_a_landline_is_told_by_email_else_in_the_log(
+    notice, recorder, email, sent
+):
+    # given the notice, written to the dispatcher's mobile
+    dispatcher, message = notice
+    User.objects.filter(pk=dispatcher.pk).update(email=email)
+    # when their work phone becomes a landline before delivery
+    staff_update(actor=None, user=dispatcher, role=Role.DISPATCHER, phone="(028) 3822 1234")
+    outbox_deliver_due()
+    # then it goes to their e-mail, or (without one) to the log under their username, once: never by SMS
+    expected = sent or ("log", dispatcher.username)
+    assert recorder.sent == [expected]
+    message.refresh_from_db()
+    assert (message.status, message.channel, message.recipient) == (OutboxStatus.SENT, *expected)
+
+
 def test_a_message_to_a_member_of_staff_who_left_before_delivery_is_failed_and_not_sent(notice, recorder):
     # given the notice written while the dispatcher worked here
     dispatcher, message = notice

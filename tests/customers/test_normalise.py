@@ -1,5 +1,6 @@
 import pytest
 
+from core.phones import is_mobile
 from customers.normalise import (
     InvalidPhone,
     display_phone,
@@ -28,6 +29,24 @@ def test_every_common_spelling_of_a_mobile_normalises_to_one_form(raw):
 
 def test_landline_keeps_its_area_code():
     assert normalise_phone("(028) 3822 1234") == "+842838221234"
+
+
+@pytest.mark.parametrize(
+    ("typed", "mobile"),
+    [
+        ("0903 123 456", True),
+        ("01683 123 456", True),  # an old 11-digit mobile, renumbered 038…
+        ("(028) 3822 1234", False),
+        ("024 3933 0000", False),
+    ],
+)
+def test_only_a_stored_mobile_takes_an_sms(typed, mobile):
+    assert is_mobile(normalise_phone(typed)) is mobile
+
+
+@pytest.mark.parametrize("stored", ["", "office", "0903123456", "+8490312345", "+849031234567", "+84003123456"])
+def test_what_is_not_a_stored_number_is_no_mobile(stored):
+    assert is_mobile(stored) is False
 
 
 def test_old_eleven_digit_mobile_is_renumbered():

@@ -72,6 +72,23 @@ def test_restoring_resolves_the_linked_tickets_and_tells_their_customers(org, ma
     assert OutboxMessage.objects.filter(dedupe_key__endswith=":restored").count() == 3
 
 
+def test_restoring_tells_a_customer_with_only_a_landline_by_email_and_one_without_email_not_at_all(
+    org, make_customer, catalogue
+):
+    # given an outage with calls from two customers whose only phone is a landline, one with an e-mail
+    incident = incident_open(actor=None, unit=org["home"], cause="Đứt dây", started_at=timezone.now())
+    with_email = make_customer(name="Khách A", phones=["(028) 3822 1234"], email="khach.a@example.vn")
+    without = make_customer(name="Khách B", phones=["(028) 3822 5678"])
+    for customer in (with_email, without):
+        ticket_open(actor=None, category=catalogue["outage"], channel="phone", description="x", customer=customer,
+                    incident=incident)  # fmt: skip
+    # when the power is restored
+    incident_restore(actor=None, incident=incident)
+    # then the first is told by e-mail, and nothing is written for the second (no SMS reaches a landline)
+    told = OutboxMessage.objects.filter(dedupe_key__endswith=":restored")
+    assert list(told.values_list("channel", "recipient")) == [("email", "khach.a@example.vn")]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_storm_of_500_calls_is_taken_linked_and_notified(org, make_customer, catalogue, make_staff):
     dispatcher = make_staff(Role.DISPATCHER, [org["home"]])

@@ -44,6 +44,51 @@ def test_an_internal_note_is_never_sent_and_a_message_goes_to_the_customers_phon
     assert kinds[-2:] == [(EventKind.NOTE, agent.pk), (EventKind.MESSAGE, agent.pk)]
 
 
+def test_a_message_to_a_customer_with_only_a_landline_goes_to_their_email(make_customer, catalogue, staff):
+    # given a customer whose only phone is a landline (no SMS reaches it), with an e-mail on file
+    customer = make_customer(phones=["(028) 3822 1234"], email="an.nguyen@example.vn")
+    ticket = services.ticket_open(
+        actor=None, category=catalogue["billing"], channel="email", description="Hóa đơn cao", customer=customer
+    ).ticket
+    # when an agent sends them a message
+    note = services.ticket_add_note(
+        actor=staff[Role.AGENT], ticket=ticket, body="Chúng tôi đang kiểm tra", to_customer=True
+    )
+    # then it goes by e-mail
+    message = OutboxMessage.objects.get(dedupe_key=f"ticket-note:{note.pk}")
+    assert (note.recipient, message.channel, message.recipient) == (
+        "an.nguyen@example.vn", "email", "an.nguyen@example.vn",
+    )  # fmt: skip
+
+
+def test_a_message_goes_to_a_customers_mobile_when_the_caller_and_the_primary_phone_are_landlines(
+    make_customer, catalogue, staff
+):
+    # given a customer whose primary phone is a landline and who has a mobile too, calling from a landline
+    customer = make_customer(phones=["028 3822 1234", "0903 555 777"], email="an.nguyen@example.vn")
+    assert customer.phones.get(is_primary=True).number == "+842838221234"
+    ticket = services.ticket_open(
+        actor=None, category=catalogue["billing"], channel="phone", description="Hóa đơn cao", customer=customer,
+        caller_phone="024 3933 0000",
+    ).ticket  # fmt: skip
+    # when an agent sends them a message
+    note = services.ticket_add_note(actor=staff[Role.AGENT], ticket=ticket, body="Đã kiểm tra", to_customer=True)
+    # then it goes by SMS to their mobile
+    message = OutboxMessage.objects.get(dedupe_key=f"ticket-note:{note.pk}")
+    assert (message.channel, message.recipient) == ("sms", "+84903555777")
+
+
+def test_a_customer_with_only_a_landline_and_no_email_is_not_sent_a_message(make_customer, catalogue, staff):
+    customer = make_customer(phones=["(028) 3822 1234"])
+    ticket = services.ticket_open(
+        actor=None, category=catalogue["billing"], channel="phone", description="Hóa đơn cao", customer=customer
+    ).ticket
+    before = (TicketNote.objects.count(), OutboxMessage.objects.count())
+    with pytest.raises(ValidationError, match="no mobile phone or e-mail"):
+        services.ticket_add_note(actor=staff[Role.AGENT], ticket=ticket, body="Xin chào", to_customer=True)
+    assert (TicketNote.objects.count(), OutboxMessage.objects.count()) == before
+
+
 def test_bad_notes_are_refused_and_write_nothing(ticket, staff, catalogue):
     before = (TicketNote.objects.count(), TicketEvent.objects.count(), OutboxMessage.objects.count())
     with pytest.raises(ValidationError):
@@ -55,7 +100,7 @@ def test_bad_notes_are_refused_and_write_nothing(ticket, staff, catalogue):
         unit=ticket.unit,
     ).ticket  # fmt: skip
     before = (TicketNote.objects.count(), TicketEvent.objects.count(), OutboxMessage.objects.count())
-    with pytest.raises(ValidationError, match="no phone or e-mail"):
+    with pytest.raises(ValidationError, match="no mobile phone or e-mail"):
         services.ticket_add_note(actor=None, ticket=unknown, body="Xin chào", to_customer=True)
     assert (TicketNote.objects.count(), TicketEvent.objects.count(), OutboxMessage.objects.count()) == before
 

@@ -1,11 +1,23 @@
 import getpass
 import os
 
-from django.core.exceptions import ValidationError
+from django.contrib.auth import get_user_model
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from crm.models import Role, Unit
-from crm.services import staff_create
+from crm.services import staff_create, staff_email, staff_username_check
+
+
+def refusal(exc: ValidationError) -> str:
+    """A service's refusal as one line, each message after the field it is about ("email: Enter a valid…")."""
+    if not hasattr(exc, "error_dict"):
+        return "; ".join(exc.messages)
+    return "; ".join(
+        message if field == NON_FIELD_ERRORS else f"{field}: {message}"
+        for field, messages in exc.message_dict.items()
+        for message in messages
+    )
 
 
 class Command(BaseCommand):
@@ -32,6 +44,11 @@ class Command(BaseCommand):
         missing = sorted(set(codes) - {u.code for u in found})
         if missing:
             raise CommandError(f"Unknown unit codes: {', '.join(missing)}")
+        try:  # before the password is asked for: a username or e-mail the service refuses is said at once
+            staff_username_check(username, get_user_model())
+            staff_email(email)
+        except ValidationError as exc:
+            raise CommandError(refusal(exc)) from None
         password = self.password(password_env)
         first, _, last = name.rpartition(" ")
         try:
@@ -47,7 +64,7 @@ class Command(BaseCommand):
                 email=email,
             )
         except ValidationError as exc:
-            raise CommandError("; ".join(exc.messages)) from None
+            raise CommandError(refusal(exc)) from None
         self.stdout.write(f"Created {username} ({role}) serving {', '.join(codes) or 'no unit'}.")
 
     def password(self, variable: str) -> str:

@@ -1,3 +1,4 @@
+import argparse
 import datetime as dt
 
 from django.contrib.auth import get_user_model
@@ -26,6 +27,22 @@ def _moment(value: str) -> dt.datetime:
     return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
 
 
+# The largest id a message can have: the database's 64-bit integer (BigAutoField).
+MAX_ID = 2**63 - 1
+
+
+def _message_id(value: str) -> int:
+    """A message's id as typed: a whole number from 1 to ``MAX_ID`` (beyond it no message can have it, and the
+    database cannot even be asked)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"an id is a whole number, not {value!r}") from None
+    if not 1 <= number <= MAX_ID:
+        raise argparse.ArgumentTypeError(f"an id is from 1 to {MAX_ID}, not {value}")
+    return number
+
+
 class Command(BaseCommand):
     help = (
         "Give failed outbox messages back to the delivery sweep: the ones named by id, or every failed one "
@@ -33,7 +50,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("ids", nargs="*", type=int, help="ids of the messages to retry")
+        parser.add_argument("ids", nargs="*", type=_message_id, help="ids of the messages to retry")
         parser.add_argument("--all-failed", action="store_true", help="retry every failed message")
         parser.add_argument("--since", help="only messages written since this date or time (local time)")
         parser.add_argument("--by", default="", help="the username recorded as having retried them")

@@ -6,20 +6,43 @@ from core.task_registry import schedule_modules
 
 
 class Command(BaseCommand):
-    help = "Create or update the django-q2 schedules the product needs (idempotent; matched by name)."
+    help = (
+        "Create or update the django-q2 schedules the product needs (idempotent; matched by name). When several "
+        "schedules have a product schedule's name (one added by hand in the admin), the oldest is set up and the "
+        "others are left alone and listed."
+    )
 
     @transaction.atomic
     def handle(self, *args, **options):
         for module in schedule_modules():
             for name, func, schedule_type, minutes, args in module.SCHEDULES:
-                _schedule, created = Schedule.objects.update_or_create(
-                    name=name,
-                    defaults={
-                        "func": func,
-                        "args": repr(tuple(args)) if args else None,
-                        "schedule_type": schedule_type,
-                        "minutes": minutes,
-                        "repeats": -1,
-                    },
-                )
-                self.stdout.write(f"{'created' if created else 'kept'}: {name}")
+                wanted = {
+                    "func": func,
+                    "args": repr(tuple(args)) if args else None,
+                    "schedule_type": schedule_type,
+                    "minutes": minutes,
+                    "repeats": -1,
+                }
+                self.stdout.write(f"{self.set_up(name, wanted)}: {name}")
+
+    def set_up(self, name: str, wanted: dict) -> str:
+        """Create the schedule ``name`` or bring the oldest of that name to ``wanted``; django-q2's names are not
+        unique, so others of the same name (added in the admin) are reported, never changed. Returns what was
+        done: created, updated or kept."""
+        found = list(Schedule.objects.filter(name=name).order_by("pk"))
+        if not found:
+            Schedule.objects.create(name=name, **wanted)
+            return "created"
+        schedule, others = found[0], found[1:]
+        if others:
+            self.stderr.write(
+                f"Several schedules are named {name!r}: set up the oldest (id {schedule.pk}), left alone id(s) "
+                f"{', '.join(str(other.pk) for other in others)}; rename or delete those in the admin."
+            )
+        changed = [field for field, value in wanted.items() if getattr(schedule, field) != value]
+        if not changed:
+            return "kept"
+        for field in changed:
+            setattr(schedule, field, wanted[field])
+        schedule.save(update_fields=changed)
+        return "updated"

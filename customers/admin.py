@@ -365,6 +365,8 @@ class CustomerAdmin(
         context = {
             **self.admin_site.each_context(request),
             "caller_phone": seen.phone(display_phone(caller_phone)) if caller_phone else "",
+            # The card's one-click POST actions (an outage call) carry the number calling as a hidden field.
+            "calling": caller_phone,
             "title": card.customer.full_name,
             "opts": self.model._meta,
             "card": card,

@@ -648,10 +648,26 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
         card = reverse("admin:customers_customer_card", args=[customer_id])
         if incident is None or customer is None:
             raise Http404
+        # A screen-popped card sends the number calling (as its "New ticket" carries it): the ticket and the call
+        # logged keep it, so the restore SMS and the callback go to the number that called, not the primary one.
+        from urllib.parse import urlencode
+
+        calling = request.POST.get("caller_phone", "").strip()
+        if calling:
+            try:
+                calling = normalise_phone(calling)
+            except InvalidPhone as exc:
+                messages.error(
+                    request,
+                    _("The number calling (%(phone)s) is not a phone number: %(reason)s No ticket was taken.")
+                    % {"phone": calling, "reason": exc},
+                )
+                return HttpResponseRedirect(card)
+            card = f"{card}?{urlencode({'phone': calling})}"  # the card keeps saying who calls
         try:
             intake = services.ticket_open(
                 actor=request.user, category=services.outage_category(), channel="phone",
-                description=incident.cause, customer=customer, incident=incident,
+                description=incident.cause, customer=customer, incident=incident, caller_phone=calling,
             )  # fmt: skip
         except ValidationError as exc:
             report_errors(request, exc)

@@ -584,22 +584,38 @@ def resume_clocks(ticket: Ticket, *, at: dt.datetime) -> None:
     """The customer answered: every clock waited with them. Each deadline still running moves back by the
     pause, and so does the escalation ladder (it counts from the first breach in running time), so a deadline
     that fell while the ticket was pending is not breached and nothing escalates for the pause. A deadline
-    already met or breached keeps its moment. Changes ``ticket`` in memory; the caller saves it."""
+    already met or breached keeps its moment, and so does one already passed when the pause began (as in
+    ``ticket_record_contact``), even if the sweep had not marked it yet: the next sweep breaches it, and its
+    ladder counts from the miss in running time (from the miss plus the pause), as if the sweep had been on
+    time. Changes ``ticket`` in memory; the caller saves it."""
     if ticket.paused_at is None:
         return  # not paused: nothing waited
     waited = max(at - ticket.paused_at, dt.timedelta(0))
     policy = ticket.policy
     in_working_days = policy.resolve_minutes is None and policy.resolve_working_days is not None
+    outstanding = breach_outstanding(ticket)
+    missed = []  # deadlines passed before the pause that the sweep has not marked yet
     for due, done, breached in CLOCKS:
         if getattr(ticket, done) is None and not getattr(ticket, breached):
-            if due == "resolve_due" and in_working_days:
+            if getattr(ticket, due) <= ticket.paused_at:
+                missed.append(getattr(ticket, due))  # missed before the customer was waited for: it stays
+            elif due == "resolve_due" and in_working_days:
                 # A deadline counted in working days moves by the working time the pause took, over days off.
                 lost = working_time_between(ticket.paused_at, at)
                 setattr(ticket, due, add_working_time(getattr(ticket, due), lost))
             else:
                 setattr(ticket, due, getattr(ticket, due) + waited)
-    if ticket.first_breach_at is not None:
-        ticket.first_breach_at += waited
+    if outstanding and ticket.first_breach_at is not None:
+        ticket.first_breach_at += waited  # the ladder climbing waited too
+    if missed:
+        # The sweep restarts a stopped ladder at a new miss (``tickets.sla``) but keeps this later start (and a
+        # start an earlier pause set, not yet swept, moves on by this pause too).
+        start = min(missed)
+        if not outstanding and ticket.first_breach_at is not None:
+            start = max(start, ticket.first_breach_at)
+        start += waited
+        keep = outstanding and ticket.first_breach_at is not None
+        ticket.first_breach_at = min(ticket.first_breach_at, start) if keep else start
     ticket.paused_at = None
 
 

@@ -8,7 +8,8 @@ sweep. A unique constraint on (ticket, level) of escalation events is the databa
 Levels: 1 at the first breach (the assignee and the unit's dispatchers), 2 after ``escalate_level2_minutes``
 (the supervisors of the unit's company), 3 after ``escalate_level3_minutes`` (the managers of its
 corporation). The ladder climbs only while a breached deadline is still to be met
-(``tickets.services.breach_outstanding``): a call made late stops it at the level it reached. Each escalation is an event and an outbox message per person, which names the ticket, its
+(``tickets.services.breach_outstanding``): a call made late stops it at the level it reached, and a deadline
+missed after that climbs from its own miss (``_ladder_start``). Each escalation is an event and an outbox message per person, which names the ticket, its
 unit and the deadlines passed, never the customer (``tickets.services.escalation_summary``).
 
 A reopened ticket starts a new cycle: fresh deadlines, no breach, level 0 (``tickets.services``). Its
@@ -78,15 +79,16 @@ def _process(ticket: Ticket, now: dt.datetime, recipients: _Recipients, events: 
     if ticket.status == Status.PENDING_CUSTOMER:  # every clock waits with the customer
         ticket.next_check_at = None
         return 0
+    climbing = ticket.first_breach_at is not None and breach_outstanding(ticket)  # before this run's breaches
     breached = []
     for target, done, flag in CLOCKS:
         due = getattr(ticket, target)
         if getattr(ticket, done) is None and not getattr(ticket, flag) and due <= now:
             setattr(ticket, flag, True)
             breached.append((target, due))
+    if breached:
+        ticket.first_breach_at = _ladder_start(ticket, min(due for _target, due in breached), climbing=climbing)
     for target, due in breached:
-        if ticket.first_breach_at is None or due < ticket.first_breach_at:
-            ticket.first_breach_at = due
         events.append(
             TicketEvent(
                 ticket=ticket,
@@ -128,6 +130,19 @@ def _process(ticket: Ticket, now: dt.datetime, recipients: _Recipients, events: 
     ticket.escalation_level = target_level
     ticket.next_check_at = next_check(ticket)
     return target_level - level
+
+
+def _ladder_start(ticket: Ticket, missed_at: dt.datetime, *, climbing: bool) -> dt.datetime:
+    """Where the escalation ladder counts from once a deadline missed at ``missed_at`` is marked. While an
+    earlier breach is still to be met the ladder goes on from the first breach; once it had stopped (the late
+    call or acknowledgement made), a new miss climbs in its own time, from that miss, not from the old one.
+    A later start already set is kept: ``resume_clocks`` sets it for a deadline missed just before a pause,
+    counted in running time (the miss plus the pause)."""
+    if ticket.first_breach_at is None:
+        return missed_at
+    if climbing:
+        return min(ticket.first_breach_at, missed_at)
+    return max(ticket.first_breach_at, missed_at)
 
 
 def sla_sweep(*, now: dt.datetime | None = None, batch: int = BATCH) -> dict[str, int]:

@@ -59,3 +59,52 @@ def test_the_ladder_goes_on_for_a_deadline_still_missed_and_names_only_that_one(
     bodies = set(OutboxMessage.objects.filter(dedupe_key__contains=":escalation:2:").values_list("body", flat=True))
     assert len(bodies) == 1
     assert bodies.pop().endswith("overdue: acknowledge")
+
+
+def test_a_resolve_deadline_missed_days_after_a_contact_made_late_does_not_leap_to_the_managers(
+    catalogue, make_customer, dispatcher, org, make_staff
+):
+    from crm.models import Role
+
+    make_staff(Role.SUPERVISOR, [org["home"]])
+    ticket = new_connection(catalogue, make_customer)  # contact in 4 minutes, resolve in 5 working days
+    ticket_change_status(actor=None, ticket=ticket, to=Status.ACKNOWLEDGED, at=TAKEN + MIN)
+    assert sla_sweep(now=TAKEN + 5 * MIN)["escalations"] == 1  # the call is 1 minute late: the dispatchers
+    ticket = ticket_record_contact(actor=None, ticket=ticket, at=TAKEN + 6 * MIN)  # made: the ladder stops at 1
+    # Days later the resolution is missed: a new breach, one minute old when the sweep comes.
+    missed = ticket.resolve_due
+    assert sla_sweep(now=missed + 1 * MIN)["escalations"] == 0
+    ticket.refresh_from_db()
+    # A resolution one minute late reaches nobody above the level reached (supervisors after 30 minutes of it,
+    # the corporation's managers after 120), as a ticket whose only miss is its resolution: not the managers at once.
+    assert (ticket.escalation_level, ticket.resolve_breached) == (1, True)
+    assert ticket.first_breach_at == missed  # the ladder counts from the new miss, not from the old call
+    assert not ticket.events.filter(kind=EventKind.ESCALATED, level__gt=1).exists()
+    # then it climbs in its own time: the supervisors 30 minutes after the miss, the managers after 120
+    assert ticket.next_check_at == missed + 30 * MIN
+    assert sla_sweep(now=missed + 29 * MIN)["escalations"] == 0
+    assert sla_sweep(now=missed + 30 * MIN)["escalations"] == 1
+    assert sla_sweep(now=missed + 119 * MIN)["escalations"] == 0
+    assert sla_sweep(now=missed + 120 * MIN)["escalations"] == 1
+    ticket.refresh_from_db()
+    assert ticket.escalation_level == 3
+    assert list(ticket.events.filter(kind=EventKind.ESCALATED).values_list("level", flat=True).order_by("level")) == [
+        1, 2, 3,
+    ]  # fmt: skip
+    bodies = set(OutboxMessage.objects.filter(dedupe_key__contains=":escalation:2:").values_list("body", flat=True))
+    assert bodies and all(body.endswith("overdue: resolve") for body in bodies)
+
+
+def test_a_deadline_missed_while_an_earlier_breach_is_still_outstanding_keeps_the_first_breachs_ladder(
+    catalogue, make_customer, dispatcher
+):
+    # the unit never calls: the contact breach is still to be met when the resolution is missed
+    ticket = new_connection(catalogue, make_customer)
+    ticket_change_status(actor=None, ticket=ticket, to=Status.ACKNOWLEDGED, at=TAKEN + MIN)
+    sla_sweep(now=TAKEN + 5 * MIN)
+    sla_sweep(now=TAKEN + 2 * dt.timedelta(hours=3))
+    ticket.refresh_from_db()
+    assert ticket.escalation_level == 3
+    sla_sweep(now=ticket.resolve_due + MIN)
+    ticket.refresh_from_db()
+    assert (ticket.resolve_breached, ticket.first_breach_at) == (True, TAKEN + 4 * MIN)

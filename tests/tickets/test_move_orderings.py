@@ -269,6 +269,21 @@ def test_restore_while_pending_then_reopen_keeps_the_pause(org, catalogue, make_
     assert ticket.contact_due == T + 3 * H + 5 * MIN
 
 
+def test_restore_while_pending_keeps_a_deadline_passed_before_the_pause(org, catalogue, make_customer, dispatcher):
+    # the unit never called, and the contact deadline (T+4) had passed when the ticket was set pending
+    customer = make_customer()
+    incident = incident_open(actor=None, unit=customer.unit, cause="Sự cố", started_at=T - H)
+    ticket = outage(catalogue, customer, incident=incident)
+    ticket_change_status(actor=None, ticket=ticket, to=Status.ACKNOWLEDGED, at=T + 1 * MIN)
+    ticket_change_status(actor=None, ticket=ticket, to=Status.PENDING_CUSTOMER, at=T + 5 * MIN)
+    incident_restore(actor=None, incident=incident, at=T + 3 * H)
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.paused_at, ticket.resolved_at) == (Status.RESOLVED, None, T + 3 * H)
+    # the missed contact keeps its moment; the resolution, still running at the pause, waited with the customer
+    assert (ticket.contact_due, ticket.resolve_due) == (T + 4 * MIN, T + 2 * H + (3 * H - 5 * MIN))
+    assert ticket.resolved_at <= ticket.resolve_due
+
+
 # 6. Each resolution gets its own callback -----------------------------------------------------------------
 
 

@@ -174,6 +174,66 @@ def test_an_outage_taken_with_the_cards_one_click_is_the_agents(client, staff, o
     assert (ticket.incident_id, ticket.assignee_id) == (incident.pk, agent.pk)
 
 
+def _cards_outage_form(client, customer, query=""):
+    """The card's one-click "this call is about the outage" as rendered: its action and hidden fields."""
+    import re
+
+    html = client.get(reverse("admin:customers_customer_card", args=[customer.pk]) + query).content.decode()
+    form = re.search(r'<form class="inline" method="post" action="([^"]*report-outage[^"]*)">(.*?)</form>', html, re.S)
+    assert form is not None
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form.group(2)))
+    return html, form.group(1).replace("&amp;", "&"), fields
+
+
+def test_the_one_click_outage_call_from_a_screen_pop_keeps_the_number_calling(
+    client, staff, org, catalogue, make_customer
+):
+    # The customer's primary number is a landline; they call from their mobile, which pops their card.
+    customer = make_customer(phones=["028 3822 1234", "0912 000 111"])
+    incident_open(actor=None, unit=org["home"], cause="Sự cố trạm biến áp",
+                  started_at=timezone.now() - dt.timedelta(minutes=20))  # fmt: skip
+    client.force_login(staff[Role.AGENT])
+    html, action, fields = _cards_outage_form(client, customer, "?phone=0912000111")
+    assert "Call from" in html
+    assert fields["caller_phone"] == "+84912000111"
+    # The card's one-click "this call is about the outage", as the agent presses it (its form, hidden fields too).
+    answer = client.post(action, fields)
+    assert answer.status_code == 302
+    # back on the card, which still says who calls
+    assert answer["Location"].endswith("?phone=%2B84912000111")
+    ticket = Ticket.objects.get(customer=customer)
+    # The number calling is the one to call back and to tell when the power is back, as the card's "New ticket".
+    assert ticket.caller_phone == "+84912000111"
+    assert Interaction.objects.get(ticket=ticket).caller_phone == "+84912000111"
+
+
+def test_the_one_click_outage_call_from_a_bare_card_carries_no_number(client, staff, org, catalogue, make_customer):
+    customer = make_customer(phones=["028 3822 1234", "0912 000 111"])
+    incident_open(actor=None, unit=org["home"], cause="Sự cố trạm", started_at=timezone.now() - dt.timedelta(minutes=5))
+    client.force_login(staff[Role.AGENT])
+    _html, action, fields = _cards_outage_form(client, customer)
+    assert "caller_phone" not in fields
+    assert client.post(action, fields).status_code == 302
+    ticket = Ticket.objects.get(customer=customer)
+    assert (ticket.caller_phone, Interaction.objects.get(ticket=ticket).caller_phone) == ("", "")
+
+
+def test_the_one_click_outage_call_refuses_a_number_calling_that_is_not_a_phone(
+    client, staff, org, catalogue, make_customer
+):
+    customer = make_customer()
+    incident = incident_open(actor=None, unit=org["home"], cause="Sự cố trạm", started_at=timezone.now())
+    client.force_login(staff[Role.AGENT])
+    url = reverse("admin:tickets_ticket_report_outage", args=[incident.pk, customer.pk])
+    answer = client.post(url, {"caller_phone": "12ab"}, follow=True)
+    assert [str(m) for m in answer.context["messages"]] == [
+        "The number calling (12ab) is not a phone number: A phone number has only digits, spaces, dots, dashes, "
+        "brackets and a leading +. No ticket was taken."
+    ]
+    assert not Ticket.objects.filter(customer=customer).exists()
+    assert not Interaction.objects.filter(customer=customer).exists()
+
+
 # Restoring an outage ------------------------------------------------------------------------------------
 
 

@@ -16,8 +16,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Max, Min, OuterRef, Q, Subquery, Sum, Value
-from django.db.models.functions import Concat, Substr
+from django.db.models import BigIntegerField, Case, F, Max, Min, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce, Concat, Greatest, Least, Substr
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -1308,58 +1308,106 @@ class PaymentRecorded:
     created: bool
 
 
-def _paid_so_far(invoice: Invoice) -> int:
-    return Payment.objects.filter(invoice_id=invoice.pk).aggregate(paid=Sum("amount"))["paid"] or 0
+def _summed(queryset, field: str) -> Coalesce:
+    """A subquery: the sum of ``field`` over ``queryset`` (0 when it has no rows)."""
+    rows = queryset.order_by().annotate(one=Value(1)).values("one").annotate(s=Sum(field)).values("s")[:1]
+    return Coalesce(Subquery(rows), 0, output_field=BigIntegerField())
+
+
+def with_owed(queryset):
+    """``queryset`` of invoices annotated, in the one query, with their bill's account: a regular bill and its
+    adjustment invoices are one account. ``account_due``: what the bill comes to (its amount due with every
+    adjustment, charges and credits, plus what of its credits was given back otherwise: paid back, or offset
+    on another bill); ``account_paid``: the payments on the bill and its adjustments; ``balance``: the one less
+    the other (below 0: what was overpaid). ``owed``: what may still be paid on the invoice: on the bill, its
+    amount due after its credits less its payments; on a charging adjustment, its own charge less its payments,
+    once the bill and the earlier charging adjustments are counted (so a credit that covers it leaves it
+    nothing owed); on a credit, its (negative) amount."""
+    root = OuterRef("account_root")
+    adjustments = Invoice.objects.filter(adjusts_id=root, kind=InvoiceKind.ADJUSTMENT)
+    charges = Payment.objects.filter(invoice__adjusts_id=root, invoice__total__gt=0)
+    queryset = queryset.annotate(account_root=Coalesce("adjusts_id", "id")).annotate(
+        own_paid=_summed(Payment.objects.filter(invoice_id=OuterRef("pk")), "amount"),
+        bill_paid=_summed(Payment.objects.filter(invoice_id=root), "amount"),
+        account_paid=_summed(Payment.objects.filter(Q(invoice_id=root) | Q(invoice__adjusts_id=root)), "amount"),
+        bill_due=_summed(Invoice.objects.filter(pk=root), "total") - _summed(Invoice.objects.filter(pk=root),
+                                                                              "refund_offset"),
+        adjusted=_summed(adjustments, "total"),
+        credits=_summed(adjustments.filter(total__lt=0), "total"),
+        given_back=_summed(
+            Refund.objects.filter(adjustment__original_id=root).exclude(method="").exclude(offset_invoice_id=root),
+            "amount",
+        ),
+        earlier=_summed(adjustments.filter(total__gt=0, pk__lt=OuterRef("pk")), "total")
+        - _summed(charges.filter(invoice_id__lt=OuterRef("pk")), "amount"),
+    )  # fmt: skip
+    queryset = queryset.annotate(
+        account_due=F("bill_due") + F("adjusted") + F("given_back"),
+        bill_left=F("bill_due") + F("credits") + F("given_back") - F("bill_paid"),
+    ).annotate(balance=F("account_due") - F("account_paid"))
+    # A charging adjustment owes its own charge less its payments, at most what the account owes beyond the bill
+    # and the charging adjustments before it.
+    beyond = F("balance") - Greatest(F("bill_left"), 0) - F("earlier")
+    return queryset.annotate(
+        owed=Case(
+            When(kind=InvoiceKind.REGULAR, then=Greatest(Least(F("bill_left"), F("balance")), 0)),
+            When(total__gt=0, then=Greatest(Least(F("total") - F("own_paid"), beyond), 0)),
+            default=F("total") - F("refund_offset") - F("own_paid"),
+            output_field=BigIntegerField(),
+        )
+    )
+
+
+def _account(invoice: Invoice) -> dict:
+    """``with_owed``'s figures of one invoice: ``owed``, ``balance``, ``account_due``, ``account_paid``."""
+    return with_owed(Invoice.objects.filter(pk=invoice.pk)).values(
+        "owed", "balance", "account_due", "account_paid"
+    ).get()  # fmt: skip
 
 
 def corrected_due(invoice: Invoice) -> int:
-    """What a regular bill comes to once the credits of its approved adjustments are counted: its amount due
-    less those credits, except what of them was given back otherwise (paid back, or offset on another bill).
-    A credit first comes off what is still owed on the bill it corrects."""
-    credits = (
-        Invoice.objects.filter(adjusts_id=invoice.pk, kind=InvoiceKind.ADJUSTMENT, total__lt=0)
-        .aggregate(total=Sum("total"))["total"]
-        or 0
-    )
-    given_back = (
-        Refund.objects.filter(adjustment__original_id=invoice.pk)
-        .exclude(method="")
-        .exclude(offset_invoice_id=invoice.pk)  # taken off this bill itself: not given back
-        .aggregate(amount=Sum("amount"))["amount"]
-        or 0
-    )
-    return invoice.amount_due + credits + given_back
+    """What a regular bill comes to with all its approved adjustments (charges and credits), except what of
+    its credits was given back otherwise (paid back, or offset on another bill)."""
+    return _account(invoice)["account_due"]
 
 
 def _balance(invoice: Invoice) -> int:
-    """What is still owed on a regular bill after its credits and payments (below 0: what was overpaid)."""
-    return corrected_due(invoice) - _paid_so_far(invoice)
+    """What is still owed on a regular bill and its adjustments after their credits and payments (below 0:
+    what was overpaid)."""
+    return _account(invoice)["balance"]
 
 
 def payment_owed(invoice: Invoice) -> int:
-    """What is still owed on an issued invoice: its amount due less the payments recorded against it; for a
-    regular bill, the amount due after the credits of its approved adjustments (``corrected_due``)."""
-    if invoice.kind != InvoiceKind.REGULAR:
-        return invoice.amount_due - _paid_so_far(invoice)
-    return max(_balance(invoice), 0)
+    """What may still be paid on an issued invoice (``with_owed``): a regular bill's amount due after the
+    credits of its approved adjustments, less its payments; a charging adjustment's charge less its payments,
+    unless the credits of the bill cover it."""
+    return _account(invoice)["owed"]
 
 
 def overpaid(invoice: Invoice) -> int:
-    """What the customer paid on a regular bill above what it comes to after its credits: the most its
-    refunds pay back in cash."""
+    """What the customer paid on a regular bill and its adjustments above what the bill comes to with all its
+    adjustments: the most its refunds pay back in cash."""
     return max(-_balance(invoice), 0)
 
 
 def _settle_credits(*, actor, invoice: Invoice, at: dt.datetime) -> None:
-    """A regular bill (locked by the caller) whose payments reach what it comes to after its credits: it is
-    paid (at ``at``), and the refunds its credits opened keep only what was overpaid: each refund within it
-    stays to be paid back; one above it is cut down to it; the others came off what was owed on the bill, and
-    are settled so (as an offset on the bill itself, which its amount due does not count)."""
+    """A regular bill (locked by the caller) and its charging adjustments each become paid (at ``at``) once
+    nothing is owed on them (paid, or covered by the bill's credits). When the payments reach what the bill
+    comes to with all its adjustments, the refunds its credits opened keep only what was overpaid: each
+    refund within it stays to be paid back; one above it is cut down to it; the others came off what was owed
+    on the bill or its adjustments, and are settled so (as an offset on the bill itself, which its amount due
+    does not count)."""
+    unpaid = with_owed(Invoice.objects.select_for_update(of=("self",)).filter(
+        Q(pk=invoice.pk) | Q(adjusts_id=invoice.pk, kind=InvoiceKind.ADJUSTMENT, total__gt=0),
+        status=InvoiceStatus.ISSUED,
+    ).order_by("pk"))  # fmt: skip
+    for row in unpaid:
+        if row.owed <= 0:
+            reason = "" if row.pk == invoice.pk else str(TAKEN_OFF_THE_BILL) % {"n": row.number}
+            _mark_paid(actor=actor, invoice=invoice if row.pk == invoice.pk else row, at=at, reason=reason)
     balance = _balance(invoice)
     if balance > 0:
         return
-    if invoice.status == InvoiceStatus.ISSUED:
-        _mark_paid(actor=actor, invoice=invoice, at=at)
     left = -balance
     refunds = Refund.objects.select_for_update(of=("self",)).filter(adjustment__original_id=invoice.pk, method="")
     for refund in refunds.order_by("pk"):
@@ -1453,6 +1501,8 @@ def payment_record(*, actor, invoice: Invoice, amount: int, paid_at: dt.datetime
         raise ValidationError({"amount": _("A payment is a whole number of đồng, more than 0.")})
     if paid_at is None or timezone.is_naive(paid_at):
         raise ValidationError({"paid_at": _("Give the time the payment was made.")})
+    if invoice.adjusts_id is not None:  # the bill first, as its payments and credits take it: one account
+        Invoice.objects.select_for_update().filter(pk=invoice.adjusts_id).first()
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     first = _same_transaction(actor=actor, invoice=invoice, amount=amount, source=source, reference=reference)
     if first is not None:
@@ -1491,8 +1541,11 @@ def payment_record(*, actor, invoice: Invoice, amount: int, paid_at: dt.datetime
         last = max(paid_at, Payment.objects.filter(invoice_id=invoice.pk).aggregate(at=Max("paid_at"))["at"])
         if invoice.kind == InvoiceKind.REGULAR:  # its credits' refunds that came off what it owed are settled
             _settle_credits(actor=actor, invoice=invoice, at=last)
-        else:
+        else:  # a charging adjustment: paid, and the bill's account settled with it
             _mark_paid(actor=actor, invoice=invoice, at=last)
+            assert invoice.adjusts_id is not None  # an adjustment invoice corrects a bill
+            bill = Invoice.objects.select_for_update().get(pk=invoice.adjusts_id)
+            _settle_credits(actor=actor, invoice=bill, at=last)
     return PaymentRecorded(payment=payment, created=True)
 
 
@@ -1922,7 +1975,11 @@ def adjustment_decide(*, actor, adjustment: Adjustment, approve: bool, note: str
             adjustment=adjustment, customer_id=original.customer_id, unit_id=original.unit_id,
             amount=-adjustment.delta_total, created_at=now,
         )  # fmt: skip
-        _settle_credits(actor=actor, invoice=original, at=now)
+    # One account: a credit first comes off what the bill and its charging adjustments still owe; a charge is
+    # first covered by what its credits left to pay back (``_settle_credits``).
+    original = Invoice.objects.select_for_update().get(pk=original.pk)
+    _settle_credits(actor=actor, invoice=original, at=now)
+    _record_rebates(original, adjustment, invoice)
     audit(actor=actor, action="adjustment.approve", obj=adjustment, after={"invoice": invoice.number,
           "delta_total": adjustment.delta_total}, reason=note)  # fmt: skip
     if adjustment.dispute is not None and adjustment.dispute.status == DisputeStatus.OPEN:
@@ -2021,17 +2078,18 @@ def refund_settle(*, actor, refund: Refund, method: str, reference: str = "",
 
 
 def _refuse_above_overpaid(refund: Refund, original: Invoice) -> None:
-    """A refund paid back in cash is at most what the customer paid on the corrected bill above what it comes
-    to after its credits: refused with the amounts otherwise."""
-    above = overpaid(original)
+    """A refund paid back in cash is at most what the customer paid on the corrected bill and its adjustments
+    above what it comes to with all its adjustments (``overpaid``): refused with the amounts otherwise."""
+    account = _account(original)
+    above = max(-account["balance"], 0)
     if refund.amount <= above:
         return
     raise ValidationError({"reference": _(
-        "%(r)s is more than the customer overpaid on bill %(n)s (%(o)s: paid %(p)s of the %(c)s it comes to after "
-        "its credits). A credit first comes off what is still owed on the bill: only what was overpaid is paid "
-        "back (or offset the refund on a next bill)."
-    ) % {"r": money(refund.amount), "n": original.number, "o": money(above), "p": money(_paid_so_far(original)),
-         "c": money(corrected_due(original))}})  # fmt: skip
+        "%(r)s is more than the customer overpaid on bill %(n)s (%(o)s: paid %(p)s of the %(c)s it comes to with "
+        "its adjustments). A credit first comes off what is still owed on the bill and its adjustments: only what "
+        "was overpaid is paid back (or offset the refund on a next bill)."
+    ) % {"r": money(refund.amount), "n": original.number, "o": money(above), "p": money(account["account_paid"]),
+         "c": money(account["account_due"])}})  # fmt: skip
 
 
 def _release_offsets(invoice: Invoice) -> list[int]:
@@ -2068,8 +2126,25 @@ def rebate_label(programme: RebateProgramme) -> str:
 
 
 def _applications(invoice: Invoice) -> list[RebateApplication]:
-    """The rebates on a bill in the order they were applied."""
-    return list(invoice.rebates.select_related("programme").order_by("applied_at", "pk"))
+    """The rebates on a bill in the order they were applied: those applied before its issue, then those its
+    approved adjustments brought onto it (recorded on their adjustment invoices, ``_record_rebates``)."""
+    return list(
+        RebateApplication.objects.filter(Q(invoice_id=invoice.pk) | Q(invoice__adjusts_id=invoice.pk))
+        .select_related("programme")
+        .order_by("applied_at", "pk")
+    )
+
+
+def _record_rebates(original: Invoice, adjustment: Adjustment, invoice: Invoice) -> None:
+    """The programmes an approved adjustment brings onto an issued bill (its corrected charge has them, the bill
+    did not): recorded on the adjustment invoice, at what they take off the corrected bill. The bill has them
+    from then on as if applied before its issue: a later adjustment keeps, re-bands or drops them, also once
+    their round is reversed (issued bills keep it)."""
+    charge, rebates = _corrected_charge(original, adjustment.kwh)
+    applied = [rebate for rebate in rebates if rebate[2] is not None]
+    for (programme, application, percent), parts in zip(applied, charge.rebates, strict=True):
+        if application is None and percent is not None:
+            _store_application(invoice, programme, None, percent, parts)
 
 
 type _Rebate = tuple[RebateProgramme, RebateApplication | None, Decimal | None]

@@ -5,9 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing.models import Dispute, Invoice, InvoiceLine, MeterReading, Payment, PaymentSource, ReadingSource
+from billing import services
+from billing.models import (
+    Dispute,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    MeterReading,
+    Payment,
+    PaymentSource,
+    ReadingSource,
+)
 from core.api.serializers import CachedFieldsMixin
 from core.numbers import WholeNumberSerializerField
 from core.text import DESCRIPTION_MAX_CHARS
@@ -20,6 +31,14 @@ class InvoiceLineSerializer(CachedFieldsMixin, serializers.ModelSerializer):
         fields = ["position", "label", "segment_start", "tier", "kwh", "price", "amount", "vat_percent"]
 
 
+OWED_HELP = (
+    "What may still be paid on the invoice (đồng), what POST .../payments/ accepts: for a bill, its amount due "
+    "after the credits of its approved adjustments, less its payments; for a charging adjustment, its charge "
+    "less its payments, unless the bill's credits cover it; 0 for a credit adjustment or when nothing is owed. "
+    "null before issue."
+)
+
+
 class InvoiceSerializer(CachedFieldsMixin, serializers.ModelSerializer):
     customer_code = serializers.CharField(source="customer.code")
     unit_code = serializers.CharField(source="unit.code")
@@ -28,14 +47,23 @@ class InvoiceSerializer(CachedFieldsMixin, serializers.ModelSerializer):
     )
     # The charge is subtotal + VAT = total; refunds offset on the bill come off it: the customer pays amount_due.
     amount_due = serializers.IntegerField(read_only=True)
+    owed = serializers.SerializerMethodField(help_text=OWED_HELP)
 
     class Meta:
         model = Invoice
         fields = [
             "id", "number", "kind", "customer_code", "unit_code", "period", "period_start", "period_end", "kwh",
             "households", "subtotal", "vat", "total", "refund_offset", "amount_due", "status", "hold_reason",
-            "hold_kind", "adjusts", "issued_at", "paid_at",
+            "hold_kind", "adjusts", "issued_at", "paid_at", "owed",
         ]  # fmt: skip
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True, help_text=OWED_HELP))
+    def get_owed(self, invoice: Invoice) -> int | None:
+        if invoice.status not in (InvoiceStatus.ISSUED, InvoiceStatus.PAID):
+            return None
+        # Annotated by the invoice views (``services.with_owed``): no query per row.
+        owed = getattr(invoice, "owed", None)
+        return max(services.payment_owed(invoice) if owed is None else owed, 0)
 
 
 class InvoiceDetailSerializer(InvoiceSerializer):

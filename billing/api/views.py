@@ -90,7 +90,8 @@ class InvoiceViewSet(ScopedReadOnlyViewSet):
         return InvoiceDetailSerializer if self.action == "retrieve" else InvoiceSerializer
 
     def get_queryset(self):
-        queryset = super().get_queryset()
+        # What is still owed on each invoice (the ``owed`` field), in the same query.
+        queryset = services.with_owed(super().get_queryset())
         if self.action == "retrieve":
             queryset = queryset.prefetch_related(Prefetch("lines", queryset=InvoiceLine.objects.order_by("position")))
         return queryset

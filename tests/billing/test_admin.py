@@ -356,9 +356,9 @@ def test_a_cash_refund_of_a_credit_on_a_bill_not_paid_is_refused_with_the_amount
     (message,) = [str(m) for m in get_messages(response.wsgi_request)]
     assert message == (
         f"{refund}: {money(refund.amount)} is more than the customer overpaid on bill {original.number} (0 ₫: "
-        f"paid {money(1000)} of the {money(billing.corrected_due(original))} it comes to after its credits). A "
-        "credit first comes off what is still owed on the bill: only what was overpaid is paid back (or offset "
-        "the refund on a next bill)."
+        f"paid {money(1000)} of the {money(billing.corrected_due(original))} it comes to with its adjustments). A "
+        "credit first comes off what is still owed on the bill and its adjustments: only what was overpaid is paid "
+        "back (or offset the refund on a next bill)."
     )
     refund.refresh_from_db()
     assert (refund.method, refund.reference, refund.settled_at) == ("", "", None)

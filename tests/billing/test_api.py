@@ -3,6 +3,7 @@
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from billing import services as billing
 from billing.models import AuditRecord, Dispute, Invoice, MeterReading, Reinspection
@@ -128,3 +129,37 @@ def test_a_dispute_is_opened_from_a_billing_ticket(client, staff, make_customer,
             f"A dispute about this bill is already open (ticket {first.ticket.number}): add this complaint to it."
         ]}  # fmt: skip
     assert (Dispute.objects.count(), Reinspection.objects.count()) == (1, 1)
+
+
+def test_invoices_tell_what_is_still_owed_after_a_credit_and_a_part_payment(
+    client, org, make_staff, make_customer, read
+):
+    # October 350 kWh: 907,000 + VAT 72,560 = 979,560; 500,000 paid at the counter; corrected to 300 kWh
+    # (739,500 + 59,160 = 798,660): a credit of 180,900. 979,560 − 180,900 − 500,000 = 298,660 is still owed.
+    clerk, approver = (make_staff(Role.BILLING_CLERK, [org["home"]]) for _ in range(2))
+    read(make_customer(), OCT, 350)
+    read(make_customer(), OCT, 120)
+    billing.billing_run(actor=None, period=OCT)
+    invoice, draft = Invoice.objects.order_by("-kwh")
+    billing.invoice_issue(actor=None, invoice=invoice)
+    billing.payment_record(actor=clerk, invoice=invoice, amount=500_000, paid_at=timezone.now(), source="counter",
+                           reference="Q-5")  # fmt: skip
+    adjustment = billing.adjustment_propose(actor=clerk, invoice=invoice, record="Biên bản", kwh=300)
+    billing.adjustment_decide(actor=approver, adjustment=adjustment, approve=True)
+    client.force_login(clerk)
+    detail = client.get(f"/api/v1/invoices/{invoice.pk}/").json()
+    assert (detail["amount_due"], detail["owed"]) == (979_560, 298_660)
+    rows = {row["number"]: row for row in client.get("/api/v1/invoices/").json()["results"]}
+    adjustment.refresh_from_db()
+    assert (rows[invoice.number]["owed"], rows[draft.number]["owed"]) == (298_660, None)  # null before issue
+    assert rows[adjustment.invoice.number]["owed"] == 0  # a credit: nothing to collect
+    # A partner collecting it is accepted, and the bill is then paid with nothing owed.
+    paid = client.post(f"/api/v1/invoices/{invoice.pk}/payments/", {
+        "amount": 298_660, "paid_at": timezone.now().isoformat(), "source": "bank_transfer", "reference": "FT-9",
+    }, content_type="application/json")  # fmt: skip
+    assert paid.status_code == 201, paid.content
+    assert client.get(f"/api/v1/invoices/{invoice.pk}/").json()["owed"] == 0
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    owed = schema["components"]["schemas"]["Invoice"]["properties"]["owed"]
+    assert (owed["type"], owed["nullable"], owed["readOnly"]) == ("integer", True, True)
+    assert owed["description"].startswith("What may still be paid on the invoice")

@@ -315,3 +315,31 @@ def test_a_payment_of_the_uncorrected_amount_during_a_credits_approval_is_refuse
     _pay(proposer, invoice, 798_660, "BL-3")
     invoice.refresh_from_db()
     assert invoice.status == "paid"
+
+
+@on_postgres
+def test_a_refund_paid_back_while_a_charge_of_the_same_bill_is_approved_waits_and_is_refused(
+    transactional_db, issued
+):
+    from billing.models import Refund
+
+    invoice, (proposer, approver) = issued  # 350 kWh: 979,560, paid in full
+    _pay(proposer, invoice, 979_560, "BL-7")
+    down = billing.adjustment_propose(actor=proposer, invoice=invoice, kwh=300, record="Biên bản")
+    billing.adjustment_decide(actor=approver, adjustment=down, approve=True)  # −180,900: may be paid back
+    refund = Refund.objects.get(adjustment=down)
+    up = billing.adjustment_propose(actor=proposer, invoice=invoice, kwh=350, record="Biên bản 2")
+    with transaction.atomic():
+        billing.adjustment_decide(actor=approver, adjustment=up, approve=True)  # +180,900: the refund covers it
+        thread, outcome = _in_thread(
+            lambda: billing.refund_settle(actor=proposer, refund=refund, method="refund", reference="UNC-7")
+        )
+        thread.join(1.5)
+        assert thread.is_alive()  # the paying back waits for the approval on the same bill
+    thread.join(30)
+    assert isinstance(outcome.get("error"), ValidationError), outcome
+    refund.refresh_from_db()
+    up.refresh_from_db()
+    assert (refund.method, refund.reference, up.invoice.status, billing.overpaid(invoice)) == (
+        "offset", "", "paid", 0,
+    )  # fmt: skip

@@ -207,7 +207,10 @@ def test_an_adjustment_to_a_kwh_inside_an_applied_rebate_programme_gets_its_reba
     adjustment.refresh_from_db()
     assert [(line.amount, line.vat_percent) for line in adjustment.invoice.lines.all()] == [(-450_870, 8)]
     assert adjustment.invoice.total == -486_940
-    assert not RebateApplication.objects.exists()  # the issued bill itself never changes
+    # The issued bill itself never changes; the adjustment invoice records the round it brought onto the bill.
+    assert list(RebateApplication.objects.values_list("invoice_id", "percent", "base", "amount")) == [
+        (adjustment.invoice_id, Decimal("10.00"), 320_700, 32_070)
+    ]
 
 
 def test_an_adjustment_out_of_an_applied_programme_loses_its_rebate_and_other_customers_get_none(
@@ -286,3 +289,42 @@ def test_a_round_taken_back_while_issued_bills_keep_it_is_not_applied_again(make
     # 140 kWh: 99,200 + 102,500 + 40 × 2,380 = 296,900 + 23,752 = 320,652, without the round
     assert (draft.kwh, draft.total, draft.rebates.count()) == (140, 320_652, 0)
     assert list(RebateApplication.objects.values_list("invoice__customer", flat=True)) == [kept.pk]
+
+
+def test_a_rebate_an_adjustment_gave_is_kept_by_the_next_adjustment_after_the_round_is_reversed(
+    make_customer, read, clerks
+):
+    # given: a round of 10 % up to 300 kWh runs while the 350 kWh bill is a draft (outside it), then it is issued
+    customer = make_customer()
+    read(customer, OCT, 350)
+    billing.billing_run(actor=None, period=OCT)
+    programme = _programme("Giảm 10%", 10, max_kwh=300)
+    billing.rebate_apply(actor=None, programme=programme)
+    billing.invoices_issue(actor=None, period=OCT)
+    invoice = Invoice.objects.get(customer=customer, kind="regular")
+    assert invoice.total == 979_560  # 907,000 + VAT 72,560: outside the round
+    # when: corrected to 250 kWh, the adjustment gets the round: 589,600 − 58,960 = 530,640, VAT 42,451 (42,451.2),
+    # total 573,091: −406,469 (subtotal −376,360, VAT −30,109); the adjustment invoice records it
+    first = _adjust(clerks, invoice, 250)
+    assert (first.subtotal, first.vat, first.total) == (-376_360, -30_109, -406_469)
+    assert list(first.rebates.values_list("programme_id", "percent", "base", "amount")) == [
+        (programme.pk, Decimal("10.00"), 589_600, 58_960)
+    ]
+    # and the round is reversed (issued bills keep it), then the reading is corrected again to 240 kWh
+    assert billing.rebate_reverse(actor=None, programme=programme)["kept_on_issued"] == 1
+    second = _adjust(clerks, invoice, 240)
+    # then: the bill keeps its reduction: 559,620 − 55,962 = 503,658, VAT 40,293 (40,292.64), total 543,951:
+    # a credit of 29,140 (subtotal −26,982, VAT −2,158), not the rebate charged back (+31,299)
+    assert (second.subtotal, second.vat, second.total) == (-26_982, -2_158, -29_140)
+    assert not second.rebates.exists()  # already on the bill: nothing recorded again
+    # and a correction out of the round's band drops it as for any rebate on the bill: 350 kWh is 979,560 again
+    third = _adjust(clerks, invoice, 350)
+    assert third.total == 979_560 - 543_951 == 435_609
+
+
+def _adjust(clerks, invoice, kwh):
+    proposer, approver = clerks
+    adjustment = billing.adjustment_propose(actor=proposer, invoice=invoice, record="Biên bản", kwh=kwh)
+    billing.adjustment_decide(actor=approver, adjustment=adjustment, approve=True)
+    adjustment.refresh_from_db()
+    return adjustment.invoice

@@ -593,8 +593,8 @@ def test_no_cash_refund_to_a_customer_who_never_paid_the_bill(make_customer, rea
         billing.refund_settle(actor=clerks[1], refund=refund, method="refund", reference="CK-REFUND-1")
     assert refused.value.message_dict["reference"] == [
         f"180.900 ₫ is more than the customer overpaid on bill {original.number} (0 ₫: paid 0 ₫ of the 798.660 ₫ "
-        "it comes to after its credits). A credit first comes off what is still owed on the bill: only what was "
-        "overpaid is paid back (or offset the refund on a next bill)."
+        "it comes to with its adjustments). A credit first comes off what is still owed on the bill and its "
+        "adjustments: only what was overpaid is paid back (or offset the refund on a next bill)."
     ]
     assert _refund_state(refund) == (180_900, "", "", None)
     assert not AuditRecord.objects.filter(action="refund.settle").exists()
@@ -705,3 +705,124 @@ def test_a_second_credit_after_the_corrected_amount_was_paid_is_paid_back(make_c
     assert _refund_state(first) == (180_900, "offset", "", original.pk)
     billing.refund_settle(actor=approver, refund=refund, method="refund", reference="UNC-161892")
     assert billing.overpaid(original) == 0
+
+
+# --- a bill and its adjustments are one account: charges and credits of several adjustments ---------------
+# Residential, October 2025 (table of 2025-05-10, VAT 8 %): 300 kWh 739,500 + VAT 59,160 = 798,660; 350 kWh
+# 907,000 + 72,560 = 979,560; 400 kWh 1,074,500 + 85,960 = 1,160,460: each step of 50 kWh is 180,900.
+
+
+def _paid_in_full(customer, read, clerk, kwh) -> Invoice:
+    original = _issued(customer, read, kwh)
+    billing.payment_record(actor=clerk, invoice=original, amount=original.total, paid_at=timezone.now(),
+                           source="counter", reference=f"Q-{original.pk}")  # fmt: skip
+    return original
+
+
+def _refused_cash(clerk, refund: Refund, reference: str) -> str:
+    """Paying ``refund`` back in cash is refused, and changes nothing: returns the message."""
+    before = (_refund_state(refund), AuditRecord.objects.count())
+    with pytest.raises(ValidationError) as refused:
+        billing.refund_settle(actor=clerk, refund=refund, method="refund", reference=reference)
+    assert (_refund_state(refund), AuditRecord.objects.count()) == before
+    return " ".join(refused.value.messages)
+
+
+def test_a_credit_first_cancels_what_an_earlier_charging_adjustment_still_owes(make_customer, read, clerks):
+    # Paid 979,560 on 350 kWh; corrected up to 400 (+180,900, not paid), then back to 350 (−180,900).
+    original = _paid_in_full(make_customer(), read, clerks[0], 350)
+    up = _approved(clerks, original, kwh=400)
+    assert (up.total, billing.payment_owed(up), billing.payment_owed(original)) == (180_900, 180_900, 0)
+    down = _approved(clerks, original, kwh=350)
+    assert down.total == -180_900
+    # The bill with its adjustments comes to 979,560, what was paid: the credit took the charge off; nothing
+    # is owed and nothing was overpaid.
+    refund = Refund.objects.get(adjustment__invoice=down)
+    up.refresh_from_db()
+    assert (up.status, billing.payment_owed(up), billing.payment_owed(original), billing.overpaid(original)) == (
+        "paid", 0, 0, 0,
+    )  # fmt: skip
+    assert billing.corrected_due(original) == 979_560
+    assert _refund_state(refund) == (180_900, "offset", "", original.pk)
+    assert AuditRecord.objects.get(action="invoice.paid", object_id=str(up.pk)).reason == (
+        f"The credit came off what was still owed on bill {up.number}."
+    )
+    assert "already settled" in _refused_cash(clerks[0], refund, "CK-1")
+    # Nothing is collected on the charge any more.
+    with pytest.raises(ValidationError):
+        billing.payment_record(actor=clerks[0], invoice=up, amount=180_900, paid_at=timezone.now(),
+                               source="counter", reference="Q-up")  # fmt: skip
+    assert not up.payments.exists()
+
+
+def test_a_charge_first_takes_what_an_open_refund_of_the_bill_would_pay_back(make_customer, read, clerks):
+    # Paid 1,160,460 on 400 kWh; corrected to 350 (−180,900: may be paid back), then back up to 400.
+    original = _paid_in_full(make_customer(), read, clerks[0], 400)
+    down = _approved(clerks, original, kwh=350)
+    refund = Refund.objects.get(adjustment__invoice=down)
+    assert (refund.amount, billing.overpaid(original)) == (180_900, 180_900)
+    up = _approved(clerks, original, kwh=400)
+    up.refresh_from_db()
+    # The open refund covers the new charge: the customer is neither paid back nor asked for it again.
+    assert (up.total, up.status, billing.payment_owed(up), billing.overpaid(original)) == (180_900, "paid", 0, 0)
+    assert _refund_state(refund) == (180_900, "offset", "", original.pk)
+    assert "already settled" in _refused_cash(clerks[0], refund, "CK-2")
+
+
+def test_a_larger_credit_pays_back_only_what_was_paid_above_the_bill_and_its_charges(
+    make_customer, read, clerks
+):
+    # Paid 979,560 on 350 kWh; up to 400 (+180,900, not paid); down to 300 (−361,800). The bill comes to
+    # 979,560 + 180,900 − 361,800 = 798,660: 180,900 was overpaid, the other 180,900 cancels the charge.
+    original = _paid_in_full(make_customer(), read, clerks[0], 350)
+    up = _approved(clerks, original, kwh=400)
+    down = _approved(clerks, original, kwh=300)
+    assert down.total == -361_800
+    refund = Refund.objects.get(adjustment__invoice=down)
+    up.refresh_from_db()
+    assert (_refund_state(refund), up.status, billing.payment_owed(up), billing.overpaid(original)) == (
+        (180_900, "", "", None), "paid", 0, 180_900,
+    )  # fmt: skip
+    assert billing.corrected_due(original) == 798_660
+    # Two clerks pay it back: the first does, the second is refused and changes nothing.
+    billing.refund_settle(actor=clerks[0], refund=refund, method="refund", reference="CK-3")
+    assert "already settled" in _refused_cash(clerks[1], refund, "CK-3b")
+    assert _refund_state(refund) == (180_900, "refund", "CK-3", None)
+    assert (billing.overpaid(original), billing.payment_owed(original)) == (0, 0)
+
+
+def test_a_credit_on_an_unpaid_bill_and_charge_pays_nothing_back_until_both_are_paid(make_customer, read, clerks):
+    # 350 kWh issued, not paid (979,560); up to 400 (+180,900); back to 350 (−180,900): 979,560 in all.
+    original = _issued(make_customer(), read, 350)
+    up = _approved(clerks, original, kwh=400)
+    refund = Refund.objects.get(adjustment__invoice=_approved(clerks, original, kwh=350))
+    assert (billing.payment_owed(original), billing.payment_owed(up), billing.overpaid(original)) == (
+        798_660, 180_900, 0,
+    )  # fmt: skip
+    message = _refused_cash(clerks[0], refund, "CK-4")
+    assert f"(0 ₫: paid 0 ₫ of the {money(979_560)} it comes to with its adjustments)" in message
+    billing.payment_record(actor=clerks[0], invoice=original, amount=798_660, paid_at=timezone.now(),
+                           source="counter", reference="Q-bill")  # fmt: skip
+    original.refresh_from_db()
+    assert (original.status, billing.payment_owed(up), _refund_state(refund)) == (
+        "paid", 180_900, (180_900, "", "", None),
+    )  # fmt: skip
+    billing.payment_record(actor=clerks[0], invoice=up, amount=180_900, paid_at=timezone.now(),
+                           source="counter", reference="Q-charge")  # fmt: skip
+    up.refresh_from_db()
+    assert (up.status, billing.overpaid(original), _refund_state(refund)) == (
+        "paid", 0, (180_900, "offset", "", original.pk),
+    )  # fmt: skip
+
+
+def test_paying_back_in_the_admin_a_credit_that_cancelled_a_charge_changes_nothing(client, make_customer, read, clerks):
+    original = _paid_in_full(make_customer(), read, clerks[0], 350)
+    up = _approved(clerks, original, kwh=400)
+    refund = Refund.objects.get(adjustment__invoice=_approved(clerks, original, kwh=350))
+    before = _refund_state(refund)
+    client.force_login(clerks[1])
+    client.post(reverse("admin:billing_refund_changelist"), {
+        "action": "settle_by_refund", "_selected_action": [refund.pk], "_confirmed": "1", "reference": "CK-5",
+    })  # fmt: skip
+    assert _refund_state(refund) == before == (180_900, "offset", "", original.pk)
+    assert (billing.payment_owed(up), billing.overpaid(original)) == (0, 0)

@@ -16,6 +16,7 @@ from crm.admin_base import (
     EstimatedCountPaginator,
     MaskedLookupsMixin,
     ReadOnlyAdmin,
+    RelatedLinksMixin,
     ScopedAdmin,
     ServiceErrorsMixin,
 )
@@ -234,7 +235,7 @@ class OutboxRetryInline(admin.TabularInline):
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(admin.ModelAdmin):
+class OutboxMessageAdmin(RelatedLinksMixin, admin.ModelAdmin):
     """The messages the system sent or tries to send, for staff who see everything only (``sees_everything``):
     they belong to every unit and carry customers' phones and addresses. Read-only; a failed message is given
     back to the delivery sweep with the "Retry" action (``crm.outbox.outbox_retry``, as ``manage.py

@@ -15,10 +15,11 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
-from django.contrib.auth.forms import UserChangeForm
+from django.contrib.auth.forms import AdminPasswordChangeForm, SetUnusablePasswordMixin, UserChangeForm
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from django_q import admin as q_admin
 from django_q.models import Failure, OrmQ, Schedule, Success
@@ -60,10 +61,24 @@ class StaffUserChangeForm(UserChangeForm):
         return username
 
 
+class StaffPasswordChangeForm(AdminPasswordChangeForm):
+    """Django's password form of the user admin, its "password-based authentication" help in the reader's
+    language: Django joins its translated help to an English warning when it is imported (a lazy text plus a
+    plain one), so that no catalogue reaches the warning; here both parts stay lazy and are translated when
+    the page is written."""
+
+    usable_password_help_text = format_lazy(  # type: ignore[assignment]  # lazy, not Django's str
+        '{}<ul id="id_unusable_warning" class="messagelist"><li class="warning">{}</li></ul>',
+        SetUnusablePasswordMixin.usable_password_help_text,
+        _("If disabled, the current password for this user will be lost."),
+    )
+
+
 class StaffUserAdmin(UserAdmin):
     """Django's user admin, without the ways up: see the module's docstring."""
 
     form = StaffUserChangeForm
+    change_password_form = StaffPasswordChangeForm
     list_filter = ("is_staff", "is_superuser", "is_active", GroupFilter)
 
     def get_queryset(self, request):

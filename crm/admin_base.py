@@ -8,11 +8,13 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import quote
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import EmptyResultSet, ValidationError
+from django.core.exceptions import EmptyResultSet, FieldDoesNotExist, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
+from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.translation import gettext
@@ -128,7 +130,97 @@ def _prefillable(field, value) -> bool:
     return True
 
 
-class ScopedAdmin(admin.ModelAdmin):
+class RelatedShown:
+    """A read-only field holding one related record (a foreign key, a one-to-one) on a change page: a link to
+    the record's admin page, as Django writes it, only when the person reading may open that page (the page's
+    own check, ``has_view_or_change_permission``), else the record's name as plain text (also when its model
+    has no admin here). Django links every such value: a supervisor reading a ticket was offered the
+    assignee's account page, which refuses them (403).
+
+    It stands in the page's fieldsets and read-only fields for the field's name, which it keeps as its
+    ``__name__`` and its text (the row's ``field-<name>`` class, the inline's ``column-<name>``), with the
+    field's label."""
+
+    do_not_call_in_templates = True  # an inline's column header writes it by its name
+
+    def __init__(self, name: str, field, model_admin, request):
+        self.__name__ = name
+        label = getattr(field, "verbose_name", None)  # a reverse one-to-one has none: its model's name
+        self.short_description = label or field.related_model._meta.verbose_name
+        self.related_model = field.related_model
+        self.model_admin, self.request = model_admin, request
+
+    def __str__(self) -> str:
+        return self.__name__
+
+    def __call__(self, obj):
+        related = getattr(obj, self.__name__)
+        if related is None:
+            return self.model_admin.get_empty_value_display()
+        site = self.model_admin.admin_site
+        if site.is_registered(self.related_model):
+            related_admin = site.get_model_admin(self.related_model)
+            if related_admin.has_view_or_change_permission(self.request, related):
+                opts = self.related_model._meta
+                url = reverse(
+                    f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(related.pk)],
+                    current_app=site.name,
+                )  # fmt: skip
+                return format_html('<a href="{}">{}</a>', url, related)
+        return str(related)
+
+
+def related_shown(fieldsets, readonly_fields, model_admin, request):
+    """The fieldsets and read-only fields of a change page (or of one of its inlines), each read-only related
+    record's name replaced by its ``RelatedShown``."""
+    shown = {}
+    for name in readonly_fields:
+        if not isinstance(name, str):
+            continue
+        try:
+            field = model_admin.model._meta.get_field(name)
+        except FieldDoesNotExist:
+            continue
+        # as Django's read-only field links them: forward and reverse one-to-ones, foreign keys by their name
+        # (not by their column's, ``assignee_id``); never a generic foreign key (no model of its own)
+        one_record = field.is_relation and (field.many_to_one or field.one_to_one)
+        if one_record and field.related_model is not None and field.name == name:
+            shown[name] = RelatedShown(name, field, model_admin, request)
+    if not shown:
+        return fieldsets, readonly_fields
+
+    def swap(entry):
+        if isinstance(entry, str):
+            return shown.get(entry, entry)
+        if isinstance(entry, list | tuple):
+            return tuple(swap(name) for name in entry)  # several fields on one line
+        return entry
+
+    fieldsets = [
+        (title, {**options, "fields": [swap(entry) for entry in options.get("fields", ())]})
+        for title, options in fieldsets
+    ]
+    return fieldsets, [swap(name) for name in readonly_fields]
+
+
+class RelatedLinksMixin:
+    """A change page links a read-only related record only for those who may open its page (``RelatedShown``),
+    on the page's own fields and on its inlines'."""
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        adminform = context.get("adminform")
+        if adminform is not None:
+            adminform.fieldsets, adminform.readonly_fields = related_shown(
+                adminform.fieldsets, adminform.readonly_fields, self, request
+            )
+        for inline in context.get("inline_admin_formsets") or ():
+            inline.fieldsets, inline.readonly_fields = related_shown(
+                inline.fieldsets, inline.readonly_fields, inline.opts, request
+            )
+        return super().render_change_form(request, context, *args, **kwargs)
+
+
+class ScopedAdmin(RelatedLinksMixin, admin.ModelAdmin):
     """Admin of a model whose manager is a ``ScopedQuerySet``: every list, form and lookup is scoped."""
 
     paginator = EstimatedCountPaginator

@@ -19,6 +19,7 @@ from django.db.models import CharField, TextField
 from django.urls import NoReverseMatch, reverse
 from django.utils import translation
 
+from crm import staff_access
 from crm.models import Role
 from tests.admin_site import registered_admins
 
@@ -33,6 +34,7 @@ ENGLISH = [
     "Ticket", "Reading", "Meter", "Dispute", "Refund", "Adjustment", "Rebate", "Incident", "Work order",
     "Interaction", "Callback", "Note", "Attachment", "Created", "Updated", "Period", "Staff", "User",
     "min", "hours", "days", "Any date", "Past 7 days", "This month", "This year", "Go",
+    "password", "passwords", "Enabled", "Disabled",  # the user admin's "password-based authentication"
     # the roles' groups are stored under keys; the interface names them
     "tongdai: agent", "tongdai: supervisor", "tongdai: dispatcher", "tongdai: field_crew",
     "tongdai: billing_clerk", "tongdai: manager", "tongdai: administrator",
@@ -90,8 +92,8 @@ def english_words(text: str) -> list[str]:
 
 def pages(user, customer):
     """The admin's index, every changelist the user may view with its add page and the first row's page, the
-    card, the lookup (and its offer for an unknown number), the callbacks due with a survey form, the dashboard
-    and the field page."""
+    password page of an account the user may change, the card, the lookup (and its offer for an unknown
+    number), the callbacks due with a survey form, the dashboard and the field page."""
     urls = [reverse("admin:index"), reverse("admin:customers_customer_lookup")]
     request = _request_for(user)
     for model, model_admin in registered_admins():
@@ -104,6 +106,9 @@ def pages(user, customer):
         row = model_admin.get_queryset(request).order_by("pk").first()
         if row is not None:
             urls.append(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[row.pk]))
+    account = staff_access.manageable_users(user).exclude(pk=user.pk).order_by("pk").first()
+    if account is not None and user.has_perm("auth.change_user"):
+        urls.append(reverse("admin:auth_user_password_change", args=[account.pk]))
     urls.append(reverse("admin:customers_customer_card", args=[customer.pk]))
     urls.append(reverse("admin:customers_customer_lookup") + "?phone=0988777666")  # nobody's: "new ticket for…"
     if user.has_perm("tickets.add_callback"):  # the callbacks due, and the survey form of one of them
@@ -209,3 +214,64 @@ def test_a_refused_form_says_so_in_the_pages_language(client, staff):
         assert answer.status_code == 200 and banner in page, (language, english_words(visible_text(page))[:10])
         if language == "vi":
             assert "Please correct" not in page
+
+
+# The administrator's account pages: Django's "password-based authentication" (5.1+), which its Vietnamese
+# catalogue lacks, and the password page's warning, which Django writes in English when it is imported.
+
+ENGLISH_ON_ACCOUNT_PAGES = [
+    "Password-based authentication", "Whether the user will be able to authenticate using a password or not",
+    "Enabled", "Disabled", "the current password for this user will be lost", "Raw passwords are not stored",
+]  # fmt: skip
+
+
+def _account_page(client, url):
+    client.cookies["django_language"] = "vi"
+    answer = client.get(url, HTTP_ACCEPT_LANGUAGE="vi")
+    assert answer.status_code == 200
+    html = answer.content.decode()
+    return html, [text for text in ENGLISH_ON_ACCOUNT_PAGES if text in html]
+
+
+def test_the_add_user_page_speaks_vietnamese(client, staff):
+    client.force_login(staff[Role.ADMINISTRATOR])
+    html, english = _account_page(client, reverse("admin:auth_user_add"))
+    assert english == []
+    assert "Thêm người dùng" in html
+    assert "Xác thực bằng mật khẩu" in html  # the field, its choices and its help in Vietnamese
+    choices = re.findall(r'<input type="radio" name="usable_password"[^>]*>\s*([^<]+?)\s*</label>', html)
+    assert choices == ["Bật", "Tắt"]
+    assert "Người dùng có được đăng nhập bằng mật khẩu hay không." in html
+
+
+def test_the_password_page_speaks_vietnamese_its_warning_included(client, staff):
+    client.force_login(staff[Role.ADMINISTRATOR])
+    html, english = _account_page(client, reverse("admin:auth_user_password_change", args=[staff[Role.AGENT].pk]))
+    assert english == []
+    assert "Hãy nhập mật khẩu mới" in html
+    assert (
+        "Người dùng có được đăng nhập bằng mật khẩu hay không. Nếu tắt, họ vẫn có thể đăng nhập bằng cách khác, "
+        "như đăng nhập một lần (Single Sign-On) hoặc LDAP."
+        '<ul id="id_unusable_warning" class="messagelist"><li class="warning">'
+        "Nếu tắt, mật khẩu hiện tại của người dùng này sẽ bị mất.</li></ul>"
+    ) in html
+
+
+def test_the_password_page_speaks_english_on_request(client, staff):
+    client.force_login(staff[Role.ADMINISTRATOR])
+    client.cookies["django_language"] = "en"
+    answer = client.get(
+        reverse("admin:auth_user_password_change", args=[staff[Role.AGENT].pk]), HTTP_ACCEPT_LANGUAGE="en"
+    )
+    assert (
+        "such as Single Sign-On or LDAP."
+        '<ul id="id_unusable_warning" class="messagelist"><li class="warning">'
+        "If disabled, the current password for this user will be lost.</li></ul>"
+    ) in answer.content.decode()
+
+
+def test_the_user_page_shows_no_english_help(client, staff):
+    client.force_login(staff[Role.ADMINISTRATOR])
+    html, english = _account_page(client, reverse("admin:auth_user_change", args=[staff[Role.AGENT].pk]))
+    assert english == []
+    assert "Mật khẩu không được lưu ở dạng gốc, nên không có cách nào xem mật khẩu của người dùng." in html

@@ -85,3 +85,63 @@ def test_no_api_message_is_left_untranslated():
         for line, text in _message_literals(ast.parse(path.read_text(), str(path)))
     ]
     assert found == []
+
+
+# -- The refusals of a missing or bad token (the authentication classes', DRF's and crm.auth's) ----------------
+
+SIGN_IN_REFUSALS = {
+    "no credentials": (
+        {},
+        "Chưa cung cấp thông tin xác thực.",
+        "Authentication credentials were not provided.",
+    ),
+    "a revoked or mistyped token": (
+        {"HTTP_AUTHORIZATION": "Token tongdai_" + "0" * 64},
+        "Mã truy cập không hợp lệ.",
+        "Invalid token.",
+    ),
+    "the word Token alone": (
+        {"HTTP_AUTHORIZATION": "Token"},
+        "Tiêu đề mã truy cập không hợp lệ. Không có mã truy cập.",
+        "Invalid token header. No credentials provided.",
+    ),
+    "a token with a space": (
+        {"HTTP_AUTHORIZATION": "Token tongdai_0 123"},
+        "Tiêu đề mã truy cập không hợp lệ. Mã truy cập không được chứa dấu cách.",
+        "Invalid token header. Token string should not contain spaces.",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", SIGN_IN_REFUSALS)
+@pytest.mark.parametrize("asked", ["vi", "en", None])
+def test_a_missing_or_bad_token_is_refused_in_the_callers_language(db, client, settings, case, asked):
+    """README (API): a request without credentials is answered 401; errors are in the caller's
+    ``Accept-Language``, Vietnamese by default (``None``: nothing asked, the site's language)."""
+    settings.LANGUAGE_CODE = "vi"  # as served (the tests' settings speak English)
+    headers, vietnamese, english = SIGN_IN_REFUSALS[case]
+    language = {"HTTP_ACCEPT_LANGUAGE": asked} if asked else {}
+    answer = client.get("/api/v1/tickets/", **headers, **language)
+    assert answer.status_code == 401
+    assert answer.json() == {"detail": english if asked == "en" else vietnamese}
+
+
+@pytest.mark.parametrize("language", ["vi", "en"])
+def test_an_address_throttled_for_bad_tokens_is_told_when_to_retry_in_the_callers_language(db, client, language):
+    # given: the failed-token rate of the settings (10 a minute) used up from one address
+    for n in range(10):
+        bad = f"Token tongdai_{n:064d}"
+        assert client.get("/api/v1/tickets/", HTTP_AUTHORIZATION=bad, REMOTE_ADDR="10.0.0.9").status_code == 401
+    # when
+    answer = client.get(
+        "/api/v1/tickets/", HTTP_AUTHORIZATION="Token tongdai_guess", REMOTE_ADDR="10.0.0.9",
+        HTTP_ACCEPT_LANGUAGE=language,
+    )  # fmt: skip
+    # then
+    assert answer.status_code == 429
+    wait = int(answer["Retry-After"])
+    expected = {
+        "vi": f"Yêu cầu bị tạm chặn vì gửi quá nhiều. Có thể thử lại sau {wait} giây.",
+        "en": f"Request was throttled. Expected available in {wait} second{'' if wait == 1 else 's'}.",
+    }[language]
+    assert answer.json() == {"detail": expected}

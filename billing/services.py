@@ -250,6 +250,7 @@ REFERENCE_LOCK = (15_002, 0)  # the lock of the VAT rates and price tables again
 def lock_period(period: dt.date, *, exclusive: bool = False) -> None:
     """What a period's bills depend on changes one way at a time. The billing run and a rebate round (apply or
     reverse, each of its months) take the period's lock exclusively; a reading recorded, corrected or re-based, a dispute or a re-inspection opened take it shared.
+    An issue (``invoices_issue``, ``invoice_issue``) takes it shared too, before its bills' rows.
     So a correction made while the run is open waits for it, then finds the run's draft and recomputes it; a
     run started while a correction is open waits for it and bills the corrected reading. Held to the end of the
     transaction (PostgreSQL; SQLite has one writer at a time anyway)."""
@@ -350,7 +351,15 @@ def _hold_drafts(*, actor, contract_id: int, period: dt.date, reason: str) -> No
     for invoice in Invoice.objects.filter(
         contract_id=contract_id, period=period, kind=InvoiceKind.REGULAR, status=InvoiceStatus.DRAFT
     ):
-        invoice_hold(actor=actor, invoice=invoice, reason=reason, kind=HoldKind.REVIEW)
+        _hold_if_draft(actor=actor, invoice=invoice, reason=reason)
+
+
+def _hold_if_draft(*, actor, invoice: Invoice, reason: str) -> None:
+    """Hold ``invoice`` for review when it is still a draft, read under its row lock: a bill issued meanwhile
+    (its issue committed while a dispute was being opened) is left issued, as a dispute of an issued bill."""
+    locked = Invoice.objects.select_for_update().filter(pk=invoice.pk, status=InvoiceStatus.DRAFT).first()
+    if locked is not None:
+        invoice_hold(actor=actor, invoice=locked, reason=reason, kind=HoldKind.REVIEW)
 
 
 def _release_drafts(
@@ -1218,6 +1227,10 @@ def invoices_issue(*, actor, period: dt.date, unit: Unit | None = None) -> int:
 @transaction.atomic
 def invoice_issue(*, actor, invoice: Invoice) -> Invoice:
     require(actor, "billing.issue_invoice", unit=invoice.unit_id)
+    # Shared, as ``invoices_issue`` takes it: a rebate round of the month waits for the issue (then leaves the
+    # issued bill out), or the issue waits for the round. The period lock first, then the row (lock order:
+    # ``refund_settle``).
+    lock_period(invoice.period)
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status != InvoiceStatus.DRAFT:
         raise ValidationError(
@@ -1697,8 +1710,8 @@ def dispute_open(*, actor, ticket, claim: str, invoice: Invoice | None = None,
             reading=reading, unit_id=reading.unit_id, dispute=dispute, reason=ReinspectionReason.DISPUTE,
             created_at=timezone.now(),
         )  # fmt: skip
-    if invoice is not None and invoice.status == InvoiceStatus.DRAFT:
-        invoice_hold(actor=actor, invoice=invoice, reason=_("Disputed by the customer"), kind=HoldKind.REVIEW)
+    if invoice is not None:  # its status read under its lock: a bill issued meanwhile is not held
+        _hold_if_draft(actor=actor, invoice=invoice, reason=_("Disputed by the customer"))
     if reading is not None:  # the bill of the disputed reading, whenever it is made, waits too
         _hold_drafts(actor=actor, contract_id=reading.contract_id, period=reading.period,
                      reason=_("Disputed by the customer"))  # fmt: skip
@@ -2030,7 +2043,12 @@ def refund_settle(*, actor, refund: Refund, method: str, reference: str = "",
     on a bill not paid yet comes off what is owed on it instead, or is offset on a next bill (the bill then
     owes it again)."""
     require(actor, "billing.change_refund", unit=refund.unit_id)
-    # The corrected bill first, then the refund: the order a payment of that bill takes them in.
+    # Lock order of the billing services: a period's lock (``lock_period``) before any row; then the next bill
+    # that takes an offset (and the refunds already offset on it), then the bill a credit corrects (with its
+    # adjustment invoices), then its refunds not yet settled. A recomputation of the next bill takes them so
+    # (``_recompute``, ``_release_offsets``, ``_settle_released``); a payment, the corrected bill then its refunds.
+    if method == RefundMethod.OFFSET and offset_invoice is not None:
+        offset_invoice = Invoice.objects.select_for_update().get(pk=offset_invoice.pk)
     original = Invoice.objects.select_for_update().get(
         pk=Adjustment.objects.filter(pk=refund.adjustment_id).values("original_id")[:1]
     )
@@ -2045,7 +2063,6 @@ def refund_settle(*, actor, refund: Refund, method: str, reference: str = "",
     elif method == RefundMethod.OFFSET:
         if offset_invoice is None:
             raise ValidationError({"offset_invoice": _("Choose the next bill to offset.")})
-        offset_invoice = Invoice.objects.select_for_update().get(pk=offset_invoice.pk)
         if offset_invoice.customer_id != refund.customer_id or offset_invoice.kind != InvoiceKind.REGULAR:
             raise ValidationError({"offset_invoice": _("The bill is not the customer's.")})
         if offset_invoice.status not in (InvoiceStatus.DRAFT, InvoiceStatus.HELD):

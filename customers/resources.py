@@ -125,8 +125,13 @@ class CustomerResource(ServiceResource):
     def sets_national_id(self, row) -> bool:
         """Whether ``row`` types a national ID (not blank, not masked): for an existing customer, a change asked
         of ``customer_update``, whatever the number is."""
-        field = self.fields["national_id"]
-        return field.column_name in row and not self.keeps_value(field, row[field.column_name])
+        return self.sets(row, "national_id")
+
+    def sets(self, row, name: str) -> bool:
+        """Whether ``row`` gives field ``name`` a value (its column is there, its cell is not one that keeps the
+        record's value): the fields an update of an existing customer asks ``customer_update`` to set."""
+        field = self.fields.get(name)
+        return field is not None and field.column_name in row and not self.keeps_value(field, row[field.column_name])
 
     def dehydrate_national_id(self, customer) -> str:
         return self.seen.national_id(customer.national_id)
@@ -222,15 +227,27 @@ class CustomerResource(ServiceResource):
         )
 
     def update_object(self, instance, row, plan):
-        changes = {name: getattr(instance, name) for name in services.EDITABLE_FIELDS}
-        if not self.sets_national_id(row):
-            del changes["national_id"]  # left as it is: nothing for the service to decide
-        customer = services.customer_update(
-            actor=self.user, customer=instance, changes=changes, reason=_("Import")
-        )
+        # Only the fields the row sets (a cell kept as it is changes nothing, ``keeps_value``), each as the row
+        # gives it, and only if nobody changed the customer since the import read it: a change saved meanwhile
+        # (another clerk, the API) is never put back, the row is refused instead (``customer_update``'s check).
+        changes = {name: getattr(instance, name) for name in services.EDITABLE_FIELDS if self.sets(row, name)}
+        customer = instance
+        if changes:
+            try:
+                customer = services.customer_update(
+                    actor=self.user, customer=instance, changes=changes, reason=_("Import"),
+                    seen_updated_at=instance.updated_at,
+                )  # fmt: skip
+            except ValidationError as exc:
+                if getattr(exc, "code", None) != "stale":
+                    raise
+                raise ValidationError({"updated_at": [_changed_meanwhile(instance)]}, code="stale") from exc
         self.changed_here.add(customer.pk)
         for number in plan["phones"]:
             services.customer_add_phone(actor=self.user, customer=customer, number=number)
+        if plan["phones"]:
+            # A phone added moved its ``updated_at``: a later row of this customer in the file sees this write.
+            customer.refresh_from_db(fields=["updated_at"])
         return customer
 
 
@@ -241,6 +258,15 @@ def _changed_since(customer, exported) -> bool:
     if exported.second == 0:
         changed = changed.replace(second=0)
     return changed > exported
+
+
+def _changed_meanwhile(customer) -> str:
+    """The refusal of a row whose customer somebody changed after the import read it, with the time of it."""
+    changed = Customer.objects.filter(pk=customer.pk).values_list("updated_at", flat=True).first()
+    return _(
+        "Somebody changed this customer at %(at)s, while this file was being imported; nothing of this row was "
+        "written. Export the customer again and make the change there."
+    ) % {"at": timezone.localtime(changed or customer.updated_at).strftime("%d/%m/%Y %H:%M:%S")}
 
 
 class ContractResource(ServiceResource):

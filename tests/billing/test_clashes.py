@@ -18,14 +18,19 @@ from billing import services as billing
 from billing.models import (
     Adjustment,
     BillingJob,
+    Dispute,
     Invoice,
     InvoiceLine,
     MeterReading,
+    RebateApplication,
     RebateBand,
     RebateProgramme,
+    Refund,
+    Reinspection,
 )
 from crm.models import Role
-from tests.billing.conftest import OCT
+from tests.billing.conftest import NOV, OCT
+from tickets.services import ticket_open
 
 on_postgres = pytest.mark.skipif(
     "postgresql" not in settings.DATABASES["default"]["ENGINE"], reason="two connections at once: PostgreSQL"
@@ -343,3 +348,154 @@ def test_a_refund_paid_back_while_a_charge_of_the_same_bill_is_approved_waits_an
     assert (refund.method, refund.reference, up.invoice.status, billing.overpaid(invoice)) == (
         "offset", "", "paid", 0,
     )  # fmt: skip
+
+
+# A dispute, a rebate round, an offset while another clerk issues or recomputes the bill -------------------
+
+
+@on_postgres
+@pytest.mark.parametrize("about", ["invoice", "reading"])
+def test_a_dispute_opened_while_its_bill_is_issued_is_recorded_on_the_issued_bill(
+    transactional_db, make_customer, read, catalogue, org, make_staff, about
+):
+    """The bill is a draft when the dispute form reads it; another clerk's issue commits while the dispute is
+    opened. As if the issue came first: the dispute (and its re-inspection) is of the issued bill, never refused
+    with "Only a draft invoice can be held."."""
+    clerk = make_staff(Role.BILLING_CLERK, [org["home"]])
+    customer = make_customer()
+    read(customer, OCT, 350)
+    billing.billing_run(actor=None, period=OCT)
+    draft = Invoice.objects.get(customer=customer, period=OCT)  # as the dispute form reads it: a draft
+    ticket = ticket_open(actor=None, category=catalogue["billing"], channel="phone", description="Hóa đơn cao",
+                         customer=customer).ticket  # fmt: skip
+    what = {"invoice": draft} if about == "invoice" else {"reading": draft.reading}
+    with transaction.atomic():
+        billing.invoice_issue(actor=None, invoice=draft)  # another clerk issues it from the list
+        thread, outcome = _in_thread(
+            lambda: billing.dispute_open(actor=clerk, ticket=ticket, claim="Chỉ số sai", **what)
+        )
+        thread.join(1.5)
+        assert thread.is_alive()  # the dispute waits for the bill's row to decide whether to hold it
+    thread.join(30)
+    assert not thread.is_alive()
+    assert "error" not in outcome, outcome.get("error")
+    dispute = Dispute.objects.get()
+    assert (dispute.ticket, dispute.invoice_id if about == "invoice" else dispute.reading_id) == (
+        ticket, draft.pk if about == "invoice" else draft.reading_id,
+    )  # fmt: skip
+    assert Reinspection.objects.filter(dispute=dispute).exists()
+    assert Invoice.objects.values_list("status", "hold_reason").get(pk=draft.pk) == ("issued", "")
+
+
+def _as_issued(invoice: Invoice) -> tuple:
+    return (invoice.status, invoice.subtotal, invoice.vat, invoice.total,
+            list(invoice.lines.order_by("position").values_list("label", "amount")))  # fmt: skip
+
+
+@on_postgres
+def test_a_round_applied_while_a_bill_is_issued_waits_and_leaves_the_issued_bill_as_issued(
+    transactional_db, make_customer, read
+):
+    """A clerk issues a draft from the list (``invoice_issue``) while a round of its month is applied: the round
+    waits for the issue (the period's lock), then leaves the issued bill out and reduces the others."""
+    customer, other = make_customer(), make_customer()
+    read(customer, OCT, 300)
+    read(other, OCT, 300)
+    billing.billing_run(actor=None, period=OCT)
+    programme = _round_of_ten_percent(OCT)
+    draft = Invoice.objects.get(customer=customer, period=OCT)
+    with transaction.atomic():
+        as_issued = _as_issued(billing.invoice_issue(actor=None, invoice=draft))
+        thread, outcome = _in_thread(lambda: billing.rebate_apply(actor=None, programme=programme))
+        thread.join(1.5)
+        assert thread.is_alive()  # the round waits for the issue
+    thread.join(30)
+    assert not thread.is_alive()
+    assert "error" not in outcome, outcome.get("error")
+    invoice = Invoice.objects.get(pk=draft.pk)
+    assert as_issued[0] == "issued"
+    assert _as_issued(invoice) == as_issued
+    assert not RebateApplication.objects.filter(invoice=invoice).exists()
+    _is_the_charge_of(Invoice.objects.get(customer=other, period=OCT), 300, rebates=[Decimal("10")])
+
+
+@on_postgres
+def test_a_round_taken_back_while_a_bill_is_issued_waits_and_the_issued_bill_keeps_it(
+    transactional_db, make_customer, read
+):
+    customer = make_customer()
+    read(customer, OCT, 300)
+    billing.billing_run(actor=None, period=OCT)
+    programme = _round_of_ten_percent(OCT)
+    billing.rebate_apply(actor=None, programme=programme)
+    draft = Invoice.objects.get(customer=customer, period=OCT)
+    with transaction.atomic():
+        as_issued = _as_issued(billing.invoice_issue(actor=None, invoice=draft))
+        thread, outcome = _in_thread(lambda: billing.rebate_reverse(actor=None, programme=programme))
+        thread.join(1.5)
+        assert thread.is_alive()  # the round waits for the issue
+    thread.join(30)
+    assert not thread.is_alive()
+    assert "error" not in outcome, outcome.get("error")
+    invoice = Invoice.objects.get(pk=draft.pk)
+    # Issued with the round on it: it keeps it ("bills already issued keep it"), and is counted so.
+    assert _as_issued(invoice) == as_issued
+    assert RebateApplication.objects.filter(invoice=invoice, programme=programme).exists()
+    assert outcome["result"] == {"reversed": 0, "kept_on_issued": 1}
+
+
+@on_postgres
+def test_offsetting_a_credit_while_the_next_bill_is_recomputed_waits_and_is_not_a_deadlock(
+    transactional_db, make_customer, read, org, make_staff, monkeypatch
+):
+    """October is corrected twice (two credits R1, R2); R1 is offset on November. Clerk A corrects November's
+    reading down (R1 is released: the new total no longer covers it) while clerk B offsets R2 on November. Both
+    take November first (``refund_settle``'s lock order): B waits for A, then offsets R2 on the new total."""
+    first, second = (make_staff(Role.BILLING_CLERK, [org["home"]]) for _ in range(2))
+    customer = make_customer()
+    read(customer, OCT, 350)
+    billing.billing_run(actor=None, period=OCT)
+    billing.invoices_issue(actor=None, period=OCT)
+    october = Invoice.objects.get(customer=customer, period=OCT, kind="regular")
+    read(customer, NOV, 350 + 300)
+    billing.billing_run(actor=None, period=NOV)
+    november = Invoice.objects.get(customer=customer, period=NOV, kind="regular")  # the next bill, a draft
+    for kwh in (300, 250):  # 350 -> 300 -> 250 kWh: two credits, each with its refund; October not paid yet
+        adjustment = billing.adjustment_propose(actor=first, invoice=october, kwh=kwh, record=f"Biên bản {kwh}")
+        billing.adjustment_decide(actor=second, adjustment=adjustment, approve=True)
+    r1, r2 = Refund.objects.filter(adjustment__original=october).order_by("pk")
+    billing.refund_settle(actor=first, refund=r1, method="offset", offset_invoice=november)
+    november.refresh_from_db()
+    assert november.amount_due >= r2.amount  # the second credit fits on November too
+
+    original_release = billing._release_offsets
+    started: dict = {}
+
+    def release_while_the_other_clerk_offsets(invoice):
+        if not started:  # the correction holds November; the other clerk offsets the second credit on it now
+            started["thread"], started["outcome"] = _in_thread(lambda: billing.refund_settle(
+                actor=second, refund=r2, method="offset", offset_invoice=november
+            ))  # fmt: skip
+            started["thread"].join(1.5)
+            started["waited"] = started["thread"].is_alive()
+        return original_release(invoice)
+
+    monkeypatch.setattr(billing, "_release_offsets", release_while_the_other_clerk_offsets)
+    reading = MeterReading.objects.current().get(contract__customer=customer, period=NOV)
+    # November corrected to 40 kWh: its total no longer covers the first credit, which is released
+    corrected = billing.reading_correct(actor=first, reading=reading, value=350 + 40, reason="Đọc sai")
+    started["thread"].join(30)
+    assert not started["thread"].is_alive()
+    assert started["waited"]  # the offset waited for the correction, which holds November
+    outcome = started["outcome"]
+    # Each gets an answer: the correction is made; the offset, made after it, is a clear refusal at most.
+    november = Invoice.objects.get(pk=november.pk)
+    assert november.kwh == 40 == corrected.kwh
+    r1.refresh_from_db()
+    r2.refresh_from_db()
+    assert (r1.method, r1.offset_invoice_id) == ("", None)  # released by the correction
+    if "error" in outcome:
+        assert isinstance(outcome["error"], ValidationError), outcome["error"]
+        assert (r2.method, november.refund_offset) == ("", 0)
+    else:
+        assert (r2.method, r2.offset_invoice_id, november.refund_offset) == ("offset", november.pk, r2.amount)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import threading
 import unicodedata
 
 import openpyxl
 import pytest
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.http import StreamingHttpResponse
@@ -728,6 +730,123 @@ def test_a_file_naming_one_customer_twice_is_not_refused_as_changed_by_somebody_
     confirm(clerk_client, "customer", previewed)
     customer.refresh_from_db()
     assert (customer.street, customer.email) == ("1 Lê Lợi", "an@example.vn")
+
+
+MEANWHILE = (
+    "Updated at: Somebody changed this customer at {at:%d/%m/%Y %H:%M:%S}, while this file was being imported; "
+    "nothing of this row was written. Export the customer again and make the change there."
+)
+
+
+def _saved_meanwhile(monkeypatch, save) -> dict:
+    """``save`` (another clerk's) runs once, right after the import read the customer and checked its row."""
+    original = CustomerResource.check_row
+    done: dict = {}
+
+    def check_row_then_another_clerk_saves(self, instance, row, **kw):
+        plan = original(self, instance, row, **kw)
+        if not done:
+            done.update(save(instance))
+        return plan
+
+    monkeypatch.setattr(CustomerResource, "check_row", check_row_then_another_clerk_saves)
+    return done
+
+
+def _in_another_connection(work) -> dict:
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = work()
+        except Exception as exc:  # reported to the test
+            outcome["error"] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive()
+    return outcome
+
+
+def _street_only(customer) -> list[dict]:
+    # A file that only moves the customer to a new street (the e-mail cell left blank: "change nothing").
+    return [customer_row(code=customer.code, unit="PE0100", full_name="Nguyễn Văn An", street="99 Lê Lợi",
+                         email="", phones="0903 123 456")]  # fmt: skip
+
+
+def test_an_import_row_sets_only_its_cells_and_is_refused_when_the_customer_changed_while_importing(
+    clerk_client, staff, org, monkeypatch
+):
+    """The import read the customer, then a clerk saved a new e-mail before the import wrote its row: the row
+    (which does not touch the e-mail) is refused as changed meanwhile, nothing of it written, the e-mail kept."""
+    customer = services.customer_create(
+        actor=None, unit=org["home"], full_name="Nguyễn Văn An", street="12 Lê Lợi", ward="Phường Bến Nghé",
+        email="an@example.vn", phones=["0903 123 456"],
+    )  # fmt: skip
+    previewed = preview(clerk_client, "customer", csv_bytes(_street_only(customer)))
+    assert problems(previewed) == []
+    _saved_meanwhile(monkeypatch, lambda instance: {"saved": services.customer_update(
+        actor=staff[Role.SUPERVISOR], customer=Customer.objects.get(pk=instance.pk),
+        changes={"email": "an.moi@example.vn"}, reason="Khách báo e-mail mới",
+    )})  # fmt: skip
+    # (skipping the bad rows: the clerk's save, made in the import's own connection here, is kept with them)
+    confirmed = confirm(clerk_client, "customer", previewed, skip_bad_rows=True)
+    assert confirmed.context["written"] is True
+    customer.refresh_from_db()
+    assert (customer.email, customer.street) == ("an.moi@example.vn", "12 Lê Lợi")
+    assert problems(confirmed) == [(2, [MEANWHILE.format(at=timezone.localtime(customer.updated_at))])]
+    assert not customer.events.filter(kind=CustomerEventKind.UPDATED, actor=staff[Role.BILLING_CLERK]).exists()
+
+
+def test_an_import_row_without_a_change_meanwhile_writes_only_the_columns_it_sets(clerk_client, org):
+    customer = services.customer_create(
+        actor=None, unit=org["home"], full_name="Nguyễn Văn An", street="12 Lê Lợi", ward="Phường Bến Nghé",
+        email="an@example.vn", phones=["0903 123 456"],
+    )  # fmt: skip
+    rows = [{"code": customer.code, "street": "99 Lê Lợi", "email": ""}]  # no unit, ward… column at all
+    previewed = preview(clerk_client, "customer", csv_bytes(rows))
+    assert problems(previewed) == []
+    confirm(clerk_client, "customer", previewed)
+    customer.refresh_from_db()
+    assert (customer.street, customer.email, customer.ward) == ("99 Lê Lợi", "an@example.vn", "Phường Bến Nghé")
+    (event,) = customer.events.filter(kind=CustomerEventKind.UPDATED)
+    assert (event.before, event.after) == ({"street": "12 Lê Lợi"}, {"street": "99 Lê Lợi"})
+
+
+on_postgres = pytest.mark.skipif(
+    "postgresql" not in settings.DATABASES["default"]["ENGINE"], reason="two connections at once: PostgreSQL"
+)
+
+
+@on_postgres
+def test_an_import_confirmed_while_a_clerk_saves_the_customer_does_not_put_back_what_the_clerk_changed(
+    transactional_db, client, staff, org, monkeypatch
+):
+    """The same with the clerk's save in another connection (PostgreSQL: two connections at once), committed
+    after the import read the customer and before it wrote the row."""
+    importer, other = staff[Role.BILLING_CLERK], staff[Role.SUPERVISOR]
+    customer = services.customer_create(
+        actor=None, unit=org["home"], full_name="Nguyễn Văn An", street="12 Lê Lợi", ward="Phường Bến Nghé",
+        email="an@example.vn", phones=["0903 123 456"],
+    )  # fmt: skip
+    client.force_login(importer)
+    previewed = preview(client, "customer", csv_bytes(_street_only(customer)))
+    assert problems(previewed) == []
+    saved_meanwhile = _saved_meanwhile(monkeypatch, lambda instance: _in_another_connection(
+        lambda: services.customer_update(
+            actor=other, customer=Customer.objects.get(pk=instance.pk), changes={"email": "an.moi@example.vn"},
+            reason="Khách báo e-mail mới",
+        )
+    ))  # fmt: skip
+    confirmed = confirm(client, "customer", previewed)
+    assert "error" not in saved_meanwhile, saved_meanwhile.get("error")
+    customer.refresh_from_db()
+    # The clerk's e-mail stays (the file did not touch it), and the row is refused, not written over it.
+    assert (customer.email, customer.street) == ("an.moi@example.vn", "12 Lê Lợi")
+    assert problems(confirmed) == [(2, [MEANWHILE.format(at=timezone.localtime(customer.updated_at))])]
 
 
 # Odd text in the cells ----------------------------------------------------------------------------------

@@ -35,24 +35,26 @@ def normalise_phone(raw: str) -> str:
     """Return ``raw`` as +84 followed by the national number, or raise InvalidPhone.
 
     Accepts the spellings callers and clerks use: ``0903 123 456``, ``+84903123456``, ``84-903-123-456``,
-    ``(028) 3822 1234``, ``0084 903 123 456`` and old 11-digit mobile numbers (``0168…`` → ``038…``).
+    ``(028) 3822 1234``, ``0084 903 123 456``, the country code in brackets (``(+84) 903 123 456``), the trunk
+    0 kept after it (``+84 (0) 903 123 456``) and old 11-digit mobile numbers (``0168…`` → ``038…``).
     """
     text = (raw or "").strip()
     if not text or not _PHONE_CHARS.match(text):
         raise InvalidPhone(
             _("A phone number has only digits, spaces, dots, dashes, brackets and a leading +.")
         )
-    if "+" in text[1:]:
+    signed = text.removeprefix("(")  # "(+84) 903 123 456": the + opens the bracket the number starts with
+    if "+" in signed[1:]:
         raise InvalidPhone(_("A + may only start a phone number."))
     digits = re.sub(r"\D", "", text)
-    if text.startswith("+"):
+    if signed.startswith("+"):
         if not digits.startswith("84"):
             raise InvalidPhone(_("Only Vietnamese numbers (+84) are accepted."))
-        national = "0" + digits[2:]
+        national = _after_country_code(digits[2:])
     elif digits.startswith("0084"):
-        national = "0" + digits[4:]
-    elif digits.startswith("84") and len(digits) in (11, 12):
-        national = "0" + digits[2:]
+        national = _after_country_code(digits[4:])
+    elif digits.startswith("84") and (len(digits) in (11, 12) or (len(digits) == 13 and digits[2] == "0")):
+        national = _after_country_code(digits[2:])
     elif digits.startswith("0"):
         national = digits
     elif len(digits) in (9, 10):
@@ -66,6 +68,12 @@ def normalise_phone(raw: str) -> str:
             _("A Vietnamese phone number has 10 digits (mobile) or 11 (landline), counting the leading 0.")
         )
     return "+84" + national[1:]
+
+
+def _after_country_code(rest: str) -> str:
+    """The national number (with its leading 0) from the digits typed after +84 or 0084: the trunk 0 some
+    write there as well ("+84 (0) 903 123 456") is the national number's own, taken once."""
+    return "0" + rest.removeprefix("0")
 
 
 def looks_like_phone(text: str) -> bool:

@@ -6,9 +6,11 @@ is cut: a text that is too long is refused with its length, and the user shorten
 
 import unicodedata
 
+from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import ProhibitNullCharactersValidator
 from django.utils.translation import gettext as _
+from rest_framework import serializers
 
 DESCRIPTION_MAX_CHARS = 4000  # what the caller says (a ticket's description, a dispute's claim, a note)
 NOTE_MAX_CHARS = 2000  # a reason, a comment, a crew's or an agent's note
@@ -19,6 +21,29 @@ def composed(text: str | None) -> str:
     each accent as a code point of its own: the same words would count up to twice as many characters against
     a limit, be cut in the middle of a letter, and be sent to a phone in more SMS parts than they need."""
     return unicodedata.normalize("NFC", text or "")
+
+
+def name_key(text: str | None) -> str:
+    """What two spellings of one name (a ward: "Phường Bến Nghé", "phường  Bến Nghé", typed decomposed) compare
+    by: composed, case folded, spaces collapsed. Every comparison of wards uses it (an outage's wards with a
+    customer's, the wards picked with those a unit serves)."""
+    return " ".join(composed(composed(text).casefold()).split())
+
+
+class ComposedCharField(forms.CharField):
+    """A form's text field that composes what is typed (``composed``) before its length is checked: the
+    limit counts letters as the user sees them, whatever the keyboard sent."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        return composed(value) if isinstance(value, str) and value else value
+
+
+class ComposedSerializerField(serializers.CharField):
+    """The API's text field that composes what is sent (``composed``) before ``max_length`` is checked."""
+
+    def to_internal_value(self, data):
+        return composed(super().to_internal_value(data))
 
 
 def typed_text(value: str | None, *, field: str, limit: int = NOTE_MAX_CHARS) -> str:

@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy
 from core.exports import StreamingExportMixin
 from core.json_input import ADMIN_FORMFIELD_OVERRIDES
 from core.numbers import WholeNumberField
-from core.text import NOTE_MAX_CHARS
+from core.text import NOTE_MAX_CHARS, ComposedCharField, name_key
 from crm.admin_base import (
     MaskedLookupsMixin,
     ReadOnlyAdmin,
@@ -165,6 +165,8 @@ class TicketIntakeForm(forms.ModelForm):
             "customer", "contract", "caller_name", "caller_phone", "caller_address", "category", "channel",
             "priority", "description", "unit",
         ]  # fmt: skip
+        # Composed before the limits are counted, as the API and the service count (``core.text``).
+        field_classes = dict.fromkeys(["caller_name", "caller_address", "description"], ComposedCharField)
 
 
 class HistoryInline(admin.TabularInline):
@@ -1038,8 +1040,8 @@ class IncidentForm(forms.ModelForm):
         data = super().clean()
         unit, wards = data.get("unit"), data.get("wards") or []
         if unit is not None and wards:
-            served = set(selectors.unit_wards(unit))
-            outside = [w for w in wards if w not in served]
+            served = {name_key(w) for w in selectors.unit_wards(unit)}
+            outside = [w for w in wards if name_key(w) not in served]
             if outside:
                 self.add_error(
                     "wards",

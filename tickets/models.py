@@ -15,7 +15,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from core.text import DESCRIPTION_MAX_CHARS, NOTE_MAX_CHARS
+from core.text import DESCRIPTION_MAX_CHARS, NOTE_MAX_CHARS, name_key
 from crm.models import Unit
 from crm.scoping import ScopedQuerySet
 from customers.models import Contract, Customer
@@ -211,7 +211,12 @@ class Incident(models.Model):
         return int((self.restored_at - self.started_at).total_seconds() // 60)
 
     def covers(self, *, unit_id: int, ward: str) -> bool:
-        return self.unit_id == unit_id and (not self.wards or ward in self.wards)
+        """Whether the outage reaches an address of unit ``unit_id`` in ``ward``: the whole unit, or a ward it
+        names however either is spelled ("phường Bến Nghé" typed by a clerk, "Phường Bến Nghé" picked from the
+        list: ``core.text.name_key``)."""
+        if self.unit_id != unit_id:
+            return False
+        return not self.wards or name_key(ward) in {name_key(w) for w in self.wards}
 
 
 class Channel(models.TextChoices):

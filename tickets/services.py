@@ -799,6 +799,12 @@ def _checked_intake(
         unit = customer.unit
     if unit is None:
         errors["unit"] = _("For an unknown caller, choose the unit responsible for the address.")
+    elif customer is not None and current_unit(unit).pk != current_unit(customer.unit).pk:
+        # A customer's ticket is routed to their unit: another unit named beside it (an integration sending
+        # its default unit) is refused, never followed.
+        errors["unit"] = _("A customer's ticket goes to their unit (%(unit)s).") % {
+            "unit": current_unit(customer.unit).code
+        }
     if errors or unit is None:
         raise ValidationError(errors)
     return phone, unit

@@ -179,3 +179,60 @@ def test_a_nul_character_in_a_services_note_is_refused_in_vietnamese_and_changes
         assert refused.value.message_dict == {"note": ["Không được chứa ký tự rỗng (null)."]}
     ticket.refresh_from_db()
     assert (ticket.status, ticket.events.count()) == (Status.NEW, events)
+
+
+# Text typed in decomposed Unicode is counted by its letters on the API's and the admin's intake too ---------
+
+WRITTEN = ("Mất điện từ sáng, cột điện đầu hẻm bị nghiêng, dây võng xuống sát mái tôn. " * 60)[:DESCRIPTION_MAX_CHARS]
+
+
+def test_api_takes_a_description_of_4000_letters_typed_in_decomposed_unicode(client, staff, make_customer, catalogue):
+    import unicodedata
+
+    customer = make_customer()
+    typed = unicodedata.normalize("NFD", WRITTEN)
+    assert len(WRITTEN) == DESCRIPTION_MAX_CHARS < len(typed)
+    client.force_login(staff[Role.AGENT])
+    answer = client.post("/api/v1/tickets/", {"category": "billing", "channel": "app", "description": typed,
+                                              "customer_code": customer.code}, content_type="application/json")  # fmt: skip
+    assert answer.status_code == 201, answer.content
+    assert Ticket.objects.get().description == WRITTEN
+    # one letter more is still refused, by its letters
+    longer = unicodedata.normalize("NFD", WRITTEN + "ố")
+    refused = client.post("/api/v1/tickets/", {"category": "billing", "channel": "app", "description": longer,
+                                               "customer_code": customer.code}, content_type="application/json")  # fmt: skip
+    assert refused.status_code == 400 and list(refused.json()) == ["description"]
+    assert Ticket.objects.count() == 1
+
+
+def test_api_takes_a_caller_name_of_200_letters_typed_in_decomposed_unicode(client, staff, catalogue, org):
+    import unicodedata
+
+    written = ("Nguyễn Thị Hồng Nhung " * 10)[:200]
+    typed = unicodedata.normalize("NFD", written)
+    assert len(written) == 200 < len(typed)
+    client.force_login(staff[Role.AGENT])
+    answer = client.post("/api/v1/tickets/", {"category": "billing", "channel": "app", "description": "Hỏi hoá đơn",
+                                              "caller_name": typed, "caller_phone": "0903 123 456",
+                                              "unit_code": org["home"].code}, content_type="application/json")  # fmt: skip
+    assert answer.status_code == 201, answer.content
+    assert Ticket.objects.get().caller_name == written
+
+
+def test_admin_new_ticket_takes_a_description_of_4000_letters_typed_in_decomposed_unicode(
+    client, staff, make_customer, catalogue
+):
+    import unicodedata
+
+    customer = make_customer()
+    client.force_login(staff[Role.AGENT])
+    data = {"customer": customer.pk, "category": catalogue["billing"].pk, "channel": "phone", "priority": "normal"}
+    url = reverse("admin:tickets_ticket_add")
+    refused = client.post(url, {**data, "description": unicodedata.normalize("NFD", WRITTEN + "ố")})
+    assert refused.status_code == 200
+    # the length the agent is told is the letters they typed
+    assert refused.context["adminform"].form.errors["description"] == [
+        f"Giá trị này chỉ có tối đa {DESCRIPTION_MAX_CHARS} kí tự (hiện có {DESCRIPTION_MAX_CHARS + 1})"
+    ]
+    client.post(url, {**data, "description": unicodedata.normalize("NFD", WRITTEN)})
+    assert list(Ticket.objects.values_list("description", flat=True)) == [WRITTEN]

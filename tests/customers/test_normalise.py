@@ -21,6 +21,10 @@ from customers.normalise import (
         "(090) 312-3456",
         "0084 903 123 456",
         "903123456",
+        "+84 (0) 903 123 456",  # the trunk 0 kept after the country code
+        "+84 0903 123 456",
+        "0084 (0) 903 123 456",
+        "(+84) 903 123 456",  # the country code in brackets
     ],
 )
 def test_every_common_spelling_of_a_mobile_normalises_to_one_form(raw):
@@ -29,6 +33,8 @@ def test_every_common_spelling_of_a_mobile_normalises_to_one_form(raw):
 
 def test_landline_keeps_its_area_code():
     assert normalise_phone("(028) 3822 1234") == "+842838221234"
+    assert normalise_phone("+84 (0) 28 3822 1234") == "+842838221234"
+    assert normalise_phone("84 (0) 28 3822 1234") == "+842838221234"
 
 
 @pytest.mark.parametrize(
@@ -55,7 +61,11 @@ def test_old_eleven_digit_mobile_is_renumbered():
 
 
 @pytest.mark.parametrize(
-    "raw", ["", "abc", "19001909", "+1 202 555 0100", "0903+123", "09031234", "0012345678"]
+    "raw",
+    [
+        "", "abc", "19001909", "+1 202 555 0100", "0903+123", "09031234", "0012345678",
+        "(+1) 202 555 0100", "+84 00 903 123 456", "((+84) 903 123 456", "0903 (+84) 123", "84", "(+)",
+    ],
 )
 def test_what_is_not_a_vietnamese_phone_is_refused(raw):
     with pytest.raises(InvalidPhone):

@@ -159,3 +159,73 @@ def test_a_note_on_an_unknown_callers_ticket_saves_and_leaves_the_phone_alone(cl
     ticket.refresh_from_db()
     assert ticket.caller_phone == "+84912345678"
     assert ticket.notes.get().body == "Đã gọi lại cho khách"
+
+
+def test_api_refusal_of_an_unknown_caller_without_unit_names_the_unit_code_field(client, staff, catalogue):
+    client.force_login(staff[Role.AGENT])
+    answer = client.post("/api/v1/tickets/", {"category": "billing", "channel": "app", "description": "Hỏi giá điện",
+                                              "caller_phone": "0903 123 456"}, content_type="application/json")  # fmt: skip
+    assert answer.status_code == 400
+    assert answer.json() == {"unit_code": ["For an unknown caller, choose the unit responsible for the address."]}
+    assert not Ticket.objects.exists()
+
+
+def test_api_refusal_of_another_customers_contract_names_the_contract_number_field(
+    client, staff, make_customer, catalogue
+):
+    mine = make_customer()
+    other = make_customer(name="Trần Văn Bình", phones=["0903 222 333"])
+    client.force_login(staff[Role.AGENT])
+    answer = client.post("/api/v1/tickets/", {"category": "billing", "channel": "app", "description": "Hỏi hoá đơn",
+                                              "customer_code": mine.code,
+                                              "contract_number": other.contracts.get().number},
+                         content_type="application/json")  # fmt: skip
+    assert answer.status_code == 400
+    assert answer.json() == {"contract_number": ["The contract is not the customer's."]}
+    assert not Ticket.objects.exists()
+
+
+def test_api_refuses_a_customers_ticket_sent_to_another_unit_by_unit_code(
+    client, make_staff, make_customer, catalogue, org
+):
+    agent = make_staff(Role.AGENT, [org["home"], org["sibling"]])  # serves both units
+    customer = make_customer()  # a customer of the home unit
+    client.force_login(agent)
+    payload = {"category": "billing", "channel": "website", "description": "Hỏi hoá đơn",
+               "customer_code": customer.code}  # fmt: skip
+    answer = client.post("/api/v1/tickets/", {**payload, "unit_code": org["sibling"].code},
+                         content_type="application/json")  # fmt: skip
+    assert answer.status_code == 400
+    assert answer.json() == {"unit_code": [f"A customer's ticket goes to their unit ({org['home'].code})."]}
+    assert not Ticket.objects.exists()
+    # the customer's own unit named beside them is taken, and so is no unit at all: both in the customer's unit
+    for extra in ({"unit_code": org["home"].code}, {}):
+        taken = client.post("/api/v1/tickets/", {**payload, **extra}, content_type="application/json")
+        assert taken.status_code == 201, taken.content
+    assert list(Ticket.objects.values_list("unit__code", flat=True)) == [org["home"].code] * 2
+
+
+def test_the_service_refuses_a_customers_ticket_for_another_unit(make_customer, catalogue, org):
+    from django.core.exceptions import ValidationError
+
+    customer = make_customer()
+    try:
+        ticket_open(actor=None, category=catalogue["billing"], channel="phone", description="Hỏi hoá đơn",
+                    customer=customer, unit=org["sibling"])  # fmt: skip
+    except ValidationError as exc:
+        assert exc.message_dict == {"unit": [f"A customer's ticket goes to their unit ({org['home'].code})."]}
+    else:
+        raise AssertionError("taken in another unit")
+    assert not Ticket.objects.exists()
+
+
+def test_unknown_caller_phone_typed_with_the_trunk_zero_in_brackets_is_taken(client, staff, catalogue, org):
+    client.force_login(staff[Role.AGENT])
+    answers = []
+    for typed in ("+84 (0) 903 123 456", "(+84) 903 123 456"):
+        answer = client.post("/api/v1/tickets/", {"category": "billing", "channel": "sms", "description": "Hỏi giá điện",
+                                                  "caller_phone": typed, "unit_code": org["home"].code},
+                             content_type="application/json")  # fmt: skip
+        answers.append((typed, answer.status_code))
+    assert answers == [("+84 (0) 903 123 456", 201), ("(+84) 903 123 456", 201)]
+    assert list(Ticket.objects.values_list("caller_phone", flat=True)) == ["+84903123456", "+84903123456"]

@@ -1,6 +1,9 @@
 """Outage calls from every channel are linked to the open incident covering the caller's address, so restoring
 the incident resolves them; the API also takes an explicit incident, checked."""
 
+import unicodedata
+
+import pytest
 from django.urls import reverse
 from django.utils import timezone
 
@@ -99,3 +102,36 @@ def test_with_the_shared_cache_on_an_outage_opened_or_restored_reaches_the_next_
     # then: the next call is not linked to the restored outage, and the card no longer shows it
     assert call(client, customer).json()["incident"] is None
     assert "Sự cố trạm" not in client.get(reverse("admin:customers_customer_card", args=[customer.pk])).content.decode()
+
+
+def test_outage_call_links_to_the_incident_naming_the_customers_ward_written_in_another_case(
+    client, staff, org, make_customer, catalogue
+):
+    customer = make_customer(ward="phường Bến Nghé")  # as a legacy import or a clerk wrote it
+    incident = incident_open(actor=None, unit=org["home"], cause="Sự cố trạm", wards=["Phường Bến Nghé"],
+                             started_at=timezone.now())  # fmt: skip
+    client.force_login(staff[Role.AGENT])
+    answer = call(client, customer)
+    assert answer.status_code == 201
+    assert answer.json()["incident"] == incident.pk
+    assert incident_restore(actor=None, incident=incident)["resolved"] == 1
+
+
+@pytest.mark.parametrize(
+    ("ward", "covered"),
+    [
+        ("Phường Bến Nghé", True),
+        ("phường bến nghé", True),
+        ("PHƯỜNG BẾN NGHÉ", True),
+        ("  Phường   Bến Nghé ", True),
+        (unicodedata.normalize("NFD", "Phường Bến Nghé"), True),
+        ("Phường Bến Thành", False),
+        ("Bến Nghé", False),
+    ],
+)
+def test_an_incident_covers_its_wards_however_the_customers_ward_is_spelled(org, ward, covered):
+    incident = incident_open(actor=None, unit=org["home"], cause="Sự cố trạm",
+                             wards=[unicodedata.normalize("NFD", "phường  Bến Nghé")],
+                             started_at=timezone.now())  # fmt: skip
+    assert incident.covers(unit_id=org["home"].pk, ward=ward) is covered
+    assert incident.covers(unit_id=org["sibling"].pk, ward=ward) is False

@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from core.api.serializers import CachedFieldsMixin, CompiledRepresentationMixin
 from core.numbers import WholeNumberSerializerField
-from core.text import DESCRIPTION_MAX_CHARS, NOTE_MAX_CHARS
+from core.text import DESCRIPTION_MAX_CHARS, NOTE_MAX_CHARS, ComposedSerializerField
 from crm import shared_cache
 from crm.models import Unit
 from crm.scoping import scope_for
@@ -61,12 +61,13 @@ class TicketInSerializer(CachedFieldsMixin, serializers.Serializer):
     category = CategoryField()
     channel = serializers.ChoiceField(choices=Channel.choices)
     priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)
-    description = serializers.CharField(max_length=DESCRIPTION_MAX_CHARS)
+    # Composed before the limits are counted: letters typed on a decomposing keyboard count once (``core.text``).
+    description = ComposedSerializerField(max_length=DESCRIPTION_MAX_CHARS)
     customer_code = serializers.CharField(required=False, allow_blank=True)
     contract_number = serializers.CharField(required=False, allow_blank=True)
-    caller_name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    caller_name = ComposedSerializerField(required=False, allow_blank=True, max_length=200)
     caller_phone = serializers.CharField(required=False, allow_blank=True, max_length=30)
-    caller_address = serializers.CharField(required=False, allow_blank=True, max_length=300)
+    caller_address = ComposedSerializerField(required=False, allow_blank=True, max_length=300)
     unit_code = serializers.CharField(required=False, allow_blank=True)
     incident = WholeNumberSerializerField(
         required=False,
@@ -135,7 +136,7 @@ class TicketSerializer(
 
 class TicketStatusSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Status.choices)
-    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=NOTE_MAX_CHARS)
+    note = ComposedSerializerField(required=False, allow_blank=True, default="", max_length=NOTE_MAX_CHARS)
     duplicate_of = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -236,7 +237,7 @@ class CrewField(serializers.CharField):
 
 class WorkOrderInSerializer(serializers.Serializer):
     crew = CrewField(help_text="The crew member's username; left out: the unit's dispatchers decide.")
-    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=NOTE_MAX_CHARS)
+    note = ComposedSerializerField(required=False, allow_blank=True, default="", max_length=NOTE_MAX_CHARS)
 
 
 class WorkOrderAssignSerializer(serializers.Serializer):
@@ -248,12 +249,12 @@ class WorkOrderAssignSerializer(serializers.Serializer):
 class WorkOrderStepSerializer(serializers.Serializer):
     to = serializers.ChoiceField(choices=WorkOrderStatus.choices)
     resolution_code = serializers.ChoiceField(choices=ResolutionCode.choices, required=False, default="")
-    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=NOTE_MAX_CHARS)
+    note = ComposedSerializerField(required=False, allow_blank=True, default="", max_length=NOTE_MAX_CHARS)
 
 
 class TicketRerouteSerializer(serializers.Serializer):
     unit_code = serializers.CharField()
-    reason = serializers.CharField(max_length=NOTE_MAX_CHARS)
+    reason = ComposedSerializerField(max_length=NOTE_MAX_CHARS)
 
     def validate(self, data):
         user = self.context["request"].user
@@ -295,12 +296,12 @@ class TicketAssignSerializer(serializers.Serializer):
 class TicketNoteSerializer(privacy.MaskedRepresentationMixin, serializers.ModelSerializer):
     masked_fields = {"recipient": privacy.RECORD}  # the customer's phone (or e-mail) a message went to
     author = serializers.CharField(source="author.username", default=None, read_only=True)
+    body = ComposedSerializerField(max_length=DESCRIPTION_MAX_CHARS)
 
     class Meta:
         model = TicketNote
         fields = ["id", "to_customer", "body", "recipient", "author", "created_at"]
         read_only_fields = ["recipient", "author", "created_at"]
-        extra_kwargs = {"body": {"max_length": 4000}}
 
 
 class TicketAttachmentSerializer(serializers.ModelSerializer):
@@ -330,7 +331,7 @@ class CallbackInSerializer(serializers.Serializer):
     attitude_score = WholeNumberSerializerField(
         min_value=1, max_value=5, required=False, allow_null=True, default=None
     )
-    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=NOTE_MAX_CHARS)
+    comment = ComposedSerializerField(required=False, allow_blank=True, default="", max_length=NOTE_MAX_CHARS)
     cycle = WholeNumberSerializerField(
         min_value=0, required=False, allow_null=True, default=None,
         help_text="The resolution the survey is about (the ticket's ``cycle`` when the agent called): refused when "
@@ -363,7 +364,7 @@ class InteractionInSerializer(serializers.Serializer):
     ticket_number = serializers.CharField(required=False, allow_blank=True)
     unit_code = serializers.CharField(required=False, allow_blank=True)
     caller_phone = serializers.CharField(required=False, allow_blank=True, max_length=30)
-    note = serializers.CharField(required=False, allow_blank=True, max_length=NOTE_MAX_CHARS)
+    note = ComposedSerializerField(required=False, allow_blank=True, max_length=NOTE_MAX_CHARS)
 
     def validate(self, data):
         import datetime as dt

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from core.api.permissions import CanChangeModel, needs
 from core.api.scoped import ScopedReadOnlyViewSet
+from core.errors import renamed
 from core.json_input import JSONParser
 from customers.models import Customer
 from customers.normalise import InvalidPhone, normalise_phone
@@ -44,6 +45,9 @@ from tickets.api.serializers import (
 )
 from tickets.models import Callback, Interaction, Ticket, WorkOrder
 from tickets.views import ATTACHMENT_CSP, attachment_response
+
+#: The service's names of the intake's arguments → the request's fields that named them (a 400 names the latter).
+INTAKE_FIELDS_SENT = {"unit": "unit_code", "contract": "contract_number", "customer": "customer_code"}
 
 
 class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
@@ -84,6 +88,9 @@ class TicketViewSet(CreateModelMixin, ScopedReadOnlyViewSet):
             )
         except services.IdempotencyKeyReused as exc:
             return Response({"Idempotency-Key": [str(exc)]}, status=http.HTTP_422_UNPROCESSABLE_ENTITY)
+        except DjangoValidationError as exc:
+            # The service's refusal on the request's own fields (a unit, customer or contract named by its code).
+            raise renamed(exc, INTAKE_FIELDS_SENT) from None
         if not intake.created and not Ticket.objects.for_user(request.user).filter(pk=intake.ticket.pk).exists():
             # A retry of a request taken before, whose ticket has since gone to a unit the caller does not
             # serve: its number, which the first answer gave, and nothing of what it holds now.

@@ -40,6 +40,7 @@ from customers.models import Customer
 from customers.normalise import InvalidPhone, normalise_phone
 from tickets import selectors, services
 from tickets.models import (
+    DUE_SOON,
     Callback,
     Category,
     Holiday,
@@ -53,6 +54,7 @@ from tickets.models import (
     TicketEvent,
     TicketNote,
     WorkOrder,
+    due_soon,
 )
 from tickets.resources import TicketResource
 
@@ -80,9 +82,7 @@ class QueueFilter(admin.SimpleListFilter):
         if value == "open":
             return queryset.open()
         if value == "breaching":
-            return queryset.open().filter(
-                next_check_at__lte=now + dt.timedelta(minutes=30), escalation_level=0
-            )
+            return queryset.open().filter(due_soon(now))
         if value == "breached":
             return queryset.open().filter(escalation_level__gt=0)
         if value == "callback":
@@ -401,7 +401,7 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
             css = "late"
         else:
             text = _("%(t)s left") % {"t": selectors.duration_text(left)}
-            css = "soon" if left <= dt.timedelta(minutes=30) else "ok"
+            css = "soon" if left <= DUE_SOON else "ok"
         return format_html('<span class="due {}" title="{}">{}</span>', css, title, text)
 
     @admin.display(description=gettext_lazy("escalation"), ordering="escalation_level")

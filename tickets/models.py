@@ -7,6 +7,7 @@ so a change never rewrites open tickets); the SLA sweep (``tickets.sla``) acts o
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 from django.conf import settings
@@ -258,6 +259,15 @@ OPEN_STATUSES = [
     Status.PENDING_CUSTOMER,
     Status.REOPENED,
 ]
+
+# "Breaching soon": a ticket not yet escalated whose next deadline falls within this much time. One rule for
+# the agents' queue, the dashboard's "due soon" and the colour of the list's time left.
+DUE_SOON = dt.timedelta(minutes=30)
+
+
+def due_soon(now: dt.datetime) -> Q:
+    """The open tickets' condition of breaching within ``DUE_SOON`` of ``now`` (not yet escalated)."""
+    return Q(escalation_level=0, next_check_at__lte=now + DUE_SOON)
 
 
 class TicketQuerySet(ScopedQuerySet):

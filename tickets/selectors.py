@@ -16,7 +16,7 @@ from crm import shared_cache
 from crm.models import Unit
 from crm.scoping import scope_for, unit_cached
 from customers.models import Customer
-from tickets.models import OPEN_STATUSES, Incident, Status, Ticket
+from tickets.models import OPEN_STATUSES, Incident, Status, Ticket, due_soon
 
 
 def current_unit(unit: Unit) -> Unit:
@@ -178,13 +178,10 @@ def card_outages(*, customer, user) -> dict:
 
 
 def breaches_by_unit(*, user, now=None) -> list[dict]:
-    """Per unit in the user's scope: open tickets, breached ones by level, and those due within 30 minutes."""
-    import datetime as dt
-
+    """Per unit in the user's scope: open tickets, breached ones by level, and those due soon (``due_soon``)."""
     from django.db.models import Count, Q
 
     now = now or timezone.now()
-    soon = now + dt.timedelta(minutes=30)
     return list(
         Ticket.objects.for_user(user)
         .open()
@@ -194,7 +191,7 @@ def breaches_by_unit(*, user, now=None) -> list[dict]:
             breached=Count("id", filter=Q(escalation_level__gt=0)),
             level2=Count("id", filter=Q(escalation_level=2)),
             level3=Count("id", filter=Q(escalation_level=3)),
-            due_soon=Count("id", filter=Q(escalation_level=0, next_check_at__lte=soon)),
+            due_soon=Count("id", filter=due_soon(now)),
         )
         .order_by("-breached", "-due_soon", "unit__code")
     )

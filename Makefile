@@ -48,6 +48,7 @@ install-test: $(VENV)/.installed-test
 
 messages: install
 	$(VENV)/bin/pybabel -q compile -d locale -D django
+	$(VENV)/bin/pybabel -q compile -d locale -D djangojs
 
 migrate: install messages
 	$(PY) manage.py migrate --no-input -v 1

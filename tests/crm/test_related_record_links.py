@@ -144,3 +144,18 @@ def test_the_invoices_corrections_name_their_clerks_without_a_link_for_the_billi
         cell = re.search(rf'<td class="field-{field}">\s*<p>(.*?)</p>', html, re.S)
         assert cell and cell.group(1).strip() == clerk.username
         assert _user_link(clerk) not in html
+
+
+def test_a_users_own_token_page_names_its_user_and_maker_without_links_they_would_be_refused(client, staff):
+    from crm.tokens import api_token_create
+
+    agent, administrator = staff[Role.AGENT], staff[Role.ADMINISTRATOR]
+    token, _secret = api_token_create(actor=administrator, user=agent, name="softphone", days=30)
+    url = reverse("admin:crm_apitoken_change", args=[token.pk])
+    html = _page(client, agent, url)
+    assert _refused_links(client, html) == []
+    assert _user_link(agent) not in html and _user_link(administrator) not in html
+    assert agent.username in _readonly_value(html, "user")
+    # the administrator, who may open both accounts, still reaches them from the token
+    html = _page(client, administrator, url)
+    assert _user_link(agent) in html and _user_link(administrator) in html

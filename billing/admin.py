@@ -72,6 +72,7 @@ from billing.resources import DisputeResource, InvoiceResource
 from core.errors import renamed
 from core.exports import StreamingExportMixin
 from core.json_input import ADMIN_FORMFIELD_OVERRIDES
+from core.months import MONTH_INPUT_FORMATS
 from core.numbers import WholeNumberField
 from core.text import NOTE_MAX_CHARS
 from crm.admin_base import (
@@ -550,7 +551,7 @@ class EstimateForm(forms.Form):
     )
     period = forms.DateField(
         label=gettext_lazy("period"),
-        input_formats=["%Y-%m", "%m/%Y", "%Y-%m-%d", "%d/%m/%Y"],
+        input_formats=list(MONTH_INPUT_FORMATS),
         widget=forms.DateInput(attrs={"type": "month"}, format="%Y-%m"),
         help_text=gettext_lazy("The month the meter did not count: estimated from its last three real cycles."),
     )
@@ -583,7 +584,7 @@ class ReadingCorrectForm(forms.Form):
 class BillingRunForm(forms.Form):
     period = forms.DateField(
         label=gettext_lazy("period"),
-        input_formats=["%Y-%m", "%m/%Y", "%Y-%m-%d", "%d/%m/%Y"],
+        input_formats=list(MONTH_INPUT_FORMATS),
         widget=forms.DateInput(attrs={"type": "month"}, format="%Y-%m"),
         help_text=gettext_lazy("The billed month."),
     )
@@ -1871,7 +1872,7 @@ class ReadingImportForm(forms.Form):
     period = forms.DateField(
         label=gettext_lazy("period"),
         required=False,
-        input_formats=["%Y-%m", "%m/%Y", "%Y-%m-%d", "%d/%m/%Y"],
+        input_formats=list(MONTH_INPUT_FORMATS),
         widget=forms.DateInput(attrs={"type": "month"}, format="%Y-%m"),
         help_text=gettext_lazy("For lines without a period; lines of another month are refused."),
     )

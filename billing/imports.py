@@ -2,7 +2,8 @@
 
 A file is CSV with a header: ``meter_serial`` (or ``contract_number``, or both), ``value`` (the register),
 ``period`` (``YYYY-MM`` or ``YYYY-MM-01``; may be left out when the import names its period), and optionally
-``taken_at`` (ISO date and time; without an offset it is local time) and ``source`` (remote, handheld, photo).
+``taken_at`` (ISO date and time; without an offset it is local time) and ``source`` (remote, handheld, photo or estimated: a
+metering system's own estimate, ``RECORDED_SOURCES``).
 Other columns are ignored. The pipeline:
 
 1. ``ri_stage``: the file as text, numbered by line (the header is line 1). PostgreSQL: ``COPY … FROM STDIN``
@@ -80,6 +81,11 @@ from customers.models import Contract
 logger = logging.getLogger(__name__)
 
 COLUMNS = ("meter_serial", "contract_number", "period", "value", "taken_at", "source")
+# The sources a line of a file, or ``POST /api/v1/readings/``, may give a reading alike: a metering system's own
+# estimate (``estimated``) included, as ``reading_record`` takes it (it trues nothing up); a re-inspection is
+# recorded by ``reading_correct`` only. ``SOURCES``: what an import may give the lines that say none
+# (``billing.models.IMPORTABLE_SOURCES``), never an estimate for a whole file.
+RECORDED_SOURCES = (ReadingSource.REMOTE, ReadingSource.HANDHELD, ReadingSource.PHOTO, ReadingSource.ESTIMATED)
 SOURCES = (ReadingSource.REMOTE, ReadingSource.HANDHELD, ReadingSource.PHOTO)
 CHUNK = 1 << 20  # bytes per COPY write
 BATCH = 5000  # rows per executemany on SQLite
@@ -449,7 +455,7 @@ def _resolve_sql(d: _Dialect, names: list[str], params: _Params, *, unit, unit_i
     """``CREATE TABLE ri_rows AS``: every line parsed, resolved and given its first reason to be refused."""
     has_serial, has_contract = "meter_serial" in names, "contract_number" in names
     parsed = _parsed_sql(d, params, period=period)
-    sources = ", ".join(params.add(str(s)) for s in SOURCES)
+    sources = ", ".join(params.add(str(s)) for s in RECORDED_SOURCES)
     joins = _resolve_joins(d, has_serial=has_serial, has_contract=has_contract)
     kind = {(True, False): "m.kind", (False, True): "m2.kind"}.get(
         (has_serial, has_contract), "COALESCE(m.kind, m2.kind)"
@@ -486,7 +492,7 @@ def _parsed_sql(d: _Dialect, params: _Params, *, period) -> str:
         f"COALESCE(NULLIF(TRIM(s.period), ''), {params.add(period.strftime('%Y-%m') if period else None)})"
     )
     texts = (
-        "SELECT s.row_no, UPPER(TRIM(COALESCE(s.meter_serial, ''))) AS k_serial, TRIM(COALESCE(s.contract_number, '')) AS k_contract, "
+        "SELECT s.row_no, UPPER(TRIM(COALESCE(s.meter_serial, ''))) AS k_serial, UPPER(TRIM(COALESCE(s.contract_number, ''))) AS k_contract, "
         f"{period_text} AS p_text, TRIM(COALESCE(s.value, '')) AS v_text, "
         "LOWER(TRIM(COALESCE(s.source, ''))) AS s_text, TRIM(COALESCE(s.taken_at, '')) AS t_text "
         "FROM ri_stage s"
@@ -567,7 +573,7 @@ def _refusal_checks(d: _Dialect, params: _Params, *, has_serial: bool, has_contr
         ("p.value IS NULL", reason(_("The register is not a whole number of kWh."))),
         (
             f"p.s_text <> '' AND p.s_text NOT IN ({sources})",
-            reason(_("Unknown source: remote, handheld or photo.")),
+            reason(_("Unknown source: remote, handheld, photo or estimated.")),
         ),
         ("p.has_taken = 1 AND p.taken IS NULL", reason(_("The time taken is not an ISO date and time."))),
     ]

@@ -1135,7 +1135,8 @@ class ReadingImportStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
-# What a file may say a reading is: estimates and re-inspections have their own services.
+# The source an import gives the lines that name none (a whole file is never declared an estimate; a line may
+# say "estimated", ``billing.imports.RECORDED_SOURCES``).
 IMPORTABLE_SOURCES = [
     (s.value, s.label) for s in (ReadingSource.REMOTE, ReadingSource.HANDHELD, ReadingSource.PHOTO)
 ]

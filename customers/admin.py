@@ -43,7 +43,7 @@ from customers.models import (
     MeterAssignment,
     MeterStatus,
 )
-from customers.normalise import InvalidPhone, display_phone, normalise_phone
+from customers.normalise import InvalidPhone, display_phone, normalise_code, normalise_phone, split_phones
 from customers.resources import ContractResource, CustomerResource, MeterResource
 from customers.selectors import MatchKind, contract_numbered
 
@@ -129,8 +129,9 @@ class CustomerForm(forms.ModelForm):
         label=gettext_lazy("phone numbers"),
         required=False,
         help_text=gettext_lazy(
-            "One or more, separated by commas; any spelling (0903 123 456, +84903123456)."
+            "One or more, separated by commas, semicolons or new lines; any spelling (0903 123 456, +84903123456)."
         ),
+        widget=forms.Textarea(attrs={"rows": 2}),
     )
     # The customer's ``updated_at`` when the page was built: a save over a change made since is refused
     # (``customer_update``), so that one clerk's save never undoes another's.
@@ -140,6 +141,24 @@ class CustomerForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk and self.instance.updated_at:
             self.fields["seen_updated_at"].initial = self.instance.updated_at.isoformat()
+
+    def clean_code(self) -> str:
+        # As ``customer_create`` and the import store it, before the model's validators see it.
+        return normalise_code(self.cleaned_data.get("code"))
+
+    def clean_phones_text(self) -> list[str]:
+        """The phones typed, split as the import splits a cell (``split_phones``); a number that is not one is
+        refused on the field, keeping what was typed."""
+        phones = split_phones(self.cleaned_data.get("phones_text"))
+        errors = []
+        for raw in phones:
+            try:
+                normalise_phone(raw)
+            except InvalidPhone as exc:
+                errors.append(f"{raw}: {exc}")
+        if errors:
+            raise ValidationError(errors)
+        return phones
 
     def clean_seen_updated_at(self) -> dt.datetime | None:
         if not self.instance.pk:
@@ -240,7 +259,6 @@ class CustomerAdmin(
                     actor=request.user, customer=obj, changes=changes, seen_updated_at=data["seen_updated_at"]
                 )
             else:
-                phones = [p for p in (data.get("phones_text") or "").split(",") if p.strip()]
                 saved = services.customer_create(
                     actor=request.user,
                     unit=data["unit"],
@@ -254,7 +272,7 @@ class CustomerAdmin(
                     province=data.get("province", ""),
                     customer_type=data["customer_type"],
                     households=data["households"],
-                    phones=phones,
+                    phones=data.get("phones_text") or [],
                 )
         except ValidationError as exc:
             # The form already validated the fields; what is left is a rule of the service (code, phones).
@@ -549,7 +567,7 @@ class MeterReplaceForm(forms.Form):
         self.user = user
 
     def clean_new_meter(self) -> Meter:
-        serial = self.cleaned_data["new_meter"].strip().upper()
+        serial = normalise_code(self.cleaned_data["new_meter"])
         meter = Meter.objects.for_user(self.user).filter(serial=serial).first()
         if meter is None:
             raise ValidationError(_("No meter with serial %(s)s in your units.") % {"s": serial})
@@ -612,7 +630,11 @@ class CustomerUnitFilter(ScopedUnitFilter):
 
 
 class ContractForm(forms.ModelForm):
-    """A new contract: its start date is one a contract can have (``customers.rules``), shown on the field."""
+    """A new contract: its start date is one a contract can have (``customers.rules``), shown on the field;
+    its number, if typed, as ``contract_create`` and the import store it (``normalise_code``)."""
+
+    def clean_number(self) -> str:
+        return normalise_code(self.cleaned_data.get("number"))
 
     def clean(self):
         cleaned = super().clean()
@@ -638,6 +660,10 @@ class ContractAdmin(NothingToSaveMixin, ServiceImportMixin, ServiceErrorsMixin, 
     ordering = ["-id"]
     change_form_template = "admin/customers/contract/change_form.html"
     form = ContractForm
+
+    def get_search_results(self, request, queryset, search_term):
+        # A contract number or customer code in any case, as it is stored (``normalise_code``).
+        return super().get_search_results(request, queryset, normalise_code(search_term))
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -756,6 +782,14 @@ class ContractAdmin(NothingToSaveMixin, ServiceImportMixin, ServiceErrorsMixin, 
         self._move(request, queryset, ContractStatus.TERMINATED)
 
 
+class MeterForm(forms.ModelForm):
+    """A meter from stock: its serial as ``meter_register`` and the import store it, before the model's
+    validators see it."""
+
+    def clean_serial(self) -> str:
+        return normalise_code(self.cleaned_data.get("serial"))
+
+
 @admin.register(Meter)
 class MeterAdmin(NothingToSaveMixin, ServiceImportMixin, ServiceErrorsMixin, CurrentUnitMixin, ScopedAdmin):
     resource_classes = [MeterResource]
@@ -768,9 +802,10 @@ class MeterAdmin(NothingToSaveMixin, ServiceImportMixin, ServiceErrorsMixin, Cur
     ordering = ["-id"]
 
     change_form_template = "admin/customers/meter/change_form.html"
+    form = MeterForm
 
     def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip().upper()
+        term = normalise_code(search_term)
         return (queryset.filter(serial=term), False) if term else (queryset, False)
 
     def get_urls(self):
@@ -916,6 +951,10 @@ class MeterAssignmentAdmin(ReadOnlyAdmin):
     list_filter = [AssignmentUnitFilter]
     search_fields = ["meter__serial__exact", "contract__number__exact"]
     ordering = ["-id"]
+
+    def get_search_results(self, request, queryset, search_term):
+        # A serial or contract number in any case, as it is stored (``normalise_code``).
+        return super().get_search_results(request, queryset, normalise_code(search_term))
 
 
 @admin.register(CustomerEvent)

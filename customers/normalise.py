@@ -14,11 +14,32 @@ import unicodedata
 from core.phones import InvalidPhone, display_phone, looks_like_phone, normalise_phone
 
 __all__ = [
-    "InvalidPhone", "display_phone", "fold", "has_diacritics", "looks_like_phone", "normalise_phone",
-    "search_document",
+    "PHONE_LIST_SEPARATORS", "InvalidPhone", "display_phone", "fold", "has_diacritics", "looks_like_phone",
+    "normalise_code", "normalise_phone", "search_document", "split_phones",
 ]  # fmt: skip
 
+# What separates the phones of one field or cell (besides the comma): the admin's new-customer form and the
+# customers import split them alike (``split_phones``).
+PHONE_LIST_SEPARATORS = (";", "\n", "|")
+
 _NON_WORD = re.compile(r"[^0-9a-z]+")
+
+
+def normalise_code(value: str | None) -> str:
+    """A customer code, a meter serial or a contract number as stored: trimmed and in capitals, so that
+    ``pe01000000123-01`` is ``PE01000000123-01``. Every path that stores one (the services, the admin's forms,
+    the imports' ``UpperCodeWidget``) or looks one up (``customers.selectors.contract_numbered``, the APIs, the
+    reading file) reads it this way."""
+    return (value or "").strip().upper()
+
+
+def split_phones(value) -> list[str]:
+    """The phones of a field or a cell, separated by commas, semicolons, bars or new lines (any spelling of
+    each number), in the order written."""
+    raw = "" if value is None else str(value)
+    for separator in PHONE_LIST_SEPARATORS:
+        raw = raw.replace(separator, ",")
+    return [p.strip() for p in raw.split(",") if p.strip()]
 
 
 def fold(text: str) -> str:

@@ -36,9 +36,8 @@ from customers.models import (
     MeterAssignment,
     MeterStatus,
 )
-from customers.normalise import InvalidPhone, normalise_phone
+from customers.normalise import InvalidPhone, normalise_phone, split_phones
 
-PHONE_SEPARATORS = (";", "\n", "|")
 PHONE_KEY_WIDTH = 21  # an exported phone's sort key where the database cannot order an aggregate: 0/1 and the id
 
 
@@ -48,14 +47,6 @@ def unit_field() -> fields.Field:
         column_name="unit",
         widget=ScopedNaturalKeyWidget(Unit, "code", label=gettext_lazy("unit")),
     )
-
-
-def split_phones(value) -> list[str]:
-    """The phones of a cell, separated by commas or semicolons (any spelling of each number)."""
-    raw = text(value)
-    for separator in PHONE_SEPARATORS:
-        raw = raw.replace(separator, ",")
-    return [p.strip() for p in raw.split(",") if p.strip()]
 
 
 class PhonesWidget(widgets.Widget):

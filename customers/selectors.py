@@ -36,7 +36,7 @@ from crm.models import Unit
 from crm.scoping import unit_cached
 from customers import card_sections
 from customers.models import Contract, Customer, CustomerPhone, MeterAssignment, SearchTrigram
-from customers.normalise import InvalidPhone, fold, has_diacritics, normalise_phone
+from customers.normalise import InvalidPhone, fold, has_diacritics, normalise_code, normalise_phone
 
 CODE_QUERY = re.compile(r"^[A-Za-z]{2}[0-9]{11}$")
 SERIAL_QUERY = re.compile(r"^(?=.*[0-9])[A-Za-z0-9-]{4,20}$")
@@ -346,9 +346,10 @@ def customer_card(*, user, customer_id: int) -> CustomerCard | None:
 
 
 def contract_numbered(*, user, number: str) -> Contract:
-    """The contract numbered ``number`` (as typed, spaces around it ignored) among ``user``'s units, with its
-    customer; else a refusal naming the number, as the admin's forms give it."""
-    number = number.strip()
+    """The contract numbered ``number`` (in any case, spaces around it ignored: ``normalise_code``) among
+    ``user``'s units, with its customer; else a refusal naming the number. The one lookup of a contract by its
+    number: the admin's forms, the APIs (meter install, readings, intake) and the reading file read it so."""
+    number = normalise_code(number)
     contract = Contract.objects.for_user(user).select_related("customer").filter(number=number).first()
     if contract is None:
         raise ValidationError(_("No contract numbered “%(n)s” in your units.") % {"n": number})

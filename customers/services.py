@@ -31,7 +31,7 @@ from customers.models import (
     MeterAssignment,
     MeterStatus,
 )
-from customers.normalise import InvalidPhone, normalise_phone, search_document
+from customers.normalise import InvalidPhone, normalise_code, normalise_phone, search_document
 
 EDITABLE_FIELDS = (
     "full_name",
@@ -143,7 +143,7 @@ def customer_create(
             normalised.append(number)
     if errors:
         raise ValidationError({"phones": errors})
-    code = customer_next_code(unit=unit) if code is None else code.strip().upper()
+    code = customer_next_code(unit=unit) if code is None else normalise_code(code)
     customer = Customer(
         code=code,
         unit=unit,
@@ -378,7 +378,9 @@ def contract_create(
         raise ValidationError({"status": _("A new contract is pending or active.")})
     rules.check_contract_day(start_date, "start_date")
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
-    if number is None:
+    # Stored as the imports store it (trimmed, in capitals), so that every lookup by number finds it.
+    number = normalise_code(number) if number is not None else ""
+    if not number:
         number = _next_contract_number(customer)
     contract = Contract(
         number=number,
@@ -479,7 +481,7 @@ def meter_register(
     require(actor, "customers.add_meter", unit=unit)
     check_unit_current(unit)
     meter = Meter(
-        serial=serial.strip().upper(), unit=unit, kind=kind, phases=phases, manufacturer=manufacturer
+        serial=normalise_code(serial), unit=unit, kind=kind, phases=phases, manufacturer=manufacturer
     )
     meter.full_clean(validate_constraints=False)
     if Meter.objects.filter(serial=meter.serial).exists():

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing import services
+from billing.imports import RECORDED_SOURCES
 from billing.models import (
     Dispute,
     Invoice,
@@ -20,9 +23,10 @@ from billing.models import (
     ReadingSource,
 )
 from core.api.serializers import CachedFieldsMixin
+from core.months import MONTH_INPUT_FORMATS
 from core.numbers import WholeNumberSerializerField
 from core.text import DESCRIPTION_MAX_CHARS
-from customers.models import Contract
+from customers.selectors import contract_numbered
 
 
 class InvoiceLineSerializer(CachedFieldsMixin, serializers.ModelSerializer):
@@ -74,6 +78,16 @@ class InvoiceDetailSerializer(InvoiceSerializer):
 
 
 class MonthField(serializers.DateField):
+    """A billing period written as the admin's month fields take it (``MONTH_INPUT_FORMATS``: ``2025-10``,
+    ``10/2025``, ``2025-10-01``) and as a reading file writes it; a day other than the 1st is refused."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("input_formats", list(MONTH_INPUT_FORMATS))
+        super().__init__(**kwargs)
+        self.error_messages["invalid"] = gettext_lazy(
+            "A billing period is a month: YYYY-MM (e.g. 2025-10), MM/YYYY or YYYY-MM-01."
+        )
+
     def to_internal_value(self, value):
         day = super().to_internal_value(value)
         if day.day != 1:
@@ -101,14 +115,13 @@ class ReadingEstimateInSerializer(serializers.Serializer):
     period = MonthField()
 
     def validate(self, data):
-        contract = (
-            Contract.objects.for_user(self.context["request"].user)
-            .filter(number=data.pop("contract_number"))
-            .first()
-        )
-        if contract is None:
-            raise serializers.ValidationError({"contract_number": _("No such contract in your units.")})
-        data["contract"] = contract
+        # The one lookup by number (``contract_numbered``): trimmed, any case, as the reading file reads it.
+        try:
+            data["contract"] = contract_numbered(
+                user=self.context["request"].user, number=data.pop("contract_number")
+            )
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError({"contract_number": exc.messages}) from None
         return data
 
 
@@ -118,8 +131,9 @@ class ReadingInSerializer(ReadingEstimateInSerializer):
 
     value = WholeNumberSerializerField(min_value=0, max_value=10**12)
     # A field named like Field.source: the serializer's metaclass takes declared fields off the class.
+    # The sources a reading file's line may give (``RECORDED_SOURCES``): a metering system's own estimate too.
     source = serializers.ChoiceField(  # type: ignore[assignment]
-        choices=[c for c in ReadingSource.choices if c[0] != "reinspection"]
+        choices=[(str(s), ReadingSource(s).label) for s in RECORDED_SOURCES]
     )
     taken_at = serializers.DateTimeField(required=False)
     rolled_over = serializers.BooleanField(required=False, default=False)

@@ -32,12 +32,16 @@ from core.api.filters import CodeFilter, scoped
 from core.api.permissions import needs
 from core.api.scoped import ScopedReadOnlyViewSet
 from core.errors import renamed
+from core.months import MONTH_INPUT_FORMATS
 from crm.models import Unit
 from customers.models import Customer
 
 
 class MonthFormField(forms.DateField):
-    """A billing month as the POSTs read it (``MonthField``): a mid-month day is refused, not an empty list."""
+    """A billing month as the POSTs read it (``MonthField``: the same spellings, ``MONTH_INPUT_FORMATS``): a
+    mid-month day is refused, not an empty list."""
+
+    input_formats = MONTH_INPUT_FORMATS
 
     def clean(self, value):
         day = super().clean(value)
@@ -57,7 +61,7 @@ class InvoiceFilter(filters.FilterSet):
     unit = CodeFilter(queryset=scoped(Unit), what=gettext_lazy("unit"), help_text="A unit's code, e.g. PE0101.")
     customer_code = CodeFilter(field_name="customer", queryset=scoped(Customer), what=gettext_lazy("customer"),
                                help_text="A customer's code.")  # fmt: skip
-    period = MonthFilter(help_text="A month's first day, YYYY-MM-01.")
+    period = MonthFilter(help_text="A month: YYYY-MM, MM/YYYY or its first day, YYYY-MM-01.")
 
     class Meta:
         model = Invoice
@@ -66,7 +70,7 @@ class InvoiceFilter(filters.FilterSet):
 
 class ReadingFilter(filters.FilterSet):
     unit = CodeFilter(queryset=scoped(Unit), what=gettext_lazy("unit"), help_text="A unit's code, e.g. PE0101.")
-    period = MonthFilter(help_text="A month's first day, YYYY-MM-01.")
+    period = MonthFilter(help_text="A month: YYYY-MM, MM/YYYY or its first day, YYYY-MM-01.")
 
     class Meta:
         model = MeterReading

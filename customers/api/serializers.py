@@ -1,11 +1,12 @@
 """Output shapes of the customers API (input goes through the services, not through serializers)."""
 
-from django.utils.translation import gettext_lazy as _
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from core.numbers import WholeNumberSerializerField
 from customers import privacy
 from customers.models import Contract, Customer, CustomerPhone, Meter, MeterAssignment
+from customers.selectors import contract_numbered
 
 
 class CustomerSerializer(serializers.ModelSerializer):
@@ -109,22 +110,19 @@ class CustomerCardSerializer(privacy.MaskedRepresentationMixin, serializers.Seri
 class MeterInstallInSerializer(serializers.Serializer):
     """A meter from stock goes on a contract of the caller's units, named by its number."""
 
-    contract = serializers.SlugRelatedField(
-        slug_field="number",
-        queryset=Contract.objects.none(),
-        error_messages={"does_not_exist": _("No contract numbered “{value}” in your units.")},
-        help_text="The contract's number, e.g. PE01000000001-01.",
+    contract = serializers.CharField(
+        max_length=Contract._meta.get_field("number").max_length,
+        help_text="The contract's number, e.g. PE01000000001-01 (any case, as the meters import reads it).",
     )
     at = serializers.DateTimeField(help_text="When the meter went on (ISO 8601, with its offset).")
     reading = WholeNumberSerializerField(min_value=0, help_text="The register at install, in kWh.")
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        request = self.context.get("request")  # absent when the schema is built: no contract then
-        if request is not None:
-            self.fields["contract"].queryset = Contract.objects.for_user(request.user).select_related(
-                "customer"
-            )
+    def validate_contract(self, value: str) -> Contract:
+        # The one lookup by number (``contract_numbered``): trimmed, any case, within the caller's units.
+        try:
+            return contract_numbered(user=self.context["request"].user, number=value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
 
 
 class MeterRemoveInSerializer(serializers.Serializer):

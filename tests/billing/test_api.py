@@ -9,6 +9,7 @@ from billing import services as billing
 from billing.models import AuditRecord, Dispute, Invoice, MeterReading, Reinspection
 from crm.models import Role
 from tests.billing.conftest import NOV, OCT
+from tests.billing.test_import_readings import FULL, csv_bytes, run
 from tickets.services import ticket_open
 
 
@@ -83,6 +84,108 @@ def test_the_last_month_of_the_calendar_is_a_400_on_period_not_a_server_error(cl
     future = {"period": ["A period in the future cannot be read."]}
     assert (after_that.status_code, after_that.json()) == (400, future)
     assert (MeterReading.objects.count(), AuditRecord.objects.count()) == before
+
+
+# The readings API reads what a reading file (``billing.imports``) and the admin's estimate form take ----------
+
+
+def test_a_period_written_yyyy_mm_is_taken_by_the_api_as_by_the_reading_file(
+    client, staff, make_customer, tariffs
+):
+    by_file, by_api = make_customer(), make_customer()
+    _result, refused = run(csv_bytes([["", by_file.contracts.get().number, "2025-10", "250", "", "handheld"]],
+                                    header=FULL))  # fmt: skip
+    assert refused == []
+    assert MeterReading.objects.get(contract__customer=by_file).period == OCT
+
+    client.force_login(staff[Role.BILLING_CLERK])
+    payload = {"contract_number": by_api.contracts.get().number, "period": "2025-10", "value": 250,
+               "source": "handheld"}  # fmt: skip
+    response = client.post("/api/v1/readings/", payload, content_type="application/json")
+    assert response.status_code == 201, response.content
+    assert (response.json()["period"], response.json()["kwh"]) == ("2025-10-01", 250)
+    assert MeterReading.objects.get(contract__customer=by_api).period == OCT
+
+
+@pytest.mark.parametrize(
+    ("typed", "refusal"),
+    [
+        ("2025-10-15", "A billing period is the first day of a month (YYYY-MM-01)."),
+        ("15/10/2025", "A billing period is the first day of a month (YYYY-MM-01)."),
+        ("October", "A billing period is a month: YYYY-MM (e.g. 2025-10), MM/YYYY or YYYY-MM-01."),
+        ("2025-13", "A billing period is a month: YYYY-MM (e.g. 2025-10), MM/YYYY or YYYY-MM-01."),
+    ],
+)
+def test_a_period_that_is_not_a_month_is_refused_with_the_spellings_taken(
+    client, staff, make_customer, tariffs, typed, refusal
+):
+    client.force_login(staff[Role.BILLING_CLERK])
+    payload = {"contract_number": make_customer().contracts.get().number, "period": typed, "value": 250,
+               "source": "handheld"}  # fmt: skip
+    response = client.post("/api/v1/readings/", payload, content_type="application/json")
+    assert (response.status_code, response.json()) == (400, {"period": [refusal]})
+    assert not MeterReading.objects.exists()
+
+
+@pytest.mark.parametrize("typed", ["2025-10", "10/2025", "2025-10-01"])
+def test_a_month_the_admin_estimate_form_takes_is_taken_by_the_api_estimate(
+    client, staff, make_customer, read, typed
+):
+    from billing.admin import EstimateForm
+
+    number = make_customer().contracts.get().number
+    clerk = staff[Role.BILLING_CLERK]
+    form = EstimateForm({"contract": number, "period": typed}, user=clerk)
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["period"] == OCT
+
+    client.force_login(clerk)
+    for month, value in (("2025-07", 100), ("08/2025", 200), ("2025-09-01", 300)):
+        taken = client.post("/api/v1/readings/", {"contract_number": number, "period": month, "value": value,
+                                                  "source": "handheld"}, content_type="application/json")  # fmt: skip
+        assert taken.status_code == 201, taken.content
+    response = client.post("/api/v1/readings/estimate/", {"contract_number": number, "period": typed},
+                           content_type="application/json")  # fmt: skip
+    assert response.status_code == 201, response.content
+    assert (response.json()["period"], response.json()["source"]) == ("2025-10-01", "estimated")
+    listed = client.get("/api/v1/readings/", {"period": typed})
+    assert [r["period"] for r in listed.json()["results"]] == ["2025-10-01"]
+
+
+def test_a_metering_systems_own_estimate_is_taken_alike_by_the_api_and_the_reading_file(
+    client, staff, make_customer, tariffs
+):
+    """README: an estimated register is recorded (``reading_record``) and trues nothing up, by the API and the
+    import alike: a reading file's line with ``source: estimated`` is taken as the API takes it."""
+    by_file, by_api = make_customer(), make_customer()
+    _result, refused = run(
+        csv_bytes([["", by_file.contracts.get().number, "2025-10-01", "900", "", "estimated"]], header=FULL)
+    )
+    assert refused == []
+    client.force_login(staff[Role.BILLING_CLERK])
+    payload = {"contract_number": by_api.contracts.get().number, "period": "2025-10-01", "value": 900,
+               "source": "estimated"}  # fmt: skip
+    response = client.post("/api/v1/readings/", payload, content_type="application/json")
+    assert response.status_code == 201, response.content
+    for customer in (by_file, by_api):
+        reading = MeterReading.objects.get(contract__customer=customer)
+        assert (reading.period, reading.value, reading.kwh, reading.source) == (OCT, 900, 900, "estimated")
+
+
+def test_a_contract_number_in_small_letters_is_read_alike_by_the_api_and_the_reading_file(
+    client, staff, make_customer, tariffs
+):
+    by_file, by_api = make_customer(), make_customer()
+    _result, refused = run(
+        csv_bytes([["", f" {by_file.contracts.get().number.lower()}", "2025-10", "250", "", ""]], header=FULL)
+    )
+    assert refused == []
+    client.force_login(staff[Role.BILLING_CLERK])
+    payload = {"contract_number": f"{by_api.contracts.get().number.lower()} ", "period": "2025-10", "value": 250,
+               "source": "handheld"}  # fmt: skip
+    assert client.post("/api/v1/readings/", payload, content_type="application/json").status_code == 201
+    for customer in (by_file, by_api):
+        assert MeterReading.objects.get(contract__customer=customer).value == 250
 
 
 def test_a_dispute_from_an_outage_ticket_is_refused_on_the_ticket_number(client, staff, make_customer, read,

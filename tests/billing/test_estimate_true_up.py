@@ -219,7 +219,9 @@ def test_the_api_estimates_a_month_and_refuses_with_400(client, clerk, read_thre
     client.force_login(clerk)
     url = "/api/v1/readings/estimate/"
     unknown = client.post(url, {"contract_number": "NOPE-01", "period": "2025-11-01"}, content_type="application/json")
-    assert (unknown.status_code, unknown.json()) == (400, {"contract_number": ["No such contract in your units."]})
+    assert (unknown.status_code, unknown.json()) == (
+        400, {"contract_number": ["No contract numbered “NOPE-01” in your units."]}
+    )
     made = client.post(url, {"contract_number": contract.number, "period": "2025-11-01"},
                        content_type="application/json")  # fmt: skip
     assert made.status_code == 201, made.content

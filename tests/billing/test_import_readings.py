@@ -237,7 +237,7 @@ EXPECTED_REJECTS = [
     (10, "Several lines for this contract and period with different registers (the first at line 9)."),
     (11, "The register (250) is below the previous reading (300). A roll-over cannot be asserted in a file: "
          "record that reading by hand."),
-    (12, "Unknown source: remote, handheld or photo."),
+    (12, "Unknown source: remote, handheld, photo or estimated."),
     (13, "The time taken is not an ISO date and time."),
     (15, "The meter is not installed on that contract."),
     (16, "The meter is not installed on any contract."),

@@ -302,3 +302,34 @@ def test_a_clerk_hangs_no_meter_on_a_contract_of_a_unit_they_do_not_serve(org, m
     mine.refresh_from_db()
     assert mine.status == MeterStatus.IN_STOCK
     assert not theirs.events.filter(kind=CustomerEventKind.METER_INSTALLED, actor=clerk).exists()
+
+
+def test_contract_numbers_stored_in_small_letters_are_put_in_capitals_unless_another_contract_has_them(
+    make_customer, capsys
+):
+    """The data migration 0007: a number the admin stored as typed becomes the one every path looks up; one whose
+    capitals another contract holds is kept as it is and named, for a clerk to settle."""
+    import importlib
+
+    from django.apps import apps
+    from django.db import connection
+
+    from customers.models import Contract
+
+    migration = importlib.import_module("customers.migrations.0007_contract_numbers_in_capitals")
+    customer = make_customer()
+    code = customer.code
+    Contract.objects.bulk_create([
+        Contract(customer=customer, number=f" {code.lower()}-02", purpose="Sinh hoạt", start_date=dt.date(2024, 1, 1)),
+        Contract(customer=customer, number=f"{code.lower()}-01", purpose="Sinh hoạt", start_date=dt.date(2024, 1, 1)),
+    ])  # fmt: skip
+    clash = Contract.objects.get(number=f"{code.lower()}-01")
+
+    migration.numbers_in_capitals(apps, type("Editor", (), {"connection": connection})())
+
+    assert sorted(Contract.objects.filter(customer=customer).values_list("number", flat=True)) == sorted(
+        [f"{code}-01", f"{code}-02", f"{code.lower()}-01"]
+    )
+    assert f"Contract {clash.pk} keeps its number '{code.lower()}-01': {code}-01 is another contract's." in (
+        capsys.readouterr().out
+    )

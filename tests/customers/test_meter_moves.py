@@ -380,6 +380,30 @@ def test_the_metering_system_installs_and_removes_a_meter_by_serial_and_contract
     assert MeterAssignment.objects.get(meter=stock_meter).removed_at == aware(2025, 4, 1, 8)
 
 
+def test_a_contract_named_in_small_letters_takes_a_meter_by_the_api_as_by_the_meters_import(
+    clerk_client, org, stock_meter, bare_contract, make_customer
+):
+    from tests.customers.test_import_export import confirm, csv_bytes, preview
+
+    by_file = services.contract_create(
+        actor=None, customer=make_customer(), purpose="Kinh doanh", start_date=dt.date(2024, 1, 1),
+        status=ContractStatus.ACTIVE,
+    )  # fmt: skip
+    row = {"serial": "NEW-0001", "unit": "PE0100", "kind": "electronic", "contract": by_file.number.lower(),
+           "installed_at": "2025-03-01 09:30", "reading_at_install": "5"}  # fmt: skip
+    confirm(clerk_client, "meter", preview(clerk_client, "meter", csv_bytes([row])))
+    assert MeterAssignment.objects.filter(contract=by_file, meter__serial="NEW-0001").exists()
+
+    response = clerk_client.post(
+        "/api/v1/meters/new-000001/install/",
+        {"contract": f" {bare_contract.number.lower()} ", "at": "2025-03-01T09:30:00+07:00", "reading": 5},
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["contract"] == bare_contract.number
+    assert MeterAssignment.objects.get(meter=stock_meter).contract == bare_contract
+
+
 def test_the_api_answers_a_refusal_with_400_and_its_field(clerk_client, stock_meter, bare_contract):
     before = state()
     early = clerk_client.post(

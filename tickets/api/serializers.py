@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext as _
 from rest_framework import serializers
 
@@ -14,8 +15,7 @@ from crm import shared_cache
 from crm.models import Unit
 from crm.scoping import scope_for
 from customers import privacy
-from customers.models import Contract
-from customers.selectors import customer_for_intake
+from customers.selectors import contract_numbered, customer_for_intake
 from tickets.models import (
     Callback,
     Category,
@@ -95,9 +95,10 @@ def resolve_intake_parties(user, data: dict) -> dict:
     number = data.pop("contract_number", "") or ""
     data["contract"] = None
     if number:
-        data["contract"] = Contract.objects.for_user(user).filter(number=number.strip()).first()
-        if data["contract"] is None:
-            raise serializers.ValidationError({"contract_number": _("No such contract in your units.")})
+        try:  # the one lookup by number (trimmed, in capitals), as the admin, the API and the imports read it
+            data["contract"] = contract_numbered(user=user, number=number)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError({"contract_number": exc.messages}) from None
     number = data.pop("incident", None)
     data["incident"] = None
     if number is not None:

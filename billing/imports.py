@@ -69,7 +69,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from billing import rules
-from billing.models import ReadingImport, ReadingImportStatus, ReadingSource, ReadingStatus
+from billing.models import RECORDED_SOURCES, ReadingImport, ReadingImportStatus, ReadingSource, ReadingStatus
 from billing.services import audit, bulk_work_memory, check_reach, period_bounds, reading_record
 from core import db
 from core.exports import csv_cell
@@ -81,11 +81,9 @@ from customers.models import Contract
 logger = logging.getLogger(__name__)
 
 COLUMNS = ("meter_serial", "contract_number", "period", "value", "taken_at", "source")
-# The sources a line of a file, or ``POST /api/v1/readings/``, may give a reading alike: a metering system's own
-# estimate (``estimated``) included, as ``reading_record`` takes it (it trues nothing up); a re-inspection is
-# recorded by ``reading_correct`` only. ``SOURCES``: what an import may give the lines that say none
-# (``billing.models.IMPORTABLE_SOURCES``), never an estimate for a whole file.
-RECORDED_SOURCES = (ReadingSource.REMOTE, ReadingSource.HANDHELD, ReadingSource.PHOTO, ReadingSource.ESTIMATED)
+# A line of a file gives its reading any of ``billing.models.RECORDED_SOURCES``, as ``POST /api/v1/readings/``
+# does. ``SOURCES``: what an import may give the lines that say none (``billing.models.IMPORTABLE_SOURCES``),
+# never an estimate for a whole file.
 SOURCES = (ReadingSource.REMOTE, ReadingSource.HANDHELD, ReadingSource.PHOTO)
 CHUNK = 1 << 20  # bytes per COPY write
 BATCH = 5000  # rows per executemany on SQLite

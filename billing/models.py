@@ -111,6 +111,11 @@ class ReadingSource(models.TextChoices):
     REINSPECTION = "reinspection", _("Re-inspection")
 
 
+# The sources a reading may be recorded with (``reading_record``: the API, a file's line): a metering system's own
+# estimate included (it trues nothing up); a re-inspection is recorded by ``reading_correct`` only.
+RECORDED_SOURCES = (ReadingSource.REMOTE, ReadingSource.HANDHELD, ReadingSource.PHOTO, ReadingSource.ESTIMATED)
+
+
 class ReadingStatus(models.TextChoices):
     VALID = "valid", _("Valid")
     FLAGGED = "flagged", _("Flagged (implausible jump)")

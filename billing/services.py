@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy
 from billing import reference, rules, tariff
 from billing.models import (
     ISSUED_STATUSES,
+    RECORDED_SOURCES,
     Adjustment,
     AdjustmentStatus,
     AnomalyBandCount,
@@ -612,7 +613,7 @@ def reading_record(*, actor, contract: Contract, period: dt.date, value: int, so
     when it is not the one that served the contract that month."""
     require(actor, "billing.add_meterreading")
     period_bounds(period)
-    if source not in ReadingSource.values or source == ReadingSource.REINSPECTION:
+    if source not in RECORDED_SOURCES:
         raise ValidationError({"source": _("Unknown reading source.")})
     if value is None or int(value) < 0:
         raise ValidationError({"value": _("A register is a whole number of kWh, not negative.")})

@@ -11,8 +11,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing import services
-from billing.imports import RECORDED_SOURCES
 from billing.models import (
+    RECORDED_SOURCES,
     Dispute,
     Invoice,
     InvoiceLine,

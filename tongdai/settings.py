@@ -534,7 +534,7 @@ if TONGDAI_OUTBOX_LEASE_SECONDS < _SLOWEST_SEND:
     )
 # The outbox worker (manage.py outbox_worker) waits so many seconds when nothing is due: the longest a new
 # message waits before it leaves.
-TONGDAI_OUTBOX_POLL_SECONDS = env_float("TONGDAI_OUTBOX_POLL_SECONDS", 1.0, minimum=0.01)
+TONGDAI_OUTBOX_POLL_SECONDS = env_float("TONGDAI_OUTBOX_POLL_SECONDS", 1.0, minimum=0.01, maximum=3600)  # as `outbox_worker --poll`
 
 # The cache every process shares (throttles, permissions, scopes, units, catalogue): Redis when CACHE_REDIS_URL
 # (or the task broker's Q_REDIS_URL) names one, else the process's memory (one process: the embedded default).

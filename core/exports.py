@@ -975,11 +975,11 @@ _QUOTE = "'"
 
 def _needs_quote(value: str) -> bool:
     """Whether the CSV export puts a quote before ``value``: a spreadsheet would run it as a formula, or it
-    starts with a quote before such a text (so that taking the export's quote away gives it back whole)."""
+    starts with a quote before such a text (so that taking the export's quote away gives it back whole).
+    The leading quotes are stripped in one step (a cell of thousands of them must not recurse)."""
+    value = value.lstrip(_QUOTE)
     if not value:
         return False
-    if value[0] == _QUOTE:
-        return _needs_quote(value[1:])
     return value[0] in _TRIGGERS and (value[0] in _FORMULA_START or not _SIGNED_NUMBERS.fullmatch(value))
 
 

@@ -2,8 +2,8 @@
 
 Staff with ``crm.view_dashboard`` choose a period and one of their units; every widget (registered by the app
 that owns its data, ``reports.dashboard``) is one aggregate query over their scope, shown as an SVG chart above
-its table. ``?export=<widget>`` streams that widget's table as CSV (or XLSX with ``&format=xlsx``), recorded in
-the export log.
+its table. Each widget's CSV and XLSX buttons are small POST forms (with the CSRF token; the period, unit, widget
+and format as hidden fields) that stream its table, recorded in the export log; a GET never exports.
 """
 
 from __future__ import annotations
@@ -111,39 +111,31 @@ def _xlsx_response(table: dashboard.Table, start: dt.date, end: dt.date, logged)
 
 
 def dashboard_view(request):
-    """The dashboard: a period and unit form, then each widget's chart and table (and its CSV or XLSX export)."""
+    """The dashboard: a period and unit form, then each widget's chart and table (and its CSV or XLSX export).
+
+    An export is a POST of the widget's small form (with its CSRF token), never a GET: a link from another site
+    must not stream a file nor write the export log in the name of whoever follows it. A GET carrying
+    ``export=`` shows the page and exports nothing."""
     if not request.user.has_perm(PERMISSION):
         raise PermissionDenied
+    if request.method == "POST":
+        return _dashboard_export(request)
     params = (
         request.GET if {"start", "end"} & set(request.GET) else {**_default_period(), **request.GET.dict()}
     )
     form = DashboardForm(params, user=request.user)
-    export = request.GET.get("export")
-    if export is not None and export not in dashboard.WIDGETS_BY_KEY:
-        raise Http404
     widgets = []
+    period_fields: list[tuple[str, str]] = []
     if form.is_valid():
         start, end, unit = form.cleaned_data["start"], form.cleaned_data["end"], form.cleaned_data["unit"]
         board = dashboard.Dashboard(request.user, start, end, unit)
-        if export:
-            with replica_reads():
-                table = dashboard.widget_table(board, dashboard.WIDGETS_BY_KEY[export])
-            file_format = XLSX if request.GET.get("format") == "xlsx" else CSV
-            log = export_log_start(
-                user=request.user, kind=ExportKind.DASHBOARD, source=f"dashboard.{export}",
-                file_format=file_format, filters=request.GET.urlencode(),
-            )  # fmt: skip
-            respond = _xlsx_response if file_format == XLSX else _csv_response
-            return respond(table, start, end, LoggedExport(log))
-        query = QueryDict(mutable=True)
-        query.update(
-            {"start": start.isoformat(), "end": end.isoformat(), **({"unit": unit.pk} if unit else {})}
-        )
+        period_fields = [("start", start.isoformat()), ("end", end.isoformat())]
+        if unit:
+            period_fields.append(("unit", str(unit.pk)))
         for widget in dashboard.WIDGETS:
             with replica_reads():
                 data = board.data(widget)
             columns, rows = widget.table(data)
-            query["export"] = widget.key
             widgets.append(
                 {
                     "key": widget.key,
@@ -156,16 +148,43 @@ def dashboard_view(request):
                         for row in rows
                     ],
                     "data": data,
-                    "export_url": f"?{query.urlencode()}",
-                    "export_xlsx_url": f"?{query.urlencode()}&format=xlsx",
                 }
             )
-    elif export:
-        return HttpResponseBadRequest(_("Choose a valid period first."))
     context = {
         **admin.site.each_context(request),
         "title": _("Dashboard"),
         "form": form,
         "widgets": widgets,
+        # the hidden fields of every widget's export forms: the period and unit the page shows
+        "period_fields": period_fields,
+        "formats": [(CSV, "CSV"), (XLSX, "XLSX")],
     }
     return TemplateResponse(request, "admin/dashboard/index.html", context)
+
+
+def _dashboard_export(request):
+    """A widget's table for the POSTed period and unit (``export``: the widget, ``format``: csv or xlsx),
+    streamed and recorded in the export log."""
+    export = request.POST.get("export")
+    if export not in dashboard.WIDGETS_BY_KEY:
+        raise Http404
+    form = DashboardForm(request.POST, user=request.user)
+    if not form.is_valid():
+        return HttpResponseBadRequest(_("Choose a valid period first."))
+    start, end, unit = form.cleaned_data["start"], form.cleaned_data["end"], form.cleaned_data["unit"]
+    board = dashboard.Dashboard(request.user, start, end, unit)
+    with replica_reads():
+        table = dashboard.widget_table(board, dashboard.WIDGETS_BY_KEY[export])
+    file_format = XLSX if request.POST.get("format") == XLSX else CSV
+    # what was exported, as the log's filters (the period, unit, widget and format; not the CSRF token)
+    filters = QueryDict(mutable=True)
+    filters.update(
+        {"start": start.isoformat(), "end": end.isoformat(), **({"unit": unit.pk} if unit else {})}
+    )
+    filters.update({"export": export, "format": file_format})
+    log = export_log_start(
+        user=request.user, kind=ExportKind.DASHBOARD, source=f"dashboard.{export}",
+        file_format=file_format, filters=filters.urlencode(),
+    )  # fmt: skip
+    respond = _xlsx_response if file_format == XLSX else _csv_response
+    return respond(table, start, end, LoggedExport(log))

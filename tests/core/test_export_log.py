@@ -192,8 +192,11 @@ def test_each_dashboard_table_export_is_logged_with_its_rows(client, staff, org,
         dashboard.Dashboard(manager, start, end, None), dashboard.WIDGETS_BY_KEY["channels"]
     ).rows
 
-    _header, *rows = csv_rows(client.get(reverse("dashboard"), {**period, "export": "channels"}))
-    workbook = client.get(reverse("dashboard"), {**period, "export": "channels", "format": "xlsx"})
+    # (as the widget's forms send them: a POST of the period, the widget and the format)
+    _header, *rows = csv_rows(
+        client.post(reverse("dashboard"), {**period, "export": "channels", "format": "csv"})
+    )
+    workbook = client.post(reverse("dashboard"), {**period, "export": "channels", "format": "xlsx"})
     sheet = list(
         openpyxl.load_workbook(io.BytesIO(b"".join(workbook.streaming_content))).worksheets[0].values
     )
@@ -203,7 +206,8 @@ def test_each_dashboard_table_export_is_logged_with_its_rows(client, staff, org,
                                                              "status", "filters"))  # fmt: skip
     query = f"start={start.isoformat()}&end={end.isoformat()}&export=channels"
     assert logs == [
-        (manager.pk, ExportKind.DASHBOARD, "dashboard.channels", "csv", 3, ExportStatus.COMPLETE, query),
+        (manager.pk, ExportKind.DASHBOARD, "dashboard.channels", "csv", 3, ExportStatus.COMPLETE,
+         query + "&format=csv"),
         (manager.pk, ExportKind.DASHBOARD, "dashboard.channels", "xlsx", 3, ExportStatus.COMPLETE,
          query + "&format=xlsx"),
     ]  # fmt: skip

@@ -247,6 +247,12 @@ def _page(client, user, **params):
     return client.get(reverse("dashboard"), {"start": START.isoformat(), "end": END.isoformat(), **params})
 
 
+def _export(client, user, **params):
+    """A widget's export as its form on the page sends it: a POST of the period, the widget and the format."""
+    client.force_login(user)
+    return client.post(reverse("dashboard"), {"start": START.isoformat(), "end": END.isoformat(), **params})
+
+
 def test_the_page_shows_charts_and_tables(client, activity, staff, dashboard_permission):
     page = _page(client, staff[Role.SUPERVISOR])
 
@@ -263,7 +269,15 @@ def test_the_page_shows_charts_and_tables(client, activity, staff, dashboard_per
     assert html.count('<svg class="dash-chart') >= 8
     assert 'class="dash-line"' in html  # the SLA target and the 2-hour line
     assert "reports/dashboard.css" in html
-    assert "export=channels" in html
+    # each widget's CSV and XLSX: a POST form with the CSRF token and the period, widget and format
+    assert html.count('<form method="post" action="/admin/dashboard/">') == 2 * len(dashboard.WIDGETS)
+    buttons = [part.split("</div>")[0] for part in html.split('<div class="dash-export">')[1:]]
+    assert len(buttons) == len(dashboard.WIDGETS)
+    assert all(part.count('name="csrfmiddlewaretoken"') == 2 for part in buttons)
+    assert html.count('<input type="hidden" name="export" value="channels">') == 2
+    start_field = f'<input type="hidden" name="start" value="{START.isoformat()}">'
+    assert html.count(start_field) == 2 * len(dashboard.WIDGETS)
+    assert "export=" not in html  # no export link left
 
 
 def test_the_period_defaults_to_this_month_and_units_are_the_scopes(
@@ -291,7 +305,7 @@ def test_a_role_without_the_permission_gets_403_and_the_index_links_only_with_it
     client, activity, staff, dashboard_permission
 ):
     assert _page(client, staff[Role.AGENT]).status_code == 403
-    assert _page(client, staff[Role.BILLING_CLERK], export="channels").status_code == 403
+    assert _export(client, staff[Role.BILLING_CLERK], export="channels").status_code == 403
     client.force_login(staff[Role.AGENT])
     assert reverse("dashboard") not in client.get(reverse("admin:index")).content.decode()
     client.force_login(staff[Role.MANAGER])
@@ -301,7 +315,7 @@ def test_a_role_without_the_permission_gets_403_and_the_index_links_only_with_it
 
 
 def test_export_streams_the_widgets_table_as_csv(client, activity, staff, dashboard_permission):
-    response = _page(client, staff[Role.MANAGER], export="sla")
+    response = _export(client, staff[Role.MANAGER], export="sla", format="csv")
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
@@ -313,13 +327,14 @@ def test_export_streams_the_widgets_table_as_csv(client, activity, staff, dashbo
         ["Contact the customer (4 min)", "3", "2", "66.7"],
         ["Resolve", "4", "2", "50.0"],
     ]
-    workbook = _page(client, staff[Role.MANAGER], export="sla", format="xlsx")
+    workbook = _export(client, staff[Role.MANAGER], export="sla", format="xlsx")
     assert workbook["Content-Type"] == XLSX_CONTENT_TYPE
     assert workbook["Content-Disposition"].endswith('.xlsx"')
     sheet = load_workbook(io.BytesIO(b"".join(workbook.streaming_content)), read_only=True).worksheets[0]
     assert [["" if v is None else str(v) for v in row] for row in sheet.iter_rows(values_only=True)] == rows
-    assert _page(client, staff[Role.MANAGER], export="nope").status_code == 404
-    backwards = client.get(
+    assert _export(client, staff[Role.MANAGER], export="nope").status_code == 404
+    assert _export(client, staff[Role.MANAGER]).status_code == 404  # no widget named
+    backwards = client.post(
         reverse("dashboard"), {"start": END.isoformat(), "end": START.isoformat(), "export": "sla"}
     )
     assert backwards.status_code == 400
@@ -408,7 +423,7 @@ def test_a_widget_registered_by_an_app_shows_on_the_page_and_in_the_monthly_repo
         # when the manager opens the page, and the month's workbook is built
         page = _page(client, staff[Role.MANAGER])
         workbook, _rows = monthly_report_workbook(staff[Role.MANAGER], START)
-        export = _page(client, staff[Role.MANAGER], export="callers")
+        export = _export(client, staff[Role.MANAGER], export="callers")
 
         # then it shows where its position puts it, with what its query counted in the manager's scope
         keys = [w["key"] for w in page.context["widgets"]]
@@ -429,7 +444,7 @@ def test_a_widget_registered_by_an_app_shows_on_the_page_and_in_the_monthly_repo
     assert [w["key"] for w in _page(client, staff[Role.MANAGER]).context["widgets"]] == [
         w.key for w in dashboard.WIDGETS
     ]
-    assert _page(client, staff[Role.MANAGER], export="callers").status_code == 404
+    assert _export(client, staff[Role.MANAGER], export="callers").status_code == 404
     with pytest.raises(AttributeError):
         dashboard.callers  # noqa: B018
 
@@ -446,9 +461,9 @@ def test_a_formula_like_label_reads_the_same_in_the_dashboards_workbook_and_the_
     try:
         client.force_login(staff[Role.MANAGER])
         params = {"start": "2025-10-01", "end": "2025-10-31", "export": "formula_labels"}
-        response = client.get(reverse("dashboard"), {**params, "format": "xlsx"})
+        response = client.post(reverse("dashboard"), {**params, "format": "xlsx"})
         sheet = load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
-        as_csv = client.get(reverse("dashboard"), params)
+        as_csv = client.post(reverse("dashboard"), {**params, "format": "csv"})
         monthly, _rows = monthly_report_workbook(staff[Role.MANAGER], dt.date(2025, 10, 1))
         monthly_cell = load_workbook(io.BytesIO(monthly))["Formula labels"].cell(row=3, column=1).value
     finally:

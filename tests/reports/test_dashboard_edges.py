@@ -26,7 +26,9 @@ def test_a_period_at_the_edge_of_the_calendar_is_a_form_error_not_a_server_error
     page = client.get(reverse("dashboard"), {"start": start, "end": end})
     assert page.status_code == 200
     assert "Choose dates from 01/01/1900 to 31/12/2999." in page.content.decode()
-    export = client.get(reverse("dashboard"), {"start": start, "end": end, "export": "refunds"})
+    export = client.post(
+        reverse("dashboard"), {"start": start, "end": end, "export": "refunds", "format": "csv"}
+    )
     assert export.status_code == 400
     assert export.content.decode() == "Choose a valid period first."
     assert not ExportLog.objects.exists()  # nothing was exported

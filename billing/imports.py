@@ -75,7 +75,7 @@ from core import db
 from core.exports import csv_cell
 from crm.models import Unit
 from crm.permissions import require
-from crm.scoping import scope_for
+from crm.scoping import scope_for, units_served_today
 from customers.models import Contract
 
 logger = logging.getLogger(__name__)
@@ -436,14 +436,6 @@ def _load_sqlite(stream, columns, delimiter, progress: Progress, offset: int) ->
 # The import ---------------------------------------------------------------------------------------------
 
 
-def _unit_and_predecessors(unit: Unit) -> set[int]:
-    ids, frontier = {unit.pk}, {unit.pk}
-    while frontier:
-        frontier = set(Unit.objects.filter(successor_id__in=frontier).values_list("pk", flat=True)) - ids
-        ids |= frontier
-    return ids
-
-
 def _in(column: str, ids) -> str:
     return f"{column} IN ({', '.join(str(int(i)) for i in sorted(ids))})" if ids else "1 = 0"
 
@@ -794,7 +786,7 @@ def _import_reach(
     scope_ids = None if scope is None or scope.everything else set(scope.unit_ids)
     if unit is not None and scope is not None and not scope.allows_unit(unit.pk):
         raise ValidationError({"unit": _("This unit is not one of yours.")})
-    unit_ids = _unit_and_predecessors(unit) if unit is not None else None
+    unit_ids = set(units_served_today([unit.pk])) if unit is not None else None  # merges in effect only
     return scope_ids, unit_ids
 
 

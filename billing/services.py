@@ -61,7 +61,7 @@ from core.errors import renamed
 from core.text import DESCRIPTION_MAX_CHARS, column_length, typed_text
 from crm.models import Unit
 from crm.permissions import require, require_everything
-from crm.scoping import scope_for
+from crm.scoping import scope_for, units_served_today
 from customers.models import Contract, ContractStatus, Customer, MeterAssignment
 
 # Audit --------------------------------------------------------------------------------------------------
@@ -938,6 +938,21 @@ def check_reach(actor, unit: Unit | None) -> None:
         raise ValidationError({"unit": _("This unit is not one of yours.")})
 
 
+def unit_reach(unit: Unit | None) -> list[int] | None:
+    """The units whose records a run, issue or scan of ``unit`` covers (None: every unit): the unit and the
+    units merged into it once the merge has taken effect (``crm.scoping.units_served_today``). Their records
+    keep their unit and are worked by the successor's staff; a merge dated ahead changes nothing until then.
+    A bill stays one per contract and period, so a run of the merged unit itself cannot bill twice."""
+    return None if unit is None else sorted(units_served_today([unit.pk]))
+
+
+def units_sql(column: str, unit_ids: list[int] | None) -> str:
+    """``AND column IN (…)`` over ``unit_ids`` (ids read from the database, written out), '' for every unit."""
+    if unit_ids is None:
+        return ""
+    return f"AND {column} IN ({', '.join(str(int(i)) for i in unit_ids) or 'NULL'})"
+
+
 def billing_run(*, actor, period: dt.date, unit: Unit | None = None) -> RunResult:
     """Bill a period for one unit or all: one invoice (with its lines) per contract in force during the period
     (active, or terminated on or after its first day: its final bill) that has a current reading and no invoice
@@ -968,11 +983,12 @@ def _billing_run(*, actor, period: dt.date, unit: Unit | None, start: dt.date, e
         lock_reference()  # the rates and prices stay as they are until the bills computed with them are made
         now = timezone.now()
         run = BillingRun.objects.create(period=period, unit=unit, started_at=now, started_by=_actor(actor))
-        params = {"period": period, "start": start, "unit": unit.pk if unit else None,
-                  "active": ContractStatus.ACTIVE, "terminated": ContractStatus.TERMINATED}  # fmt: skip
+        params = {"period": period, "start": start, "active": ContractStatus.ACTIVE,
+                  "terminated": ContractStatus.TERMINATED}  # fmt: skip
+        unit_ids = unit_reach(unit)
         with connection.cursor() as cursor:
             bulk_work_memory(cursor)
-            _run_collect_todo(cursor, params, by_unit=unit is not None)
+            _run_collect_todo(cursor, params, unit_ids=unit_ids)
             _run_compute_charges(cursor, start=start, end=end)
             cursor.execute("SELECT COUNT(*) FROM billing_run_todo")
             (count,) = cursor.fetchone()
@@ -980,7 +996,7 @@ def _billing_run(*, actor, period: dt.date, unit: Unit | None, start: dt.date, e
             insert_params = {**params, "year": str(period.year), "first": first, "start": start, "end": end,
                              "run": run.pk, "now": now, "review": under_review_hold()[:200]}  # fmt: skip
             _run_insert_invoices(cursor, insert_params, count=count)
-            without_reading, held = _run_count_left_out(cursor, params, by_unit=unit is not None)
+            without_reading, held = _run_count_left_out(cursor, params, unit_ids=unit_ids)
             for table in ("billing_run_todo", "billing_run_charge", "billing_run_line"):
                 cursor.execute(f"DROP TABLE {table}")
         run.invoices, run.without_reading, run.held = count, without_reading, held
@@ -1003,11 +1019,11 @@ IN_FORCE_SQL = "(c.status = %(active)s OR (c.status = %(terminated)s AND c.end_d
 READ_IN_FORCE_SQL = "(c.status <> %(terminated)s OR c.end_date >= %(start)s)"
 
 
-def _run_collect_todo(cursor, params: dict, *, by_unit: bool) -> None:
-    """The run's work list (temporary table ``billing_run_todo``): each current reading of the period of a
-    contract read while in force (``READ_IN_FORCE_SQL``) without a regular bill for it, numbered in contract
-    order."""
-    where_unit = "AND r.unit_id = %(unit)s" if by_unit else ""
+def _run_collect_todo(cursor, params: dict, *, unit_ids: list[int] | None) -> None:
+    """The run's work list (temporary table ``billing_run_todo``): each current reading of the period (of the
+    units ``unit_ids``, ``unit_reach``) of a contract read while in force (``READ_IN_FORCE_SQL``) without a
+    regular bill for it, numbered in contract order."""
+    where_unit = units_sql("r.unit_id", unit_ids)
     cursor.execute("DROP TABLE IF EXISTS billing_run_todo")
     cursor.execute(
         f"""
@@ -1126,13 +1142,13 @@ def _run_insert_invoices(cursor, insert_params: dict, *, count: int) -> None:
             )
 
 
-def _run_count_left_out(cursor, params: dict, *, by_unit: bool) -> tuple[int, int]:
+def _run_count_left_out(cursor, params: dict, *, unit_ids: list[int] | None) -> tuple[int, int]:
     """How many contracts of the run's reach in force during the period have no reading for it, and how many
     of the bills made were held (a flagged reading or a contract under review)."""
     cursor.execute(
         f"""
         SELECT COUNT(*) FROM customers_contract c JOIN customers_customer cu ON cu.id = c.customer_id
-        WHERE {IN_FORCE_SQL} {"AND cu.unit_id = %(unit)s" if by_unit else ""}
+        WHERE {IN_FORCE_SQL} {units_sql("cu.unit_id", unit_ids)}
           AND NOT EXISTS (SELECT 1 FROM billing_meterreading r WHERE r.contract_id = c.id
                           AND r.period = %(period)s AND r.status <> 'superseded')
         """,
@@ -1176,8 +1192,8 @@ def invoices_issue(*, actor, period: dt.date, unit: Unit | None = None) -> int:
     lock_period(period)
     lock_reference()
     invoices = Invoice.objects.filter(period=period, status=InvoiceStatus.DRAFT, kind=InvoiceKind.REGULAR)
-    if unit is not None:
-        invoices = invoices.filter(unit=unit)
+    if unit is not None:  # the unit's bills and those of the units merged into it (``unit_reach``)
+        invoices = invoices.filter(unit_id__in=sorted(units_served_today([unit.pk])))
     reviewed = (
         Q(
             contract_id__in=Reinspection.objects.open()
@@ -2568,9 +2584,10 @@ def anomaly_scan(
     start, _end = period_bounds(period)
     previous = (start - dt.timedelta(days=1)).replace(day=1)
     now = timezone.now()
-    where_unit = "AND c.unit_id = %(unit)s" if unit is not None else ""
-    params = {"period": period, "previous": previous, "unit": unit.pk if unit else None,
-              "hundredths": int(hundredths), "now": now}  # fmt: skip
+    reach = unit_reach(unit)  # the unit with the units merged into it
+    where_unit = units_sql("c.unit_id", reach)
+    params: dict[str, dt.date | int] = {"period": period, "previous": previous, "hundredths": int(hundredths),
+                                        "now": now}  # fmt: skip
     # Whole numbers on every database (a float's 50 × 1.1 is 55.000000000000007): the rise in percent is
     # compared as (c − p) × 100 against percent × p, the threshold as c × 100 against hundredths × p.
     c_kwh, p_kwh = "CAST(c.kwh AS BIGINT)", "CAST(p.kwh AS BIGINT)"
@@ -2618,8 +2635,8 @@ def anomaly_scan(
         cursor.execute(
             "SELECT i.unit_id, COUNT(*) FROM billing_invoice i JOIN billing_reinspection x ON x.reading_id = i.reading_id "
             "AND x.reason = 'anomaly' WHERE i.period = %(period)s AND i.status = 'held' AND i.kind = 'regular' "
-            + ("AND i.unit_id = %(unit)s " if unit is not None else "")
-            + "GROUP BY i.unit_id",
+            + units_sql("i.unit_id", reach)
+            + " GROUP BY i.unit_id",
             params,
         )
         _store_band_counts(period, counts, dict(cursor.fetchall()), threshold=threshold, now=now)

@@ -6,9 +6,10 @@
 - an administrator (or a superuser) sees everything;
 - anyone else (no profile, inactive, anonymous) sees nothing.
 
-Units merged into one of the visible units stay visible, so old records keep their unit and remain
-reachable. Every scoped model's queryset inherits ``ScopedQuerySet`` and names the path from the model to
-its unit in ``scope_path``; admin and API both call ``for_user(user)``, and nothing else decides.
+Units merged into one of the visible units stay visible once the merge has taken effect
+(``units_served_today``), so old records keep their unit and remain reachable. Every scoped model's queryset
+inherits ``ScopedQuerySet`` and names the path from the model to its unit in ``scope_path``; admin and API both
+call ``for_user(user)``, and nothing else decides.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import models
+from django.utils import timezone
 
 from core.db import InValues
 from crm import shared_cache
@@ -113,14 +115,31 @@ def role_scope(role: str, served) -> Scope:
         units = Unit.objects.filter(company__corporation__in=served.values("company__corporation_id"))
     else:
         units = served
-    ids = set(units.values_list("id", flat=True))
-    # Follow merges backwards: the staff of a successor unit see its predecessors' records.
-    frontier = ids
+    # Follow merges backwards: the staff of a successor unit see its predecessors' records, once merged.
+    return Scope(everything=False, unit_ids=units_served_today(units.values_list("id", flat=True)))
+
+
+def merged_away(unit, *, today=None) -> bool:
+    """Whether ``unit``'s merge into its successor has taken effect: its last day (``valid_to``) has passed. A
+    merge entered ahead of its day changes nothing until then (scope, routing and billing alike)."""
+    today = today or timezone.localdate()
+    return bool(unit.successor_id and unit.valid_to and unit.valid_to < today)
+
+
+def units_served_today(unit_ids) -> frozenset[int]:
+    """The units whose records the units ``unit_ids`` serve today: themselves and the units merged into them
+    whose merge has taken effect (``merged_away``), following chains (A merged into B, B into C: C serves A's
+    records). The one rule for the scope, the billing run of a unit and the outages a unit's incident covers."""
+    from crm.models import Unit
+
+    today = timezone.localdate()
+    ids = {int(unit_id) for unit_id in unit_ids}
+    frontier = set(ids)
     while frontier:
-        older = set(Unit.objects.filter(successor_id__in=frontier).values_list("id", flat=True)) - ids
-        ids |= older
-        frontier = older
-    return Scope(everything=False, unit_ids=frozenset(ids))
+        older = Unit.objects.filter(successor_id__in=sorted(frontier), valid_to__lt=today)
+        frontier = set(older.values_list("id", flat=True)) - ids
+        ids |= frontier
+    return frozenset(ids)
 
 
 def profiles_seeing_beyond(scope: Scope):

@@ -14,17 +14,17 @@ from django.utils.translation import gettext as _
 
 from crm import shared_cache
 from crm.models import Unit
-from crm.scoping import scope_for, unit_cached
+from crm.scoping import merged_away, scope_for, unit_cached
 from customers.models import Customer
 from tickets.models import OPEN_STATUSES, Incident, Status, Ticket, due_soon
 
 
 def current_unit(unit: Unit) -> Unit:
-    """Follow merges: work for a merged unit goes to its successor."""
+    """Follow merges that have taken effect (``crm.scoping.merged_away``): work for a merged unit goes to its
+    successor."""
+    today = timezone.localdate()
     seen = set()
-    while (
-        unit.successor_id and unit.valid_to and unit.valid_to < timezone.localdate() and unit.pk not in seen
-    ):
+    while merged_away(unit, today=today) and unit.pk not in seen:
         seen.add(unit.pk)
         successor = unit.successor
         if successor is None:
@@ -35,23 +35,39 @@ def current_unit(unit: Unit) -> Unit:
 
 def units_serving(unit_id: int) -> list[int]:
     """The units whose staff work the records of unit ``unit_id``: the unit itself and, once it was merged away,
-    the unit that took it over (``current_unit``). A ticket received before a merge keeps its unit; the
+    each unit that took it over down to the one serving now (``current_unit``): those whose records include
+    this unit's (``crm.scoping.units_served_today``). A ticket received before a merge keeps its unit; the
     successor's dispatchers and crews see it, and are the ones sent it, told of it and escalated to."""
-    unit = unit_cached(unit_id)
-    return sorted({unit.pk, current_unit(unit).pk})
+    return units_serving_unit(unit_cached(unit_id))
+
+
+def units_serving_unit(unit: Unit) -> list[int]:
+    """``units_serving`` of a unit already read (the card's customer's): no second read of it."""
+    today = timezone.localdate()
+    chain = [unit.pk]
+    while merged_away(unit, today=today):
+        successor_id = unit.successor_id
+        if successor_id is None or successor_id in chain:
+            break
+        chain.append(successor_id)
+        unit = unit_cached(successor_id)
+    return sorted(chain)
 
 
 def incidents_for_customer(customer: Customer, *, at=None) -> list[Incident]:
     """Open incidents covering the customer's address (their unit, and their ward when the incident names wards)
-    that had started by ``at`` (now when not given), the latest started first. A planned outage entered ahead
-    of its start does not affect the customer yet: a call before then is about something else."""
+    that had started by ``at`` (now when not given), the latest started first. The unit serving the customer
+    now enters new outages, and an outage still open in their own unit when it was merged away goes on taking
+    their calls until restored: the open incidents of every unit of ``units_serving``. A planned outage entered
+    ahead of its start does not affect the customer yet: a call before then is about something else."""
     at = at or timezone.now()
-    unit = current_unit(customer.unit)
-    return [
+    found = [
         i
-        for i in open_incidents_of_unit(unit.pk)
-        if i.started_at <= at and i.covers(unit_id=unit.pk, ward=customer.ward)
+        for unit_id in units_serving_unit(customer.unit)
+        for i in open_incidents_of_unit(unit_id)
+        if i.started_at <= at and i.covers(unit_id=i.unit_id, ward=customer.ward)
     ]
+    return sorted(found, key=lambda i: (i.started_at, i.pk), reverse=True)
 
 
 def open_ticket_numbers(*, customer_id: int, category_id: int, besides: int, limit: int = 5) -> list[str]:
@@ -458,13 +474,19 @@ def ticket_moves(*, ticket: Ticket, user) -> list[Move]:
 
 def outages_to_link(*, ticket: Ticket, user) -> list[Incident]:
     """The outages an outage call taken before they were entered may be linked to from its page: the open ones
-    covering the customer's address that have started (for an unknown caller, those of the ticket's unit), of
-    the units the user serves, besides the one it is part of. The service checks again when it is linked."""
+    covering the customer's address that have started (for an unknown caller, those of the ticket's unit and of
+    the units that took it over, ``units_serving``), of the units the user serves, besides the one it is part
+    of. The service checks again when it is linked."""
     if ticket.customer is not None:
         found = incidents_for_customer(ticket.customer)
     else:
         now = timezone.now()
-        found = [i for i in open_incidents_of_unit(ticket.unit_id) if i.started_at <= now]
+        found = [
+            i
+            for unit_id in units_serving(ticket.unit_id)
+            for i in open_incidents_of_unit(unit_id)
+            if i.started_at <= now
+        ]
     scope = scope_for(user)
     return [i for i in found if i.pk != ticket.incident_id and scope.allows_unit(i.unit_id)]
 

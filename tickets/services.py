@@ -21,7 +21,7 @@ from crm import shared_cache
 from crm.models import OutboxChannel, OutboxMessage, Role, StaffProfile, Unit
 from crm.outbox import in_centre_language, outbox_enqueue, outbox_write, staff_message
 from crm.permissions import require, require_everything
-from crm.scoping import scope_for
+from crm.scoping import scope_for, units_served_today
 from customers.models import Contract, Customer
 from customers.normalise import InvalidPhone, display_phone, normalise_phone
 from customers.services import check_unit_current
@@ -893,8 +893,9 @@ def _linkable_incident(
 ) -> Incident:
     """``incident``, locked, when a ticket of ``category`` about ``customer`` (or an unknown caller of ``unit``)
     may be linked to it at ``at``: the ticket is an outage report, the incident has started and is still open,
-    and it covers the caller's address (the customer's unit and ward, or for an unknown caller the unit).
-    The rules of intake and of linking later alike; refusals are on the ``incident`` field."""
+    and it covers the caller's address (the customer's unit and ward, or for an unknown caller the unit; the
+    outage may be in a unit that took the caller's unit over). The rules of intake and of linking later alike;
+    refusals are on the ``incident`` field."""
     if not category.is_outage:
         raise ValidationError({"incident": _("Only an outage report is linked to an outage.")})
     locked = _locked_incident(incident)
@@ -905,10 +906,11 @@ def _linkable_incident(
             {"incident": _("This outage starts at %(start)s: a call before then is not part of it.")
                          % {"start": timezone.localtime(locked.started_at).strftime("%d/%m/%Y %H:%M")}}
         )  # fmt: skip
-    covered = (
-        locked.covers(unit_id=current_unit(customer.unit).pk, ward=customer.ward)
-        if customer is not None
-        else locked.unit_id == unit.pk
+    # The outage's unit serves the caller's unit (itself, or a unit merged into it: ``units_served_today``); an
+    # outage still open in a unit merged away since goes on covering that unit's addresses until restored.
+    caller_unit_id = customer.unit_id if customer is not None else unit.pk
+    covered = caller_unit_id in units_served_today([locked.unit_id]) and (
+        customer is None or locked.covers(unit_id=locked.unit_id, ward=customer.ward)
     )
     if not covered:
         raise ValidationError({"incident": _("This outage does not cover the caller's address.")})

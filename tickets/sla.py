@@ -34,7 +34,7 @@ from core import db
 from crm.models import OutboxMessage, Role, StaffProfile
 from crm.outbox import in_centre_language, outbox_write, staff_message
 from tickets.models import EventKind, Status, Ticket, TicketEvent
-from tickets.selectors import units_serving
+from tickets.selectors import serves, units_serving
 from tickets.services import (
     CLOCKS,
     breach_outstanding,
@@ -49,10 +49,12 @@ BATCH = 200
 
 class _Recipients:
     """Who hears of each level, looked up once per unit and level within a sweep: working staff only (a member
-    of staff whose account is deactivated has left, and is sent nothing)."""
+    of staff whose account is deactivated has left, and is sent nothing). At level 1 the assignee too, while
+    they serve the ticket's unit."""
 
     def __init__(self):
         self._cache: dict[tuple[int, int], list[StaffProfile]] = {}
+        self._serving: dict[tuple[int, int], bool] = {}
 
     def __call__(self, ticket: Ticket, level: int) -> list[StaffProfile]:
         key = (ticket.unit_id, level)
@@ -68,9 +70,18 @@ class _Recipients:
                 )
             self._cache[key] = list(people.select_related("user").distinct())
         told = list(self._cache[key])
-        if level == 1 and ticket.assignee_id:
+        if level == 1 and ticket.assignee_id and self._serves(ticket.assignee_id, ticket.unit_id):
             told += profiles_of_user(ticket.assignee_id)
         return told
+
+    def _serves(self, user_id: int, unit_id: int) -> bool:
+        """Whether the assignee still works the ticket's unit (``selectors.serves``): a member of staff moved to
+        other units keeps the tickets they held, but is no longer told of them (the unit's dispatchers are,
+        and give them to someone else)."""
+        key = (user_id, unit_id)
+        if key not in self._serving:
+            self._serving[key] = serves(user_id, unit_id)
+        return self._serving[key]
 
 
 def _process(ticket: Ticket, now: dt.datetime, recipients: _Recipients, events: list, messages: list) -> int:

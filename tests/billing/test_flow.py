@@ -1,12 +1,16 @@
 """Readings, the billing run, issue and the immutability of issued invoices."""
 
+import datetime
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from billing import services as billing
-from billing.models import AuditRecord, Invoice, InvoiceLine, MeterReading
+from billing.models import AuditRecord, Invoice, InvoiceLine, MeterReading, Reinspection
+from crm import shared_cache
+from crm.models import Role, Unit
 from tests.billing.conftest import DEC, NOV, OCT
 
 
@@ -170,3 +174,53 @@ def test_audit_records_cannot_be_changed_even_in_sql(make_customer, read):
             cursor.execute(statement, [record.pk])
     record.refresh_from_db()
     assert record.reason == ""
+
+
+# A unit merged into another ---------------------------------------------------------------------------------
+
+
+def _merge(unit, into, valid_to):
+    """``unit`` merged into ``into``, its last day ``valid_to`` (the merge takes effect the day after)."""
+    Unit.objects.filter(pk=unit.pk).update(valid_to=valid_to, successor=into)
+    shared_cache.changed(shared_cache.ORGANISATION)
+    unit.refresh_from_db()
+
+
+def test_a_run_of_the_successor_bills_issues_and_scans_the_customers_of_the_unit_merged_into_it(
+    org, make_customer, make_staff, read
+):
+    # given customers of the sibling unit, read for October, and the sibling merged into home mid-month
+    home, sibling = org["home"], org["sibling"]
+    kept, risen, unread = (make_customer(sibling, phones=[f"0903 222 33{n}"]) for n in range(3))
+    read(kept, OCT, 150)
+    read(risen, datetime.date(2025, 9, 1), 100)
+    read(risen, OCT, 400)  # 300 kWh after 100: a rise the scan holds
+    clerk = make_staff(Role.BILLING_CLERK, [home])
+    _merge(sibling, home, datetime.date(2025, 10, 15))
+    # when home's clerk scans, runs and issues the month for home
+    scan = billing.anomaly_scan(actor=clerk, period=OCT, unit=home)
+    result = billing.billing_run(actor=clerk, period=OCT, unit=home)
+    issued = billing.invoices_issue(actor=clerk, period=OCT, unit=home)
+    # then the merged unit's customers are scanned, billed (one held for the rise), left out counted, issued
+    assert (scan["reinspections"], Reinspection.objects.get().reading.contract.customer) == (1, risen)
+    assert (result.invoices, result.without_reading, result.held) == (2, 1, 1)
+    assert Invoice.objects.get(customer=kept).status == "issued" and issued == 1
+    assert Invoice.objects.get(customer=risen).status == "held"
+    assert not Invoice.objects.filter(customer=unread).exists()
+    # and a run of the merged unit itself bills nothing twice
+    assert billing.billing_run(actor=None, period=OCT, unit=sibling).invoices == 0
+    assert Invoice.objects.count() == 2
+
+
+def test_a_merge_dated_ahead_leaves_the_units_customers_to_its_own_run_until_its_day(org, make_customer, read):
+    # given a customer of the sibling unit read for October, and a merge into home entered for tomorrow
+    home, sibling = org["home"], org["sibling"]
+    kept = make_customer(sibling, phones=["0903 222 333"])
+    read(kept, OCT, 150)
+    _merge(sibling, home, timezone.localdate() + datetime.timedelta(days=1))
+    # when home's month is run, then nothing of the sibling is in it
+    result = billing.billing_run(actor=None, period=OCT, unit=home)
+    assert (result.invoices, result.without_reading, result.held) == (0, 0, 0)
+    # and the sibling's own run bills its customer
+    assert billing.billing_run(actor=None, period=OCT, unit=sibling).invoices == 1
+    assert Invoice.objects.get().customer == kept

@@ -130,7 +130,8 @@ def test_a_number_setting_that_is_not_a_number_is_an_error_at_start():
         ("TONGDAI_OUTBOX_MAX_ATTEMPTS", "-1", "must be an integer of at least 1"),
         ("TONGDAI_LOOKUP_LIMIT", "-3", "must be an integer of at least 1"),
         ("TONGDAI_SLA_TARGET_PERCENT", "101", "must be a number from 0 to 100"),
-        ("TONGDAI_OUTBOX_POLL_SECONDS", "nan", "must be a number of at least 0.01"),
+        ("TONGDAI_OUTBOX_POLL_SECONDS", "nan", "must be a number from 0.01 to 3600"),
+        ("TONGDAI_OUTBOX_POLL_SECONDS", "inf", "must be a number from 0.01 to 3600"),
     ],
 )
 def test_a_setting_that_cannot_work_stops_the_start_naming_it(variable, value, says):

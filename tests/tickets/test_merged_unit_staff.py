@@ -5,12 +5,14 @@ to them, of a job called off and of a level-1 escalation."""
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from crm.models import OutboxMessage, Role, Unit
+from crm.services import staff_update
 from tickets.models import Ticket, WorkOrderStatus
 from tickets.selectors import crew_choices, eligible_assignees, ticket_work_orders, units_serving
 from tickets.services import (
@@ -117,6 +119,25 @@ def test_a_level_1_escalation_tells_the_successors_dispatchers(kept_ticket, succ
     # then the dispatchers of the unit that took it over hear of it
     told = OutboxMessage.objects.filter(dedupe_key__startswith=f"ticket:{kept_ticket.pk}:escalation:1:")
     assert list(told.values_list("recipient", flat=True)) == ["+84903999222"]
+
+
+def test_a_member_of_staff_moved_to_another_unit_is_no_longer_sent_the_old_units_escalations(
+    org, catalogue, make_customer, make_staff
+):
+    # given a dispatcher of home holding a ticket of home, then moved by an administrator to the sibling unit
+    taken = dt.datetime(2026, 12, 28, 9, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
+    moved = _with_phone(make_staff(Role.DISPATCHER, [org["home"]]), "+84903000111")
+    staying = _with_phone(make_staff(Role.DISPATCHER, [org["home"]]), "+84903000222")
+    ticket = ticket_open(actor=None, category=catalogue["new-lv"], channel="phone", description="Cấp điện",
+                         customer=make_customer(org["home"]), at=taken).ticket  # fmt: skip
+    ticket_assign(actor=moved, ticket=ticket, assignee=moved)
+    staff_update(actor=None, user=moved, role=Role.DISPATCHER, units=[org["sibling"]])
+    assert not Ticket.objects.for_user(moved).filter(pk=ticket.pk).exists()
+    # when the contact deadline passes
+    sla_sweep(now=taken + dt.timedelta(minutes=10))
+    # then the level-1 escalation (the customer's phone and address) goes to home's dispatchers only
+    told = OutboxMessage.objects.filter(dedupe_key__startswith=f"ticket:{ticket.pk}:escalation:1:")
+    assert list(told.values_list("recipient", flat=True)) == [staying.staff_profile.phone]
 
 
 # Taken and assigned by the successor's staff ------------------------------------------------------------------

@@ -19,6 +19,7 @@ from core.errors import renamed
 from core.text import column_length, composed, typed_text
 from crm.models import Unit
 from crm.permissions import require
+from crm.scoping import units_served_today
 from customers import privacy, rules
 from customers.models import (
     Contract,
@@ -103,7 +104,8 @@ def check_unit_current(unit: Unit, field: str = "unit", *, merged: str | None = 
 
 
 def _check_code_belongs_to_unit(code: str, unit: Unit) -> None:
-    allowed = {unit.code, *unit.predecessors.values_list("code", flat=True)}
+    # the unit's own codes, and those of the units merged into it once merged (chains included)
+    allowed = set(Unit.objects.filter(pk__in=units_served_today([unit.pk])).values_list("code", flat=True))
     if code[:6] not in allowed:
         raise ValidationError(
             {"code": _("A customer code of unit %(unit)s starts with %(unit)s.") % {"unit": unit.code}}

@@ -91,6 +91,37 @@ def test_a_merged_units_successor_may_keep_codes_of_its_predecessor(org):
     assert customer.code.startswith(predecessor.code)
 
 
+def test_a_successor_keeps_the_codes_of_a_chain_of_merges_and_not_of_one_dated_ahead(org):
+    import datetime as dt
+
+    from django.core.exceptions import ValidationError
+    from django.utils import timezone
+
+    from crm import shared_cache
+    from crm.models import Unit
+
+    # given A merged into B last year, B into C yesterday, D into C tomorrow
+    active = Unit.objects.filter(company__corporation__code="EVNHCMC", valid_to__isnull=True, predecessors=None)
+    a, b, c, d = active.order_by("code")[:4]
+    today = timezone.localdate()
+    for unit, day in ((a, -365), (b, -1), (d, 1)):
+        Unit.objects.filter(pk=unit.pk).update(successor=b if unit == a else c, valid_to=today + dt.timedelta(days=day))
+    shared_cache.changed(shared_cache.ORGANISATION)
+    c.refresh_from_db()
+
+    def create(prefix):
+        return services.customer_create(
+            actor=None, unit=c, code=f"{prefix}0000042", full_name="Hồ Văn Tư", street="1", ward="Xã A"
+        )
+
+    # then C takes a code of A (through B), not yet one of D
+    assert create(a.code).unit_id == c.pk
+    with pytest.raises(ValidationError) as refused:
+        create(d.code)
+    assert f"starts with {c.code}" in refused.value.message_dict["code"][0]
+    assert not Customer.objects.filter(code=f"{d.code}0000042").exists()
+
+
 def test_update_records_only_what_changed(org, make_customer, staff):
     customer = make_customer()
     services.customer_update(

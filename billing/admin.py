@@ -69,6 +69,7 @@ from billing.models import (
 )
 from billing.money import line_label, money
 from billing.resources import DisputeResource, InvoiceResource
+from billing.tariff import vat_amount
 from core.errors import renamed
 from core.exports import StreamingExportMixin
 from core.json_input import ADMIN_FORMFIELD_OVERRIDES
@@ -121,6 +122,40 @@ def _offsets(invoice: Invoice) -> list[dict]:
         .order_by("settled_at", "pk")
     )
     return [{"label": services.offset_label(refund), "amount": refund.amount} for refund in refunds]
+
+
+def _bases(lines) -> dict[int, int]:
+    """The sum of the lines' amounts by VAT rate."""
+    by_rate: dict[int, int] = {}
+    for line in lines:
+        by_rate[line.vat_percent] = by_rate.get(line.vat_percent, 0) + line.amount
+    return by_rate
+
+
+def _vat_by_rate(invoice: Invoice, bases: dict[int, int]) -> dict[int, int] | None:
+    """Each rate's VAT on the printed page, with the bill's own rule (``tariff.vat_amount`` on the rate's base,
+    rebates included). An adjustment invoice states per rate the VAT of the bill as corrected by it less the
+    bill's before it (the original and the adjustments approved earlier). None when these do not add up to
+    the invoice's stored VAT: then the invoice's VAT beside its one taxed rate, or (several) the bases and
+    the total VAT only."""
+    if invoice.kind == InvoiceKind.ADJUSTMENT:
+        earlier = _bases(
+            InvoiceLine.objects.filter(
+                Q(invoice_id=invoice.adjusts_id)
+                | Q(invoice__adjusts_id=invoice.adjusts_id, invoice__kind=InvoiceKind.ADJUSTMENT,
+                    invoice_id__lt=invoice.pk)
+            ).only("vat_percent", "amount")
+        )  # fmt: skip
+        vats = {
+            rate: vat_amount(earlier.get(rate, 0) + base, rate) - vat_amount(earlier.get(rate, 0), rate)
+            for rate, base in bases.items()
+        }
+    else:
+        vats = {rate: vat_amount(base, rate) for rate, base in bases.items()}
+    if sum(vats.values()) == invoice.vat:
+        return vats
+    taxed = [rate for rate in bases if rate]
+    return {rate: invoice.vat if rate else 0 for rate in bases} if len(taxed) == 1 else None
 
 
 def _months_back(count: int) -> list[dt.date]:
@@ -778,24 +813,18 @@ class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadO
         if not self.has_view_permission(request, invoice):
             raise PermissionDenied
         lines = list(invoice.lines.order_by("position"))
-        by_rate: dict[int, int] = {}
-        for line in lines:
-            by_rate[line.vat_percent] = by_rate.get(line.vat_percent, 0) + line.amount
-        taxed = {rate for rate in by_rate if rate}
+        by_rate = _bases(lines)
+        vats = _vat_by_rate(invoice, by_rate)
         context = {
             **self.admin_site.each_context(request),
             "title": _("Invoice %(n)s") % {"n": invoice.number},
             "opts": self.model._meta,
             "invoice": invoice,
             "lines": [{"line": line, "label": line_label(line.label)} for line in lines],
-            # The VAT of each rate: the bill's VAT when one rate carries it (the usual case); with several rates
-            # (a change of rate within the month) the bases by rate and the bill's VAT below them.
+            # The base and VAT of each rate (a change of rate within the month gives several); they add up to
+            # the bill's VAT below them.
             "rates": [
-                {
-                    "percent": rate,
-                    "base": base,
-                    "vat": (invoice.vat if len(taxed) == 1 else None) if rate else 0,
-                }
+                {"percent": rate, "base": base, "vat": None if vats is None else vats[rate]}
                 for rate, base in sorted(by_rate.items())
             ],
             # Refunds offset on the bill: taken off the total, the customer pays the amount due.

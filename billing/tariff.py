@@ -285,9 +285,9 @@ def _tier_widths(
     return widths
 
 
-def _tier_lines(table: PriceTable, kwh: int, widths: list[int]) -> list[_Row]:
+def _tier_lines(table: PriceTable, kwh: int, widths: list[int], households: int = 1) -> list[_Row]:
     """(label, tier, kWh, price) for each tier that the segment's kWh reach, ``widths`` the segment's share
-    of each bounded tier."""
+    of each bounded tier. The label states the tier's range multiplied by the households sharing the meter."""
     if table.kind == "flat":
         return [("Flat", None, kwh, table.tiers[0].price)] if kwh else []
     rows: list[_Row] = []
@@ -298,7 +298,8 @@ def _tier_lines(table: PriceTable, kwh: int, widths: list[int]) -> list[_Row]:
             break
         take = left if tier.upper_kwh is None else min(left, widths[index - 1])
         if take:
-            rows.append((_tier_label(index, lower, tier.upper_kwh), index, take, tier.price))
+            upper = None if tier.upper_kwh is None else tier.upper_kwh * households
+            rows.append((_tier_label(index, lower * households, upper), index, take, tier.price))
         left -= take
         if tier.upper_kwh is not None:
             lower = tier.upper_kwh
@@ -416,7 +417,7 @@ def _charge_lines(
         if kind == "tou":
             rows = _tou_lines(table, {register: parts[position] for register, parts in shares.items()})
         else:
-            rows = _tier_lines(table, shares[""][position], widths[position])
+            rows = _tier_lines(table, shares[""][position], widths[position], households)
         segment_lines = [
             ChargeLine(
                 valid_from=seg_start,

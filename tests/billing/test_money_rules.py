@@ -3,6 +3,7 @@ rebates per VAT rate, refund offsets taken against the amount due, and the same 
 PostgreSQL. Every expected number is computed in the comments, not by the code."""
 
 import importlib
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -169,7 +170,7 @@ def test_a_rebate_round_rounds_half_up_in_whole_numbers_on_every_database(make_c
     assert sum(invoice.lines.values_list("amount", flat=True)) == invoice.subtotal
 
 
-def test_a_rebate_takes_its_vat_at_the_rates_of_the_lines_it_reduces(make_customer, read):
+def test_a_rebate_takes_its_vat_at_the_rates_of_the_lines_it_reduces(client, clerks, make_customer, read):
     # VAT 10% from 2025-10-16: October is 15 days at 8% and 16 at 10%.
     VatRate.objects.create(valid_from=date(2025, 10, 16), percent=10)
     customer = make_customer()
@@ -192,6 +193,14 @@ def test_a_rebate_takes_its_vat_at_the_rates_of_the_lines_it_reduces(make_custom
     assert [(line.amount, line.vat_percent) for line in rebate_lines] == [(-24_658, 10), (-23_447, 8)]
     application = RebateApplication.objects.get()
     assert (application.amount, application.vat) == (48_105, 4_340)
+    # The printed page states each rate's base less its rebate and the VAT on it, adding up to the bill's VAT:
+    # 8%: 132,869 (VAT 10,630); 10%: 139,726 (VAT 13,973); 10,630 + 13,973 = 24,603.
+    client.force_login(clerks[0])
+    response = client.get(reverse("admin:billing_invoice_print", args=[invoice.pk]))
+    assert response.context["rates"] == [
+        {"percent": 8, "base": 132_869, "vat": 10_630}, {"percent": 10, "base": 139_726, "vat": 13_973},
+    ]  # fmt: skip
+    assert sum(rate["vat"] for rate in response.context["rates"]) == invoice.vat
     # A correction before issue recomputes the bill and its rebate by the same rule as the pure function.
     billing.reading_correct(actor=None, reading=reading, value=reading.value - 50, reason="Đọc sai")
     invoice.refresh_from_db()
@@ -491,13 +500,64 @@ def test_an_adjustment_of_a_mixed_vat_bill_splits_its_difference_by_vat_rate(cli
     # + 10 × 2380 = 128,684.  By rate: 8%: 120,616 − 96,816 = 23,800; 10%: 128,684 − 104,884 = 23,800.
     second = _approved(clerks, original, kwh=120)
     assert _by_rate(second) == {8: (23_800, 10), 10: (23_800, 10)}
-    # The print page states the bases by rate and the invoice's VAT under them.
+    # The print page states each rate's base and VAT, which add up to the invoice's VAT: −4,760 − 5,950 = −10,710.
     client.force_login(clerks[0])
     response = client.get(reverse("admin:billing_invoice_print", args=[adjustment.pk]))
     assert response.context["rates"] == [
-        {"percent": 8, "base": -59_500, "vat": None}, {"percent": 10, "base": -59_500, "vat": None},
+        {"percent": 8, "base": -59_500, "vat": -4_760}, {"percent": 10, "base": -59_500, "vat": -5_950},
     ]  # fmt: skip
+    assert sum(rate["vat"] for rate in response.context["rates"]) == adjustment.vat
     assert money(-129_710) in response.content.decode()
+    # The second one's VAT by rate is the VAT of the bill as it corrects it less the bill's after the first:
+    # 8%: VAT(120,616) − VAT(96,816) = 9,649 − 7,745 = 1,904; 10%: VAT(128,684) − VAT(104,884) = 12,868 −
+    # 10,488 = 2,380; 1,904 + 2,380 = 4,284 = its VAT (22,517 corrected − 18,233 so far).
+    response = client.get(reverse("admin:billing_invoice_print", args=[second.pk]))
+    assert response.context["rates"] == [
+        {"percent": 8, "base": 23_800, "vat": 1_904}, {"percent": 10, "base": 23_800, "vat": 2_380},
+    ]  # fmt: skip
+    assert second.vat == 4_284
+
+
+def _printed_vat_table(html: str) -> list[list[str]]:
+    """The rows of the printed page's VAT table (rate, base, VAT), as the customer reads them."""
+    table = re.search(r'<table id="invoice-vat">(.*?)</table>', html, re.S).group(1)
+    body = re.search(r"<tbody>(.*?)</tbody>", table, re.S).group(1)
+    return [[re.sub(r"<[^>]+>|\s+", " ", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)]  # fmt: skip
+
+
+def test_the_printed_bill_and_adjustment_of_a_month_with_a_vat_change_state_each_rates_vat(
+    client, make_customer, read, clerks
+):
+    # given: VAT 10% from 2026-11-16 (November: 15 days at 8%, 15 at 10%); 2 households read 300 kWh
+    proposer, approver = clerks
+    nov26 = date(2026, 11, 1)
+    VatRate.objects.create(valid_from=date(2026, 11, 16), percent=10)
+    customer = make_customer(households=2)
+    read(customer, date(2026, 10, 1), 1000)
+    reading = read(customer, nov26, 1300)
+    billing.billing_run(actor=None, period=nov26)
+    billing.invoices_issue(actor=None, period=nov26)
+    bill = Invoice.objects.get(customer=customer, period=nov26)
+    client.force_login(proposer)
+    # then: 150 kWh in each half; widths ×2 = 100/100/200, halved 50/50/100: 50 × 1984 + 50 × 2050 + 50 × 2380
+    # = 320,700 a half.  VAT 8%: 25,656; 10%: 32,070; 25,656 + 32,070 = 57,726 = the bill's VAT.
+    response = client.get(reverse("admin:billing_invoice_print", args=[bill.pk]))
+    assert _printed_vat_table(response.content.decode()) == [
+        ["8%", money(320_700), money(25_656)], ["10%", money(320_700), money(32_070)],
+    ]  # fmt: skip
+    assert sum(rate["vat"] for rate in response.context["rates"]) == bill.vat == 57_726
+    # when: corrected to 250 kWh (125 a half: 50 × 1984 + 50 × 2050 + 25 × 2380 = 261,200) and approved
+    billing.reading_correct(actor=proposer, reading=reading, value=1250, reason="Đọc sai")
+    billing.adjustment_decide(actor=approver, adjustment=Adjustment.objects.get(original=bill), approve=True)
+    adjustment = Invoice.objects.get(adjusts=bill)
+    # then: −59,500 at each rate; VAT 8%: 20,896 − 25,656 = −4,760; 10%: 26,120 − 32,070 = −5,950; the
+    # adjustment's VAT −10,710
+    response = client.get(reverse("admin:billing_invoice_print", args=[adjustment.pk]))
+    assert _printed_vat_table(response.content.decode()) == [
+        ["8%", money(-59_500), money(-4_760)], ["10%", money(-59_500), money(-5_950)],
+    ]  # fmt: skip
+    assert sum(rate["vat"] for rate in response.context["rates"]) == adjustment.vat == -10_710
 
 
 def test_an_adjustment_of_a_bill_with_no_consumption_states_the_vat_it_charges(

@@ -250,6 +250,19 @@ def test_two_households_double_the_tier_widths():
     assert (charge.subtotal, charge.vat, charge.total) == (760_400, 60_832, 821_232)
 
 
+def test_two_households_tier_labels_state_the_multiplied_widths():
+    # given 250 kWh in June 2025 shared by two households: widths ×2 are 0–100, 101–200, 201–400, …
+    # when
+    charge = residential(date(2025, 6, 1), date(2025, 7, 1), 250, households=2)
+
+    # then 250 = 100 + 100 + 50, each line labelled with the range it fills (not one household's 0–50 …):
+    #   100 × 1984 + 100 × 2050 + 50 × 2380 = 198,400 + 205,000 + 119,000 = 522,400
+    assert [(line.label, line.kwh) for line in charge.lines] == [
+        ("Tier 1 (0–100 kWh)", 100), ("Tier 2 (101–200 kWh)", 100), ("Tier 3 (201–400 kWh)", 50),
+    ]  # fmt: skip
+    assert charge.subtotal == 522_400
+
+
 def test_two_households_with_twice_the_kwh_pay_twice_one_households_bill():
     # given 700 kWh for two households in June 2025
     # when

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from decimal import Decimal
 
 import pytest
@@ -30,27 +29,12 @@ from billing.models import (
 )
 from crm.models import Role
 from tests.billing.conftest import NOV, OCT
+from tests.concurrency import in_thread
 from tickets.services import ticket_open
 
 on_postgres = pytest.mark.skipif(
     "postgresql" not in settings.DATABASES["default"]["ENGINE"], reason="two connections at once: PostgreSQL"
 )
-
-
-def _in_thread(work) -> tuple[threading.Thread, dict]:
-    outcome = {}
-
-    def run():
-        try:
-            outcome["result"] = work()
-        except Exception as exc:  # reported to the test
-            outcome["error"] = exc
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, outcome
 
 
 @on_postgres
@@ -61,7 +45,7 @@ def test_two_clerks_starting_the_same_billing_run_make_each_bill_once_without_an
         read(make_customer(), OCT, 150)
     with transaction.atomic():
         assert billing.billing_run(actor=None, period=OCT).invoices == 3
-        second, outcome = _in_thread(lambda: billing.billing_run(actor=None, period=OCT))
+        second, outcome = in_thread(lambda: billing.billing_run(actor=None, period=OCT))
         second.join(1.5)
         assert second.is_alive()  # waits for the first run
     second.join(30)
@@ -98,7 +82,7 @@ def test_two_clerks_proposing_on_the_same_bill_at_once_the_second_is_told_one_is
     invoice, (first, second) = issued
     with transaction.atomic():
         billing.adjustment_propose(actor=first, invoice=invoice, kwh=150, record="Biên bản 1")
-        other, outcome = _in_thread(
+        other, outcome = in_thread(
             lambda: billing.adjustment_propose(actor=second, invoice=invoice, kwh=140, record="Biên bản 2")
         )
         other.join(1.5)
@@ -210,7 +194,7 @@ def test_a_round_applied_during_a_correction_waits_and_reduces_the_corrected_bil
     with transaction.atomic():
         # A clerk corrects October to 150 kWh (the draft is recomputed) while the round is applied.
         billing.reading_correct(actor=clerk, reading=reading, value=150, reason="Đọc sai")
-        thread, outcome = _in_thread(lambda: billing.rebate_apply(actor=None, programme=programme))
+        thread, outcome = in_thread(lambda: billing.rebate_apply(actor=None, programme=programme))
         thread.join(1.5)
         assert thread.is_alive()  # the round waits for the correction
     thread.join(30)
@@ -235,7 +219,7 @@ def test_a_correction_made_while_a_round_is_applied_waits_and_the_bill_keeps_the
     reading = MeterReading.objects.get(contract__customer=customer, period=OCT)
     with transaction.atomic():
         billing.rebate_apply(actor=None, programme=programme)
-        thread, outcome = _in_thread(
+        thread, outcome = in_thread(
             lambda: billing.reading_correct(actor=clerk, reading=reading, value=150, reason="Đọc sai")
         )
         thread.join(1.5)
@@ -260,7 +244,7 @@ def test_a_round_taken_back_during_a_correction_leaves_the_corrected_bill_unredu
     reading = MeterReading.objects.get(contract__customer=customer, period=OCT)
     with transaction.atomic():
         billing.reading_correct(actor=clerk, reading=reading, value=150, reason="Đọc sai")
-        thread, outcome = _in_thread(lambda: billing.rebate_reverse(actor=None, programme=programme))
+        thread, outcome = in_thread(lambda: billing.rebate_reverse(actor=None, programme=programme))
         thread.join(1.5)
         assert thread.is_alive()  # the reversal waits for the correction
     thread.join(30)
@@ -287,7 +271,7 @@ def test_a_credit_approved_while_the_whole_bill_is_paid_waits_and_is_paid_back(t
     adjustment = billing.adjustment_propose(actor=proposer, invoice=invoice, kwh=300, record="Biên bản")
     with transaction.atomic():
         _pay(proposer, invoice, 979_560, "BL-1")
-        thread, outcome = _in_thread(
+        thread, outcome = in_thread(
             lambda: billing.adjustment_decide(actor=approver, adjustment=adjustment, approve=True)
         )
         thread.join(1.5)
@@ -310,7 +294,7 @@ def test_a_payment_of_the_uncorrected_amount_during_a_credits_approval_is_refuse
     adjustment = billing.adjustment_propose(actor=proposer, invoice=invoice, kwh=300, record="Biên bản")
     with transaction.atomic():
         billing.adjustment_decide(actor=approver, adjustment=adjustment, approve=True)
-        thread, outcome = _in_thread(lambda: _pay(proposer, invoice, 979_560, "BL-2"))
+        thread, outcome = in_thread(lambda: _pay(proposer, invoice, 979_560, "BL-2"))
         thread.join(1.5)
         assert thread.is_alive()  # the payment waits for the approval
     thread.join(30)
@@ -336,7 +320,7 @@ def test_a_refund_paid_back_while_a_charge_of_the_same_bill_is_approved_waits_an
     up = billing.adjustment_propose(actor=proposer, invoice=invoice, kwh=350, record="Biên bản 2")
     with transaction.atomic():
         billing.adjustment_decide(actor=approver, adjustment=up, approve=True)  # +180,900: the refund covers it
-        thread, outcome = _in_thread(
+        thread, outcome = in_thread(
             lambda: billing.refund_settle(actor=proposer, refund=refund, method="refund", reference="UNC-7")
         )
         thread.join(1.5)
@@ -371,7 +355,7 @@ def test_a_dispute_opened_while_its_bill_is_issued_is_recorded_on_the_issued_bil
     what = {"invoice": draft} if about == "invoice" else {"reading": draft.reading}
     with transaction.atomic():
         billing.invoice_issue(actor=None, invoice=draft)  # another clerk issues it from the list
-        thread, outcome = _in_thread(
+        thread, outcome = in_thread(
             lambda: billing.dispute_open(actor=clerk, ticket=ticket, claim="Chỉ số sai", **what)
         )
         thread.join(1.5)
@@ -406,7 +390,7 @@ def test_a_round_applied_while_a_bill_is_issued_waits_and_leaves_the_issued_bill
     draft = Invoice.objects.get(customer=customer, period=OCT)
     with transaction.atomic():
         as_issued = _as_issued(billing.invoice_issue(actor=None, invoice=draft))
-        thread, outcome = _in_thread(lambda: billing.rebate_apply(actor=None, programme=programme))
+        thread, outcome = in_thread(lambda: billing.rebate_apply(actor=None, programme=programme))
         thread.join(1.5)
         assert thread.is_alive()  # the round waits for the issue
     thread.join(30)
@@ -431,7 +415,7 @@ def test_a_round_taken_back_while_a_bill_is_issued_waits_and_the_issued_bill_kee
     draft = Invoice.objects.get(customer=customer, period=OCT)
     with transaction.atomic():
         as_issued = _as_issued(billing.invoice_issue(actor=None, invoice=draft))
-        thread, outcome = _in_thread(lambda: billing.rebate_reverse(actor=None, programme=programme))
+        thread, outcome = in_thread(lambda: billing.rebate_reverse(actor=None, programme=programme))
         thread.join(1.5)
         assert thread.is_alive()  # the round waits for the issue
     thread.join(30)
@@ -473,7 +457,7 @@ def test_offsetting_a_credit_while_the_next_bill_is_recomputed_waits_and_is_not_
 
     def release_while_the_other_clerk_offsets(invoice):
         if not started:  # the correction holds November; the other clerk offsets the second credit on it now
-            started["thread"], started["outcome"] = _in_thread(lambda: billing.refund_settle(
+            started["thread"], started["outcome"] = in_thread(lambda: billing.refund_settle(
                 actor=second, refund=r2, method="offset", offset_invoice=november
             ))  # fmt: skip
             started["thread"].join(1.5)

@@ -5,7 +5,6 @@ being issued wait for the issue, the set-based reference checks hold or refuse, 
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 import pytest
 from django.conf import settings
@@ -18,27 +17,12 @@ from billing import services as billing
 from billing.models import AuditRecord, Invoice, InvoiceLine, MeterReading, PriceStep, PriceTable, VatRate
 from crm.models import Role
 from tests.billing.conftest import OCT
+from tests.concurrency import in_thread
 
 on_postgres = pytest.mark.skipif(
     "postgresql" not in settings.DATABASES["default"]["ENGINE"],
     reason="PostgreSQL's triggers, locks and plans",
 )
-
-
-def _in_thread(work) -> tuple[threading.Thread, dict]:
-    outcome = {}
-
-    def run():
-        try:
-            outcome["result"] = work()
-        except Exception as exc:  # reported to the test
-            outcome["error"] = exc
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, outcome
 
 
 def _refused(sql: str, params=None) -> str:
@@ -168,7 +152,7 @@ def test_a_rate_made_while_a_billing_run_is_open_waits_for_it_and_is_refused(tra
     rates = list(VatRate.objects.order_by("pk").values())
     with transaction.atomic():
         billing.billing_run(actor=None, period=OCT)
-        thread, outcome = _in_thread(
+        thread, outcome = in_thread(
             lambda: billing.vat_rate_create(actor=admin, valid_from=dt.date(2025, 10, 15), percent=10)
         )
         thread.join(1.5)
@@ -187,7 +171,7 @@ def test_a_billing_run_started_while_a_rate_is_being_made_bills_with_the_new_rat
     read(make_customer(), OCT, 350)
     with transaction.atomic():
         billing.vat_rate_create(actor=admin, valid_from=dt.date(2025, 10, 1), percent=10)
-        thread, outcome = _in_thread(lambda: billing.billing_run(actor=None, period=OCT))
+        thread, outcome = in_thread(lambda: billing.billing_run(actor=None, period=OCT))
         thread.join(1.5)
         assert thread.is_alive()  # the run waits for the rate
     thread.join(30)
@@ -313,7 +297,7 @@ def test_a_line_written_while_its_invoice_is_being_issued_waits_and_is_refused(
 
     with transaction.atomic():
         assert billing.invoices_issue(actor=None, period=OCT) == 1
-        writer, outcome = _in_thread(raw_writer)
+        writer, outcome = in_thread(raw_writer)
         writer.join(1.5)
         assert writer.is_alive()  # waits for the invoice being issued
     writer.join(30)
@@ -373,7 +357,7 @@ def test_a_delete_of_no_rows_locks_no_child_table(transactional_db, make_custome
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM customers_contract WHERE false")
             cursor.execute("DELETE FROM customers_meter WHERE false")
-        other, outcome = _in_thread(change_the_reading)
+        other, outcome = in_thread(change_the_reading)
         other.join(30)
         assert not other.is_alive()
     assert "error" not in outcome, outcome["error"]

@@ -6,7 +6,6 @@ first payment, and a recorded payment is never changed or deleted."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from unittest import mock
 
 import pytest
@@ -21,6 +20,7 @@ from billing.models import AuditRecord, Invoice, Payment
 from billing.money import money
 from crm.models import Role
 from tests.billing.conftest import OCT
+from tests.concurrency import in_thread
 
 on_postgres = pytest.mark.skipif(
     "postgresql" not in settings.DATABASES["default"]["ENGINE"], reason="two connections at once: PostgreSQL"
@@ -423,22 +423,6 @@ def test_the_payments_list_filters_by_source_and_day_and_finds_a_reference_or_an
 # Two at once (PostgreSQL) ----------------------------------------------------------------------------------
 
 
-def _in_thread(work) -> tuple[threading.Thread, dict]:
-    outcome: dict = {}
-
-    def run():
-        try:
-            outcome["result"] = work()
-        except Exception as exc:  # reported to the test
-            outcome["error"] = exc
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, outcome
-
-
 @on_postgres
 def test_two_payments_of_the_last_amount_at_once_leave_exactly_one_accepted(transactional_db, clerk,
                                                                            second_clerk, make_customer, read):  # fmt: skip
@@ -449,7 +433,7 @@ def test_two_payments_of_the_last_amount_at_once_leave_exactly_one_accepted(tran
     with transaction.atomic():
         billing.payment_record(actor=clerk, invoice=invoice, amount=last, paid_at=timezone.now(),
                                source="bank_transfer", reference="FT-LAST-1")  # fmt: skip
-        thread, outcome = _in_thread(lambda: billing.payment_record(
+        thread, outcome = in_thread(lambda: billing.payment_record(
             actor=second_clerk, invoice=invoice, amount=last, paid_at=timezone.now(), source="app",
             reference="APP-LAST-2"))  # fmt: skip
         thread.join(1.5)
@@ -471,7 +455,7 @@ def test_a_retry_racing_its_first_request_returns_the_first_payment(transactiona
     with transaction.atomic():
         first = billing.payment_record(actor=clerk, invoice=invoice, amount=5000, paid_at=paid_at,
                                        source="partner", reference="VNPOST-1").payment  # fmt: skip
-        thread, outcome = _in_thread(lambda: billing.payment_record(
+        thread, outcome = in_thread(lambda: billing.payment_record(
             actor=second_clerk, invoice=invoice, amount=5000, paid_at=paid_at, source="partner",
             reference="VNPOST-1"))  # fmt: skip
         thread.join(1.5)

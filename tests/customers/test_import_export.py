@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import threading
 import unicodedata
 
 import openpyxl
@@ -33,6 +32,7 @@ from customers.models import (
 )
 from customers.resources import CustomerResource
 from customers.selectors import lookup_customers
+from tests.concurrency import in_another_connection
 from tests.exported import by_column
 
 CSV_FORMAT, XLSX_FORMAT = "0", "1"  # their places in the import form's format list
@@ -753,24 +753,6 @@ def _saved_meanwhile(monkeypatch, save) -> dict:
     return done
 
 
-def _in_another_connection(work) -> dict:
-    outcome = {}
-
-    def run():
-        try:
-            outcome["result"] = work()
-        except Exception as exc:  # reported to the test
-            outcome["error"] = exc
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(30)
-    assert not thread.is_alive()
-    return outcome
-
-
 def _street_only(customer) -> list[dict]:
     # A file that only moves the customer to a new street (the e-mail cell left blank: "change nothing").
     return [customer_row(code=customer.code, unit="PE0100", full_name="Nguyễn Văn An", street="99 Lê Lợi",
@@ -835,7 +817,7 @@ def test_an_import_confirmed_while_a_clerk_saves_the_customer_does_not_put_back_
     client.force_login(importer)
     previewed = preview(client, "customer", csv_bytes(_street_only(customer)))
     assert problems(previewed) == []
-    saved_meanwhile = _saved_meanwhile(monkeypatch, lambda instance: _in_another_connection(
+    saved_meanwhile = _saved_meanwhile(monkeypatch, lambda instance: in_another_connection(
         lambda: services.customer_update(
             actor=other, customer=Customer.objects.get(pk=instance.pk), changes={"email": "an.moi@example.vn"},
             reason="Khách báo e-mail mới",

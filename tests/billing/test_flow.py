@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from billing import services as billing
 from billing.models import AuditRecord, Invoice, InvoiceLine, MeterReading, Reinspection
-from crm import shared_cache
-from crm.models import Role, Unit
+from crm.models import Role
 from tests.billing.conftest import DEC, NOV, OCT
+from tests.organisation import merge
 
 
 def test_readings_are_validated_and_jumps_flagged(make_customer, read):
@@ -179,13 +179,6 @@ def test_audit_records_cannot_be_changed_even_in_sql(make_customer, read):
 # A unit merged into another ---------------------------------------------------------------------------------
 
 
-def _merge(unit, into, valid_to):
-    """``unit`` merged into ``into``, its last day ``valid_to`` (the merge takes effect the day after)."""
-    Unit.objects.filter(pk=unit.pk).update(valid_to=valid_to, successor=into)
-    shared_cache.changed(shared_cache.ORGANISATION)
-    unit.refresh_from_db()
-
-
 def test_a_run_of_the_successor_bills_issues_and_scans_the_customers_of_the_unit_merged_into_it(
     org, make_customer, make_staff, read
 ):
@@ -196,7 +189,7 @@ def test_a_run_of_the_successor_bills_issues_and_scans_the_customers_of_the_unit
     read(risen, datetime.date(2025, 9, 1), 100)
     read(risen, OCT, 400)  # 300 kWh after 100: a rise the scan holds
     clerk = make_staff(Role.BILLING_CLERK, [home])
-    _merge(sibling, home, datetime.date(2025, 10, 15))
+    merge(sibling, home, datetime.date(2025, 10, 15))
     # when home's clerk scans, runs and issues the month for home
     scan = billing.anomaly_scan(actor=clerk, period=OCT, unit=home)
     result = billing.billing_run(actor=clerk, period=OCT, unit=home)
@@ -217,7 +210,7 @@ def test_a_merge_dated_ahead_leaves_the_units_customers_to_its_own_run_until_its
     home, sibling = org["home"], org["sibling"]
     kept = make_customer(sibling, phones=["0903 222 333"])
     read(kept, OCT, 150)
-    _merge(sibling, home, timezone.localdate() + datetime.timedelta(days=1))
+    merge(sibling, home, timezone.localdate() + datetime.timedelta(days=1))
     # when home's month is run, then nothing of the sibling is in it
     result = billing.billing_run(actor=None, period=OCT, unit=home)
     assert (result.invoices, result.without_reading, result.held) == (0, 0, 0)

@@ -3,11 +3,11 @@ import datetime as dt
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
-from crm import shared_cache
 from crm.models import Role, Unit
 from crm.scoping import role_scope, scope_for, units_served_today
 from crm.services import staff_update
 from customers.models import Customer
+from tests.organisation import merge
 
 
 def test_unit_staff_see_only_their_units(org, staff):
@@ -72,13 +72,6 @@ def test_companies_and_corporations_are_scoped_without_duplicates(org, staff):
     ]
 
 
-def _merge(unit, into, valid_to):
-    """``unit`` merged into ``into``, its last day ``valid_to`` (the merge takes effect the day after)."""
-    Unit.objects.filter(pk=unit.pk).update(valid_to=valid_to, successor=into)
-    shared_cache.changed(shared_cache.ORGANISATION)
-    unit.refresh_from_db()
-
-
 def test_a_merge_dated_ahead_shows_the_units_records_to_the_successors_staff_only_from_its_day(
     org, make_customer, make_staff
 ):
@@ -86,12 +79,12 @@ def test_a_merge_dated_ahead_shows_the_units_records_to_the_successors_staff_onl
     home, sibling = org["home"], org["sibling"]
     theirs = make_customer(sibling, phones=["0903 222 333"])
     agent = make_staff(Role.AGENT, [home])
-    _merge(sibling, home, timezone.localdate() + dt.timedelta(days=1))
+    merge(sibling, home, timezone.localdate() + dt.timedelta(days=1))
     # then home's agent neither sees the customer nor has the sibling in scope
     assert not Customer.objects.for_user(agent).filter(pk=theirs.pk).exists()
     assert not scope_for(agent).allows_unit(sibling.pk)
     # and once the sibling's last day has passed, they do (a new request, a new user object)
-    _merge(sibling, home, timezone.localdate() - dt.timedelta(days=1))
+    merge(sibling, home, timezone.localdate() - dt.timedelta(days=1))
     agent = type(agent).objects.get(pk=agent.pk)
     assert Customer.objects.for_user(agent).filter(pk=theirs.pk).exists()
 
@@ -103,9 +96,9 @@ def test_the_units_a_unit_serves_today_follow_chains_of_merges_that_have_taken_e
     active = Unit.objects.filter(company__corporation__code="EVNHCMC", valid_to__isnull=True, predecessors=None)
     a, b, c, d = active.order_by("code")[:4]
     today = timezone.localdate()
-    _merge(a, b, today - dt.timedelta(days=1))
-    _merge(b, c, today - dt.timedelta(days=365))
-    _merge(d, c, today + dt.timedelta(days=1))
+    merge(a, b, today - dt.timedelta(days=1))
+    merge(b, c, today - dt.timedelta(days=365))
+    merge(d, c, today + dt.timedelta(days=1))
     # then C serves its own records and A's and B's, not yet D's; A's records are served by A, B and C
     assert units_served_today([c.pk]) == {a.pk, b.pk, c.pk}
     assert units_served_today([b.pk]) == {a.pk, b.pk}

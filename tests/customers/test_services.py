@@ -97,17 +97,16 @@ def test_a_successor_keeps_the_codes_of_a_chain_of_merges_and_not_of_one_dated_a
     from django.core.exceptions import ValidationError
     from django.utils import timezone
 
-    from crm import shared_cache
     from crm.models import Unit
+    from tests.organisation import merge
 
     # given A merged into B last year, B into C yesterday, D into C tomorrow
     active = Unit.objects.filter(company__corporation__code="EVNHCMC", valid_to__isnull=True, predecessors=None)
     a, b, c, d = active.order_by("code")[:4]
     today = timezone.localdate()
-    for unit, day in ((a, -365), (b, -1), (d, 1)):
-        Unit.objects.filter(pk=unit.pk).update(successor=b if unit == a else c, valid_to=today + dt.timedelta(days=day))
-    shared_cache.changed(shared_cache.ORGANISATION)
-    c.refresh_from_db()
+    merge(a, b, today - dt.timedelta(days=365))
+    merge(b, c, today - dt.timedelta(days=1))
+    merge(d, c, today + dt.timedelta(days=1))
 
     def create(prefix):
         return services.customer_create(

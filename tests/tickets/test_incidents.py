@@ -7,9 +7,9 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from crm import shared_cache
 from crm.models import OutboxMessage, Role, Unit
 from customers.models import Customer
+from tests.organisation import merge
 from tickets.models import Callback, CallbackOutcome, Disposition, EventKind, Incident, Status, Ticket
 from tickets.selectors import incidents_for_customer, outages_to_link
 from tickets.services import (
@@ -256,13 +256,6 @@ def test_a_ticket_rerouted_to_another_unit_leaves_the_old_units_outage(org, make
     assert Ticket.objects.get(pk=stays.pk).status == Status.RESOLVED
 
 
-def _merge(unit, into, valid_to):
-    """``unit`` merged into ``into``, its last day ``valid_to`` (the merge takes effect the day after)."""
-    Unit.objects.filter(pk=unit.pk).update(valid_to=valid_to, successor=into)
-    shared_cache.changed(shared_cache.ORGANISATION)
-    unit.refresh_from_db()
-
-
 def test_an_outage_open_when_its_unit_is_merged_still_takes_the_calls_of_its_customers(
     org, catalogue, make_customer
 ):
@@ -271,7 +264,7 @@ def test_an_outage_open_when_its_unit_is_merged_still_takes_the_calls_of_its_cus
     customer = make_customer(sibling, phones=["0903 222 333"])
     incident = incident_open(actor=None, unit=sibling, cause="Sự cố tuyến trung thế",
                              started_at=timezone.now() - dt.timedelta(hours=2))  # fmt: skip
-    _merge(sibling, home, timezone.localdate() - dt.timedelta(days=1))
+    merge(sibling, home, timezone.localdate() - dt.timedelta(days=1))
     customer = Customer.objects.get(pk=customer.pk)  # as the next request reads it
     # then the card shows it, and the customer's outage call is linked to it
     assert [i.pk for i in incidents_for_customer(customer)] == [incident.pk]
@@ -290,7 +283,7 @@ def test_an_outage_of_the_unit_serving_a_merged_units_customer_is_offered_with_t
     home, sibling = org["home"], org["sibling"]
     customer = make_customer(sibling, phones=["0903 222 333"])
     older = incident_open(actor=None, unit=sibling, cause="Sự cố cũ", started_at=timezone.now() - dt.timedelta(hours=3))
-    _merge(sibling, home, timezone.localdate() - dt.timedelta(days=1))
+    merge(sibling, home, timezone.localdate() - dt.timedelta(days=1))
     newer = incident_open(actor=None, unit=Unit.objects.get(pk=home.pk), cause="Sự cố",
                           started_at=timezone.now() - dt.timedelta(hours=1))  # fmt: skip
     # then both cover the customer, the latest started first
@@ -305,7 +298,7 @@ def test_an_unknown_callers_ticket_kept_in_a_merged_unit_can_be_linked_to_the_su
     dispatcher = make_staff(Role.DISPATCHER, [home])
     ticket = ticket_open(actor=None, category=catalogue["outage"], channel="phone", description="Mất điện",
                          caller_phone="0903 555 666", unit=sibling).ticket  # fmt: skip
-    _merge(sibling, home, timezone.localdate() - dt.timedelta(days=1))
+    merge(sibling, home, timezone.localdate() - dt.timedelta(days=1))
     # and the outage entered in home, the only place it can go now
     incident = incident_open(actor=None, unit=Unit.objects.get(pk=home.pk), cause="Sự cố",
                              started_at=timezone.now() - dt.timedelta(minutes=30))  # fmt: skip
@@ -320,7 +313,7 @@ def test_a_merge_dated_ahead_leaves_the_units_outages_and_calls_to_it_until_its_
     # given the sibling to be merged into home tomorrow, and an outage entered in home today
     home, sibling = org["home"], org["sibling"]
     customer = make_customer(sibling, phones=["0903 222 333"])
-    _merge(sibling, home, timezone.localdate() + dt.timedelta(days=1))
+    merge(sibling, home, timezone.localdate() + dt.timedelta(days=1))
     incident_open(actor=None, unit=home, cause="Sự cố", started_at=timezone.now() - dt.timedelta(minutes=30))
     # then the sibling's customer is not covered by it, and their call stays with the sibling, unlinked
     customer = Customer.objects.get(pk=customer.pk)

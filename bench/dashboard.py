@@ -206,11 +206,13 @@ def _raw_statements(units: list[int], begin, stop, unit_id: int | None, everythi
     ticket_scope = scope.replace("unit_id", "t.unit_id")
     in_range = "created_at >= %(b)s AND created_at < %(s)s"
     sla = ", ".join(
-        f"count(*) FILTER (WHERE {done} IS NOT NULL OR {flag}), count(*) FILTER (WHERE {done} <= {due})"
-        for done, due, flag in (
-            ("acknowledged_at", "acknowledge_due", "acknowledge_breached"),
-            ("contacted_at", "contact_due", "contact_breached"),
-            ("resolved_at", "resolve_due", "resolve_breached"),
+        f"count(*) FILTER (WHERE {done} IS NOT NULL OR ({flag} AND status NOT IN ('cancelled', 'duplicate'))"
+        f"{f' OR {missed} IS NOT NULL' if missed else ''}), "
+        f"count(*) FILTER (WHERE {done} <= {due}{f' AND {missed} IS NULL' if missed else ''})"
+        for done, due, flag, missed in (
+            ("acknowledged_at", "acknowledge_due", "acknowledge_breached", ""),
+            ("contacted_at", "contact_due", "contact_breached", "contact_missed_before"),
+            ("resolved_at", "resolve_due", "resolve_breached", "resolve_missed_before"),
         )
     )
     open_statuses = "('new', 'acknowledged', 'dispatched', 'in_progress', 'pending_customer', 'reopened')"

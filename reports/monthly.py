@@ -21,9 +21,9 @@ from django.utils.translation import gettext as _
 
 from core.exports import xlsx_text
 from core.routers import replica_reads
-from crm.models import ExportKind, OutboxChannel, OutboxMessage, Role, StaffProfile
+from crm.models import ExportKind, OutboxChannel, OutboxMessage, Role, StaffProfile, Unit
 from crm.outbox import outbox_enqueue
-from crm.scoping import scope_for
+from crm.scoping import Scope, merged_away, scope_for
 from crm.services import export_log_record
 from reports import dashboard
 
@@ -140,6 +140,14 @@ def monthly_reports_send(*, month: dt.date | None = None) -> int:
     return written
 
 
+def units_in_service(scope: Scope) -> int:
+    """How many units ``scope`` covers as units of their own: its units less those merged away into one of
+    them (the scope keeps those so that their old records stay visible, but they are not units any more)."""
+    today = timezone.localdate()
+    units = Unit.objects.filter(pk__in=sorted(scope.unit_ids)).only("pk", "successor_id", "valid_to")
+    return sum(1 for unit in units if not merged_away(unit, today=today))
+
+
 def _monthly_report_send(user, month: dt.date, key: str) -> bool:
     """Write ``user``'s email with the workbook of ``month`` to the outbox under ``key``; False when the
     outbox already held it (a race with another run)."""
@@ -162,7 +170,7 @@ def _monthly_report_send(user, month: dt.date, key: str) -> bool:
                 "month": label,
                 "scope": _("every unit")
                 if scope.everything
-                else _("%(n)d units") % {"n": len(scope.unit_ids)},
+                else _("%(n)d units") % {"n": units_in_service(scope)},
             },
             dedupe_key=key,
             attachment_name=f"tongdai-report-{month:%Y-%m}.xlsx",

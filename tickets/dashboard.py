@@ -20,6 +20,7 @@ import datetime as dt
 
 from django.conf import settings
 from django.db.models import Avg, Count, F, OuterRef, Q, Subquery
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext
 
@@ -35,7 +36,7 @@ from crm.dashboard_widgets import (
     share,
 )
 from crm.scoping import scope_for
-from tickets.models import Callback, CallbackOutcome, Category, Channel, Incident, Interaction, Ticket
+from tickets.models import Callback, CallbackOutcome, Category, Channel, Incident, Interaction, Status, Ticket
 
 RESTORE_TARGET_MINUTES = 120  # "an outage is fixed within 2 hours" (DOMAIN.md)
 SLA_TARGETS = ("acknowledge", "contact", "resolve")
@@ -46,7 +47,10 @@ def sla_target_percent() -> float:
     return float(settings.TONGDAI_SLA_TARGET_PERCENT)
 
 
-# The SLA conditions: a target is reached when it was done or breached; met when done by its deadline.
+# The SLA conditions: a target is reached when it was done or breached; met when done by its deadline. A ticket
+# cancelled or marked a duplicate of another was closed without its remaining steps: it reaches a target only
+# where that step was done (or missed in an earlier cycle), never by a breach flag alone, which the sweep may
+# or may not have set before the ticket was closed (a repeat call is the same request as the one it repeats).
 _SLA = {
     "acknowledge": ("acknowledged_at", "acknowledge_due", "acknowledge_breached"),
     "contact": ("contacted_at", "contact_due", "contact_breached"),
@@ -58,13 +62,19 @@ _SLA = {
 # again): such a ticket counts as reached and missed, whatever its current cycle did.
 _MISSED_BEFORE = {"contact": "contact_missed_before", "resolve": "resolve_missed_before"}
 
+# The statuses of a ticket closed without its remaining steps: their breach flags alone reach no target.
+_CLOSED_WITHOUT_STEPS = (Status.CANCELLED, Status.DUPLICATE)
+
 
 def sla_aggregates() -> dict[str, Count]:
     """Per target, the tickets whose deadline is reached (done, breached, or missed in an earlier cycle) and
-    those that met it (done in time, and never missed before a reopen)."""
+    those that met it (done in time, and never missed before a reopen). A cancelled or duplicate ticket is
+    reached only where the step was done or missed in an earlier cycle: its breach flag alone does not count.
+    The one rule behind the overall and per-unit SLA figures and the monthly workbook."""
     aggregates = {}
     for target, (done, due, breached) in _SLA.items():
-        reached = Q(**{f"{done}__isnull": False}) | Q(**{breached: True})
+        breached_open = Q(**{breached: True}) & ~Q(status__in=_CLOSED_WITHOUT_STEPS)
+        reached = Q(**{f"{done}__isnull": False}) | breached_open
         met = Q(**{f"{done}__isnull": False, f"{done}__lte": F(due)})
         if target in _MISSED_BEFORE:
             reached |= Q(**{f"{_MISSED_BEFORE[target]}__isnull": False})
@@ -161,8 +171,8 @@ def electronic_share(board: Board) -> dict:
 
 def sla_compliance(board: Board) -> list[dict]:
     """Per time limit: ``{"target", "label", "reached", "met", "share"}``. Reached: done or breached (a ticket
-    whose deadline is still ahead, or that was closed without that step, is not counted); met: done by the
-    deadline stored on the ticket."""
+    whose deadline is still ahead, or that was cancelled or marked a duplicate without that step, is not
+    counted, breached or not); met: done by the deadline stored on the ticket."""
     labels = _sla_labels()
     rows = cube(board)
     result = []
@@ -277,10 +287,14 @@ def open_breaches(board: Board) -> list[dict]:
 def outages(board: Board) -> dict:
     """Outage incidents started in the period against the 2-hour restore target: ``{"count", "restored",
     "within_2h", "avg_restore_minutes", "by_unit": [same per unit, with "unit", "label"]}``. A planned outage
-    called off before its start never happened: it is not counted (``Incident.objects.happened()``)."""
+    called off before its start never happened: it is not counted (``Incident.objects.happened()``); nor is
+    one entered ahead of its start until it has started (it takes no calls before then)."""
     limit = dt.timedelta(minutes=RESTORE_TARGET_MINUTES)
+    started = Incident.objects.happened().filter(
+        started_at__gte=board.begin, started_at__lt=board.stop, started_at__lte=timezone.now()
+    )
     rows = (
-        board.scoped(Incident.objects.happened().filter(started_at__gte=board.begin, started_at__lt=board.stop))
+        board.scoped(started)
         .values("unit__code", "unit__name")
         .annotate(
             count=Count("id"),
@@ -479,7 +493,8 @@ WIDGETS: list[Widget] = [
     Widget("units", gettext_lazy("Requests by unit"), 40, requests_by_unit, _unit_table, _counts_chart),
     Widget("sla", gettext_lazy("SLA compliance"), 50, sla_compliance, _sla_table, _sla_chart,
            gettext_lazy("Share of the tickets received in the period whose time limit was met, among those "
-                        "where it was done or breached.")),
+                        "where it was done or breached. A ticket cancelled or marked a duplicate counts only "
+                        "where the step was done.")),
     Widget("sla_units", gettext_lazy("SLA compliance by unit"), 60, sla_by_unit, _sla_unit_table, _sla_unit_chart,
            gettext_lazy("The chart shows the resolve time limit; the table all three.")),
     Widget("breaches", gettext_lazy("Open breaches"), 70, open_breaches, _breaches_table, _breaches_chart,

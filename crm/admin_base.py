@@ -3,6 +3,8 @@ a unit filter that lists only the units the staff member may see."""
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -12,6 +14,7 @@ from django.contrib.admin.utils import quote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import EmptyResultSet, FieldDoesNotExist, ValidationError
 from django.core.paginator import Paginator
+from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
 from django.urls import reverse
@@ -23,6 +26,9 @@ from django.utils.translation import gettext_lazy as _
 from core import db
 from core.json_input import ADMIN_FORMFIELD_OVERRIDES
 from crm.models import Unit
+
+# A row's id as a list page posts it for an action: a whole number (digits, a minus sign at most).
+_ROW_ID = re.compile(r"-?[0-9]{1,19}")
 
 
 class EstimatedCountPaginator(Paginator):
@@ -263,6 +269,36 @@ class ScopedAdmin(RelatedLinksMixin, admin.ModelAdmin):
         if hasattr(manager, "for_user") and "queryset" not in kwargs:
             kwargs["queryset"] = manager.for_user(request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def response_action(self, request, queryset, *args, **kwargs):
+        """An action on the rows ticked: a selection that no list page posts (a value that is not a record's
+        id, ``abc`` or a number beyond the id column) is refused with a message and nothing done, before
+        Django filters by it (which would be a server error)."""
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        if not all(_names_a_record(self.model, value) for value in selected):
+            self.message_user(
+                request,
+                gettext("The rows chosen for the action were not read: nothing was done. Tick them again."),
+                messages.ERROR,
+            )
+            return None  # Django's list answers with a redirect to itself, where the message shows
+        return super().response_action(request, queryset, *args, **kwargs)
+
+
+def _names_a_record(model, value: str) -> bool:
+    """Whether ``value`` (posted for a row) can be one of ``model``'s ids: a whole number within the range of
+    its id column (as PostgreSQL, the production database, keeps it), or a readable value of any other id."""
+    pk = model._meta.pk
+    bounds = BaseDatabaseOperations.integer_field_ranges.get(pk.get_internal_type())
+    if bounds is not None:
+        return bool(_ROW_ID.fullmatch(value)) and bounds[0] <= int(value) <= bounds[1]
+    if "\x00" in value:
+        return False
+    try:
+        pk.to_python(value)
+    except ValidationError:
+        return False
+    return True
 
 
 class ReadOnlyAdmin(ScopedAdmin):

@@ -34,7 +34,7 @@ ENGLISH = [
     "Documentation", "Recent actions", "results", "total", "Yes", "Unknown", "Add ", "Change ", "Invoice",
     "Ticket", "Reading", "Meter", "Dispute", "Refund", "Adjustment", "Rebate", "Incident", "Work order",
     "Interaction", "Callback", "Note", "Attachment", "Created", "Updated", "Period", "Staff", "User",
-    "min", "hours", "days", "Any date", "Past 7 days", "This month", "This year", "Go",
+    "min", "minutes", "hours", "days", "Contact", "Any date", "Past 7 days", "This month", "This year", "Go",
     "password", "passwords", "Enabled", "Disabled",  # the user admin's "password-based authentication"
     # the roles' groups are stored under keys; the interface names them
     "tongdai: agent", "tongdai: supervisor", "tongdai: dispatcher", "tongdai: field_crew",

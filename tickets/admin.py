@@ -253,18 +253,18 @@ class AttachmentAddInline(AddOnlyInline, admin.TabularInline):
     fields = ["file"]
 
 
-def crew_named(value: str):
-    """The crew member a dispatcher picked on a page (their user id; empty: the unit's dispatchers decide). The
-    work order services decide whether they may be sent (a field crew member serving the unit, still active),
-    so a choice that went stale while the page was open is refused with its reason."""
-    from django.contrib.auth import get_user_model
-
+def crew_named(value: str, user):
+    """The crew member a dispatcher picked on a page (their user id; empty: the unit's dispatchers decide),
+    among those ``user`` may name (``selectors.crew_pickable_by``, as the API's): anyone else is "no such crew
+    member", without their name. The work order services decide whether they may be sent (a field crew member
+    serving the unit, still active), so a choice that went stale while the page was open is refused with its
+    reason."""
     value = (value or "").strip()
     if not value:
         return None
     crew = None
     if value.isascii() and value.isdigit() and len(value) <= 18:
-        crew = get_user_model().objects.filter(pk=int(value), staff_profile__isnull=False).first()
+        crew = selectors.crew_pickable_by(user).filter(pk=int(value)).first()
     if crew is None:
         raise ValidationError({"crew": _("No such crew member.")})
     return crew
@@ -312,7 +312,9 @@ SCORES = [(n, str(n)) for n in range(1, 6)]
 
 
 class CallbackSurveyForm(forms.Form):
-    """One callback attempt: the customer's answers, or "no answer" (the third makes it unreachable)."""
+    """One callback attempt: the customer's answers, or "no answer" (the third makes it unreachable). The
+    comment is kept with either (for "no answer": what the next agent calling should know); scores ticked with
+    "no answer" are refused by ``callback_record``, and "no score" clears a score ticked by mistake."""
 
     reached = forms.TypedChoiceField(
         label=gettext_lazy("did the customer answer?"),
@@ -321,12 +323,12 @@ class CallbackSurveyForm(forms.Form):
         widget=forms.RadioSelect,
     )
     fix_score = forms.TypedChoiceField(
-        label=gettext_lazy("satisfaction with the fix (1–5)"), choices=SCORES, coerce=int, required=False,
-        empty_value=None, widget=forms.RadioSelect,
+        label=gettext_lazy("satisfaction with the fix (1–5)"), choices=[("", gettext_lazy("no score")), *SCORES],
+        coerce=int, required=False, empty_value=None, widget=forms.RadioSelect,
     )  # fmt: skip
     attitude_score = forms.TypedChoiceField(
-        label=gettext_lazy("satisfaction with the staff (1–5)"), choices=SCORES, coerce=int, required=False,
-        empty_value=None, widget=forms.RadioSelect,
+        label=gettext_lazy("satisfaction with the staff (1–5)"), choices=[("", gettext_lazy("no score")), *SCORES],
+        coerce=int, required=False, empty_value=None, widget=forms.RadioSelect,
     )  # fmt: skip
     comment = forms.CharField(
         label=gettext_lazy("comment"), required=False, max_length=NOTE_MAX_CHARS,
@@ -530,7 +532,7 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
                 incident = self._outage_named(request, request.POST.get("incident", ""))
                 services.ticket_link_incident(actor=request.user, ticket=ticket, incident=incident)
             elif key == "send_crew":
-                crew = crew_named(request.POST.get("crew", ""))
+                crew = crew_named(request.POST.get("crew", ""), request.user)
                 order = services.work_order_create(actor=request.user, ticket=ticket, crew=crew, note=note)
                 messages.success(request, issued_text(order))
             else:
@@ -805,7 +807,7 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
         )
         if form.is_bound and form.is_valid():
             try:
-                crew = crew_named(form.cleaned_data["crew"])
+                crew = crew_named(form.cleaned_data["crew"], request.user)
             except ValidationError as exc:
                 report_errors(request, exc)
                 return None
@@ -897,7 +899,7 @@ class SlaPolicyForm(forms.ModelForm):
                     category=data["category"], valid_from=data["valid_from"],
                     acknowledge_minutes=data["acknowledge_minutes"], contact_minutes=data["contact_minutes"],
                     resolve_minutes=data.get("resolve_minutes"), resolve_working_days=data.get("resolve_working_days"),
-                    escalate_level2_minutes=data["escalate_level2_minutes"],
+                    callback_hours=data["callback_hours"], escalate_level2_minutes=data["escalate_level2_minutes"],
                     escalate_level3_minutes=data["escalate_level3_minutes"],
                 )  # fmt: skip
             except ValidationError as exc:
@@ -1309,6 +1311,11 @@ class WorkOrderAdmin(ReadOnlyAdmin):
     def has_send_crew_permission(self, request) -> bool:
         return request.user.has_perm("tickets.add_workorder")
 
+    @admin.display(description=gettext_lazy("minutes to contact the customer"))
+    def contact_minutes(self, order):
+        """The model's ``contact_minutes`` (from issue to the customer call), under a translated header."""
+        return order.contact_minutes
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         """The work order's page: its details and, while it is open, whom to give it to instead."""
         order = self.get_object(request, object_id)
@@ -1338,7 +1345,7 @@ class WorkOrderAdmin(ReadOnlyAdmin):
         else:
             page = reverse("admin:tickets_workorder_change", args=[order.pk])
         try:
-            crew = crew_named(request.POST.get("crew", ""))
+            crew = crew_named(request.POST.get("crew", ""), request.user)
             order = services.work_order_assign(actor=request.user, order=order, crew=crew)
         except ValidationError as exc:
             report_errors(request, exc)
@@ -1361,7 +1368,7 @@ class WorkOrderAdmin(ReadOnlyAdmin):
         del form.fields["note"]
         if form.is_bound and form.is_valid():
             try:
-                crew = crew_named(form.cleaned_data["crew"])
+                crew = crew_named(form.cleaned_data["crew"], request.user)
             except ValidationError as exc:
                 report_errors(request, exc)
                 return None

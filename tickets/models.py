@@ -72,8 +72,9 @@ class SlaPolicy(models.Model):
     resolve_working_days = models.PositiveSmallIntegerField(
         _("resolve within (working days)"), null=True, blank=True, validators=[MinValueValidator(1)]
     )
+    # With 0, every callback would be overdue the moment its ticket is resolved.
     callback_hours = models.PositiveSmallIntegerField(
-        _("call back within (hours after resolution)"), default=24
+        _("call back within (hours after resolution)"), default=24, validators=[MinValueValidator(1)]
     )
     escalate_level2_minutes = models.PositiveIntegerField(
         _("escalate to the supervisor (minutes after the first breach)"), default=30
@@ -100,6 +101,14 @@ class SlaPolicy(models.Model):
                 name="tickets_policy_levels_in_order",
                 violation_error_code="levels_in_order",
                 violation_error_message=_("Level 3 comes after level 2."),
+            ),
+            models.CheckConstraint(
+                condition=Q(callback_hours__gte=1),
+                name="tickets_policy_callback_at_least_an_hour",
+                violation_error_code="callback_at_least_an_hour",
+                violation_error_message=_(
+                    "At least 1 hour: with 0, every callback would be overdue the moment its ticket is resolved."
+                ),
             ),
         ]
 

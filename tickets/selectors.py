@@ -291,9 +291,22 @@ def crew_choices(unit_id: int) -> list[tuple[str, str]]:
     ]
 
 
+def crew_pickable_by(user):
+    """The accounts ``user`` may name as a work order's crew member, on the admin's pages and in the API alike:
+    the staff of the units they see (``StaffProfile.objects.for_user``), as the user admin lists them. Anyone
+    else is "no such crew member", so that trying ids or usernames tells nothing of other companies' staff;
+    whether one of these may be sent is the work order services' to say."""
+    from django.contrib.auth import get_user_model
+
+    from crm.models import StaffProfile
+
+    return get_user_model().objects.filter(staff_profile__in=StaffProfile.objects.for_user(user))
+
+
 @dataclass
 class WorkOrderRow:
-    """One work order on its ticket's page: whom it is with and, when it may move, whom it may go to."""
+    """One work order on its ticket's page: whom it is with, whether its reader may open its page (it is scoped
+    by the order's unit, which a re-routed ticket left behind) and, when it may move, whom it may go to."""
 
     pk: int
     status: str
@@ -302,6 +315,7 @@ class WorkOrderRow:
     crew_id: int | None
     crew_shown: str
     crew_choices: list[tuple[str, str]]
+    openable: bool
 
 
 def ticket_work_orders(*, ticket: Ticket, user) -> list[WorkOrderRow]:
@@ -310,7 +324,9 @@ def ticket_work_orders(*, ticket: Ticket, user) -> list[WorkOrderRow]:
     from tickets.models import WorkOrder, WorkOrderStatus
 
     orders = WorkOrder.objects.filter(ticket_id=ticket.pk).select_related("crew").order_by("-id")
-    sends = user.has_perm("tickets.add_workorder") and scope_for(user).allows_unit(ticket.unit_id)
+    scope = scope_for(user)
+    sends = user.has_perm("tickets.add_workorder") and scope.allows_unit(ticket.unit_id)
+    views = user.has_perm("tickets.view_workorder")
     choices_by_unit: dict[int, list[tuple[str, str]]] = {}
     rows = []
     for order in orders:
@@ -326,6 +342,7 @@ def ticket_work_orders(*, ticket: Ticket, user) -> list[WorkOrderRow]:
                 crew_id=order.crew_id,
                 crew_shown=crew_label(order.crew) if order.crew else _("the unit's dispatchers"),
                 crew_choices=choices_by_unit.get(order.unit_id, []) if sends and is_open else [],
+                openable=views and scope.allows_unit(order.unit_id),
             )
         )
     return rows
@@ -506,18 +523,21 @@ def serves(user, unit_id: int) -> bool:
 
 
 def ticket_clocks(*, ticket: Ticket, now=None) -> list[dict]:
-    """Each deadline of the ticket: when it falls, and whether it was met, passed, is paused or how long is left."""
+    """Each deadline of the ticket: when it falls, and whether it was met, passed, is paused or how long is left.
+    A ticket no longer open stops its clocks ("—" for a deadline never met), but for the callback's, which runs
+    while the resolved ticket waits for its call."""
     from tickets.models import Status
 
     now = now or timezone.now()
     paused = ticket.status == Status.PENDING_CUSTOMER
     rows = []
-    for label, due, done, breached in (
-        (_("acknowledge by"), ticket.acknowledge_due, ticket.acknowledged_at, ticket.acknowledge_breached),
-        (_("contact the customer by"), ticket.contact_due, ticket.contacted_at, ticket.contact_breached),
-        (_("resolve by"), ticket.resolve_due, ticket.resolved_at, ticket.resolve_breached),
-        (_("call back by"), ticket.callback_due, ticket.closed_at if ticket.callback_due else None, False),
-    ):
+    clocks = (  # label, due, done, breached, runs while the ticket is resolved
+        (_("acknowledge by"), ticket.acknowledge_due, ticket.acknowledged_at, ticket.acknowledge_breached, False),
+        (_("contact the customer by"), ticket.contact_due, ticket.contacted_at, ticket.contact_breached, False),
+        (_("resolve by"), ticket.resolve_due, ticket.resolved_at, ticket.resolve_breached, False),
+        (_("call back by"), ticket.callback_due, ticket.closed_at if ticket.callback_due else None, False, True),
+    )  # fmt: skip
+    for label, due, done, breached, runs_when_resolved in clocks:
         if due is None:
             continue
         if done is not None:
@@ -525,7 +545,7 @@ def ticket_clocks(*, ticket: Ticket, now=None) -> list[dict]:
                 "at": timezone.localtime(done).strftime("%d/%m/%Y %H:%M")
             }
             late = done > due or breached
-        elif not ticket.is_open and ticket.status != Status.RESOLVED:
+        elif not ticket.is_open and not (runs_when_resolved and ticket.status == Status.RESOLVED):
             state, late = "—", breached
         elif paused:
             state, late = _("paused: waiting for the customer"), breached

@@ -180,6 +180,7 @@ def sla_policy_create_check(
     contact_minutes: int = 4,
     resolve_minutes: int | None = None,
     resolve_working_days: int | None = None,
+    callback_hours: int = 24,
     escalate_level2_minutes: int = 30,
     escalate_level3_minutes: int = 120,
     at: dt.datetime | None = None,
@@ -191,7 +192,9 @@ def sla_policy_create_check(
     category's other policies. Its acknowledge and contact targets are at least 1 minute, and it has exactly one
     resolve target, of at least 1 minute or 1 working day (a target of 0 would breach every ticket the moment it
     is taken), and its level 3 does not come before its
-    level 2. The database holds the last two as well (``SlaPolicy``'s constraints)."""
+    level 2. Its callback target is at least 1 hour (with 0, every resolution's callback would be overdue the
+    moment it is resolved, and its supervisors told). The database holds the last three as well (``SlaPolicy``'s
+    constraints)."""
     at = at or timezone.now()
     errors: dict[str, list[str]] = {}
     if valid_from < at:
@@ -212,6 +215,10 @@ def sla_policy_create_check(
     elif resolve_working_days is not None and resolve_working_days < 1:
         errors["resolve_working_days"] = [
             _("At least 1 working day: with 0, every ticket would be late when taken.")
+        ]
+    if callback_hours < 1:
+        errors["callback_hours"] = [
+            _("At least 1 hour: with 0, every callback would be overdue the moment its ticket is resolved.")
         ]
     if escalate_level3_minutes < escalate_level2_minutes:
         errors["escalate_level3_minutes"] = [
@@ -243,8 +250,8 @@ def sla_policy_create(
     sla_policy_create_check(
         category=category, valid_from=valid_from, acknowledge_minutes=acknowledge_minutes,
         contact_minutes=contact_minutes, resolve_minutes=resolve_minutes,
-        resolve_working_days=resolve_working_days, escalate_level2_minutes=escalate_level2_minutes,
-        escalate_level3_minutes=escalate_level3_minutes,
+        resolve_working_days=resolve_working_days, callback_hours=callback_hours,
+        escalate_level2_minutes=escalate_level2_minutes, escalate_level3_minutes=escalate_level3_minutes,
     )  # fmt: skip
     return SlaPolicy.objects.create(
         category=category, valid_from=valid_from, acknowledge_minutes=acknowledge_minutes,
@@ -1161,11 +1168,14 @@ def ticket_reroute(*, actor, ticket: Ticket, unit: Unit, reason: str) -> Ticket:
     old_unit = ticket.unit
     before: dict = {"unit": old_unit.code}
     after: dict = {"unit": unit.code}
-    # The old unit's crews stop: the new unit sends its own. Its assignee keeps the ticket only if they serve
-    # the new unit too (escalations go to the assignee; an assignee always serves the ticket's unit).
+    # The old unit's crews stop: the new unit sends its own, but for the orders it already works (it took the
+    # old unit over and the crew serves it). Its assignee keeps the ticket only if they serve the new unit too
+    # (escalations go to the assignee; an assignee always serves the ticket's unit).
     with in_centre_language():
         why = _("The ticket went to %(unit)s: %(why)s") % {"unit": unit.code, "why": reason.strip()}
-    cancelled = _cancel_open_work_orders(ticket, unit=old_unit, note=why)
+    cancelled = _cancel_open_work_orders(
+        ticket, unit=old_unit, note=why, keep=_work_orders_kept_by(ticket, unit=unit)
+    )
     if cancelled:
         after["work_orders_cancelled"] = cancelled
         earlier = _back_to_acknowledged(ticket)  # the new unit sees it needs a crew of its own
@@ -1514,9 +1524,21 @@ def callback_record(
     """Record one callback attempt of the ticket's current resolution (its cycle): the survey when the customer
     answers; after ``CALLBACK_MAX_ATTEMPTS`` unanswered calls, "unreachable". A finished callback closes the
     ticket. ``cycle``: the resolution the agent's form was opened for; when the ticket has been reopened and
-    resolved again since, the answers are about an earlier fix and are refused."""
+    resolved again since, the answers are about an earlier fix and are refused. What the agent writes is kept
+    with every attempt (the note of its event: a wrong number, a phone switched off, for the next one to call),
+    and as the callback's comment when it ends; scores given without an answer are refused, not dropped."""
     require(actor, "tickets.add_callback", unit=ticket.unit_id)
     comment = typed_text(comment, field="comment")
+    if not reached:
+        unanswered = _("Scores are recorded only from a customer who answered: clear them, or record that the "
+                       "customer answered.")  # fmt: skip
+        scored = {
+            name: [unanswered]
+            for name, value in (("fix_score", fix_score), ("attitude_score", attitude_score))
+            if value is not None
+        }
+        if scored:
+            raise ValidationError(scored)
     at = at or timezone.now()
     ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
     if ticket.status != Status.RESOLVED:
@@ -1546,6 +1568,7 @@ def callback_record(
         )
     elif callback.attempts >= CALLBACK_MAX_ATTEMPTS:
         callback.outcome = CallbackOutcome.UNREACHABLE
+        callback.comment = comment
     if callback.outcome:
         callback.completed_at = at
     callback.save()
@@ -1554,6 +1577,7 @@ def callback_record(
         EventKind.CALLBACK,
         actor,
         after={"attempt": callback.attempts, "outcome": callback.outcome},
+        note=comment,
         at=at,
     )
     if callback.outcome:
@@ -1901,13 +1925,35 @@ def _work_order_cancel(order: WorkOrder, *, note: str) -> None:
     order.save(update_fields=["status", "note"])
 
 
-def _cancel_open_work_orders(ticket: Ticket, *, note: str, unit: Unit | None = None) -> list[int]:
-    """Cancel the ticket's open work orders (only those of ``unit`` when given), and tell whom each order was
-    sent to (its crew member, or its unit's dispatchers) that it is off and why; returns their ids."""
+def _cancel_open_work_orders(
+    ticket: Ticket, *, note: str, unit: Unit | None = None, keep: list[int] | None = None
+) -> list[int]:
+    """Cancel the ticket's open work orders (only those of ``unit`` when given, but for the ids in ``keep``),
+    and tell whom each order was sent to (its crew member, or its unit's dispatchers) that it is off and why;
+    returns their ids."""
     orders = WorkOrder.objects.open().filter(ticket_id=ticket.pk)
     if unit is not None:
         orders = orders.filter(unit_id=unit.pk)
+    if keep:
+        orders = orders.exclude(pk__in=keep)
     return _cancel_work_orders(orders, note=note).get(ticket.pk, [])
+
+
+def _work_orders_kept_by(ticket: Ticket, *, unit: Unit) -> list[int]:
+    """The ids of the locked ticket's open work orders that ``unit`` already works, so that re-routing the
+    ticket to it keeps them: the order's unit is one ``unit`` took over (``selectors.units_serving``), and the
+    order's crew member, when it names one, serves ``unit`` (``selectors.serves``). An order left to the
+    dispatchers is then theirs already: ``unit``'s dispatchers are among those of the order's unit."""
+    kept = []
+    for pk, unit_id, crew_id in WorkOrder.objects.open().filter(ticket_id=ticket.pk).values_list(
+        "pk", "unit_id", "crew_id"
+    ):
+        if unit.pk not in selectors.units_serving(unit_id):
+            continue
+        if crew_id is not None and not selectors.serves(crew_id, unit.pk):
+            continue
+        kept.append(pk)
+    return kept
 
 
 @in_centre_language()

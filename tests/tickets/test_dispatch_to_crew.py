@@ -121,13 +121,16 @@ def test_sending_no_named_crew_tells_the_units_dispatchers(client, dispatcher, c
     assert told(since) == [(dispatcher.staff_profile.phone, ticket.number)]
 
 
-@pytest.mark.parametrize("who", ["other_unit", "deactivated", "agent", "unknown"])
+@pytest.mark.parametrize("who", ["other_unit", "unseen", "deactivated", "agent", "unknown"])
 def test_a_crew_member_who_may_not_be_sent_is_refused_with_the_reason_and_nothing_changes(
     client, org, dispatcher, ticket, make_staff, who
 ):
     # given someone the dispatcher cannot send to this ticket
-    if who == "other_unit":
-        crew, reason = make_staff(Role.FIELD_CREW, [org["other_company"]]), "does not serve the ticket's unit"
+    if who == "other_unit":  # a crew member the dispatcher sees, of a unit not the ticket's
+        dispatcher.staff_profile.units.add(org["sibling"])
+        crew, reason = make_staff(Role.FIELD_CREW, [org["sibling"]]), "does not serve the ticket's unit"
+    elif who == "unseen":  # of a unit the dispatcher does not see: nobody they may name, and not named
+        crew, reason = make_staff(Role.FIELD_CREW, [org["other_company"]]), "No such crew member."
     elif who == "deactivated":
         crew, reason = make_staff(Role.FIELD_CREW, [org["home"]]), "account is deactivated"
         crew.is_active = False

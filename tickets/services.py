@@ -2033,6 +2033,10 @@ def interaction_record(
         )  # fmt: skip
 
 
+# The first day a call may have started on: the system's data begins later; an earlier start is a clock reset.
+EARLIEST_CALL_DAY = dt.date(2000, 1, 1)
+
+
 def interaction_check(
     *,
     actor,
@@ -2067,6 +2071,11 @@ def interaction_check(
     now = timezone.now()
     if started_at > now + CLOCK_SKEW:
         errors["started_at"] = _("A call cannot start in the future.")
+    elif started_at < timezone.make_aware(dt.datetime.combine(EARLIEST_CALL_DAY, dt.time())):
+        # a softphone whose clock was reset (to 1970) would file its calls in the reports of a year long past
+        errors["started_at"] = _(
+            "A call cannot start before %(day)s: check the clock of the system that logged it."
+        ) % {"day": EARLIEST_CALL_DAY.strftime("%d/%m/%Y")}
     elif ended_at - started_at > dt.timedelta(hours=INTERACTION_MAX_HOURS):
         errors["ended_at"] = _too_long()
     elif ended_at > now + CLOCK_SKEW:

@@ -25,7 +25,7 @@ from billing.models import (
 from core.api.serializers import CachedFieldsMixin
 from core.months import MONTH_INPUT_FORMATS
 from core.numbers import WholeNumberSerializerField
-from core.text import DESCRIPTION_MAX_CHARS
+from core.text import DESCRIPTION_MAX_CHARS, ComposedSerializerField
 from customers.selectors import contract_numbered
 
 
@@ -47,7 +47,7 @@ class InvoiceSerializer(CachedFieldsMixin, serializers.ModelSerializer):
     customer_code = serializers.CharField(source="customer.code")
     unit_code = serializers.CharField(source="unit.code")
     adjusts: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="number", read_only=True
+        slug_field="number", read_only=True, allow_null=True
     )
     # The charge is subtotal + VAT = total; refunds offset on the bill come off it: the customer pays amount_due.
     amount_due = serializers.IntegerField(read_only=True)
@@ -141,9 +141,11 @@ class ReadingInSerializer(ReadingEstimateInSerializer):
 
 class DisputeSerializer(CachedFieldsMixin, serializers.ModelSerializer):
     customer_code = serializers.CharField(source="customer.code", read_only=True)
-    ticket_number = serializers.CharField(source="ticket.number", read_only=True, default=None)
+    ticket_number = serializers.CharField(
+        source="ticket.number", read_only=True, default=None, allow_null=True
+    )
     invoice_number = serializers.CharField(
-        source="invoice.number", read_only=True, default=None,
+        source="invoice.number", read_only=True, default=None, allow_null=True,
         help_text="The bill the dispute is about: one opened on an adjustment invoice is about the bill it adjusts.",
     )  # fmt: skip
 
@@ -158,7 +160,8 @@ class DisputeSerializer(CachedFieldsMixin, serializers.ModelSerializer):
 class DisputeInSerializer(serializers.Serializer):
     ticket_number = serializers.CharField()
     invoice_number = serializers.CharField()
-    claim = serializers.CharField(max_length=DESCRIPTION_MAX_CHARS)
+    # Composed before the limit is counted, as every text body is (``core.text``).
+    claim = ComposedSerializerField(max_length=DESCRIPTION_MAX_CHARS)
 
     def validate(self, data):
         from tickets.models import Ticket
@@ -186,7 +189,9 @@ class DisputeInSerializer(serializers.Serializer):
 
 class PaymentSerializer(CachedFieldsMixin, serializers.ModelSerializer):
     invoice_number = serializers.CharField(source="invoice.number", read_only=True)
-    recorded_by = serializers.CharField(source="recorded_by.username", read_only=True, default=None)
+    recorded_by = serializers.CharField(
+        source="recorded_by.username", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = Payment

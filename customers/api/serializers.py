@@ -101,7 +101,7 @@ class CustomerCardSerializer(privacy.MaskedRepresentationMixin, serializers.Seri
     customer = CustomerSerializer()
     national_id = serializers.CharField(source="customer.national_id")
     nuisance_reason = serializers.CharField(source="customer.nuisance_reason")
-    nuisance_set_at = serializers.DateTimeField(source="customer.nuisance_set_at")
+    nuisance_set_at = serializers.DateTimeField(source="customer.nuisance_set_at", allow_null=True)
     phones = PhoneSerializer(many=True)
     contracts = CardContractSerializer(many=True)
     sections = CardSectionSerializer(many=True)

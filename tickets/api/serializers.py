@@ -121,9 +121,13 @@ class TicketSerializer(
     masked_fields = {"caller_phone": privacy.PHONE}
     category = serializers.CharField(source="category.code")
     unit_code = serializers.CharField(source="unit.code")
-    customer_code = serializers.CharField(source="customer.code", default=None)
-    assignee: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(read_only=True)
-    incident: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(read_only=True)
+    customer_code = serializers.CharField(source="customer.code", default=None, allow_null=True)
+    assignee: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True
+    )
+    incident: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Ticket
@@ -191,6 +195,7 @@ class WorkOrderSerializer(serializers.ModelSerializer):
     crew = serializers.CharField(
         source="crew.username",
         default=None,
+        allow_null=True,
         help_text="The crew member's username; null: the unit's dispatchers.",
     )
 
@@ -213,18 +218,21 @@ class CrewField(serializers.CharField):
             kwargs.setdefault("default", None)
         super().__init__(allow_blank=True, allow_null=True, **kwargs)
 
-    def to_internal_value(self, data):
-        from django.contrib.auth import get_user_model
+    def run_validation(self, data=serializers.empty):
+        # Empty or blanks mean null (the dispatchers): DRF would hand a blank text on as it is, unread.
+        if isinstance(data, str) and not data.strip():
+            data = None
+        return super().run_validation(data)
 
-        from crm.models import StaffProfile
+    def to_internal_value(self, data):
+        from tickets.selectors import crew_pickable_by
 
         username = super().to_internal_value(data).strip()
         if not username:
             return None
         if len(username) > 150:  # no username is longer (Django's column)
             raise serializers.ValidationError(_("At most 150 characters."))
-        profiles = StaffProfile.objects.for_user(self.context["request"].user)
-        crew = get_user_model().objects.filter(staff_profile__in=profiles, username__iexact=username).first()
+        crew = crew_pickable_by(self.context["request"].user).filter(username__iexact=username).first()
         if crew is None:
             raise serializers.ValidationError(
                 _("No crew member with the username %(value)s among those you may send.")
@@ -296,7 +304,7 @@ class TicketAssignSerializer(serializers.Serializer):
 
 class TicketNoteSerializer(privacy.MaskedRepresentationMixin, serializers.ModelSerializer):
     masked_fields = {"recipient": privacy.RECORD}  # the customer's phone (or e-mail) a message went to
-    author = serializers.CharField(source="author.username", default=None, read_only=True)
+    author = serializers.CharField(source="author.username", default=None, read_only=True, allow_null=True)
     body = ComposedSerializerField(max_length=DESCRIPTION_MAX_CHARS)
 
     class Meta:
@@ -343,7 +351,7 @@ class CallbackInSerializer(serializers.Serializer):
 class CallbackSerializer(serializers.ModelSerializer):
     ticket = serializers.CharField(source="ticket.number")
     ticket_status = serializers.CharField(source="ticket.status")
-    agent = serializers.CharField(source="agent.username", default=None)
+    agent = serializers.CharField(source="agent.username", default=None, allow_null=True)
 
     class Meta:
         model = Callback
@@ -406,8 +414,8 @@ class InteractionInSerializer(serializers.Serializer):
 
 class InteractionSerializer(privacy.MaskedRepresentationMixin, serializers.ModelSerializer):
     masked_fields = {"caller_phone": privacy.PHONE}
-    customer_code = serializers.CharField(source="customer.code", default=None)
-    ticket_number = serializers.CharField(source="ticket.number", default=None)
+    customer_code = serializers.CharField(source="customer.code", default=None, allow_null=True)
+    ticket_number = serializers.CharField(source="ticket.number", default=None, allow_null=True)
     unit_code = serializers.CharField(source="unit.code")
     agent = serializers.CharField(source="agent.username")
     handling_seconds = WholeNumberSerializerField()

@@ -1543,6 +1543,11 @@ def callback_record(
     ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
     if ticket.status != Status.RESOLVED:
         raise ValidationError(_("Only a resolved ticket gets a callback."))
+    if cycle is not None and cycle > ticket.cycle:
+        raise ValidationError(
+            _("Ticket %(n)s has no resolution %(c)s: the survey is about its latest resolution (%(t)s).")
+            % {"n": ticket.number, "c": cycle, "t": ticket.cycle}
+        )
     if cycle is not None and cycle != ticket.cycle:
         raise ValidationError(
             _("Ticket %(n)s was reopened and resolved again since this survey was opened: its answers are about "

@@ -349,3 +349,19 @@ def test_the_callback_api_refuses_a_survey_of_an_earlier_resolution_and_takes_th
     assert (current.json()["cycle"], current.json()["outcome"]) == (1, "surveyed")
     ticket.refresh_from_db()
     assert ticket.status == Status.CLOSED
+
+
+def test_a_survey_about_a_resolution_the_ticket_never_had_says_so_and_records_nothing(
+    client, staff, make_customer, catalogue
+):
+    ticket = _resolved(catalogue, make_customer())
+    client.force_login(staff[Role.AGENT])
+    url = reverse("admin:tickets_ticket_callback", args=[ticket.pk])
+    # a cycle ahead of the ticket's (a form or integration sending a made-up resolution)
+    response = client.post(url, {"reached": "yes", "fix_score": "5", "attitude_score": "5", "cycle": "3"})
+    assert response.status_code == 400
+    errors = " ".join(response.context["form"].non_field_errors())
+    assert f"{ticket.number}" in errors and "3" in errors and "mở lại" not in errors
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.cycle) == (Status.RESOLVED, 0)
+    assert not Callback.objects.filter(ticket=ticket).exists()

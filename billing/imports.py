@@ -8,7 +8,9 @@ Other columns are ignored. The pipeline:
 
 1. ``ri_stage``: the file as text, numbered by line (the header is line 1). PostgreSQL: ``COPY … FROM STDIN``
    fed in 1 MB chunks, the file never whole in memory; SQLite: ``executemany`` in batches from a streaming
-   ``csv.reader``.
+   ``csv.reader``. Each line is checked once, in the same words on both (``_line_cells``): a file that is not
+   UTF-8 or a line of another width than the header refuses the file, naming the line; a line holding a NUL
+   character is staged as such and refused alone (step 2).
 2. ``ri_rows`` (one ``CREATE TABLE … AS SELECT``): each line parsed once (period and time checked by a regular
    expression and the register for digits before any cast, so a bad text is a refusal, never an error; source)
    and resolved (meter serial → its open assignment, else its last one; or contract number → the contract's
@@ -49,11 +51,12 @@ import codecs
 import csv
 import datetime as dt
 import io
+import itertools
 import logging
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
@@ -310,8 +313,8 @@ def _fetch(sql: str, params=None) -> list[tuple]:
 # Reading the file ---------------------------------------------------------------------------------------
 
 
-def _header(stream: IO[bytes]) -> tuple[list[str], str, int]:
-    """The columns of the header line, the delimiter and the bytes read."""
+def _header(stream: IO[bytes]) -> tuple[list[str], str, int, bytes]:
+    """The columns of the header line, the delimiter, the bytes read and the header's line end."""
     line = stream.readline()
     if not line.strip():
         raise ValidationError(_("The file is empty: it needs a header line."))
@@ -331,7 +334,7 @@ def _header(stream: IO[bytes]) -> tuple[list[str], str, int]:
             )
             % {"h": ", ".join(names)}
         )
-    return names, delimiter, len(line)
+    return names, delimiter, len(line), b"\r\n" if line.endswith(b"\r\n") else b"\n"
 
 
 def _staging_columns(names: list[str]) -> list[str]:
@@ -346,28 +349,146 @@ def _staging_columns(names: list[str]) -> list[str]:
     return columns
 
 
-def _load_postgres(stream, columns, delimiter, progress: Progress, offset: int) -> None:
-    import psycopg
+# Each line of the file is checked once, by ``_line_cells``, in the same words on both databases: the file is
+# refused when it is not UTF-8 or a line has another number of cells than the header (named by its line in
+# the file, blank lines counted); a line holding a NUL character is staged with ``has_nul`` and refused alone
+# (PostgreSQL's text cannot hold the character: it is staged as U+FFFD, which the refused lines' file shows).
 
+
+def _line_cells(row: list[str], line: int, width: int) -> tuple[list[str] | None, bool]:
+    """A line's cells as staged (None for a blank line, or one of empty cells) and whether it held a NUL."""
+    if not any(cell.strip(" ") for cell in row):  # spaces only: SQL's TRIM, as the staged cells are read
+        return None, False
+    if len(row) != width:
+        raise ValidationError(
+            _("Line %(n)s has %(c)s columns where the header has %(h)s.")
+            % {"n": line, "c": len(row), "h": width}
+        )
+    if any("\x00" in cell for cell in row):
+        return [cell.replace("\x00", "\ufffd") for cell in row], True
+    return row, False
+
+
+def _records(
+    lines: Iterable[str], delimiter: str, width: int, first: int
+) -> Iterator[tuple[int, list[str] | None, bool]]:
+    """Each line of the file from line ``first`` on as (its line, ``_line_cells``): a line is a row of the
+    file as a spreadsheet numbers it (a quoted cell over several lines is one)."""
+    line = first - 1
+    for row in csv.reader(lines, delimiter=delimiter):
+        line += 1
+        yield (line, *_line_cells(row, line, width))
+
+
+_LINE_END = re.compile(r"(\r\n|\r|\n)")
+
+
+def _text_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """The lines of the bytes, each with its end (CR LF, LF or CR), decoded strictly as UTF-8 a chunk at a time
+    (a line end split between two chunks is one)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    pending = ""
+    try:
+        for chunk in chunks:
+            parts = _LINE_END.split(pending + decoder.decode(chunk))
+            lines = [parts[i] + parts[i + 1] for i in range(0, len(parts) - 1, 2)]
+            pending = parts[-1]
+            if lines and not pending and lines[-1].endswith("\r"):
+                pending = lines.pop()  # a CR whose LF may come with the next chunk
+            yield from lines
+        pending += decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise ValidationError(_("The file is not UTF-8 text.")) from exc
+    if pending:
+        yield pending
+
+
+def _read(stream, progress: Progress, offset: int) -> Iterator[bytes]:
     read = offset
-    # A blank line is a line of empty cells for COPY (it refuses a line with fewer columns): the rows keep the
-    # numbers of their lines in the file, and the empty ones are dropped after, as the SQLite path skips them.
-    filler = delimiter.encode() * (len(columns) - 1)
+    while chunk := stream.read(CHUNK):
+        read += len(chunk)
+        yield chunk
+        progress("copy", bytes_read=read)
+
+
+def _plain_lines(delimiter: str, width: int) -> re.Pattern[bytes]:
+    """Lines that ``_line_cells`` takes as they are: ``width`` cells without quotes, NUL or CR, each line
+    ended (COPY reads them as the SQLite path reads them)."""
+    d = re.escape(delimiter).encode()
+    cell = rb"[^" + d + rb'\r\n"\x00]*+'
+    return re.compile(rb"(?>" + cell + rb"(?:" + d + cell + rb"){" + str(width - 1).encode() + rb"}\r?\n)*+")
+
+
+def _copy_data(stream, columns, delimiter, eol: bytes, nul_lines: list[int], progress: Progress,
+               offset: int) -> Iterator[bytes]:  # fmt: skip
+    """What COPY reads: the file's lines as they are while they are plain (``_plain_lines``; a blank line a row
+    of empty cells, ``_blank_lines_filled``, so that COPY numbers each line as the file does), then, from the
+    first chunk that is not, every line checked by ``_line_cells`` and written anew; ``nul_lines`` gets the
+    lines that held a NUL."""
+    width = len(columns)
+    plain = _plain_lines(delimiter, width)
+    pieces = _blank_lines_filled(stream, delimiter.encode() * (width - 1))
+    line, read, pending = 1, offset, b""
+    for piece, size in pieces:
+        read += size
+        data = pending + piece
+        cut = data.rfind(b"\n") + 1
+        body, pending = data[:cut], data[cut:]
+        if not _is_plain(body, plain, eol) or len(pending) > 1 << 20:  # or no LF in a megabyte (CR line ends)
+            pending = body + pending
+            break
+        line += body.count(b"\n")
+        yield body
+        progress("copy", bytes_read=read)
+    else:
+        if not pending or _is_plain(pending + eol, plain, eol):
+            yield pending + eol if pending else b""
+            return
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator=eol.decode(), quoting=csv.QUOTE_ALL)
+    rest = _text_lines(itertools.chain([pending], _counted(pieces, read, progress)))
+    for number, cells, nul in _records(rest, delimiter, width, line + 1):
+        writer.writerow([""] * width if cells is None else cells)  # a blank line: deleted with the others
+        if nul:
+            nul_lines.append(number)
+        if out.tell() >= CHUNK:
+            yield out.getvalue().encode()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue().encode()
+
+
+def _counted(pieces: Iterable[tuple[bytes, int]], read: int, progress: Progress) -> Iterator[bytes]:
+    for piece, size in pieces:
+        read += size
+        yield piece
+        progress("copy", bytes_read=read)
+
+
+def _is_plain(body: bytes, plain: re.Pattern[bytes], eol: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(_("The file is not UTF-8 text.")) from exc
+    if plain.fullmatch(body) is None:
+        return False
+    # COPY takes the line end of its first line for every line: CR LF, or LF without a CR.
+    return body.count(b"\r") == body.count(b"\n") if eol == b"\r\n" else b"\r" not in body
+
+
+def _load_postgres(stream, columns, delimiter, eol: bytes, progress: Progress, offset: int) -> None:
+    nul_lines: list[int] = []
     with connection.cursor() as cursor:
-        try:
-            with cursor.cursor.copy(
-                f"COPY ri_stage ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, DELIMITER '{delimiter}')"
-            ) as copy:
-                for chunk, size in _blank_lines_filled(stream, filler):
-                    copy.write(chunk)
-                    read += size
-                    progress("copy", bytes_read=read)
-        except psycopg.Error as exc:
-            diag = exc.diag
-            where = f" ({diag.context.strip()})" if diag.context else ""
-            raise ValidationError(
-                _("The file could not be read: %(e)s") % {"e": f"{diag.message_primary or exc}{where}"}
-            ) from exc
+        with cursor.cursor.copy(
+            f"COPY ri_stage ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, DELIMITER '{delimiter}')"
+        ) as copy:
+            for data in _copy_data(stream, columns, delimiter, eol, nul_lines, progress, offset):
+                if data:
+                    copy.write(data)
+        for at in range(0, len(nul_lines), BATCH):
+            cursor.execute(
+                "UPDATE ri_stage SET has_nul = 1 WHERE row_no = ANY(%s)", [nul_lines[at : at + BATCH]]
+            )
 
 
 def _blank_lines_filled(stream, filler: bytes) -> Iterator[tuple[bytes, int]]:
@@ -394,38 +515,18 @@ def _blank_lines_filled(stream, filler: bytes) -> Iterator[tuple[bytes, int]]:
             return
 
 
-def _text_lines(stream, progress: Progress, offset: int) -> Iterator[str]:
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    pending, read = "", offset
-    try:
-        while chunk := stream.read(CHUNK):
-            read += len(chunk)
-            lines = (pending + decoder.decode(chunk)).splitlines(keepends=True)
-            pending = lines.pop() if lines and not lines[-1].endswith(("\n", "\r")) else ""
-            yield from lines
-            progress("copy", bytes_read=read)
-        rest = pending + decoder.decode(b"", final=True)
-    except UnicodeDecodeError as exc:
-        raise ValidationError(_("The file is not UTF-8 text.")) from exc
-    if rest:
-        yield rest
-
-
 def _load_sqlite(stream, columns, delimiter, progress: Progress, offset: int) -> None:
-    sql = f"INSERT INTO ri_stage (row_no, {', '.join(columns)}) VALUES ({', '.join(['%s'] * (len(columns) + 1))})"
+    sql = (
+        f"INSERT INTO ri_stage (row_no, {', '.join(columns)}, has_nul) "
+        f"VALUES ({', '.join(['%s'] * (len(columns) + 2))})"
+    )
     batch: list[tuple[Any, ...]] = []
-    line = 1
+    lines = _text_lines(_read(stream, progress, offset))
     with connection.cursor() as cursor:
-        for row in csv.reader(_text_lines(stream, progress, offset), delimiter=delimiter):
-            line += 1  # the file's line number, blank lines counted, as the clerk sees it
-            if not any(cell.strip() for cell in row):
-                continue  # a blank line, or one of empty cells (as COPY's NULLs on PostgreSQL)
-            if len(row) != len(columns):
-                raise ValidationError(
-                    _("Line %(n)s has %(c)s columns where the header has %(h)s.")
-                    % {"n": line, "c": len(row), "h": len(columns)}
-                )
-            batch.append((line, *row))
+        for line, cells, nul in _records(lines, delimiter, len(columns), 2):
+            if cells is None:
+                continue  # a blank line, or one of empty cells (deleted on PostgreSQL after COPY)
+            batch.append((line, *cells, int(nul)))
             if len(batch) >= BATCH:
                 cursor.executemany(sql, batch)
                 batch = []
@@ -484,7 +585,7 @@ def _parsed_sql(d: _Dialect, params: _Params, *, period) -> str:
     texts = (
         "SELECT s.row_no, UPPER(TRIM(COALESCE(s.meter_serial, ''))) AS k_serial, UPPER(TRIM(COALESCE(s.contract_number, ''))) AS k_contract, "
         f"{period_text} AS p_text, TRIM(COALESCE(s.value, '')) AS v_text, "
-        "LOWER(TRIM(COALESCE(s.source, ''))) AS s_text, TRIM(COALESCE(s.taken_at, '')) AS t_text "
+        "LOWER(TRIM(COALESCE(s.source, ''))) AS s_text, TRIM(COALESCE(s.taken_at, '')) AS t_text, s.has_nul "
         "FROM ri_stage s"
     )
     period_date = (
@@ -495,8 +596,8 @@ def _parsed_sql(d: _Dialect, params: _Params, *, period) -> str:
     taken = f"(CASE WHEN q.t_text <> '' THEN {d.timestamp('q.t_text', params)} END)"
     # Each line's texts parsed once (the fence keeps PostgreSQL from repeating the expressions where used).
     return (
-        "SELECT q.row_no, q.k_serial, q.k_contract, q.v_text, q.s_text, CASE WHEN q.t_text <> '' THEN 1 ELSE 0 END "
-        f"AS has_taken, {period_date} AS period, {value} AS value, {taken} AS taken FROM ({texts}) q{d.fence}"
+        "SELECT q.row_no, q.k_serial, q.k_contract, q.v_text, q.s_text, q.has_nul, "
+        f"CASE WHEN q.t_text <> '' THEN 1 ELSE 0 END AS has_taken, {period_date} AS period, {value} AS value, {taken} AS taken FROM ({texts}) q{d.fence}"
     )
 
 
@@ -541,6 +642,7 @@ def _refusal_checks(d: _Dialect, params: _Params, *, has_serial: bool, has_contr
         return params.add(text)
 
     checks = [
+        ("p.has_nul = 1", reason(_("The line holds a NUL character."))),  # a damaged line (``_line_cells``)
         ("p.k_serial = '' AND p.k_contract = ''", reason(_("No meter serial or contract number."))),
         ("p.period IS NULL", reason(_("The period is not a month (YYYY-MM or YYYY-MM-01)."))),
         # A month after the current one is not read yet (``billing.rules.future_refusal``).
@@ -812,26 +914,24 @@ class _Laps:
 def _stage_file(d: _Dialect, stream: IO[bytes], *, period: dt.date | None, progress: Progress) -> list[str]:
     """The file's lines as text into the temporary table ``ri_stage`` (numbered by their line in the file);
     the names of the file's columns."""
-    names, delimiter, offset = _header(stream)
+    names, delimiter, offset, eol = _header(stream)
     if "period" not in names and period is None:
         raise ValidationError(_("The file has no “period” column: give the import's period."))
     columns = _staging_columns(names)
     extra = [c for c in columns if c not in COLUMNS]
+    cells = ", ".join(f"{c} TEXT" for c in (*COLUMNS, *extra))
     if d.postgres:
         _execute(
             "CREATE TEMP TABLE ri_stage (row_no BIGINT GENERATED ALWAYS AS IDENTITY (START WITH 2), "
-            + ", ".join(f"{c} TEXT" for c in (*COLUMNS, *extra))
-            + ")"
+            f"{cells}, has_nul INTEGER NOT NULL DEFAULT 0)"
         )
-        _load_postgres(stream, columns, delimiter, progress, offset)
+        _load_postgres(stream, columns, delimiter, eol, progress, offset)
         blank = " AND ".join(f"COALESCE(TRIM({c}), '') = ''" for c in columns)
         _execute(f"DELETE FROM ri_stage WHERE {blank}")  # blank lines (or only spaces), as on SQLite
         _execute("ANALYZE ri_stage")
     else:
         _execute(
-            "CREATE TEMP TABLE ri_stage (row_no INTEGER PRIMARY KEY, "
-            + ", ".join(f"{c} TEXT" for c in (*COLUMNS, *extra))
-            + ")"
+            f"CREATE TEMP TABLE ri_stage (row_no INTEGER PRIMARY KEY, {cells}, has_nul INTEGER NOT NULL DEFAULT 0)"
         )
         _load_sqlite(stream, columns, delimiter, progress, offset)
     return names

@@ -28,6 +28,7 @@ the quote the CSV export puts before a formula is taken off again (``unquote_for
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import datetime as dt
 import decimal
@@ -44,6 +45,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any, cast
 from xml.sax.saxutils import escape
 
+import tablib
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -713,7 +715,7 @@ class FileKeysLoader(ModelInstanceLoader):
     query for all of them among the user's. A key with a NUL character is nobody's and is not looked up (its
     row is refused as a bad cell): the database would refuse the query, and with it the whole file."""
 
-    def __init__(self, resource, dataset=None):
+    def __init__(self, resource: ServiceResource, dataset=None):
         super().__init__(resource, dataset)
         self.key = resource.fields[resource.get_import_id_fields()[0]]
         self.found: dict = {}
@@ -722,9 +724,19 @@ class FileKeysLoader(ModelInstanceLoader):
             keys = [self.key.clean(row) for row in rows if not _has_null(row[self.key.column_name])]
             found = self.get_queryset().filter(**{f"{self.key.attribute}__in": keys})
             self.found = {self.key.get_value(instance): instance for instance in found}
+        resource.file_keys = self
 
     def get_instance(self, row):
-        return self.found.get(self.key.clean(row)) if self.found else None
+        """A copy of the record as loaded, or as the last row written to it left it: a row refused after its
+        cells were set on its copy leaves nothing behind for the next row naming the record."""
+        instance = self.found.get(self.key.clean(row)) if self.found else None
+        return copy.copy(instance) if instance is not None else None
+
+    def written(self, instance) -> None:
+        """``instance`` as a row wrote it: what a later row naming the same record starts from."""
+        key = self.key.get_value(instance)
+        if key in self.found:
+            self.found[key] = instance
 
 
 _NO_NULL_CHARACTERS = ProhibitNullCharactersValidator()  # what the admin's forms say of a NUL in a text
@@ -767,6 +779,8 @@ class ServiceResource(ScopedResource):
 
     #: columns whose blank key means "a new record, numbered by the service" (filled in if missing)
     optional_key_columns: tuple[str, ...] = ()
+    #: the records the file names, loaded for the import under way (``FileKeysLoader``)
+    file_keys: FileKeysLoader | None = None
 
     # A cell that is not a number, a date or one of the choices of its column is an error of its row (with
     # the column and the reason), never a guess (``1,5`` read as 1) or an error of the whole file.
@@ -814,6 +828,19 @@ class ServiceResource(ScopedResource):
             raise ValidationError(
                 _("The file's columns are separated by semicolons: save it as CSV with commas, or as XLSX.")
             )
+        unknown = [
+            text(h)
+            for h, lower in zip(dataset.headers or [], headings, strict=True)
+            if lower and lower not in names
+        ]
+        if unknown:  # its cells would be dropped without a word, and every row reported unchanged
+            raise ValidationError(
+                _(
+                    "The file has columns this import does not know: %(c)s. "
+                    "Head them as the export does (%(known)s)."
+                )
+                % {"c": ", ".join(unknown), "known": ", ".join(self.get_export_headers())}
+            )
         dataset.headers = [names.get(h, h) for h in headings]
         repeated = sorted({h for h in dataset.headers if h and dataset.headers.count(h) > 1})
         if repeated:  # two columns for one field (or an English and a Vietnamese heading): one would be lost
@@ -840,9 +867,9 @@ class ServiceResource(ScopedResource):
 
     def import_row(self, row, instance_loader, **kwargs):
         if all(_blank(v) for v in row.values()):
-            result = self.get_row_result_class()()
-            result.import_type = RowResult.IMPORT_TYPE_SKIP
-            return result
+            # A blank line (or one of empty cells) is no record: neither new, nor updated, nor unchanged (the
+            # totals count what has no type of import nowhere); it keeps the file's line numbers.
+            return self.get_row_result_class()()
         # A NUL character is a bad cell of its row, as the admin's forms refuse it (PostgreSQL would refuse
         # the row as an error, which cannot be skipped).
         refused = self.null_characters(row)
@@ -932,6 +959,8 @@ class ServiceResource(ScopedResource):
             raise ValidationError(_("The database refused this row: %(reason)s") % {"reason": exc}) from exc
         for field in saved._meta.concrete_fields:  # the record as written, for the preview and the log
             setattr(instance, field.attname, getattr(saved, field.attname))
+        if self.file_keys is not None:
+            self.file_keys.written(instance)
 
     def cell(self, row, column: str):
         """The cleaned value of ``column`` in ``row`` (None when the file has no such column or it is blank)."""
@@ -1514,6 +1543,50 @@ def base_problems(result) -> list[str]:
     return found
 
 
+class FileLinesCSV(base_formats.CSV):
+    """CSV read as the readings import reads it (``billing.imports``): strictly UTF-8 (a byte order mark
+    allowed), every line as wide as the header, and a blank line kept as a row of empty cells, so that a row
+    is named by its line in the file as a spreadsheet numbers it (tablib drops blank lines, and names no line
+    of a row too wide). A file that cannot be read so is refused with the reason (``ValidationError``)."""
+
+    def is_binary(self):
+        return True  # the upload's bytes, decoded here (a file that is not UTF-8 is refused with the reason)
+
+    def get_read_mode(self):
+        return "rb"
+
+    def create_dataset(self, in_stream, **kwargs):
+        if isinstance(in_stream, bytes):
+            try:
+                in_stream = in_stream.decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise ValidationError(
+                    _("The file is not UTF-8 text: save it as CSV UTF-8 or as XLSX.")
+                ) from exc
+        rows = csv.reader(io.StringIO(in_stream, newline=""))
+        dataset = tablib.Dataset()
+        header = next(rows, None)
+        if header is None:
+            return dataset
+        width = len(header)
+        # Excel in a Vietnamese locale separates the columns by semicolons, and leaves a comma of a cell
+        # unquoted: ``ServiceResource.before_import`` refuses such a file with that reason, whatever its rows.
+        semicolons = width == 1 and ";" in header[0]
+        dataset.headers = header
+        for line, row in enumerate(rows, 2):
+            if not any(cell.strip() for cell in row):
+                row = [""] * width  # a blank line: a row of the file that imports nothing (``import_row``)
+            elif semicolons:
+                row = row[:1]
+            elif len(row) != width:
+                raise ValidationError(
+                    _("Line %(n)s has %(c)s columns where the header has %(h)s.")
+                    % {"n": line, "c": len(row), "h": width}
+                )
+            dataset.append(row)
+        return dataset
+
+
 class ServiceImportMixin(ImportMixin):
     """django-import-export's import (upload → dry-run preview → confirm) with the rules of this project.
 
@@ -1528,7 +1601,7 @@ class ServiceImportMixin(ImportMixin):
     # One object-tools template for "Import" and "Export (all matching rows)", on top of Django's changelist.
     import_export_change_list_template = "admin/import_export/change_list_streaming_export.html"
     confirm_form_class = SkipBadRowsConfirmForm
-    import_formats = [base_formats.CSV, base_formats.XLSX]
+    import_formats = [FileLinesCSV, base_formats.XLSX]
 
     def init_change_list_template(self):
         self.ie_base_change_list_template = "admin/change_list.html"
@@ -1543,6 +1616,17 @@ class ServiceImportMixin(ImportMixin):
     def column_headings(self, request) -> dict[str, str]:
         resource_class = self.get_import_resource_classes(request)[0]
         return column_headings(resource_class(**self.get_import_resource_kwargs(request)))
+
+    def add_data_read_fail_error_to_form(self, form, e):
+        """A file that cannot be read is refused with the reason when there is one (``FileLinesCSV``), not
+        with the name of the exception."""
+        if isinstance(e, ValidationError):
+            for message in e.messages:
+                form.add_error("import_file", message)
+        elif isinstance(e, UnicodeDecodeError):
+            form.add_error("import_file", _("The file is not UTF-8 text: save it as CSV UTF-8 or as XLSX."))
+        else:
+            super().add_data_read_fail_error_to_form(form, e)
 
     def get_import_data_kwargs(self, **kwargs):
         kwargs.pop("form", None)

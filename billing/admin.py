@@ -67,7 +67,7 @@ from billing.models import (
     Reinspection,
     VatRate,
 )
-from billing.money import line_label, money
+from billing.money import hold_reason_label, line_label, money
 from billing.resources import DisputeResource, InvoiceResource
 from billing.tariff import vat_amount
 from core.errors import renamed
@@ -538,18 +538,7 @@ class MeterReadingAdmin(ReadOnlyAdmin):
         done = _("Reading of %(m)s of contract %(c)s corrected: register %(o)s → %(v)s, %(k)s kWh.") % {
             "m": f"{old.period:%m/%Y}", "c": old.contract.number, "o": old.value, "v": new.value, "k": new.kwh,
         }  # fmt: skip
-        bill = Invoice.objects.filter(
-            contract_id=old.contract_id, period=old.period, kind=InvoiceKind.REGULAR
-        ).first()
-        if bill is None:
-            return done
-        if bill.status in (InvoiceStatus.DRAFT, InvoiceStatus.HELD):
-            return f"{done} " + _("Its bill is recomputed: %(k)s kWh, %(t)s.") % {
-                "k": bill.kwh, "t": money(bill.total),
-            }  # fmt: skip
-        return f"{done} " + _("Its bill %(n)s was issued: the change goes through an adjustment (see Adjustments).") % {
-            "n": bill.number,
-        }  # fmt: skip
+        return " ".join(filter(None, [done, correction_followed(old, new)]))
 
     def estimate_view(self, request):
         """A stopped meter's month estimated from its last three real cycles (``reading_estimate``): the
@@ -578,6 +567,46 @@ class MeterReadingAdmin(ReadOnlyAdmin):
             "form": form,
         }
         return TemplateResponse(request, "admin/billing/meterreading/estimate.html", context, status=status)
+
+
+def correction_followed(old: MeterReading, new: MeterReading) -> str:
+    """What became of the month's bill once ``old`` was corrected to ``new`` ('' without a bill): recomputed
+    before issue; after issue, the adjustment proposed for ``new`` with its amount, or why none was."""
+    bill = Invoice.objects.filter(contract_id=old.contract_id, period=old.period, kind=InvoiceKind.REGULAR).first()
+    if bill is None:
+        return ""
+    if bill.status in (InvoiceStatus.DRAFT, InvoiceStatus.HELD):
+        return _("Its bill is recomputed: %(k)s kWh, %(t)s.") % {"k": bill.kwh, "t": money(bill.total)}
+    proposed = Adjustment.objects.filter(corrected_reading=new, original=bill).order_by("-pk").first()
+    if proposed is not None:
+        return _(
+            "Its bill %(n)s was issued: adjustment proposed, %(d)s, awaiting another billing clerk's approval "
+            "(see Adjustments)."
+        ) % {"n": bill.number, "d": money(proposed.delta_total)}  # fmt: skip
+    pending = Adjustment.objects.filter(original=bill, status=AdjustmentStatus.PROPOSED).order_by("pk").first()
+    if pending is not None:
+        return _(
+            "Its bill %(n)s was issued, and no adjustment was proposed for this reading: the adjustment to %(k)s "
+            "kWh (%(d)s) already awaits approval. Reject it and propose one for this reading."
+        ) % {"n": bill.number, "k": pending.kwh, "d": money(pending.delta_total)}  # fmt: skip
+    dispute = (
+        Dispute.objects.open()
+        .filter(
+            Q(reading__contract_id=old.contract_id, reading__period=old.period)
+            | Q(invoice__contract_id=old.contract_id, invoice__period=old.period)
+        )
+        .select_related("ticket")
+        .first()
+    )
+    if dispute is not None:
+        return _(
+            "Its bill %(n)s was issued and is disputed (ticket %(t)s): no adjustment was proposed; the dispute's "
+            "clerk proposes the one that closes it."
+        ) % {"n": bill.number, "t": getattr(dispute.ticket, "number", "—")}  # fmt: skip
+    return _(
+        "Its bill %(n)s was issued, and no adjustment could be proposed now (the same amount, or no right to "
+        "propose one): the audit log asks for it (adjustment needed)."
+    ) % {"n": bill.number}  # fmt: skip
 
 
 class EstimateForm(forms.Form):
@@ -676,12 +705,13 @@ class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadO
         "number__exact", "customer__code__exact", "contract__number__exact", "reading__meter__serial__exact",
     ]  # fmt: skip
     fields = [
-        "number", "kind", "status", "hold_kind", "hold_reason", "customer", "contract", "unit", "period",
+        "number", "kind", "status", "hold_kind", "hold_reason_shown", "customer", "contract", "unit", "period",
         "period_start", "period_end", "reading", "kwh", "households", "subtotal_vnd", "vat_vnd", "total_vnd",
         "offsets_shown", "refund_offset_vnd", "amount_due_vnd", "owed_vnd", "adjusts", "run", "created_at",
         "issued_at", "paid_at",
     ]  # fmt: skip
     readonly_fields = [
+        "hold_reason_shown",
         "subtotal_vnd",
         "vat_vnd",
         "total_vnd",
@@ -704,6 +734,11 @@ class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadO
     @admin.display(description=gettext_lazy("period"), ordering="period")
     def period_month(self, obj):
         return obj.period.strftime("%m/%Y")
+
+    @admin.display(description=Invoice._meta.get_field("hold_reason").verbose_name)
+    def hold_reason_shown(self, obj):
+        """Why the bill is held, in the interface's language (``money.hold_reason_label``)."""
+        return hold_reason_label(obj.hold_reason) or "—"
 
     @admin.display(description=gettext_lazy("refunds offset on this bill"))
     def offsets_shown(self, obj):
@@ -1217,6 +1252,8 @@ class ReinspectionAdmin(BillingAdminMixin, ReadOnlyAdmin):
         form = ReinspectionForm(request.POST if "_confirmed" in request.POST else None)
         if form.is_bound and form.is_valid():
             data = form.cleaned_data
+            month = {"contract_id": item.reading.contract_id, "period": item.reading.period}
+            before = MeterReading.objects.current().filter(**month).select_related("contract").first()
             try:
                 services.reinspection_record(
                     actor=request.user, item=item, outcome=data["outcome"], reread_value=data["reread_value"],
@@ -1226,12 +1263,23 @@ class ReinspectionAdmin(BillingAdminMixin, ReadOnlyAdmin):
                 # Back to the form with what the clerk typed and the reason beside its field.
                 add_service_errors(form, exc)
             else:
-                messages.success(request, _("Re-inspection of %(r)s recorded.") % {"r": item.reading})
+                messages.success(request, self._recorded(before, MeterReading.objects.current().filter(**month)))
                 return None
         return self._action_page(
             request, action="record_outcome", title=_("Record the re-inspection outcome"), objects=items,
             form=form, submit=_("Record"),
         )  # fmt: skip
+
+
+    @staticmethod
+    def _recorded(before: MeterReading | None, current) -> str:
+        """The re-inspection recorded, named by the month's reading in force now (the corrected one, when the
+        register read on site corrected it), and what became of the month's bill then."""
+        now = current.select_related("contract").first() or before
+        done = _("Re-inspection of %(r)s recorded.") % {"r": now}
+        if before is None or now is None or now.pk == before.pk:
+            return done
+        return " ".join(filter(None, [done, correction_followed(before, now)]))
 
 
 class RejectForm(forms.Form):

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from billing.models import AnomalyBandCount, RebateApplication, Refund
+from billing.money import CURRENCY
 from crm.dashboard_widgets import Board, Widget, bar_chart, register
 
 # Queries ----------------------------------------------------------------------------------------------
@@ -138,18 +139,22 @@ def _anomaly_chart(data, title):
     return bar_chart([(str(label), data[k]) for k, label in _BANDS] if data["compared"] else [], title=title)
 
 
+# Money on the charts: whole đồng with the sign the rest of the product writes (``billing.money``).
+MONEY_SUFFIX = f" {CURRENCY}"
+
+
 def _refund_chart(data, title):
     return bar_chart(
         [(_("Settled"), data["settled_amount"]), (_("Not settled"), data["amount"] - data["settled_amount"])]
         if data["count"]
         else [],
         title=title,
-        suffix=" đ",
+        suffix=MONEY_SUFFIX,
     )
 
 
 def _rebate_chart(data, title):
-    return bar_chart([(r["programme"], r["amount"]) for r in data["by_programme"]], title=title, suffix=" đ")
+    return bar_chart([(r["programme"], r["amount"]) for r in data["by_programme"]], title=title, suffix=MONEY_SUFFIX)
 
 
 WIDGETS: list[Widget] = [

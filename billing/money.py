@@ -37,6 +37,7 @@ _TIER = re.compile(r"^Tier (?P<n>\d+) \((?:(?P<low>\d+)(?P<plus>\+)?(?:–(?P<hi
 _REBATE = re.compile(r"^Rebate #\d+: (?P<name>.*)$")
 _ADJUSTMENT = re.compile(r"^Adjustment of (?P<number>\S+)$")
 _OFFSET = re.compile(r"^Refund offset \(adjustment (?P<ref>[^)]+)\)$")
+_FLAGGED = re.compile(r"^Reading flagged: (?P<reason>.*)$", re.S)
 
 
 def line_label(label: str) -> str:
@@ -60,3 +61,12 @@ def line_label(label: str) -> str:
     if match := _OFFSET.match(label):
         return _("Refund offset (adjustment %(n)s)") % {"n": match["ref"]}
     return label
+
+
+def hold_reason_label(reason: str) -> str:
+    """A bill's hold reason in the interface's language. The billing run stores a flagged reading's reason
+    after an English prefix (``services.flagged_hold``; the flag's own text is in the language of whoever
+    recorded the reading); any other reason is shown as stored."""
+    if match := _FLAGGED.match(reason):
+        return _("Reading flagged: %(r)s") % {"r": match["reason"]}
+    return reason

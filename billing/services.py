@@ -753,17 +753,24 @@ def _follow_reading(
         if invoice.status not in ISSUED_STATUSES:
             invoice_recompute(actor=actor, invoice=invoice, reading=new, reason=reason)
             continue
-        if not propose:
-            continue
-        if _actor(actor) is None or not actor.has_perm("billing.propose_adjustment"):
-            audit(actor=actor, action="adjustment.needed", obj=invoice, after={"reading": new.pk, "kwh": new.kwh},
-                  reason=reason)  # fmt: skip
-            continue
-        try:
-            adjustment_propose(actor=actor, invoice=invoice, reading=new, record=reason)
-        except ValidationError as exc:  # already pending, or the same amount
-            audit(actor=actor, action="adjustment.needed", obj=invoice, after={"reading": new.pk, "kwh": new.kwh},
-                  reason=f"{reason}: {'; '.join(exc.messages)}")  # fmt: skip
+        if propose:
+            _propose_or_ask(actor=actor, invoice=invoice, reading=new, reason=reason)
+
+
+def _propose_or_ask(*, actor, invoice: Invoice, reading: MeterReading, reason: str) -> Adjustment | None:
+    """The adjustment of the issued ``invoice`` to ``reading``, proposed by ``actor``; when nobody may propose it
+    (the system's own changes, a clerk without the right) or it cannot be proposed now (one already pending, the
+    same amount), an audit record ``adjustment.needed`` asks for it, with the reason."""
+    if _actor(actor) is None or not actor.has_perm("billing.propose_adjustment"):
+        audit(actor=actor, action="adjustment.needed", obj=invoice, after={"reading": reading.pk,
+              "kwh": reading.kwh}, reason=reason)  # fmt: skip
+        return None
+    try:
+        return adjustment_propose(actor=actor, invoice=invoice, reading=reading, record=reason)
+    except ValidationError as exc:  # already pending, or the same amount
+        audit(actor=actor, action="adjustment.needed", obj=invoice, after={"reading": reading.pk,
+              "kwh": reading.kwh}, reason=f"{reason}: {'; '.join(exc.messages)}")  # fmt: skip
+        return None
 
 
 @transaction.atomic
@@ -822,14 +829,18 @@ def _assignment_read(reading: MeterReading) -> MeterAssignment | None:
 
 
 def _disputed_month(reading: MeterReading) -> bool:
-    """Whether an open dispute is about the bill of ``reading``'s contract and month, or any reading of it."""
-    return (
+    """Whether an open dispute is about the bill of ``reading``'s contract and month, or any reading of it. The
+    disputes are locked: one closed meanwhile (``dispute_resolve``) is seen closed, and one closed after this
+    correction sees the corrected reading (``_adjust_after_dispute``), so one of the two proposes the bill's
+    adjustment, or asks for it."""
+    return bool(
         Dispute.objects.open()
         .filter(
             Q(reading__contract_id=reading.contract_id, reading__period=reading.period)
             | Q(invoice__contract_id=reading.contract_id, invoice__period=reading.period)
         )
-        .exists()
+        .select_for_update(of=("self",))
+        .values_list("pk", flat=True)
     )
 
 
@@ -1352,7 +1363,7 @@ def with_owed(queryset):
     the other (below 0: what was overpaid). ``owed``: what may still be paid on the invoice: on the bill, its
     amount due after its credits less its payments; on a charging adjustment, its own charge less its payments,
     once the bill and the earlier charging adjustments are counted (so a credit that covers it leaves it
-    nothing owed); on a credit, its (negative) amount."""
+    nothing owed); on a credit, 0 (its money goes back through the refund it opened)."""
     root = OuterRef("account_root")
     adjustments = Invoice.objects.filter(adjusts_id=root, kind=InvoiceKind.ADJUSTMENT)
     charges = Payment.objects.filter(invoice__adjusts_id=root, invoice__total__gt=0)
@@ -1382,7 +1393,7 @@ def with_owed(queryset):
         owed=Case(
             When(kind=InvoiceKind.REGULAR, then=Greatest(Least(F("bill_left"), F("balance")), 0)),
             When(total__gt=0, then=Greatest(Least(F("total") - F("own_paid"), beyond), 0)),
-            default=F("total") - F("refund_offset") - F("own_paid"),
+            default=Value(0),  # a credit: nothing is owed on it (the customer is owed, through its refund)
             output_field=BigIntegerField(),
         )
     )
@@ -1884,7 +1895,32 @@ def dispute_resolve(*, actor, dispute: Dispute, outcome: str) -> Dispute:
                         reason=_("Dispute resolved"), kinds=(HoldKind.REVIEW,), verified=False)  # fmt: skip
     audit(actor=actor, action="dispute.resolve", obj=dispute, before={"status": "open"},
           after={"status": "resolved", "outcome": outcome})  # fmt: skip
+    if outcome != DisputeOutcome.CORRECTED:  # corrected: by its adjustment, or before the bill was issued
+        _adjust_after_dispute(actor=actor, dispute=dispute)
     return dispute
+
+
+def _adjust_after_dispute(*, actor, dispute: Dispute) -> None:
+    """A dispute closed other than by its adjustment (withdrawn, or the reading confirmed on site): while it was
+    open a correction of its month's reading left the issued bill's adjustment to the dispute's clerk
+    (``reading_correct``). When the month's reading in force bills another consumption than the bill with its
+    approved adjustments, the adjustment is proposed now by the clerk who closes the dispute, or asked for
+    (``_propose_or_ask``), unless one for that consumption already awaits approval."""
+    named = dispute.invoice or dispute.reading
+    if named is None:
+        return
+    month = {"contract_id": named.contract_id, "period": named.period}
+    invoice = Invoice.objects.filter(**month, kind=InvoiceKind.REGULAR, status__in=ISSUED_STATUSES).first()
+    reading = MeterReading.objects.current().filter(**month).order_by("-pk").first()
+    if invoice is None or reading is None or reading.kwh == _current_total(invoice)["kwh"]:
+        return
+    if Adjustment.objects.filter(original=invoice, status=AdjustmentStatus.PROPOSED, kwh=reading.kwh).exists():
+        return
+    reason = _("Dispute of ticket %(t)s closed (%(o)s): the reading of %(m)s was corrected to %(k)s kWh") % {
+        "t": getattr(dispute.ticket, "number", "—"), "o": DisputeOutcome(dispute.outcome).label,
+        "m": f"{named.period:%m/%Y}", "k": reading.kwh,
+    }  # fmt: skip
+    _propose_or_ask(actor=actor, invoice=invoice, reading=reading, reason=reason)
 
 
 # Adjustments and refunds --------------------------------------------------------------------------------
@@ -1905,6 +1941,9 @@ def adjustment_propose(*, actor, invoice: Invoice, record: str, reading: MeterRe
     errors = {}  # both told at once, each beside its field
     if reading is not None and (reading.contract_id != invoice.contract_id or reading.period != invoice.period):
         errors["corrected_reading"] = _("The reading is not the one of this bill's contract and period.")
+    elif reading is not None and MeterReading.objects.filter(pk=reading.pk, status=ReadingStatus.SUPERSEDED).exists():
+        # Its kWh are no longer the month's: the bill is adjusted to the reading in force.
+        errors["corrected_reading"] = _("This reading was corrected since: choose the month's reading in force.")
     if dispute is not None and (
         dispute.customer_id != invoice.customer_id
         or (dispute.invoice_id and dispute.invoice_id != invoice.pk)
@@ -2572,6 +2611,23 @@ def _store_band_counts(period: dt.date, counts, held_by_unit: dict, *, threshold
         )  # fmt: skip
 
 
+def _anomaly_items_sql(pairs: str, *, rise: str, at_threshold: str) -> str:
+    """The scan's INSERT of a re-inspection item for each rise at the threshold (``pairs``: the month's readings
+    with the previous month's). One item per contract and month: a month whose reading was corrected since an
+    earlier scan (on site, from the admin, or re-based) supersedes the item's reading, yet was looked at. A NOT
+    IN over the month's items (one hashed list), not a NOT EXISTS, whose plan would trust the statistics of a
+    table this very statement fills (a scan per row if empty); and one item per reading (a unique index)."""
+    return (
+        "INSERT INTO billing_reinspection (reading_id, unit_id, dispute_id, reason, rise_percent, created_at, "
+        "reread_value, evidence, evidence_file, outcome, inspector_id, done_at) "
+        f"SELECT c.id, c.unit_id, NULL, 'anomaly', CAST({rise} AS INTEGER), %(now)s, NULL, '', '', '', NULL, NULL "
+        f"{pairs} AND {at_threshold} "
+        "AND c.contract_id NOT IN (SELECT r.contract_id FROM billing_reinspection x JOIN billing_meterreading r "
+        "ON r.id = x.reading_id WHERE x.reason = 'anomaly' AND r.period = %(period)s) "
+        "ON CONFLICT (reading_id) WHERE reason = 'anomaly' DO NOTHING"
+    )
+
+
 def anomaly_scan(
     *, actor, period: dt.date, unit: Unit | None = None, threshold: Decimal | None = None
 ) -> dict:
@@ -2608,16 +2664,7 @@ def anomaly_scan(
         bulk_work_memory(cursor)
         cursor.execute(f"SELECT c.unit_id, COUNT(*), {band_sums} {pairs} GROUP BY c.unit_id", params)
         counts = cursor.fetchall()
-        cursor.execute(
-            "INSERT INTO billing_reinspection (reading_id, unit_id, dispute_id, reason, rise_percent, created_at, "
-            "reread_value, evidence, evidence_file, outcome, inspector_id, done_at) "
-            f"SELECT c.id, c.unit_id, NULL, 'anomaly', CAST({rise} AS INTEGER), %(now)s, NULL, '', '', '', NULL, NULL "
-            f"{pairs} AND {at_threshold} "
-            # One anomaly item per reading (a unique index): an earlier scan's are kept. Not a NOT EXISTS, whose
-            # plan would trust the statistics of a table this very statement fills (a scan per row if empty).
-            "ON CONFLICT (reading_id) WHERE reason = 'anomaly' DO NOTHING",
-            params,
-        )
+        cursor.execute(_anomaly_items_sql(pairs, rise=rise, at_threshold=at_threshold), params)
         opened = cursor.rowcount
         # The drafts whose reading has an open anomaly re-inspection (this scan's or an earlier one's): a rise
         # already confirmed on site, its re-inspection closed, holds nothing again.

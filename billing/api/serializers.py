@@ -67,7 +67,7 @@ class InvoiceSerializer(CachedFieldsMixin, serializers.ModelSerializer):
             return None
         # Annotated by the invoice views (``services.with_owed``): no query per row.
         owed = getattr(invoice, "owed", None)
-        return max(services.payment_owed(invoice) if owed is None else owed, 0)
+        return services.payment_owed(invoice) if owed is None else owed
 
 
 class InvoiceDetailSerializer(InvoiceSerializer):

@@ -17,14 +17,18 @@ def is_working_day(day: dt.date, holidays: set[dt.date]) -> bool:
     return day.weekday() < 5 and day not in holidays
 
 
-def add_working_days(start: dt.datetime, days: int) -> dt.datetime:
+def add_working_days(start: dt.datetime, days: int, *, start_day_off: bool | None = None) -> dt.datetime:
     """The moment ``days`` working days after ``start``, at the same local time of day.
 
-    A request taken on a day off starts counting from the next working day's morning.
+    A request taken on a day off starts counting from the next working day's morning (07:30).
+    ``start_day_off`` says whether the start's own day is a day off, whatever the holidays say (None: as they
+    say): the deadline as it was before that day became, or stopped being, a public holiday.
     """
     local = timezone.localtime(start)
     day = local.date()
     holidays = holidays_between(day, day + dt.timedelta(days=days * 2 + 40))
+    if start_day_off is not None:
+        holidays = holidays | {day} if start_day_off else holidays - {day}
     if not is_working_day(day, holidays):
         while not is_working_day(day, holidays):
             day += dt.timedelta(days=1)

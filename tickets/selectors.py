@@ -523,9 +523,10 @@ def serves(user, unit_id: int) -> bool:
 
 
 def ticket_clocks(*, ticket: Ticket, now=None) -> list[dict]:
-    """Each deadline of the ticket: when it falls, and whether it was met, passed, is paused or how long is left.
-    A ticket no longer open stops its clocks ("—" for a deadline never met), but for the callback's, which runs
-    while the resolved ticket waits for its call."""
+    """Each deadline of the ticket: when it falls, and whether it was met, passed, is paused or how long is left
+    (one already passed when the ticket was set pending is late, not paused: it keeps its moment). A ticket no
+    longer open stops its clocks ("—" for a deadline never met), but for the callback's, which runs while the
+    resolved ticket waits for its call."""
     from tickets.models import Status
 
     now = now or timezone.now()
@@ -547,6 +548,9 @@ def ticket_clocks(*, ticket: Ticket, now=None) -> list[dict]:
             late = done > due or breached
         elif not ticket.is_open and not (runs_when_resolved and ticket.status == Status.RESOLVED):
             state, late = "—", breached
+        elif paused and ticket.paused_at is not None and due <= ticket.paused_at:
+            # Missed before the pause: it keeps its moment, late whatever the customer does.
+            state, late = time_left(due, now=now), True
         elif paused:
             state, late = _("paused: waiting for the customer"), breached
         else:

@@ -66,8 +66,9 @@ from tickets.selectors import current_unit, incidents_for_customer, open_ticket_
 
 @transaction.atomic
 def catalogue_load_reference() -> dict[str, int]:
-    """Create the categories, their first policies and the public holidays if missing. Idempotent: it never
-    overwrites what an administrator changed (and a second run only reads, three queries). The outage category
+    """Create the categories, their first policies and the public holidays if missing (a year's holidays only
+    while none of its reference days is kept). Idempotent: it never overwrites what an administrator changed,
+    nor puts back a day off removed or moved (and a second run only reads, three queries). The outage category
     is the one flagged as such whatever its code (``outage_category``): while one exists, the reference's is
     not made a second time."""
     codes = [code for code, *_rest in reference.CATEGORIES]
@@ -92,13 +93,22 @@ def catalogue_load_reference() -> dict[str, int]:
         )
         for category in without_policy
     )
-    days = set(Holiday.objects.filter(day__in=[day for day, _name in reference.HOLIDAYS]).values_list("day", flat=True))
-    holidays = Holiday.objects.bulk_create(
-        Holiday(day=day, name=name) for day, name in reference.HOLIDAYS if day not in days
-    )
+    # The reference days of each year the table holds none of (a first load, or a year a new release adds): a
+    # year of which one reference day is kept is the administrator's, whose removals and moves stand. While an
+    # open ticket counts working days, each new day goes in through ``holiday_save``, which moves its deadline.
+    kept = Holiday.objects.filter(day__in=[day for day, _name in reference.HOLIDAYS]).values_list("day", flat=True)
+    years = {day.year for day in kept}
+    new_days = [(day, name) for day, name in reference.HOLIDAYS if day.year not in years]
+    holidays = len(new_days)
+    counting = Ticket.objects.filter(status__in=OPEN_STATUSES, policy__resolve_working_days__isnull=False)
+    if new_days and counting.exists():
+        for day, name in new_days:
+            holiday_save(actor=None, day=day, name=name)
+    elif new_days:
+        Holiday.objects.bulk_create(Holiday(day=day, name=name) for day, name in new_days)
     if new_categories or policies or holidays:
         shared_cache.changed(shared_cache.CATALOGUE)  # bulk writes send no signal
-    return {"categories": len(new_categories), "policies": len(policies), "holidays": len(holidays)}
+    return {"categories": len(new_categories), "policies": len(policies), "holidays": holidays}
 
 
 def policy_in_force(*, category: Category, at: dt.datetime) -> SlaPolicy:
@@ -313,7 +323,9 @@ def _move_resolve_deadlines(actor, *, day: dt.date, day_off: bool) -> int:
     """``day`` became a day off (``day_off``) or a working day again (the holidays already say so): each open
     ticket whose resolve deadline counts working days, not yet met or breached, and whose clock of this cycle
     (from its intake or its last reopen to the deadline) runs over part of that day, has the deadline moved by
-    that part in working time: later for a day off, earlier for a working day. A ticket waiting for the
+    that part in working time: later for a day off, earlier for a working day. When the clock started that day,
+    the deadline is worked out again by intake's rule instead (``add_working_days``: a start on a day off counts
+    from the next working day's 07:30), plus the pauses already taken. A ticket waiting for the
     customer moves as well (its deadline counts the working time it has left; ``resume_clocks`` adds the pause
     in working time, which the holidays of then decide). The tickets are locked (the sweep skips them meanwhile
     and then reads their new ``next_check_at``); each gets an event. Returns how many moved."""
@@ -340,11 +352,20 @@ def _move_resolve_deadlines(actor, *, day: dt.date, day_off: bool) -> int:
     now, moved, events = timezone.now(), [], []
     for ticket in tickets:
         since = max(ticket.created_at, reopened.get(ticket.pk, ticket.created_at))
-        part = min(ticket.resolve_due, end) - max(since, start)
-        if part <= dt.timedelta(0):
-            continue
         before = ticket.resolve_due
-        ticket.resolve_due = (add_working_time if day_off else subtract_working_time)(before, part)
+        if timezone.localtime(since).date() == day:
+            # The clock started that day: the deadline is intake's (a start on a day off counts from the next
+            # working day's 07:30), plus the working time of the pauses already taken, which ran after it.
+            days = ticket.policy.resolve_working_days or 0  # set: the tickets are chosen by it
+            taken = working_time_between(add_working_days(since, days, start_day_off=not day_off), before)
+            ticket.resolve_due = add_working_time(add_working_days(since, days), taken)
+        else:
+            part = min(before, end) - max(since, start)
+            if part <= dt.timedelta(0):
+                continue
+            ticket.resolve_due = (add_working_time if day_off else subtract_working_time)(before, part)
+        if ticket.resolve_due == before:
+            continue
         ticket.next_check_at = next_check(ticket)
         moved.append(ticket)
         note = (
@@ -585,6 +606,27 @@ def breach_outstanding(ticket: Ticket) -> bool:
     """Whether a deadline the ticket missed is still to be met. The escalation ladder climbs only then: once the
     late call, acknowledgement or resolution is made, nobody higher up is told of it (the level reached stays)."""
     return any(getattr(ticket, flag) and getattr(ticket, done) is None for _due, done, flag in CLOCKS)
+
+
+def mark_missed(ticket: Ticket, *, now: dt.datetime, events: list[TicketEvent]) -> list[dt.datetime]:
+    """Mark each deadline of the ticket passed by ``now``, not met and not yet marked, as breached: its flag set
+    (in memory; the caller saves it) and a breach event added to ``events`` (unsaved). Returns the moments
+    missed. The one rule of a miss: the sweep's (which then escalates), and that of a ticket leaving the open
+    states (resolved, or its outage restored), which no sweep reads again: its misses are marked then, with no
+    escalation and nobody told."""
+    missed = []
+    for target, done, flag in CLOCKS:
+        due = getattr(ticket, target)
+        if getattr(ticket, done) is None and not getattr(ticket, flag) and due <= now:
+            setattr(ticket, flag, True)
+            missed.append(due)
+            events.append(
+                TicketEvent(
+                    ticket=ticket, kind=EventKind.BREACH, at=now, cycle=ticket.cycle,
+                    after={"deadline": target, "due": due.isoformat()},
+                )
+            )  # fmt: skip
+    return missed
 
 
 def resume_clocks(ticket: Ticket, *, at: dt.datetime) -> None:
@@ -1016,6 +1058,10 @@ def ticket_change_status(
     elif to == Status.PENDING_CUSTOMER:
         ticket.paused_at = at
     elif to == Status.RESOLVED:
+        # The ticket leaves the open states, and the sweep's reach: a deadline it missed is marked now.
+        missed: list[TicketEvent] = []
+        mark_missed(ticket, now=at, events=missed)
+        TicketEvent.objects.bulk_create(missed)
         ticket.resolved_at = at
         ticket.callback_due = at + dt.timedelta(hours=ticket.policy.callback_hours)
     elif to == Status.CLOSED:
@@ -1469,6 +1515,8 @@ def incident_restore(
         # A call taken after the power came back (the restore time entered later) is resolved when received.
         done = max(at, ticket.created_at)
         resume_clocks(ticket, at=done)  # a ticket pending the customer: its clocks waited, as on any move
+        # No sweep reads a resolved ticket: a deadline it missed is marked now (nobody told).
+        mark_missed(ticket, now=done, events=events)
         if ticket.acknowledged_at is None:
             ticket.acknowledged_at = done
         ticket.status = Status.RESOLVED
@@ -1496,7 +1544,8 @@ def incident_restore(
     Ticket.objects.bulk_update(
         tickets,
         ["status", "acknowledged_at", "resolved_at", "paused_at", "callback_due", "next_check_at",
-         "acknowledge_due", "contact_due", "resolve_due", "first_breach_at"],  # the deadlines resume_clocks moved
+         "acknowledge_due", "contact_due", "resolve_due", "first_breach_at",  # the deadlines resume_clocks moved
+         "acknowledge_breached", "contact_breached", "resolve_breached"],  # and the misses marked
         batch_size=500,
     )
     TicketEvent.objects.bulk_create(events, batch_size=500)

@@ -36,10 +36,10 @@ from crm.outbox import in_centre_language, outbox_write, staff_message
 from tickets.models import EventKind, Status, Ticket, TicketEvent
 from tickets.selectors import serves, units_serving
 from tickets.services import (
-    CLOCKS,
     breach_outstanding,
     callback_overdue_summary,
     escalation_summary,
+    mark_missed,
     next_check,
     profiles_of_user,
 )
@@ -91,23 +91,9 @@ def _process(ticket: Ticket, now: dt.datetime, recipients: _Recipients, events: 
         ticket.next_check_at = None
         return 0
     climbing = ticket.first_breach_at is not None and breach_outstanding(ticket)  # before this run's breaches
-    breached = []
-    for target, done, flag in CLOCKS:
-        due = getattr(ticket, target)
-        if getattr(ticket, done) is None and not getattr(ticket, flag) and due <= now:
-            setattr(ticket, flag, True)
-            breached.append((target, due))
-    if breached:
-        ticket.first_breach_at = _ladder_start(ticket, min(due for _target, due in breached), climbing=climbing)
-    for target, due in breached:
-        events.append(
-            TicketEvent(
-                ticket=ticket,
-                kind=EventKind.BREACH,
-                at=now,
-                after={"deadline": target, "due": due.isoformat()},
-            )
-        )
+    missed = mark_missed(ticket, now=now, events=events)
+    if missed:
+        ticket.first_breach_at = _ladder_start(ticket, min(missed), climbing=climbing)
     level = ticket.escalation_level
     target_level = level
     # The ladder climbs while a breached deadline is still to be met: a late call made, it stops where it is.

@@ -50,7 +50,8 @@ def test_what_an_administrator_changed_is_kept_and_only_what_is_missing_comes_ba
 
     created = catalogue_load_reference()
 
-    assert created == {"categories": 0, "policies": 1, "holidays": 1}
+    assert created == {"categories": 0, "policies": 1, "holidays": 0}
     assert Category.objects.get(code="outage").name == "Mất điện (đổi tên)"
-    assert Holiday.objects.filter(day=first_holiday.day).exists()
+    # a day off the administrator removed stays removed (its year's other days are kept): never put back
+    assert not Holiday.objects.filter(day=first_holiday.day).exists()
     assert SlaPolicy.objects.filter(category=billing, valid_from=reference.POLICIES_FROM).count() == 1

@@ -128,9 +128,9 @@ def main() -> None:
                         [ids],
                     )
                     cursor.execute(
-                        "INSERT INTO tickets_ticketevent (ticket_id, kind, at, before, after, note, level) "
-                        "SELECT id, k, %s, '{}', '{}', '', l FROM unnest(%s::bigint[]) AS id, "
-                        "(VALUES ('breach', NULL::int), ('escalated', 1)) AS v(k, l)",
+                        "INSERT INTO tickets_ticketevent (ticket_id, kind, at, before, after, note, level, cycle) "
+                        "SELECT t.id, k, %s, '{}', '{}', '', l, t.cycle FROM tickets_ticket t, "
+                        "(VALUES ('breach', NULL::int), ('escalated', 1)) AS v(k, l) WHERE t.id = ANY(%s::bigint[])",
                         [now, ids],
                     )
                 if len(ids) < 200:

@@ -78,6 +78,8 @@ from core.numbers import WholeNumberField
 from core.text import NOTE_MAX_CHARS
 from crm.admin_base import (
     ReadOnlyAdmin,
+    RecordFieldsMixin,
+    SafeListMixin,
     ScopedAdmin,
     ScopedChangeList,
     ScopedUnitFilter,
@@ -1818,7 +1820,7 @@ class RebateBandInline(admin.TabularInline):
 
 
 @admin.register(RebateProgramme)
-class RebateProgrammeAdmin(BillingAdminMixin, admin.ModelAdmin):
+class RebateProgrammeAdmin(RecordFieldsMixin, SafeListMixin, BillingAdminMixin, admin.ModelAdmin):
     """A programme is edited while a draft; once applied it is what the bills say, changed only by reversing."""
 
     list_display = ["name", "period_from", "period_to", "min_kwh", "max_kwh", "status", "created_at"]

@@ -17,6 +17,7 @@ from crm.admin_base import (
     MaskedLookupsMixin,
     ReadOnlyAdmin,
     RelatedLinksMixin,
+    SafeListMixin,
     ScopedAdmin,
     ServiceErrorsMixin,
 )
@@ -235,7 +236,7 @@ class OutboxRetryInline(admin.TabularInline):
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(RelatedLinksMixin, admin.ModelAdmin):
+class OutboxMessageAdmin(SafeListMixin, RelatedLinksMixin, admin.ModelAdmin):
     """The messages the system sent or tries to send, for staff who see everything only (``sees_everything``):
     they belong to every unit and carry customers' phones and addresses. Read-only; a failed message is given
     back to the delivery sweep with the "Retry" action (``crm.outbox.outbox_retry``, as ``manage.py

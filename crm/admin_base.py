@@ -226,7 +226,83 @@ class RelatedLinksMixin:
         return super().render_change_form(request, context, *args, **kwargs)
 
 
-class ScopedAdmin(RelatedLinksMixin, admin.ModelAdmin):
+def _fits_key(key, value: str) -> bool:
+    """Whether ``value`` can be held by the column ``key`` (a model field) that names a record: a whole number
+    within the range of an integer column (as PostgreSQL, the production database, keeps it), or a readable
+    value of any other column."""
+    bounds = BaseDatabaseOperations.integer_field_ranges.get(key.get_internal_type())
+    if bounds is not None:
+        return bool(_ROW_ID.fullmatch(value)) and bounds[0] <= int(value) <= bounds[1]
+    if "\x00" in value:
+        return False
+    try:
+        key.to_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
+def _names_a_choice(field, value) -> bool:
+    """Whether ``value``, posted for the record field ``field`` (a ``ModelChoiceField``), can name one of its
+    records (``_fits_key`` on the column it names them by); a value that is not text (a record) is left to
+    the field."""
+    if not isinstance(value, str):
+        return True
+    opts = field.queryset.model._meta
+    return _fits_key(opts.get_field(field.to_field_name) if field.to_field_name else opts.pk, value)
+
+
+class RecordChoiceField(forms.ModelChoiceField):
+    """A record picked on a form (a foreign key), whose posted value is drawn again only when it can name a
+    record: a value no record's id can be (``abc``, a unit's code, a NUL character, a number beyond the id
+    column) leaves the field empty beside its refusal ("select a valid choice"). The admin's search box
+    (autocomplete) looks the records up by the value it draws: by that one it would be a server error."""
+
+    def bound_data(self, data, initial):
+        data = super().bound_data(data, initial)
+        if self.disabled or data in self.empty_values or _names_a_choice(self, data):
+            return data
+        return None
+
+
+class RecordsChoiceField(forms.ModelMultipleChoiceField):
+    """Several records picked on a form (a many-to-many), each value checked to name a record before the
+    records are looked up: one beyond the id column (10^30) is refused as a value that is not a record's id,
+    as ``abc`` is, where SQLite's adapter raises on it (a server error). Drawn again, as
+    ``RecordChoiceField``, with the values that can name a record only."""
+
+    def clean(self, value):
+        value = self.prepare_value(value)
+        if isinstance(value, list | tuple):
+            for item in value:
+                if not _names_a_choice(self, item):
+                    raise ValidationError(
+                        self.error_messages["invalid_pk_value"], code="invalid_pk_value", params={"pk": item}
+                    )
+        return super().clean(value)
+
+    def bound_data(self, data, initial):
+        data = super().bound_data(data, initial)
+        if self.disabled or not isinstance(data, list | tuple):
+            return data
+        return [item for item in data if _names_a_choice(self, item)]
+
+
+class RecordFieldsMixin:
+    """A model admin whose record fields (foreign keys, many-to-many) refuse a value that cannot name a record
+    on the field and draw the page again, whatever their widget (a search box, a list): ``RecordChoiceField``,
+    ``RecordsChoiceField``."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        kwargs.setdefault("form_class", RecordChoiceField)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        kwargs.setdefault("form_class", RecordsChoiceField)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+class ScopedAdmin(RecordFieldsMixin, RelatedLinksMixin, admin.ModelAdmin):
     """Admin of a model whose manager is a ``ScopedQuerySet``: every list, form and lookup is scoped."""
 
     paginator = EstimatedCountPaginator
@@ -288,17 +364,7 @@ class ScopedAdmin(RelatedLinksMixin, admin.ModelAdmin):
 def _names_a_record(model, value: str) -> bool:
     """Whether ``value`` (posted for a row) can be one of ``model``'s ids: a whole number within the range of
     its id column (as PostgreSQL, the production database, keeps it), or a readable value of any other id."""
-    pk = model._meta.pk
-    bounds = BaseDatabaseOperations.integer_field_ranges.get(pk.get_internal_type())
-    if bounds is not None:
-        return bool(_ROW_ID.fullmatch(value)) and bounds[0] <= int(value) <= bounds[1]
-    if "\x00" in value:
-        return False
-    try:
-        pk.to_python(value)
-    except ValidationError:
-        return False
-    return True
+    return _fits_key(model._meta.pk, value)
 
 
 class ReadOnlyAdmin(ScopedAdmin):

@@ -19,7 +19,7 @@ from django.utils.translation import ngettext
 from core.login_security import login_unlock
 from core.numbers import WholeNumberField
 from crm import staff_access
-from crm.admin_base import RelatedLinksMixin, SafeListMixin
+from crm.admin_base import RecordFieldsMixin, RelatedLinksMixin, SafeListMixin
 from crm.models import ApiToken
 from crm.scoping import scope_for
 from crm.tokens import MAX_DAYS, api_token_check, api_token_create, api_token_revoke
@@ -126,7 +126,7 @@ class ApiTokenForm(forms.ModelForm):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(RelatedLinksMixin, admin.ModelAdmin):
+class ApiTokenAdmin(RecordFieldsMixin, SafeListMixin, RelatedLinksMixin, admin.ModelAdmin):
     """Administrators make tokens (the secret is shown once, on the page that follows) and revoke them; every
     other user sees only their own tokens. Tokens are never edited: revoke one and make another.
 

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from core.days import FIRST_DAY, LAST_DAY
 from core.exports import CSV, XLSX, XLSX_CONTENT_TYPE, LoggedExport, csv_cell, xlsx_chunks
 from core.routers import replica_reads
 from crm.models import ExportKind, Unit
@@ -30,7 +31,6 @@ PERMISSION = "crm.view_dashboard"
 MAX_DAYS = 366
 # The dates a period may take: the page reads them as local days in UTC and the day after the end, which the
 # calendar's own edges (01/01/0001, 31/12/9999) do not have.
-FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(2999, 12, 31)
 
 
 class DashboardForm(forms.Form):

@@ -24,6 +24,7 @@ from core.text import NOTE_MAX_CHARS, ComposedCharField, name_key
 from crm.admin_base import (
     MaskedLookupsMixin,
     ReadOnlyAdmin,
+    RecordFieldsMixin,
     SafeListMixin,
     ScopedAdmin,
     ScopedUnitFilter,
@@ -936,11 +937,29 @@ class SlaPolicyAdmin(EverythingOnlyAdminMixin, ServiceErrorsMixin, admin.ModelAd
         obj.pk = policy.pk
 
 
+class HolidayForm(forms.ModelForm):
+    """A day the calendar cannot use (``services.holiday_day_check``) is refused on its field, beside what was
+    typed."""
+
+    class Meta:
+        model = Holiday
+        fields = ["day", "name"]
+
+    def clean_day(self):
+        day = self.cleaned_data["day"]
+        try:
+            services.holiday_day_check(day)
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict["day"]) from exc
+        return day
+
+
 @admin.register(Holiday)
 class HolidayAdmin(EverythingOnlyAdminMixin, SafeListMixin, ServiceErrorsMixin, admin.ModelAdmin):
     """A day off added, moved or removed moves the open tickets' working-day deadlines: every change goes
     through ``services.holiday_save`` and ``services.holiday_delete``."""
 
+    form = HolidayForm
     list_display = ["day", "name"]
     date_hierarchy = "day"
 
@@ -980,7 +999,7 @@ class SuspensionForm(forms.ModelForm):
 
 
 @admin.register(Suspension)
-class SuspensionAdmin(ServiceErrorsMixin, admin.ModelAdmin):
+class SuspensionAdmin(RecordFieldsMixin, ServiceErrorsMixin, admin.ModelAdmin):
     """Suspensions are listed to every role (they say why intake is refused), made over the units the user
     sees only (``services.suspension_create`` holds the rule; the form offers no other) and deleted only by
     someone who sees all their units."""

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.clock import CLOCK_SKEW
+from core.days import FIRST_DAY, LAST_DAY
 from core.phones import is_mobile
 from core.text import DESCRIPTION_MAX_CHARS, column_length, composed, typed_text
 from crm import shared_cache
@@ -273,6 +274,15 @@ def sla_policy_create(
 
 # Public holidays ------------------------------------------------------------------------------------------
 
+def holiday_day_check(day: dt.date) -> None:
+    """Refuse, on its field, a day off the calendar cannot count working days around (``holiday_save``): the
+    calendar reads a day as its local midnight in UTC and the day after it (``core.days``)."""
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValidationError(
+            {"day": _("Choose a day from %(a)s to %(b)s.")
+             % {"a": f"{FIRST_DAY:%d/%m/%Y}", "b": f"{LAST_DAY:%d/%m/%Y}"}}
+        )  # fmt: skip
+
 
 @transaction.atomic
 def holiday_save(*, actor, day: dt.date, name: str, holiday: Holiday | None = None) -> Holiday:
@@ -281,6 +291,7 @@ def holiday_save(*, actor, day: dt.date, name: str, holiday: Holiday | None = No
     becomes a day off (or stops being one) have that deadline moved (``_move_resolve_deadlines``). Idempotent:
     saving a day already kept changes at most its name and moves nothing."""
     require_everything(actor, "tickets.change_holiday" if holiday is not None else "tickets.add_holiday")
+    holiday_day_check(day)
     name = typed_text(name, field="name", limit=column_length(Holiday, "name"))
     if not name:
         raise ValidationError({"name": _("Name the day off.")})

@@ -1838,6 +1838,11 @@ class RebateProgrammeAdmin(RecordFieldsMixin, SafeListMixin, BillingAdminMixin, 
 
     readonly_fields = ["status", "created_at"]
 
+    def has_apply_permission(self, request):
+        """Apply and Reverse: the billing clerks and administrators (``billing.apply_rebateprogramme``); which
+        programmes, the services decide (those of the units one serves, ``rebate_check_reach``)."""
+        return request.user.has_perm("billing.apply_rebateprogramme")
+
     def has_change_permission(self, request, obj=None):
         return (obj is None or obj.status == RebateStatus.DRAFT) and super().has_change_permission(
             request, obj
@@ -1894,7 +1899,7 @@ class RebateProgrammeAdmin(RecordFieldsMixin, SafeListMixin, BillingAdminMixin, 
         }
         return TemplateResponse(request, "admin/billing/rebateprogramme/dry_run.html", context)
 
-    @admin.action(description=gettext_lazy("Apply to the bills not yet issued"), permissions=["change"],
+    @admin.action(description=gettext_lazy("Apply to the bills not yet issued"), permissions=["apply"],
                   location=BOTH)  # fmt: skip
     def apply_programme(self, request, queryset):
         return self._start_jobs(request, queryset, reverse=False)
@@ -1915,7 +1920,7 @@ class RebateProgrammeAdmin(RecordFieldsMixin, SafeListMixin, BillingAdminMixin, 
             return redirect("admin:billing_billingjob_status", pk=started[0].pk)
         return None
 
-    @admin.action(description=gettext_lazy("Reverse on the bills not yet issued"), permissions=["change"],
+    @admin.action(description=gettext_lazy("Reverse on the bills not yet issued"), permissions=["apply"],
                   location=BOTH)  # fmt: skip
     def reverse_programme(self, request, queryset):
         return self._start_jobs(request, queryset, reverse=True)

@@ -146,7 +146,8 @@ def job_start_anomaly_scan(
 
 def job_start_rebate(*, actor, programme: RebateProgramme, reverse: bool = False) -> BillingJob:
     """Queue applying (or reversing) a programme. Applying and reversing the same programme exclude each other."""
-    require(actor, "billing.change_rebateprogramme")
+    require(actor, "billing.apply_rebateprogramme")
+    services.rebate_check_reach(actor, programme)  # refused at once, before a job is queued
     kind = BillingJobKind.REBATE_REVERSE if reverse else BillingJobKind.REBATE_APPLY
     return _start(
         actor=actor, kind=kind, lock=f"rebate:{programme.pk}",

@@ -939,6 +939,10 @@ class RebateProgramme(models.Model):
     class Meta:
         verbose_name = _("rebate programme")
         verbose_name_plural = _("rebate programmes")
+        # Running a round (applying it to the bills, taking it back) is the billing clerks' work, within their
+        # units (``billing.services.rebate_check_reach``); changing what a programme is stays the
+        # administrators' (``change_rebateprogramme``).
+        permissions = [("apply_rebateprogramme", _("Can apply and reverse rebate programmes"))]
         constraints = [
             models.CheckConstraint(
                 condition=Q(period_to__gte=F("period_from")),

@@ -2393,12 +2393,34 @@ def rebate_dry_run(*, programme: RebateProgramme, user=None) -> dict:
     }
 
 
+def rebate_check_reach(user, programme: RebateProgramme) -> None:
+    """A round is applied or taken back by someone who serves every unit its programme names; a programme that
+    names none covers every unit, so only by someone who sees every unit. Refused with the units beyond."""
+    if user is None:
+        return  # the system itself (tasks, commands)
+    scope = scope_for(user)
+    if scope.everything:
+        return
+    units = list(programme.units.order_by("code"))
+    if not units:
+        raise ValidationError(
+            _("This programme covers every unit: only staff who see every unit may apply or reverse it.")
+        )
+    beyond = [str(unit) for unit in units if not scope.allows_unit(unit.pk)]
+    if beyond:
+        raise ValidationError(
+            _("This programme covers units you do not serve: %(units)s. Nothing was applied or reversed.")
+            % {"units": "; ".join(beyond)}
+        )
+
+
 @transaction.atomic
 def rebate_apply(*, actor, programme: RebateProgramme) -> dict:
     """Apply a programme to every eligible bill not yet issued, set-based. Running it again changes nothing
     (one application per programme and invoice); ``rebate_reverse`` undoes it on bills still not issued."""
-    require(actor, "billing.change_rebateprogramme")
+    require(actor, "billing.apply_rebateprogramme")
     programme = RebateProgramme.objects.select_for_update().get(pk=programme.pk)
+    rebate_check_reach(actor, programme)
     if programme.status == RebateStatus.REVERSED:
         raise ValidationError(_("A reversed programme is not applied again: create a new one."))
     lock_periods(programme.period_from, programme.period_to)  # its months' corrections finish first
@@ -2502,8 +2524,9 @@ def rebate_reverse(*, actor, programme: RebateProgramme) -> dict:
     """Take a programme back off every bill not yet issued. Bills already issued keep it (an adjustment would
     be needed); they are counted and reported. The programme is reversed from then on: never applied again,
     to any bill (a new programme is created instead)."""
-    require(actor, "billing.change_rebateprogramme")
+    require(actor, "billing.apply_rebateprogramme")
     programme = RebateProgramme.objects.select_for_update().get(pk=programme.pk)
+    rebate_check_reach(actor, programme)
     if programme.status != RebateStatus.APPLIED:
         raise ValidationError(_("Only an applied programme can be reversed."))
     lock_periods(programme.period_from, programme.period_to)  # as ``rebate_apply``

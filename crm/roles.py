@@ -44,6 +44,8 @@ _WORK_TICKETS = [*_VIEW_TICKETS, "tickets.add_ticket", "tickets.change_ticket", 
                  "tickets.add_interaction", *_WRITE_ON_TICKETS]  # fmt: skip
 # Billing: reference data (prices, VAT, rebate programmes) is read by the billing roles and changed by
 # administrators only; the records of a unit's billing are worked by its billing clerks through the services.
+# A rebate round is run (applied, taken back) by the billing clerks too, for a programme of their units
+# (``billing.apply_rebateprogramme``; administrators hold it with ``billing.*``).
 _BILLING_REFERENCE = ["pricetable", "pricestep", "vatrate", "rebateprogramme", "rebateband"]
 _BILLING_RECORDS = [
     "meterreading", "invoice", "invoiceline", "billingrun", "dispute", "reinspection", "adjustment", "refund",
@@ -61,6 +63,7 @@ _WORK_BILLING = [
     "billing.propose_adjustment",
     "billing.approve_adjustment",
     "billing.add_payment",
+    "billing.apply_rebateprogramme",
 ]
 _RUN_INCIDENTS = [
     "tickets.add_incident",

@@ -443,6 +443,9 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
             "acknowledge_due", "contact_due", "resolve_due", "callback_due", "callback_overdue_at", "acknowledged_at", "contacted_at",
             "resolved_at", "acknowledge_breached", "contact_breached", "resolve_breached", "escalation_level",
         ]  # fmt: skip
+        if obj.duplicate_of_id is not None:
+            # The request that stays open, by its number: a link for those who may open it (``RelatedShown``).
+            fields.insert(fields.index("status") + 1, "duplicate_of")
         return privacy.with_shown_fields(fields, Ticket, {"caller_phone": privacy.PHONE}, request.user)
 
     def get_readonly_fields(self, request, obj=None):

@@ -269,14 +269,29 @@ OPEN_STATUSES = [
     Status.REOPENED,
 ]
 
-# "Breaching soon": a ticket not yet escalated whose next deadline falls within this much time. One rule for
-# the agents' queue, the dashboard's "due soon" and the colour of the list's time left.
+# "Breaching soon": a ticket with a deadline not yet met and not yet breached falling within this much time,
+# whatever its escalation level (a deadline met late stops the ladder; the next one is warned of like any
+# other). One rule for the queue, the breaches page's "due soon" and the colour of the list's time left.
 DUE_SOON = dt.timedelta(minutes=30)
+
+# Each deadline of a ticket: its moment, the moment it was met, its breach flag.
+DEADLINES = (
+    ("acknowledge_due", "acknowledged_at", "acknowledge_breached"),
+    ("contact_due", "contacted_at", "contact_breached"),
+    ("resolve_due", "resolved_at", "resolve_breached"),
+)
 
 
 def due_soon(now: dt.datetime) -> Q:
-    """The open tickets' condition of breaching within ``DUE_SOON`` of ``now`` (not yet escalated)."""
-    return Q(escalation_level=0, next_check_at__lte=now + DUE_SOON)
+    """The open tickets' condition of breaching within ``DUE_SOON`` of ``now``: a deadline neither met nor
+    breached falls by then. ``next_check_at`` is never later than such a deadline, and is empty while the ticket
+    waits for the customer or is no longer open, so it narrows the rows through the sweep's partial index
+    before the deadlines decide."""
+    soon = now + DUE_SOON
+    deadline_near = Q()
+    for due, met, breached in DEADLINES:
+        deadline_near |= Q(**{f"{due}__lte": soon, f"{met}__isnull": True, breached: False})
+    return Q(next_check_at__lte=soon) & deadline_near
 
 
 class TicketQuerySet(ScopedQuerySet):

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm import shared_cache
-from crm.models import Unit
+from crm.models import Role, Unit
 from crm.scoping import merged_away, scope_for, unit_cached
 from customers.models import Customer
 from tickets.models import OPEN_STATUSES, Incident, Status, Ticket, due_soon
@@ -201,7 +201,7 @@ def breaches_by_unit(*, user, now=None) -> list[dict]:
     return list(
         Ticket.objects.for_user(user)
         .open()
-        .values("unit__code", "unit__name")
+        .values("unit_id", "unit__code", "unit__name")  # the id: each row's links open that unit's queue
         .annotate(
             open=Count("id"),
             breached=Count("id", filter=Q(escalation_level__gt=0)),
@@ -246,17 +246,22 @@ def duration_text(delta) -> str:
 
 
 WORK_TICKETS = "tickets.change_ticket"
+# The roles that work tickets, the only ones a ticket is given to: an administrator or a manager may hold the
+# right to change tickets, but working them is not their job.
+TICKET_ROLES = (Role.AGENT, Role.SUPERVISOR, Role.DISPATCHER, Role.FIELD_CREW)
 
 
 def eligible_assignees(unit_ids):
     """The staff a ticket of these units may be given to: active, serving one of the units (or the unit that
-    took it over, ``units_serving``), and with a role (or rights) that works tickets. The one rule: the assign
-    service checks it, the admin offers only them."""
+    took it over, ``units_serving``), of a role that works tickets (``TICKET_ROLES``) and with the right to.
+    The one rule: the assign service checks it, the admin offers only them."""
     from django.contrib.auth import get_user_model
 
     serving = sorted({served for unit_id in unit_ids for served in units_serving(unit_id)})
     users = get_user_model().objects.with_perm(WORK_TICKETS, backend="crm.auth.CachedModelBackend")
-    return users.filter(is_active=True, staff_profile__units__in=serving).distinct()
+    return users.filter(
+        is_active=True, staff_profile__role__in=TICKET_ROLES, staff_profile__units__in=serving
+    ).distinct()
 
 
 def crews_of_unit(unit_id: int):
@@ -571,6 +576,8 @@ def ticket_timeline(*, ticket: Ticket) -> list[dict]:
         what = event.get_kind_display()
         if event.kind == "status" and "status" in event.after:
             what = f"{status_label(event.before.get('status', ''))} → {status_label(event.after['status'])}"
+            if event.after.get("duplicate_of"):
+                what = _("%(move)s (of %(number)s)") % {"move": what, "number": event.after["duplicate_of"]}
         elif event.kind == "escalated" and event.level:
             what = _("Escalated to level %(n)d") % {"n": event.level}
         elif event.kind == "assigned" and "work_order" in event.after:

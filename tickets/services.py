@@ -1059,6 +1059,7 @@ def ticket_change_status(
                                  % {"n": duplicate_of.number, "status": Status(duplicate_of.status).label}}
             )  # fmt: skip
         ticket.duplicate_of = duplicate_of
+        after["duplicate_of"] = duplicate_of.number  # the timeline names the request that stays open
         joined = _join_duplicates_outage(actor, ticket=ticket, master=duplicate_of, at=at)
         if joined is not None:
             after["outage_joined"] = {"ticket": duplicate_of.number, "incident": joined.pk}

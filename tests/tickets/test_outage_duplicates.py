@@ -35,7 +35,7 @@ def test_an_outage_call_marked_a_duplicate_of_the_customers_earlier_call_is_stil
                                                            staff[Role.AGENT])  # fmt: skip
     assert second.number in linked.note
     marked = second.events.filter(kind=EventKind.STATUS).latest("id")
-    assert marked.after == {"status": Status.DUPLICATE,
+    assert marked.after == {"status": Status.DUPLICATE, "duplicate_of": first.number,
                             "outage_joined": {"ticket": first.number, "incident": incident.pk}}  # fmt: skip
     # and when the power comes back, the customer's request is resolved and they are told, once
     result = incident_restore(actor=None, incident=incident)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Prefetch, prefetch_related_objects
 from django.utils.translation import gettext as _
 from rest_framework import serializers
 
@@ -115,6 +116,16 @@ def resolve_intake_parties(user, data: dict) -> dict:
     return data
 
 
+class TicketListSerializer(serializers.ListSerializer):
+    """A page of tickets: the numbers of the tickets its duplicates repeat read in one query, not one each."""
+
+    def to_representation(self, data):
+        tickets = list(data.all() if hasattr(data, "all") else data)
+        masters = Prefetch("duplicate_of", queryset=Ticket.objects.only("id", "number"))
+        prefetch_related_objects([t for t in tickets if t.duplicate_of_id is not None], masters)
+        return super().to_representation(tickets)
+
+
 class TicketSerializer(
     privacy.MaskedRepresentationMixin, CompiledRepresentationMixin, serializers.ModelSerializer
 ):
@@ -128,11 +139,19 @@ class TicketSerializer(
     incident: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
         read_only=True, allow_null=True
     )
+    duplicate_of = serializers.CharField(
+        source="duplicate_of.number",
+        read_only=True,
+        default=None,
+        allow_null=True,
+        help_text="The number of the ticket this one repeats (status duplicate); null otherwise.",
+    )
 
     class Meta:
         model = Ticket
+        list_serializer_class = TicketListSerializer
         fields = [
-            "id", "number", "status", "category", "channel", "priority", "description", "customer_code",
+            "id", "number", "status", "duplicate_of", "category", "channel", "priority", "description", "customer_code",
             "caller_name", "caller_phone", "caller_address", "unit_code", "assignee", "incident", "created_at", "acknowledge_due",
             "contact_due", "resolve_due", "callback_due", "callback_overdue_at", "acknowledged_at", "contacted_at", "resolved_at",
             "acknowledge_breached", "contact_breached", "resolve_breached", "escalation_level", "cycle",

@@ -42,7 +42,7 @@ from django.db import DatabaseError, IntegrityError, close_old_connections, conn
 from django.db.models import F, Q
 from django.utils import timezone, translation
 from django.utils.module_loading import import_string
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from core.phones import is_mobile
 from crm.models import OutboxChannel, OutboxMessage, OutboxRetry, OutboxRetrySource, OutboxStatus
@@ -75,12 +75,32 @@ class EmailBackend:
         email.send()
 
 
+# What ends a subject that ``outbox_write`` cut to its column (at a separator, never inside a ticket number).
+CUT = "…"
+SUBJECT_LENGTH = 200
+
+
+def cut_subject(subject: str) -> str:
+    """A subject that fits its column: a longer one is cut at its last separator (a comma, a semicolon or a
+    space) that leaves room for ``CUT``, never inside a word or a ticket number, and ends with ``CUT``."""
+    if len(subject) <= SUBJECT_LENGTH:
+        return subject
+    head = subject[: SUBJECT_LENGTH - len(CUT) + 1]  # the character after the room, to see a separator there
+    ends = [i for i, char in enumerate(head) if char in ",; " and i <= SUBJECT_LENGTH - len(CUT)]
+    if ends:
+        head = head[: ends[-1]]
+    head = head[: SUBJECT_LENGTH - len(CUT)].rstrip(",; ")
+    return head + CUT
+
+
 def sms_text(message: OutboxMessage) -> str:
     """What an SMS says: the subject on the first line, then the body (a text message has no subject line of
-    its own, and the subject is what tells an escalation from the intake notice with the same body). A body
-    that already begins with its subject is sent as it is."""
+    its own, and the subject is what tells an escalation from the intake notice with the same body). The body
+    is sent alone when it already names the subject (a customer's restore notice names their tickets), and
+    when the subject was cut to its column (``cut_subject``: the body says it in full): a Vietnamese SMS costs
+    a part per 67 letters, and nothing is said twice or half."""
     subject, body = message.subject.strip(), message.body
-    if not subject or body.startswith(subject):
+    if not subject or subject in body or subject.endswith(CUT):
         return body
     return f"{subject}\n{body}"
 
@@ -177,8 +197,9 @@ def _staff_readdress(message: OutboxMessage) -> str:
 def outbox_write(messages: Iterable[OutboxMessage], *, with_id: bool = False) -> list[OutboxMessage]:
     """Write unsaved messages in the caller's transaction, in one INSERT (the one writer of outbox rows).
 
-    A message without a recipient is dropped; a subject is cut to its column. A repeated ``dedupe_key`` is
-    ignored by the database (a retried change never sends twice), and the messages are returned as given.
+    A message without a recipient is dropped; a subject is cut to its column (``cut_subject``). A repeated
+    ``dedupe_key`` is ignored by the database (a retried change never sends twice), and the messages are
+    returned as given.
     ``with_id`` (one message, ``outbox_enqueue``): it comes back with its id, or the call returns ``[]`` when
     its key was a repeat (written in a savepoint so the database can say so)."""
     rows = []
@@ -186,7 +207,7 @@ def outbox_write(messages: Iterable[OutboxMessage], *, with_id: bool = False) ->
         if message.channel not in OutboxChannel.values:
             raise ValueError(f"Unknown channel {message.channel}")
         if message.recipient:
-            message.subject = message.subject[:200]
+            message.subject = cut_subject(message.subject)
             rows.append(message)
     if not with_id:
         OutboxMessage.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
@@ -261,8 +282,9 @@ def _due(now: dt.datetime) -> Q:
     return Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
 
 
-# What a message whose last attempt never finished keeps as its error when it is marked failed.
-INTERRUPTED = "Delivery interrupted: the last attempt never finished (its worker stopped while sending)"
+# What a message whose last attempt never finished keeps as its error when it is marked failed (translated, in
+# the centre's language, by ``outbox_fail_interrupted``).
+INTERRUPTED = gettext_noop("Not sent: delivery was interrupted (the last attempt never finished).")
 
 
 def outbox_deliver(*, message_id: int) -> bool:
@@ -326,12 +348,17 @@ def outbox_deliver(*, message_id: int) -> bool:
 def outbox_fail_interrupted(*, now: dt.datetime | None = None) -> int:
     """Mark failed the pending messages whose last attempt (at ``TONGDAI_OUTBOX_MAX_ATTEMPTS``) never finished
     and whose claim has run out, so that "Retry" sees them instead of their sitting pending for ever. A
-    conditional update: safe with several sweeps at once. Returns how many."""
+    conditional update: safe with several sweeps at once. Returns how many.
+
+    The reason kept is written in the centre's language (``in_centre_language``), as the other reasons a
+    message was not sent are: the administrators of the outbox read it."""
+    with in_centre_language():
+        reason = gettext(INTERRUPTED)
     return OutboxMessage.objects.filter(
         status=OutboxStatus.PENDING,
         next_attempt_at__lte=now or timezone.now(),
         attempts__gte=settings.TONGDAI_OUTBOX_MAX_ATTEMPTS,
-    ).update(status=OutboxStatus.FAILED, next_attempt_at=None, last_error=INTERRUPTED)
+    ).update(status=OutboxStatus.FAILED, next_attempt_at=None, last_error=reason)
 
 
 def outbox_deliver_due(*, limit: int = 500, passes: int = 20) -> int:

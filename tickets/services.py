@@ -1480,9 +1480,11 @@ def incident_restore(
     """Power is back: resolve every open ticket of the incident, call off the crews sent to them, and tell their
     customers, set-based.
 
-    Each customer is told once per incident, by SMS to the caller's or customer's phone, else by e-mail: a
-    customer who called twice gets one message naming both tickets. The messages' dedupe keys name the
-    incident, so a ticket reopened and linked to a later outage is told again when that one is restored.
+    Each customer is told once per outage episode (``_restore_messages``), by SMS to the caller's or
+    customer's phone, else by e-mail: a customer who called twice gets one message naming both tickets, and
+    one still holding an open call on another outage not restored is told by the restore of that one, which
+    names the tickets of both. The messages' dedupe keys name the incident, so a ticket reopened and linked to
+    a later outage is told again when that one is restored.
 
     A planned outage restored before its start is called off (the maintenance will not happen): it is closed
     at its start, so it neither shows nor takes calls when that comes, and ``called_off_at`` records when it was
@@ -1541,18 +1543,7 @@ def incident_restore(
         events.append(TicketEvent(ticket=ticket, kind=EventKind.STATUS, actor=actor_ref, at=done, before={"status": before},
                                   after=after, note=note or restored))  # fmt: skip
         told.setdefault(ticket.customer_id or _customer_address(ticket), []).append(ticket)
-    outbox = []
-    for about in told.values():
-        # One message per customer and incident, to the address of their first call that has one, naming all
-        # their calls; the first ticket (by id) names it.
-        channel, recipient = next((a for a in map(_customer_address, about) if a[1]), ("", ""))
-        if not recipient:
-            continue
-        numbers = ", ".join(t.number for t in about)
-        with in_centre_language():
-            body = _("Power is restored in your area (%(n)s). Thank you for your patience.") % {"n": numbers}
-        outbox.append(OutboxMessage(channel=channel, recipient=recipient, subject=numbers, body=body,
-                                    dedupe_key=f"incident:{incident.pk}:ticket:{about[0].pk}:restored"))  # fmt: skip
+    outbox = _restore_messages(incident, list(told.values()))
     Ticket.objects.bulk_update(
         tickets,
         ["status", "acknowledged_at", "resolved_at", "paused_at", "callback_due", "next_check_at",
@@ -1563,6 +1554,101 @@ def incident_restore(
     TicketEvent.objects.bulk_create(events, batch_size=500)
     outbox_write(outbox)
     return {"resolved": len(tickets), "notified": len(outbox)}
+
+
+def _restore_messages(incident: Incident, groups: list[list[Ticket]]) -> list[OutboxMessage]:
+    """The "power is restored" messages of a restore (``incident_restore``), one per outage episode of a
+    customer (an unknown caller: the mobile they called from); ``groups``: the calls it resolves, by customer.
+
+    A customer still holding an open call linked to another outage not restored is not told (their power may
+    still be off): the restore that resolves their last such call tells them, naming the tickets it resolves
+    for them and those the earlier restores of the episode resolved without telling them. Their episode is
+    their calls resolved by restores whose times overlap, each made before the next one was resolved. The one
+    rule against two messages for an episode: only the restore that leaves the customer no call open on an
+    outage tells them, with the key of its incident and its first ticket (by id), and a ticket whose own
+    restore told its customer is never named again. A message goes to the address of the first named call
+    that has one."""
+    def who(ticket: Ticket) -> tuple[str, object]:
+        if ticket.customer_id:
+            return "customer", ticket.customer_id
+        return "caller", ticket.caller_phone if is_mobile(ticket.caller_phone) else ""
+
+    groups = [about for about in groups if who(about[0])[1]]  # a caller with no mobile cannot be told
+    # The calls of the incident's customers and callers (a subquery: a restore may tell thousands).
+    calls = Ticket.objects.filter(incident=incident)
+    theirs = Q(customer_id__in=calls.filter(customer__isnull=False).values("customer_id")) | Q(
+        customer__isnull=True, caller_phone__in=calls.filter(customer__isnull=True).values("caller_phone")
+    )
+    held = {
+        who(ticket)
+        for ticket in Ticket.objects.filter(theirs, status__in=OPEN_STATUSES, incident__restored_at__isnull=True)
+        .exclude(incident=incident)
+        .only("customer_id", "caller_phone")
+    }  # fmt: skip
+    groups = [about for about in groups if who(about[0]) not in held]
+    earlier: dict[tuple[str, object], list[Ticket]] = {}
+    if groups:
+        # The calls the earlier restores resolved (at or after their outage's restore) and no message named,
+        # back to the first call of each episode: a query per step back, while an episode reaches further.
+        start = min(t.created_at for about in groups for t in about)
+        while True:
+            found = [
+                (t.resolved_at, t)
+                for t in Ticket.objects.filter(theirs, status__in=[Status.RESOLVED, Status.CLOSED],
+                                               incident__restored_at__isnull=False, resolved_at__gte=start)
+                .exclude(incident=incident)
+                .select_related("incident", "customer")
+                .prefetch_related("customer__phones")
+                .order_by("pk")
+                if t.incident and t.incident.restored_at and t.resolved_at and t.resolved_at >= t.incident.restored_at
+            ]  # fmt: skip
+            keys = {f"incident:{t.incident_id}:ticket:{t.pk}:restored": t for _at, t in found}
+            told = {
+                (who(keys[key]), keys[key].incident_id)
+                for key in OutboxMessage.objects.filter(dedupe_key__in=list(keys)).values_list("dedupe_key", flat=True)
+                if key in keys
+            }  # fmt: skip
+            untold: dict[tuple[str, object], list[tuple[dt.datetime, Ticket]]] = {}
+            for at, t in found:
+                if (who(t), t.incident_id) not in told:
+                    untold.setdefault(who(t), []).append((at, t))
+            earlier = {}
+            reach = start
+            for about in groups:
+                named = _episode(about, untold.get(who(about[0]), []))
+                earlier[who(about[0])] = named
+                reach = min([reach, *(t.created_at for t in named)])
+            if reach >= start:
+                break
+            start = reach
+    outbox = []
+    for about in groups:
+        named = sorted([*earlier.get(who(about[0]), []), *about], key=lambda t: t.pk)
+        channel, recipient = next((a for a in map(_customer_address, named) if a[1]), ("", ""))
+        if not recipient:
+            continue
+        numbers = ", ".join(t.number for t in named)
+        with in_centre_language():
+            body = _("Power is restored in your area (%(n)s). Thank you for your patience.") % {"n": numbers}
+        outbox.append(OutboxMessage(channel=channel, recipient=recipient, subject=numbers, body=body,
+                                    dedupe_key=f"incident:{incident.pk}:ticket:{about[0].pk}:restored"))  # fmt: skip
+    return outbox
+
+
+def _episode(about: list[Ticket], resolved: list[tuple[dt.datetime, Ticket]]) -> list[Ticket]:
+    """Of a customer's calls resolved by earlier restores (with when), those of the episode that ``about`` (the
+    calls a restore resolves now) ends: each resolved after the first call of the episode so far, which it
+    extends."""
+    start = min(t.created_at for t in about)
+    named: list[Ticket] = []
+    rest = resolved
+    while True:
+        joining = [t for at, t in rest if at >= start]
+        if not joining:
+            return named
+        named += joining
+        rest = [(at, t) for at, t in rest if t not in joining]
+        start = min([start, *(t.created_at for t in joining)])
 
 
 # Callbacks and interactions -----------------------------------------------------------------------------

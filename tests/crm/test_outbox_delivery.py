@@ -14,9 +14,10 @@ from unittest import mock
 import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from crm.models import OutboxMessage, OutboxStatus
-from crm.outbox import INTERRUPTED, outbox_deliver, outbox_deliver_due, outbox_enqueue
+from crm.outbox import INTERRUPTED, in_centre_language, outbox_deliver, outbox_deliver_due, outbox_enqueue
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -164,8 +165,10 @@ def test_a_message_whose_deliveries_never_finish_is_marked_failed_at_the_max_att
     # then it was tried TONGDAI_OUTBOX_MAX_ATTEMPTS times and is marked failed, with the reason (for "Retry")
     assert tried == 3
     message.refresh_from_db()
+    with in_centre_language():
+        interrupted = gettext(INTERRUPTED)  # in the centre's language, as the administrators read it
     assert (message.status, message.attempts, message.next_attempt_at, message.last_error) == (
-        OutboxStatus.FAILED, 3, None, INTERRUPTED,
+        OutboxStatus.FAILED, 3, None, interrupted,
     )  # fmt: skip
 
 

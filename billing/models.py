@@ -20,6 +20,7 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from core.text import DESCRIPTION_MAX_CHARS, NOTE_MAX_CHARS
+from core.times import local_stamp
 from crm.models import Unit
 from crm.scoping import ScopedQuerySet
 from customers.models import Contract, Customer, CustomerType, Meter, TariffCategory
@@ -1123,7 +1124,7 @@ class AuditRecord(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.action} {self.object_type}#{self.object_id}"
+        return f"{local_stamp(self.at)} {self.action} {self.object_type}#{self.object_id}"
 
     def save(self, *args, **kwargs):
         if self.pk is not None:
@@ -1215,10 +1216,8 @@ class ReadingImport(models.Model):
         indexes = [models.Index(fields=["unit", "-id"], name="billing_readingimport_unit_idx")]
 
     def __str__(self) -> str:
-        from django.utils import timezone
-
         name = self.file.name.rsplit("/", 1)[-1] if self.file and self.file.name else ""
-        return f"{name} ({timezone.localtime(self.created_at):%d/%m/%Y %H:%M})" if self.created_at else name
+        return f"{name} ({local_stamp(self.created_at)})" if self.created_at else name
 
 
 # Long billing jobs --------------------------------------------------------------------------------------

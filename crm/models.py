@@ -16,6 +16,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from knox.models import AbstractAuthToken
 
+from core.times import local_stamp
 from crm.scoping import ScopedQuerySet
 
 UNIT_CODE_VALIDATOR = RegexValidator(
@@ -307,7 +308,7 @@ class OutboxRetry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.message_id} @ {self.at:%Y-%m-%d %H:%M}"
+        return f"{self.message_id} @ {local_stamp(self.at)}"
 
 
 class ApiToken(AbstractAuthToken):
@@ -412,7 +413,7 @@ class ExportLog(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.started_at:%Y-%m-%d %H:%M} {self.source} ({self.file_format})"
+        return f"{local_stamp(self.started_at)} {self.source} ({self.file_format})"
 
 
 class ClusterHeartbeat(models.Model):
@@ -427,4 +428,4 @@ class ClusterHeartbeat(models.Model):
         verbose_name_plural = _("task cluster heartbeats")
 
     def __str__(self) -> str:
-        return f"{self.node} {self.beat_at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.node} {local_stamp(self.beat_at, seconds=True)}"

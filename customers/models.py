@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from core.text import NOTE_MAX_CHARS
+from core.times import local_stamp
 from crm.models import Unit
 from crm.scoping import ScopedQuerySet
 from customers.privacy import mask_phone
@@ -424,7 +425,7 @@ class CustomerEvent(models.Model):
         indexes = [models.Index(fields=["customer", "-at"], name="customers_event_customer_idx")]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} @ {self.at:%Y-%m-%d %H:%M}"
+        return f"{self.get_kind_display()} @ {local_stamp(self.at)}"
 
 
 class DemoDataset(models.Model):

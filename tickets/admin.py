@@ -8,6 +8,8 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IS_POPUP_VAR
+from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -21,6 +23,7 @@ from core.exports import StreamingExportMixin
 from core.json_input import ADMIN_FORMFIELD_OVERRIDES
 from core.numbers import WholeNumberField
 from core.text import NOTE_MAX_CHARS, ComposedCharField, name_key
+from core.times import local_stamp
 from crm.admin_base import (
     MaskedLookupsMixin,
     ReadOnlyAdmin,
@@ -709,7 +712,9 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
         obj.pk, obj.number = intake.ticket.pk, intake.ticket.number
         if intake.created:
             services.ticket_assign_to_taker(actor=request.user, ticket=intake.ticket)
-        if data["channel"] == "phone":
+        # A ticket made from a "+" beside the ticket of a call being logged is that call's ticket: the call is the
+        # one its own form logs, not a second one.
+        if data["channel"] == "phone" and IS_POPUP_VAR not in request.POST:
             self._log_call(request, intake.ticket, started_at=data.get("call_started_at"))
 
     def _log_call(self, request, ticket, *, started_at=None):
@@ -728,8 +733,16 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
             self.save_formset(request, form, formset, change)
 
     def response_add(self, request, obj, post_url_continue=None):
-        """The agent reads the new number to the caller, on the ticket's own page."""
+        """The agent reads the new number to the caller. Opened from a "+" beside a ticket field (a call being
+        logged), the popup closes and hands the new ticket to that field, as every "+" of the admin does;
+        "Save and add another" opens an empty form for the next caller; otherwise the ticket's own page."""
+        if IS_POPUP_VAR in request.POST:
+            return super().response_add(request, obj, post_url_continue)
         messages.success(request, _("Ticket %(n)s created.") % {"n": obj.number})
+        if "_addanother" in request.POST:
+            url = reverse("admin:tickets_ticket_add")
+            preserved = {"preserved_filters": self.get_preserved_filters(request), "opts": self.opts}
+            return HttpResponseRedirect(add_preserved_filters(preserved, url))
         return HttpResponseRedirect(reverse("admin:tickets_ticket_change", args=[obj.pk]))
 
     def get_form(self, request, obj=None, change=False, **kwargs):
@@ -1083,12 +1096,25 @@ class IncidentForm(forms.ModelForm):
         return data
 
 
+def moment_cell(at):
+    """A moment in a compact list (outages, calls): day, month and time in local time, the full date on hover."""
+    if at is None:
+        return None  # the admin's empty value
+    local = timezone.localtime(at)
+    return format_html('<span title="{}">{}</span>', local_stamp(local), f"{local:%d/%m %H:%M}")
+
+
+def field_label(model, name: str):
+    return model._meta.get_field(name).verbose_name
+
+
 @admin.register(Incident)
 class IncidentAdmin(ServiceErrorsMixin, CurrentUnitMixin, ScopedAdmin):
     """Outages are entered on the units of today (``CurrentUnitMixin``): calls are taken there, so an outage on a
     unit merged away would take none."""
 
-    list_display = ["unit", "cause", "started_at", "estimated_restore_at", "restored", "minutes_to_restore"]
+    # Readable at 1366 px with the estimated restore time, what a caller asks (tickets/lists.css).
+    list_display = ["unit_code", "cause_text", "started", "estimated_restore", "restored", "minutes_to_restore"]
     list_select_related = ["unit"]
     list_filter = [ScopedUnitFilter]
     autocomplete_fields = ["unit"]
@@ -1117,11 +1143,31 @@ class IncidentAdmin(ServiceErrorsMixin, CurrentUnitMixin, ScopedAdmin):
     def has_change_permission(self, request, obj=None):
         return obj is None and super().has_change_permission(request, obj)
 
+    def changelist_view(self, request, extra_context=None):
+        # The list takes the whole width: no navigation sidebar beside it (the breadcrumbs and home remain).
+        return super().changelist_view(request, {"is_nav_sidebar_enabled": False, **(extra_context or {})})
+
+    @admin.display(description=gettext_lazy("unit"), ordering="unit__code")
+    def unit_code(self, obj):
+        return format_html('<span title="{}">{}</span>', obj.unit.name, obj.unit.code)
+
+    @admin.display(description=field_label(Incident, "cause"), ordering="cause")
+    def cause_text(self, obj):
+        return format_html('<span class="cell" title="{}">{}</span>', obj.cause, obj.cause)
+
+    @admin.display(description=field_label(Incident, "started_at"), ordering="started_at")
+    def started(self, obj):
+        return moment_cell(obj.started_at)
+
+    @admin.display(description=field_label(Incident, "estimated_restore_at"), ordering="estimated_restore_at")
+    def estimated_restore(self, obj):
+        return moment_cell(obj.estimated_restore_at)
+
     @admin.display(description=gettext_lazy("restored at"), ordering="restored_at")
     def restored(self, obj):
         """When the power came back; a planned outage called off before its start says so (it restored
         nothing)."""
-        return _("called off") if obj.called_off else obj.restored_at
+        return _("called off") if obj.called_off else moment_cell(obj.restored_at)
 
     @admin.display(description=gettext_lazy("restore minutes"))
     def minutes_to_restore(self, obj):
@@ -1239,7 +1285,8 @@ class InteractionAdmin(MaskedLookupsMixin, ServiceErrorsMixin, ReadOnlyAdmin):
 
     masked_lookups = {"caller_phone": privacy.PHONE}
 
-    list_display = ["started_at", "channel", "disposition", "customer", "ticket", "agent", "handling_seconds"]
+    # Readable at 1366 px, the ticket column included (tickets/lists.css).
+    list_display = ["started", "channel", "disposition", "who", "ticket", "agent", "handling_seconds"]
     list_select_related = ["customer", "ticket", "agent"]
     list_filter = [ScopedUnitFilter, "channel", "disposition"]
     fields = [
@@ -1255,6 +1302,21 @@ class InteractionAdmin(MaskedLookupsMixin, ServiceErrorsMixin, ReadOnlyAdmin):
 
     def has_add_permission(self, request):
         return request.user.has_perm("tickets.add_interaction")
+
+    def changelist_view(self, request, extra_context=None):
+        # The list takes the whole width: no navigation sidebar beside it (the breadcrumbs and home remain).
+        return super().changelist_view(request, {"is_nav_sidebar_enabled": False, **(extra_context or {})})
+
+    @admin.display(description=field_label(Interaction, "started_at"), ordering="started_at")
+    def started(self, obj):
+        return moment_cell(obj.started_at)
+
+    @admin.display(description=field_label(Interaction, "customer"), ordering="customer__code")
+    def who(self, obj):
+        if obj.customer is None:
+            return None
+        text = str(obj.customer)
+        return format_html('<span class="cell" title="{}">{}</span>', text, text)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:

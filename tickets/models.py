@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from core.text import DESCRIPTION_MAX_CHARS, NOTE_MAX_CHARS, name_key
+from core.times import local_stamp
 from crm.models import Unit
 from crm.scoping import ScopedQuerySet
 from customers.models import Contract, Customer
@@ -208,7 +209,7 @@ class Incident(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.unit.code} {self.started_at:%Y-%m-%d %H:%M} {self.cause}"
+        return f"{self.unit.code} {local_stamp(self.started_at)} {self.cause}"
 
     @property
     def called_off(self) -> bool:
@@ -618,7 +619,7 @@ class TicketEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.ticket} {self.get_kind_display()} @ {self.at:%Y-%m-%d %H:%M}"
+        return f"{self.ticket} {self.get_kind_display()} @ {local_stamp(self.at)}"
 
 
 class CallbackOutcome(models.TextChoices):
@@ -753,7 +754,7 @@ class Interaction(models.Model):
         indexes = [models.Index(fields=["unit", "-started_at"], name="tickets_interaction_unit_idx")]
 
     def __str__(self) -> str:
-        return f"{self.get_channel_display()} {self.started_at:%Y-%m-%d %H:%M}"
+        return f"{self.get_channel_display()} {local_stamp(self.started_at)}"
 
     @property
     def handling_seconds(self) -> int:
@@ -882,7 +883,7 @@ class TicketNote(models.Model):
 
     def __str__(self) -> str:
         kind = _("message") if self.to_customer else _("internal note")
-        return f"{self.ticket.number} {kind} @ {self.created_at:%Y-%m-%d %H:%M}"
+        return f"{self.ticket.number} {kind} @ {local_stamp(self.created_at)}"
 
 
 # The type a file on a ticket is stored and served as follows from its extension (one of

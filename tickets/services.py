@@ -36,6 +36,7 @@ from tickets.calendar import (
     working_time_between,
 )
 from tickets.models import (
+    DEADLINES,
     OPEN_STATUSES,
     Callback,
     CallbackOutcome,
@@ -605,12 +606,8 @@ def _deadlines(policy: SlaPolicy, at: dt.datetime) -> dict[str, dt.datetime]:
     }
 
 
-# Each target of a ticket: its deadline, the moment it was met, its breach flag.
-CLOCKS = (
-    ("acknowledge_due", "acknowledged_at", "acknowledge_breached"),
-    ("contact_due", "contacted_at", "contact_breached"),
-    ("resolve_due", "resolved_at", "resolve_breached"),
-)
+# Each target of a ticket: its deadline, the moment it was met, its breach flag (one list, the model's).
+CLOCKS = DEADLINES
 
 
 def breach_outstanding(ticket: Ticket) -> bool:

@@ -55,7 +55,9 @@ def test_card_shows_identity_contracts_meters_and_the_empty_sections(agent_clien
     assert customer.code in html
     assert "0903 123 456" in html
     assert "028 3822 1234" in html
-    assert "remote-read" in html
+    # a remote-read meter's kind is marked out, and named once ("Remote-read electronic", not twice "remote-read")
+    assert '<strong class="remote-read">Remote-read electronic</strong>' in html
+    assert html.count("emote-read electronic") == 1 and ">remote-read<" not in html
     card = response.context["card"]
     assert [s.key for s in card.sections] == ["tickets", "invoices", "outages"]
     assert all(not s.rows for s in card.sections)

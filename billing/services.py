@@ -1961,6 +1961,8 @@ def adjustment_propose(*, actor, invoice: Invoice, record: str, reading: MeterRe
         kwh = reading.kwh
     if kwh is None or kwh < 0:
         raise ValidationError({"kwh": _("Give the corrected consumption.")})
+    if kwh > MAX_KWH:  # the readings' limit: no meter reads more
+        raise ValidationError({"kwh": _("%(k)s kWh is more than any meter reads: check it.") % {"k": kwh}})
     if Adjustment.objects.filter(original=invoice, status=AdjustmentStatus.PROPOSED).exists():
         raise ValidationError(_("An adjustment of this invoice is already awaiting approval."))
     # The reductions apply to the corrected bill by the same rule as before issue (``_corrected_charge``).

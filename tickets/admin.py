@@ -305,8 +305,13 @@ class AssignForm(forms.Form):
 
     def __init__(self, *args, units=(), **kwargs):
         super().__init__(*args, **kwargs)
-        # Only staff who can work the tickets (tickets.selectors.eligible_assignees, which the service checks).
-        self.fields["assignee"].queryset = selectors.eligible_assignees(units).order_by("username")
+        # Only staff who can work every chosen ticket (tickets.selectors.eligible_assignees, which the service
+        # checks, for each ticket's unit): one serving only some of the units would be refused for the others.
+        units = list(units)
+        eligible = selectors.eligible_assignees(units[:1])
+        for unit_id in units[1:]:
+            eligible = eligible.filter(pk__in=selectors.eligible_assignees([unit_id]).values("pk"))
+        self.fields["assignee"].queryset = eligible.order_by("username")
 
 
 # A ticket's number as intake gives it (``tickets.services``): its year, a dash and seven digits.
@@ -1182,13 +1187,16 @@ class IncidentAdmin(ServiceErrorsMixin, CurrentUnitMixin, ScopedAdmin):
         )  # fmt: skip
         obj.pk = incident.pk
 
+    def has_restore_permission(self, request):
+        """"Power restored now" is offered to those who may restore an outage (dispatchers, supervisors), not
+        to everyone who may read the list."""
+        return request.user.has_perm("tickets.change_incident")
+
     @admin.action(
-        description=gettext_lazy("Power restored now: resolve and notify its tickets"), permissions=["view"]
+        description=gettext_lazy("Power restored now: resolve and notify its tickets"), permissions=["restore"]
     )
     def restore_now(self, request, queryset):
         """Each chosen outage is restored now; a planned one that has not started yet is called off instead."""
-        if not request.user.has_perm("tickets.change_incident"):
-            raise PermissionDenied
         for incident in queryset:
             try:
                 result = services.incident_restore(actor=request.user, incident=incident)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django import forms
@@ -136,11 +137,16 @@ class CustomerForm(forms.ModelForm):
     # The customer's ``updated_at`` when the page was built: a save over a change made since is refused
     # (``customer_update``), so that one clerk's save never undoes another's.
     seen_updated_at = forms.CharField(label="", required=False, widget=forms.HiddenInput)
+    # A new customer's form carries a one-time token drawn with the page: the same form posted twice (a double
+    # click, a resubmit) registers one customer (``customer_create``).
+    submission_token = forms.CharField(label="", required=False, widget=forms.HiddenInput, max_length=64)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk and self.instance.updated_at:
             self.fields["seen_updated_at"].initial = self.instance.updated_at.isoformat()
+        if not self.instance.pk:
+            self.fields["submission_token"].initial = uuid.uuid4().hex
 
     def clean_code(self) -> str:
         # As ``customer_create`` and the import store it, before the model's validators see it.
@@ -219,7 +225,7 @@ class CustomerAdmin(
     def get_fields(self, request, obj=None):
         fields = list(CustomerForm.Meta.fields)
         if obj is None:
-            fields.append("phones_text")
+            fields += ["phones_text", "submission_token"]
         else:
             fields += self.readonly_fields
             fields = privacy.with_shown_fields(fields, Customer, self.masked_on_change(request), request.user)
@@ -252,6 +258,7 @@ class CustomerAdmin(
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
+        started = timezone.now()
         try:
             if change:
                 changes = {f: data[f] for f in form.changed_data if f in services.EDITABLE_FIELDS}
@@ -273,7 +280,14 @@ class CustomerAdmin(
                     customer_type=data["customer_type"],
                     households=data["households"],
                     phones=data.get("phones_text") or [],
+                    token=data.get("submission_token") or None,
                 )
+                if saved.created_at < started:  # the same form posted again: its first customer
+                    messages.warning(
+                        request,
+                        _("This form already registered customer %(code)s; no second customer was registered.")
+                        % {"code": saved.code},
+                    )
         except ValidationError as exc:
             # The form already validated the fields; what is left is a rule of the service (code, phones).
             raise ValidationError(exc.messages) from exc

@@ -128,10 +128,20 @@ def customer_create(
     customer_type: str = "residential",
     households: int = 1,
     phones: list[str] | tuple[str, ...] = (),
+    token: str | None = None,
 ) -> Customer:
-    """Register a customer in a unit; the code is the unit's next one unless given. Phones in any spelling."""
+    """Register a customer in a unit; the code is the unit's next one unless given. Phones in any spelling.
+
+    ``token``: the one-time token of the clerk's form (kept with the customer's "created" event). The same form
+    posted again registers nothing and returns the customer it registered; without a token every call
+    registers one."""
     require(actor, "customers.add_customer", unit=unit)
     unit = Unit.objects.select_for_update().get(pk=unit.pk)  # serialises code allocation per unit
+    token = (token or "").strip()[:64] or None
+    if token is not None:
+        first = _registered_from_form(unit=unit, token=token)
+        if first is not None:
+            return first
     check_unit_current(unit)
     normalised = []
     errors = []
@@ -175,9 +185,30 @@ def customer_create(
         customer,
         CustomerEventKind.CREATED,
         actor,
-        after={**_snapshot(customer), "code": customer.code, "phones": normalised},
-    )
+        after={
+            **_snapshot(customer), "code": customer.code, "phones": normalised,
+            **({"submission_token": token} if token else {}),
+        },
+    )  # fmt: skip
     return customer
+
+
+# How many of a unit's newest customers a repeated form is looked for among: a repeat follows its first post
+# within seconds, under the same unit lock, so its customer is among the unit's last registered.
+REPEAT_LOOKBACK = 50
+
+
+def _registered_from_form(*, unit: Unit, token: str) -> Customer | None:
+    """The customer the form with ``token`` registered in ``unit``, if it did (call under the unit's lock)."""
+    newest = list(Customer.objects.filter(unit=unit).order_by("-pk").values_list("pk", flat=True)[:REPEAT_LOOKBACK])
+    event = (
+        CustomerEvent.objects.filter(
+            customer__in=newest, kind=CustomerEventKind.CREATED, after__submission_token=token
+        )
+        .select_related("customer")
+        .first()
+    )
+    return event.customer if event is not None else None
 
 
 @transaction.atomic

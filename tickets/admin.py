@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 from typing import Any
 
 from django import forms
@@ -137,6 +138,8 @@ class CallerPhoneField(forms.CharField):
 class TicketIntakeForm(forms.ModelForm):
     # When the agent opened the form (picked up the call): the call is logged with its handling time on save.
     call_started_at = forms.DateTimeField(widget=forms.HiddenInput, required=False)
+    # The form's one-time token: the same form posted twice takes one ticket (``ticket_open``'s idempotency key).
+    submission_token = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
 
     def intake(self) -> dict:
         """What the form asks ``services.ticket_open`` to take (a customer's ticket goes to their unit)."""
@@ -228,13 +231,29 @@ class NoteHistoryInline(HistoryInline):
         return self.get_readonly_fields(request, obj)
 
 
+def submission_token() -> str:
+    """A form's one-time token, fresh each time the form is drawn: the same form posted twice writes once."""
+    return uuid.uuid4().hex
+
+
+class NoteAddForm(forms.ModelForm):
+    submission_token = forms.CharField(
+        widget=forms.HiddenInput, required=False, initial=submission_token, max_length=64
+    )
+
+    def has_changed(self) -> bool:
+        # The token alone is no note: an empty "write" box stays empty.
+        return bool(set(self.changed_data) - {"submission_token"})
+
+
 class NoteAddInline(AddOnlyInline, admin.StackedInline):
     """One new note or message per save, written through ``ticket_add_note``."""
 
     model = TicketNote
+    form = NoteAddForm
     verbose_name = gettext_lazy("new note or message to the customer")
     verbose_name_plural = gettext_lazy("write")
-    fields = ["body", "to_customer"]
+    fields = ["body", "to_customer", "submission_token"]
 
 
 class AttachmentHistoryInline(HistoryInline):
@@ -345,6 +364,8 @@ class CallbackSurveyForm(forms.Form):
     )
     # The resolution the form was opened for (the ticket's cycle then): answers about an earlier fix are refused.
     cycle = WholeNumberField(min_value=0, required=False, widget=forms.HiddenInput)
+    # The attempts already recorded when the form was drawn: a second post of the same form records nothing.
+    attempts = WholeNumberField(min_value=0, required=False, widget=forms.HiddenInput)
 
     def clean_cycle(self) -> int:
         """A survey posted without its resolution is the first resolution's (cycle 0)."""
@@ -427,24 +448,32 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
     def save_formset(self, request, form, formset, change):
         """New notes and files go through their services; nothing else in the inlines is writable."""
         ticket = form.instance
+        started = timezone.now()
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for inline_form in formset.forms:
             if not inline_form.has_changed() or inline_form.instance.pk:
                 continue
             data = inline_form.cleaned_data
             if formset.model is TicketNote:
+                token = data.get("submission_token") or None
                 note = services.ticket_add_note(
                     actor=request.user, ticket=ticket, body=data.get("body", ""),
-                    to_customer=data.get("to_customer", False),
+                    to_customer=data.get("to_customer", False), token=token,
                 )  # fmt: skip
-                if note.to_customer:
+                if token is not None and note.created_at < started:
+                    messages.warning(
+                        request,
+                        _("This message was already sent to %(to)s; it was not sent again.") % {"to": note.recipient}
+                        if note.to_customer else _("This note was already written; it was not written again."),
+                    )
+                elif note.to_customer:
                     messages.success(request, _("Message sent to %(to)s.") % {"to": note.recipient})
             elif formset.model is TicketAttachment and data.get("file"):
                 services.ticket_attach(actor=request.user, ticket=ticket, upload=data["file"])
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return [*TicketIntakeForm.Meta.fields, "call_started_at"]
+            return [*TicketIntakeForm.Meta.fields, "call_started_at", "submission_token"]
         fields = [
             "number", "status", "category", "customer", "contract", "caller_name", "caller_phone",
             "caller_address", "channel", "priority", "description", "unit", "assignee", "created_at",
@@ -616,13 +645,18 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
         )
         if ticket is None:
             raise Http404(_("No such ticket in your units."))
-        form = CallbackSurveyForm(request.POST or None, initial={"cycle": ticket.cycle})
+        attempts = (
+            Callback.objects.filter(ticket=ticket, cycle=ticket.cycle).values_list("attempts", flat=True).first()
+            or 0
+        )
+        form = CallbackSurveyForm(request.POST or None, initial={"cycle": ticket.cycle, "attempts": attempts})
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
                 callback = services.callback_record(
                     actor=request.user, ticket=ticket, reached=data["reached"], fix_score=data["fix_score"],
                     attitude_score=data["attitude_score"], comment=data["comment"], cycle=data["cycle"],
+                    attempts=data["attempts"],
                 )  # fmt: skip
             except ValidationError as exc:
                 add_service_errors(form, exc)
@@ -635,10 +669,6 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
                     text = _("%(n)s: attempt %(a)d without an answer recorded; call again later.")
                 messages.success(request, text % {"n": ticket.number, "a": callback.attempts})
                 return HttpResponseRedirect(reverse("admin:tickets_ticket_callbacks"))
-        attempts = (
-            Callback.objects.filter(ticket=ticket, cycle=ticket.cycle).values_list("attempts", flat=True).first()
-            or 0
-        )
         context = {
             **self.admin_site.each_context(request),
             "title": _("Callback survey: %(n)s") % {"n": ticket.number},
@@ -680,17 +710,28 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
                 )
                 return HttpResponseRedirect(card)
             card = f"{card}?{urlencode({'phone': calling})}"  # the card keeps saying who calls
+        # The card's one-time token: the click posted twice takes one ticket (``ticket_open``'s idempotency key).
+        token = request.POST.get("submission_token", "").strip()[:64]
+        key = f"card-outage:{incident.pk}:{customer.pk}:{token}" if token else None
         try:
             intake = services.ticket_open(
-                actor=request.user, category=services.outage_category(), channel="phone",
+                actor=request.user, category=services.outage_category(), channel="phone", idempotency_key=key,
                 description=incident.cause, customer=customer, incident=incident, caller_phone=calling,
             )  # fmt: skip
+        except services.IdempotencyKeyReused as exc:
+            intake = services.Intake(ticket=exc.ticket, created=False)
         except ValidationError as exc:
             report_errors(request, exc)
             return HttpResponseRedirect(card)
         if intake.created:
             services.ticket_assign_to_taker(actor=request.user, ticket=intake.ticket)  # as the new-ticket form
             self._log_call(request, intake.ticket)
+        elif key is not None:
+            messages.warning(
+                request, _("This call was already taken: ticket %(n)s. No second ticket was taken.")
+                % {"n": intake.ticket.number},
+            )  # fmt: skip
+            return HttpResponseRedirect(card)
         messages.success(
             request, _("Ticket %(n)s taken and linked to the outage.") % {"n": intake.ticket.number}
         )
@@ -701,6 +742,7 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
         initial = super().get_changeform_initial_data(request)
         initial.setdefault("channel", "phone")
         initial.setdefault("call_started_at", timezone.now())
+        initial["submission_token"] = submission_token()
         if "customer" not in initial and "unit" not in initial:  # an unknown caller: the agent's only unit
             unit = services.interaction_unit(actor=request.user)
             if unit is not None:
@@ -711,12 +753,23 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
         if change:
             return  # a ticket changes only through its actions and services; the inlines save themselves
         data = form.cleaned_data
-        intake = services.ticket_open(actor=request.user, **form.intake())
+        token = data.get("submission_token") or None
+        try:
+            intake = services.ticket_open(
+                actor=request.user, idempotency_key=f"admin-intake:{token}" if token else None, **form.intake()
+            )
+        except services.IdempotencyKeyReused as exc:  # the same form posted again after a change
+            intake = services.Intake(ticket=exc.ticket, created=False)
         for warning in intake.warnings:
             messages.warning(request, warning)
         obj.pk, obj.number = intake.ticket.pk, intake.ticket.number
-        if intake.created:
-            services.ticket_assign_to_taker(actor=request.user, ticket=intake.ticket)
+        if not intake.created:
+            messages.warning(
+                request, _("This call was already taken: ticket %(n)s. No second ticket was taken.")
+                % {"n": intake.ticket.number},
+            )  # fmt: skip
+            return
+        services.ticket_assign_to_taker(actor=request.user, ticket=intake.ticket)
         # A ticket made from a "+" beside the ticket of a call being logged is that call's ticket: the call is the
         # one its own form logs, not a second one.
         if data["channel"] == "phone" and IS_POPUP_VAR not in request.POST:
@@ -1252,6 +1305,10 @@ class InteractionForm(forms.ModelForm):
         ]
 
     caller_phone = CallerPhoneField(label=Interaction._meta.get_field("caller_phone").verbose_name)
+    # The form's one-time token: the same form posted twice logs the call once.
+    submission_token = forms.CharField(
+        widget=forms.HiddenInput, required=False, initial=submission_token, max_length=64
+    )
     actor: Any = None  # who logs the call (``InteractionAdmin.get_form``): the service's checks are theirs
 
     def __init__(self, *args, **kwargs):
@@ -1303,7 +1360,7 @@ class InteractionAdmin(MaskedLookupsMixin, ServiceErrorsMixin, ReadOnlyAdmin):
     ]  # fmt: skip
     add_fields = [
         "channel", "disposition", "customer", "ticket", "caller_phone", "started_at", "handling_seconds", "unit",
-        "note",
+        "note", "submission_token",
     ]  # fmt: skip
     autocomplete_fields = ["customer", "ticket", "unit"]
     ordering = ["-id"]
@@ -1355,19 +1412,24 @@ class InteractionAdmin(MaskedLookupsMixin, ServiceErrorsMixin, ReadOnlyAdmin):
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
+        token = data.get("submission_token") or None
+        logged = token is not None and Interaction.objects.filter(agent=request.user, submission_key=token).exists()
         interaction = services.interaction_record(
             actor=request.user, channel=data["channel"], disposition=data["disposition"],
             started_at=data["started_at"], ended_at=data["ended_at"], customer=data.get("customer"),
             ticket=data.get("ticket"), unit=data.get("unit"), caller_phone=data.get("caller_phone", ""),
-            note=data.get("note", ""),
+            note=data.get("note", ""), token=token,
         )  # fmt: skip
         obj.pk = interaction.pk
+        if logged:
+            messages.warning(request, _("This call was already logged; it was not logged again."))
+        else:
+            messages.success(request, _("Call logged."))
 
     def save_related(self, request, form, formsets, change):
         pass
 
     def response_add(self, request, obj, post_url_continue=None):
-        messages.success(request, _("Call logged."))
         return HttpResponseRedirect(reverse("admin:tickets_interaction_changelist"))
 
 

@@ -740,6 +740,8 @@ class Interaction(models.Model):
     ended_at = models.DateTimeField(_("ended at"))
     disposition = models.CharField(_("disposition"), max_length=12, choices=Disposition.choices)
     note = models.TextField(_("note"), blank=True, max_length=NOTE_MAX_CHARS)
+    # The one-time token of the form it was logged from: the same form posted twice logs the call once.
+    submission_key = models.CharField(max_length=64, null=True, blank=True, editable=False)
 
     objects = InteractionQuerySet.as_manager()
 
@@ -749,7 +751,11 @@ class Interaction(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(ended_at__gte=models.F("started_at")), name="tickets_interaction_times"
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["agent", "submission_key"], condition=Q(submission_key__isnull=False),
+                name="tickets_interaction_submitted_once",
+            ),
         ]
         indexes = [models.Index(fields=["unit", "-started_at"], name="tickets_interaction_unit_idx")]
 
@@ -867,6 +873,8 @@ class TicketNote(models.Model):
         verbose_name=_("by"),
     )  # fmt: skip
     created_at = models.DateTimeField(_("at"))
+    # The one-time token of the form it was written from: the same form posted twice writes (and sends) once.
+    submission_key = models.CharField(max_length=64, null=True, blank=True, editable=False)
 
     objects = NoteQuerySet.as_manager()
 
@@ -878,6 +886,10 @@ class TicketNote(models.Model):
             models.CheckConstraint(condition=~Q(body=""), name="tickets_note_body_not_empty"),
             models.CheckConstraint(
                 condition=Q(to_customer=False) | ~Q(recipient=""), name="tickets_note_message_has_recipient"
+            ),
+            models.UniqueConstraint(
+                fields=["ticket", "submission_key"], condition=Q(submission_key__isnull=False),
+                name="tickets_note_submitted_once",
             ),
         ]
 

@@ -1291,8 +1291,13 @@ def ticket_assign(*, actor, ticket: Ticket, assignee) -> Ticket:
 
 
 @transaction.atomic
-def ticket_add_note(*, actor, ticket: Ticket, body: str, to_customer: bool = False) -> TicketNote:
-    """Write an internal note, or a message to the customer that the outbox sends by SMS (or e-mail)."""
+def ticket_add_note(
+    *, actor, ticket: Ticket, body: str, to_customer: bool = False, token: str | None = None
+) -> TicketNote:
+    """Write an internal note, or a message to the customer that the outbox sends by SMS (or e-mail).
+
+    ``token``: the one-time token of the form it was written from. The same form posted again (a double click,
+    a resubmit) writes and sends nothing and returns the first note; without a token every call writes."""
     require(actor, "tickets.add_ticketnote", unit=ticket.unit_id)
     body = typed_text(body, field="body", limit=DESCRIPTION_MAX_CHARS)
     if not body:
@@ -1301,7 +1306,13 @@ def ticket_add_note(*, actor, ticket: Ticket, body: str, to_customer: bool = Fal
         raise ValidationError(
             {"body": _("A message to the customer is at most %(n)d characters.") % {"n": MESSAGE_MAX_CHARS}}
         )
-    ticket = Ticket.objects.select_related("customer").get(pk=ticket.pk)
+    token = (token or "").strip()[:64] or None
+    # Under the ticket's lock: a repeat of the same form waits for the first and finds its note.
+    ticket = Ticket.objects.select_for_update(of=("self",)).select_related("customer").get(pk=ticket.pk)
+    if token is not None:
+        first = TicketNote.objects.filter(ticket=ticket, submission_key=token).first()
+        if first is not None:
+            return first
     recipient, channel = "", ""
     if to_customer:
         channel, recipient = _customer_address(ticket)
@@ -1315,6 +1326,7 @@ def ticket_add_note(*, actor, ticket: Ticket, body: str, to_customer: bool = Fal
         recipient=recipient,
         author=actor if getattr(actor, "pk", None) else None,
         created_at=now,
+        submission_key=token,
     )
     if to_customer:
         outbox_enqueue(
@@ -1322,7 +1334,7 @@ def ticket_add_note(*, actor, ticket: Ticket, body: str, to_customer: bool = Fal
             recipient=recipient,
             subject=f"{ticket.number}",
             body=f"{ticket.number}: {body}",
-            dedupe_key=f"ticket-note:{note.pk}",
+            dedupe_key=f"ticket-note:{ticket.pk}:{token}" if token else f"ticket-note:{note.pk}",
         )
     _event(
         ticket,
@@ -1664,13 +1676,16 @@ def callback_record(
     comment: str = "",
     at: dt.datetime | None = None,
     cycle: int | None = None,
+    attempts: int | None = None,
 ) -> Callback:
     """Record one callback attempt of the ticket's current resolution (its cycle): the survey when the customer
     answers; after ``CALLBACK_MAX_ATTEMPTS`` unanswered calls, "unreachable". A finished callback closes the
     ticket. ``cycle``: the resolution the agent's form was opened for; when the ticket has been reopened and
     resolved again since, the answers are about an earlier fix and are refused. What the agent writes is kept
     with every attempt (the note of its event: a wrong number, a phone switched off, for the next one to call),
-    and as the callback's comment when it ends; scores given without an answer are refused, not dropped."""
+    and as the callback's comment when it ends; scores given without an answer are refused, not dropped.
+    ``attempts``: the attempts already recorded when the agent's form was drawn; when another attempt has been
+    recorded since (the same form posted twice, or a colleague's call), nothing is recorded."""
     require(actor, "tickets.add_callback", unit=ticket.unit_id)
     comment = typed_text(comment, field="comment")
     if not reached:
@@ -1700,6 +1715,11 @@ def callback_record(
     callback, _created = Callback.objects.select_for_update().get_or_create(ticket=ticket, cycle=ticket.cycle)
     if callback.outcome:
         raise ValidationError(_("The callback is already done."))
+    if attempts is not None and attempts != callback.attempts:
+        raise ValidationError(
+            _("Another attempt was recorded meanwhile on ticket %(n)s (attempt %(a)d): this one was not recorded. "
+              "Open the survey again before calling.") % {"n": ticket.number, "a": callback.attempts}
+        )  # fmt: skip
     callback.attempts += 1
     callback.agent = actor
     if reached:
@@ -1753,9 +1773,11 @@ def interaction_log(
     ticket: Ticket | None = None,
     caller_phone: str = "",
     note: str = "",
+    submission_key: str | None = None,
 ) -> Interaction:
     """Write one handled call or message: it ends after it starts, within ``INTERACTION_MAX_HOURS`` (its
-    handling time makes the dashboard's average)."""
+    handling time makes the dashboard's average). ``submission_key``: the one-time token of the agent's form
+    (unique per agent)."""
     # the call-taker logs the call whichever unit the request went to: the permission, not the unit
     require(actor, "tickets.add_interaction")
     note = typed_text(note, field="note")
@@ -1774,6 +1796,7 @@ def interaction_log(
     return Interaction.objects.create(
         unit=unit, customer=customer, ticket=ticket, agent=actor, channel=channel, caller_phone=phone,
         started_at=started_at, ended_at=ended_at, disposition=disposition, note=note,
+        submission_key=submission_key,
     )  # fmt: skip
 
 
@@ -2165,21 +2188,37 @@ def interaction_record(
     ticket: Ticket | None = None,
     caller_phone: str = "",
     note: str = "",
+    token: str | None = None,
 ) -> Interaction:
     """Log a call or message an agent handled (the admin's form, the API, intake from the card): the unit
     follows the ticket, else the customer, else it is the one given or the agent's only unit; a unit given that
     is not the ticket's (or the customer's) is refused, and so are a ticket and a customer that do not belong
     together, a phone that is not a Vietnamese number, and a call that starts or ends in the future (it is logged
-    when it is over). The refusals are ``interaction_check``'s."""
+    when it is over). The refusals are ``interaction_check``'s. ``token``: the one-time token of the agent's
+    form; the same form posted again logs nothing and returns the call it logged (without a token every call
+    logs one)."""
+    token = (token or "").strip()[:64] or None
+    if token is not None and getattr(actor, "pk", None):
+        first = Interaction.objects.filter(agent=actor, submission_key=token).first()
+        if first is not None:
+            return first
     unit, customer = interaction_check(
         actor=actor, started_at=started_at, ended_at=ended_at, unit=unit, customer=customer, ticket=ticket,
         caller_phone=caller_phone,
     )  # fmt: skip
-    with transaction.atomic():
-        return interaction_log(
-            actor=actor, channel=channel, started_at=started_at, ended_at=ended_at, disposition=disposition,
-            unit=unit, customer=customer, ticket=ticket, caller_phone=caller_phone, note=note,
-        )  # fmt: skip
+    try:
+        with transaction.atomic():
+            return interaction_log(
+                actor=actor, channel=channel, started_at=started_at, ended_at=ended_at, disposition=disposition,
+                unit=unit, customer=customer, ticket=ticket, caller_phone=caller_phone, note=note,
+                submission_key=token if getattr(actor, "pk", None) else None,
+            )  # fmt: skip
+    except IntegrityError:
+        # The same form posted twice at once: the database's unique key let the first one through.
+        first = Interaction.objects.filter(agent=actor, submission_key=token).first() if token else None
+        if first is None:
+            raise
+        return first
 
 
 # The first day a call may have started on: the system's data begins later; an earlier start is a clock reset.

@@ -365,6 +365,11 @@ class CallbackInSerializer(serializers.Serializer):
         help_text="The resolution the survey is about (the ticket's ``cycle`` when the agent called): refused when "
         "the ticket has been reopened and resolved again since.",
     )  # fmt: skip
+    attempts = WholeNumberSerializerField(
+        min_value=0, required=False, allow_null=True, default=None,
+        help_text="The callback's ``attempts`` when the agent dialled: refused, recording nothing, when another "
+        "attempt has been recorded since (a request sent twice, a colleague's call).",
+    )  # fmt: skip
 
 
 class CallbackSerializer(serializers.ModelSerializer):

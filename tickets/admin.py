@@ -530,6 +530,8 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
         if ticket is not None and request.method == "GET":
             extra_context = {
                 **(extra_context or {}),
+                # What was typed into a move the service refused, shown again in its form (once).
+                "typed": request.session.pop(self.typed_key(ticket), None) or {},
                 "moves": selectors.ticket_moves(ticket=ticket, user=request.user),
                 "clocks": selectors.ticket_clocks(ticket=ticket),
                 "timeline": selectors.ticket_timeline(ticket=ticket),
@@ -543,6 +545,10 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
         "pending": Status.PENDING_CUSTOMER, "resolve": Status.RESOLVED, "reopen": Status.REOPENED,
         "cancel": Status.CANCELLED, "duplicate": Status.DUPLICATE,
     }  # fmt: skip
+
+    @staticmethod
+    def typed_key(ticket: Ticket) -> str:
+        return f"tickets-move-typed-{ticket.pk}"
 
     def move_view(self, request, object_id: int):
         """A button of the ticket page: the move goes through its service; a refused one says why and changes
@@ -585,6 +591,14 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
                 )  # fmt: skip
         except ValidationError as exc:
             report_errors(request, exc)
+            # The page opens again with what was typed, so the reason or the number is corrected, not retyped.
+            request.session[self.typed_key(ticket)] = {
+                "move": key,
+                **{
+                    name: request.POST.get(name, "")[:2000].replace("\x00", "")  # NUL: refused, invisible
+                    for name in ("note", "duplicate_of", "crew", "incident")
+                },
+            }
             return HttpResponseRedirect(page)
         messages.success(
             request, _("%(n)s: %(move)s — done.") % {"n": ticket.number, "move": moves[key].label}

@@ -125,8 +125,30 @@ class StaffUserAdmin(UserAdmin):
         return field
 
 
-class RoleGroupAdmin(GroupAdmin):
-    """Django's group admin; the role groups read by their role's name in the interface's language."""
+class SuperuserWritesOnly:
+    """The cluster's records are read-only unless the user is a superuser."""
+
+    def has_add_permission(self, request, *args, **kwargs):
+        return request.user.is_superuser and super().has_add_permission(request, *args, **kwargs)
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_delete_permission(request, obj)
+
+    def get_actions(self, request, action_location=admin.ActionLocation.CHANGE_LIST):
+        # django-q2's "resubmit" action carries no permission of its own: it would queue tasks for viewers.
+        if not request.user.is_superuser:
+            return {}
+        return super().get_actions(request, action_location=action_location)
+
+
+class RoleGroupAdmin(SuperuserWritesOnly, GroupAdmin):
+    """Django's group admin; the role groups read by their role's name in the interface's language. Only a
+    superuser writes groups: a group's permissions are every member's, in every corporation, so whoever else
+    holds ``auth.change_group`` (given by hand: no role has it) could grant the members, themselves among them,
+    what they do not hold. The roles' groups are set from ``crm/roles.py`` after every ``migrate``."""
 
     list_display = ("label", "name")
 
@@ -150,25 +172,6 @@ class RoleGroupAdmin(GroupAdmin):
         if self._is_role_group(group):
             extra_context = {**(extra_context or {}), "subtitle": roles.group_label(group.name)}
         return super().change_view(request, object_id, form_url, extra_context)
-
-
-class SuperuserWritesOnly:
-    """The cluster's records are read-only unless the user is a superuser."""
-
-    def has_add_permission(self, request, *args, **kwargs):
-        return request.user.is_superuser and super().has_add_permission(request, *args, **kwargs)
-
-    def has_change_permission(self, request, obj=None):
-        return request.user.is_superuser and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return request.user.is_superuser and super().has_delete_permission(request, obj)
-
-    def get_actions(self, request, action_location=admin.ActionLocation.CHANGE_LIST):
-        # django-q2's "resubmit" action carries no permission of its own: it would queue tasks for viewers.
-        if not request.user.is_superuser:
-            return {}
-        return super().get_actions(request, action_location=action_location)
 
 
 class ScheduleForm(forms.ModelForm):

@@ -20,11 +20,12 @@ from hmac import compare_digest
 from django.contrib.auth.backends import ModelBackend
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.authentication import SessionScheme as SpectacularSessionScheme
 from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
 from knox.auth import TokenAuthentication as KnoxTokenAuthentication
 from knox.crypto import hash_token
 from knox.settings import CONSTANTS, knox_settings
-from rest_framework import exceptions
+from rest_framework import authentication, exceptions
 from rest_framework.authentication import get_authorization_header
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
@@ -74,7 +75,8 @@ class FailedTokenThrottle(SimpleRateThrottle):
         # Read with the request's generations (``crm.shared_cache.read``): every API request asks it.
         recorded = shared_cache.read(self.key, [])
         self.history = [t for t in recorded if t > self.now - (duration or 0)]
-        return len(self.history) >= (num_requests or 0)
+        # An address with no failure recorded is never blocked, whatever the rate.
+        return bool(self.history) and len(self.history) >= (num_requests or 0)
 
     def record_failure(self, request) -> None:
         if self.rate is not None:
@@ -116,8 +118,27 @@ class TokenAuthentication(KnoxTokenAuthentication):
         raise refused
 
 
+class SessionAuthentication(authentication.SessionAuthentication):
+    """DRF's session authentication, whose refusal of a request without its CSRF token is said in the caller's
+    language (DRF's own is English: "CSRF Failed: ...")."""
+
+    def enforce_csrf(self, request):
+        try:
+            super().enforce_csrf(request)
+        except exceptions.PermissionDenied:
+            raise exceptions.PermissionDenied(
+                _("The request lacks its CSRF token: reload the page and try again.")
+            ) from None
+
+
 class TokenScheme(KnoxTokenScheme):
     """How the API schema describes the token (``Authorization: Token <secret>``)."""
 
     target_class = "crm.auth.TokenAuthentication"
     name = "tokenAuth"
+
+
+class SessionScheme(SpectacularSessionScheme):
+    """How the API schema describes the session (the admin's session cookie), as for DRF's own class."""
+
+    target_class = "crm.auth.SessionAuthentication"

@@ -19,7 +19,7 @@ from crm.models import ApiToken
 
 log = logging.getLogger("tongdai.security")
 
-MAX_DAYS = 3650
+MAX_DAYS = settings.API_TOKEN_MAX_DAYS  # the settings refuse a TONGDAI_API_TOKEN_DAYS above it at start
 
 
 def api_token_check(*, actor, user, name: str, days: int) -> None:

@@ -52,8 +52,9 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), not {raw!r}")
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
-    """Read a whole number; ``minimum``: the smallest that can work (a count of rows, attempts, seconds)."""
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Read a whole number; ``minimum``: the smallest that can work (a count of rows, attempts, seconds);
+    ``maximum``: the largest."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -61,8 +62,12 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
         value = int(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from None
-    if minimum is not None and value < minimum:
-        raise ImproperlyConfigured(f"{name} must be an integer of at least {minimum}, not {raw!r}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        if maximum is None:
+            within = f"of at least {minimum}"
+        else:
+            within = f"of at most {maximum}" if minimum is None else f"from {minimum} to {maximum}"
+        raise ImproperlyConfigured(f"{name} must be an integer {within}, not {raw!r}")
     return value
 
 
@@ -119,6 +124,10 @@ def env_rate(name: str, default: str) -> str | None:
     count, _slash, period = raw.partition("/")
     if not count.isdigit() or period not in ("s", "sec", "m", "min", "h", "hour", "d", "day"):
         raise ImproperlyConfigured(f"{name} must be a rate such as 100/s or 10/min, not {raw!r}")
+    if int(count) < 1:  # no request at all would be allowed: the empty value is "no limit"
+        raise ImproperlyConfigured(
+            f"{name} must be a rate of at least 1 request such as 100/s, or empty for no limit, not {raw!r}"
+        )
     return raw
 
 
@@ -379,7 +388,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # The token first: a request without credentials is then told how to authenticate (401).
         "crm.auth.TokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "crm.auth.SessionAuthentication",  # DRF's, with its CSRF refusal in the caller's language
     ],
     # JSON only: the API's reference for people is the docs page (/api/docs/); DRF's browsable pages need inline
     # styles that the Content-Security-Policy refuses.
@@ -571,7 +580,9 @@ KNOX_TOKEN_MODEL = "crm.ApiToken"
 # django-rest-knox's own migrations create its default token table even when another model replaces it: that
 # table would be unused (and would keep the user table from being emptied), so knox is left unmigrated.
 MIGRATION_MODULES = {"knox": None}
-TONGDAI_API_TOKEN_DAYS = env_int("TONGDAI_API_TOKEN_DAYS", 90, minimum=1)
+# The longest a token may last, in days: the admin's token form and crm.tokens.api_token_create read it here.
+API_TOKEN_MAX_DAYS = 3650
+TONGDAI_API_TOKEN_DAYS = env_int("TONGDAI_API_TOKEN_DAYS", 90, minimum=1, maximum=API_TOKEN_MAX_DAYS)
 REST_KNOX = {"TOKEN_TTL": dt.timedelta(days=TONGDAI_API_TOKEN_DAYS), "TOKEN_PREFIX": "tongdai_"}
 
 # Staff sessions last a shift, not two weeks, and end when the browser closes.

@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth.decorators import login_required
 from django.urls import include, path, re_path
 from django.utils.csp import CSP
 from django.views.decorators.csp import csp_override
@@ -31,9 +32,13 @@ router.register("readings", ReadingViewSet, basename="reading")
 router.register("disputes", DisputeViewSet, basename="dispute")
 
 # Swagger UI under the Content-Security-Policy: its start-up script is served at the page's own address
-# (``?script``) rather than inline, and its stylesheet's icons are data: images.
-api_docs = csp_override({**settings.SECURE_CSP, "img-src": [CSP.SELF, "data:"]})(
-    SpectacularSwaggerSplitView.as_view(url_name="schema", template_name="api/docs.html")
+# (``?script``) rather than inline, and its stylesheet's icons are data: images. Someone not signed in (or whose
+# session still owes its second-factor code) is sent to the sign-in page, as on the field page; the schema
+# (/api/schema/) keeps the API's 401.
+api_docs = login_required(
+    csp_override({**settings.SECURE_CSP, "img-src": [CSP.SELF, "data:"]})(
+        SpectacularSwaggerSplitView.as_view(url_name="schema", template_name="api/docs.html")
+    )
 )
 
 # A database connection error outside a view answers 503 with Retry-After, not the 500 page.

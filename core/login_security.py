@@ -21,6 +21,16 @@ def client_address(request) -> str | None:
     return BaseThrottle().get_ident(request) or None
 
 
+def sign_in_name(request, credentials=None) -> str | None:
+    """The username a sign-in's failures are counted under (``AXES_USERNAME_CALLABLE``): lower-cased, as a
+    username names one person whatever its case, so ``NV.Lan`` and ``nv.lan`` share one count and one lockout."""
+    if credentials:
+        name = credentials.get(settings.AXES_USERNAME_FORM_FIELD)
+    else:
+        name = getattr(request, "data", request.POST).get(settings.AXES_USERNAME_FORM_FIELD)
+    return name.lower() if isinstance(name, str) else name
+
+
 def locked_out(request, original_response=None, credentials=None):
     """django-axes' answer to a sign-in from a locked-out username or address: 429 with the admin's look."""
     cooloff = settings.AXES_COOLOFF_TIME

@@ -17,6 +17,7 @@ from __future__ import annotations
 import binascii
 from hmac import compare_digest
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -37,7 +38,23 @@ _PERMISSIONS_ATTR = "tongdai_permissions"
 
 
 class CachedModelBackend(ModelBackend):
-    """Django's model backend; a user's permissions come from the shared cache (once per request object)."""
+    """Django's model backend; a user's permissions come from the shared cache (once per request object). A
+    username is read in any case (``nv.lan`` and ``NV.Lan`` are one person: the database holds usernames unique
+    whatever their case, ``crm/migrations/0013``): the account's stored spelling is looked up, then Django's
+    own check of the password runs on it."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if username is None:
+            username = kwargs.get(get_user_model().USERNAME_FIELD)
+        if isinstance(username, str) and username:
+            stored = (
+                get_user_model()
+                ._default_manager.filter(username__iexact=username)
+                .values_list("username", flat=True)
+                .first()
+            )  # fmt: skip
+            username = stored or username
+        return super().authenticate(request, username=username, password=password, **kwargs)
 
     def get_all_permissions(self, user_obj, obj=None):
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:

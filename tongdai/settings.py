@@ -571,6 +571,8 @@ AXES_ENABLE_ACCESS_FAILURE_LOG = True
 # Failures "in a row": a successful sign-in ends the run (the username's failures are cleared).
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "core.login_security.locked_out"
+# A username's failures are counted whatever its case (a username is one person in any case).
+AXES_USERNAME_CALLABLE = "core.login_security.sign_in_name"
 # The client's address as the API's throttles read it (REMOTE_ADDR, or X-Forwarded-For behind PROXY_COUNT
 # proxies).
 AXES_CLIENT_IP_CALLABLE = "core.login_security.client_address"

@@ -24,10 +24,8 @@ def client_address(request) -> str | None:
 def sign_in_name(request, credentials=None) -> str | None:
     """The username a sign-in's failures are counted under (``AXES_USERNAME_CALLABLE``): lower-cased, as a
     username names one person whatever its case, so ``NV.Lan`` and ``nv.lan`` share one count and one lockout."""
-    if credentials:
-        name = credentials.get(settings.AXES_USERNAME_FORM_FIELD)
-    else:
-        name = getattr(request, "data", request.POST).get(settings.AXES_USERNAME_FORM_FIELD)
+    field = getattr(settings, "AXES_USERNAME_FORM_FIELD", "username")  # django-axes' setting, its default
+    name = (credentials or getattr(request, "data", request.POST)).get(field)
     return name.lower() if isinstance(name, str) else name
 
 

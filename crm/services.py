@@ -267,13 +267,15 @@ def staff_delete(*, actor, profile: StaffProfile) -> None:
     a role's permissions (and, without units, sees nothing: ``crm.scoping``).
 
     ``actor`` (None for the command line) must be allowed to delete staff profiles and to change the account
-    (``crm.staff_access``), as for changing the role."""
+    (``crm.staff_access``), as for changing the role. Their API tokens are revoked, as a deactivation's are
+    (``account_tokens_revoke``): somebody who has left calls the API no more, with the rights left on the account."""
     require(actor, "crm.delete_staffprofile")
     profile = StaffProfile.objects.select_for_update().select_related("user").get(pk=profile.pk)
     user = profile.user
     staff_access.check_manage_user(actor, user)
     profile.delete()
     user.groups.remove(*Group.objects.filter(name__in=list(ROLE_GROUP_NAMES.values())))
+    account_tokens_revoke(user=user)
     forget_scope(user)
 
 

@@ -166,6 +166,19 @@ class CustomerForm(forms.ModelForm):
             raise ValidationError(errors)
         return phones
 
+    def clean(self):
+        """A ward of the unit's reference list, checked on its field (keeping what was typed) by the services'
+        own rule (``rules.unit_ward``), and stored as the list spells it."""
+        cleaned = super().clean()
+        unit, ward = cleaned.get("unit") or getattr(self.instance, "unit", None), cleaned.get("ward")
+        kept = self.instance.ward if self.instance.pk else None
+        if unit is not None and ward and (kept is None or {"ward", "unit"} & set(self.changed_data)):
+            try:
+                cleaned["ward"] = rules.unit_ward(unit, ward, kept=kept)
+            except ValidationError as exc:
+                self.add_error(None, exc)
+        return cleaned
+
     def clean_seen_updated_at(self) -> dt.datetime | None:
         if not self.instance.pk:
             return None

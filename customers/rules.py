@@ -19,6 +19,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.clock import CLOCK_SKEW
+from core.text import name_key
+from crm.reference_data import wards
 
 EARLIEST_DAY = dt.date(1900, 1, 1)
 EARLIEST_MOVE_DAY = dt.date(1990, 1, 1)
@@ -76,3 +78,27 @@ def check_move_moment(at: dt.datetime, field: str = "at") -> None:
                 % {"at": moment_text(at)}
             }
         )
+
+
+def unit_ward(unit, ward: str, *, field: str = "ward", kept: str | None = None) -> str:
+    """``ward`` as the unit's reference list of wards (``crm.reference_data.wards``) spells it, matched by
+    ``core.text.name_key`` (case, spaces, decomposed accents): what an outage of the unit names
+    (``tickets.models.Incident.covers``). A ward the list does not hold is refused on ``field``: a customer
+    there would be in no outage of their unit. A unit without a list takes any ward; a blank one is left to the
+    model's own check. ``kept``: the customer's ward recorded so far, taken again when given unchanged (a
+    record older than this rule is still saved when its other fields change)."""
+    listed = wards().get(unit.code)
+    if not listed or not ward:
+        return ward
+    key = name_key(ward)
+    for name in listed:
+        if name_key(name) == key:
+            return name
+    if kept is not None and name_key(kept) == key:
+        return kept
+    raise ValidationError(
+        {
+            field: _("%(ward)s is not a ward of unit %(unit)s. Choose one of its wards: %(wards)s.")
+            % {"ward": ward, "unit": unit.code, "wards": ", ".join(listed)}
+        }
+    )

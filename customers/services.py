@@ -175,6 +175,8 @@ def customer_create(
         raise ValidationError(
             {"code": _("Customer code %(code)s is already in use.") % {"code": customer.code}}
         )
+    # in the unit's spelling; a ward the unit does not serve is refused (after the code: one refusal at a time)
+    customer.ward = rules.unit_ward(unit, customer.ward)
     customer.search_text = customer_search_text(customer)
     customer.save()
     CustomerPhone.objects.bulk_create(
@@ -248,6 +250,8 @@ def customer_update(
     before = _snapshot(customer, changes.keys())
     for field, value in changes.items():
         setattr(customer, field, composed(value).strip() if isinstance(value, str) else value)
+    if "ward" in changes:  # in the unit's spelling; a ward it does not serve is refused
+        customer.ward = rules.unit_ward(customer.unit, customer.ward, kept=before["ward"])
     after = _snapshot(customer, changes.keys())
     if before == after:
         return customer

@@ -170,7 +170,17 @@ def _dashboard_export(request):
         raise Http404
     form = DashboardForm(request.POST, user=request.user)
     if not form.is_valid():
-        return HttpResponseBadRequest(_("Choose a valid period first."))
+        # The form's own errors: the unit's when the unit is what is wrong (no longer one of the user's units,
+        # say), the period's otherwise. Plain text: nothing typed is shown as markup.
+        refusals = []
+        if form.errors.keys() - {"unit"}:
+            refusals.append(_("Choose a valid period first."))
+        if "unit" in form.errors:
+            refusals.append(
+                _("%(field)s: %(errors)s Reload the dashboard and choose one of your units.")
+                % {"field": form.fields["unit"].label, "errors": " ".join(form.errors["unit"])}
+            )
+        return HttpResponseBadRequest("\n".join(refusals), content_type="text/plain; charset=utf-8")
     start, end, unit = form.cleaned_data["start"], form.cleaned_data["end"], form.cleaned_data["unit"]
     board = dashboard.Dashboard(request.user, start, end, unit)
     with replica_reads():

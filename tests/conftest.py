@@ -13,6 +13,7 @@ from django.utils import timezone
 from billing import services as billing_services
 from billing.models import Invoice, RebateBand, RebateProgramme
 from crm.models import Role, Unit
+from crm.reference_data import wards
 from crm.services import export_log_record, organisation_load_reference, staff_create
 from customers import services
 from customers.models import MeterKind
@@ -119,11 +120,13 @@ def make_customer(org):
         unit=None,
         name="Nguyễn Văn An",
         street="12 Lê Lợi",
-        ward="Phường Bến Nghé",
+        ward=None,
         phones=("0903 123 456",),
         **kw,
     ):
         unit = unit or org["home"]
+        if ward is None:  # the first ward of the unit's list (Phường Bến Nghé for the home unit)
+            ward = (wards().get(unit.code) or ["Phường Bến Nghé"])[0]
         customer = services.customer_create(
             actor=None, unit=unit, full_name=name, street=street, ward=ward, phones=list(phones), **kw
         )

@@ -33,8 +33,9 @@ from django.utils.translation import gettext as _
 from core import db
 from crm.models import OutboxMessage, Role, StaffProfile
 from crm.outbox import in_centre_language, outbox_write, staff_message
+from crm.scoping import unit_cached
 from tickets.models import EventKind, Status, Ticket, TicketEvent
-from tickets.selectors import serves, units_serving
+from tickets.selectors import current_unit, serves, units_serving
 from tickets.services import (
     breach_outstanding,
     callback_overdue_summary,
@@ -50,7 +51,8 @@ BATCH = 200
 class _Recipients:
     """Who hears of each level, looked up once per unit and level within a sweep: working staff only (a member
     of staff whose account is deactivated has left, and is sent nothing). At level 1 the assignee too, while
-    they serve the ticket's unit."""
+    they serve the ticket's unit. Levels 2 and 3 go to the company and corporation of the unit serving the
+    ticket's unit today (``tickets.selectors.current_unit``): a merged-away unit's tickets are the successor's."""
 
     def __init__(self):
         self._cache: dict[tuple[int, int], list[StaffProfile]] = {}
@@ -62,12 +64,14 @@ class _Recipients:
             working = StaffProfile.objects.filter(user__is_active=True)
             if level == 1:  # a unit merged away: the dispatchers of the unit that took it over
                 people = working.filter(role=Role.DISPATCHER, units__in=units_serving(ticket.unit_id))
-            elif level == 2:
-                people = working.filter(role=Role.SUPERVISOR, units__company_id=ticket.unit.company_id)
-            else:
-                people = working.filter(
-                    role=Role.MANAGER, units__company__corporation_id=ticket.unit.company.corporation_id
-                )
+            else:  # the company (corporation) of the unit serving the ticket's unit today, merges followed
+                serving = current_unit(unit_cached(ticket.unit_id))
+                if level == 2:
+                    people = working.filter(role=Role.SUPERVISOR, units__company_id=serving.company_id)
+                else:
+                    people = working.filter(
+                        role=Role.MANAGER, units__company__corporation_id=serving.company.corporation_id
+                    )
             self._cache[key] = list(people.select_related("user").distinct())
         told = list(self._cache[key])
         if level == 1 and ticket.assignee_id and self._serves(ticket.assignee_id, ticket.unit_id):

@@ -66,7 +66,7 @@ def test_a_new_customer_form_drawn_again_is_another_registration(client, staff, 
 
 def test_the_service_registers_a_token_once_and_without_one_as_before(staff, org):
     clerk = staff[Role.BILLING_CLERK]
-    new = {"unit": org["home"], "full_name": "Võ Thị Sáu", "street": "7 Nguyễn Trãi", "ward": "Bến Thành"}
+    new = {"unit": org["home"], "full_name": "Võ Thị Sáu", "street": "7 Nguyễn Trãi", "ward": "Phường Bến Thành"}
     first = services.customer_create(actor=clerk, token="f1", **new)
     again = services.customer_create(actor=clerk, token="f1", **new)
     assert again.pk == first.pk

@@ -17,7 +17,7 @@ def people(org, make_customer):
             home,
             name="Nguyễn Văn An",
             street="5 Lý Chính Thắng",
-            ward="Phường 8",
+            ward="Phường Tân Định",
             district="Quận 3",
             phones=["0909 000 001"],
         ),

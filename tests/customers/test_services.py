@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from crm.reference_data import wards
 from customers import services
 from customers.models import (
     Contract,
@@ -86,7 +87,7 @@ def test_a_merged_units_successor_may_keep_codes_of_its_predecessor(org):
         code=f"{predecessor.code}0000042",
         full_name="Hồ Văn Tư",
         street="1",
-        ward="Xã A",
+        ward=wards()[successor.code][0],
     )
     assert customer.code.startswith(predecessor.code)
 
@@ -110,8 +111,9 @@ def test_a_successor_keeps_the_codes_of_a_chain_of_merges_and_not_of_one_dated_a
 
     def create(prefix):
         return services.customer_create(
-            actor=None, unit=c, code=f"{prefix}0000042", full_name="Hồ Văn Tư", street="1", ward="Xã A"
-        )
+            actor=None, unit=c, code=f"{prefix}0000042", full_name="Hồ Văn Tư", street="1",
+            ward=wards()[c.code][0],
+        )  # fmt: skip
 
     # then C takes a code of A (through B), not yet one of D
     assert create(a.code).unit_id == c.pk

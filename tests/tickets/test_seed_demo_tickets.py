@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from crm.models import OutboxMessage, Role
+from crm.reference_data import wards
 from tickets.models import (
     OPEN_STATUSES,
     Callback,
@@ -55,7 +56,7 @@ def _customers(org, make_customer, n=30):
             unit,
             name=f"Khách hàng {k}",
             street=f"{k + 1} Lê Lợi",
-            ward=WARDS[k % len(WARDS)],
+            ward=WARDS[k % len(WARDS)] if unit == org["home"] else wards()[unit.code][k % 2],
             phones=[f"0903 {k:03d} 456"],
         )
 

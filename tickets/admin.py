@@ -740,6 +740,9 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
         if intake.created:
             services.ticket_assign_to_taker(actor=request.user, ticket=intake.ticket)  # as the new-ticket form
             self._log_call(request, intake.ticket)
+            # The intake's warnings (the customer's open ticket of the category), as the new-ticket form shows them.
+            for warning in intake.warnings:
+                messages.warning(request, warning)
         elif key is not None:
             messages.warning(
                 request, _("This call was already taken: ticket %(n)s. No second ticket was taken.")

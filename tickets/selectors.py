@@ -496,18 +496,22 @@ def ticket_moves(*, ticket: Ticket, user) -> list[Move]:
 
 def outages_to_link(*, ticket: Ticket, user) -> list[Incident]:
     """The outages an outage call taken before they were entered may be linked to from its page: the open ones
-    covering the customer's address that have started (for an unknown caller, those of the ticket's unit and of
-    the units that took it over, ``units_serving``), of the units the user serves, besides the one it is part
-    of. The service checks again when it is linked."""
+    covering the customer's address that had started by the time of the call, or of its last reopen
+    (``current_call_at``, the time ``ticket_link_incident`` judges by: a call before an outage's start is about
+    something else), for an unknown caller those of the ticket's unit and of the units that took it over
+    (``units_serving``), of the units the user serves, besides the one it is part of. The service checks again
+    when it is linked."""
+    from tickets.services import current_call_at
+
+    called_at = current_call_at(ticket)
     if ticket.customer is not None:
-        found = incidents_for_customer(ticket.customer)
+        found = incidents_for_customer(ticket.customer, at=called_at)
     else:
-        now = timezone.now()
         found = [
             i
             for unit_id in units_serving(ticket.unit_id)
             for i in open_incidents_of_unit(unit_id)
-            if i.started_at <= now
+            if i.started_at <= called_at
         ]
     scope = scope_for(user)
     return [i for i in found if i.pk != ticket.incident_id and scope.allows_unit(i.unit_id)]

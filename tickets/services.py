@@ -948,11 +948,11 @@ def _locked_incident(incident: Incident) -> Incident | None:
 def _linkable_incident(
     *, category: Category, customer: Customer | None, unit: Unit, incident: Incident, at: dt.datetime
 ) -> Incident:
-    """``incident``, locked, when a ticket of ``category`` about ``customer`` (or an unknown caller of ``unit``)
-    may be linked to it at ``at``: the ticket is an outage report, the incident has started and is still open,
-    and it covers the caller's address (the customer's unit and ward, or for an unknown caller the unit; the
-    outage may be in a unit that took the caller's unit over). The rules of intake and of linking later alike;
-    refusals are on the ``incident`` field."""
+    """``incident``, locked, when a ticket of ``category`` about ``customer`` (or an unknown caller of ``unit``),
+    a call made at ``at``, may be linked to it: the ticket is an outage report, the incident had started by the
+    time of the call and is still open, and it covers the caller's address (the customer's unit and ward, or for
+    an unknown caller the unit; the outage may be in a unit that took the caller's unit over). The rules of
+    intake and of linking later alike; refusals are on the ``incident`` field."""
     if not category.is_outage:
         raise ValidationError({"incident": _("Only an outage report is linked to an outage.")})
     locked = _locked_incident(incident)
@@ -972,6 +972,23 @@ def _linkable_incident(
     if not covered:
         raise ValidationError({"incident": _("This outage does not cover the caller's address.")})
     return locked
+
+
+def current_call_at(ticket: Ticket) -> dt.datetime:
+    """The time of the ticket's current call: when it was taken, or its last reopen for a reopened ticket (a new
+    call: the power gone again, the fault back). The one reading of what the current cycle is: the outages the
+    call may be linked to (``ticket_link_incident``, ``_join_duplicates_outage``, ``outages_to_link``: one that
+    started after it is about something else) and the job done in it (``_done_in_this_cycle``). One query for a
+    reopened ticket, none otherwise."""
+    if not ticket.cycle:
+        return ticket.created_at
+    reopened = (
+        TicketEvent.objects.filter(ticket_id=ticket.pk, kind=EventKind.STATUS, after__status=Status.REOPENED)
+        .order_by("-at")
+        .values_list("at", flat=True)
+        .first()
+    )
+    return reopened or ticket.created_at
 
 
 def _tell_dispatchers_of_new_ticket(ticket: Ticket) -> None:
@@ -1101,19 +1118,23 @@ def ticket_change_status(
 def _join_duplicates_outage(actor, *, ticket: Ticket, master: Ticket, at: dt.datetime) -> Incident | None:
     """A call linked to an outage, marked a duplicate of the customer's earlier call taken before the outage
     was entered: the earlier one (the request that stays open) joins the outage, so that its restore resolves it
-    and tells the customer. Only when the outage takes it by intake's rules (``_linkable_incident``) and the
-    actor may change tickets of its unit; else nothing changes. Both tickets are locked by the caller, the
-    outage before them. Returns the outage joined."""
+    and tells the customer. Only when the outage takes it by intake's rules (``_linkable_incident``), judged by
+    the time of the earlier call (``current_call_at``: it had started by then, as linking later), and the actor
+    may change tickets of its unit; else nothing changes. Both tickets are locked by the caller, the outage
+    before them. Returns the outage joined; its event is dated ``at``, the marking."""
     if ticket.incident is None or master.incident_id is not None:
         return None
     if actor is not None and not scope_for(actor).allows_unit(master.unit_id):
         return None
     try:
         incident = _linkable_incident(
-            category=master.category, customer=master.customer, unit=master.unit, incident=ticket.incident, at=at
-        )
+            category=master.category, customer=master.customer, unit=master.unit, incident=ticket.incident,
+            at=current_call_at(master),
+        )  # fmt: skip
     except ValidationError:
-        return None  # another area, not an outage report, or the outage is over: the request stays as it is
+        # another area, not an outage report, an outage started after the earlier call (about something else)
+        # or over: the request stays as it is
+        return None
     master.incident = incident
     master.save(update_fields=["incident"])
     why = _("Ticket %(n)s, a duplicate of it, is part of this outage.") % {"n": ticket.number}
@@ -1459,9 +1480,9 @@ def incident_open_check(
 @transaction.atomic
 def ticket_link_incident(*, actor, ticket: Ticket, incident: Incident) -> Ticket:
     """Link an open ticket to an outage later (the call was taken before the outage was entered): by intake's
-    rules (``_linkable_incident``: an outage report, an open incident that has started and covers the caller's
-    address), and by staff who may change tickets of the incident's unit too (its restore resolves the ticket
-    and tells its customer)."""
+    rules (``_linkable_incident``: an outage report, an open incident that had started by the time of the call,
+    or of its last reopen, and covers the caller's address), and by staff who may change tickets of the
+    incident's unit too (its restore resolves the ticket and tells its customer)."""
     require(actor, "tickets.change_ticket", unit=ticket.unit_id)
     require(actor, "tickets.change_ticket", unit=incident.unit_id)
     ticket = Ticket.objects.select_for_update(of=("self",)).select_related("category", "customer", "unit").get(
@@ -1472,9 +1493,11 @@ def ticket_link_incident(*, actor, ticket: Ticket, incident: Incident) -> Ticket
         raise ValidationError(_("The ticket is no longer open."))
     if ticket.incident_id == incident.pk:
         return ticket
+    # The call's time, as at intake: a call made before the outage started is about something else.
     incident = _linkable_incident(
-        category=ticket.category, customer=ticket.customer, unit=ticket.unit, incident=incident, at=timezone.now()
-    )
+        category=ticket.category, customer=ticket.customer, unit=ticket.unit, incident=incident,
+        at=current_call_at(ticket),
+    )  # fmt: skip
     before = {"incident": ticket.incident_id}
     ticket.incident = incident
     ticket.save(update_fields=["incident"])
@@ -1588,9 +1611,12 @@ def _restore_messages(incident: Incident, groups: list[list[Ticket]]) -> list[Ou
     theirs = Q(customer_id__in=calls.filter(customer__isnull=False).values("customer_id")) | Q(
         customer__isnull=True, caller_phone__in=calls.filter(customer__isnull=True).values("caller_phone")
     )
+    # Only an open call linked to an outage holds the message back: ``incident__restored_at__isnull`` alone
+    # (a LEFT JOIN) would also match an open ticket linked to no outage (a bill complaint, an unlinked call).
     held = {
         who(ticket)
-        for ticket in Ticket.objects.filter(theirs, status__in=OPEN_STATUSES, incident__restored_at__isnull=True)
+        for ticket in Ticket.objects.filter(theirs, status__in=OPEN_STATUSES, incident__isnull=False,
+                                            incident__restored_at__isnull=True)
         .exclude(incident=incident)
         .only("customer_id", "caller_phone")
     }  # fmt: skip
@@ -2014,15 +2040,7 @@ def _done_in_this_cycle(ticket: Ticket) -> WorkOrder | None:
     job fixed the fault the customer has since said is back: it does not count."""
     if not ticket.is_open or WorkOrder.objects.open().filter(ticket_id=ticket.pk).exists():
         return None
-    began = ticket.created_at
-    if ticket.cycle:
-        reopened = (
-            TicketEvent.objects.filter(ticket_id=ticket.pk, kind=EventKind.STATUS, after__status=Status.REOPENED)
-            .order_by("-at")
-            .values_list("at", flat=True)
-            .first()
-        )
-        began = reopened or began
+    began = current_call_at(ticket)
     return (
         WorkOrder.objects.filter(ticket_id=ticket.pk, status=WorkOrderStatus.DONE, issued_at__gte=began)
         .order_by("-done_at", "-pk")

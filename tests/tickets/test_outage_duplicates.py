@@ -3,6 +3,8 @@ was entered: the earlier request joins the outage, so the restore resolves it an
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.utils import timezone
 
 from crm.models import OutboxMessage, Role
@@ -15,6 +17,12 @@ def _call(catalogue, customer, description="Mất điện", category="outage"):
                        customer=customer).ticket  # fmt: skip
 
 
+def _started_before_the_calls():
+    """An outage entered after the calls, as one entered after the fact is: it started before them (an outage takes
+    only calls made once it had started, the earlier call joining it as a duplicate's request too)."""
+    return timezone.now() - dt.timedelta(minutes=5)
+
+
 def test_an_outage_call_marked_a_duplicate_of_the_customers_earlier_call_is_still_told_the_power_is_back(
     org, make_customer, catalogue, staff
 ):
@@ -22,7 +30,7 @@ def test_an_outage_call_marked_a_duplicate_of_the_customers_earlier_call_is_stil
     customer = make_customer(phones=["0912 100 001"])
     first = _call(catalogue, customer)
     # and called again once the dispatcher entered the outage: the second call is linked to it
-    incident = incident_open(actor=None, unit=org["home"], cause="Đứt dây", started_at=timezone.now())
+    incident = incident_open(actor=None, unit=org["home"], cause="Đứt dây", started_at=_started_before_the_calls())
     second = _call(catalogue, customer, "Vẫn mất điện")
     assert second.incident_id == incident.pk
     # when the agent marks the second call a duplicate of the first (the customer's one request)
@@ -52,7 +60,7 @@ def test_an_earlier_call_from_outside_the_outage_area_is_not_linked(org, make_cu
     inside = make_customer(ward="Phường Bến Nghé", phones=["0912 100 003"])
     first = _call(catalogue, outside)
     incident = incident_open(actor=None, unit=org["home"], cause="Đứt dây", wards=["Phường Bến Nghé"],
-                             started_at=timezone.now())  # fmt: skip
+                             started_at=_started_before_the_calls())  # fmt: skip
     second = _call(catalogue, inside)
     assert second.incident_id == incident.pk
     # when the later call is marked a duplicate of the earlier one

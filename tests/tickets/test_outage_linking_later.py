@@ -20,6 +20,12 @@ def _call(catalogue, customer, category="outage"):
                        customer=customer).ticket  # fmt: skip
 
 
+def _started_before_the_calls():
+    """An outage entered after the calls, as one entered after the fact is: it started before them (an outage takes
+    only calls made once it had started, linked later as at intake)."""
+    return timezone.now() - timezone.timedelta(minutes=5)
+
+
 def _link(client, ticket, incident):
     return client.post(f"/api/v1/tickets/{ticket.pk}/incident/", {"incident": getattr(incident, "pk", incident)},
                        content_type="application/json")  # fmt: skip
@@ -31,7 +37,7 @@ def test_an_outage_call_taken_before_the_outage_was_entered_can_be_linked_to_it_
     # given a customer's outage call taken before the dispatcher entered the outage (so it is not linked)
     customer = make_customer(phones=["0912 100 001"])
     early = _call(catalogue, customer)
-    incident = incident_open(actor=None, unit=org["home"], cause="Đứt dây", started_at=timezone.now())
+    incident = incident_open(actor=None, unit=org["home"], cause="Đứt dây", started_at=_started_before_the_calls())
     assert early.incident_id is None
     # when the dispatcher links it to the outage through the API
     client.force_login(staff[Role.DISPATCHER])
@@ -51,7 +57,7 @@ def test_an_outage_call_taken_before_the_outage_was_entered_can_be_linked_to_it_
 
 def test_linking_again_to_the_same_outage_changes_nothing(client, org, make_customer, catalogue, staff):
     early = _call(catalogue, make_customer())
-    incident = incident_open(actor=None, unit=org["home"], cause="Đứt dây", started_at=timezone.now())
+    incident = incident_open(actor=None, unit=org["home"], cause="Đứt dây", started_at=_started_before_the_calls())
     client.force_login(staff[Role.DISPATCHER])
     assert _link(client, early, incident).status_code == 200
     assert _link(client, early, incident).status_code == 200  # a retried request
@@ -65,7 +71,7 @@ def test_the_api_refuses_a_link_the_rules_do_not_allow_and_changes_nothing(
     customer = make_customer(ward="Phường Bến Nghé")
     early = _call(catalogue, customer)
     billing = _call(catalogue, customer, category="billing")
-    now = timezone.now()
+    now = _started_before_the_calls()
     whole_unit = incident_open(actor=None, unit=org["home"], cause="Cắt điện", started_at=now)
     elsewhere = incident_open(actor=None, unit=org["home"], cause="Đứt dây", wards=["Phường Đa Kao"],
                               started_at=now)  # fmt: skip
@@ -115,8 +121,9 @@ def test_the_ticket_page_offers_the_outages_covering_the_customer_and_links_one(
     # given an early call, an outage covering the customer and one of another ward
     customer = make_customer(ward="Phường Bến Nghé")
     early = _call(catalogue, customer)
-    covering = incident_open(actor=None, unit=org["home"], cause="Đứt dây", started_at=timezone.now())
-    incident_open(actor=None, unit=org["home"], cause="Sự cố khác", wards=["Phường Đa Kao"], started_at=timezone.now())
+    covering = incident_open(actor=None, unit=org["home"], cause="Đứt dây", started_at=_started_before_the_calls())
+    incident_open(actor=None, unit=org["home"], cause="Sự cố khác", wards=["Phường Đa Kao"],
+                  started_at=_started_before_the_calls())  # fmt: skip
     dispatcher = staff[Role.DISPATCHER]
     # then its page offers "Part of an outage" with the covering outage only
     moves = {m.key: m for m in ticket_moves(ticket=early, user=dispatcher)}
@@ -143,9 +150,9 @@ def test_the_ticket_page_refuses_an_outage_it_does_not_offer_and_changes_nothing
 ):
     customer = make_customer(ward="Phường Bến Nghé")
     early = _call(catalogue, customer)
-    incident_open(actor=None, unit=org["home"], cause="Đứt dây", started_at=timezone.now())
+    incident_open(actor=None, unit=org["home"], cause="Đứt dây", started_at=_started_before_the_calls())
     elsewhere = incident_open(actor=None, unit=org["home"], cause="Khác", wards=["Phường Đa Kao"],
-                              started_at=timezone.now())  # fmt: skip
+                              started_at=_started_before_the_calls())  # fmt: skip
     far = incident_open(actor=None, unit=org["other_company"], cause="Xa", started_at=timezone.now())
     client.force_login(staff[Role.DISPATCHER])
     refusals = {
@@ -169,7 +176,7 @@ def test_no_outage_move_without_an_outage_to_link_or_for_another_category(
     billing = _call(catalogue, customer, category="billing")
     dispatcher = staff[Role.DISPATCHER]
     assert "link_outage" not in {m.key for m in ticket_moves(ticket=early, user=dispatcher)}  # none entered
-    incident_open(actor=None, unit=org["home"], cause="Đứt dây", started_at=timezone.now())
+    incident_open(actor=None, unit=org["home"], cause="Đứt dây", started_at=_started_before_the_calls())
     assert "link_outage" in {m.key for m in ticket_moves(ticket=early, user=dispatcher)}
     assert "link_outage" not in {m.key for m in ticket_moves(ticket=billing, user=dispatcher)}
     assert ticket_moves(ticket=early, user=staff[Role.MANAGER]) == []  # no right to change tickets

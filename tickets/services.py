@@ -1237,6 +1237,7 @@ def ticket_reroute(*, actor, ticket: Ticket, unit: Unit, reason: str) -> Ticket:
     if not reason:
         raise ValidationError({"reason": _("Say why the ticket goes to another unit.")})
     ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+    require(actor, "tickets.reroute_ticket", unit=ticket.unit_id)  # its unit now (re-routed meanwhile?)
     if not ticket.is_open:
         raise ValidationError(_("The ticket is no longer open."))
     if unit.pk == ticket.unit_id:
@@ -1244,17 +1245,19 @@ def ticket_reroute(*, actor, ticket: Ticket, unit: Unit, reason: str) -> Ticket:
     old_unit = ticket.unit
     before: dict = {"unit": old_unit.code}
     after: dict = {"unit": unit.code}
-    # The old unit's crews stop: the new unit sends its own, but for the orders it already works (it took the
-    # old unit over and the crew serves it). Its assignee keeps the ticket only if they serve the new unit too
-    # (escalations go to the assignee; an assignee always serves the ticket's unit).
+    # The old unit's crews stop (every open order, those it kept from a unit it took over included): the new
+    # unit sends its own, but for the orders it already works (it took the old unit over and the crew serves
+    # it). The last order called off, the ticket ends as when its crew calls it off (``work_order_advance``):
+    # resolved when a crew did the job in this cycle, else back to acknowledged for the new unit to send a
+    # crew. Its assignee keeps the ticket only if they serve the new unit too (escalations go to the assignee;
+    # an assignee always serves the ticket's unit).
     with in_centre_language():
         why = _("The ticket went to %(unit)s: %(why)s") % {"unit": unit.code, "why": reason.strip()}
-    cancelled = _cancel_open_work_orders(
-        ticket, unit=old_unit, note=why, keep=_work_orders_kept_by(ticket, unit=unit)
-    )
+    cancelled = _cancel_open_work_orders(ticket, note=why, keep=_work_orders_kept_by(ticket, unit=unit))
+    done = _done_in_this_cycle(ticket) if cancelled else None
     if cancelled:
         after["work_orders_cancelled"] = cancelled
-        earlier = _back_to_acknowledged(ticket)  # the new unit sees it needs a crew of its own
+        earlier = None if done is not None else _back_to_acknowledged(ticket)
         if earlier is not None:
             before["status"], after["status"] = earlier, Status.ACKNOWLEDGED
     if ticket.assignee_id is not None and not selectors.serves(ticket.assignee_id, unit.pk):
@@ -1270,6 +1273,9 @@ def ticket_reroute(*, actor, ticket: Ticket, unit: Unit, reason: str) -> Ticket:
     ticket.unit = unit
     ticket.save(update_fields=["unit", "assignee", "incident"])
     event = _event(ticket, EventKind.ROUTED, actor, before=before, after=after, note=reason.strip())
+    if done is not None:  # resolved in the new unit, whose callback it is now
+        _resolve_by_crew(actor, ticket=ticket, resolution_code=done.resolution_code)
+        ticket.refresh_from_db()
     body = _summary(ticket)
     outbox_write(
         staff_message(
@@ -1292,6 +1298,7 @@ def ticket_assign(*, actor, ticket: Ticket, assignee) -> Ticket:
     if getattr(actor, "pk", None) and assignee.pk != actor.pk and not actor.has_perm("tickets.assign_ticket"):
         raise ValidationError(_("Only a supervisor or a dispatcher may give a ticket to somebody else."))
     ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+    require(actor, "tickets.change_ticket", unit=ticket.unit_id)  # its unit now (re-routed meanwhile?)
     if not ticket.is_open:
         raise ValidationError(_("The ticket is no longer open."))
     if ticket.assignee_id == assignee.pk:
@@ -2115,15 +2122,12 @@ def _work_order_cancel(order: WorkOrder, *, note: str) -> None:
     order.save(update_fields=["status", "note"])
 
 
-def _cancel_open_work_orders(
-    ticket: Ticket, *, note: str, unit: Unit | None = None, keep: list[int] | None = None
-) -> list[int]:
-    """Cancel the ticket's open work orders (only those of ``unit`` when given, but for the ids in ``keep``),
-    and tell whom each order was sent to (its crew member, or its unit's dispatchers) that it is off and why;
-    returns their ids."""
+def _cancel_open_work_orders(ticket: Ticket, *, note: str, keep: list[int] | None = None) -> list[int]:
+    """Cancel the ticket's open work orders but for the ids in ``keep``, and tell whom each order was sent to
+    (its crew member, or its unit's dispatchers) that it is off and why; returns their ids. Every open order,
+    whatever unit it names: one kept on a re-route to the unit that took the order's unit over still names the
+    unit merged away, and is the ticket's unit's work as much as its own orders are."""
     orders = WorkOrder.objects.open().filter(ticket_id=ticket.pk)
-    if unit is not None:
-        orders = orders.filter(unit_id=unit.pk)
     if keep:
         orders = orders.exclude(pk__in=keep)
     return _cancel_work_orders(orders, note=note).get(ticket.pk, [])

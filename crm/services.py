@@ -275,19 +275,17 @@ def staff_delete(*, actor, profile: StaffProfile) -> None:
     staff_access.check_manage_user(actor, user)
     profile.delete()
     user.groups.remove(*Group.objects.filter(name__in=list(ROLE_GROUP_NAMES.values())))
-    account_tokens_revoke(user=user)
+    account_tokens_revoke(user=user, why="the staff profile was removed")
     forget_scope(user)
 
 
-def account_tokens_revoke(*, user) -> int:
-    """Revoke every API token of ``user``, whose account is deactivated: a token of theirs is refused while the
-    account is inactive, and must not work again if the account is reactivated (a new one is made then).
-    Returns how many went."""
+def account_tokens_revoke(*, user, why: str = "the account was deactivated") -> int:
+    """Revoke every API token of ``user``, whose account is deactivated (or whose staff profile was removed,
+    ``why`` says which in the security log): a token of theirs must not work again if the account is
+    reactivated or given a profile (a new one is made then). Returns how many went."""
     revoked, _by_model = ApiToken.objects.filter(user=user).delete()
     if revoked:
-        security_log.info(
-            "%d API token(s) of %s revoked: the account was deactivated", revoked, user.get_username()
-        )
+        security_log.info("%d API token(s) of %s revoked: %s", revoked, user.get_username(), why)
     return revoked
 
 

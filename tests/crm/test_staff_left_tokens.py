@@ -17,7 +17,7 @@ def _api(client, secret):
     return client.get(URL, HTTP_AUTHORIZATION=f"Token {secret}", REMOTE_ADDR="10.0.0.9").status_code
 
 
-def test_removing_a_profile_revokes_the_accounts_tokens_and_only_theirs(client, org, make_staff):
+def test_removing_a_profile_revokes_the_accounts_tokens_and_only_theirs(client, org, make_staff, caplog):
     # given an agent with an API token that works, and a colleague's token
     agent = make_staff(Role.AGENT, [org["home"]])
     colleague = make_staff(Role.AGENT, [org["home"]])
@@ -28,7 +28,9 @@ def test_removing_a_profile_revokes_the_accounts_tokens_and_only_theirs(client, 
     agent.user_permissions.add(Permission.objects.get(codename="view_unit"))
     assert _api(client, secret) == 200
     # when the agent's profile is removed (they have left)
-    staff_delete(actor=None, profile=agent.staff_profile)
+    with caplog.at_level("INFO", logger="tongdai.security"):
+        staff_delete(actor=None, profile=agent.staff_profile)
+    assert f"1 API token(s) of {agent.username} revoked: the staff profile was removed" in caplog.messages
     # then their token is gone and refused at once; the account stays active, the colleague's token works
     assert not ApiToken.objects.filter(pk=token.pk).exists()
     assert not StaffProfile.objects.filter(user=agent).exists()

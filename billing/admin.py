@@ -69,6 +69,7 @@ from billing.models import (
 )
 from billing.money import hold_reason_label, line_label, money
 from billing.resources import DisputeResource, InvoiceResource
+from billing.rules import LARGEST_REGISTER
 from billing.tariff import vat_amount
 from core.errors import renamed
 from core.exports import StreamingExportMixin
@@ -636,6 +637,9 @@ class EstimateForm(forms.Form):
 class ReadingCorrectForm(forms.Form):
     value = WholeNumberField(
         label=gettext_lazy("corrected register"), min_value=0,
+        # The browser stops at the most a meter reads; above it ``reading_correct`` refuses the register in the
+        # reading rules' words (``billing.rules.register_refusal``).
+        widget=forms.NumberInput(attrs={"max": LARGEST_REGISTER}),
         help_text=gettext_lazy("The register as the meter shows it. The old reading is kept, superseded."),
     )  # fmt: skip
     reason = forms.CharField(
@@ -757,6 +761,12 @@ class InvoiceAdmin(MoneyDisplays, StreamingExportMixin, BillingAdminMixin, ReadO
     def get_search_results(self, request, queryset, search_term):
         """One exact term: an invoice number, a customer code, a contract number or a meter serial (the bills
         of every contract the meter has served). Each is an indexed lookup of its own table."""
+        match = request.resolver_match
+        source = (request.GET.get("app_label"), request.GET.get("model_name"), request.GET.get("field_name"))
+        if match is not None and match.url_name == "autocomplete" and source == ("billing", "adjustment", "original"):
+            # An adjustment is proposed on a bill, never on an adjustment invoice (``adjustment_propose`` refuses
+            # one naming its bill): only the regular bills are offered.
+            queryset = queryset.filter(kind=InvoiceKind.REGULAR)
         term = search_term.strip()
         if not term:
             return queryset, False

@@ -253,8 +253,17 @@ class _Dialect:
             f"FROM customers_meterassignment x WHERE x.meter_id = m.id ORDER BY {LATEST_ASSIGNMENT} LIMIT 1)"
         )
 
+    def month_end_at(self, period: str, params: _Params) -> str:
+        """Local midnight at the end of the month of the date ``period`` as stored times compare with it
+        (``billing.rules.month_end_at``)."""
+        if self.postgres:
+            return f"(CAST(({period}) + INTERVAL '1 month' AS TIMESTAMP) AT TIME ZONE {params.add(settings.TIME_ZONE)})"
+        connection.ensure_connection()
+        connection.connection.create_function("tongdai_month_end_at", 1, _sqlite_month_end_at, deterministic=True)
+        return f"tongdai_month_end_at({period})"
+
     def history(self, days: str) -> str:
-        """For each line of ``%(period)s`` still in: its previous current reading (value, meter) and the
+        """For each line of ``%(period)s`` still in: its previous current reading (value, meter, period) and the
         count, kWh and days of its last three non-estimated current readings."""
         current = "r.contract_id = i.contract_id AND r.period < %(period)s AND NOT (r.status = 'superseded')"
         latest = f"FROM billing_meterreading r WHERE {current} ORDER BY r.period DESC LIMIT 1"
@@ -266,15 +275,17 @@ class _Dialect:
         if self.postgres:
             # Index probes in contract order (the unique (contract, period) index), two per line.
             return (
-                "SELECT i.*, pr.value AS last_value, pr.meter_id AS last_meter, h.n AS hist_n, "
+                "SELECT i.*, pr.value AS last_value, pr.meter_id AS last_meter, pr.period AS last_period, "
+                "h.n AS hist_n, "
                 "h.kwh AS hist_kwh, h.days AS hist_days "
                 f"FROM (SELECT * FROM ri_rows i WHERE {todo} ORDER BY i.contract_id) i "
-                f"LEFT JOIN LATERAL (SELECT r.value, r.meter_id {latest}) pr ON TRUE "
+                f"LEFT JOIN LATERAL (SELECT r.value, r.meter_id, r.period {latest}) pr ON TRUE "
                 "LEFT JOIN LATERAL (SELECT COUNT(*) AS n, SUM(y.kwh) AS kwh, SUM(y.days) AS days FROM "
                 f"(SELECT r.kwh, {days} AS days {cycles}) y) h ON TRUE"
             )
         return (
             f"SELECT i.*, (SELECT r.value {latest}) AS last_value, (SELECT r.meter_id {latest}) AS last_meter, "
+            f"(SELECT r.period {latest}) AS last_period, "
             f"(SELECT COUNT(*) FROM (SELECT 1 {cycles}) y) AS hist_n, "
             f"(SELECT SUM(y.kwh) FROM (SELECT r.kwh {cycles}) y) AS hist_kwh, "
             f"(SELECT SUM(y.days) FROM (SELECT {days} AS days {cycles}) y) AS hist_days "
@@ -283,6 +294,14 @@ class _Dialect:
 
 
 _TIME_PATTERN = re.compile(TIME_RE)
+
+
+def _sqlite_month_end_at(text):
+    """SQLite's side of ``_Dialect.month_end_at``: the stored (UTC) text of ``rules.month_end_at``, or None."""
+    if text is None:
+        return None
+    period = dt.date.fromisoformat(str(text)[:10])
+    return connection.ops.adapt_datetimefield_value(rules.month_end_at(period))
 
 
 def _sqlite_timestamp(text):
@@ -636,7 +655,6 @@ def _assigned(column: str, *, has_serial: bool, has_contract: bool) -> str:
 def _refusal_checks(d: _Dialect, params: _Params, *, has_serial: bool, has_contract: bool, sources: str, unit,
                     unit_ids, scope_ids, period) -> list[tuple[str, str]]:  # fmt: skip
     """The reasons to refuse a line, first match wins: (SQL condition, SQL text of the reason)."""
-    negative = f"(substr(p.v_text, 1, 1) = '-' AND {d.digits('substr(p.v_text, 2)')})"
 
     def reason(text: str) -> str:
         return params.add(text)
@@ -660,9 +678,8 @@ def _refusal_checks(d: _Dialect, params: _Params, *, has_serial: bool, has_contr
                 ),
             )
         )
+    checks += _register_checks(d, params)
     checks += [
-        (f"p.value IS NULL AND {negative}", reason(_("The register is negative."))),
-        ("p.value IS NULL", reason(_("The register is not a whole number of kWh."))),
         (
             f"p.s_text <> '' AND p.s_text NOT IN ({sources})",
             reason(_("Unknown source: remote, handheld, photo or estimated.")),
@@ -708,7 +725,36 @@ def _refusal_checks(d: _Dialect, params: _Params, *, has_serial: bool, has_contr
                      f"substr({end}, 1, 4)"),
         ),
     ]  # fmt: skip
+    if has_serial:
+        checks.append(_install_check(d, params))
     return checks
+
+
+def _register_checks(d: _Dialect, params: _Params) -> list[tuple[str, str]]:
+    """The register's refusals: negative, not a whole number, above what a meter reads (as the meter moves
+    refuse it: ``billing.rules.register_refusal``, in its words)."""
+    negative = f"(substr(p.v_text, 1, 1) = '-' AND {d.digits('substr(p.v_text, 2)')})"
+    largest = params.add(rules.LARGEST_REGISTER)
+    return [
+        (f"p.value IS NULL AND {negative}", params.add(_("The register is negative."))),
+        ("p.value IS NULL", params.add(_("The register is not a whole number of kWh."))),
+        (f"p.value > {largest}", _message(params, str(rules.REGISTER_ABOVE_LARGEST), max=largest, r="p.value")),
+    ]
+
+
+def _install_check(d: _Dialect, params: _Params) -> tuple[str, str]:
+    """A line naming a meter for a month that ended before that meter went on the contract (none of its stays
+    there was on by then): refused as ``reading_record`` does (``rules.install_refusal``), before the line is
+    compared with the month read on the meter that did serve it. The stays are looked up only for a line whose
+    meter went on after its month."""
+    ends = d.month_end_at("p.period", params)
+    month = "CAST(p.period AS TEXT)"
+    return (
+        f"p.k_serial <> '' AND (CASE WHEN COALESCE(am.installed_at, al.installed_at) >= {ends} THEN "
+        "(SELECT COUNT(*) FROM customers_meterassignment y WHERE y.meter_id = m.id AND y.contract_id = k.id "
+        f"AND y.installed_at < {ends}) ELSE 1 END) = 0",
+        _message(params, str(rules.BEFORE_INSTALL), m=f"substr({month}, 6, 2) || '/' || substr({month}, 1, 4)"),
+    )
 
 
 def _calc_sql(d: _Dialect, params: _Params) -> str:
@@ -726,23 +772,35 @@ def _calc_sql(d: _Dialect, params: _Params) -> str:
             v="c.value", p="c.last_value",
         ),
         "big": params.add(_("The consumption is implausibly large.")),
+        "taken": params.add(str(rules.TAKEN_BEFORE_INSTALL)),  # ``rules.taken_refusal``
     }  # fmt: skip
-    # The kWh of the meters taken off since the previous reading (``services._advance_of_meters_off``): from
-    # the previous meter's last assignment before the line's, the previous meter's tail and the whole advance
-    # of each meter after it; a meter that came off below where it started adds nothing.
-    start = "CASE WHEN x.meter_id = h.last_meter THEN h.last_value ELSE x.reading_at_install END"
+    # The month's kWh across installations, as ``services._advance_base`` computes it. The stay the previous
+    # reading was read in (``services._same_stay``, ``_assignment_read``): the line's own when it is on the same
+    # meter, installed before that reading's month ended; else the last stay of that meter installed before then
+    # (a meter put back after a stand-in has several). Another stay, or no previous reading: the line's meter
+    # advances from its reading at install, and the meters taken off since carry what they advanced
+    # (``services._advance_of_meters_off``): the tail of the previous reading's stay and the whole advance of
+    # each stay after it (of every stay before the line's, for a contract's first reading); a meter that came
+    # off below where it started adds nothing.
+    ends = d.month_end_at("h.last_period", params)
+    stay = (
+        f"CASE WHEN h.last_value IS NULL THEN NULL WHEN h.last_meter = h.meter_id AND h.installed_at < {ends} "
+        "THEN h.assignment_id ELSE (SELECT MAX(y.id) FROM customers_meterassignment y WHERE y.contract_id = "
+        f"h.contract_id AND y.meter_id = h.last_meter AND y.id < h.assignment_id AND y.installed_at < {ends}) END"
+    )
+    start = "CASE WHEN x.id = s.last_stay THEN s.last_value ELSE x.reading_at_install END"
     carried = (
-        f"CASE WHEN h.last_meter <> h.meter_id THEN COALESCE((SELECT CAST(SUM(CASE WHEN x.reading_at_removal > "
-        f"{start} THEN x.reading_at_removal - {start} ELSE 0 END) AS BIGINT) FROM customers_meterassignment x "
-        "WHERE x.contract_id = h.contract_id AND x.id < h.assignment_id AND x.id >= (SELECT MAX(y.id) FROM "
-        "customers_meterassignment y WHERE y.contract_id = h.contract_id AND y.meter_id = h.last_meter "
-        "AND y.id < h.assignment_id)), 0) END"
+        f"CASE WHEN s.last_stay = s.assignment_id THEN 0 ELSE COALESCE((SELECT CAST(SUM(CASE WHEN "
+        f"x.reading_at_removal > {start} THEN x.reading_at_removal - {start} ELSE 0 END) AS BIGINT) FROM "
+        "customers_meterassignment x WHERE x.contract_id = s.contract_id AND x.id < s.assignment_id "
+        "AND (s.last_value IS NULL OR x.id >= s.last_stay)), 0) END"
     )
-    base = "CASE WHEN o.last_value IS NULL OR o.last_meter <> o.meter_id THEN o.reading_at_install ELSE o.last_value END"
-    kwh = (
-        "CASE WHEN o.last_value IS NULL THEN o.value - o.reading_at_install "
-        "WHEN o.last_meter <> o.meter_id THEN o.carried + o.value - o.reading_at_install ELSE o.value - o.last_value END"
-    )
+    crossed = "CASE WHEN s.last_stay = s.assignment_id THEN 0 ELSE 1 END"
+    base = "CASE WHEN o.crossed = 1 THEN o.reading_at_install ELSE o.last_value END"
+    kwh = "CASE WHEN o.crossed = 1 THEN o.carried + o.value - o.reading_at_install ELSE o.value - o.last_value END"
+    history = f"SELECT h.*, {stay} AS last_stay FROM ({d.history(d.month_days('r.period'))}) h{d.fence}"
+    # An implausible jump: the SQL twin of ``billing.rules.jump_reason`` (the same comparison, exact in whole
+    # numbers: kwh × hist_days > factor × hist_kwh × days, and more than 50 kWh above the expected amount).
     flagged = (
         "CASE WHEN c.hist_kwh > 0 AND c.kwh * c.hist_days > CAST(%(factor)s AS NUMERIC) * c.hist_kwh * %(days)s "
         "AND c.kwh * c.hist_days - c.hist_kwh * %(days)s > 50 * c.hist_days THEN 1 ELSE 0 END"
@@ -753,27 +811,28 @@ def _calc_sql(d: _Dialect, params: _Params) -> str:
         SELECT c.row_no, c.contract_id, c.meter_id, c.unit_id, c.period, c.value, c.source, c.taken_at, c.base,
                c.kwh,
                CASE WHEN c.installed_at >= %(month_end_at)s THEN {r["before_install"]}
+                    WHEN c.taken_at IS NOT NULL AND c.taken_at < c.installed_at THEN {r["taken"]}
                     WHEN c.last_value IS NULL AND c.value < c.reading_at_install THEN {r["install"]}
-                    WHEN c.last_meter <> c.meter_id AND c.value < c.reading_at_install THEN {r["new_meter"]}
-                    WHEN c.last_meter = c.meter_id AND c.value < c.last_value THEN {r["below"]}
+                    WHEN c.crossed = 1 AND c.value < c.reading_at_install THEN {r["new_meter"]}
+                    WHEN c.crossed = 0 AND c.value < c.last_value THEN {r["below"]}
                     WHEN c.kwh > 2147483647 THEN {r["big"]} END,
                c.hist_kwh, c.hist_days, {flagged}
         FROM (SELECT o.*, {base} AS base, {kwh} AS kwh
-              FROM (SELECT h.*, {carried} AS carried FROM ({d.history(d.month_days("r.period"))}) h{d.fence}) o) c
+              FROM (SELECT s.*, {crossed} AS crossed, {carried} AS carried FROM ({history}) s{d.fence}) o) c
         ORDER BY c.contract_id
     """
 
 
 def _insert_sql(params: _Params) -> str:
-    """ONE ``INSERT … SELECT`` of a period's good lines; the flag's reason as ``_jump_reason`` words it."""
+    """ONE ``INSERT … SELECT`` of a period's good lines; the flag's reason as ``billing.rules.jump_reason`` words
+    it (its ``JUMP`` message, the expected figure rounded half to even)."""
     a, b = "c.hist_kwh * %(days)s", "c.hist_days"
     q = f"({a}) / {b}"
     remainder = f"(({a}) - {q} * {b})"
-    # round(expected) half to even, as Python's round() of a Decimal, in integers on both databases.
+    # round(expected) half to even, as ``rules.jump_reason`` rounds its exact fraction, in integers on both
+    # databases.
     expected = f"({q} + CASE WHEN 2 * {remainder} > {b} OR (2 * {remainder} = {b} AND {q} - ({q} / 2) * 2 = 1) THEN 1 ELSE 0 END)"
-    reason = _message(
-        params, _("%(k)s kWh against about %(e)s expected from the last cycles"), k="c.kwh", e=expected
-    )
+    reason = _message(params, str(rules.JUMP), k="c.kwh", e=expected)
     return f"""
         INSERT INTO billing_meterreading (contract_id, meter_id, unit_id, period, value, previous_value, kwh, source,
                                           status, flag_reason, reader_id, taken_at, corrects_id)
@@ -843,6 +902,7 @@ def import_readings(
             _execute("ANALYZE ri_rows")
         lap("resolve")
 
+        _lock_contracts(d)
         _refuse_duplicates()
         periods = _check_against_recorded()
         lap("check")
@@ -1007,8 +1067,10 @@ def _check_against_recorded() -> list[dt.date]:
                 """
             )
         # A line below an estimated register of an earlier month goes through reading_record too, which trues
-        # the estimate up (or refuses the line with its reason). Estimates are few: their own index says at once
-        # whether any is in force.
+        # the estimate up (or refuses the line with its reason); so does a line whose previous reading is an
+        # estimate made on another meter (a swap in a month never read): reading_record trues it up to the old
+        # meter's removal register (``services._true_up_estimate``). Estimates are few: their own index says at
+        # once whether any is in force.
         if _fetch(
             "SELECT 1 FROM billing_meterreading WHERE source = 'estimated' AND NOT (status = 'superseded') LIMIT 1"
         ):
@@ -1018,7 +1080,9 @@ def _check_against_recorded() -> list[dt.date]:
                 WHERE reject_reason IS NULL AND unchanged = 0 AND late = 0 AND EXISTS (
                     SELECT 1 FROM billing_meterreading e WHERE e.contract_id = ri_rows.contract_id
                     AND e.period < ri_rows.period AND e.source = 'estimated' AND NOT (e.status = 'superseded')
-                    AND e.value > ri_rows.value)
+                    AND (e.value > ri_rows.value OR (e.meter_id <> ri_rows.meter_id AND NOT EXISTS (
+                        SELECT 1 FROM billing_meterreading n WHERE n.contract_id = e.contract_id
+                        AND n.period > e.period AND n.period < ri_rows.period AND NOT (n.status = 'superseded')))))
                 """
             )
         _mark_meters_taken_off(periods)
@@ -1043,6 +1107,22 @@ def _mark_meters_taken_off(periods: list[dt.date]) -> None:
                 connection.ops.adapt_datetimefield_value(rules.month_start_at(period)),
             ],
         )
+
+
+def _lock_contracts(d: _Dialect) -> None:
+    """The contracts of the lines taken are locked before their lines are checked against the readings
+    recorded and their advance is computed: a contract's readings change one at a time
+    (``billing.services.lock_contract``, the same ``FOR NO KEY UPDATE``). A correction of a month before, open
+    meanwhile, commits first and the advance runs from its register; one started meanwhile waits for the
+    import, then sees its month and re-bases it. One statement, in the order of the ids (two imports sharing
+    contracts wait for each other, never in a cycle), before any period lock (``reading_record`` of the late
+    lines): the order of every reading path. SQLite has one writer at a time anyway."""
+    if not d.postgres:
+        return
+    _execute(
+        "SELECT COUNT(*) FROM (SELECT c.id FROM customers_contract c WHERE c.id IN "
+        "(SELECT r.contract_id FROM ri_rows r WHERE r.reject_reason IS NULL) ORDER BY c.id FOR NO KEY UPDATE) k"
+    )
 
 
 def _insert_periods(

@@ -140,7 +140,7 @@ def price_table_create(*, actor, tariff_category: str, kind: str, valid_from: dt
     # A price from a day issued bills cover would change what their adjustments compute (and the database
     # would refuse the prices of a table such bills use): it starts after them.
     lock_reference(exclusive=True)
-    refuse_if_billed(since=valid_from)
+    refuse_if_billed(since=valid_from, category=tariff_category)
     row = PriceTable.objects.create(
         tariff_category=tariff_category, kind=kind, valid_from=valid_from, legal_basis=legal_basis
     )
@@ -285,11 +285,36 @@ def lock_reference(*, exclusive: bool = False) -> None:
         cursor.execute(f"SELECT {function}(%s, %s)", list(REFERENCE_LOCK))
 
 
-def refuse_if_billed(*, since: dt.date, until: dt.date | None = None, field: str = "valid_from") -> None:
+def lock_contract(contract_id: int) -> Contract:
+    """A contract's readings change one at a time: a reading recorded or estimated, a correction (and the
+    re-base of the later month it makes) and a readings file import (``billing.imports``, the same lock on
+    its contracts at once, by id) lock the contract's row first, so each computes a month's advance from the
+    registers the other one committed. The contract, with its customer.
+
+    Lock order: the contract's row before any period lock (``lock_period``) and any reading or bill row,
+    one contract per transaction except an import (by id). ``FOR NO KEY UPDATE``: it waits for another change
+    of the contract's readings and for a change of the contract (``customers.services``, which takes no period
+    lock), but not for the key checks of the rows that point at the contract. So a holder of a period's lock
+    (the billing run, a rebate round, an issue) never waits for this lock, and a reading waiting for a
+    period's lock while holding it cannot close a cycle."""
+    return (
+        Contract.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("customer")
+        .get(pk=contract_id)
+    )
+
+
+def refuse_if_billed(
+    *, since: dt.date, until: dt.date | None = None, field: str = "valid_from", category: str | None = None
+) -> None:
     """Refuse a change of the rates or prices in force from ``since`` (to ``until``) when bills already cover
     those days: an issued bill's charge is history; a draft or held bill was computed with the rates before
-    the change, and issuing it would bill what the tables no longer say. Called under ``lock_reference``."""
+    the change, and issuing it would bill what the tables no longer say. Called under ``lock_reference``.
+    ``category``: a price table's tariff category, whose bills only it prices (as ``price_table_in_use``); a
+    VAT rate applies to every category and passes none."""
     bills = Invoice.objects.filter(period_end__gt=since)
+    if category is not None:
+        bills = bills.filter(contract__tariff_category=category)
     if until is not None:
         bills = bills.filter(period_start__lt=until)
     if bills.filter(status__in=ISSUED_STATUSES).exists():
@@ -343,9 +368,14 @@ def review_reason(*, contract_id: int, period: dt.date) -> str:
     return ""
 
 
+# The stored (English) start of the hold reason of a bill whose reading is flagged: this function, the billing
+# run's SQL and ``invoices_issue`` build it from here (``billing.money`` parses it back for display).
+FLAGGED_HOLD_PREFIX = "Reading flagged: "
+
+
 def flagged_hold(reading: MeterReading) -> str:
     """The hold reason of a bill whose reading is flagged as an implausible jump (as the billing run words it)."""
-    return f"Reading flagged: {reading.flag_reason}"[:200]
+    return f"{FLAGGED_HOLD_PREFIX}{reading.flag_reason}"[:200]
 
 
 def _hold_drafts(*, actor, contract_id: int, period: dt.date, reason: str) -> None:
@@ -475,8 +505,10 @@ def _previous_reading(contract: Contract, period: dt.date) -> MeterReading | Non
     )
 
 
-def _average_daily(contract: Contract, period: dt.date, cycles: int = 3) -> Decimal | None:
-    """Average daily kWh of the last ``cycles`` readings before ``period`` (None without history)."""
+def _history(contract: Contract, period: dt.date, cycles: int = 3) -> tuple[int, int] | None:
+    """(kWh, days) of the last ``cycles`` non-estimated readings before ``period`` (None without history): what
+    an implausible jump (``rules.jump_reason``) and an estimate are measured against, summed as the readings
+    import sums them (``billing.imports._Dialect.history``)."""
     rows = list(
         MeterReading.objects.current()
         .filter(contract=contract, period__lt=period)
@@ -486,26 +518,44 @@ def _average_daily(contract: Contract, period: dt.date, cycles: int = 3) -> Deci
     )
     if not rows:
         return None
-    days = sum((period_bounds(p)[1] - p).days for p, _kwh in rows)
-    return Decimal(sum(k for _p, k in rows)) / days
+    return sum(k for _p, k in rows), sum((period_bounds(p)[1] - p).days for p, _kwh in rows)
+
+
+def _same_stay(previous: MeterReading, assignment: MeterAssignment) -> bool:
+    """Whether ``previous`` was read in ``assignment``'s stay on the contract (``_assignment_read``): on the same
+    meter, installed before the previous reading's month ended. A meter taken off and put back later (after a
+    stand-in, say) starts a new stay: a reading of its earlier stay is before a swap, like one of another meter.
+    No query; the readings import compares the same in SQL (``billing.imports._calc_sql``)."""
+    return previous.meter_id == assignment.meter_id and assignment.installed_at < rules.month_end_at(previous.period)
+
+
+def _advance_base(*, contract, assignment: MeterAssignment, previous) -> tuple[int, int | None]:
+    """Where the advance of a register on ``assignment``'s meter starts, and what the meters taken off since
+    ``previous`` carry: (the previous register, None) when ``previous`` was read in the same stay; else (the
+    reading at install, ``_advance_of_meters_off``): the first reading of the contract, or a meter swapped
+    since the previous one. The one rule of a month's kWh across installations: a register read
+    (``_consumption``) and an estimate (``reading_estimate``) split it the same way."""
+    if previous is not None and _same_stay(previous, assignment):
+        return previous.value, None
+    return assignment.reading_at_install, _advance_of_meters_off(
+        contract=contract, assignment=assignment, previous=previous
+    )
 
 
 def _consumption(*, contract, assignment, previous, value: int, rolled_over: bool) -> tuple[int | None, int]:
     """(previous register, kWh) for a new register ``value``, across a meter replacement or a roll-over."""
-    if previous is None:
-        start = assignment.reading_at_install
-        if value < start:
-            raise ValidationError(
-                {"value": _("The register is below the reading at install (%(v)s).") % {"v": start}}
+    base, carried = _advance_base(contract=contract, assignment=assignment, previous=previous)
+    if carried is not None:
+        # The first reading, or the meter was replaced since the previous one: what every meter advanced, up
+        # to the current one's advance from its reading at install.
+        if value < base:
+            message = (
+                _("The register is below the reading at install (%(v)s).") % {"v": base}
+                if previous is None
+                else _("The register is below the new meter's reading at install.")
             )
-        return start, value - start
-    if previous.meter_id != assignment.meter_id:
-        # The meter was replaced since the previous reading: what every meter advanced, up to the new one's.
-        if value < assignment.reading_at_install:
-            raise ValidationError({"value": _("The register is below the new meter's reading at install.")})
-        return assignment.reading_at_install, _advance_of_meters_off(
-            contract=contract, assignment=assignment, previous=previous
-        ) + value - assignment.reading_at_install
+            raise ValidationError({"value": message})
+        return base, carried + value - base
     if value >= previous.value:
         return previous.value, value - previous.value
     if not rolled_over:
@@ -517,28 +567,28 @@ def _consumption(*, contract, assignment, previous, value: int, rolled_over: boo
     return previous.value, value + 10**digits - previous.value
 
 
-def _advance_of_meters_off(*, contract, assignment: MeterAssignment, previous: MeterReading) -> int:
-    """kWh read on the meters taken off the contract since ``previous`` (a reading on another meter than the
-    current ``assignment``'s): the previous meter's tail (its reading at removal − the previous register),
-    plus the whole advance (reading at removal − reading at install) of each meter installed and taken off
-    after it, before the current one. A contract's meters follow one another (each installed after the one
-    before came off), so they are in the order of their assignments: one query reads them all, from the
-    previous meter's last assignment before the current one (none found: nothing). A meter that came off
-    below its reading at install (faulty) adds nothing. The readings import computes the same in SQL
-    (``billing.imports._calc_sql``)."""
-    last_of_previous = (
-        MeterAssignment.objects.filter(contract=contract, meter_id=previous.meter_id, pk__lt=assignment.pk)
-        .order_by("-pk")
-        .values("pk")[:1]
-    )
-    meters = list(
-        MeterAssignment.objects.filter(contract=contract, pk__lt=assignment.pk, pk__gte=Subquery(last_of_previous))
-        .order_by("pk")
-        .values_list("reading_at_install", "reading_at_removal")
-    )
+def _advance_of_meters_off(*, contract, assignment: MeterAssignment, previous: MeterReading | None) -> int:
+    """kWh read on the meters taken off the contract since ``previous`` (a reading of another stay than the
+    current ``assignment``, ``_same_stay``): the tail of the stay it was read in (its reading at removal − the
+    previous register), plus the whole advance (reading at removal − reading at install) of each meter
+    installed and taken off after it, before the current one. No previous reading (the contract's first):
+    the whole advance of every meter before the current one. A contract's meters follow one another (each
+    installed after the one before came off), so they are in the order of their assignments: one query reads
+    them all, from the previous reading's stay (none found: nothing). A meter that came off below where it
+    started (faulty) adds nothing. The readings import computes the same in SQL (``billing.imports._calc_sql``)."""
+    stays = MeterAssignment.objects.filter(contract=contract, pk__lt=assignment.pk)
+    if previous is not None:
+        stay_read = (
+            stays.filter(meter_id=previous.meter_id, installed_at__lt=rules.month_end_at(previous.period))
+            .order_by("-pk")
+            .values("pk")[:1]
+        )
+        stays = stays.filter(pk__gte=Subquery(stay_read))
     advance = 0
-    for position, (at_install, at_removal) in enumerate(meters):
-        start = previous.value if position == 0 else at_install
+    for position, (at_install, at_removal) in enumerate(
+        stays.order_by("pk").values_list("reading_at_install", "reading_at_removal")
+    ):
+        start = previous.value if position == 0 and previous is not None else at_install
         advance += max((at_removal if at_removal is not None else start) - start, 0)
     return advance
 
@@ -556,18 +606,11 @@ def _refuse_impossible_kwh(kwh: int) -> None:
 
 
 def _jump_reason(contract: Contract, period: dt.date, kwh: int) -> str:
-    daily = _average_daily(contract, period)
-    if daily is None or daily == 0:
-        return ""
+    """Why ``kwh`` read for ``period`` is an implausible jump against the contract's last cycles ('' when it is
+    not): ``rules.jump_reason``, the one rule the readings import compares in SQL too."""
+    hist_kwh, hist_days = _history(contract, period) or (None, None)
     start, end = period_bounds(period)
-    expected = daily * (end - start).days
-    factor = Decimal(str(settings.TONGDAI_READING_JUMP_FACTOR))
-    if kwh > expected * factor and kwh - expected > 50:
-        return _("%(k)s kWh against about %(e)s expected from the last cycles") % {
-            "k": kwh,
-            "e": round(expected),
-        }
-    return ""
+    return rules.jump_reason(kwh, hist_kwh, hist_days, (end - start).days, settings.TONGDAI_READING_JUMP_FACTOR)
 
 
 def _later_reading(contract_id: int, period: dt.date) -> MeterReading | None:
@@ -585,15 +628,17 @@ def _refuse_contract_not_read(contract: Contract, period: dt.date) -> None:
 
 
 def _placed(
-    *, contract: Contract, assignment: MeterAssignment, period: dt.date, value: int
-) -> MeterReading | None:
+    *, contract: Contract, assignment: MeterAssignment, period: dt.date, value: int,
+    taken_at: dt.datetime | None = None,
+) -> MeterReading | None:  # fmt: skip
     """The reading rules (``billing.rules``) for a register of ``period`` on the meter that served the contract
-    then: the contract is read, the meter was there, and the register is not above a later month's (nor above
-    the meter's register when it came off). Locks the
+    then: the contract is read, the meter was there (and on when the register was ``taken_at``), and the
+    register is not above a later month's (nor above the meter's register when it came off). Locks the
     periods whose bills the reading changes; returns the later reading it re-bases (or None)."""
     _refuse_contract_not_read(contract, period)
     rules.check(rules.install_refusal(assignment.installed_at, period), field="period")
-    rules.check(rules.removal_refusal(value, assignment))
+    rules.check(rules.taken_refusal(taken_at, assignment), field="taken_at")
+    rules.check(rules.register_refusal(value), rules.removal_refusal(value, assignment))
     lock_period(period)
     later = _later_reading(contract.pk, period)
     if later is not None:
@@ -617,14 +662,14 @@ def reading_record(*, actor, contract: Contract, period: dt.date, value: int, so
         raise ValidationError({"source": _("Unknown reading source.")})
     if value is None or int(value) < 0:
         raise ValidationError({"value": _("A register is a whole number of kWh, not negative.")})
-    contract = Contract.objects.select_related("customer").get(pk=contract.pk)
+    contract = lock_contract(contract.pk)  # first: its readings change one at a time (``lock_contract``)
     require(actor, "billing.add_meterreading", unit=contract.customer.unit_id)
     rules.check(rules.future_refusal(period), field="period")
     _refuse_contract_not_read(contract, period)
     assignment = reading_assignment(contract, period)
     if meter_id is not None and assignment.meter_id != meter_id:
         _refuse_another_meter(contract, period, meter_id)
-    later = _placed(contract=contract, assignment=assignment, period=period, value=int(value))
+    later = _placed(contract=contract, assignment=assignment, period=period, value=int(value), taken_at=taken_at)
     if MeterReading.objects.current().filter(contract=contract, period=period).exists():
         raise ValidationError(
             _("This period is already read for the contract: correct that reading instead.")
@@ -661,19 +706,26 @@ def _true_up_estimate(
     (``reading_correct``, still an estimate): its bill is recomputed before issue, and after issue an adjustment
     is proposed (the customer is refunded what was billed too much). The month read then advances from it.
     Returns the reading the month advances from. A register below the estimate's own base is no true-up: it
-    is refused as below the previous reading."""
-    if (
-        previous is None
-        or previous.source != ReadingSource.ESTIMATED
-        or previous.meter_id != assignment.meter_id
-        or value >= previous.value
-    ):
+    is refused as below the previous reading. Across a swap (the estimate was read in an earlier stay,
+    ``_same_stay``) the real register is the one its meter came off with: an estimate above it is trued up to
+    it the same way (a meter that came off below the estimate's base, faulty, trues nothing up)."""
+    if previous is None or previous.source != ReadingSource.ESTIMATED:
+        return previous
+    reason, serial = _("True-up: %(m)s read %(v)s, below the estimate for %(e)s (%(x)s)"), ""
+    if not _same_stay(previous, assignment):
+        stay = _assignment_read(previous)
+        if stay is None or stay.reading_at_removal is None:
+            return previous
+        reason = _("True-up: meter %(s)s came off at %(v)s, below the estimate for %(e)s (%(x)s)")
+        value, serial = stay.reading_at_removal, stay.meter.serial
+    if value >= previous.value:
         return previous
     if value < (previous.previous_value or 0):
         _refuse_below_an_earlier_estimate(previous, value)
         return previous  # below a real reading: refused as below the previous reading
-    reason = _("True-up: %(m)s read %(v)s, below the estimate for %(e)s (%(x)s)") % {
+    reason = reason % {
         "m": f"{period:%m/%Y}", "v": value, "e": f"{previous.period:%m/%Y}", "x": previous.value,
+        "s": serial,
     }  # fmt: skip
     # Its issued bill gets its adjustment from ``reading_correct`` (proposed, or asked for).
     return reading_correct(
@@ -702,13 +754,9 @@ def _rebase(*, actor, later: MeterReading, previous: MeterReading, reason: str) 
     """The advance of ``later`` (the next current reading) follows ``previous``, a reading entered late or
     corrected before it: ``later`` is superseded by the same register with its new previous register and kWh.
     A bill not yet issued on it is recomputed; an issued one gets an adjustment proposal (a billing clerk
-    proposes, another approves)."""
-    assignment = (
-        MeterAssignment.objects.filter(contract_id=later.contract_id, meter_id=later.meter_id)
-        .select_related("meter")
-        .order_by("-id")
-        .first()
-    )
+    proposes, another approves). No entry of its own: its callers (a reading recorded or estimated late, a
+    correction) already hold the contract's lock (``lock_contract``) and the later month's period lock."""
+    assignment = _assignment_read(later)  # the stay it was read in: a meter put back on has several
     contract = Contract.objects.select_related("customer").get(pk=later.contract_id)
     previous_value, kwh = _consumption(
         contract=contract, assignment=assignment, previous=previous, value=later.value,
@@ -778,7 +826,7 @@ def reading_estimate(*, actor, contract: Contract, period: dt.date) -> MeterRead
     """A stopped meter: the period is estimated from the average daily use of the previous 3 cycles."""
     require(actor, "billing.add_meterreading")
     start, end = period_bounds(period)
-    contract = Contract.objects.select_related("customer").get(pk=contract.pk)
+    contract = lock_contract(contract.pk)  # first: its readings change one at a time (``lock_contract``)
     require(actor, "billing.add_meterreading", unit=contract.customer.unit_id)
     rules.check(rules.future_refusal(period), field="period")
     _refuse_contract_not_read(contract, period)
@@ -786,24 +834,27 @@ def reading_estimate(*, actor, contract: Contract, period: dt.date) -> MeterRead
         raise ValidationError(
             _("This period is already read for the contract: correct that reading instead.")
         )
-    daily = _average_daily(contract, period)
-    if daily is None:
+    history = _history(contract, period)
+    if history is None:
         raise ValidationError(_("No earlier readings to estimate from."))
-    kwh = int((daily * (end - start).days).quantize(Decimal(1), rounding="ROUND_HALF_UP"))
+    hist_kwh, hist_days = history
+    daily = Decimal(hist_kwh) / hist_days  # for the audit record only
+    # hist_kwh × days / hist_days rounded half up, exactly (whole numbers, no rounded division)
+    kwh = (2 * hist_kwh * (end - start).days + hist_days) // (2 * hist_days)
     assignment = reading_assignment(contract, period)
     previous = _previous_reading(contract, period)
-    base = (
-        previous.value
-        if previous and previous.meter_id == assignment.meter_id
-        else assignment.reading_at_install
-    )
+    # Split as a register read is (``_advance_base``): the meters taken off since the previous reading carry
+    # what they really advanced; the current meter's register takes only what is left of the estimate.
+    base, carried = _advance_base(contract=contract, assignment=assignment, previous=previous)
+    register = base + max(kwh - (carried or 0), 0)
     removal = assignment.reading_at_removal  # set once the meter came off: it read no more on the contract
     if removal is not None and base <= removal:
-        kwh = min(kwh, removal - base)
-    later = _placed(contract=contract, assignment=assignment, period=period, value=base + kwh)
+        register = min(register, removal)
+    kwh = (carried or 0) + register - base
+    later = _placed(contract=contract, assignment=assignment, period=period, value=register)
     reading = MeterReading.objects.create(
         contract=contract, meter=assignment.meter, unit_id=contract.customer.unit_id, period=period,
-        value=base + kwh, previous_value=base, kwh=kwh, source=ReadingSource.ESTIMATED, reader=_actor(actor),
+        value=register, previous_value=base, kwh=kwh, source=ReadingSource.ESTIMATED, reader=_actor(actor),
         taken_at=timezone.now(),
     )  # fmt: skip
     audit(actor=actor, action="reading.estimate", obj=reading, after={"period": str(period), "kwh": kwh,
@@ -855,6 +906,9 @@ def reading_correct(*, actor, reading: MeterReading, value: int, reason: str,
     reason = typed_text(reason, field="reason")
     if not reason:
         raise ValidationError({"reason": _("Say why the reading is corrected.")})
+    # The contract first (``lock_contract``): a later month's reading being recorded meanwhile commits, and is
+    # then seen below and re-based; one started meanwhile waits for this correction and advances from it.
+    lock_contract(reading.contract_id)
     lock_period(reading.period)
     old = MeterReading.objects.select_for_update().get(pk=reading.pk)
     if old.status == ReadingStatus.SUPERSEDED:
@@ -874,6 +928,7 @@ def reading_correct(*, actor, reading: MeterReading, value: int, reason: str,
     if kwh < 0:
         raise ValidationError({"value": _("The corrected register gives a negative consumption.")})
     _refuse_impossible_kwh(kwh)
+    rules.check(rules.register_refusal(int(value)))  # a register no meter reads (its kWh may fit)
     old.status = ReadingStatus.SUPERSEDED
     old.save(update_fields=["status"])
     new = MeterReading.objects.create(
@@ -1005,7 +1060,8 @@ def _billing_run(*, actor, period: dt.date, unit: Unit | None, start: dt.date, e
             (count,) = cursor.fetchone()
             first = _take_numbers(period.year, count) if count else 0
             insert_params = {**params, "year": str(period.year), "first": first, "start": start, "end": end,
-                             "run": run.pk, "now": now, "review": under_review_hold()[:200]}  # fmt: skip
+                             "run": run.pk, "now": now, "review": under_review_hold()[:200],
+                             "flagged": FLAGGED_HOLD_PREFIX}  # fmt: skip
             _run_insert_invoices(cursor, insert_params, count=count)
             without_reading, held = _run_count_left_out(cursor, params, unit_ids=unit_ids)
             for table in ("billing_run_todo", "billing_run_charge", "billing_run_line"):
@@ -1107,7 +1163,7 @@ def _run_invoices_sql() -> str:
            t.reading_id, t.kwh, t.households, ch.subtotal, ch.vat, ch.total,
            CASE WHEN t.reading_status = 'flagged' OR t.under_review = 1 THEN 'held' ELSE 'draft' END,
            CASE WHEN t.under_review = 1 THEN %(review)s
-                WHEN t.reading_status = 'flagged' THEN substr('Reading flagged: ' || t.flag_reason, 1, 200)
+                WHEN t.reading_status = 'flagged' THEN substr(%(flagged)s || t.flag_reason, 1, 200)
                 ELSE '' END,
            CASE WHEN t.under_review = 1 THEN 'review' WHEN t.reading_status = 'flagged' THEN 'flagged'
                 ELSE '' END,
@@ -1227,7 +1283,7 @@ def invoices_issue(*, actor, period: dt.date, unit: Unit | None = None) -> int:
     # A draft whose reading is flagged as an implausible jump (and not reviewed) is never issued: held as the
     # billing run would have held it.
     flag = Substr(
-        Concat(Value("Reading flagged: "), Subquery(
+        Concat(Value(FLAGGED_HOLD_PREFIX), Subquery(
             MeterReading.objects.filter(pk=OuterRef("reading_id")).values("flag_reason")[:1]
         )), 1, 200,
     )  # fmt: skip
@@ -1933,6 +1989,13 @@ def adjustment_propose(*, actor, invoice: Invoice, record: str, reading: MeterRe
     clerks proposing on the same bill at once: the second waits for the first, then is told one is pending."""
     require(actor, "billing.propose_adjustment", unit=invoice.unit_id)
     invoice = Invoice.objects.select_for_update(of=("self",)).select_related("contract").get(pk=invoice.pk)
+    if invoice.kind == InvoiceKind.ADJUSTMENT and invoice.adjusts_id is not None:  # as ``disputed_bill``
+        bill = disputed_bill(invoice).number
+        message = _(
+            "Invoice %(a)s adjusts bill %(b)s: propose the adjustment on bill %(b)s (a bill and its adjustments "
+            "are one account)."
+        )
+        raise ValidationError({"original": message % {"a": invoice.number, "b": bill}})
     if invoice.kind != InvoiceKind.REGULAR or invoice.status not in ISSUED_STATUSES:
         raise ValidationError(_("Only an issued bill is adjusted; a draft one is recomputed."))
     record = typed_text(record, field="record", limit=DESCRIPTION_MAX_CHARS)

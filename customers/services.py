@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from core.errors import renamed
 from core.text import column_length, composed, typed_text
@@ -527,6 +528,15 @@ def meter_register(
     return meter
 
 
+# The most a meter's register reads (kWh; the removal register's column holds it, and the install register's the
+# same), and the words refusing a register above it: the meter moves below and the readings
+# (``billing.rules.register_refusal``) refuse the same registers with the same message.
+LARGEST_REGISTER = MeterAssignment.largest_register("reading_at_removal")
+REGISTER_ABOVE_LARGEST = gettext_lazy(
+    "A meter's register reads at most %(max)s kWh; %(r)s cannot be its reading: check the digits."
+)
+
+
 def _check_register(reading: int, *, column: str) -> None:
     """A meter's register at install or removal, refused under ``reading`` unless its column (``column`` of
     ``MeterAssignment``) holds it: never negative, never above ``MeterAssignment.largest_register``, so that
@@ -537,14 +547,7 @@ def _check_register(reading: int, *, column: str) -> None:
         raise ValidationError({"reading": _("A reading cannot be negative.")})
     largest = MeterAssignment.largest_register(column)
     if reading > largest:
-        raise ValidationError(
-            {
-                "reading": _(
-                    "A meter's register reads at most %(max)s kWh; %(r)s cannot be its reading: check the digits."
-                )
-                % {"max": largest, "r": reading}
-            }
-        )
+        raise ValidationError({"reading": str(REGISTER_ABOVE_LARGEST) % {"max": largest, "r": reading}})
 
 
 @transaction.atomic
@@ -642,7 +645,9 @@ def meter_install(
 
 def _last_reading(assignment: MeterAssignment):
     """The current reading of the latest month read on the meter while it served the assignment's contract, or
-    None.
+    None. An estimate is left out: only a real register shows what the meter read, and a removal register
+    below an estimate that overshot is taken (billing trues the estimate up to it, as the next real reading
+    would: ``billing.services._true_up_estimate``).
 
     Readings belong to billing, above this app: the model is looked up by name, never imported.
     """
@@ -657,6 +662,7 @@ def _last_reading(assignment: MeterAssignment):
             period__gte=timezone.localdate(assignment.installed_at).replace(day=1),
         )
         .exclude(status="superseded")
+        .exclude(source="estimated")
         .order_by("-period", "-taken_at", "-id")
         .first()
     )

@@ -22,6 +22,7 @@ from billing.models import (
     PaymentSource,
     ReadingSource,
 )
+from billing.rules import LARGEST_REGISTER
 from core.api.serializers import CachedFieldsMixin
 from core.months import MONTH_INPUT_FORMATS
 from core.numbers import WholeNumberSerializerField
@@ -129,7 +130,10 @@ class ReadingInSerializer(ReadingEstimateInSerializer):
     """A reading a metering system posts: the contract's month and its register (a month in the future is
     refused by ``reading_record``, by the reading rules)."""
 
-    value = WholeNumberSerializerField(min_value=0, max_value=10**12)
+    # The most a meter reads (``billing.rules.register_refusal``, the meter moves' bound).
+    value = WholeNumberSerializerField(min_value=0, max_value=LARGEST_REGISTER, error_messages={
+        "max_value": gettext_lazy("A meter's register reads at most {max_value} kWh: check the digits."),
+    })  # fmt: skip
     # A field named like Field.source: the serializer's metaclass takes declared fields off the class.
     # The sources a reading file's line may give (``RECORDED_SOURCES``): a metering system's own estimate too.
     source = serializers.ChoiceField(  # type: ignore[assignment]

@@ -37,7 +37,10 @@ _TIER = re.compile(r"^Tier (?P<n>\d+) \((?:(?P<low>\d+)(?P<plus>\+)?(?:–(?P<hi
 _REBATE = re.compile(r"^Rebate #\d+: (?P<name>.*)$")
 _ADJUSTMENT = re.compile(r"^Adjustment of (?P<number>\S+)$")
 _OFFSET = re.compile(r"^Refund offset \(adjustment (?P<ref>[^)]+)\)$")
-_FLAGGED = re.compile(r"^Reading flagged: (?P<reason>.*)$", re.S)
+# The stored (English) start of the hold reason of a bill whose reading is flagged: ``services.flagged_hold``, the
+# billing run's SQL and ``invoices_issue`` write it from here, and ``hold_reason_label`` reads it back below.
+FLAGGED_HOLD_PREFIX = "Reading flagged: "
+_FLAGGED = re.compile(rf"^{re.escape(FLAGGED_HOLD_PREFIX)}(?P<reason>.*)$", re.S)
 
 
 def line_label(label: str) -> str:

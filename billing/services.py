@@ -55,7 +55,7 @@ from billing.models import (
     ReinspectionReason,
     VatRate,
 )
-from billing.money import money
+from billing.money import FLAGGED_HOLD_PREFIX, money
 from billing.selectors import tables_for, vat_rates
 from core.errors import renamed
 from core.text import DESCRIPTION_MAX_CHARS, column_length, typed_text
@@ -366,11 +366,6 @@ def review_reason(*, contract_id: int, period: dt.date) -> str:
     if Reinspection.objects.open().filter(reading__in=readings).exists():
         return _("A re-inspection of its reading is still open.")
     return ""
-
-
-# The stored (English) start of the hold reason of a bill whose reading is flagged: this function, the billing
-# run's SQL and ``invoices_issue`` build it from here (``billing.money`` parses it back for display).
-FLAGGED_HOLD_PREFIX = "Reading flagged: "
 
 
 def flagged_hold(reading: MeterReading) -> str:

@@ -24,6 +24,10 @@ logger = logging.getLogger("tongdai.tasks")
 
 REFUSED_TASK = "crm.tasks.refused_task"
 
+#: What every schedule the product declares is named with (``SCHEDULES``): a schedule under this prefix that is no
+#: longer declared (renamed or dropped in code) is the product's old one, and ``setup_schedules`` removes it.
+PRODUCT_SCHEDULE_PREFIX = "tongdai: "
+
 
 def schedule_modules() -> list:
     """The ``schedules`` module of every installed app that has one, in the order of ``INSTALLED_APPS``."""
@@ -33,6 +37,16 @@ def schedule_modules() -> list:
         if importlib.util.find_spec(name) is not None:
             modules.append(import_module(name))
     return modules
+
+
+def declared_schedule_names() -> frozenset[str]:
+    """The names of the schedules the product declares now (every app's ``SCHEDULES``)."""
+    return frozenset(entry[0] for module in schedule_modules() for entry in module.SCHEDULES)
+
+
+def on_demand_functions() -> frozenset[str]:
+    """The functions the apps queue on demand (``TASKS``), which an administrator may also schedule by hand."""
+    return frozenset(name for module in schedule_modules() for name in getattr(module, "TASKS", ()))
 
 
 @functools.cache

@@ -31,8 +31,9 @@ import mimetypes
 import threading
 import urllib.request
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import PurePath
 
 from django.conf import settings
@@ -51,13 +52,35 @@ from crm.permissions import require_everything
 logger = logging.getLogger("tongdai.outbox")
 
 
+# How the log names a phone: the customers app registers its rule (``customers.privacy.mask_phone``, the last
+# 3 digits shown), which this layer may not import. Until one is registered no phone is named at all.
+_mask_phone: Callable[[str], str] | None = None
+
+
+def register_phone_mask(function: Callable[[str], str]) -> None:
+    global _mask_phone
+    _mask_phone = function
+
+
+def logged_recipient(message: OutboxMessage) -> str:
+    """A message's recipient as a log line may name it, never whole (the journal and the log shipper keep what
+    is logged): a phone masked by the registered rule, an e-mail address by its domain only."""
+    recipient = message.recipient or ""
+    if message.channel == OutboxChannel.EMAIL and "@" in recipient:
+        return "…@" + recipient.rpartition("@")[2]
+    return _mask_phone(recipient) if _mask_phone is not None and recipient else "…"
+
+
 class LoggingBackend:
-    """Writes the message to the log: the default, so nothing leaves a machine by accident."""
+    """Writes that the message would have left to the log: the default, so nothing leaves a machine by
+    accident. The line names the message (its id, which the outbox's admin shows in full to those who may see
+    it), its channel, its recipient masked (``logged_recipient``) and its body's length, never a subject or a
+    body's text."""
 
     def send(self, message: OutboxMessage) -> None:
         logger.info(
-            "outbox %s %s to %s: %s %s",
-            message.pk, message.channel, message.recipient, message.subject, message.body,
+            "outbox %s %s to %s (body of %d characters)",
+            message.pk, message.channel, logged_recipient(message), len(message.body),
         )  # fmt: skip
 
 
@@ -361,14 +384,25 @@ def outbox_fail_interrupted(*, now: dt.datetime | None = None) -> int:
     ).update(status=OutboxStatus.FAILED, next_attempt_at=None, last_error=reason)
 
 
-def outbox_deliver_due(*, limit: int = 500, passes: int = 20) -> int:
+# The stop of the outbox worker whose loop runs in this context (``outbox_worker``), which the sweep it calls
+# heeds without being handed it.
+_worker_stop: ContextVar[threading.Event | None] = ContextVar("outbox_worker_stop", default=None)
+
+
+def outbox_deliver_due(*, limit: int = 500, passes: int = 20, stop: threading.Event | None = None) -> int:
     """The delivery sweep: mark failed what was interrupted at its last attempt (``outbox_fail_interrupted``),
     then deliver what is pending and due (new messages, retries), ``limit`` at a time, until a pass finds fewer
     (at most ``passes``; the next sweep goes on). A message another sweep claimed, or that failed, is no longer
-    due, so the passes end."""
+    due, so the passes end. Once ``stop`` (by default the stop of the worker running this sweep) is set, on the
+    worker's SIGTERM, no other message is started: the one being sent is finished, the rest stay pending,
+    untouched, for the next sweep."""
+    if stop is None:
+        stop = _worker_stop.get()
     outbox_fail_interrupted()
     sent = 0
     for _pass in range(passes):
+        if stop is not None and stop.is_set():
+            break
         due = list(
             OutboxMessage.objects.filter(
                 _due(timezone.now()),
@@ -378,7 +412,10 @@ def outbox_deliver_due(*, limit: int = 500, passes: int = 20) -> int:
             .order_by("id")
             .values_list("pk", flat=True)[:limit]
         )
-        sent += sum(outbox_deliver(message_id=pk) for pk in due)
+        for pk in due:
+            if stop is not None and stop.is_set():
+                return sent
+            sent += outbox_deliver(message_id=pk)
         if len(due) < limit:
             break
     return sent
@@ -387,20 +424,25 @@ def outbox_deliver_due(*, limit: int = 500, passes: int = 20) -> int:
 def outbox_worker(*, poll: float, stop: threading.Event, once: bool = False) -> int:
     """The outbox worker's loop (``manage.py outbox_worker``): deliver what is due; when nothing was, wait
     ``poll`` seconds (or until ``stop`` is set). Each pass starts on a usable connection (a database that went
-    away is reconnected, ``CONN_MAX_AGE`` is kept). ``once``: one pass. Returns the messages sent."""
+    away is reconnected, ``CONN_MAX_AGE`` is kept). Once ``stop`` is set (SIGTERM) the message being sent is
+    finished and no other one is started. ``once``: one pass. Returns the messages sent."""
     sent = 0
-    while not stop.is_set():
-        _usable_connections()
-        try:
-            delivered = outbox_deliver_due()
-        except DatabaseError:
-            logger.exception("outbox worker: the database is unavailable; trying again")
-            delivered = 0
-        sent += delivered
-        if once:
-            break
-        if not delivered:
-            stop.wait(poll)
+    heeded = _worker_stop.set(stop)  # the sweep starts no other message once ``stop`` is set
+    try:
+        while not stop.is_set():
+            _usable_connections()
+            try:
+                delivered = outbox_deliver_due()
+            except DatabaseError:
+                logger.exception("outbox worker: the database is unavailable; trying again")
+                delivered = 0
+            sent += delivered
+            if once:
+                break
+            if not delivered:
+                stop.wait(poll)
+    finally:
+        _worker_stop.reset(heeded)
     _usable_connections()
     return sent
 

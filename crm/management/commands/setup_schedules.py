@@ -2,14 +2,20 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django_q.models import Schedule
 
-from core.task_registry import schedule_modules
+from core.task_registry import (
+    PRODUCT_SCHEDULE_PREFIX,
+    declared_schedule_names,
+    on_demand_functions,
+    schedule_modules,
+)
 
 
 class Command(BaseCommand):
     help = (
         "Create or update the django-q2 schedules the product needs (idempotent; matched by name). When several "
         "schedules have a product schedule's name (one added by hand in the admin), the oldest is set up and the "
-        "others are left alone and listed."
+        "others are left alone and listed. A product schedule (named 'tongdai: …') no longer declared, renamed "
+        "or dropped in code, is removed, unless it runs an on-demand task an administrator may schedule by hand."
     )
 
     @transaction.atomic
@@ -24,6 +30,25 @@ class Command(BaseCommand):
                     "repeats": -1,
                 }
                 self.stdout.write(f"{self.set_up(name, wanted)}: {name}")
+        for name in self.remove_retired():
+            self.stdout.write(f"removed: {name}")
+
+    def remove_retired(self) -> list[str]:
+        """Delete the product's schedules that code no longer declares: named with the product's prefix, under a
+        name no ``SCHEDULES`` has now (renamed: the job would run twice a tick under two names; dropped: its
+        function is refused and fails every run). One running an on-demand task (``TASKS``) was set up by hand
+        and stays, as does every schedule under another name. Returns the names removed."""
+        candidates = (
+            Schedule.objects.filter(name__startswith=PRODUCT_SCHEDULE_PREFIX)
+            .exclude(name__in=declared_schedule_names())
+            .exclude(func__in=on_demand_functions())
+            .order_by("name", "pk")
+        )
+        # SQLite's LIKE ignores case: "Tongdai: …", named by an administrator, is not the product's.
+        retired = [schedule for schedule in candidates if schedule.name.startswith(PRODUCT_SCHEDULE_PREFIX)]
+        for schedule in retired:
+            schedule.delete()
+        return [schedule.name for schedule in retired]
 
     def set_up(self, name: str, wanted: dict) -> str:
         """Create the schedule ``name`` or bring the oldest of that name to ``wanted``; django-q2's names are not

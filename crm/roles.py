@@ -131,7 +131,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "customers.add_meter",
         "customers.change_meter",
         *_VIEW_TICKETS,
+        # They take billing requests on the phone; a phone ticket logs its call (its handling time counts).
         "tickets.add_ticket",
+        "tickets.add_interaction",
         *_WORK_BILLING,
     ],
     Role.MANAGER: [

@@ -392,7 +392,10 @@ class CustomerAdmin(
                     messages.success(request, _("The nuisance flag is cleared."))
             except ValidationError as exc:
                 report_errors(request, exc)
-            return HttpResponseRedirect(reverse("admin:customers_customer_card", args=[pk]))
+            # A popped card keeps the number calling (as the outage click does): "Call from …", its "New ticket".
+            card_url = reverse("admin:customers_customer_card", args=[pk])
+            calling = self._caller_phone(request)
+            return HttpResponseRedirect(f"{card_url}?{urlencode({'phone': calling})}" if calling else card_url)
         seen = privacy.visibility(request.user)
         caller_phone = self._caller_phone(request)
         if (

@@ -794,7 +794,11 @@ class TicketAdmin(MaskedLookupsMixin, StreamingExportMixin, ServiceErrorsMixin, 
 
     def _log_call(self, request, ticket, *, started_at=None):
         """An agent's phone intake is a call: it is logged with its handling time, from the moment the form (or
-        the card) was opened; a start that cannot be true (in the future, or hours ago) counts from now."""
+        the card) was opened; a start that cannot be true (in the future, or hours ago) counts from now. Every role
+        that takes tickets logs calls (``crm.roles``); an account that may take a ticket but not log a call (a group
+        of its own) still takes it, and its call is not logged: the ticket taken is never followed by a refusal."""
+        if not request.user.has_perm("tickets.add_interaction"):
+            return
         now = timezone.now()
         if started_at is None or not now - dt.timedelta(hours=4) <= started_at <= now:
             started_at = now
@@ -1368,7 +1372,7 @@ class InteractionAdmin(MaskedLookupsMixin, ServiceErrorsMixin, ReadOnlyAdmin):
     masked_lookups = {"caller_phone": privacy.PHONE}
 
     # Readable at 1366 px, the ticket column included (tickets/lists.css).
-    list_display = ["started", "channel", "disposition", "who", "ticket", "agent", "handling_seconds"]
+    list_display = ["started", "channel", "disposition", "who", "ticket", "agent", "handling"]
     list_select_related = ["customer", "ticket", "agent"]
     list_filter = [ScopedUnitFilter, "channel", "disposition"]
     fields = [
@@ -1399,6 +1403,10 @@ class InteractionAdmin(MaskedLookupsMixin, ServiceErrorsMixin, ReadOnlyAdmin):
             return None
         text = str(obj.customer)
         return format_html('<span class="cell" title="{}">{}</span>', text, text)
+
+    @admin.display(description=gettext_lazy("handling time (seconds)"))
+    def handling(self, obj):
+        return obj.handling_seconds
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:

@@ -2187,15 +2187,16 @@ def ticket_refuse_close_without_callback(ticket: Ticket) -> None:
 
 
 def interaction_unit(*, actor, customer: Customer | None = None, ticket: Ticket | None = None) -> Unit | None:
-    """The unit an interaction counts for: its ticket's, else its customer's (after merges), else the agent's
-    only unit. None when it cannot be told (the agent serves several units and named no one)."""
+    """The unit an interaction counts for: its ticket's, else its customer's, else the agent's only unit, each
+    after merges (``current_unit``: a call logged today counts for the unit serving today; old calls keep
+    theirs). None when it cannot be told (the agent serves several units and named no one)."""
     if ticket is not None:
-        return ticket.unit
+        return current_unit(ticket.unit)
     if customer is not None:
         return current_unit(customer.unit)
     profile = StaffProfile.objects.filter(user=actor).first() if getattr(actor, "pk", None) else None
     units = list(profile.units.all()[:2]) if profile is not None else []
-    return units[0] if len(units) == 1 else None
+    return current_unit(units[0]) if len(units) == 1 else None
 
 
 def interaction_record(
@@ -2262,7 +2263,12 @@ def interaction_check(
     it when it is validated, so that a refusal shows on its field with what the agent typed."""
     require(actor, "tickets.add_interaction")
     errors = {}
-    if ticket is not None and customer is not None and ticket.customer_id not in (None, customer.pk):
+    # Another customer's ticket, or an unknown caller's ticket of another unit (the call, filed under the ticket's
+    # unit, would show the customer to the staff of a unit that does not serve them).
+    if ticket is not None and customer is not None and (
+        ticket.customer_id not in (None, customer.pk)
+        or (ticket.customer_id is None and current_unit(ticket.unit).pk != current_unit(customer.unit).pk)
+    ):
         errors["ticket"] = _("The ticket is not this customer's.")
     if ticket is not None and customer is None:
         customer = ticket.customer
@@ -2274,8 +2280,8 @@ def interaction_check(
                 % {"code": follows.code}
             )
         unit = follows
-    else:
-        unit = unit or interaction_unit(actor=actor)
+    else:  # a unit named that was merged away: its successor takes the call today (as ``interaction_unit``)
+        unit = current_unit(unit) if unit is not None else interaction_unit(actor=actor)
     if unit is None:
         errors.setdefault("unit", _("Choose the unit the call was about."))
     now = timezone.now()

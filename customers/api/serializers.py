@@ -102,6 +102,8 @@ class CustomerCardSerializer(privacy.MaskedRepresentationMixin, serializers.Seri
     national_id = serializers.CharField(source="customer.national_id")
     nuisance_reason = serializers.CharField(source="customer.nuisance_reason")
     nuisance_set_at = serializers.DateTimeField(source="customer.nuisance_set_at", allow_null=True)
+    # who set the flag, as the admin's card says it (read only for a flagged customer: none when not flagged)
+    nuisance_set_by = serializers.CharField(source="customer.nuisance_set_by.username", default=None, allow_null=True)
     phones = PhoneSerializer(many=True)
     contracts = CardContractSerializer(many=True)
     sections = CardSectionSerializer(many=True)

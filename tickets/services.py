@@ -1273,8 +1273,10 @@ def ticket_reroute(*, actor, ticket: Ticket, unit: Unit, reason: str) -> Ticket:
     ticket.unit = unit
     ticket.save(update_fields=["unit", "assignee", "incident"])
     event = _event(ticket, EventKind.ROUTED, actor, before=before, after=after, note=reason.strip())
-    if done is not None:  # resolved in the new unit, whose callback it is now
-        _resolve_by_crew(actor, ticket=ticket, resolution_code=done.resolution_code)
+    if done is not None:
+        # Resolved in the new unit, whose callback it is now, by the crew's job done (no one's move: whoever
+        # re-routes may not serve the unit it goes to, and the job is not theirs).
+        _resolve_by_crew(None, ticket=ticket, resolution_code=done.resolution_code)
         ticket.refresh_from_db()
     body = _summary(ticket)
     outbox_write(

@@ -1344,6 +1344,10 @@ class AdjustmentAdmin(RefusalKeepsInputMixin, MoneyDisplays, BillingAdminMixin, 
         if obj is None and "kwh" in form.base_fields:
             form.base_fields["kwh"].required = False
             form.base_fields["kwh"].help_text = _("Or choose the corrected reading: its kWh is used.")
+        if obj is None and "dispute" in form.base_fields:
+            form.base_fields["dispute"].help_text = _(
+                "Left empty: the bill's open dispute, if any. The approved adjustment closes it as corrected."
+            )
         return form
 
     def has_add_permission(self, request):
@@ -1829,6 +1833,33 @@ class RebateBandInline(admin.TabularInline):
         return self._editable(obj) and super().has_delete_permission(request, obj)
 
 
+class RebateProgrammeForm(forms.ModelForm):
+    """A programme's first and last billed months are typed as months (as the billing run's), and stored as
+    their first day: a day typed inside a month names that month, which its bills' period is."""
+
+    MONTH_FIELDS = ("period_from", "period_to")
+
+    class Meta:
+        model = RebateProgramme
+        fields = ["name", "legal_basis", "customer_types", "units", "period_from", "period_to", "min_kwh", "max_kwh"]
+        widgets = {name: forms.DateInput(attrs={"type": "month"}, format="%Y-%m")
+                   for name in ("period_from", "period_to")}  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.MONTH_FIELDS:
+            if name in self.fields:
+                self.fields[name].input_formats = list(MONTH_INPUT_FORMATS)
+
+    def clean_period_from(self):
+        month = self.cleaned_data.get("period_from")
+        return month.replace(day=1) if month else month
+
+    def clean_period_to(self):
+        month = self.cleaned_data.get("period_to")
+        return month.replace(day=1) if month else month
+
+
 @admin.register(RebateProgramme)
 class RebateProgrammeAdmin(RecordFieldsMixin, SafeListMixin, BillingAdminMixin, admin.ModelAdmin):
     """A programme is edited while a draft; once applied it is what the bills say, changed only by reversing."""
@@ -1839,6 +1870,7 @@ class RebateProgrammeAdmin(RecordFieldsMixin, SafeListMixin, BillingAdminMixin, 
     filter_horizontal = ["units"]
     formfield_overrides = ADMIN_FORMFIELD_OVERRIDES  # the customer types: JSON with its nesting bounded
     inlines = [RebateBandInline]
+    form = RebateProgrammeForm
     fields = [
         "name", "legal_basis", "customer_types", "units", "period_from", "period_to", "min_kwh", "max_kwh",
         "status", "created_at",

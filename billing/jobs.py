@@ -148,6 +148,7 @@ def job_start_rebate(*, actor, programme: RebateProgramme, reverse: bool = False
     """Queue applying (or reversing) a programme. Applying and reversing the same programme exclude each other."""
     require(actor, "billing.apply_rebateprogramme")
     services.rebate_check_reach(actor, programme)  # refused at once, before a job is queued
+    services.rebate_check_can_run(programme, reverse=reverse)  # its status and bands, likewise
     kind = BillingJobKind.REBATE_REVERSE if reverse else BillingJobKind.REBATE_APPLY
     return _start(
         actor=actor, kind=kind, lock=f"rebate:{programme.pk}",
@@ -204,7 +205,12 @@ def _run_scan(job: BillingJob) -> dict:
 
 
 def _run_rebate(job: BillingJob) -> dict:
-    programme = RebateProgramme.objects.get(pk=job.params["programme"])
+    programme = RebateProgramme.objects.filter(pk=job.params["programme"]).first()
+    if programme is None:  # deleted (a draft) while its job waited
+        raise ValidationError(
+            _("The programme %(name)s was deleted before this job ran: nothing was applied or reversed.")
+            % {"name": job.params.get("label", "")}
+        )
     with transaction.atomic():
         if job.kind == BillingJobKind.REBATE_REVERSE:
             outcome = services.rebate_reverse(actor=job.started_by, programme=programme)

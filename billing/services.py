@@ -392,13 +392,17 @@ def _release_drafts(
     *, actor, contract_id: int, period: dt.date, reason: str, kinds: tuple[str, ...], verified: bool
 ) -> None:
     """Release the held bill of a contract and period once no dispute or re-inspection holds it any more, when
-    it is held for one of ``kinds`` (see ``_release_held``)."""
+    it is held for one of ``kinds`` (see ``_release_held``). The month's bill not issued is locked, draft or held,
+    and decided on the status read under the lock: an issue holding the draft meanwhile (``invoices_issue``, an
+    ``UPDATE`` under the same shared period lock) commits first and its hold is then seen and released."""
     if review_reason(contract_id=contract_id, period=period):
         return
-    for invoice in Invoice.objects.filter(
-        contract_id=contract_id, period=period, kind=InvoiceKind.REGULAR, status=InvoiceStatus.HELD
-    ):
-        _release_held(actor=actor, invoice=invoice, reason=reason, kinds=kinds, verified=verified)
+    for invoice in Invoice.objects.select_for_update(of=("self",)).filter(  # an issued bill is never held again
+        contract_id=contract_id, period=period, kind=InvoiceKind.REGULAR,
+        status__in=(InvoiceStatus.DRAFT, InvoiceStatus.HELD),
+    ):  # fmt: skip
+        if invoice.status == InvoiceStatus.HELD:
+            _release_held(actor=actor, invoice=invoice, reason=reason, kinds=kinds, verified=verified)
 
 
 def _release_held(*, actor, invoice: Invoice, reason: str, kinds: tuple[str, ...], verified: bool) -> None:
@@ -874,20 +878,28 @@ def _assignment_read(reading: MeterReading) -> MeterAssignment | None:
     )
 
 
-def _disputed_month(reading: MeterReading) -> bool:
-    """Whether an open dispute is about the bill of ``reading``'s contract and month, or any reading of it. The
+def _disputed_month(reading: MeterReading) -> list[Dispute]:
+    """The open disputes about the bill of ``reading``'s contract and month, or any reading of it. The
     disputes are locked: one closed meanwhile (``dispute_resolve``) is seen closed, and one closed after this
     correction sees the corrected reading (``_adjust_after_dispute``), so one of the two proposes the bill's
     adjustment, or asks for it."""
-    return bool(
-        Dispute.objects.open()
-        .filter(
-            Q(reading__contract_id=reading.contract_id, reading__period=reading.period)
-            | Q(invoice__contract_id=reading.contract_id, invoice__period=reading.period)
-        )
-        .select_for_update(of=("self",))
-        .values_list("pk", flat=True)
-    )
+    return list(_open_disputes(reading.contract_id, reading.period).select_for_update(of=("self",)))
+
+
+def _close_corrected_before_issue(*, actor, reading: MeterReading, disputes: list[Dispute], reason: str) -> None:
+    """A correction of a disputed month whose bill is not issued (a draft recomputed, held, or not made yet)
+    answers the dispute: closed as corrected, and the bill released once nothing else holds it (held for
+    review, or for the flag of the reading it was recomputed from, as ``_follow_flag``). After issue the
+    dispute stays open for the adjustment its clerk proposes. The caller holds the contract's and the month's
+    locks and the disputes' rows (``_disputed_month``)."""
+    issued = Invoice.objects.filter(contract_id=reading.contract_id, period=reading.period,
+                                    kind=InvoiceKind.REGULAR, status__in=ISSUED_STATUSES)  # fmt: skip
+    if not disputes or issued.exists():
+        return
+    for dispute in disputes:
+        _close_dispute(actor=actor, dispute=dispute, outcome=DisputeOutcome.CORRECTED)
+    _release_drafts(actor=actor, contract_id=reading.contract_id, period=reading.period, reason=reason,
+                    kinds=(HoldKind.REVIEW, HoldKind.FLAGGED), verified=False)  # fmt: skip
 
 
 @transaction.atomic
@@ -908,6 +920,8 @@ def reading_correct(*, actor, reading: MeterReading, value: int, reason: str,
     old = MeterReading.objects.select_for_update().get(pk=reading.pk)
     if old.status == ReadingStatus.SUPERSEDED:
         raise ValidationError(_("This reading was already corrected."))
+    if value is not None and int(value) == old.value:  # a correction changes the register (on site: confirmed)
+        raise ValidationError({"value": _("The corrected register is the reading's: nothing to correct.")})
     rolled_over = rules.later_rolled_over(old)  # the register passed its last digit since the previous reading
     if value is None or (int(value) < (old.previous_value or 0) and not rolled_over):
         raise ValidationError({"value": _("The corrected register is below the previous reading.")})
@@ -934,8 +948,11 @@ def reading_correct(*, actor, reading: MeterReading, value: int, reason: str,
     audit(actor=actor, action="reading.correct", obj=new, before={"reading": old.pk, "value": old.value,
           "kwh": old.kwh}, after={"value": value, "kwh": kwh}, reason=reason)  # fmt: skip
     # The issued bill of the month is adjusted: by the clerk of the open dispute that carries it (its
-    # adjustment closes the dispute), else proposed now (or asked for) like any change after issue.
-    _follow_reading(actor=actor, old=old, new=new, reason=reason, propose=not _disputed_month(old))
+    # adjustment closes the dispute), else proposed now (or asked for) like any change after issue. Before
+    # issue the correction closes the month's dispute. Lock order: contract, period (above), disputes, bills.
+    disputes = _disputed_month(old)
+    _follow_reading(actor=actor, old=old, new=new, reason=reason, propose=not disputes)
+    _close_corrected_before_issue(actor=actor, reading=old, disputes=disputes, reason=reason)
     if later is not None:
         _rebase(actor=actor, later=later, previous=new,
                 reason=_("Reading of %(m)s corrected: %(r)s") % {"m": f"{old.period:%m/%Y}", "r": reason})  # fmt: skip
@@ -1058,6 +1075,8 @@ def _billing_run(*, actor, period: dt.date, unit: Unit | None, start: dt.date, e
                              "run": run.pk, "now": now, "review": under_review_hold()[:200],
                              "flagged": FLAGGED_HOLD_PREFIX}  # fmt: skip
             _run_insert_invoices(cursor, insert_params, count=count)
+            # The applied rounds of the month reach the bills made now, as they reached those made before.
+            rebates = _run_apply_rebates(cursor, actor=actor, period=period, run_id=run.pk, now=now) if count else {}
             without_reading, held = _run_count_left_out(cursor, params, unit_ids=unit_ids)
             for table in ("billing_run_todo", "billing_run_charge", "billing_run_line"):
                 cursor.execute(f"DROP TABLE {table}")
@@ -1065,7 +1084,8 @@ def _billing_run(*, actor, period: dt.date, unit: Unit | None, start: dt.date, e
         run.finished_at = timezone.now()
         run.save(update_fields=["invoices", "without_reading", "held", "finished_at"])
         audit(actor=actor, action="billing.run", obj=run, unit_id=unit.pk if unit else None, rows=count,
-              after={"period": str(period), "invoices": count, "held": held, "without_reading": without_reading})  # fmt: skip
+              after={"period": str(period), "invoices": count, "held": held, "without_reading": without_reading,
+                     **({"rebates": rebates} if rebates else {})})  # fmt: skip
     return RunResult(run=run, invoices=count, without_reading=without_reading, held=held)
 
 
@@ -1651,7 +1671,9 @@ def invoice_recompute(*, actor, invoice: Invoice, reading: MeterReading, reason:
 def _recompute(*, actor, invoice: Invoice, reading: MeterReading, reason: str) -> Invoice:
     """``invoice_recompute`` without its permission check, for the services that change a bill's inputs (a
     rebate round taken back recomputes the rounds applied after it)."""
-    invoice = Invoice.objects.select_for_update().select_related("contract").get(pk=invoice.pk)
+    # The bill's row only (``of``): the contract's row is ``lock_contract``'s, taken before any period lock, and a
+    # holder of a period's lock (a rebate round) taking it here would close a cycle with a reading correction.
+    invoice = Invoice.objects.select_for_update(of=("self",)).select_related("contract").get(pk=invoice.pk)
     if invoice.status in ISSUED_STATUSES:
         raise ValidationError(_("An issued invoice cannot be changed: propose an adjustment."))
     # The reductions follow the corrected amount by the rule of an adjustment (``_corrected_charge``): each
@@ -1784,11 +1806,7 @@ def dispute_open(*, actor, ticket, claim: str, invoice: Invoice | None = None,
         ticket=ticket, customer=customer, unit_id=customer.unit_id, invoice=invoice, reading=reading,
         claim=claim, opened_at=timezone.now(), opened_by=_actor(actor),
     )  # fmt: skip
-    if reading is not None:
-        Reinspection.objects.create(
-            reading=reading, unit_id=reading.unit_id, dispute=dispute, reason=ReinspectionReason.DISPUTE,
-            created_at=timezone.now(),
-        )  # fmt: skip
+    item = _reinspect_for(dispute, reading) if reading is not None else None
     if invoice is not None:  # its status read under its lock: a bill issued meanwhile is not held
         _hold_if_draft(actor=actor, invoice=invoice, reason=_("Disputed by the customer"))
     if reading is not None:  # the bill of the disputed reading, whenever it is made, waits too
@@ -1798,8 +1816,36 @@ def dispute_open(*, actor, ticket, claim: str, invoice: Invoice | None = None,
              "ticket": ticket.number}  # fmt: skip
     if contested is not None and invoice is not None and contested.pk != invoice.pk:
         after["contested"] = contested.number  # the adjustment invoice the customer pointed at
+    if item is not None:
+        after["reinspection"] = item.pk
     audit(actor=actor, action="dispute.open", obj=dispute, after=after, reason=claim)
     return dispute
+
+
+def _reinspect_for(dispute: Dispute, reading: MeterReading) -> Reinspection:
+    """The re-inspection of a new dispute: one a contract and month. The open one of a dispute of the month
+    withdrawn before (its re-inspection goes on) is taken over by the new dispute, under its row lock (one
+    recorded meanwhile is done, and a new one opens); else one opens for the month's reading in force (an
+    anomaly's open re-inspection stays the anomaly's). Lock order: the period's lock (``dispute_open``), then
+    the item's row, then the bill's."""
+    item = (
+        Reinspection.objects.open()
+        .filter(
+            reading__contract_id=reading.contract_id, reading__period=reading.period,
+            reason=ReinspectionReason.DISPUTE,
+        )
+        .select_for_update(of=("self",))
+        .order_by("pk")
+        .first()
+    )
+    if item is not None:
+        item.dispute = dispute
+        item.save(update_fields=["dispute"])
+        return item
+    return Reinspection.objects.create(
+        reading=reading, unit_id=reading.unit_id, dispute=dispute, reason=ReinspectionReason.DISPUTE,
+        created_at=timezone.now(),
+    )  # fmt: skip
 
 
 def disputed_bill(invoice: Invoice) -> Invoice:
@@ -1828,11 +1874,13 @@ def reinspection_record(*, actor, item: Reinspection, outcome: str, reread_value
     """The unit's re-inspection result. Corrected: the reading is replaced (and a bill not yet issued recomputed).
     Meter fault: a meter test ticket is opened for the unit."""
     require(actor, "billing.change_reinspection", unit=item.unit_id)
-    item = (
-        Reinspection.objects.select_for_update(of=("self",))
-        .select_related("reading", "dispute")
-        .get(pk=item.pk)
-    )
+    contract_id, period = MeterReading.objects.filter(pk=item.reading_id).values_list("contract_id", "period").get()
+    # Lock order (``lock_contract``): the contract's row, then the month's period lock, then the item's row,
+    # the dispute's and the bill's. A correction of the month finishes first (the reading in force is read
+    # after it); a billing run or an issue of the month finishes first and its bill is then released.
+    lock_contract(contract_id)
+    lock_period(period)
+    item = Reinspection.objects.select_for_update(of=("self",)).select_related("reading", "dispute").get(pk=item.pk)
     if item.done_at is not None:
         raise ValidationError(_("This re-inspection is already recorded."))
     if outcome not in {DisputeOutcome.CONFIRMED, DisputeOutcome.CORRECTED, DisputeOutcome.METER_FAULT}:
@@ -1842,14 +1890,12 @@ def reinspection_record(*, actor, item: Reinspection, outcome: str, reread_value
     # The register on site is compared with the month's reading in force (corrected since the item opened,
     # it superseded the one the item names).
     reading = _reading_in_force(item.reading)
-    if (
-        outcome == DisputeOutcome.CONFIRMED
-        and reread_value is not None
-        and reread_value != reading.value
-    ):
+    if outcome == DisputeOutcome.CONFIRMED and reread_value is not None and reread_value != reading.value:
         raise ValidationError(
             {"reread_value": _("The register differs from the reading: the outcome is corrected.")}
         )
+    if outcome == DisputeOutcome.CORRECTED and reread_value == reading.value:
+        raise ValidationError({"reread_value": _("The register is the reading's: the outcome is confirmed.")})
     evidence = typed_text(evidence, field="evidence")
     if not evidence:
         raise ValidationError({"evidence": _("Describe the evidence (photo, seal, witness).")})
@@ -1859,42 +1905,27 @@ def reinspection_record(*, actor, item: Reinspection, outcome: str, reread_value
     audit(actor=actor, action="reinspection.record", obj=item, after={"outcome": outcome, "reread": reread_value},
           reason=evidence)  # fmt: skip
     corrected = None
-    if (
-        outcome == DisputeOutcome.CORRECTED and reread_value is not None
-    ):  # a corrected outcome has its register
-        try:
+    if outcome == DisputeOutcome.CORRECTED and reread_value is not None:  # a corrected outcome has its register
+        try:  # closes the month's open dispute when its bill is not issued (``reading_correct``)
             corrected = reading_correct(actor=actor, reading=reading, value=reread_value,
                                         reason=_("Re-inspection #%(n)s") % {"n": item.pk})  # fmt: skip
         except ValidationError as exc:  # the register the inspector read: refused beside it
             raise renamed(exc, {"value": "reread_value", "reading": "reread_value"}) from None
     elif outcome == DisputeOutcome.METER_FAULT:
         _open_meter_test(actor=actor, item=item)
-    dispute = item.dispute
-    if dispute is not None and dispute.status == DisputeStatus.OPEN:
-        # The bill the dispute names, or the one made from the disputed reading (a dispute may name the reading
-        # only): once issued, only an approved adjustment corrects it.
-        named_issued = dispute.invoice is not None and dispute.invoice.status in ISSUED_STATUSES
-        issued = named_issued or Invoice.objects.filter(
-            contract_id=item.reading.contract_id, period=item.reading.period, kind=InvoiceKind.REGULAR,
-            status__in=ISSUED_STATUSES,
-        ).exists()
-        if outcome == DisputeOutcome.CONFIRMED or (outcome == DisputeOutcome.CORRECTED and not issued):
-            dispute_resolve(actor=actor, dispute=dispute, outcome=outcome)
-        # An issued bill with a corrected reading stays disputed until its adjustment is approved.
-    elif (
-        corrected is None
-        and item.reason == ReinspectionReason.ANOMALY
-        and outcome == DisputeOutcome.CONFIRMED
-    ):
+    if item.dispute is not None and outcome == DisputeOutcome.CONFIRMED:
+        # Closed only if still open (a clerk may have withdrawn it meanwhile: the site result stands).
+        _close_dispute(actor=actor, dispute=item.dispute, outcome=outcome)
+    elif item.dispute is None and item.reason == ReinspectionReason.ANOMALY and outcome == DisputeOutcome.CONFIRMED:
         _release_if_free(actor, Invoice.objects.filter(reading=reading, status=InvoiceStatus.HELD),
                          _("Rise confirmed on site"))  # fmt: skip
     if corrected is not None and item.reason == ReinspectionReason.ANOMALY:
         _release_if_free(actor, Invoice.objects.filter(reading=corrected, status=InvoiceStatus.HELD),
                          _("Reading corrected on site"))  # fmt: skip
-    if outcome in (DisputeOutcome.CONFIRMED, DisputeOutcome.CORRECTED) and (
-        dispute is None or dispute.status != DisputeStatus.OPEN
-    ):  # the last open review of the reading closed (a dispute already withdrawn, say): its bill goes on
-        _release_drafts(actor=actor, contract_id=item.reading.contract_id, period=item.reading.period,
+    if outcome in (DisputeOutcome.CONFIRMED, DisputeOutcome.CORRECTED):
+        # The reading was read on site: the month's bill goes on once nothing else holds it (a dispute of an
+        # issued bill corrected stays open for its adjustment), a hold for its flagged reading too.
+        _release_drafts(actor=actor, contract_id=contract_id, period=period,
                         reason=_("Re-inspection #%(n)s recorded") % {"n": item.pk}, kinds=ON_SITE_RELEASES,
                         verified=True)  # fmt: skip
     return item
@@ -1929,21 +1960,54 @@ def _open_meter_test(*, actor, item: Reinspection) -> None:
 
 @transaction.atomic
 def dispute_resolve(*, actor, dispute: Dispute, outcome: str) -> Dispute:
+    """A clerk closes a dispute (withdrawn by the customer). Refused, nothing changed, when it is closed already."""
+    require(actor, "billing.change_dispute", unit=dispute.unit_id)
+    if outcome not in DisputeOutcome.values:
+        raise ValidationError({"outcome": _("Unknown outcome.")})
+    month = _dispute_month(dispute)
+    if month is not None:  # lock order: the period's lock before the dispute's and the bill's rows
+        lock_period(month[1])  # a billing run or issue of the month finishes first; its bill is then released
+    closed = _close_dispute(actor=actor, dispute=dispute, outcome=outcome)
+    if closed is None:
+        raise ValidationError(_("This dispute is already resolved."))
+    return closed
+
+
+def _dispute_month(dispute: Dispute) -> tuple[int, dt.date] | None:
+    """The contract and month a dispute is about (of the bill it names, else of its reading)."""
+    named = dispute.invoice or dispute.reading
+    return None if named is None else (named.contract_id, named.period)
+
+
+def _open_disputes(contract_id: int, period: dt.date):
+    """The open disputes about a contract's bill of ``period`` or any reading of that month (one at most,
+    ``dispute_open``)."""
+    return Dispute.objects.open().filter(
+        Q(reading__contract_id=contract_id, reading__period=period)
+        | Q(invoice__contract_id=contract_id, invoice__period=period)
+    )
+
+
+def _close_dispute(*, actor, dispute: Dispute, outcome: str) -> Dispute | None:
+    """Close ``dispute`` with ``outcome`` if it is still open, read under its row lock; None when it was closed
+    already (a clerk withdrew it meanwhile: that close stands, nothing changed here). Every path that closes
+    a dispute comes here: a clerk's ``dispute_resolve``, a re-inspection recorded on site, a correction of the
+    month before its bill is issued, an approved adjustment. The month's bill held for review is released once
+    nothing else holds it.
+
+    Lock order: the contract's row (``lock_contract``, by the callers that change readings), then the month's
+    period lock (``lock_period``, taken by the callers whose month's bill may still be held), then this
+    dispute's row, then the bill's."""
     require(actor, "billing.change_dispute", unit=dispute.unit_id)
     dispute = Dispute.objects.select_for_update().get(pk=dispute.pk)
     if dispute.status != DisputeStatus.OPEN:
-        raise ValidationError(_("This dispute is already resolved."))
-    if outcome not in DisputeOutcome.values:
-        raise ValidationError({"outcome": _("Unknown outcome.")})
+        return None
     dispute.status, dispute.outcome, dispute.resolved_at = DisputeStatus.RESOLVED, outcome, timezone.now()
     dispute.save(update_fields=["status", "outcome", "resolved_at"])
-    invoice = dispute.invoice
-    if invoice is not None and invoice.status == InvoiceStatus.HELD:
-        _release_held(actor=actor, invoice=invoice, reason=_("Dispute resolved"), kinds=(HoldKind.REVIEW,),
-                      verified=False)  # fmt: skip
-    elif dispute.reading is not None and invoice is None:
-        _release_drafts(actor=actor, contract_id=dispute.reading.contract_id, period=dispute.reading.period,
-                        reason=_("Dispute resolved"), kinds=(HoldKind.REVIEW,), verified=False)  # fmt: skip
+    month = _dispute_month(dispute)
+    if month is not None:
+        _release_drafts(actor=actor, contract_id=month[0], period=month[1], reason=_("Dispute resolved"),
+                        kinds=(HoldKind.REVIEW,), verified=False)  # fmt: skip
     audit(actor=actor, action="dispute.resolve", obj=dispute, before={"status": "open"},
           after={"status": "resolved", "outcome": outcome})  # fmt: skip
     if outcome != DisputeOutcome.CORRECTED:  # corrected: by its adjustment, or before the bill was issued
@@ -2023,6 +2087,8 @@ def adjustment_propose(*, actor, invoice: Invoice, record: str, reading: MeterRe
         raise ValidationError({"kwh": _("%(k)s kWh is more than any meter reads: check it.") % {"k": kwh}})
     if Adjustment.objects.filter(original=invoice, status=AdjustmentStatus.PROPOSED).exists():
         raise ValidationError(_("An adjustment of this invoice is already awaiting approval."))
+    if dispute is None:  # the bill's open dispute, left out of the form: its adjustment closes it too
+        dispute = _open_disputes(invoice.contract_id, invoice.period).first()
     # The reductions apply to the corrected bill by the same rule as before issue (``_corrected_charge``).
     charge, _rebates = _corrected_charge(invoice, kwh)
     current = _current_total(invoice)
@@ -2059,6 +2125,9 @@ def adjustment_decide(*, actor, adjustment: Adjustment, approve: bool, note: str
     """A second billing clerk approves (the adjustment invoice is issued, a refund opened when negative) or
     rejects. The proposer can never decide their own adjustment, and the database refuses it too."""
     require(actor, "billing.approve_adjustment", unit=adjustment.unit_id)
+    # Lock order: the disputes an approval closes (``_disputes_closed_by``), then the adjustment's row and its
+    # bill's, as a dispute closing (``dispute_resolve``) locks its row before the bill's.
+    disputes = _disputes_closed_by(adjustment) if approve else []
     adjustment = Adjustment.objects.select_for_update().select_related("original").get(pk=adjustment.pk)
     if adjustment.status != AdjustmentStatus.PROPOSED:
         raise ValidationError(_("This adjustment is already decided."))
@@ -2111,9 +2180,21 @@ def adjustment_decide(*, actor, adjustment: Adjustment, approve: bool, note: str
     _record_rebates(original, adjustment, invoice)
     audit(actor=actor, action="adjustment.approve", obj=adjustment, after={"invoice": invoice.number,
           "delta_total": adjustment.delta_total}, reason=note)  # fmt: skip
-    if adjustment.dispute is not None and adjustment.dispute.status == DisputeStatus.OPEN:
-        dispute_resolve(actor=actor, dispute=adjustment.dispute, outcome=DisputeOutcome.CORRECTED)
+    for dispute in disputes:
+        _close_dispute(actor=actor, dispute=dispute, outcome=DisputeOutcome.CORRECTED)
     return adjustment
+
+
+def _disputes_closed_by(adjustment: Adjustment) -> list[Dispute]:
+    """The disputes an approved adjustment closes, locked: the one it names and the bill's open dispute (the
+    adjustment proposed before that dispute opened, or without naming it); each closed only if still open."""
+    contract_id, period, dispute_id = (
+        Adjustment.objects.filter(pk=adjustment.pk)
+        .values_list("original__contract_id", "original__period", "dispute_id")
+        .get()
+    )
+    closes = _open_disputes(contract_id, period) | Dispute.objects.filter(pk=dispute_id)
+    return list(closes.select_for_update(of=("self",)).order_by("pk"))
 
 
 def _adjustment_parts(original: Invoice, adjustment: Adjustment) -> list[tuple[dt.date, int, int, int]]:
@@ -2303,15 +2384,18 @@ def _programmes_covering(invoice: Invoice, *, exclude: set[int]) -> list[RebateP
     as ``_eligible_sql`` selects the bills of a round, in the order they were created; its kWh is checked by
     ``RebateProgramme.percent_for``. For an issued bill, only the rounds that first ran before it was issued
     (a round reaches the bills not yet issued: one issued earlier never had it, whatever its kWh)."""
-    programmes = list(
+    # Its months read as months (a first month typed as a later day of it still covers the bill's month), and
+    # its units with those merged into them (``_programme_units``), as ``_eligible_sql`` reads them.
+    candidates = (
         RebateProgramme.objects.filter(
-            Q(units__isnull=True) | Q(units=invoice.unit_id), status=RebateStatus.APPLIED,
-            period_from__lte=invoice.period, period_to__gte=invoice.period,
+            status=RebateStatus.APPLIED, period_from__lt=rules.month_end(invoice.period),
+            period_to__gte=invoice.period,
         )
         .exclude(pk__in=exclude)
-        .distinct()
+        .prefetch_related("units")
         .order_by("pk")
     )  # fmt: skip
+    programmes = [p for p in candidates if (units := _programme_units(p)) is None or invoice.unit_id in units]
     if invoice.issued_at is not None:
         # An issued bill is within the reach of the rounds that ran while it was not yet issued only.
         programmes = [p for p in programmes if p.applied_at is not None and p.applied_at < invoice.issued_at]
@@ -2361,10 +2445,25 @@ def _vat_sql(base: str, percent: str) -> str:
     return _half_up_sql(f"({base}) * ({percent})", 100)
 
 
-def _eligible_sql(programme: RebateProgramme, join: str = "", join_params: tuple = ()) -> tuple[str, list]:
+def _programme_months(programme: RebateProgramme) -> tuple[dt.date, dt.date]:
+    """A programme's first and last billed months, each as its first day (a day typed inside a month names
+    that month, as ``lock_periods`` reads it): what its bills' ``period`` is compared with."""
+    return programme.period_from.replace(day=1), programme.period_to.replace(day=1)
+
+
+def _programme_units(programme: RebateProgramme) -> list[int] | None:
+    """The units a programme reaches (None: every unit): those it names and the units merged into them
+    (``crm.scoping.units_served_today``, the reach of a billing run or issue of the unit)."""
+    named = [unit.pk for unit in programme.units.all()]
+    return sorted(units_served_today(named)) if named else None
+
+
+def _eligible_sql(
+    programme: RebateProgramme, join: str = "", join_params: tuple = (), *, run_id: int | None = None
+) -> tuple[str, list]:
     """FROM … WHERE over the invoices a programme applies to (not yet issued, in its months, types, units,
     kWh), with the band's percent as ``pct`` and in hundredths (a whole number) as ``bp``; ``join`` is joined
-    to them as it is (``e`` names the invoices)."""
+    to them as it is (``e`` names the invoices). ``run_id``: only the bills that billing run made."""
     bands = list(programme.bands.order_by("from_kwh"))
     if not bands:
         raise ValidationError(_("The programme has no benefit bands."))
@@ -2383,7 +2482,10 @@ def _eligible_sql(programme: RebateProgramme, join: str = "", join_params: tuple
         "i.period <= %s",
         "i.kwh >= %s",
     ]
-    where_params: list = [programme.period_from, programme.period_to, programme.min_kwh]
+    where_params: list = [*_programme_months(programme), programme.min_kwh]
+    if run_id is not None:
+        where.append("i.run_id = %s")
+        where_params.append(run_id)
     if programme.max_kwh is not None:
         where.append("i.kwh <= %s")
         where_params.append(programme.max_kwh)
@@ -2391,7 +2493,7 @@ def _eligible_sql(programme: RebateProgramme, join: str = "", join_params: tuple
     if types:
         where.append(f"cu.customer_type IN ({', '.join(['%s'] * len(types))})")
         where_params += types
-    units = list(programme.units.values_list("pk", flat=True))
+    units = _programme_units(programme)
     if units:
         where.append(f"i.unit_id IN ({', '.join(['%s'] * len(units))})")
         where_params += units
@@ -2422,7 +2524,7 @@ def rebate_dry_run(*, programme: RebateProgramme, user=None) -> dict:
     """Who would get how much: counts and totals by unit and band, without writing anything (limited to
     ``user``'s units when given)."""
     sql, params = _eligible_sql(programme, f"LEFT JOIN {RATE_BASES_SQL} r ON r.invoice_id = e.id AND r.base > 0",
-                                (programme.period_from, programme.period_to))  # fmt: skip
+                                _programme_months(programme))  # fmt: skip
     scope = scope_for(user) if user is not None else None
     if scope is not None and not scope.everything:
         ids = sorted(scope.unit_ids) or [0]
@@ -2474,6 +2576,20 @@ def rebate_check_reach(user, programme: RebateProgramme) -> None:
         )
 
 
+def rebate_check_can_run(programme: RebateProgramme, *, reverse: bool = False) -> None:
+    """Whether a programme may be applied (or reversed) now, by its status and bands: checked when its job is
+    queued (refused at once, nothing queued) and again when it runs. A reversed programme is never applied
+    again; only an applied one is reversed; one without bands reduces nothing."""
+    if reverse:
+        if programme.status != RebateStatus.APPLIED:
+            raise ValidationError(_("Only an applied programme can be reversed."))
+        return
+    if programme.status == RebateStatus.REVERSED:
+        raise ValidationError(_("A reversed programme is not applied again: create a new one."))
+    if not programme.bands.exists():
+        raise ValidationError(_("The programme has no benefit bands."))
+
+
 @transaction.atomic
 def rebate_apply(*, actor, programme: RebateProgramme) -> dict:
     """Apply a programme to every eligible bill not yet issued, set-based. Running it again changes nothing
@@ -2481,45 +2597,71 @@ def rebate_apply(*, actor, programme: RebateProgramme) -> dict:
     require(actor, "billing.apply_rebateprogramme")
     programme = RebateProgramme.objects.select_for_update().get(pk=programme.pk)
     rebate_check_reach(actor, programme)
-    if programme.status == RebateStatus.REVERSED:
-        raise ValidationError(_("A reversed programme is not applied again: create a new one."))
+    rebate_check_can_run(programme)
     lock_periods(programme.period_from, programme.period_to)  # its months' corrections finish first
-    sql, params = _eligible_sql(programme)
     now = timezone.now()
     with connection.cursor() as cursor:
         bulk_work_memory(cursor)
-        _rebate_compute(cursor, sql, params)
-        cursor.execute(
-            "INSERT INTO billing_rebateapplication (programme_id, invoice_id, percent, base, amount, vat, applied_at) "
-            "SELECT %s, invoice_id, pct, base, amount, vat, %s FROM billing_rebate_todo",
-            [programme.pk, now],
-        )
-        count = cursor.rowcount
-        cursor.execute(
-            "INSERT INTO billing_invoiceline (invoice_id, position, label, segment_start, tier, kwh, price, amount, "
-            "vat_percent) "
-            "SELECT invoice_id, position, %s, period_start, NULL, 0, 0, -amount, vat_percent "
-            "FROM billing_rebate_part",
-            [rebate_label(programme)],
-        )
-        _rebate_release_offsets(cursor, actor=actor, programme=programme)
-        cursor.execute(
-            "UPDATE billing_invoice SET subtotal = billing_invoice.subtotal - t.amount, "
-            "vat = billing_invoice.vat - t.vat, total = billing_invoice.total - t.amount - t.vat "
-            "FROM billing_rebate_todo t WHERE t.invoice_id = billing_invoice.id"
-        )
-        cursor.execute("SELECT COALESCE(SUM(amount), 0), COALESCE(SUM(vat), 0) FROM billing_rebate_todo")
-        amount_total, vat_total = cursor.fetchone()
-        cursor.execute("DROP TABLE billing_rebate_todo")
-        cursor.execute("DROP TABLE billing_rebate_part")
-    totals = {"amount": int(amount_total), "vat": int(vat_total)}
+        count, amount_total, vat_total = _rebate_apply_sql(cursor, programme, actor=actor, now=now)
     if programme.status != RebateStatus.APPLIED:
         programme.status = RebateStatus.APPLIED
         programme.applied_at = programme.applied_at or now
         programme.save(update_fields=["status", "applied_at"])
+    totals = {"invoices": count, "amount": amount_total, "vat": vat_total}
     audit(actor=actor, action="rebate.apply", obj=programme, object_type="rebateprogramme", rows=count,
-          after={"invoices": count, "amount": totals["amount"] or 0, "vat": totals["vat"] or 0})  # fmt: skip
-    return {"invoices": count, "amount": totals["amount"] or 0, "vat": totals["vat"] or 0}
+          after=totals)  # fmt: skip
+    return totals
+
+
+def _rebate_apply_sql(cursor, programme: RebateProgramme, *, actor, now, run_id: int | None = None):
+    """A programme put on its eligible bills not yet issued (``_eligible_sql``; ``run_id``: only the bills that
+    billing run made), set-based: its applications, its lines, the bills' totals. Returns (bills, amount, VAT).
+    What a round applies and what the billing run gives the bills it makes in a round's month alike. The
+    caller holds the months' locks."""
+    sql, params = _eligible_sql(programme, run_id=run_id)
+    _rebate_compute(cursor, sql, params)
+    cursor.execute(
+        "INSERT INTO billing_rebateapplication (programme_id, invoice_id, percent, base, amount, vat, applied_at) "
+        "SELECT %s, invoice_id, pct, base, amount, vat, %s FROM billing_rebate_todo",
+        [programme.pk, now],
+    )
+    count = cursor.rowcount
+    cursor.execute(
+        "INSERT INTO billing_invoiceline (invoice_id, position, label, segment_start, tier, kwh, price, amount, "
+        "vat_percent) "
+        "SELECT invoice_id, position, %s, period_start, NULL, 0, 0, -amount, vat_percent "
+        "FROM billing_rebate_part",
+        [rebate_label(programme)],
+    )
+    _rebate_release_offsets(cursor, actor=actor, programme=programme)
+    cursor.execute(
+        "UPDATE billing_invoice SET subtotal = billing_invoice.subtotal - t.amount, "
+        "vat = billing_invoice.vat - t.vat, total = billing_invoice.total - t.amount - t.vat "
+        "FROM billing_rebate_todo t WHERE t.invoice_id = billing_invoice.id"
+    )
+    cursor.execute("SELECT COALESCE(SUM(amount), 0), COALESCE(SUM(vat), 0) FROM billing_rebate_todo")
+    amount_total, vat_total = cursor.fetchone()
+    cursor.execute("DROP TABLE billing_rebate_todo")
+    cursor.execute("DROP TABLE billing_rebate_part")
+    return count, int(amount_total or 0), int(vat_total or 0)
+
+
+def _run_apply_rebates(cursor, *, actor, period: dt.date, run_id: int, now) -> dict[str, int]:
+    """The applied rounds covering ``period`` put on the bills this billing run made, in the order they were
+    created (as ``_programmes_covering`` gives a corrected draft): a bill made after a round was applied (its
+    month read late, or run again) gets it as the bills billed before it did. Its units and customer types
+    and its kWh bands decide, by the round's own rule (``_rebate_apply_sql``). Returns bills per programme.
+    The run holds the month's lock; the programme rows are not locked (a round's apply or reverse locks its
+    row first, then the months: it waits for the run, then finds its bills)."""
+    done: dict[str, int] = {}
+    programmes = RebateProgramme.objects.filter(
+        status=RebateStatus.APPLIED, period_from__lt=rules.month_end(period), period_to__gte=period
+    ).order_by("pk")
+    for programme in programmes:
+        count, _amount, _vat = _rebate_apply_sql(cursor, programme, actor=actor, now=now, run_id=run_id)
+        if count:
+            done[str(programme.pk)] = count
+    return done
 
 
 def _rebate_compute(cursor, sql: str, params) -> None:
@@ -2587,8 +2729,7 @@ def rebate_reverse(*, actor, programme: RebateProgramme) -> dict:
     require(actor, "billing.apply_rebateprogramme")
     programme = RebateProgramme.objects.select_for_update().get(pk=programme.pk)
     rebate_check_reach(actor, programme)
-    if programme.status != RebateStatus.APPLIED:
-        raise ValidationError(_("Only an applied programme can be reversed."))
+    rebate_check_can_run(programme, reverse=True)
     lock_periods(programme.period_from, programme.period_to)  # as ``rebate_apply``
     label = rebate_label(programme)
     issued = RebateApplication.objects.filter(

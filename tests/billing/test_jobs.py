@@ -191,18 +191,6 @@ def test_rebate_apply_and_reverse_are_jobs(client, staff, make_customer, read, d
     assert not RebateApplication.objects.exists()
 
 
-def test_a_rebate_apply_is_refused_while_its_reverse_runs(db, staff):
-    programme = RebateProgramme.objects.create(
-        name="Hỗ trợ", legal_basis="NQ", period_from=OCT, period_to=OCT
-    )
-    admin = staff[Role.ADMINISTRATOR]
-    jobs.job_start_rebate(actor=admin, programme=programme, reverse=True)
-    with pytest.raises(Exception) as refused:
-        jobs.job_start_rebate(actor=admin, programme=programme)
-    assert refused.value.code == "already_running"
-    assert BillingJob.objects.count() == 1
-
-
 def test_the_jobs_list_takes_the_same_few_queries_for_few_and_many_jobs(client, clerk, org, make_staff):
     def make(n, user):
         for i in range(n):
